@@ -1,0 +1,66 @@
+// Typed errors for expected operating conditions. Broken invariants are not errors of this
+// kind: they throw a plain `Error` from `assert` and mean a bug (stopping beats corrupting).
+
+/** Base of every error the core raises on purpose. `code` is the stable contract. */
+export class RaftError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A proposal or read was made on a node that is not the leader. */
+export class NotLeaderError extends RaftError {
+  readonly leaderHint: string | null;
+  constructor(leaderHint: string | null) {
+    super('QKV_NOT_LEADER', leaderHint ? `not the leader; the leader is ${leaderHint}` : 'not the leader; no leader known');
+    this.leaderHint = leaderHint;
+  }
+}
+
+/** The proposal was refused (leadership transfer under way, limit reached, conf change pending…). */
+export class ProposalDroppedError extends RaftError {
+  constructor(reason: string) {
+    super('QKV_PROPOSAL_DROPPED', `proposal dropped: ${reason}`);
+  }
+}
+
+/** The requested log index was compacted away (the caller needs a snapshot). */
+export class CompactedError extends RaftError {
+  constructor(index: number, firstIndex: number) {
+    super('QKV_LOG_COMPACTED', `log index ${index} is compacted (first available index is ${firstIndex})`);
+  }
+}
+
+/** The requested log index is past the end of the log. */
+export class UnavailableError extends RaftError {
+  constructor(index: number, lastIndex: number) {
+    super('QKV_LOG_UNAVAILABLE', `log index ${index} is not available (last index is ${lastIndex})`);
+  }
+}
+
+/** The storage cannot produce a snapshot right now; the core retries later. */
+export class SnapshotTemporarilyUnavailableError extends RaftError {
+  constructor() {
+    super('QKV_SNAPSHOT_UNAVAILABLE', 'snapshot temporarily unavailable');
+  }
+}
+
+/** A Config failed validation; the message names the field and the rule. */
+export class ConfigError extends RaftError {
+  constructor(message: string) {
+    super('QKV_INVALID_CONFIG', message);
+  }
+}
+
+/** Throws when a programmer invariant does not hold. Never use for operating conditions. */
+export function assert(cond: unknown, message: string): asserts cond {
+  if (!cond) throw new Error(`raft invariant violated: ${message}`);
+}
+
+/** Exhaustiveness check for switches over unions. */
+export function assertNever(x: never): never {
+  throw new Error(`raft: unexpected value ${JSON.stringify(x)}`);
+}
