@@ -1,1 +1,10 @@
-export {};
+// @quorumkv/protocol — the wire types, msgpack codec and error codes shared by the server and
+// the client. Browser-safe: no Node-only imports anywhere in this package.
+
+export * from './errors.js';
+export * from './error-wire.js';
+export * from './wire.js';
+export * from './validate.js';
+export * from './codec.js';
+export * from './service.js';
+export * from './bytes.js';

@@ -1,0 +1,388 @@
+// Strict validation of decoded frames. Everything that arrives from the network is `unknown`
+// until a function here has checked every field: type, range, size, and that no unknown field
+// is present. Failures are typed errors (never a crash, never a partially trusted object).
+
+import {
+  InvalidArgumentError,
+  ProtocolError,
+  QuorumKvError,
+  TooLargeError,
+  type LeaderHint,
+} from './errors.js';
+import {
+  RANGE_LIMIT_MAX,
+  REQUEST_TIMEOUT_MS_MAX,
+  SESSION_ID_CHARS_MAX,
+  type CasAction,
+  type CasCondition,
+  type ClientRequest,
+  type ClientResponse,
+  type ClusterStatus,
+  type Consistency,
+  type Limits,
+  type MemberStatus,
+  type Op,
+  type ResultByOp,
+  type SessionRef,
+  type WireError,
+  type WireItem,
+} from './wire.js';
+
+type Obj = Record<string, unknown>;
+
+/** Most items a status answer may list (members, warnings). */
+const STATUS_LIST_MAX = 1000;
+/** Longest string accepted in ids, addresses, messages. */
+const STRING_CHARS_MAX = 64 * 1024;
+
+function isObj(x: unknown): x is Obj {
+  if (typeof x !== 'object' || x === null || Array.isArray(x) || x instanceof Uint8Array) return false;
+  const proto: unknown = Object.getPrototypeOf(x);
+  return proto === Object.prototype || proto === null;
+}
+
+function obj(x: unknown, path: string): Obj {
+  if (!isObj(x)) throw new ProtocolError(`${path} must be a map`);
+  return x;
+}
+
+function onlyKeys(o: Obj, allowed: readonly string[], path: string): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) throw new ProtocolError(`${path} has an unknown field "${k}"`);
+  }
+}
+
+/** msgpack nil and a missing field both mean "absent". */
+function absent(x: unknown): x is null | undefined {
+  return x === undefined || x === null;
+}
+
+function int(x: unknown, path: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof x !== 'number' || !Number.isSafeInteger(x)) throw new ProtocolError(`${path} must be an integer`);
+  if (x < min || x > max) throw new InvalidArgumentError(`${path} must be in [${min}, ${max}], got ${x}`);
+  return x;
+}
+
+function str(x: unknown, path: string, minChars = 0, maxChars = STRING_CHARS_MAX): string {
+  if (typeof x !== 'string') throw new ProtocolError(`${path} must be a string`);
+  if (x.length < minChars || x.length > maxChars) {
+    throw new InvalidArgumentError(`${path} must have ${minChars}..${maxChars} characters`);
+  }
+  return x;
+}
+
+function bool(x: unknown, path: string): boolean {
+  if (typeof x !== 'boolean') throw new ProtocolError(`${path} must be a boolean`);
+  return x;
+}
+
+function bytes(x: unknown, path: string): Uint8Array {
+  if (!(x instanceof Uint8Array)) throw new ProtocolError(`${path} must be binary`);
+  return x;
+}
+
+function list(x: unknown, path: string, maxItems: number): unknown[] {
+  if (!Array.isArray(x)) throw new ProtocolError(`${path} must be an array`);
+  if (x.length > maxItems) throw new ProtocolError(`${path} has more than ${maxItems} items`);
+  return x;
+}
+
+function oneOf<T extends string>(x: unknown, allowed: readonly T[], path: string): T {
+  if (typeof x !== 'string' || !(allowed as readonly string[]).includes(x)) {
+    throw new ProtocolError(`${path} must be one of ${allowed.join(', ')}`);
+  }
+  return x as T;
+}
+
+/** Checks a key: binary, non-empty, at most `maxKeyBytes`. */
+export function checkKey(x: unknown, limits: Limits, path = 'key'): Uint8Array {
+  const b = bytes(x, path);
+  if (b.length === 0) throw new InvalidArgumentError(`${path} must not be empty`);
+  if (b.length > limits.maxKeyBytes) {
+    throw new TooLargeError(`${path} has ${b.length} bytes; the limit is ${limits.maxKeyBytes}`, limits.maxKeyBytes);
+  }
+  return b;
+}
+
+/** Checks a value: binary, at most `maxValueBytes` (empty is allowed). */
+export function checkValue(x: unknown, limits: Limits, path = 'value'): Uint8Array {
+  const b = bytes(x, path);
+  if (b.length > limits.maxValueBytes) {
+    throw new TooLargeError(`${path} has ${b.length} bytes; the limit is ${limits.maxValueBytes}`, limits.maxValueBytes);
+  }
+  return b;
+}
+
+/**
+ * Checks a set of limits: positive integers, and frames big enough for the largest key + value.
+ * Throws {@link InvalidArgumentError} naming the rule.
+ */
+export function validateLimits(limits: Limits): Limits {
+  for (const name of ['maxKeyBytes', 'maxValueBytes', 'maxFrameBytes'] as const) {
+    const v = limits[name];
+    if (!Number.isSafeInteger(v) || v < 1) throw new InvalidArgumentError(`limits.${name} must be a positive integer`);
+  }
+  const need = limits.maxKeyBytes + limits.maxValueBytes + 1024;
+  if (limits.maxFrameBytes < need) {
+    throw new InvalidArgumentError(`limits.maxFrameBytes must be at least maxKeyBytes + maxValueBytes + 1024 (${need})`);
+  }
+  return limits;
+}
+
+function session(x: unknown): SessionRef {
+  const o = obj(x, 'session');
+  onlyKeys(o, ['id', 'seq', 'ackedBelow'], 'session');
+  const seq = int(o.seq, 'session.seq', 1);
+  return {
+    id: str(o.id, 'session.id', 1, SESSION_ID_CHARS_MAX),
+    seq,
+    ackedBelow: int(o.ackedBelow, 'session.ackedBelow', 1, seq),
+  };
+}
+
+function consistency(x: unknown): Consistency {
+  return absent(x) ? 'linearizable' : oneOf(x, ['linearizable', 'stale'] as const, 'consistency');
+}
+
+function casCondition(x: unknown, limits: Limits): CasCondition {
+  const o = obj(x, 'condition');
+  const kind = oneOf(o.kind, ['modRevision', 'value', 'absent'] as const, 'condition.kind');
+  switch (kind) {
+    case 'modRevision':
+      onlyKeys(o, ['kind', 'modRevision'], 'condition');
+      return { kind, modRevision: int(o.modRevision, 'condition.modRevision', 0) };
+    case 'value':
+      onlyKeys(o, ['kind', 'value'], 'condition');
+      return { kind, value: checkValue(o.value, limits, 'condition.value') };
+    case 'absent':
+      onlyKeys(o, ['kind'], 'condition');
+      return { kind };
+  }
+}
+
+function casAction(x: unknown, limits: Limits): CasAction {
+  const o = obj(x, 'action');
+  const kind = oneOf(o.kind, ['put', 'delete'] as const, 'action.kind');
+  if (kind === 'put') {
+    onlyKeys(o, ['kind', 'value'], 'action');
+    return { kind, value: checkValue(o.value, limits, 'action.value') };
+  }
+  onlyKeys(o, ['kind'], 'action');
+  return { kind };
+}
+
+const OPS: readonly Op[] = ['hello', 'get', 'put', 'delete', 'cas', 'range', 'status'];
+const BASE = ['id', 'op', 'timeoutMs'];
+
+function requestBody(o: Obj, id: number, limits: Limits): ClientRequest {
+  const op = oneOf(o.op, OPS, 'op');
+  const t = absent(o.timeoutMs) ? undefined : int(o.timeoutMs, 'timeoutMs', 1, REQUEST_TIMEOUT_MS_MAX);
+  const base = t === undefined ? { id } : { id, timeoutMs: t };
+  switch (op) {
+    case 'hello':
+      onlyKeys(o, [...BASE, 'version'], 'hello');
+      return { ...base, op, version: int(o.version, 'version', 0) };
+    case 'get':
+      onlyKeys(o, [...BASE, 'key', 'consistency'], 'get');
+      return { ...base, op, key: checkKey(o.key, limits), consistency: consistency(o.consistency) };
+    case 'put':
+      onlyKeys(o, [...BASE, 'key', 'value', 'session'], 'put');
+      return { ...base, op, key: checkKey(o.key, limits), value: checkValue(o.value, limits), session: session(o.session) };
+    case 'delete':
+      onlyKeys(o, [...BASE, 'key', 'session'], 'delete');
+      return { ...base, op, key: checkKey(o.key, limits), session: session(o.session) };
+    case 'cas':
+      onlyKeys(o, [...BASE, 'key', 'condition', 'action', 'session'], 'cas');
+      return {
+        ...base,
+        op,
+        key: checkKey(o.key, limits),
+        condition: casCondition(o.condition, limits),
+        action: casAction(o.action, limits),
+        session: session(o.session),
+      };
+    case 'range':
+      return rangeBody(o, base, limits);
+    case 'status':
+      onlyKeys(o, BASE, 'status');
+      return { ...base, op };
+  }
+}
+
+function rangeBody(o: Obj, base: { id: number; timeoutMs?: number }, limits: Limits): ClientRequest {
+  onlyKeys(o, [...BASE, 'prefix', 'start', 'end', 'after', 'limit', 'consistency'], 'range');
+  const hasPrefix = !absent(o.prefix);
+  if (hasPrefix === !absent(o.start)) throw new InvalidArgumentError('range needs exactly one of prefix and start');
+  if (hasPrefix && !absent(o.end)) throw new InvalidArgumentError('range with a prefix takes no end');
+  const req: ClientRequest = {
+    ...base,
+    op: 'range',
+    limit: int(o.limit, 'limit', 1, RANGE_LIMIT_MAX),
+    consistency: consistency(o.consistency),
+  };
+  // A prefix may be empty (= every key); start/end/after are keys.
+  if (hasPrefix) {
+    req.prefix = bytes(o.prefix, 'prefix');
+    if (req.prefix.length > limits.maxKeyBytes) throw new TooLargeError('prefix is longer than a key may be', limits.maxKeyBytes);
+  } else {
+    req.start = bytes(o.start, 'start');
+    if (req.start.length > limits.maxKeyBytes) throw new TooLargeError('start is longer than a key may be', limits.maxKeyBytes);
+  }
+  if (!absent(o.end)) req.end = checkKey(o.end, limits, 'end');
+  if (!absent(o.after)) req.after = checkKey(o.after, limits, 'after');
+  return req;
+}
+
+/** The outcome of validating a request frame that had a usable id. */
+export type ValidatedRequest =
+  | { ok: true; request: ClientRequest }
+  | { ok: false; id: number; error: QuorumKvError };
+
+/**
+ * Validates a decoded request. A frame without a usable `id` is malformed: this throws
+ * {@link ProtocolError} and the server closes the connection. Any other problem is returned with
+ * the id, so the server can answer that request with the error and keep the connection.
+ */
+export function validateRequest(x: unknown, limits: Limits): ValidatedRequest {
+  if (!isObj(x)) throw new ProtocolError('a request must be a map');
+  if (typeof x.id !== 'number' || !Number.isSafeInteger(x.id) || x.id < 0) {
+    throw new ProtocolError('a request must have a non-negative integer id');
+  }
+  const id = x.id;
+  try {
+    return { ok: true, request: requestBody(x, id, limits) };
+  } catch (e) {
+    if (e instanceof QuorumKvError) return { ok: false, id, error: e };
+    throw e;
+  }
+}
+
+function leaderHint(x: unknown, path: string): LeaderHint {
+  const o = obj(x, path);
+  onlyKeys(o, ['id', 'address'], path);
+  return { id: str(o.id, `${path}.id`, 1), address: str(o.address, `${path}.address`, 1) };
+}
+
+function wireError(x: unknown): WireError {
+  const o = obj(x, 'error');
+  onlyKeys(o, ['code', 'message', 'leaderHint', 'retryAfterMs', 'actualModRevision', 'limitBytes'], 'error');
+  const e: WireError = { code: str(o.code, 'error.code', 1, 64), message: str(o.message, 'error.message') };
+  if (!absent(o.leaderHint)) e.leaderHint = leaderHint(o.leaderHint, 'error.leaderHint');
+  if (!absent(o.retryAfterMs)) e.retryAfterMs = int(o.retryAfterMs, 'error.retryAfterMs', 0, REQUEST_TIMEOUT_MS_MAX);
+  if (!absent(o.actualModRevision)) e.actualModRevision = int(o.actualModRevision, 'error.actualModRevision', 0);
+  if (!absent(o.limitBytes)) e.limitBytes = int(o.limitBytes, 'error.limitBytes', 0);
+  return e;
+}
+
+/**
+ * Validates a decoded response envelope (id, ok, error). The `result` stays `unknown` until
+ * {@link validateResult} checks it against the operation the id belongs to.
+ * Throws {@link ProtocolError} on anything malformed.
+ */
+export function validateResponse(x: unknown): ClientResponse<unknown> {
+  const o = obj(x, 'response');
+  const id = int(o.id, 'id', 0);
+  const ok = bool(o.ok, 'ok');
+  if (ok) {
+    onlyKeys(o, ['id', 'ok', 'result'], 'response');
+    if (o.result === undefined) throw new ProtocolError('response.result is missing');
+    return { id, ok, result: o.result };
+  }
+  onlyKeys(o, ['id', 'ok', 'error'], 'response');
+  return { id, ok, error: wireError(o.error) };
+}
+
+function item(x: unknown, limits: Limits, path: string): WireItem {
+  const o = obj(x, path);
+  onlyKeys(o, ['key', 'value', 'createRevision', 'modRevision', 'version'], path);
+  return {
+    key: checkKey(o.key, limits, `${path}.key`),
+    value: checkValue(o.value, limits, `${path}.value`),
+    createRevision: int(o.createRevision, `${path}.createRevision`, 0),
+    modRevision: int(o.modRevision, `${path}.modRevision`, 0),
+    version: int(o.version, `${path}.version`, 0),
+  };
+}
+
+function limitsOf(x: unknown): Limits {
+  const o = obj(x, 'limits');
+  onlyKeys(o, ['maxKeyBytes', 'maxValueBytes', 'maxFrameBytes'], 'limits');
+  return validateLimits({
+    maxKeyBytes: int(o.maxKeyBytes, 'limits.maxKeyBytes', 1),
+    maxValueBytes: int(o.maxValueBytes, 'limits.maxValueBytes', 1),
+    maxFrameBytes: int(o.maxFrameBytes, 'limits.maxFrameBytes', 1),
+  });
+}
+
+function member(x: unknown, i: number): MemberStatus {
+  const path = `members[${i}]`;
+  const o = obj(x, path);
+  onlyKeys(o, ['id', 'address', 'zone', 'kind'], path);
+  const m: MemberStatus = {
+    id: str(o.id, `${path}.id`, 1),
+    address: str(o.address, `${path}.address`),
+    kind: oneOf(o.kind, ['voter', 'learner'] as const, `${path}.kind`),
+  };
+  if (!absent(o.zone)) m.zone = str(o.zone, `${path}.zone`);
+  return m;
+}
+
+function status(x: unknown): ClusterStatus {
+  const o = obj(x, 'status');
+  onlyKeys(o, ['nodeId', 'role', 'term', 'leader', 'commitIndex', 'appliedIndex', 'members', 'warnings'], 'status');
+  return {
+    nodeId: str(o.nodeId, 'status.nodeId', 1),
+    role: oneOf(o.role, ['follower', 'preCandidate', 'candidate', 'leader'] as const, 'status.role'),
+    term: int(o.term, 'status.term', 0),
+    leader: absent(o.leader) ? null : leaderHint(o.leader, 'status.leader'),
+    commitIndex: int(o.commitIndex, 'status.commitIndex', 0),
+    appliedIndex: int(o.appliedIndex, 'status.appliedIndex', 0),
+    members: list(o.members, 'status.members', STATUS_LIST_MAX).map(member),
+    warnings: list(o.warnings, 'status.warnings', STATUS_LIST_MAX).map((w, i) => str(w, `warnings[${i}]`)),
+  };
+}
+
+function resultOf<K extends Op>(op: K, o: Obj, limits: Limits): ResultByOp[Op] {
+  switch (op as Op) {
+    case 'hello':
+      onlyKeys(o, ['version', 'serverId', 'leader', 'limits'], 'hello result');
+      return {
+        version: int(o.version, 'version', 0),
+        serverId: str(o.serverId, 'serverId', 1),
+        leader: absent(o.leader) ? null : leaderHint(o.leader, 'leader'),
+        limits: limitsOf(o.limits),
+      };
+    case 'get':
+      onlyKeys(o, ['item'], 'get result');
+      return { item: absent(o.item) ? null : item(o.item, limits, 'item') };
+    case 'put':
+    case 'cas':
+      onlyKeys(o, ['revision'], `${op} result`);
+      return { revision: int(o.revision, 'revision', 0) };
+    case 'delete':
+      onlyKeys(o, ['revision', 'deleted'], 'delete result');
+      return { revision: int(o.revision, 'revision', 0), deleted: bool(o.deleted, 'deleted') };
+    case 'range':
+      onlyKeys(o, ['items', 'more'], 'range result');
+      return {
+        items: list(o.items, 'items', RANGE_LIMIT_MAX).map((it, i) => item(it, limits, `items[${i}]`)),
+        more: bool(o.more, 'more'),
+      };
+    case 'status':
+      return status(o);
+  }
+}
+
+/**
+ * Validates the `result` of a successful response to `op`. Throws {@link ProtocolError} (or
+ * {@link TooLargeError} for an oversized key/value) when it does not match.
+ */
+export function validateResult<K extends Op>(op: K, result: unknown, limits: Limits): ResultByOp[K] {
+  try {
+    return resultOf(op, obj(result, `${op} result`), limits) as ResultByOp[K];
+  } catch (e) {
+    // Inside a response, any violation is the server breaking the protocol.
+    if (e instanceof InvalidArgumentError) throw new ProtocolError(e.message, { cause: e });
+    throw e;
+  }
+}

@@ -1,0 +1,241 @@
+// The client wire protocol: what travels over WebSocket `/client` as msgpack frames.
+// One frame = one request or one response. Requests carry a connection-unique `id`; responses
+// echo it, in any order (the connection is pipelined). docs/protocol.md describes the rules.
+
+import type { LeaderHint } from './errors.js';
+
+/** The protocol version this package speaks. A server refuses a `hello` with another version. */
+export const PROTOCOL_VERSION = 1;
+
+/** The HTTP path of the client WebSocket endpoint on every node. */
+export const CLIENT_PATH = '/client';
+
+/** Size limits shared by both ends. A server announces its own in the `hello` answer. */
+export interface Limits {
+  /** Largest key, in bytes (UTF-8 bytes for string keys). Keys are never empty. */
+  maxKeyBytes: number;
+  /** Largest value, in bytes. */
+  maxValueBytes: number;
+  /** Largest encoded frame, in bytes, in either direction. */
+  maxFrameBytes: number;
+}
+
+/** The default limits: 4 KiB keys, 1 MiB values, 2 MiB frames. */
+export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
+  maxKeyBytes: 4 * 1024,
+  maxValueBytes: 1024 * 1024,
+  maxFrameBytes: 2 * 1024 * 1024,
+});
+
+/** Bytes a frame needs besides its key and value (ids, field names, session, metadata). */
+export const FRAME_OVERHEAD_BYTES_MAX = 1024;
+/** Most items one `range` request may ask for. */
+export const RANGE_LIMIT_MAX = 10_000;
+/** Longest per-request timeout a client may ask for (10 minutes). */
+export const REQUEST_TIMEOUT_MS_MAX = 10 * 60 * 1000;
+/** Longest session id, in characters. */
+export const SESSION_ID_CHARS_MAX = 64;
+
+/** How fresh a read must be. */
+export type Consistency = 'linearizable' | 'stale';
+
+/**
+ * The exactly-once session of a write (Raft thesis §6.3). `seq` numbers a client's writes from 1;
+ * a retry reuses its `seq`. The state machine keeps the result of every `seq >= ackedBelow`, so a
+ * retried `seq` gets the stored result instead of being applied again. `ackedBelow` is the lowest
+ * `seq` whose answer the client may still need: every smaller one has been answered.
+ */
+export interface SessionRef {
+  id: string;
+  seq: number;
+  ackedBelow: number;
+}
+
+/** A stored key with its metadata, as it travels on the wire. */
+export interface WireItem {
+  key: Uint8Array;
+  value: Uint8Array;
+  /** Revision (Raft index) of the write that created the key since it last did not exist. */
+  createRevision: number;
+  /** Revision (Raft index) of the last write to the key. */
+  modRevision: number;
+  /** Number of writes since creation; 1 after the first put. */
+  version: number;
+}
+
+/** The condition of a compare-and-swap. */
+export type CasCondition =
+  | { kind: 'modRevision'; modRevision: number }
+  | { kind: 'value'; value: Uint8Array }
+  | { kind: 'absent' };
+
+/** What a compare-and-swap does when its condition holds. */
+export type CasAction = { kind: 'put'; value: Uint8Array } | { kind: 'delete' };
+
+/** Fields every request carries. */
+export interface RequestBase {
+  /** Connection-unique request id (a non-negative safe integer); echoed by the response. */
+  id: number;
+  /** How long the caller will wait, in ms; the server gives up after it. Absent = server default. */
+  timeoutMs?: number;
+}
+
+/** First request on a connection: agree on the version, learn the node and the limits. */
+export interface HelloRequest extends RequestBase {
+  op: 'hello';
+  version: number;
+}
+/** Read one key. */
+export interface GetRequest extends RequestBase {
+  op: 'get';
+  key: Uint8Array;
+  consistency: Consistency;
+}
+/** Write one key. */
+export interface PutRequest extends RequestBase {
+  op: 'put';
+  key: Uint8Array;
+  value: Uint8Array;
+  session: SessionRef;
+}
+/** Delete one key. */
+export interface DeleteRequest extends RequestBase {
+  op: 'delete';
+  key: Uint8Array;
+  session: SessionRef;
+}
+/** Compare-and-swap on one key. */
+export interface CasRequest extends RequestBase {
+  op: 'cas';
+  key: Uint8Array;
+  condition: CasCondition;
+  action: CasAction;
+  session: SessionRef;
+}
+/**
+ * Read keys in order: those starting with `prefix`, or in [`start`, `end`) (no `end` = to the last
+ * key). Exactly one of `prefix` and `start` is set. `after` resumes a previous page: only keys
+ * strictly greater are returned.
+ */
+export interface RangeRequest extends RequestBase {
+  op: 'range';
+  prefix?: Uint8Array;
+  start?: Uint8Array;
+  end?: Uint8Array;
+  after?: Uint8Array;
+  /** Most items in this page (1..RANGE_LIMIT_MAX). */
+  limit: number;
+  consistency: Consistency;
+}
+/** The node's view of the cluster. */
+export interface StatusRequest extends RequestBase {
+  op: 'status';
+}
+
+/** Any client request. */
+export type ClientRequest =
+  | HelloRequest
+  | GetRequest
+  | PutRequest
+  | DeleteRequest
+  | CasRequest
+  | RangeRequest
+  | StatusRequest;
+/** The operation names. */
+export type Op = ClientRequest['op'];
+/** The requests that write (and so carry a session). */
+export type WriteRequest = PutRequest | DeleteRequest | CasRequest;
+
+/** Answer to `hello`. */
+export interface HelloResult {
+  version: number;
+  /** The answering node's id. */
+  serverId: string;
+  /** The leader as this node knows it, or null. */
+  leader: LeaderHint | null;
+  limits: Limits;
+}
+/** Answer to `get`: the item, or null when the key does not exist. */
+export interface GetResult {
+  item: WireItem | null;
+}
+/** Answer to `put`: the revision of the write. */
+export interface PutResult {
+  revision: number;
+}
+/** Answer to `delete`: the revision of the delete, and whether a key was there. */
+export interface DeleteResult {
+  revision: number;
+  deleted: boolean;
+}
+/** Answer to a successful `cas` (a failed one is a `QKV_CAS_FAILED` error). */
+export interface CasResult {
+  revision: number;
+}
+/** One page of a range; `more` says whether keys remain after the last item. */
+export interface RangeResult {
+  items: WireItem[];
+  more: boolean;
+}
+/** One member of the cluster, as seen by the answering node. */
+export interface MemberStatus {
+  id: string;
+  /** Client address, `host:port`. */
+  address: string;
+  /** Failure-domain label, if configured. */
+  zone?: string;
+  /** 'voter' or 'learner'. */
+  kind: 'voter' | 'learner';
+}
+/** Answer to `status`: the cluster as the answering node sees it. */
+export interface ClusterStatus {
+  nodeId: string;
+  role: 'follower' | 'preCandidate' | 'candidate' | 'leader';
+  term: number;
+  leader: LeaderHint | null;
+  commitIndex: number;
+  appliedIndex: number;
+  members: MemberStatus[];
+  /** Operator warnings, e.g. "zone a holds a quorum". */
+  warnings: string[];
+}
+
+/** The result type of each operation. */
+export interface ResultByOp {
+  hello: HelloResult;
+  get: GetResult;
+  put: PutResult;
+  delete: DeleteResult;
+  cas: CasResult;
+  range: RangeResult;
+  status: ClusterStatus;
+}
+
+/** An error as it travels: a stable code, a message, and code-specific details. */
+export interface WireError {
+  code: string;
+  message: string;
+  /** QKV_NOT_LEADER */
+  leaderHint?: LeaderHint;
+  /** QKV_BUSY */
+  retryAfterMs?: number;
+  /** QKV_CAS_FAILED */
+  actualModRevision?: number;
+  /** QKV_TOO_LARGE */
+  limitBytes?: number;
+}
+
+/** A successful answer. */
+export interface OkResponse<R = unknown> {
+  id: number;
+  ok: true;
+  result: R;
+}
+/** A failed answer. */
+export interface ErrorResponse {
+  id: number;
+  ok: false;
+  error: WireError;
+}
+/** Any answer. */
+export type ClientResponse<R = unknown> = OkResponse<R> | ErrorResponse;
