@@ -1,0 +1,155 @@
+import { describe, expect, it } from 'vitest';
+import { checkAvailability } from '../src/checkers/availability.js';
+import { checkLogAgreement } from '../src/checkers/log-agreement.js';
+import { checkSet } from '../src/checkers/set.js';
+import type { StatusSample } from '../src/checkers/split-brain.js';
+import { checkSplitBrain } from '../src/checkers/split-brain.js';
+import { compose, mergeValid } from '../src/checker.js';
+import type { Op } from '../src/history.js';
+import { pairOps } from '../src/history.js';
+import { hist } from './helpers.js';
+
+describe('set checker', () => {
+  const adds = hist([
+    [0, 'invoke', 'add', 1], [0, 'ok', 'add', 1],
+    [1, 'invoke', 'add', 2], [1, 'info', 'add', 2],
+    [0, 'invoke', 'add', 3], [0, 'ok', 'add', 3],
+    [2, 'invoke', 'add', 4], [2, 'fail', 'add', 4],
+  ]);
+  const withReads = (...reads: [string, unknown[]][]): Op[] => {
+    const ops = adds.slice();
+    for (const [node, elements] of reads) {
+      ops.push({ index: ops.length, process: 9, type: 'invoke', f: 'read', value: null, time: ops.length * 10 + 10, node });
+      ops.push({ index: ops.length, process: 9, type: 'ok', f: 'read', value: elements, time: ops.length * 10 + 10, node });
+    }
+    return ops;
+  };
+
+  it('accepts final reads holding every acknowledged add (info adds may or may not appear)', () => {
+    const r = checkSet(pairOps(withReads(['n1', [1, 2, 3]], ['n2', [1, 3]])));
+    expect(r.valid).toBe(true);
+    expect(r.evidence).toMatchObject({ acknowledgedCount: 2, recoveredCount: 1, divergentCount: 1 });
+  });
+
+  it('flags a lost acknowledged add and names the node that lacks it', () => {
+    const r = checkSet(pairOps(withReads(['n1', [1, 3]], ['n2', [1]])));
+    expect(r.valid).toBe(false);
+    expect(r.evidence.lost).toEqual([{ element: 3, missingOn: ['n2'] }]);
+  });
+
+  it('flags an element nobody added', () => {
+    const r = checkSet(pairOps(withReads(['n1', [1, 3, 99]])));
+    expect(r.valid).toBe(false);
+    expect(r.evidence.unexpected).toEqual([{ element: 99, seenOn: ['n1'] }]);
+  });
+
+  it('is unknown without a final read', () => {
+    expect(checkSet(pairOps(adds)).valid).toBe('unknown');
+  });
+});
+
+describe('split-brain checker', () => {
+  const poll = (node: string, time: number, role: string, term: number, leader: string | null): StatusSample => ({ node, time, role, term, leader });
+
+  it('accepts one leader per term across elections', () => {
+    const r = checkSplitBrain([poll('n1', 1, 'leader', 1, 'n1'), poll('n2', 2, 'follower', 1, 'n1'), poll('n2', 5, 'leader', 2, 'n2'), poll('n1', 6, 'follower', 2, 'n2')], []);
+    expect(r.valid).toBe(true);
+    expect(r.evidence.termsSeen).toBe(2);
+  });
+
+  it('flags two leaders in one term', () => {
+    const r = checkSplitBrain([poll('n1', 1, 'leader', 3, 'n1'), poll('n2', 2, 'leader', 3, 'n2')], []);
+    expect(r.valid).toBe(false);
+    expect(r.evidence.multipleLeaders[0]?.term).toBe(3);
+    expect(r.evidence.multipleLeaders[0]?.leaders.map((l) => l.node).sort()).toEqual(['n1', 'n2']);
+  });
+
+  it('flags two leaders in one term seen only through followers', () => {
+    const r = checkSplitBrain([poll('n2', 1, 'follower', 4, 'n1'), poll('n3', 2, 'follower', 4, 'n3')], []);
+    expect(r.valid).toBe(false);
+  });
+
+  it('flags a write acknowledged in a term superseded before it was invoked', () => {
+    const writes = [
+      { index: 1, invokeTime: 0, completeTime: 10, term: 2 },
+      { index: 3, invokeTime: 20, completeTime: 30, term: 3 }, // term 3 committed at 30
+      { index: 5, invokeTime: 25, completeTime: 40, term: 2 }, // invoked before 30: fine
+      { index: 7, invokeTime: 35, completeTime: 45, term: 2 }, // invoked after 30: stale
+    ];
+    const r = checkSplitBrain([], writes);
+    expect(r.valid).toBe(false);
+    expect(r.evidence.staleTermWrites.map((s) => s.write.index)).toEqual([7]);
+    expect(r.evidence.staleTermWrites[0]).toMatchObject({ supersededByTerm: 3, supersededAtNs: 30 });
+  });
+
+  it('is unknown with no data', () => {
+    expect(checkSplitBrain([], []).valid).toBe('unknown');
+  });
+});
+
+describe('committed-log agreement checker', () => {
+  const s = (node: string, appliedIndex: number, appliedHash: string, time = 0) => ({ node, time, appliedIndex, appliedHash });
+  const f = (node: string, appliedIndex: number, appliedHash: string, stateHash: string) => ({ node, appliedIndex, appliedHash, stateHash });
+
+  it('accepts nodes agreeing on the common prefix and converged state', () => {
+    const r = checkLogAgreement([s('n1', 5, 'a5'), s('n2', 5, 'a5'), s('n3', 7, 'a7')], [f('n1', 9, 'a9', 'S'), f('n2', 9, 'a9', 'S'), f('n3', 9, 'a9', 'S')]);
+    expect(r.valid).toBe(true);
+    expect(r.evidence.commonPrefixIndex).toBe(9);
+  });
+
+  it('flags diverging hashes at one index', () => {
+    const r = checkLogAgreement([s('n1', 5, 'a5'), s('n2', 5, 'XX')], [f('n1', 9, 'a9', 'S'), f('n2', 9, 'a9', 'S')]);
+    expect(r.valid).toBe(false);
+    expect(r.evidence.conflicts[0]?.index).toBe(5);
+  });
+
+  it('flags a node whose own hash at an index changed over time', () => {
+    const r = checkLogAgreement([s('n1', 5, 'a5', 1), s('n1', 5, 'b5', 2)], []);
+    expect(r.valid).toBe(false);
+  });
+
+  it('flags equal applied indexes with different state hashes', () => {
+    const r = checkLogAgreement([], [f('n1', 9, 'a9', 'S'), f('n2', 9, 'a9', 'T')]);
+    expect(r.valid).toBe(false);
+    expect(r.evidence.stateHashesMatch).toBe(false);
+  });
+
+  it('is unknown when the nodes did not converge', () => {
+    expect(checkLogAgreement([], [f('n1', 9, 'a9', 'S'), f('n2', 8, 'a8', 'R')]).valid).toBe('unknown');
+  });
+});
+
+describe('availability checker', () => {
+  const ms = 1e6;
+  const op = (process: number, f: 'write' | 'read', type: 'ok' | 'fail' | 'info', startMs: number, endMs: number): Op[] => [
+    { index: 0, process, type: 'invoke', f, value: null, time: startMs * ms },
+    { index: 0, process, type, f, value: null, time: endMs * ms },
+  ];
+  const ops = [...op(0, 'write', 'ok', 0, 10), ...op(0, 'write', 'info', 1000, 1500), ...op(0, 'write', 'fail', 1600, 1700), ...op(0, 'write', 'ok', 1800, 2300), ...op(1, 'read', 'ok', 3100, 3200)];
+
+  it('measures failover, error rates and windows with an ok write', () => {
+    const r = checkAvailability(pairOps(ops.map((o, index) => ({ ...o, index }))), [{ id: 'f1', kind: 'kill', startNs: 1000 * ms, endNs: 2000 * ms }]);
+    expect(r.valid).toBe(true);
+    expect(r.evidence.failovers).toEqual([{ id: 'f1', kind: 'kill', failoverMs: 1300 }]);
+    expect(r.evidence.duringFaults).toMatchObject({ ops: 3, ok: 1, fail: 1, info: 1 });
+    expect(r.evidence.duringFaults.errorRate).toBeCloseTo(2 / 3);
+    expect(r.evidence.outsideFaults).toMatchObject({ ops: 2, errorRate: 0 });
+    expect(r.evidence).toMatchObject({ windows: 4, windowsWithOkWrite: 2, okWindowShare: 0.5 });
+  });
+
+  it('judges only when thresholds are given', () => {
+    const pairs = pairOps(ops.map((o, index) => ({ ...o, index })));
+    const r = checkAvailability(pairs, [{ id: 'f1', kind: 'kill', startNs: 1000 * ms, endNs: 2000 * ms }], { failoverMsMax: 1000 });
+    expect(r.valid).toBe(false);
+    expect(r.evidence.violations[0]).toMatch(/f1/);
+  });
+});
+
+describe('compose', () => {
+  it('lets false win over unknown over true', () => {
+    expect(mergeValid([true, 'unknown', false])).toBe(false);
+    expect(mergeValid([true, 'unknown'])).toBe('unknown');
+    expect(mergeValid([])).toBe(true);
+    expect(compose({ a: { valid: true, evidence: null }, b: { valid: 'unknown', evidence: null } }).valid).toBe('unknown');
+  });
+});
