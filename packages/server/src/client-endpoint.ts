@@ -1,0 +1,434 @@
+// The client endpoint: WebSocket `/client`, msgpack frames, pipelined requests.
+//
+// Each connection starts with a `hello` (version check, node identity, limits). After it, every
+// request runs concurrently and is answered when it completes, in any order. Limits:
+//  - a frame larger than maxFrameBytes is refused by `ws` (close 1009) before it is buffered;
+//  - a frame that cannot be decoded or has no usable id closes the connection with a reason;
+//  - a well-framed request with bad arguments gets an error answer; the connection stays;
+//  - more than maxInflightPerConnection requests in flight: the extra ones get QKV_BUSY at once;
+//  - a client that answers no ping within pingIntervalMs is terminated;
+//  - a client that does not read its answers (bufferedAmount > maxBufferedBytes) is terminated.
+// Nothing a client sends can throw out of this file.
+
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import {
+  BusyError,
+  CLIENT_PATH,
+  ClosedError,
+  DEFAULT_LIMITS,
+  FRAME_OVERHEAD_BYTES_MAX,
+  InternalError,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  QuorumKvError,
+  TimeoutError,
+  TooLargeError,
+  decodeRequestFrame,
+  encodeFrame,
+  errorToWire,
+  validateLimits,
+  type CallContext,
+  type ClientRequest,
+  type ClientResponse,
+  type HelloResult,
+  type KvService,
+  type Limits,
+} from '@quorumkv/protocol';
+
+/** A structured logger (pino-compatible subset). */
+export interface EndpointLogger {
+  debug(fields: Record<string, unknown>, msg: string): void;
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+  error(fields: Record<string, unknown>, msg: string): void;
+}
+
+/** Options of {@link attachClientEndpoint}. Everything but `service` has a default. */
+export interface ClientEndpointOptions {
+  /** The key-value operations to serve. */
+  service: KvService;
+  /** Largest frame in either direction, in bytes. Default 2 MiB. */
+  maxFrameBytes?: number;
+  /** Largest key, in bytes. Default 4 KiB. */
+  maxKeyBytes?: number;
+  /** Largest value, in bytes. Default 1 MiB. */
+  maxValueBytes?: number;
+  /** Requests in flight per connection before extra ones are answered QKV_BUSY. Default 1024. */
+  maxInflightPerConnection?: number;
+  /** Open connections before new upgrades are refused with 503. Default 10 000. */
+  maxConnections?: number;
+  /** Deadline of a request that names none, in ms. Default 10 000. */
+  defaultTimeoutMs?: number;
+  /** Ping period; a connection silent for two periods is terminated. Default 10 000 ms. */
+  pingIntervalMs?: number;
+  /** A connection must say `hello` within this, in ms. Default 10 000. */
+  helloTimeoutMs?: number;
+  /** `retryAfterMs` in QKV_BUSY answers caused by the in-flight limit. Default 5. */
+  busyRetryAfterMs?: number;
+  /** Unsent answer bytes per connection before the client is dropped as too slow. Default 16 MiB. */
+  maxBufferedBytes?: number;
+  /** Where to log; default: nowhere. */
+  logger?: EndpointLogger;
+}
+
+/** The endpoint, attached to a node's HTTP server by routing `/client` upgrades to it. */
+export interface ClientEndpoint {
+  /**
+   * Takes over an HTTP upgrade request. Paths other than `/client` are answered 404; the server
+   * routes by path and calls this for `/client` (it checks again so a misroute cannot slip through).
+   */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Open client connections. */
+  readonly connectionCount: number;
+  /**
+   * Stops accepting, aborts in-flight requests (their clients get QKV_CLOSED or a closed
+   * connection), closes every connection (1001) and resolves once all are gone.
+   */
+  close(): Promise<void>;
+}
+
+/** Bytes each range item may add to a frame besides its key and value (field names, numbers). */
+const RANGE_ITEM_OVERHEAD_BYTES = 64;
+/** How long close() waits for clients to finish the close handshake before cutting them off. */
+const CLOSE_GRACE_MS = 1000;
+/** WebSocket close reasons are limited to 123 bytes. */
+const CLOSE_REASON_CHARS_MAX = 120;
+
+const noopLogger: EndpointLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+interface Settings {
+  service: KvService;
+  limits: Limits;
+  maxInflightPerConnection: number;
+  maxConnections: number;
+  defaultTimeoutMs: number;
+  pingIntervalMs: number;
+  helloTimeoutMs: number;
+  busyRetryAfterMs: number;
+  maxBufferedBytes: number;
+  logger: EndpointLogger;
+}
+
+function positiveInt(name: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`client endpoint: ${name} must be a positive integer, got ${v}`);
+  return v;
+}
+
+function settingsOf(o: ClientEndpointOptions): Settings {
+  const limits = validateLimits({
+    maxKeyBytes: o.maxKeyBytes ?? DEFAULT_LIMITS.maxKeyBytes,
+    maxValueBytes: o.maxValueBytes ?? DEFAULT_LIMITS.maxValueBytes,
+    maxFrameBytes: o.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes,
+  });
+  return {
+    service: o.service,
+    limits,
+    maxInflightPerConnection: positiveInt('maxInflightPerConnection', o.maxInflightPerConnection ?? 1024),
+    maxConnections: positiveInt('maxConnections', o.maxConnections ?? 10_000),
+    defaultTimeoutMs: positiveInt('defaultTimeoutMs', o.defaultTimeoutMs ?? 10_000),
+    pingIntervalMs: positiveInt('pingIntervalMs', o.pingIntervalMs ?? 10_000),
+    helloTimeoutMs: positiveInt('helloTimeoutMs', o.helloTimeoutMs ?? 10_000),
+    busyRetryAfterMs: positiveInt('busyRetryAfterMs', o.busyRetryAfterMs ?? 5),
+    maxBufferedBytes: positiveInt('maxBufferedBytes', o.maxBufferedBytes ?? 16 * 1024 * 1024),
+    logger: o.logger ?? noopLogger,
+  };
+}
+
+function rawToBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return data;
+}
+
+function truncateReason(reason: string): string {
+  return reason.length > CLOSE_REASON_CHARS_MAX ? `${reason.slice(0, CLOSE_REASON_CHARS_MAX - 1)}…` : reason;
+}
+
+/** One request being served. */
+interface Inflight {
+  controller: AbortController;
+  timer: ReturnType<typeof setTimeout>;
+  /** Set once an answer (result, error or timeout) went out; later outcomes are dropped. */
+  answered: boolean;
+}
+
+/** One client connection: hello state, in-flight requests, liveness. */
+class Connection {
+  private helloDone = false;
+  private closing = false;
+  alive = true;
+  private readonly inflight = new Map<number, Inflight>();
+  private readonly helloTimer: ReturnType<typeof setTimeout>;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly s: Settings,
+    readonly remote: string,
+  ) {
+    this.helloTimer = setTimeout(() => this.fail(1008, 'no hello in time'), s.helloTimeoutMs);
+    this.helloTimer.unref();
+    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('pong', () => (this.alive = true));
+    ws.on('error', (err) => s.logger.debug({ remote, err: err.message }, 'client socket error'));
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    this.alive = true;
+    if (this.closing) return;
+    if (!isBinary) return this.fail(1003, 'text frames are not accepted; send msgpack binary frames');
+    let decoded;
+    try {
+      decoded = decodeRequestFrame(rawToBytes(data), this.s.limits);
+    } catch (e) {
+      const tooBig = e instanceof TooLargeError;
+      return this.fail(tooBig ? 1009 : 1002, e instanceof QuorumKvError ? e.message : 'undecodable frame');
+    }
+    if (!decoded.ok) return this.answerError(decoded.id, decoded.error);
+    this.onRequest(decoded.request);
+  }
+
+  private onRequest(req: ClientRequest): void {
+    if (req.op === 'hello') return this.onHello(req.id, req.version);
+    if (!this.helloDone) return this.fail(1002, 'the first request must be hello');
+    if (this.inflight.has(req.id)) return this.fail(1002, `request id ${req.id} is already in flight`);
+    if (this.inflight.size >= this.s.maxInflightPerConnection) {
+      return this.answerError(req.id, new BusyError(this.s.busyRetryAfterMs, 'too many requests in flight on this connection'));
+    }
+    this.serve(req);
+  }
+
+  private onHello(id: number, version: number): void {
+    if (this.helloDone) return this.fail(1002, 'hello sent twice');
+    if (version !== PROTOCOL_VERSION) {
+      const e = new ProtocolError(`protocol version ${version} is not supported; this node speaks ${PROTOCOL_VERSION}`);
+      this.answerError(id, e);
+      return this.fail(1002, e.message);
+    }
+    let identity;
+    try {
+      identity = this.s.service.identity();
+    } catch (e) {
+      this.s.logger.error({ err: String(e) }, 'service.identity() threw');
+      this.answerError(id, new InternalError());
+      return this.fail(1011, 'internal error');
+    }
+    this.helloDone = true;
+    clearTimeout(this.helloTimer);
+    const result: HelloResult = { version: PROTOCOL_VERSION, ...identity, limits: this.s.limits };
+    this.send({ id, ok: true, result });
+  }
+
+  private serve(req: Exclude<ClientRequest, { op: 'hello' }>): void {
+    const timeoutMs = req.timeoutMs ?? this.s.defaultTimeoutMs;
+    const controller = new AbortController();
+    const entry: Inflight = { controller, answered: false, timer: setTimeout(() => this.onTimeout(req.id, entry), timeoutMs) };
+    this.inflight.set(req.id, entry);
+    const ctx: CallContext = { signal: controller.signal, deadlineMs: Date.now() + timeoutMs };
+    let p: Promise<unknown>;
+    try {
+      p = this.call(req, ctx);
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then(
+      (result) => this.settle(req.id, entry, { id: req.id, ok: true, result }),
+      (err: unknown) => this.settle(req.id, entry, this.errorResponse(req.id, err)),
+    );
+  }
+
+  private call(req: Exclude<ClientRequest, { op: 'hello' }>, ctx: CallContext): Promise<unknown> {
+    const svc = this.s.service;
+    switch (req.op) {
+      case 'get':
+        return svc.get({ key: req.key, consistency: req.consistency }, ctx);
+      case 'put':
+        return svc.put({ key: req.key, value: req.value, session: req.session }, ctx);
+      case 'delete':
+        return svc.delete({ key: req.key, session: req.session }, ctx);
+      case 'cas':
+        return svc.cas({ key: req.key, condition: req.condition, action: req.action, session: req.session }, ctx);
+      case 'range': {
+        const maxResultBytes = this.s.limits.maxFrameBytes - FRAME_OVERHEAD_BYTES_MAX - req.limit * RANGE_ITEM_OVERHEAD_BYTES;
+        const { id: _id, op: _op, timeoutMs: _timeoutMs, ...args } = req;
+        return svc.range({ ...args, maxResultBytes }, ctx);
+      }
+      case 'status':
+        return svc.status(ctx);
+    }
+  }
+
+  private onTimeout(id: number, entry: Inflight): void {
+    if (entry.answered) return;
+    const err = new TimeoutError('the node did not finish the request before its deadline');
+    entry.controller.abort(err);
+    entry.answered = true;
+    this.send({ id, ok: false, error: errorToWire(err) });
+    // The entry stays in `inflight` until the service settles: it still holds node resources.
+  }
+
+  private settle(id: number, entry: Inflight, response: ClientResponse): void {
+    clearTimeout(entry.timer);
+    this.inflight.delete(id);
+    if (entry.answered || this.closing) return;
+    entry.answered = true;
+    this.send(response);
+  }
+
+  private errorResponse(id: number, err: unknown): ClientResponse {
+    if (!(err instanceof QuorumKvError)) {
+      this.s.logger.error({ remote: this.remote, err: err instanceof Error ? err.stack : String(err) }, 'service threw an untyped error');
+    }
+    return { id, ok: false, error: errorToWire(err) };
+  }
+
+  private answerError(id: number, err: QuorumKvError): void {
+    this.send({ id, ok: false, error: errorToWire(err) });
+  }
+
+  private send(response: ClientResponse): void {
+    if (this.closing || this.ws.readyState !== this.ws.OPEN) return;
+    let frame: Uint8Array;
+    try {
+      frame = encodeFrame(response, this.s.limits.maxFrameBytes);
+    } catch (e) {
+      const err = e instanceof TooLargeError ? e : new InternalError();
+      if (!(e instanceof TooLargeError)) this.s.logger.error({ err: String(e) }, 'could not encode an answer');
+      frame = encodeFrame({ id: response.id, ok: false, error: errorToWire(err) }, this.s.limits.maxFrameBytes);
+    }
+    this.ws.send(frame);
+    if (this.ws.bufferedAmount > this.s.maxBufferedBytes) {
+      this.s.logger.warn({ remote: this.remote, bufferedBytes: this.ws.bufferedAmount }, 'client too slow; dropping it');
+      this.terminate();
+    }
+  }
+
+  /** Closes the connection because the client broke the protocol. */
+  fail(code: number, reason: string): void {
+    if (this.closing) return;
+    this.s.logger.warn({ remote: this.remote, code, reason }, 'closing client connection');
+    this.shutdown(new ClosedError(`connection closed: ${reason}`));
+    this.ws.close(code, truncateReason(reason));
+  }
+
+  /** Aborts in-flight work and stops answering. */
+  shutdown(reason: QuorumKvError): void {
+    this.closing = true;
+    clearTimeout(this.helloTimer);
+    for (const entry of this.inflight.values()) {
+      clearTimeout(entry.timer);
+      entry.controller.abort(reason);
+    }
+    this.inflight.clear();
+  }
+
+  terminate(): void {
+    this.shutdown(new ClosedError('connection terminated'));
+    this.ws.terminate();
+  }
+
+  /** Liveness sweep: terminate if the last ping went unanswered, else ping again. */
+  sweep(): void {
+    if (!this.alive) {
+      this.s.logger.info({ remote: this.remote }, 'client answered no ping; terminating');
+      return this.terminate();
+    }
+    this.alive = false;
+    if (this.ws.readyState === this.ws.OPEN) this.ws.ping();
+  }
+
+  closeForShutdown(): void {
+    this.shutdown(new ClosedError('the node is shutting down'));
+    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) {
+      this.ws.close(1001, 'node shutting down');
+    }
+  }
+
+  get socket(): WebSocket {
+    return this.ws;
+  }
+}
+
+function refuse(socket: Duplex, status: string): void {
+  try {
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  } catch {
+    // The socket is already gone; nothing to tell it.
+  }
+  socket.destroy();
+}
+
+function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
+
+/**
+ * Creates the `/client` WebSocket endpoint around a {@link KvService}. The node's HTTP server
+ * routes upgrade requests for `/client` to `handleUpgrade` (ws `noServer` mode).
+ *
+ * @example
+ * ```ts
+ * const endpoint = attachClientEndpoint({ service, logger });
+ * httpServer.on('upgrade', (req, socket, head) => {
+ *   if (req.url?.startsWith('/client')) endpoint.handleUpgrade(req, socket, head);
+ * });
+ * ```
+ */
+export function attachClientEndpoint(options: ClientEndpointOptions): ClientEndpoint {
+  const s = settingsOf(options);
+  const wss = new WebSocketServer({ noServer: true, maxPayload: s.limits.maxFrameBytes, perMessageDeflate: false });
+  const connections = new Set<Connection>();
+  let closed = false;
+  const pinger = setInterval(() => {
+    for (const c of connections) c.sweep();
+  }, s.pingIntervalMs);
+  pinger.unref();
+
+  const onConnection = (ws: WebSocket, req: IncomingMessage): void => {
+    const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    const conn = new Connection(ws, s, remote);
+    connections.add(conn);
+    s.logger.debug({ remote, connections: connections.size }, 'client connected');
+    ws.on('close', (code, reason) => {
+      connections.delete(conn);
+      conn.shutdown(new ClosedError('connection closed'));
+      s.logger.debug({ remote, code, reason: reason.toString() }, 'client disconnected');
+    });
+  };
+
+  return {
+    handleUpgrade(req, socket, head) {
+      if (closed) return refuse(socket, '503 Service Unavailable');
+      if (pathOf(req) !== CLIENT_PATH) return refuse(socket, '404 Not Found');
+      if (connections.size >= s.maxConnections) {
+        s.logger.warn({ connections: connections.size }, 'client connection limit reached; refusing');
+        return refuse(socket, '503 Service Unavailable');
+      }
+      socket.on('error', () => {}); // errors before the upgrade completes must not crash the node
+      wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, req));
+    },
+    get connectionCount() {
+      return connections.size;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(pinger);
+      const gone = [...connections].map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.socket.readyState === c.socket.CLOSED) return resolve();
+            c.socket.once('close', () => resolve());
+            const t = setTimeout(() => c.terminate(), CLOSE_GRACE_MS);
+            t.unref();
+            c.closeForShutdown();
+          }),
+      );
+      await Promise.all(gone);
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
