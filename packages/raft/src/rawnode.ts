@@ -1,0 +1,184 @@
+// RawNode: the host's handle on the core. Inputs go in (tick, step, propose, readIndex); outputs
+// come out as one Ready at a time. A new Ready is not handed out before the previous is advanced.
+import { validateConfig } from './config.js';
+import { encodeConfChange } from './confchange.js';
+import { NotLeaderError, assert } from './errors.js';
+import { Raft, newMessage } from './raft.js';
+import {
+  MessageType,
+  type ConfChange,
+  type ConfState,
+  type Config,
+  type HardState,
+  type Message,
+  type NodeId,
+  type Ready,
+  type SoftState,
+  type Status,
+} from './types.js';
+
+const LOCAL_ONLY = new Set<number>([
+  MessageType.Hup,
+  MessageType.Beat,
+  MessageType.Prop,
+  MessageType.CheckQuorum,
+  MessageType.Unreachable,
+  MessageType.SnapStatus,
+]);
+
+const RESPONSES = new Set<number>([
+  MessageType.AppResp,
+  MessageType.VoteResp,
+  MessageType.PreVoteResp,
+  MessageType.HeartbeatResp,
+]);
+
+function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+export class RawNode {
+  /** Exposed for white-box tests and the simulation; hosts use the methods below. */
+  readonly raft: Raft;
+  private prevHardState: HardState;
+  private prevSoftState: SoftState;
+  private pending: Ready | undefined;
+
+  /** Validates the config and restores from `config.storage`. Throws ConfigError on bad input. */
+  constructor(config: Config) {
+    validateConfig(config);
+    this.raft = new Raft(config);
+    this.prevHardState = this.raft.hardState();
+    this.prevSoftState = this.raft.softState();
+  }
+
+  /** Advances logical time by one tick (election and heartbeat timers count ticks). */
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** Starts an election now (a pre-election first when preVote is on). */
+  campaign(): void {
+    this.raft.campaignNow();
+  }
+
+  /**
+   * Feeds a message from a peer. Local-only message types and responses from nodes outside the
+   * configuration are ignored: the network must not be able to forge local events.
+   */
+  step(m: Message): void {
+    if (LOCAL_ONLY.has(m.type)) return;
+    if (RESPONSES.has(m.type) && !this.raft.tracker.progress.has(m.from)) return;
+    this.raft.step(m);
+  }
+
+  /** Proposes a command. Leader only: throws NotLeaderError elsewhere, ProposalDroppedError when refused. */
+  propose(data: Uint8Array): { index: number; term: number } {
+    return this.raft.propose(data);
+  }
+
+  /** Proposes a membership change; only one may be pending at a time. */
+  proposeConfChange(cc: ConfChange): { index: number; term: number } {
+    return this.raft.proposeConfChange(cc, encodeConfChange(cc));
+  }
+
+  /** Call when applying a committed ConfChange entry; persist the result with the applied index. */
+  applyConfChange(cc: ConfChange): ConfState {
+    return this.raft.applyConfChange(cc);
+  }
+
+  /**
+   * Requests a linearizable read. The answer arrives as a Ready.readStates entry with the same
+   * ctx (unique per request); serve the read once applied >= its index. Reads may be lost with
+   * messages, so hosts time them out. Throws NotLeaderError when no leader is known.
+   */
+  readIndex(ctx: Uint8Array): void {
+    if (this.raft.role !== 'leader' && this.raft.lead === null) {
+      throw new NotLeaderError(null);
+    }
+    this.raft.step(newMessage({ type: MessageType.ReadIndex, from: this.raft.id, to: this.raft.id, context: ctx }));
+  }
+
+  /** Asks the leader to hand leadership to `to` (it must be a voter). */
+  transferLeader(to: NodeId): void {
+    this.raft.step(newMessage({ type: MessageType.TransferLeader, from: to, to: this.raft.id }));
+  }
+
+  reportUnreachable(id: NodeId): void {
+    this.raft.reportUnreachable(id);
+  }
+
+  reportSnapshot(id: NodeId, ok: boolean): void {
+    this.raft.reportSnapshot(id, ok);
+  }
+
+  hasReady(): boolean {
+    if (this.pending) return false;
+    const r = this.raft;
+    if (r.readIndexPending()) return true;
+    const ss = r.softState();
+    if (ss.lead !== this.prevSoftState.lead || ss.role !== this.prevSoftState.role) return true;
+    const hs = r.hardState();
+    if (!sameHardState(hs, this.prevHardState)) return true;
+    if (r.log.unstable.snapshot) return true;
+    return r.msgs.length > 0 || r.log.unstableEntries().length > 0 || r.readStates.length > 0 || r.log.hasNextCommittedEntries();
+  }
+
+  /** What the host must do now. Call advance(rd) when done; no new Ready is produced before. */
+  ready(): Ready {
+    assert(!this.pending, 'ready() called again before advance()');
+    const r = this.raft;
+    r.flushReadIndex();
+    const hs = r.hardState();
+    const ss = r.softState();
+    const entries = r.log.unstableEntries().slice();
+    const rd: Ready = {
+      entries,
+      committedEntries: r.log.nextCommittedEntries(r.cfg.maxCommittedBytesPerReady),
+      messages: r.msgs,
+      readStates: r.readStates,
+      mustSync: false,
+    };
+    if (ss.lead !== this.prevSoftState.lead || ss.role !== this.prevSoftState.role) {
+      rd.softState = ss;
+      this.prevSoftState = ss;
+    }
+    if (!sameHardState(hs, this.prevHardState)) {
+      rd.hardState = hs;
+      rd.mustSync = entries.length > 0 || hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote;
+      this.prevHardState = hs;
+    } else if (entries.length > 0) {
+      rd.mustSync = true;
+    }
+    if (r.log.unstable.snapshot) {
+      rd.snapshot = r.log.unstable.snapshot;
+      rd.mustSync = true;
+    }
+    r.msgs = [];
+    r.readStates = [];
+    this.pending = rd;
+    return rd;
+  }
+
+  /** The host has persisted, sent and applied everything in rd. */
+  advance(rd: Ready): void {
+    assert(rd === this.pending, 'advance() must be given the Ready returned by ready()');
+    this.pending = undefined;
+    const log = this.raft.log;
+    if (rd.snapshot) {
+      log.unstable.stableSnapTo(rd.snapshot.metadata.index);
+      if (rd.snapshot.metadata.index > log.applied) log.applied = rd.snapshot.metadata.index;
+    }
+    const last = rd.entries[rd.entries.length - 1];
+    if (last) log.unstable.stableTo(last.index, last.term);
+    const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
+    if (lastApplied) {
+      log.appliedTo(lastApplied.index);
+      if (this.raft.role === 'leader') this.raft.reduceUncommittedBytes(rd.committedEntries);
+    }
+  }
+
+  status(): Status {
+    return this.raft.status();
+  }
+}
