@@ -1,1 +1,24 @@
-export {};
+// @quorumkv/storage — everything that touches LevelDB on a node: the Raft log and hard state,
+// the key-value state machine with exactly-once sessions, and snapshot primitives.
+export { openNodeStore, openMemoryNodeStore, createMemoryLogStore, createMemoryKvStateMachine, MemoryDisk } from './node-store.js';
+export type { NodeStore, NodeStoreOptions } from './node-store.js';
+export type { LogStore, LoadedLog, AppendRequest } from './log-store.js';
+export { DEFAULT_KV_OPTIONS, chainHash } from './kv-state-machine.js';
+export type { KvStateMachine, KvOptions, ApplyItem, ApplyResult, ApplyErrorCode, RangeRequest } from './kv-state-machine.js';
+export type { KeyValue } from './kv-layout.js';
+export { encodeCommand, decodeCommand, CommandDecodeError, COMMAND_LIMITS } from './commands.js';
+export type { Command, CommandCommon, CasCondition, CasAction, SessionTag } from './commands.js';
+export { DEFAULT_SNAPSHOT_CHUNK_BYTES, SNAPSHOT_MAX_RECORD_BYTES } from './snapshot.js';
+export type { SnapshotReader, SnapshotWriter, SnapshotInfo } from './snapshot.js';
+export { STORAGE_FORMAT_VERSION } from './meta.js';
+export type { AppliedState } from './meta.js';
+export type { TestHooks } from './backend.js';
+export type { LogEntry, HardState, LogStart, Member, Membership } from './types.js';
+export {
+  StorageError,
+  StorageFormatError,
+  StorageCorruptError,
+  StorageIoError,
+  SnapshotCorruptError,
+  StorageArgumentError,
+} from './errors.js';

@@ -1,0 +1,334 @@
+// The ordered key-value backend under every store: four namespaces, atomic multi-namespace
+// batches, range iteration, point-in-time views. `LevelBackend` is the real one (classic-level);
+// `MemoryBackend` is its in-memory twin. The stores above are written once against this
+// interface, so the LevelDB stores and the memory twins share their logic and differ only here.
+import { ClassicLevel } from 'classic-level';
+import { compareBytes } from './codec.js';
+import { StorageCorruptError, StorageIoError, assert } from './errors.js';
+
+/** The sublevels of a node's database. */
+export type Namespace = 'log' | 'meta' | 'kv' | 'sessions';
+export const NAMESPACES: readonly Namespace[] = ['log', 'meta', 'kv', 'sessions'];
+
+/** One write of an atomic batch. */
+export type BatchOp =
+  | { type: 'put'; ns: Namespace; key: Uint8Array; value: Uint8Array }
+  | { type: 'del'; ns: Namespace; key: Uint8Array };
+
+/** A key range: [gte, lt), either bound optional. */
+export interface KeyRange {
+  gte?: Uint8Array;
+  lt?: Uint8Array;
+  reverse?: boolean;
+  limit?: number;
+}
+
+/** Reads, either of the live database or of a point-in-time view. */
+export interface ReadView {
+  get(ns: Namespace, key: Uint8Array): Promise<Uint8Array | undefined>;
+  /** Yields the range in batches of at most `batchSize` pairs, awaiting between batches. */
+  iterate(ns: Namespace, range: KeyRange, batchSize: number): AsyncGenerator<Array<[Uint8Array, Uint8Array]>>;
+}
+
+/** A consistent point-in-time view; close it when done. */
+export interface SnapshotView extends ReadView {
+  close(): Promise<void>;
+}
+
+/**
+ * Test-only fault injection: `beforeWrite(label)` runs before every batch or clear reaches the
+ * backend; throwing from it simulates a crash at that point (the write does not happen).
+ */
+export interface TestHooks {
+  beforeWrite?(label: string): void;
+}
+
+/** The backend interface. A failed write poisons the backend: every later call throws. */
+export interface Backend extends ReadView {
+  readonly location: string;
+  write(ops: BatchOp[], options: { sync: boolean; label: string }): Promise<void>;
+  /** Deletes a range; NOT atomic (used only for garbage that is unreachable). */
+  clear(ns: Namespace, range: { gte?: Uint8Array; lt?: Uint8Array }, label: string): Promise<void>;
+  snapshot(): Promise<SnapshotView>;
+  isEmpty(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** Max pairs read per iterator step when a caller asks for everything. */
+export const ITERATE_BATCH_MAX = 256;
+
+/** Shared poisoning logic: after a failed write, nothing may be trusted until reopen. */
+abstract class BaseBackend {
+  private failure: unknown;
+  protected closed = false;
+  constructor(
+    readonly location: string,
+    protected readonly hooks: TestHooks,
+  ) {}
+
+  protected check(): void {
+    if (this.failure !== undefined) {
+      throw new StorageIoError(this.location, 'an earlier write failed; close and reopen the store', {
+        cause: this.failure,
+      });
+    }
+    if (this.closed) throw new StorageIoError(this.location, 'the store is closed');
+  }
+
+  protected async guardedWrite(label: string, run: () => Promise<void>): Promise<void> {
+    this.check();
+    try {
+      this.hooks.beforeWrite?.(label);
+      await run();
+    } catch (err) {
+      this.failure = err;
+      throw err instanceof StorageIoError ? err : new StorageIoError(this.location, `write "${label}" failed`, { cause: err });
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// LevelDB
+
+type Bytes = Uint8Array;
+type Db = ClassicLevel<Bytes, Bytes>;
+type Sub = ReturnType<Db['sublevel']>;
+type LevelSnapshot = ReturnType<Db['snapshot']>;
+
+/** The classic-level backend. One LevelDB per node; namespaces are sublevels. */
+export class LevelBackend extends BaseBackend implements Backend {
+  private constructor(
+    location: string,
+    hooks: TestHooks,
+    private readonly db: Db,
+    private readonly subs: Record<Namespace, Sub>,
+  ) {
+    super(location, hooks);
+  }
+
+  /** Opens (creating when allowed) the database at `dir`. Maps LevelDB failures to typed errors. */
+  static async open(dir: string, options: { createIfMissing: boolean; hooks: TestHooks }): Promise<LevelBackend> {
+    const db: Db = new ClassicLevel<Bytes, Bytes>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
+    try {
+      await db.open({ createIfMissing: options.createIfMissing });
+    } catch (err) {
+      throw levelOpenError(dir, err);
+    }
+    const subs = {} as Record<Namespace, Sub>;
+    for (const ns of NAMESPACES) {
+      subs[ns] = db.sublevel<Bytes, Bytes>(ns, { keyEncoding: 'view', valueEncoding: 'view' }) as unknown as Sub;
+    }
+    return new LevelBackend(dir, options.hooks, db, subs);
+  }
+
+  async get(ns: Namespace, key: Uint8Array, snapshot?: LevelSnapshot): Promise<Uint8Array | undefined> {
+    this.check();
+    return (await this.subs[ns].get(key, snapshot ? { snapshot } : {})) ?? undefined;
+  }
+
+  async *iterate(
+    ns: Namespace,
+    range: KeyRange,
+    batchSize: number,
+    snapshot?: LevelSnapshot,
+  ): AsyncGenerator<Array<[Uint8Array, Uint8Array]>> {
+    this.check();
+    const options: Record<string, unknown> = { reverse: range.reverse ?? false, limit: range.limit ?? -1 };
+    if (range.gte) options['gte'] = range.gte;
+    if (range.lt) options['lt'] = range.lt;
+    if (snapshot) options['snapshot'] = snapshot;
+    const it = this.subs[ns].iterator(options);
+    try {
+      for (;;) {
+        const items = await it.nextv(batchSize);
+        if (items.length === 0) return;
+        yield items as Array<[Uint8Array, Uint8Array]>;
+      }
+    } finally {
+      await it.close();
+    }
+  }
+
+  async write(ops: BatchOp[], options: { sync: boolean; label: string }): Promise<void> {
+    if (ops.length === 0) return;
+    await this.guardedWrite(options.label, async () => {
+      const levelOps = ops.map((op) =>
+        op.type === 'put'
+          ? { type: 'put' as const, sublevel: this.subs[op.ns], key: op.key, value: op.value }
+          : { type: 'del' as const, sublevel: this.subs[op.ns], key: op.key },
+      );
+      // The batch options type does not carry `sync` (it is a classic-level extension).
+      await this.db.batch(levelOps as never, { sync: options.sync } as never);
+    });
+  }
+
+  async clear(ns: Namespace, range: { gte?: Uint8Array; lt?: Uint8Array }, label: string): Promise<void> {
+    await this.guardedWrite(label, async () => {
+      const options: Record<string, unknown> = {};
+      if (range.gte) options['gte'] = range.gte;
+      if (range.lt) options['lt'] = range.lt;
+      await this.subs[ns].clear(options);
+    });
+  }
+
+  async snapshot(): Promise<SnapshotView> {
+    this.check();
+    const snap = this.db.snapshot();
+    return {
+      get: (ns, key) => this.get(ns, key, snap),
+      iterate: (ns, range, batchSize) => this.iterate(ns, range, batchSize, snap),
+      close: () => snap.close(),
+    };
+  }
+
+  async isEmpty(): Promise<boolean> {
+    this.check();
+    for await (const batch of this.iterateAll({ limit: 1 })) if (batch.length > 0) return false;
+    return true;
+  }
+
+  private iterateAll(range: KeyRange): AsyncGenerator<Array<[Uint8Array, Uint8Array]>> {
+    // Every key of the database, sublevel or not: catches data written by anything.
+    const db = this.db;
+    return (async function* () {
+      const it = db.iterator({ limit: range.limit ?? -1 });
+      try {
+        const items = await it.nextv(1);
+        if (items.length > 0) yield items as Array<[Uint8Array, Uint8Array]>;
+      } finally {
+        await it.close();
+      }
+    })();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.db.close();
+  }
+}
+
+function levelOpenError(dir: string, err: unknown): Error {
+  const cause = (err as { cause?: { code?: string } }).cause;
+  const code = cause?.code ?? (err as { code?: string }).code;
+  if (code === 'LEVEL_CORRUPTION') return new StorageCorruptError(dir, 'LevelDB reports corruption', { cause: err });
+  if (code === 'LEVEL_LOCKED') return new StorageIoError(dir, 'the database is locked by another process', { cause: err });
+  return new StorageIoError(dir, `could not open the database (${code ?? 'unknown error'})`, { cause: err });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+
+/** The "disk" of the memory twin: survives closing and reopening a store on it (a simulated restart). */
+export class MemoryDisk {
+  /** Per namespace: latin1 string of the key → [key, value]. latin1 string order = byte order. */
+  readonly data: Record<Namespace, Map<string, [Uint8Array, Uint8Array]>> = {
+    log: new Map(),
+    meta: new Map(),
+    kv: new Map(),
+    sessions: new Map(),
+  };
+}
+
+function keyString(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+}
+
+function inRange(key: Uint8Array, range: { gte?: Uint8Array; lt?: Uint8Array }): boolean {
+  if (range.gte && compareBytes(key, range.gte) < 0) return false;
+  if (range.lt && compareBytes(key, range.lt) >= 0) return false;
+  return true;
+}
+
+type NsData = Record<Namespace, Map<string, [Uint8Array, Uint8Array]>>;
+
+async function* iterateMemory(
+  data: NsData,
+  ns: Namespace,
+  range: KeyRange,
+  batchSize: number,
+): AsyncGenerator<Array<[Uint8Array, Uint8Array]>> {
+  // Sorting on every scan is fine for a test twin; the LevelDB backend is the production path.
+  const keys = [...data[ns].keys()].sort();
+  if (range.reverse) keys.reverse();
+  let remaining = range.limit === undefined || range.limit < 0 ? Infinity : range.limit;
+  let batch: Array<[Uint8Array, Uint8Array]> = [];
+  for (const k of keys) {
+    if (remaining === 0) break;
+    const pair = data[ns].get(k);
+    if (!pair || !inRange(pair[0], range)) continue;
+    batch.push(pair);
+    remaining--;
+    if (batch.length >= batchSize) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
+}
+
+/** The memory backend: same semantics as LevelBackend, on a MemoryDisk. */
+export class MemoryBackend extends BaseBackend implements Backend {
+  constructor(
+    private readonly disk: MemoryDisk,
+    hooks: TestHooks = {},
+    location = 'memory',
+  ) {
+    super(location, hooks);
+  }
+
+  async get(ns: Namespace, key: Uint8Array): Promise<Uint8Array | undefined> {
+    this.check();
+    return this.disk.data[ns].get(keyString(key))?.[1];
+  }
+
+  iterate(ns: Namespace, range: KeyRange, batchSize: number): AsyncGenerator<Array<[Uint8Array, Uint8Array]>> {
+    this.check();
+    return iterateMemory(this.disk.data, ns, range, batchSize);
+  }
+
+  async write(ops: BatchOp[], options: { sync: boolean; label: string }): Promise<void> {
+    if (ops.length === 0) return;
+    await this.guardedWrite(options.label, async () => {
+      for (const op of ops) {
+        const k = keyString(op.key);
+        if (op.type === 'put') this.disk.data[op.ns].set(k, [op.key.slice(), op.value.slice()]);
+        else this.disk.data[op.ns].delete(k);
+      }
+    });
+  }
+
+  async clear(ns: Namespace, range: { gte?: Uint8Array; lt?: Uint8Array }, label: string): Promise<void> {
+    await this.guardedWrite(label, async () => {
+      for (const [k, pair] of this.disk.data[ns]) if (inRange(pair[0], range)) this.disk.data[ns].delete(k);
+    });
+  }
+
+  async snapshot(): Promise<SnapshotView> {
+    this.check();
+    const copy = {} as NsData;
+    for (const ns of NAMESPACES) copy[ns] = new Map(this.disk.data[ns]);
+    return {
+      get: async (ns, key) => copy[ns].get(keyString(key))?.[1],
+      iterate: (ns, range, batchSize) => iterateMemory(copy, ns, range, batchSize),
+      close: async () => {},
+    };
+  }
+
+  async isEmpty(): Promise<boolean> {
+    this.check();
+    return NAMESPACES.every((ns) => this.disk.data[ns].size === 0);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+/** Reads every pair of a range into memory (callers bound the range). */
+export async function readAll(view: ReadView, ns: Namespace, range: KeyRange): Promise<Array<[Uint8Array, Uint8Array]>> {
+  const out: Array<[Uint8Array, Uint8Array]> = [];
+  for await (const batch of view.iterate(ns, range, ITERATE_BATCH_MAX)) out.push(...batch);
+  assert(range.limit === undefined || range.limit < 0 || out.length <= range.limit, 'iterate exceeded its limit');
+  return out;
+}

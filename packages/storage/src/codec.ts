@@ -1,0 +1,99 @@
+// Byte-level helpers shared by every store: msgpack, fixed-width integers, key ranges.
+import { Packr } from 'msgpackr';
+
+/** One msgpack codec for everything on disk: plain maps, no record extension, 64-bit ints as numbers. */
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number', moreTypes: false });
+
+/** Encodes a plain value with msgpack. */
+export function pack(value: unknown): Uint8Array {
+  return packr.pack(value);
+}
+
+/** Decodes msgpack; throws on malformed or trailing bytes (callers turn that into a typed error). */
+export function unpack(bytes: Uint8Array): unknown {
+  return packr.unpack(bytes);
+}
+
+/** `n` as 8 bytes big-endian (n must be a non-negative safe integer). */
+export function u64be(n: number): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(n));
+  return out;
+}
+
+/** Reads 8 bytes big-endian at `offset`; returns undefined if the number is not a safe integer. */
+export function readU64be(bytes: Uint8Array, offset = 0): number | undefined {
+  if (bytes.length < offset + 8) return undefined;
+  const big = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(offset);
+  return big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : undefined;
+}
+
+/** `n` as 4 bytes big-endian. */
+export function u32be(n: number): Uint8Array {
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, n);
+  return out;
+}
+
+/** Concatenates byte arrays. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Byte-wise equality. */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Byte-wise comparison (the order LevelDB uses). */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = (a[i] as number) - (b[i] as number);
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+/** The smallest key greater than every key starting with `prefix`; undefined if there is none (all 0xff). */
+export function prefixUpperBound(prefix: Uint8Array): Uint8Array | undefined {
+  for (let i = prefix.length - 1; i >= 0; i--) {
+    if (prefix[i] !== 0xff) {
+      const out = prefix.slice(0, i + 1);
+      out[i] = (out[i] as number) + 1;
+      return out;
+    }
+  }
+  return undefined;
+}
+
+/** A plain `Uint8Array` view (msgpackr and LevelDB hand back Buffers; tests compare plain arrays). */
+export function plainBytes(b: Uint8Array): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+const textEncoder = new TextEncoder();
+/** UTF-8 bytes of a string. */
+export function utf8(s: string): Uint8Array {
+  return textEncoder.encode(s);
+}
+
+/** True for a non-negative safe integer. */
+export function isIndex(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+}
+
+/** True for a plain object (not an array, not null). */
+export function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof Uint8Array);
+}

@@ -1,0 +1,123 @@
+// Key layout of the generation-prefixed namespaces `kv` and `sessions`, and their value codecs.
+//   kv:        gen(4 BE) ++ userKey                          → pack([value, createRev, modRev, version])
+//   sessions:  gen(4 BE) ++ 'h' ++ utf8(id)                  → pack([lastActiveMs, discardedBelow, seqs])
+//              gen(4 BE) ++ 'r' ++ len(1) ++ utf8(id) ++ seq(8 BE) → pack(result)
+import { concat, isIndex, pack, plainBytes, prefixUpperBound, u32be, u64be, unpack, utf8 } from './codec.js';
+import { StorageCorruptError } from './errors.js';
+
+/** A key with its value and revision metadata. */
+export interface KeyValue {
+  key: Uint8Array;
+  value: Uint8Array;
+  /** Raft index of the entry that created the key (since its last deletion). */
+  createRevision: number;
+  /** Raft index of the entry that last wrote the key. */
+  modRevision: number;
+  /** Writes since creation (1 after the creating put); a delete resets it. */
+  version: number;
+}
+
+/** The stored part of a KeyValue (the key is the record's key). */
+export type KvRecord = Omit<KeyValue, 'key'>;
+
+/** Per-session bookkeeping. */
+export interface SessionHeader {
+  /** Replicated clock (ms) when the session last sent a command. */
+  lastActiveMs: number;
+  /** Results for seq below this were discarded: such a seq gets QKV_SESSION_EXPIRED. */
+  discardedBelow: number;
+  /** Seqs whose results are stored, ascending. */
+  seqs: number[];
+}
+
+/** The 4-byte prefix of a generation. */
+export function genPrefix(gen: number): Uint8Array {
+  return u32be(gen);
+}
+
+/** The key range of a whole generation. */
+export function genRange(gen: number): { gte: Uint8Array; lt: Uint8Array } {
+  return { gte: genPrefix(gen), lt: genPrefix(gen + 1) };
+}
+
+/** Storage key of a user key. */
+export function kvKey(gen: number, key: Uint8Array): Uint8Array {
+  return concat(genPrefix(gen), key);
+}
+
+/** Range of user keys [start, end) in a generation; `end` undefined = to the end. */
+export function kvRange(gen: number, start: Uint8Array, end: Uint8Array | undefined): { gte: Uint8Array; lt: Uint8Array } {
+  return { gte: kvKey(gen, start), lt: end ? kvKey(gen, end) : genPrefix(gen + 1) };
+}
+
+/** Range of user keys with a prefix. */
+export function kvPrefixRange(gen: number, prefix: Uint8Array): { gte: Uint8Array; lt: Uint8Array } {
+  return kvRange(gen, prefix, prefixUpperBound(prefix));
+}
+
+const H = utf8('h');
+const R = utf8('r');
+
+/** Storage key of a session header. */
+export function sessionHeaderKey(gen: number, id: string): Uint8Array {
+  return concat(genPrefix(gen), H, utf8(id));
+}
+
+/** Range of all session headers of a generation. */
+export function sessionHeaderRange(gen: number): { gte: Uint8Array; lt: Uint8Array } {
+  return { gte: concat(genPrefix(gen), H), lt: concat(genPrefix(gen), utf8('i')) };
+}
+
+/** Session id of a header key. */
+export function sessionIdOfHeaderKey(key: Uint8Array): string {
+  return Buffer.from(key.subarray(5)).toString('utf8');
+}
+
+/** Storage key of one stored result. */
+export function sessionResultKey(gen: number, id: string, seq: number): Uint8Array {
+  const idBytes = utf8(id);
+  return concat(genPrefix(gen), R, new Uint8Array([idBytes.length]), idBytes, u64be(seq));
+}
+
+/** Encodes a kv record. */
+export function encodeKvRecord(r: KvRecord): Uint8Array {
+  return pack([r.value, r.createRevision, r.modRevision, r.version]);
+}
+
+/** Decodes a kv record or throws QKV_STORAGE_CORRUPT. */
+export function decodeKvRecord(location: string, bytes: Uint8Array): KvRecord {
+  const raw = safeUnpack(location, 'kv record', bytes);
+  if (Array.isArray(raw) && raw.length === 4) {
+    const [value, createRevision, modRevision, version] = raw as unknown[];
+    if (value instanceof Uint8Array && isIndex(createRevision) && isIndex(modRevision) && isIndex(version)) {
+      return { value: plainBytes(value), createRevision, modRevision, version };
+    }
+  }
+  throw new StorageCorruptError(location, 'a kv record has an invalid shape');
+}
+
+/** Encodes a session header. */
+export function encodeSessionHeader(h: SessionHeader): Uint8Array {
+  return pack([h.lastActiveMs, h.discardedBelow, h.seqs]);
+}
+
+/** Decodes a session header or throws QKV_STORAGE_CORRUPT. */
+export function decodeSessionHeader(location: string, bytes: Uint8Array): SessionHeader {
+  const raw = safeUnpack(location, 'session header', bytes);
+  if (Array.isArray(raw) && raw.length === 3) {
+    const [lastActiveMs, discardedBelow, seqs] = raw as unknown[];
+    if (isIndex(lastActiveMs) && isIndex(discardedBelow) && Array.isArray(seqs) && seqs.every(isIndex)) {
+      return { lastActiveMs, discardedBelow, seqs: seqs as number[] };
+    }
+  }
+  throw new StorageCorruptError(location, 'a session header has an invalid shape');
+}
+
+/** Unpacks or throws QKV_STORAGE_CORRUPT naming `what`. */
+export function safeUnpack(location: string, what: string, bytes: Uint8Array): unknown {
+  try {
+    return unpack(bytes);
+  } catch (err) {
+    throw new StorageCorruptError(location, `a ${what} is not decodable`, { cause: err });
+  }
+}

@@ -1,0 +1,429 @@
+// The replicated key-value state machine: applies committed entries in one batch per call
+// (writes + applied index/term/hash + membership), with exactly-once client sessions.
+import { createHash } from 'node:crypto';
+import { type Backend, type BatchOp, ITERATE_BATCH_MAX, type ReadView, readAll } from './backend.js';
+import { type Command, CommandDecodeError, decodeCommand } from './commands.js';
+import { bytesEqual, isRecord, pack, u64be } from './codec.js';
+import { StorageArgumentError, StorageCorruptError, assert } from './errors.js';
+import {
+  type KeyValue,
+  type KvRecord,
+  type SessionHeader,
+  decodeKvRecord,
+  decodeSessionHeader,
+  encodeKvRecord,
+  encodeSessionHeader,
+  genPrefix,
+  genRange,
+  kvKey,
+  kvPrefixRange,
+  kvRange,
+  safeUnpack,
+  sessionHeaderKey,
+  sessionHeaderRange,
+  sessionIdOfHeaderKey,
+  sessionResultKey,
+} from './kv-layout.js';
+import {
+  type AppliedState,
+  MetaKey,
+  decodeApplied,
+  decodeGeneration,
+  decodeMembership,
+  initialApplied,
+  metaPut,
+  readMeta,
+} from './meta.js';
+import { SerialQueue } from './serial.js';
+import type { Membership } from './types.js';
+
+/** One committed entry to apply. */
+export type ApplyItem =
+  /** A normal entry: `data` is an encoded Command, or empty for the leader's no-op. */
+  | { kind: 'entry'; index: number; term: number; data: Uint8Array }
+  /** A membership change; the server computed the new membership from the conf change in `data`. */
+  | { kind: 'membership'; index: number; term: number; data: Uint8Array; membership: Membership };
+
+/** Error codes a command can end with (the entry is still applied, as a no-op). */
+export type ApplyErrorCode = 'QKV_BAD_COMMAND' | 'QKV_SESSION_EXPIRED' | 'QKV_SESSIONS_FULL';
+
+/** The result of one applied item. `revision` is the Raft index of the entry. */
+export type ApplyResult =
+  | { op: 'put'; revision: number }
+  | { op: 'del'; deleted: boolean; revision: number }
+  | { op: 'cas'; succeeded: boolean; revision: number; current?: KeyValue }
+  /** No-op entries and membership changes. */
+  | { op: 'none' }
+  | { op: 'error'; code: ApplyErrorCode; message: string };
+
+/** Range query: by prefix, or [start, end) (end omitted = to the last key). */
+export type RangeRequest = { prefix: Uint8Array } | { start: Uint8Array; end?: Uint8Array };
+
+/** Tunables. Session settings must be identical on every replica (they shape replicated state). */
+export interface KvOptions {
+  /** A session idle longer than this (by command `timeMs`) is expired. Default 1 hour. */
+  sessionTtlMs?: number;
+  /** Results remembered per session; past it the lowest seq is forgotten. Default 1024. */
+  maxResultsPerSession?: number;
+  /** Sessions remembered; a new session beyond it gets QKV_SESSIONS_FULL. Default 100 000. */
+  maxSessions?: number;
+  /** Largest `limit` accepted by range(). Default 10 000. */
+  maxRangeLimit?: number;
+}
+
+/** Defaults of KvOptions. */
+export const DEFAULT_KV_OPTIONS: Required<KvOptions> = {
+  sessionTtlMs: 60 * 60 * 1000,
+  maxResultsPerSession: 1024,
+  maxSessions: 100_000,
+  maxRangeLimit: 10_000,
+};
+
+/** The key-value state machine interface (LevelDB via `openNodeStore`, memory via `createMemoryKvStateMachine`). */
+export interface KvStateMachine {
+  /**
+   * Applies committed entries in order, in ONE batch with the applied index/term/hash and the
+   * membership. Returns one result per item. `sync` defaults to false: the log holds the
+   * entries, and log compaction (always synced) also makes every earlier apply durable.
+   */
+  apply(items: ApplyItem[], options?: { sync?: boolean }): Promise<ApplyResult[]>;
+  /** The key's current value and metadata, or undefined. */
+  get(key: Uint8Array): Promise<KeyValue | undefined>;
+  /** Keys in byte order, at most `limit` (1..maxRangeLimit). */
+  range(request: RangeRequest, limit: number): Promise<KeyValue[]>;
+  /** Index of the last applied entry (0 initially). */
+  appliedIndex(): number;
+  /** Index, term, chained hash and replicated clock of the applied position. */
+  applied(): AppliedState;
+  /** The current membership, once one was applied or installed. */
+  membership(): Membership | undefined;
+  /** sha256 (hex) over kv + sessions in key order: equal on replicas with equal state. */
+  stateHash(): Promise<string>;
+}
+
+/** Chains the applied hash over one entry: sha256(prev ++ index ++ term ++ data). */
+export function chainHash(prev: Uint8Array, index: number, term: number, data: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(prev).update(u64be(index)).update(u64be(term)).update(data).digest());
+}
+
+function toKeyValue(key: Uint8Array, r: KvRecord): KeyValue {
+  return { key, value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version };
+}
+
+function latin1(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+}
+
+/** The KvStateMachine over any Backend. */
+export class KvStateMachineImpl implements KvStateMachine {
+  readonly options: Required<KvOptions>;
+  /** Serializes apply and snapshot install. */
+  readonly queue = new SerialQueue();
+  /** In-memory copy of the session headers, ordered by lastActiveMs (ascending). */
+  private sessions = new Map<string, SessionHeader>();
+  private appliedState: AppliedState = initialApplied();
+  private currentMembership: Membership | undefined;
+  private gen = 0;
+
+  private constructor(
+    readonly backend: Backend,
+    options: KvOptions,
+  ) {
+    this.options = { ...DEFAULT_KV_OPTIONS, ...options };
+    const o = this.options;
+    if (!(o.sessionTtlMs > 0 && o.maxResultsPerSession >= 1 && o.maxSessions >= 1 && o.maxRangeLimit >= 1)) {
+      throw new StorageArgumentError(`invalid KvOptions ${JSON.stringify(o)}: every limit must be positive`);
+    }
+  }
+
+  /** Loads applied state, membership, generation and session headers. */
+  static async open(backend: Backend, options: KvOptions = {}): Promise<KvStateMachineImpl> {
+    const sm = new KvStateMachineImpl(backend, options);
+    await sm.reload();
+    return sm;
+  }
+
+  /** The generation holding the live kv/sessions data. */
+  generation(): number {
+    return this.gen;
+  }
+
+  /** Re-reads everything cached from the backend (at open and after a snapshot install). */
+  async reload(): Promise<void> {
+    const b = this.backend;
+    this.gen = (await readMeta(b, b.location, 'generation', decodeGeneration)) ?? 0;
+    this.appliedState = (await readMeta(b, b.location, 'applied', decodeApplied)) ?? initialApplied();
+    this.currentMembership = await readMeta(b, b.location, 'membership', decodeMembership);
+    const headers: Array<[string, SessionHeader]> = [];
+    for (const [key, value] of await readAll(b, 'sessions', sessionHeaderRange(this.gen))) {
+      headers.push([sessionIdOfHeaderKey(key), decodeSessionHeader(b.location, value)]);
+    }
+    // Invariant: map order is ascending lastActiveMs (ties in any order: expiry takes a whole tie).
+    headers.sort((a, b2) => a[1].lastActiveMs - b2[1].lastActiveMs);
+    this.sessions = new Map(headers);
+  }
+
+  appliedIndex(): number {
+    return this.appliedState.index;
+  }
+
+  applied(): AppliedState {
+    return { ...this.appliedState, hash: this.appliedState.hash.slice() };
+  }
+
+  membership(): Membership | undefined {
+    return this.currentMembership && structuredClone(this.currentMembership);
+  }
+
+  async get(key: Uint8Array): Promise<KeyValue | undefined> {
+    const bytes = await this.backend.get('kv', kvKey(this.gen, key));
+    return bytes && toKeyValue(new Uint8Array(key), decodeKvRecord(this.backend.location, bytes));
+  }
+
+  async range(request: RangeRequest, limit: number): Promise<KeyValue[]> {
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > this.options.maxRangeLimit) {
+      throw new StorageArgumentError(`range limit must be an integer in 1..${this.options.maxRangeLimit}, got ${limit}`);
+    }
+    const bounds = 'prefix' in request ? kvPrefixRange(this.gen, request.prefix) : kvRange(this.gen, request.start, request.end);
+    const pairs = await readAll(this.backend, 'kv', { ...bounds, limit });
+    return pairs.map(([k, v]) => toKeyValue(new Uint8Array(k.subarray(4)), decodeKvRecord(this.backend.location, v)));
+  }
+
+  async stateHash(): Promise<string> {
+    return hashState(this.backend, this.gen);
+  }
+
+  apply(items: ApplyItem[], options: { sync?: boolean } = {}): Promise<ApplyResult[]> {
+    return this.queue.run(async () => {
+      const tx = new ApplyTx(this, this.sessions, this.appliedState);
+      const results: ApplyResult[] = [];
+      for (const item of items) results.push(await tx.applyItem(item));
+      const ops = tx.ops();
+      await this.backend.write(ops, { sync: options.sync ?? false, label: 'kv.apply' });
+      this.appliedState = tx.applied;
+      if (tx.membership) this.currentMembership = tx.membership;
+      return results;
+    });
+  }
+
+  /** Reads a kv record (for ApplyTx). */
+  async readRecord(key: Uint8Array): Promise<KvRecord | undefined> {
+    const bytes = await this.backend.get('kv', kvKey(this.gen, key));
+    return bytes && decodeKvRecord(this.backend.location, bytes);
+  }
+
+  /** Reads a stored session result (for ApplyTx). */
+  async readResult(id: string, seq: number): Promise<ApplyResult | undefined> {
+    const bytes = await this.backend.get('sessions', sessionResultKey(this.gen, id, seq));
+    return bytes && decodeStoredResult(this.backend.location, bytes);
+  }
+}
+
+/** Hashes kv + sessions of a generation in key order (generation prefix excluded). */
+export async function hashState(view: ReadView, gen: number): Promise<string> {
+  const h = createHash('sha256');
+  for (const ns of ['kv', 'sessions'] as const) {
+    h.update(ns);
+    for await (const batch of view.iterate(ns, genRange(gen), ITERATE_BATCH_MAX)) {
+      for (const [k, v] of batch) {
+        const key = k.subarray(genPrefix(gen).length);
+        h.update(u64be(key.length)).update(key).update(u64be(v.length)).update(v);
+      }
+    }
+  }
+  return h.digest('hex');
+}
+
+function decodeStoredResult(location: string, bytes: Uint8Array): ApplyResult {
+  const raw = safeUnpack(location, 'session result', bytes);
+  if (!isRecord(raw) || typeof raw['op'] !== 'string') throw new StorageCorruptError(location, 'a session result has an invalid shape');
+  const r = raw as unknown as ApplyResult;
+  if (r.op === 'cas' && r.current) {
+    const c = r.current;
+    r.current = { ...c, key: new Uint8Array(c.key), value: new Uint8Array(c.value) };
+  }
+  return r;
+}
+
+/**
+ * One apply batch: an overlay of the writes so far (reads see earlier writes of the same batch),
+ * turned into one list of ops at the end. Session headers are updated in the shared in-memory
+ * map directly; if the batch write then fails, the backend is poisoned and the store must be
+ * reopened, which reloads the map from disk.
+ */
+class ApplyTx {
+  private readonly kv = new Map<string, [Uint8Array, KvRecord | null]>();
+  private readonly results = new Map<string, [Uint8Array, ApplyResult | null]>();
+  private readonly touchedSessions = new Set<string>();
+  membership: Membership | undefined;
+
+  constructor(
+    private readonly sm: KvStateMachineImpl,
+    private readonly sessions: Map<string, SessionHeader>,
+    public applied: AppliedState,
+  ) {}
+
+  async applyItem(item: ApplyItem): Promise<ApplyResult> {
+    // Invariant: entries are applied exactly once, in index order.
+    assert(item.index === this.applied.index + 1, `apply of index ${item.index} after applied index ${this.applied.index}`);
+    const hash = chainHash(this.applied.hash, item.index, item.term, item.data);
+    let result: ApplyResult = { op: 'none' };
+    let clockMs = this.applied.clockMs;
+    if (item.kind === 'membership') {
+      const m = decodeMembership(item.membership);
+      assert(m !== undefined, 'membership item with an invalid membership');
+      this.membership = m;
+    } else if (item.data.length > 0) {
+      let cmd: Command | undefined;
+      try {
+        cmd = decodeCommand(item.data);
+      } catch (err) {
+        assert(err instanceof CommandDecodeError, `unexpected decode failure: ${String(err)}`);
+        result = { op: 'error', code: 'QKV_BAD_COMMAND', message: err.message };
+      }
+      if (cmd) {
+        if (cmd.timeMs !== undefined && cmd.timeMs > clockMs) {
+          clockMs = cmd.timeMs;
+          this.expireSessions(clockMs);
+        }
+        result = await this.applySessionCommand(cmd, item.index, clockMs);
+      }
+    }
+    this.applied = { index: item.index, term: item.term, hash, clockMs };
+    return result;
+  }
+
+  /** Expires every session idle longer than the TTL. Deterministic: depends only on replicated state. */
+  private expireSessions(clockMs: number): void {
+    const cutoffMs = clockMs - this.sm.options.sessionTtlMs;
+    for (const [id, header] of this.sessions) {
+      if (header.lastActiveMs >= cutoffMs) break; // map is ordered by lastActiveMs
+      for (const seq of header.seqs) this.setResult(id, seq, null);
+      this.sessions.delete(id);
+      this.touchedSessions.add(id);
+    }
+  }
+
+  private async applySessionCommand(cmd: Command, index: number, clockMs: number): Promise<ApplyResult> {
+    const tag = cmd.session;
+    if (!tag) return this.execute(cmd, index);
+    let header = this.sessions.get(tag.id);
+    if (!header) {
+      if (tag.ackedBelow > 0) return sessionError('QKV_SESSION_EXPIRED', `session ${tag.id} is unknown or expired`);
+      if (this.sessions.size >= this.sm.options.maxSessions) {
+        return sessionError('QKV_SESSIONS_FULL', `the session table is full (${this.sm.options.maxSessions} sessions)`);
+      }
+      header = { lastActiveMs: clockMs, discardedBelow: 0, seqs: [] };
+    }
+    // Touch: re-insert at the end keeps the map ordered by lastActiveMs (the clock never goes back).
+    this.sessions.delete(tag.id);
+    this.sessions.set(tag.id, header);
+    header.lastActiveMs = clockMs;
+    this.touchedSessions.add(tag.id);
+    this.discardBelow(tag.id, header, tag.ackedBelow);
+    if (header.seqs.includes(tag.seq)) {
+      const stored = await this.readResult(tag.id, tag.seq);
+      assert(stored !== undefined, `session ${tag.id} lists seq ${tag.seq} without a stored result`);
+      return stored;
+    }
+    if (tag.seq < header.discardedBelow) {
+      return sessionError('QKV_SESSION_EXPIRED', `session ${tag.id}: the result of seq ${tag.seq} was already discarded`);
+    }
+    const result = await this.execute(cmd, index);
+    header.seqs.push(tag.seq);
+    header.seqs.sort((a, b) => a - b);
+    this.setResult(tag.id, tag.seq, result);
+    while (header.seqs.length > this.sm.options.maxResultsPerSession) {
+      this.discardBelow(tag.id, header, (header.seqs[0] as number) + 1);
+    }
+    return result;
+  }
+
+  /** Forgets results of seqs below `seq`. */
+  private discardBelow(id: string, header: SessionHeader, seq: number): void {
+    if (seq <= header.discardedBelow) return;
+    header.discardedBelow = seq;
+    while (header.seqs.length > 0 && (header.seqs[0] as number) < seq) this.setResult(id, header.seqs.shift() as number, null);
+  }
+
+  private async execute(cmd: Command, index: number): Promise<ApplyResult> {
+    const current = await this.read(cmd.key);
+    switch (cmd.op) {
+      case 'put':
+        this.put(cmd.key, current, cmd.value, index);
+        return { op: 'put', revision: index };
+      case 'del':
+        if (current) this.write(cmd.key, null);
+        return { op: 'del', deleted: current !== undefined, revision: index };
+      case 'cas': {
+        const c = cmd.cond;
+        const ok =
+          'modRevision' in c
+            ? (current?.modRevision ?? 0) === c.modRevision
+            : 'value' in c
+              ? current !== undefined && bytesEqual(current.value, c.value)
+              : current === undefined;
+        if (!ok) return current ? { op: 'cas', succeeded: false, revision: index, current: toKeyValue(cmd.key, current) } : { op: 'cas', succeeded: false, revision: index };
+        if (cmd.then.op === 'put') this.put(cmd.key, current, cmd.then.value, index);
+        else if (current) this.write(cmd.key, null);
+        return { op: 'cas', succeeded: true, revision: index };
+      }
+    }
+  }
+
+  private put(key: Uint8Array, current: KvRecord | undefined, value: Uint8Array, index: number): void {
+    this.write(key, {
+      value,
+      createRevision: current ? current.createRevision : index,
+      modRevision: index,
+      version: current ? current.version + 1 : 1,
+    });
+  }
+
+  private async read(key: Uint8Array): Promise<KvRecord | undefined> {
+    const pending = this.kv.get(latin1(key));
+    if (pending) return pending[1] ?? undefined;
+    return this.sm.readRecord(key);
+  }
+
+  private write(key: Uint8Array, record: KvRecord | null): void {
+    this.kv.set(latin1(key), [key, record]);
+  }
+
+  private async readResult(id: string, seq: number): Promise<ApplyResult | undefined> {
+    const key = sessionResultKey(this.sm.generation(), id, seq);
+    const pending = this.results.get(latin1(key));
+    if (pending) return pending[1] ?? undefined;
+    return this.sm.readResult(id, seq);
+  }
+
+  private setResult(id: string, seq: number, result: ApplyResult | null): void {
+    const key = sessionResultKey(this.sm.generation(), id, seq);
+    this.results.set(latin1(key), [key, result]);
+  }
+
+  /** Every write of the batch, plus the applied state and membership. */
+  ops(): BatchOp[] {
+    const gen = this.sm.generation();
+    const ops: BatchOp[] = [];
+    for (const [key, rec] of this.kv.values()) {
+      const k = kvKey(gen, key);
+      ops.push(rec ? { type: 'put', ns: 'kv', key: k, value: encodeKvRecord(rec) } : { type: 'del', ns: 'kv', key: k });
+    }
+    for (const [key, result] of this.results.values()) {
+      ops.push(result ? { type: 'put', ns: 'sessions', key, value: pack(result) } : { type: 'del', ns: 'sessions', key });
+    }
+    for (const id of this.touchedSessions) {
+      const header = this.sessions.get(id);
+      const key = sessionHeaderKey(gen, id);
+      ops.push(header ? { type: 'put', ns: 'sessions', key, value: encodeSessionHeader(header) } : { type: 'del', ns: 'sessions', key });
+    }
+    ops.push(metaPut(MetaKey.applied, this.applied));
+    if (this.membership) ops.push(metaPut(MetaKey.membership, this.membership));
+    return ops;
+  }
+}
+
+function sessionError(code: ApplyErrorCode, message: string): ApplyResult {
+  return { op: 'error', code, message };
+}
