@@ -1,1 +1,26 @@
-export {};
+// @quorumkv/transport: Raft peer RPC over WebSocket with msgpack frames. See docs/transport.md.
+export { PeerTransport } from './transport.js';
+export type {
+  PeerTransportOptions,
+  TransportLogger,
+  TransportStats,
+  PeerStats,
+  LinkState,
+} from './types.js';
+export { defaultLimits, resolveLimits, MIN_FRAME_BYTES, type TransportLimits } from './limits.js';
+export { CloseCode, MAX_CLOSE_REASON_BYTES } from './close-codes.js';
+export { TransportError, TransportConfigError, FrameError } from './errors.js';
+export {
+  encodeFrame,
+  decodeFrame,
+  estimateMessageBytes,
+  isWireMessageType,
+  isValidNodeId,
+  FRAME_KIND_MESSAGES,
+  FRAME_OVERHEAD_BYTES,
+  MAX_NODE_ID_LENGTH,
+  type WireMessageType,
+} from './codec.js';
+export { HELLO_HEADER, PROTOCOL_VERSION, CHANNELS, type Channel } from './handshake.js';
+export { backoffDelayMs } from './backoff.js';
+export { RAFT_PATH, peerUrl } from './peers.js';

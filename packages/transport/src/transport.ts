@@ -1,0 +1,249 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Message } from '@quorumkv/raft';
+import { CloseCode } from './close-codes.js';
+import { isValidNodeId, isWireMessageType } from './codec.js';
+import { assert, TransportConfigError } from './errors.js';
+import { HELLO_HEADER, ReplayCache, verifyHelloHeader } from './handshake.js';
+import { InboundConnection, type InboundContext, type InboundCounters } from './inbound.js';
+import { resolveLimits, type TransportLimits } from './limits.js';
+import { closeWithGrace, OutboundLink, type LinkContext } from './outbound.js';
+import { normalizePeers, RAFT_PATH } from './peers.js';
+import type { PeerStats, PeerTransportOptions, TransportLogger, TransportStats } from './types.js';
+
+/**
+ * Raft peer RPC over WebSocket. Each node sends to a peer over its own outbound connection and
+ * receives on the connections peers open to it (directed links), so a fault proxy can sit on
+ * each direction. Messages are batched per peer into one msgpack frame per event-loop turn.
+ *
+ * @example
+ * const t = new PeerTransport({ id: 'n1', clusterSecret, peers: { n2: '10.0.0.2:7000' }, logger, onMessage });
+ * server.on('upgrade', (req, socket, head) => {
+ *   if (new URL(req.url ?? '/', 'http://x').pathname === '/raft') t.handleUpgrade(req, socket, head);
+ * });
+ * for (const m of ready.messages) if (!t.send(m)) node.reportUnreachable(m.to);
+ */
+export class PeerTransport {
+  /** This node's id. */
+  readonly id: string;
+  /** The validated limits in force. */
+  readonly limits: Readonly<TransportLimits>;
+  readonly #secret: string | null;
+  readonly #logger: TransportLogger;
+  readonly #onMessage: (msg: Message) => void;
+  readonly #onPeerDown: ((peerId: string) => void) | undefined;
+  readonly #linkCtx: LinkContext;
+  readonly #inboundCtx: InboundContext;
+  readonly #wss: WebSocketServer;
+  readonly #replay: ReplayCache;
+  readonly #nowMs: () => number;
+  #peers = new Map<string, string>();
+  readonly #links = new Map<string, OutboundLink>();
+  readonly #inbound = new Map<string, InboundConnection>();
+  readonly #inboundCounters = new Map<string, InboundCounters>();
+  /** Sockets that are mid-handshake or being refused; closed by close(). */
+  readonly #pending = new Set<WebSocket>();
+  readonly #dirty = new Set<OutboundLink>();
+  #flushScheduled = false;
+  #closed = false;
+  #refusedConnections = 0;
+  #badFrames = 0;
+  #droppedUnknownPeer = 0;
+
+  /** @throws TransportConfigError on a bad id, secret, peer map or limit. */
+  constructor(opts: PeerTransportOptions) {
+    if (!isValidNodeId(opts.id)) throw new TransportConfigError(`id ${JSON.stringify(opts.id)} is not a valid node id`);
+    if (opts.clusterSecret !== null && (typeof opts.clusterSecret !== 'string' || opts.clusterSecret.length < 16)) {
+      throw new TransportConfigError('clusterSecret must be null (insecure) or a string of at least 16 characters');
+    }
+    if (typeof opts.onMessage !== 'function') throw new TransportConfigError('onMessage must be a function');
+    this.id = opts.id;
+    this.limits = Object.freeze(resolveLimits(opts.limits));
+    this.#secret = opts.clusterSecret;
+    this.#logger = opts.logger;
+    this.#onMessage = opts.onMessage;
+    this.#onPeerDown = opts.onPeerDown;
+    this.#nowMs = opts.nowMs ?? Date.now;
+    this.#replay = new ReplayCache(this.limits.maxReplayCacheEntries, this.limits.helloMaxAgeMs);
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.limits.maxFrameBytes,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+    this.#linkCtx = {
+      selfId: this.id,
+      clusterSecret: this.#secret,
+      limits: this.limits,
+      logger: this.#logger,
+      random: opts.random ?? Math.random,
+      nowMs: this.#nowMs,
+      markDirty: (link) => this.#markDirty(link),
+      peerDown: (peerId) => this.#onPeerDown?.(peerId),
+    };
+    this.#inboundCtx = {
+      selfId: this.id,
+      limits: this.limits,
+      logger: this.#logger,
+      onMessage: (msg) => this.#onMessage(msg),
+      countBadFrame: () => this.#badFrames++,
+    };
+    this.setPeers(opts.peers);
+  }
+
+  /**
+   * Queues `msg` for `msg.to` and returns at once. Returns false (and drops the message) when
+   * the peer is unknown, not connected or being dialled, its queue is full, or the message alone
+   * exceeds `maxFrameBytes`; Raft retries, and the caller reports the peer unreachable.
+   * @throws Error (a bug in the caller) for a local message type or a `from` other than this node.
+   */
+  send(msg: Message): boolean {
+    assert(isWireMessageType(msg.type), `message type ${msg.type} is local to the core and never sent`);
+    assert(msg.from === this.id, `message from ${msg.from} sent through the transport of ${this.id}`);
+    if (this.#closed) return false;
+    const link = this.#links.get(msg.to);
+    if (link === undefined) {
+      this.#droppedUnknownPeer++;
+      this.#logger.debug({ to: msg.to, type: msg.type }, 'send to an unknown peer dropped');
+      return false;
+    }
+    return link.enqueue(msg);
+  }
+
+  #markDirty(link: OutboundLink): void {
+    this.#dirty.add(link);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    // setImmediate runs after this turn's I/O callbacks: everything sent in this turn is batched.
+    setImmediate(() => this.#flushAll());
+  }
+
+  #flushAll(): void {
+    this.#flushScheduled = false;
+    const links = [...this.#dirty];
+    this.#dirty.clear();
+    for (const link of links) link.flush();
+  }
+
+  /**
+   * Replaces the peer map: links to removed peers (and their inbound connections) are closed,
+   * new peers are dialled, and a peer whose address changed is redialled at the new address.
+   * @throws TransportConfigError on a bad id or address (nothing is changed then).
+   */
+  setPeers(peers: Readonly<Record<string, string>>): void {
+    const next = normalizePeers(this.id, peers);
+    if (this.#closed) return;
+    for (const [id, link] of this.#links) {
+      if (next.get(id) === link.address) continue;
+      this.#dirty.delete(link);
+      void link.close();
+      this.#links.delete(id);
+      if (!next.has(id)) {
+        this.#inbound.get(id)?.close(CloseCode.Forbidden, 'peer removed from the cluster');
+        this.#inboundCounters.delete(id);
+      }
+    }
+    this.#peers = next;
+    for (const [id, address] of next) {
+      if (!this.#links.has(id)) this.#links.set(id, new OutboundLink(this.#linkCtx, id, address));
+      if (!this.#inboundCounters.has(id)) {
+        this.#inboundCounters.set(id, { receivedMessages: 0, receivedFrames: 0, receivedBytes: 0, droppedMisaddressed: 0 });
+      }
+    }
+  }
+
+  /**
+   * Takes over an HTTP upgrade request for `/raft` (the server routes upgrades by path). The
+   * connection is upgraded, then its hello is checked; a refused one is closed with a close
+   * code and reason and logged at warn. Never throws.
+   */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.#closed) {
+      socket.destroy();
+      return;
+    }
+    const path = (req.url ?? '').split('?', 1)[0];
+    if (path !== RAFT_PATH) {
+      this.#logger.warn({ url: req.url }, 'upgrade for a path other than /raft handed to the peer transport');
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    socket.on('error', () => {}); // errors after the upgrade surface on the WebSocket
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onUpgraded(ws, req));
+  }
+
+  #onUpgraded(ws: WebSocket, req: IncomingMessage): void {
+    const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    ws.on('error', (err) => this.#logger.warn({ remote, err: err.message }, 'inbound peer connection error'));
+    if (this.#closed) {
+      closeWithGrace(ws, CloseCode.GoingAway, 'node shutting down', this.limits.closeGraceMs);
+      return;
+    }
+    const nowMs = this.#nowMs();
+    const verdict = verifyHelloHeader(req.headers[HELLO_HEADER], {
+      selfId: this.id,
+      clusterSecret: this.#secret,
+      isPeer: (id) => this.#peers.has(id),
+      nowMs,
+      maxAgeMs: this.limits.helloMaxAgeMs,
+      rememberNonce: (nonce, now) => this.#replay.remember(nonce, now),
+    });
+    if (!verdict.ok) {
+      this.#refusedConnections++;
+      this.#logger.warn({ remote, code: verdict.code, reason: verdict.reason }, 'refused peer connection');
+      this.#pending.add(ws);
+      ws.once('close', () => this.#pending.delete(ws));
+      closeWithGrace(ws, verdict.code, verdict.reason, this.limits.closeGraceMs);
+      return;
+    }
+    this.#accept(ws, verdict.hello.from, remote);
+  }
+
+  #accept(ws: WebSocket, peerId: string, remote: string): void {
+    const counters = this.#inboundCounters.get(peerId);
+    assert(counters !== undefined, `no inbound counters for peer ${peerId}`);
+    this.#inbound.get(peerId)?.close(CloseCode.Replaced, 'replaced by a newer connection from the same peer');
+    const conn = new InboundConnection(this.#inboundCtx, ws, peerId, counters, () => {
+      if (this.#inbound.get(peerId) === conn) this.#inbound.delete(peerId);
+    });
+    this.#inbound.set(peerId, conn);
+    this.#logger.info({ peer: peerId, remote }, 'inbound peer connection accepted');
+  }
+
+  /** Counters and gauges per peer, plus connection-level totals. */
+  stats(): TransportStats {
+    const peers: Record<string, PeerStats> = {};
+    for (const [id, link] of this.#links) {
+      const inbound = this.#inboundCounters.get(id) ?? { receivedMessages: 0, receivedFrames: 0, receivedBytes: 0, droppedMisaddressed: 0 };
+      peers[id] = { ...link.stats(), inboundConnected: this.#inbound.has(id), ...inbound };
+    }
+    return {
+      peers,
+      refusedConnections: this.#refusedConnections,
+      badFrames: this.#badFrames,
+      droppedUnknownPeer: this.#droppedUnknownPeer,
+    };
+  }
+
+  /**
+   * Closes every link and inbound connection (close code 1001) and stops all timers. Resolves
+   * when all sockets are closed (at most `closeGraceMs` after the call). Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#dirty.clear();
+    const waits: Promise<void>[] = [];
+    for (const link of this.#links.values()) waits.push(link.close());
+    for (const conn of this.#inbound.values()) {
+      waits.push(conn.closed());
+      conn.close(CloseCode.GoingAway, 'node shutting down');
+    }
+    for (const ws of this.#pending) waits.push(new Promise((resolve) => ws.once('close', () => resolve())));
+    await Promise.all(waits);
+    this.#links.clear();
+    this.#inbound.clear();
+    this.#wss.close();
+  }
+}

@@ -1,0 +1,83 @@
+import type { Message } from '@quorumkv/raft';
+import type { TransportLimits } from './limits.js';
+
+/** A pino-compatible structured logger: one event per call, fields first. */
+export interface TransportLogger {
+  debug(fields: Record<string, unknown>, msg: string): void;
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+  error(fields: Record<string, unknown>, msg: string): void;
+}
+
+/** Options of `new PeerTransport(...)`. */
+export interface PeerTransportOptions {
+  /** This node's id. */
+  id: string;
+  /**
+   * The shared cluster secret every dialler proves it knows; `null` = insecure mode (no proof
+   * sent or required; ids are still checked). Whether insecure mode is allowed is the server's call.
+   */
+  clusterSecret: string | null;
+  /** The other nodes: id -> 'host:port' of their one port. This node's own id is ignored. */
+  peers: Readonly<Record<string, string>>;
+  /** Overrides of `defaultLimits`; validated once, here. */
+  limits?: Partial<TransportLimits>;
+  logger: TransportLogger;
+  /** Called once per valid message addressed to this node, from an authenticated peer. */
+  onMessage: (msg: Message) => void;
+  /**
+   * Called when a connection to `peerId` ended or a dial failed: messages `send` accepted for
+   * it may have been lost. The host reports the peer unreachable to the core.
+   */
+  onPeerDown?: (peerId: string) => void;
+  /** Uniform in [0, 1) for reconnect jitter; defaults to Math.random. Injected by tests. */
+  random?: () => number;
+  /** Wall clock in ms for hello timestamps; defaults to Date.now. Injected by tests. */
+  nowMs?: () => number;
+}
+
+/** The state of this node's outbound connection to one peer. */
+export type LinkState = 'connecting' | 'open' | 'backoff' | 'closed';
+
+/** Counters and gauges for one peer. Counters cover the link's lifetime (reset if its address changes). */
+export interface PeerStats {
+  address: string;
+  state: LinkState;
+  /** The outbound connection is open (authenticated; messages flow). */
+  connected: boolean;
+  /** An authenticated inbound connection from this peer is open. */
+  inboundConnected: boolean;
+  queuedMessages: number;
+  queuedBytes: number;
+  /** Bytes handed to the socket that the kernel has not taken yet. */
+  unflushedBytes: number;
+  sentMessages: number;
+  sentFrames: number;
+  sentBytes: number;
+  /** `send` refused: the queue was at `maxQueuedMessages` or `maxQueuedBytes`. */
+  droppedQueueFull: number;
+  /** `send` refused while no connection was open or being dialled, plus queued messages lost with a connection. */
+  droppedDisconnected: number;
+  /** `send` refused: the message alone exceeds `maxFrameBytes`. */
+  droppedTooLarge: number;
+  /** Dials after the first one. */
+  reconnects: number;
+  /** Last measured ping round trip, ms; null before the first pong. */
+  rttMs: number | null;
+  receivedMessages: number;
+  receivedFrames: number;
+  receivedBytes: number;
+  /** Received messages dropped because `from` or `to` did not match the connection. */
+  droppedMisaddressed: number;
+}
+
+/** A snapshot of the transport's counters. */
+export interface TransportStats {
+  peers: Record<string, PeerStats>;
+  /** Inbound connections refused at the handshake. */
+  refusedConnections: number;
+  /** Inbound connections closed for a malformed or text frame. */
+  badFrames: number;
+  /** `send` calls for an id that is not a peer. */
+  droppedUnknownPeer: number;
+}
