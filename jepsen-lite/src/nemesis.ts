@@ -1,0 +1,293 @@
+// Nemesis schedules as pure data: generated from a seed before the run, executed later by the
+// orchestrator, saved with the history so a failing run can be replayed and read.
+//
+// A schedule is a list of non-overlapping events; each event starts at `startMs`, holds one or
+// more faults (several = a correlated failure: faults that share a cause, at once), and heals
+// them all at `healMs`. Faults may name a node by role (`@leader`, `@follower:N`); the
+// orchestrator resolves roles from `/v1/status` at the moment the event starts (resolveRef).
+
+import type { Rng } from './random.js';
+import { createRng } from './random.js';
+import type { Shaping } from './proxy.js';
+
+/** A node id (`n2`) or a role resolved at the event's start: `@leader`, `@follower:0`, `@follower:1`, … */
+export type NodeRef = string;
+
+/** A directed cut: `to` stops hearing `from` (bytes from→to are dropped). */
+export type Cut = readonly [from: NodeRef, to: NodeRef];
+
+/** One fault. Every kind is undone at its event's heal. */
+export type Fault =
+  /** Cut every link of one node, both ways. */
+  | { kind: 'isolate'; target: NodeRef; mode: 'silent' | 'loud' }
+  /** A fixed set of directed cuts between concrete nodes. */
+  | { kind: 'partition'; shape: 'halves' | 'majorities-ring' | 'one-way'; cuts: Cut[]; mode: 'silent' | 'loud' }
+  /** kill -9 at the start; all of them restarted together at the heal. */
+  | { kind: 'kill'; targets: NodeRef[] }
+  /** SIGSTOP at the start, SIGCONT at the heal: slow, not dead. */
+  | { kind: 'pause'; target: NodeRef }
+  /** Delay / bandwidth on one directed link (both byte directions of that link). */
+  | { kind: 'slow-link'; from: NodeRef; to: NodeRef; shaping: Shaping }
+  /** Delay / bandwidth on every link of one node. */
+  | { kind: 'slow-node'; target: NodeRef; shaping: Shaping }
+  /** The server's harness-only fault option: added latency on every fsync. */
+  | { kind: 'slow-disk'; target: NodeRef; fsyncDelayMs: number }
+  /**
+   * Cut a follower off silently and keep it off until the leader has compacted its log past
+   * the follower's applied index (or `healMs` passes), then heal under load: forces catch-up by
+   * snapshot.
+   */
+  | { kind: 'blackhole-until-compaction'; target: NodeRef }
+  /** Multiply the workload's request rate (load high while something heals). */
+  | { kind: 'load-surge'; rateMultiplier: number };
+
+/** A scheduled set of faults that start and heal together. */
+export interface NemesisEvent {
+  id: string;
+  /** The nemesis name that produced the event (see {@link NEMESES}). */
+  nemesis: NemesisName;
+  startMs: number;
+  healMs: number;
+  faults: Fault[];
+  /** Several faults with one cause. */
+  correlated: boolean;
+}
+
+/** A whole run's schedule. */
+export interface NemesisSchedule {
+  seed: number;
+  nodes: string[];
+  durationMs: number;
+  events: NemesisEvent[];
+}
+
+/** Every nemesis a user can ask for by name. */
+export const NEMESES = [
+  'partition-one',
+  'partition-leader',
+  'partition-halves',
+  'partition-ring',
+  'partition-one-way',
+  'kill-one',
+  'kill-leader',
+  'kill-majority',
+  'kill-all',
+  'pause-one',
+  'pause-leader',
+  'slow-link',
+  'slow-node',
+  'slow-disk',
+  'snapshot-blackhole',
+  'correlated-pause-leader-slow-disk',
+  'correlated-heal-under-load',
+  'correlated-kill-two',
+] as const;
+
+/** A nemesis name. */
+export type NemesisName = (typeof NEMESES)[number];
+
+/** Group names accepted on the command line, expanded by {@link expandNemeses}. */
+export const NEMESIS_GROUPS: Record<string, readonly NemesisName[]> = {
+  none: [],
+  partition: NEMESES.filter((n) => n.startsWith('partition-')),
+  kill: NEMESES.filter((n) => n.startsWith('kill-')),
+  pause: NEMESES.filter((n) => n.startsWith('pause-')),
+  slow: ['slow-link', 'slow-node', 'slow-disk'],
+  correlated: NEMESES.filter((n) => n.startsWith('correlated-')),
+  all: NEMESES,
+};
+
+/** A nemesis list that could not be parsed. */
+export class NemesisSpecError extends Error {
+  readonly code = 'JL_NEMESIS_SPEC';
+}
+
+/** Expands a comma-separated list of names and groups; throws {@link NemesisSpecError} on an unknown one. */
+export function expandNemeses(spec: string): NemesisName[] {
+  const out = new Set<NemesisName>();
+  for (const raw of spec.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const group = NEMESIS_GROUPS[raw];
+    if (group !== undefined) group.forEach((n) => out.add(n));
+    else if ((NEMESES as readonly string[]).includes(raw)) out.add(raw as NemesisName);
+    else throw new NemesisSpecError(`unknown nemesis "${raw}"; known: ${[...Object.keys(NEMESIS_GROUPS), ...NEMESES].join(', ')}`);
+  }
+  return [...out];
+}
+
+/** Options of {@link generateSchedule}. */
+export interface ScheduleOptions {
+  seed: number;
+  nodes: readonly string[];
+  durationMs: number;
+  nemeses: readonly NemesisName[];
+  /** Fault duration range. Default [2000, 6000]. */
+  faultMsRange?: readonly [number, number];
+  /** Healthy gap between events. Default [1000, 3000]. */
+  gapMsRange?: readonly [number, number];
+  /** Healthy time before the first fault and after the last heal. Default 2000 / 3000. */
+  quietStartMs?: number;
+  quietEndMs?: number;
+  /** Probability that an event also takes a second, independent nemesis at once. Default 0. */
+  combineChance?: number;
+  /** Upper bound on events per schedule. Default 1000. */
+  eventsMax?: number;
+}
+
+const DEFAULTS = { faultMsRange: [2000, 6000] as const, gapMsRange: [1000, 3000] as const, quietStartMs: 2000, quietEndMs: 3000, eventsMax: 1000 };
+
+/**
+ * Generates a schedule from a seed: healthy start, then fault / heal / gap cycles with nemeses
+ * drawn from `nemeses`, then a healthy end for the final reads. Same options → same schedule.
+ */
+export function generateSchedule(options: ScheduleOptions): NemesisSchedule {
+  validateScheduleOptions(options);
+  const rng = createRng(options.seed);
+  const [fMin, fMax] = options.faultMsRange ?? DEFAULTS.faultMsRange;
+  const [gMin, gMax] = options.gapMsRange ?? DEFAULTS.gapMsRange;
+  const endMs = options.durationMs - (options.quietEndMs ?? DEFAULTS.quietEndMs);
+  const events: NemesisEvent[] = [];
+  let t = options.quietStartMs ?? DEFAULTS.quietStartMs;
+  while (options.nemeses.length > 0 && t + fMin <= endMs && events.length < (options.eventsMax ?? DEFAULTS.eventsMax)) {
+    const nemesis = rng.pick(options.nemeses);
+    const healMs = Math.min(endMs, t + rng.int(fMin, fMax));
+    const faults = faultsFor(nemesis, options.nodes, rng);
+    let correlated = nemesis.startsWith('correlated-');
+    if (options.combineChance !== undefined && rng.chance(options.combineChance)) {
+      faults.push(...faultsFor(rng.pick(options.nemeses), options.nodes, rng));
+      correlated = true;
+    }
+    events.push({ id: `e${events.length + 1}`, nemesis, startMs: t, healMs, faults, correlated });
+    t = healMs + rng.int(gMin, gMax);
+  }
+  return { seed: options.seed, nodes: [...options.nodes], durationMs: options.durationMs, events };
+}
+
+function validateScheduleOptions(o: ScheduleOptions): void {
+  if (o.nodes.length < 3) throw new NemesisSpecError(`need at least 3 nodes for fault schedules, got ${o.nodes.length}`);
+  if (new Set(o.nodes).size !== o.nodes.length) throw new NemesisSpecError('node ids must be unique');
+  if (!(o.durationMs > 0)) throw new NemesisSpecError('durationMs must be > 0');
+  const [fMin, fMax] = o.faultMsRange ?? DEFAULTS.faultMsRange;
+  const [gMin, gMax] = o.gapMsRange ?? DEFAULTS.gapMsRange;
+  if (!(fMin > 0 && fMin <= fMax && gMin >= 0 && gMin <= gMax)) throw new NemesisSpecError('fault and gap ranges must be positive [min, max]');
+}
+
+const SLOW: Shaping = { delayMs: 200, jitterMs: 100, bytesPerSecond: null };
+
+/** The faults one nemesis produces (concrete nodes drawn from the rng, roles left symbolic). */
+function faultsFor(nemesis: NemesisName, nodes: readonly string[], rng: Rng): Fault[] {
+  const mode = (): 'silent' | 'loud' => (rng.chance(0.75) ? 'silent' : 'loud');
+  const majority = Math.floor(nodes.length / 2) + 1;
+  switch (nemesis) {
+    case 'partition-one':
+      return [{ kind: 'isolate', target: rng.pick(nodes), mode: mode() }];
+    case 'partition-leader':
+      return [{ kind: 'isolate', target: '@leader', mode: mode() }];
+    case 'partition-halves':
+      return [{ kind: 'partition', shape: 'halves', cuts: halvesCuts(rng.shuffle(nodes)), mode: mode() }];
+    case 'partition-ring':
+      return [{ kind: 'partition', shape: 'majorities-ring', cuts: majoritiesRingCuts(rng.shuffle(nodes)), mode: 'silent' }];
+    case 'partition-one-way': {
+      const [a, b] = rng.shuffle(nodes);
+      return [{ kind: 'partition', shape: 'one-way', cuts: [[a!, b!]], mode: 'silent' }];
+    }
+    case 'kill-one':
+      return [{ kind: 'kill', targets: [rng.pick(nodes)] }];
+    case 'kill-leader':
+      return [{ kind: 'kill', targets: ['@leader'] }];
+    case 'kill-majority':
+      return [{ kind: 'kill', targets: rng.shuffle(nodes).slice(0, majority) }];
+    case 'kill-all':
+      return [{ kind: 'kill', targets: [...nodes] }];
+    case 'pause-one':
+      return [{ kind: 'pause', target: rng.pick(nodes) }];
+    case 'pause-leader':
+      return [{ kind: 'pause', target: '@leader' }];
+    case 'slow-link': {
+      const [a, b] = rng.shuffle(nodes);
+      return [{ kind: 'slow-link', from: a!, to: b!, shaping: { ...SLOW, delayMs: rng.int(50, 400) } }];
+    }
+    case 'slow-node':
+      return [{ kind: 'slow-node', target: rng.pick(['@leader', ...nodes]), shaping: { ...SLOW, delayMs: rng.int(50, 400) } }];
+    case 'slow-disk':
+      return [{ kind: 'slow-disk', target: rng.pick(['@leader', ...nodes]), fsyncDelayMs: rng.int(20, 200) }];
+    case 'snapshot-blackhole':
+      return [{ kind: 'blackhole-until-compaction', target: '@follower:0' }];
+    case 'correlated-pause-leader-slow-disk':
+      return [
+        { kind: 'pause', target: '@leader' },
+        { kind: 'slow-disk', target: '@follower:0', fsyncDelayMs: rng.int(50, 200) },
+      ];
+    case 'correlated-heal-under-load':
+      // The blackholed follower is released while the load is high: catch-up competes with clients.
+      return [
+        { kind: 'blackhole-until-compaction', target: '@follower:0' },
+        { kind: 'load-surge', rateMultiplier: 3 },
+      ];
+    case 'correlated-kill-two':
+      return [{ kind: 'kill', targets: rng.shuffle(nodes).slice(0, 2) }];
+  }
+}
+
+/** Cuts both ways between the first half (rounded down) and the rest of `order`. */
+export function halvesCuts(order: readonly string[]): Cut[] {
+  const k = Math.floor(order.length / 2);
+  return crossCuts(order.slice(0, k), order.slice(k));
+}
+
+/** Every directed cut between two groups, both ways. */
+export function crossCuts(a: readonly string[], b: readonly string[]): Cut[] {
+  const cuts: Cut[] = [];
+  for (const x of a) for (const y of b) cuts.push([x, y], [y, x]);
+  return cuts;
+}
+
+/**
+ * Jepsen's majorities ring: in the ring `order`, each node hears itself and the next
+ * ⌊n/2⌋ nodes — a majority — and nobody else, so every node sees a majority and no two see the
+ * same one. With 3 nodes the cuts are one-way (a ring of one-way links).
+ */
+export function majoritiesRingCuts(order: readonly string[]): Cut[] {
+  const n = order.length;
+  const reach = Math.floor(n / 2);
+  const cuts: Cut[] = [];
+  for (let i = 0; i < n; i++) {
+    const hears = new Set(Array.from({ length: reach + 1 }, (_, k) => order[(i + k) % n]!));
+    for (const y of order) if (!hears.has(y)) cuts.push([y, order[i]!]);
+  }
+  return cuts;
+}
+
+/** Who each node hears (itself included) under a set of concrete cuts. */
+export function hearing(nodes: readonly string[], cuts: readonly Cut[]): Map<string, Set<string>> {
+  const cut = new Set(cuts.map(([f, t]) => `${f}\u0000${t}`));
+  return new Map(nodes.map((to) => [to, new Set(nodes.filter((from) => from === to || !cut.has(`${from}\u0000${to}`)))]));
+}
+
+/** What the orchestrator knows when it resolves roles: the members and the current leader. */
+export interface ClusterView {
+  nodes: readonly string[];
+  leader: string | null;
+}
+
+/**
+ * Resolves a {@link NodeRef} to a node id. `@leader` with no known leader falls back to the
+ * first node (and says so), so a schedule still runs when an election is under way.
+ */
+export function resolveRef(ref: NodeRef, view: ClusterView): { node: string; fallback: boolean } {
+  if (!ref.startsWith('@')) return { node: ref, fallback: false };
+  const followers = view.nodes.filter((n) => n !== view.leader);
+  if (ref === '@leader') return view.leader !== null ? { node: view.leader, fallback: false } : { node: view.nodes[0]!, fallback: true };
+  const m = /^@follower:(\d+)$/.exec(ref);
+  if (m !== null) return { node: followers[Number(m[1]) % followers.length]!, fallback: false };
+  throw new NemesisSpecError(`unknown node reference "${ref}"`);
+}
+
+/** The directed cuts a partition-like fault means, with roles resolved; [] for other kinds. */
+export function cutsOf(fault: Fault, view: ClusterView): Cut[] {
+  if (fault.kind === 'partition') return fault.cuts.map(([f, t]) => [resolveRef(f, view).node, resolveRef(t, view).node] as const);
+  if (fault.kind === 'isolate' || fault.kind === 'blackhole-until-compaction') {
+    const target = resolveRef(fault.target, view).node;
+    return crossCuts([target], view.nodes.filter((n) => n !== target));
+  }
+  return [];
+}
