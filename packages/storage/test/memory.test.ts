@@ -1,0 +1,4 @@
+import { storageConformance } from './conformance.js';
+import { memoryHarness } from './harness.js';
+
+storageConformance('memory twin', memoryHarness);
