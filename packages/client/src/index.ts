@@ -1,1 +1,40 @@
-export {};
+// @quorumkv/client — the embeddable client of quorumkv. Runs in Node (>= 20) and in browsers.
+//
+//   const kv = await connect({ endpoints: ['127.0.0.1:7001', '127.0.0.1:7002', '127.0.0.1:7003'] });
+//   await kv.put('user/1', 'ada');
+//   const item = await kv.get('user/1');   // item?.text() === 'ada'
+//   await kv.close();
+
+export { connect, KvClient } from './client.js';
+export type {
+  CasIf,
+  CasSpec,
+  CasThen,
+  DeleteResponse,
+  GetOptions,
+  RangeOptions,
+  WriteOptions,
+  WriteResult,
+} from './client.js';
+export type { ConnectOptions, CallOptions } from './options.js';
+export type { KvItem, KvTextItem, ValueFormat } from './item.js';
+export type { BackoffPolicy } from './backoff.js';
+export type { WebSocketFactory, WebSocketLike } from './websocket.js';
+export {
+  AbortedError,
+  BusyError,
+  CasFailedError,
+  ClosedError,
+  ErrorCode,
+  InternalError,
+  InvalidArgumentError,
+  NoLeaderError,
+  NotLeaderError,
+  ProtocolError,
+  QuorumKvError,
+  SessionExpiredError,
+  TimeoutError,
+  TooLargeError,
+  UnavailableError,
+} from '@quorumkv/protocol';
+export type { BytesLike, ClusterStatus, Consistency, LeaderHint, MemberStatus } from '@quorumkv/protocol';

@@ -37,7 +37,8 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
 export function prefixEnd(prefix: Uint8Array): Uint8Array | null {
   for (let i = prefix.length - 1; i >= 0; i--) {
     if (prefix[i] !== 0xff) {
-      const end = prefix.slice(0, i + 1);
+      // Copy: on a Node Buffer, .slice() is a view and the increment would corrupt the caller's prefix.
+      const end = Uint8Array.from(prefix.subarray(0, i + 1));
       end[i] = (end[i] as number) + 1;
       return end;
     }

@@ -1,0 +1,568 @@
+// The client: routing (leader for writes and linearizable reads, spread for stale reads), the
+// retry loop (leader hints, busy hints, lost connections, all within one deadline), exactly-once
+// writes through the session, and close().
+
+import {
+  AbortedError,
+  BusyError,
+  ClosedError,
+  InvalidArgumentError,
+  NoLeaderError,
+  NotLeaderError,
+  ProtocolError,
+  QuorumKvError,
+  SessionExpiredError,
+  TimeoutError,
+  UnavailableError,
+  checkKey,
+  checkValue,
+  toBytes,
+  DEFAULT_LIMITS,
+  RANGE_LIMIT_MAX,
+  type BytesLike,
+  type CasAction,
+  type CasCondition,
+  type ClusterStatus,
+  type Consistency,
+  type HelloResult,
+  type LeaderHint,
+  type Limits,
+  type Op,
+  type RangeRequest,
+  type ResultByOp,
+  type SessionRef,
+} from '@quorumkv/protocol';
+import { backoffDelayMs } from './backoff.js';
+import { toItem, type KvItem, type KvTextItem, type ValueFormat } from './item.js';
+import { NodeConnection, abortReason, parseEndpoint, type RequestBody } from './node-connection.js';
+import { callTimeoutMs, resolveOptions, type CallOptions, type ConnectOptions, type ResolvedOptions } from './options.js';
+import { ClientSession, randomSessionId } from './session.js';
+import { defaultWebSocketFactory, type WebSocketFactory } from './websocket.js';
+
+/** Options of `get`. */
+export interface GetOptions extends CallOptions {
+  /** 'linearizable' (default: served by the leader after ReadIndex) or 'stale' (any node, possibly old). */
+  consistency?: Consistency;
+  /** 'bytes' (default) or 'string' (key and value decoded as UTF-8). */
+  as?: ValueFormat;
+}
+
+/** Options of writes (`put`, `delete`, `cas`). */
+export type WriteOptions = CallOptions;
+
+/** The condition part of a `cas`: exactly one of these. */
+export type CasIf = { ifModRevision: number } | { ifValue: BytesLike } | { ifAbsent: true };
+/** The action part of a `cas`: put `value`, or `delete: true`. */
+export type CasThen = { value: BytesLike } | { delete: true };
+/** A compare-and-swap: one condition and one action, e.g. `{ ifModRevision: 7, value: 'grace' }`. */
+export type CasSpec = CasIf & CasThen;
+
+/** Options of `range`. Give `prefix`, or `start` (and optionally `end`). */
+export interface RangeOptions extends CallOptions {
+  /** Keys starting with this (empty string = every key). */
+  prefix?: BytesLike;
+  /** First key (inclusive). */
+  start?: BytesLike;
+  /** Last key (exclusive); absent = to the end. Only with `start`. */
+  end?: BytesLike;
+  /** Most items in total. Default: no limit. */
+  limit?: number;
+  /** Items fetched per round trip. Default: the client's `rangePageSize` (500). */
+  pageSize?: number;
+  /** As for `get`. Each page is read at this consistency on its own (pages are not one snapshot). */
+  consistency?: Consistency;
+  /** 'bytes' (default) or 'string'. */
+  as?: ValueFormat;
+}
+
+/** Answer of `put` and `cas`. */
+export interface WriteResult {
+  /** The revision (Raft index) of the write. The same number comes back if the write was retried. */
+  revision: number;
+}
+/** Answer of `delete`. */
+export interface DeleteResponse extends WriteResult {
+  /** Whether the key existed. */
+  deleted: boolean;
+}
+
+type Route = 'leader' | 'any' | 'preferLeader';
+type DataOp = Exclude<Op, 'hello'>;
+
+/** Per-call retry bookkeeping. */
+interface RetryState {
+  redirects: number;
+  noLeader: number;
+  unavailable: number;
+  lastError: QuorumKvError | undefined;
+}
+
+function asQkv(e: unknown): QuorumKvError {
+  return e instanceof QuorumKvError ? e : new UnavailableError('unexpected failure', { cause: e });
+}
+
+/**
+ * A connection to a quorumkv cluster. Create it with {@link connect}; it finds the leader by
+ * itself, retries safely, and makes writes exactly-once. All methods are safe to call
+ * concurrently; requests are pipelined over one WebSocket per node.
+ */
+export class KvClient {
+  private readonly nodes: NodeConnection[] = [];
+  private leader: NodeConnection | undefined;
+  private roundRobin = 0;
+  private session: ClientSession;
+  private readonly calls = new Set<AbortController>();
+  private closed = false;
+  private limits: Limits = DEFAULT_LIMITS;
+  private readonly scheme: 'ws' | 'wss';
+
+  /** Use {@link connect}; the constructor does no I/O. */
+  constructor(
+    private readonly o: ResolvedOptions,
+    private readonly webSocketFactory: WebSocketFactory,
+  ) {
+    this.session = new ClientSession(o.sessionId ?? randomSessionId());
+    this.scheme = o.endpoints.some((e) => e.trim().startsWith('wss://')) ? 'wss' : 'ws';
+    for (const e of o.endpoints) {
+      const { address, url } = parseEndpointOrThrow(e, this.scheme);
+      if (!this.nodes.some((n) => n.address === address)) this.nodes.push(this.newNode(address, url));
+    }
+  }
+
+  private newNode(address: string, url: string): NodeConnection {
+    return new NodeConnection(address, url, {
+      webSocketFactory: this.webSocketFactory,
+      maxFrameBytes: this.o.maxFrameBytes,
+      connectTimeoutMs: this.o.connectTimeoutMs,
+      reconnectBackoff: this.o.reconnectBackoff,
+      random: this.o.random,
+      now: Date.now,
+      onHello: (node, hello) => this.onHello(node, hello),
+    });
+  }
+
+  /** Opens every seed endpoint at once; resolves when one has answered hello. */
+  async start(): Promise<void> {
+    const ctl = new AbortController();
+    const limits = { deadlineMs: Date.now() + this.o.connectTimeoutMs, signal: ctl.signal };
+    const attempts = this.nodes.map((n) => n.open(limits));
+    try {
+      await Promise.any(attempts);
+    } catch (e) {
+      const causes = e instanceof AggregateError ? e.errors : [e];
+      await this.close();
+      throw new UnavailableError(`no endpoint answered: ${causes.map((c) => (c instanceof Error ? c.message : String(c))).join('; ')}`, { cause: e });
+    }
+  }
+
+  private onHello(node: NodeConnection, hello: HelloResult): void {
+    this.limits = hello.limits;
+    if (!hello.leader) return;
+    const leader = hello.leader.id === hello.serverId ? node : this.nodeForHint(hello.leader);
+    if (leader) this.leader = leader;
+  }
+
+  /** The node for a leader hint: known by id, else by address, else added (up to maxKnownNodes). */
+  private nodeForHint(hint: LeaderHint): NodeConnection | undefined {
+    const known = this.nodes.find((n) => n.serverId === hint.id) ?? this.nodes.find((n) => n.address === hint.address);
+    if (known) return known;
+    if (this.nodes.length >= this.o.maxKnownNodes) return undefined;
+    let parsed;
+    try {
+      parsed = parseEndpoint(hint.address, this.scheme);
+    } catch {
+      return undefined; // a hint we cannot use is as good as none
+    }
+    const node = this.newNode(parsed.address, parsed.url);
+    this.nodes.push(node);
+    return node;
+  }
+
+  /** The address of the node the client currently believes is the leader, if any. */
+  get leaderAddress(): string | undefined {
+    return this.leader?.address;
+  }
+
+  /** This client's exactly-once session id. */
+  get sessionId(): string {
+    return this.session.id;
+  }
+
+  /**
+   * Writes `value` under `key`. Retried safely within the deadline: a retry of a write that was
+   * applied returns the original revision instead of writing again.
+   *
+   * @example `const { revision } = await kv.put('user/1', 'ada');`
+   */
+  async put(key: BytesLike, value: BytesLike, options?: WriteOptions): Promise<WriteResult> {
+    const k = this.key(key);
+    const v = checkValue(toBytes(value, 'value'), this.limits);
+    return this.write('put', (session) => ({ op: 'put', key: k, value: v, session }), options);
+  }
+
+  /**
+   * Reads `key`; `undefined` when it does not exist. Linearizable by default; with
+   * `{ consistency: 'stale' }` any node answers from its local state, which may be behind.
+   *
+   * @example `const item = await kv.get('user/1'); item?.text()`
+   */
+  get(key: BytesLike, options?: GetOptions & { as?: 'bytes' }): Promise<KvItem | undefined>;
+  get(key: BytesLike, options: GetOptions & { as: 'string' }): Promise<KvTextItem | undefined>;
+  async get(key: BytesLike, options?: GetOptions): Promise<KvItem | KvTextItem | undefined> {
+    const k = this.key(key);
+    const consistency = checkConsistency(options?.consistency);
+    const as = checkFormat(options?.as);
+    const route: Route = consistency === 'stale' ? 'any' : 'leader';
+    const r = await this.execute('get', () => ({ op: 'get', key: k, consistency }), route, options);
+    return r.item ? toItem(r.item, as) : undefined;
+  }
+
+  /** Deletes `key`; `deleted` says whether it existed. Exactly-once like `put`. */
+  async delete(key: BytesLike, options?: WriteOptions): Promise<DeleteResponse> {
+    const k = this.key(key);
+    return this.write('delete', (session) => ({ op: 'delete', key: k, session }), options);
+  }
+
+  /**
+   * Compare-and-swap: writes (or deletes) only if the condition holds, else rejects with
+   * `CasFailedError` (`QKV_CAS_FAILED`, with `actualModRevision`). Exactly-once like `put`: a
+   * retry after a lost answer gets the original outcome, success or failure.
+   *
+   * @example
+   * ```ts
+   * await kv.cas('user/1', { ifModRevision: 7, value: 'grace' });
+   * await kv.cas('lock', { ifAbsent: true, value: 'me' });
+   * await kv.cas('lock', { ifValue: 'me', delete: true });
+   * ```
+   */
+  async cas(key: BytesLike, spec: CasSpec, options?: WriteOptions): Promise<WriteResult> {
+    const k = this.key(key);
+    const condition = this.casCondition(spec);
+    const action = this.casAction(spec);
+    return this.write('cas', (session) => ({ op: 'cas', key: k, condition, action, session }), options);
+  }
+
+  /**
+   * Iterates keys in byte order: by `prefix`, or from `start` up to `end` (exclusive). Fetches
+   * pages of `pageSize` lazily as the loop consumes them; stop the loop to stop fetching. Each
+   * page is its own read with its own deadline (`timeoutMs`), so the pages are not one snapshot.
+   *
+   * @example `for await (const e of kv.range({ prefix: 'user/', limit: 100 })) console.log(e.keyText());`
+   */
+  range(options: RangeOptions & { as?: 'bytes' }): AsyncIterableIterator<KvItem>;
+  range(options: RangeOptions & { as: 'string' }): AsyncIterableIterator<KvTextItem>;
+  range(options: RangeOptions): AsyncIterableIterator<KvItem | KvTextItem> {
+    const plan = this.rangePlan(options);
+    return this.rangePages(plan, options);
+  }
+
+  /** The cluster as a node sees it (the leader when known): members, leader, term, warnings. */
+  async status(options?: CallOptions): Promise<ClusterStatus> {
+    return this.execute('status', () => ({ op: 'status' }), 'preferLeader', options);
+  }
+
+  /**
+   * Closes every connection. Calls in progress reject with `ClosedError` (`QKV_CLOSED`); a write
+   * among them may or may not have been applied. Later calls reject with `QKV_CLOSED` too.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const err = new ClosedError('the client was closed');
+    for (const ctl of this.calls) ctl.abort(err);
+    this.calls.clear();
+    for (const n of this.nodes) n.close(err);
+  }
+
+  // --- argument checks -------------------------------------------------------------------------
+
+  private key(key: BytesLike): Uint8Array {
+    return checkKey(toBytes(key, 'key'), this.limits);
+  }
+
+  private casCondition(spec: CasSpec): CasCondition {
+    const s = spec as Partial<{ ifModRevision: number; ifValue: BytesLike; ifAbsent: true }>;
+    const given = [s.ifModRevision !== undefined, s.ifValue !== undefined, s.ifAbsent !== undefined].filter(Boolean);
+    if (given.length !== 1) throw new InvalidArgumentError('cas needs exactly one of ifModRevision, ifValue, ifAbsent');
+    if (s.ifModRevision !== undefined) {
+      if (!Number.isSafeInteger(s.ifModRevision) || s.ifModRevision < 0) {
+        throw new InvalidArgumentError('ifModRevision must be a non-negative integer');
+      }
+      return { kind: 'modRevision', modRevision: s.ifModRevision };
+    }
+    if (s.ifValue !== undefined) return { kind: 'value', value: checkValue(toBytes(s.ifValue, 'ifValue'), this.limits, 'ifValue') };
+    if (s.ifAbsent !== true) throw new InvalidArgumentError('ifAbsent must be true');
+    return { kind: 'absent' };
+  }
+
+  private casAction(spec: CasSpec): CasAction {
+    const s = spec as Partial<{ value: BytesLike; delete: true }>;
+    if ((s.value !== undefined) === (s.delete !== undefined)) {
+      throw new InvalidArgumentError('cas needs exactly one of value and delete');
+    }
+    if (s.value !== undefined) return { kind: 'put', value: checkValue(toBytes(s.value, 'value'), this.limits) };
+    if (s.delete !== true) throw new InvalidArgumentError('delete must be true');
+    return { kind: 'delete' };
+  }
+
+  private rangePlan(o: RangeOptions): RangePlan {
+    if (!o || typeof o !== 'object') throw new InvalidArgumentError('range needs options with prefix or start');
+    if ((o.prefix === undefined) === (o.start === undefined)) throw new InvalidArgumentError('range needs exactly one of prefix and start');
+    if (o.prefix !== undefined && o.end !== undefined) throw new InvalidArgumentError('range takes end only with start');
+    const limit = o.limit ?? Number.POSITIVE_INFINITY;
+    if (limit !== Number.POSITIVE_INFINITY && (!Number.isSafeInteger(limit) || limit < 1)) {
+      throw new InvalidArgumentError('limit must be a positive integer');
+    }
+    const pageSize = o.pageSize ?? this.o.rangePageSize;
+    if (!Number.isSafeInteger(pageSize) || pageSize < 1 || pageSize > RANGE_LIMIT_MAX) {
+      throw new InvalidArgumentError(`pageSize must be an integer in [1, ${RANGE_LIMIT_MAX}]`);
+    }
+    const bound = (b: BytesLike, what: string): Uint8Array => {
+      const bytes = toBytes(b, what);
+      if (bytes.length > this.limits.maxKeyBytes) throw new InvalidArgumentError(`${what} is longer than a key may be`);
+      return bytes;
+    };
+    const plan: RangePlan = {
+      limit,
+      pageSize,
+      consistency: checkConsistency(o.consistency),
+      as: checkFormat(o.as),
+    };
+    if (o.prefix !== undefined) plan.prefix = bound(o.prefix, 'prefix');
+    if (o.start !== undefined) plan.start = bound(o.start, 'start');
+    if (o.end !== undefined) plan.end = this.key(o.end);
+    return plan;
+  }
+
+  private async *rangePages(plan: RangePlan, call: CallOptions): AsyncIterableIterator<KvItem | KvTextItem> {
+    let after: Uint8Array | undefined;
+    let left = plan.limit;
+    const route: Route = plan.consistency === 'stale' ? 'any' : 'leader';
+    while (left > 0) {
+      const body: Omit<RangeRequest, 'id'> = { op: 'range', limit: Math.min(plan.pageSize, left), consistency: plan.consistency };
+      if (plan.prefix) body.prefix = plan.prefix;
+      if (plan.start) body.start = plan.start;
+      if (plan.end) body.end = plan.end;
+      if (after) body.after = after;
+      const page = await this.execute('range', () => body, route, call);
+      for (const it of page.items) {
+        yield toItem(it, plan.as);
+        left--;
+      }
+      const last = page.items[page.items.length - 1];
+      if (!page.more || !last) return;
+      after = last.key;
+    }
+  }
+
+  // --- the retry loop ----------------------------------------------------------------------------
+
+  /** Runs a write with a session seq that stays the same across its retries. */
+  private async write<K extends 'put' | 'delete' | 'cas'>(
+    op: K,
+    build: (session: SessionRef) => RequestBody,
+    options: WriteOptions | undefined,
+  ): Promise<ResultByOp[K]> {
+    const session = this.session;
+    const ticket = session.begin();
+    try {
+      return await this.execute(op, () => build(ticket.ref()), 'leader', options);
+    } catch (e) {
+      if (e instanceof SessionExpiredError && this.session === session) this.session = new ClientSession(randomSessionId());
+      throw e;
+    } finally {
+      ticket.done();
+    }
+  }
+
+  /** One call: deadline, abort, close, and retries over nodes until an answer or a final error. */
+  private async execute<K extends DataOp>(
+    op: K,
+    build: () => RequestBody,
+    route: Route,
+    call: CallOptions | undefined,
+  ): Promise<ResultByOp[K]> {
+    if (this.closed) throw new ClosedError('the client is closed');
+    if (this.calls.size >= this.o.maxPendingCalls) {
+      throw new BusyError(1, `more than maxPendingCalls (${this.o.maxPendingCalls}) calls in progress`);
+    }
+    const deadlineMs = Date.now() + callTimeoutMs(call, this.o.timeoutMs);
+    const user = call?.signal;
+    if (user?.aborted) throw new AbortedError('the operation was aborted', { cause: user.reason });
+    const ctl = new AbortController();
+    const onUserAbort = (): void => ctl.abort(new AbortedError('the operation was aborted', { cause: user?.reason }));
+    user?.addEventListener('abort', onUserAbort, { once: true });
+    this.calls.add(ctl);
+    try {
+      return await this.retryLoop(op, build, route, deadlineMs, ctl.signal);
+    } finally {
+      this.calls.delete(ctl);
+      user?.removeEventListener('abort', onUserAbort);
+    }
+  }
+
+  private async retryLoop<K extends DataOp>(
+    op: K,
+    build: () => RequestBody,
+    route: Route,
+    deadlineMs: number,
+    signal: AbortSignal,
+  ): Promise<ResultByOp[K]> {
+    const st: RetryState = { redirects: 0, noLeader: 0, unavailable: 0, lastError: undefined };
+    for (let attempt = 1; attempt <= this.o.maxAttemptsPerCall; attempt++) {
+      if (Date.now() >= deadlineMs) throw deadlineError(op, st.lastError);
+      const pick = this.pick(route);
+      if (pick.node === undefined) {
+        await this.pause(pick.waitMs, deadlineMs, signal, op, st);
+        continue;
+      }
+      const node = pick.node;
+      try {
+        const attemptDeadlineMs = Math.min(deadlineMs, Date.now() + this.o.attemptTimeoutMs);
+        return await node.request(op, build(), { deadlineMs: attemptDeadlineMs, signal });
+      } catch (e) {
+        if (signal.aborted) throw abortReason(signal);
+        const err = asQkv(e);
+        st.lastError = err;
+        if (err instanceof TimeoutError && Date.now() >= deadlineMs) throw deadlineError(op, err);
+        const delayMs = this.afterFailure(err, node, st);
+        if (delayMs === undefined) throw err;
+        await this.pause(delayMs, deadlineMs, signal, op, st);
+      }
+    }
+    throw new UnavailableError(`gave up after ${this.o.maxAttemptsPerCall} attempts`, { cause: st.lastError });
+  }
+
+  /**
+   * What to do after a failed attempt: the delay before the next one, or undefined to give up
+   * with the error. Updates the leader guess on the way.
+   */
+  private afterFailure(err: QuorumKvError, node: NodeConnection, st: RetryState): number | undefined {
+    if (err instanceof NotLeaderError) {
+      st.redirects++;
+      const target = err.leaderHint ? this.nodeForHint(err.leaderHint) : undefined;
+      if (target && target !== node) {
+        this.leader = target;
+        // A live node vouches for the target: do not let an old back-off keep us away from it.
+        target.resetBackoff();
+        return st.redirects === 1 ? 0 : this.retryDelay(st.redirects - 1);
+      }
+      if (this.leader === node) this.leader = undefined;
+      return this.retryDelay(st.redirects);
+    }
+    if (err instanceof NoLeaderError) {
+      if (this.leader === node) this.leader = undefined;
+      return this.retryDelay(++st.noLeader);
+    }
+    if (err instanceof BusyError) return Math.max(1, Math.round(err.retryAfterMs * (1 + 0.2 * this.o.random())));
+    if (err instanceof UnavailableError || err instanceof TimeoutError || err instanceof ProtocolError || err instanceof ClosedError) {
+      // The node is down, restarting, unresponsive or shutting down: try another one. The node's
+      // own reconnect back-off keeps us from hammering it; this delay only stops a tight loop
+      // when every node fails fast.
+      if (this.leader === node) this.leader = undefined;
+      st.unavailable++;
+      return st.unavailable <= this.nodes.length ? 0 : this.retryDelay(st.unavailable - this.nodes.length);
+    }
+    return undefined;
+  }
+
+  private retryDelay(n: number): number {
+    return backoffDelayMs(n, this.o.retryBackoff, this.o.random);
+  }
+
+  /** Sleeps `ms` unless that passes the deadline (then fails with a timeout now) or the call aborts. */
+  private pause(ms: number, deadlineMs: number, signal: AbortSignal, op: DataOp, st: RetryState): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    if (Date.now() + ms >= deadlineMs) return Promise.reject(deadlineError(op, st.lastError));
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        reject(abortReason(signal));
+      };
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /**
+   * The node for the next attempt. Writes and linearizable reads go to the leader when it is
+   * known and reachable, otherwise round-robin (any node answers with a hint); stale reads go
+   * round-robin over every node that is not in reconnect back-off. When all are, returns how
+   * long to wait for the first to come out of it.
+   */
+  private pick(route: Route): { node: NodeConnection; waitMs?: undefined } | { node?: undefined; waitMs: number } {
+    const now = Date.now();
+    if (route !== 'any' && this.leader && this.leader.retryAt <= now) return { node: this.leader };
+    let soonest = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < this.nodes.length; i++) {
+      const node = this.nodes[(this.roundRobin + i) % this.nodes.length] as NodeConnection;
+      if (node.retryAt <= now) {
+        this.roundRobin = (this.roundRobin + i + 1) % this.nodes.length;
+        return { node };
+      }
+      soonest = Math.min(soonest, node.retryAt);
+    }
+    return { waitMs: Math.max(1, soonest - now) };
+  }
+}
+
+interface RangePlan {
+  prefix?: Uint8Array;
+  start?: Uint8Array;
+  end?: Uint8Array;
+  limit: number;
+  pageSize: number;
+  consistency: Consistency;
+  as: ValueFormat;
+}
+
+function deadlineError(op: DataOp, cause: QuorumKvError | undefined): TimeoutError {
+  const write = op === 'put' || op === 'delete' || op === 'cas';
+  const msg = write ? `${op}: deadline exceeded; the write may or may not have been applied` : `${op}: deadline exceeded`;
+  return new TimeoutError(cause ? `${msg} (last error: ${cause.code})` : msg, cause ? { cause } : undefined);
+}
+
+function checkConsistency(c: Consistency | undefined): Consistency {
+  if (c === undefined) return 'linearizable';
+  if (c !== 'linearizable' && c !== 'stale') throw new InvalidArgumentError("consistency must be 'linearizable' or 'stale'");
+  return c;
+}
+
+function checkFormat(f: ValueFormat | undefined): ValueFormat {
+  if (f === undefined) return 'bytes';
+  if (f !== 'bytes' && f !== 'string') throw new InvalidArgumentError("as must be 'bytes' or 'string'");
+  return f;
+}
+
+function parseEndpointOrThrow(e: string, scheme: 'ws' | 'wss'): { address: string; url: string } {
+  if (typeof e !== 'string') throw new InvalidArgumentError('every endpoint must be a string');
+  try {
+    return parseEndpoint(e, scheme);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+/**
+ * Connects to a quorumkv cluster. Resolves once one endpoint has answered (the others connect in
+ * the background); rejects with `UnavailableError` when none answers within `connectTimeoutMs`.
+ *
+ * @example
+ * ```ts
+ * const kv = await connect({ endpoints: ['127.0.0.1:7001', '127.0.0.1:7002', '127.0.0.1:7003'] });
+ * await kv.put('user/1', 'ada');
+ * console.log((await kv.get('user/1'))?.text());
+ * await kv.close();
+ * ```
+ */
+export async function connect(options: ConnectOptions): Promise<KvClient> {
+  const o = resolveOptions(options);
+  const factory = o.webSocketFactory ?? (await defaultWebSocketFactory());
+  const client = new KvClient(o, factory);
+  await client.start();
+  return client;
+}

@@ -1,0 +1,289 @@
+// One node as the client sees it: its address, its WebSocket (opened lazily, with a hello), the
+// requests in flight on it, and its reconnect back-off. Routing and retries live in client.ts;
+// this file only turns "send this request to this node" into a promise.
+
+import {
+  AbortedError,
+  CLIENT_PATH,
+  DEFAULT_LIMITS,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  QuorumKvError,
+  REQUEST_TIMEOUT_MS_MAX,
+  TimeoutError,
+  UnavailableError,
+  decodeResponseFrame,
+  encodeFrame,
+  errorFromWire,
+  validateResult,
+  type ClientRequest,
+  type HelloResult,
+  type Limits,
+  type Op,
+  type ResultByOp,
+} from '@quorumkv/protocol';
+import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
+import { WS_OPEN, type WebSocketFactory, type WebSocketLike } from './websocket.js';
+
+/** A request without its id (the connection numbers them). */
+export type RequestBody = ClientRequest extends infer R ? (R extends ClientRequest ? Omit<R, 'id'> : never) : never;
+
+/** What a node connection needs from its client. */
+export interface NodeConnectionSettings {
+  webSocketFactory: WebSocketFactory;
+  /** Largest frame accepted from a node before its hello announces its own limit, in bytes. */
+  maxFrameBytes: number;
+  connectTimeoutMs: number;
+  reconnectBackoff: BackoffPolicy;
+  random: () => number;
+  now: () => number;
+  /** Called after every successful hello (the client learns leader hints and limits from it). */
+  onHello: (node: NodeConnection, hello: HelloResult) => void;
+}
+
+interface Pending {
+  op: Op;
+  resolve: (result: unknown) => void;
+  reject: (err: QuorumKvError) => void;
+}
+
+/** Per-attempt wait limits: absolute deadline (ms since epoch, `now()` clock) and an abort signal. */
+export interface AttemptLimits {
+  deadlineMs: number;
+  signal: AbortSignal;
+}
+
+/** Turns a URL-ish endpoint ("host:port", "ws://host:port", "wss://host:port/") into parts. */
+export function parseEndpoint(endpoint: string, defaultScheme: 'ws' | 'wss' = 'ws'): { address: string; url: string } {
+  const m = /^(?:(wss?):\/\/)?([^/?#\s]+)(?:\/client)?\/?$/.exec(endpoint.trim());
+  if (!m || !m[2]) throw new TypeError(`bad endpoint "${endpoint}"; expected host:port or ws://host:port`);
+  const scheme = m[1] ?? defaultScheme;
+  return { address: m[2], url: `${scheme}://${m[2]}${CLIENT_PATH}` };
+}
+
+/** One node: lazily opened WebSocket + hello, pipelined requests, reconnect back-off. */
+export class NodeConnection {
+  /** Node id learnt from the hello; undefined until the first one. */
+  serverId: string | undefined;
+  /** Limits the node announced (defaults until the first hello). */
+  limits: Limits = DEFAULT_LIMITS;
+  private ws: WebSocketLike | undefined;
+  private opening: Promise<void> | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private nextRequestId = 1;
+  private failures = 0;
+  private retryAtMs = 0;
+  private closed = false;
+
+  constructor(
+    readonly address: string,
+    readonly url: string,
+    private readonly s: NodeConnectionSettings,
+  ) {}
+
+  /** True when a hello-completed socket is open. */
+  get isOpen(): boolean {
+    return this.ws !== undefined && this.opening === undefined && this.ws.readyState === WS_OPEN;
+  }
+
+  /** When the next connection attempt is allowed (0 = now). */
+  get retryAt(): number {
+    return this.isOpen ? 0 : this.retryAtMs;
+  }
+
+  /** Forget the back-off (another node vouched for this one, e.g. as the leader). */
+  resetBackoff(): void {
+    this.failures = 0;
+    this.retryAtMs = 0;
+  }
+
+  /** Requests waiting for an answer on this node. */
+  get inflight(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * Sends a request and resolves with its validated result. Opens the connection first if needed.
+   * Rejects with the node's typed error, UnavailableError (connection failed or lost),
+   * TimeoutError (deadline), or the signal's reason.
+   */
+  async request<K extends Op>(op: K, body: RequestBody, limits: AttemptLimits): Promise<ResultByOp[K]> {
+    if (!this.isOpen) await this.open(limits);
+    return (await this.send(op, body, limits)) as ResultByOp[K];
+  }
+
+  /** Opens (or joins the opening of) the connection, bounded by the caller's limits. */
+  open(limits: AttemptLimits): Promise<void> {
+    if (this.closed) return Promise.reject(new UnavailableError(`connection to ${this.address} is closed`));
+    if (this.isOpen) return Promise.resolve();
+    this.opening ??= this.connect().finally(() => {
+      this.opening = undefined;
+    });
+    return waitBounded(this.opening, limits, this.s.now);
+  }
+
+  private async connect(): Promise<void> {
+    const waitMs = this.retryAtMs - this.s.now();
+    if (waitMs > 0) throw new UnavailableError(`${this.address} is in reconnect back-off for ${waitMs} ms`);
+    try {
+      await this.openSocket();
+      const hello = (await this.send('hello', { op: 'hello', version: PROTOCOL_VERSION }, {
+        deadlineMs: this.s.now() + this.s.connectTimeoutMs,
+        signal: new AbortController().signal,
+      })) as HelloResult;
+      this.serverId = hello.serverId;
+      this.limits = hello.limits;
+      this.failures = 0;
+      this.retryAtMs = 0;
+      this.s.onHello(this, hello);
+    } catch (e) {
+      this.failures++;
+      this.retryAtMs = this.s.now() + backoffDelayMs(this.failures, this.s.reconnectBackoff, this.s.random);
+      this.drop(new UnavailableError(`could not open ${this.url}`, { cause: e }));
+      throw e instanceof QuorumKvError ? e : new UnavailableError(`could not connect to ${this.address}`, { cause: e });
+    }
+  }
+
+  private openSocket(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let ws: WebSocketLike;
+      try {
+        ws = this.s.webSocketFactory(this.url, this.s.maxFrameBytes);
+      } catch (e) {
+        return reject(new UnavailableError(`could not create a WebSocket to ${this.url}`, { cause: e }));
+      }
+      this.ws = ws;
+      const timer = setTimeout(() => {
+        reject(new UnavailableError(`connecting to ${this.address} took over ${this.s.connectTimeoutMs} ms`));
+        this.drop(new UnavailableError('connect timeout'));
+      }, this.s.connectTimeoutMs);
+      ws.onopen = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      ws.onerror = () => {
+        // `onclose` follows and carries the details that exist; nothing to do here.
+      };
+      ws.onclose = (ev) => {
+        clearTimeout(timer);
+        const err = new UnavailableError(`connection to ${this.address} closed (${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`);
+        if (this.ws === ws) this.drop(err);
+        reject(err);
+      };
+      ws.onmessage = (ev) => this.onFrame(ev.data);
+    });
+  }
+
+  private send(op: Op, body: RequestBody, limits: AttemptLimits): Promise<unknown> {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WS_OPEN) return Promise.reject(new UnavailableError(`not connected to ${this.address}`));
+    const id = this.nextRequestId++;
+    const remainingMs = Math.ceil(limits.deadlineMs - this.s.now());
+    if (remainingMs <= 0) return Promise.reject(new TimeoutError());
+    // Throws TooLargeError before anything is sent; the caller does not retry that.
+    const frame = encodeFrame({ ...body, id, timeoutMs: Math.min(remainingMs, REQUEST_TIMEOUT_MS_MAX) } as ClientRequest, this.limits.maxFrameBytes);
+    return new Promise<unknown>((resolve, reject) => {
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        limits.signal.removeEventListener('abort', onAbort);
+        this.pending.delete(id);
+      };
+      const onAbort = (): void => {
+        cleanup();
+        reject(abortReason(limits.signal));
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new TimeoutError(`no answer from ${this.address} before the deadline`));
+      }, remainingMs);
+      if (limits.signal.aborted) return onAbort();
+      limits.signal.addEventListener('abort', onAbort, { once: true });
+      this.pending.set(id, {
+        op,
+        resolve: (r) => {
+          cleanup();
+          resolve(r);
+        },
+        reject: (e) => {
+          cleanup();
+          reject(e);
+        },
+      });
+      ws.send(frame);
+    });
+  }
+
+  private onFrame(data: unknown): void {
+    const bytes = data instanceof Uint8Array ? data : data instanceof ArrayBuffer ? new Uint8Array(data) : undefined;
+    try {
+      if (!bytes) throw new ProtocolError('the node sent a text frame');
+      const res = decodeResponseFrame(bytes, this.limits.maxFrameBytes);
+      const p = this.pending.get(res.id);
+      if (!p) return; // answer to a request the caller already gave up on
+      if (res.ok) p.resolve(validateResult(p.op, res.result, this.limits));
+      else p.reject(errorFromWire(res.error));
+    } catch (e) {
+      // A node that breaks the protocol loses this connection; callers retry elsewhere.
+      const err = e instanceof QuorumKvError ? e : new ProtocolError('bad frame from the node', { cause: e });
+      this.drop(new UnavailableError(`${this.address} sent a bad frame: ${err.message}`, { cause: err }));
+    }
+  }
+
+  /** Closes the socket (if any) and fails every request in flight on it with `err`. */
+  private drop(err: QuorumKvError): void {
+    const ws = this.ws;
+    this.ws = undefined;
+    if (ws) {
+      ws.onclose = ws.onmessage = ws.onopen = null;
+      ws.onerror = () => {};
+      try {
+        ws.close(1000, 'client dropped the connection');
+      } catch {
+        // Closing a socket that never opened can throw in some implementations; it is gone anyway.
+      }
+    }
+    const waiting = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of waiting) p.reject(err);
+  }
+
+  /** Closes for good: in-flight requests fail with `err`, and no reconnects follow. */
+  close(err: QuorumKvError): void {
+    this.closed = true;
+    this.drop(err);
+  }
+}
+
+/** The abort reason as a typed error. */
+export function abortReason(signal: AbortSignal): QuorumKvError {
+  const r: unknown = signal.reason;
+  return r instanceof QuorumKvError ? r : new AbortedError('the operation was aborted', { cause: r });
+}
+
+/** Waits for `p`, but no longer than the deadline and not past an abort. */
+export function waitBounded<T>(p: Promise<T>, limits: AttemptLimits, now: () => number): Promise<T> {
+  if (limits.signal.aborted) return Promise.reject(abortReason(limits.signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(abortReason(limits.signal));
+    };
+    const timer = setTimeout(() => {
+      limits.signal.removeEventListener('abort', onAbort);
+      reject(new TimeoutError('deadline exceeded while connecting'));
+    }, Math.max(0, limits.deadlineMs - now()));
+    limits.signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        limits.signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        limits.signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,0 +1,46 @@
+// The one place that knows where a WebSocket comes from. Browsers (and Node >= 22) have a global
+// `WebSocket`; on Node 20 the `ws` package is loaded with a dynamic import, so bundlers for the
+// browser never need it and no Node-only module is on the browser path.
+
+/** The subset of the WHATWG WebSocket API the client uses (the browser's and `ws`'s both fit). */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  readonly bufferedAmount: number;
+  send(data: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+}
+
+/** Opens a WebSocket to `url`; `maxFrameBytes` bounds incoming frames where the implementation can. */
+export type WebSocketFactory = (url: string, maxFrameBytes: number) => WebSocketLike;
+
+/** The `readyState` value of an open socket (same in every implementation). */
+export const WS_OPEN = 1;
+
+type WebSocketCtor = new (url: string) => WebSocketLike;
+
+/**
+ * The default factory: the global `WebSocket` when there is one, else the `ws` package.
+ * Resolved once per client, at `connect()`.
+ */
+export async function defaultWebSocketFactory(): Promise<WebSocketFactory> {
+  const g = (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
+  if (typeof g === 'function') {
+    return (url) => {
+      const ws = new g(url);
+      ws.binaryType = 'arraybuffer';
+      return ws;
+    };
+  }
+  const mod = await import('ws');
+  const WS = mod.WebSocket;
+  return (url, maxFrameBytes) => {
+    const ws = new WS(url, { maxPayload: maxFrameBytes, perMessageDeflate: false });
+    ws.binaryType = 'nodebuffer';
+    return ws as unknown as WebSocketLike;
+  };
+}
