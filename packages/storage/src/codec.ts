@@ -37,6 +37,11 @@ export function u32be(n: number): Uint8Array {
 
 /** Concatenates byte arrays. */
 export function concat(...parts: Uint8Array[]): Uint8Array {
+  return concatAll(parts);
+}
+
+/** Concatenates a list of byte arrays (no argument-count limit, unlike spreading). */
+export function concatAll(parts: readonly Uint8Array[]): Uint8Array {
   let length = 0;
   for (const p of parts) length += p.length;
   const out = new Uint8Array(length);

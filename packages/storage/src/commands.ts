@@ -6,9 +6,12 @@ import { isIndex, isRecord, pack, plainBytes, unpack, utf8 } from './codec.js';
 export interface SessionTag {
   /** Client session id: 1..MAX_SESSION_ID_BYTES bytes of UTF-8. */
   id: string;
-  /** Sequence number of this request in the session (the first request of a session is 0). */
+  /** Sequence number of this request in the session; clients number from 1 (0 is accepted). */
   seq: number;
-  /** Every seq below this has had its response delivered; results below it may be forgotten. */
+  /**
+   * Every seq below this has had its response delivered; results below it may be forgotten.
+   * A session the state machine does not know is taken as new only while ackedBelow <= 1.
+   */
   ackedBelow: number;
 }
 
@@ -42,7 +45,7 @@ export const COMMAND_LIMITS = {
   /** Max key length in bytes. */
   maxKeyBytes: 4096,
   /** Max session id length in UTF-8 bytes. */
-  maxSessionIdBytes: 128,
+  maxSessionIdBytes: 256,
 } as const;
 
 /** Command encoding version; decoding refuses any other. */

@@ -309,7 +309,9 @@ class ApplyTx {
     if (!tag) return this.execute(cmd, index);
     let header = this.sessions.get(tag.id);
     if (!header) {
-      if (tag.ackedBelow > 0) return sessionError('QKV_SESSION_EXPIRED', `session ${tag.id} is unknown or expired`);
+      // Seqs count from 1 (protocol convention): a client that already had an answer has
+      // ackedBelow > 1, so an unknown session with it must have expired (or been discarded).
+      if (tag.ackedBelow > 1) return sessionError('QKV_SESSION_EXPIRED', `session ${tag.id} is unknown or expired`);
       if (this.sessions.size >= this.sm.options.maxSessions) {
         return sessionError('QKV_SESSIONS_FULL', `the session table is full (${this.sm.options.maxSessions} sessions)`);
       }

@@ -1,5 +1,6 @@
 // The Raft log on disk: write-mostly. The server loads it once at start-up into the core's
 // in-memory storage, then appends, truncates and compacts through this store.
+import { EntryType } from '@quorumkv/raft';
 import { type Backend, type BatchOp, ITERATE_BATCH_MAX, readAll } from './backend.js';
 import { isIndex, pack, plainBytes, readU64be, u64be, unpack } from './codec.js';
 import { StorageCorruptError, assert } from './errors.js';
@@ -58,6 +59,11 @@ function encodeEntryValue(e: LogEntry): Uint8Array {
   return pack([e.term, e.type, e.data]);
 }
 
+const ENTRY_TYPES: readonly number[] = Object.values(EntryType);
+function isEntryType(x: unknown): x is EntryType {
+  return typeof x === 'number' && ENTRY_TYPES.includes(x);
+}
+
 function decodeEntry(location: string, key: Uint8Array, value: Uint8Array): LogEntry {
   const index = key.length === 8 ? readU64be(key) : undefined;
   let raw: unknown;
@@ -70,7 +76,7 @@ function decodeEntry(location: string, key: Uint8Array, value: Uint8Array): LogE
     throw new StorageCorruptError(location, `log entry ${index ?? '(bad key)'} has an invalid shape`);
   }
   const [term, type, data] = raw as unknown[];
-  if (!isIndex(term) || !isIndex(type) || type > 255 || !(data instanceof Uint8Array)) {
+  if (!isIndex(term) || !isEntryType(type) || !(data instanceof Uint8Array)) {
     throw new StorageCorruptError(location, `log entry ${index} has invalid fields`);
   }
   return { index, term, type, data: plainBytes(data) };

@@ -11,7 +11,7 @@
 // Chunks cut this byte stream at fixed sizes; records may span chunks.
 import { createHash, type Hash } from 'node:crypto';
 import type { Backend, BatchOp, Namespace } from './backend.js';
-import { bytesEqual, concat, isIndex, isRecord, pack, u32be } from './codec.js';
+import { bytesEqual, concat, concatAll, isIndex, isRecord, pack, u32be } from './codec.js';
 import { SnapshotCorruptError, StorageArgumentError, assert } from './errors.js';
 import { type KvStateMachineImpl } from './kv-state-machine.js';
 import { decodeKvRecord, genPrefix, genRange, safeUnpack } from './kv-layout.js';
@@ -119,7 +119,7 @@ async function* chunked(records: AsyncGenerator<Uint8Array>, chunkBytes: number)
   };
   function* drain(all: boolean): Generator<Uint8Array> {
     if (size === 0 || (!all && size < chunkBytes)) return;
-    let buf = concat(...parts);
+    let buf = concatAll(parts);
     while (buf.length >= chunkBytes || (all && buf.length > 0)) {
       yield buf.slice(0, chunkBytes);
       buf = buf.subarray(Math.min(chunkBytes, buf.length));

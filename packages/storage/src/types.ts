@@ -1,22 +1,12 @@
-// Plain data types of the storage API. The Raft types are restated structurally here (they are
-// assignment-compatible with @quorumkv/raft's `Entry` and `HardState`) so that this package
-// depends on the core's contract, not on its build.
+// Plain data types of the storage API. Log entries and hard state are the consensus core's own
+// types (type-only imports: no runtime dependency on @quorumkv/raft).
+import type { Entry, HardState as RaftHardState } from '@quorumkv/raft';
 
-/** A Raft log entry as stored (compatible with @quorumkv/raft `Entry`). */
-export interface LogEntry {
-  index: number;
-  term: number;
-  /** EntryType of the core (0 normal, 1 conf change); stored as a small integer. */
-  type: number;
-  data: Uint8Array;
-}
+/** A Raft log entry as stored: @quorumkv/raft `Entry`. */
+export type LogEntry = Entry;
 
-/** Raft hard state (compatible with @quorumkv/raft `HardState`). */
-export interface HardState {
-  term: number;
-  vote: string | null;
-  commit: number;
-}
+/** Raft hard state: @quorumkv/raft `HardState`. */
+export type HardState = RaftHardState;
 
 /** The index and term of the last entry covered by a snapshot (the log starts right after it). */
 export interface LogStart {

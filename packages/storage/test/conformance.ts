@@ -314,12 +314,13 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
           put('k', '3', { ...sess('live', 1), timeMs: 2400 }), // old idle 1400 ms > ttl: expired now
           put('k', '1', { ...sess('old', 0, 0), timeMs: 2400 }), // unknown again, nothing acked: a new session
           put('k', '1', { ...sess('old2', 5, 5), timeMs: 2400 }), // unknown, acked before: must have expired
+          put('k', '5', { ...sess('fresh', 1, 1), timeMs: 2400 }), // unknown, ackedBelow 1 (protocol numbering): new
           put('k', '4', sess('live', 2)), // no timeMs: the replicated clock stays 2400
         ]);
         for (const store of [st, ref]) await store.kv.apply(first);
         st = await restart(h, st, options);
         const r = await st.kv.apply(second);
-        expect(r.map((x) => x.op === 'error' ? x.code : x.op)).toEqual(['put', 'put', 'QKV_SESSION_EXPIRED', 'put']);
+        expect(r.map((x) => x.op === 'error' ? x.code : x.op)).toEqual(['put', 'put', 'QKV_SESSION_EXPIRED', 'put', 'put']);
         expect(await ref.kv.apply(second)).toEqual(r);
         expect(st.kv.applied().clockMs).toBe(2400);
         expect(await st.kv.stateHash()).toBe(await ref.kv.stateHash());
