@@ -16,6 +16,8 @@ export interface RegisterGenOptions {
   infoRate?: number;
   /** Share of writes that fail without effect (`fail`). */
   failRate?: number;
+  /** Largest gap between two consecutive events, ns. Default 1000. */
+  stepNsMax?: number;
 }
 
 interface InFlight {
@@ -40,6 +42,7 @@ export function generateRegisterHistory(options: RegisterGenOptions): Op[] {
   const keys = Array.from({ length: options.keys ?? 2 }, (_, i) => `k${i}`);
   const infoRate = options.infoRate ?? 0.1;
   const failRate = options.failRate ?? 0.05;
+  const stepNsMax = options.stepNsMax ?? 1000;
   const state = new Map<string, unknown>();
   const history: Op[] = [];
   const inFlight = new Map<number, InFlight>();
@@ -48,7 +51,7 @@ export function generateRegisterHistory(options: RegisterGenOptions): Op[] {
   let invoked = 0;
   let nextValue = 1;
   const emit = (op: Omit<Op, 'index' | 'time'>): Op => {
-    time += rng.int(1, 1000);
+    time += rng.int(1, stepNsMax);
     const full: Op = { index: history.length, time, ...op };
     history.push(full);
     return full;

@@ -1,0 +1,80 @@
+// Runs the composed checkers over a loaded run and writes the report: the whole of
+// `jepsen-lite check <dir>`, and the last step of `run`.
+
+import type { CheckResult, ComposedResult } from './checker.js';
+import { compose } from './checker.js';
+import type { AvailabilityOptions } from './checkers/availability.js';
+import { checkAvailability } from './checkers/availability.js';
+import type { LinearizableOptions } from './checkers/linearizable.js';
+import { checkLinearizable } from './checkers/linearizable.js';
+import { checkLogAgreement } from './checkers/log-agreement.js';
+import { checkSet } from './checkers/set.js';
+import type { AckedWrite } from './checkers/split-brain.js';
+import { checkSplitBrain } from './checkers/split-brain.js';
+import type { OpPair } from './history.js';
+import { outcomeOf, pairOps } from './history.js';
+import type { Summary } from './report.js';
+import { writeReport } from './report.js';
+import type { RunData } from './rundir.js';
+import { RUN_FILES, loadRunDir } from './rundir.js';
+
+/** Options of {@link checkRun}. */
+export interface CheckOptions {
+  linearizable?: LinearizableOptions;
+  availability?: AvailabilityOptions;
+}
+
+/** The composed verdict plus the checkers left out because their input file was absent. */
+export interface RunCheck extends ComposedResult {
+  skipped: { checker: string; reason: string }[];
+}
+
+/** The workload a history came from: from run.json, else guessed from its op types. */
+export function workloadOf(data: Pick<RunData, 'meta' | 'ops'>): 'register' | 'set' {
+  if (data.meta.workload === 'register' || data.meta.workload === 'set') return data.meta.workload;
+  return data.ops.some((o) => o.f === 'add') ? 'set' : 'register';
+}
+
+/** Acknowledged writes that carry the acknowledging leader's term (for the split-brain checker). */
+export function ackedWrites(pairs: readonly OpPair[]): AckedWrite[] {
+  const out: AckedWrite[] = [];
+  for (const p of pairs) {
+    if (p.invoke.f === 'read' || outcomeOf(p) !== 'ok' || p.complete?.term === undefined) continue;
+    const w: AckedWrite = { index: p.complete.index, invokeTime: p.invoke.time, completeTime: p.complete.time, term: p.complete.term };
+    if (p.complete.node !== undefined) w.node = p.complete.node;
+    out.push(w);
+  }
+  return out;
+}
+
+/** Runs every checker whose input is present. */
+export function checkRun(data: RunData, options: CheckOptions = {}): RunCheck {
+  const pairs = pairOps(data.ops);
+  const results: Record<string, CheckResult> = {};
+  const skipped: RunCheck['skipped'] = [];
+  if (workloadOf(data) === 'register') results.linearizable = checkLinearizable(pairs, options.linearizable);
+  else results.set = checkSet(pairs);
+  const writes = ackedWrites(pairs);
+  if (data.present.status || writes.length > 0) results['split-brain'] = checkSplitBrain(data.status, writes);
+  else skipped.push({ checker: 'split-brain', reason: `no ${RUN_FILES.status} and no acknowledged write carries a term` });
+  if (data.present.hashes) results['log-agreement'] = checkLogAgreement(data.hashSamples, data.finals);
+  else skipped.push({ checker: 'log-agreement', reason: `no ${RUN_FILES.hashes}` });
+  results.availability = checkAvailability(pairs, data.faults, options.availability);
+  return { ...compose(results), skipped };
+}
+
+/** Loads `dir`, checks it and writes `report.html` + `summary.json` into it. */
+export async function checkDir(dir: string, options: CheckOptions = {}): Promise<{ check: RunCheck; summary: Summary; htmlPath: string }> {
+  const data = loadRunDir(dir);
+  const check = checkRun(data, options);
+  const { summary, htmlPath } = await writeReport(dir, {
+    meta: data.meta,
+    ops: data.ops,
+    faults: data.faults,
+    checks: check,
+    skipped: check.skipped,
+    links: { history: RUN_FILES.history, nodeLogs: data.nodeLogs },
+  });
+  return { check, summary, htmlPath };
+}
+
