@@ -1,1 +1,5 @@
-export {};
+// @quorumkv/server — the quorumkv node: host loop, HTTP API, client endpoint, CLI.
+export { startServer, type RunningServer } from './server.js';
+export { parseServeConfig, ConfigError, DEFAULTS, type ServeConfig, type PeerSpec } from './config.js';
+export { QuorumKvNode, type NodeStatusView } from './node.js';
+export { attachClientEndpoint, type ClientEndpoint, type ClientEndpointOptions } from './client-endpoint.js';

@@ -1,0 +1,156 @@
+// Client-side CLI commands: they talk HTTP to any node of --endpoints (or QKV_ENDPOINTS), trying
+// the next endpoint when one cannot be reached. Followers forward writes to the leader.
+import { parseArgs } from 'node:util';
+import { ConfigError } from './config.js';
+
+export const ADMIN_USAGE = `  member add ID HOST:PORT [--learner] [--zone Z] | member promote ID | member remove ID | member list
+  leader transfer ID           hand leadership to ID
+  snapshot-rate BYTES_PER_SEC  change the snapshot send rate limit on every node (0 = unlimited)
+
+common options: --endpoints 127.0.0.1:7001,127.0.0.1:7002 (env QKV_ENDPOINTS; default 127.0.0.1:7001-7003)
+                --timeout-ms N (default 5000)`;
+
+interface Common {
+  endpoints: string[];
+  timeoutMs: number;
+  positionals: string[];
+  values: Record<string, string | boolean | undefined>;
+}
+
+function parseCommon(argv: string[], extra: Record<string, { type: 'string' | 'boolean' }> = {}): Common {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: { endpoints: { type: 'string' }, 'timeout-ms': { type: 'string' }, ...extra },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  const raw = (parsed.values.endpoints as string | undefined) ?? process.env.QKV_ENDPOINTS ?? '127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003';
+  const endpoints = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  if (endpoints.length === 0) throw new ConfigError('--endpoints is empty');
+  const timeoutMs = Number(parsed.values['timeout-ms'] ?? 5000);
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new ConfigError('--timeout-ms must be a positive integer');
+  return { endpoints, timeoutMs, positionals: parsed.positionals, values: parsed.values };
+}
+
+/** Sends one request to the first endpoint that answers. */
+export async function httpCall(c: Pick<Common, 'endpoints' | 'timeoutMs'>, method: string, path: string, body?: string | Uint8Array): Promise<Response> {
+  let lastErr: unknown;
+  for (const ep of c.endpoints) {
+    try {
+      return await fetch(`http://${ep}${path}`, { method, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(c.timeoutMs) });
+    } catch (e) {
+      lastErr = e;
+    }
+  }
+  throw new Error(`no endpoint answered (${c.endpoints.join(', ')}): ${(lastErr as Error)?.message ?? lastErr}`);
+}
+
+async function printResult(r: Response, raw = false): Promise<number> {
+  const text = await r.text();
+  if (raw && r.ok) process.stdout.write(text + (text.endsWith('\n') ? '' : '\n'));
+  else console.log(text);
+  return r.ok ? 0 : 1;
+}
+
+const keyPath = (k: string) => `/v1/kv/${encodeURIComponent(k)}`;
+
+function need(c: Common, n: number, usage: string): string[] {
+  if (c.positionals.length !== n) throw new ConfigError(`usage: quorumkv ${usage}`);
+  return c.positionals;
+}
+
+export async function runAdminCommand(cmd: string, argv: string[]): Promise<number> {
+  switch (cmd) {
+    case 'put': {
+      const c = parseCommon(argv);
+      const [k, v] = need(c, 2, 'put KEY VALUE');
+      return printResult(await httpCall(c, 'PUT', keyPath(k!), v));
+    }
+    case 'get': {
+      const c = parseCommon(argv, { stale: { type: 'boolean' } });
+      const [k] = need(c, 1, 'get KEY [--stale]');
+      return printResult(await httpCall(c, 'GET', keyPath(k!) + (c.values.stale ? '?consistency=stale' : '')), true);
+    }
+    case 'del':
+    case 'delete': {
+      const c = parseCommon(argv);
+      const [k] = need(c, 1, 'del KEY');
+      return printResult(await httpCall(c, 'DELETE', keyPath(k!)));
+    }
+    case 'status': {
+      const c = parseCommon(argv);
+      need(c, 0, 'status');
+      return printStatus(c);
+    }
+    case 'member':
+      return member(argv);
+    case 'leader': {
+      const c = parseCommon(argv);
+      const [sub, id] = c.positionals;
+      if (sub !== 'transfer' || !id || c.positionals.length !== 2) throw new ConfigError('usage: quorumkv leader transfer ID');
+      return printResult(await httpCall(c, 'POST', '/v1/admin/leader/transfer', JSON.stringify({ id })));
+    }
+    case 'snapshot-rate': {
+      const c = parseCommon(argv);
+      const [rate] = need(c, 1, 'snapshot-rate BYTES_PER_SEC');
+      if (!/^\d+$/.test(rate!)) throw new ConfigError('snapshot-rate must be a non-negative integer (bytes per second)');
+      let failures = 0;
+      for (const ep of c.endpoints) {
+        const r = await httpCall({ endpoints: [ep], timeoutMs: c.timeoutMs }, 'PUT', '/v1/admin/snapshot-rate', JSON.stringify({ bytesPerSecond: Number(rate) }));
+        console.log(`${ep}: ${r.status} ${await r.text()}`);
+        if (!r.ok) failures++;
+      }
+      return failures === 0 ? 0 : 1;
+    }
+    default:
+      throw new ConfigError(`unknown command "${cmd}" (quorumkv --help)`);
+  }
+}
+
+async function member(argv: string[]): Promise<number> {
+  const c = parseCommon(argv, { learner: { type: 'boolean' }, zone: { type: 'string' } });
+  const [sub, id, address] = c.positionals;
+  switch (sub) {
+    case 'add':
+      if (!id || !address || c.positionals.length !== 3) throw new ConfigError('usage: quorumkv member add ID HOST:PORT [--learner] [--zone Z]');
+      return printResult(
+        await httpCall(c, 'POST', '/v1/admin/members', JSON.stringify({ id, address, learner: c.values.learner === true, ...(c.values.zone ? { zone: c.values.zone } : {}) })),
+      );
+    case 'promote':
+      if (!id || c.positionals.length !== 2) throw new ConfigError('usage: quorumkv member promote ID');
+      return printResult(await httpCall(c, 'POST', `/v1/admin/members/${encodeURIComponent(id)}/promote`));
+    case 'remove':
+      if (!id || c.positionals.length !== 2) throw new ConfigError('usage: quorumkv member remove ID');
+      return printResult(await httpCall(c, 'DELETE', `/v1/admin/members/${encodeURIComponent(id)}`));
+    case 'list':
+      return printStatus(c);
+    default:
+      throw new ConfigError('usage: quorumkv member add|promote|remove|list …');
+  }
+}
+
+async function printStatus(c: Common): Promise<number> {
+  const r = await httpCall(c, 'GET', '/v1/status');
+  if (!r.ok) return printResult(r);
+  const s = (await r.json()) as {
+    id: string;
+    role: string;
+    term: number;
+    leader: string | null;
+    commitIndex: number;
+    appliedIndex: number;
+    members: { id: string; address: string; voter: boolean; zone: string | null; matchIndex: number | null; lastContactMs: number | null }[];
+  };
+  console.log(`node ${s.id}: ${s.role}, term ${s.term}, leader ${s.leader ?? '(none)'}, commit ${s.commitIndex}, applied ${s.appliedIndex}`);
+  for (const m of s.members) {
+    console.log(
+      `  ${m.id.padEnd(6)} ${m.address.padEnd(22)} ${m.voter ? 'voter  ' : 'learner'} zone=${m.zone ?? '-'} match=${m.matchIndex ?? '-'} lastContactMs=${m.lastContactMs ?? '-'}`,
+    );
+  }
+  return 0;
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+// The `quorumkv` command: serve a node, start a local dev cluster, or talk to a cluster.
+import { parseArgs } from 'node:util';
+import { ConfigError, SERVE_USAGE, parseServeConfig } from './config.js';
+import { DEV_USAGE, runDev } from './dev.js';
+import { startServer } from './server.js';
+import { runAdminCommand, ADMIN_USAGE } from './admin-cli.js';
+
+const USAGE = `usage: quorumkv <command> [options]
+
+commands:
+  serve        run a node                      (quorumkv serve --help)
+  dev          run a local cluster             (quorumkv dev --help)
+  put KEY VALUE | get KEY | del KEY | status   talk to a cluster (--endpoints H:P,...)
+${ADMIN_USAGE}`;
+
+async function serve(argv: string[]): Promise<number> {
+  if (argv.includes('--help')) {
+    console.log(SERVE_USAGE);
+    return 0;
+  }
+  const cfg = parseServeConfig(argv);
+  const running = await startServer(cfg);
+  let signals = 0;
+  const onSignal = (sig: string) => {
+    if (++signals > 1) process.exit(130);
+    running.node.log.info({ signal: sig }, 'signal received');
+    void running.stop().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  return new Promise<number>(() => undefined); // runs until a signal
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'serve':
+      return serve(rest);
+    case 'dev':
+      if (rest.includes('--help')) {
+        console.log(DEV_USAGE);
+        return 0;
+      }
+      return runDev(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return cmd === undefined ? 2 : 0;
+    default:
+      return runAdminCommand(cmd, rest);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof ConfigError) {
+      console.error(`quorumkv: ${e.message}`);
+      process.exitCode = 2;
+    } else {
+      console.error(`quorumkv: ${(e as Error)?.stack ?? String(e)}`);
+      process.exitCode = 1;
+    }
+  },
+);
+void parseArgs;

@@ -1,0 +1,290 @@
+// Node configuration: command-line flags, QKV_* environment variables and an optional JSON
+// config file, merged in that order of precedence (flag > env > file > default) and validated
+// once with errors that name the setting.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { parseArgs } from 'node:util';
+
+export class ConfigError extends Error {
+  readonly code = 'QKV_INVALID_CONFIG';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface PeerSpec {
+  id: string;
+  /** host:port — the peer's single port (peer RPC, client RPC and HTTP). */
+  address: string;
+}
+
+export interface ServeConfig {
+  id: string;
+  /** host:port this node listens on. */
+  listen: string;
+  host: string;
+  port: number;
+  /** The initial voters (including this node). Ignored once membership is stored on disk. */
+  peers: PeerSpec[];
+  /** Join an existing cluster as a new node: start with no membership and wait to be added. */
+  join: boolean;
+  dataDir: string;
+  zone: string | undefined;
+  clusterSecret: string | null;
+  insecure: boolean;
+  logLevel: string;
+  /** Milliseconds per Raft tick. */
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  /** Writes waiting for commit; past it new writes get 503 QKV_BUSY. */
+  maxPendingProposals: number;
+  maxPendingProposalBytes: number;
+  /** Linearizable reads waiting for their ReadIndex round. */
+  maxPendingReads: number;
+  maxKeyBytes: number;
+  maxValueBytes: number;
+  /** Server-side deadline of a request that names none. */
+  requestTimeoutMs: number;
+  /** Log compaction: snapshot after this many applied entries since the last one. */
+  snapshotEntries: number;
+  /** Entries kept behind a snapshot for slightly lagging followers. */
+  snapshotKeepEntries: number;
+  /** Outgoing snapshot bandwidth per node, bytes per second (0 = unlimited). */
+  snapshotRateBytesPerSec: number;
+  snapshotChunkBytes: number;
+  maxConcurrentSnapshotSends: number;
+  /** Test-only fault injection (jepsen-lite): extra latency added to every synced write. */
+  faultFsyncDelayMs: number;
+}
+
+export const DEFAULTS = {
+  logLevel: 'info',
+  tickMs: 50,
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  maxPendingProposals: 8192,
+  maxPendingProposalBytes: 64 * 1024 * 1024,
+  maxPendingReads: 16384,
+  maxKeyBytes: 4096,
+  maxValueBytes: 1024 * 1024,
+  requestTimeoutMs: 5000,
+  snapshotEntries: 20_000,
+  snapshotKeepEntries: 5_000,
+  snapshotRateBytesPerSec: 32 * 1024 * 1024,
+  snapshotChunkBytes: 1024 * 1024,
+  maxConcurrentSnapshotSends: 1,
+  faultFsyncDelayMs: 0,
+} as const;
+
+/** The flags of `quorumkv serve`; each also reads QKV_<NAME> (upper snake case) from the environment. */
+const SERVE_FLAGS = {
+  id: { type: 'string' },
+  listen: { type: 'string' },
+  peers: { type: 'string' },
+  join: { type: 'boolean' },
+  data: { type: 'string' },
+  zone: { type: 'string' },
+  'cluster-secret': { type: 'string' },
+  insecure: { type: 'boolean' },
+  config: { type: 'string' },
+  'log-level': { type: 'string' },
+  'tick-ms': { type: 'string' },
+  'election-ticks': { type: 'string' },
+  'heartbeat-ticks': { type: 'string' },
+  'max-pending-proposals': { type: 'string' },
+  'max-pending-proposal-bytes': { type: 'string' },
+  'max-pending-reads': { type: 'string' },
+  'max-key-bytes': { type: 'string' },
+  'max-value-bytes': { type: 'string' },
+  'request-timeout-ms': { type: 'string' },
+  'snapshot-entries': { type: 'string' },
+  'snapshot-keep-entries': { type: 'string' },
+  'snapshot-rate': { type: 'string' },
+  'snapshot-chunk-bytes': { type: 'string' },
+  'max-concurrent-snapshot-sends': { type: 'string' },
+  'fault-fsync-delay-ms': { type: 'string' },
+} as const;
+
+export const SERVE_USAGE = `usage: quorumkv serve --id ID --listen HOST:PORT --peers ID=HOST:PORT,... --data DIR [options]
+
+  --id ID                    this node's id (letters, digits, - and _)
+  --listen HOST:PORT         address to listen on (peers, clients and HTTP share it)
+  --peers LIST               initial voters, e.g. n1=127.0.0.1:7001,n2=127.0.0.1:7002 (must include --id)
+  --join                     start empty and wait to be added with 'quorumkv member add'
+  --data DIR                 data directory (created if missing; reused on restart)
+  --zone NAME                failure-domain label (status warns when one zone holds a quorum)
+  --cluster-secret SECRET    shared secret peers authenticate with (env QKV_CLUSTER_SECRET)
+  --insecure                 allow a non-loopback listen address without a secret
+  --config FILE              JSON file with any of these settings (camelCase keys)
+  --log-level LEVEL          trace|debug|info|warn|error (default info)
+  --tick-ms N                milliseconds per Raft tick (default ${DEFAULTS.tickMs})
+  --election-ticks N         election timeout in ticks, randomized up to 2x (default ${DEFAULTS.electionTicks})
+  --heartbeat-ticks N        heartbeat interval in ticks (default ${DEFAULTS.heartbeatTicks})
+  --max-pending-proposals N  writes waiting for commit before QKV_BUSY (default ${DEFAULTS.maxPendingProposals})
+  --max-pending-proposal-bytes N
+  --max-pending-reads N
+  --max-key-bytes N          (default ${DEFAULTS.maxKeyBytes})
+  --max-value-bytes N        (default ${DEFAULTS.maxValueBytes})
+  --request-timeout-ms N     (default ${DEFAULTS.requestTimeoutMs})
+  --snapshot-entries N       applied entries between snapshots (default ${DEFAULTS.snapshotEntries})
+  --snapshot-keep-entries N  log entries kept behind a snapshot (default ${DEFAULTS.snapshotKeepEntries})
+  --snapshot-rate BYTES/S    snapshot send rate limit, 0 = unlimited (default ${DEFAULTS.snapshotRateBytesPerSec})
+  --snapshot-chunk-bytes N
+  --max-concurrent-snapshot-sends N
+
+Every flag can also be given as an environment variable: --cluster-secret = QKV_CLUSTER_SECRET.`;
+
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/** Parses "host:port" (IPv6 as [::1]:7001); throws ConfigError naming `what`. */
+export function parseHostPort(v: string, what: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(v.trim());
+  if (!m) throw new ConfigError(`${what}: expected HOST:PORT, got "${v}"`);
+  const host = m[1]!.replace(/^\[|\]$/g, '');
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) throw new ConfigError(`${what}: port must be 1-65535, got ${port}`);
+  return { host, port };
+}
+
+export function parsePeers(v: string): PeerSpec[] {
+  const peers: PeerSpec[] = [];
+  for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`--peers: expected ID=HOST:PORT, got "${part}"`);
+    const id = part.slice(0, eq);
+    const address = part.slice(eq + 1);
+    if (!ID_RE.test(id)) throw new ConfigError(`--peers: bad node id "${id}"`);
+    parseHostPort(address, `--peers ${id}`);
+    if (peers.some((p) => p.id === id)) throw new ConfigError(`--peers: node id "${id}" appears twice`);
+    peers.push({ id, address });
+  }
+  return peers;
+}
+
+function intSetting(name: string, raw: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  if (isIP(host) === 6) return host === '::1';
+  return false;
+}
+
+const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+const envName = (flag: string) => `QKV_${flag.replace(/-/g, '_').toUpperCase()}`;
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`--config: cannot read ${path}: ${(e as Error).message}`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`--config: ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`--config: ${path} must hold a JSON object`);
+  const known = new Set(Object.keys(SERVE_FLAGS).map(camel));
+  for (const k of Object.keys(v)) if (!known.has(k)) throw new ConfigError(`--config: unknown setting "${k}" in ${path}`);
+  return v as Record<string, unknown>;
+}
+
+/** Parses `quorumkv serve` arguments + environment into a validated ServeConfig. */
+export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeConfig {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options: SERVE_FLAGS, strict: true, allowPositionals: false }));
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  const file = typeof values.config === 'string' ? readConfigFile(values.config) : typeof env.QKV_CONFIG === 'string' ? readConfigFile(env.QKV_CONFIG) : {};
+  const get = (flag: keyof typeof SERVE_FLAGS): unknown => {
+    const v = values[flag];
+    if (v !== undefined) return v;
+    const e = env[envName(flag)];
+    if (e !== undefined && e !== '') return SERVE_FLAGS[flag].type === 'boolean' ? e === '1' || e === 'true' : e;
+    return file[camel(flag)];
+  };
+  const str = (flag: keyof typeof SERVE_FLAGS): string | undefined => {
+    const v = get(flag);
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string') throw new ConfigError(`--${flag} must be a string`);
+    return v;
+  };
+  const num = (flag: keyof typeof SERVE_FLAGS, def: number, min: number, max?: number) => {
+    const v = get(flag);
+    return v === undefined ? def : intSetting(`--${flag}`, v, min, max);
+  };
+
+  const id = str('id');
+  if (!id) throw new ConfigError('--id is required (or QKV_ID)');
+  if (!ID_RE.test(id)) throw new ConfigError(`--id: bad node id "${id}" (letters, digits, - and _; at most 64)`);
+  const listen = str('listen');
+  if (!listen) throw new ConfigError('--listen is required (or QKV_LISTEN)');
+  const { host, port } = parseHostPort(listen, '--listen');
+  const dataDir = str('data');
+  if (!dataDir) throw new ConfigError('--data is required (or QKV_DATA)');
+  const join = get('join') === true;
+  const peersRaw = str('peers');
+  const peers = peersRaw ? parsePeers(peersRaw) : [];
+  if (!join && peers.length === 0) throw new ConfigError('--peers is required unless --join is given');
+  if (!join && !peers.some((p) => p.id === id)) throw new ConfigError(`--peers must include this node (${id})`);
+  const secret = str('cluster-secret') ?? null;
+  const insecure = get('insecure') === true;
+  if (secret !== null && secret.length < 8) throw new ConfigError('--cluster-secret must be at least 8 characters');
+  if (secret === null && !insecure && !isLoopback(host)) {
+    throw new ConfigError(
+      `refusing to listen on non-loopback ${host} without --cluster-secret (peers could not be authenticated); pass --insecure to override`,
+    );
+  }
+  const electionTicks = num('election-ticks', DEFAULTS.electionTicks, 2, 10_000);
+  const heartbeatTicks = num('heartbeat-ticks', DEFAULTS.heartbeatTicks, 1, 10_000);
+  if (heartbeatTicks >= electionTicks) {
+    throw new ConfigError(`--heartbeat-ticks (${heartbeatTicks}) must be less than --election-ticks (${electionTicks})`);
+  }
+  const logLevel = str('log-level') ?? DEFAULTS.logLevel;
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel)) {
+    throw new ConfigError(`--log-level: unknown level "${logLevel}"`);
+  }
+  const snapshotEntries = num('snapshot-entries', DEFAULTS.snapshotEntries, 10);
+  const snapshotKeepEntries = num('snapshot-keep-entries', DEFAULTS.snapshotKeepEntries, 0);
+  return {
+    id,
+    listen,
+    host,
+    port,
+    peers,
+    join,
+    dataDir,
+    zone: str('zone'),
+    clusterSecret: secret,
+    insecure,
+    logLevel,
+    tickMs: num('tick-ms', DEFAULTS.tickMs, 1, 60_000),
+    electionTicks,
+    heartbeatTicks,
+    maxPendingProposals: num('max-pending-proposals', DEFAULTS.maxPendingProposals, 1),
+    maxPendingProposalBytes: num('max-pending-proposal-bytes', DEFAULTS.maxPendingProposalBytes, 1024),
+    maxPendingReads: num('max-pending-reads', DEFAULTS.maxPendingReads, 1),
+    maxKeyBytes: num('max-key-bytes', DEFAULTS.maxKeyBytes, 1, 64 * 1024),
+    maxValueBytes: num('max-value-bytes', DEFAULTS.maxValueBytes, 0, 64 * 1024 * 1024),
+    requestTimeoutMs: num('request-timeout-ms', DEFAULTS.requestTimeoutMs, 1, 600_000),
+    snapshotEntries,
+    snapshotKeepEntries,
+    snapshotRateBytesPerSec: num('snapshot-rate', DEFAULTS.snapshotRateBytesPerSec, 0),
+    snapshotChunkBytes: num('snapshot-chunk-bytes', DEFAULTS.snapshotChunkBytes, 1024, 64 * 1024 * 1024),
+    maxConcurrentSnapshotSends: num('max-concurrent-snapshot-sends', DEFAULTS.maxConcurrentSnapshotSends, 1, 64),
+    faultFsyncDelayMs: num('fault-fsync-delay-ms', DEFAULTS.faultFsyncDelayMs, 0, 60_000),
+  };
+}

@@ -1,0 +1,101 @@
+// `quorumkv dev`: a local cluster of real `quorumkv serve` processes on 127.0.0.1, for trying
+// quorumkv out. Logs go to <data>/<id>.log; Ctrl-C stops every node.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ConfigError } from './config.js';
+
+export const DEV_USAGE = `usage: quorumkv dev [--nodes 3] [--base-port 7001] [--data ./data] [--cluster-secret S]
+
+Starts a local cluster of N nodes (n1..nN) on 127.0.0.1:BASE..BASE+N-1 as child processes,
+with data in DIR/nX and logs in DIR/nX.log. Ctrl-C stops them all. Restarting resumes the data.`;
+
+export async function runDev(argv: string[]): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { nodes: { type: 'string' }, 'base-port': { type: 'string' }, data: { type: 'string' }, 'cluster-secret': { type: 'string' } },
+      strict: true,
+    }));
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  const n = Number(values.nodes ?? 3);
+  const basePort = Number(values['base-port'] ?? 7001);
+  if (!Number.isInteger(n) || n < 1 || n > 9) throw new ConfigError('--nodes must be 1..9');
+  if (!Number.isInteger(basePort) || basePort < 1024 || basePort + n > 65535) throw new ConfigError('--base-port must be 1024..65535');
+  const dataDir = resolve(String(values.data ?? './data'));
+  mkdirSync(dataDir, { recursive: true });
+  const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+  const peers = ids.map((id, i) => `${id}=127.0.0.1:${basePort + i}`).join(',');
+  const cli = fileURLToPath(new URL('./cli.js', import.meta.url));
+  const children: ChildProcess[] = [];
+  let stopping = false;
+  for (const [i, id] of ids.entries()) {
+    const log = createWriteStream(join(dataDir, `${id}.log`), { flags: 'a' });
+    const args = [cli, 'serve', '--id', id, '--listen', `127.0.0.1:${basePort + i}`, '--peers', peers, '--data', join(dataDir, id)];
+    if (typeof values['cluster-secret'] === 'string') args.push('--cluster-secret', values['cluster-secret']);
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+    child.on('exit', (code, signal) => {
+      if (!stopping) console.error(`quorumkv dev: ${id} exited (${signal ?? code}); see ${join(dataDir, `${id}.log`)}`);
+    });
+    children.push(child);
+  }
+  const endpoints = ids.map((_, i) => `127.0.0.1:${basePort + i}`);
+  const first = endpoints[0]!;
+  await waitForLeader(endpoints, 15_000);
+  console.log(`quorumkv: ${n}-node cluster running
+  endpoints: ${endpoints.join(' ')}
+  data:      ${dataDir}   (logs: ${dataDir}/nX.log)
+
+  try:
+    curl -X PUT --data-binary hello http://${first}/v1/kv/greeting
+    curl http://${endpoints[endpoints.length - 1]}/v1/kv/greeting
+    curl http://${first}/v1/status
+    pnpm quorumkv status --endpoints ${endpoints.join(',')}
+
+  Ctrl-C stops the cluster.`);
+  await new Promise<void>((resolveStop) => {
+    const stop = () => {
+      if (stopping) return;
+      stopping = true;
+      console.log('\nquorumkv: stopping the cluster…');
+      let left = children.length;
+      for (const c of children) {
+        c.once('exit', () => {
+          if (--left === 0) resolveStop();
+        });
+        c.kill('SIGTERM');
+      }
+      setTimeout(() => {
+        for (const c of children) c.kill('SIGKILL');
+        resolveStop();
+      }, 5000).unref();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  return 0;
+}
+
+async function waitForLeader(endpoints: string[], timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    for (const ep of endpoints) {
+      try {
+        const r = await fetch(`http://${ep}/v1/status`, { signal: AbortSignal.timeout(500) });
+        const s = (await r.json()) as { leader?: string | null };
+        if (s.leader) return;
+      } catch {
+        /* not up yet */
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  console.error('quorumkv dev: no leader after %d ms; check the logs', timeoutMs);
+}

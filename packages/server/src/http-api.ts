@@ -1,0 +1,342 @@
+// The HTTP API: /v1/kv/{key}, /v1/kv?prefix=, /v1/status, /health, /ready, /metrics.
+// Any node accepts any request: a follower forwards writes to the leader it knows.
+// Errors are JSON {"code": "QKV_…", "message": …}; nothing in a request can crash the node.
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import {
+  InvalidArgumentError,
+  NotLeaderError,
+  QuorumKvError,
+  TooLargeError,
+  UnavailableError,
+  type CallContext,
+} from '@quorumkv/protocol';
+import type { Command } from '@quorumkv/storage';
+import type { QuorumKvNode } from './node.js';
+import { READY_MAX_APPLY_LAG } from './node.js';
+import { NodeKvService, pageRange, throwIfApplyError } from './kv-service.js';
+
+const FORWARDED_HEADER = 'x-qkv-forwarded';
+const MAX_RANGE_LIMIT = 10_000;
+const DEFAULT_RANGE_LIMIT = 1000;
+/** Upper bound on how long a forwarded request may take beyond the request timeout. */
+const FORWARD_SLACK_MS = 1000;
+
+const STATUS_BY_CODE: Record<string, number> = {
+  QKV_INVALID_ARGUMENT: 400,
+  QKV_NOT_FOUND: 404,
+  QKV_METHOD_NOT_ALLOWED: 405,
+  QKV_CAS_FAILED: 409,
+  QKV_SESSION_EXPIRED: 409,
+  QKV_TOO_LARGE: 413,
+  QKV_NOT_LEADER: 503,
+  QKV_NO_LEADER: 503,
+  QKV_BUSY: 503,
+  QKV_UNAVAILABLE: 503,
+  QKV_TIMEOUT: 504,
+};
+
+class HttpError extends QuorumKvError {}
+
+export interface AdminRoutes {
+  /** Returns true when it handled the request. */
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
+}
+
+export class HttpApi {
+  private readonly service: NodeKvService;
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  admin: AdminRoutes | undefined;
+
+  constructor(private readonly node: QuorumKvNode) {
+    this.service = new NodeKvService(node);
+  }
+
+  /** The http.Server request listener. Never throws. */
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    this.route(req, res).catch((e: unknown) => this.sendError(res, e));
+  };
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://node');
+    const path = url.pathname;
+    if (path.startsWith('/v1/kv/')) return this.kv(req, res, url);
+    if (path === '/v1/kv') return this.rangeRoute(req, res, url);
+    if (path === '/v1/status') return this.only(req, 'GET', () => this.sendJson(res, 200, this.statusJson()));
+    if (path === '/health') return this.only(req, 'GET', () => this.sendJson(res, 200, { ok: true, id: this.node.id }));
+    if (path === '/ready') return this.only(req, 'GET', () => this.ready(res));
+    if (path === '/metrics') return this.only(req, 'GET', () => this.metricsRoute(res));
+    if (this.admin && (await this.admin.handle(req, res, url))) return;
+    throw new HttpError('QKV_NOT_FOUND', `no route ${path}`);
+  }
+
+  private only(req: IncomingMessage, method: string, fn: () => void | Promise<void>): void | Promise<void> {
+    if (req.method !== method) throw new HttpError('QKV_METHOD_NOT_ALLOWED', `${req.method} is not allowed here; use ${method}`);
+    return fn();
+  }
+
+  private async kv(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const key = this.parseKey(url.pathname.slice('/v1/kv/'.length));
+    const ctx = this.callContext(req);
+    switch (req.method) {
+      case 'GET':
+      case 'HEAD': {
+        const { item } = await this.service.get({ key, consistency: this.consistency(url) }, ctx);
+        if (!item) throw new HttpError('QKV_NOT_FOUND', 'key not found');
+        res.writeHead(200, {
+          'content-type': 'application/octet-stream',
+          'content-length': item.value.length,
+          'x-qkv-mod-revision': item.modRevision,
+          'x-qkv-create-revision': item.createRevision,
+          'x-qkv-version': item.version,
+        });
+        res.end(req.method === 'HEAD' ? undefined : item.value);
+        this.count('get', 'ok');
+        return;
+      }
+      case 'PUT': {
+        const value = await this.readBody(req);
+        const ifRev = this.intParam(url, 'ifModRevision');
+        const cmd: Command =
+          ifRev !== undefined ? { op: 'cas', key, cond: { modRevision: ifRev }, then: { op: 'put', value } } : { op: 'put', key, value };
+        return this.write(req, res, cmd, value, ctx);
+      }
+      case 'DELETE': {
+        const ifRev = this.intParam(url, 'ifModRevision');
+        const cmd: Command = ifRev !== undefined ? { op: 'cas', key, cond: { modRevision: ifRev }, then: { op: 'del' } } : { op: 'del', key };
+        return this.write(req, res, cmd, undefined, ctx);
+      }
+      default:
+        throw new HttpError('QKV_METHOD_NOT_ALLOWED', `${req.method} is not allowed on /v1/kv/{key}`);
+    }
+  }
+
+  private async write(req: IncomingMessage, res: ServerResponse, cmd: Command, body: Uint8Array | undefined, ctx: CallContext): Promise<void> {
+    if (!this.node.isLeader() && this.node.leaderId() !== null && req.headers[FORWARDED_HEADER] === undefined) {
+      return this.forward(req, res, body);
+    }
+    const r = await this.node.write(cmd, ctx);
+    throwIfApplyError(r);
+    if (r.op === 'put') this.sendJson(res, 200, { revision: r.revision });
+    else if (r.op === 'del') this.sendJson(res, 200, { deleted: r.deleted, revision: r.revision });
+    else if (r.op === 'cas') {
+      if (!r.succeeded) {
+        this.sendJson(res, 409, { code: 'QKV_CAS_FAILED', message: 'modRevision did not match', actualModRevision: r.current?.modRevision ?? 0 });
+        return;
+      }
+      this.sendJson(res, 200, { revision: r.revision });
+    }
+    this.count(cmd.op, 'ok');
+  }
+
+  /** Sends the request to the leader and relays its answer. */
+  private forward(req: IncomingMessage, res: ServerResponse, body: Uint8Array | undefined): Promise<void> {
+    const hint = this.node.leaderHint();
+    if (!hint || !hint.address) throw this.node.notLeader();
+    const [host, port] = splitHostPort(hint.address);
+    return new Promise<void>((resolve, reject) => {
+      const out = http.request(
+        {
+          host,
+          port,
+          method: req.method,
+          path: req.url,
+          agent: this.agent,
+          timeout: this.node.cfg.requestTimeoutMs + FORWARD_SLACK_MS,
+          headers: {
+            [FORWARDED_HEADER]: this.node.id,
+            'content-type': 'application/octet-stream',
+            ...(body ? { 'content-length': body.length } : {}),
+          },
+        },
+        (up) => {
+          const headers: http.OutgoingHttpHeaders = {};
+          for (const h of ['content-type', 'retry-after', 'x-qkv-mod-revision', 'x-qkv-create-revision', 'x-qkv-version']) {
+            if (up.headers[h] !== undefined) headers[h] = up.headers[h];
+          }
+          res.writeHead(up.statusCode ?? 502, { ...headers, 'x-qkv-forwarded-to': hint.id });
+          up.pipe(res);
+          up.on('end', resolve);
+          up.on('error', reject);
+        },
+      );
+      out.on('timeout', () => out.destroy(new UnavailableError(`forwarding to leader ${hint.id} timed out`)));
+      out.on('error', (e) => reject(e instanceof QuorumKvError ? e : new UnavailableError(`cannot reach leader ${hint.id}: ${e.message}`)));
+      out.end(body);
+    });
+  }
+
+  private async rangeRoute(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    if (req.method !== 'GET') throw new HttpError('QKV_METHOD_NOT_ALLOWED', 'use GET /v1/kv?prefix=…');
+    const enc = new TextEncoder();
+    const p = (n: string) => (url.searchParams.has(n) ? enc.encode(url.searchParams.get(n)!) : undefined);
+    const limit = this.intParam(url, 'limit') ?? DEFAULT_RANGE_LIMIT;
+    if (limit < 1 || limit > MAX_RANGE_LIMIT) throw new InvalidArgumentError(`limit must be in [1, ${MAX_RANGE_LIMIT}]`);
+    const base64 = url.searchParams.get('encoding') === 'base64';
+    const ctx = this.callContext(req);
+    const prefix = p('prefix');
+    const args = prefix !== undefined ? { prefix } : { start: p('start') ?? new Uint8Array(0), end: p('end') };
+    const after = p('after');
+    if (!pageRange({ ...args, after })) return this.sendJson(res, 200, { items: [], more: false });
+    const page = await this.service.range(
+      { ...args, ...(after ? { after } : {}), limit, consistency: this.consistency(url), maxResultBytes: 64 * 1024 * 1024 },
+      ctx,
+    );
+    const text = (b: Uint8Array) => (base64 ? Buffer.from(b).toString('base64') : Buffer.from(b).toString('utf8'));
+    this.sendJson(res, 200, {
+      items: page.items.map((i) => ({
+        key: text(i.key),
+        value: text(i.value),
+        createRevision: i.createRevision,
+        modRevision: i.modRevision,
+        version: i.version,
+      })),
+      more: page.more,
+    });
+    this.count('range', 'ok');
+  }
+
+  statusJson(): Record<string, unknown> {
+    const s = this.node.statusView();
+    const st = this.node.raw.status();
+    const m = this.node.membership();
+    const now = Date.now();
+    const member = (v: { id: string; address: string; zone?: string }, voter: boolean) => {
+      const lc = this.node.lastContact(v.id);
+      return {
+        id: v.id,
+        address: v.address,
+        voter,
+        zone: v.zone ?? (v.id === this.node.id ? this.node.cfg.zone ?? null : null),
+        matchIndex: st.progress?.[v.id]?.match ?? null,
+        lastContactMs: v.id === this.node.id ? 0 : lc === undefined ? null : now - lc,
+      };
+    };
+    return {
+      id: s.id,
+      role: s.role === 'preCandidate' ? 'candidate' : s.role,
+      term: s.term,
+      leader: s.leader,
+      commitIndex: s.commitIndex,
+      appliedIndex: s.appliedIndex,
+      lastIndex: s.lastIndex,
+      appliedHash: s.appliedHash,
+      zone: s.zone ?? null,
+      members: [...m.voters.map((v) => member(v, true)), ...m.learners.map((v) => member(v, false))],
+      pending: this.node.pendingCounts(),
+      ...(this.node.snapshotStatus ? { snapshots: this.node.snapshotStatus() } : {}),
+    };
+  }
+
+  private ready(res: ServerResponse): void {
+    const s = this.node.statusView();
+    const ok = s.leader !== null && s.commitIndex - s.appliedIndex <= READY_MAX_APPLY_LAG;
+    this.sendJson(res, ok ? 200 : 503, { ready: ok, leader: s.leader, commitIndex: s.commitIndex, appliedIndex: s.appliedIndex });
+  }
+
+  private async metricsRoute(res: ServerResponse): Promise<void> {
+    const body = await this.node.metrics.registry.metrics();
+    res.writeHead(200, { 'content-type': this.node.metrics.registry.contentType });
+    res.end(body);
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Parsing helpers: every failure is a 4xx with a code, never an exception that escapes.
+
+  private parseKey(raw: string): Uint8Array {
+    let s: string;
+    try {
+      s = decodeURIComponent(raw);
+    } catch {
+      throw new InvalidArgumentError('key is not valid percent-encoding');
+    }
+    const key = new TextEncoder().encode(s);
+    if (key.length === 0) throw new InvalidArgumentError('key must not be empty');
+    if (key.length > this.node.cfg.maxKeyBytes) throw new InvalidArgumentError(`key is longer than ${this.node.cfg.maxKeyBytes} bytes`);
+    return key;
+  }
+
+  private consistency(url: URL): 'linearizable' | 'stale' {
+    const c = url.searchParams.get('consistency') ?? 'linearizable';
+    if (c !== 'linearizable' && c !== 'stale') throw new InvalidArgumentError('consistency must be "linearizable" or "stale"');
+    return c;
+  }
+
+  private intParam(url: URL, name: string): number | undefined {
+    const v = url.searchParams.get(name);
+    if (v === null) return undefined;
+    if (!/^\d{1,15}$/.test(v)) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    return Number(v);
+  }
+
+  private callContext(req: IncomingMessage): CallContext {
+    const ac = new AbortController();
+    req.on('close', () => {
+      if (!req.complete) ac.abort();
+    });
+    return { signal: ac.signal, deadlineMs: Date.now() + this.node.cfg.requestTimeoutMs };
+  }
+
+  private readBody(req: IncomingMessage): Promise<Uint8Array> {
+    const max = this.node.cfg.maxValueBytes;
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    if (Number.isFinite(declared) && declared > max) {
+      req.resume();
+      return Promise.reject(new TooLargeError(`value is larger than ${max} bytes`, max));
+    }
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > max) {
+          req.removeAllListeners('data');
+          req.resume();
+          reject(new TooLargeError(`value is larger than ${max} bytes`, max));
+          return;
+        }
+        chunks.push(c);
+      });
+      req.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
+      req.on('error', (e) => reject(new InvalidArgumentError(`could not read the body: ${e.message}`)));
+    });
+  }
+
+  private sendJson(res: ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+    res.end(text);
+  }
+
+  private sendError(res: ServerResponse, e: unknown): void {
+    const err = e instanceof QuorumKvError ? e : null;
+    if (!err) this.node.log.error({ err: e }, 'unexpected error in HTTP handler');
+    const code = err?.code ?? 'QKV_INTERNAL';
+    const status = STATUS_BY_CODE[code] ?? 500;
+    const body: Record<string, unknown> = { code, message: err?.message ?? 'internal error' };
+    const headers: http.OutgoingHttpHeaders = {};
+    const retryAfterMs = (err as { retryAfterMs?: number } | null)?.retryAfterMs;
+    if (retryAfterMs !== undefined) body.retryAfterMs = retryAfterMs;
+    if (status === 503) headers['retry-after'] = String(Math.max(1, Math.ceil((retryAfterMs ?? 1000) / 1000)));
+    if (err instanceof NotLeaderError && err.leaderHint) body.leader = err.leaderHint;
+    if (err instanceof TooLargeError && err.limitBytes !== undefined) body.limitBytes = err.limitBytes;
+    this.count('any', code);
+    this.sendJson(res, status, body, headers);
+  }
+
+  private count(op: string, outcome: string): void {
+    this.node.metrics.requests.inc({ op, outcome });
+  }
+}
+
+export function splitHostPort(address: string): [string, number] {
+  const i = address.lastIndexOf(':');
+  return [address.slice(0, i).replace(/^\[|\]$/g, ''), Number(address.slice(i + 1))];
+}

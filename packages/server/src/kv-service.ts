@@ -1,0 +1,173 @@
+// The node's implementation of the client contract (KvService from @quorumkv/protocol): maps
+// validated requests to commands through the log, and apply results back to answers and typed
+// errors. Both the WebSocket endpoint and the HTTP API call through here.
+import {
+  BusyError,
+  CasFailedError,
+  InternalError,
+  SessionExpiredError,
+  type CallContext,
+  type CasArgs,
+  type CasResult,
+  type ClusterStatus,
+  type DeleteArgs,
+  type DeleteResult,
+  type GetArgs,
+  type GetResult,
+  type KvService,
+  type NodeIdentity,
+  type PutArgs,
+  type PutResult,
+  type RangeArgs,
+  type RangeResult,
+  type SessionRef,
+  type WireItem,
+} from '@quorumkv/protocol';
+import type { ApplyResult, Command, KeyValue, RangeRequest, SessionTag } from '@quorumkv/storage';
+import type { QuorumKvNode } from './node.js';
+import { zoneWarnings } from './membership.js';
+
+/**
+ * Protocol sessions number writes from 1 (ackedBelow starts at 1); the state machine numbers
+ * them from 0. One place converts.
+ */
+export function toSessionTag(s: SessionRef): SessionTag {
+  return { id: s.id, seq: s.seq - 1, ackedBelow: Math.max(0, s.ackedBelow - 1) };
+}
+
+export function toWireItem(kv: KeyValue): WireItem {
+  return { key: kv.key, value: kv.value, createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version };
+}
+
+/** Turns an apply error result into the typed error the client expects. */
+export function throwIfApplyError(r: ApplyResult): void {
+  if (r.op !== 'error') return;
+  switch (r.code) {
+    case 'QKV_SESSION_EXPIRED':
+      throw new SessionExpiredError(r.message);
+    case 'QKV_SESSIONS_FULL':
+      throw new BusyError(1000, r.message);
+    default:
+      throw new InternalError(r.message);
+  }
+}
+
+/** The smallest key greater than every key with this prefix, or undefined (no upper bound). */
+export function prefixEnd(prefix: Uint8Array): Uint8Array | undefined {
+  const end = Uint8Array.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]!++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return undefined;
+}
+
+function successor(key: Uint8Array): Uint8Array {
+  const s = new Uint8Array(key.length + 1);
+  s.set(key);
+  return s;
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+}
+
+/** The storage range for a page: prefix or [start, end), resumed strictly after `after`. */
+export function pageRange(args: { prefix?: Uint8Array | undefined; start?: Uint8Array | undefined; end?: Uint8Array | undefined; after?: Uint8Array | undefined }): RangeRequest | null {
+  let start: Uint8Array;
+  let end: Uint8Array | undefined;
+  if (args.prefix) {
+    start = args.prefix;
+    end = prefixEnd(args.prefix);
+  } else {
+    start = args.start ?? new Uint8Array(0);
+    end = args.end;
+  }
+  if (args.after) {
+    const next = successor(args.after);
+    if (compareBytes(next, start) > 0) start = next;
+  }
+  if (end && compareBytes(start, end) >= 0) return null;
+  return end ? { start, end } : { start };
+}
+
+export class NodeKvService implements KvService {
+  constructor(private readonly node: QuorumKvNode) {}
+
+  identity(): NodeIdentity {
+    return { serverId: this.node.id, leader: this.node.leaderHint() };
+  }
+
+  async get(args: GetArgs, ctx: CallContext): Promise<GetResult> {
+    if (args.consistency === 'linearizable') await this.node.linearizableBarrier(ctx);
+    const kv = await this.node.get(args.key);
+    return { item: kv ? toWireItem(kv) : null };
+  }
+
+  async put(args: PutArgs, ctx: CallContext): Promise<PutResult> {
+    const r = await this.write({ op: 'put', key: args.key, value: args.value, session: toSessionTag(args.session) }, ctx);
+    if (r.op !== 'put') throw new InternalError(`unexpected apply result ${r.op} for put`);
+    return { revision: r.revision };
+  }
+
+  async delete(args: DeleteArgs, ctx: CallContext): Promise<DeleteResult> {
+    const r = await this.write({ op: 'del', key: args.key, session: toSessionTag(args.session) }, ctx);
+    if (r.op !== 'del') throw new InternalError(`unexpected apply result ${r.op} for delete`);
+    return { revision: r.revision, deleted: r.deleted };
+  }
+
+  async cas(args: CasArgs, ctx: CallContext): Promise<CasResult> {
+    const c = args.condition;
+    const cond = c.kind === 'modRevision' ? { modRevision: c.modRevision } : c.kind === 'value' ? { value: c.value } : { absent: true as const };
+    const then = args.action.kind === 'put' ? { op: 'put' as const, value: args.action.value } : { op: 'del' as const };
+    const r = await this.write({ op: 'cas', key: args.key, cond, then, session: toSessionTag(args.session) }, ctx);
+    if (r.op !== 'cas') throw new InternalError(`unexpected apply result ${r.op} for cas`);
+    if (!r.succeeded) throw new CasFailedError(r.current?.modRevision ?? 0);
+    return { revision: r.revision };
+  }
+
+  async range(args: RangeArgs, ctx: CallContext): Promise<RangeResult> {
+    if (args.consistency === 'linearizable') await this.node.linearizableBarrier(ctx);
+    const req = pageRange(args);
+    if (!req) return { items: [], more: false };
+    const rows = await this.node.range(req, args.limit + 1);
+    const items: WireItem[] = [];
+    let bytes = 0;
+    for (const kv of rows.slice(0, args.limit)) {
+      const size = kv.key.length + kv.value.length + 64;
+      if (items.length > 0 && bytes + size > args.maxResultBytes) return { items, more: true };
+      bytes += size;
+      items.push(toWireItem(kv));
+    }
+    return { items, more: rows.length > args.limit };
+  }
+
+  async status(_ctx: CallContext): Promise<ClusterStatus> {
+    const s = this.node.statusView();
+    const m = this.node.membership();
+    const zoneOf = (id: string, zone?: string) => zone ?? (id === this.node.id ? this.node.cfg.zone : undefined);
+    return {
+      nodeId: s.id,
+      role: s.role === 'learner' ? 'follower' : s.role,
+      term: s.term,
+      leader: this.node.leaderHint(),
+      commitIndex: s.commitIndex,
+      appliedIndex: s.appliedIndex,
+      members: [
+        ...m.voters.map((v) => ({ id: v.id, address: v.address, kind: 'voter' as const, ...(zoneOf(v.id, v.zone) ? { zone: zoneOf(v.id, v.zone)! } : {}) })),
+        ...m.learners.map((v) => ({ id: v.id, address: v.address, kind: 'learner' as const, ...(zoneOf(v.id, v.zone) ? { zone: zoneOf(v.id, v.zone)! } : {}) })),
+      ],
+      warnings: zoneWarnings(m.voters, (v) => zoneOf(v.id, v.zone)),
+    };
+  }
+
+  private async write(cmd: Command, ctx: CallContext): Promise<ApplyResult> {
+    const r = await this.node.write(cmd, ctx);
+    throwIfApplyError(r);
+    return r;
+  }
+}

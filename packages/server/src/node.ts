@@ -1,0 +1,609 @@
+// A quorumkv node: the host loop that drives the consensus core, plus the waiting rooms for
+// client writes and reads. The loop, once per turn of the event loop (DESIGN.md "The node"):
+//
+//   ready() → [leader: send] → write entries + hard state in ONE synced batch (group commit)
+//           → [others: send] → apply committed entries in ONE batch → answer writers and readers
+//           → advance()
+//
+// Everything that can pile up has a named maximum (config.ts); past it, writes are refused at
+// once with QKV_BUSY rather than queued.
+import { randomInt } from 'node:crypto';
+import {
+  EntryType,
+  MessageType,
+  MemoryStorage,
+  NotLeaderError as RaftNotLeaderError,
+  ProposalDroppedError,
+  RawNode,
+  decodeConfChange,
+  defaultConfig,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type Message,
+  type Ready,
+  type Role,
+} from '@quorumkv/raft';
+import {
+  encodeCommand,
+  openNodeStore,
+  type ApplyItem,
+  type ApplyResult,
+  type Command,
+  type KeyValue,
+  type Member,
+  type Membership,
+  type NodeStore,
+  type RangeRequest,
+} from '@quorumkv/storage';
+import { PeerTransport } from '@quorumkv/transport';
+import {
+  BusyError,
+  NoLeaderError,
+  NotLeaderError,
+  TimeoutError,
+  UnavailableError,
+  type LeaderHint,
+} from '@quorumkv/protocol';
+import type { ServeConfig } from './config.js';
+import { coreLogger, type Logger } from './logger.js';
+import type { NodeMetrics } from './metrics.js';
+import { membershipFromPeers, memberContext, parseMemberContext } from './membership.js';
+
+/** How long a `busy` client is told to wait before retrying. */
+const BUSY_RETRY_AFTER_MS = 50;
+/** A node is "ready" (GET /ready) when applied is within this many entries of commit. */
+export const READY_MAX_APPLY_LAG = 1000;
+
+interface Deadline {
+  deadlineMs: number;
+  signal?: AbortSignal | undefined;
+}
+
+interface PendingWrite extends Deadline {
+  term: number;
+  bytes: number;
+  resolve(r: ApplyResult): void;
+  reject(e: Error): void;
+}
+
+interface PendingRead extends Deadline {
+  resolve(): void;
+  reject(e: Error): void;
+}
+
+export interface NodeStatusView {
+  id: string;
+  role: Role | 'learner';
+  term: number;
+  leader: string | null;
+  commitIndex: number;
+  appliedIndex: number;
+  lastIndex: number;
+  appliedHash: string;
+  zone: string | undefined;
+  voter: boolean;
+}
+
+export class QuorumKvNode {
+  readonly id: string;
+  readonly cfg: ServeConfig;
+  readonly log: Logger;
+  readonly metrics: NodeMetrics;
+  readonly store: NodeStore;
+  readonly mem: MemoryStorage;
+  readonly raw: RawNode;
+  readonly transport: PeerTransport;
+
+  private role: Role = 'follower';
+  private leader: string | null = null;
+  private members: Membership;
+  private persisted: HardState;
+  private readonly lastContactMs = new Map<string, number>();
+
+  private loopScheduled = false;
+  private inTurn = false;
+  private stopped = false;
+  private ticker: NodeJS.Timeout | undefined;
+  private fatalError: Error | undefined;
+
+  private readonly writes = new Map<number, PendingWrite>();
+  private pendingWriteBytes = 0;
+  private readBatch: PendingRead[] = [];
+  private readonly readsByCtx = new Map<string, PendingRead[]>();
+  private readsAwaitingApply: { index: number; reads: PendingRead[] }[] = [];
+  private readCtxSeq = 0;
+  private pendingReadCount = 0;
+
+  /** Called for leader-emitted snapshot messages and installs (set by the snapshot module). */
+  snapshotHooks: SnapshotHooks | undefined;
+  /** Snapshot transfers in flight, for /v1/status (set by the snapshot module). */
+  snapshotStatus: (() => unknown) | undefined;
+
+  private constructor(args: {
+    cfg: ServeConfig;
+    log: Logger;
+    metrics: NodeMetrics;
+    store: NodeStore;
+    mem: MemoryStorage;
+    raw: RawNode;
+    members: Membership;
+    persisted: HardState;
+  }) {
+    this.id = args.cfg.id;
+    this.cfg = args.cfg;
+    this.log = args.log;
+    this.metrics = args.metrics;
+    this.store = args.store;
+    this.mem = args.mem;
+    this.raw = args.raw;
+    this.members = args.members;
+    this.persisted = args.persisted;
+    this.transport = new PeerTransport({
+      id: this.id,
+      clusterSecret: this.cfg.clusterSecret,
+      peers: this.peerAddresses(),
+      logger: coreLogger(this.log.child({ component: 'transport' })),
+      onMessage: (m) => this.onPeerMessage(m),
+      onPeerDown: (peer) => {
+        this.raw.reportUnreachable(peer);
+        this.schedule();
+      },
+    });
+  }
+
+  /** Opens the data directory, restores the core from it, and starts ticking. */
+  static async open(cfg: ServeConfig, log: Logger, metrics: NodeMetrics): Promise<QuorumKvNode> {
+    const store = await openNodeStore(cfg.dataDir, { snapshotChunkBytes: cfg.snapshotChunkBytes });
+    try {
+      const loaded = await store.log.load();
+      const members = store.kv.membership() ?? (cfg.join ? { voters: [], learners: [] } : membershipFromPeers(cfg.peers));
+      const confState: ConfState = { voters: members.voters.map((m) => m.id), learners: members.learners.map((m) => m.id) };
+      const mem = new MemoryStorage({ hardState: loaded.hardState, confState });
+      if (loaded.snapshotMeta && loaded.snapshotMeta.index > 0) {
+        mem.applySnapshot({ metadata: { ...loaded.snapshotMeta, confState }, data: new Uint8Array(0) });
+      }
+      mem.append(loaded.entries as Entry[]);
+      const applied = store.kv.appliedIndex();
+      if (applied < mem.firstIndex() - 1) {
+        throw new Error(`data directory ${cfg.dataDir} is inconsistent: applied index ${applied} is behind the log start ${mem.firstIndex() - 1}`);
+      }
+      const raw = new RawNode({
+        ...defaultConfig,
+        id: cfg.id,
+        storage: mem,
+        applied,
+        electionTicks: cfg.electionTicks,
+        heartbeatTicks: cfg.heartbeatTicks,
+        random: { int: (n) => randomInt(n) },
+        logger: coreLogger(log.child({ component: 'raft' })),
+      });
+      log.info(
+        { applied, firstIndex: mem.firstIndex(), lastIndex: mem.lastIndex(), term: loaded.hardState.term, voters: confState.voters },
+        'node restored from disk',
+      );
+      return new QuorumKvNode({ cfg, log, metrics, store, mem, raw, members, persisted: loaded.hardState });
+    } catch (e) {
+      await store.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  start(): void {
+    this.ticker = setInterval(() => this.onTick(), this.cfg.tickMs);
+    this.schedule();
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Inputs.
+
+  private onTick(): void {
+    if (this.stopped) return;
+    this.raw.tick();
+    this.expireWaiters(Date.now());
+    this.schedule();
+  }
+
+  private onPeerMessage(m: Message): void {
+    if (this.stopped) return;
+    this.lastContactMs.set(m.from, Date.now());
+    this.raw.step(m);
+    this.schedule();
+  }
+
+  /** Runs the loop on the next turn of the event loop (coalescing many inputs into one Ready). */
+  schedule(): void {
+    if (this.loopScheduled || this.stopped) return;
+    this.loopScheduled = true;
+    setImmediate(() => {
+      this.loopScheduled = false;
+      void this.turn();
+    });
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // The host loop.
+
+  private async turn(): Promise<void> {
+    if (this.inTurn || this.stopped) return;
+    this.inTurn = true;
+    try {
+      this.submitReads();
+      while (!this.stopped && this.raw.hasReady()) {
+        await this.handleReady(this.raw.ready());
+      }
+    } catch (e) {
+      this.fatal(e as Error);
+    } finally {
+      this.inTurn = false;
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.softState) this.onSoftState(rd.softState.role, rd.softState.lead);
+    // Raft thesis §10.2.1: a leader may send while its own write is in flight — but only if this
+    // Ready does not also carry a new term or vote (those must be durable before anyone hears of them).
+    const termOrVoteChanged = rd.hardState !== undefined && (rd.hardState.term !== this.persisted.term || rd.hardState.vote !== this.persisted.vote);
+    const sendEarly = this.role === 'leader' && !termOrVoteChanged;
+    if (sendEarly) this.sendMessages(rd.messages);
+    if (rd.snapshot) await this.installSnapshot(rd);
+    if (rd.entries.length > 0 || rd.hardState) await this.persist(rd);
+    if (!sendEarly) this.sendMessages(rd.messages);
+    if (rd.committedEntries.length > 0) await this.apply(rd.committedEntries);
+    this.onReadStates(rd.readStates);
+    this.raw.advance(rd);
+  }
+
+  private async persist(rd: Ready): Promise<void> {
+    const t0 = process.hrtime.bigint();
+    await this.store.log.append({ ...(rd.hardState ? { hardState: rd.hardState } : {}), entries: rd.entries, sync: rd.mustSync });
+    if (this.cfg.faultFsyncDelayMs > 0 && rd.mustSync) await sleep(this.cfg.faultFsyncDelayMs);
+    if (rd.mustSync) this.metrics.fsyncSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+    if (rd.entries.length > 0) this.metrics.batchEntries.observe(rd.entries.length);
+    this.mem.append(rd.entries);
+    if (rd.hardState) {
+      this.mem.setHardState(rd.hardState);
+      this.persisted = rd.hardState;
+    }
+  }
+
+  private async installSnapshot(rd: Ready): Promise<void> {
+    if (!this.snapshotHooks) throw new Error('received a snapshot but no snapshot module is installed');
+    await this.snapshotHooks.install(rd.snapshot!);
+    this.mem.applySnapshot(rd.snapshot!);
+    this.members = this.store.kv.membership() ?? this.members;
+    this.transport.setPeers(this.peerAddresses());
+  }
+
+  private sendMessages(msgs: Message[]): void {
+    for (const m of msgs) {
+      if (m.type === MessageType.Snap && this.snapshotHooks) {
+        this.snapshotHooks.send(m);
+        continue;
+      }
+      if (!this.transport.send(m)) this.raw.reportUnreachable(m.to);
+    }
+  }
+
+  private async apply(entries: Entry[]): Promise<void> {
+    const items: ApplyItem[] = [];
+    for (const e of entries) {
+      if (e.type === EntryType.ConfChange) items.push(this.confChangeItem(e));
+      else items.push({ kind: 'entry', index: e.index, term: e.term, data: e.data });
+    }
+    const t0 = process.hrtime.bigint();
+    const results = await this.store.kv.apply(items);
+    this.metrics.applySeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+    for (let i = 0; i < entries.length; i++) this.settleWrite(entries[i]!, results[i]!);
+    const applied = entries[entries.length - 1]!.index;
+    this.serveReadsUpTo(applied);
+    this.snapshotHooks?.afterApply(applied);
+  }
+
+  private confChangeItem(e: Entry): ApplyItem {
+    const cc = decodeConfChange(e.data);
+    this.raw.applyConfChange(cc);
+    this.members = nextMembership(this.members, cc);
+    this.transport.setPeers(this.peerAddresses());
+    this.log.info({ term: this.raw.status().hardState.term, index: e.index, change: cc }, 'applied membership change');
+    return { kind: 'membership', index: e.index, term: e.term, data: e.data, membership: this.members };
+  }
+
+  private settleWrite(e: Entry, result: ApplyResult): void {
+    const w = this.writes.get(e.index);
+    if (!w) return;
+    this.writes.delete(e.index);
+    this.pendingWriteBytes -= w.bytes;
+    // Another leader's entry took this index: ours can never commit (Log Matching).
+    if (w.term !== e.term) w.reject(new UnavailableError('the write was lost in a leader change; it was not applied'));
+    else w.resolve(result);
+  }
+
+  private onSoftState(role: Role, lead: string | null): void {
+    const term = this.raw.status().hardState.term;
+    const leaderChanged = lead !== this.leader;
+    if (role !== this.role) this.log.info({ term, from: this.role, to: role }, 'role changed');
+    this.role = role;
+    this.leader = lead;
+    if (leaderChanged) {
+      this.metrics.leaderChanges.inc();
+      this.log.info({ term, leader: lead, role }, lead ? 'leader changed' : 'leader lost');
+      // Reads registered with an old leader will never be answered: fail them fast (retryable).
+      this.failSubmittedReads(new UnavailableError('the leader changed during the read; retry'));
+    }
+  }
+
+  private fatal(e: Error): void {
+    if (this.fatalError) return;
+    this.fatalError = e;
+    this.log.fatal({ err: e }, 'fatal error in the host loop; stopping the node (stopping is safer than continuing)');
+    process.exitCode = 70;
+    void this.stop().finally(() => process.exit(70));
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Writes.
+
+  /** Proposes a command and resolves with its apply result once committed and applied. */
+  write(cmd: Command, d: Deadline): Promise<ApplyResult> {
+    this.checkWritable();
+    if (this.writes.size >= this.cfg.maxPendingProposals) return this.busy('proposals');
+    const data = encodeCommand({ ...cmd, timeMs: Date.now() });
+    if (this.pendingWriteBytes + data.byteLength > this.cfg.maxPendingProposalBytes) return this.busy('proposal-bytes');
+    let at: { index: number; term: number };
+    try {
+      at = this.raw.propose(data);
+    } catch (e) {
+      if (e instanceof RaftNotLeaderError) return Promise.reject(this.notLeader());
+      if (e instanceof ProposalDroppedError) return this.busy('raft-dropped', e.message);
+      throw e;
+    }
+    this.schedule();
+    return new Promise<ApplyResult>((resolve, reject) => {
+      this.writes.set(at.index, { term: at.term, bytes: data.byteLength, deadlineMs: d.deadlineMs, signal: d.signal, resolve, reject });
+      this.pendingWriteBytes += data.byteLength;
+    });
+  }
+
+  private checkWritable(): void {
+    if (this.stopped) throw new UnavailableError('node is shutting down');
+    if (this.role !== 'leader') throw this.notLeader();
+  }
+
+  private busy(kind: string, why?: string): Promise<never> {
+    this.metrics.busyRejections.inc({ kind });
+    return Promise.reject(new BusyError(BUSY_RETRY_AFTER_MS, why ?? `busy: too many pending ${kind.replace('-', ' ')}; retry after ${BUSY_RETRY_AFTER_MS} ms`));
+  }
+
+  /** NotLeaderError with a hint when the leader is known, else NoLeaderError. */
+  notLeader(): Error {
+    const hint = this.leaderHint();
+    return hint ? new NotLeaderError(hint) : new NoLeaderError();
+  }
+
+  leaderHint(): LeaderHint | null {
+    if (!this.leader) return null;
+    const m = this.memberById(this.leader);
+    return m ? { id: m.id, address: m.address } : { id: this.leader, address: '' };
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Linearizable reads (ReadIndex): every read arriving in one turn shares one request.
+
+  /** Resolves once this node has applied everything committed before the call (ReadIndex). */
+  linearizableBarrier(d: Deadline): Promise<void> {
+    if (this.stopped) return Promise.reject(new UnavailableError('node is shutting down'));
+    if (this.leader === null) return Promise.reject(new NoLeaderError());
+    if (this.pendingReadCount >= this.cfg.maxPendingReads) return this.busy('reads');
+    this.pendingReadCount++;
+    return new Promise<void>((resolve, reject) => {
+      this.readBatch.push({ deadlineMs: d.deadlineMs, signal: d.signal, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private submitReads(): void {
+    if (this.readBatch.length === 0) return;
+    const batch = this.readBatch;
+    this.readBatch = [];
+    const ctx = new Uint8Array(8);
+    new DataView(ctx.buffer).setFloat64(0, ++this.readCtxSeq);
+    try {
+      this.raw.readIndex(ctx);
+    } catch (e) {
+      if (!(e instanceof RaftNotLeaderError)) throw e;
+      this.failReads(batch, new NoLeaderError());
+      return;
+    }
+    this.readsByCtx.set(ctxKey(ctx), batch);
+  }
+
+  private onReadStates(states: { index: number; requestCtx: Uint8Array }[]): void {
+    for (const rs of states) {
+      const key = ctxKey(rs.requestCtx);
+      const reads = this.readsByCtx.get(key);
+      if (!reads) continue;
+      this.readsByCtx.delete(key);
+      this.readsAwaitingApply.push({ index: rs.index, reads });
+    }
+    this.serveReadsUpTo(this.store.kv.appliedIndex());
+  }
+
+  private serveReadsUpTo(applied: number): void {
+    if (this.readsAwaitingApply.length === 0) return;
+    const keep: { index: number; reads: PendingRead[] }[] = [];
+    for (const w of this.readsAwaitingApply) {
+      if (w.index <= applied) {
+        this.pendingReadCount -= w.reads.length;
+        for (const r of w.reads) r.resolve();
+      } else keep.push(w);
+    }
+    this.readsAwaitingApply = keep;
+  }
+
+  private failSubmittedReads(err: Error): void {
+    for (const reads of this.readsByCtx.values()) this.failReads(reads, err);
+    this.readsByCtx.clear();
+  }
+
+  private failReads(reads: PendingRead[], err: Error): void {
+    this.pendingReadCount -= reads.length;
+    for (const r of reads) r.reject(err);
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Deadlines: one sweep per tick instead of a timer per request.
+
+  private expireWaiters(nowMs: number): void {
+    const expired = (d: Deadline) => d.deadlineMs <= nowMs || d.signal?.aborted === true;
+    for (const [index, w] of this.writes) {
+      if (!expired(w)) continue;
+      this.writes.delete(index);
+      this.pendingWriteBytes -= w.bytes;
+      w.reject(new TimeoutError('the write was not committed before its deadline; it may still be applied'));
+    }
+    const sweep = (reads: PendingRead[]): PendingRead[] => {
+      const live: PendingRead[] = [];
+      for (const r of reads) {
+        if (expired(r)) {
+          this.pendingReadCount--;
+          r.reject(new TimeoutError('the read did not complete before its deadline'));
+        } else live.push(r);
+      }
+      return live;
+    };
+    this.readBatch = sweep(this.readBatch);
+    for (const [k, reads] of this.readsByCtx) {
+      const live = sweep(reads);
+      if (live.length === 0) this.readsByCtx.delete(k);
+      else this.readsByCtx.set(k, live);
+    }
+    this.readsAwaitingApply = this.readsAwaitingApply.map((w) => ({ index: w.index, reads: sweep(w.reads) })).filter((w) => w.reads.length > 0);
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Local reads (callers use linearizableBarrier first for linearizable ones).
+
+  get(key: Uint8Array): Promise<KeyValue | undefined> {
+    return this.store.kv.get(key);
+  }
+
+  range(req: RangeRequest, limit: number): Promise<KeyValue[]> {
+    return this.store.kv.range(req, limit);
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Membership and status.
+
+  memberById(id: string): Member | undefined {
+    return this.members.voters.find((m) => m.id === id) ?? this.members.learners.find((m) => m.id === id);
+  }
+
+  membership(): Membership {
+    return this.members;
+  }
+
+  private peerAddresses(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const m of [...this.members.voters, ...this.members.learners]) if (m.id !== this.id) out[m.id] = m.address;
+    return out;
+  }
+
+  lastContact(id: string): number | undefined {
+    return this.lastContactMs.get(id);
+  }
+
+  isLeader(): boolean {
+    return this.role === 'leader';
+  }
+
+  leaderId(): string | null {
+    return this.leader;
+  }
+
+  statusView(): NodeStatusView {
+    const st = this.raw.status();
+    const applied = this.store.kv.applied();
+    const isLearner = st.confState.learners.includes(this.id);
+    return {
+      id: this.id,
+      role: isLearner && this.role !== 'leader' ? 'learner' : this.role,
+      term: st.hardState.term,
+      leader: this.leader,
+      commitIndex: st.hardState.commit,
+      appliedIndex: applied.index,
+      lastIndex: st.lastIndex,
+      appliedHash: Buffer.from(applied.hash).toString('hex'),
+      zone: this.cfg.zone,
+      voter: st.confState.voters.includes(this.id),
+    };
+  }
+
+  pendingCounts(): { writes: number; reads: number } {
+    return { writes: this.writes.size, reads: this.pendingReadCount };
+  }
+
+  // -----------------------------------------------------------------------------------------
+  // Shutdown.
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    // Let an in-flight write batch finish so the disk is never left mid-batch.
+    for (let i = 0; i < 200 && this.inTurn; i++) await sleep(5);
+    const err = new UnavailableError('node is shutting down');
+    for (const w of this.writes.values()) w.reject(err);
+    this.writes.clear();
+    this.failReads(this.readBatch, err);
+    this.readBatch = [];
+    this.failSubmittedReads(err);
+    for (const w of this.readsAwaitingApply) this.failReads(w.reads, err);
+    this.readsAwaitingApply = [];
+    await this.snapshotHooks?.close();
+    this.transport.close();
+    await this.store.close();
+  }
+}
+
+/** What the snapshot module (snapshots.ts) plugs into the host loop. */
+export interface SnapshotHooks {
+  /** The core wants to send a snapshot (message type Snap) to a follower. */
+  send(m: Message): void;
+  /** A received snapshot (already staged) must be installed before applying further entries. */
+  install(snapshot: NonNullable<Ready['snapshot']>): Promise<void>;
+  /** Called after each apply batch (compaction decisions). */
+  afterApply(appliedIndex: number): void;
+  close(): Promise<void>;
+}
+
+function nextMembership(cur: Membership, cc: ConfChange): Membership {
+  const without = (list: Member[]) => list.filter((m) => m.id !== cc.nodeId);
+  const existing = cur.voters.find((m) => m.id === cc.nodeId) ?? cur.learners.find((m) => m.id === cc.nodeId);
+  const ctx = cc.context ? parseMemberContext(cc.context) : undefined;
+  const member: Member = {
+    id: cc.nodeId,
+    address: ctx?.address ?? existing?.address ?? '',
+    ...(ctx?.zone ?? existing?.zone ? { zone: (ctx?.zone ?? existing?.zone)! } : {}),
+  };
+  switch (cc.type) {
+    case 0: // AddNode (or promote)
+      return { voters: [...without(cur.voters), member], learners: without(cur.learners) };
+    case 1: // AddLearner
+      if (cur.voters.some((m) => m.id === cc.nodeId)) return cur;
+      return { voters: cur.voters, learners: [...without(cur.learners), member] };
+    default: // RemoveNode
+      return { voters: without(cur.voters), learners: without(cur.learners) };
+  }
+}
+
+export { memberContext };
+
+function ctxKey(ctx: Uint8Array): string {
+  return Buffer.from(ctx.buffer, ctx.byteOffset, ctx.byteLength).toString('latin1');
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
