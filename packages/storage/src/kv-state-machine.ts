@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { type Backend, type BatchOp, ITERATE_BATCH_MAX, type ReadView, readAll } from './backend.js';
 import { type Command, CommandDecodeError, decodeCommand } from './commands.js';
 import { bytesEqual, isRecord, pack, u64be } from './codec.js';
-import { StorageArgumentError, StorageCorruptError, assert } from './errors.js';
+import { StorageArgumentError, StorageCorruptError, StorageIoError, assert } from './errors.js';
 import {
   type KeyValue,
   type KvRecord,
@@ -124,6 +124,8 @@ export class KvStateMachineImpl implements KvStateMachine {
   private appliedState: AppliedState = initialApplied();
   private currentMembership: Membership | undefined;
   private gen = 0;
+  /** Set when an apply failed midway; the in-memory session map can no longer be trusted. */
+  private failure: unknown;
 
   private constructor(
     readonly backend: Backend,
@@ -195,14 +197,22 @@ export class KvStateMachineImpl implements KvStateMachine {
 
   apply(items: ApplyItem[], options: { sync?: boolean } = {}): Promise<ApplyResult[]> {
     return this.queue.run(async () => {
-      const tx = new ApplyTx(this, this.sessions, this.appliedState);
-      const results: ApplyResult[] = [];
-      for (const item of items) results.push(await tx.applyItem(item));
-      const ops = tx.ops();
-      await this.backend.write(ops, { sync: options.sync ?? false, label: 'kv.apply' });
-      this.appliedState = tx.applied;
-      if (tx.membership) this.currentMembership = tx.membership;
-      return results;
+      if (this.failure !== undefined) {
+        throw new StorageIoError(this.backend.location, 'an earlier apply failed; close and reopen the store', { cause: this.failure });
+      }
+      try {
+        const tx = new ApplyTx(this, this.sessions, this.appliedState);
+        const results: ApplyResult[] = [];
+        for (const item of items) results.push(await tx.applyItem(item));
+        await this.backend.write(tx.ops(), { sync: options.sync ?? false, label: 'kv.apply' });
+        this.appliedState = tx.applied;
+        if (tx.membership) this.currentMembership = tx.membership;
+        return results;
+      } catch (err) {
+        // The session map may hold changes that never reached the disk: refuse to go on from it.
+        this.failure = err;
+        throw err;
+      }
     });
   }
 
