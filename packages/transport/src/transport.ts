@@ -175,7 +175,13 @@ export class PeerTransport {
 
   #onUpgraded(ws: WebSocket, req: IncomingMessage): void {
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-    ws.on('error', (err) => this.#logger.warn({ remote, err: err.message }, 'inbound peer connection error'));
+    ws.on('error', (err) => {
+      // ws reports protocol violations here (and closes with the standard code, e.g. 1009 for
+      // a frame over maxFrameBytes, found from the header before the payload is buffered).
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#badFrames++;
+      this.#logger.warn({ remote, err: err.message, code }, 'inbound peer connection error; closing it');
+    });
     if (this.#closed) {
       closeWithGrace(ws, CloseCode.GoingAway, 'node shutting down', this.limits.closeGraceMs);
       return;

@@ -21,12 +21,12 @@ export function captureLogger(node: string): TransportLogger & { lines: LogLine[
   return { lines, debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
 }
 
-/** Fast timers for loopback tests. */
+/** Fast timers for loopback tests, lenient enough for a loaded 2-core CI machine. */
 export const testLimits: Partial<TransportLimits> = {
-  pingIntervalMs: 50,
-  pongTimeoutMs: 250,
-  inboundIdleTimeoutMs: 400,
-  connectTimeoutMs: 300,
+  pingIntervalMs: 100,
+  pongTimeoutMs: 1000,
+  inboundIdleTimeoutMs: 1500,
+  connectTimeoutMs: 1000,
   reconnectInitialMs: 20,
   reconnectMaxMs: 200,
   closeGraceMs: 200,
@@ -84,10 +84,14 @@ export class Host {
 }
 
 /** Starts one Host per id, all listening, each transport dialling the others directly. */
-export async function cluster(ids: string[], opts: Partial<PeerTransportOptions> = {}): Promise<Host[]> {
+export async function cluster(
+  ids: string[],
+  opts: Partial<PeerTransportOptions> = {},
+  extraPeers: Record<string, string> = {},
+): Promise<Host[]> {
   const hosts = ids.map((id) => new Host(id));
   for (const h of hosts) await h.listen();
-  const addresses = Object.fromEntries(hosts.map((h) => [h.id, `127.0.0.1:${h.port}`]));
+  const addresses = { ...extraPeers, ...Object.fromEntries(hosts.map((h) => [h.id, `127.0.0.1:${h.port}`])) };
   for (const h of hosts) h.start(addresses, opts);
   return hosts;
 }
@@ -192,3 +196,12 @@ export class BlackholeProxy {
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 }
+
+/** Short liveness timers, for the tests that wait for a timeout to fire. */
+export const shortTimeouts: Partial<TransportLimits> = {
+  ...testLimits,
+  pingIntervalMs: 50,
+  pongTimeoutMs: 250,
+  inboundIdleTimeoutMs: 400,
+  connectTimeoutMs: 300,
+};

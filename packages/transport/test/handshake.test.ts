@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import { CloseCode, backoffDelayMs, resolveLimits, TransportConfigError, peerUrl } from '../src/index.js';
+import { createHelloHeader, ReplayCache, verifyHelloHeader, type HelloCheck } from '../src/handshake.js';
+
+const SECRET = 'a-secret-of-sixteen-chars';
+const NOW = 1_700_000_000_000;
+
+function check(over: Partial<HelloCheck> = {}): HelloCheck {
+  const cache = new ReplayCache(100, 30_000);
+  return {
+    selfId: 'n2',
+    clusterSecret: SECRET,
+    isPeer: (id) => id === 'n1' || id === 'n3',
+    nowMs: NOW,
+    maxAgeMs: 30_000,
+    rememberNonce: (n, now) => cache.remember(n, now),
+    ...over,
+  };
+}
+
+const hello = (over: Partial<Parameters<typeof createHelloHeader>[0]> = {}) =>
+  createHelloHeader({ from: 'n1', to: 'n2', channel: 'raft', clusterSecret: SECRET, nowMs: NOW, ...over });
+
+function refusal(raw: string | undefined, c: HelloCheck = check()) {
+  const v = verifyHelloHeader(raw, c);
+  if (v.ok) throw new Error('expected a refusal');
+  return v;
+}
+
+describe('hello verification', () => {
+  it('accepts a well-formed hello signed with the cluster secret', () => {
+    const v = verifyHelloHeader(hello(), check());
+    expect(v.ok && v.hello.from).toBe('n1');
+  });
+
+  it('refuses a wrong secret, a missing proof and a missing header as unauthorized', () => {
+    expect(refusal(hello({ clusterSecret: 'another-secret-sixteen' }))).toMatchObject({ code: CloseCode.Unauthorized, reason: 'bad proof of the cluster secret' });
+    expect(refusal(hello({ clusterSecret: null })).code).toBe(CloseCode.Unauthorized);
+    expect(refusal(undefined).code).toBe(CloseCode.Unauthorized);
+  });
+
+  it('refuses a stale or future timestamp', () => {
+    expect(refusal(hello({ nowMs: NOW - 31_000 })).reason).toMatch(/stale hello/);
+    expect(refusal(hello({ nowMs: NOW + 31_000 })).reason).toMatch(/stale hello/);
+  });
+
+  it('refuses a replayed hello', () => {
+    const c = check();
+    const h = hello();
+    expect(verifyHelloHeader(h, c).ok).toBe(true);
+    expect(refusal(h, c)).toMatchObject({ code: CloseCode.Unauthorized, reason: 'replayed hello' });
+  });
+
+  it('refuses an unknown peer id and a wrong target id', () => {
+    expect(refusal(hello({ from: 'n9' }))).toMatchObject({ code: CloseCode.Forbidden, reason: 'unknown peer id n9' });
+    expect(refusal(hello({ to: 'n3' }))).toMatchObject({ code: CloseCode.Forbidden });
+  });
+
+  it('refuses the snapshot channel (reserved) and a tampered channel', () => {
+    expect(refusal(hello({ channel: 'snapshot' })).code).toBe(CloseCode.Unsupported);
+    const tampered = JSON.parse(Buffer.from(hello({ channel: 'raft' }), 'base64url').toString());
+    tampered.channel = 'snapshot';
+    expect(refusal(Buffer.from(JSON.stringify(tampered)).toString('base64url')).code).toBe(CloseCode.Unauthorized);
+  });
+
+  it('refuses malformed hellos as bad input', () => {
+    for (const raw of ['!!!', Buffer.from('[1,2]').toString('base64url'), Buffer.from('{"v":1}').toString('base64url'), 'x'.repeat(5000)]) {
+      expect(refusal(raw).code).toBe(CloseCode.BadInput);
+    }
+  });
+
+  it('in insecure mode accepts an unsigned hello but still checks ids', () => {
+    const c = check({ clusterSecret: null });
+    expect(verifyHelloHeader(hello({ clusterSecret: null }), c).ok).toBe(true);
+    expect(refusal(hello({ clusterSecret: null, from: 'zz' }), c).code).toBe(CloseCode.Forbidden);
+  });
+
+  it('bounds the replay cache', () => {
+    const cache = new ReplayCache(2, 1000);
+    expect(cache.remember('a', 0)).toBe('new');
+    expect(cache.remember('b', 0)).toBe('new');
+    expect(cache.remember('c', 0)).toBe('full');
+    expect(cache.remember('c', 2001)).toBe('new'); // a and b expired
+  });
+});
+
+describe('limits and back-off', () => {
+  it('validates limits once, naming the field', () => {
+    expect(() => resolveLimits({ maxFrameBytes: 0 })).toThrow(/limits.maxFrameBytes must be a positive integer/);
+    expect(() => resolveLimits({ maxQueuedBytes: 1 })).toThrow(TransportConfigError);
+    expect(() => resolveLimits({ pingIntervalMs: 10_000 })).toThrow(/inboundIdleTimeoutMs/);
+    expect(() => resolveLimits({ bogus: 1 } as never)).toThrow(/not a known limit/);
+    expect(resolveLimits().maxFrameBytes).toBe(4 * 1024 * 1024);
+  });
+
+  it('backs off exponentially with full jitter, capped', () => {
+    const bounds = { initialMs: 100, maxMs: 5000 };
+    expect([0, 1, 2, 3, 6, 60].map((a) => backoffDelayMs(a, bounds, () => 0.999))).toEqual([99, 199, 399, 799, 4995, 4995]);
+    expect(backoffDelayMs(3, bounds, () => 0)).toBe(0);
+    expect(backoffDelayMs(3, bounds, () => 0.5)).toBe(400);
+  });
+
+  it('parses peer addresses', () => {
+    expect(peerUrl('127.0.0.1:7000')).toBe('ws://127.0.0.1:7000/raft');
+    expect(peerUrl('[::1]:7000')).toBe('ws://[::1]:7000/raft');
+    for (const bad of ['host', 'host:0', 'host:70000', ':80', 'a b:1']) expect(() => peerUrl(bad)).toThrow(TransportConfigError);
+  });
+});
