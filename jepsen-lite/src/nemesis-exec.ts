@@ -1,0 +1,138 @@
+// Executes a nemesis schedule against a cluster: at each event's start, resolve roles from the
+// cluster's current view, apply its faults, and at its heal undo them all together. Written
+// against the small ClusterControl interface so it is tested with a fake cluster and fake clock.
+
+import type { LabelledFault } from './report.js';
+import type { ClusterView, Cut, Fault, NemesisEvent, NemesisSchedule } from './nemesis.js';
+import { cutsOf, resolveRef } from './nemesis.js';
+import type { Shaping } from './proxy.js';
+
+/** What the nemesis may do to a cluster. The real one is `Cluster` (db.ts). */
+export interface ClusterControl {
+  readonly nodes: readonly string[];
+  /** Members and current leader, from `/v1/status`. */
+  view(): Promise<ClusterView>;
+  cut(cuts: readonly Cut[], mode: 'silent' | 'loud'): void;
+  shapePair(a: string, b: string, shaping: Shaping): void;
+  healNetwork(): void;
+  /** kill -9. */
+  kill(node: string): Promise<void>;
+  /** Starts a killed node again on its data directory. */
+  restart(node: string): Promise<void>;
+  /** SIGSTOP / SIGCONT. */
+  pause(node: string): void;
+  resume(node: string): void;
+  /** The server's harness-only fault option; 0 turns it off. */
+  setFsyncDelayMs(node: string, delayMs: number): Promise<void>;
+  /** True once the leader's log no longer holds the entry after `node`'s applied index. */
+  compactedPast(node: string): Promise<boolean>;
+  /** Scales the workload's request rate (1 = normal). */
+  setRateMultiplier(multiplier: number): void;
+}
+
+/** Time for the executor: milliseconds since the run started, and the history's ns clock. */
+export interface RunClock {
+  nowMs(): number;
+  nowNs(): number;
+  sleepUntilMs(ms: number): Promise<void>;
+}
+
+/** How often a blackhole checks whether the leader has compacted past its target. */
+export const COMPACTION_POLL_MS = 250;
+
+/** An undo step for the heal. */
+type Undo = () => Promise<void> | void;
+
+/**
+ * Runs every event of `schedule` in order; returns the fault windows as executed (with the
+ * resolved nodes in each label). `onWindow` is called at each start (endNs null) and heal.
+ * Stops early, healing what is active, when `shouldStop()` turns true between steps.
+ */
+export async function executeSchedule(
+  schedule: NemesisSchedule,
+  cluster: ClusterControl,
+  clock: RunClock,
+  onWindow: (w: LabelledFault) => void = () => undefined,
+  shouldStop: () => boolean = () => false,
+): Promise<LabelledFault[]> {
+  const windows: LabelledFault[] = [];
+  for (const event of schedule.events) {
+    await clock.sleepUntilMs(event.startMs);
+    if (shouldStop()) break;
+    const view = await cluster.view();
+    const undos: Undo[] = [];
+    const described: string[] = [];
+    for (const f of event.faults) described.push(await applyFault(f, view, cluster, undos));
+    const w: LabelledFault = { id: event.id, kind: event.nemesis, label: `${event.id} ${described.join(' + ')}`, startNs: clock.nowNs(), endNs: null };
+    onWindow({ ...w });
+    await waitForHeal(event, view, cluster, clock, shouldStop);
+    for (const undo of undos.reverse()) await undo();
+    w.endNs = clock.nowNs();
+    onWindow({ ...w });
+    windows.push(w);
+  }
+  return windows;
+}
+
+async function waitForHeal(event: NemesisEvent, view: ClusterView, cluster: ClusterControl, clock: RunClock, shouldStop: () => boolean): Promise<void> {
+  const blackhole = event.faults.find((f) => f.kind === 'blackhole-until-compaction');
+  if (blackhole === undefined) return clock.sleepUntilMs(event.healMs);
+  const target = resolveRef(blackhole.target, view).node;
+  // The heal comes when the leader has compacted past the target, or at healMs at the latest.
+  while (clock.nowMs() < event.healMs && !shouldStop()) {
+    if (await cluster.compactedPast(target)) return;
+    await clock.sleepUntilMs(Math.min(event.healMs, clock.nowMs() + COMPACTION_POLL_MS));
+  }
+}
+
+/** Applies one fault, pushes its undo, and returns a human label with resolved nodes. */
+async function applyFault(fault: Fault, view: ClusterView, cluster: ClusterControl, undos: Undo[]): Promise<string> {
+  const node = (ref: string): string => resolveRef(ref, view).node;
+  const healNet: Undo = () => cluster.healNetwork();
+  switch (fault.kind) {
+    case 'isolate':
+    case 'partition':
+    case 'blackhole-until-compaction': {
+      cluster.cut(cutsOf(fault, view), fault.kind === 'blackhole-until-compaction' ? 'silent' : fault.mode);
+      undos.push(healNet);
+      if (fault.kind === 'partition') return `${fault.shape} partition (${fault.mode})`;
+      const verb = fault.kind === 'isolate' ? `isolate (${fault.mode})` : 'blackhole until compaction';
+      return `${verb} ${node(fault.target)}`;
+    }
+    case 'kill': {
+      const targets = [...new Set(fault.targets.map(node))];
+      await Promise.all(targets.map((t) => cluster.kill(t)));
+      // All restarted together at the heal.
+      undos.push(() => Promise.all(targets.map((t) => cluster.restart(t))).then(() => undefined));
+      return `kill -9 ${targets.join(',')}`;
+    }
+    case 'pause': {
+      const t = node(fault.target);
+      cluster.pause(t);
+      undos.push(() => cluster.resume(t));
+      return `pause ${t}`;
+    }
+    case 'slow-link': {
+      const [a, b] = [node(fault.from), node(fault.to)];
+      cluster.shapePair(a, b, fault.shaping);
+      undos.push(healNet);
+      return `slow link ${a}-${b} +${fault.shaping.delayMs}ms`;
+    }
+    case 'slow-node': {
+      const t = node(fault.target);
+      for (const other of view.nodes) if (other !== t) cluster.shapePair(t, other, fault.shaping);
+      undos.push(healNet);
+      return `slow node ${t} +${fault.shaping.delayMs}ms`;
+    }
+    case 'slow-disk': {
+      const t = node(fault.target);
+      await cluster.setFsyncDelayMs(t, fault.fsyncDelayMs);
+      undos.push(() => cluster.setFsyncDelayMs(t, 0));
+      return `slow disk ${t} +${fault.fsyncDelayMs}ms/fsync`;
+    }
+    case 'load-surge':
+      cluster.setRateMultiplier(fault.rateMultiplier);
+      undos.push(() => cluster.setRateMultiplier(1));
+      return `load x${fault.rateMultiplier}`;
+  }
+}

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import type { ClusterControl, RunClock } from '../src/nemesis-exec.js';
+import { executeSchedule } from '../src/nemesis-exec.js';
+import type { NemesisSchedule } from '../src/nemesis.js';
+import { directionsForCut } from '../src/links.js';
+import type { LabelledFault } from '../src/report.js';
+
+/** A fake cluster that records what the nemesis did, as a transcript. */
+function fakeCluster(leader: string, compactedAfterMs = Infinity, clock?: { now: number }): ClusterControl & { log: string[] } {
+  const log: string[] = [];
+  const nodes = ['n1', 'n2', 'n3'];
+  return {
+    log,
+    nodes,
+    view: async () => ({ nodes, leader }),
+    cut: (cuts, mode) => log.push(`cut ${mode} ${cuts.map(([f, t]) => `${f}>${t}`).join(' ')}`),
+    shapePair: (a, b, s) => log.push(`shape ${a}-${b} ${s.delayMs}ms`),
+    healNetwork: () => log.push('heal network'),
+    kill: async (n) => void log.push(`kill ${n}`),
+    restart: async (n) => void log.push(`restart ${n}`),
+    pause: (n) => log.push(`pause ${n}`),
+    resume: (n) => log.push(`resume ${n}`),
+    setFsyncDelayMs: async (n, ms) => void log.push(`fsync ${n} ${ms}ms`),
+    compactedPast: async () => (clock?.now ?? 0) >= compactedAfterMs,
+    setRateMultiplier: (x) => log.push(`rate x${x}`),
+  };
+}
+
+function fakeClock(): RunClock & { now: number } {
+  const c = {
+    now: 0,
+    nowMs: () => c.now,
+    nowNs: () => c.now * 1e6,
+    sleepUntilMs: async (ms: number) => {
+      c.now = Math.max(c.now, ms);
+    },
+  };
+  return c;
+}
+
+const schedule = (events: NemesisSchedule['events']): NemesisSchedule => ({ seed: 1, nodes: ['n1', 'n2', 'n3'], durationMs: 20_000, events });
+
+describe('nemesis executor', () => {
+  it('resolves @leader at the event start, applies and heals, and records windows', async () => {
+    const cluster = fakeCluster('n2');
+    const clock = fakeClock();
+    const seen: LabelledFault[] = [];
+    const windows = await executeSchedule(
+      schedule([
+        { id: 'e1', nemesis: 'partition-leader', startMs: 1000, healMs: 3000, correlated: false, faults: [{ kind: 'isolate', target: '@leader', mode: 'silent' }] },
+        { id: 'e2', nemesis: 'correlated-pause-leader-slow-disk', startMs: 4000, healMs: 6000, correlated: true, faults: [{ kind: 'pause', target: '@leader' }, { kind: 'slow-disk', target: '@follower:0', fsyncDelayMs: 80 }] },
+        { id: 'e3', nemesis: 'kill-majority', startMs: 7000, healMs: 8000, correlated: false, faults: [{ kind: 'kill', targets: ['n1', 'n3'] }] },
+      ]),
+      cluster,
+      clock,
+      (w) => seen.push(w),
+    );
+    expect(cluster.log).toEqual([
+      'cut silent n2>n1 n1>n2 n2>n3 n3>n2',
+      'heal network',
+      'pause n2',
+      'fsync n1 80ms',
+      'fsync n1 0ms', // undone in reverse order
+      'resume n2',
+      'kill n1',
+      'kill n3',
+      'restart n1',
+      'restart n3',
+    ]);
+    expect(windows.map((w) => [w.label, w.startNs / 1e6, w.endNs! / 1e6])).toEqual([
+      ['e1 isolate (silent) n2', 1000, 3000],
+      ['e2 pause n2 + slow disk n1 +80ms/fsync', 4000, 6000],
+      ['e3 kill -9 n1,n3', 7000, 8000],
+    ]);
+    expect(seen.filter((w) => w.endNs === null)).toHaveLength(3);
+  });
+
+  it('heals a blackhole as soon as the leader has compacted past the target', async () => {
+    const clock = fakeClock();
+    const cluster = fakeCluster('n1', 2600, clock);
+    const [w] = await executeSchedule(
+      schedule([{ id: 'e1', nemesis: 'snapshot-blackhole', startMs: 1000, healMs: 9000, correlated: false, faults: [{ kind: 'blackhole-until-compaction', target: '@follower:0' }] }]),
+      cluster,
+      clock,
+    );
+    expect(cluster.log[0]).toBe('cut silent n2>n1 n1>n2 n2>n3 n3>n2');
+    expect(w!.endNs! / 1e6).toBeGreaterThanOrEqual(2600);
+    expect(w!.endNs! / 1e6).toBeLessThan(3000);
+  });
+});
+
+describe('link directions', () => {
+  it('a one-way cut y>x blocks y→x bytes on both links between them', () => {
+    expect(directionsForCut(['n2', 'n1'])).toEqual([
+      { link: 'n1->n2', direction: 'down' },
+      { link: 'n2->n1', direction: 'up' },
+    ]);
+  });
+});
