@@ -1,0 +1,194 @@
+// The server's /client endpoint seen from a raw WebSocket: the protocol rules a misbehaving or
+// hostile client meets (hello first, bad frames close with a reason, bad arguments are answered,
+// the in-flight limit answers BUSY, answers come out of order, dead clients are dropped).
+
+import { createServer, type Server } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import {
+  PROTOCOL_VERSION,
+  decodeResponseFrame,
+  encodeFrame,
+  type ClientRequest,
+  type ClientResponse,
+  type KvService,
+} from '@quorumkv/protocol';
+import { attachClientEndpoint, type ClientEndpoint, type ClientEndpointOptions } from '../../server/src/client-endpoint.js';
+
+const b = (s: string): Uint8Array => new TextEncoder().encode(s);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+let server: Server | undefined;
+let endpoint: ClientEndpoint | undefined;
+const sockets: WebSocket[] = [];
+
+afterEach(async () => {
+  for (const ws of sockets.splice(0)) ws.terminate();
+  await endpoint?.close();
+  await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+  server = undefined;
+  endpoint = undefined;
+});
+
+/** A service whose `get` waits for the number of ms in the key ("30" waits 30 ms). */
+const service: KvService = {
+  identity: () => ({ serverId: 'n1', leader: { id: 'n1', address: '127.0.0.1:1' } }),
+  get: async (args, ctx) => {
+    const ms = Number(new TextDecoder().decode(args.key));
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(resolve, Number.isFinite(ms) ? ms : 0);
+      ctx.signal.addEventListener('abort', () => {
+        clearTimeout(t);
+        reject(ctx.signal.reason as Error);
+      });
+    });
+    return { item: null };
+  },
+  put: async () => ({ revision: 1 }),
+  delete: async () => ({ revision: 1, deleted: false }),
+  cas: async () => ({ revision: 1 }),
+  range: async () => ({ items: [], more: false }),
+  status: async () => {
+    throw new Error('a bug with a secret path /etc/x');
+  },
+};
+
+async function start(opts: Partial<ClientEndpointOptions> = {}): Promise<number> {
+  endpoint = attachClientEndpoint({ service, ...opts });
+  const ep = endpoint;
+  server = createServer();
+  server.on('upgrade', (req, socket, head) => ep.handleUpgrade(req, socket, head));
+  await new Promise<void>((r) => server?.listen(0, '127.0.0.1', () => r()));
+  const addr = server.address();
+  if (!addr || typeof addr !== 'object') throw new Error('no address');
+  return addr.port;
+}
+
+/** A raw client: sends frames, collects answers, records how the connection closed. */
+class Raw {
+  readonly answers: ClientResponse[] = [];
+  closed: { code: number; reason: string } | undefined;
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (d: Buffer) => this.answers.push(decodeResponseFrame(d, 1 << 24)));
+    ws.on('close', (code, reason) => (this.closed = { code, reason: reason.toString() }));
+  }
+  static async open(port: number, path = '/client', opts: { autoPong?: boolean } = {}): Promise<Raw> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, opts);
+    sockets.push(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    return new Raw(ws);
+  }
+  send(req: ClientRequest): void {
+    this.ws.send(encodeFrame(req, 1 << 24));
+  }
+  async hello(): Promise<void> {
+    this.send({ id: 0, op: 'hello', version: PROTOCOL_VERSION });
+    await this.until(() => this.answers.length >= 1);
+  }
+  async until(cond: () => boolean, maxMs = 2000): Promise<void> {
+    for (let waited = 0; !cond(); waited += 5) {
+      if (waited > maxMs) throw new Error('condition not met in time');
+      await sleep(5);
+    }
+  }
+}
+
+describe('client endpoint', () => {
+  it('answers hello with the identity, version and limits', async () => {
+    const c = await Raw.open(await start({ maxFrameBytes: 4 * 1024 * 1024 }));
+    await c.hello();
+    expect(c.answers[0]).toMatchObject({ id: 0, ok: true, result: { version: PROTOCOL_VERSION, serverId: 'n1', limits: { maxFrameBytes: 4 * 1024 * 1024 } } });
+  });
+
+  it('answers pipelined requests as they complete, out of order', async () => {
+    const c = await Raw.open(await start());
+    await c.hello();
+    c.send({ id: 1, op: 'get', key: b('80'), consistency: 'linearizable' });
+    c.send({ id: 2, op: 'get', key: b('0'), consistency: 'linearizable' });
+    c.send({ id: 3, op: 'put', key: b('k'), value: b('v'), session: { id: 's', seq: 1, ackedBelow: 1 } });
+    await c.until(() => c.answers.length === 4);
+    // The slow request (id 1) was sent first and answered last; the others did not wait for it.
+    expect(c.answers.slice(1).map((a) => a.id).sort()).toEqual([1, 2, 3]);
+    expect(c.answers[3]?.id).toBe(1);
+  });
+
+  it('answers QKV_BUSY past the per-connection in-flight limit', async () => {
+    const c = await Raw.open(await start({ maxInflightPerConnection: 2, busyRetryAfterMs: 7 }));
+    await c.hello();
+    for (let id = 1; id <= 4; id++) c.send({ id, op: 'get', key: b('50'), consistency: 'linearizable' });
+    await c.until(() => c.answers.length === 5);
+    const busy = c.answers.filter((a) => !a.ok);
+    expect(busy.map((a) => a.id)).toEqual([3, 4]);
+    expect(busy[0]).toMatchObject({ error: { code: 'QKV_BUSY', retryAfterMs: 7 } });
+  });
+
+  it('answers bad arguments with an error and keeps the connection', async () => {
+    const c = await Raw.open(await start());
+    await c.hello();
+    c.send({ id: 5, op: 'get', key: new Uint8Array(), consistency: 'linearizable' });
+    c.send({ id: 6, op: 'status' });
+    await c.until(() => c.answers.length === 3);
+    expect(c.answers[1]).toMatchObject({ id: 5, ok: false, error: { code: 'QKV_INVALID_ARGUMENT' } });
+    // A service bug is reported without its details.
+    expect(c.answers[2]).toEqual({ id: 6, ok: false, error: { code: 'QKV_INTERNAL', message: 'internal error' } });
+    expect(c.closed).toBeUndefined();
+  });
+
+  it('times a request out at its deadline and aborts the service call', async () => {
+    const c = await Raw.open(await start());
+    await c.hello();
+    c.send({ id: 1, op: 'get', key: b('5000'), consistency: 'linearizable', timeoutMs: 50 });
+    await c.until(() => c.answers.length === 2);
+    expect(c.answers[1]).toMatchObject({ id: 1, ok: false, error: { code: 'QKV_TIMEOUT' } });
+  });
+
+  const closing: [string, (c: Raw) => void, number, RegExp][] = [
+    ['a request before hello', (c) => c.send({ id: 1, op: 'status' }), 1002, /hello/],
+    ['garbage bytes', (c) => c.ws.send(new Uint8Array([0xc1, 0x00])), 1002, /./],
+    ['a frame without an id', (c) => c.ws.send(encodeFrame({ op: 'status' } as unknown as ClientRequest, 1024)), 1002, /id/],
+    ['a text frame', (c) => c.ws.send('hello'), 1003, /binary/],
+    ['a wrong protocol version', (c) => c.send({ id: 0, op: 'hello', version: 99 }), 1002, /version 99/],
+  ];
+  it.each(closing)('closes the connection with a reason on %s', async (_name, act, code, reason) => {
+    const c = await Raw.open(await start());
+    act(c);
+    await c.until(() => c.closed !== undefined);
+    expect(c.closed?.code).toBe(code);
+    expect(c.closed?.reason).toMatch(reason);
+  });
+
+  it('closes the connection on a frame over the size limit', async () => {
+    const c = await Raw.open(await start({ maxFrameBytes: 64 * 1024, maxValueBytes: 32 * 1024 }));
+    await c.hello();
+    c.ws.send(new Uint8Array(70 * 1024));
+    await c.until(() => c.closed !== undefined);
+    expect(c.closed?.code).toBe(1009);
+  });
+
+  it('refuses upgrades on other paths', async () => {
+    const port = await start();
+    await expect(Raw.open(port, '/raft')).rejects.toThrow(/404/);
+  });
+
+  it('drops a client that answers no pings', async () => {
+    const c = await Raw.open(await start({ pingIntervalMs: 40 }), '/client', { autoPong: false });
+    await c.hello();
+    await c.until(() => c.closed !== undefined);
+    expect(endpoint?.connectionCount).toBe(0);
+  });
+
+  it('close() ends every connection and refuses new ones', async () => {
+    const port = await start();
+    const c = await Raw.open(port);
+    await c.hello();
+    c.send({ id: 1, op: 'get', key: b('5000'), consistency: 'linearizable' });
+    await sleep(20);
+    await endpoint?.close();
+    await c.until(() => c.closed !== undefined);
+    expect(c.closed?.code).toBe(1001);
+    await expect(Raw.open(port)).rejects.toThrow(/503/);
+  });
+});

@@ -1,0 +1,75 @@
+// Every error class survives the wire with its code, class and details; untyped errors do not leak.
+
+import { describe, expect, it } from 'vitest';
+import {
+  AbortedError,
+  BusyError,
+  CasFailedError,
+  ClosedError,
+  ErrorCode,
+  InternalError,
+  InvalidArgumentError,
+  NoLeaderError,
+  NotLeaderError,
+  ProtocolError,
+  QuorumKvError,
+  SessionExpiredError,
+  TimeoutError,
+  TooLargeError,
+  UnavailableError,
+  errorFromWire,
+  errorToWire,
+} from '@quorumkv/protocol';
+
+const samples: QuorumKvError[] = [
+  new NotLeaderError({ id: 'n2', address: '127.0.0.1:7002' }),
+  new NotLeaderError(),
+  new NoLeaderError(),
+  new BusyError(25),
+  new TimeoutError(),
+  new UnavailableError(),
+  new CasFailedError(7),
+  new ClosedError(),
+  new InvalidArgumentError('key must not be empty'),
+  new TooLargeError('too big', 4096),
+  new SessionExpiredError(),
+  new AbortedError(),
+  new ProtocolError('bad frame'),
+  new InternalError(),
+];
+
+describe('error mapping', () => {
+  it.each(samples.map((e) => [e.code, e] as const))('%s round-trips with its class and details', (_code, err) => {
+    const back = errorFromWire(errorToWire(err));
+    expect(back).toBeInstanceOf(err.constructor);
+    expect(back).toMatchObject({ ...err, name: err.name, code: err.code, message: err.message });
+  });
+
+  it('covers every code in ErrorCode', () => {
+    expect(new Set(samples.map((e) => e.code))).toEqual(new Set(Object.values(ErrorCode)));
+  });
+
+  it('keeps details a caller needs', () => {
+    expect(errorFromWire(errorToWire(new BusyError(40)))).toMatchObject({ retryAfterMs: 40 });
+    expect(errorFromWire(errorToWire(new NotLeaderError({ id: 'n3', address: 'h:3' })))).toMatchObject({ leaderHint: { id: 'n3', address: 'h:3' } });
+    expect(errorFromWire(errorToWire(new CasFailedError(0)))).toMatchObject({ actualModRevision: 0 });
+  });
+
+  it('reports untyped errors as QKV_INTERNAL without their message', () => {
+    expect(errorToWire(new Error('/secret/path failed'))).toEqual({ code: 'QKV_INTERNAL', message: 'internal error' });
+    expect(errorToWire('a string')).toEqual({ code: 'QKV_INTERNAL', message: 'internal error' });
+  });
+
+  it('keeps unknown codes from newer servers', () => {
+    const e = errorFromWire({ code: 'QKV_FUTURE', message: 'new' }, 'why');
+    expect(e).toBeInstanceOf(QuorumKvError);
+    expect(e).toMatchObject({ code: 'QKV_FUTURE', cause: 'why' });
+  });
+
+  it('gives each class its own name and Error ancestry', () => {
+    const e = new TimeoutError('t', { cause: 'c' });
+    expect(e).toBeInstanceOf(Error);
+    expect(e.name).toBe('TimeoutError');
+    expect(e.cause).toBe('c');
+  });
+});
