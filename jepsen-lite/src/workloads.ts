@@ -1,0 +1,151 @@
+// The workloads: what each client process asks for (a pure, seeded generator) and how one op
+// is executed against the client library and classified as ok / fail / info.
+//
+// register: per-key read / write / cas with unique values; each key gets at most
+//           `opsPerKey` operations, then is retired and a fresh key takes its place.
+// set:      unique adds (each element is its own key under a prefix); after the heal, one final
+//           read of the whole prefix on every node.
+
+import type { OpF } from './history.js';
+import type { Rng } from './random.js';
+
+/** The client calls the workloads use: a structural subset of `@quorumkv/client`'s `KvClient`. */
+export interface KvLike {
+  get(key: string, options: { as: 'string'; consistency?: 'linearizable' | 'stale' }): Promise<{ value: string } | undefined>;
+  put(key: string, value: string): Promise<{ revision: number }>;
+  cas(key: string, spec: { ifValue: string; value: string } | { ifAbsent: true; value: string }): Promise<{ revision: number }>;
+  range(options: { prefix: string; as: 'string'; consistency?: 'linearizable' | 'stale' }): AsyncIterable<{ key: string }>;
+  close(): Promise<void>;
+}
+
+/** One operation to invoke: `f` and the Jepsen-shaped invocation value. */
+export interface PlannedOp {
+  f: OpF;
+  value: unknown;
+}
+
+/** Options of {@link RegisterGenerator}. */
+export interface RegisterWorkloadOptions {
+  /** Keys open at once. Default 2. */
+  activeKeys?: number;
+  /** Operations per key before it is retired (keeps each key's search small). Default 200. */
+  opsPerKey?: number;
+}
+
+/** Seeded op generator of the register workload (one per run, shared by all processes). */
+export class RegisterGenerator {
+  private readonly opsPerKey: number;
+  private readonly active: { key: string; ops: number; written: number[] }[] = [];
+  private nextKey = 0;
+  private nextValue = 1;
+
+  constructor(
+    private readonly rng: Rng,
+    options: RegisterWorkloadOptions = {},
+  ) {
+    this.opsPerKey = options.opsPerKey ?? 200;
+    const activeKeys = options.activeKeys ?? 2;
+    if (!(activeKeys >= 1 && this.opsPerKey >= 1)) throw new RangeError('activeKeys and opsPerKey must be >= 1');
+    for (let i = 0; i < activeKeys; i++) this.active.push(this.freshKey());
+  }
+
+  /** The next op: 50 % read, 25 % write, 25 % cas from a recently written value (or absent). */
+  next(): PlannedOp {
+    const slot = this.rng.int(0, this.active.length - 1);
+    let k = this.active[slot]!;
+    if (k.ops >= this.opsPerKey) this.active[slot] = k = this.freshKey();
+    k.ops++;
+    const roll = this.rng.next();
+    if (roll < 0.5) return { f: 'read', value: [k.key, null] };
+    const v = this.nextValue++;
+    if (roll < 0.75) {
+      k.written.push(v);
+      if (k.written.length > 5) k.written.shift();
+      return { f: 'write', value: [k.key, v] };
+    }
+    const from = k.written.length === 0 || this.rng.chance(0.1) ? null : this.rng.pick(k.written);
+    k.written.push(v);
+    if (k.written.length > 5) k.written.shift();
+    return { f: 'cas', value: [k.key, [from, v]] };
+  }
+
+  private freshKey(): { key: string; ops: number; written: number[] } {
+    return { key: `jl-r${this.nextKey++}`, ops: 0, written: [] };
+  }
+}
+
+/** Seeded op generator of the set workload: unique integer elements. */
+export class SetGenerator {
+  private nextElement = 1;
+  /** The next add. */
+  next(): PlannedOp {
+    return { f: 'add', value: this.nextElement++ };
+  }
+}
+
+/** The key prefix of the set workload. */
+export const SET_PREFIX = 'jl-set/';
+
+/** Error codes after which an operation certainly did not take effect. */
+const DEFINITE_FAILURE_CODES: ReadonlySet<string> = new Set(['QKV_CAS_FAILED', 'QKV_INVALID_ARGUMENT', 'QKV_TOO_LARGE']);
+
+/** The outcome of one executed op, ready for the recorder. */
+export interface Outcome {
+  type: 'ok' | 'fail' | 'info';
+  value: unknown;
+  error?: string;
+}
+
+/**
+ * How an error classifies: reads never change state, so any failed read is `fail`. A write is
+ * `fail` only for codes that prove it was not applied; anything else (timeout, connection
+ * lost, not leader after earlier attempts that may have landed) is `info`.
+ */
+export function classifyError(f: OpF, err: unknown): Outcome['type'] {
+  if (f === 'read') return 'fail';
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
+  return DEFINITE_FAILURE_CODES.has(code) ? 'fail' : 'info';
+}
+
+/** Executes one planned op against the client and returns its outcome (never throws). */
+export async function executeOp(kv: KvLike, op: PlannedOp): Promise<Outcome> {
+  try {
+    return { type: 'ok', value: await call(kv, op) };
+  } catch (err) {
+    const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : 'JL_CLIENT_ERROR';
+    return { type: classifyError(op.f, err), value: op.value, error: code };
+  }
+}
+
+async function call(kv: KvLike, op: PlannedOp): Promise<unknown> {
+  switch (op.f) {
+    case 'read': {
+      const [key] = op.value as [string, null];
+      const item = await kv.get(key, { as: 'string' });
+      return [key, item === undefined ? null : Number(item.value)];
+    }
+    case 'write': {
+      const [key, v] = op.value as [string, number];
+      await kv.put(key, String(v));
+      return op.value;
+    }
+    case 'cas': {
+      const [key, [from, to]] = op.value as [string, [number | null, number]];
+      await kv.cas(key, from === null ? { ifAbsent: true, value: String(to) } : { ifValue: String(from), value: String(to) });
+      return op.value;
+    }
+    case 'add': {
+      await kv.put(`${SET_PREFIX}${String(op.value)}`, '1');
+      return op.value;
+    }
+    case 'delete':
+      throw new Error('the workloads do not issue deletes');
+  }
+}
+
+/** Reads every element of the set as one node sees it (stale read = that node's own state). */
+export async function readSet(kv: KvLike): Promise<number[]> {
+  const out: number[] = [];
+  for await (const item of kv.range({ prefix: SET_PREFIX, as: 'string', consistency: 'stale' })) out.push(Number(item.key.slice(SET_PREFIX.length)));
+  return out.sort((a, b) => a - b);
+}
