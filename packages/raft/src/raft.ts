@@ -83,6 +83,8 @@ export class Raft {
   private pendingReadIndexMessages: Message[] = [];
   /** A ReadIndex heartbeat round is owed (sent once per flush, for all reads so far). */
   private readIndexRoundPending = false;
+  /** Proposals were appended since the last flush: replicate them in one append per follower. */
+  private appendFlushPending = false;
 
   constructor(cfg: Config) {
     this.cfg = cfg;
@@ -154,6 +156,7 @@ export class Raft {
     this.uncommittedBytes = 0;
     this.readOnly.reset();
     this.readIndexRoundPending = false;
+    this.appendFlushPending = false;
     this.pendingReadIndexMessages = [];
   }
 
@@ -516,8 +519,9 @@ export class Raft {
     for (const m of msgs) this.registerRead(m);
   }
 
-  readIndexPending(): boolean {
-    return this.readIndexRoundPending;
+  /** True when a flush owes messages (a ReadIndex round or appends for new proposals). */
+  flushPending(): boolean {
+    return this.readIndexRoundPending || this.appendFlushPending;
   }
 
   /** Sends one heartbeat round for all reads registered since the last one. */
@@ -772,8 +776,20 @@ export class Raft {
   propose(data: Uint8Array): { index: number; term: number } {
     this.checkCanPropose();
     const index = this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data }]);
-    this.bcastAppend();
+    // Replication is deferred to the next flush (RawNode.ready): all proposals of one turn of the
+    // host loop travel in one append message per follower instead of one message each.
+    this.appendFlushPending = true;
     return { index, term: this.term };
+  }
+
+  /** Sends the appends owed for proposals since the last flush. */
+  flushAppends(): void {
+    if (!this.appendFlushPending) return;
+    this.appendFlushPending = false;
+    if (this.role !== 'leader') return;
+    for (const id of this.tracker.progress.keys()) {
+      if (id !== this.id) this.maybeSendAppend(id, false);
+    }
   }
 
   proposeConfChange(cc: ConfChange, data: Uint8Array): { index: number; term: number } {

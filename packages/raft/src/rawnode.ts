@@ -115,7 +115,7 @@ export class RawNode {
   hasReady(): boolean {
     if (this.pending) return false;
     const r = this.raft;
-    if (r.readIndexPending()) return true;
+    if (r.flushPending()) return true;
     const ss = r.softState();
     if (ss.lead !== this.prevSoftState.lead || ss.role !== this.prevSoftState.role) return true;
     const hs = r.hardState();
@@ -128,6 +128,7 @@ export class RawNode {
   ready(): Ready {
     assert(!this.pending, 'ready() called again before advance()');
     const r = this.raft;
+    r.flushAppends();
     r.flushReadIndex();
     const hs = r.hardState();
     const ss = r.softState();
