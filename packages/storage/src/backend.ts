@@ -8,6 +8,7 @@ import { StorageCorruptError, StorageIoError, assert } from './errors.js';
 
 /** The sublevels of a node's database. */
 export type Namespace = 'log' | 'meta' | 'kv' | 'sessions';
+/** Every namespace, in a fixed order. */
 export const NAMESPACES: readonly Namespace[] = ['log', 'meta', 'kv', 'sessions'];
 
 /** One write of an atomic batch. */
