@@ -202,6 +202,9 @@ export class OutboundLink {
     const code = (err as NodeJS.ErrnoException).code;
     const fields = { peer: this.peerId, address: this.address, err: err.message, code };
     if (conn.opened) this.#ctx.logger.warn(fields, 'peer link error');
+    // Something answered that is not a quorumkv node's /raft endpoint: a configuration mistake.
+    else if (err.message.startsWith('Unexpected server response')) this.#ctx.logger.warn(fields, 'peer address did not accept a /raft upgrade');
+    // Refused or timed out: the peer is down or unreachable, which is routine during restarts.
     else this.#ctx.logger.debug(fields, 'peer dial failed');
   }
 
