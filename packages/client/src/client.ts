@@ -33,6 +33,7 @@ import {
   type SessionRef,
 } from '@quorumkv/protocol';
 import { backoffDelayMs } from './backoff.js';
+import { CallSignal } from './call-signal.js';
 import { toItem, type KvItem, type KvTextItem, type ValueFormat } from './item.js';
 import { NodeConnection, abortReason, parseEndpoint, type RequestBody } from './node-connection.js';
 import { callTimeoutMs, resolveOptions, type CallOptions, type ConnectOptions, type ResolvedOptions } from './options.js';
@@ -111,7 +112,7 @@ export class KvClient {
   private leader: NodeConnection | undefined;
   private roundRobin = 0;
   private session: ClientSession;
-  private readonly calls = new Set<AbortController>();
+  private readonly calls = new Set<CallSignal>();
   private closed = false;
   private limits: Limits = DEFAULT_LIMITS;
   private readonly scheme: 'ws' | 'wss';
@@ -143,8 +144,7 @@ export class KvClient {
 
   /** Opens every seed endpoint at once; resolves when one has answered hello. */
   async start(): Promise<void> {
-    const ctl = new AbortController();
-    const limits = { deadlineMs: Date.now() + this.o.connectTimeoutMs, signal: ctl.signal };
+    const limits = { deadlineMs: Date.now() + this.o.connectTimeoutMs, signal: new CallSignal() };
     const attempts = this.nodes.map((n) => n.open(limits));
     try {
       await Promise.any(attempts);
@@ -269,7 +269,7 @@ export class KvClient {
     if (this.closed) return;
     this.closed = true;
     const err = new ClosedError('the client was closed');
-    for (const ctl of this.calls) ctl.abort(err);
+    for (const c of this.calls) c.abort(err);
     this.calls.clear();
     for (const n of this.nodes) n.close(err);
   }
@@ -389,14 +389,14 @@ export class KvClient {
     const deadlineMs = Date.now() + callTimeoutMs(call, this.o.timeoutMs);
     const user = call?.signal;
     if (user?.aborted) throw new AbortedError('the operation was aborted', { cause: user.reason });
-    const ctl = new AbortController();
-    const onUserAbort = (): void => ctl.abort(new AbortedError('the operation was aborted', { cause: user?.reason }));
+    const signal = new CallSignal();
+    const onUserAbort = (): void => signal.abort(new AbortedError('the operation was aborted', { cause: user?.reason }));
     user?.addEventListener('abort', onUserAbort, { once: true });
-    this.calls.add(ctl);
+    this.calls.add(signal);
     try {
-      return await this.retryLoop(op, build, route, deadlineMs, ctl.signal);
+      return await this.retryLoop(op, build, route, deadlineMs, signal);
     } finally {
-      this.calls.delete(ctl);
+      this.calls.delete(signal);
       user?.removeEventListener('abort', onUserAbort);
     }
   }
@@ -406,7 +406,7 @@ export class KvClient {
     build: () => RequestBody,
     route: Route,
     deadlineMs: number,
-    signal: AbortSignal,
+    signal: CallSignal,
   ): Promise<ResultByOp[K]> {
     const st: RetryState = { redirects: 0, noLeader: 0, unavailable: 0, lastError: undefined };
     for (let attempt = 1; attempt <= this.o.maxAttemptsPerCall; attempt++) {
@@ -471,20 +471,19 @@ export class KvClient {
   }
 
   /** Sleeps `ms` unless that passes the deadline (then fails with a timeout now) or the call aborts. */
-  private pause(ms: number, deadlineMs: number, signal: AbortSignal, op: DataOp, st: RetryState): Promise<void> {
+  private pause(ms: number, deadlineMs: number, signal: CallSignal, op: DataOp, st: RetryState): Promise<void> {
     if (ms <= 0) return Promise.resolve();
     if (Date.now() + ms >= deadlineMs) return Promise.reject(deadlineError(op, st.lastError));
+    if (signal.aborted) return Promise.reject(abortReason(signal));
     return new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => {
+      const unsubscribe = signal.onAbort(() => {
         clearTimeout(timer);
         reject(abortReason(signal));
-      };
+      });
       const timer = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
+        unsubscribe();
         resolve();
       }, ms);
-      if (signal.aborted) return onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 

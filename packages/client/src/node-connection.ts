@@ -23,6 +23,7 @@ import {
   type ResultByOp,
 } from '@quorumkv/protocol';
 import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
+import { CallSignal } from './call-signal.js';
 import { WS_OPEN, type WebSocketFactory, type WebSocketLike } from './websocket.js';
 
 /** A request without its id (the connection numbers them). */
@@ -50,7 +51,7 @@ interface Pending {
 /** Per-attempt wait limits: absolute deadline (ms since epoch, `now()` clock) and an abort signal. */
 export interface AttemptLimits {
   deadlineMs: number;
-  signal: AbortSignal;
+  signal: CallSignal;
 }
 
 /** Turns a URL-ish endpoint ("host:port", "ws://host:port", "wss://host:port/") into parts. */
@@ -129,7 +130,7 @@ export class NodeConnection {
       await this.openSocket();
       const hello = (await this.send('hello', { op: 'hello', version: PROTOCOL_VERSION }, {
         deadlineMs: this.s.now() + this.s.connectTimeoutMs,
-        signal: new AbortController().signal,
+        signal: new CallSignal(),
       })) as HelloResult;
       this.serverId = hello.serverId;
       this.limits = hello.limits;
@@ -161,12 +162,16 @@ export class NodeConnection {
         clearTimeout(timer);
         resolve();
       };
-      ws.onerror = () => {
-        // `onclose` follows and carries the details that exist; nothing to do here.
+      let detail = '';
+      ws.onerror = (ev) => {
+        // `onclose` follows; keep what the error says (e.g. ECONNREFUSED under Node) for its message.
+        const m = (ev as { message?: unknown }).message;
+        if (typeof m === 'string' && m) detail = `: ${m}`;
       };
       ws.onclose = (ev) => {
         clearTimeout(timer);
-        const err = new UnavailableError(`connection to ${this.address} closed (${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`);
+        const why = ev.reason ? `: ${ev.reason}` : detail;
+        const err = new UnavailableError(`connection to ${this.address} closed (${ev.code}${why})`);
         if (this.ws === ws) this.drop(err);
         reject(err);
       };
@@ -183,21 +188,20 @@ export class NodeConnection {
     // Throws TooLargeError before anything is sent; the caller does not retry that.
     const frame = encodeFrame({ ...body, id, timeoutMs: Math.min(remainingMs, REQUEST_TIMEOUT_MS_MAX) } as ClientRequest, this.limits.maxFrameBytes);
     return new Promise<unknown>((resolve, reject) => {
+      if (limits.signal.aborted) return reject(abortReason(limits.signal));
       const cleanup = (): void => {
         clearTimeout(timer);
-        limits.signal.removeEventListener('abort', onAbort);
+        unsubscribe();
         this.pending.delete(id);
       };
-      const onAbort = (): void => {
+      const unsubscribe = limits.signal.onAbort(() => {
         cleanup();
         reject(abortReason(limits.signal));
-      };
+      });
       const timer = setTimeout(() => {
         cleanup();
         reject(new TimeoutError(`no answer from ${this.address} before the deadline`));
       }, remainingMs);
-      if (limits.signal.aborted) return onAbort();
-      limits.signal.addEventListener('abort', onAbort, { once: true });
       this.pending.set(id, {
         op,
         resolve: (r) => {
@@ -255,33 +259,33 @@ export class NodeConnection {
 }
 
 /** The abort reason as a typed error. */
-export function abortReason(signal: AbortSignal): QuorumKvError {
-  const r: unknown = signal.reason;
-  return r instanceof QuorumKvError ? r : new AbortedError('the operation was aborted', { cause: r });
+export function abortReason(signal: CallSignal): QuorumKvError {
+  return signal.reason ?? new AbortedError('the operation was aborted');
 }
 
 /** Waits for `p`, but no longer than the deadline and not past an abort. */
 export function waitBounded<T>(p: Promise<T>, limits: AttemptLimits, now: () => number): Promise<T> {
   if (limits.signal.aborted) return Promise.reject(abortReason(limits.signal));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
+    const done = (): void => {
+      clearTimeout(timer);
+      unsubscribe();
+    };
+    const unsubscribe = limits.signal.onAbort(() => {
       clearTimeout(timer);
       reject(abortReason(limits.signal));
-    };
+    });
     const timer = setTimeout(() => {
-      limits.signal.removeEventListener('abort', onAbort);
+      unsubscribe();
       reject(new TimeoutError('deadline exceeded while connecting'));
     }, Math.max(0, limits.deadlineMs - now()));
-    limits.signal.addEventListener('abort', onAbort, { once: true });
     p.then(
       (v) => {
-        clearTimeout(timer);
-        limits.signal.removeEventListener('abort', onAbort);
+        done();
         resolve(v);
       },
       (e: unknown) => {
-        clearTimeout(timer);
-        limits.signal.removeEventListener('abort', onAbort);
+        done();
         reject(e);
       },
     );

@@ -328,3 +328,16 @@ describe('failures, deadlines, abort, close', () => {
     await cluster.node('n1').start(); // afterEach stops it again
   });
 });
+
+describe('example app', () => {
+  it('books every seat exactly once across concurrent offices', async () => {
+    // @ts-expect-error -- a plain-JS example without declarations
+    const { main } = (await import('../examples/seat-booking.mjs')) as {
+      main: (e: string[], o: object) => Promise<Map<string, string>>;
+    };
+    const lines: string[] = [];
+    const booked = await main(cluster.endpoints, { seats: 6, offices: 3, log: (l: string) => lines.push(l) });
+    expect(booked.size).toBe(6);
+    expect(lines.filter((l) => l.includes(' booked seat '))).toHaveLength(6);
+  });
+});
