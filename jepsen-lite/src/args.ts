@@ -1,0 +1,179 @@
+// Command-line parsing for `jepsen-lite run | matrix | check <dir>`: pure, so it is unit-tested;
+// every bad argument becomes a UsageError with a message that says what to type instead.
+
+import { parseArgs } from 'node:util';
+import type { NemesisName } from './nemesis.js';
+import { NemesisSpecError, expandNemeses } from './nemesis.js';
+
+/** A command line that cannot be run. */
+export class UsageError extends Error {
+  readonly code = 'JL_USAGE';
+}
+
+/** Usage text printed for --help and after a UsageError. */
+export const USAGE = `usage: jepsen-lite <command> [options]
+
+  run      start a cluster, run a workload under a nemesis, check the history, write a report
+  matrix   run several nemesis × workload combinations, one directory each
+  check    re-check a saved run directory:  jepsen-lite check <dir>
+
+run options (defaults in brackets):
+  --nodes N            cluster size [3]
+  --time S             seconds of workload [60]
+  --nemesis LIST       comma-separated nemeses or groups (partition, kill, pause, slow,
+                       correlated, all, none, or single names such as partition-ring) [partition]
+  --workload W         register | set [register]
+  --concurrency N      client processes [6]
+  --rate N             target ops per second over all processes [200]
+  --seed S             seed of the schedule and the workload [random, printed]
+  --out DIR            run directory (must be empty or absent) [jepsen-lite/out/<time>]
+  --server PATH        the server's built CLI [packages/server/dist/cli.js]
+  --budget-ms N        linearizability search time per key [5000]
+
+matrix options: --time S [25], --seed S, --out DIR (one sub-directory per combination),
+  --combos "NEMESIS:WORKLOAD;..." [partition:register;kill:register;pause:register;
+  snapshot-blackhole:register;correlated-kill-two:set]
+
+check options: --budget-ms N
+
+exit status: 0 every checker passed · 1 some checker found a violation · 2 some checker
+could not decide (unknown) · 64 bad command line · 70 the harness could not run`;
+
+/** Parsed `run` options (before defaults that need the clock, such as the seed). */
+export interface RunArgs {
+  command: 'run';
+  nodes: number;
+  timeS: number;
+  nemeses: NemesisName[];
+  nemesisSpec: string;
+  workload: 'register' | 'set';
+  concurrency: number;
+  rate: number;
+  seed: number | undefined;
+  out: string | undefined;
+  server: string | undefined;
+  budgetMs: number;
+}
+
+/** Parsed `matrix` options. */
+export interface MatrixArgs {
+  command: 'matrix';
+  timeS: number;
+  seed: number | undefined;
+  out: string | undefined;
+  combos: { nemesisSpec: string; nemeses: NemesisName[]; workload: 'register' | 'set' }[];
+}
+
+/** Parsed `check` options. */
+export interface CheckArgs {
+  command: 'check';
+  dir: string;
+  budgetMs: number;
+}
+
+/** Any parsed command. */
+export type CliArgs = RunArgs | MatrixArgs | CheckArgs | { command: 'help' };
+
+/** The default short matrix (the CI one). */
+export const DEFAULT_COMBOS = 'partition:register;kill:register;pause:register;snapshot-blackhole:register;correlated-kill-two:set';
+
+/** Parses argv (without `node` and the script). Throws {@link UsageError}. */
+export function parseCli(argv: readonly string[]): CliArgs {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') return { command: 'help' };
+  if (rest.includes('--help') || rest.includes('-h')) return { command: 'help' };
+  switch (command) {
+    case 'run':
+      return parseRun(rest);
+    case 'matrix':
+      return parseMatrix(rest);
+    case 'check':
+      return parseCheck(rest);
+    default:
+      throw new UsageError(`unknown command "${command}"; use run, matrix or check`);
+  }
+}
+
+function parse(args: readonly string[], options: Record<string, { type: 'string' }>, positionals = false): { values: Record<string, string | undefined>; positionals: string[] } {
+  try {
+    const r = parseArgs({ args: [...args], options, strict: true, allowPositionals: positionals });
+    return { values: r.values as Record<string, string | undefined>, positionals: r.positionals };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function int(name: string, raw: string | undefined, dflt: number, min: number, max: number): number {
+  if (raw === undefined) return dflt;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  return n;
+}
+
+function workload(raw: string | undefined): 'register' | 'set' {
+  if (raw === undefined) return 'register';
+  if (raw === 'register' || raw === 'set') return raw;
+  throw new UsageError(`--workload must be register or set, got "${raw}"`);
+}
+
+function nemeses(spec: string): NemesisName[] {
+  try {
+    return expandNemeses(spec);
+  } catch (err) {
+    if (err instanceof NemesisSpecError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+const RUN_OPTIONS = {
+  nodes: { type: 'string' },
+  time: { type: 'string' },
+  nemesis: { type: 'string' },
+  workload: { type: 'string' },
+  concurrency: { type: 'string' },
+  rate: { type: 'string' },
+  seed: { type: 'string' },
+  out: { type: 'string' },
+  server: { type: 'string' },
+  'budget-ms': { type: 'string' },
+} as const;
+
+function parseRun(args: readonly string[]): RunArgs {
+  const { values: v } = parse(args, RUN_OPTIONS);
+  const nemesisSpec = v.nemesis ?? 'partition';
+  return {
+    command: 'run',
+    nodes: int('nodes', v.nodes, 3, 3, 9),
+    timeS: int('time', v.time, 60, 1, 86_400),
+    nemeses: nemeses(nemesisSpec),
+    nemesisSpec,
+    workload: workload(v.workload),
+    concurrency: int('concurrency', v.concurrency, 6, 1, 1000),
+    rate: int('rate', v.rate, 200, 1, 1_000_000),
+    seed: v.seed === undefined ? undefined : int('seed', v.seed, 0, 0, 2 ** 32 - 1),
+    out: v.out,
+    server: v.server,
+    budgetMs: int('budget-ms', v['budget-ms'], 5000, 1, 3_600_000),
+  };
+}
+
+function parseMatrix(args: readonly string[]): MatrixArgs {
+  const { values: v } = parse(args, { time: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, combos: { type: 'string' } });
+  const combos = (v.combos ?? DEFAULT_COMBOS)
+    .split(';')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((s) => {
+      const [n, w, extra] = s.split(':');
+      if (n === undefined || w === undefined || extra !== undefined) throw new UsageError(`--combos entry "${s}" must be NEMESIS:WORKLOAD`);
+      return { nemesisSpec: n, nemeses: nemeses(n), workload: workload(w) };
+    });
+  if (combos.length === 0) throw new UsageError('--combos lists no combination');
+  return { command: 'matrix', timeS: int('time', v.time, 25, 1, 86_400), seed: v.seed === undefined ? undefined : int('seed', v.seed, 0, 0, 2 ** 32 - 1), out: v.out, combos };
+}
+
+function parseCheck(args: readonly string[]): CheckArgs {
+  const { values: v, positionals } = parse(args, { 'budget-ms': { type: 'string' } }, true);
+  if (positionals.length !== 1) throw new UsageError(`check takes exactly one run directory, got ${positionals.length}`);
+  return { command: 'check', dir: positionals[0]!, budgetMs: int('budget-ms', v['budget-ms'], 5000, 1, 3_600_000) };
+}

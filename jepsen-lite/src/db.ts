@@ -1,0 +1,272 @@
+// The "db" in Jepsen's sense: real `quorumkv serve` processes on 127.0.0.1, every peer link
+// through a fault proxy, and the process-level faults (kill -9, restart, SIGSTOP/SIGCONT).
+//
+// NOT RUNNABLE YET against the current tree in CI: it is written against the server's CLI and
+// `/v1/status` as specified in issue 6 (see README § "Status of `run`" for what it assumes).
+
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import type { WriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { LinkSet } from './links.js';
+import type { ClusterView, Cut } from './nemesis.js';
+import type { ClusterControl } from './nemesis-exec.js';
+import type { Shaping } from './proxy.js';
+
+/** A condition of the environment that stops a run (server not built, no leader, …). */
+export class HarnessError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'HarnessError';
+  }
+}
+
+/** One node's `/v1/status`, the fields the harness reads (others are ignored). */
+export interface NodeStatus {
+  id: string;
+  role: string;
+  term: number;
+  /** Normalized: the leader's id, whether the server sends a string or `{ id, address }`. */
+  leader: string | null;
+  commitIndex: number;
+  appliedIndex: number;
+  appliedHash: string | undefined;
+  stateHash: string | undefined;
+  /** First index still in the log (entries before it are compacted), when the server reports it. */
+  firstIndex: number | undefined;
+}
+
+/** Options of {@link Cluster.start}. */
+export interface ClusterOptions {
+  nodes: readonly string[];
+  /** Path of the server's built CLI (`packages/server/dist/cli.js`). */
+  serverCli: string;
+  /** Run directory; data in `<dir>/data/<id>`, logs in `<dir>/nodes/<id>.log`. */
+  dir: string;
+  seed: number;
+  /** Extra flags for every node (e.g. small `--snapshot-entries` so compaction happens). */
+  extraArgs?: readonly string[];
+  /** Deadline of one status request. Default 500 ms. */
+  statusTimeoutMs?: number;
+}
+
+/** Time to wait for a killed process to exit. */
+const EXIT_WAIT_MS_MAX = 5000;
+
+/** Asks the OS for a free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** Parses a `/v1/status` body defensively (bad bodies become an error, not a crash). */
+export function parseStatus(body: unknown): NodeStatus {
+  if (typeof body !== 'object' || body === null) throw new HarnessError('JL_BAD_STATUS', 'status is not a JSON object');
+  const o = body as Record<string, unknown>;
+  const num = (k: string): number => {
+    const v = o[k];
+    if (typeof v !== 'number') throw new HarnessError('JL_BAD_STATUS', `status field ${k} is not a number`);
+    return v;
+  };
+  const leaderRaw = o.leader;
+  const leader = typeof leaderRaw === 'string' ? leaderRaw : typeof leaderRaw === 'object' && leaderRaw !== null && typeof (leaderRaw as { id?: unknown }).id === 'string' ? (leaderRaw as { id: string }).id : null;
+  const snapshots = o.snapshots as Record<string, unknown> | undefined;
+  const firstIndex = typeof o.firstIndex === 'number' ? o.firstIndex : typeof snapshots?.firstIndex === 'number' ? snapshots.firstIndex : undefined;
+  return {
+    id: String(o.id ?? o.nodeId ?? ''),
+    role: String(o.role ?? 'unknown'),
+    term: num('term'),
+    leader,
+    commitIndex: num('commitIndex'),
+    appliedIndex: num('appliedIndex'),
+    appliedHash: typeof o.appliedHash === 'string' ? o.appliedHash : undefined,
+    stateHash: typeof o.stateHash === 'string' ? o.stateHash : undefined,
+    firstIndex,
+  };
+}
+
+interface NodeProc {
+  id: string;
+  port: number;
+  child: ChildProcess | undefined;
+  log: WriteStream;
+}
+
+/** A running cluster under the harness's control. */
+export class Cluster implements ClusterControl {
+  readonly nodes: readonly string[];
+  private rateMultiplier = 1;
+
+  private constructor(
+    private readonly options: ClusterOptions,
+    private readonly procs: Map<string, NodeProc>,
+    private readonly links: LinkSet,
+  ) {
+    this.nodes = options.nodes;
+  }
+
+  /** Allocates ports, starts the proxies, then every node. */
+  static async start(options: ClusterOptions): Promise<Cluster> {
+    if (!existsSync(options.serverCli)) throw new HarnessError('JL_SERVER_NOT_BUILT', `${options.serverCli} not found: build the server first (pnpm build)`);
+    mkdirSync(join(options.dir, 'nodes'), { recursive: true });
+    const procs = new Map<string, NodeProc>();
+    const targets = new Map<string, { host: string; port: number }>();
+    for (const id of options.nodes) {
+      const port = await freePort();
+      targets.set(id, { host: '127.0.0.1', port });
+      procs.set(id, { id, port, child: undefined, log: createWriteStream(join(options.dir, 'nodes', `${id}.log`), { flags: 'a' }) });
+    }
+    const links = await LinkSet.start({ nodes: options.nodes, targets, seed: options.seed });
+    const cluster = new Cluster(options, procs, links);
+    for (const id of options.nodes) cluster.spawnNode(id);
+    return cluster;
+  }
+
+  /** Client endpoints: the nodes' own ports (clients do not go through the peer proxies). */
+  endpoints(): string[] {
+    return this.options.nodes.map((id) => `127.0.0.1:${this.proc(id).port}`);
+  }
+
+  /** The client endpoint of one node. */
+  endpointOf(id: string): string {
+    return `127.0.0.1:${this.proc(id).port}`;
+  }
+
+  /** `/v1/status` of one node, or undefined when it does not answer in time. */
+  async status(id: string): Promise<NodeStatus | undefined> {
+    try {
+      const res = await fetch(`http://${this.endpointOf(id)}/v1/status`, { signal: AbortSignal.timeout(this.options.statusTimeoutMs ?? 500) });
+      if (!res.ok) return undefined;
+      return parseStatus(await res.json());
+    } catch {
+      return undefined;
+    }
+  }
+
+  async view(): Promise<ClusterView> {
+    const all = await Promise.all(this.nodes.map((id) => this.status(id)));
+    let leader: NodeStatus | undefined;
+    for (const s of all) if (s !== undefined && s.role === 'leader' && (leader === undefined || s.term > leader.term)) leader = s;
+    return { nodes: this.nodes, leader: leader?.id ?? null };
+  }
+
+  /** Waits until some node is leader, polling; throws JL_NO_LEADER after `timeoutMs`. */
+  async waitForLeader(timeoutMs: number): Promise<string> {
+    const until = Date.now() + timeoutMs;
+    while (Date.now() < until) {
+      const v = await this.view();
+      if (v.leader !== null) return v.leader;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new HarnessError('JL_NO_LEADER', `no leader elected within ${timeoutMs} ms (see ${join(this.options.dir, 'nodes')}/*.log)`);
+  }
+
+  cut(cuts: readonly Cut[], mode: 'silent' | 'loud'): void {
+    this.links.cut(cuts, mode);
+  }
+
+  shapePair(a: string, b: string, shaping: Shaping): void {
+    this.links.shapePair(a, b, shaping);
+  }
+
+  healNetwork(): void {
+    this.links.healAll();
+  }
+
+  async kill(id: string): Promise<void> {
+    const p = this.proc(id);
+    const child = p.child;
+    if (child === undefined || child.exitCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGCONT'); // a paused node must be able to die
+    child.kill('SIGKILL');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, EXIT_WAIT_MS_MAX))]);
+    p.child = undefined;
+  }
+
+  async restart(id: string): Promise<void> {
+    if (this.proc(id).child === undefined) this.spawnNode(id);
+  }
+
+  pause(id: string): void {
+    this.proc(id).child?.kill('SIGSTOP');
+  }
+
+  resume(id: string): void {
+    this.proc(id).child?.kill('SIGCONT');
+  }
+
+  /**
+   * The slow-disk fault. ASSUMPTION: a harness-only admin route `PUT /v1/admin/faults
+   * {fsyncDelayMs}` (the server today only has the start-up flag --fault-fsync-delay-ms).
+   */
+  async setFsyncDelayMs(id: string, delayMs: number): Promise<void> {
+    const res = await fetch(`http://${this.endpointOf(id)}/v1/admin/faults`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ fsyncDelayMs: delayMs }),
+      signal: AbortSignal.timeout(1000),
+    }).catch((err: unknown) => {
+      throw new HarnessError('JL_FAULT_UNSUPPORTED', `slow disk on ${id}: ${(err as Error).message}`, { cause: err });
+    });
+    if (!res.ok) throw new HarnessError('JL_FAULT_UNSUPPORTED', `slow disk on ${id}: the server answered ${res.status} to PUT /v1/admin/faults`);
+  }
+
+  async compactedPast(id: string): Promise<boolean> {
+    const v = await this.view();
+    if (v.leader === null) return false;
+    const [leader, node] = await Promise.all([this.status(v.leader), this.status(id)]);
+    // A blackholed node may not answer at all; then use what it last applied (unknown → wait).
+    if (leader?.firstIndex === undefined || node === undefined) return false;
+    return leader.firstIndex > node.appliedIndex + 1;
+  }
+
+  setRateMultiplier(multiplier: number): void {
+    this.rateMultiplier = multiplier;
+  }
+
+  /** The workload's current load multiplier. */
+  currentRateMultiplier(): number {
+    return this.rateMultiplier;
+  }
+
+  /** Heals everything: network, paused and killed nodes. */
+  async healAll(): Promise<void> {
+    this.links.healAll();
+    for (const id of this.nodes) this.resume(id);
+    await Promise.all(this.nodes.map((id) => this.restart(id)));
+  }
+
+  /** Kills every node and stops the proxies. */
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((id) => this.kill(id)));
+    await this.links.close();
+    for (const p of this.procs.values()) p.log.end();
+  }
+
+  private spawnNode(id: string): void {
+    const p = this.proc(id);
+    const peers = this.nodes.map((other) => `${other}=${other === id ? `127.0.0.1:${p.port}` : this.links.addressFor(id, other)}`).join(',');
+    const args = [this.options.serverCli, 'serve', '--id', id, '--listen', `127.0.0.1:${p.port}`, '--peers', peers, '--data', join(this.options.dir, 'data', id), ...(this.options.extraArgs ?? [])];
+    p.log.write(`# jepsen-lite: node ${args.join(' ')}\n`);
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.pipe(p.log, { end: false });
+    child.stderr.pipe(p.log, { end: false });
+    child.on('exit', (code, signal) => p.log.write(`# jepsen-lite: node ${id} exited (code ${String(code)}, signal ${String(signal)})\n`));
+    p.child = child;
+  }
+
+  private proc(id: string): NodeProc {
+    const p = this.procs.get(id);
+    if (p === undefined) throw new HarnessError('JL_UNKNOWN_NODE', `unknown node ${id}`);
+    return p;
+  }
+}

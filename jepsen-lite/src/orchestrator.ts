@@ -1,0 +1,186 @@
+// `jepsen-lite run`: a test is a workload under a nemesis, then heal, then final reads, then
+// the checkers (Jepsen's shape). This file wires the parts together; each concern lives in its
+// own file (db, links/proxy, nemesis, nemesis-exec, workloads, runner, history, check, report).
+//
+// NOT RUNNABLE YET: it needs the built server (`packages/server/dist/cli.js`) and the client
+// (`@quorumkv/client`'s `connect`). See README § "Status of `run`" for what remains.
+
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RunCheck } from './check.js';
+import { checkDir } from './check.js';
+import type { AppliedHashSample, FinalNodeState } from './checkers/log-agreement.js';
+import type { StatusSample } from './checkers/split-brain.js';
+import { Cluster, HarnessError } from './db.js';
+import { HistoryRecorder } from './history.js';
+import type { NemesisName } from './nemesis.js';
+import { generateSchedule } from './nemesis.js';
+import { executeSchedule } from './nemesis-exec.js';
+import { createRng } from './random.js';
+import type { LabelledFault } from './report.js';
+import { RUN_FILES } from './rundir.js';
+import { runWorkload } from './runner.js';
+import type { KvLike } from './workloads.js';
+import { RegisterGenerator, SetGenerator, readSet } from './workloads.js';
+
+/** Options of {@link runTest} (the `run` command's flags). */
+export interface RunOptions {
+  nodes: number;
+  timeS: number;
+  nemeses: NemesisName[];
+  nemesisSpec: string;
+  workload: 'register' | 'set';
+  concurrency: number;
+  rate: number;
+  seed: number;
+  out: string;
+  serverCli: string;
+  /** Linearizability search budget per key. */
+  budgetMsPerKey: number;
+  /** Printer for live progress (one line per second); default stderr. */
+  progress?: (line: string) => void;
+}
+
+/** Status poll interval. */
+export const STATUS_POLL_MS = 200;
+/** Time allowed for the first election, and for the cluster to converge after the heal. */
+export const LEADER_WAIT_MS = 30_000;
+export const CONVERGE_WAIT_MS = 15_000;
+/** Healthy time after the heal before the final reads. */
+export const SETTLE_MS = 2000;
+
+/** The client library's `connect`, loaded when `run` starts (the package may not be built yet). */
+async function loadConnect(): Promise<(o: { endpoints: string[] }) => Promise<KvLike>> {
+  const name = '@quorumkv/client';
+  try {
+    const mod = (await import(name)) as { connect?: (o: { endpoints: string[] }) => Promise<KvLike> };
+    if (typeof mod.connect !== 'function') throw new Error('it has no connect()');
+    return mod.connect;
+  } catch (err) {
+    throw new HarnessError('JL_CLIENT_MISSING', `cannot load ${name}: ${(err as Error).message} (build it with pnpm build)`, { cause: err });
+  }
+}
+
+/** Runs one test end to end and checks it. Throws {@link HarnessError} on environment trouble. */
+export async function runTest(o: RunOptions): Promise<RunCheck> {
+  prepareOutDir(o.out);
+  const say = o.progress ?? ((line: string) => process.stderr.write(line + '\n'));
+  const nodeIds = Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`);
+  const schedule = generateSchedule({ seed: o.seed, nodes: nodeIds, durationMs: o.timeS * 1000, nemeses: o.nemeses });
+  const command = `pnpm jepsen-lite run --nodes ${o.nodes} --time ${o.timeS} --nemesis ${o.nemesisSpec || 'none'} --workload ${o.workload} --concurrency ${o.concurrency} --rate ${o.rate} --seed ${o.seed}`;
+  writeFileSync(join(o.out, RUN_FILES.schedule), JSON.stringify(schedule, null, 2));
+  writeFileSync(join(o.out, RUN_FILES.meta), JSON.stringify({ name: `${o.workload} × ${o.nemesisSpec || 'none'}`, seed: o.seed, workload: o.workload, nemeses: o.nemeses, nodes: nodeIds, durationS: o.timeS, command }, null, 2));
+  const connect = await loadConnect();
+  const cluster = await Cluster.start({ nodes: nodeIds, serverCli: o.serverCli, dir: o.out, seed: o.seed, extraArgs: ['--snapshot-entries', '500'] });
+  const recorder = new HistoryRecorder();
+  const status: StatusSample[] = [];
+  const hashes: AppliedHashSample[] = [];
+  const clients: KvLike[] = [];
+  let stopping = false;
+  try {
+    await cluster.waitForLeader(LEADER_WAIT_MS);
+    const t0 = Date.now();
+    const clock = { nowMs: () => Date.now() - t0, nowNs: () => recorder.elapsedNs(), sleepUntilMs: (ms: number) => sleep(Math.max(0, ms - (Date.now() - t0))) };
+    for (let w = 0; w < o.concurrency; w++) clients.push(await connect({ endpoints: rotate(cluster.endpoints(), w) }));
+    const counts = { ok: 0, fail: 0, info: 0 };
+    const active = new Map<string, string>();
+    const poller = pollStatus(cluster, recorder, status, hashes, () => stopping);
+    const ticker = setInterval(() => say(`[${(clock.nowMs() / 1000).toFixed(0)}/${o.timeS}s] ok ${counts.ok} fail ${counts.fail} info ${counts.info} | faults: ${[...active.values()].join('; ') || 'none'}`), 1000);
+    const done = () => clock.nowMs() >= o.timeS * 1000;
+    const nemesis = executeSchedule(schedule, cluster, clock, (w) => (w.endNs === null ? active.set(w.id, w.label) : active.delete(w.id)), done);
+    await runWorkload({
+      concurrency: o.concurrency,
+      ratePerSecond: o.rate,
+      generator: o.workload === 'register' ? new RegisterGenerator(createRng(o.seed)) : new SetGenerator(),
+      clientFor: (w) => ({ kv: clients[w]!, node: nodeIds[w % nodeIds.length]! }),
+      recorder,
+      rng: createRng(o.seed + 1),
+      rateMultiplier: () => cluster.currentRateMultiplier(),
+      shouldStop: done,
+      onOutcome: (r) => void counts[r.type]++,
+    });
+    const faults = await nemesis;
+    clearInterval(ticker);
+    await cluster.healAll();
+    await sleep(SETTLE_MS);
+    if (o.workload === 'set') await finalSetReads(cluster, connect, recorder, o.concurrency);
+    const finals = await converge(cluster);
+    stopping = true;
+    await poller;
+    writeArtifacts(o.out, recorder, status, hashes, finals, faults);
+  } finally {
+    stopping = true;
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    await cluster.stop();
+  }
+  const { check } = await checkDir(o.out, { linearizable: { budgetMsPerKey: o.budgetMsPerKey } });
+  return check;
+}
+
+function prepareOutDir(out: string): void {
+  mkdirSync(out, { recursive: true });
+  if (readdirSync(out).length > 0) throw new HarnessError('JL_OUT_NOT_EMPTY', `${out} is not empty; choose a new --out directory`);
+}
+
+/** One final read of the set per node, each through a client bound to that node alone. */
+async function finalSetReads(cluster: Cluster, connect: (o: { endpoints: string[] }) => Promise<KvLike>, recorder: HistoryRecorder, concurrency: number): Promise<void> {
+  for (const [i, id] of cluster.nodes.entries()) {
+    const kv = await connect({ endpoints: [cluster.endpointOf(id)] });
+    const inv = recorder.invoke(concurrency * 1000 + i, 'read', null, id);
+    try {
+      recorder.complete(inv, 'ok', await readSet(kv));
+    } catch (err) {
+      recorder.complete(inv, 'fail', null, { error: String((err as { code?: unknown }).code ?? err) });
+    } finally {
+      await kv.close();
+    }
+  }
+}
+
+/** Polls every node's status until stopped: leader/term samples and applied-hash samples. */
+async function pollStatus(cluster: Cluster, recorder: HistoryRecorder, status: StatusSample[], hashes: AppliedHashSample[], stop: () => boolean): Promise<void> {
+  while (!stop()) {
+    await Promise.all(
+      cluster.nodes.map(async (id) => {
+        const s = await cluster.status(id);
+        if (s === undefined) return;
+        const time = recorder.elapsedNs();
+        status.push({ node: id, time, role: s.role, term: s.term, leader: s.leader });
+        if (s.appliedHash !== undefined) hashes.push({ node: id, time, appliedIndex: s.appliedIndex, appliedHash: s.appliedHash });
+      }),
+    );
+    await sleep(STATUS_POLL_MS);
+  }
+}
+
+/** Waits until every node has applied the same index, then takes each node's final state. */
+async function converge(cluster: Cluster): Promise<FinalNodeState[]> {
+  const until = Date.now() + CONVERGE_WAIT_MS;
+  let finals: FinalNodeState[] = [];
+  while (Date.now() < until) {
+    const all = await Promise.all(cluster.nodes.map((id) => cluster.status(id)));
+    finals = all.flatMap((s, i) =>
+      s === undefined || s.appliedHash === undefined ? [] : [{ node: cluster.nodes[i]!, appliedIndex: s.appliedIndex, appliedHash: s.appliedHash, stateHash: s.stateHash ?? s.appliedHash }],
+    );
+    if (finals.length === cluster.nodes.length && new Set(finals.map((f) => f.appliedIndex)).size === 1) break;
+    await sleep(250);
+  }
+  return finals;
+}
+
+function writeArtifacts(out: string, recorder: HistoryRecorder, status: StatusSample[], hashes: AppliedHashSample[], finals: FinalNodeState[], faults: LabelledFault[]): void {
+  const lines = (rows: readonly unknown[]) => rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length > 0 ? '\n' : '');
+  writeFileSync(join(out, RUN_FILES.history), recorder.toJsonLines());
+  writeFileSync(join(out, RUN_FILES.status), lines(status));
+  writeFileSync(join(out, RUN_FILES.hashes), lines([...hashes, ...finals.map((f) => ({ final: true, ...f }))]));
+  writeFileSync(join(out, RUN_FILES.faults), lines(faults));
+}
+
+function rotate<T>(items: readonly T[], by: number): T[] {
+  const k = by % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
