@@ -47,6 +47,12 @@ export class Inflights {
     }
   }
 
+  /** Frees the oldest in-flight message (its acknowledgement was probably lost). */
+  freeFirstOne(): void {
+    if (this.count === 0) return;
+    this.freeLE(this.indexes[this.start]!);
+  }
+
   full(): boolean {
     return this.count >= this.maxMessages || (this.maxBytes > 0 && this.bytes >= this.maxBytes);
   }

@@ -470,6 +470,9 @@ export class Raft {
   private leaderHeartbeatResp(m: Message, pr: Progress): void {
     pr.recentActive = true;
     pr.probeSent = false;
+    // The follower is alive but the window is full: acknowledgements were probably lost. Free one
+    // slot so replication restarts; a gap makes the follower reject and the leader probe again.
+    if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
     if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
     if (m.context === undefined || m.context.length === 0) return;
     const acks = this.readOnly.recvAck(m.from, m.context);
