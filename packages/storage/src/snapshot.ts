@@ -14,7 +14,7 @@ import type { Backend, BatchOp, Namespace } from './backend.js';
 import { bytesEqual, concat, concatAll, isIndex, isRecord, pack, u32be } from './codec.js';
 import { SnapshotCorruptError, StorageArgumentError, assert } from './errors.js';
 import { type KvStateMachineImpl } from './kv-state-machine.js';
-import { decodeKvRecord, genPrefix, genRange, safeUnpack } from './kv-layout.js';
+import { decodeKvRecord, decodeSessionHeader, genPrefix, genRange, safeUnpack } from './kv-layout.js';
 import type { LogStoreImpl } from './log-store.js';
 import {
   type AppliedState,
@@ -38,6 +38,8 @@ const READ_BATCH_PAIRS = 128;
 
 const Tag = { header: 1, kv: 2, session: 3, trailer: 4 } as const;
 const RECORD_OVERHEAD_BYTES = 9;
+/** First byte of a session header key (after the generation prefix): 'h'. */
+const SESSION_HEADER_TAG = 0x68;
 
 /** What a snapshot holds: the applied position and the membership at it. */
 export interface SnapshotInfo {
@@ -234,8 +236,10 @@ export class SnapshotWriterImpl implements SnapshotWriter {
     if (tag === Tag.kv) {
       decodeKvRecordForSnapshot(value);
       ns = 'kv';
-    } else if (tag === Tag.session) ns = 'sessions';
-    else throw new SnapshotCorruptError(`unknown record tag ${tag}`);
+    } else if (tag === Tag.session) {
+      decodeSessionRecordForSnapshot(key, value);
+      ns = 'sessions';
+    } else throw new SnapshotCorruptError(`unknown record tag ${tag}`);
     ops.push({ type: 'put', ns, key: concat(genPrefix(this.stagingGen), key), value: value.slice() });
   }
 
@@ -258,6 +262,10 @@ export class SnapshotWriterImpl implements SnapshotWriter {
     return this.kv.queue.run(() =>
       this.log.exclusive(async () => {
         const oldGen = this.kv.generation();
+        if (header.applied.index <= this.kv.appliedIndex()) {
+          // Installing it would roll the state machine back; the core never asks for that.
+          throw new StorageArgumentError(`snapshot at index ${header.applied.index} is not newer than the applied index ${this.kv.appliedIndex()}`);
+        }
         const logReset = await this.log.prepareReset({ index: header.applied.index, term: header.applied.term });
         const ops: BatchOp[] = [
           metaPut(MetaKey.generation, this.stagingGen),
@@ -296,6 +304,16 @@ function decodeKvRecordForSnapshot(value: Uint8Array): void {
     decodeKvRecord('snapshot stream', value);
   } catch {
     throw new SnapshotCorruptError('a kv record is not decodable');
+  }
+}
+
+/** Session records are decoded again after install: refuse undecodable ones before the flip. */
+function decodeSessionRecordForSnapshot(key: Uint8Array, value: Uint8Array): void {
+  try {
+    if (key[0] === SESSION_HEADER_TAG) decodeSessionHeader('snapshot stream', value);
+    else safeUnpack('snapshot stream', 'session result', value);
+  } catch {
+    throw new SnapshotCorruptError('a session record is not decodable');
   }
 }
 

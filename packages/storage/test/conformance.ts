@@ -398,6 +398,19 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         expect(await c.kv.stateHash()).toBe(before);
       });
 
+      test('a snapshot not newer than the applied state is refused (it would roll the state back)', async () => {
+        const a = await populated(await machine());
+        const bStore = await populated(await machine());
+        await bStore.kv.apply(items(43, 2, [put('ahead', '1')]));
+        const before = await bStore.kv.stateHash();
+        const { chunks } = await stream(a, 1 << 20);
+        const w = await bStore.openSnapshotWriter({ index: 42, term: 2 });
+        for (const c of chunks) await w.write(c);
+        await expect(w.install()).rejects.toMatchObject({ code: 'QKV_STORAGE_ARGUMENT' });
+        await w.abort();
+        expect(await bStore.kv.stateHash()).toBe(before);
+      });
+
       test('install keeps the log after the snapshot when the entry at its index matches', async () => {
         const a = await populated(await machine());
         const bStore = await openOn(await machine());
