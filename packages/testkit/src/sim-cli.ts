@@ -1,0 +1,130 @@
+#!/usr/bin/env node
+// The simulation runner: `node packages/testkit/dist/sim-cli.js --seeds N --seed S [--nodes 3|5]
+// [--steps K] [--bug <planted>] [--profile <name>] [--verbose]`. Runs seeds S..S+N-1, prints
+// progress and totals, and on the first failure prints the seed, the invariant, the end of the
+// trace and one command that replays exactly that run, then exits 1.
+import { parseArgs } from 'node:util';
+import { ALL_BUGS } from './sim-cluster.js';
+import type { SimBug } from './sim-cluster.js';
+import { PROFILES } from './scenario.js';
+import { runSeed } from './simulate.js';
+import type { SimResult } from './simulate.js';
+
+/** Parsed command line. */
+export interface CliOptions {
+  seeds: number;
+  seed: number;
+  nodes: number;
+  steps: number;
+  bug: SimBug | undefined;
+  profile: string;
+  verbose: boolean;
+  /** Keep going after a failure (used to count how often a planted bug is caught). */
+  keepGoing: boolean;
+}
+
+const USAGE = `usage: pnpm sim [--seeds N] [--seed S] [--nodes 3|5] [--steps K] [--bug ${ALL_BUGS.join('|')}] [--profile ${Object.keys(PROFILES).join('|')}] [--verbose] [--keep-going]`;
+
+/** Parses argv (without node and the script); throws an Error with the usage on bad input. */
+export function parseCli(argv: string[]): CliOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      seeds: { type: 'string', default: '100' },
+      seed: { type: 'string', default: '1' },
+      nodes: { type: 'string', default: '3' },
+      steps: { type: 'string', default: '400' },
+      bug: { type: 'string' },
+      profile: { type: 'string', default: 'default' },
+      verbose: { type: 'boolean', default: false },
+      'keep-going': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) throw new Error(USAGE);
+  const int = (name: string, v: string, min: number): number => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min} (got ${v})\n${USAGE}`);
+    return n;
+  };
+  const bug = values.bug as SimBug | undefined;
+  if (bug !== undefined && !ALL_BUGS.includes(bug)) throw new Error(`unknown --bug ${bug}\n${USAGE}`);
+  if (!(values.profile in PROFILES)) throw new Error(`unknown --profile ${values.profile}\n${USAGE}`);
+  const nodes = int('nodes', values.nodes, 1);
+  if (nodes !== 3 && nodes !== 5) throw new Error(`--nodes must be 3 or 5\n${USAGE}`);
+  return {
+    seeds: int('seeds', values.seeds, 1),
+    seed: int('seed', values.seed, 0),
+    nodes,
+    steps: int('steps', values.steps, 1),
+    bug,
+    profile: values.profile,
+    verbose: values.verbose,
+    keepGoing: values['keep-going'],
+  };
+}
+
+/** The one command that replays exactly `seed` under `o`. */
+export function replayCommand(o: CliOptions, seed: number): string {
+  let cmd = `pnpm sim --seeds 1 --seed ${seed} --nodes ${o.nodes} --steps ${o.steps}`;
+  if (o.profile !== 'default') cmd += ` --profile ${o.profile}`;
+  if (o.bug) cmd += ` --bug ${o.bug}`;
+  return `${cmd} --verbose`;
+}
+
+function describeFailure(o: CliOptions, r: SimResult): string {
+  return [
+    '',
+    `FAILED seed ${r.seed} (${o.nodes} nodes, ${o.steps} steps, profile ${o.profile}${o.bug ? `, planted bug ${o.bug}` : ''})`,
+    `invariant: ${r.invariant} (${r.phase} phase, tick ${r.failedAtTick})`,
+    `${r.message}`,
+    '',
+    'last events:',
+    r.trace ?? '(none)',
+    '',
+    `replay: ${replayCommand(o, r.seed)}`,
+  ].join('\n');
+}
+
+/** Runs the seeds; returns the process exit code. */
+export function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): number {
+  let o: CliOptions;
+  try {
+    o = parseCli(argv);
+  } catch (err) {
+    out(`${err instanceof Error ? err.message : String(err)}\n`);
+    return 2;
+  }
+  const t0 = performance.now();
+  let ticks = 0;
+  let failures = 0;
+  let firstFailure: SimResult | undefined;
+  const every = Math.max(1, Math.floor(o.seeds / 10));
+  for (let k = 0; k < o.seeds; k++) {
+    const seed = o.seed + k;
+    const r = runSeed({ seed, nodes: o.nodes, steps: o.steps, bug: o.bug, profile: PROFILES[o.profile], onEvent: o.verbose ? (l) => out(`${l}\n`) : undefined });
+    ticks += r.ticks;
+    if (!r.ok) {
+      failures++;
+      firstFailure ??= r;
+      if (!o.keepGoing) {
+        out(`${describeFailure(o, r)}\n`);
+        return 1;
+      }
+      out(`seed ${seed}: ${r.invariant}: ${r.message}\n`);
+    }
+    if ((k + 1) % every === 0 || k + 1 === o.seeds) {
+      out(`${k + 1}/${o.seeds} seeds, ${failures} failed, ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+    }
+  }
+  const secs = (performance.now() - t0) / 1000;
+  out(`done: ${o.seeds} seeds from ${o.seed}, ${o.nodes} nodes, ${ticks} ticks, ${failures} failed, ${secs.toFixed(1)} s (${((o.seeds / secs) || 0).toFixed(0)} seeds/s)\n`);
+  if (firstFailure) out(`${describeFailure(o, firstFailure)}\n`);
+  return failures > 0 ? 1 : 0;
+}
+
+// Run when executed directly (not when imported by a test).
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  process.exitCode = main(process.argv.slice(2));
+}
