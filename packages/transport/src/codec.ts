@@ -66,6 +66,17 @@ export function estimateMessageBytes(msg: Message): number {
   return bytes;
 }
 
+/**
+ * The smallest `maxFrameBytes` that carries any append the core builds under `maxBytesPerAppend`
+ * (the core counts an entry as data + 16 bytes; the encoding needs at most data + 24). The core
+ * sends an entry larger than `maxBytesPerAppend` alone, so the server must also cap one entry's
+ * size (a proposal) below this bound. A server checks `limits.maxFrameBytes` against it at start-up.
+ */
+export function frameBytesNeededForAppend(maxBytesPerAppend: number): number {
+  const idsMaxBytes = 2 * (HEADER_MAX_BYTES + 3 * MAX_NODE_ID_LENGTH);
+  return FRAME_OVERHEAD_BYTES + MESSAGE_FIXED_BYTES + idsMaxBytes + Math.ceil((maxBytesPerAppend * ENTRY_FIXED_BYTES) / 16);
+}
+
 function snapshotMaxBytes(s: Snapshot): number {
   let bytes = 1 + 2 * NUMBER_MAX_BYTES + 3 * HEADER_MAX_BYTES + s.data.byteLength;
   for (const id of s.metadata.confState.voters) bytes += stringMaxBytes(id);

@@ -14,6 +14,7 @@ export {
   encodeFrame,
   decodeFrame,
   estimateMessageBytes,
+  frameBytesNeededForAppend,
   isWireMessageType,
   isValidNodeId,
   FRAME_KIND_MESSAGES,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Packr } from 'msgpackr';
 import type { Message, MessageType } from '@quorumkv/raft';
-import { decodeFrame, encodeFrame, estimateMessageBytes, FRAME_OVERHEAD_BYTES, FrameError } from '../src/index.js';
+import { decodeFrame, encodeFrame, estimateMessageBytes, FRAME_OVERHEAD_BYTES, FrameError, frameBytesNeededForAppend, MAX_NODE_ID_LENGTH } from '../src/index.js';
 import { entries, msg, prng } from './helpers.js';
 
 const raw = new Packr({ useRecords: false, moreTypes: false });
@@ -60,6 +60,17 @@ describe('frame codec', () => {
       m.to = 'x'.repeat(1 + Math.floor(rand() * 128));
       const actual = encodeFrame([m]).byteLength;
       expect(estimateMessageBytes(m) + FRAME_OVERHEAD_BYTES, `seed ${seed}; replay: QKV_SEED=${seed} pnpm vitest run packages/transport/test/codec.test.ts`).toBeGreaterThanOrEqual(actual);
+    }
+  });
+
+  it('sizes frames for any append the core builds under maxBytesPerAppend', () => {
+    const maxBytesPerAppend = 64 * 1024;
+    const longId = 'x'.repeat(MAX_NODE_ID_LENGTH);
+    for (const size of [0, 1, 100, 4000]) {
+      // As many entries as the core's accounting (data + 16 bytes each) lets into one append.
+      const count = Math.max(1, Math.floor(maxBytesPerAppend / (size + 16)));
+      const m = msg({ from: longId, to: longId, entries: entries(1, count, size), index: 2 ** 52, term: 2 ** 52 });
+      expect(estimateMessageBytes(m) + FRAME_OVERHEAD_BYTES).toBeLessThanOrEqual(frameBytesNeededForAppend(maxBytesPerAppend));
     }
   });
 

@@ -95,6 +95,35 @@ describe('PeerTransport on loopback', () => {
     await waitFor(() => n2!.received.length === 1, 'n1 still served');
   });
 
+  it('refuses a dialler whose clock is too far off (stale hello)', async () => {
+    const [n2] = track(...(await cluster(['n2'], {}, { n1: '127.0.0.1:1' })));
+    const n1 = track(new Host('n1'))[0]!;
+    await n1.listen();
+    n1.start({ n2: `127.0.0.1:${n2!.port}` }, { nowMs: () => Date.now() - 60_000 });
+    await waitFor(() => n2!.logger.lines.some((l) => /stale hello/.test(String(l.fields.reason))), 'stale hello refused');
+    expect(n1.transport!.stats().peers.n2!.connected).toBe(false);
+  });
+
+  it('works in insecure mode (no secret) and still checks ids', async () => {
+    const [a, b] = track(...(await cluster(['a', 'b'], { clusterSecret: null })));
+    await connected([a!, b!]);
+    a!.transport!.send(msg({ from: 'a', to: 'b', entries: entries(1, 2, 16) }));
+    await waitFor(() => b!.received.length === 1, 'insecure delivery');
+    const { closed } = rawDial(b!.port, helloFor('mallory', 'b', null));
+    expect((await closed).code).toBe(CloseCode.Forbidden);
+  });
+
+  it('close() closes every connection, refuses further sends and is idempotent', async () => {
+    const [a, b] = track(...(await cluster(['a', 'b'])));
+    await connected([a!, b!]);
+    await a!.transport!.close();
+    await a!.transport!.close();
+    expect(a!.transport!.send(msg({ from: 'a', to: 'b' }))).toBe(false);
+    expect(a!.transport!.stats().peers).toEqual({});
+    await waitFor(() => !b!.transport!.stats().peers.a!.inboundConnected, 'b sees a go');
+    await waitFor(() => !b!.transport!.stats().peers.a!.connected, 'b link to a down');
+  });
+
   it('closes connections that send garbage, text or oversized frames, and keeps serving', async () => {
     // The raw connections claim to be n3, a member that is not running (a raw connection claiming
     // a running peer's id would be replaced by that peer's own redial, and replace it in turn).
