@@ -111,6 +111,14 @@ export class Raft {
     this.vote = hs.vote;
   }
 
+  /** See RawNode.bootstrap: appends the founding conf changes, commits and applies them to the tracker. */
+  bootstrap(ents: Entry[]): void {
+    this.becomeFollower(1, null);
+    this.log.append(ents);
+    this.log.committed = ents.length;
+    for (const e of ents) this.applyConfChange(decodeConfChange(e.data));
+  }
+
   hardState(): HardState {
     return { term: this.term, vote: this.vote, commit: this.log.committed };
   }

@@ -2,9 +2,11 @@
 // come out as one Ready at a time. A new Ready is not handed out before the previous is advanced.
 import { validateConfig } from './config.js';
 import { encodeConfChange } from './confchange.js';
-import { NotLeaderError, assert } from './errors.js';
+import { ConfigError, NotLeaderError, assert } from './errors.js';
 import { Raft, newMessage } from './raft.js';
 import {
+  ConfChangeType,
+  EntryType,
   MessageType,
   type ConfChange,
   type ConfState,
@@ -50,6 +52,33 @@ export class RawNode {
     this.raft = new Raft(config);
     this.prevHardState = this.raft.hardState();
     this.prevSoftState = this.raft.softState();
+  }
+
+  /**
+   * Starts a brand-new cluster member with the initial membership written INTO THE LOG, as
+   * entries 1..N of term 1 (one AddNode conf change per voter, committed), as etcd does. Every
+   * founding member must bootstrap with the same list. A node that joins later starts empty (no
+   * bootstrap) and learns the whole membership by replicating those entries or from a snapshot —
+   * with membership only in local configuration it would know only the changes after its join.
+   * The host applies the entries from the first Ready like any committed conf change.
+   * Throws if the storage is not empty.
+   */
+  bootstrap(voters: { id: NodeId; context?: string }[]): void {
+    const r = this.raft;
+    if (r.log.lastIndex() !== 0 || r.term !== 0 || r.tracker.voters.size > 0 || r.tracker.learners.size > 0) {
+      throw new ConfigError('bootstrap needs an empty log and an empty membership (this node already has state)');
+    }
+    if (voters.length === 0) throw new ConfigError('bootstrap needs at least one voter');
+    const ids = new Set(voters.map((v) => v.id));
+    if (ids.size !== voters.length) throw new ConfigError('bootstrap: duplicate voter id');
+    r.bootstrap(
+      voters.map((v, i) => ({
+        term: 1,
+        index: i + 1,
+        type: EntryType.ConfChange,
+        data: encodeConfChange({ type: ConfChangeType.AddNode, nodeId: v.id, ...(v.context !== undefined ? { context: v.context } : {}) }),
+      })),
+    );
   }
 
   /** Advances logical time by one tick (election and heartbeat timers count ticks). */

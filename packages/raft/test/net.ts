@@ -22,10 +22,13 @@ export class TestNet {
   log: Message[] = [];
 
   constructor(ids: NodeId[], opts: Partial<Config> = {}, seed = 1) {
+    // Founding members bootstrap: the initial membership is written into the log (entries
+    // 1..N), so that nodes added later learn it by replication.
     for (const id of ids) {
-      const storage = new MemoryStorage({ confState: { voters: ids, learners: [] } });
-      this.add(id, storage, opts, seed);
+      const tn = this.add(id, new MemoryStorage(), opts, seed);
+      tn.node.bootstrap(ids.map((v) => ({ id: v })));
     }
+    this.stabilize(); // apply the bootstrap entries (a node does not campaign with conf changes unapplied)
   }
 
   add(id: NodeId, storage: MemoryStorage, opts: Partial<Config> = {}, seed = 1): TestNode {
