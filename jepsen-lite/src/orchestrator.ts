@@ -72,16 +72,17 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
   writeFileSync(join(o.out, RUN_FILES.meta), JSON.stringify({ name: `${o.workload} × ${o.nemesisSpec || 'none'}`, seed: o.seed, workload: o.workload, nemeses: o.nemeses, nodes: nodeIds, durationS: o.timeS, command }, null, 2));
   const connect = await loadConnect();
   const cluster = await Cluster.start({ nodes: nodeIds, serverCli: o.serverCli, dir: o.out, seed: o.seed, extraArgs: ['--snapshot-entries', '500'] });
-  const recorder = new HistoryRecorder();
   const status: StatusSample[] = [];
   const hashes: AppliedHashSample[] = [];
   const clients: KvLike[] = [];
   let stopping = false;
   try {
     await cluster.waitForLeader(LEADER_WAIT_MS);
+    for (let w = 0; w < o.concurrency; w++) clients.push(await connect({ endpoints: rotate(cluster.endpoints(), w) }));
+    // Time 0 of the history, the schedule and the report: the cluster is up and clients are connected.
+    const recorder = new HistoryRecorder();
     const t0 = Date.now();
     const clock = { nowMs: () => Date.now() - t0, nowNs: () => recorder.elapsedNs(), sleepUntilMs: (ms: number) => sleep(Math.max(0, ms - (Date.now() - t0))) };
-    for (let w = 0; w < o.concurrency; w++) clients.push(await connect({ endpoints: rotate(cluster.endpoints(), w) }));
     const counts = { ok: 0, fail: 0, info: 0 };
     const active = new Map<string, string>();
     const poller = pollStatus(cluster, recorder, status, hashes, () => stopping);
