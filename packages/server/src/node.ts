@@ -54,7 +54,7 @@ import {
 import type { ServeConfig } from './config.js';
 import { coreLogger, type Logger } from './logger.js';
 import type { NodeMetrics } from './metrics.js';
-import { membershipFromPeers, memberContext, parseMemberContext } from './membership.js';
+import { memberContext, parseMemberContext } from './membership.js';
 
 /** Apply batches queued behind the log write before the loop waits for them. */
 const MAX_APPLY_BATCHES_IN_FLIGHT = 4;
@@ -169,7 +169,9 @@ export class QuorumKvNode {
     const store = await openNodeStore(cfg.dataDir, { snapshotChunkBytes: cfg.snapshotChunkBytes });
     try {
       const loaded = await store.log.load();
-      const members = store.kv.membership() ?? (cfg.join ? { voters: [], learners: [] } : membershipFromPeers(cfg.peers));
+      // Membership lives in the replicated state: the applied membership, or (before anything was
+      // applied) what the log's conf-change entries will build when replayed.
+      const members = store.kv.membership() ?? { voters: [], learners: [] };
       const confState: ConfState = { voters: members.voters.map((m) => m.id), learners: members.learners.map((m) => m.id) };
       const mem = new MemoryStorage({ hardState: loaded.hardState, confState });
       if (loaded.snapshotMeta && loaded.snapshotMeta.index > 0) {
@@ -190,10 +192,20 @@ export class QuorumKvNode {
         random: { int: (n) => randomInt(n) },
         logger: coreLogger(log.child({ component: 'raft' })),
       });
-      log.info(
-        { applied, firstIndex: mem.firstIndex(), lastIndex: mem.lastIndex(), term: loaded.hardState.term, voters: confState.voters },
-        'node restored from disk',
-      );
+      const fresh = mem.lastIndex() === 0 && loaded.hardState.term === 0 && applied === 0;
+      if (fresh && !cfg.join) {
+        // A founding member writes the initial membership into its log (entries 1..N).
+        // The entries must be byte-identical on every founding member: only shared facts go in.
+        raw.bootstrap(cfg.peers.map((p) => ({ id: p.id, context: memberContext(p.address) })));
+        log.info({ voters: cfg.peers.map((p) => p.id) }, 'bootstrapped a new cluster member');
+      } else {
+        if (fresh) log.info({}, 'starting empty; waiting to be added to a cluster (member add)');
+        if (!fresh && cfg.peers.length > 0) log.debug({}, '--peers ignored: membership is stored in the data directory');
+        log.info(
+          { applied, firstIndex: mem.firstIndex(), lastIndex: mem.lastIndex(), term: loaded.hardState.term, voters: confState.voters },
+          'node restored from disk',
+        );
+      }
       return new QuorumKvNode({ cfg, log, metrics, store, mem, raw, members, persisted: loaded.hardState });
     } catch (e) {
       await store.close().catch(() => undefined);
