@@ -194,7 +194,11 @@ export class TranscriptEnv {
     const newIds = Array.from({ length: count }, (_, k) => `n${first + k}`);
     const voters = opt.groups.get('voters')?.map(nodeId) ?? (this.hosts.size === 0 && !opt.groups.has('learners') ? newIds : []);
     const learners = opt.groups.get('learners')?.map(nodeId) ?? [];
-    const cs: ConfState = { voters, learners };
+    // Founding voters of an empty log bootstrap: the membership is written into the log (entries
+    // 1..N) so that nodes joining later learn it by replication. Learners, `index=` and `log=`
+    // give the membership as the storage's initial ConfState instead (as after a snapshot).
+    const bootstrap = voters.length > 0 && learners.length === 0 && !opt.values.has('index') && !opt.groups.has('log');
+    const cs: ConfState = bootstrap ? { voters: [], learners: [] } : { voters, learners };
     for (const id of newIds) {
       const storage = new MemoryStorage({ confState: cs });
       seedLog(storage, cs, opt);
@@ -216,7 +220,20 @@ export class TranscriptEnv {
       const host: Host = { id, storage, node: undefined, config, applied: [], confHistory: [{ index: 0, cs }] };
       this.hosts.set(id, host);
       this.start(host, storage.firstIndex() - 1);
+      if (bootstrap) this.bootstrap(host, voters);
     }
+  }
+
+  /** Bootstraps a founding member and handles the Ready that persists and applies its entries. */
+  private bootstrap(h: Host, voters: NodeId[]): void {
+    const node = this.live(h.id);
+    node.bootstrap(voters.map((id) => ({ id })));
+    const saved = this.out;
+    this.out = [];
+    this.processReady(h.id);
+    this.out = saved;
+    const st = node.status();
+    this.emit(`${h.id} bootstrapped: ${describeConfState(st.confState)} in entries 1..${voters.length} (committed and applied) Term:${st.hardState.term}`);
   }
 
   /** Creates the RawNode of a host over its storage, with the role-change and log hooks. */

@@ -1,17 +1,13 @@
-// Core bugs found by the transcript and unit tests, each written as the test that should pass.
-// They are marked `it.fails` so CI stays green while the bug is open: vitest reports an error
-// as soon as one of them starts passing, which is the signal to turn `it.fails` into `it` (and
-// to rewrite the transcripts that recorded the old behaviour). Details: /work/notes/core-bugs.md.
+// Regression tests for core bug B1 (/work/notes/core-bugs.md): a node that joins with an empty
+// ConfState must learn the whole membership — founding members bootstrap it into the log — and
+// so can never believe it is the only voter, elect itself alone and commit alone.
 import { describe, expect, it } from 'vitest';
-import { ConfChangeType, MemoryStorage } from '../src/index.js';
+import { ConfChangeType, MemoryStorage, NotLeaderError } from '../src/index.js';
 import { TestNet, text } from './net.js';
 
 const dec = new TextDecoder();
 
 describe('fixed core bugs (kept as regression tests)', () => {
-  // Bug 1: a node that joins with an empty ConfState learns the membership only from the conf
-  // change entries it replays. The bootstrap membership (n1 n2 n3) is in no entry, so after its
-  // promotion n4 believes it is the only voter, elects itself alone and commits alone.
   it('a joining node learns the full membership (it must not believe it is the only voter)', () => {
     const net = new TestNet(['n1', 'n2', 'n3']);
     net.get('n1').node.campaign();
@@ -47,7 +43,7 @@ describe('fixed core bugs (kept as regression tests)', () => {
       alone = e;
     }
     // Correct behaviour: n4 cannot be leader (or at least cannot commit) without a quorum of 4.
-    expect(alone).toBeDefined();
+    expect(alone).toBeInstanceOf(NotLeaderError);
     expect(net.get('n4').applied.map((d) => dec.decode(d))).not.toContain('only-on-n4');
   });
 });
