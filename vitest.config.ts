@@ -5,6 +5,10 @@ const pkg = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/inde
 
 // Tests import workspace packages from their TypeScript sources (no build needed for unit tests);
 // tests that spawn real server processes use the built dist/ (the root `pnpm test` builds first).
+//
+// Projects: `unit` runs files in parallel; the integration projects (real processes, Docker,
+// jepsen-lite runs) run one file at a time, because on a 2-core machine parallel clusters starve
+// each other's timers and turn into flaky tests. `pnpm test` runs the projects one after another.
 export default defineConfig({
   resolve: {
     alias: {
@@ -18,9 +22,30 @@ export default defineConfig({
     },
   },
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts', 'jepsen-lite/test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['packages/*/test/**/*.test.ts', 'jepsen-lite/test/**/*.test.ts'],
+          exclude: ['jepsen-lite/test/**/*.cluster.test.ts', '**/node_modules/**'],
+        },
+      },
+      {
+        extends: true,
+        test: { name: 'cluster', include: ['test/cluster/**/*.test.ts', 'test/client/**/*.test.ts', 'test/snapshot/**/*.test.ts'], fileParallelism: false },
+      },
+      {
+        extends: true,
+        test: { name: 'jepsen', include: ['jepsen-lite/test/**/*.cluster.test.ts'], fileParallelism: false, testTimeout: 300_000 },
+      },
+      {
+        extends: true,
+        test: { name: 'docker', include: ['test/docker/**/*.test.ts'], fileParallelism: false, testTimeout: 300_000, hookTimeout: 300_000 },
+      },
+    ],
   },
 });

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# System packages some tests need. Each step is skipped when already present; none is fatal,
+# because the tests that need them say clearly why they skip.
+set -uo pipefail
+apt_updated=0
+apt_install() {
+  if [[ $(id -u) -ne 0 ]]; then echo "   (not root: cannot apt-get install $*)"; return 1; fi
+  if [[ $apt_updated -eq 0 ]]; then apt-get update -qq >/dev/null 2>&1 || true; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1
+}
+
+# Headless Chromium renders the jepsen-lite report in its test.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing chromium (jepsen-lite report test)"
+  apt_install chromium || echo "   chromium could not be installed; the report-rendering test will skip"
+fi
+exit 0
