@@ -445,7 +445,9 @@ export class KvClient {
         this.leader = target;
         // A live node vouches for the target: do not let an old back-off keep us away from it.
         target.resetBackoff();
-        return st.redirects === 1 ? 0 : this.retryDelay(st.redirects - 1);
+        // A hint is fresh news: follow it at once. Only a run of more redirects than there are
+        // nodes (stale hints going round in a circle, e.g. to a dead leader) earns a back-off.
+        return st.redirects <= this.nodes.length ? 0 : this.retryDelay(st.redirects - this.nodes.length);
       }
       if (this.leader === node) this.leader = undefined;
       return this.retryDelay(st.redirects);

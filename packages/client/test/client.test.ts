@@ -204,12 +204,14 @@ describe('exactly-once writes', () => {
     const seed = Number(process.env.QKV_SEED ?? 20261122);
     const rnd = seeded(seed);
     const kv = await client({ random: seeded(seed + 1) });
+    // Every 10 ms: lose the answer of a write (30 %), elect a random leader (5 %, so roughly every
+    // 200 ms), or answer one request busy (5 %).
     const chaos = setInterval(() => {
       const r = rnd();
       if (r < 0.3) cluster.faults.dropAfterApply++;
-      else if (r < 0.4) cluster.elect(`n${1 + Math.floor(rnd() * 3)}`);
-      else if (r < 0.45) cluster.faults.busy++;
-    }, 5);
+      else if (r < 0.35) cluster.elect(`n${1 + Math.floor(rnd() * 3)}`);
+      else if (r < 0.4) cluster.faults.busy++;
+    }, 10);
     const acked: string[] = [];
     try {
       await Promise.all(
