@@ -59,7 +59,8 @@ export function checkRun(data: RunData, options: CheckOptions = {}): RunCheck {
   else skipped.push({ checker: 'split-brain', reason: `no ${RUN_FILES.status} and no acknowledged write carries a term` });
   if (data.present.hashes) results['log-agreement'] = checkLogAgreement(data.hashSamples, data.finals);
   else skipped.push({ checker: 'log-agreement', reason: `no ${RUN_FILES.hashes}` });
-  results.availability = checkAvailability(pairs, data.faults, options.availability);
+  // Liveness by default: after the last heal the cluster must take a write again.
+  results.availability = checkAvailability(pairs, data.faults, { requireRecovery: true, ...options.availability });
   return { ...compose(results), skipped };
 }
 

@@ -20,8 +20,8 @@ import { createRng } from './random.js';
 import type { LabelledFault } from './report.js';
 import { RUN_FILES } from './rundir.js';
 import { runWorkload } from './runner.js';
-import type { KvLike } from './workloads.js';
-import { RegisterGenerator, SetGenerator, readSet } from './workloads.js';
+import type { KvLike, PlannedOp } from './workloads.js';
+import { RegisterGenerator, SetGenerator, executeOp, readSet } from './workloads.js';
 
 /** Options of {@link runTest} (the `run` command's flags). */
 export interface RunOptions {
@@ -89,10 +89,11 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
     const ticker = setInterval(() => say(`[${(clock.nowMs() / 1000).toFixed(0)}/${o.timeS}s] ok ${counts.ok} fail ${counts.fail} info ${counts.info} | faults: ${[...active.values()].join('; ') || 'none'}`), 1000);
     const done = () => clock.nowMs() >= o.timeS * 1000;
     const nemesis = executeSchedule(schedule, cluster, clock, (w) => (w.endNs === null ? active.set(w.id, w.label) : active.delete(w.id)), done);
+    const generator = o.workload === 'register' ? new RegisterGenerator(createRng(o.seed)) : new SetGenerator();
     await runWorkload({
       concurrency: o.concurrency,
       ratePerSecond: o.rate,
-      generator: o.workload === 'register' ? new RegisterGenerator(createRng(o.seed)) : new SetGenerator(),
+      generator,
       clientFor: (w) => ({ kv: clients[w]!, node: nodeIds[w % nodeIds.length]! }),
       recorder,
       rng: createRng(o.seed + 1),
@@ -104,6 +105,7 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
     clearInterval(ticker);
     await cluster.healAll();
     await sleep(SETTLE_MS);
+    await finalWriteProbe(clients[0]!, generator, recorder, o.concurrency);
     if (o.workload === 'set') await finalSetReads(cluster, connect, recorder, o.concurrency);
     const finals = await converge(cluster);
     stopping = true;
@@ -121,6 +123,21 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
 function prepareOutDir(out: string): void {
   mkdirSync(out, { recursive: true });
   if (readdirSync(out).length > 0) throw new HarnessError('JL_OUT_NOT_EMPTY', `${out} is not empty; choose a new --out directory`);
+}
+
+/** Attempts of the post-heal write that shows the cluster recovered (liveness). */
+export const FINAL_WRITE_ATTEMPTS_MAX = 20;
+
+/** After the heal: write until one write is ok (or the attempts run out), all recorded. */
+async function finalWriteProbe(kv: KvLike, generator: { next(): PlannedOp }, recorder: HistoryRecorder, concurrency: number): Promise<void> {
+  for (let attempt = 0; attempt < FINAL_WRITE_ATTEMPTS_MAX; attempt++) {
+    let op = generator.next();
+    while (op.f === 'read') op = generator.next();
+    const inv = recorder.invoke(concurrency * 1000 + 500 + attempt, op.f, op.value);
+    const out = await executeOp(kv, op);
+    recorder.complete(inv, out.type, out.value, out.error === undefined ? {} : { error: out.error });
+    if (out.type === 'ok') return;
+  }
 }
 
 /** One final read of the set per node, each through a client bound to that node alone. */

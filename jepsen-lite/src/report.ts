@@ -182,6 +182,7 @@ function availabilityTable(input: ReportInput): string {
 <tr><th>error rate during faults</th><td>${pct(a.duringFaults.errorRate)} of ${a.duringFaults.ops} ops</td></tr>
 <tr><th>error rate outside faults</th><td>${pct(a.outsideFaults.errorRate)} of ${a.outsideFaults.ops} ops</td></tr>
 <tr><th>1-second windows with an ok write</th><td>${a.windowsWithOkWrite} of ${a.windows} (${pct(a.okWindowShare)})</td></tr>
+<tr><th>ok write after the last heal</th><td>${a.recoveredAfterLastHeal === null ? '–' : a.recoveredAfterLastHeal ? 'yes' : 'NO: the cluster did not recover'}</td></tr>
 <tr><th>longest failover</th><td>${esc(a.failoverMsMax === null ? '–' : ms(a.failoverMsMax))}</td></tr>
 </tbody></table>
 <table><thead><tr><th>fault</th><th>kind</th><th>time to first ok write</th></tr></thead><tbody>${faultRows || '<tr><td colspan="3">no faults</td></tr>'}</tbody></table>`;

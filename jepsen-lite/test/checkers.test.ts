@@ -153,3 +153,28 @@ describe('compose', () => {
     expect(compose({ a: { valid: true, evidence: null }, b: { valid: 'unknown', evidence: null } }).valid).toBe('unknown');
   });
 });
+
+describe('availability: recovery after the last heal', () => {
+  const ms = 1e6;
+  const pairsWith = (okWriteAtMs: number[]) =>
+    pairOps(
+      okWriteAtMs.flatMap((t, i): Op[] => [
+        { index: 2 * i, process: 0, type: 'invoke', f: 'write', value: null, time: (t - 5) * ms },
+        { index: 2 * i + 1, process: 0, type: 'ok', f: 'write', value: null, time: t * ms },
+      ]),
+    );
+  const faults = [{ id: 'e1', kind: 'kill-all', startNs: 100 * ms, endNs: 200 * ms }];
+
+  it('is invalid when no write succeeds after the last heal', () => {
+    const r = checkAvailability(pairsWith([50]), faults, { requireRecovery: true });
+    expect(r.valid).toBe(false);
+    expect(r.evidence.recoveredAfterLastHeal).toBe(false);
+    expect(r.evidence.violations[0]).toMatch(/did not recover/);
+  });
+
+  it('is valid once a write succeeds after the heal', () => {
+    const r = checkAvailability(pairsWith([50, 250]), faults, { requireRecovery: true });
+    expect(r.valid).toBe(true);
+    expect(r.evidence.recoveredAfterLastHeal).toBe(true);
+  });
+});

@@ -23,6 +23,11 @@ export interface AvailabilityOptions {
   failoverMsMax?: number;
   /** When set, a smaller share of windows with an ok write makes the result invalid. */
   okWindowShareMin?: number;
+  /**
+   * Liveness: when true and there were faults, some write must complete `ok` after the last
+   * heal (the cluster recovered), else the result is invalid. Default false.
+   */
+  requireRecovery?: boolean;
 }
 
 /** Error rate of ops invoked in some period. */
@@ -45,6 +50,8 @@ export interface AvailabilityEvidence {
   windows: number;
   windowsWithOkWrite: number;
   okWindowShare: number | null;
+  /** Whether an ok write completed after the last heal (null: no faults, or a fault never healed). */
+  recoveredAfterLastHeal: boolean | null;
   violations: string[];
 }
 
@@ -76,6 +83,7 @@ export function checkAvailability(pairs: readonly OpPair[], faults: readonly Fau
     windows: w.windows,
     windowsWithOkWrite: w.withOk,
     okWindowShare: w.windows > 0 ? w.withOk / w.windows : null,
+    recoveredAfterLastHeal: recovered(faults, okWriteTimes),
     violations: [],
   };
   if (pairs.length === 0) return { valid: 'unknown', evidence };
@@ -87,7 +95,16 @@ export function checkAvailability(pairs: readonly OpPair[], faults: readonly Fau
   if (options.okWindowShareMin !== undefined && (evidence.okWindowShare ?? 0) < options.okWindowShareMin) {
     evidence.violations.push(`share of windows with an ok write ${evidence.okWindowShare ?? 0} < ${options.okWindowShareMin}`);
   }
+  if (options.requireRecovery === true && evidence.recoveredAfterLastHeal === false) {
+    evidence.violations.push('no write completed ok after the last heal: the cluster did not recover');
+  }
   return { valid: evidence.violations.length === 0, evidence };
+}
+
+function recovered(faults: readonly FaultWindow[], okWriteTimes: readonly number[]): boolean | null {
+  if (faults.length === 0 || faults.some((f) => f.endNs === null)) return null;
+  const lastHeal = faults.reduce((m, f) => Math.max(m, f.endNs!), 0);
+  return firstAtOrAfter(okWriteTimes, lastHeal) !== undefined;
 }
 
 function firstAtOrAfter(sorted: readonly number[], t: number): number | undefined {
