@@ -142,7 +142,11 @@ export class KvClient {
     });
   }
 
-  /** Opens every seed endpoint at once; resolves when one has answered hello. */
+  /**
+   * Opens every seed endpoint at once; resolves when one has answered hello. Called by
+   * {@link connect}; not for direct use.
+   * @internal
+   */
   async start(): Promise<void> {
     const limits = { deadlineMs: Date.now() + this.o.connectTimeoutMs, signal: new CallSignal() };
     const attempts = this.nodes.map((n) => n.open(limits));

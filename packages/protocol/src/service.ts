@@ -71,11 +71,16 @@ export interface NodeIdentity {
 export interface KvService {
   /** Identity for the `hello` answer; called once per connection, must be cheap. */
   identity(): NodeIdentity;
+  /** Reads one key (linearizable: leader + ReadIndex; stale: local state). */
   get(args: GetArgs, ctx: CallContext): Promise<GetResult>;
+  /** Writes one key through the log, exactly once per `session.seq`. */
   put(args: PutArgs, ctx: CallContext): Promise<PutResult>;
+  /** Deletes one key through the log, exactly once per `session.seq`. */
   delete(args: DeleteArgs, ctx: CallContext): Promise<DeleteResult>;
   /** Throws `CasFailedError` (with `actualModRevision`) when the condition does not hold. */
   cas(args: CasArgs, ctx: CallContext): Promise<CasResult>;
+  /** One page of keys in byte order (see `rangeInterval`), within `args.maxResultBytes`. */
   range(args: RangeArgs, ctx: CallContext): Promise<RangeResult>;
+  /** This node's view of the cluster; any node answers. */
   status(ctx: CallContext): Promise<ClusterStatus>;
 }
