@@ -27,6 +27,8 @@ export interface KeyRange {
 /** Reads, either of the live database or of a point-in-time view. */
 export interface ReadView {
   get(ns: Namespace, key: Uint8Array): Promise<Uint8Array | undefined>;
+  /** Point reads of many keys in one call (one round trip to LevelDB's thread pool). */
+  getMany(ns: Namespace, keys: Uint8Array[]): Promise<Array<Uint8Array | undefined>>;
   /** Yields the range in batches of at most `batchSize` pairs, awaiting between batches. */
   iterate(ns: Namespace, range: KeyRange, batchSize: number): AsyncGenerator<Array<[Uint8Array, Uint8Array]>>;
 }
@@ -127,6 +129,13 @@ export class LevelBackend extends BaseBackend implements Backend {
     return (await this.subs[ns].get(key, snapshot ? { snapshot } : {})) ?? undefined;
   }
 
+  async getMany(ns: Namespace, keys: Uint8Array[], snapshot?: LevelSnapshot): Promise<Array<Uint8Array | undefined>> {
+    this.check();
+    if (keys.length === 0) return [];
+    const values = (await this.subs[ns].getMany(keys, snapshot ? { snapshot } : {})) as Array<Uint8Array | undefined>;
+    return values.map((v) => v ?? undefined);
+  }
+
   async *iterate(
     ns: Namespace,
     range: KeyRange,
@@ -177,6 +186,7 @@ export class LevelBackend extends BaseBackend implements Backend {
     const snap = this.db.snapshot();
     return {
       get: (ns, key) => this.get(ns, key, snap),
+      getMany: (ns, keys) => this.getMany(ns, keys, snap),
       iterate: (ns, range, batchSize) => this.iterate(ns, range, batchSize, snap),
       close: () => snap.close(),
     };
@@ -283,6 +293,11 @@ export class MemoryBackend extends BaseBackend implements Backend {
     return this.disk.data[ns].get(keyString(key))?.[1];
   }
 
+  async getMany(ns: Namespace, keys: Uint8Array[]): Promise<Array<Uint8Array | undefined>> {
+    this.check();
+    return keys.map((key) => this.disk.data[ns].get(keyString(key))?.[1]);
+  }
+
   iterate(ns: Namespace, range: KeyRange, batchSize: number): AsyncGenerator<Array<[Uint8Array, Uint8Array]>> {
     this.check();
     return iterateMemory(this.disk.data, ns, range, batchSize);
@@ -311,6 +326,7 @@ export class MemoryBackend extends BaseBackend implements Backend {
     for (const ns of NAMESPACES) copy[ns] = new Map(this.disk.data[ns]);
     return {
       get: async (ns, key) => copy[ns].get(keyString(key))?.[1],
+      getMany: async (ns, keys) => keys.map((key) => copy[ns].get(keyString(key))?.[1]),
       iterate: (ns, range, batchSize) => iterateMemory(copy, ns, range, batchSize),
       close: async () => {},
     };

@@ -201,9 +201,11 @@ export class KvStateMachineImpl implements KvStateMachine {
         throw new StorageIoError(this.backend.location, 'an earlier apply failed; close and reopen the store', { cause: this.failure });
       }
       try {
-        const tx = new ApplyTx(this, this.sessions, this.appliedState);
+        const decoded = items.map(decodeItem);
+        const prefetched = await this.prefetch(decoded);
+        const tx = new ApplyTx(this, this.sessions, this.appliedState, prefetched);
         const results: ApplyResult[] = [];
-        for (const item of items) results.push(await tx.applyItem(item));
+        for (let i = 0; i < items.length; i++) results.push(await tx.applyItem(items[i] as ApplyItem, decoded[i]));
         await this.backend.write(tx.ops(), { sync: options.sync ?? false, label: 'kv.apply' });
         this.appliedState = tx.applied;
         if (tx.membership) this.currentMembership = tx.membership;
@@ -216,6 +218,23 @@ export class KvStateMachineImpl implements KvStateMachine {
     });
   }
 
+  /**
+   * Reads every key the batch's commands touch in one getMany, instead of one round trip per
+   * command. The result is the state before the batch; ApplyTx consults its own writes first.
+   */
+  private async prefetch(decoded: Array<Command | CommandDecodeError | undefined>): Promise<Map<string, KvRecord | null>> {
+    const keys = new Map<string, Uint8Array>();
+    for (const cmd of decoded) if (cmd && !(cmd instanceof CommandDecodeError)) keys.set(latin1(cmd.key), cmd.key);
+    const list = [...keys.values()];
+    const values = await this.backend.getMany('kv', list.map((k) => kvKey(this.gen, k)));
+    const out = new Map<string, KvRecord | null>();
+    list.forEach((k, i) => {
+      const bytes = values[i];
+      out.set(latin1(k), bytes === undefined ? null : decodeKvRecord(this.backend.location, bytes));
+    });
+    return out;
+  }
+
   /** Reads a kv record (for ApplyTx). */
   async readRecord(key: Uint8Array): Promise<KvRecord | undefined> {
     const bytes = await this.backend.get('kv', kvKey(this.gen, key));
@@ -226,6 +245,17 @@ export class KvStateMachineImpl implements KvStateMachine {
   async readResult(id: string, seq: number): Promise<ApplyResult | undefined> {
     const bytes = await this.backend.get('sessions', sessionResultKey(this.gen, id, seq));
     return bytes && decodeStoredResult(this.backend.location, bytes);
+  }
+}
+
+/** Decodes the command of an item up front: undefined for no-ops and membership changes. */
+function decodeItem(item: ApplyItem): Command | CommandDecodeError | undefined {
+  if (item.kind !== 'entry' || item.data.length === 0) return undefined;
+  try {
+    return decodeCommand(item.data);
+  } catch (err) {
+    assert(err instanceof CommandDecodeError, `unexpected decode failure: ${String(err)}`);
+    return err;
   }
 }
 
@@ -271,9 +301,12 @@ class ApplyTx {
     private readonly sm: KvStateMachineImpl,
     private readonly sessions: Map<string, SessionHeader>,
     public applied: AppliedState,
+    /** Records of the batch's keys as they were before the batch (null = absent). */
+    private readonly before: Map<string, KvRecord | null>,
   ) {}
 
-  async applyItem(item: ApplyItem): Promise<ApplyResult> {
+  /** Applies one item; `decoded` is decodeItem(item). */
+  async applyItem(item: ApplyItem, decoded: Command | CommandDecodeError | undefined): Promise<ApplyResult> {
     // Invariant: entries are applied exactly once, in index order.
     assert(item.index === this.applied.index + 1, `apply of index ${item.index} after applied index ${this.applied.index}`);
     const hash = chainHash(this.applied.hash, item.index, item.term, item.data);
@@ -283,21 +316,14 @@ class ApplyTx {
       const m = decodeMembership(item.membership);
       assert(m !== undefined, 'membership item with an invalid membership');
       this.membership = m;
-    } else if (item.data.length > 0) {
-      let cmd: Command | undefined;
-      try {
-        cmd = decodeCommand(item.data);
-      } catch (err) {
-        assert(err instanceof CommandDecodeError, `unexpected decode failure: ${String(err)}`);
-        result = { op: 'error', code: 'QKV_BAD_COMMAND', message: err.message };
+    } else if (decoded instanceof CommandDecodeError) {
+      result = { op: 'error', code: 'QKV_BAD_COMMAND', message: decoded.message };
+    } else if (decoded) {
+      if (decoded.timeMs !== undefined && decoded.timeMs > clockMs) {
+        clockMs = decoded.timeMs;
+        this.expireSessions(clockMs);
       }
-      if (cmd) {
-        if (cmd.timeMs !== undefined && cmd.timeMs > clockMs) {
-          clockMs = cmd.timeMs;
-          this.expireSessions(clockMs);
-        }
-        result = await this.applySessionCommand(cmd, item.index, clockMs);
-      }
+      result = await this.applySessionCommand(decoded, item.index, clockMs);
     }
     this.applied = { index: item.index, term: item.term, hash, clockMs };
     return result;
@@ -393,8 +419,11 @@ class ApplyTx {
   }
 
   private async read(key: Uint8Array): Promise<KvRecord | undefined> {
-    const pending = this.kv.get(latin1(key));
+    const k = latin1(key);
+    const pending = this.kv.get(k);
     if (pending) return pending[1] ?? undefined;
+    const before = this.before.get(k);
+    if (before !== undefined) return before ?? undefined;
     return this.sm.readRecord(key);
   }
 
