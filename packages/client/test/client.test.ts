@@ -15,6 +15,8 @@ import {
   type ConnectOptions,
   type KvClient,
 } from '@quorumkv/client';
+import { WebSocketServer } from 'ws';
+import { decodeRequestFrame, DEFAULT_LIMITS, encodeFrame, PROTOCOL_VERSION } from '@quorumkv/protocol';
 import { FakeCluster } from './fake-cluster.js';
 
 let cluster: FakeCluster;
@@ -321,6 +323,36 @@ describe('failures, deadlines, abort, close', () => {
     const t0 = Date.now();
     await kv.put('b', '2');
     expect(Date.now() - t0).toBeLessThan(900);
+  });
+
+  it('survives a node that answers with garbage: drops that connection and retries elsewhere', async () => {
+    // A "node" that says hello (claiming to lead) and then answers every request with bytes that
+    // are not msgpack, or with a result of the wrong shape.
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise<void>((r) => wss.once('listening', () => r()));
+    let n = 0;
+    wss.on('connection', (ws) =>
+      ws.on('message', (data: Buffer) => {
+        const req = decodeRequestFrame(data, DEFAULT_LIMITS);
+        if (!req.ok) return;
+        const { id } = req.request;
+        if (req.request.op === 'hello') {
+          const address = `127.0.0.1:${(wss.address() as { port: number }).port}`;
+          const result = { version: PROTOCOL_VERSION, serverId: 'evil', leader: { id: 'evil', address }, limits: DEFAULT_LIMITS };
+          return ws.send(encodeFrame({ id, ok: true, result }, 1 << 20));
+        }
+        ws.send(n++ % 2 === 0 ? new Uint8Array([0xc1, 0xff]) : encodeFrame({ id, ok: true, result: { revision: 'x' } }, 1 << 20));
+      }),
+    );
+    try {
+      const evil = `127.0.0.1:${(wss.address() as { port: number }).port}`;
+      const kv = await client({ endpoints: [evil, ...cluster.endpoints] });
+      for (let i = 0; i < 5; i++) await kv.put(`k${i}`, 'v');
+      expect(cluster.store.applied).toBe(5);
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+    }
   });
 
   it('connect() rejects with UNAVAILABLE when no endpoint answers', async () => {
