@@ -206,7 +206,8 @@ export class TranscriptEnv {
         ...defaultConfig,
         id,
         storage,
-        random: opt.values.has('seed') ? seeded(Number(opt.values.get('seed')) * 1000 + first) : ZERO_RANDOM,
+        // Each node its own stream, so randomized timeouts differ between nodes.
+        random: opt.values.has('seed') ? seeded(Number(opt.values.get('seed')) * 1000 + Number(id.slice(1))) : ZERO_RANDOM,
         electionTicks: opt.num('election', 10),
         heartbeatTicks: opt.num('heartbeat', 2),
         preVote: opt.bool('prevote', true),
