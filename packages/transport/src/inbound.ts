@@ -1,5 +1,6 @@
 // The receiving half: authenticated inbound connections, one per peer (and channel). Each frame
 // is decoded strictly; any violation closes that connection with a reason and nothing else.
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Message } from '@quorumkv/raft';
 import { CloseCode } from './close-codes.js';
@@ -7,6 +8,7 @@ import { decodeFrame } from './codec.js';
 import { FrameError } from './errors.js';
 import type { TransportLimits } from './limits.js';
 import { closeWithGrace } from './outbound.js';
+import { encodePong, PongKind } from './progress.js';
 import type { PeerStats, TransportLogger } from './types.js';
 
 /** Per-peer receive counters; they outlive single connections. */
@@ -28,45 +30,68 @@ export class InboundConnection {
   readonly #ws: WebSocket;
   readonly #ctx: InboundContext;
   readonly #counters: InboundCounters;
+  readonly #socket: Socket;
+  /** socket.bytesRead when the upgrade completed (the upgrade request is not frame bytes). */
+  readonly #baselineReadBytes: number;
+  #lastReadBytes = 0;
   #lastActivityMs = performance.now();
-  #idleTimer: NodeJS.Timeout | null;
+  #tickTimer: NodeJS.Timeout | null;
   /** Set once this side decided to close: frames still buffered behind the decision are ignored. */
   #closing = false;
 
-  constructor(ctx: InboundContext, ws: WebSocket, peerId: string, counters: InboundCounters, onClosed: () => void) {
+  /** `ws` must come from a server with autoPong off: this connection answers pings itself. */
+  constructor(ctx: InboundContext, ws: WebSocket, socket: Socket, peerId: string, counters: InboundCounters, onClosed: () => void) {
     this.#ctx = ctx;
     this.#ws = ws;
+    this.#socket = socket;
+    this.#baselineReadBytes = socket.bytesRead;
     this.peerId = peerId;
     this.#counters = counters;
     ws.on('message', (data, isBinary) => this.#onFrame(data, isBinary));
-    ws.on('ping', () => this.#touch());
+    ws.on('ping', () => this.#pong(PongKind.Reply));
     ws.on('close', () => {
-      this.#stopIdleTimer();
+      this.#stopTimer();
       onClosed();
     });
-    // A healthy dialler pings every pingIntervalMs; checking at a quarter of the idle timeout
-    // closes a silent connection between 1x and 1.25x inboundIdleTimeoutMs.
-    const idleMs = ctx.limits.inboundIdleTimeoutMs;
-    this.#idleTimer = setInterval(() => this.#checkIdle(idleMs), Math.max(1, Math.floor(idleMs / 4))).unref();
+    this.#tickTimer = setInterval(() => this.#tick(), ctx.limits.pingIntervalMs).unref();
   }
 
-  #touch(): void {
-    this.#lastActivityMs = performance.now();
+  #readBytes(): number {
+    return this.#socket.bytesRead - this.#baselineReadBytes;
   }
 
-  #checkIdle(idleMs: number): void {
-    if (performance.now() - this.#lastActivityMs < idleMs) return;
-    this.close(CloseCode.IdleTimeout, `no frame or ping for ${idleMs} ms`);
+  /** Answers a ping, or reports unprompted: either way the dialler learns how much we have read. */
+  #pong(kind: PongKind): void {
+    if (this.#closing || this.#ws.readyState !== this.#ws.OPEN) return;
+    this.#ws.pong(encodePong(kind, this.#readBytes()));
   }
 
-  #stopIdleTimer(): void {
-    if (this.#idleTimer !== null) clearInterval(this.#idleTimer);
-    this.#idleTimer = null;
+  /**
+   * Every pingIntervalMs: report progress, and close the connection if no byte has arrived for
+   * inboundIdleTimeoutMs (bytes, not whole frames: a large frame on a slow link is activity).
+   */
+  #tick(): void {
+    const nowMs = performance.now();
+    const readBytes = this.#readBytes();
+    if (readBytes !== this.#lastReadBytes) {
+      this.#lastReadBytes = readBytes;
+      this.#lastActivityMs = nowMs;
+    }
+    const idleMs = this.#ctx.limits.inboundIdleTimeoutMs;
+    if (nowMs - this.#lastActivityMs >= idleMs) {
+      this.close(CloseCode.IdleTimeout, `no frame or ping for ${idleMs} ms`);
+      return;
+    }
+    this.#pong(PongKind.Report);
+  }
+
+  #stopTimer(): void {
+    if (this.#tickTimer !== null) clearInterval(this.#tickTimer);
+    this.#tickTimer = null;
   }
 
   #onFrame(data: unknown, isBinary: boolean): void {
     if (this.#closing) return;
-    this.#touch();
     if (!isBinary || !(data instanceof Uint8Array)) {
       this.#reject('text frames are not accepted');
       return;
@@ -118,7 +143,7 @@ export class InboundConnection {
   close(code: number, reason: string): void {
     if (this.#closing) return;
     this.#closing = true;
-    this.#stopIdleTimer();
+    this.#stopTimer();
     if (code === CloseCode.IdleTimeout) this.#ctx.logger.info({ peer: this.peerId, reason }, 'closing idle inbound connection');
     closeWithGrace(this.#ws, code, reason, this.#ctx.limits.closeGraceMs);
   }

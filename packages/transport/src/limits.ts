@@ -17,11 +17,18 @@ export interface TransportLimits {
    * stops flushing, so a slow or silent peer fills its bounded queue instead of process memory.
    */
   maxUnflushedBytes: number;
-  /** The dialler pings every this often (and once as soon as the connection opens). */
+  /**
+   * The dialler checks liveness and pings every this often (and once at open); the acceptor
+   * sends a progress report (a pong with its read byte count) every this often.
+   */
   pingIntervalMs: number;
-  /** A ping not answered within this time terminates the connection (silent partition). */
+  /**
+   * The dialler terminates the link when no pong arrived for this long, or when the peer read
+   * none of the bytes written to it for this long (silent partition). A slow link that keeps
+   * draining is not terminated.
+   */
   pongTimeoutMs: number;
-  /** An inbound connection that sends no frame and no ping for this long is closed. */
+  /** An inbound connection on which no byte arrives (no frame, no ping) for this long is closed. */
   inboundIdleTimeoutMs: number;
   /** A dial whose WebSocket upgrade has not completed within this time is abandoned. */
   connectTimeoutMs: number;
@@ -88,6 +95,10 @@ function checkRelations(l: TransportLimits): void {
   rule(
     l.inboundIdleTimeoutMs >= 2 * l.pingIntervalMs,
     'inboundIdleTimeoutMs must be >= 2 * pingIntervalMs (a healthy idle link pings at least twice per idle timeout)',
+  );
+  rule(
+    l.pongTimeoutMs >= 2 * l.pingIntervalMs,
+    'pongTimeoutMs must be >= 2 * pingIntervalMs (progress reports arrive once per ping interval)',
   );
   rule(l.reconnectMaxMs >= l.reconnectInitialMs, 'reconnectMaxMs must be >= reconnectInitialMs');
   rule(l.helloMaxAgeMs >= 1000, 'helloMaxAgeMs must be >= 1000 (clocks of peers are never exactly in step)');

@@ -1,6 +1,8 @@
 // One directed link: this node's own outbound connection to one peer. It queues messages,
 // flushes them as batched frames, pings to notice silent partitions, and redials with
 // jittered exponential back-off. It never reads data: the acceptor sends only pongs.
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import type { Message } from '@quorumkv/raft';
 import { backoffDelayMs } from './backoff.js';
@@ -9,6 +11,7 @@ import { encodeFrame, estimateMessageBytes, FRAME_OVERHEAD_BYTES } from './codec
 import { createHelloHeader, HELLO_HEADER } from './handshake.js';
 import type { TransportLimits } from './limits.js';
 import { peerUrl } from './peers.js';
+import { decodePong, LivenessTracker, PongKind } from './progress.js';
 import type { LinkState, PeerStats, TransportLogger } from './types.js';
 
 /** What a link needs from its transport. */
@@ -35,11 +38,16 @@ function zeroMask(mask: Buffer): void {
 /** One open (or opening) WebSocket and what belongs to it alone. */
 interface Connection {
   ws: WebSocket;
+  /** The TCP socket under `ws`, known from the upgrade response. */
+  socket: Socket | null;
   opened: boolean;
   unflushedBytes: number;
-  pingTimer: NodeJS.Timeout | null;
-  pongTimer: NodeJS.Timeout | null;
-  pingSentAtMs: number;
+  /** socket.bytesWritten when the connection opened (the upgrade request is not frame bytes). */
+  baselineWrittenBytes: number;
+  liveness: LivenessTracker | null;
+  tickTimer: NodeJS.Timeout | null;
+  /** When the unanswered ping was sent (performance.now()), or null. */
+  pingSentAtMs: number | null;
 }
 
 type OutboundCounters = Pick<
@@ -156,10 +164,16 @@ export class OutboundLink {
       followRedirects: false,
       generateMask: zeroMask,
     });
-    const conn: Connection = { ws, opened: false, unflushedBytes: 0, pingTimer: null, pongTimer: null, pingSentAtMs: 0 };
+    const conn: Connection = {
+      ws, socket: null, opened: false, unflushedBytes: 0, baselineWrittenBytes: 0,
+      liveness: null, tickTimer: null, pingSentAtMs: null,
+    };
     this.#conn = conn;
+    ws.on('upgrade', (res: IncomingMessage) => {
+      conn.socket = res.socket;
+    });
     ws.on('open', () => this.#onOpen(conn));
-    ws.on('pong', () => this.#onPong(conn));
+    ws.on('pong', (payload) => this.#onPong(conn, payload));
     ws.on('message', () => this.#closeConn(conn, CloseCode.BadInput, 'an acceptor must not send data on a raft link'));
     ws.on('error', (err) => this.#onError(conn, err));
     ws.on('close', (code, reason) => this.#onClose(conn, code, reason.toString('utf8')));
@@ -168,32 +182,45 @@ export class OutboundLink {
   #onOpen(conn: Connection): void {
     if (this.#conn !== conn) return;
     conn.opened = true;
+    conn.baselineWrittenBytes = conn.socket?.bytesWritten ?? 0;
+    conn.liveness = new LivenessTracker(this.#ctx.limits.pongTimeoutMs, performance.now());
     this.#state = 'open';
     this.#ctx.logger.info({ peer: this.peerId, address: this.address }, 'peer link open');
-    this.#ping(conn);
-    conn.pingTimer = setInterval(() => this.#ping(conn), this.#ctx.limits.pingIntervalMs).unref();
+    this.#tick(conn);
+    conn.tickTimer = setInterval(() => this.#tick(conn), this.#ctx.limits.pingIntervalMs).unref();
     if (this.#queue.length > 0) this.#ctx.markDirty(this);
   }
 
-  #ping(conn: Connection): void {
-    if (conn.pongTimer !== null || conn.ws.readyState !== WebSocket.OPEN) return; // previous ping still unanswered
-    conn.pingSentAtMs = performance.now();
-    conn.ws.ping();
-    conn.pongTimer = setTimeout(() => {
+  /** Every pingIntervalMs: judge liveness from the peer's progress reports, then ping. */
+  #tick(conn: Connection): void {
+    if (conn.ws.readyState !== WebSocket.OPEN || conn.liveness === null) return;
+    const writtenBytes = (conn.socket?.bytesWritten ?? 0) - conn.baselineWrittenBytes;
+    const verdict = conn.liveness.check(performance.now(), writtenBytes);
+    if (!verdict.ok) {
       this.#ctx.logger.warn(
-        { peer: this.peerId, pongTimeoutMs: this.#ctx.limits.pongTimeoutMs },
-        'peer did not answer a ping in time; terminating the link (silent partition?)',
+        { peer: this.peerId, reason: verdict.reason, pongTimeoutMs: this.#ctx.limits.pongTimeoutMs },
+        'peer link is not making progress; terminating it (silent partition?)',
       );
       conn.ws.terminate();
-    }, this.#ctx.limits.pongTimeoutMs).unref();
+      return;
+    }
+    if (conn.pingSentAtMs !== null) return; // the last ping is still queued or unanswered
+    conn.pingSentAtMs = performance.now();
+    conn.ws.ping();
   }
 
-  #onPong(conn: Connection): void {
-    if (conn.pongTimer === null) return;
-    clearTimeout(conn.pongTimer);
-    conn.pongTimer = null;
-    this.#counters.rttMs = Math.round((performance.now() - conn.pingSentAtMs) * 1000) / 1000;
-    // A pong proves the peer accepted us and is responsive: back-off starts over.
+  #onPong(conn: Connection, payload: Buffer): void {
+    const pong = decodePong(payload);
+    if (pong === null) {
+      this.#closeConn(conn, CloseCode.BadInput, 'malformed pong (expected a progress report)');
+      return;
+    }
+    const nowMs = performance.now();
+    conn.liveness?.onPong(nowMs, pong.bytesRead);
+    if (pong.kind !== PongKind.Reply || conn.pingSentAtMs === null) return;
+    this.#counters.rttMs = Math.round((nowMs - conn.pingSentAtMs) * 1000) / 1000;
+    conn.pingSentAtMs = null;
+    // An answered ping proves the peer accepted us and is responsive: back-off starts over.
     this.#attempt = 0;
   }
 
@@ -269,10 +296,8 @@ export class OutboundLink {
 }
 
 function clearConnTimers(conn: Connection): void {
-  if (conn.pingTimer !== null) clearInterval(conn.pingTimer);
-  if (conn.pongTimer !== null) clearTimeout(conn.pongTimer);
-  conn.pingTimer = null;
-  conn.pongTimer = null;
+  if (conn.tickTimer !== null) clearInterval(conn.tickTimer);
+  conn.tickTimer = null;
 }
 
 /**

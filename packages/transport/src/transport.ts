@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Message } from '@quorumkv/raft';
@@ -71,6 +72,8 @@ export class PeerTransport {
       maxPayload: this.limits.maxFrameBytes,
       perMessageDeflate: false,
       clientTracking: false,
+      // Inbound connections answer pings with a progress report (see progress.ts).
+      autoPong: false,
     });
     this.#linkCtx = {
       selfId: this.id,
@@ -203,14 +206,14 @@ export class PeerTransport {
       closeWithGrace(ws, verdict.code, verdict.reason, this.limits.closeGraceMs);
       return;
     }
-    this.#accept(ws, verdict.hello.from, remote);
+    this.#accept(ws, req.socket, verdict.hello.from, remote);
   }
 
-  #accept(ws: WebSocket, peerId: string, remote: string): void {
+  #accept(ws: WebSocket, socket: Socket, peerId: string, remote: string): void {
     const counters = this.#inboundCounters.get(peerId);
     assert(counters !== undefined, `no inbound counters for peer ${peerId}`);
     this.#inbound.get(peerId)?.close(CloseCode.Replaced, 'replaced by a newer connection from the same peer');
-    const conn = new InboundConnection(this.#inboundCtx, ws, peerId, counters, () => {
+    const conn = new InboundConnection(this.#inboundCtx, ws, socket, peerId, counters, () => {
       if (this.#inbound.get(peerId) === conn) this.#inbound.delete(peerId);
     });
     this.#inbound.set(peerId, conn);

@@ -152,9 +152,14 @@ export function prng(seed: number): () => number {
 export class BlackholeProxy {
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
-  #blocked = false;
+  /** The dialler-side sockets: pausing them stops the dialler -> target direction only. */
+  readonly #clientSockets = new Set<net.Socket>();
+  #blocked: false | 'both' | 'up' = false;
   port = 0;
   connections = 0;
+
+  /** Bytes per second in each direction while not blocked; null = as fast as possible. */
+  rateBytesPerS: number | null = null;
 
   constructor(readonly targetPort: number) {
     this.#server = net.createServer((client) => this.#onConnection(client));
@@ -163,6 +168,8 @@ export class BlackholeProxy {
   #onConnection(client: net.Socket): void {
     this.connections++;
     const upstream = net.connect(this.targetPort, '127.0.0.1');
+    this.#clientSockets.add(client);
+    client.on('close', () => this.#clientSockets.delete(client));
     for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
       this.#sockets.add(a);
       a.on('error', () => b.destroy());
@@ -170,9 +177,19 @@ export class BlackholeProxy {
         this.#sockets.delete(a);
         b.destroy();
       });
-      a.on('data', (d) => b.write(d));
-      if (this.#blocked) a.pause();
+      a.on('data', (d: Buffer) => this.#forward(a, b, d));
+      if (this.#blocked === 'both' || (this.#blocked === 'up' && a === client)) a.pause();
     }
+  }
+
+  #forward(from: net.Socket, to: net.Socket, data: Buffer): void {
+    to.write(data);
+    if (this.rateBytesPerS === null) return;
+    // Throttle: stop reading for as long as these bytes take at the configured rate.
+    from.pause();
+    setTimeout(() => {
+      if (!this.#blocked) from.resume();
+    }, (1000 * data.byteLength) / this.rateBytesPerS);
   }
 
   async listen(): Promise<number> {
@@ -181,9 +198,10 @@ export class BlackholeProxy {
     return this.port;
   }
 
-  block(): void {
-    this.#blocked = true;
-    for (const s of this.#sockets) s.pause();
+  /** Stops forwarding in both directions, or only dialler -> target ('up': a one-way partition). */
+  block(direction: 'both' | 'up' = 'both'): void {
+    this.#blocked = direction;
+    for (const s of direction === 'both' ? this.#sockets : this.#clientSockets) s.pause();
   }
 
   unblock(): void {
