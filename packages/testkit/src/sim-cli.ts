@@ -7,8 +7,7 @@ import { parseArgs } from 'node:util';
 import { ALL_BUGS } from './sim-cluster.js';
 import type { SimBug } from './sim-cluster.js';
 import { PROFILES } from './scenario.js';
-import { runSeed } from './simulate.js';
-import type { SimResult } from './simulate.js';
+import { describeFailure, runSeeds } from './simulate.js';
 
 /** Parsed command line. */
 export interface CliOptions {
@@ -65,28 +64,6 @@ export function parseCli(argv: string[]): CliOptions {
   };
 }
 
-/** The one command that replays exactly `seed` under `o`. */
-export function replayCommand(o: CliOptions, seed: number): string {
-  let cmd = `pnpm sim --seeds 1 --seed ${seed} --nodes ${o.nodes} --steps ${o.steps}`;
-  if (o.profile !== 'default') cmd += ` --profile ${o.profile}`;
-  if (o.bug) cmd += ` --bug ${o.bug}`;
-  return `${cmd} --verbose`;
-}
-
-function describeFailure(o: CliOptions, r: SimResult): string {
-  return [
-    '',
-    `FAILED seed ${r.seed} (${o.nodes} nodes, ${o.steps} steps, profile ${o.profile}${o.bug ? `, planted bug ${o.bug}` : ''})`,
-    `invariant: ${r.invariant} (${r.phase} phase, tick ${r.failedAtTick})`,
-    `${r.message}`,
-    '',
-    'last events:',
-    r.trace ?? '(none)',
-    '',
-    `replay: ${replayCommand(o, r.seed)}`,
-  ].join('\n');
-}
-
 /** Runs the seeds; returns the process exit code. */
 export function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): number {
   let o: CliOptions;
@@ -96,32 +73,38 @@ export function main(argv: string[], out: (s: string) => void = (s) => process.s
     out(`${err instanceof Error ? err.message : String(err)}\n`);
     return 2;
   }
-  const t0 = performance.now();
-  let ticks = 0;
-  let failures = 0;
-  let firstFailure: SimResult | undefined;
   const every = Math.max(1, Math.floor(o.seeds / 10));
-  for (let k = 0; k < o.seeds; k++) {
-    const seed = o.seed + k;
-    const r = runSeed({ seed, nodes: o.nodes, steps: o.steps, bug: o.bug, profile: PROFILES[o.profile], onEvent: o.verbose ? (l) => out(`${l}\n`) : undefined });
-    ticks += r.ticks;
-    if (!r.ok) {
-      failures++;
-      firstFailure ??= r;
-      if (!o.keepGoing) {
-        out(`${describeFailure(o, r)}\n`);
-        return 1;
+  const t0 = performance.now();
+  let failed = 0;
+  const batch = runSeeds({
+    from: o.seed,
+    count: o.seeds,
+    nodes: o.nodes,
+    steps: o.steps,
+    bug: o.bug,
+    profile: PROFILES[o.profile],
+    stopAtFirstFailure: !o.keepGoing,
+    onEvent: o.verbose ? (l) => out(`${l}\n`) : undefined,
+    onResult: (r, done) => {
+      if (!r.ok) {
+        failed++;
+        if (o.keepGoing) out(`seed ${r.seed}: ${r.invariant}: ${r.message}\n`);
       }
-      out(`seed ${seed}: ${r.invariant}: ${r.message}\n`);
-    }
-    if ((k + 1) % every === 0 || k + 1 === o.seeds) {
-      out(`${k + 1}/${o.seeds} seeds, ${failures} failed, ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
-    }
-  }
-  const secs = (performance.now() - t0) / 1000;
-  out(`done: ${o.seeds} seeds from ${o.seed}, ${o.nodes} nodes, ${ticks} ticks, ${failures} failed, ${secs.toFixed(1)} s (${((o.seeds / secs) || 0).toFixed(0)} seeds/s)\n`);
-  if (firstFailure) out(`${describeFailure(o, firstFailure)}\n`);
-  return failures > 0 ? 1 : 0;
+      if (done % every === 0 || done === o.seeds) out(`${done}/${o.seeds} seeds, ${failed} failed, ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+    },
+  });
+  const secs = batch.elapsedMs / 1000;
+  const t = batch.totals;
+  out(
+    `done: ${batch.ran} seeds from ${o.seed} (${o.nodes} nodes, ${o.steps} steps, profile ${o.profile}${o.bug ? `, bug ${o.bug}` : ''}): ` +
+      `${batch.failures.length} failed, ${batch.ticks} ticks, ${secs.toFixed(1)} s (${(batch.ran / secs || 0).toFixed(0)} seeds/s)\n` +
+      `totals: ${t.proposals} proposals, ${t.writesAcked} writes acked, ${t.readsServed}/${t.readsStarted} reads served, ` +
+      `${t.crashes} crashes, ${t.leaderTerms} leader terms, ${t.snapshotsInstalled} snapshots installed, ${t.compactions} compactions, ` +
+      `${t.confChanges} conf changes, ${t.transfers} transfers, ${t.messagesDelivered}/${t.messagesSent} messages delivered\n`,
+  );
+  const first = batch.failures[0];
+  if (first) out(`\n${describeFailure(first)}\n`);
+  return first ? 1 : 0;
 }
 
 // Run when executed directly (not when imported by a test).

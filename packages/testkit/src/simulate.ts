@@ -29,9 +29,19 @@ export interface SimOptions {
   traceCapacity?: number;
 }
 
+/** What identifies a run: with these, `replayCommand` reproduces it exactly. */
+export interface RunId {
+  seed: number;
+  nodes: number;
+  steps: number;
+  profile: string;
+  bug?: SimBug | undefined;
+}
+
 /** The outcome of one run. */
 export interface SimResult {
   seed: number;
+  run: RunId;
   ok: boolean;
   /** Set when an invariant broke (or the simulator itself failed: 'simulator-error'). */
   invariant?: InvariantName | 'simulator-error';
@@ -57,6 +67,7 @@ export function runSeed(opts: SimOptions): SimResult {
   const profile = opts.profile ?? DEFAULT_PROFILE;
   let cluster: SimCluster | undefined;
   let phase: 'safety' | 'liveness' = 'safety';
+  const runId: RunId = { seed: opts.seed, nodes, steps, profile: profile.name, bug: opts.bug };
   try {
     cluster = new SimCluster({ seed: opts.seed, nodeCount: nodes, spareCount: 1, profile, bug: opts.bug, traceCapacity: opts.traceCapacity });
     if (opts.onEvent) cluster.trace.onEvent = opts.onEvent;
@@ -67,9 +78,9 @@ export function runSeed(opts: SimOptions): SimResult {
     }
     phase = 'liveness';
     runLiveness(cluster, opts.livenessTicks ?? 600);
-    return result(opts.seed, cluster, true);
+    return result(runId, cluster, true);
   } catch (err) {
-    const r = result(opts.seed, cluster, false);
+    const r = result(runId, cluster, false);
     r.phase = phase;
     r.failedAtTick = cluster?.now ?? 0;
     if (err instanceof InvariantViolation) {
@@ -84,11 +95,76 @@ export function runSeed(opts: SimOptions): SimResult {
   }
 }
 
-function result(seed: number, c: SimCluster | undefined, ok: boolean): SimResult {
+function result(run: RunId, c: SimCluster | undefined, ok: boolean): SimResult {
   const stats = c
     ? { ...c.stats, messagesSent: c.net.stats.sent, messagesDelivered: c.net.stats.delivered, maxCommit: c.checker.maxCommit }
     : emptyStats();
-  return { seed, ok, ticks: c?.now ?? 0, stats };
+  return { seed: run.seed, run, ok, ticks: c?.now ?? 0, stats };
+}
+
+/** Options for a batch of consecutive seeds. */
+export interface BatchOptions extends Omit<SimOptions, 'seed'> {
+  /** First seed; the batch runs from .. from+count-1. */
+  from: number;
+  count: number;
+  /** Stop at the first failing seed (default true). */
+  stopAtFirstFailure?: boolean;
+  /** Called after each seed (progress reporting). */
+  onResult?: (r: SimResult, done: number) => void;
+}
+
+/** The outcome of a batch. */
+export interface BatchResult {
+  ran: number;
+  ticks: number;
+  elapsedMs: number;
+  failures: SimResult[];
+  /** Sum of the per-run counters. */
+  totals: SimResult['stats'];
+}
+
+/** Runs consecutive seeds. Deterministic apart from `elapsedMs`. */
+export function runSeeds(opts: BatchOptions): BatchResult {
+  const t0 = performance.now();
+  const out: BatchResult = { ran: 0, ticks: 0, elapsedMs: 0, failures: [], totals: emptyStats() };
+  for (let k = 0; k < opts.count; k++) {
+    const r = runSeed({ ...opts, seed: opts.from + k });
+    out.ran++;
+    out.ticks += r.ticks;
+    for (const key of Object.keys(out.totals) as (keyof SimResult['stats'])[]) {
+      out.totals[key] = key === 'maxCommit' ? Math.max(out.totals[key], r.stats[key]) : out.totals[key] + r.stats[key];
+    }
+    opts.onResult?.(r, k + 1);
+    if (!r.ok) {
+      out.failures.push(r);
+      if (opts.stopAtFirstFailure ?? true) break;
+    }
+  }
+  out.elapsedMs = performance.now() - t0;
+  return out;
+}
+
+/** The one command that replays exactly this run, with the full event trace. */
+export function replayCommand(run: RunId): string {
+  let cmd = `pnpm sim --seeds 1 --seed ${run.seed} --nodes ${run.nodes} --steps ${run.steps}`;
+  if (run.profile !== 'default') cmd += ` --profile ${run.profile}`;
+  if (run.bug) cmd += ` --bug ${run.bug}`;
+  return `${cmd} --verbose`;
+}
+
+/** A failure as people read it: seed, invariant, message, the trace's end and the replay command. */
+export function describeFailure(r: SimResult): string {
+  const run = r.run;
+  return [
+    `FAILED seed ${r.seed} (${run.nodes} nodes, ${run.steps} steps, profile ${run.profile}${run.bug ? `, planted bug ${run.bug}` : ''})`,
+    `invariant: ${r.invariant ?? 'none'} (${r.phase ?? '?'} phase, tick ${r.failedAtTick ?? '?'})`,
+    `${r.message ?? ''}`,
+    '',
+    'last events:',
+    r.trace ?? '(none)',
+    '',
+    `replay: ${replayCommand(run)}`,
+  ].join('\n');
 }
 
 function emptyStats(): SimResult['stats'] {
