@@ -1,8 +1,7 @@
 // Deterministic simulation of the Raft core, 5-node clusters: the other half of the default
 // run (see sim.test.ts).
 import { describe, expect, it } from 'vitest';
-import { CHURN_PROFILE } from '@quorumkv/testkit';
-import { chunks, expectSeedsPass } from './sim-helpers.js';
+import { CHURN_PROFILE, expectSeedsPass, seedChunks } from '@quorumkv/testkit';
 
 const SEEDS_5_NODES = 800;
 const STEPS = 400;
@@ -10,7 +9,7 @@ const STEPS = 400;
 const TIMEOUT_MS = 180_000;
 
 describe('simulation, 5 nodes, default fault mix', () => {
-  it.each(chunks(1, SEEDS_5_NODES, 50).map((c) => [c.from, c.count] as const))('seeds %i.. (%i seeds)', (from, count) => {
+  it.each(seedChunks(1, SEEDS_5_NODES, 50))('seeds %i.. (%i seeds)', (from, count) => {
     const batch = expectSeedsPass({ from, count, nodes: 5, steps: STEPS });
     expect(batch.totals.writesAcked).toBeGreaterThan(count * 20);
     expect(batch.totals.readsServed).toBeGreaterThan(count * 5);

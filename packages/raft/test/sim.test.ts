@@ -5,8 +5,7 @@
 // safety invariant checked as it runs, then a liveness phase. A failure prints the seed, the
 // invariant, the trace and the `pnpm sim` command that replays it. See docs/simulation.md.
 import { describe, expect, it } from 'vitest';
-import { CHURN_PROFILE, CRASHY_PROFILE } from '@quorumkv/testkit';
-import { chunks, expectSeedsPass } from './sim-helpers.js';
+import { CHURN_PROFILE, CRASHY_PROFILE, expectSeedsPass, seedChunks } from '@quorumkv/testkit';
 
 const SEEDS_3_NODES = 1200;
 const STEPS = 400;
@@ -14,7 +13,7 @@ const STEPS = 400;
 const TIMEOUT_MS = 180_000;
 
 describe('simulation, 3 nodes, default fault mix', () => {
-  it.each(chunks(1, SEEDS_3_NODES, 100).map((c) => [c.from, c.count] as const))('seeds %i.. (%i seeds)', (from, count) => {
+  it.each(seedChunks(1, SEEDS_3_NODES, 100))('seeds %i.. (%i seeds)', (from, count) => {
     const batch = expectSeedsPass({ from, count, nodes: 3, steps: STEPS });
     // The runs did real work: the schedule is not accidentally idle.
     expect(batch.totals.writesAcked).toBeGreaterThan(count * 20);

@@ -14,5 +14,5 @@ export { DEFAULT_PROFILE, CRASHY_PROFILE, CHURN_PROFILE, FIGURE8_PROFILE, PROFIL
 export type { SimProfile, CoreSettings } from './scenario.js';
 export { SimCluster, SimNode, ALL_BUGS, describeMessage } from './sim-cluster.js';
 export type { SimBug, ClusterOptions, ClusterStats, Envelope } from './sim-cluster.js';
-export { runSeed, runSeeds, replayCommand, describeFailure } from './simulate.js';
+export { runSeed, runSeeds, expectSeedsPass, seedChunks, replayCommand, describeFailure } from './simulate.js';
 export type { SimOptions, SimResult, RunId, BatchOptions, BatchResult } from './simulate.js';

@@ -144,6 +144,24 @@ export function runSeeds(opts: BatchOptions): BatchResult {
   return out;
 }
 
+/**
+ * Runs seeds [from, from+count) and throws an Error carrying `describeFailure` of the first
+ * failing seed (for test suites: the message holds the seed, trace and replay command).
+ */
+export function expectSeedsPass(opts: BatchOptions): BatchResult {
+  const batch = runSeeds({ ...opts, stopAtFirstFailure: true });
+  const first = batch.failures[0];
+  if (first) throw new Error(`\n${describeFailure(first)}\n`);
+  return batch;
+}
+
+/** Splits [from, from+total) into chunks of at most `size` seeds, as [from, count] pairs. */
+export function seedChunks(from: number, total: number, size: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let s = from; s < from + total; s += size) out.push([s, Math.min(size, from + total - s)]);
+  return out;
+}
+
 /** The one command that replays exactly this run, with the full event trace. */
 export function replayCommand(run: RunId): string {
   let cmd = `pnpm sim --seeds 1 --seed ${run.seed} --nodes ${run.nodes} --steps ${run.steps}`;
