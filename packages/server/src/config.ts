@@ -51,6 +51,8 @@ export interface ServeConfig {
   snapshotEntries: number;
   /** Entries kept behind a snapshot for slightly lagging followers. */
   snapshotKeepEntries: number;
+  /** Log compaction also when this many bytes of entries were applied since the last snapshot. */
+  snapshotLogBytes: number;
   /** Outgoing snapshot bandwidth per node, bytes per second (0 = unlimited). */
   snapshotRateBytesPerSec: number;
   snapshotChunkBytes: number;
@@ -72,6 +74,7 @@ export const DEFAULTS = {
   requestTimeoutMs: 5000,
   snapshotEntries: 20_000,
   snapshotKeepEntries: 5_000,
+  snapshotLogBytes: 64 * 1024 * 1024,
   snapshotRateBytesPerSec: 32 * 1024 * 1024,
   snapshotChunkBytes: 1024 * 1024,
   maxConcurrentSnapshotSends: 1,
@@ -101,6 +104,7 @@ const SERVE_FLAGS = {
   'request-timeout-ms': { type: 'string' },
   'snapshot-entries': { type: 'string' },
   'snapshot-keep-entries': { type: 'string' },
+  'snapshot-log-bytes': { type: 'string' },
   'snapshot-rate': { type: 'string' },
   'snapshot-chunk-bytes': { type: 'string' },
   'max-concurrent-snapshot-sends': { type: 'string' },
@@ -130,6 +134,7 @@ export const SERVE_USAGE = `usage: quorumkv serve --id ID --listen HOST:PORT --p
   --request-timeout-ms N     (default ${DEFAULTS.requestTimeoutMs})
   --snapshot-entries N       applied entries between snapshots (default ${DEFAULTS.snapshotEntries})
   --snapshot-keep-entries N  log entries kept behind a snapshot (default ${DEFAULTS.snapshotKeepEntries})
+  --snapshot-log-bytes N     also snapshot after this many bytes of log (default ${DEFAULTS.snapshotLogBytes})
   --snapshot-rate BYTES/S    snapshot send rate limit, 0 = unlimited (default ${DEFAULTS.snapshotRateBytesPerSec})
   --snapshot-chunk-bytes N
   --max-concurrent-snapshot-sends N
@@ -282,6 +287,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     requestTimeoutMs: num('request-timeout-ms', DEFAULTS.requestTimeoutMs, 1, 600_000),
     snapshotEntries,
     snapshotKeepEntries,
+    snapshotLogBytes: num('snapshot-log-bytes', DEFAULTS.snapshotLogBytes, 1024),
     snapshotRateBytesPerSec: num('snapshot-rate', DEFAULTS.snapshotRateBytesPerSec, 0),
     snapshotChunkBytes: num('snapshot-chunk-bytes', DEFAULTS.snapshotChunkBytes, 1024, 64 * 1024 * 1024),
     maxConcurrentSnapshotSends: num('max-concurrent-snapshot-sends', DEFAULTS.maxConcurrentSnapshotSends, 1, 64),

@@ -45,6 +45,7 @@ import {
 import { PeerTransport } from '@quorumkv/transport';
 import {
   BusyError,
+  InvalidArgumentError,
   NoLeaderError,
   NotLeaderError,
   TimeoutError,
@@ -339,7 +340,11 @@ export class QuorumKvNode {
     for (let i = 0; i < entries.length; i++) this.settleWrite(entries[i]!, results[i]!);
     const applied = entries[entries.length - 1]!.index;
     this.serveReadsUpTo(applied);
-    this.snapshotHooks?.afterApply(applied);
+    if (this.snapshotHooks) {
+      let bytes = 0;
+      for (const e of entries) bytes += e.data.byteLength;
+      this.snapshotHooks.afterApply(applied, bytes);
+    }
   }
 
   private confChangeItem(e: Entry): ApplyItem {
@@ -405,6 +410,37 @@ export class QuorumKvNode {
       this.writes.set(at.index, { term: at.term, bytes: data.byteLength, deadlineMs: d.deadlineMs, signal: d.signal, resolve, reject });
       this.pendingWriteBytes += data.byteLength;
     });
+  }
+
+  /** Proposes a membership change and resolves once it is applied. One at a time. */
+  changeMembership(cc: ConfChange, d: Deadline): Promise<ApplyResult> {
+    this.checkWritable();
+    let at: { index: number; term: number };
+    try {
+      at = this.raw.proposeConfChange(cc);
+    } catch (e) {
+      if (e instanceof RaftNotLeaderError) return Promise.reject(this.notLeader());
+      if (e instanceof ProposalDroppedError) return Promise.reject(new BusyError(1000, e.message));
+      throw e;
+    }
+    this.log.info({ term: at.term, index: at.index, change: cc }, 'proposed membership change');
+    this.schedule();
+    return new Promise<ApplyResult>((resolve, reject) => {
+      this.writes.set(at.index, { term: at.term, bytes: 0, deadlineMs: d.deadlineMs, signal: d.signal, resolve, reject });
+    });
+  }
+
+  /** Asks the core to hand leadership to `to`; resolves when this node sees another leader. */
+  async transferLeadership(to: string, d: Deadline): Promise<void> {
+    this.checkWritable();
+    if (!this.raw.status().confState.voters.includes(to)) throw new InvalidArgumentError(`${to} is not a voter`);
+    this.raw.transferLeader(to);
+    this.schedule();
+    while (Date.now() < d.deadlineMs) {
+      if (this.leader !== null && this.leader !== this.id) return;
+      await sleep(10);
+    }
+    throw new TimeoutError(`leadership did not move to ${to} before the deadline`);
   }
 
   private checkWritable(): void {
@@ -615,8 +651,8 @@ export interface SnapshotHooks {
   send(m: Message): void;
   /** A received snapshot (already staged) must be installed before applying further entries. */
   install(snapshot: NonNullable<Ready['snapshot']>): Promise<void>;
-  /** Called after each apply batch (compaction decisions). */
-  afterApply(appliedIndex: number): void;
+  /** Called after each apply batch with its last index and its entries' bytes (compaction decisions). */
+  afterApply(appliedIndex: number, appliedBytes: number): void;
   close(): Promise<void>;
 }
 

@@ -1,0 +1,207 @@
+// Admin HTTP endpoints (behind `quorumkv member …`, `leader transfer`, `snapshot-rate`):
+//
+//   POST   /v1/admin/members              {"id","address","learner"?,"zone"?}
+//          joins as a learner; unless "learner": true, it is promoted once caught up
+//   POST   /v1/admin/members/{id}/promote  refused (409) while the learner is behind
+//   DELETE /v1/admin/members/{id}           removing the leader transfers leadership first
+//   POST   /v1/admin/leader/transfer        {"id"}
+//   PUT    /v1/admin/snapshot-rate          {"bytesPerSecond"}   this node only (0 = unlimited)
+//   GET    /v1/admin/snapshots              transfers in flight
+//
+// Membership requests must run on the leader: a follower forwards them (like writes).
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { ConfChangeType, type ConfChange } from '@quorumkv/raft';
+import { InvalidArgumentError, QuorumKvError, TimeoutError, UnavailableError } from '@quorumkv/protocol';
+import type { AdminRoutes } from './http-api.js';
+import { splitHostPort } from './http-api.js';
+import { memberContext } from './membership.js';
+import type { QuorumKvNode } from './node.js';
+import type { SnapshotManager } from './snapshots.js';
+import { parseHostPort } from './config.js';
+
+/** A learner is "caught up" when its match index is within this many entries of the leader's last. */
+const CAUGHT_UP_MAX_LAG = 100;
+/** How long `member add` waits for the new learner to catch up before giving up on promotion. */
+const PROMOTE_WAIT_MS = 120_000;
+const MAX_ADMIN_BODY_BYTES = 64 * 1024;
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+class AdminError extends QuorumKvError {}
+
+export class AdminApi implements AdminRoutes {
+  constructor(
+    private readonly node: QuorumKvNode,
+    private readonly snapshots: SnapshotManager,
+  ) {}
+
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    const p = url.pathname;
+    if (!p.startsWith('/v1/admin/')) return false;
+    const m = req.method ?? 'GET';
+    if (p === '/v1/admin/snapshot-rate' && m === 'PUT') return this.snapshotRate(req, res);
+    if (p === '/v1/admin/snapshots' && m === 'GET') return json(res, 200, { rateBytesPerSec: this.snapshots.rateBytesPerSec, transfers: this.snapshots.status() });
+    // Everything below changes the cluster: leader only (followers forward).
+    if (!this.node.isLeader()) return this.forward(req, res);
+    if (p === '/v1/admin/members' && m === 'POST') return this.add(req, res);
+    const promote = /^\/v1\/admin\/members\/([^/]+)\/promote$/.exec(p);
+    if (promote && m === 'POST') return this.promote(res, decodeURIComponent(promote[1]!));
+    const member = /^\/v1\/admin\/members\/([^/]+)$/.exec(p);
+    if (member && m === 'DELETE') return this.remove(req, res, decodeURIComponent(member[1]!));
+    if (p === '/v1/admin/leader/transfer' && m === 'POST') return this.transfer(req, res);
+    throw new AdminError('QKV_NOT_FOUND', `no admin route ${m} ${p}`);
+  }
+
+  private deadline(ms = this.node.cfg.requestTimeoutMs) {
+    return { deadlineMs: Date.now() + ms };
+  }
+
+  private async add(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const body = await readJson(req);
+    const id = str(body, 'id');
+    const address = str(body, 'address');
+    if (!ID_RE.test(id)) throw new InvalidArgumentError(`bad node id "${id}"`);
+    try {
+      parseHostPort(address, 'address');
+    } catch (e) {
+      throw new InvalidArgumentError((e as Error).message);
+    }
+    const zone = body.zone === undefined ? undefined : str(body, 'zone');
+    const learnerOnly = body.learner === true;
+    if (this.node.memberById(id)) throw new AdminError('QKV_CONFLICT', `${id} is already a member`);
+    await this.node.changeMembership({ type: ConfChangeType.AddLearner, nodeId: id, context: memberContext(address, zone) }, this.deadline());
+    if (learnerOnly) return json(res, 200, { id, added: 'learner' });
+    await this.waitCaughtUp(id, PROMOTE_WAIT_MS);
+    await this.node.changeMembership({ type: ConfChangeType.AddNode, nodeId: id }, this.deadline());
+    return json(res, 200, { id, added: 'voter' });
+  }
+
+  private async promote(res: ServerResponse, id: string): Promise<boolean> {
+    const m = this.node.membership();
+    if (!m.learners.some((l) => l.id === id)) throw new AdminError('QKV_NOT_FOUND', `${id} is not a learner`);
+    const lag = this.lag(id);
+    if (lag === undefined || lag > CAUGHT_UP_MAX_LAG) {
+      throw new AdminError('QKV_NOT_CAUGHT_UP', `${id} is ${lag ?? 'an unknown number of'} entries behind; promote it once caught up`);
+    }
+    await this.node.changeMembership({ type: ConfChangeType.AddNode, nodeId: id }, this.deadline());
+    return json(res, 200, { id, promoted: true });
+  }
+
+  private async remove(req: IncomingMessage, res: ServerResponse, id: string): Promise<boolean> {
+    if (!this.node.memberById(id)) throw new AdminError('QKV_NOT_FOUND', `${id} is not a member`);
+    if (id === this.node.id) {
+      // Never remove a leader under its own feet: hand leadership to the most caught-up voter,
+      // then let the new leader remove this node.
+      const target = this.bestTransferee();
+      if (!target) throw new AdminError('QKV_CONFLICT', 'cannot remove the only voter');
+      await this.node.transferLeadership(target, this.deadline());
+      return this.forward(req, res);
+    }
+    const cc: ConfChange = { type: ConfChangeType.RemoveNode, nodeId: id };
+    await this.node.changeMembership(cc, this.deadline());
+    return json(res, 200, { id, removed: true });
+  }
+
+  private async transfer(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const id = str(await readJson(req), 'id');
+    if (id === this.node.id) return json(res, 200, { leader: id, transferred: false });
+    await this.node.transferLeadership(id, this.deadline(Math.max(this.node.cfg.requestTimeoutMs, 4 * this.node.cfg.electionTicks * this.node.cfg.tickMs)));
+    return json(res, 200, { leader: this.node.leaderId(), transferred: true });
+  }
+
+  private async snapshotRate(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const v = (await readJson(req)).bytesPerSecond;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError('bytesPerSecond must be a non-negative integer');
+    this.snapshots.setRate(v);
+    return json(res, 200, { id: this.node.id, bytesPerSecond: v });
+  }
+
+  private lag(id: string): number | undefined {
+    const pr = this.node.raw.status().progress?.[id];
+    return pr ? this.node.raw.status().lastIndex - pr.match : undefined;
+  }
+
+  private async waitCaughtUp(id: string, timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (Date.now() < until) {
+      const lag = this.lag(id);
+      if (lag !== undefined && lag <= CAUGHT_UP_MAX_LAG) return;
+      if (!this.node.isLeader()) throw this.node.notLeader();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new TimeoutError(`${id} joined as a learner but did not catch up within ${timeoutMs} ms; promote it later with 'member promote'`);
+  }
+
+  private bestTransferee(): string | undefined {
+    const st = this.node.raw.status();
+    let best: { id: string; match: number } | undefined;
+    for (const v of st.confState.voters) {
+      if (v === this.node.id) continue;
+      const match = st.progress?.[v]?.match ?? 0;
+      if (!best || match > best.match) best = { id: v, match };
+    }
+    return best?.id;
+  }
+
+  /** Relays an admin request to the leader (once). */
+  private async forward(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const hint = this.node.leaderHint();
+    if (!hint?.address || req.headers['x-qkv-forwarded'] !== undefined) throw this.node.notLeader();
+    const body = await readRaw(req);
+    const [host, port] = splitHostPort(hint.address);
+    await new Promise<void>((resolve, reject) => {
+      const out = http.request(
+        { host, port, method: req.method, path: req.url, headers: { 'x-qkv-forwarded': this.node.id, 'content-type': 'application/json' }, timeout: PROMOTE_WAIT_MS + 10_000 },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, { 'content-type': up.headers['content-type'] ?? 'application/json', 'x-qkv-forwarded-to': hint.id });
+          up.pipe(res);
+          up.on('end', resolve);
+          up.on('error', reject);
+        },
+      );
+      out.on('timeout', () => out.destroy(new UnavailableError('forwarding to the leader timed out')));
+      out.on('error', (e) => reject(e instanceof QuorumKvError ? e : new UnavailableError(`cannot reach leader ${hint.id}: ${e.message}`)));
+      out.end(body);
+    });
+    return true;
+  }
+}
+
+function json(res: ServerResponse, status: number, body: unknown): true {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+  return true;
+}
+
+function readRaw(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_ADMIN_BODY_BYTES) {
+        req.destroy();
+        reject(new InvalidArgumentError('admin request body too large'));
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const raw = await readRaw(req);
+  try {
+    const v = JSON.parse(raw.toString('utf8') || '{}') as unknown;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+    return v as Record<string, unknown>;
+  } catch {
+    throw new InvalidArgumentError('request body must be a JSON object');
+  }
+}
+
+function str(o: Record<string, unknown>, name: string): string {
+  const v = o[name];
+  if (typeof v !== 'string' || v === '') throw new InvalidArgumentError(`"${name}" must be a non-empty string`);
+  return v;
+}
