@@ -27,12 +27,9 @@ import type { ApplyResult, Command, KeyValue, RangeRequest, SessionTag } from '@
 import type { QuorumKvNode } from './node.js';
 import { zoneWarnings } from './membership.js';
 
-/**
- * Protocol sessions number writes from 1 (ackedBelow starts at 1); the state machine numbers
- * them from 0. One place converts.
- */
+/** The protocol's session reference is the state machine's session tag (both number writes from 1). */
 export function toSessionTag(s: SessionRef): SessionTag {
-  return { id: s.id, seq: s.seq - 1, ackedBelow: Math.max(0, s.ackedBelow - 1) };
+  return { id: s.id, seq: s.seq, ackedBelow: s.ackedBelow };
 }
 
 export function toWireItem(kv: KeyValue): WireItem {
