@@ -8,6 +8,7 @@ import type { Message } from '@quorumkv/raft';
 import { backoffDelayMs } from './backoff.js';
 import { CloseCode, fitCloseReason } from './close-codes.js';
 import { encodeFrame, estimateMessageBytes, FRAME_OVERHEAD_BYTES } from './codec.js';
+import { assert } from './errors.js';
 import { createHelloHeader, HELLO_HEADER } from './handshake.js';
 import type { TransportLimits } from './limits.js';
 import { peerUrl } from './peers.js';
@@ -121,7 +122,8 @@ export class OutboundLink {
         estimate += this.#queueSizes[count] as number;
         count++;
       }
-      // Invariant: enqueue refused any message that cannot fit a frame alone, so count >= 1.
+      // Invariant: enqueue refused any message that cannot fit a frame alone.
+      assert(count > 0, `message of ${this.#queueSizes[0]} bytes queued for ${this.peerId} cannot fit a frame`);
       if (conn.unflushedBytes > 0 && conn.unflushedBytes + estimate > maxUnflushedBytes) return; // resumed by a write callback
       this.#sendFrame(conn, count, estimate);
     }

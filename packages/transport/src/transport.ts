@@ -48,6 +48,7 @@ export class PeerTransport {
   readonly #dirty = new Set<OutboundLink>();
   #flushScheduled = false;
   #closed = false;
+  #closing: Promise<void> | null = null;
   #refusedConnections = 0;
   #badFrames = 0;
   #droppedUnknownPeer = 0;
@@ -99,6 +100,8 @@ export class PeerTransport {
    * Queues `msg` for `msg.to` and returns at once. Returns false (and drops the message) when
    * the peer is unknown, not connected or being dialled, its queue is full, or the message alone
    * exceeds `maxFrameBytes`; Raft retries, and the caller reports the peer unreachable.
+   * The message is referenced, not copied, until it is encoded at the end of this event-loop
+   * turn: do not mutate it (or its entries' data) after sending.
    * @throws Error (a bug in the caller) for a local message type or a `from` other than this node.
    */
   send(msg: Message): boolean {
@@ -239,8 +242,12 @@ export class PeerTransport {
    * Closes every link and inbound connection (close code 1001) and stops all timers. Resolves
    * when all sockets are closed (at most `closeGraceMs` after the call). Idempotent.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     this.#dirty.clear();
     const waits: Promise<void>[] = [];
