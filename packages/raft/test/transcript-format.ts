@@ -123,14 +123,17 @@ export function describeEntry(e: Entry): string {
   return `${head} EntryNormal ${quoteBytes(e.data)}`;
 }
 
+/** `Voters:[n1 n2] Learners:[n3]`. */
 export function describeConfState(cs: ConfState): string {
   return `Voters:[${cs.voters.join(' ')}] Learners:[${cs.learners.join(' ')}]`;
 }
 
+/** `HardState Term:2 Vote:n1 Commit:5` (`-` for no vote). */
 export function describeHardState(hs: HardState): string {
   return `HardState Term:${hs.term} Vote:${hs.vote ?? '-'} Commit:${hs.commit}`;
 }
 
+/** `Index:7 Term:2 ConfState:…` (the data is not printed). */
 export function describeSnapshot(s: Snapshot): string {
   return `Index:${s.metadata.index} Term:${s.metadata.term} ConfState:${describeConfState(s.metadata.confState)}`;
 }

@@ -27,7 +27,6 @@ import {
   describeMessage,
   describeReady,
   describeSnapshot,
-  quoteBytes,
   tokenize,
   type Arg,
 } from './transcript-format.js';
@@ -66,6 +65,7 @@ export function nodeId(s: string): NodeId {
 /** Log messages that only repeat a role change the driver already prints. */
 const QUIET_LOGS = new Set(['raft node started', 'became candidate', 'became leader', 'stepped down from leader']);
 
+/** One scenario's world: its nodes, their storage, the message queue and the cut links. */
 export class TranscriptEnv {
   private readonly hosts = new Map<NodeId, Host>();
   /** Messages sent and not yet delivered or dropped, in send order. */
@@ -598,4 +598,3 @@ function decodeStateMachine(data: Uint8Array): { index: number; data: string }[]
   return JSON.parse(dec.decode(data)) as { index: number; data: string }[];
 }
 
-export { quoteBytes };
