@@ -254,7 +254,8 @@ export class Cluster implements ClusterControl {
 
   private spawnNode(id: string): void {
     const p = this.proc(id);
-    const peers = this.nodes.map((other) => `${other}=${other === id ? `127.0.0.1:${p.port}` : this.links.addressFor(id, other)}`).join(',');
+    // Every node gets the same --peers (front doors), as founding members must.
+    const peers = this.nodes.map((other) => `${other}=${this.links.addressOf(other)}`).join(',');
     const args = [this.options.serverCli, 'serve', '--id', id, '--listen', `127.0.0.1:${p.port}`, '--peers', peers, '--data', join(this.options.dir, 'data', id), ...(this.options.extraArgs ?? [])];
     p.log.write(`# jepsen-lite: node ${args.join(' ')}\n`);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });

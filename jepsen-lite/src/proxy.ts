@@ -30,20 +30,12 @@ export interface Shaping {
   bytesPerSecond: number | null;
 }
 
-/** Options of {@link FaultProxy.start}. */
-export interface FaultProxyOptions {
-  /** Label for logs and errors, e.g. `n1->n2`. */
-  name: string;
-  targetHost: string;
-  targetPort: number;
+/** Options of {@link FaultProxy.start}: a {@link LinkOptions} plus where to listen. */
+export interface FaultProxyOptions extends LinkOptions {
   /** Default 127.0.0.1. */
   listenHost?: string;
   /** Default 0 (any free port). */
   listenPort?: number;
-  /** Seed of the jitter. Default 1. */
-  seed?: number;
-  /** Bytes held per direction per connection before reading from the source pauses. Default 4 MiB. */
-  queuedBytesMax?: number;
 }
 
 /** Counters of a proxy since it started. */
@@ -75,9 +67,11 @@ class Pipe {
   constructor(
     private readonly source: Socket,
     private readonly sink: Socket,
-    private readonly link: FaultProxy,
+    private readonly link: Link,
     readonly direction: Direction,
+    initial: Buffer | undefined,
   ) {
+    if (initial !== undefined && initial.length > 0) this.enqueueData(initial);
     source.on('data', (chunk: Buffer) => this.enqueueData(chunk));
     source.on('end', () => this.enqueue({ kind: 'end', atMs: this.deliveryTime(0) }));
     sink.on('drain', () => {
@@ -152,7 +146,9 @@ class Connection {
 
   constructor(
     readonly client: Socket,
-    private readonly link: FaultProxy,
+    private readonly link: Link,
+    /** Bytes already read from the client (a router's sniffed request head), sent first. */
+    private readonly head: Buffer | undefined,
   ) {
     client.pause();
     client.on('error', () => this.reset());
@@ -168,7 +164,7 @@ class Connection {
     up.on('error', () => this.reset());
     up.on('close', () => this.close());
     up.on('connect', () => {
-      this.pipes = [new Pipe(this.client, up, this.link, 'up'), new Pipe(up, this.client, this.link, 'down')];
+      this.pipes = [new Pipe(this.client, up, this.link, 'up', this.head), new Pipe(up, this.client, this.link, 'down', undefined)];
       this.update();
     });
   }
@@ -201,20 +197,25 @@ class Connection {
   }
 }
 
+/** Options of a {@link Link}. */
+export interface LinkOptions {
+  /** Label for logs and errors, e.g. `n1->n2`. */
+  name: string;
+  targetHost: string;
+  targetPort: number;
+  /** Seed of the jitter. Default 1. */
+  seed?: number;
+  /** Bytes held per direction per connection before reading from the source pauses. Default 4 MiB. */
+  queuedBytesMax?: number;
+}
+
 /**
- * A controllable TCP proxy for one directed link.
- *
- * @example
- * const p = await FaultProxy.start({ name: 'n1->n2', targetHost: '127.0.0.1', targetPort: 7002 });
- * p.cutSilent();            // n1 and n2 stop hearing each other on this link
- * p.heal();                 // everything flows again, held bytes first
- * p.shape({ delayMs: 50, jitterMs: 20, bytesPerSecond: null });
- * await p.close();
+ * The controllable state of one directed link and its connections, with no listener of its own:
+ * a {@link FaultProxy} (one port per link) or a router (one port per node) hands it sockets.
  */
-export class FaultProxy {
+export class Link {
   readonly name: string;
   readonly queuedBytesMax: number;
-  private readonly server: Server;
   private readonly targetHost: string;
   private readonly targetPort: number;
   private readonly rng: Rng;
@@ -224,33 +225,12 @@ export class FaultProxy {
   private shaping: Record<Direction, Shaping> = { up: NO_SHAPING, down: NO_SHAPING };
   private readonly counters: ProxyStats = { connectionsAccepted: 0, connectionsOpen: 0, connectionsReset: 0, bytesUp: 0, bytesDown: 0 };
 
-  private constructor(server: Server, options: FaultProxyOptions) {
-    this.server = server;
+  constructor(options: LinkOptions) {
     this.name = options.name;
     this.targetHost = options.targetHost;
     this.targetPort = options.targetPort;
     this.rng = createRng(options.seed ?? 1);
     this.queuedBytesMax = options.queuedBytesMax ?? QUEUED_BYTES_MAX_DEFAULT;
-  }
-
-  /** Starts listening; resolves once the port is bound. */
-  static async start(options: FaultProxyOptions): Promise<FaultProxy> {
-    const server = createServer({ pauseOnConnect: true });
-    const proxy = new FaultProxy(server, options);
-    server.on('connection', (socket) => proxy.accept(socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.listenPort ?? 0, options.listenHost ?? '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    return proxy;
-  }
-
-  /** The bound listen port. */
-  get port(): number {
-    return (this.server.address() as AddressInfo).port;
   }
 
   /** Heals every cut and removes all shaping. */
@@ -292,10 +272,18 @@ export class FaultProxy {
     return { ...this.counters, connectionsOpen: this.conns.size };
   }
 
-  /** Stops listening and resets every connection. */
-  async close(): Promise<void> {
+  /** Takes over an accepted socket; `head` = bytes already read from it, forwarded first. */
+  accept(socket: Socket, head?: Buffer): void {
+    this.counters.connectionsAccepted++;
+    const c = new Connection(socket, this, head);
+    this.conns.add(c);
+    if (this.loud) return c.reset();
+    if (!this.cut.up && !this.cut.down) c.open(this.targetHost, this.targetPort);
+  }
+
+  /** Resets every connection. */
+  resetAll(): void {
     for (const c of [...this.conns]) c.reset();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
   /** @internal */
@@ -325,14 +313,6 @@ export class FaultProxy {
     if (wasReset) this.counters.connectionsReset++;
   }
 
-  private accept(socket: Socket): void {
-    this.counters.connectionsAccepted++;
-    const c = new Connection(socket, this);
-    this.conns.add(c);
-    if (this.loud) return c.reset();
-    if (!this.cut.up && !this.cut.down) c.open(this.targetHost, this.targetPort);
-  }
-
   private refresh(): void {
     const anyCut = this.cut.up || this.cut.down;
     for (const c of this.conns) {
@@ -340,4 +320,87 @@ export class FaultProxy {
       c.update();
     }
   }
+}
+
+/**
+ * A controllable TCP proxy for one directed link: a listener plus a {@link Link}.
+ *
+ * @example
+ * const p = await FaultProxy.start({ name: 'n1->n2', targetHost: '127.0.0.1', targetPort: 7002 });
+ * p.cutSilent();            // n1 and n2 stop hearing each other on this link
+ * p.heal();                 // everything flows again, held bytes first
+ * p.shape({ delayMs: 50, jitterMs: 20, bytesPerSecond: null });
+ * await p.close();
+ */
+export class FaultProxy {
+  /** The link's controls. */
+  readonly link: Link;
+  private readonly server: Server;
+
+  private constructor(server: Server, link: Link) {
+    this.server = server;
+    this.link = link;
+  }
+
+  /** Starts listening; resolves once the port is bound. */
+  static async start(options: FaultProxyOptions): Promise<FaultProxy> {
+    const link = new Link(options);
+    const server = await listen(options.listenHost ?? '127.0.0.1', options.listenPort ?? 0, (socket) => link.accept(socket));
+    return new FaultProxy(server, link);
+  }
+
+  /** The bound listen port. */
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** See {@link Link.heal}. */
+  heal(): void {
+    this.link.heal();
+  }
+
+  /** See {@link Link.pass}. */
+  pass(): void {
+    this.link.pass();
+  }
+
+  /** See {@link Link.cutSilent}. */
+  cutSilent(directions: readonly Direction[] = ['up', 'down']): void {
+    this.link.cutSilent(directions);
+  }
+
+  /** See {@link Link.cutLoud}. */
+  cutLoud(): void {
+    this.link.cutLoud();
+  }
+
+  /** See {@link Link.shape}. */
+  shape(shaping: Shaping, directions: readonly Direction[] = ['up', 'down']): void {
+    this.link.shape(shaping, directions);
+  }
+
+  /** See {@link Link.stats}. */
+  stats(): ProxyStats {
+    return this.link.stats();
+  }
+
+  /** Stops listening and resets every connection. */
+  async close(): Promise<void> {
+    this.link.resetAll();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** Listens on host:port with paused sockets; resolves once bound. */
+export async function listen(host: string, port: number, onSocket: (s: Socket) => void): Promise<Server> {
+  const server = createServer({ pauseOnConnect: true });
+  server.on('connection', onSocket);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
 }

@@ -178,3 +178,17 @@ describe('availability: recovery after the last heal', () => {
     expect(r.evidence.recoveredAfterLastHeal).toBe(true);
   });
 });
+
+describe('availability: failover counts only writes invoked after the fault', () => {
+  it('ignores a write that was already in flight when the fault started', () => {
+    const ms = 1e6;
+    const ops: Op[] = [
+      { index: 0, process: 0, type: 'invoke', f: 'write', value: null, time: 900 * ms },
+      { index: 1, process: 1, type: 'invoke', f: 'write', value: null, time: 1100 * ms },
+      { index: 2, process: 0, type: 'ok', f: 'write', value: null, time: 1001 * ms },
+      { index: 3, process: 1, type: 'ok', f: 'write', value: null, time: 1600 * ms },
+    ];
+    const r = checkAvailability(pairOps(ops), [{ id: 'f', kind: 'kill', startNs: 1000 * ms, endNs: 1200 * ms }]);
+    expect(r.evidence.failovers[0]?.failoverMs).toBe(600);
+  });
+});

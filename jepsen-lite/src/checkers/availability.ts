@@ -42,7 +42,7 @@ export interface ErrorRate {
 
 /** Evidence of {@link checkAvailability}. */
 export interface AvailabilityEvidence {
-  /** Per fault: ms from its start to the first ok write completing after it (null = none). */
+  /** Per fault: ms from its start to the completion of the first ok write invoked after it (null = none). */
   failovers: { id: string; kind: string; failoverMs: number | null }[];
   failoverMsMax: number | null;
   duringFaults: ErrorRate;
@@ -60,12 +60,11 @@ const NS_PER_MS = 1e6;
 
 /** Computes availability metrics from op pairs and fault windows. */
 export function checkAvailability(pairs: readonly OpPair[], faults: readonly FaultWindow[], options: AvailabilityOptions = {}): CheckResult<AvailabilityEvidence> {
-  const okWriteTimes = pairs
-    .filter((p) => WRITE_FS.has(p.invoke.f) && outcomeOf(p) === 'ok')
-    .map((p) => p.complete!.time)
-    .sort((a, b) => a - b);
+  const okWrites = pairs.filter((p) => WRITE_FS.has(p.invoke.f) && outcomeOf(p) === 'ok');
+  const okWriteTimes = okWrites.map((p) => p.complete!.time).sort((a, b) => a - b);
+  const firstOkAfter = firstOkWriteInvokedAfter(okWrites);
   const failovers = faults.map((f) => {
-    const t = firstAtOrAfter(okWriteTimes, f.startNs);
+    const t = firstOkAfter(f.startNs);
     return { id: f.id, kind: f.kind, failoverMs: t === undefined ? null : (t - f.startNs) / NS_PER_MS };
   });
   const known = failovers.map((f) => f.failoverMs).filter((x): x is number => x !== null);
@@ -83,7 +82,7 @@ export function checkAvailability(pairs: readonly OpPair[], faults: readonly Fau
     windows: w.windows,
     windowsWithOkWrite: w.withOk,
     okWindowShare: w.windows > 0 ? w.withOk / w.windows : null,
-    recoveredAfterLastHeal: recovered(faults, okWriteTimes),
+    recoveredAfterLastHeal: recovered(faults, firstOkAfter),
     violations: [],
   };
   if (pairs.length === 0) return { valid: 'unknown', evidence };
@@ -101,13 +100,30 @@ export function checkAvailability(pairs: readonly OpPair[], faults: readonly Fau
   return { valid: evidence.violations.length === 0, evidence };
 }
 
-function recovered(faults: readonly FaultWindow[], okWriteTimes: readonly number[]): boolean | null {
+function recovered(faults: readonly FaultWindow[], firstOkAfter: (t: number) => number | undefined): boolean | null {
   if (faults.length === 0 || faults.some((f) => f.endNs === null)) return null;
   const lastHeal = faults.reduce((m, f) => Math.max(m, f.endNs!), 0);
-  return firstAtOrAfter(okWriteTimes, lastHeal) !== undefined;
+  return firstOkAfter(lastHeal) !== undefined;
 }
 
-function firstAtOrAfter(sorted: readonly number[], t: number): number | undefined {
+/**
+ * For a time t: the earliest completion of an ok write *invoked* at or after t (a write already
+ * in flight when a fault starts proves nothing about availability under it).
+ */
+function firstOkWriteInvokedAfter(okWrites: readonly OpPair[]): (t: number) => number | undefined {
+  const byInvoke = okWrites.slice().sort((a, b) => a.invoke.time - b.invoke.time);
+  const invokeTimes = byInvoke.map((p) => p.invoke.time);
+  const suffixMinCompletion = new Array<number>(byInvoke.length);
+  let m = Infinity;
+  for (let i = byInvoke.length - 1; i >= 0; i--) suffixMinCompletion[i] = m = Math.min(m, byInvoke[i]!.complete!.time);
+  return (t) => {
+    const i = lowerBound(invokeTimes, t);
+    return i < byInvoke.length ? suffixMinCompletion[i] : undefined;
+  };
+}
+
+/** Index of the first element >= t in an ascending array. */
+function lowerBound(sorted: readonly number[], t: number): number {
   let lo = 0;
   let hi = sorted.length;
   while (lo < hi) {
@@ -115,7 +131,7 @@ function firstAtOrAfter(sorted: readonly number[], t: number): number | undefine
     if (sorted[mid]! < t) lo = mid + 1;
     else hi = mid;
   }
-  return sorted[lo];
+  return lo;
 }
 
 function emptyRate(): ErrorRate {

@@ -1,0 +1,73 @@
+import { once } from 'node:events';
+import { connect, createServer } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HELLO_HEADER, NodeRouter, dialerOf } from '../src/router.js';
+
+const hello = (from: string) => Buffer.from(JSON.stringify({ v: 1, channel: 'raft', from, to: 'b', ts: 0, nonce: '', mac: '' })).toString('base64url');
+const upgrade = (from?: string) => `GET /raft HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n${from === undefined ? '' : `${HELLO_HEADER}: ${hello(from)}\r\n`}\r\n`;
+
+describe('dialerOf', () => {
+  it('reads the dialer id from the hello header, and nothing from anything else', () => {
+    expect(dialerOf(Buffer.from(upgrade('a')))).toBe('a');
+    expect(dialerOf(Buffer.from(upgrade()))).toBeUndefined();
+    expect(dialerOf(Buffer.from('GET /v1/status HTTP/1.1\r\nHost: x\r\n'))).toBeUndefined(); // head not finished
+    expect(dialerOf(Buffer.from(`GET / HTTP/1.1\r\n${HELLO_HEADER}: !!!notbase64json\r\n\r\n`))).toBeUndefined();
+  });
+});
+
+describe('node router', () => {
+  let echo: Server;
+  let router: NodeRouter;
+  const sockets: Socket[] = [];
+  beforeEach(async () => {
+    echo = createServer((s) => {
+      s.on('error', () => undefined);
+      s.pipe(s);
+    });
+    echo.listen(0, '127.0.0.1');
+    await once(echo, 'listening');
+    router = await NodeRouter.start({ node: 'b', targetHost: '127.0.0.1', targetPort: (echo.address() as AddressInfo).port, peers: ['a', 'b', 'c'], seed: 1 });
+  });
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    await router.close();
+    echo.close();
+  });
+
+  async function dial(head: string): Promise<{ waitFor: (text: string, ms: number) => Promise<boolean> }> {
+    const s = connect({ host: '127.0.0.1', port: router.port });
+    sockets.push(s);
+    s.on('error', () => undefined);
+    let data = '';
+    s.on('data', (d: Buffer) => (data += d.toString()));
+    await once(s, 'connect');
+    s.write(head);
+    s.write('payload;');
+    return {
+      waitFor: async (text, ms) => {
+        const until = Date.now() + ms;
+        while (Date.now() < until && !data.includes(text)) await new Promise((r) => setTimeout(r, 5));
+        return data.includes(text);
+      },
+    };
+  }
+
+  it('forwards the sniffed head and later bytes unchanged', async () => {
+    const c = await dial(upgrade('a'));
+    expect(await c.waitFor(upgrade('a') + 'payload;', 2000)).toBe(true);
+    expect(router.links.get('a')!.stats().connectionsAccepted).toBe(1);
+  });
+
+  it('applies a cut only to the dialing peer’s link; clients and other peers pass', async () => {
+    router.links.get('a')!.cutSilent();
+    const fromA = await dial(upgrade('a'));
+    const fromC = await dial(upgrade('c'));
+    const client = await dial(upgrade());
+    expect(await fromC.waitFor('payload;', 2000)).toBe(true);
+    expect(await client.waitFor('payload;', 2000)).toBe(true);
+    expect(await fromA.waitFor('payload;', 200)).toBe(false);
+    router.links.get('a')!.heal();
+    expect(await fromA.waitFor('payload;', 2000)).toBe(true);
+  });
+});
