@@ -1,9 +1,10 @@
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { Message, MessageType } from '@quorumkv/raft';
 import { CloseCode, encodeFrame, HELLO_HEADER } from '../src/index.js';
 import { createHelloHeader } from '../src/handshake.js';
-import { BlackholeProxy, cluster, entries, Host, msg, SECRET, shortTimeouts, sleep, testLimits, waitFor } from './helpers.js';
+import { BlackholeProxy, cluster, entries, Host, msg, prng, SECRET, shortTimeouts, sleep, testLimits, waitFor } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -151,6 +152,31 @@ describe('PeerTransport on loopback', () => {
     n1!.transport!.send(msg({ from: 'n1', to: 'n2', index: 77 }));
     await waitFor(() => n2!.received.some((m) => m.index === 77), 'n2 still serving');
     expect(n1!.transport!.stats().peers.n2!.reconnects).toBe(0);
+  });
+
+  it('survives random bytes below the WebSocket framing after an authenticated upgrade (seeded)', async () => {
+    const seed = Number(process.env.QKV_SEED ?? 7);
+    const rand = prng(seed);
+    const [n1, n2] = track(...(await cluster(['n1', 'n2'], {}, { n3: '127.0.0.1:1' })));
+    await waitFor(() => n1!.transport!.stats().peers.n2!.connected, 'n1 -> n2 open');
+    for (let round = 0; round < 20; round++) {
+      const socket = net.connect(n2!.port, '127.0.0.1');
+      socket.on('error', () => {});
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      const upgraded = new Promise<void>((resolve) => socket.once('data', () => resolve()));
+      socket.write(
+        'GET /raft HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n' +
+          `${HELLO_HEADER}: ${helloFor('n3', 'n2')}\r\n\r\n`,
+      );
+      await upgraded;
+      const garbage = Buffer.from(Array.from({ length: 1 + Math.floor(rand() * 64) }, () => Math.floor(rand() * 256)));
+      socket.write(garbage);
+      // Whatever the bytes were, the connection ends: a protocol error at once, or the idle timeout.
+      await Promise.race([closed, sleep(3000).then(() => socket.destroy())]);
+    }
+    n1!.transport!.send(msg({ from: 'n1', to: 'n2', index: 5 }));
+    await waitFor(() => n2!.received.some((m) => m.index === 5), `n2 still serving (seed ${seed}; replay: QKV_SEED=${seed})`);
   });
 
   it('drops messages whose from or to do not match the connection, with a log line', async () => {
