@@ -209,4 +209,57 @@ describe('RawNode', () => {
     expect(rd.entries.map((e) => e.type)).toEqual([EntryType.ConfChange]);
     node.advance(rd);
   });
+
+  it('accepts input between ready() and advance() (a host stepping messages while its write is in flight)', () => {
+    const { node, storage } = single();
+    node.campaign();
+    drain(node, storage);
+    const decode = (es: { data: Uint8Array }[]) => es.map((e) => new TextDecoder().decode(e.data));
+    node.propose(text('a'));
+    const rd = node.ready();
+    node.propose(text('b')); // arrives while rd is being persisted
+    node.propose(text('c'));
+    storage.append(rd.entries);
+    if (rd.hardState) storage.setHardState(rd.hardState);
+    node.advance(rd);
+    const next = node.ready();
+    storage.append(next.entries);
+    if (next.hardState) storage.setHardState(next.hardState);
+    node.advance(next);
+    // Nothing lost, nothing handed out twice.
+    expect([decode(rd.entries), decode(next.entries)]).toEqual([['a'], ['b', 'c']]);
+    expect([decode(rd.committedEntries), decode(next.committedEntries)]).toEqual([['a'], ['b', 'c']]);
+    expect(node.hasReady()).toBe(false);
+    expect(storage.lastIndex()).toBe(4);
+  });
+
+  it('a follower whose unpersisted entries are replaced before advance() re-emits the replacement', () => {
+    const storage = new MemoryStorage({ confState: { voters: ['n1', 'n2'], learners: [] } });
+    const node = new RawNode({ ...defaultConfig, id: 'n2', storage, random: { int: () => 0 } });
+    const app = (term: number, index: number, logTerm: number, ents: Array<[number, number, string]>): Message =>
+      wire({
+        type: MessageType.App,
+        from: 'n1',
+        to: 'n2',
+        term,
+        index,
+        logTerm,
+        entries: ents.map(([t, i, d]) => ({ term: t, index: i, type: EntryType.Normal, data: text(d) })),
+      });
+    node.step(app(1, 0, 0, [[1, 1, 'x'], [1, 2, 'old']]));
+    const rd = node.ready();
+    expect(rd.entries.map((e) => `${e.term}/${e.index}`)).toEqual(['1/1', '1/2']);
+    // A new leader's append replaces entry 2 while rd is being persisted.
+    node.step(app(2, 1, 1, [[2, 2, 'new']]));
+    storage.append(rd.entries);
+    if (rd.hardState) storage.setHardState(rd.hardState);
+    node.advance(rd);
+    const next = node.ready();
+    // The replacement is re-emitted (with 1/1 again: harmless, appending it is idempotent).
+    expect(next.entries.map((e) => `${e.term}/${e.index}`).at(-1)).toBe('2/2');
+    storage.append(next.entries);
+    node.advance(next);
+    expect([storage.term(1), storage.term(2), storage.lastIndex()]).toEqual([1, 2, 2]);
+    expect(node.hasReady()).toBe(false);
+  });
 });
