@@ -21,7 +21,7 @@ export const FRAME_KIND_MESSAGES = 1;
 /** Message types that travel between nodes (the core's local types 0–5 never do). */
 export type WireMessageType = Exclude<MessageType, 0 | 1 | 2 | 3 | 4 | 5>;
 
-const WIRE_TYPES: readonly WireMessageType[] = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22];
+const WIRE_TYPES = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22] as const satisfies readonly WireMessageType[];
 // Compile-time check that WIRE_TYPES lists every wire type of the core: this line stops compiling
 // if the core adds a wire message type that is not listed above.
 const wireTypesComplete: Exclude<WireMessageType, (typeof WIRE_TYPES)[number]> extends never ? true : false = true;
