@@ -62,7 +62,7 @@ export async function executeSchedule(
     const view = await cluster.view();
     const undos: Undo[] = [];
     const described: string[] = [];
-    for (const f of event.faults) described.push(await applyFault(f, view, cluster, undos));
+    for (const f of event.faults) described.push(await applyOrExplain(f, view, cluster, undos));
     const w: LabelledFault = { id: event.id, kind: event.nemesis, label: `${event.id} ${described.join(' + ')}`, startNs: clock.nowNs(), endNs: null };
     onWindow({ ...w });
     await waitForHeal(event, view, cluster, clock, shouldStop);
@@ -82,6 +82,19 @@ async function waitForHeal(event: NemesisEvent, view: ClusterView, cluster: Clus
   while (clock.nowMs() < event.healMs && !shouldStop()) {
     if (await cluster.compactedPast(target)) return;
     await clock.sleepUntilMs(Math.min(event.healMs, clock.nowMs() + COMPACTION_POLL_MS));
+  }
+}
+
+/**
+ * Applies a fault; a fault the cluster cannot do (`code` JL_FAULT_UNSUPPORTED, e.g. a server
+ * without the runtime slow-disk switch) is named in the label as not applied, and the run goes on.
+ */
+async function applyOrExplain(fault: Fault, view: ClusterView, cluster: ClusterControl, undos: Undo[]): Promise<string> {
+  try {
+    return await applyFault(fault, view, cluster, undos);
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'JL_FAULT_UNSUPPORTED') throw err;
+    return `${fault.kind} NOT APPLIED (${(err as Error).message})`;
   }
 }
 
@@ -127,7 +140,7 @@ async function applyFault(fault: Fault, view: ClusterView, cluster: ClusterContr
     case 'slow-disk': {
       const t = node(fault.target);
       await cluster.setFsyncDelayMs(t, fault.fsyncDelayMs);
-      undos.push(() => cluster.setFsyncDelayMs(t, 0));
+      undos.push(() => cluster.setFsyncDelayMs(t, 0).catch(() => undefined));
       return `slow disk ${t} +${fault.fsyncDelayMs}ms/fsync`;
     }
     case 'load-surge':

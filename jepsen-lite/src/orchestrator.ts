@@ -106,8 +106,13 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
     await cluster.healAll();
     await sleep(SETTLE_MS);
     await finalWriteProbe(clients[0]!, generator, recorder, o.concurrency);
-    if (o.workload === 'set') await finalSetReads(cluster, connect, recorder, o.concurrency);
-    const finals = await converge(cluster);
+    // Final reads are per-node (stale) reads: wait until every node has applied everything, or a
+    // lagging node's read would look like a lost write.
+    let finals = await converge(cluster);
+    if (o.workload === 'set') {
+      await finalSetReads(cluster, connect, recorder, o.concurrency);
+      finals = await converge(cluster);
+    }
     stopping = true;
     await poller;
     writeArtifacts(o.out, recorder, status, hashes, finals, faults);

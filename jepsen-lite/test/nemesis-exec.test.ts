@@ -97,3 +97,19 @@ describe('link directions', () => {
     ]);
   });
 });
+
+describe('nemesis executor: unsupported faults', () => {
+  it('names a fault the cluster cannot apply and goes on', async () => {
+    const cluster = fakeCluster('n1');
+    cluster.setFsyncDelayMs = async () => {
+      throw Object.assign(new Error('no runtime switch'), { code: 'JL_FAULT_UNSUPPORTED' });
+    };
+    const windows = await executeSchedule(
+      schedule([{ id: 'e1', nemesis: 'slow-disk', startMs: 10, healMs: 20, correlated: false, faults: [{ kind: 'slow-disk', target: 'n2', fsyncDelayMs: 50 }, { kind: 'pause', target: 'n3' }] }]),
+      cluster,
+      fakeClock(),
+    );
+    expect(windows[0]!.label).toBe('e1 slow-disk NOT APPLIED (no runtime switch) + pause n3');
+    expect(cluster.log).toEqual(['pause n3', 'resume n3']);
+  });
+});
