@@ -1,0 +1,77 @@
+// The client libraries under test behind one tiny interface: @quorumkv/client for quorumkv and the
+// npm `etcd3` client for etcd. The generator measures library + server, as an application sees it.
+import { connect } from '@quorumkv/client';
+import type { TargetName } from './cluster.js';
+
+/** Read consistency requested by the benchmark. */
+export type BenchConsistency = 'linearizable' | 'stale';
+
+/** One connection of a client library to a cluster. */
+export interface KvDriver {
+  put(key: string, value: Uint8Array): Promise<void>;
+  get(key: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** How a driver is created. */
+export interface DriverOptions {
+  target: TargetName;
+  endpoints: string[];
+  consistency: BenchConsistency;
+  /** Deadline of one operation, retries included, in ms. */
+  opTimeoutMs: number;
+  /**
+   * etcd only: keep the etcd3 library's default retry + circuit-breaker policy. Off by default:
+   * its breakers lock healthy members out for seconds after a leader kill (see docs/benchmarks.md).
+   */
+  etcdRetry: boolean;
+}
+
+/** Connects the client library of `o.target`. */
+export async function createDriver(o: DriverOptions): Promise<KvDriver> {
+  return o.target === 'quorumkv' ? quorumkvDriver(o) : etcdDriver(o);
+}
+
+async function quorumkvDriver(o: DriverOptions): Promise<KvDriver> {
+  const kv = await connect({ endpoints: o.endpoints, timeoutMs: o.opTimeoutMs, connectTimeoutMs: Math.min(5000, o.opTimeoutMs * 2) });
+  const consistency = o.consistency;
+  return {
+    put: async (key, value) => {
+      await kv.put(key, value);
+    },
+    get: async (key) => {
+      await kv.get(key, { consistency });
+    },
+    close: () => kv.close(),
+  };
+}
+
+async function etcdDriver(o: DriverOptions): Promise<KvDriver> {
+  // Loaded only when etcd is benchmarked, so quorumkv-only runs do not need it.
+  const { Etcd3 } = await import('etcd3');
+  type Options = NonNullable<ConstructorParameters<typeof Etcd3>[0]>;
+  const options: Options = {
+    hosts: o.endpoints,
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + o.opTimeoutMs }),
+  };
+  if (!o.etcdRetry) {
+    // One attempt per call on the member the pool picks; the worker simply issues its next op.
+    const once = { execute: <T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T) => Promise.resolve(fn({ signal: new AbortController().signal })) };
+    options.faultHandling = { host: () => once as never, global: once as never };
+  }
+  const client = new Etcd3(options);
+  const serializable = o.consistency === 'stale';
+  return {
+    put: async (key, value) => {
+      await client.put(key).value(Buffer.from(value.buffer, value.byteOffset, value.byteLength)).exec();
+    },
+    get: async (key) => {
+      const b = client.get(key);
+      if (serializable) b.serializable(true);
+      await b.exec();
+    },
+    close: async () => {
+      client.close();
+    },
+  };
+}
