@@ -88,6 +88,13 @@ export interface DeleteResponse extends WriteResult {
 }
 
 type Route = 'leader' | 'any' | 'preferLeader';
+
+/**
+ * Longest wait before reconnecting to a node that another node names as leader, however long
+ * its own back-off. Short, so a node that comes back as leader is used at once (no circuit
+ * breaker), but not zero, so stale hints naming a dead leader do not make every caller hammer it.
+ */
+const HINTED_NODE_WAIT_MS_MAX = 50;
 type DataOp = Exclude<Op, 'hello'>;
 
 /** Per-call retry bookkeeping. */
@@ -143,20 +150,29 @@ export class KvClient {
   }
 
   /**
-   * Opens every seed endpoint at once; resolves when one has answered hello. Called by
+   * Opens every seed endpoint at once and resolves when one has answered hello; when none has,
+   * tries again after the nodes' reconnect back-off, until `connectTimeoutMs`. Called by
    * {@link connect}; not for direct use.
    * @internal
    */
   async start(): Promise<void> {
-    const limits = { deadlineMs: Date.now() + this.o.connectTimeoutMs, signal: new CallSignal() };
-    const attempts = this.nodes.map((n) => n.open(limits));
-    try {
-      await Promise.any(attempts);
-    } catch (e) {
-      const causes = e instanceof AggregateError ? e.errors : [e];
-      await this.close();
-      throw new UnavailableError(`no endpoint answered: ${causes.map((c) => (c instanceof Error ? c.message : String(c))).join('; ')}`, { cause: e });
+    const deadlineMs = Date.now() + this.o.connectTimeoutMs;
+    const limits = { deadlineMs, signal: new CallSignal() };
+    let causes: unknown[] = [];
+    for (;;) {
+      try {
+        await Promise.any(this.nodes.map((n) => n.open(limits)));
+        return;
+      } catch (e) {
+        causes = e instanceof AggregateError ? e.errors : [e];
+      }
+      const waitMs = Math.max(1, Math.min(...this.nodes.map((n) => n.retryAt)) - Date.now());
+      if (Date.now() + waitMs >= deadlineMs) break;
+      await new Promise((r) => setTimeout(r, waitMs));
     }
+    await this.close();
+    const why = causes.map((c) => (c instanceof Error ? c.message : String(c))).join('; ');
+    throw new UnavailableError(`no endpoint answered within ${this.o.connectTimeoutMs} ms: ${why}`, { cause: causes[0] });
   }
 
   private onHello(node: NodeConnection, hello: HelloResult): void {
@@ -431,6 +447,7 @@ export class KvClient {
         if (err instanceof TimeoutError && Date.now() >= deadlineMs) throw deadlineError(op, err);
         const delayMs = this.afterFailure(err, node, st);
         if (delayMs === undefined) throw err;
+        this.o.onRetry?.({ op, address: node.address, error: err, attempt, delayMs });
         await this.pause(delayMs, deadlineMs, signal, op, st);
       }
     }
@@ -448,7 +465,7 @@ export class KvClient {
       if (target && target !== node) {
         this.leader = target;
         // A live node vouches for the target: do not let an old back-off keep us away from it.
-        target.resetBackoff();
+        target.shortenBackoff(HINTED_NODE_WAIT_MS_MAX);
         // A hint is fresh news: follow it at once. Only a run of more redirects than there are
         // nodes (stale hints going round in a circle, e.g. to a dead leader) earns a back-off.
         return st.redirects <= this.nodes.length ? 0 : this.retryDelay(st.redirects - this.nodes.length);
@@ -501,7 +518,12 @@ export class KvClient {
    */
   private pick(route: Route): { node: NodeConnection; waitMs?: undefined } | { node?: undefined; waitMs: number } {
     const now = Date.now();
-    if (route !== 'any' && this.leader && this.leader.retryAt <= now) return { node: this.leader };
+    if (route !== 'any' && this.leader) {
+      const waitMs = this.leader.retryAt - now;
+      if (waitMs <= 0) return { node: this.leader };
+      // About to be retried anyway: wait for it rather than bounce off a follower's hint.
+      if (waitMs <= HINTED_NODE_WAIT_MS_MAX) return { waitMs };
+    }
     let soonest = Number.POSITIVE_INFINITY;
     for (let i = 0; i < this.nodes.length; i++) {
       const node = this.nodes[(this.roundRobin + i) % this.nodes.length] as NodeConnection;

@@ -16,7 +16,7 @@ export type {
   WriteOptions,
   WriteResult,
 } from './client.js';
-export type { ConnectOptions, CallOptions } from './options.js';
+export type { ConnectOptions, CallOptions, RetryEvent } from './options.js';
 export type { KvItem, KvTextItem, ValueFormat } from './item.js';
 export type { BackoffPolicy } from './backoff.js';
 export type { WebSocketFactory, WebSocketLike } from './websocket.js';

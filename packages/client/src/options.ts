@@ -37,6 +37,25 @@ export interface ConnectOptions {
   random?: () => number;
   /** The exactly-once session id. Default: a random UUID. Never share one between live clients. */
   sessionId?: string;
+  /**
+   * Called after each failed attempt that the client will retry (for logs and metrics; must not
+   * throw or block). Not called for the final error, which the call itself rejects with.
+   */
+  onRetry?: (event: RetryEvent) => void;
+}
+
+/** One retried attempt, as passed to `onRetry`. */
+export interface RetryEvent {
+  /** The operation: 'get', 'put', 'delete', 'cas', 'range' or 'status'. */
+  op: string;
+  /** The node that failed, `host:port`. */
+  address: string;
+  /** Why (its `code` says what kind of failure). */
+  error: Error & { code: string };
+  /** 1 for the first attempt of the call. */
+  attempt: number;
+  /** How long the client waits before the next attempt, in ms. */
+  delayMs: number;
 }
 
 /** Options with every default filled in. */
@@ -55,6 +74,7 @@ export interface ResolvedOptions {
   webSocketFactory: WebSocketFactory | undefined;
   random: () => number;
   sessionId: string | undefined;
+  onRetry: ((event: RetryEvent) => void) | undefined;
 }
 
 function checkInt(name: string, v: number, min: number, max: number): number {
@@ -98,6 +118,7 @@ export function resolveOptions(o: ConnectOptions): ResolvedOptions {
     webSocketFactory: o.webSocketFactory,
     random: o.random ?? Math.random,
     sessionId: o.sessionId,
+    onRetry: o.onRetry,
   };
 }
 

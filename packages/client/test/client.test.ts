@@ -146,10 +146,12 @@ describe('routing', () => {
   });
 
   it('follows a leader change through NOT_LEADER hints', async () => {
-    const kv = await client();
+    const retries: string[] = [];
+    const kv = await client({ onRetry: (e) => retries.push(`${e.op} ${e.error.code} ${e.delayMs}`) });
     await kv.put('a', '1');
     cluster.elect('n2');
     await kv.put('b', '2');
+    expect(retries).toEqual(['put QKV_NOT_LEADER 0']);
     expect(kv.leaderAddress).toBe(cluster.node('n2').address);
     expect(cluster.node('n2').stats.writes).toBe(1);
   });
@@ -353,6 +355,13 @@ describe('failures, deadlines, abort, close', () => {
       for (const c of wss.clients) c.terminate();
       await new Promise<void>((r) => wss.close(() => r()));
     }
+  });
+
+  it('connect() keeps trying until a node comes up within connectTimeoutMs', async () => {
+    await cluster.stop();
+    setTimeout(() => void cluster.node('n2').start(), 200);
+    const kv = await client({ connectTimeoutMs: 3000, reconnectBackoff: { initialMs: 20, maxMs: 100 } });
+    expect((await kv.status()).nodeId).toBe('n2');
   });
 
   it('connect() rejects with UNAVAILABLE when no endpoint answers', async () => {
