@@ -123,10 +123,21 @@ export const FIGURE8_PROFILE: SimProfile = {
   coreOverrides: { maxBytesPerAppend: 1, maxInflightBytes: 0, maxInflightMessages: 256 },
 };
 
+/** Membership churn, compaction and leader transfers far more often than in the default mix. */
+export const MEMBERSHIP_PROFILE: SimProfile = {
+  ...DEFAULT_PROFILE,
+  name: 'membership',
+  confChangeProbability: 0.06,
+  compactProbability: 0.06,
+  transferProbability: 0.02,
+  isolateLeaderProbability: 0.01,
+};
+
 /** The profiles the runner knows by name. */
 export const PROFILES: Readonly<Record<string, SimProfile>> = {
   default: DEFAULT_PROFILE,
   crashy: CRASHY_PROFILE,
   churn: CHURN_PROFILE,
   figure8: FIGURE8_PROFILE,
+  membership: MEMBERSHIP_PROFILE,
 };

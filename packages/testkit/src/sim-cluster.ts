@@ -69,13 +69,13 @@ export class SimNode {
   checkedCommit = 0;
   pendingReads: { readId: number; index: number; sinceTick: number }[] = [];
 
+  /** Every node starts with an empty disk; founding members bootstrap (see SimCluster.start). */
   constructor(
     readonly id: string,
-    initialConfState: ConfState,
     syncLag: boolean,
   ) {
-    this.confState = initialConfState;
-    this.storage = new MemoryStorage({ confState: initialConfState });
+    this.confState = { voters: [], learners: [] };
+    this.storage = new MemoryStorage();
     this.durable = syncLag ? this.storage.clone() : undefined;
   }
 
@@ -145,7 +145,7 @@ export class SimCluster {
     this.coreLimits = { ...drawCoreLimits(this.rng.fork(2), options.profile.randomizeCoreConfig), ...options.profile.coreOverrides };
     const syncLag = options.bug === 'persist-after-send';
     for (const id of this.ids) {
-      const node = new SimNode(id, { voters: this.voters0.slice(), learners: [] }, syncLag);
+      const node = new SimNode(id, syncLag);
       this.nodes.set(id, node);
       this.start(node);
     }
@@ -478,6 +478,14 @@ export class SimCluster {
       ...(this.options.bug && this.options.bug !== 'persist-after-send' ? { plantedBug: this.options.bug } : {}),
     };
     n.raw = new RawNode(config);
+    // A founding member with an empty disk writes the initial membership into its log, as a
+    // server does on first start (again after a crash that lost that first write). Spares start
+    // empty and learn the membership by replication once they are added.
+    const founding = this.voters0.includes(n.id);
+    if (founding && n.storage.lastIndex() === 0 && hardState.term === 0) {
+      const raw = n.raw;
+      this.core(n, 'bootstrap', () => raw.bootstrap(this.voters0.map((id) => ({ id }))));
+    }
   }
 
   private flushUnsynced(): void {
