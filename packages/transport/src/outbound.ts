@@ -41,7 +41,13 @@ interface Connection {
   ws: WebSocket;
   /** The TCP socket under `ws`, known from the upgrade response. */
   socket: Socket | null;
+  /** The WebSocket upgrade completed. */
   opened: boolean;
+  /**
+   * The peer answered with a pong, so it accepted our hello (a refused connection gets a close
+   * frame, never a pong). Only then is the link 'open' and frames flushed into it.
+   */
+  accepted: boolean;
   unflushedBytes: number;
   /** socket.bytesWritten when the connection opened (the upgrade request is not frame bytes). */
   baselineWrittenBytes: number;
@@ -67,7 +73,7 @@ export class OutboundLink {
   #queue: Message[] = [];
   #queueSizes: number[] = [];
   #queuedBytes = 0;
-  /** Failed dials since the last healthy connection (one that answered a ping). */
+  /** Failed dials since the last accepted connection (one that answered with a pong). */
   #attempt = 0;
   #dials = 0;
   #reconnectTimer: NodeJS.Timeout | null = null;
@@ -167,7 +173,7 @@ export class OutboundLink {
       generateMask: zeroMask,
     });
     const conn: Connection = {
-      ws, socket: null, opened: false, unflushedBytes: 0, baselineWrittenBytes: 0,
+      ws, socket: null, opened: false, accepted: false, unflushedBytes: 0, baselineWrittenBytes: 0,
       liveness: null, tickTimer: null, pingSentAtMs: null,
     };
     this.#conn = conn;
@@ -186,10 +192,16 @@ export class OutboundLink {
     conn.opened = true;
     conn.baselineWrittenBytes = conn.socket?.bytesWritten ?? 0;
     conn.liveness = new LivenessTracker(this.#ctx.limits.pongTimeoutMs, performance.now());
-    this.#state = 'open';
-    this.#ctx.logger.info({ peer: this.peerId, address: this.address }, 'peer link open');
-    this.#tick(conn);
+    this.#tick(conn); // pings at once: the answer tells us the peer accepted the hello
     conn.tickTimer = setInterval(() => this.#tick(conn), this.#ctx.limits.pingIntervalMs).unref();
+  }
+
+  #onAccepted(conn: Connection): void {
+    conn.accepted = true;
+    this.#state = 'open';
+    // The peer accepted us and answers: back-off starts over.
+    this.#attempt = 0;
+    this.#ctx.logger.info({ peer: this.peerId, address: this.address }, 'peer link open');
     if (this.#queue.length > 0) this.#ctx.markDirty(this);
   }
 
@@ -219,11 +231,10 @@ export class OutboundLink {
     }
     const nowMs = performance.now();
     conn.liveness?.onPong(nowMs, pong.bytesRead);
+    if (!conn.accepted && this.#conn === conn) this.#onAccepted(conn);
     if (pong.kind !== PongKind.Reply || conn.pingSentAtMs === null) return;
     this.#counters.rttMs = Math.round((nowMs - conn.pingSentAtMs) * 1000) / 1000;
     conn.pingSentAtMs = null;
-    // An answered ping proves the peer accepted us and is responsive: back-off starts over.
-    this.#attempt = 0;
   }
 
   #onError(conn: Connection, err: Error): void {

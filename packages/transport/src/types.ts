@@ -36,7 +36,11 @@ export interface PeerTransportOptions {
   nowMs?: () => number;
 }
 
-/** The state of this node's outbound connection to one peer. */
+/**
+ * The state of this node's outbound connection to one peer: `connecting` (dialling, or upgraded
+ * and waiting for the peer's first pong, which proves it accepted the hello), `open` (messages
+ * flow), `backoff` (waiting to redial), `closed` (removed or shut down).
+ */
 export type LinkState = 'connecting' | 'open' | 'backoff' | 'closed';
 
 /** Counters and gauges for one peer. Counters cover the link's lifetime (reset if its address changes). */
