@@ -11,7 +11,7 @@ import {
 } from './errors.js';
 import { RaftLog, entrySize } from './log.js';
 import { ProgressTracker, type Progress } from './progress.js';
-import { ReadOnly } from './readonly.js';
+import { ReadOnly, decodeRound, encodeRound } from './readonly.js';
 import { decodeConfChange } from './confchange.js';
 import {
   ConfChangeType,
@@ -38,6 +38,17 @@ const MAX_PENDING_READS = 65_536;
 const EMPTY = new Uint8Array(0);
 
 type CampaignKind = 'preElection' | 'election' | 'transfer';
+
+// TextEncoder/TextDecoder exist globally in Node and browsers; declared here so the core
+// compiles without DOM or Node typings.
+declare class TextEncoder {
+  encode(s: string): Uint8Array;
+}
+declare class TextDecoder {
+  decode(b: Uint8Array): string;
+}
+const textOf = (b: Uint8Array): string => new TextDecoder().decode(b);
+const bytesOf = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 export function newMessage(fields: Partial<Message> & Pick<Message, 'type'>): Message {
   return {
@@ -415,8 +426,9 @@ export class Raft {
         this.leaderReadIndex(m);
         return;
       case MessageType.TransferLeader:
-        // As in etcd, `from` names the transferee.
-        this.leaderTransfer(m.from);
+        // A local request names the transferee in `from` (as in etcd); one forwarded by a
+        // follower names it in `context`, because `from` must be the sender on the wire.
+        this.leaderTransfer(m.context && m.context.length > 0 ? textOf(m.context) : m.from);
         return;
     }
     const pr = this.tracker.progress.get(m.from);
@@ -482,13 +494,14 @@ export class Raft {
     // slot so replication restarts; a gap makes the follower reject and the leader probe again.
     if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
     if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
-    if (m.context === undefined || m.context.length === 0) return;
-    const acks = this.readOnly.recvAck(m.from, m.context);
+    const round = decodeRound(m.context);
+    if (round === undefined) return;
+    const acks = this.readOnly.recvAck(m.from, round);
     if (!acks) return;
     let voterAcks = 0;
     for (const id of acks) if (this.tracker.voters.has(id)) voterAcks++;
     if (voterAcks < this.tracker.quorum()) return;
-    for (const rs of this.readOnly.advance(m.context)) this.answerRead(rs.req, rs.index);
+    for (const rs of this.readOnly.advance(round)) this.answerRead(rs.req, rs.index);
   }
 
   private answerRead(req: Message, index: number): void {
@@ -513,10 +526,7 @@ export class Raft {
   }
 
   private registerRead(m: Message): void {
-    if (this.readOnly.addRequest(this.log.committed, m)) {
-      this.readOnly.recvAck(this.id, m.context);
-      this.readIndexRoundPending = true;
-    }
+    if (this.readOnly.addRequest(this.log.committed, m)) this.readIndexRoundPending = true;
   }
 
   private committedEntryInCurrentTerm(): boolean {
@@ -540,7 +550,8 @@ export class Raft {
     if (!this.readIndexRoundPending) return;
     this.readIndexRoundPending = false;
     if (this.role !== 'leader') return;
-    this.bcastHeartbeat(this.readOnly.lastPendingCtx());
+    const round = this.readOnly.startRound(this.id);
+    if (round !== undefined) this.bcastHeartbeat(encodeRound(round));
   }
 
   private leaderTransfer(target: NodeId): void {
@@ -608,7 +619,10 @@ export class Raft {
         this.handleSnapshot(m);
         return;
       case MessageType.TransferLeader:
-        if (this.lead !== null) this.msgs.push({ ...m, to: this.lead, term: 0 });
+        if (this.lead !== null) {
+          const target = m.context && m.context.length > 0 ? m.context : bytesOf(m.from);
+          this.msgs.push({ ...m, from: this.id, to: this.lead, term: 0, context: target });
+        }
         return;
       case MessageType.TimeoutNow:
         this.cfg.logger?.info({ term: this.term, from: m.from }, 'received TimeoutNow; campaigning');
@@ -769,7 +783,9 @@ export class Raft {
   }
 
   private bcastHeartbeat(ctx: Uint8Array | undefined): void {
-    const c = ctx ?? this.readOnly.lastPendingCtx();
+    // Plain heartbeats carry the newest waiting round, so a lost round is confirmed by the next beat.
+    const pending = this.readOnly.newestPendingRound();
+    const c = ctx ?? (pending !== undefined ? encodeRound(pending) : undefined);
     for (const [id, pr] of this.tracker.progress) {
       if (id === this.id) continue;
       this.send({

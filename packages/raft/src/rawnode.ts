@@ -97,6 +97,9 @@ export class RawNode {
    */
   step(m: Message): void {
     if (LOCAL_ONLY.has(m.type)) return;
+    // Term 0 means "local" to the core. Only requests a follower forwards to its leader travel
+    // with term 0; anything else with term 0 from the wire would skip every term check.
+    if (m.term === 0 && m.type !== MessageType.ReadIndex && m.type !== MessageType.TransferLeader) return;
     if (RESPONSES.has(m.type) && !this.raft.tracker.progress.has(m.from)) return;
     this.raft.step(m);
   }

@@ -4,6 +4,7 @@
 // A scenario file is a sequence of directives separated by blank lines; lines starting with `#`
 // between directives are comments. A directive is one command line, a `----` line, and the
 // expected output (no blank lines inside; an empty output is written as `ok`).
+import { decodeRound } from '../src/readonly.js';
 import {
   ConfChangeType,
   EntryType,
@@ -169,7 +170,9 @@ export function describeMessage(m: Message): string {
       s += ` Index:${m.index}`;
       break;
   }
-  if (m.context && m.context.length > 0) s += ` Context:${quoteBytes(m.context)}`;
+  const round = decodeRound(m.context);
+  if (round !== undefined) s += ` ReadRound:${round}`;
+  else if (m.context && m.context.length > 0) s += ` Context:${quoteBytes(m.context)}`;
   return s;
 }
 
