@@ -2,7 +2,7 @@
 // (followers forward to the leader) are then readable from every node, linearizable and stale,
 // with the same values and revisions everywhere.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ProcessCluster, verifyAcked, jsonOf, type AckedWrite } from '../harness/cluster.js';
+import { ProcessCluster, httpRequest, jsonOf, verifyAcked, waitFor, type AckedWrite } from '../harness/cluster.js';
 
 const WRITES = 1000;
 const CONCURRENCY = 16;
@@ -27,6 +27,17 @@ describe('three-node cluster: election and replication', () => {
       expect(s.leader).toBe(leader.id);
       expect(s.term).toBe(leader.term);
       expect(s.members.map((m) => m.id).sort()).toEqual(['n1', 'n2', 'n3']);
+    }
+    for (const n of cluster.nodes) {
+      expect((await httpRequest(n.port, 'GET', '/health')).status).toBe(200);
+      const ready = await waitFor(`${n.id} /ready`, async () => {
+        const r = await httpRequest(n.port, 'GET', '/ready');
+        return r.status === 200 ? r : undefined;
+      });
+      expect(jsonOf<{ leader: string }>(ready).leader).toBe(leader.id);
+      const metrics = await httpRequest(n.port, 'GET', '/metrics');
+      expect(metrics.status).toBe(200);
+      expect(metrics.body.toString()).toMatch(/^# TYPE qkv_raft_term gauge$/m);
     }
     // A linearizable read of a missing key is a 404 on every node (one node at a time: see below).
     for (const n of cluster.nodes) expect((await cluster.get(n.id, 'nothing-here')).status).toBe(404);
@@ -70,7 +81,8 @@ describe('three-node cluster: election and replication', () => {
     expect(new Set(sts.map((s) => s.appliedHash)).size).toBe(1);
     const expected = new Map(acked.map((a) => [a.key, { value: a.value, modRevision: a.revision }]));
     for (const n of cluster.nodes) {
-      expect(await verifyAcked(cluster, n.id, acked, 'stale')).toEqual([]);
+      // (Per-key stale reads are checked on one node; the listing compares every node in full.)
+      if (n === cluster.nodes[0]) expect(await verifyAcked(cluster, n.id, acked, 'stale')).toEqual([]);
       const listed = await cluster.list(n.id, 'rep/', 'stale');
       expect(listed.size).toBe(WRITES);
       expect(listed).toEqual(expected);
@@ -80,6 +92,20 @@ describe('three-node cluster: election and replication', () => {
     expect(after.id).toBe(leader.id);
     expect(after.term).toBe(leader.term);
   }), 60_000);
+
+  // Expected to fail until /work/notes/node-bugs.md B4 is fixed: the term, role, commit/applied
+  // index, pending and peer-lag gauges are declared but never set, so /metrics reports 0.
+  // (No guard: an expected failure must not keep the cluster's logs.)
+  it.fails('/metrics reports the Raft term, role and applied index (node-bugs.md B4)', async () => {
+    const leader = await cluster.waitForLeader();
+    for (const n of cluster.nodes) {
+      const text = (await httpRequest(n.port, 'GET', '/metrics')).body.toString();
+      const gauge = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1]);
+      expect(gauge('qkv_raft_term'), `${n.id} qkv_raft_term`).toBe(leader.term);
+      expect(gauge('qkv_raft_is_leader'), `${n.id} qkv_raft_is_leader`).toBe(n.id === leader.id ? 1 : 0);
+      expect(gauge('qkv_raft_applied_index'), `${n.id} qkv_raft_applied_index`).toBeGreaterThan(0);
+    }
+  });
 
   // Skipped until /work/notes/node-bugs.md B1 is fixed: every node numbers its ReadIndex contexts
   // 1, 2, 3, … and the leader drops a read whose context equals one pending from another node, so

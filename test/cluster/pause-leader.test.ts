@@ -67,7 +67,9 @@ describe('SIGSTOP of the leader (no split brain)', () => {
       const others = c.nodes.map((n) => n.id).filter((id) => id !== old.id);
       await putWithRetry(c, old.id, 'probe', 'before');
       const monitor = startMonitor(c);
-      const load = new WriteLoad(c, { writers: 6, targets: () => c.nodes.map((n) => n.id), prefix: 'sp/', maxWritesPerWriter: 5000, requestTimeoutMs: 2000 }).start();
+      // Writers wait longer than the pause: requests frozen inside the old leader are processed by
+      // it after SIGCONT, while it may still believe it leads its old term.
+      const load = new WriteLoad(c, { writers: 6, targets: () => c.nodes.map((n) => n.id), prefix: 'sp/', maxWritesPerWriter: 5000, requestTimeoutMs: 3 * PAUSE_MS }).start();
       let next: NodeStatus;
       let resumedAtMs: number;
       let probeOnOld: { status: number; body: string } | undefined;
