@@ -1,8 +1,8 @@
 // The "db" in Jepsen's sense: real `quorumkv serve` processes on 127.0.0.1, every peer link
 // through a fault proxy, and the process-level faults (kill -9, restart, SIGSTOP/SIGCONT).
 //
-// NOT RUNNABLE YET against the current tree in CI: it is written against the server's CLI and
-// `/v1/status` as specified in issue 6 (see README § "Status of `run`" for what it assumes).
+// Written against the server's CLI (`serve --id --listen --peers --data`) and `/v1/status`;
+// README § "Status of `run`" lists the status fields and admin routes it would also like.
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';

@@ -24,11 +24,6 @@ export function directionsForCut([from, to]: Cut): { link: string; direction: Di
   ];
 }
 
-/** Every directed link between `nodes`. */
-export function allLinks(nodes: readonly string[]): [string, string][] {
-  return nodes.flatMap((a) => nodes.filter((b) => b !== a).map((b) => [a, b] as [string, string]));
-}
-
 /** Options of {@link LinkSet.start}. */
 export interface LinkSetOptions {
   nodes: readonly string[];

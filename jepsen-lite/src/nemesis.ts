@@ -122,7 +122,7 @@ export interface ScheduleOptions {
   nemeses: readonly NemesisName[];
   /** Fault duration range. Default [2000, 6000]. */
   faultMsRange?: readonly [number, number];
-  /** Healthy gap between events. Default [1000, 3000]. */
+  /** Healthy gap between events; long enough for restarted nodes to rejoin. Default [3000, 6000]. */
   gapMsRange?: readonly [number, number];
   /** Healthy time before the first fault and after the last heal. Default 2000 / 3000. */
   quietStartMs?: number;
@@ -133,7 +133,7 @@ export interface ScheduleOptions {
   eventsMax?: number;
 }
 
-const DEFAULTS = { faultMsRange: [2000, 6000] as const, gapMsRange: [1000, 3000] as const, quietStartMs: 2000, quietEndMs: 3000, eventsMax: 1000 };
+const DEFAULTS = { faultMsRange: [2000, 6000] as const, gapMsRange: [3000, 6000] as const, quietStartMs: 2000, quietEndMs: 3000, eventsMax: 1000 };
 
 /**
  * Generates a schedule from a seed: healthy start, then fault / heal / gap cycles with nemeses

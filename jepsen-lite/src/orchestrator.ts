@@ -2,8 +2,8 @@
 // the checkers (Jepsen's shape). This file wires the parts together; each concern lives in its
 // own file (db, links/proxy, nemesis, nemesis-exec, workloads, runner, history, check, report).
 //
-// NOT RUNNABLE YET: it needs the built server (`packages/server/dist/cli.js`) and the client
-// (`@quorumkv/client`'s `connect`). See README § "Status of `run`" for what remains.
+// It needs the built server (`packages/server/dist/cli.js`) and client (`@quorumkv/client`);
+// README § "Status of `run`" lists what it still assumes of them.
 
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,0 +1,34 @@
+// The short CI matrix against a real cluster: opt-in (JL_MATRIX=1) because it needs the built
+// server and client (`pnpm build`) and takes a few minutes.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DEFAULT_COMBOS, parseCli } from '../src/args.js';
+import { runTest } from '../src/orchestrator.js';
+
+const serverCli = fileURLToPath(new URL('../../packages/server/dist/cli.js', import.meta.url));
+const enabled = process.env.JL_MATRIX === '1';
+const timeS = Number(process.env.JL_MATRIX_TIME_S ?? 25);
+const seed = Number(process.env.JL_MATRIX_SEED ?? 1);
+if (!enabled) console.warn('jepsen-lite matrix skipped: set JL_MATRIX=1 (after pnpm build) to run it against a real cluster');
+
+const root = mkdtempSync(join(tmpdir(), 'jl-matrix-'));
+afterAll(() => {
+  if (process.env.JL_KEEP !== '1') rmSync(root, { recursive: true, force: true });
+});
+
+describe.skipIf(!enabled)('jepsen-lite short matrix (real cluster)', () => {
+  const m = parseCli(['matrix', '--combos', process.env.JL_MATRIX_COMBOS ?? DEFAULT_COMBOS]);
+  if (m.command !== 'matrix') throw new Error('unreachable');
+  for (const [i, c] of m.combos.entries()) {
+    it(`${c.nemesisSpec} × ${c.workload}`, async () => {
+      expect(existsSync(serverCli), `${serverCli} missing: run pnpm build first`).toBe(true);
+      const out = join(root, `${i}-${c.nemesisSpec}-${c.workload}`);
+      const check = await runTest({ nodes: 3, timeS, nemeses: c.nemeses, nemesisSpec: c.nemesisSpec, workload: c.workload, concurrency: 6, rate: 200, seed: seed + i, out, serverCli, budgetMsPerKey: 5000, progress: () => undefined });
+      const failing = Object.entries(check.results).filter(([, r]) => r.valid !== true).map(([n, r]) => `${n}=${String(r.valid)}`);
+      expect(failing, `replay: pnpm jepsen-lite run --time ${timeS} --nemesis ${c.nemesisSpec} --workload ${c.workload} --seed ${seed + i}; report ${out}/report.html (JL_KEEP=1 keeps it)`).toEqual([]);
+    }, (timeS + 90) * 1000);
+  }
+});
