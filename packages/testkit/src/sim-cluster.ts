@@ -14,7 +14,7 @@ import {
 } from '@quorumkv/raft';
 import type { ConfChange, ConfState, Config, Entry, HardState, Message, PlantedBug, Ready, Role, Snapshot } from '@quorumkv/raft';
 import { EMPTY_CHAIN } from './hash.js';
-import { InvariantViolation, LogChain, SafetyChecker } from './invariants.js';
+import { InvariantViolation, LogChain, MAX_OPEN_READS, SafetyChecker } from './invariants.js';
 import { KvStateMachine, decodeSnapshotData, decodeWrite, encodeWrite } from './kv-state-machine.js';
 import { Prng } from './prng.js';
 import type { SimProfile } from './scenario.js';
@@ -130,6 +130,8 @@ export class SimCluster {
     compactions: 0, snapshotsInstalled: 0, transfers: 0, confChanges: 0, leaderTerms: 0,
   };
   private readonly writes = new Map<number, { node: string; index: number; term: number }>();
+  /** readId -> the key it reads (for the trace: what the read returned). */
+  private readonly readKeys = new Map<number, string>();
   private readonly ackedWrites = new Set<number>();
   private nextWriteId = 1;
   private nextReadId = 1;
@@ -318,16 +320,18 @@ export class SimCluster {
   // ---------------------------------------------------------------------------------------------
   // Reads
 
-  /** Starts a ReadIndex read on `id`; returns its id, or undefined when the node refused it. */
-  startRead(id: string): number | undefined {
+  /** Starts a ReadIndex read of `key` on `id`; returns its id, or undefined when the node refused it. */
+  startRead(id: string, key: string): number | undefined {
     const n = this.mustGet(id);
     if (!n.raw) return undefined;
     const readId = this.nextReadId++;
     const ok = this.coreMay(n, 'readIndex', (raw) => raw.readIndex(encodeReadCtx(readId)));
     if (ok === undefined) return undefined;
     this.checker.observeReadStart(readId, id, this.now);
+    if (this.readKeys.size >= MAX_OPEN_READS) this.readKeys.clear(); // only used for the trace
+    this.readKeys.set(readId, key);
     this.stats.readsStarted++;
-    this.trace.add(this.now, id, `read ${readId} started (committed ${this.checker.maxCommit})`);
+    this.trace.add(this.now, id, `read ${readId} of ${key} started (committed ${this.checker.maxCommit})`);
     return readId;
   }
 
@@ -349,9 +353,12 @@ export class SimCluster {
         keep.push(r);
         continue;
       }
+      const key = this.readKeys.get(r.readId);
+      this.readKeys.delete(r.readId);
       if (this.checker.observeReadServed(r.readId, n.id, n.sm.appliedIndex)) {
         this.stats.readsServed++;
-        this.trace.add(this.now, n.id, `read ${r.readId} served at read index ${r.index} from applied ${n.sm.appliedIndex}`);
+        const value = key === undefined ? undefined : (n.sm.kv.get(key) ?? '(none)');
+        this.trace.add(this.now, n.id, `read ${r.readId} served at read index ${r.index} from applied ${n.sm.appliedIndex}: ${key} = ${value}`);
       }
     }
     n.pendingReads = keep;

@@ -197,7 +197,7 @@ function injectActions(c: SimCluster, rng: Prng, p: SimProfile): void {
   if (rng.chance(p.proposeProbability)) proposeSomewhere(c, rng, p);
   if (rng.chance(p.readProbability)) {
     const live = c.liveIds();
-    if (live.length > 0) c.startRead(rng.pick(live));
+    if (live.length > 0) c.startRead(rng.pick(live), keyName(rng.int(p.keyCount)));
   }
   if (rng.chance(p.crashProbability) && c.downIds().length < p.maxCrashedNodes) {
     const live = c.liveIds();
