@@ -7,7 +7,7 @@ import { CloseCode } from './close-codes.js';
 import { decodeFrame } from './codec.js';
 import { FrameError } from './errors.js';
 import type { TransportLimits } from './limits.js';
-import { closeWithGrace } from './outbound.js';
+import { closeWithGrace } from './close.js';
 import { encodePong, PongKind } from './progress.js';
 import type { PeerStats, TransportLogger } from './types.js';
 

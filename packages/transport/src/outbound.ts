@@ -6,7 +6,8 @@ import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import type { Message } from '@quorumkv/raft';
 import { backoffDelayMs } from './backoff.js';
-import { CloseCode, fitCloseReason } from './close-codes.js';
+import { CloseCode } from './close-codes.js';
+import { closeWithGrace } from './close.js';
 import { encodeFrame, estimateMessageBytes, FRAME_OVERHEAD_BYTES } from './codec.js';
 import { assert } from './errors.js';
 import { createHelloHeader, HELLO_HEADER } from './handshake.js';
@@ -311,19 +312,4 @@ export class OutboundLink {
 function clearConnTimers(conn: Connection): void {
   if (conn.tickTimer !== null) clearInterval(conn.tickTimer);
   conn.tickTimer = null;
-}
-
-/**
- * Sends a close frame with `code` and `reason`, and destroys the socket if the close handshake
- * has not finished within `graceMs` (a silent peer never answers it). Safe in any state.
- */
-export function closeWithGrace(ws: WebSocket, code: number, reason: string, graceMs: number): void {
-  if (ws.readyState === WebSocket.CLOSED) return;
-  if (ws.readyState === WebSocket.CONNECTING) {
-    ws.terminate(); // no close frame can be sent before the upgrade completes
-    return;
-  }
-  if (ws.readyState === WebSocket.OPEN) ws.close(code, fitCloseReason(reason));
-  const timer = setTimeout(() => ws.terminate(), graceMs).unref();
-  ws.once('close', () => clearTimeout(timer));
 }

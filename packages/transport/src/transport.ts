@@ -9,7 +9,8 @@ import { assert, TransportConfigError } from './errors.js';
 import { HELLO_HEADER, ReplayCache, verifyHelloHeader } from './handshake.js';
 import { InboundConnection, type InboundContext, type InboundCounters } from './inbound.js';
 import { resolveLimits, type TransportLimits } from './limits.js';
-import { closeWithGrace, OutboundLink, type LinkContext } from './outbound.js';
+import { closeWithGrace } from './close.js';
+import { OutboundLink, type LinkContext } from './outbound.js';
 import { normalizePeers, RAFT_PATH } from './peers.js';
 import type { PeerStats, PeerTransportOptions, TransportLogger, TransportStats } from './types.js';
 
