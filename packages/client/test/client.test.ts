@@ -259,6 +259,16 @@ describe('failures, deadlines, abort, close', () => {
     expect(Date.now() - t0).toBeLessThan(2000);
   });
 
+  it('applies the client-wide deadline and refuses calls past maxPendingCalls', async () => {
+    const kv = await client({ timeoutMs: 200, maxPendingCalls: 2 });
+    cluster.faults.hang = true;
+    const a = kv.get('a').catch((e: unknown) => e);
+    const b = kv.get('b').catch((e: unknown) => e);
+    await expect(kv.get('c')).rejects.toMatchObject({ code: 'QKV_BUSY' });
+    expect(await a).toBeInstanceOf(TimeoutError);
+    expect(await b).toBeInstanceOf(TimeoutError);
+  });
+
   it('times out a request that the node never answers', async () => {
     const kv = await client({ attemptTimeoutMs: 100 });
     cluster.faults.hang = true;
