@@ -99,7 +99,8 @@ describe('SIGSTOP of the leader (no split brain)', () => {
         putOnOld = { status: p.status, forwardedTo: typeof fwd === 'string' ? fwd : undefined };
         // The old leader steps down and follows the new one.
         const oldNow = await c.waitForLeader({ minTerm: old.term, timeoutMs: 15_000 });
-        expect(oldNow.id).toBe(next.id);
+        // (Normally still `next`; on a starved machine another election may have followed.)
+        if (oldNow.term === next.term) expect(oldNow.id).toBe(next.id);
         await load.waitAcked(load.acked.length + 50);
       } finally {
         await load.stop();
@@ -121,8 +122,9 @@ describe('SIGSTOP of the leader (no split brain)', () => {
       const oldAfter = monitor.samples.filter((s) => s.status.id === old.id && s.atMs > resumedAtMs + 2_000);
       expect(oldAfter.length).toBeGreaterThan(0);
       for (const s of oldAfter) {
-        expect(s.status.role).toBe('follower');
         expect(s.status.term).toBeGreaterThanOrEqual(next.term);
+        // It may lead again only after a later election, never in the term it was deposed from.
+        if (s.status.role === 'leader') expect(s.status.term).toBeGreaterThan(next.term);
       }
 
       // 2. No stale read from the deposed leader.
