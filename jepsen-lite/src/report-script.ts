@@ -6,8 +6,8 @@ export const REPORT_SCRIPT = String.raw`
 (function () {
   'use strict';
   var data = JSON.parse(document.getElementById('report-data').textContent);
-  var COLORS = { ok: '#2e7d32', fail: '#c62828', info: '#ef6c00' };
-  var OUTCOMES = ['ok', 'fail', 'info'];
+  var COLORS = { ok: '#2e7d32', 'cas-mismatch': '#90a4ae', fail: '#c62828', info: '#ef6c00' };
+  var OUTCOMES = ['ok', 'cas-mismatch', 'fail', 'info'];
   Chart.defaults.animation = false;
   Chart.defaults.font.size = 11;
 

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { ComposedResult, Validity } from './checker.js';
 import type { AvailabilityEvidence, FaultWindow } from './checkers/availability.js';
-import type { Op } from './history.js';
+import type { Op, OpPair } from './history.js';
 import { outcomeOf, pairOps } from './history.js';
 import { REPORT_SCRIPT } from './report-script.js';
 
@@ -105,13 +105,13 @@ function chartData(input: ReportInput): unknown {
     p: p.invoke.process,
     s: p.invoke.time / NS_PER_S,
     e: p.complete === undefined ? null : p.complete.time / NS_PER_S,
-    o: outcomeOf(p),
+    o: drawnOutcome(p),
   }));
-  const buckets = Array.from({ length: durationS + 1 }, (_, t) => ({ t, ok: 0, fail: 0, info: 0 }));
+  const buckets = Array.from({ length: durationS + 1 }, (_, t) => ({ t, ok: 0, 'cas-mismatch': 0, fail: 0, info: 0 }));
   for (const p of pairs) {
     if (p.complete === undefined) continue;
     const b = buckets[Math.min(durationS, Math.floor(p.complete.time / NS_PER_S))]!;
-    b[outcomeOf(p)]++;
+    b[drawnOutcome(p)]++;
   }
   return {
     durationS,
@@ -121,6 +121,12 @@ function chartData(input: ReportInput): unknown {
     throughput: buckets,
     faults: input.faults.map((f) => ({ label: f.label, startS: f.startNs / NS_PER_S, endS: f.endNs === null ? null : f.endNs / NS_PER_S })),
   };
+}
+
+/** The outcome as drawn: a failed compare-and-set is an answer, drawn apart from real failures. */
+function drawnOutcome(p: OpPair): 'ok' | 'cas-mismatch' | 'fail' | 'info' {
+  const o = outcomeOf(p);
+  return o === 'fail' && p.complete?.error === 'QKV_CAS_FAILED' ? 'cas-mismatch' : o;
 }
 
 /** Renders the whole page as one string. */

@@ -192,3 +192,16 @@ describe('availability: failover counts only writes invoked after the fault', ()
     expect(r.evidence.failovers[0]?.failoverMs).toBe(600);
   });
 });
+
+describe('availability: a failed compare-and-set is an answer, not an error', () => {
+  it('does not count QKV_CAS_FAILED in the error rate', () => {
+    const ops: Op[] = [
+      { index: 0, process: 0, type: 'invoke', f: 'cas', value: null, time: 1 },
+      { index: 1, process: 0, type: 'fail', f: 'cas', value: null, time: 2, error: 'QKV_CAS_FAILED' },
+      { index: 2, process: 0, type: 'invoke', f: 'write', value: null, time: 3 },
+      { index: 3, process: 0, type: 'fail', f: 'write', value: null, time: 4, error: 'QKV_TOO_LARGE' },
+    ];
+    const r = checkAvailability(pairOps(ops), []);
+    expect(r.evidence.outsideFaults).toMatchObject({ ops: 2, answeredFail: 1, fail: 1, errorRate: 0.5 });
+  });
+});

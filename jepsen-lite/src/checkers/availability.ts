@@ -34,11 +34,16 @@ export interface AvailabilityOptions {
 export interface ErrorRate {
   ops: number;
   ok: number;
+  /** Fails that are answers, not unavailability (a compare-and-set whose condition did not hold). */
+  answeredFail: number;
   fail: number;
   info: number;
-  /** (fail + info) / ops; null when there were no ops. */
+  /** (fail + info) / ops, answered fails not counted; null when there were no ops. */
   errorRate: number | null;
 }
+
+/** Error codes of a `fail` that is a correct answer of an available cluster. */
+export const ANSWERED_FAIL_CODES: ReadonlySet<string> = new Set(['QKV_CAS_FAILED']);
 
 /** Evidence of {@link checkAvailability}. */
 export interface AvailabilityEvidence {
@@ -72,7 +77,7 @@ export function checkAvailability(pairs: readonly OpPair[], faults: readonly Fau
   const inFault = (t: number): boolean => faults.some((f) => t >= f.startNs && t < (f.endNs ?? endNs + 1));
   const during = emptyRate();
   const outside = emptyRate();
-  for (const p of pairs) tally(inFault(p.invoke.time) ? during : outside, outcomeOf(p));
+  for (const p of pairs) tally(inFault(p.invoke.time) ? during : outside, p);
   const w = windowShare(pairs, okWriteTimes, (options.windowMs ?? 1000) * NS_PER_MS);
   const evidence: AvailabilityEvidence = {
     failovers,
@@ -135,12 +140,14 @@ function lowerBound(sorted: readonly number[], t: number): number {
 }
 
 function emptyRate(): ErrorRate {
-  return { ops: 0, ok: 0, fail: 0, info: 0, errorRate: null };
+  return { ops: 0, ok: 0, answeredFail: 0, fail: 0, info: 0, errorRate: null };
 }
 
-function tally(r: ErrorRate, outcome: 'ok' | 'fail' | 'info'): void {
+function tally(r: ErrorRate, p: OpPair): void {
+  const outcome = outcomeOf(p);
   r.ops++;
-  r[outcome]++;
+  if (outcome === 'fail' && ANSWERED_FAIL_CODES.has(p.complete?.error ?? '')) r.answeredFail++;
+  else r[outcome]++;
 }
 
 function finishRate(r: ErrorRate): ErrorRate {
