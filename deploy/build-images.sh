@@ -118,6 +118,8 @@ build_image() {
     printf '%s\n' "$out" >&2
     die "docker build failed"
   fi
+  # The image this build replaced is now untagged: remove it (and only images of this Dockerfile).
+  docker image prune -f --filter label=org.opencontainers.image.title=quorumkv-node >/dev/null || true
   size="$(docker image inspect "$IMAGE" --format '{{.Size}}')"
   say "image $IMAGE built in $((SECONDS - t0)) s, $((size / 1000000)) MB"
 }
