@@ -59,6 +59,10 @@ export interface ServeConfig {
   maxConcurrentSnapshotSends: number;
   /** Test-only fault injection (jepsen-lite): extra latency added to every synced write. */
   faultFsyncDelayMs: number;
+  /** Test-only: corrupt every Nth snapshot chunk sent (0 = off). */
+  faultSnapshotCorruptEvery: number;
+  /** Test-only: cut a snapshot connection after this many chunks, once per transfer (0 = off). */
+  faultSnapshotCutAfterChunks: number;
 }
 
 export const DEFAULTS = {
@@ -79,6 +83,8 @@ export const DEFAULTS = {
   snapshotChunkBytes: 1024 * 1024,
   maxConcurrentSnapshotSends: 1,
   faultFsyncDelayMs: 0,
+  faultSnapshotCorruptEvery: 0,
+  faultSnapshotCutAfterChunks: 0,
 } as const;
 
 /** The flags of `quorumkv serve`; each also reads QKV_<NAME> (upper snake case) from the environment. */
@@ -109,6 +115,8 @@ const SERVE_FLAGS = {
   'snapshot-chunk-bytes': { type: 'string' },
   'max-concurrent-snapshot-sends': { type: 'string' },
   'fault-fsync-delay-ms': { type: 'string' },
+  'fault-snapshot-corrupt-every': { type: 'string' },
+  'fault-snapshot-cut-after-chunks': { type: 'string' },
 } as const;
 
 export const SERVE_USAGE = `usage: quorumkv serve --id ID --listen HOST:PORT --peers ID=HOST:PORT,... --data DIR [options]
@@ -139,7 +147,9 @@ export const SERVE_USAGE = `usage: quorumkv serve --id ID --listen HOST:PORT --p
   --snapshot-chunk-bytes N
   --max-concurrent-snapshot-sends N
 
-Every flag can also be given as an environment variable: --cluster-secret = QKV_CLUSTER_SECRET.`;
+Every flag can also be given as an environment variable: --cluster-secret = QKV_CLUSTER_SECRET.
+Test-only fault injection (for jepsen-lite and tests; never in production):
+  --fault-fsync-delay-ms N, --fault-snapshot-corrupt-every N, --fault-snapshot-cut-after-chunks N`;
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
@@ -289,8 +299,11 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     snapshotKeepEntries,
     snapshotLogBytes: num('snapshot-log-bytes', DEFAULTS.snapshotLogBytes, 1024),
     snapshotRateBytesPerSec: num('snapshot-rate', DEFAULTS.snapshotRateBytesPerSec, 0),
-    snapshotChunkBytes: num('snapshot-chunk-bytes', DEFAULTS.snapshotChunkBytes, 1024, 64 * 1024 * 1024),
+    // A chunk travels in one transport frame (4 MiB at most), with room for the frame's fields.
+    snapshotChunkBytes: num('snapshot-chunk-bytes', DEFAULTS.snapshotChunkBytes, 1024, 2 * 1024 * 1024),
     maxConcurrentSnapshotSends: num('max-concurrent-snapshot-sends', DEFAULTS.maxConcurrentSnapshotSends, 1, 64),
     faultFsyncDelayMs: num('fault-fsync-delay-ms', DEFAULTS.faultFsyncDelayMs, 0, 60_000),
+    faultSnapshotCorruptEvery: num('fault-snapshot-corrupt-every', DEFAULTS.faultSnapshotCorruptEvery, 0),
+    faultSnapshotCutAfterChunks: num('fault-snapshot-cut-after-chunks', DEFAULTS.faultSnapshotCutAfterChunks, 0),
   };
 }

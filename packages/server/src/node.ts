@@ -130,6 +130,8 @@ export class QuorumKvNode {
 
   /** Called for leader-emitted snapshot messages and installs (set by the snapshot module). */
   snapshotHooks: SnapshotHooks | undefined;
+  /** Receives snapshot-channel connections (set by the snapshot module). */
+  snapshotAcceptor: ((peer: string, ws: import('ws').WebSocket) => void) | undefined;
   /** Snapshot transfers in flight, for /v1/status (set by the snapshot module). */
   snapshotStatus: (() => unknown) | undefined;
 
@@ -158,6 +160,10 @@ export class QuorumKvNode {
       peers: this.peerAddresses(),
       logger: coreLogger(this.log.child({ component: 'transport' })),
       onMessage: (m) => this.onPeerMessage(m),
+      onSnapshotConnection: (peer, ws) => {
+        if (this.snapshotAcceptor) this.snapshotAcceptor(peer, ws);
+        else ws.close(1013, 'snapshots not served yet');
+      },
       onPeerDown: (peer) => {
         this.raw.reportUnreachable(peer);
         this.schedule();
@@ -640,7 +646,7 @@ export class QuorumKvNode {
     for (const w of this.readsAwaitingApply) this.failReads(w.reads, err);
     this.readsAwaitingApply = [];
     await this.snapshotHooks?.close();
-    this.transport.close();
+    await this.transport.close();
     await this.store.close();
   }
 }

@@ -9,6 +9,8 @@ import { NodeKvService } from './kv-service.js';
 import { coreLogger, createLogger, type Logger } from './logger.js';
 import { NodeMetrics } from './metrics.js';
 import { QuorumKvNode } from './node.js';
+import { SnapshotManager } from './snapshots.js';
+import { AdminApi } from './admin.js';
 
 export interface RunningServer {
   node: QuorumKvNode;
@@ -23,7 +25,19 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
   const log = opts.logger ?? createLogger(cfg.id, cfg.logLevel);
   const metrics = new NodeMetrics();
   const node = await QuorumKvNode.open(cfg, log, metrics);
+  const snapshots = new SnapshotManager(
+    node,
+    { dial: (peer) => node.transport.dialSnapshot(peer) },
+    {
+      ...(cfg.faultSnapshotCorruptEvery > 0 ? { corruptEveryNthChunk: cfg.faultSnapshotCorruptEvery } : {}),
+      ...(cfg.faultSnapshotCutAfterChunks > 0 ? { cutAfterChunks: cfg.faultSnapshotCutAfterChunks } : {}),
+    },
+  );
+  node.snapshotHooks = snapshots;
+  node.snapshotStatus = () => snapshots.status();
+  node.snapshotAcceptor = (peer, ws) => snapshots.acceptConnection(peer, ws);
   const api = new HttpApi(node);
+  api.admin = new AdminApi(node, snapshots);
   const endpoint: ClientEndpoint = attachClientEndpoint({
     service: new NodeKvService(node),
     maxKeyBytes: cfg.maxKeyBytes,

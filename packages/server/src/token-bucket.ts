@@ -1,6 +1,6 @@
 // A token bucket in bytes per second, shared by every outgoing snapshot transfer of a node and
-// adjustable at run time. Rate 0 means unlimited. The burst is one second of rate (at least one
-// chunk), so a transfer never exceeds the rate by more than a chunk over any second.
+// adjustable at run time. Rate 0 means unlimited. The burst is a tenth of a second of rate (at
+// least one chunk), so a transfer of S bytes takes at least about S/R - 0.1 s.
 
 export class TokenBucket {
   private tokens: number;
@@ -46,7 +46,7 @@ export class TokenBucket {
   }
 
   private burst(): number {
-    return Math.max(this.rateBytesPerSec, this.minBurstBytes);
+    return Math.max(this.rateBytesPerSec / 10, this.minBurstBytes);
   }
 
   private refill(): void {

@@ -14,8 +14,9 @@ export const MAX_HELLO_HEADER_LENGTH = 2048;
 
 /**
  * The kinds of connection a dialler may open on `/raft`. `raft` carries Raft messages; `snapshot`
- * is reserved for streaming snapshot data on its own connection, so heartbeats never queue
- * behind snapshot chunks (not served yet: refused with `CloseCode.Unsupported`).
+ * streams snapshot data on its own connection, so heartbeats never queue behind snapshot chunks
+ * (served only when the transport has an `onSnapshotConnection` handler; else refused with
+ * `CloseCode.Unsupported`).
  */
 export const CHANNELS = ['raft', 'snapshot'] as const;
 /** A connection kind; see `CHANNELS`. */
@@ -77,6 +78,8 @@ export interface HelloCheck {
   isPeer: (id: string) => boolean;
   nowMs: number;
   maxAgeMs: number;
+  /** Serve `snapshot` channel connections (the host registered a handler). */
+  acceptSnapshots?: boolean;
   /** Records the nonce; false if it was seen in the replay window (or the window is full). */
   rememberNonce: (nonce: string, nowMs: number) => 'new' | 'replayed' | 'full';
 }
@@ -102,7 +105,9 @@ export function verifyHelloHeader(raw: string | string[] | undefined, check: Hel
   }
   if (parsed.to !== check.selfId) return refuse(CloseCode.Forbidden, `wrong target: this node is ${check.selfId}`);
   if (!check.isPeer(parsed.from)) return refuse(CloseCode.Forbidden, `unknown peer id ${parsed.from}`);
-  if (parsed.channel !== 'raft') return refuse(CloseCode.Unsupported, `channel ${parsed.channel} is not served`);
+  if (parsed.channel !== 'raft' && !(parsed.channel === 'snapshot' && check.acceptSnapshots === true)) {
+    return refuse(CloseCode.Unsupported, `channel ${parsed.channel} is not served`);
+  }
   return { ok: true, hello: parsed };
 }
 

@@ -1,17 +1,17 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import type { Message } from '@quorumkv/raft';
 import { CloseCode } from './close-codes.js';
 import { isValidNodeId, isWireMessageType } from './codec.js';
-import { assert, TransportConfigError } from './errors.js';
-import { HELLO_HEADER, ReplayCache, verifyHelloHeader } from './handshake.js';
+import { assert, TransportConfigError, TransportError } from './errors.js';
+import { HELLO_HEADER, ReplayCache, createHelloHeader, verifyHelloHeader } from './handshake.js';
 import { InboundConnection, type InboundContext, type InboundCounters } from './inbound.js';
 import { resolveLimits, type TransportLimits } from './limits.js';
 import { closeWithGrace } from './close.js';
 import { OutboundLink, type LinkContext } from './outbound.js';
-import { normalizePeers, RAFT_PATH } from './peers.js';
+import { normalizePeers, peerUrl, RAFT_PATH } from './peers.js';
 import type { PeerStats, PeerTransportOptions, TransportLogger, TransportStats } from './types.js';
 
 /**
@@ -35,6 +35,9 @@ export class PeerTransport {
   readonly #logger: TransportLogger;
   readonly #onMessage: (msg: Message) => void;
   readonly #onPeerDown: ((peerId: string) => void) | undefined;
+  readonly #onSnapshotConnection: ((peerId: string, ws: WebSocket) => void) | undefined;
+  /** Open snapshot-channel connections (both directions), closed at shutdown. */
+  readonly #snapshotConns = new Set<WebSocket>();
   readonly #linkCtx: LinkContext;
   readonly #inboundCtx: InboundContext;
   readonly #wss: WebSocketServer;
@@ -66,6 +69,7 @@ export class PeerTransport {
     this.#secret = opts.clusterSecret;
     this.#logger = opts.logger;
     this.#onMessage = opts.onMessage;
+    this.#onSnapshotConnection = opts.onSnapshotConnection;
     this.#onPeerDown = opts.onPeerDown;
     this.#nowMs = opts.nowMs ?? Date.now;
     this.#replay = new ReplayCache(this.limits.maxReplayCacheEntries, this.limits.helloMaxAgeMs);
@@ -201,6 +205,7 @@ export class PeerTransport {
       nowMs,
       maxAgeMs: this.limits.helloMaxAgeMs,
       rememberNonce: (nonce, now) => this.#replay.remember(nonce, now),
+      acceptSnapshots: this.#onSnapshotConnection !== undefined,
     });
     if (!verdict.ok) {
       this.#refusedConnections++;
@@ -210,7 +215,46 @@ export class PeerTransport {
       closeWithGrace(ws, verdict.code, verdict.reason, this.limits.closeGraceMs);
       return;
     }
+    if (verdict.hello.channel === 'snapshot') {
+      this.#logger.info({ peer: verdict.hello.from, remote }, 'inbound snapshot connection accepted');
+      this.#snapshotConns.add(ws);
+      ws.once('close', () => this.#snapshotConns.delete(ws));
+      this.#onSnapshotConnection!(verdict.hello.from, ws);
+      return;
+    }
     this.#accept(ws, req.socket, verdict.hello.from, remote);
+  }
+
+  /**
+   * Opens an authenticated `snapshot` channel connection to a peer: a WebSocket of its own, so
+   * snapshot data never delays Raft messages. Resolves once open; the caller owns and closes it.
+   */
+  dialSnapshot(peerId: string): Promise<WebSocket> {
+    const address = this.#peers.get(peerId);
+    if (this.#closed) return Promise.reject(new TransportError('QKV_TRANSPORT_CLOSED', 'transport is closed'));
+    if (address === undefined) return Promise.reject(new TransportError('QKV_UNKNOWN_PEER', `unknown peer ${peerId}`));
+    const hello = createHelloHeader({ from: this.id, to: peerId, channel: 'snapshot', clusterSecret: this.#secret, nowMs: this.#nowMs() });
+    const ws = new WebSocket(peerUrl(address), {
+      headers: { [HELLO_HEADER]: hello },
+      perMessageDeflate: false,
+      handshakeTimeout: this.limits.connectTimeoutMs,
+      maxPayload: this.limits.maxFrameBytes,
+      followRedirects: false,
+    });
+    this.#snapshotConns.add(ws);
+    ws.once('close', () => this.#snapshotConns.delete(ws));
+    return new Promise<WebSocket>((resolve, reject) => {
+      const fail = (err: Error) => {
+        ws.terminate();
+        reject(err);
+      };
+      ws.once('open', () => {
+        ws.off('error', fail);
+        resolve(ws);
+      });
+      ws.once('error', fail);
+      ws.once('close', (code, reason) => reject(new TransportError('QKV_SNAPSHOT_DIAL', `snapshot connection closed (${code} ${reason.toString('utf8')})`)));
+    });
   }
 
   #accept(ws: WebSocket, socket: Socket, peerId: string, remote: string): void {
@@ -258,6 +302,7 @@ export class PeerTransport {
       conn.close(CloseCode.GoingAway, 'node shutting down');
     }
     for (const ws of this.#pending) waits.push(new Promise((resolve) => ws.once('close', () => resolve())));
+    for (const ws of this.#snapshotConns) ws.terminate();
     await Promise.all(waits);
     this.#links.clear();
     this.#inbound.clear();

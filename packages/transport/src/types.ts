@@ -30,6 +30,11 @@ export interface PeerTransportOptions {
    * it may have been lost. The host reports the peer unreachable to the core.
    */
   onPeerDown?: (peerId: string) => void;
+  /**
+   * Receives authenticated `snapshot` channel connections (one per transfer, opened by the
+   * sender with `dialSnapshot`). Without it such connections are refused.
+   */
+  onSnapshotConnection?: (peerId: string, ws: import('ws').WebSocket) => void;
   /** Uniform in [0, 1) for reconnect jitter; defaults to Math.random. Injected by tests. */
   random?: () => number;
   /** Wall clock in ms for hello timestamps; defaults to Date.now. Injected by tests. */
