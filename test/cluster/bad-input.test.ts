@@ -259,7 +259,8 @@ describe('bad input against a live node', () => {
   it('a whole node started with the wrong cluster secret is refused by its peers; with the right one it catches up', () =>
     c.guard(async () => {
       const victim = c.nodes.find((n) => n.id !== target.id)!.id;
-      await c.stop(victim);
+      // SIGTERM is a graceful stop: exit code 0.
+      expect(await c.stop(victim)).toBe(0);
       await c.restart(victim, { secret: 'a-wrong-cluster-secret-0123456789' });
       // The other two keep serving; the impostor learns nothing: no leader, nothing applied.
       const others = c.nodes.map((n) => n.id).filter((id) => id !== victim);

@@ -2,7 +2,7 @@
 // nodes at once. Every write the cluster acknowledged must survive with its value and revision
 // (a write is acknowledged only after a majority has it on disk), and restarted nodes catch up.
 import { afterEach, describe, expect, it } from 'vitest';
-import { ProcessCluster, WriteLoad, verifyAcked, killAllClusterProcesses, type AckedWrite } from '../harness/cluster.js';
+import { ProcessCluster, WriteLoad, verifyAcked, type AckedWrite } from '../harness/cluster.js';
 
 const TICK_MS = 20;
 const ELECTION_TICKS = 10;
@@ -26,7 +26,6 @@ describe('crash recovery with real processes', () => {
     await cluster?.teardown();
     cluster = undefined;
   });
-  process.on('exit', killAllClusterProcesses);
 
   it('kill -9 of the leader under load: new leader soon, no acknowledged write lost, old leader catches up', async () => {
     const c = (cluster = await ProcessCluster.start({ name: 'qkv-kill-leader', tickMs: TICK_MS, electionTicks: ELECTION_TICKS }));

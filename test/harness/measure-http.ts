@@ -12,6 +12,7 @@
 // sent after the kill is acknowledged. The killed node is restarted between runs.
 import http from 'node:http';
 import { writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { ProcessCluster, httpRequest, jsonOf, padValue, sleep, waitFor } from './cluster.js';
 
@@ -203,12 +204,14 @@ async function main(): Promise<void> {
   try {
     const l = await c.waitForLeader({ timeoutMs: 30_000 });
     console.log(`cluster up: leader ${l.id} term ${l.term}; dir ${c.dir}`);
+    // The numbers depend on the machine and on what else runs on it: say so next to them.
+    console.log(`machine: ${os.availableParallelism()} cpus, node ${process.version}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
     if (values.only !== 'failover') {
       for (const clients of [16, 64]) {
         for (const mode of ['spread', 'leader'] as const) {
           const r = await throughput(c, clients, mode, seconds);
           results.throughput.push(r);
-          console.log(JSON.stringify(r));
+          console.log(JSON.stringify({ ...r, loadavg1m: Number(os.loadavg()[0]!.toFixed(1)) }));
         }
       }
     }
