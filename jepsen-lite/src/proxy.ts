@@ -1,5 +1,7 @@
-// The fault proxy: one TCP proxy per directed peer link (node A dials node B through it), so the
-// harness can break that link the way networks break, from inside the test process.
+// The fault proxy: a `Link` is one directed peer link (connections node A dials to node B) that
+// the harness can break the way networks break, from inside the test process. `FaultProxy` is a
+// Link with its own listening port; in a cluster, each node's front door (router.ts) hands
+// connections to the Link of the dialing peer.
 //
 // Terms: `up` is the byte stream from the dialing side to the target (A→B), `down` is B→A.
 // - pass: bytes flow (through any delay / bandwidth shaping that is set).

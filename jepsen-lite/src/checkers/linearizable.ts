@@ -132,8 +132,28 @@ function canon(v: unknown): string {
   return v === undefined ? 'null' : JSON.stringify(v);
 }
 
+/**
+ * Values some op could have observed: ok read results and every cas `from`. An `info` write or
+ * cas whose new value is in none of them is dropped: if it took effect, nothing can have seen
+ * it before it was overwritten, so every linearization that uses it also works without it. This
+ * keeps the search small when many writes time out (their return events sit at infinity).
+ */
+function observedValues(pairs: readonly OpPair[]): Set<string> {
+  const seen = new Set<string>();
+  for (const pair of pairs) {
+    const outcome = outcomeOf(pair);
+    if (pair.invoke.f === 'read' && outcome === 'ok') seen.add(canon(regValue(pair.complete!.value)));
+    if (pair.invoke.f === 'cas' && outcome !== 'fail') {
+      const ft = regValue(pair.invoke.value);
+      if (Array.isArray(ft)) seen.add(canon(ft[0]));
+    }
+  }
+  return seen;
+}
+
 function toLinOps(pairs: readonly OpPair[]): LinOp[] {
   const ops: LinOp[] = [];
+  const observed = observedValues(pairs);
   for (const pair of pairs) {
     const outcome = outcomeOf(pair);
     if (outcome === 'fail') continue;
@@ -144,10 +164,13 @@ function toLinOps(pairs: readonly OpPair[]): LinOp[] {
       if (info) continue; // an unanswered read observed nothing
       ops.push({ ...base, f: 'read', arg: canon(regValue(pair.complete!.value)), arg2: '' });
     } else if (f === 'write' || f === 'delete') {
-      ops.push({ ...base, f: 'write', arg: f === 'delete' ? 'null' : canon(regValue(pair.invoke.value)), arg2: '' });
+      const arg = f === 'delete' ? 'null' : canon(regValue(pair.invoke.value));
+      if (info && !observed.has(arg)) continue;
+      ops.push({ ...base, f: 'write', arg, arg2: '' });
     } else if (f === 'cas') {
       const ft = regValue(pair.invoke.value);
       const [from, to] = Array.isArray(ft) ? (ft as unknown[]) : [undefined, undefined];
+      if (info && !observed.has(canon(to))) continue;
       ops.push({ ...base, f: 'cas', arg: canon(from), arg2: canon(to) });
     }
   }
@@ -173,13 +196,13 @@ type KeyVerdict =
 
 /** The doubly linked list of call/return events that WGL lifts ops out of. */
 class EventList {
-  // Event e: op = e >> 1, call when (e & 1) === 0. Index `size` is the head sentinel.
+  // Event e: op = e >> 1, call when (e & 1) === 0; events are 0 … n-1 and index n is the head
+  // sentinel. -1 ends the list.
   readonly next: Int32Array;
   readonly prev: Int32Array;
   readonly head: number;
   constructor(order: readonly number[]) {
-    const size = order.length;
-    this.head = size * 2 + 2;
+    this.head = order.length;
     this.next = new Int32Array(this.head + 1).fill(-1);
     this.prev = new Int32Array(this.head + 1).fill(-1);
     let last = this.head;
