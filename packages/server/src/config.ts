@@ -293,7 +293,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     maxPendingProposalBytes: num('max-pending-proposal-bytes', DEFAULTS.maxPendingProposalBytes, 1024),
     maxPendingReads: num('max-pending-reads', DEFAULTS.maxPendingReads, 1),
     maxKeyBytes: num('max-key-bytes', DEFAULTS.maxKeyBytes, 1, 64 * 1024),
-    maxValueBytes: num('max-value-bytes', DEFAULTS.maxValueBytes, 0, 64 * 1024 * 1024),
+    // One entry is always sent whole in one transport frame (4 MiB): values stay well below it.
+    maxValueBytes: num('max-value-bytes', DEFAULTS.maxValueBytes, 0, 2 * 1024 * 1024),
     requestTimeoutMs: num('request-timeout-ms', DEFAULTS.requestTimeoutMs, 1, 600_000),
     snapshotEntries,
     snapshotKeepEntries,

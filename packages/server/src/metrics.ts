@@ -1,6 +1,7 @@
 // Prometheus metrics (/metrics). One registry per node so that tests can run several nodes in one
 // process without their metrics colliding.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PeerStats, TransportStats } from '@quorumkv/transport';
 
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -65,5 +66,34 @@ export class NodeMetrics {
 
   constructor(defaultMetrics = true) {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Per-peer transport gauges, read from the transport when /metrics is scraped. */
+  registerTransport(stats: () => TransportStats): void {
+    const perPeer = (name: string, help: string, pick: (p: PeerStats) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['peer'],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const [peer, p] of Object.entries(stats().peers)) this.set({ peer }, pick(p));
+        },
+      });
+    perPeer('qkv_peer_connected', 'Outbound link to the peer is open', (p) => (p.connected ? 1 : 0));
+    perPeer('qkv_peer_queued_messages', 'Messages waiting in the outbound queue', (p) => p.queuedMessages);
+    perPeer('qkv_peer_queued_bytes', 'Bytes waiting in the outbound queue', (p) => p.queuedBytes);
+    perPeer('qkv_peer_dropped_messages', 'Messages dropped (queue full, disconnected, too large)', (p) => p.droppedQueueFull + p.droppedDisconnected + p.droppedTooLarge);
+    perPeer('qkv_peer_reconnects', 'Reconnects of the outbound link', (p) => p.reconnects);
+    perPeer('qkv_peer_rtt_ms', 'Last ping round trip (ms)', (p) => p.rttMs ?? -1);
+    new Gauge({
+      name: 'qkv_peer_refused_connections',
+      help: 'Inbound peer connections refused at the handshake',
+      registers: [this.registry],
+      collect() {
+        this.set(stats().refusedConnections);
+      },
+    });
   }
 }

@@ -232,7 +232,23 @@ export class QuorumKvNode {
     if (this.stopped) return;
     this.raw.tick();
     this.expireWaiters(Date.now());
+    this.refreshGauges();
     this.schedule();
+  }
+
+  private refreshGauges(): void {
+    const m = this.metrics;
+    const st = this.raw.status();
+    m.term.set(st.hardState.term);
+    m.commitIndex.set(st.hardState.commit);
+    m.appliedIndex.set(this.store.kv.appliedIndex());
+    m.isLeader.set(this.role === 'leader' ? 1 : 0);
+    for (const r of ['follower', 'preCandidate', 'candidate', 'leader'] as const) m.role.set({ role: r }, this.role === r ? 1 : 0);
+    m.proposalsPending.set(this.writes.size);
+    m.readsPending.set(this.pendingReadCount);
+    if (st.progress) {
+      for (const [peer, pr] of Object.entries(st.progress)) if (peer !== this.id) m.peerLag.set({ peer }, Math.max(0, st.lastIndex - pr.match));
+    }
   }
 
   private onPeerMessage(m: Message): void {

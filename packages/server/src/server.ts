@@ -33,6 +33,7 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
       ...(cfg.faultSnapshotCutAfterChunks > 0 ? { cutAfterChunks: cfg.faultSnapshotCutAfterChunks } : {}),
     },
   );
+  metrics.registerTransport(() => node.transport.stats());
   node.snapshotHooks = snapshots;
   node.snapshotStatus = () => snapshots.status();
   node.snapshotAcceptor = (peer, ws) => snapshots.acceptConnection(peer, ws);
