@@ -23,6 +23,9 @@ export interface SimProfile {
   /** The current leader is cut off from everyone (after healing older cuts): it keeps
    *  accepting writes it cannot replicate, and a new leader is elected without them. */
   isolateLeaderProbability: number;
+  /** A random live node freezes (GC pause, stopped VM) for 1..maxPauseTicks ticks. */
+  pauseProbability: number;
+  maxPauseTicks: number;
   /** A random live node snapshots its state machine and compacts its log. */
   compactProbability: number;
   /** The leader is asked to transfer leadership to a random voter. */
@@ -71,6 +74,8 @@ export const DEFAULT_PROFILE: SimProfile = {
   partitionProbability: 0.01,
   healProbability: 0.03,
   isolateLeaderProbability: 0.005,
+  pauseProbability: 0.005,
+  maxPauseTicks: 40,
   compactProbability: 0.02,
   transferProbability: 0.005,
   confChangeProbability: 0.01,
@@ -133,6 +138,16 @@ export const MEMBERSHIP_PROFILE: SimProfile = {
   isolateLeaderProbability: 0.01,
 };
 
+/** A hostile network: heavy loss, duplication and very late messages, plus long pauses. */
+export const CHAOS_PROFILE: SimProfile = {
+  ...DEFAULT_PROFILE,
+  name: 'chaos',
+  network: { dropProbability: 0.2, duplicateProbability: 0.15, minDelayTicks: 1, maxDelayTicks: 5, longDelayProbability: 0.08, maxLongDelayTicks: 60 },
+  pauseProbability: 0.03,
+  maxPauseTicks: 60,
+  isolateLeaderProbability: 0.01,
+};
+
 /** The profiles the runner knows by name. */
 export const PROFILES: Readonly<Record<string, SimProfile>> = {
   default: DEFAULT_PROFILE,
@@ -140,4 +155,5 @@ export const PROFILES: Readonly<Record<string, SimProfile>> = {
   churn: CHURN_PROFILE,
   figure8: FIGURE8_PROFILE,
   membership: MEMBERSHIP_PROFILE,
+  chaos: CHAOS_PROFILE,
 };

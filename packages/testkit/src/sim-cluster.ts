@@ -136,6 +136,8 @@ export class SimCluster {
   private nextWriteId = 1;
   private nextReadId = 1;
   private readonly lost: { env: Envelope; reason: 'dropped' | 'cut' }[] = [];
+  /** Nodes frozen (a long GC pause, a stopped VM) until the given tick. */
+  private readonly pausedUntil = new Map<string, number>();
 
   constructor(readonly options: ClusterOptions) {
     this.rng = new Prng(options.seed);
@@ -159,8 +161,9 @@ export class SimCluster {
   /** One tick: deliver due messages, tick every live node, then run every host loop to rest. */
   tick(): void {
     this.now++;
+    for (const [id, until] of this.pausedUntil) if (until <= this.now) this.pausedUntil.delete(id);
     this.deliver();
-    for (const n of this.nodes.values()) if (n.raw) this.core(n, 'tick', (raw) => raw.tick());
+    for (const n of this.nodes.values()) if (n.raw && !this.pausedUntil.has(n.id)) this.core(n, 'tick', (raw) => raw.tick());
     this.settle();
   }
 
@@ -169,7 +172,7 @@ export class SimCluster {
     for (let round = 0; round < MAX_READY_ROUNDS_PER_TICK; round++) {
       let any = false;
       for (const n of this.nodes.values()) {
-        if (n.raw && n.raw.hasReady()) {
+        if (n.raw && !this.pausedUntil.has(n.id) && n.raw.hasReady()) {
           this.handleReady(n);
           any = true;
         }
@@ -186,6 +189,11 @@ export class SimCluster {
       const to = this.nodes.get(env.to);
       if (!to?.raw) {
         this.lost.push({ env, reason: 'cut' }); // a down node refuses connections: the sender hears of it
+        continue;
+      }
+      const pausedUntil = this.pausedUntil.get(env.to);
+      if (pausedUntil !== undefined) {
+        this.net.redeliverAt(pausedUntil, env); // waits in the socket buffer until the node wakes up
         continue;
       }
       if (this.traceMessage(env.msg)) this.trace.add(this.now, env.to, () => `<- ${describeMessage(env.msg)}`);
@@ -433,6 +441,19 @@ export class SimCluster {
     return true;
   }
 
+  /** Freezes `id` for `ticks` ticks: it neither ticks nor handles messages (they wait for it). */
+  pause(id: string, ticks: number): void {
+    const n = this.mustGet(id);
+    if (!n.raw || this.pausedUntil.has(id)) return;
+    this.pausedUntil.set(id, this.now + ticks);
+    this.trace.add(this.now, id, `PAUSE for ${ticks} ticks`);
+  }
+
+  /** Ends every pause now. */
+  resumeAll(): void {
+    this.pausedUntil.clear();
+  }
+
   /** Crashes `id`: the core, the state machine and anything not durable are lost. */
   crash(id: string): void {
     const n = this.mustGet(id);
@@ -515,18 +536,18 @@ export class SimCluster {
   // ---------------------------------------------------------------------------------------------
   // Queries
 
-  /** The live leader with the highest term, if any. */
+  /** The live, running leader with the highest term, if any. */
   leader(): SimNode | undefined {
     let best: SimNode | undefined;
     for (const n of this.nodes.values()) {
-      if (n.raw && n.role === 'leader' && (!best || n.term > best.term)) best = n;
+      if (n.raw && !this.pausedUntil.has(n.id) && n.role === 'leader' && (!best || n.term > best.term)) best = n;
     }
     return best;
   }
 
-  /** Live nodes. */
+  /** Nodes that are up and not paused (those a client can talk to). */
   liveIds(): string[] {
-    return this.ids.filter((id) => this.nodes.get(id)?.raw !== undefined);
+    return this.ids.filter((id) => this.nodes.get(id)?.raw !== undefined && !this.pausedUntil.has(id));
   }
 
   /** Crashed nodes. */

@@ -86,6 +86,11 @@ export class SimNetwork<M extends Addressed> {
     }
   }
 
+  /** Schedules `msg` for delivery at tick `at` with no fault applied (a receiver that was paused). */
+  redeliverAt(at: number, msg: M): void {
+    this.schedule(at, msg);
+  }
+
   /** Removes and returns the messages due at `now` (call once per tick, with increasing `now`). */
   deliverDue(now: number): M[] {
     const due = this.buckets.get(now);

@@ -213,6 +213,10 @@ function injectActions(c: SimCluster, rng: Prng, p: SimProfile): void {
     c.trace.add(c.now, '-', 'network healed');
   }
   if (rng.chance(p.isolateLeaderProbability)) isolateLeader(c);
+  if (rng.chance(p.pauseProbability)) {
+    const live = c.liveIds();
+    if (live.length > 0) c.pause(rng.pick(live), rng.range(1, p.maxPauseTicks));
+  }
   if (rng.chance(p.compactProbability)) {
     const live = c.liveIds();
     if (live.length > 0) c.compact(rng.pick(live));
@@ -290,6 +294,7 @@ function changeMembership(c: SimCluster, rng: Prng, n: number): void {
  */
 function runLiveness(c: SimCluster, maxTicks: number): void {
   c.net.heal();
+  c.resumeAll();
   c.net.faults = { ...PERFECT_NETWORK, maxDelayTicks: 2, maxLongDelayTicks: 2 };
   for (const id of c.downIds()) c.restart(id);
   c.trace.add(c.now, '-', 'LIVENESS: healed, all nodes up');
