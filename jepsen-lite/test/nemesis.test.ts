@@ -37,6 +37,7 @@ describe('partition shapes', () => {
   it('resolves roles and falls back (and says so) with no leader', () => {
     expect(resolveRef('@follower:1', { nodes: nodes(3), leader: 'n1' })).toEqual({ node: 'n3', fallback: false });
     expect(resolveRef('@leader', { nodes: nodes(3), leader: null })).toEqual({ node: 'n1', fallback: true });
+    expect(resolveRef('@follower:0', { nodes: nodes(3), leader: null })).toEqual({ node: 'n2', fallback: true });
     expect(() => resolveRef('@boss', { nodes: nodes(3), leader: null })).toThrow(NemesisSpecError);
   });
 });
