@@ -22,6 +22,25 @@ export interface MemberStatus {
   commitIndex: number;
 }
 
+/** Per member: counter name → value (null when the member did not answer). */
+export type ServerCounters = Record<string, Record<string, number | null>>;
+
+/** Histogram `_sum`/`_count` pairs each target exposes, under a common short name. */
+const SERVER_HISTOGRAMS: Record<TargetName, Record<string, string>> = {
+  quorumkv: { fsync: 'qkv_storage_fsync_seconds', batch: 'qkv_log_batch_entries' },
+  etcd: { fsync: 'etcd_disk_wal_fsync_duration_seconds' },
+};
+
+/** Reads the `_sum` and `_count` of each of `histograms` (short name → metric) from an exposition (pure). */
+export function histogramCounters(text: string, histograms: Record<string, string>): Record<string, number | null> {
+  const out: Record<string, number | null> = {};
+  for (const [short, metric] of Object.entries(histograms)) {
+    out[`${short}Sum`] = promCounter(text, `${metric}_sum`);
+    out[`${short}Count`] = promCounter(text, `${metric}_count`);
+  }
+  return out;
+}
+
 /** One member of a local cluster. */
 export interface Member {
   readonly name: string;
@@ -41,6 +60,8 @@ export interface LocalCluster {
   status(index: number, timeoutMs: number): Promise<MemberStatus | undefined>;
   /** Sum over live members of the target's leader-change counter, per member. */
   leaderChanges(): Promise<Record<string, number | null>>;
+  /** Server-side counters of every live member (fsyncs, append batches), summed over label sets. */
+  serverCounters(): Promise<ServerCounters>;
   /** kill -9 a member. */
   kill9(index: number): void;
   /** Starts a killed member again on its data directory. */
@@ -137,6 +158,17 @@ abstract class BaseCluster implements LocalCluster {
 
   abstract status(index: number, timeoutMs: number): Promise<MemberStatus | undefined>;
   abstract leaderChanges(): Promise<Record<string, number | null>>;
+  protected abstract metricsUrl(m: ManagedMember): string;
+
+  async serverCounters(): Promise<ServerCounters> {
+    const texts = await Promise.all(this.managed.map((m) => (m.pid() === undefined ? undefined : fetchText(this.metricsUrl(m), 2000))));
+    const out: ServerCounters = {};
+    this.managed.forEach((m, i) => {
+      const text = texts[i];
+      out[m.name] = text === undefined ? {} : histogramCounters(text, SERVER_HISTOGRAMS[this.target]);
+    });
+    return out;
+  }
 
   kill9(index: number): void {
     this.member(index).kill9();
@@ -223,6 +255,10 @@ class QuorumkvCluster extends BaseCluster {
     return { isLeader: j.role === 'leader', term: num(j.term), appliedIndex: num(j.appliedIndex), commitIndex: num(j.commitIndex) };
   }
 
+  protected metricsUrl(m: ManagedMember): string {
+    return `http://${m.clientEndpoint}/metrics`;
+  }
+
   async leaderChanges(): Promise<Record<string, number | null>> {
     const out: Record<string, number | null> = {};
     for (const m of this.managed) {
@@ -272,6 +308,10 @@ class EtcdCluster extends BaseCluster {
     };
   }
 
+  protected metricsUrl(m: ManagedMember): string {
+    return `${m.clientEndpoint}/metrics`;
+  }
+
   async leaderChanges(): Promise<Record<string, number | null>> {
     const out: Record<string, number | null> = {};
     for (const m of this.managed) {
@@ -302,21 +342,28 @@ export interface Programs {
   etcdBin: string | undefined;
 }
 
-/** Starts a fresh local 3-member cluster of `target` in a new temporary directory. */
-export async function startCluster(target: TargetName, programs: Programs, opts: ClusterOptions): Promise<LocalCluster> {
-  const ports = await freePorts(CLUSTER_SIZE * 2);
-  const dir = mkdtempSync(join(tmpdir(), `qkv-bench-${target}-`));
-  let cluster: BaseCluster;
+/** The program that runs members of `target`; throws a message saying how to get it when missing. */
+export function checkProgram(target: TargetName, programs: Programs): string {
   if (target === 'quorumkv') {
     if (!existsSync(programs.serverCli)) {
       throw new Error(`${programs.serverCli} not found; build it first: pnpm exec tsc -b packages/server packages/client`);
     }
-    cluster = new QuorumkvCluster(dir, opts, programs.serverCli, ports.slice(0, CLUSTER_SIZE));
-  } else {
-    const etcd = findEtcd(programs.etcdBin);
-    if (!etcd) throw new Error(ETCD_INSTALL_HINT);
-    cluster = new EtcdCluster(dir, opts, etcd, ports);
+    return programs.serverCli;
   }
+  const etcd = findEtcd(programs.etcdBin);
+  if (!etcd) throw new Error(ETCD_INSTALL_HINT);
+  return etcd;
+}
+
+/** Starts a fresh local 3-member cluster of `target` in a new temporary directory. */
+export async function startCluster(target: TargetName, programs: Programs, opts: ClusterOptions): Promise<LocalCluster> {
+  const program = checkProgram(target, programs);
+  const ports = await freePorts(CLUSTER_SIZE * 2);
+  const dir = mkdtempSync(join(tmpdir(), `qkv-bench-${target}-`));
+  const cluster: BaseCluster =
+    target === 'quorumkv'
+      ? new QuorumkvCluster(dir, opts, program, ports.slice(0, CLUSTER_SIZE))
+      : new EtcdCluster(dir, opts, program, ports);
   await cluster.startAll();
   return cluster;
 }

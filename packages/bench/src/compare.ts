@@ -1,9 +1,9 @@
 // `bench compare`: quorumkv and etcd alternately (A, B, A, B) on fresh local clusters, for the
 // workloads of the issue's targets, and a table of ratios.
-import type { TargetName } from './cluster.js';
+import { checkProgram, type TargetName } from './cluster.js';
 import type { CompareOptions, RunOptions } from './options.js';
 import { fmt, ratio, table } from './report.js';
-import { runBenchmark, type RunResult } from './run.js';
+import { programsOf, runBenchmark, type RunResult } from './run.js';
 
 /** The run options of one compare workload (pure). */
 export function workloadOptions(base: RunOptions, workload: string, target: TargetName): RunOptions {
@@ -30,13 +30,22 @@ export function nodeCpuUsPerOp(r: RunResult): number | null {
   return ((r.cpu.nodesSumPct / 100) * 1e6) / r.opsPerSec;
 }
 
+/** The busiest member's fsync rate, mean fsync ms and entries per batch, for display (pure). */
+export function busiestFsync(r: RunResult): string | null {
+  const nodes = Object.values(r.server ?? {}).filter((s) => s.fsyncsPerSec !== null);
+  if (nodes.length === 0) return null;
+  const top = nodes.reduce((a, b) => ((b.fsyncsPerSec ?? 0) > (a.fsyncsPerSec ?? 0) ? b : a));
+  const batch = top.batchMeanEntries === null ? '' : `, ${fmt(top.batchMeanEntries)}/batch`;
+  return `${fmt(top.fsyncsPerSec)} @ ${fmt(top.fsyncMeanMs) ?? '–'} ms${batch}`;
+}
+
 /** The per-run table. */
 export function runsTable(results: RunResult[]): string {
   return table(
-    ['#', 'workload', 'target', 'ops/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'nodes CPU % (sum)', 'generator CPU %', 'other CPU %', 'host busy %', 'load 1m'],
+    ['#', 'workload', 'target', 'ops/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'nodes CPU % (sum)', 'generator CPU %', 'other CPU %', 'host busy %', 'load 1m', 'busiest node fsync/s @ mean'],
     results.map((r, i) => [
       i + 1, workloadName(r), r.target, fmt(r.opsPerSec), fmt(r.latency.p50Ms), fmt(r.latency.p99Ms), fmt(r.latency.p999Ms), fmt(r.latency.maxMs),
-      r.errors, fmt(r.cpu.nodesSumPct), fmt(r.cpu.generatorPct), fmt(r.cpu.otherPct), fmt(r.cpu.hostBusyPct), r.host.loadAvg1m,
+      r.errors, fmt(r.cpu.nodesSumPct), fmt(r.cpu.generatorPct), fmt(r.cpu.otherPct), fmt(r.cpu.hostBusyPct), r.host.loadAvg1m, busiestFsync(r),
     ]),
   );
 }
@@ -76,6 +85,8 @@ export function ratioTable(results: RunResult[]): string {
 
 /** Runs the comparison and prints the tables; returns the exit code. */
 export async function runCompare(o: CompareOptions): Promise<number> {
+  // Fail before the first run, not halfway through, when a program is missing.
+  for (const t of ['quorumkv', 'etcd'] as const) checkProgram(t, programsOf(o));
   const results: RunResult[] = [];
   const total = o.reps * o.workloads.length * 2;
   for (let rep = 1; rep <= o.reps; rep++) {

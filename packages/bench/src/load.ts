@@ -5,6 +5,7 @@ import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { cpuBetween, sampleCpu, type CpuUsage } from './cpu.js';
 import { Histogram, type LatencySummary } from './histogram.js';
+import type { ServerCounters } from './cluster.js';
 import { track } from './procs.js';
 import type { FromWorker, OpTrace, ToWorker, WorkerConfig, WorkerResult } from './workload.js';
 import { clientsForRank } from './workload.js';
@@ -31,6 +32,8 @@ export interface LoadPlan {
   label: string;
   /** Seconds between progress lines (default 1). */
   progressEverySec?: number;
+  /** Server counters sampled at the start and end of the measurement (absent with --endpoints). */
+  serverCounters?: () => Promise<ServerCounters>;
   /** Called once the load is running, with a function that ends it early (failover, soak). */
   onRunning?: (stop: () => void) => void;
 }
@@ -48,7 +51,41 @@ export interface LoadResult {
   /** % of one core: each node, `generator` (all generator processes), `coordinator`. */
   cpu: CpuUsage & { nodesSumPct: number | null; generatorPct: number | null };
   prefill: { keys: number; errors: number; seconds: number } | undefined;
+  /** Per member over the measurement: fsyncs/s, mean fsync ms, mean entries per append batch. */
+  server: Record<string, ServerRates> | undefined;
   trace: OpTrace | undefined;
+}
+
+/** Server-side rates of one member over the measurement window. */
+export interface ServerRates {
+  fsyncsPerSec: number | null;
+  fsyncMeanMs: number | null;
+  /** quorumkv only: entries per log append batch. */
+  batchMeanEntries: number | null;
+}
+
+/** Rates from two counter samples taken `seconds` apart (pure). */
+export function serverRates(a: ServerCounters, b: ServerCounters, seconds: number): Record<string, ServerRates> {
+  const out: Record<string, ServerRates> = {};
+  const round = (x: number) => Math.round(x * 1000) / 1000;
+  for (const [name, after] of Object.entries(b)) {
+    const before = a[name] ?? {};
+    const d = (k: string) => {
+      const x = after[k];
+      const y = before[k];
+      return x === null || x === undefined || y === null || y === undefined ? null : x - y;
+    };
+    const fsyncs = d('fsyncCount');
+    const fsyncSum = d('fsyncSum');
+    const batches = d('batchCount');
+    const entries = d('batchSum');
+    out[name] = {
+      fsyncsPerSec: fsyncs === null ? null : round(fsyncs / seconds),
+      fsyncMeanMs: fsyncs && fsyncSum !== null ? round((fsyncSum / fsyncs) * 1000) : null,
+      batchMeanEntries: batches && entries !== null ? round(entries / batches) : null,
+    };
+  }
+  return out;
 }
 
 class WorkerHandle {
@@ -175,6 +212,7 @@ async function measure(workers: WorkerHandle[], plan: LoadPlan): Promise<Omit<Lo
   const pids = new Map(plan.nodePids());
   workers.forEach((w, i) => w.child.pid !== undefined && pids.set(`gen${i + 1}`, w.child.pid));
   pids.set('coordinator', process.pid);
+  const countersBefore = await plan.serverCounters?.();
   const before = sampleCpu(pids);
   const started = performance.now();
   const results = workers.map((w) => {
@@ -184,6 +222,7 @@ async function measure(workers: WorkerHandle[], plan: LoadPlan): Promise<Omit<Lo
   plan.onRunning?.(() => workers.forEach((w) => w.send({ type: 'stop' })));
   const parts = (await Promise.all(results)).map((m) => m.result);
   const after = sampleCpu(pids);
+  const countersAfter = await plan.serverCounters?.();
   const hist = new Histogram();
   const errorKinds: Record<string, number> = {};
   for (const p of parts) {
@@ -202,6 +241,7 @@ async function measure(workers: WorkerHandle[], plan: LoadPlan): Promise<Omit<Lo
     errors: parts.reduce((s, p) => s + p.errors, 0),
     errorKinds,
     cpu: { ...cpu, nodesSumPct: sumNamed(cpu, (n) => !n.startsWith('gen') && n !== 'coordinator'), generatorPct: sumNamed(cpu, (n) => n.startsWith('gen')) },
+    server: countersBefore && countersAfter ? serverRates(countersBefore, countersAfter, (after.atMs - before.atMs) / 1000) : undefined,
     trace: mergeTraces(parts),
   };
 }

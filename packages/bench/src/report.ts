@@ -40,6 +40,12 @@ export function formatRun(r: RunResult): string {
     `  CPU % of one core: nodes ${cpuCell(r)} (sum ${fmt(r.cpu.nodesSumPct) ?? '–'}); generator ${fmt(r.cpu.generatorPct) ?? '–'}; coordinator ${fmt(r.cpu.byName['coordinator']) ?? '–'}; other processes ${fmt(r.cpu.otherPct) ?? '–'}`,
     `  host busy   ${fmt(r.cpu.hostBusyPct) ?? '–'} % of ${r.host.cores} cores, load average (1 min) ${r.host.loadAvg1m}`,
   ];
+  if (r.server) {
+    const parts = Object.entries(r.server).map(
+      ([n, s]) => `${n} ${fmt(s.fsyncsPerSec) ?? '–'} fsync/s @ ${fmt(s.fsyncMeanMs) ?? '–'} ms` + (s.batchMeanEntries !== null ? `, ${fmt(s.batchMeanEntries)} entries/batch` : ''),
+    );
+    lines.push(`  server      ${parts.join('; ')}`);
+  }
   if (r.prefill) lines.push(`  prefill     ${r.prefill.keys} keys in ${r.prefill.seconds} s (${r.prefill.errors} errors)`);
   return lines.join('\n');
 }

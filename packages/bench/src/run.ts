@@ -100,6 +100,7 @@ export async function runBenchmark(o: RunOptions, label: string = o.target): Pro
       nodePids: () => memberPids(cluster),
       progress: !o.quiet,
       label,
+      ...(cluster ? { serverCounters: () => cluster.serverCounters() } : {}),
     };
     if (!o.quiet) process.stderr.write(`[${label}] ${o.op} clients=${o.clients} procs=${o.procs} ${o.seconds}s on ${endpoints.join(',')}\n`);
     return describe(o, await runLoad(plan), startedAt);
