@@ -24,9 +24,9 @@ export interface CliOptions {
 
 const USAGE = `usage: pnpm sim [--seeds N] [--seed S] [--nodes 3|5] [--steps K] [--bug ${ALL_BUGS.join('|')}] [--profile ${Object.keys(PROFILES).join('|')}] [--verbose] [--keep-going]`;
 
-/** Parses argv (without node and the script); throws an Error with the usage on bad input. */
-export function parseCli(argv: string[]): CliOptions {
-  const { values } = parseArgs({
+/** node:util parseArgs with the runner's options (strict: unknown flags throw). */
+function parseOptions(argv: string[]) {
+  return parseArgs({
     args: argv,
     options: {
       seeds: { type: 'string', default: '100' },
@@ -41,6 +41,17 @@ export function parseCli(argv: string[]): CliOptions {
     },
     strict: true,
   });
+}
+
+/** Parses argv (without node and the script); throws an Error with the usage on bad input. */
+export function parseCli(argv: string[]): CliOptions {
+  let parsed: ReturnType<typeof parseOptions>;
+  try {
+    parsed = parseOptions(argv);
+  } catch (err) {
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
+  }
+  const values = parsed.values;
   if (values.help) throw new Error(USAGE);
   const int = (name: string, v: string, min: number): number => {
     const n = Number(v);
