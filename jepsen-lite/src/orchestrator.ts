@@ -46,6 +46,12 @@ export const STATUS_POLL_MS = 200;
 /** Time allowed for the first election, and for the cluster to converge after the heal. */
 export const LEADER_WAIT_MS = 30_000;
 export const CONVERGE_WAIT_MS = 15_000;
+/**
+ * Compaction settings the nodes run with: small, so a node cut off for a few seconds of load
+ * falls behind the leader's log start and must catch up by snapshot (snapshot-blackhole).
+ */
+export const SNAPSHOT_ENTRIES = 100;
+export const SNAPSHOT_KEEP_ENTRIES = 20;
 /** Healthy time after the heal before the final reads. */
 export const SETTLE_MS = 2000;
 
@@ -71,7 +77,7 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
   writeFileSync(join(o.out, RUN_FILES.schedule), JSON.stringify(schedule, null, 2));
   writeFileSync(join(o.out, RUN_FILES.meta), JSON.stringify({ name: `${o.workload} × ${o.nemesisSpec || 'none'}`, seed: o.seed, workload: o.workload, nemeses: o.nemeses, nodes: nodeIds, durationS: o.timeS, command }, null, 2));
   const connect = await loadConnect();
-  const cluster = await Cluster.start({ nodes: nodeIds, serverCli: o.serverCli, dir: o.out, seed: o.seed, extraArgs: ['--snapshot-entries', '500'] });
+  const cluster = await Cluster.start({ nodes: nodeIds, serverCli: o.serverCli, dir: o.out, seed: o.seed, extraArgs: ['--snapshot-entries', String(SNAPSHOT_ENTRIES), '--snapshot-keep-entries', String(SNAPSHOT_KEEP_ENTRIES)] });
   const status: StatusSample[] = [];
   const hashes: AppliedHashSample[] = [];
   const clients: KvLike[] = [];
