@@ -2,7 +2,8 @@
 // connected to it, error-code capture, a bounded concurrent runner, and a TCP proxy that can lose
 // a node's answers on purpose (to make a write whose answer never reaches the client).
 import net from 'node:net';
-import { connect, type ConnectOptions, type KvClient } from '@quorumkv/client';
+import { WebSocket } from 'ws';
+import { connect, type ConnectOptions, type KvClient, type WebSocketFactory, type WebSocketLike } from '@quorumkv/client';
 import { ProcessCluster, freePorts } from '../harness/cluster.js';
 
 /** Raft tick of the test clusters: fast, because these tests are about the client, not timers. */
@@ -61,6 +62,21 @@ export async function runBounded(count: number, concurrency: number, fn: (i: num
     while (next < count) await fn(next++);
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+}
+
+/**
+ * A WebSocket factory (the `ws` package, as the client uses on Node 20) that opens connections
+ * for the addresses in `via` through another address, e.g. a node's real `host:port` through a
+ * {@link LossyProxy}. The client keeps using, and reporting, the node's real address.
+ */
+export function redirectingFactory(via: ReadonlyMap<string, string>): WebSocketFactory {
+  return (url, maxFrameBytes) => {
+    let target = url;
+    for (const [from, to] of via) target = target.replace(`//${from}/`, `//${to}/`);
+    const ws = new WebSocket(target, { maxPayload: maxFrameBytes, perMessageDeflate: false });
+    ws.binaryType = 'nodebuffer';
+    return ws as unknown as WebSocketLike;
+  };
 }
 
 /** Most connections one proxy keeps open (a test opens a handful). */
