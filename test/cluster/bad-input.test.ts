@@ -210,15 +210,22 @@ describe('bad input against a live node', () => {
       const url = `ws://127.0.0.1:${target.port}/raft`;
       const other = c.nodes.find((n) => n.id !== target.id)!.id;
       const signed = () => ({ 'x-quorumkv-hello': helloHeader(other, target.id, TEST_SECRET) });
-      const garbage = await wsSession(url, signed(), (ws) => ws.send(randomBytes(300), { binary: true }));
-      expect(garbage.code).toBe(4400);
-      const msgpackJunk = await wsSession(url, signed(), (ws) => ws.send(Buffer.from([0x93, 0x01, 0xc1, 0xff]), { binary: true }));
-      expect(msgpackJunk.code).toBe(4400);
-      const text = await wsSession(url, signed(), (ws) => ws.send('hello'));
-      expect(text.code).toBe(4400);
-      const big = await wsSession(url, signed(), (ws) => ws.send(Buffer.alloc(RAFT_MAX_FRAME_BYTES + 1024, 7), { binary: true }));
-      expect(big.code).toBe(1009);
-      // The real peer reconnects (its connection was replaced by ours) and the cluster goes on.
+      // We speak as peer `other`, whose real connection ours replaces; `other` is frozen meanwhile
+      // so its reconnects cannot replace ours in turn (close 4409) before the node judges our frame.
+      c.pause(other);
+      try {
+        const garbage = await wsSession(url, signed(), (ws) => ws.send(randomBytes(300), { binary: true }));
+        expect(garbage.code).toBe(4400);
+        const msgpackJunk = await wsSession(url, signed(), (ws) => ws.send(Buffer.from([0x93, 0x01, 0xc1, 0xff]), { binary: true }));
+        expect(msgpackJunk.code).toBe(4400);
+        const text = await wsSession(url, signed(), (ws) => ws.send('hello'));
+        expect(text.code).toBe(4400);
+        const big = await wsSession(url, signed(), (ws) => ws.send(Buffer.alloc(RAFT_MAX_FRAME_BYTES + 1024, 7), { binary: true }));
+        expect(big.code).toBe(1009);
+      } finally {
+        c.resume(other);
+      }
+      // The real peer reconnects and the cluster goes on.
       await clusterStillServes('raft-frames');
     })());
 
