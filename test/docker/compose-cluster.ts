@@ -144,6 +144,57 @@ export class ComposeCluster {
     );
   }
 
+  // --- faults, by node id (= service name), for jepsen-lite ------------------------------------
+
+  /** The container id of a service (throws when it has none: not up). */
+  async containerOf(id: string): Promise<string> {
+    const out = await docker('ps', '-aq', '--filter', `label=com.docker.compose.project=${this.project}`, '--filter', `label=com.docker.compose.service=${id}`);
+    const cid = out.split('\n').map((x) => x.trim()).find(Boolean);
+    if (!cid) throw new Error(`compose project ${this.project} has no container for ${id}`);
+    return cid;
+  }
+
+  /** The project's network (`<project>_quorumkv`). */
+  async networkName(): Promise<string> {
+    const out = await docker('network', 'ls', '--format', '{{.Name}}', '--filter', `label=com.docker.compose.project=${this.project}`);
+    const name = out.split('\n').map((x) => x.trim()).find(Boolean);
+    if (!name) throw new Error(`compose project ${this.project} has no network`);
+    return name;
+  }
+
+  /**
+   * `docker kill` (a crash). Note: the compose file's `restart: unless-stopped` does not restart
+   * a killed container by itself (Docker treats kill as a manual stop); {@link start} does.
+   */
+  async kill(id: string): Promise<void> {
+    await docker('kill', await this.containerOf(id));
+  }
+
+  /** `docker start` of a killed or stopped node, on its volume. */
+  async start(id: string): Promise<void> {
+    await docker('start', await this.containerOf(id));
+  }
+
+  /** `docker pause`: the node freezes (a gray failure). */
+  async pause(id: string): Promise<void> {
+    await docker('pause', await this.containerOf(id));
+  }
+
+  /** `docker unpause`. */
+  async unpause(id: string): Promise<void> {
+    await docker('unpause', await this.containerOf(id));
+  }
+
+  /** `docker network disconnect`: a silent partition of the node from its peers and the host. */
+  async disconnect(id: string): Promise<void> {
+    await docker('network', 'disconnect', await this.networkName(), await this.containerOf(id));
+  }
+
+  /** `docker network connect` with the service name as alias again, so peers resolve it. */
+  async connect(id: string): Promise<void> {
+    await docker('network', 'connect', '--alias', id, await this.networkName(), await this.containerOf(id));
+  }
+
   /** Logs of every service (tail), for a failure message. */
   async describeLogs(lines = 30): Promise<string> {
     return this.compose('logs', '--no-color', `--tail=${lines}`).catch((e: Error) => `(no logs: ${e.message})`);
