@@ -19,6 +19,8 @@ export type InvariantName =
   | 'read-linearizability'
   /** After healing, a leader is elected and new writes commit within a bounded number of ticks. */
   | 'liveness'
+  /** A Ready broke its documented contract (mustSync, apply only what is persisted and committed). */
+  | 'ready-contract'
   /** The core threw (an assertion or an unexpected error): a bug, reported like a violation. */
   | 'core-exception';
 

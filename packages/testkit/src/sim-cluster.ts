@@ -64,6 +64,9 @@ export class SimNode {
   confState: ConfState;
   role: Role = 'follower';
   term = 0;
+  /** Term and vote as persisted before the Ready being handled (for the mustSync check). */
+  termBefore = 0;
+  vote: string | null = null;
   /** The last persisted commit index, and how far it was checked against the cluster's. */
   commit = 0;
   checkedCommit = 0;
@@ -226,6 +229,8 @@ export class SimCluster {
 
   private handleReady(n: SimNode): void {
     const rd = this.core(n, 'ready', (r) => r.ready());
+    const vote = n.vote;
+    n.termBefore = n.term;
     if (this.options.bug === 'persist-after-send') {
       this.send(n, rd.messages); // planted bug: messages leave before the write is durable
       this.persist(n, rd);
@@ -234,11 +239,31 @@ export class SimCluster {
       this.send(n, rd.messages);
     }
     this.observeRole(n, rd);
+    this.checkReadyContract(n, rd, vote);
     if (rd.snapshot) this.installSnapshot(n, rd.snapshot);
     for (const e of rd.committedEntries) this.apply(n, e);
     for (const rs of rd.readStates) this.queueRead(n, rs.requestCtx, rs.index);
     this.serveReads(n);
     this.core(n, 'advance', (r) => r.advance(rd));
+  }
+
+  /** The Ready's own promises, which a real host relies on to fsync and apply correctly. */
+  private checkReadyContract(n: SimNode, rd: Ready, voteBefore: string | null): void {
+    const hs = rd.hardState;
+    const voteOrTermChanged = hs !== undefined && (hs.term !== n.termBefore || hs.vote !== voteBefore);
+    if ((rd.entries.length > 0 || rd.snapshot !== undefined || voteOrTermChanged) && !rd.mustSync) {
+      throw new InvariantViolation('ready-contract', `${n.id}: Ready with entries/snapshot/term or vote change has mustSync=false`);
+    }
+    const last = rd.committedEntries[rd.committedEntries.length - 1];
+    if (last && last.index > n.commit) {
+      throw new InvariantViolation('ready-contract', `${n.id}: committed entry ${last.index} handed out beyond the persisted commit ${n.commit}`);
+    }
+    for (const e of rd.committedEntries) {
+      const stored = e.index > n.log.snapshotIndex ? n.log.termAt(e.index) : undefined;
+      if (e.index > n.log.snapshotIndex && stored !== e.term) {
+        throw new InvariantViolation('ready-contract', `${n.id}: committed entry ${e.index}/${e.term} handed out to apply is not the persisted one (${stored ?? 'missing'})`);
+      }
+    }
   }
 
   private persist(n: SimNode, rd: Ready): void {
@@ -254,6 +279,7 @@ export class SimCluster {
     if (rd.hardState) {
       n.storage.setHardState(rd.hardState);
       n.term = rd.hardState.term;
+      n.vote = rd.hardState.vote;
       this.observeCommit(n, rd.hardState.commit);
     }
     if (n.durable) {
@@ -494,6 +520,7 @@ export class SimCluster {
     n.confState = confState;
     n.role = 'follower';
     n.term = hardState.term;
+    n.vote = hardState.vote;
     n.commit = hardState.commit;
     n.checkedCommit = n.log.snapshotIndex;
     this.observeCommit(n, hardState.commit);
