@@ -29,6 +29,9 @@ run options (defaults in brackets):
   --out DIR            run directory (must be empty or absent) [jepsen-lite/out/<time>]
   --server PATH        the server's built CLI [packages/server/dist/cli.js]
   --budget-ms N        linearizability search time per key [5000]
+  --reads MODE         register reads: linearizable | stale [linearizable]; stale is a
+                       deliberately unsafe mode (any node answers from its own state) that the
+                       checker should flag as not linearizable under partitions
 
 matrix options: --time S [25], --seed S, --out DIR (one sub-directory per combination),
   --combos "NEMESIS:WORKLOAD;..." [partition:register;kill:register;pause:register;
@@ -53,6 +56,7 @@ export interface RunArgs {
   out: string | undefined;
   server: string | undefined;
   budgetMs: number;
+  reads: 'linearizable' | 'stale';
 }
 
 /** Parsed `matrix` options. */
@@ -136,6 +140,7 @@ const RUN_OPTIONS = {
   out: { type: 'string' },
   server: { type: 'string' },
   'budget-ms': { type: 'string' },
+  reads: { type: 'string' },
 } as const;
 
 function parseRun(args: readonly string[]): RunArgs {
@@ -154,7 +159,13 @@ function parseRun(args: readonly string[]): RunArgs {
     out: v.out,
     server: v.server,
     budgetMs: int('budget-ms', v['budget-ms'], 5000, 1, 3_600_000),
+    reads: reads(v.reads),
   };
+}
+
+function reads(raw: string | undefined): 'linearizable' | 'stale' {
+  if (raw === undefined || raw === 'linearizable' || raw === 'stale') return raw ?? 'linearizable';
+  throw new UsageError(`--reads must be linearizable or stale, got "${raw}"`);
 }
 
 function parseMatrix(args: readonly string[]): MatrixArgs {

@@ -20,7 +20,7 @@ import { createRng } from './random.js';
 import type { LabelledFault } from './report.js';
 import { RUN_FILES } from './rundir.js';
 import { runWorkload } from './runner.js';
-import type { KvLike, PlannedOp } from './workloads.js';
+import type { KvLike, PlannedOp, ReadConsistency } from './workloads.js';
 import { RegisterGenerator, SetGenerator, executeOp, readSet } from './workloads.js';
 
 /** Options of {@link runTest} (the `run` command's flags). */
@@ -37,6 +37,8 @@ export interface RunOptions {
   serverCli: string;
   /** Linearizability search budget per key. */
   budgetMsPerKey: number;
+  /** Register reads; `stale` is the deliberately broken mode that the checker must catch. */
+  reads?: ReadConsistency;
   /** Printer for live progress (one line per second); default stderr. */
   progress?: (line: string) => void;
 }
@@ -73,7 +75,7 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
   const say = o.progress ?? ((line: string) => process.stderr.write(line + '\n'));
   const nodeIds = Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`);
   const schedule = generateSchedule({ seed: o.seed, nodes: nodeIds, durationMs: o.timeS * 1000, nemeses: o.nemeses });
-  const command = `pnpm jepsen-lite run --nodes ${o.nodes} --time ${o.timeS} --nemesis ${o.nemesisSpec || 'none'} --workload ${o.workload} --concurrency ${o.concurrency} --rate ${o.rate} --seed ${o.seed}`;
+  const command = `pnpm jepsen-lite run --nodes ${o.nodes} --time ${o.timeS} --nemesis ${o.nemesisSpec || 'none'} --workload ${o.workload} --concurrency ${o.concurrency} --rate ${o.rate} --seed ${o.seed}${o.reads === 'stale' ? ' --reads stale' : ''}`;
   writeFileSync(join(o.out, RUN_FILES.schedule), JSON.stringify(schedule, null, 2));
   writeFileSync(join(o.out, RUN_FILES.meta), JSON.stringify({ name: `${o.workload} × ${o.nemesisSpec || 'none'}`, seed: o.seed, workload: o.workload, nemeses: o.nemeses, nodes: nodeIds, durationS: o.timeS, command }, null, 2));
   const connect = await loadConnect();
@@ -106,6 +108,7 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
       rateMultiplier: () => cluster.currentRateMultiplier(),
       shouldStop: done,
       onOutcome: (r) => void counts[r.type]++,
+      reads: o.reads ?? 'linearizable',
     });
     const faults = await nemesis;
     clearInterval(ticker);

@@ -199,8 +199,10 @@ export function summarize(name: string, evidence: unknown): string {
   const e = evidence as Record<string, unknown>;
   const len = (k: string): number => (Array.isArray(e[k]) ? (e[k] as unknown[]).length : 0);
   switch (name) {
-    case 'linearizable':
-      return `${String(e.keysChecked)} keys, ${String(e.opsChecked)} ops; ${len('failures')} keys not linearizable, ${len('unknownKeys')} undecided`;
+    case 'linearizable': {
+      const first = (e.failures as { explanation?: string }[] | undefined)?.[0]?.explanation;
+      return `${String(e.keysChecked)} keys, ${String(e.opsChecked)} ops; ${len('failures')} keys not linearizable, ${len('unknownKeys')} undecided${first === undefined ? '' : ` — e.g. ${first}`}`;
+    }
     case 'set':
       return `${String(e.acknowledgedCount)} acknowledged adds, ${len('lost')} lost, ${len('unexpected')} unexpected, ${String(e.finalReads)} final reads`;
     case 'split-brain':

@@ -3,7 +3,7 @@
 
 import type { HistoryRecorder } from './history.js';
 import type { Rng } from './random.js';
-import type { KvLike, Outcome, PlannedOp } from './workloads.js';
+import type { KvLike, Outcome, PlannedOp, ReadConsistency } from './workloads.js';
 import { executeOp } from './workloads.js';
 
 /** Options of {@link runWorkload}. */
@@ -21,6 +21,8 @@ export interface WorkloadRunOptions {
   /** True when workers must finish their current op and stop. */
   shouldStop(): boolean;
   onOutcome?: (o: Outcome) => void;
+  /** Register reads: linearizable (default) or the deliberately unsafe stale mode. */
+  reads?: ReadConsistency;
   /** Injectable for tests. */
   sleepMs?: (ms: number) => Promise<void>;
 }
@@ -45,7 +47,7 @@ export async function runWorkload(o: WorkloadRunOptions): Promise<void> {
       if (o.shouldStop()) break;
       const op = o.generator.next();
       const inv = o.recorder.invoke(process, op.f, op.value, node);
-      const out = await executeOp(kv, op);
+      const out = await executeOp(kv, op, o.reads);
       o.recorder.complete(inv, out.type, out.value, out.error === undefined ? {} : { error: out.error });
       o.onOutcome?.(out);
       if (out.type === 'info') process += o.concurrency;

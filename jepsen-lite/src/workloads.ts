@@ -107,21 +107,24 @@ export function classifyError(f: OpF, err: unknown): Outcome['type'] {
   return DEFINITE_FAILURE_CODES.has(code) ? 'fail' : 'info';
 }
 
+/** How register reads are made: `stale` is the deliberately unsafe mode the checker must catch. */
+export type ReadConsistency = 'linearizable' | 'stale';
+
 /** Executes one planned op against the client and returns its outcome (never throws). */
-export async function executeOp(kv: KvLike, op: PlannedOp): Promise<Outcome> {
+export async function executeOp(kv: KvLike, op: PlannedOp, reads: ReadConsistency = 'linearizable'): Promise<Outcome> {
   try {
-    return { type: 'ok', value: await call(kv, op) };
+    return { type: 'ok', value: await call(kv, op, reads) };
   } catch (err) {
     const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : 'JL_CLIENT_ERROR';
     return { type: classifyError(op.f, err), value: op.value, error: code };
   }
 }
 
-async function call(kv: KvLike, op: PlannedOp): Promise<unknown> {
+async function call(kv: KvLike, op: PlannedOp, reads: ReadConsistency): Promise<unknown> {
   switch (op.f) {
     case 'read': {
       const [key] = op.value as [string, null];
-      const item = await kv.get(key, { as: 'string' });
+      const item = await kv.get(key, { as: 'string', consistency: reads });
       return [key, item === undefined ? null : Number(item.value)];
     }
     case 'write': {

@@ -20,7 +20,7 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string; err:
 
 describe('argument parsing', () => {
   it('fills sensible defaults for run', () => {
-    expect(parseCli(['run'])).toMatchObject({ command: 'run', nodes: 3, timeS: 60, workload: 'register', concurrency: 6, rate: 200, seed: undefined, nemesisSpec: 'partition' });
+    expect(parseCli(['run'])).toMatchObject({ command: 'run', nodes: 3, timeS: 60, workload: 'register', concurrency: 6, rate: 200, seed: undefined, nemesisSpec: 'partition', reads: 'linearizable' });
   });
 
   it('parses every run flag', () => {
@@ -42,6 +42,7 @@ describe('argument parsing', () => {
     [['run', '--nemesis', 'earthquake'], /unknown nemesis "earthquake"/],
     [['run', '--colour', 'red'], /Unknown option '--colour'/],
     [['check'], /exactly one run directory/],
+    [['run', '--reads', 'eventual'], /--reads must be linearizable or stale/],
     [['matrix', '--combos', 'kill'], /must be NEMESIS:WORKLOAD/],
   ];
   for (const [argv, msg] of bad) {

@@ -31,6 +31,7 @@ describe('linearizability checker: hand-made histories', () => {
     expect(failure.longestPrefix.map((o) => o.value)).toEqual([1, 2]);
     expect(failure.stateAfterPrefix).toBe(2);
     expect(failure.blockedOp).toMatchObject({ f: 'read', value: 1, process: 1 });
+    expect(failure.explanation).toBe('key x: after 2 ops the register held 2; the read 1 by process 1 (history lines 4-5) fits no order of it and the 0 ops concurrent with it');
   });
 
   it('flags a lost write (an acknowledged write that a later read does not see)', () => {

@@ -31,4 +31,12 @@ describe.skipIf(!enabled)('jepsen-lite short matrix (real cluster)', () => {
       expect(failing, `replay: pnpm jepsen-lite run --time ${timeS} --nemesis ${c.nemesisSpec} --workload ${c.workload} --seed ${seed + i}; report ${out}/report.html (JL_KEEP=1 keeps it)`).toEqual([]);
     }, (timeS + 90) * 1000);
   }
+
+  it('catches the deliberately broken mode: stale reads under partitions are not linearizable', async () => {
+    const out = join(root, 'broken-stale-reads');
+    const m2 = parseCli(['run', '--nemesis', 'partition-one,partition-leader', '--reads', 'stale']);
+    if (m2.command !== 'run') throw new Error('unreachable');
+    const check = await runTest({ ...m2, timeS, seed, out, serverCli, budgetMsPerKey: 5000, progress: () => undefined });
+    expect(check.results.linearizable?.valid, `report ${out}/report.html`).toBe(false);
+  }, (timeS + 90) * 1000);
 });

@@ -43,6 +43,8 @@ export interface LinOpSummary {
 /** Why one key is not linearizable. */
 export interface KeyFailure {
   key: string;
+  /** One sentence a person can check against the history. */
+  explanation: string;
   /** The longest linearizable prefix found: ops in the order they took effect. */
   longestPrefix: LinOpSummary[];
   /** The register's value after that prefix. */
@@ -108,7 +110,7 @@ export function checkLinearizable(pairs: readonly OpPair[], options: Linearizabl
     evidence.opsChecked += ops.length;
     const r = searchKey(ops, options);
     if (r.kind === 'unknown') evidence.unknownKeys.push({ key, reason: r.reason });
-    if (r.kind === 'invalid') evidence.failures.push({ key, ...r.failure });
+    if (r.kind === 'invalid') evidence.failures.push({ key, explanation: explain(key, r.failure), ...r.failure });
     verdicts.push(r.kind === 'valid' ? true : r.kind === 'invalid' ? false : 'unknown');
   }
   return { valid: mergeValid(verdicts), evidence };
@@ -192,7 +194,7 @@ function step(state: string, op: LinOp): string | undefined {
 type KeyVerdict =
   | { kind: 'valid' }
   | { kind: 'unknown'; reason: string }
-  | { kind: 'invalid'; failure: Omit<KeyFailure, 'key'> };
+  | { kind: 'invalid'; failure: Omit<KeyFailure, 'key' | 'explanation'> };
 
 /** The doubly linked list of call/return events that WGL lifts ops out of. */
 class EventList {
@@ -314,6 +316,18 @@ function invalid(ops: readonly LinOp[], best: { prefix: Frame[]; state: string; 
       concurrentOps: concurrent.map(summarize),
     },
   };
+}
+
+function explain(key: string, f: Omit<KeyFailure, 'key' | 'explanation'>): string {
+  const b = f.blockedOp;
+  const state = JSON.stringify(f.stateAfterPrefix);
+  if (b === null) return `key ${key}: no order of its operations is consistent with a register`;
+  const what =
+    b.f === 'read' ? `read ${JSON.stringify(b.value)}` : b.f === 'cas' ? `cas ${JSON.stringify(b.value)}` : `${b.f} ${JSON.stringify(b.value)}`;
+  return (
+    `key ${key}: after ${f.longestPrefix.length} ops the register held ${state}; the ${what} by process ${b.process} ` +
+    `(history lines ${b.invokeIndex}-${b.completeIndex ?? '?'}) fits no order of it and the ${f.concurrentOps.length} ops concurrent with it`
+  );
 }
 
 function summarize(op: LinOp): LinOpSummary {
