@@ -104,10 +104,8 @@ describe('three-node cluster: election and replication', () => {
     if (leaderChanged || after.term !== leader.term) console.info(`leader changed during the writes: term ${leader.term} -> ${after.term}`);
   }), 60_000);
 
-  // Expected to fail until /work/notes/node-bugs.md B4 is fixed: the term, role, commit/applied
-  // index, pending and peer-lag gauges are declared but never set, so /metrics reports 0.
-  // (No guard: an expected failure must not keep the cluster's logs.)
-  it.fails('/metrics reports the Raft term, role and applied index (node-bugs.md B4)', async () => {
+  // node-bugs.md B4 (gauges declared but never set) was fixed in fe79e65.
+  it('/metrics reports the Raft term, role and applied index', guard(async () => {
     const leader = await cluster.waitForLeader();
     for (const n of cluster.nodes) {
       const text = (await httpRequest(n.port, 'GET', '/metrics')).body.toString();
@@ -116,7 +114,7 @@ describe('three-node cluster: election and replication', () => {
       expect(gauge('qkv_raft_is_leader'), `${n.id} qkv_raft_is_leader`).toBe(n.id === leader.id ? 1 : 0);
       expect(gauge('qkv_raft_applied_index'), `${n.id} qkv_raft_applied_index`).toBeGreaterThan(0);
     }
-  });
+  }));
 
   // Skipped until /work/notes/node-bugs.md B1 is fixed: every node numbers its ReadIndex contexts
   // 1, 2, 3, … and the leader drops a read whose context equals one pending from another node, so

@@ -12,6 +12,8 @@ const ELECTION_TICKS = 10;
 const MAX_ELECTION_TIMEOUT_MS = 2 * ELECTION_TICKS * TICK_MS;
 /** The pause lasts several election timeouts. */
 const PAUSE_MS = 6 * MAX_ELECTION_TIMEOUT_MS;
+/** After SIGCONT the old leader has this long to process its backlog and learn the new term. */
+const OLD_LEADER_SETTLE_MS = 2000;
 /** Status samples are taken at most this often per node. */
 const MONITOR_PERIOD_MS = 40;
 /** Upper bound on status samples (the monitor stops by itself). */
@@ -102,6 +104,8 @@ describe('SIGSTOP of the leader (no split brain)', () => {
         // (Normally still `next`; on a starved machine another election may have followed.)
         if (oldNow.term === next.term) expect(oldNow.id).toBe(next.id);
         await load.waitAcked(load.acked.length + 50);
+        // Keep sampling long enough to see the old leader settled (checked below).
+        await sleep(Math.max(0, resumedAtMs + OLD_LEADER_SETTLE_MS + 500 - Date.now()));
       } finally {
         await load.stop();
         await monitor.stop();
@@ -119,7 +123,7 @@ describe('SIGSTOP of the leader (no split brain)', () => {
       expect(next.term).toBeGreaterThan(old.term);
       // After SIGCONT the old leader is seen only as a follower of a newer term (allowing one poll
       // period for samples taken while it was still processing its backlog).
-      const oldAfter = monitor.samples.filter((s) => s.status.id === old.id && s.atMs > resumedAtMs + 2_000);
+      const oldAfter = monitor.samples.filter((s) => s.status.id === old.id && s.atMs > resumedAtMs + OLD_LEADER_SETTLE_MS);
       expect(oldAfter.length).toBeGreaterThan(0);
       for (const s of oldAfter) {
         expect(s.status.term).toBeGreaterThanOrEqual(next.term);
