@@ -36,6 +36,8 @@ workload flags (all commands):
   --etcd-bin PATH            etcd binary (default: etcd on PATH)
   --server-args "..."        extra flags for every quorumkv node (e.g. "--log-level warn")
   --etcd-args "..."          extra flags for every etcd member
+  --node-args "..."          flags for node running each quorumkv node, e.g.
+                             "--cpu-prof --cpu-prof-dir /tmp/prof" (profiles are written at stop)
 
 compare flags:
   --reps N                   repetitions of each A, B pair (default 2)

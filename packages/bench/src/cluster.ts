@@ -76,6 +76,8 @@ export interface ClusterOptions {
   keepData: boolean;
   /** Extra arguments for every member (e.g. `--log-level warn`). */
   extraArgs: string[];
+  /** quorumkv only: flags for `node` itself, before the script (e.g. `--cpu-prof --cpu-prof-dir D`). */
+  nodeArgs: string[];
   /** Longest wait for a leader after start, in ms. */
   startTimeoutMs: number;
 }
@@ -243,7 +245,7 @@ class QuorumkvCluster extends BaseCluster {
     for (const [i, id] of ids.entries()) {
       const listen = `127.0.0.1:${ports[i]!}`;
       const args = ['serve', '--id', id, '--listen', listen, '--peers', peers, '--data', join(dir, id), ...opts.extraArgs];
-      this.managed.push(new ManagedMember(id, listen, process.execPath, () => [serverCli, ...args], join(dir, `${id}.log`)));
+      this.managed.push(new ManagedMember(id, listen, process.execPath, () => [...opts.nodeArgs, serverCli, ...args], join(dir, `${id}.log`)));
     }
   }
 

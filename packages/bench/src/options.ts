@@ -35,6 +35,8 @@ export interface RunOptions {
   /** Extra flags for every quorumkv node / etcd member. */
   serverArgs: string[];
   etcdArgs: string[];
+  /** Flags for `node` running each quorumkv node (profiling). */
+  nodeArgs: string[];
   quiet: boolean;
 }
 
@@ -99,6 +101,7 @@ const FLAGS = {
   'etcd-bin': { type: 'string' },
   'server-args': { type: 'string' },
   'etcd-args': { type: 'string' },
+  'node-args': { type: 'string' },
   quiet: { type: 'boolean' },
   reps: { type: 'string' },
   workloads: { type: 'string' },
@@ -170,6 +173,7 @@ function runFrom(values: Values, defaults: Partial<RunOptions>): RunOptions {
     etcdBin: values['etcd-bin'],
     serverArgs: words(values['server-args']),
     etcdArgs: words(values['etcd-args']),
+    nodeArgs: words(values['node-args']),
     quiet: values.quiet ?? false,
   };
 }

@@ -32,6 +32,7 @@ export function startTargetCluster(o: RunOptions): Promise<LocalCluster> {
   return startCluster(o.target, programsOf(o), {
     keepData: o.keepData,
     extraArgs: o.target === 'quorumkv' ? o.serverArgs : o.etcdArgs,
+    nodeArgs: o.nodeArgs,
     startTimeoutMs: CLUSTER_START_TIMEOUT_MS,
   });
 }
