@@ -124,7 +124,8 @@ export const SERVE_USAGE = `usage: quorumkv serve --id ID --listen HOST:PORT --p
   --id ID                    this node's id (letters, digits, - and _)
   --listen HOST:PORT         address to listen on (peers, clients and HTTP share it)
   --peers LIST               initial voters, e.g. n1=127.0.0.1:7001,n2=127.0.0.1:7002 (must include --id)
-  --join                     start empty and wait to be added with 'quorumkv member add'
+  --join                     start empty and wait to be added with 'quorumkv member add';
+                             give --peers the current members so their connections are accepted
   --data DIR                 data directory (created if missing; reused on restart)
   --zone NAME                failure-domain label (status warns when one zone holds a quorum)
   --cluster-secret SECRET    shared secret peers authenticate with (env QKV_CLUSTER_SECRET)

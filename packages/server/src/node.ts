@@ -605,7 +605,12 @@ export class QuorumKvNode {
 
   private peerAddresses(): Record<string, string> {
     const out: Record<string, string> = {};
-    for (const m of [...this.members.voters, ...this.members.learners]) if (m.id !== this.id) out[m.id] = m.address;
+    const all = [...this.members.voters, ...this.members.learners];
+    // A node started with --join has no membership until the leader's log or snapshot brings
+    // one: until then it accepts (and dials) the peers named in --peers, or it would refuse the
+    // leader that is trying to add it.
+    const known = all.length > 0 ? all : this.cfg.peers;
+    for (const m of known) if (m.id !== this.id) out[m.id] = m.address;
     return out;
   }
 
