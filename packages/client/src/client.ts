@@ -184,12 +184,19 @@ export class KvClient {
 
   /** The node for a leader hint: known by id, else by address, else added (up to maxKnownNodes). */
   private nodeForHint(hint: LeaderHint): NodeConnection | undefined {
-    const known = this.nodes.find((n) => n.serverId === hint.id) ?? this.nodes.find((n) => n.address === hint.address);
+    const byId = this.nodes.find((n) => n.serverId === hint.id);
+    if (byId) return byId;
+    // A seed endpoint that has not said hello yet may be this very node: wait for its hello
+    // rather than adding a second entry for it under an address we may not be able to reach.
+    if (this.nodes.some((n) => n.firstHelloPending)) return undefined;
+    const address = this.o.mapAddress ? this.o.mapAddress(hint.address, hint.id) : hint.address;
+    if (address === undefined) return undefined;
+    const known = this.nodes.find((n) => n.address === address);
     if (known) return known;
     if (this.nodes.length >= this.o.maxKnownNodes) return undefined;
     let parsed;
     try {
-      parsed = parseEndpoint(hint.address, this.scheme);
+      parsed = parseEndpoint(address, this.scheme);
     } catch {
       return undefined; // a hint we cannot use is as good as none
     }

@@ -82,6 +82,11 @@ export class NodeConnection {
     private readonly s: NodeConnectionSettings,
   ) {}
 
+  /** True while the first connection attempt (and its hello) is still under way. */
+  get firstHelloPending(): boolean {
+    return this.serverId === undefined && this.opening !== undefined && this.failures === 0;
+  }
+
   /** True when a hello-completed socket is open. */
   get isOpen(): boolean {
     return this.ws !== undefined && this.opening === undefined && this.ws.readyState === WS_OPEN;

@@ -42,6 +42,13 @@ export interface ConnectOptions {
    * throw or block). Not called for the final error, which the call itself rejects with.
    */
   onRetry?: (event: RetryEvent) => void;
+  /**
+   * Maps an address a node advertises (in a leader hint) to one this client can reach, e.g. when
+   * nodes advertise container names and the client connects through published ports. Return
+   * `undefined` to ignore the advertised address and route only among nodes already known.
+   * Hints are matched by node id first; this is consulted only for nodes not yet known.
+   */
+  mapAddress?: (advertised: string, nodeId: string) => string | undefined;
 }
 
 /** One retried attempt, as passed to `onRetry`. */
@@ -75,6 +82,7 @@ export interface ResolvedOptions {
   random: () => number;
   sessionId: string | undefined;
   onRetry: ((event: RetryEvent) => void) | undefined;
+  mapAddress: ((advertised: string, nodeId: string) => string | undefined) | undefined;
 }
 
 function checkInt(name: string, v: number, min: number, max: number): number {
@@ -119,6 +127,7 @@ export function resolveOptions(o: ConnectOptions): ResolvedOptions {
     random: o.random ?? Math.random,
     sessionId: o.sessionId,
     onRetry: o.onRetry,
+    mapAddress: o.mapAddress,
   };
 }
 

@@ -292,10 +292,13 @@ export class FakeCluster {
     return this.nodes.map((n) => n.address);
   }
 
+  /** Addresses nodes advertise in hints, when they differ from the reachable ones (Docker). */
+  advertised: ((n: FakeNode) => string) | undefined;
+
   leaderHint(): LeaderHint | null {
     if (this.leaderId === null) return null;
     const n = this.node(this.leaderId);
-    return { id: n.id, address: n.address };
+    return { id: n.id, address: this.advertised ? this.advertised(n) : n.address };
   }
 
   /** A new leader (or none) in a new term. */
