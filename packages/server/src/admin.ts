@@ -7,6 +7,7 @@
 //   POST   /v1/admin/leader/transfer        {"id"}
 //   PUT    /v1/admin/snapshot-rate          {"bytesPerSecond"}   this node only (0 = unlimited)
 //   GET    /v1/admin/snapshots              transfers in flight
+//   PUT    /v1/admin/faults                 {"fsyncDelayMs"}  test-only, with --enable-fault-injection
 //
 // Membership requests must run on the leader: a follower forwards them (like writes).
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -39,6 +40,7 @@ export class AdminApi implements AdminRoutes {
     if (!p.startsWith('/v1/admin/')) return false;
     const m = req.method ?? 'GET';
     if (p === '/v1/admin/snapshot-rate' && m === 'PUT') return this.snapshotRate(req, res);
+    if (p === '/v1/admin/faults' && m === 'PUT') return this.faults(req, res);
     if (p === '/v1/admin/snapshots' && m === 'GET') return json(res, 200, { rateBytesPerSec: this.snapshots.rateBytesPerSec, transfers: this.snapshots.status() });
     // Everything below changes the cluster: leader only (followers forward).
     if (!this.node.isLeader()) return this.forward(req, res);
@@ -113,6 +115,16 @@ export class AdminApi implements AdminRoutes {
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError('bytesPerSecond must be a non-negative integer');
     this.snapshots.setRate(v);
     return json(res, 200, { id: this.node.id, bytesPerSecond: v });
+  }
+
+  /** Test-only fault switches, served only with --enable-fault-injection. */
+  private async faults(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    if (!this.node.cfg.enableFaultInjection) throw new AdminError('QKV_NOT_FOUND', 'fault injection is not enabled on this node (--enable-fault-injection)');
+    const v = (await readJson(req)).fsyncDelayMs;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > 60_000) throw new InvalidArgumentError('fsyncDelayMs must be an integer in [0, 60000]');
+    this.node.faultFsyncDelayMs = v;
+    this.node.log.warn({ fsyncDelayMs: v }, 'fault injection: fsync delay changed');
+    return json(res, 200, { id: this.node.id, fsyncDelayMs: v });
   }
 
   private lag(id: string): number | undefined {

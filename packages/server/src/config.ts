@@ -59,6 +59,8 @@ export interface ServeConfig {
   maxConcurrentSnapshotSends: number;
   /** Test-only fault injection (jepsen-lite): extra latency added to every synced write. */
   faultFsyncDelayMs: number;
+  /** Test-only: serve PUT /v1/admin/faults (the harness changes faults at run time). */
+  enableFaultInjection: boolean;
   /** Test-only: corrupt every Nth snapshot chunk sent (0 = off). */
   faultSnapshotCorruptEvery: number;
   /** Test-only: cut a snapshot connection after this many chunks, once per transfer (0 = off). */
@@ -115,6 +117,7 @@ const SERVE_FLAGS = {
   'snapshot-chunk-bytes': { type: 'string' },
   'max-concurrent-snapshot-sends': { type: 'string' },
   'fault-fsync-delay-ms': { type: 'string' },
+  'enable-fault-injection': { type: 'boolean' },
   'fault-snapshot-corrupt-every': { type: 'string' },
   'fault-snapshot-cut-after-chunks': { type: 'string' },
 } as const;
@@ -150,7 +153,8 @@ export const SERVE_USAGE = `usage: quorumkv serve --id ID --listen HOST:PORT --p
 
 Every flag can also be given as an environment variable: --cluster-secret = QKV_CLUSTER_SECRET.
 Test-only fault injection (for jepsen-lite and tests; never in production):
-  --fault-fsync-delay-ms N, --fault-snapshot-corrupt-every N, --fault-snapshot-cut-after-chunks N`;
+  --fault-fsync-delay-ms N, --fault-snapshot-corrupt-every N, --fault-snapshot-cut-after-chunks N,
+  --enable-fault-injection (serves PUT /v1/admin/faults {"fsyncDelayMs": N})`;
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
@@ -305,6 +309,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     snapshotChunkBytes: num('snapshot-chunk-bytes', DEFAULTS.snapshotChunkBytes, 1024, 2 * 1024 * 1024),
     maxConcurrentSnapshotSends: num('max-concurrent-snapshot-sends', DEFAULTS.maxConcurrentSnapshotSends, 1, 64),
     faultFsyncDelayMs: num('fault-fsync-delay-ms', DEFAULTS.faultFsyncDelayMs, 0, 60_000),
+    enableFaultInjection: get('enable-fault-injection') === true,
     faultSnapshotCorruptEvery: num('fault-snapshot-corrupt-every', DEFAULTS.faultSnapshotCorruptEvery, 0),
     faultSnapshotCutAfterChunks: num('fault-snapshot-cut-after-chunks', DEFAULTS.faultSnapshotCutAfterChunks, 0),
   };

@@ -68,6 +68,7 @@ export class HttpApi {
     if (path.startsWith('/v1/kv/')) return this.kv(req, res, url);
     if (path === '/v1/kv') return this.rangeRoute(req, res, url);
     if (path === '/v1/status') return this.only(req, 'GET', () => this.sendJson(res, 200, this.statusJson()));
+    if (path === '/v1/state-hash') return this.only(req, 'GET', () => this.stateHash(res));
     if (path === '/health') return this.only(req, 'GET', () => this.sendJson(res, 200, { ok: true, id: this.node.id }));
     if (path === '/ready') return this.only(req, 'GET', () => this.ready(res));
     if (path === '/metrics') return this.only(req, 'GET', () => this.metricsRoute(res));
@@ -225,12 +226,20 @@ export class HttpApi {
       commitIndex: s.commitIndex,
       appliedIndex: s.appliedIndex,
       lastIndex: s.lastIndex,
+      firstIndex: s.firstIndex,
       appliedHash: s.appliedHash,
       zone: s.zone ?? null,
       members: [...m.voters.map((v) => member(v, true)), ...m.learners.map((v) => member(v, false))],
       pending: this.node.pendingCounts(),
       ...(this.node.snapshotStatus ? { snapshots: this.node.snapshotStatus() } : {}),
     };
+  }
+
+  /** A hash over the whole key-value state (and sessions) at the applied index; costs a full scan. */
+  private async stateHash(res: ServerResponse): Promise<void> {
+    const appliedIndex = this.node.store.kv.appliedIndex();
+    const stateHash = await this.node.store.kv.stateHash();
+    this.sendJson(res, 200, { id: this.node.id, appliedIndex, stateHash });
   }
 
   private ready(res: ServerResponse): void {

@@ -89,6 +89,8 @@ export interface NodeStatusView {
   commitIndex: number;
   appliedIndex: number;
   lastIndex: number;
+  /** First log index still held (entries before it are compacted into a snapshot). */
+  firstIndex: number;
   appliedHash: string;
   zone: string | undefined;
   voter: boolean;
@@ -109,6 +111,9 @@ export class QuorumKvNode {
   private members: Membership;
   private persisted: HardState;
   private readonly lastContactMs = new Map<string, number>();
+
+  /** Test-only slow disk (jepsen-lite): added to every synced write. Changed at run time by the harness. */
+  faultFsyncDelayMs = 0;
 
   private loopScheduled = false;
   private inTurn = false;
@@ -154,6 +159,7 @@ export class QuorumKvNode {
     this.raw = args.raw;
     this.members = args.members;
     this.persisted = args.persisted;
+    this.faultFsyncDelayMs = args.cfg.faultFsyncDelayMs;
     this.transport = new PeerTransport({
       id: this.id,
       clusterSecret: this.cfg.clusterSecret,
@@ -318,7 +324,7 @@ export class QuorumKvNode {
   private async persist(rd: Ready): Promise<void> {
     const t0 = process.hrtime.bigint();
     await this.store.log.append({ ...(rd.hardState ? { hardState: rd.hardState } : {}), entries: rd.entries, sync: rd.mustSync });
-    if (this.cfg.faultFsyncDelayMs > 0 && rd.mustSync) await sleep(this.cfg.faultFsyncDelayMs);
+    if (this.faultFsyncDelayMs > 0 && rd.mustSync) await sleep(this.faultFsyncDelayMs);
     if (rd.mustSync) this.metrics.fsyncSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
     if (rd.entries.length > 0) this.metrics.batchEntries.observe(rd.entries.length);
     this.mem.append(rd.entries);
@@ -627,17 +633,21 @@ export class QuorumKvNode {
   }
 
   statusView(): NodeStatusView {
+    // Role, leader and term all come from the core at this instant, so they always describe one
+    // consistent state (the host's copy of role/leader lags until the next Ready).
     const st = this.raw.status();
     const applied = this.store.kv.applied();
     const isLearner = st.confState.learners.includes(this.id);
+    const role = st.softState.role;
     return {
       id: this.id,
-      role: isLearner && this.role !== 'leader' ? 'learner' : this.role,
+      role: isLearner && role !== 'leader' ? 'learner' : role,
       term: st.hardState.term,
-      leader: this.leader,
+      leader: st.softState.lead,
       commitIndex: st.hardState.commit,
       appliedIndex: applied.index,
       lastIndex: st.lastIndex,
+      firstIndex: this.mem.firstIndex(),
       appliedHash: Buffer.from(applied.hash).toString('hex'),
       zone: this.cfg.zone,
       voter: st.confState.voters.includes(this.id),
