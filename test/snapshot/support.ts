@@ -1,9 +1,11 @@
 // Helpers of the snapshot / catch-up tests (test/snapshot): reading a node's JSON log lines and
 // Prometheus metrics, wiping a data directory, filling a cluster quickly, and a small TCP proxy
 // that can cut a link silently (a black hole, like a partition) and heal it again.
-import { readFileSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { WriteLoad, httpRequest, jsonOf, padValue, sleep, waitFor, type ProcessCluster } from '../harness/cluster.js';
+import path from 'node:path';
+import { CLI_PATH, REPO_ROOT, TEST_SECRET, WriteLoad, freePorts, httpRequest, jsonOf, padValue, sleep, waitFor, type ProcessCluster } from '../harness/cluster.js';
 
 /** Flags that make every node compact its log after a few hundred entries, in small chunks. */
 export const SMALL_SNAPSHOT_FLAGS: readonly string[] = [
@@ -241,4 +243,69 @@ export async function diffKeySpaces(cluster: ProcessCluster, a: string, b: strin
   }
   for (const k of mb.keys()) if (!ma.has(k)) out.push(`${k}: on ${b} only`);
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A node outside the harness's fixed set (the harness cannot add nodes): `quorumkv serve --join`.
+
+/** A node process started by {@link startJoiningNode}. */
+export interface ExtraNode {
+  readonly id: string;
+  readonly port: number;
+  readonly address: string;
+  readonly dataDir: string;
+  readonly logPath: string;
+  proc: ChildProcess | null;
+  /** SIGKILLs the process and waits for it to exit. */
+  kill(): Promise<void>;
+}
+
+/**
+ * Starts `quorumkv serve --join` for a new node id on a free port, in the cluster's directory,
+ * with the cluster's secret; waits until it answers /health. The caller kills it (also on failure).
+ */
+export async function startJoiningNode(cluster: ProcessCluster, id: string, extraArgs: readonly string[] = []): Promise<ExtraNode> {
+  const [port] = await freePorts(1);
+  const address = `127.0.0.1:${port!}`;
+  const dataDir = path.join(cluster.dir, id);
+  const logPath = path.join(cluster.dir, `${id}.log`);
+  const args = ['serve', '--id', id, '--listen', address, '--join', '--data', dataDir, '--cluster-secret', TEST_SECRET, '--log-level', 'info'];
+  if (cluster.opts.tickMs !== undefined) args.push('--tick-ms', String(cluster.opts.tickMs));
+  if (cluster.opts.electionTicks !== undefined) args.push('--election-ticks', String(cluster.opts.electionTicks));
+  const fd = openSync(logPath, 'a');
+  let proc: ChildProcess;
+  try {
+    proc = spawn(process.execPath, [CLI_PATH, ...args, ...(cluster.opts.extraArgs ?? []), ...extraArgs], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env, QKV_CLUSTER_SECRET: '' },
+    });
+  } finally {
+    closeSync(fd);
+  }
+  const node: ExtraNode = {
+    id,
+    port: port!,
+    address,
+    dataDir,
+    logPath,
+    proc,
+    kill: async () => {
+      const p = node.proc;
+      if (!p || p.exitCode !== null || p.signalCode !== null) return;
+      const exited = new Promise<void>((r) => p.once('exit', () => r()));
+      p.kill('SIGKILL');
+      await exited;
+    },
+  };
+  proc.once('exit', () => {
+    node.proc = null;
+  });
+  process.once('exit', () => node.proc?.kill('SIGKILL'));
+  await waitFor(`${id} to answer /health`, async () => {
+    if (!node.proc) throw new Error(`${id} exited (see ${logPath})`);
+    const r = await httpRequest(port!, 'GET', '/health', { timeoutMs: 1000 });
+    return r.status === 200 ? true : undefined;
+  });
+  return node;
 }
