@@ -17,10 +17,13 @@
 //    every acknowledged key is checked (exists, version 1). Default node timers (the ones users get).
 //
 // The machine's load average is printed next to every number: on a shared 2-core box it decides them.
+import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { WebSocket } from 'ws';
 import type { KvClient } from '@quorumkv/client';
+import { CLIENT_PATH, DEFAULT_LIMITS, PROTOCOL_VERSION, decodeResponseFrame, encodeFrame, toBytes, type ClientRequest } from '@quorumkv/protocol';
 import { ProcessCluster, sleep, waitFor } from '../harness/cluster.js';
 import { connectTo, endpointsOf, outcome } from './helpers.js';
 
@@ -38,7 +41,7 @@ const FAILOVER_RUN_MAX_MS = 30_000;
 const FAILOVER_SETTLE_MS = 2000;
 
 type Op = 'put' | 'get' | 'stale';
-type Shape = 'one-connection' | 'per-node' | 'three-clients';
+type Shape = 'one-connection' | 'per-node' | 'three-clients' | 'bare-ws';
 
 interface Row {
   op: Op;
@@ -65,8 +68,67 @@ interface FailoverRun {
 const load1 = (): number => Number(os.loadavg()[0]!.toFixed(1));
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+/** Longest a bare request waits for its answer. */
+const BARE_TIMEOUT_MS = 30_000;
+
+/**
+ * The baseline: the same requests over one bare `ws` WebSocket with the shared codec and nothing
+ * else (no routing, retries, deadlines, validation of results or session bookkeeping), to tell
+ * the client library's own cost from the runtime's and the kernel's.
+ */
+class BareConnection {
+  private readonly pending = new Map<number, (ok: boolean) => void>();
+  private nextId = 1;
+  private seq = 0;
+  private readonly sessionId = randomUUID();
+  private constructor(private readonly ws: WebSocket) {
+    ws.on('message', (data: Buffer) => {
+      const res = decodeResponseFrame(data, DEFAULT_LIMITS.maxFrameBytes);
+      const done = this.pending.get(res.id);
+      this.pending.delete(res.id);
+      done?.(res.ok);
+    });
+  }
+
+  static async open(address: string): Promise<BareConnection> {
+    const ws = new WebSocket(`ws://${address}${CLIENT_PATH}`, { perMessageDeflate: false });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const conn = new BareConnection(ws);
+    await conn.request({ op: 'hello', version: PROTOCOL_VERSION });
+    return conn;
+  }
+
+  request(body: Record<string, unknown>): Promise<void> {
+    const id = this.nextId++;
+    const frame = encodeFrame({ ...body, id, timeoutMs: BARE_TIMEOUT_MS } as unknown as ClientRequest, DEFAULT_LIMITS.maxFrameBytes);
+    return new Promise<void>((resolve, reject) => {
+      this.pending.set(id, (ok) => (ok ? resolve() : reject(new Error('error answer'))));
+      this.ws.send(frame);
+    });
+  }
+
+  put(key: string, value: string): Promise<void> {
+    // ackedBelow 1: the node keeps up to its per-session maximum of results; fine for a baseline.
+    return this.request({ op: 'put', key: toBytes(key), value: toBytes(value), session: { id: this.sessionId, seq: ++this.seq, ackedBelow: 1 } });
+  }
+
+  get(key: string, consistency: 'linearizable' | 'stale'): Promise<void> {
+    return this.request({ op: 'get', key: toBytes(key), consistency });
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+/** What the measured loop calls: a client, or the bare baseline. */
+type Caller = Pick<KvClient, 'put' | 'get' | 'close'> | BareConnection;
+
 /** Runs `callers` closed loops of `op` over the clients (caller i uses clients[i % n]) for `ms`. */
-async function loop(clients: KvClient[], callers: number, op: Op, ms: number, tag: string): Promise<{ ops: number; errors: number }> {
+async function loop(clients: Caller[], callers: number, op: Op, ms: number, tag: string): Promise<{ ops: number; errors: number }> {
   const value = 'x'.repeat(VALUE_BYTES);
   const endAt = Date.now() + ms;
   let ops = 0;
@@ -78,8 +140,12 @@ async function loop(clients: KvClient[], callers: number, op: Op, ms: number, ta
       while (Date.now() < endAt) {
         const k = n++;
         try {
-          if (op === 'put') await kv.put(`m/${tag}/${k}`, value);
-          else await kv.get(`m/read/${k % READ_KEYS}`, { consistency: op === 'stale' ? 'stale' : 'linearizable' });
+          const consistency = op === 'stale' ? 'stale' : 'linearizable';
+          if (kv instanceof BareConnection) {
+            if (op === 'put') await kv.put(`m/${tag}/${k}`, value);
+            else await kv.get(`m/read/${k % READ_KEYS}`, consistency);
+          } else if (op === 'put') await kv.put(`m/${tag}/${k}`, value);
+          else await kv.get(`m/read/${k % READ_KEYS}`, { consistency });
           ops++;
         } catch {
           errors++;
@@ -90,8 +156,9 @@ async function loop(clients: KvClient[], callers: number, op: Op, ms: number, ta
   return { ops, errors };
 }
 
-async function clientsFor(c: ProcessCluster, shape: Shape, leaderAddress: string): Promise<KvClient[]> {
+async function clientsFor(c: ProcessCluster, shape: Shape, leaderAddress: string): Promise<Caller[]> {
   const opts = { timeoutMs: 30_000 };
+  if (shape === 'bare-ws') return [await BareConnection.open(leaderAddress)];
   if (shape === 'one-connection') return [await connectTo(c, { ...opts, endpoints: [leaderAddress] })];
   if (shape === 'per-node') return [await connectTo(c, opts)];
   return Promise.all([0, 1, 2].map(() => connectTo(c, opts)));
@@ -105,7 +172,7 @@ async function throughput(c: ProcessCluster, seconds: number, callers: number): 
   await seed.close();
   const rows: Row[] = [];
   for (const op of ['put', 'get', 'stale'] as const) {
-    for (const shape of ['one-connection', 'per-node', 'three-clients'] as const) {
+    for (const shape of ['bare-ws', 'one-connection', 'per-node', 'three-clients'] as const) {
       const clients = await clientsFor(c, shape, leaderAddress);
       await loop(clients, callers, op, WARMUP_MS, `${op}-${shape}-warm`);
       const loadBefore = load1();
@@ -163,16 +230,24 @@ async function failover(c: ProcessCluster, runs: number): Promise<{ runs: Failov
       await waitFor('an ack of a write sent after the kill', () => (acks.some((a) => a.sentAt > killedAt) ? true : undefined), FAILOVER_RUN_MAX_MS);
       await sleep(1000); // let calls that spanned the kill finish
       const firstAck = Math.min(...acks.filter((a) => a.sentAt > killedAt).map((a) => a.ackedAt));
-      const times = acks.map((a) => a.ackedAt).sort((a, b) => a - b);
-      const lastBefore = times.filter((t) => t <= killedAt).pop() ?? killedAt;
-      const firstAfter = times.find((t) => t > killedAt) ?? killedAt;
+      // The longest gap between consecutive acknowledgements from the last one before the kill
+      // to the first one of a write sent after it (answers already on the wire may still arrive
+      // just after the kill, so the gap is not always the one that straddles killedAt).
+      const times = acks.map((a) => a.ackedAt).filter((t) => t <= firstAck).sort((a, b) => a - b);
+      const from = times.filter((t) => t <= killedAt).pop() ?? killedAt;
+      let longestGap = 0;
+      let prev = from;
+      for (const t of times.filter((x) => x > from)) {
+        longestGap = Math.max(longestGap, t - prev);
+        prev = t;
+      }
       const spanning = acks.filter((a) => a.sentAt <= killedAt && a.ackedAt > killedAt).map((a) => a.ackedAt - a.sentAt);
       const r: FailoverRun = {
         run,
         killed: leader.id,
         leaderObservedMs,
         firstAckAfterKillMs: firstAck - killedAt,
-        longestAckPauseMs: firstAfter - lastBefore,
+        longestAckPauseMs: longestGap,
         slowestSpanningCallMs: spanning.length ? Math.max(...spanning) : 0,
         loadavg1m: load1(),
       };
