@@ -53,6 +53,8 @@ export interface Member {
 /** A local cluster the harness started and will stop. */
 export interface LocalCluster {
   readonly target: TargetName;
+  /** Temporary directory holding every member's data and log. */
+  readonly dir: string;
   readonly members: readonly Member[];
   /** Client endpoints of all members, in the form the target's client library expects. */
   readonly endpoints: string[];
@@ -66,8 +68,8 @@ export interface LocalCluster {
   kill9(index: number): void;
   /** Starts a killed member again on its data directory. */
   restart(index: number): void;
-  /** Stops every member and removes the data unless kept. Idempotent. */
-  stop(): Promise<void>;
+  /** Stops every member and removes the data unless kept (or `keepForDebugging`). Idempotent. */
+  stop(keepForDebugging?: boolean): Promise<void>;
 }
 
 /** Options shared by both cluster kinds. */

@@ -156,6 +156,7 @@ export async function runSoak(o: FailoverOptions): Promise<Record<string, unknow
   }
   const startedAt = new Date();
   const cluster = await startTargetCluster(o);
+  let keepLogs = false;
   try {
     const before = await cluster.leaderChanges();
     const termsBefore = await Promise.all(cluster.members.map((_, i) => cluster.status(i, 2000)));
@@ -177,8 +178,14 @@ export async function runSoak(o: FailoverOptions): Promise<Record<string, unknow
       changes[name] = v === null || b === null || b === undefined ? null : v - b;
     }
     const termDelta = cluster.members.map((m, i) => ({ member: m.name, termBefore: termsBefore[i]?.term ?? null, termAfter: termsAfter[i]?.term ?? null }));
+    const deltas = termDelta.map((t) => (t.termAfter === null || t.termBefore === null ? null : t.termAfter - t.termBefore));
+    // An election during a soak is the finding: keep the node logs to explain it.
+    keepLogs = deltas.some((d) => d !== 0);
     return {
+      logsKeptIn: keepLogs || o.keepData ? cluster.dir : null,
       type: 'soak',
+      /** Elections during the soak: the largest term increase any member saw (null when unknown). */
+      elections: deltas.some((d) => d === null) ? null : Math.max(...(deltas as number[])),
       minutes: o.minutes,
       targetRate: rate,
       peakOpsPerSec: peak?.opsPerSec ?? null,
@@ -187,7 +194,7 @@ export async function runSoak(o: FailoverOptions): Promise<Record<string, unknow
       ...describe({ ...o, rate }, load, startedAt),
     };
   } finally {
-    await cluster.stop();
+    await cluster.stop(keepLogs);
   }
 }
 
@@ -197,12 +204,14 @@ export async function runFailoverCommand(o: FailoverOptions): Promise<number> {
     const r = await runSoak(o);
     if (o.json) console.log(JSON.stringify(r));
     else {
-      const load = r as unknown as RunResult & { leaderChangesDuringSoak: Record<string, number | null>; terms: unknown; targetRate: number; peakOpsPerSec: number | null };
+      const load = r as unknown as RunResult & { leaderChangesDuringSoak: Record<string, number | null>; terms: unknown; targetRate: number; peakOpsPerSec: number | null; elections: number | null; logsKeptIn: string | null };
       console.log(
         `soak ${o.target}: ${o.minutes} min at target ${load.targetRate} ops/s` +
           (load.peakOpsPerSec !== null ? ` (${Math.round(o.peakFraction * 100)} % of measured peak ${fmt(load.peakOpsPerSec)} ops/s)` : '') +
           `\n  achieved ${fmt(load.opsPerSec)} ops/s, p50 ${fmt(load.latency.p50Ms)} ms, p99 ${fmt(load.latency.p99Ms)} ms, max ${fmt(load.latency.maxMs)} ms, errors ${load.errors}` +
-          `\n  leader changes seen (from /metrics, per member, during the soak): ${JSON.stringify(load.leaderChangesDuringSoak)}` +
+          `\n  elections (largest term increase): ${load.elections ?? 'unknown'}` +
+          (load.logsKeptIn ? `\n  node logs kept in ${load.logsKeptIn}` : '') +
+          `\n  leader changes seen (from /metrics, per member, during the soak; a follower losing and regaining its leader counts 2): ${JSON.stringify(load.leaderChangesDuringSoak)}` +
           `\n  terms: ${JSON.stringify(load.terms)}` +
           `\n  CPU % of one core: nodes ${fmt(load.cpu.nodesSumPct)}, generator ${fmt(load.cpu.generatorPct)}, other ${fmt(load.cpu.otherPct)}; load average ${load.host.loadAvg1m}`,
       );
