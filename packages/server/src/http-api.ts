@@ -228,6 +228,7 @@ export class HttpApi {
       lastIndex: s.lastIndex,
       firstIndex: s.firstIndex,
       appliedHash: s.appliedHash,
+      clusterId: this.node.clusterId,
       zone: s.zone ?? null,
       members: [...m.voters.map((v) => member(v, true)), ...m.learners.map((v) => member(v, false))],
       pending: this.node.pendingCounts(),

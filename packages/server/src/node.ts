@@ -12,7 +12,9 @@
 //
 // Everything that can pile up has a named maximum (config.ts); past it, writes are refused at
 // once with QKV_BUSY rather than queued.
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   EntryType,
   MessageType,
@@ -112,6 +114,9 @@ export class QuorumKvNode {
   private persisted: HardState;
   private readonly lastContactMs = new Map<string, number>();
 
+  /** Derived from the founding membership; peers founded differently are refused. Null while joining. */
+  readonly clusterId: string | null;
+
   /** Test-only slow disk (jepsen-lite): added to every synced write. Changed at run time by the harness. */
   faultFsyncDelayMs = 0;
 
@@ -149,6 +154,7 @@ export class QuorumKvNode {
     raw: RawNode;
     members: Membership;
     persisted: HardState;
+    clusterId: string | null;
   }) {
     this.id = args.cfg.id;
     this.cfg = args.cfg;
@@ -159,12 +165,14 @@ export class QuorumKvNode {
     this.raw = args.raw;
     this.members = args.members;
     this.persisted = args.persisted;
+    this.clusterId = args.clusterId;
     this.faultFsyncDelayMs = args.cfg.faultFsyncDelayMs;
     this.transport = new PeerTransport({
       id: this.id,
       clusterSecret: this.cfg.clusterSecret,
       peers: this.peerAddresses(),
       logger: coreLogger(this.log.child({ component: 'transport' })),
+      clusterId: () => this.clusterId,
       onMessage: (m) => this.onPeerMessage(m),
       onSnapshotConnection: (peer, ws) => {
         if (this.snapshotAcceptor) this.snapshotAcceptor(peer, ws);
@@ -206,10 +214,16 @@ export class QuorumKvNode {
         logger: coreLogger(log.child({ component: 'raft' })),
       });
       const fresh = mem.lastIndex() === 0 && loaded.hardState.term === 0 && applied === 0;
+      let clusterId = readClusterId(cfg.dataDir);
       if (fresh && !cfg.join) {
         // A founding member writes the initial membership into its log (entries 1..N).
         // The entries must be byte-identical on every founding member: only shared facts go in.
-        raw.bootstrap(cfg.peers.map((p) => ({ id: p.id, context: memberContext(p.address) })));
+        // The cluster id is a hash of exactly those facts, so members started with different
+        // --peers refuse each other instead of silently writing different logs.
+        const voters = cfg.peers.map((p) => ({ id: p.id, context: memberContext(p.address) }));
+        clusterId = clusterIdOf(voters);
+        writeClusterId(cfg.dataDir, clusterId);
+        raw.bootstrap(voters);
         log.info({ voters: cfg.peers.map((p) => p.id) }, 'bootstrapped a new cluster member');
       } else {
         if (fresh) log.info({}, 'starting empty; waiting to be added to a cluster (member add)');
@@ -219,7 +233,7 @@ export class QuorumKvNode {
           'node restored from disk',
         );
       }
-      return new QuorumKvNode({ cfg, log, metrics, store, mem, raw, members, persisted: loaded.hardState });
+      return new QuorumKvNode({ cfg, log, metrics, store, mem, raw, members, persisted: loaded.hardState, clusterId });
     } catch (e) {
       await store.close().catch(() => undefined);
       throw e;
@@ -714,6 +728,31 @@ function nextMembership(cur: Membership, cc: ConfChange): Membership {
 }
 
 export { memberContext };
+
+const CLUSTER_ID_FILE = 'CLUSTER_ID';
+
+function clusterIdOf(voters: { id: string; context: string }[]): string {
+  const canon = [...voters].sort((a, b) => (a.id < b.id ? -1 : 1)).map((v) => `${v.id}=${v.context}`).join('\n');
+  return createHash('sha256').update(canon).digest('hex').slice(0, 32);
+}
+
+function readClusterId(dataDir: string): string | null {
+  const f = join(dataDir, CLUSTER_ID_FILE);
+  if (!existsSync(f)) return null;
+  const v = readFileSync(f, 'utf8').trim();
+  if (!/^[0-9a-f]{32}$/.test(v)) throw new Error(`${f} is damaged (expected 32 hex digits); refusing to start`);
+  return v;
+}
+
+function writeClusterId(dataDir: string, id: string): void {
+  const fd = openSync(join(dataDir, CLUSTER_ID_FILE), 'w');
+  try {
+    writeSync(fd, `${id}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 function ctxKey(ctx: Uint8Array): string {
   return Buffer.from(ctx.buffer, ctx.byteOffset, ctx.byteLength).toString('latin1');

@@ -32,6 +32,11 @@ export interface Hello {
   ts: number;
   /** 16 random bytes, hex; makes each hello unique so a replay can be recognised. */
   nonce: string;
+  /**
+   * The dialler's cluster id ('' when it has none yet, e.g. a node waiting to join). Two nodes
+   * that both have one must agree, or they were founded as different clusters.
+   */
+  cluster: string;
   /** HMAC-SHA256 over the fields above with the cluster secret, hex; '' in insecure mode. */
   mac: string;
 }
@@ -41,7 +46,7 @@ const MAC_HEX_LENGTH = 64;
 
 function macInput(h: Omit<Hello, 'mac'>): string {
   // JSON of an array is unambiguous whatever characters the ids contain.
-  return JSON.stringify(['quorumkv-hello', h.v, h.channel, h.from, h.to, h.ts, h.nonce]);
+  return JSON.stringify(['quorumkv-hello', h.v, h.channel, h.from, h.to, h.ts, h.nonce, h.cluster]);
 }
 
 function computeMac(secret: string, h: Omit<Hello, 'mac'>): string {
@@ -55,6 +60,7 @@ export function createHelloHeader(opts: {
   channel: Channel;
   clusterSecret: string | null;
   nowMs: number;
+  clusterId?: string | null;
 }): string {
   const unsigned = {
     v: PROTOCOL_VERSION,
@@ -63,6 +69,7 @@ export function createHelloHeader(opts: {
     to: opts.to,
     ts: opts.nowMs,
     nonce: randomBytes(NONCE_HEX_LENGTH / 2).toString('hex'),
+    cluster: opts.clusterId ?? '',
   };
   const mac = opts.clusterSecret === null ? '' : computeMac(opts.clusterSecret, unsigned);
   return Buffer.from(JSON.stringify({ ...unsigned, mac })).toString('base64url');
@@ -78,6 +85,8 @@ export interface HelloCheck {
   isPeer: (id: string) => boolean;
   nowMs: number;
   maxAgeMs: number;
+  /** This node's cluster id, or null/'' when it has none yet (then any is accepted). */
+  clusterId?: string | null;
   /** Serve `snapshot` channel connections (the host registered a handler). */
   acceptSnapshots?: boolean;
   /** Records the nonce; false if it was seen in the replay window (or the window is full). */
@@ -105,6 +114,12 @@ export function verifyHelloHeader(raw: string | string[] | undefined, check: Hel
   }
   if (parsed.to !== check.selfId) return refuse(CloseCode.Forbidden, `wrong target: this node is ${check.selfId}`);
   if (!check.isPeer(parsed.from)) return refuse(CloseCode.Forbidden, `unknown peer id ${parsed.from}`);
+  if (check.clusterId && parsed.cluster !== '' && parsed.cluster !== check.clusterId) {
+    return refuse(
+      CloseCode.Forbidden,
+      `cluster id mismatch: this node belongs to cluster ${check.clusterId}, the peer to ${parsed.cluster} (founded with different --peers?)`,
+    );
+  }
   if (parsed.channel !== 'raft' && !(parsed.channel === 'snapshot' && check.acceptSnapshots === true)) {
     return refuse(CloseCode.Unsupported, `channel ${parsed.channel} is not served`);
   }
@@ -146,7 +161,9 @@ function parseHello(raw: string | string[]): Hello | string {
   if (typeof h.ts !== 'number' || !Number.isSafeInteger(h.ts)) return 'ts must be an integer';
   if (typeof h.nonce !== 'string' || !isHex(h.nonce, NONCE_HEX_LENGTH)) return 'nonce must be 32 hex digits';
   if (typeof h.mac !== 'string' || (h.mac !== '' && !isHex(h.mac, MAC_HEX_LENGTH))) return 'mac must be 64 hex digits';
-  return { v: h.v, channel: h.channel as Channel, from: h.from, to: h.to, ts: h.ts, nonce: h.nonce, mac: h.mac };
+  const cluster = h.cluster ?? '';
+  if (typeof cluster !== 'string' || cluster.length > 64) return 'cluster must be a string of at most 64 characters';
+  return { v: h.v, channel: h.channel as Channel, from: h.from, to: h.to, ts: h.ts, nonce: h.nonce, cluster, mac: h.mac };
 }
 
 function isHex(s: string, length: number): boolean {

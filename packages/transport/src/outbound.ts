@@ -20,6 +20,7 @@ import type { LinkState, PeerStats, TransportLogger } from './types.js';
 export interface LinkContext {
   selfId: string;
   clusterSecret: string | null;
+  clusterId: () => string | null;
   limits: TransportLimits;
   logger: TransportLogger;
   random: () => number;
@@ -164,7 +165,7 @@ export class OutboundLink {
     if (this.#dials++ > 0) this.#counters.reconnects++;
     this.#state = 'connecting';
     const { selfId, clusterSecret, limits } = this.#ctx;
-    const hello = createHelloHeader({ from: selfId, to: this.peerId, channel: 'raft', clusterSecret, nowMs: this.#ctx.nowMs() });
+    const hello = createHelloHeader({ from: selfId, to: this.peerId, channel: 'raft', clusterSecret, nowMs: this.#ctx.nowMs(), clusterId: this.#ctx.clusterId() });
     const ws = new WebSocket(this.#url, {
       headers: { [HELLO_HEADER]: hello },
       perMessageDeflate: false,

@@ -36,6 +36,7 @@ export class PeerTransport {
   readonly #onMessage: (msg: Message) => void;
   readonly #onPeerDown: ((peerId: string) => void) | undefined;
   readonly #onSnapshotConnection: ((peerId: string, ws: WebSocket) => void) | undefined;
+  readonly #clusterId: () => string | null;
   /** Open snapshot-channel connections (both directions), closed at shutdown. */
   readonly #snapshotConns = new Set<WebSocket>();
   readonly #linkCtx: LinkContext;
@@ -70,6 +71,7 @@ export class PeerTransport {
     this.#logger = opts.logger;
     this.#onMessage = opts.onMessage;
     this.#onSnapshotConnection = opts.onSnapshotConnection;
+    this.#clusterId = opts.clusterId ?? (() => null);
     this.#onPeerDown = opts.onPeerDown;
     this.#nowMs = opts.nowMs ?? Date.now;
     this.#replay = new ReplayCache(this.limits.maxReplayCacheEntries, this.limits.helloMaxAgeMs);
@@ -84,6 +86,7 @@ export class PeerTransport {
     this.#linkCtx = {
       selfId: this.id,
       clusterSecret: this.#secret,
+      clusterId: this.#clusterId,
       limits: this.limits,
       logger: this.#logger,
       random: opts.random ?? Math.random,
@@ -206,6 +209,7 @@ export class PeerTransport {
       maxAgeMs: this.limits.helloMaxAgeMs,
       rememberNonce: (nonce, now) => this.#replay.remember(nonce, now),
       acceptSnapshots: this.#onSnapshotConnection !== undefined,
+      clusterId: this.#clusterId(),
     });
     if (!verdict.ok) {
       this.#refusedConnections++;
@@ -233,7 +237,7 @@ export class PeerTransport {
     const address = this.#peers.get(peerId);
     if (this.#closed) return Promise.reject(new TransportError('QKV_TRANSPORT_CLOSED', 'transport is closed'));
     if (address === undefined) return Promise.reject(new TransportError('QKV_UNKNOWN_PEER', `unknown peer ${peerId}`));
-    const hello = createHelloHeader({ from: this.id, to: peerId, channel: 'snapshot', clusterSecret: this.#secret, nowMs: this.#nowMs() });
+    const hello = createHelloHeader({ from: this.id, to: peerId, channel: 'snapshot', clusterSecret: this.#secret, nowMs: this.#nowMs(), clusterId: this.#clusterId() });
     const ws = new WebSocket(peerUrl(address), {
       headers: { [HELLO_HEADER]: hello },
       perMessageDeflate: false,

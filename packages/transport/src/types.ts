@@ -35,6 +35,11 @@ export interface PeerTransportOptions {
    * sender with `dialSnapshot`). Without it such connections are refused.
    */
   onSnapshotConnection?: (peerId: string, ws: import('ws').WebSocket) => void;
+  /**
+   * This node's cluster id (derived from the founding membership), read at every handshake;
+   * a peer with a different one is refused. Returns null while the node has none (joining).
+   */
+  clusterId?: () => string | null;
   /** Uniform in [0, 1) for reconnect jitter; defaults to Math.random. Injected by tests. */
   random?: () => number;
   /** Wall clock in ms for hello timestamps; defaults to Date.now. Injected by tests. */

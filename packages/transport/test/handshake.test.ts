@@ -106,3 +106,29 @@ describe('limits and back-off', () => {
     for (const bad of ['host', 'host:0', 'host:70000', ':80', 'a b:1']) expect(() => peerUrl(bad)).toThrow(TransportConfigError);
   });
 });
+
+describe('cluster ids', () => {
+  const A = 'a'.repeat(32);
+  const B = 'b'.repeat(32);
+
+  it('refuses a peer founded as another cluster, naming both ids', () => {
+    const r = refusal(hello({ clusterId: B }), check({ clusterId: A }));
+    expect(r.code).toBe(CloseCode.Forbidden);
+    expect(r.reason).toContain(A);
+    expect(r.reason).toContain(B);
+  });
+
+  it('accepts the same id, and a side that has none yet (a node waiting to join)', () => {
+    expect(verifyHelloHeader(hello({ clusterId: A }), check({ clusterId: A })).ok).toBe(true);
+    expect(verifyHelloHeader(hello({ clusterId: null }), check({ clusterId: A })).ok).toBe(true);
+    expect(verifyHelloHeader(hello({ clusterId: A }), check({ clusterId: null })).ok).toBe(true);
+  });
+
+  it('covers the cluster id with the MAC: changing it breaks the proof', () => {
+    const raw = hello({ clusterId: A });
+    const h = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as Record<string, unknown>;
+    h.cluster = B;
+    const forged = Buffer.from(JSON.stringify(h)).toString('base64url');
+    expect(refusal(forged, check({ clusterId: B })).code).toBe(CloseCode.Unauthorized);
+  });
+});
