@@ -80,6 +80,8 @@ export interface RangeOptions extends CallOptions {
 export interface WriteResult {
   /** The revision (Raft index) of the write. The same number comes back if the write was retried. */
   revision: number;
+  /** Term of the leader that committed the write (absent from older servers). */
+  term?: number;
 }
 /** Answer of `delete`. */
 export interface DeleteResponse extends WriteResult {

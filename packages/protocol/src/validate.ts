@@ -357,11 +357,15 @@ function resultOf<K extends Op>(op: K, o: Obj, limits: Limits): ResultByOp[Op] {
       return { item: absent(o.item) ? null : item(o.item, limits, 'item') };
     case 'put':
     case 'cas':
-      onlyKeys(o, ['revision'], `${op} result`);
-      return { revision: int(o.revision, 'revision', 0) };
+      onlyKeys(o, ['revision', 'term'], `${op} result`);
+      return { revision: int(o.revision, 'revision', 0), ...(absent(o.term) ? {} : { term: int(o.term, 'term', 0) }) };
     case 'delete':
-      onlyKeys(o, ['revision', 'deleted'], 'delete result');
-      return { revision: int(o.revision, 'revision', 0), deleted: bool(o.deleted, 'deleted') };
+      onlyKeys(o, ['revision', 'deleted', 'term'], 'delete result');
+      return {
+        revision: int(o.revision, 'revision', 0),
+        deleted: bool(o.deleted, 'deleted'),
+        ...(absent(o.term) ? {} : { term: int(o.term, 'term', 0) }),
+      };
     case 'range':
       onlyKeys(o, ['items', 'more'], 'range result');
       return {

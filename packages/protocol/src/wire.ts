@@ -162,15 +162,21 @@ export interface GetResult {
 /** Answer to `put`: the revision of the write. */
 export interface PutResult {
   revision: number;
+  /** Term of the leader that committed the write (the log entry's term). Absent from older servers. */
+  term?: number;
 }
 /** Answer to `delete`: the revision of the delete, and whether a key was there. */
 export interface DeleteResult {
   revision: number;
   deleted: boolean;
+  /** Term of the leader that committed the delete. */
+  term?: number;
 }
 /** Answer to a successful `cas` (a failed one is a `QKV_CAS_FAILED` error). */
 export interface CasResult {
   revision: number;
+  /** Term of the leader that committed the write. */
+  term?: number;
 }
 /** One page of a range; `more` says whether keys remain after the last item. */
 export interface RangeResult {

@@ -24,7 +24,7 @@ import {
   type WireItem,
 } from '@quorumkv/protocol';
 import type { ApplyResult, Command, KeyValue, RangeRequest, SessionTag } from '@quorumkv/storage';
-import type { QuorumKvNode } from './node.js';
+import type { QuorumKvNode, WriteResult } from './node.js';
 import { zoneWarnings } from './membership.js';
 
 /** The protocol's session reference is the state machine's session tag (both number writes from 1). */
@@ -108,13 +108,13 @@ export class NodeKvService implements KvService {
   async put(args: PutArgs, ctx: CallContext): Promise<PutResult> {
     const r = await this.write({ op: 'put', key: args.key, value: args.value, session: toSessionTag(args.session) }, ctx);
     if (r.op !== 'put') throw new InternalError(`unexpected apply result ${r.op} for put`);
-    return { revision: r.revision };
+    return { revision: r.revision, term: r.term };
   }
 
   async delete(args: DeleteArgs, ctx: CallContext): Promise<DeleteResult> {
     const r = await this.write({ op: 'del', key: args.key, session: toSessionTag(args.session) }, ctx);
     if (r.op !== 'del') throw new InternalError(`unexpected apply result ${r.op} for delete`);
-    return { revision: r.revision, deleted: r.deleted };
+    return { revision: r.revision, deleted: r.deleted, term: r.term };
   }
 
   async cas(args: CasArgs, ctx: CallContext): Promise<CasResult> {
@@ -124,7 +124,7 @@ export class NodeKvService implements KvService {
     const r = await this.write({ op: 'cas', key: args.key, cond, then, session: toSessionTag(args.session) }, ctx);
     if (r.op !== 'cas') throw new InternalError(`unexpected apply result ${r.op} for cas`);
     if (!r.succeeded) throw new CasFailedError(r.current?.modRevision ?? 0);
-    return { revision: r.revision };
+    return { revision: r.revision, term: r.term };
   }
 
   async range(args: RangeArgs, ctx: CallContext): Promise<RangeResult> {
@@ -162,7 +162,7 @@ export class NodeKvService implements KvService {
     };
   }
 
-  private async write(cmd: Command, ctx: CallContext): Promise<ApplyResult> {
+  private async write(cmd: Command, ctx: CallContext): Promise<WriteResult> {
     const r = await this.node.write(cmd, ctx);
     throwIfApplyError(r);
     return r;

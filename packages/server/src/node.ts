@@ -71,10 +71,13 @@ interface Deadline {
   signal?: AbortSignal | undefined;
 }
 
+/** An apply result plus the term of the entry (the term of the leader that committed it). */
+export type WriteResult = ApplyResult & { term: number };
+
 interface PendingWrite extends Deadline {
   term: number;
   bytes: number;
-  resolve(r: ApplyResult): void;
+  resolve(r: WriteResult): void;
   reject(e: Error): void;
 }
 
@@ -405,7 +408,7 @@ export class QuorumKvNode {
     this.pendingWriteBytes -= w.bytes;
     // Another leader's entry took this index: ours can never commit (Log Matching).
     if (w.term !== e.term) w.reject(new UnavailableError('the write was lost in a leader change; it was not applied'));
-    else w.resolve(result);
+    else w.resolve({ ...result, term: e.term });
   }
 
   private onSoftState(role: Role, lead: string | null): void {
@@ -434,7 +437,7 @@ export class QuorumKvNode {
   // Writes.
 
   /** Proposes a command and resolves with its apply result once committed and applied. */
-  write(cmd: Command, d: Deadline): Promise<ApplyResult> {
+  write(cmd: Command, d: Deadline): Promise<WriteResult> {
     this.checkWritable();
     if (this.writes.size >= this.cfg.maxPendingProposals) return this.busy('proposals');
     const data = encodeCommand({ ...cmd, timeMs: Date.now() });
@@ -448,14 +451,14 @@ export class QuorumKvNode {
       throw e;
     }
     this.schedule();
-    return new Promise<ApplyResult>((resolve, reject) => {
+    return new Promise<WriteResult>((resolve, reject) => {
       this.writes.set(at.index, { term: at.term, bytes: data.byteLength, deadlineMs: d.deadlineMs, signal: d.signal, resolve, reject });
       this.pendingWriteBytes += data.byteLength;
     });
   }
 
   /** Proposes a membership change and resolves once it is applied. One at a time. */
-  changeMembership(cc: ConfChange, d: Deadline): Promise<ApplyResult> {
+  changeMembership(cc: ConfChange, d: Deadline): Promise<WriteResult> {
     this.checkWritable();
     let at: { index: number; term: number };
     try {
@@ -467,7 +470,7 @@ export class QuorumKvNode {
     }
     this.log.info({ term: at.term, index: at.index, change: cc }, 'proposed membership change');
     this.schedule();
-    return new Promise<ApplyResult>((resolve, reject) => {
+    return new Promise<WriteResult>((resolve, reject) => {
       this.writes.set(at.index, { term: at.term, bytes: 0, deadlineMs: d.deadlineMs, signal: d.signal, resolve, reject });
     });
   }
