@@ -79,7 +79,7 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
   writeFileSync(join(o.out, RUN_FILES.schedule), JSON.stringify(schedule, null, 2));
   writeFileSync(join(o.out, RUN_FILES.meta), JSON.stringify({ name: `${o.workload} × ${o.nemesisSpec || 'none'}`, seed: o.seed, workload: o.workload, nemeses: o.nemeses, nodes: nodeIds, durationS: o.timeS, command }, null, 2));
   const connect = await loadConnect();
-  const cluster = await Cluster.start({ nodes: nodeIds, serverCli: o.serverCli, dir: o.out, seed: o.seed, extraArgs: ['--snapshot-entries', String(SNAPSHOT_ENTRIES), '--snapshot-keep-entries', String(SNAPSHOT_KEEP_ENTRIES)] });
+  const cluster = await Cluster.start({ nodes: nodeIds, serverCli: o.serverCli, dir: o.out, seed: o.seed, extraArgs: ['--snapshot-entries', String(SNAPSHOT_ENTRIES), '--snapshot-keep-entries', String(SNAPSHOT_KEEP_ENTRIES), '--enable-fault-injection'] });
   const status: StatusSample[] = [];
   const hashes: AppliedHashSample[] = [];
   const clients: KvLike[] = [];

@@ -48,7 +48,10 @@ export async function runWorkload(o: WorkloadRunOptions): Promise<void> {
       const op = o.generator.next();
       const inv = o.recorder.invoke(process, op.f, op.value, node);
       const out = await executeOp(kv, op, o.reads);
-      o.recorder.complete(inv, out.type, out.value, out.error === undefined ? {} : { error: out.error });
+      o.recorder.complete(inv, out.type, out.value, {
+        ...(out.error === undefined ? {} : { error: out.error }),
+        ...(out.term === undefined ? {} : { term: out.term }),
+      });
       o.onOutcome?.(out);
       if (out.type === 'info') process += o.concurrency;
     }

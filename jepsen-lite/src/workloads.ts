@@ -12,8 +12,8 @@ import type { Rng } from './random.js';
 /** The client calls the workloads use: a structural subset of `@quorumkv/client`'s `KvClient`. */
 export interface KvLike {
   get(key: string, options: { as: 'string'; consistency?: 'linearizable' | 'stale' }): Promise<{ value: string } | undefined>;
-  put(key: string, value: string): Promise<{ revision: number }>;
-  cas(key: string, spec: { ifValue: string; value: string } | { ifAbsent: true; value: string }): Promise<{ revision: number }>;
+  put(key: string, value: string): Promise<{ revision: number; term?: number }>;
+  cas(key: string, spec: { ifValue: string; value: string } | { ifAbsent: true; value: string }): Promise<{ revision: number; term?: number }>;
   range(options: { prefix: string; as: 'string'; consistency?: 'linearizable' | 'stale' }): AsyncIterable<{ key: string }>;
   close(): Promise<void>;
 }
@@ -94,6 +94,8 @@ export interface Outcome {
   type: 'ok' | 'fail' | 'info';
   value: unknown;
   error?: string;
+  /** For acknowledged writes: the term of the leader that committed them. */
+  term?: number;
 }
 
 /**
@@ -113,33 +115,35 @@ export type ReadConsistency = 'linearizable' | 'stale';
 /** Executes one planned op against the client and returns its outcome (never throws). */
 export async function executeOp(kv: KvLike, op: PlannedOp, reads: ReadConsistency = 'linearizable'): Promise<Outcome> {
   try {
-    return { type: 'ok', value: await call(kv, op, reads) };
+    const r = await call(kv, op, reads);
+    return { type: 'ok', value: r.value, ...(r.term !== undefined ? { term: r.term } : {}) };
   } catch (err) {
     const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : 'JL_CLIENT_ERROR';
     return { type: classifyError(op.f, err), value: op.value, error: code };
   }
 }
 
-async function call(kv: KvLike, op: PlannedOp, reads: ReadConsistency): Promise<unknown> {
+/** The op's completion value, and for writes the term of the leader that acknowledged it. */
+async function call(kv: KvLike, op: PlannedOp, reads: ReadConsistency): Promise<{ value: unknown; term?: number | undefined }> {
   switch (op.f) {
     case 'read': {
       const [key] = op.value as [string, null];
       const item = await kv.get(key, { as: 'string', consistency: reads });
-      return [key, item === undefined ? null : Number(item.value)];
+      return { value: [key, item === undefined ? null : Number(item.value)] };
     }
     case 'write': {
       const [key, v] = op.value as [string, number];
-      await kv.put(key, String(v));
-      return op.value;
+      const r = await kv.put(key, String(v));
+      return { value: op.value, term: r.term };
     }
     case 'cas': {
       const [key, [from, to]] = op.value as [string, [number | null, number]];
-      await kv.cas(key, from === null ? { ifAbsent: true, value: String(to) } : { ifValue: String(from), value: String(to) });
-      return op.value;
+      const r = await kv.cas(key, from === null ? { ifAbsent: true, value: String(to) } : { ifValue: String(from), value: String(to) });
+      return { value: op.value, term: r.term };
     }
     case 'add': {
-      await kv.put(`${SET_PREFIX}${String(op.value)}`, '1');
-      return op.value;
+      const r = await kv.put(`${SET_PREFIX}${String(op.value)}`, '1');
+      return { value: op.value, term: r.term };
     }
     case 'delete':
       throw new Error('the workloads do not issue deletes');
