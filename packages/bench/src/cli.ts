@@ -36,8 +36,9 @@ workload flags (all commands):
   --etcd-bin PATH            etcd binary (default: etcd on PATH)
   --server-args "..."        extra flags for every quorumkv node (e.g. "--log-level warn")
   --etcd-args "..."          extra flags for every etcd member
-  --node-args "..."          flags for node running each quorumkv node, e.g.
-                             "--cpu-prof --cpu-prof-dir /tmp/prof" (profiles are written at stop)
+  --node-args="..."          flags for node running each quorumkv node, e.g.
+                             --node-args="--cpu-prof --cpu-prof-dir /tmp/prof" (profiles at stop;
+                             values starting with a dash need the = form)
 
 compare flags:
   --reps N                   repetitions of each A, B pair (default 2)
