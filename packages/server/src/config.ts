@@ -262,7 +262,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   if (!join && !peers.some((p) => p.id === id)) throw new ConfigError(`--peers must include this node (${id})`);
   const secret = str('cluster-secret') ?? null;
   const insecure = get('insecure') === true;
-  if (secret !== null && secret.length < 8) throw new ConfigError('--cluster-secret must be at least 8 characters');
+  if (secret !== null && secret.length < 16) throw new ConfigError('--cluster-secret must be at least 16 characters');
   if (secret === null && !insecure && !isLoopback(host)) {
     throw new ConfigError(
       `refusing to listen on non-loopback ${host} without --cluster-secret (peers could not be authenticated); pass --insecure to override`,

@@ -136,7 +136,8 @@ export class QuorumKvNode {
   private readonly writes = new Map<number, PendingWrite>();
   private pendingWriteBytes = 0;
   private readBatch: PendingRead[] = [];
-  private readonly readsByCtx = new Map<string, PendingRead[]>();
+  /** Submitted ReadIndex batches by context, with when they were (re)submitted. */
+  private readonly readsByCtx = new Map<string, { reads: PendingRead[]; submittedAtMs: number }>();
   private readsAwaitingApply: { index: number; reads: PendingRead[] }[] = [];
   private readCtxSeq = 0;
   private pendingReadCount = 0;
@@ -538,16 +539,16 @@ export class QuorumKvNode {
       this.failReads(batch, new NoLeaderError());
       return;
     }
-    this.readsByCtx.set(ctxKey(ctx), batch);
+    this.readsByCtx.set(ctxKey(ctx), { reads: batch, submittedAtMs: Date.now() });
   }
 
   private onReadStates(states: { index: number; requestCtx: Uint8Array }[]): void {
     for (const rs of states) {
       const key = ctxKey(rs.requestCtx);
-      const reads = this.readsByCtx.get(key);
-      if (!reads) continue;
+      const pending = this.readsByCtx.get(key);
+      if (!pending) continue;
       this.readsByCtx.delete(key);
-      this.readsAwaitingApply.push({ index: rs.index, reads });
+      this.readsAwaitingApply.push({ index: rs.index, reads: pending.reads });
     }
     this.serveReadsUpTo(this.store.kv.appliedIndex());
   }
@@ -565,8 +566,22 @@ export class QuorumKvNode {
   }
 
   private failSubmittedReads(err: Error): void {
-    for (const reads of this.readsByCtx.values()) this.failReads(reads, err);
+    for (const { reads } of this.readsByCtx.values()) this.failReads(reads, err);
     this.readsByCtx.clear();
+  }
+
+  /**
+   * A ReadIndex request or its answer can be lost with a message (a peer link being replaced, a
+   * partition that healed). Batches unanswered for half an election timeout are submitted again
+   * under a new context; a late answer to the old one is ignored.
+   */
+  private resubmitStaleReads(nowMs: number): void {
+    const staleMs = (this.cfg.electionTicks * this.cfg.tickMs) / 2;
+    for (const [key, pending] of this.readsByCtx) {
+      if (nowMs - pending.submittedAtMs < staleMs) continue;
+      this.readsByCtx.delete(key);
+      for (const r of pending.reads) this.readBatch.push(r);
+    }
   }
 
   private failReads(reads: PendingRead[], err: Error): void {
@@ -596,11 +611,12 @@ export class QuorumKvNode {
       return live;
     };
     this.readBatch = sweep(this.readBatch);
-    for (const [k, reads] of this.readsByCtx) {
-      const live = sweep(reads);
+    for (const [k, pending] of this.readsByCtx) {
+      const live = sweep(pending.reads);
       if (live.length === 0) this.readsByCtx.delete(k);
-      else this.readsByCtx.set(k, live);
+      else pending.reads = live;
     }
+    this.resubmitStaleReads(nowMs);
     this.readsAwaitingApply = this.readsAwaitingApply.map((w) => ({ index: w.index, reads: sweep(w.reads) })).filter((w) => w.reads.length > 0);
   }
 
