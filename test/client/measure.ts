@@ -2,6 +2,7 @@
 //
 //   pnpm exec tsc -b packages/server packages/client && pnpm exec tsc -p test/client
 //   node test/client/dist/client/measure.js [--seconds 5] [--callers 64] [--failover-runs 5] [--out FILE.json]
+//   QKV_KEEP_LOGS=1 node test/client/dist/client/measure.js --skip-throughput   (keeps the failover cluster's node logs)
 //
 // 1. Throughput and client CPU per operation with 64 concurrent callers, for put, linearizable get
 //    and stale get, in three shapes: one client that knows only the leader (every request on ONE
@@ -203,8 +204,18 @@ async function throughput(c: ProcessCluster, seconds: number, callers: number): 
   return rows;
 }
 
+/** Retry events kept for diagnosing a stuck failover run. */
+const RETRY_EVENTS_KEPT_MAX = 20_000;
+
 async function failover(c: ProcessCluster, runs: number): Promise<{ runs: FailoverRun[]; acked: number; failed: number; missing: number; versionNot1: number }> {
-  const kv = await connectTo(c);
+  const retries: { at: number; address: string; code: string; message: string }[] = [];
+  const kv = await connectTo(c, {
+    onRetry: (e) => {
+      if (retries.length >= RETRY_EVENTS_KEPT_MAX) retries.shift();
+      retries.push({ at: Date.now(), address: e.address, code: e.error.code, message: e.error.message.slice(0, 120) });
+    },
+  });
+  const failures = new Map<string, number>();
   const acks: { key: string; sentAt: number; ackedAt: number }[] = [];
   let failed = 0;
   let stop = false;
@@ -214,20 +225,38 @@ async function failover(c: ProcessCluster, runs: number): Promise<{ runs: Failov
       const sentAt = Date.now();
       const r = await outcome(kv.put(key, 'v'));
       if (r.ok) acks.push({ key, sentAt, ackedAt: Date.now() });
-      else failed++;
+      else {
+        failed++;
+        const k = `${r.code}: ${r.error.message.slice(0, 100)}`;
+        failures.set(k, (failures.get(k) ?? 0) + 1);
+      }
     }
   });
   const results: FailoverRun[] = [];
   try {
     for (let run = 1; run <= runs; run++) {
       await sleep(FAILOVER_SETTLE_MS);
-      const leader = await c.waitForLeader();
+      // The restarted node may still be catching up under the writers; give it time to agree.
+      const leader = await c.waitForLeader({ timeoutMs: FAILOVER_RUN_MAX_MS });
       const killedAt = Date.now();
       await c.kill9(leader.id);
       const observed = await c.waitForLeader({ exclude: leader.id, minTerm: leader.term, timeoutMs: FAILOVER_RUN_MAX_MS });
       const leaderObservedMs = Date.now() - killedAt;
-      void observed;
-      await waitFor('an ack of a write sent after the kill', () => (acks.some((a) => a.sentAt > killedAt) ? true : undefined), FAILOVER_RUN_MAX_MS);
+      try {
+        await waitFor('an ack of a write sent after the kill', () => (acks.some((a) => a.sentAt > killedAt) ? true : undefined), FAILOVER_RUN_MAX_MS);
+      } catch (e) {
+        // Stuck: say what the nodes and the client were doing.
+        console.error(`run ${run}: killed ${leader.id} (term ${leader.term}) at ${new Date(killedAt).toISOString()}; client leader guess ${kv.leaderAddress}`);
+        for (const n of c.nodes) console.error(`  ${n.id} ${n.address}: ${JSON.stringify(await c.status(n.id))}`);
+        const counts = new Map<string, number>();
+        for (const ev of retries.filter((x) => x.at > killedAt)) {
+          const k = `${Math.floor((ev.at - killedAt) / 1000)}s ${ev.address} ${ev.code} ${ev.message}`;
+          counts.set(k, (counts.get(k) ?? 0) + 1);
+        }
+        for (const [k, n] of counts) console.error(`  retry ${k} x${n}`);
+        for (const [k, n] of failures) console.error(`  failed call ${k} x${n}`);
+        throw e;
+      }
       await sleep(1000); // let calls that spanned the kill finish
       const firstAck = Math.min(...acks.filter((a) => a.sentAt > killedAt).map((a) => a.ackedAt));
       // The longest gap between consecutive acknowledgements from the last one before the kill
@@ -256,6 +285,15 @@ async function failover(c: ProcessCluster, runs: number): Promise<{ runs: Failov
           `${r.firstAckAfterKillMs} ms; longest pause in acks ${r.longestAckPauseMs} ms; slowest call spanning the kill ${r.slowestSpanningCallMs} ms; load ${r.loadavg1m}`,
       );
       results.push(r);
+      // What the client was told between the new leader being seen and the end of the gap.
+      const seenAt = killedAt + leaderObservedMs;
+      const gapEnd = Math.max(firstAck, from + longestGap);
+      const told = new Map<string, number>();
+      for (const ev of retries.filter((x) => x.at >= seenAt && x.at <= gapEnd)) {
+        const k = `${c.nodes.find((n) => n.address === ev.address)?.id ?? ev.address} ${ev.code}`;
+        told.set(k, (told.get(k) ?? 0) + 1);
+      }
+      console.log(`  retries from leader seen (+${leaderObservedMs} ms) to the end of the gap (+${gapEnd - killedAt} ms), new leader ${observed.id}: ${[...told].map(([k, n]) => `${k} x${n}`).join(', ') || 'none'}`);
       await c.restart(leader.id);
     }
   } finally {
@@ -273,6 +311,7 @@ async function failover(c: ProcessCluster, runs: number): Promise<{ runs: Failov
   }
   await kv.close();
   console.log(`failover: ${acks.length} writes acknowledged, ${failed} failed, ${missing} acknowledged keys missing, ${versionNot1} with version != 1`);
+  for (const [k, n] of failures) console.log(`  failed call (outcome unknown) ${k} x${n}`);
   return { runs: results, acked: acks.length, failed, missing, versionNot1 };
 }
 
@@ -304,7 +343,7 @@ async function main(): Promise<void> {
     }
   }
   if (runs > 0) {
-    const c = await ProcessCluster.start({ name: 'qkv-client-failover', logLevel: 'warn' });
+    const c = await ProcessCluster.start({ name: 'qkv-client-failover', logLevel: 'info' });
     try {
       await c.waitForLeader({ timeoutMs: 30_000 });
       const f = await failover(c, runs);
@@ -314,8 +353,13 @@ async function main(): Promise<void> {
           `${median(rs.map((r) => r.firstAckAfterKillMs))} ms, longest ack pause ${median(rs.map((r) => r.longestAckPauseMs))} ms`,
       );
       out['failover'] = f;
+      if (process.env['QKV_KEEP_LOGS']) c.failed = true; // teardown keeps the node logs
+    } catch (e) {
+      c.failed = true;
+      console.error(c.describeLogs(10));
+      throw e;
     } finally {
-      await c.teardown({ keepOnFailure: false });
+      await c.teardown();
     }
   }
   out['loadavgAtEnd'] = os.loadavg();
