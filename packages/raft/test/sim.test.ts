@@ -1,5 +1,5 @@
 // Deterministic simulation of the Raft core, 3-node clusters (the 5-node half of the default
-// run is in sim-5nodes.test.ts so that vitest runs both halves in parallel). Each seed is one
+// run is in sim-5nodes.test.ts, so the halves run in parallel where vitest has two workers). Each seed is one
 // run of 400 faulty ticks (drops, delays, duplicates, reordering, partitions, crashes,
 // compactions, leader transfers, membership changes, writes and ReadIndex reads) with every
 // safety invariant checked as it runs, then a liveness phase. A failure prints the seed, the
