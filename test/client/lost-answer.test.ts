@@ -14,6 +14,8 @@ describe('a write whose answer was lost is retried exactly once', () => {
   let c: ProcessCluster;
   let reader: KvClient;
   const proxies: LossyProxy[] = [];
+  /** What the leader-kill test's retried put answered, and the term its write was committed in. */
+  let failoverAnswer: { originalTerm: number; answer: { revision: number; term?: number } } | undefined;
   const clients: KvClient[] = [];
 
   beforeAll(async () => {
@@ -70,7 +72,8 @@ describe('a write whose answer was lost is retried exactly once', () => {
     const appliedRevision = Number(applied.headers['x-qkv-mod-revision']);
     proxy.cutLossy();
     const r = await pending;
-    expect(r.ok ? r.value : r.error).toEqual({ revision: appliedRevision });
+    // The original answer: its revision, and the term of the leader that committed it.
+    expect(r.ok ? r.value : r.error).toEqual({ revision: appliedRevision, term: leader.term });
     expect(proxy.droppedBytes, 'the answer was sent and dropped').toBeGreaterThan(0);
     expect(proxy.accepted, 'the retry went over a new connection').toBe(2);
     const item = await reader.get('lost/put', { as: 'string' });
@@ -85,7 +88,7 @@ describe('a write whose answer was lost is retried exactly once', () => {
     const applied = await appliedOn(leader.id, 'lost/cas');
     proxy.cutLossy();
     const r = await pending;
-    expect(r.ok ? r.value : r.error).toEqual({ revision: Number(applied.headers['x-qkv-mod-revision']) });
+    expect(r.ok ? r.value : r.error).toEqual({ revision: Number(applied.headers['x-qkv-mod-revision']), term: leader.term });
     expect(await reader.get('lost/cas', { as: 'string' })).toMatchObject({ value: 'mine', version: 1 });
   }));
 
@@ -116,10 +119,21 @@ describe('a write whose answer was lost is retried exactly once', () => {
     await c.kill9(leader.id);
     proxy.cutLossy();
     const r = await pending;
-    expect(r.ok ? r.value : r.error).toEqual({ revision: appliedRevision });
+    expect(r.ok ? r.value.revision : r.error).toBe(appliedRevision);
+    if (r.ok) failoverAnswer = { originalTerm: leader.term, answer: r.value };
+    console.info(`lost answer + leader kill: write committed at revision ${appliedRevision} in term ${leader.term}; the retry answered ${JSON.stringify(r.ok ? r.value : r.code)}`);
     // The same client carries on at the new leader.
     await kv.put('lost/failover-after', 'x');
     const item = await reader.get('lost/failover', { as: 'string' });
     expect(item).toMatchObject({ value: 'once', version: 1, modRevision: appliedRevision });
   }));
+
+  // Known bug, see /work/notes/client-bugs.md C3: the retried write gets its original revision but
+  // the term of the retry's own log entry (the new leader's term), although `term` is documented
+  // as the term of the write's log entry. Uses the answer recorded by the test above; if that test
+  // did not get an answer this one does not throw, so it is reported as a failure, not hidden.
+  it.fails('put: answer lost, then the leader is killed: the retry also gets the original term', () => {
+    if (!failoverAnswer) return;
+    expect(failoverAnswer.answer).toEqual({ revision: failoverAnswer.answer.revision, term: failoverAnswer.originalTerm });
+  });
 });
