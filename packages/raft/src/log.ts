@@ -135,12 +135,9 @@ export class RaftLog {
 
   /** Term of entry i, or 0 when it is compacted or missing (used for matching, never for sending). */
   zeroTermOnOutOfBounds(i: number): number {
-    try {
-      return this.term(i);
-    } catch (e) {
-      if (e instanceof CompactedError || e instanceof UnavailableError) return 0;
-      throw e;
-    }
+    // Bounds first: building and catching an error here cost a fifth of the simulation's CPU.
+    if (i < this.firstIndex() - 1 || i > this.lastIndex()) return 0;
+    return this.term(i);
   }
 
   matchTerm(i: number, t: number): boolean {
@@ -190,13 +187,12 @@ export class RaftLog {
    * <= `term`. Lets a leader skip a whole term of conflicting entries in one round trip.
    */
   findConflictByTerm(index: number, term: number): { index: number; term: number } {
+    // Outside the log we cannot tell whether the entry matches: assume it may, with term 0.
+    const first = this.firstIndex() - 1;
+    const last = this.lastIndex();
     for (let i = index; i >= 0; i--) {
-      let t: number;
-      try {
-        t = this.term(i);
-      } catch {
-        return { index: i, term: 0 };
-      }
+      if (i < first || i > last) return { index: i, term: 0 };
+      const t = this.term(i);
       if (t <= term) return { index: i, term: t };
     }
     return { index: 0, term: 0 };

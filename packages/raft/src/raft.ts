@@ -513,7 +513,7 @@ export class Raft {
   }
 
   private leaderReadIndex(m: Message): void {
-    if (this.tracker.isSingleton()) {
+    if (this.tracker.isSingleton() || this.cfg.plantedBug === 'stale-read') {
       this.answerRead(m, this.log.committed);
       return;
     }

@@ -192,8 +192,9 @@ export interface RaftLogger {
  *  - 'commit-previous-term': count replicas of a previous-term entry to commit it (breaks §5.4.2).
  *  - 'double-vote': grant a vote even if one was already given in this term.
  *  - 'no-log-check-vote': grant votes without comparing logs (election restriction §5.4.1).
+ *  - 'stale-read': answer ReadIndex at once, without confirming leadership with a heartbeat round.
  */
-export type PlantedBug = 'commit-previous-term' | 'double-vote' | 'no-log-check-vote';
+export type PlantedBug = 'commit-previous-term' | 'double-vote' | 'no-log-check-vote' | 'stale-read';
 
 export interface Config {
   id: NodeId;

@@ -28,6 +28,8 @@ const HUNTS: Hunt[] = [
   { bug: 'double-vote', profile: DEFAULT_PROFILE, nodes: 3, expected: ['election-safety'] },
   // A stale node wins an election and overwrites committed entries.
   { bug: 'no-log-check-vote', profile: DEFAULT_PROFILE, nodes: 3, expected: ['committed-durability', 'state-machine-safety', 'log-matching', 'read-linearizability'] },
+  // A leader that answers ReadIndex without a heartbeat round may have been deposed: stale reads.
+  { bug: 'stale-read', profile: DEFAULT_PROFILE, nodes: 3, expected: ['read-linearizability'] },
   // A forgotten vote gives two leaders a term; a forgotten append loses a committed entry.
   { bug: 'persist-after-send', profile: CRASHY_PROFILE, nodes: 3, expected: ['election-safety', 'committed-durability', 'state-machine-safety', 'log-matching', 'read-linearizability'] },
 ];

@@ -25,7 +25,7 @@ import { Trace } from './trace.js';
 export type SimBug = PlantedBug | 'persist-after-send';
 
 /** Every planted bug the simulation knows, core ones first. */
-export const ALL_BUGS: readonly SimBug[] = ['commit-previous-term', 'double-vote', 'no-log-check-vote', 'persist-after-send'];
+export const ALL_BUGS: readonly SimBug[] = ['commit-previous-term', 'double-vote', 'no-log-check-vote', 'stale-read', 'persist-after-send'];
 
 /** A message on the simulated wire, with the sender's incarnation (to drop stale host reports). */
 export interface Envelope {
