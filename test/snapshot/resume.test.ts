@@ -7,7 +7,7 @@
 import { rmSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProcessCluster, sleep, waitFor, type WriteLoad } from '../harness/cluster.js';
-import { SMALL_SNAPSHOT_FLAGS, TcpProxy, adminCall, diffKeySpaces, eventsStartingWith, fill, trickle, leaderId, metricValue, statusOf, stopAndWipe, waitForEvent } from './support.js';
+import { SMALL_SNAPSHOT_FLAGS, TcpProxy, adminCall, diffKeySpaces, eventsStartingWith, fill, trickle, leaderId, metricValue, statusOf, stopWipeAndOutrun, waitForEvent } from './support.js';
 
 const KEYS = 400;
 const VALUE_BYTES = 4096;
@@ -57,7 +57,7 @@ describe('interrupted snapshot transfer', () => {
       const follower = cluster.nodes.find((n) => n.id !== leader)!.id;
       await fill(cluster, () => leader, 'k', KEYS, VALUE_BYTES);
       await waitForEvent(cluster.node(leader).logPath, 'log compacted');
-      await stopAndWipe(cluster, follower);
+      await stopWipeAndOutrun(cluster, leader, follower);
       const before = await metricValue(cluster.node(leader).port, 'qkv_snapshot_bytes_sent_total');
       // Writes go on while the follower is away and catches up (they also make the leader probe it).
       const load = trickle(cluster, () => leader);
@@ -92,7 +92,7 @@ describe('interrupted snapshot transfer', () => {
 
       await fill(cluster, () => leader, 'k', KEYS, VALUE_BYTES);
       await waitForEvent(cluster.node(leader).logPath, 'log compacted');
-      await stopAndWipe(cluster, 'n3');
+      await stopWipeAndOutrun(cluster, leader, 'n3');
       const leaderNode = cluster.node(leader);
       // Slow the transfer down so that the partition surely falls in the middle of it.
       expect((await adminCall(leaderNode.port, 'PUT', '/v1/admin/snapshot-rate', { bytesPerSecond: 400_000 })).status).toBe(200);

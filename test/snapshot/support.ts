@@ -309,3 +309,25 @@ export async function startJoiningNode(cluster: ProcessCluster, id: string, extr
   });
   return node;
 }
+
+/** Most 100-key write rounds {@link stopWipeAndOutrun} makes before giving up. */
+const OUTRUN_MAX_ROUNDS = 40;
+
+/**
+ * Stops `follower`, deletes its data directory, and writes small keys through `leader` until the
+ * leader's log no longer holds the entry after the follower's last acknowledged index (the leader
+ * compacted past it). Only then must the leader send a snapshot when the follower comes back:
+ * Raft assumes a follower keeps what it acknowledged, so before that point the leader would keep
+ * probing at its old match index (notes/snapshot-bugs.md, S3). Returns that old match index.
+ */
+export async function stopWipeAndOutrun(cluster: ProcessCluster, leader: string, follower: string): Promise<number> {
+  const before = (await statusOf(cluster.node(leader).port)) as unknown as { members: { id: string; matchIndex: number | null }[] };
+  const match = before.members.find((m) => m.id === follower)?.matchIndex ?? 0;
+  await stopAndWipe(cluster, follower);
+  for (let round = 0; round < OUTRUN_MAX_ROUNDS; round++) {
+    const s = (await statusOf(cluster.node(leader).port)) as unknown as { firstIndex: number };
+    if (s.firstIndex > match + 1) return match;
+    await fill(cluster, () => leader, `gap-${follower}-${round}-`, 100, 100, 16);
+  }
+  throw new Error(`the leader did not compact past ${follower}'s match index ${match} after ${OUTRUN_MAX_ROUNDS * 100} writes`);
+}
