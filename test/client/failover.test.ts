@@ -2,7 +2,8 @@
 // retries on. Exactly-once through sessions: every key the client reported written exists with
 // version 1 and the revision the client was given (a retried write was applied once and its retry
 // got the original answer); no acknowledged write is missing; the killed node, restarted on its
-// data directory, converges to the same applied hash.
+// data directory, converges to the same applied hash. And no circuit breaker: a leader the client
+// saw die, restarted and given leadership back, gets the client's writes again at once.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { KvClient } from '@quorumkv/client';
 import { type ProcessCluster, httpRequest, waitFor } from '../harness/cluster.js';
