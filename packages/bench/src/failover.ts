@@ -146,6 +146,27 @@ export async function runFailover(o: FailoverOptions): Promise<{ rounds: RoundRe
   }
 }
 
+/** Every member's status once all answer with the same term and one of them leads, else undefined. */
+async function settledTerms(cluster: LocalCluster): Promise<Array<MemberStatus | undefined> | undefined> {
+  const all = await Promise.all(cluster.members.map((_, i) => cluster.status(i, 2000)));
+  const agreed = all.every((s) => s !== undefined && s.term === all[0]?.term) && all.some((s) => s?.isLeader);
+  return agreed ? all : undefined;
+}
+
+/**
+ * Elections between two status samples: the increase of the highest term any member reports, or
+ * null when no member answered in one of them (pure).
+ */
+export function electionsBetween(before: Array<MemberStatus | undefined>, after: Array<MemberStatus | undefined>): number | null {
+  const maxTerm = (xs: Array<MemberStatus | undefined>) => {
+    const terms = xs.filter((s): s is MemberStatus => s !== undefined).map((s) => s.term);
+    return terms.length ? Math.max(...terms) : null;
+  };
+  const a = maxTerm(before);
+  const b = maxTerm(after);
+  return a === null || b === null ? null : b - a;
+}
+
 /** The soak: steady load at a rate for minutes, counting leader changes and term increases. */
 export async function runSoak(o: FailoverOptions): Promise<Record<string, unknown>> {
   let rate = o.rate;
@@ -158,8 +179,11 @@ export async function runSoak(o: FailoverOptions): Promise<Record<string, unknow
   const cluster = await startTargetCluster(o);
   let keepLogs = false;
   try {
+    // Sample only once every member knows the first leader; a member that has not heard from it yet
+    // would later count that first contact as a leader change.
+    const termsBefore = await pollUntil(() => settledTerms(cluster), STABLE_LEADER_TIMEOUT_MS, 100);
+    if (!termsBefore) throw new Error(`soak: the members did not agree on a term within ${STABLE_LEADER_TIMEOUT_MS} ms`);
     const before = await cluster.leaderChanges();
-    const termsBefore = await Promise.all(cluster.members.map((_, i) => cluster.status(i, 2000)));
     if (!o.quiet) process.stderr.write(`[soak] ${o.target}: ${o.minutes} min at ${rate} ops/s (${o.clients} clients)\n`);
     const load = await runLoad({
       config: workerConfigOf({ ...o, rate }, cluster.endpoints, false),
@@ -178,14 +202,13 @@ export async function runSoak(o: FailoverOptions): Promise<Record<string, unknow
       changes[name] = v === null || b === null || b === undefined ? null : v - b;
     }
     const termDelta = cluster.members.map((m, i) => ({ member: m.name, termBefore: termsBefore[i]?.term ?? null, termAfter: termsAfter[i]?.term ?? null }));
-    const deltas = termDelta.map((t) => (t.termAfter === null || t.termBefore === null ? null : t.termAfter - t.termBefore));
+    const elections = electionsBetween(termsBefore, termsAfter);
     // An election during a soak is the finding: keep the node logs to explain it.
-    keepLogs = deltas.some((d) => d !== 0);
+    keepLogs = elections !== 0;
     return {
       logsKeptIn: keepLogs || o.keepData ? cluster.dir : null,
       type: 'soak',
-      /** Elections during the soak: the largest term increase any member saw (null when unknown). */
-      elections: deltas.some((d) => d === null) ? null : Math.max(...(deltas as number[])),
+      elections,
       minutes: o.minutes,
       targetRate: rate,
       peakOpsPerSec: peak?.opsPerSec ?? null,
@@ -209,7 +232,7 @@ export async function runFailoverCommand(o: FailoverOptions): Promise<number> {
         `soak ${o.target}: ${o.minutes} min at target ${load.targetRate} ops/s` +
           (load.peakOpsPerSec !== null ? ` (${Math.round(o.peakFraction * 100)} % of measured peak ${fmt(load.peakOpsPerSec)} ops/s)` : '') +
           `\n  achieved ${fmt(load.opsPerSec)} ops/s, p50 ${fmt(load.latency.p50Ms)} ms, p99 ${fmt(load.latency.p99Ms)} ms, max ${fmt(load.latency.maxMs)} ms, errors ${load.errors}` +
-          `\n  elections (largest term increase): ${load.elections ?? 'unknown'}` +
+          `\n  elections (increase of the highest term): ${load.elections ?? 'unknown'}` +
           (load.logsKeptIn ? `\n  node logs kept in ${load.logsKeptIn}` : '') +
           `\n  leader changes seen (from /metrics, per member, during the soak; a follower losing and regaining its leader counts 2): ${JSON.stringify(load.leaderChangesDuringSoak)}` +
           `\n  terms: ${JSON.stringify(load.terms)}` +
