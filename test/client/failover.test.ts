@@ -3,7 +3,8 @@
 // version 1 and the revision the client was given (a retried write was applied once and its retry
 // got the original answer); no acknowledged write is missing; the killed node, restarted on its
 // data directory, converges to the same applied hash. And no circuit breaker: a leader the client
-// saw die, restarted and given leadership back, gets the client's writes again at once.
+// saw die, restarted and given leadership back, gets the client's writes again at once. And a
+// frozen leader (SIGSTOP: sockets open, no answers): attempts time out and move on.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { KvClient } from '@quorumkv/client';
 import { type ProcessCluster, httpRequest, waitFor } from '../harness/cluster.js';
@@ -18,6 +19,10 @@ const ACKS_AFTER_KILL = 300;
 /** Each write's deadline, retries included: long enough to ride out an election on a slow box. */
 const WRITE_TIMEOUT_MS = 20_000;
 
+/** Writers of the SIGSTOP test. */
+const PAUSE_WRITERS = 16;
+/** attemptTimeoutMs of the SIGSTOP test: how long a call waits on the frozen leader before moving on. */
+const PAUSE_ATTEMPT_TIMEOUT_MS = 1000;
 /** Writers of the circuit-breaker test (fewer: it is about routing, not load). */
 const BREAKER_WRITERS = 8;
 /**
@@ -103,6 +108,58 @@ describe('client failover with a real three-node cluster', () => {
       // And serves every acknowledged key locally (stale read on that node alone).
       const local = await c.list(first.id, 'fo/w', 'stale');
       expect(local.size).toBe(acked.length);
+    })();
+  }, 120_000);
+
+  it('SIGSTOP of the leader: attempts on the frozen node time out, writes move on, none is applied twice after it resumes', async () => {
+    const c = (cluster = await startCluster('qkv-client-pause'));
+    await c.guard(async () => {
+      const first = await c.waitForLeader();
+      const frozenAddress = c.node(first.id).address;
+      const timeoutsOnFrozen: string[] = [];
+      const client = (kv = await connectTo(c, {
+        timeoutMs: WRITE_TIMEOUT_MS,
+        attemptTimeoutMs: PAUSE_ATTEMPT_TIMEOUT_MS,
+        onRetry: (e) => {
+          if (e.address === frozenAddress && e.error.code === 'QKV_TIMEOUT') timeoutsOnFrozen.push(e.op);
+        },
+      }));
+      const acked: Acked[] = [];
+      const failed: string[] = [];
+      let stop = false;
+      const writers = Array.from({ length: PAUSE_WRITERS }, async (_, w) => {
+        for (let i = 0; i < MAX_KEYS_PER_WRITER && !stop; i++) {
+          const key = `pz/w${w}/k${String(i).padStart(4, '0')}`;
+          const r = await outcome(client.put(key, 'v'));
+          if (r.ok) acked.push({ key, revision: r.value.revision });
+          else failed.push(`${key}: ${r.code} ${r.error.message}`);
+        }
+      });
+      const acksAtLeast = (n: number, what: string) => waitFor(`${what} (have ${acked.length})`, () => (acked.length >= n ? true : undefined), 30_000);
+      try {
+        await acksAtLeast(100, '100 acks');
+        // Frozen with its sockets open: requests reach it and are never answered.
+        c.pause(first.id);
+        await c.waitForLeader({ minTerm: first.term, timeoutMs: 30_000 });
+        await acksAtLeast(acked.length + 100, '100 acks at the new leader');
+        // It wakes up with proposals in its log that the new leader will overwrite.
+        c.resume(first.id);
+        await acksAtLeast(acked.length + 100, '100 acks after the old leader resumed');
+      } finally {
+        stop = true;
+        await Promise.all(writers);
+      }
+      console.info(`pause: ${acked.length} acked, ${failed.length} failed, ${timeoutsOnFrozen.length} attempts timed out on the frozen leader`);
+      expect(failed).toEqual([]);
+      // Writes in flight on the frozen leader were retried elsewhere after attemptTimeoutMs.
+      expect(timeoutsOnFrozen.length).toBeGreaterThan(0);
+      const seen = new Map<string, { version: number; modRevision: number }>();
+      for await (const it of client.range({ prefix: 'pz/', as: 'string' })) seen.set(it.key, { version: it.version, modRevision: it.modRevision });
+      const problems = acked.filter((a) => seen.get(a.key)?.version !== 1 || seen.get(a.key)?.modRevision !== a.revision).map((a) => `${a.key}: ${JSON.stringify(seen.get(a.key))} but acked at ${a.revision}`);
+      expect(problems).toEqual([]);
+      expect(seen.size).toBe(acked.length);
+      const sts = await c.waitConverged(30_000);
+      expect(new Set(sts.map((s) => s.appliedHash)).size).toBe(1);
     })();
   }, 120_000);
 
