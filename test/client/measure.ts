@@ -1,6 +1,6 @@
 // Measurements for issue 4 (a script, not a test): the client against a real three-node cluster.
 //
-//   pnpm exec tsc -b packages/server packages/client && pnpm exec tsc -p test/client
+//   pnpm exec tsc -b packages/server packages/client && pnpm exec tsc -p test/client/tsconfig.measure.json
 //   node test/client/dist/client/measure.js [--seconds 5] [--callers 64] [--failover-runs 5] [--out FILE.json]
 //   QKV_KEEP_LOGS=1 node test/client/dist/client/measure.js --skip-throughput   (keeps the failover cluster's node logs)
 //
