@@ -279,6 +279,19 @@ export class OutboundLink {
     closeWithGrace(conn.ws, code, reason, this.#ctx.limits.closeGraceMs);
   }
 
+  /**
+   * The peer just proved it is up (it connected to us): if this link is waiting out a reconnect
+   * back-off, dial now and restart the back-off from its first step. Without this, a restarted
+   * node stayed unreachable from its peers for up to reconnectMaxMs, and a leader failure in that
+   * window needed a second election.
+   */
+  peerIsUp(): void {
+    if (this.#state !== 'backoff' || this.#reconnectTimer === null) return;
+    clearTimeout(this.#reconnectTimer);
+    this.#attempt = 0;
+    this.#dial();
+  }
+
   /** Closes the link for good: drops the queue, closes the socket; resolves once it is closed. */
   close(): Promise<void> {
     if (this.#closed !== null) return this.#closed;

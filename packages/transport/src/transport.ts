@@ -270,6 +270,7 @@ export class PeerTransport {
     });
     this.#inbound.set(peerId, conn);
     this.#logger.info({ peer: peerId, remote }, 'inbound peer connection accepted');
+    this.#links.get(peerId)?.peerIsUp();
   }
 
   /** Counters and gauges per peer, plus connection-level totals. */

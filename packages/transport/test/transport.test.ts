@@ -262,6 +262,25 @@ describe('PeerTransport on loopback', () => {
     await waitFor(() => b2.received.some((m) => m.index === 9), 'message after restart');
   });
 
+  it('redials at once, skipping the back-off, when the restarted peer connects to us first', async () => {
+    // Long back-off: without the redial, a would not try b again for 5 s.
+    const slow = { limits: { ...testLimits, reconnectInitialMs: 5000, reconnectMaxMs: 5000 }, random: () => 0.999 };
+    const [a, b] = track(...(await cluster(['a', 'b'], slow)));
+    await connected([a!, b!]);
+    const port = b!.port;
+    await b!.stop();
+    await waitFor(() => a!.peersDown.includes('b'), 'a notices b is down');
+    await sleep(100); // a's link is now waiting out its back-off
+    const b2 = track(new Host('b'))[0]!;
+    await b2.listen(port);
+    b2.start({ a: `127.0.0.1:${a!.port}` }, slow);
+    const t0 = performance.now();
+    await waitFor(() => a!.transport!.stats().peers.b!.connected, 'a redialled the restarted b', 2000);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    a!.transport!.send(msg({ from: 'a', to: 'b', index: 7 }));
+    await waitFor(() => b2.received.some((m) => m.index === 7), 'message after the redial');
+  });
+
   it('detects a silent partition (no pongs) and recovers when it heals', async () => {
     const b = track(new Host('b'))[0]!;
     await b.listen();
