@@ -19,8 +19,10 @@ const MAX_KEY_BYTES = 4096;
 
 /** A signed peer hello header, built independently of the transport's code (its documented format). */
 function helloHeader(from: string, to: string, secret: string | null, overrides: Record<string, unknown> = {}): string {
-  const h = { v: 1, channel: 'raft', from, to, ts: Date.now(), nonce: randomBytes(16).toString('hex'), ...overrides };
-  const mac = secret === null ? '' : createHmac('sha256', secret).update(JSON.stringify(['quorumkv-hello', h.v, h.channel, h.from, h.to, h.ts, h.nonce])).digest('hex');
+  // cluster '' = a dialler without a cluster id (like a node waiting to join): accepted by any node.
+  const h = { v: 1, channel: 'raft', from, to, ts: Date.now(), nonce: randomBytes(16).toString('hex'), cluster: '', ...overrides };
+  const mac =
+    secret === null ? '' : createHmac('sha256', secret).update(JSON.stringify(['quorumkv-hello', h.v, h.channel, h.from, h.to, h.ts, h.nonce, h.cluster])).digest('hex');
   return Buffer.from(JSON.stringify({ ...h, mac })).toString('base64url');
 }
 

@@ -49,7 +49,7 @@ describe('corrupted snapshot chunk', () => {
   }, 60_000);
 
   // Not wrapped in cluster.guard: an expected failure should not keep the logs in /tmp.
-  it.fails('the transfer completes on its first try and the snapshot installs intact (S1)', async () => {
+  it('the transfer completes on its first try and the snapshot installs intact (S1)', async () => {
     await (async () => {
       const f = cluster.node(follower);
       const outcome = await waitFor<LogEvent>('the first transfer to finish or fail', () =>

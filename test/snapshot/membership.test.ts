@@ -58,7 +58,7 @@ describe('membership changes under load', () => {
     await cluster?.teardown();
   });
 
-  it.fails('a node started with --join is added as a learner, catches up through a snapshot and is promoted (S2)', async () => {
+  it('a node started with --join is added as a learner, catches up through a snapshot and is promoted (S2)', async () => {
     n4 = await startJoiningNode(cluster, 'n4');
     const add = await adminCall(cluster.node(first).port, 'POST', '/v1/admin/members', { id: 'n4', address: n4.address, learner: true });
     expect(add.status, JSON.stringify(add.body)).toBe(200);

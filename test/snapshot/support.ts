@@ -269,7 +269,10 @@ export async function startJoiningNode(cluster: ProcessCluster, id: string, extr
   const address = `127.0.0.1:${port!}`;
   const dataDir = path.join(cluster.dir, id);
   const logPath = path.join(cluster.dir, `${id}.log`);
-  const args = ['serve', '--id', id, '--listen', address, '--join', '--data', dataDir, '--cluster-secret', TEST_SECRET, '--log-level', 'info'];
+  // A joining node is told the current members so that it accepts their connections before it
+  // has a membership of its own (docs/server.md, "Admin endpoints").
+  const peers = cluster.nodes.map((n) => `${n.id}=${n.address}`).join(',');
+  const args = ['serve', '--id', id, '--listen', address, '--join', '--peers', peers, '--data', dataDir, '--cluster-secret', TEST_SECRET, '--log-level', 'info'];
   if (cluster.opts.tickMs !== undefined) args.push('--tick-ms', String(cluster.opts.tickMs));
   if (cluster.opts.electionTicks !== undefined) args.push('--election-ticks', String(cluster.opts.electionTicks));
   const fd = openSync(logPath, 'a');

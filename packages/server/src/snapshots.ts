@@ -299,7 +299,7 @@ const isIdx = (v: unknown): v is number => typeof v === 'number' && Number.isSaf
 class OutgoingTransfer {
   private reader: SnapshotReader | undefined;
   private iter: AsyncIterator<Uint8Array> | undefined;
-  private readonly hash = createHash('sha256');
+  private hash = createHash('sha256');
   /** Unacknowledged chunks, oldest first. */
   private buffer: { offset: number; data: Uint8Array; crc: number }[] = [];
   private readOffset = 0;
@@ -402,42 +402,107 @@ class OutgoingTransfer {
     this.msg = { ...this.msg, snapshot: { metadata: { index: info.index, term: info.term, confState }, data: EMPTY } };
   }
 
-  /** One connection: resume, stream, finish. True when done; throws or false to retry. */
+  /** One connection: resume, stream, finish. True when done; throws to retry. */
   private async attempt(): Promise<boolean> {
     this.state = 'connecting';
     const ws = await this.mgr.dial(this.peer);
     this.ws = ws;
     const inbox = new FrameInbox(ws);
     try {
-      ws.send(encode({ t: 'begin', index: this.index, term: this.term, msg: wireMessage(this.msg) }));
-      const resume = await inbox.next(STALL_TIMEOUT_MS);
-      if (resume.t !== 'resume' || !isIdx(resume.offset)) throw new Error(`unexpected answer to begin: ${String(resume.t)}`);
-      this.rewindTo(resume.offset);
+      await this.begin(ws, inbox);
       this.state = 'sending';
-      for (;;) {
-        const chunk = await this.nextChunk();
-        if (!chunk) break;
-        await this.sendChunk(ws, chunk, inbox);
-      }
-      await this.drainAcks(inbox, 0);
+      await this.stream(ws, inbox);
       ws.send(encode({ t: 'end', total: this.readOffset, sha256: this.hash.copy().digest() }));
       this.state = 'finishing';
-      const fin = await inbox.next(STALL_TIMEOUT_MS);
-      if (fin.t === 'done') return true;
-      throw new Error(`receiver refused the snapshot: ${String(fin.reason ?? fin.t)}`);
+      for (;;) {
+        const fin = await inbox.next(STALL_TIMEOUT_MS);
+        if (fin.t === 'done') return true;
+        if (fin.t === 'ack' || fin.t === 'nack') continue; // late answers to chunks: all were acked already
+        throw new Error(`receiver refused the snapshot: ${String(fin.reason ?? fin.t)}`);
+      }
     } finally {
       inbox.close();
       ws.terminate();
     }
   }
 
-  private rewindTo(offset: number): void {
-    if (offset > this.readOffset) throw new Error(`receiver claims ${offset} bytes, only ${this.readOffset} were sent`);
+  /** Announces the snapshot and positions the stream where the receiver wants it. */
+  private async begin(ws: WebSocket, inbox: FrameInbox): Promise<void> {
+    for (let restarts = 0; ; restarts++) {
+      ws.send(encode({ t: 'begin', index: this.index, term: this.term, msg: wireMessage(this.msg) }));
+      const resume = await inbox.next(STALL_TIMEOUT_MS);
+      if (resume.t !== 'resume' || !isIdx(resume.offset)) throw new Error(`unexpected answer to begin: ${String(resume.t)}`);
+      if (this.canResumeAt(resume.offset)) {
+        this.rewindTo(resume.offset);
+        if (resume.offset > 0) this.mgr.node.log.info({ peer: this.peer, index: this.index, offset: resume.offset }, 'snapshot transfer resumed');
+        return;
+      }
+      // The receiver lost its staged copy (restart, failed check): start over from a fresh read.
+      if (restarts > 0) throw new Error(`receiver asks for offset ${resume.offset} of a fresh snapshot`);
+      this.mgr.node.log.info({ peer: this.peer, offset: resume.offset }, 'snapshot transfer restarts from the beginning');
+      await this.restartRead();
+    }
+  }
+
+  /**
+   * Sends chunks within the window and handles acks until everything read was acknowledged and
+   * the reader is exhausted. A nack rewinds to the receiver's offset; nacks for offsets already
+   * acknowledged are stale and ignored.
+   */
+  private async stream(ws: WebSocket, inbox: FrameInbox): Promise<void> {
+    let exhausted = false;
+    for (;;) {
+      // In flight: sent (before resendFrom) and not yet acknowledged.
+      const inFlight = this.buffer.filter((c) => c.offset >= this.ackedOffset && c.offset < this.resendFrom).length;
+      if (inFlight < SEND_WINDOW_CHUNKS && !(exhausted && this.resendFrom >= this.readOffset)) {
+        const chunk = await this.nextChunk();
+        if (chunk) {
+          await this.sendChunk(ws, chunk);
+          continue;
+        }
+        exhausted = true;
+      }
+      if (exhausted && this.ackedOffset >= this.readOffset) return;
+      const f = await inbox.next(STALL_TIMEOUT_MS);
+      if (f.t === 'ack' && isIdx(f.offset)) {
+        this.ackedOffset = Math.max(this.ackedOffset, f.offset);
+        this.buffer = this.buffer.filter((c) => c.offset + c.data.length > this.ackedOffset);
+        if (this.resendFrom < this.ackedOffset) this.resendFrom = this.ackedOffset;
+      } else if (f.t === 'nack' && isIdx(f.offset)) {
+        if (f.offset < this.ackedOffset || f.offset > this.readOffset) continue; // stale
+        this.mgr.node.log.warn({ peer: this.peer, offset: f.offset, reason: f.reason }, 'snapshot chunk refused by the receiver; resending');
+        this.rewindTo(f.offset);
+      } else if (f.t === 'fail') {
+        throw new Error(`receiver failed: ${String(f.reason)}`);
+      } else {
+        throw new Error(`unexpected frame ${String(f.t)}`);
+      }
+    }
+  }
+
+  private canResumeAt(offset: number): boolean {
+    if (offset > this.readOffset) return false;
     const first = this.buffer[0]?.offset ?? this.readOffset;
-    if (offset < first) throw new Error(`cannot resume at ${offset}: data before ${first} is no longer buffered`);
+    return offset >= first;
+  }
+
+  private rewindTo(offset: number): void {
+    if (!this.canResumeAt(offset)) throw new Error(`cannot resume at ${offset}: that data is no longer buffered`);
     this.buffer = this.buffer.filter((c) => c.offset + c.data.length > offset);
-    this.ackedOffset = offset;
+    this.ackedOffset = Math.max(this.ackedOffset, offset); // the receiver holds everything before offset
     this.resendFrom = offset;
+  }
+
+  /** Drops everything read so far and captures a fresh snapshot (the receiver starts from zero). */
+  private async restartRead(): Promise<void> {
+    await this.reader?.close().catch(() => undefined);
+    this.buffer = [];
+    this.readOffset = 0;
+    this.ackedOffset = 0;
+    this.resendFrom = 0;
+    this.totalBytes = null;
+    this.hash = createHash('sha256');
+    await this.open();
   }
 
   private resendFrom = 0;
@@ -449,6 +514,7 @@ class OutgoingTransfer {
       this.resendFrom += buffered.data.length;
       return buffered;
     }
+    if (this.resendFrom < this.readOffset) throw new Error(`no buffered chunk at offset ${this.resendFrom}`);
     const r = await this.iter!.next();
     if (r.done) {
       this.totalBytes = this.readOffset;
@@ -463,7 +529,7 @@ class OutgoingTransfer {
     return c;
   }
 
-  private async sendChunk(ws: WebSocket, c: { offset: number; data: Uint8Array; crc: number }, inbox: FrameInbox): Promise<void> {
+  private async sendChunk(ws: WebSocket, c: { offset: number; data: Uint8Array; crc: number }): Promise<void> {
     await this.bucket.take(c.data.length);
     if (this.cancelled) throw new Error('cancelled');
     this.chunksSent++;
@@ -479,27 +545,6 @@ class OutgoingTransfer {
       this.cutDone = true;
       ws.terminate();
       throw new Error('fault injection: connection cut');
-    }
-    await this.drainAcks(inbox, SEND_WINDOW_CHUNKS - 1);
-  }
-
-  /** Processes acks until at most `maxUnacked` chunks are outstanding. */
-  private async drainAcks(inbox: FrameInbox, maxUnacked: number): Promise<void> {
-    while (this.buffer.filter((c) => c.offset >= this.ackedOffset).length > maxUnacked || inbox.pending() > 0) {
-      if (this.buffer.length === 0) return;
-      const f = await inbox.next(STALL_TIMEOUT_MS);
-      if (f.t === 'ack' && isIdx(f.offset)) {
-        this.ackedOffset = Math.max(this.ackedOffset, f.offset);
-        this.buffer = this.buffer.filter((c) => c.offset + c.data.length > this.ackedOffset);
-      } else if (f.t === 'nack' && isIdx(f.offset)) {
-        this.mgr.node.log.warn({ peer: this.peer, offset: f.offset, reason: f.reason }, 'snapshot chunk refused by the receiver; resending');
-        this.rewindTo(f.offset);
-        return; // the caller's loop resends from the buffer
-      } else if (f.t === 'fail') {
-        throw new Error(`receiver failed: ${String(f.reason)}`);
-      } else {
-        throw new Error(`unexpected frame ${String(f.t)}`);
-      }
     }
   }
 }
@@ -608,6 +653,8 @@ class FrameInbox {
 
 class IncomingConnection {
   private st: IncomingState | undefined;
+  /** The offset this connection last asked for again (out-of-order chunks are nacked once per offset). */
+  private nackedAt = -1;
   private msg: Message | undefined;
   private chain: Promise<void> = Promise.resolve();
 
@@ -662,15 +709,23 @@ class IncomingConnection {
     if (!st) throw new Error('chunk before begin');
     if (!isIdx(f.offset) || !(f.data instanceof Uint8Array) || !isIdx(f.crc)) throw new Error('bad chunk frame');
     const received = st.writer.bytesReceived();
+    if (f.offset + f.data.length <= received) return; // a duplicate of data we have: nothing to say
     if (f.offset !== received) {
-      this.send({ t: 'nack', offset: received, reason: `expected offset ${received}, got ${f.offset}` });
+      // Out of order (chunks sent before the sender saw our last nack): ask once per offset, or
+      // every chunk in flight would trigger another rewind (a nack storm).
+      if (this.nackedAt !== received) {
+        this.nackedAt = received;
+        this.send({ t: 'nack', offset: received, reason: `expected offset ${received}, got ${f.offset}` });
+      }
       return;
     }
     if (crc32(f.data) !== f.crc) {
       this.mgr.node.log.warn({ from: this.peer, offset: f.offset }, 'snapshot chunk failed its checksum; asking for it again');
+      this.nackedAt = received;
       this.send({ t: 'nack', offset: received, reason: 'crc mismatch' });
       return;
     }
+    this.nackedAt = -1;
     await st.writer.write(f.data);
     st.hash.update(f.data);
     this.send({ t: 'ack', offset: st.writer.bytesReceived() });
