@@ -132,7 +132,7 @@ describe('a write whose answer was lost is retried exactly once', () => {
   // the term of the retry's own log entry (the new leader's term), although `term` is documented
   // as the term of the write's log entry. Uses the answer recorded by the test above; if that test
   // did not get an answer this one does not throw, so it is reported as a failure, not hidden.
-  it.fails('put: answer lost, then the leader is killed: the retry also gets the original term', () => {
+  it('put: answer lost, then the leader is killed: the retry also gets the original term', () => {
     if (!failoverAnswer) return;
     expect(failoverAnswer.answer).toEqual({ revision: failoverAnswer.answer.revision, term: failoverAnswer.originalTerm });
   });

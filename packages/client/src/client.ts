@@ -97,6 +97,8 @@ type Route = 'leader' | 'any' | 'preferLeader';
  * breaker), but not zero, so stale hints naming a dead leader do not make every caller hammer it.
  */
 const HINTED_NODE_WAIT_MS_MAX = 50;
+/** Time kept for a last attempt when a back-off would run past the call's deadline. */
+const LAST_ATTEMPT_MS = 50;
 type DataOp = Exclude<Op, 'hello'>;
 
 /** Per-call retry bookkeeping. */
@@ -505,8 +507,12 @@ export class KvClient {
   /** Sleeps `ms` unless that passes the deadline (then fails with a timeout now) or the call aborts. */
   private pause(ms: number, deadlineMs: number, signal: CallSignal, op: DataOp, st: RetryState): Promise<void> {
     if (ms <= 0) return Promise.resolve();
-    if (Date.now() + ms >= deadlineMs) return Promise.reject(deadlineError(op, st.lastError));
+    const leftMs = deadlineMs - Date.now();
+    if (leftMs <= 0) return Promise.reject(deadlineError(op, st.lastError));
     if (signal.aborted) return Promise.reject(abortReason(signal));
+    // A back-off longer than the time left must not end the call early: sleep what is left, less
+    // a moment for one last attempt (the attempt itself is bounded by the deadline).
+    if (ms >= leftMs) ms = Math.max(0, leftMs - Math.min(LAST_ATTEMPT_MS, leftMs / 2));
     return new Promise<void>((resolve, reject) => {
       const unsubscribe = signal.onAbort(() => {
         clearTimeout(timer);

@@ -57,6 +57,11 @@ export interface ServeConfig {
   snapshotRateBytesPerSec: number;
   snapshotChunkBytes: number;
   maxConcurrentSnapshotSends: number;
+  /**
+   * Client sessions idle longer than this are forgotten (their retries get QKV_SESSION_EXPIRED).
+   * Shapes replicated state: must be the same on every node.
+   */
+  sessionTtlMs: number;
   /** Test-only fault injection (jepsen-lite): extra latency added to every synced write. */
   faultFsyncDelayMs: number;
   /** Test-only: serve PUT /v1/admin/faults (the harness changes faults at run time). */
@@ -84,6 +89,7 @@ export const DEFAULTS = {
   snapshotRateBytesPerSec: 32 * 1024 * 1024,
   snapshotChunkBytes: 1024 * 1024,
   maxConcurrentSnapshotSends: 1,
+  sessionTtlMs: 60 * 60 * 1000,
   faultFsyncDelayMs: 0,
   faultSnapshotCorruptEvery: 0,
   faultSnapshotCutAfterChunks: 0,
@@ -116,6 +122,7 @@ const SERVE_FLAGS = {
   'snapshot-rate': { type: 'string' },
   'snapshot-chunk-bytes': { type: 'string' },
   'max-concurrent-snapshot-sends': { type: 'string' },
+  'session-ttl-ms': { type: 'string' },
   'fault-fsync-delay-ms': { type: 'string' },
   'enable-fault-injection': { type: 'boolean' },
   'fault-snapshot-corrupt-every': { type: 'string' },
@@ -150,6 +157,8 @@ export const SERVE_USAGE = `usage: quorumkv serve --id ID --listen HOST:PORT --p
   --snapshot-rate BYTES/S    snapshot send rate limit, 0 = unlimited (default ${DEFAULTS.snapshotRateBytesPerSec})
   --snapshot-chunk-bytes N
   --max-concurrent-snapshot-sends N
+  --session-ttl-ms N         forget client sessions idle this long (default ${DEFAULTS.sessionTtlMs});
+                             must be the same on every node
 
 Every flag can also be given as an environment variable: --cluster-secret = QKV_CLUSTER_SECRET.
 Test-only fault injection (for jepsen-lite and tests; never in production):
@@ -308,6 +317,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     // A chunk travels in one transport frame (4 MiB at most), with room for the frame's fields.
     snapshotChunkBytes: num('snapshot-chunk-bytes', DEFAULTS.snapshotChunkBytes, 1024, 2 * 1024 * 1024),
     maxConcurrentSnapshotSends: num('max-concurrent-snapshot-sends', DEFAULTS.maxConcurrentSnapshotSends, 1, 64),
+    sessionTtlMs: num('session-ttl-ms', DEFAULTS.sessionTtlMs, 1000),
     faultFsyncDelayMs: num('fault-fsync-delay-ms', DEFAULTS.faultFsyncDelayMs, 0, 60_000),
     enableFaultInjection: get('enable-fault-injection') === true,
     faultSnapshotCorruptEvery: num('fault-snapshot-corrupt-every', DEFAULTS.faultSnapshotCorruptEvery, 0),

@@ -191,7 +191,7 @@ export class QuorumKvNode {
 
   /** Opens the data directory, restores the core from it, and starts ticking. */
   static async open(cfg: ServeConfig, log: Logger, metrics: NodeMetrics): Promise<QuorumKvNode> {
-    const store = await openNodeStore(cfg.dataDir, { snapshotChunkBytes: cfg.snapshotChunkBytes });
+    const store = await openNodeStore(cfg.dataDir, { snapshotChunkBytes: cfg.snapshotChunkBytes, kv: { sessionTtlMs: cfg.sessionTtlMs } });
     try {
       const loaded = await store.log.load();
       // Membership lives in the replicated state: the applied membership, or (before anything was
@@ -409,7 +409,8 @@ export class QuorumKvNode {
     this.pendingWriteBytes -= w.bytes;
     // Another leader's entry took this index: ours can never commit (Log Matching).
     if (w.term !== e.term) w.reject(new UnavailableError('the write was lost in a leader change; it was not applied'));
-    else w.resolve({ ...result, term: e.term });
+    // A retried session write carries the term of its first application; others the entry's.
+    else w.resolve({ ...result, term: 'term' in result && result.term !== undefined ? result.term : e.term });
   }
 
   private onSoftState(role: Role, lead: string | null): void {

@@ -49,9 +49,13 @@ export type ApplyErrorCode = 'QKV_BAD_COMMAND' | 'QKV_SESSION_EXPIRED' | 'QKV_SE
 
 /** The result of one applied item. `revision` is the Raft index of the entry. */
 export type ApplyResult =
-  | { op: 'put'; revision: number }
-  | { op: 'del'; deleted: boolean; revision: number }
-  | { op: 'cas'; succeeded: boolean; revision: number; current?: KeyValue }
+  /**
+   * `term` is the term of the entry that applied the write. A retried session write returns the
+   * stored result of its first application, term included (the retry's entry may be newer).
+   */
+  | { op: 'put'; revision: number; term?: number }
+  | { op: 'del'; deleted: boolean; revision: number; term?: number }
+  | { op: 'cas'; succeeded: boolean; revision: number; current?: KeyValue; term?: number }
   /** No-op entries and membership changes. */
   | { op: 'none' }
   | { op: 'error'; code: ApplyErrorCode; message: string };
@@ -323,7 +327,7 @@ class ApplyTx {
         clockMs = decoded.timeMs;
         this.expireSessions(clockMs);
       }
-      result = await this.applySessionCommand(decoded, item.index, clockMs);
+      result = await this.applySessionCommand(decoded, item.index, item.term, clockMs);
     }
     this.applied = { index: item.index, term: item.term, hash, clockMs };
     return result;
@@ -340,9 +344,9 @@ class ApplyTx {
     }
   }
 
-  private async applySessionCommand(cmd: Command, index: number, clockMs: number): Promise<ApplyResult> {
+  private async applySessionCommand(cmd: Command, index: number, term: number, clockMs: number): Promise<ApplyResult> {
     const tag = cmd.session;
-    if (!tag) return this.execute(cmd, index);
+    if (!tag) return withTerm(await this.execute(cmd, index), term);
     let header = this.sessions.get(tag.id);
     if (!header) {
       // Seqs count from 1 (protocol convention): a client that already had an answer has
@@ -367,7 +371,7 @@ class ApplyTx {
     if (tag.seq < header.discardedBelow) {
       return sessionError('QKV_SESSION_EXPIRED', `session ${tag.id}: the result of seq ${tag.seq} was already discarded`);
     }
-    const result = await this.execute(cmd, index);
+    const result = withTerm(await this.execute(cmd, index), term);
     header.seqs.push(tag.seq);
     header.seqs.sort((a, b) => a - b);
     this.setResult(tag.id, tag.seq, result);
@@ -463,6 +467,10 @@ class ApplyTx {
     if (this.membership) ops.push(metaPut(MetaKey.membership, this.membership));
     return ops;
   }
+}
+
+function withTerm(r: ApplyResult, term: number): ApplyResult {
+  return r.op === 'put' || r.op === 'del' || r.op === 'cas' ? { ...r, term } : r;
 }
 
 function sessionError(code: ApplyErrorCode, message: string): ApplyResult {

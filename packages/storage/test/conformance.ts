@@ -180,12 +180,12 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         const st = await openOn(await machine());
         const r = await st.kv.apply(items(1, 1, [put('a', '1'), put('a', '2'), put('b', '1'), del('a'), del('zz'), put('a', '3')]));
         expect(r).toEqual([
-          { op: 'put', revision: 1 },
-          { op: 'put', revision: 2 },
-          { op: 'put', revision: 3 },
-          { op: 'del', deleted: true, revision: 4 },
-          { op: 'del', deleted: false, revision: 5 },
-          { op: 'put', revision: 6 },
+          { op: 'put', revision: 1, term: 1 },
+          { op: 'put', revision: 2, term: 1 },
+          { op: 'put', revision: 3, term: 1 },
+          { op: 'del', deleted: true, revision: 4, term: 1 },
+          { op: 'del', deleted: false, revision: 5, term: 1 },
+          { op: 'put', revision: 6, term: 1 },
         ]);
         expect(await st.kv.get(b('a'))).toEqual({ key: b('a'), value: b('3'), createRevision: 6, modRevision: 6, version: 1 });
         expect(await st.kv.get(b('b'))).toEqual({ key: b('b'), value: b('1'), createRevision: 3, modRevision: 3, version: 1 });
@@ -207,7 +207,7 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
           ]),
         );
         expect(r.map((x) => (x.op === 'cas' ? x.succeeded : x.op))).toEqual([true, false, true, false, true, true]);
-        expect(r[1]).toEqual({ op: 'cas', succeeded: false, revision: 2, current: { key: b('k'), value: b('v1'), createRevision: 1, modRevision: 1, version: 1 } });
+        expect(r[1]).toEqual({ op: 'cas', succeeded: false, revision: 2, term: 1, current: { key: b('k'), value: b('v1'), createRevision: 1, modRevision: 1, version: 1 } });
         expect(await st.kv.get(b('k'))).toMatchObject({ value: b('v3'), createRevision: 6, version: 1 });
       });
 
@@ -275,17 +275,28 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
     });
 
     describe('exactly-once sessions', () => {
+      test('a retry applied in a later term returns the term (and revision) of the first application', async () => {
+        const st = await openOn(await machine());
+        const first = await st.kv.apply(items(1, 2, [put('k', 'a', sess('t1', 0))]));
+        expect(first).toEqual([{ op: 'put', revision: 1, term: 2 }]);
+        // The retry reached the log again under a newer leader (term 5): the answer is the original one.
+        const retry = await st.kv.apply(items(2, 5, [put('k', 'a', sess('t1', 0))]));
+        expect(retry).toEqual([{ op: 'put', revision: 1, term: 2 }]);
+        // A write without a session carries its own entry's term.
+        expect(await st.kv.apply(items(3, 5, [put('z', 'x')]))).toEqual([{ op: 'put', revision: 3, term: 5 }]);
+      });
+
       test('a retried seq returns the stored result without applying again, within and across batches', async () => {
         const h = await machine();
         let st = await openOn(h);
         const r1 = await st.kv.apply(items(1, 1, [put('k', 'a', sess('c1', 0)), put('k', 'a', sess('c1', 0))]));
-        expect(r1).toEqual([{ op: 'put', revision: 1 }, { op: 'put', revision: 1 }]);
+        expect(r1).toEqual([{ op: 'put', revision: 1, term: 1 }, { op: 'put', revision: 1, term: 1 }]);
         st = await restart(h, st);
         const r2 = await st.kv.apply(items(3, 1, [put('k', 'a', sess('c1', 0)), put('k', 'b', sess('c1', 1))]));
-        expect(r2).toEqual([{ op: 'put', revision: 1 }, { op: 'put', revision: 4 }]);
+        expect(r2).toEqual([{ op: 'put', revision: 1, term: 1 }, { op: 'put', revision: 4, term: 1 }]);
         expect(await st.kv.get(b('k'))).toMatchObject({ version: 2, modRevision: 4 });
         // The same seq in another session is a different request.
-        expect(await st.kv.apply(items(5, 1, [put('k', 'c', sess('c2', 0))]))).toEqual([{ op: 'put', revision: 5 }]);
+        expect(await st.kv.apply(items(5, 1, [put('k', 'c', sess('c2', 0))]))).toEqual([{ op: 'put', revision: 5, term: 1 }]);
       });
 
       test('acknowledged results are forgotten; their seqs then get QKV_SESSION_EXPIRED', async () => {
@@ -293,7 +304,7 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         await st.kv.apply(items(1, 1, [put('k', '0', sess('c', 0)), put('k', '1', sess('c', 1)), put('k', '2', sess('c', 2, 2))]));
         const r = await st.kv.apply(items(4, 1, [put('k', 'x', sess('c', 1, 1)), put('k', 'x', sess('c', 2, 2))]));
         expect(r[0]).toMatchObject({ op: 'error', code: 'QKV_SESSION_EXPIRED' });
-        expect(r[1]).toEqual({ op: 'put', revision: 3 });
+        expect(r[1]).toEqual({ op: 'put', revision: 3, term: 1 });
         expect(await st.kv.get(b('k'))).toMatchObject({ value: b('2'), version: 3 });
       });
 
@@ -301,7 +312,7 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         const st = await openOn(await machine(), { kv: { maxResultsPerSession: 3 } });
         await st.kv.apply(items(1, 1, [0, 1, 2, 3, 4].map((seq) => put('k', `${seq}`, sess('c', seq)))));
         const r = await st.kv.apply(items(6, 1, [0, 1, 2, 4].map((seq) => put('k', 'again', sess('c', seq)))));
-        expect(r.map((x) => x.op === 'error' ? x.code : x)).toEqual(['QKV_SESSION_EXPIRED', 'QKV_SESSION_EXPIRED', { op: 'put', revision: 3 }, { op: 'put', revision: 5 }]);
+        expect(r.map((x) => x.op === 'error' ? x.code : x)).toEqual(['QKV_SESSION_EXPIRED', 'QKV_SESSION_EXPIRED', { op: 'put', revision: 3, term: 1 }, { op: 'put', revision: 5, term: 1 }]);
       });
 
       test('idle sessions expire deterministically by command time, also after a restart', async () => {
