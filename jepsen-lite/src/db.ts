@@ -141,6 +141,18 @@ export class Cluster implements ClusterControl {
   }
 
   /** `/v1/status` of one node, or undefined when it does not answer in time. */
+  /** The node's hash of its whole key-value state (GET /v1/state-hash), or undefined. */
+  async stateHash(id: string): Promise<{ appliedIndex: number; stateHash: string } | undefined> {
+    try {
+      const res = await fetch(`http://${this.endpointOf(id)}/v1/state-hash`, { signal: AbortSignal.timeout(10_000) });
+      if (!res.ok) return undefined;
+      const o = (await res.json()) as { appliedIndex?: unknown; stateHash?: unknown };
+      return typeof o.appliedIndex === 'number' && typeof o.stateHash === 'string' ? { appliedIndex: o.appliedIndex, stateHash: o.stateHash } : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   async status(id: string): Promise<NodeStatus | undefined> {
     try {
       const res = await fetch(`http://${this.endpointOf(id)}/v1/status`, { signal: AbortSignal.timeout(this.options.statusTimeoutMs ?? 500) });

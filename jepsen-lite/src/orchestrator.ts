@@ -197,7 +197,13 @@ async function converge(cluster: Cluster): Promise<FinalNodeState[]> {
     if (finals.length === cluster.nodes.length && new Set(finals.map((f) => f.appliedIndex)).size === 1) break;
     await sleep(250);
   }
-  return finals;
+  // With the workload stopped and every node at the same applied index, compare the whole
+  // key-value state (GET /v1/state-hash); a node that moved on in between keeps its appliedHash.
+  const hashes = await Promise.all(finals.map((f) => cluster.stateHash(f.node)));
+  return finals.map((f, i) => {
+    const h = hashes[i];
+    return h !== undefined && h.appliedIndex === f.appliedIndex ? { ...f, stateHash: h.stateHash } : f;
+  });
 }
 
 function writeArtifacts(out: string, recorder: HistoryRecorder, status: StatusSample[], hashes: AppliedHashSample[], finals: FinalNodeState[], faults: LabelledFault[]): void {
