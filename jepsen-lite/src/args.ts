@@ -32,8 +32,15 @@ run options (defaults in brackets):
   --reads MODE         register reads: linearizable | stale [linearizable]; stale is a
                        deliberately unsafe mode (any node answers from its own state) that the
                        checker should flag as not linearizable under partitions
+  --env ENV            local | docker [local]. docker runs the compose cluster of
+                       deploy/docker-compose.yml (3 nodes; build the image first with
+                       bash deploy/build-images.sh); faults by docker network disconnect,
+                       docker kill/start, docker pause/unpause; what docker cannot do
+                       (one-way cuts, slow links) is reported NOT APPLIED in the fault windows
+  --image IMAGE        node image for --env docker [QKV_IMAGE or quorumkv/node:local]
 
-matrix options: --time S [25], --seed S, --out DIR (one sub-directory per combination),
+matrix options: --time S [25], --seed S, --env ENV [local], --image IMAGE,
+  --out DIR (one sub-directory per combination),
   --combos "NEMESIS:WORKLOAD;..." [partition:register;kill:register;pause:register;
   snapshot-blackhole:register;correlated-kill-two:set]
 
@@ -57,6 +64,8 @@ export interface RunArgs {
   server: string | undefined;
   budgetMs: number;
   reads: 'linearizable' | 'stale';
+  env: 'local' | 'docker';
+  image: string | undefined;
 }
 
 /** Parsed `matrix` options. */
@@ -66,6 +75,8 @@ export interface MatrixArgs {
   seed: number | undefined;
   out: string | undefined;
   combos: { nemesisSpec: string; nemeses: NemesisName[]; workload: 'register' | 'set' }[];
+  env: 'local' | 'docker';
+  image: string | undefined;
 }
 
 /** Parsed `check` options. */
@@ -141,14 +152,19 @@ const RUN_OPTIONS = {
   server: { type: 'string' },
   'budget-ms': { type: 'string' },
   reads: { type: 'string' },
+  env: { type: 'string' },
+  image: { type: 'string' },
 } as const;
 
 function parseRun(args: readonly string[]): RunArgs {
   const { values: v } = parse(args, RUN_OPTIONS);
   const nemesisSpec = v.nemesis ?? 'partition';
+  const where = env(v.env, v.image);
+  const nodes = int('nodes', v.nodes, 3, 3, 9);
+  if (where === 'docker' && nodes !== 3) throw new UsageError(`--env docker runs the three nodes of deploy/docker-compose.yml; --nodes must be 3, got ${nodes}`);
   return {
     command: 'run',
-    nodes: int('nodes', v.nodes, 3, 3, 9),
+    nodes,
     timeS: int('time', v.time, 60, 1, 86_400),
     nemeses: nemeses(nemesisSpec),
     nemesisSpec,
@@ -160,7 +176,16 @@ function parseRun(args: readonly string[]): RunArgs {
     server: v.server,
     budgetMs: int('budget-ms', v['budget-ms'], 5000, 1, 3_600_000),
     reads: reads(v.reads),
+    env: where,
+    image: v.image,
   };
+}
+
+function env(raw: string | undefined, image: string | undefined): 'local' | 'docker' {
+  if (raw !== undefined && raw !== 'local' && raw !== 'docker') throw new UsageError(`--env must be local or docker, got "${raw}"`);
+  const where = raw ?? 'local';
+  if (image !== undefined && where !== 'docker') throw new UsageError('--image needs --env docker');
+  return where;
 }
 
 function reads(raw: string | undefined): 'linearizable' | 'stale' {
@@ -169,7 +194,7 @@ function reads(raw: string | undefined): 'linearizable' | 'stale' {
 }
 
 function parseMatrix(args: readonly string[]): MatrixArgs {
-  const { values: v } = parse(args, { time: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, combos: { type: 'string' } });
+  const { values: v } = parse(args, { time: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, combos: { type: 'string' }, env: { type: 'string' }, image: { type: 'string' } });
   const combos = (v.combos ?? DEFAULT_COMBOS)
     .split(';')
     .map((s) => s.trim())
@@ -180,7 +205,7 @@ function parseMatrix(args: readonly string[]): MatrixArgs {
       return { nemesisSpec: n, nemeses: nemeses(n), workload: workload(w) };
     });
   if (combos.length === 0) throw new UsageError('--combos lists no combination');
-  return { command: 'matrix', timeS: int('time', v.time, 25, 1, 86_400), seed: v.seed === undefined ? undefined : int('seed', v.seed, 0, 0, 2 ** 32 - 1), out: v.out, combos };
+  return { command: 'matrix', timeS: int('time', v.time, 25, 1, 86_400), seed: v.seed === undefined ? undefined : int('seed', v.seed, 0, 0, 2 ** 32 - 1), out: v.out, combos, env: env(v.env, v.image), image: v.image };
 }
 
 function parseCheck(args: readonly string[]): CheckArgs {

@@ -22,6 +22,8 @@ export function exitCodeFor(v: Validity): number {
 }
 
 const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
+/** The compose file `--env docker` runs. */
+const composeFile = join(repoRoot, 'deploy', 'docker-compose.yml');
 
 /** Runs the CLI; returns the exit status (never throws for expected conditions). */
 export async function main(argv: readonly string[], out: (s: string) => void = (s) => process.stdout.write(s + '\n'), err: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<number> {
@@ -60,7 +62,7 @@ async function dispatch(args: CliArgs, out: (s: string) => void, err: (s: string
       const seed = args.seed ?? randomSeed();
       const outDir = args.out ?? join(repoRoot, 'jepsen-lite', 'out', stamp());
       err(`jepsen-lite: seed ${seed}, output ${outDir}`);
-      const check = await runTest({ ...args, seed, out: outDir, serverCli: args.server ?? join(repoRoot, 'packages', 'server', 'dist', 'cli.js'), budgetMsPerKey: args.budgetMs });
+      const check = await runTest({ ...args, image: args.image, seed, out: outDir, serverCli: args.server ?? join(repoRoot, 'packages', 'server', 'dist', 'cli.js'), budgetMsPerKey: args.budgetMs, composeFile });
       out(`overall ${verdict(check.valid)} — report: ${join(outDir, 'report.html')}`);
       return exitCodeFor(check.valid);
     }
@@ -71,7 +73,7 @@ async function dispatch(args: CliArgs, out: (s: string) => void, err: (s: string
       for (const [i, c] of args.combos.entries()) {
         const dir = join(root, `${String(i + 1).padStart(2, '0')}-${c.nemesisSpec}-${c.workload}`);
         err(`jepsen-lite matrix ${i + 1}/${args.combos.length}: ${c.nemesisSpec} × ${c.workload} → ${dir}`);
-        const check = await runTest({ nodes: 3, timeS: args.timeS, nemeses: c.nemeses, nemesisSpec: c.nemesisSpec, workload: c.workload, concurrency: 6, rate: 200, seed: seed + i, out: dir, serverCli: join(repoRoot, 'packages', 'server', 'dist', 'cli.js'), budgetMsPerKey: 5000 });
+        const check = await runTest({ nodes: 3, timeS: args.timeS, nemeses: c.nemeses, nemesisSpec: c.nemesisSpec, workload: c.workload, concurrency: 6, rate: 200, seed: seed + i, out: dir, serverCli: join(repoRoot, 'packages', 'server', 'dist', 'cli.js'), budgetMsPerKey: 5000, env: args.env, ...(args.image === undefined ? {} : { image: args.image }), composeFile });
         out(`${c.nemesisSpec} × ${c.workload}: ${verdict(check.valid)}`);
         verdicts.push(check.valid);
       }

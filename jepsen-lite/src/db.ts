@@ -93,6 +93,95 @@ export function parseStatus(body: unknown): NodeStatus {
   };
 }
 
+/** Options every client connection of a run needs (Docker: `mapAddress` to published ports). */
+export interface ClientConnectOptions {
+  mapAddress?: (address: string) => string | undefined;
+}
+
+/**
+ * A cluster a run drives: the nemesis's {@link ClusterControl} plus what the orchestrator reads.
+ * Implemented by {@link Cluster} (local processes behind fault proxies) and `DockerCluster`
+ * (docker-db.ts: the compose cluster of deploy/).
+ */
+export interface RunCluster extends ClusterControl {
+  /** Client endpoints, in node order. */
+  endpoints(): string[];
+  /** The client endpoint of one node. */
+  endpointOf(id: string): string;
+  /** Extra options for `connect()` (merged into every client's options). */
+  clientOptions(): ClientConnectOptions;
+  /** `/v1/status` of one node, or undefined when it does not answer in time. */
+  status(id: string): Promise<NodeStatus | undefined>;
+  /** GET /v1/state-hash of one node, or undefined. */
+  stateHash(id: string): Promise<{ appliedIndex: number; stateHash: string } | undefined>;
+  /** Waits until some node is leader; throws JL_NO_LEADER after `timeoutMs`. */
+  waitForLeader(timeoutMs: number): Promise<string>;
+  /** The workload's current load multiplier. */
+  currentRateMultiplier(): number;
+  /** Heals everything: network, paused and killed nodes. */
+  healAll(): Promise<void>;
+  /** Stops every node and releases everything the cluster started. Never throws for teardown trouble. */
+  stop(): Promise<void>;
+}
+
+/** GET /v1/status of `endpoint`, parsed; undefined when it does not answer in time or answers badly. */
+export async function fetchStatus(endpoint: string, timeoutMs: number): Promise<NodeStatus | undefined> {
+  try {
+    const res = await fetch(`http://${endpoint}/v1/status`, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) return undefined;
+    return parseStatus(await res.json());
+  } catch {
+    return undefined;
+  }
+}
+
+/** Deadline of one GET /v1/state-hash (the node hashes its whole state). */
+export const STATE_HASH_TIMEOUT_MS = 10_000;
+
+/** GET /v1/state-hash of `endpoint`, or undefined. */
+export async function fetchStateHash(endpoint: string): Promise<{ appliedIndex: number; stateHash: string } | undefined> {
+  try {
+    const res = await fetch(`http://${endpoint}/v1/state-hash`, { signal: AbortSignal.timeout(STATE_HASH_TIMEOUT_MS) });
+    if (!res.ok) return undefined;
+    const o = (await res.json()) as { appliedIndex?: unknown; stateHash?: unknown };
+    return typeof o.appliedIndex === 'number' && typeof o.stateHash === 'string' ? { appliedIndex: o.appliedIndex, stateHash: o.stateHash } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The members and the leader of the highest term among the nodes that answer. */
+export async function viewOf(nodes: readonly string[], status: (id: string) => Promise<NodeStatus | undefined>): Promise<ClusterView> {
+  const all = await Promise.all(nodes.map((id) => status(id)));
+  let leader: NodeStatus | undefined;
+  for (const s of all) if (s !== undefined && s.role === 'leader' && (leader === undefined || s.term > leader.term)) leader = s;
+  return { nodes, leader: leader?.id ?? null };
+}
+
+/** Polls `view` until it names a leader; throws JL_NO_LEADER after `timeoutMs` with `hint` in the message. */
+export async function waitForLeaderOf(view: () => Promise<ClusterView>, timeoutMs: number, hint: string): Promise<string> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const v = await view();
+    if (v.leader !== null) return v.leader;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new HarnessError('JL_NO_LEADER', `no leader elected within ${timeoutMs} ms (${hint})`);
+}
+
+/** PUT /v1/admin/faults {fsyncDelayMs}; a node without --enable-fault-injection → JL_FAULT_UNSUPPORTED. */
+export async function putFsyncDelay(id: string, endpoint: string, delayMs: number): Promise<void> {
+  const res = await fetch(`http://${endpoint}/v1/admin/faults`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ fsyncDelayMs: delayMs }),
+    signal: AbortSignal.timeout(1000),
+  }).catch((err: unknown) => {
+    throw new HarnessError('JL_FAULT_UNSUPPORTED', `slow disk on ${id}: ${(err as Error).message}`, { cause: err });
+  });
+  if (!res.ok) throw new HarnessError('JL_FAULT_UNSUPPORTED', `slow disk on ${id}: the server answered ${res.status} to PUT /v1/admin/faults`);
+}
+
 interface NodeProc {
   id: string;
   port: number;
@@ -101,7 +190,7 @@ interface NodeProc {
 }
 
 /** A running cluster under the harness's control. */
-export class Cluster implements ClusterControl {
+export class Cluster implements RunCluster {
   readonly nodes: readonly string[];
   private rateMultiplier = 1;
 
@@ -140,45 +229,28 @@ export class Cluster implements ClusterControl {
     return `127.0.0.1:${this.proc(id).port}`;
   }
 
-  /** `/v1/status` of one node, or undefined when it does not answer in time. */
+  /** No extra client options: clients reach the nodes' own ports directly. */
+  clientOptions(): ClientConnectOptions {
+    return {};
+  }
+
   /** The node's hash of its whole key-value state (GET /v1/state-hash), or undefined. */
-  async stateHash(id: string): Promise<{ appliedIndex: number; stateHash: string } | undefined> {
-    try {
-      const res = await fetch(`http://${this.endpointOf(id)}/v1/state-hash`, { signal: AbortSignal.timeout(10_000) });
-      if (!res.ok) return undefined;
-      const o = (await res.json()) as { appliedIndex?: unknown; stateHash?: unknown };
-      return typeof o.appliedIndex === 'number' && typeof o.stateHash === 'string' ? { appliedIndex: o.appliedIndex, stateHash: o.stateHash } : undefined;
-    } catch {
-      return undefined;
-    }
+  stateHash(id: string): Promise<{ appliedIndex: number; stateHash: string } | undefined> {
+    return fetchStateHash(this.endpointOf(id));
   }
 
-  async status(id: string): Promise<NodeStatus | undefined> {
-    try {
-      const res = await fetch(`http://${this.endpointOf(id)}/v1/status`, { signal: AbortSignal.timeout(this.options.statusTimeoutMs ?? 500) });
-      if (!res.ok) return undefined;
-      return parseStatus(await res.json());
-    } catch {
-      return undefined;
-    }
+  /** `/v1/status` of one node, or undefined when it does not answer in time. */
+  status(id: string): Promise<NodeStatus | undefined> {
+    return fetchStatus(this.endpointOf(id), this.options.statusTimeoutMs ?? 500);
   }
 
-  async view(): Promise<ClusterView> {
-    const all = await Promise.all(this.nodes.map((id) => this.status(id)));
-    let leader: NodeStatus | undefined;
-    for (const s of all) if (s !== undefined && s.role === 'leader' && (leader === undefined || s.term > leader.term)) leader = s;
-    return { nodes: this.nodes, leader: leader?.id ?? null };
+  view(): Promise<ClusterView> {
+    return viewOf(this.nodes, (id) => this.status(id));
   }
 
   /** Waits until some node is leader, polling; throws JL_NO_LEADER after `timeoutMs`. */
-  async waitForLeader(timeoutMs: number): Promise<string> {
-    const until = Date.now() + timeoutMs;
-    while (Date.now() < until) {
-      const v = await this.view();
-      if (v.leader !== null) return v.leader;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new HarnessError('JL_NO_LEADER', `no leader elected within ${timeoutMs} ms (see ${join(this.options.dir, 'nodes')}/*.log)`);
+  waitForLeader(timeoutMs: number): Promise<string> {
+    return waitForLeaderOf(() => this.view(), timeoutMs, `see ${join(this.options.dir, 'nodes')}/*.log`);
   }
 
   cut(cuts: readonly Cut[], mode: 'silent' | 'loud'): void {
@@ -216,20 +288,9 @@ export class Cluster implements ClusterControl {
     this.proc(id).child?.kill('SIGCONT');
   }
 
-  /**
-   * The slow-disk fault. ASSUMPTION: a harness-only admin route `PUT /v1/admin/faults
-   * {fsyncDelayMs}` (the server today only has the start-up flag --fault-fsync-delay-ms).
-   */
-  async setFsyncDelayMs(id: string, delayMs: number): Promise<void> {
-    const res = await fetch(`http://${this.endpointOf(id)}/v1/admin/faults`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ fsyncDelayMs: delayMs }),
-      signal: AbortSignal.timeout(1000),
-    }).catch((err: unknown) => {
-      throw new HarnessError('JL_FAULT_UNSUPPORTED', `slow disk on ${id}: ${(err as Error).message}`, { cause: err });
-    });
-    if (!res.ok) throw new HarnessError('JL_FAULT_UNSUPPORTED', `slow disk on ${id}: the server answered ${res.status} to PUT /v1/admin/faults`);
+  /** The slow-disk fault: the server's runtime switch `PUT /v1/admin/faults {fsyncDelayMs}`. */
+  setFsyncDelayMs(id: string, delayMs: number): Promise<void> {
+    return putFsyncDelay(id, this.endpointOf(id), delayMs);
   }
 
   async compactedPast(id: string): Promise<boolean> {

@@ -7,21 +7,30 @@ import type { ClusterView, Cut, Fault, NemesisEvent, NemesisSchedule } from './n
 import { cutsOf, resolveRef } from './nemesis.js';
 import type { Shaping } from './proxy.js';
 
-/** What the nemesis may do to a cluster. The real one is `Cluster` (db.ts). */
+/**
+ * What the nemesis may do to a cluster. The real ones are `Cluster` (db.ts, local processes) and
+ * `DockerCluster` (docker-db.ts). Network and pause calls may be synchronous (local) or not
+ * (Docker); the executor awaits them either way. A fault an environment cannot do throws an error
+ * with `code` JL_FAULT_UNSUPPORTED and is reported as NOT APPLIED.
+ */
 export interface ClusterControl {
   readonly nodes: readonly string[];
   /** Members and current leader, from `/v1/status`. */
   view(): Promise<ClusterView>;
-  cut(cuts: readonly Cut[], mode: 'silent' | 'loud'): void;
-  shapePair(a: string, b: string, shaping: Shaping): void;
-  healNetwork(): void;
+  /**
+   * Applies directed cuts. May return a note on how they were applied (appended to the fault's
+   * label, e.g. Docker's "docker network disconnect, silent").
+   */
+  cut(cuts: readonly Cut[], mode: 'silent' | 'loud'): void | string | Promise<void | string>;
+  shapePair(a: string, b: string, shaping: Shaping): void | Promise<void>;
+  healNetwork(): void | Promise<void>;
   /** kill -9. */
   kill(node: string): Promise<void>;
   /** Starts a killed node again on its data directory. */
   restart(node: string): Promise<void>;
-  /** SIGSTOP / SIGCONT. */
-  pause(node: string): void;
-  resume(node: string): void;
+  /** SIGSTOP / SIGCONT (Docker: docker pause / unpause). */
+  pause(node: string): void | Promise<void>;
+  resume(node: string): void | Promise<void>;
   /** The server's harness-only fault option; 0 turns it off. */
   setFsyncDelayMs(node: string, delayMs: number): Promise<void>;
   /** True once the leader's log no longer holds the entry after `node`'s applied index. */
@@ -106,11 +115,12 @@ async function applyFault(fault: Fault, view: ClusterView, cluster: ClusterContr
     case 'isolate':
     case 'partition':
     case 'blackhole-until-compaction': {
-      cluster.cut(cutsOf(fault, view), fault.kind === 'blackhole-until-compaction' ? 'silent' : fault.mode);
+      const note = await cluster.cut(cutsOf(fault, view), fault.kind === 'blackhole-until-compaction' ? 'silent' : fault.mode);
       undos.push(healNet);
-      if (fault.kind === 'partition') return `${fault.shape} partition (${fault.mode})`;
+      const how = typeof note === 'string' && note !== '' ? ` [${note}]` : '';
+      if (fault.kind === 'partition') return `${fault.shape} partition (${fault.mode})${how}`;
       const verb = fault.kind === 'isolate' ? `isolate (${fault.mode})` : 'blackhole until compaction';
-      return `${verb} ${node(fault.target)}`;
+      return `${verb} ${node(fault.target)}${how}`;
     }
     case 'kill': {
       const targets = [...new Set(fault.targets.map(node))];
@@ -121,19 +131,19 @@ async function applyFault(fault: Fault, view: ClusterView, cluster: ClusterContr
     }
     case 'pause': {
       const t = node(fault.target);
-      cluster.pause(t);
+      await cluster.pause(t);
       undos.push(() => cluster.resume(t));
       return `pause ${t}`;
     }
     case 'slow-link': {
       const [a, b] = [node(fault.from), node(fault.to)];
-      cluster.shapePair(a, b, fault.shaping);
+      await cluster.shapePair(a, b, fault.shaping);
       undos.push(healNet);
       return `slow link ${a}-${b} +${fault.shaping.delayMs}ms`;
     }
     case 'slow-node': {
       const t = node(fault.target);
-      for (const other of view.nodes) if (other !== t) cluster.shapePair(t, other, fault.shaping);
+      for (const other of view.nodes) if (other !== t) await cluster.shapePair(t, other, fault.shaping);
       undos.push(healNet);
       return `slow node ${t} +${fault.shaping.delayMs}ms`;
     }

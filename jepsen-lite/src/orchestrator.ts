@@ -11,7 +11,10 @@ import type { RunCheck } from './check.js';
 import { checkDir } from './check.js';
 import type { AppliedHashSample, FinalNodeState } from './checkers/log-agreement.js';
 import type { StatusSample } from './checkers/split-brain.js';
+import type { ClientConnectOptions, RunCluster } from './db.js';
 import { Cluster, HarnessError } from './db.js';
+import { DockerCluster } from './docker-db.js';
+import { DEFAULT_NODE_IMAGE } from './docker.js';
 import { HistoryRecorder } from './history.js';
 import type { NemesisName } from './nemesis.js';
 import { generateSchedule } from './nemesis.js';
@@ -39,6 +42,12 @@ export interface RunOptions {
   budgetMsPerKey: number;
   /** Register reads; `stale` is the deliberately broken mode that the checker must catch. */
   reads?: ReadConsistency;
+  /** Where the cluster runs: `local` processes behind fault proxies (default), or the `docker` compose cluster. */
+  env?: 'local' | 'docker';
+  /** The node image for `docker` (default QKV_IMAGE or quorumkv/node:local). */
+  image?: string;
+  /** deploy/docker-compose.yml, for `docker`. */
+  composeFile?: string;
   /** Printer for live progress (one line per second); default stderr. */
   progress?: (line: string) => void;
 }
@@ -58,10 +67,12 @@ export const SNAPSHOT_KEEP_ENTRIES = 20;
 export const SETTLE_MS = 2000;
 
 /** The client library's `connect`, loaded when `run` starts (the package may not be built yet). */
-async function loadConnect(): Promise<(o: { endpoints: string[] }) => Promise<KvLike>> {
+type ConnectFn = (o: { endpoints: string[] } & ClientConnectOptions) => Promise<KvLike>;
+
+async function loadConnect(): Promise<ConnectFn> {
   const name = '@quorumkv/client';
   try {
-    const mod = (await import(name)) as { connect?: (o: { endpoints: string[] }) => Promise<KvLike> };
+    const mod = (await import(name)) as { connect?: ConnectFn };
     if (typeof mod.connect !== 'function') throw new Error('it has no connect()');
     return mod.connect;
   } catch (err) {
@@ -75,11 +86,13 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
   const say = o.progress ?? ((line: string) => process.stderr.write(line + '\n'));
   const nodeIds = Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`);
   const schedule = generateSchedule({ seed: o.seed, nodes: nodeIds, durationMs: o.timeS * 1000, nemeses: o.nemeses });
-  const command = `pnpm jepsen-lite run --nodes ${o.nodes} --time ${o.timeS} --nemesis ${o.nemesisSpec || 'none'} --workload ${o.workload} --concurrency ${o.concurrency} --rate ${o.rate} --seed ${o.seed}${o.reads === 'stale' ? ' --reads stale' : ''}`;
+  const envFlag = o.env === 'docker' ? ' --env docker' : '';
+  const command = `pnpm jepsen-lite run${envFlag} --nodes ${o.nodes} --time ${o.timeS} --nemesis ${o.nemesisSpec || 'none'} --workload ${o.workload} --concurrency ${o.concurrency} --rate ${o.rate} --seed ${o.seed}${o.reads === 'stale' ? ' --reads stale' : ''}`;
   writeFileSync(join(o.out, RUN_FILES.schedule), JSON.stringify(schedule, null, 2));
   writeFileSync(join(o.out, RUN_FILES.meta), JSON.stringify({ name: `${o.workload} × ${o.nemesisSpec || 'none'}`, seed: o.seed, workload: o.workload, nemeses: o.nemeses, nodes: nodeIds, durationS: o.timeS, command }, null, 2));
-  const connect = await loadConnect();
-  const cluster = await Cluster.start({ nodes: nodeIds, serverCli: o.serverCli, dir: o.out, seed: o.seed, extraArgs: ['--snapshot-entries', String(SNAPSHOT_ENTRIES), '--snapshot-keep-entries', String(SNAPSHOT_KEEP_ENTRIES), '--enable-fault-injection'] });
+  const loaded = await loadConnect();
+  const cluster = await startCluster(o, nodeIds);
+  const connect = (c: { endpoints: string[] }) => loaded({ ...cluster.clientOptions(), ...c });
   const status: StatusSample[] = [];
   const hashes: AppliedHashSample[] = [];
   const clients: KvLike[] = [];
@@ -134,6 +147,17 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
   return check;
 }
 
+/** Starts the cluster the run asked for, with small snapshots and runtime fault injection. */
+async function startCluster(o: RunOptions, nodeIds: string[]): Promise<RunCluster> {
+  if (o.env === 'docker') {
+    // The compose file reads every other setting from its env file: QKV_<FLAG> = --<flag>.
+    const env = { QKV_SNAPSHOT_ENTRIES: String(SNAPSHOT_ENTRIES), QKV_SNAPSHOT_KEEP_ENTRIES: String(SNAPSHOT_KEEP_ENTRIES), QKV_ENABLE_FAULT_INJECTION: 'true' };
+    if (o.composeFile === undefined) throw new HarnessError('JL_DOCKER_NO_COMPOSE', '--env docker needs the compose file (deploy/docker-compose.yml)');
+    return DockerCluster.start({ nodes: nodeIds, composeFile: o.composeFile, image: o.image ?? DEFAULT_NODE_IMAGE, dir: o.out, env });
+  }
+  return Cluster.start({ nodes: nodeIds, serverCli: o.serverCli, dir: o.out, seed: o.seed, extraArgs: ['--snapshot-entries', String(SNAPSHOT_ENTRIES), '--snapshot-keep-entries', String(SNAPSHOT_KEEP_ENTRIES), '--enable-fault-injection'] });
+}
+
 function prepareOutDir(out: string): void {
   mkdirSync(out, { recursive: true });
   if (readdirSync(out).length > 0) throw new HarnessError('JL_OUT_NOT_EMPTY', `${out} is not empty; choose a new --out directory`);
@@ -155,7 +179,7 @@ async function finalWriteProbe(kv: KvLike, generator: { next(): PlannedOp }, rec
 }
 
 /** One final read of the set per node, each through a client bound to that node alone. */
-async function finalSetReads(cluster: Cluster, connect: (o: { endpoints: string[] }) => Promise<KvLike>, recorder: HistoryRecorder, concurrency: number): Promise<void> {
+async function finalSetReads(cluster: RunCluster, connect: (o: { endpoints: string[] }) => Promise<KvLike>, recorder: HistoryRecorder, concurrency: number): Promise<void> {
   for (const [i, id] of cluster.nodes.entries()) {
     const kv = await connect({ endpoints: [cluster.endpointOf(id)] });
     const inv = recorder.invoke(concurrency * 1000 + i, 'read', null, id);
@@ -170,7 +194,7 @@ async function finalSetReads(cluster: Cluster, connect: (o: { endpoints: string[
 }
 
 /** Polls every node's status until stopped: leader/term samples and applied-hash samples. */
-async function pollStatus(cluster: Cluster, recorder: HistoryRecorder, status: StatusSample[], hashes: AppliedHashSample[], stop: () => boolean): Promise<void> {
+async function pollStatus(cluster: RunCluster, recorder: HistoryRecorder, status: StatusSample[], hashes: AppliedHashSample[], stop: () => boolean): Promise<void> {
   while (!stop()) {
     await Promise.all(
       cluster.nodes.map(async (id) => {
@@ -186,7 +210,7 @@ async function pollStatus(cluster: Cluster, recorder: HistoryRecorder, status: S
 }
 
 /** Waits until every node has applied the same index, then takes each node's final state. */
-async function converge(cluster: Cluster): Promise<FinalNodeState[]> {
+async function converge(cluster: RunCluster): Promise<FinalNodeState[]> {
   const until = Date.now() + CONVERGE_WAIT_MS;
   let finals: FinalNodeState[] = [];
   while (Date.now() < until) {
