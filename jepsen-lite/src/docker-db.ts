@@ -58,10 +58,20 @@ export interface DockerClusterOptions {
 export function isolatedSetFor(nodes: readonly string[], cuts: readonly Cut[]): string[] | undefined {
   const key = ([f, t]: Cut) => `${f}\u0000${t}`;
   const wanted = new Set(cuts.map(key));
+  const produces = (set: readonly string[]): boolean => {
+    const produced = new Set(set.flatMap((n) => crossCuts([n], nodes.filter((o) => o !== n))).map(key));
+    return produced.size === wanted.size && [...wanted].every((k) => produced.has(k));
+  };
   const isolated = nodes.filter((n) => crossCuts([n], nodes.filter((o) => o !== n)).every((c) => wanted.has(key(c))));
-  const produced = new Set(isolated.flatMap((n) => crossCuts([n], nodes.filter((o) => o !== n))).map(key));
-  if (produced.size !== wanted.size || [...wanted].some((k) => !produced.has(k))) return undefined;
-  return isolated;
+  if (!produces(isolated)) return undefined;
+  // Disconnect as few nodes as possible: the last node left alone on the network is isolated
+  // already, and stays reachable from the host (its clients and status polls).
+  const minimal = [...isolated];
+  for (const n of [...isolated].reverse()) {
+    const without = minimal.filter((m) => m !== n);
+    if (produces(without)) minimal.splice(minimal.indexOf(n), 1);
+  }
+  return minimal;
 }
 
 /** The compose cluster under the harness's control; see the file comment. */
