@@ -29,6 +29,12 @@ describe('argument parsing', () => {
     expect(a.command === 'run' && a.nemeses).toEqual(['kill-one', 'kill-leader', 'kill-majority', 'kill-all', 'pause-leader']);
   });
 
+  it('parses --env and --image (docker runs the three compose nodes)', () => {
+    expect(parseCli(['run'])).toMatchObject({ env: 'local', image: undefined });
+    expect(parseCli(['run', '--env', 'docker', '--image', 'quorumkv/node:x'])).toMatchObject({ env: 'docker', image: 'quorumkv/node:x', nodes: 3 });
+    expect(parseCli(['matrix', '--env', 'docker'])).toMatchObject({ command: 'matrix', env: 'docker' });
+  });
+
   it('parses the default matrix', () => {
     const m = parseCli(['matrix']);
     expect(m.command === 'matrix' && m.combos.map((c) => `${c.nemesisSpec}:${c.workload}`).join(';')).toBe(DEFAULT_COMBOS);
@@ -37,6 +43,9 @@ describe('argument parsing', () => {
   const bad: [string[], RegExp][] = [
     [['frobnicate'], /unknown command "frobnicate"/],
     [['run', '--nodes', '2'], /--nodes must be an integer from 3 to 9/],
+    [['run', '--env', 'k8s'], /--env must be local or docker/],
+    [['run', '--env', 'docker', '--nodes', '5'], /--nodes must be 3/],
+    [['run', '--image', 'x'], /--image needs --env docker/],
     [['run', '--rate', 'fast'], /--rate must be an integer/],
     [['run', '--workload', 'bank'], /--workload must be register or set/],
     [['run', '--nemesis', 'earthquake'], /unknown nemesis "earthquake"/],
