@@ -33,10 +33,12 @@ const FILL_CONCURRENCY = 96;
 const MAX_IN_FLIGHT = 512;
 /** Keys the steady load overwrites (so the load itself does not grow the state much). */
 const LOAD_KEYS = 2000;
-/** Longest a catch-up may take before the run gives up on it. */
-const CATCHUP_TIMEOUT_MS = 15 * 60_000;
+/** Longest a catch-up may take before the round gives up on it (--catchup-timeout-seconds). */
+let CATCHUP_TIMEOUT_MS = 240_000;
 const REQUEST_TIMEOUT_MS = 10_000;
 const DEFAULT_RATE = 32 * 1024 * 1024;
+/** Writers of small unmeasured writes while the wiped follower is down (see round()). */
+const OUTRUN_CONCURRENCY = 32;
 /** Load runs this long before a steady window starts (after the fill, and after a catch-up). */
 const WARMUP_MS = 10_000;
 
@@ -48,16 +50,17 @@ const { values: opt } = parseArgs({
     'steady-seconds': { type: 'string', default: '20' },
     out: { type: 'string', default: '/work/notes/catchup-storm.md' },
     keep: { type: 'boolean', default: false },
+    'catchup-timeout-seconds': { type: 'string', default: '240' },
     rates: { type: 'string', default: `${32 * 1024 * 1024},0` },
-    'server-args': { type: 'string', default: '--snapshot-entries 5000 --snapshot-keep-entries 1000' },
+    'server-args': { type: 'string', default: '' },
   },
 });
 const TARGET_BYTES = Number(opt['target-mb']) * 1024 * 1024;
 const FILL_SECONDS = Number(opt['fill-seconds']);
 const LOAD_RPS = Number(opt['load-rps']);
 const STEADY_SECONDS = Number(opt['steady-seconds']);
-/** Extra `serve` flags for every node. The default compacts every 5000 entries (instead of 20 000)
- *  so that a stopped follower falls out of the leader's log within a minute at 100 writes/s. */
+CATCHUP_TIMEOUT_MS = Number(opt['catchup-timeout-seconds']) * 1000;
+/** Extra `serve` flags for every node (default: none, i.e. the server's defaults). */
 const SERVER_ARGS = opt['server-args'].split(/\s+/).filter(Boolean);
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1024 });
@@ -237,6 +240,21 @@ class Load {
   }
 }
 
+/** Sum and count of qkv_storage_fsync_seconds on one node (for a mean over a window). */
+async function fsyncStats(n) {
+  try {
+    return { sum: await metric(n.port, 'qkv_storage_fsync_seconds_sum'), count: await metric(n.port, 'qkv_storage_fsync_seconds_count') };
+  } catch {
+    return { sum: NaN, count: NaN };
+  }
+}
+const meanMs = (a, b) => (b.count > a.count ? ((b.sum - a.sum) / (b.count - a.count)) * 1000 : NaN);
+
+/** The leader's 'log compacted' events inside a window (each may stall writes for its `ms`). */
+function compactionsIn(n, w) {
+  return logEvents(n, 'log compacted').filter((e) => { const t = Date.parse(e.time); return t >= w.startMs && t <= (w.endMs || Date.now()); }).map((e) => e.ms);
+}
+
 function summarize(w) {
   const lat = [...w.lat].sort((a, b) => a - b);
   const q = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : NaN);
@@ -267,8 +285,11 @@ async function round(label, rate, lead, follower, load) {
   await request(lead.port, 'PUT', '/v1/admin/snapshot-rate', { bytesPerSecond: rate });
   const leaderChangesBefore = await metric(lead.port, 'qkv_raft_leader_changes_total');
   const installedBefore = logEvents(lead, 'snapshot transfer finished').length;
+  const other = nodes.find((n) => n !== lead && n !== follower);
+  const fs0 = [await fsyncStats(lead), await fsyncStats(other)];
   const steady = load.mark(`${label} steady`);
   await sleep(STEADY_SECONDS * 1000);
+  const fs1 = [await fsyncStats(lead), await fsyncStats(other)];
   const loadSteady = os.loadavg()[0];
   const watcher = watchLeaders();
   const leadStatus0 = await json(lead.port, '/v1/status');
@@ -279,11 +300,25 @@ async function round(label, rate, lead, follower, load) {
   // leader then has to send a snapshot (a node back after a long absence, on a new disk). Without
   // this wait the leader would probe at match+1 forever, since Raft assumes a follower never loses
   // what it acknowledged (see notes/snapshot-bugs.md S3).
+  // Small extra writes (not measured) speed that up.
   load.mark(`${label} follower down`);
-  await waitUntil('the leader to compact past the stopped follower', async () => {
-    const s = await json(lead.port, '/v1/status');
-    return s.firstIndex > staleMatch + 1 ? true : undefined;
-  }, 180_000);
+  let compactedPast = false;
+  const outrun = async (w) => {
+    for (let i = 0; !compactedPast; i++) {
+      await request(lead.port, 'PUT', `/v1/kv/gap-${label.replace(/\W+/g, '-')}-${w}-${i}`, 'x'.repeat(100)).catch(() => sleep(50));
+    }
+  };
+  const outrunners = Array.from({ length: OUTRUN_CONCURRENCY }, (_, w) => outrun(w));
+  try {
+    await waitUntil('the leader to compact past the stopped follower', async () => {
+      const s = await json(lead.port, '/v1/status');
+      return s.firstIndex > staleMatch + 1 ? true : undefined;
+    }, 300_000);
+  } finally {
+    compactedPast = true;
+    await Promise.all(outrunners);
+  }
+  const fs2 = [await fsyncStats(lead), await fsyncStats(other)];
   const during = load.mark(`${label} catch-up`);
   const tRestart = Date.now();
   startNode(follower);
@@ -298,14 +333,19 @@ async function round(label, rate, lead, follower, load) {
     log(`${label}: ${e.message}`);
   }
   load.mark(`${label} after`);
+  const fs3 = [await fsyncStats(lead), await fsyncStats(other)];
   const loadDuring = os.loadavg()[0];
   await watcher.stop();
-  const finished = logEvents(lead, 'snapshot transfer finished').slice(installedBefore).find((e) => e.peer === follower.id);
+  const transfers = logEvents(lead, 'snapshot transfer finished').slice(installedBefore).filter((e) => e.peer === follower.id);
+  const finished = transfers[transfers.length - 1];
   const leaderChanges = (await metric(lead.port, 'qkv_raft_leader_changes_total').catch(() => NaN)) - leaderChangesBefore;
   const leadersSeen = [...watcher.seen];
   return {
-    label, rate, steady: summarize(steady), during: summarize(during), caughtUpMs, loadSteady, loadDuring,
+    label, rate, steady: summarize(steady), during: summarize(during),
+    compactionsSteady: compactionsIn(lead, steady), compactionsDuring: compactionsIn(lead, during),
+    fsyncMsSteady: [meanMs(fs0[0], fs1[0]), meanMs(fs0[1], fs1[1])], fsyncMsDuring: [meanMs(fs2[0], fs3[0]), meanMs(fs2[1], fs3[1])], caughtUpMs, loadSteady, loadDuring,
     snapshotBytes: finished?.bytes ?? null, transferMs: finished?.ms ?? null, attempts: finished?.attempts ?? null,
+    transfers: transfers.map((e) => ({ index: e.index, ms: e.ms })),
     leaderChanges, leadersSeen, leaderStill: (await json(lead.port, '/v1/status').catch(() => ({}))).role === 'leader',
   };
 }
@@ -331,7 +371,9 @@ try {
   for (const [i, rate] of opt.rates.split(',').map(Number).entries()) {
     if (i > 0) await sleep(WARMUP_MS);
     const label = rate === 0 ? 'no limit' : rate === DEFAULT_RATE ? 'default limit (32 MiB/s)' : `limit ${(rate / 1048576).toFixed(0)} MiB/s`;
-    results.push(await round(label, rate, l2, follower, load));
+    const r = await round(label, rate, l2, follower, load);
+    results.push(r);
+    log(`${label}: ${JSON.stringify(r)}`);
   }
   await load.stop();
 } finally {
@@ -348,19 +390,19 @@ const lines = [];
 lines.push(`State: ${(filled.bytes / 1048576).toFixed(0)} MiB in ${filled.keys} keys of ${VALUE_BYTES} B (filled in ${filled.seconds.toFixed(0)} s${filled.bytes < TARGET_BYTES ? `; the ${opt['target-mb']} MiB target was not reached in the ${FILL_SECONDS} s budget` : ''}).`);
 lines.push(`Load: open-loop ${LOAD_RPS} writes/s of ${VALUE_BYTES} B on the leader; latency from each request's due time. Machine: ${os.cpus().length} cores, shared (load average shown).`);
 lines.push('');
-lines.push('| run | window | writes/s | p50 ms | p99 ms | max ms | errors | shed | load avg |');
-lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+lines.push('| run | window | writes/s | p50 ms | p99 ms | max ms | errors | shed | leader log compactions (ms each) | mean fsync ms leader / other follower | load avg |');
+lines.push('|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|');
 for (const r of results) {
-  for (const [w, la] of [[r.steady, r.loadSteady], [r.during, r.loadDuring]]) {
-    lines.push(`| ${r.label} | ${w.name.replace(`${r.label} `, '')} (${f0(w.seconds)} s) | ${f1(w.rps)} | ${f1(w.p50)} | ${f1(w.p99)} | ${f1(w.max)} | ${w.errors} | ${w.shed} | ${f1(la)} |`);
+  for (const [w, la, cs, fm] of [[r.steady, r.loadSteady, r.compactionsSteady, r.fsyncMsSteady], [r.during, r.loadDuring, r.compactionsDuring, r.fsyncMsDuring]]) {
+    lines.push(`| ${r.label} | ${w.name.replace(`${r.label} `, '')} (${f0(w.seconds)} s) | ${f1(w.rps)} | ${f1(w.p50)} | ${f1(w.p99)} | ${f1(w.max)} | ${w.errors} | ${w.shed} | ${cs.length ? cs.join(', ') : '–'} | ${f1(fm[0])} / ${f1(fm[1])} | ${f1(la)} |`);
   }
 }
 lines.push('');
-lines.push('| run | snapshot bytes | transfer s | attempts | catch-up s | p99 during / steady | leader changes |');
-lines.push('|---|---:|---:|---:|---:|---:|---:|');
+lines.push('| run | snapshot bytes | transfers (s each) | catch-up s | p99 during / steady | leader changes |');
+lines.push('|---|---:|---:|---:|---:|---:|');
 for (const r of results) {
   const ratio = r.during.p99 / r.steady.p99;
-  lines.push(`| ${r.label} | ${r.snapshotBytes ?? '–'} | ${r.transferMs === null ? '–' : (r.transferMs / 1000).toFixed(1)} | ${r.attempts ?? '–'} | ${f1(r.caughtUpMs / 1000)} | ${ratio.toFixed(2)}× | ${f0(r.leaderChanges)} (terms:leaders seen ${r.leadersSeen.join(', ')}) |`);
+  lines.push(`| ${r.label} | ${r.snapshotBytes ?? '–'} | ${r.transfers.length} (${r.transfers.map((t) => (t.ms / 1000).toFixed(1)).join(', ')}) | ${Number.isFinite(r.caughtUpMs) ? f1(r.caughtUpMs / 1000) : `not within ${CATCHUP_TIMEOUT_MS / 1000}`} | ${ratio.toFixed(2)}× | ${f0(r.leaderChanges)} (terms:leaders seen ${r.leadersSeen.join(', ')}) |`);
 }
 const text = lines.join('\n');
 console.log(text);
