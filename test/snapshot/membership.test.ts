@@ -3,9 +3,8 @@
 // the learner, an old follower and finally the leader itself are removed — the leader hands
 // leadership over first. No acknowledged write is lost and write errors are transient.
 //
-// The first case fails today: a `--join` node refuses every peer ("unknown peer id"), so it never
-// receives anything — see /work/notes/snapshot-bugs.md, S2. Turn `it.fails` into `it` once fixed
-// (the second case then removes a caught-up voter n4 instead of a never-reached learner).
+// The first case is the regression test for bug S2 (a `--join` node refused every peer; it now
+// gets `--peers` with the current members, see support.ts startJoiningNode).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -86,7 +85,7 @@ describe('membership changes under load', () => {
 
   it('removes n4, an old follower and then the leader (which hands leadership over first) while writes go on', async () => {
     await cluster.guard(async () => {
-      // n4 (a learner that never caught up while S2 stands) is removed like any member.
+      // n4 (a voter by now, or a learner if the first case failed) is removed like any member.
       if ((await membersOf(cluster.node(first).port)).some((m) => m.id === 'n4')) {
         const rm4 = await adminCall(cluster.node(first).port, 'DELETE', '/v1/admin/members/n4');
         expect(rm4.status, JSON.stringify(rm4.body)).toBe(200);
