@@ -176,7 +176,8 @@ export class DockerCluster implements RunCluster {
       await docker('network', 'disconnect', this.network, this.container(id));
       this.disconnected.add(id);
     }
-    return mode === 'loud' ? 'docker network disconnect: silent; a loud cut (connection resets) is NOT APPLIED' : 'docker network disconnect';
+    const how = `docker network disconnect ${isolated.join(',')}`;
+    return mode === 'loud' ? `${how}: silent; a loud cut (connection resets) is NOT APPLIED` : how;
   }
 
   shapePair(): void {

@@ -103,7 +103,8 @@ async function applyOrExplain(fault: Fault, view: ClusterView, cluster: ClusterC
     return await applyFault(fault, view, cluster, undos);
   } catch (err) {
     if ((err as { code?: unknown }).code !== 'JL_FAULT_UNSUPPORTED') throw err;
-    return `${fault.kind} NOT APPLIED (${(err as Error).message})`;
+    const what = fault.kind === 'partition' ? `${fault.shape} partition` : fault.kind;
+    return `${what} NOT APPLIED (${(err as Error).message})`;
   }
 }
 

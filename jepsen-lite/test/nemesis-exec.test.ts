@@ -112,4 +112,28 @@ describe('nemesis executor: unsupported faults', () => {
     expect(windows[0]!.label).toBe('e1 slow-disk NOT APPLIED (no runtime switch) + pause n3');
     expect(cluster.log).toEqual(['pause n3', 'resume n3']);
   });
+
+  it('awaits an asynchronous cluster (Docker), appends its note on cuts, and names an unsupported partition by shape', async () => {
+    const cluster = fakeCluster('n1');
+    cluster.cut = async (cuts, mode) => {
+      if (cuts.length === 1) throw Object.assign(new Error('whole nodes only'), { code: 'JL_FAULT_UNSUPPORTED' });
+      await Promise.resolve();
+      cluster.log.push(`cut ${mode} ${cuts.length}`);
+      return 'docker network disconnect n2';
+    };
+    cluster.pause = async (n) => {
+      await Promise.resolve();
+      cluster.log.push(`pause ${n}`);
+    };
+    const windows = await executeSchedule(
+      schedule([
+        { id: 'e1', nemesis: 'partition-one-way', startMs: 10, healMs: 20, correlated: false, faults: [{ kind: 'partition', shape: 'one-way', cuts: [['n1', 'n2']], mode: 'silent' }] },
+        { id: 'e2', nemesis: 'partition-one', startMs: 30, healMs: 40, correlated: false, faults: [{ kind: 'isolate', target: 'n2', mode: 'silent' }, { kind: 'pause', target: 'n3' }] },
+      ]),
+      cluster,
+      fakeClock(),
+    );
+    expect(windows.map((w) => w.label)).toEqual(['e1 one-way partition NOT APPLIED (whole nodes only)', 'e2 isolate (silent) n2 [docker network disconnect n2] + pause n3']);
+    expect(cluster.log).toEqual(['cut silent 4', 'pause n3', 'resume n3', 'heal network']);
+  });
 });
