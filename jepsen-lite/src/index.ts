@@ -36,3 +36,8 @@ export { createRng } from './random.js';
 export { generateRegisterHistory, mutateReadToOtherValue, mutateReadToUnwritten } from './gen.js';
 export type { RunOptions } from './orchestrator.js';
 export { runTest } from './orchestrator.js';
+export type { ClientConnectOptions, RunCluster } from './db.js';
+export type { DockerClusterOptions } from './docker-db.js';
+export { COMPOSE_NODES, DockerCluster, isolatedSetFor } from './docker-db.js';
+export type { DockerPreflight } from './docker.js';
+export { dockerPreflight } from './docker.js';
