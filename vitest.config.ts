@@ -31,7 +31,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['packages/*/test/**/*.test.ts', 'jepsen-lite/test/**/*.test.ts'],
-          exclude: ['jepsen-lite/test/matrix.test.ts', '**/node_modules/**'],
+          exclude: ['jepsen-lite/test/matrix.test.ts', 'jepsen-lite/test/**/*.docker.test.ts', '**/node_modules/**'],
         },
       },
       {
@@ -45,7 +45,7 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: 'docker', include: ['test/docker/**/*.test.ts'], fileParallelism: false, testTimeout: 300_000, hookTimeout: 300_000 },
+        test: { name: 'docker', include: ['test/docker/**/*.test.ts', 'jepsen-lite/test/**/*.docker.test.ts'], fileParallelism: false, testTimeout: 300_000, hookTimeout: 300_000 },
       },
     ],
   },

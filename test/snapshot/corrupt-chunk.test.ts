@@ -48,9 +48,8 @@ describe('corrupted snapshot chunk', () => {
     })();
   }, 60_000);
 
-  // Not wrapped in cluster.guard: an expected failure should not keep the logs in /tmp.
   it('the transfer completes on its first try and the snapshot installs intact (S1)', async () => {
-    await (async () => {
+    await cluster.guard(async () => {
       const f = cluster.node(follower);
       const outcome = await waitFor<LogEvent>('the first transfer to finish or fail', () =>
         eventsStartingWith(cluster.node(leader).logPath, 'snapshot transfer finished').find((e) => e.peer === follower) ??

@@ -66,7 +66,7 @@ export interface ServeConfig {
   faultFsyncDelayMs: number;
   /** Test-only: serve PUT /v1/admin/faults (the harness changes faults at run time). */
   enableFaultInjection: boolean;
-  /** Test-only: corrupt every Nth snapshot chunk sent (0 = off). */
+  /** Test-only: corrupt every Nth snapshot chunk sent, each chunk at most once (0 = off). */
   faultSnapshotCorruptEvery: number;
   /** Test-only: cut a snapshot connection after this many chunks, once per transfer (0 = off). */
   faultSnapshotCutAfterChunks: number;

@@ -36,6 +36,8 @@ const STALL_TIMEOUT_MS = 10_000;
 const MAX_ATTEMPTS = 8;
 const BACKOFF_INITIAL_MS = 200;
 const BACKOFF_MAX_MS = 5_000;
+/** A chunk refused this often in one transfer means something is systematically wrong: give up the attempt. */
+const MAX_REFUSALS_PER_OFFSET = 16;
 /** Transfers waiting for a free slot. */
 const MAX_QUEUED_TRANSFERS = 64;
 /** A staged incoming snapshot not installed within this time is dropped. */
@@ -308,6 +310,10 @@ class OutgoingTransfer {
   private attempts = 0;
   private chunksSent = 0;
   private cutDone = false;
+  /** Test-only fault bookkeeping: offsets already corrupted once. */
+  private readonly corrupted = new Set<number>();
+  /** Refusals (nacks) per offset in this transfer; past MAX_REFUSALS_PER_OFFSET the attempt fails. */
+  private readonly refusals = new Map<number, number>();
   private state = 'starting';
   private cancelled = false;
   private ws: WebSocket | undefined;
@@ -470,6 +476,9 @@ class OutgoingTransfer {
         if (this.resendFrom < this.ackedOffset) this.resendFrom = this.ackedOffset;
       } else if (f.t === 'nack' && isIdx(f.offset)) {
         if (f.offset < this.ackedOffset || f.offset > this.readOffset) continue; // stale
+        const refusals = (this.refusals.get(f.offset) ?? 0) + 1;
+        this.refusals.set(f.offset, refusals);
+        if (refusals > MAX_REFUSALS_PER_OFFSET) throw new Error(`the chunk at offset ${f.offset} was refused ${refusals - 1} times`);
         this.mgr.node.log.warn({ peer: this.peer, offset: f.offset, reason: f.reason }, 'snapshot chunk refused by the receiver; resending');
         this.rewindTo(f.offset);
       } else if (f.t === 'fail') {
@@ -535,7 +544,10 @@ class OutgoingTransfer {
     this.chunksSent++;
     const f = this.mgr.faults;
     let data = c.data;
-    if (f.corruptEveryNthChunk && this.chunksSent % f.corruptEveryNthChunk === 0 && data.length > 0) {
+    // Each chunk is corrupted at most once: counting sends alone can land on the same chunk at
+    // every resend (three sends per rewind cycle with N = 3) and never let it through.
+    if (f.corruptEveryNthChunk && this.chunksSent % f.corruptEveryNthChunk === 0 && data.length > 0 && !this.corrupted.has(c.offset)) {
+      this.corrupted.add(c.offset);
       data = Uint8Array.from(data);
       data[0] = data[0]! ^ 0xff; // the CRC was computed over the original bytes
     }
