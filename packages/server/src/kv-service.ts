@@ -4,6 +4,8 @@
 import {
   BusyError,
   CasFailedError,
+  compareBytes,
+  rangeInterval,
   InternalError,
   SessionExpiredError,
   type CallContext,
@@ -49,47 +51,20 @@ export function throwIfApplyError(r: ApplyResult): void {
   }
 }
 
-/** The smallest key greater than every key with this prefix, or undefined (no upper bound). */
-export function prefixEnd(prefix: Uint8Array): Uint8Array | undefined {
-  const end = Uint8Array.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]!++;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return undefined;
-}
-
-function successor(key: Uint8Array): Uint8Array {
-  const s = new Uint8Array(key.length + 1);
-  s.set(key);
-  return s;
-}
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return a.length - b.length;
-}
-
-/** The storage range for a page: prefix or [start, end), resumed strictly after `after`. */
+/**
+ * The storage range for a page: prefix or [start, end), resumed strictly after `after`, or null
+ * when the page is empty. The interval itself is the protocol's (rangeInterval), so the server and
+ * the client's fakes agree on it.
+ */
 export function pageRange(args: { prefix?: Uint8Array | undefined; start?: Uint8Array | undefined; end?: Uint8Array | undefined; after?: Uint8Array | undefined }): RangeRequest | null {
-  let start: Uint8Array;
-  let end: Uint8Array | undefined;
-  if (args.prefix) {
-    start = args.prefix;
-    end = prefixEnd(args.prefix);
-  } else {
-    start = args.start ?? new Uint8Array(0);
-    end = args.end;
-  }
-  if (args.after) {
-    const next = successor(args.after);
-    if (compareBytes(next, start) > 0) start = next;
-  }
-  if (end && compareBytes(start, end) >= 0) return null;
-  return end ? { start, end } : { start };
+  const iv = rangeInterval({
+    ...(args.prefix ? { prefix: args.prefix } : {}),
+    ...(args.start ? { start: args.start } : {}),
+    ...(args.end ? { end: args.end } : {}),
+    ...(args.after ? { after: args.after } : {}),
+  });
+  if (iv.endExclusive && compareBytes(iv.startInclusive, iv.endExclusive) >= 0) return null;
+  return iv.endExclusive ? { start: iv.startInclusive, end: iv.endExclusive } : { start: iv.startInclusive };
 }
 
 export class NodeKvService implements KvService {
