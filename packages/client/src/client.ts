@@ -454,8 +454,11 @@ export class KvClient {
       } catch (e) {
         if (signal.aborted) throw abortReason(signal);
         const err = asQkv(e);
-        st.lastError = err;
-        if (err instanceof TimeoutError && Date.now() >= deadlineMs) throw deadlineError(op, err);
+        // An attempt cut short by the call's own deadline says nothing new: the cause of the
+        // deadline error stays the last informative error (e.g. QKV_NO_LEADER), if there was one.
+        const cutByDeadline = err instanceof TimeoutError && Date.now() >= deadlineMs;
+        if (!(cutByDeadline && st.lastError !== undefined)) st.lastError = err;
+        if (cutByDeadline) throw deadlineError(op, st.lastError);
         const delayMs = this.afterFailure(err, node, st);
         if (delayMs === undefined) throw err;
         this.o.onRetry?.({ op, address: node.address, error: err, attempt, delayMs });
