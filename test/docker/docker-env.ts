@@ -4,7 +4,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import net from 'node:net';
+import { freePorts, sleep } from '../harness/cluster.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -256,30 +256,8 @@ function installExitHook(): void {
 // ---------------------------------------------------------------------------------------------
 // Small utilities.
 
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** `count` distinct free TCP ports on 127.0.0.1 (free when asked; taken by the caller soon after). */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers: net.Server[] = [];
-  try {
-    const ports: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const s = net.createServer();
-      servers.push(s);
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => resolve());
-      });
-      ports.push((s.address() as net.AddressInfo).port);
-    }
-    return ports;
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  }
-}
+// The process-cluster harness's helpers serve the Docker tests too.
+export { sleep, freePorts };
 
 /** Poll period of {@link waitFor}. */
 const POLL_MS = 100;
