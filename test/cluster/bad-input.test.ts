@@ -273,6 +273,8 @@ describe('bad input against a live node', () => {
       await c.restart(victim, { secret: 'a-wrong-cluster-secret-0123456789' });
       // The other two keep serving; the impostor learns nothing: no leader, nothing applied.
       const others = c.nodes.map((n) => n.id).filter((id) => id !== victim);
+      // The stopped node may have been the leader: the other two elect one first.
+      await c.waitForLeader({ among: others });
       for (const id of others) expect((await c.put(id, `while-impostor/${id}`, 'v')).status).toBe(200);
       await sleep(1000);
       const st = await c.status(victim);
