@@ -4,7 +4,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { freePorts, sleep } from '../harness/cluster.js';
+import { freePorts, sleep, waitFor } from '../harness/cluster.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -257,29 +257,5 @@ function installExitHook(): void {
 // Small utilities.
 
 // The process-cluster harness's helpers serve the Docker tests too.
-export { sleep, freePorts };
+export { sleep, freePorts, waitFor };
 
-/** Poll period of {@link waitFor}. */
-const POLL_MS = 100;
-
-/**
- * Polls `fn` until it returns a value other than undefined, or fails after `timeoutMs` naming
- * `what` and the last error `fn` threw.
- */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() >= deadline) {
-      const why = last instanceof Error ? `; last error: ${last.message}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
-    }
-    await sleep(POLL_MS);
-  }
-}
