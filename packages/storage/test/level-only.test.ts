@@ -40,3 +40,38 @@ describe('opening a LevelDB store', () => {
     expect(err).toMatchObject({ code: 'QKV_STORAGE_CORRUPT' });
   });
 });
+
+describe('the direct batch path', () => {
+  test('writes keys byte-identical to what the sublevels write, readable through them', async () => {
+    const { LevelBackend } = await import('../src/backend.js');
+    const { ClassicLevel } = await import('classic-level');
+    const dir = mkdtempSync(join(tmpdir(), 'qkv-raw-'));
+    try {
+      const backend = await LevelBackend.open(dir, { createIfMissing: true, hooks: {} });
+      const key = new Uint8Array([0, 1, 0xff, 0x21]);
+      for (const ns of ['log', 'meta', 'kv', 'sessions'] as const) {
+        await backend.write([{ type: 'put', ns, key, value: new TextEncoder().encode(ns) }], { sync: false, label: 't' });
+        expect(new TextDecoder().decode(await backend.get(ns, key))).toBe(ns);
+        const pairs: Array<[Uint8Array, Uint8Array]> = [];
+        for await (const batch of backend.iterate(ns, {}, 10)) pairs.push(...batch);
+        expect(pairs.map(([k]) => [...k])).toEqual([[...key]]);
+      }
+      await backend.write([{ type: 'del', ns: 'kv', key }], { sync: true, label: 't' });
+      expect(await backend.get('kv', key)).toBeUndefined();
+      await backend.close();
+      // The same data seen through a plain classic-level with public sublevels.
+      const db = new ClassicLevel<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
+      await db.open();
+      try {
+        const log = db.sublevel<Uint8Array, Uint8Array>('log', { keyEncoding: 'view', valueEncoding: 'view' });
+        expect(new TextDecoder().decode(await log.get(key))).toBe('log');
+        const raw = await db.keys().all();
+        expect(raw.map((k) => Buffer.from(k).toString('latin1'))).toContain('!log!\u0000\u0001\u00ff!');
+      } finally {
+        await db.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
