@@ -158,6 +158,7 @@ interface Inflight {
 class Connection {
   private helloDone = false;
   private closing = false;
+  private corked = false;
   alive = true;
   private readonly inflight = new Map<number, Inflight>();
   private readonly helloTimer: ReturnType<typeof setTimeout>;
@@ -297,11 +298,30 @@ class Connection {
       if (!(e instanceof TooLargeError)) this.s.logger.error({ err: String(e) }, 'could not encode an answer');
       frame = encodeFrame({ id: response.id, ok: false, error: errorToWire(err) }, this.s.limits.maxFrameBytes);
     }
+    this.corkForThisTurn();
     this.ws.send(frame);
     if (this.ws.bufferedAmount > this.s.maxBufferedBytes) {
       this.s.logger.warn({ remote: this.remote, bufferedBytes: this.ws.bufferedAmount }, 'client too slow; dropping it');
       this.terminate();
     }
+  }
+
+  /**
+   * Answers completed in one turn (typically a whole applied batch) leave in one socket write:
+   * the socket is corked at the first answer and uncorked once the turn's promise callbacks have
+   * run. On loopback each write costs a syscall plus the receiver's TCP work, so one write per
+   * answer was about a tenth of a busy leader's CPU.
+   */
+  private corkForThisTurn(): void {
+    if (this.corked) return;
+    const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    if (!socket) return;
+    this.corked = true;
+    socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      socket.uncork();
+    });
   }
 
   /** Closes the connection because the client broke the protocol. */
