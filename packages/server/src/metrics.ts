@@ -86,6 +86,9 @@ export class NodeMetrics {
     perPeer('qkv_peer_queued_bytes', 'Bytes waiting in the outbound queue', (p) => p.queuedBytes);
     perPeer('qkv_peer_dropped_messages', 'Messages dropped (queue full, disconnected, too large)', (p) => p.droppedQueueFull + p.droppedDisconnected + p.droppedTooLarge);
     perPeer('qkv_peer_reconnects', 'Reconnects of the outbound link', (p) => p.reconnects);
+    perPeer('qkv_peer_sent_messages', 'Raft messages sent to the peer (counter)', (p) => p.sentMessages);
+    perPeer('qkv_peer_sent_frames', 'Frames (socket writes) sent to the peer (counter)', (p) => p.sentFrames);
+    perPeer('qkv_peer_sent_bytes', 'Frame bytes sent to the peer (counter)', (p) => p.sentBytes);
     perPeer('qkv_peer_rtt_ms', 'Last ping round trip (ms)', (p) => p.rttMs ?? -1);
     new Gauge({
       name: 'qkv_peer_refused_connections',

@@ -1,7 +1,11 @@
 // Key layout of the generation-prefixed namespaces `kv` and `sessions`, and their value codecs.
 //   kv:        gen(4 BE) ++ userKey                          → pack([value, createRev, modRev, version])
-//   sessions:  gen(4 BE) ++ 'h' ++ utf8(id)                  → pack([lastActiveMs, discardedBelow, seqs])
+//   sessions:  gen(4 BE) ++ 'h' ++ utf8(id)                  → pack([lastActiveMs, discardedBelow, seqs, inline])
 //              gen(4 BE) ++ 'r' ++ len(1) ++ utf8(id) ++ seq(8 BE) → pack(result)
+// `inline` is parallel to `seqs`: the packed result of that seq, or null when the result has its
+// own 'r' record. Small results live in the header, which is written once per session per apply
+// batch, so a typical write costs no session records of its own. Headers written before inline
+// results existed have three fields and read as "every result in its own record".
 import { concat, isIndex, pack, plainBytes, prefixUpperBound, u32be, u64be, unpack, utf8 } from './codec.js';
 import { StorageCorruptError } from './errors.js';
 
@@ -28,7 +32,14 @@ export interface SessionHeader {
   discardedBelow: number;
   /** Seqs whose results are stored, ascending. */
   seqs: number[];
+  /** Packed results kept in the header, by seq (a subset of `seqs`); the others have 'r' records. */
+  inline: Map<number, Uint8Array>;
 }
+
+/** Largest packed result kept inline in its session header. */
+export const INLINE_RESULT_BYTES_MAX = 96;
+/** Most results kept inline per session (bounds a header to about 7 KiB). */
+export const INLINE_RESULTS_MAX = 64;
 
 /** The 4-byte prefix of a generation. */
 export function genPrefix(gen: number): Uint8Array {
@@ -98,16 +109,25 @@ export function decodeKvRecord(location: string, bytes: Uint8Array): KvRecord {
 
 /** Encodes a session header. */
 export function encodeSessionHeader(h: SessionHeader): Uint8Array {
-  return pack([h.lastActiveMs, h.discardedBelow, h.seqs]);
+  return pack([h.lastActiveMs, h.discardedBelow, h.seqs, h.seqs.map((seq) => h.inline.get(seq) ?? null)]);
 }
 
 /** Decodes a session header or throws QKV_STORAGE_CORRUPT. */
 export function decodeSessionHeader(location: string, bytes: Uint8Array): SessionHeader {
   const raw = safeUnpack(location, 'session header', bytes);
-  if (Array.isArray(raw) && raw.length === 3) {
-    const [lastActiveMs, discardedBelow, seqs] = raw as unknown[];
+  if (Array.isArray(raw) && (raw.length === 3 || raw.length === 4)) {
+    const [lastActiveMs, discardedBelow, seqs, inlined] = raw as unknown[];
     if (isIndex(lastActiveMs) && isIndex(discardedBelow) && Array.isArray(seqs) && seqs.every(isIndex)) {
-      return { lastActiveMs, discardedBelow, seqs: seqs as number[] };
+      const inline = new Map<number, Uint8Array>();
+      if (inlined !== undefined) {
+        if (!Array.isArray(inlined) || inlined.length !== seqs.length) throw new StorageCorruptError(location, 'a session header has an invalid inline list');
+        inlined.forEach((r, i) => {
+          if (r === null) return;
+          if (!(r instanceof Uint8Array)) throw new StorageCorruptError(location, 'a session header has an invalid inline result');
+          inline.set(seqs[i] as number, plainBytes(r));
+        });
+      }
+      return { lastActiveMs, discardedBelow, seqs: seqs as number[], inline };
     }
   }
   throw new StorageCorruptError(location, 'a session header has an invalid shape');

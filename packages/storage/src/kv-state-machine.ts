@@ -10,6 +10,8 @@ import {
   type KvRecord,
   type SessionHeader,
   decodeKvRecord,
+  INLINE_RESULTS_MAX,
+  INLINE_RESULT_BYTES_MAX,
   decodeSessionHeader,
   encodeKvRecord,
   encodeSessionHeader,
@@ -297,7 +299,8 @@ function decodeStoredResult(location: string, bytes: Uint8Array): ApplyResult {
  */
 class ApplyTx {
   private readonly kv = new Map<string, [Uint8Array, KvRecord | null]>();
-  private readonly results = new Map<string, [Uint8Array, ApplyResult | null]>();
+  /** Result records written (packed) or deleted (null) by the batch. */
+  private readonly results = new Map<string, [Uint8Array, Uint8Array | null]>();
   private readonly touchedSessions = new Set<string>();
   membership: Membership | undefined;
 
@@ -338,7 +341,7 @@ class ApplyTx {
     const cutoffMs = clockMs - this.sm.options.sessionTtlMs;
     for (const [id, header] of this.sessions) {
       if (header.lastActiveMs >= cutoffMs) break; // map is ordered by lastActiveMs
-      for (const seq of header.seqs) this.setResult(id, seq, null);
+      for (const seq of header.seqs) this.forgetResult(id, header, seq);
       this.sessions.delete(id);
       this.touchedSessions.add(id);
     }
@@ -355,7 +358,7 @@ class ApplyTx {
       if (this.sessions.size >= this.sm.options.maxSessions) {
         return sessionError('QKV_SESSIONS_FULL', `the session table is full (${this.sm.options.maxSessions} sessions)`);
       }
-      header = { lastActiveMs: clockMs, discardedBelow: 0, seqs: [] };
+      header = { lastActiveMs: clockMs, discardedBelow: 0, seqs: [], inline: new Map() };
     }
     // Touch: re-insert at the end keeps the map ordered by lastActiveMs (the clock never goes back).
     this.sessions.delete(tag.id);
@@ -364,7 +367,7 @@ class ApplyTx {
     this.touchedSessions.add(tag.id);
     this.discardBelow(tag.id, header, tag.ackedBelow);
     if (header.seqs.includes(tag.seq)) {
-      const stored = await this.readResult(tag.id, tag.seq);
+      const stored = await this.readResult(tag.id, header, tag.seq);
       assert(stored !== undefined, `session ${tag.id} lists seq ${tag.seq} without a stored result`);
       return stored;
     }
@@ -374,7 +377,7 @@ class ApplyTx {
     const result = withTerm(await this.execute(cmd, index), term);
     header.seqs.push(tag.seq);
     header.seqs.sort((a, b) => a - b);
-    this.setResult(tag.id, tag.seq, result);
+    this.storeResult(tag.id, header, tag.seq, result);
     while (header.seqs.length > this.sm.options.maxResultsPerSession) {
       this.discardBelow(tag.id, header, (header.seqs[0] as number) + 1);
     }
@@ -385,7 +388,7 @@ class ApplyTx {
   private discardBelow(id: string, header: SessionHeader, seq: number): void {
     if (seq <= header.discardedBelow) return;
     header.discardedBelow = seq;
-    while (header.seqs.length > 0 && (header.seqs[0] as number) < seq) this.setResult(id, header.seqs.shift() as number, null);
+    while (header.seqs.length > 0 && (header.seqs[0] as number) < seq) this.forgetResult(id, header, header.seqs.shift() as number);
   }
 
   private async execute(cmd: Command, index: number): Promise<ApplyResult> {
@@ -435,16 +438,34 @@ class ApplyTx {
     this.kv.set(latin1(key), [key, record]);
   }
 
-  private async readResult(id: string, seq: number): Promise<ApplyResult | undefined> {
+  private async readResult(id: string, header: SessionHeader, seq: number): Promise<ApplyResult | undefined> {
+    const inline = header.inline.get(seq);
+    if (inline) return decodeStoredResult(this.sm.backend.location, inline);
     const key = sessionResultKey(this.sm.generation(), id, seq);
     const pending = this.results.get(latin1(key));
-    if (pending) return pending[1] ?? undefined;
+    if (pending) return pending[1] ? decodeStoredResult(this.sm.backend.location, pending[1]) : undefined;
     return this.sm.readResult(id, seq);
   }
 
-  private setResult(id: string, seq: number, result: ApplyResult | null): void {
+  /** Keeps a result: small ones inline in the session header, the rest in their own record. */
+  private storeResult(id: string, header: SessionHeader, seq: number, result: ApplyResult): void {
+    const packed = pack(result);
+    if (packed.length <= INLINE_RESULT_BYTES_MAX && header.inline.size < INLINE_RESULTS_MAX) {
+      header.inline.set(seq, packed);
+      return;
+    }
+    this.setRecord(id, seq, packed);
+  }
+
+  /** Drops a stored result (inline: just from the header; else its record is deleted). */
+  private forgetResult(id: string, header: SessionHeader, seq: number): void {
+    if (header.inline.delete(seq)) return;
+    this.setRecord(id, seq, null);
+  }
+
+  private setRecord(id: string, seq: number, packed: Uint8Array | null): void {
     const key = sessionResultKey(this.sm.generation(), id, seq);
-    this.results.set(latin1(key), [key, result]);
+    this.results.set(latin1(key), [key, packed]);
   }
 
   /** Every write of the batch, plus the applied state and membership. */
@@ -456,7 +477,7 @@ class ApplyTx {
       ops.push(rec ? { type: 'put', ns: 'kv', key: k, value: encodeKvRecord(rec) } : { type: 'del', ns: 'kv', key: k });
     }
     for (const [key, result] of this.results.values()) {
-      ops.push(result ? { type: 'put', ns: 'sessions', key, value: pack(result) } : { type: 'del', ns: 'sessions', key });
+      ops.push(result ? { type: 'put', ns: 'sessions', key, value: result } : { type: 'del', ns: 'sessions', key });
     }
     for (const id of this.touchedSessions) {
       const header = this.sessions.get(id);

@@ -337,6 +337,48 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         expect(await st.kv.stateHash()).toBe(await ref.kv.stateHash());
       });
 
+      test('results too big or too many to keep in the session header use records; both kinds survive restarts and are deleted once acknowledged', async () => {
+        const h = await machine();
+        let st = await openOn(h);
+        const big = 'v'.repeat(300);
+        // 100 unacknowledged writes: more than the header keeps inline.
+        const first = await st.kv.apply(items(1, 1, Array.from({ length: 100 }, (_, seq) => put(`k${seq}`, big, sess('s', seq)))));
+        // A failed cas answers with the current 300-byte value: too big to keep inline.
+        const casCmd = { op: 'cas', key: b('k0'), cond: { absent: true }, then: { op: 'put', value: b('x') }, ...sess('s', 100) } as Command;
+        const [casResult] = await st.kv.apply(items(101, 1, [casCmd]));
+        expect(casResult).toMatchObject({ op: 'cas', succeeded: false, current: { value: b(big) } });
+        st = await restart(h, st);
+        const retried = await st.kv.apply(items(102, 2, [put('k0', 'again', sess('s', 0)), put('k70', 'again', sess('s', 70)), put('k99', 'again', sess('s', 99)), casCmd]));
+        expect(retried).toEqual([first[0], first[70], first[99], casResult]);
+        expect(await st.kv.get(b('k70'))).toMatchObject({ value: b(big), version: 1 });
+        await st.close();
+        expect(await h.rawCount('sessions')).toBeGreaterThan(1); // header + the results kept as records
+        st = await openOn(h);
+        // Acknowledging everything forgets every stored result, inline or not.
+        await st.kv.apply(items(106, 2, [put('z', '1', sess('s', 101, 101))]));
+        const again = await st.kv.apply(items(107, 2, [put('k0', 'x', sess('s', 0)), put('k80', 'x', sess('s', 80, 80))]));
+        expect(again.map((r) => (r.op === 'error' ? r.code : r.op))).toEqual(['QKV_SESSION_EXPIRED', 'QKV_SESSION_EXPIRED']);
+        await st.close();
+        expect(await h.rawCount('sessions')).toBe(1); // only the header; its one inline result is seq 101's
+      });
+
+      test('a session header written before inline results existed (three fields) still reads', async () => {
+        const h = await machine();
+        let st = await openOn(h);
+        await st.kv.apply(items(1, 1, [put('k', 'a', sess('old', 0))]));
+        await st.close();
+        // The pre-inline layout: [lastActiveMs, discardedBelow, seqs], results in their own records.
+        const gen = new Uint8Array(4);
+        const id = b('old');
+        await h.rawPut('sessions', new Uint8Array([...gen, ...b('h'), ...id]), pack([0, 0, [0]]));
+        await h.rawPut('sessions', new Uint8Array([...gen, ...b('r'), id.length, ...id, ...u64(0)]), pack({ op: 'put', revision: 1, term: 1 }));
+        st = await openOn(h);
+        expect(await st.kv.apply(items(2, 3, [put('k', 'a', sess('old', 0))]))).toEqual([{ op: 'put', revision: 1, term: 1 }]);
+        expect(await st.kv.apply(items(3, 3, [put('k', 'b', sess('old', 1, 1))]))).toEqual([{ op: 'put', revision: 3, term: 3 }]);
+        await st.close();
+        expect(await h.rawCount('sessions')).toBe(1); // the acknowledged seq 0's record was deleted
+      });
+
       test('the session table is bounded: a new session past the limit is refused, not applied', async () => {
         const st = await openOn(await machine(), { kv: { maxSessions: 2 } });
         const r = await st.kv.apply(items(1, 1, [put('a', '1', sess('s1', 0)), put('b', '1', sess('s2', 0)), put('c', '1', sess('s3', 0)), put('d', '1', sess('s1', 1))]));
