@@ -8,7 +8,9 @@
 // Applying runs behind persisting, as in etcd: a Ready's committed entries are queued to the state
 // machine (in order) and the loop goes on to the next Ready while they apply, so the fsync of new
 // entries overlaps the apply of committed ones. At most MAX_APPLY_BATCHES_IN_FLIGHT batches wait.
-// Writers are answered when their entry is applied; reads when the applied index reaches theirs.
+// Writers are answered when their entry's result is computed (the batch's LevelDB write may still
+// be queued: committed entries re-apply identically after a crash); reads when the applied index
+// — advanced once the batch is written — reaches theirs.
 //
 // Everything that can pile up has a named maximum (config.ts); past it, writes are refused at
 // once with QKV_BUSY rather than queued.
@@ -130,7 +132,10 @@ export class QuorumKvNode {
   private fatalError: Error | undefined;
 
   /** The apply queue: each batch starts when the previous one finished. */
+  /** Apply batches, chained: each link resolves when the batch's results are computed. */
   private applyChain: Promise<void> = Promise.resolve();
+  /** Resolves when the last started apply batch is written (batches are written in order). */
+  private landedChain: Promise<void> = Promise.resolve();
   private applyBatchesInFlight = 0;
 
   private readonly writes = new Map<number, PendingWrite>();
@@ -318,7 +323,7 @@ export class QuorumKvNode {
     const sendEarly = this.role === 'leader' && !termOrVoteChanged;
     if (sendEarly) this.sendMessages(rd.messages);
     if (rd.snapshot) {
-      await this.applyChain; // a snapshot replaces the state: everything before it applies first
+      await this.appliedAndWritten(); // a snapshot replaces the state: everything before it applies first
       await this.installSnapshot(rd);
     }
     if (rd.entries.length > 0 || rd.hardState) await this.persist(rd);
@@ -332,11 +337,15 @@ export class QuorumKvNode {
   private async queueApply(entries: Entry[]): Promise<void> {
     const items = this.applyItems(entries); // conf changes take effect in the core now, in order
     this.applyBatchesInFlight++;
-    this.applyChain = this.applyChain.then(
-      () => this.apply(entries, items).finally(() => this.applyBatchesInFlight--),
-    );
+    this.applyChain = this.applyChain.then(() => this.apply(entries, items));
     this.applyChain.catch((e: unknown) => this.fatal(e as Error));
-    if (this.applyBatchesInFlight >= MAX_APPLY_BATCHES_IN_FLIGHT) await this.applyChain;
+    if (this.applyBatchesInFlight >= MAX_APPLY_BATCHES_IN_FLIGHT) await this.appliedAndWritten();
+  }
+
+  /** Resolves once every queued batch is applied and written. */
+  private async appliedAndWritten(): Promise<void> {
+    await this.applyChain;
+    await this.landedChain;
   }
 
   private async persist(rd: Ready): Promise<void> {
@@ -379,18 +388,34 @@ export class QuorumKvNode {
     return items;
   }
 
-  private async apply(entries: Entry[], items: ApplyItem[]): Promise<void> {
+  /** Applies one batch; resolves when its results are computed (and its writers answered). */
+  private apply(entries: Entry[], items: ApplyItem[]): Promise<void> {
     const t0 = process.hrtime.bigint();
-    const results = await this.store.kv.apply(items);
-    this.metrics.applySeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
-    for (let i = 0; i < entries.length; i++) this.settleWrite(entries[i]!, results[i]!);
-    const applied = entries[entries.length - 1]!.index;
-    this.serveReadsUpTo(applied);
-    if (this.snapshotHooks) {
-      let bytes = 0;
-      for (const e of entries) bytes += e.data.byteLength;
-      this.snapshotHooks.afterApply(applied, bytes);
-    }
+    let computed!: () => void;
+    const whenComputed = new Promise<void>((resolve) => (computed = resolve));
+    // Writers are answered as soon as the results are computed, before the batch reaches LevelDB
+    // (which often queues it behind a log fsync). Reads wait for the write (serveReadsUpTo).
+    const written = this.store.kv
+      .apply(items, {
+        onResults: (results) => {
+          for (let i = 0; i < entries.length; i++) this.settleWrite(entries[i]!, results[i]!);
+          computed();
+        },
+      })
+      .then(() => {
+        this.metrics.applySeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+        const applied = entries[entries.length - 1]!.index;
+        this.serveReadsUpTo(applied);
+        if (this.snapshotHooks) {
+          let bytes = 0;
+          for (const e of entries) bytes += e.data.byteLength;
+          this.snapshotHooks.afterApply(applied, bytes);
+        }
+      })
+      .finally(() => this.applyBatchesInFlight--);
+    written.catch((e: unknown) => this.fatal(e as Error));
+    this.landedChain = written.catch(() => undefined);
+    return Promise.race([whenComputed, written]);
   }
 
   private confChangeItem(e: Entry): ApplyItem {
@@ -701,7 +726,7 @@ export class QuorumKvNode {
     if (this.ticker) clearInterval(this.ticker);
     // Let an in-flight write batch finish so the disk is never left mid-batch.
     for (let i = 0; i < 200 && this.inTurn; i++) await sleep(5);
-    await this.applyChain.catch(() => undefined);
+    await this.appliedAndWritten().catch(() => undefined);
     const err = new UnavailableError('node is shutting down');
     for (const w of this.writes.values()) w.reject(err);
     this.writes.clear();

@@ -75,6 +75,11 @@ export interface KvOptions {
   maxSessions?: number;
   /** Largest `limit` accepted by range(). Default 10 000. */
   maxRangeLimit?: number;
+  /**
+   * Bytes of recently written or read kv records kept in memory (keys + values + ~64 B each),
+   * so applies and reads of hot keys skip LevelDB. 0 disables it. Default 64 MiB.
+   */
+  recordCacheBytes?: number;
 }
 
 /** Defaults of KvOptions. */
@@ -83,6 +88,7 @@ export const DEFAULT_KV_OPTIONS: Required<KvOptions> = {
   maxResultsPerSession: 1024,
   maxSessions: 100_000,
   maxRangeLimit: 10_000,
+  recordCacheBytes: 64 * 1024 * 1024,
 };
 
 /** The key-value state machine interface (LevelDB via `openNodeStore`, memory via `createMemoryKvStateMachine`). */
@@ -91,8 +97,13 @@ export interface KvStateMachine {
    * Applies committed entries in order, in ONE batch with the applied index/term/hash and the
    * membership. Returns one result per item. `sync` defaults to false: the log holds the
    * entries, and log compaction (always synced) also makes every earlier apply durable.
+   *
+   * `onResults` is called with the results once they are computed, before the batch is written:
+   * the entries are committed and applying is deterministic, so a writer may be answered then (a
+   * crash before the write re-applies them from the log with the same results). Reads must wait
+   * for the returned promise: only then do get() and appliedIndex() reflect the batch.
    */
-  apply(items: ApplyItem[], options?: { sync?: boolean }): Promise<ApplyResult[]>;
+  apply(items: ApplyItem[], options?: { sync?: boolean; onResults?: (results: ApplyResult[]) => void }): Promise<ApplyResult[]>;
   /** The key's current value and metadata, or undefined. */
   get(key: Uint8Array): Promise<KeyValue | undefined>;
   /** Keys in byte order, at most `limit` (1..maxRangeLimit). */
@@ -132,6 +143,18 @@ export class KvStateMachineImpl implements KvStateMachine {
   private gen = 0;
   /** Set when an apply failed midway; the in-memory session map can no longer be trusted. */
   private failure: unknown;
+  /** Recent kv records of the current generation, exactly as stored (null = absent). */
+  private readonly cache: RecordCache;
+  /** Bumped whenever applied writes or an install change what the cache may hold. */
+  private cacheEpoch = 0;
+  /** State after the last computed batch (ahead of appliedState while its write is pending). */
+  private computedState: AppliedState = initialApplied();
+  /** Writes of computed batches not yet in LevelDB, by latin1 key, with the batch that wrote them. */
+  private readonly pendingKv = new Map<string, { record: KvRecord | null; batch: number }>();
+  private readonly pendingResults = new Map<string, { packed: Uint8Array | null; batch: number }>();
+  private batchSeq = 0;
+  /** The write chain: batches land in the order they were computed. */
+  private landing: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly backend: Backend,
@@ -139,9 +162,10 @@ export class KvStateMachineImpl implements KvStateMachine {
   ) {
     this.options = { ...DEFAULT_KV_OPTIONS, ...options };
     const o = this.options;
-    if (!(o.sessionTtlMs > 0 && o.maxResultsPerSession >= 1 && o.maxSessions >= 1 && o.maxRangeLimit >= 1)) {
+    if (!(o.sessionTtlMs > 0 && o.maxResultsPerSession >= 1 && o.maxSessions >= 1 && o.maxRangeLimit >= 1 && o.recordCacheBytes >= 0)) {
       throw new StorageArgumentError(`invalid KvOptions ${JSON.stringify(o)}: every limit must be positive`);
     }
+    this.cache = new RecordCache(o.recordCacheBytes);
   }
 
   /** Loads applied state, membership, generation and session headers. */
@@ -159,8 +183,12 @@ export class KvStateMachineImpl implements KvStateMachine {
   /** Re-reads everything cached from the backend (at open and after a snapshot install). */
   async reload(): Promise<void> {
     const b = this.backend;
+    this.cache.clear();
+    this.cacheEpoch++;
     this.gen = (await readMeta(b, b.location, 'generation', decodeGeneration)) ?? 0;
     this.appliedState = (await readMeta(b, b.location, 'applied', decodeApplied)) ?? initialApplied();
+    this.computedState = this.appliedState;
+    assert(this.pendingKv.size === 0 && this.pendingResults.size === 0, 'reload with writes not landed');
     this.currentMembership = await readMeta(b, b.location, 'membership', decodeMembership);
     const headers: Array<[string, SessionHeader]> = [];
     for (const [key, value] of await readAll(b, 'sessions', sessionHeaderRange(this.gen))) {
@@ -169,6 +197,8 @@ export class KvStateMachineImpl implements KvStateMachine {
     // Invariant: map order is ascending lastActiveMs (ties in any order: expiry takes a whole tie).
     headers.sort((a, b2) => a[1].lastActiveMs - b2[1].lastActiveMs);
     this.sessions = new Map(headers);
+    this.cache.clear(); // again: a get() that ran during the reload may have cached old data
+    this.cacheEpoch++;
   }
 
   appliedIndex(): number {
@@ -184,8 +214,16 @@ export class KvStateMachineImpl implements KvStateMachine {
   }
 
   async get(key: Uint8Array): Promise<KeyValue | undefined> {
-    const bytes = await this.backend.get('kv', kvKey(this.gen, key));
-    return bytes && toKeyValue(new Uint8Array(key), decodeKvRecord(this.backend.location, bytes));
+    const k = latin1(key);
+    let record = this.cache.get(k);
+    if (record === undefined) {
+      const epoch = this.cacheEpoch;
+      const bytes = await this.backend.get('kv', kvKey(this.gen, key));
+      record = bytes === undefined ? null : decodeKvRecord(this.backend.location, bytes);
+      // Only if no apply or install finished meanwhile: the read may predate its writes.
+      if (epoch === this.cacheEpoch) this.cache.set(k, record);
+    }
+    return record ? toKeyValue(new Uint8Array(key), { ...record, value: record.value.slice() }) : undefined;
   }
 
   async range(request: RangeRequest, limit: number): Promise<KeyValue[]> {
@@ -201,27 +239,63 @@ export class KvStateMachineImpl implements KvStateMachine {
     return hashState(this.backend, this.gen);
   }
 
-  apply(items: ApplyItem[], options: { sync?: boolean } = {}): Promise<ApplyResult[]> {
-    return this.queue.run(async () => {
-      if (this.failure !== undefined) {
-        throw new StorageIoError(this.backend.location, 'an earlier apply failed; close and reopen the store', { cause: this.failure });
-      }
+  apply(items: ApplyItem[], options: { sync?: boolean; onResults?: (results: ApplyResult[]) => void } = {}): Promise<ApplyResult[]> {
+    // Two stages. Computing a batch (reads, results, ops) is serialized in `queue`; writing is
+    // serialized in `landing`, in the same order. A batch is computed while the previous one's
+    // write is still queued in LevelDB (often behind a log fsync): its reads consult the writes
+    // not yet landed first (`pendingKv`, `pendingResults`).
+    const computed = this.queue.run(async () => {
+      this.checkNotFailed();
       try {
         const decoded = items.map(decodeItem);
         const prefetched = await this.prefetch(decoded);
-        const tx = new ApplyTx(this, this.sessions, this.appliedState, prefetched);
+        const tx = new ApplyTx(this, this.sessions, this.computedState, prefetched);
         const results: ApplyResult[] = [];
         for (let i = 0; i < items.length; i++) results.push(await tx.applyItem(items[i] as ApplyItem, decoded[i]));
-        await this.backend.write(tx.ops(), { sync: options.sync ?? false, label: 'kv.apply' });
-        this.appliedState = tx.applied;
-        if (tx.membership) this.currentMembership = tx.membership;
-        return results;
+        const ops = tx.ops();
+        const batch = ++this.batchSeq;
+        for (const [k, [, record]] of tx.kvWrites()) this.pendingKv.set(k, { record, batch });
+        for (const [k, [, packed]] of tx.resultWrites()) this.pendingResults.set(k, { packed, batch });
+        this.computedState = tx.applied;
+        options.onResults?.(results);
+        const landed = this.landing.then(async () => {
+          this.checkNotFailed();
+          await this.backend.write(ops, { sync: options.sync ?? false, label: 'kv.apply' });
+          for (const [k, [, record]] of tx.kvWrites()) {
+            this.cache.set(k, record);
+            if (this.pendingKv.get(k)?.batch === batch) this.pendingKv.delete(k);
+          }
+          for (const k of tx.resultWrites().keys()) if (this.pendingResults.get(k)?.batch === batch) this.pendingResults.delete(k);
+          this.cacheEpoch++;
+          this.appliedState = tx.applied;
+          if (tx.membership) this.currentMembership = tx.membership;
+        });
+        landed.catch((err: unknown) => {
+          this.failure ??= err;
+        });
+        this.landing = landed.catch(() => undefined);
+        return { results, landed };
       } catch (err) {
         // The session map may hold changes that never reached the disk: refuse to go on from it.
-        this.failure = err;
+        this.failure ??= err;
         throw err;
       }
     });
+    return computed.then(async ({ results, landed }) => {
+      await landed;
+      return results;
+    });
+  }
+
+  /** Resolves once every computed batch has been written (or one failed). */
+  flush(): Promise<void> {
+    return this.landing;
+  }
+
+  private checkNotFailed(): void {
+    if (this.failure !== undefined) {
+      throw new StorageIoError(this.backend.location, 'an earlier apply failed; close and reopen the store', { cause: this.failure });
+    }
   }
 
   /**
@@ -229,11 +303,24 @@ export class KvStateMachineImpl implements KvStateMachine {
    * command. The result is the state before the batch; ApplyTx consults its own writes first.
    */
   private async prefetch(decoded: Array<Command | CommandDecodeError | undefined>): Promise<Map<string, KvRecord | null>> {
-    const keys = new Map<string, Uint8Array>();
-    for (const cmd of decoded) if (cmd && !(cmd instanceof CommandDecodeError)) keys.set(latin1(cmd.key), cmd.key);
-    const list = [...keys.values()];
-    const values = await this.backend.getMany('kv', list.map((k) => kvKey(this.gen, k)));
     const out = new Map<string, KvRecord | null>();
+    const missing = new Map<string, Uint8Array>();
+    for (const cmd of decoded) {
+      if (!cmd || cmd instanceof CommandDecodeError) continue;
+      const k = latin1(cmd.key);
+      if (out.has(k) || missing.has(k)) continue;
+      const pending = this.pendingKv.get(k);
+      if (pending) {
+        out.set(k, pending.record);
+        continue;
+      }
+      const cached = this.cache.get(k);
+      if (cached !== undefined) out.set(k, cached);
+      else missing.set(k, cmd.key);
+    }
+    if (missing.size === 0) return out;
+    const list = [...missing.values()];
+    const values = await this.backend.getMany('kv', list.map((k) => kvKey(this.gen, k)));
     list.forEach((k, i) => {
       const bytes = values[i];
       out.set(latin1(k), bytes === undefined ? null : decodeKvRecord(this.backend.location, bytes));
@@ -243,13 +330,18 @@ export class KvStateMachineImpl implements KvStateMachine {
 
   /** Reads a kv record (for ApplyTx). */
   async readRecord(key: Uint8Array): Promise<KvRecord | undefined> {
+    const pending = this.pendingKv.get(latin1(key));
+    if (pending) return pending.record ?? undefined;
     const bytes = await this.backend.get('kv', kvKey(this.gen, key));
     return bytes && decodeKvRecord(this.backend.location, bytes);
   }
 
   /** Reads a stored session result (for ApplyTx). */
   async readResult(id: string, seq: number): Promise<ApplyResult | undefined> {
-    const bytes = await this.backend.get('sessions', sessionResultKey(this.gen, id, seq));
+    const key = sessionResultKey(this.gen, id, seq);
+    const pending = this.pendingResults.get(latin1(key));
+    if (pending) return pending.packed ? decodeStoredResult(this.backend.location, pending.packed) : undefined;
+    const bytes = await this.backend.get('sessions', key);
     return bytes && decodeStoredResult(this.backend.location, bytes);
   }
 }
@@ -435,7 +527,19 @@ class ApplyTx {
   }
 
   private write(key: Uint8Array, record: KvRecord | null): void {
-    this.kv.set(latin1(key), [key, record]);
+    // The value is copied: a command's value is a view into a network frame, which the cache
+    // must not keep alive.
+    this.kv.set(latin1(key), [key, record && { ...record, value: record.value.slice() }]);
+  }
+
+  /** The kv writes of the batch, by latin1 key. */
+  kvWrites(): Map<string, [Uint8Array, KvRecord | null]> {
+    return this.kv;
+  }
+
+  /** The session result records written (packed) or deleted (null) by the batch, by latin1 key. */
+  resultWrites(): Map<string, [Uint8Array, Uint8Array | null]> {
+    return this.results;
   }
 
   private async readResult(id: string, header: SessionHeader, seq: number): Promise<ApplyResult | undefined> {
@@ -496,4 +600,49 @@ function withTerm(r: ApplyResult, term: number): ApplyResult {
 
 function sessionError(code: ApplyErrorCode, message: string): ApplyResult {
   return { op: 'error', code, message };
+}
+
+/**
+ * A byte-bounded LRU of kv records by latin1 key; `null` records a known-absent key. Records are
+ * shared, never mutated (every write makes a new one).
+ */
+class RecordCache {
+  private readonly map = new Map<string, KvRecord | null>();
+  private bytes = 0;
+  constructor(private readonly capacityBytes: number) {}
+
+  get(k: string): KvRecord | null | undefined {
+    const r = this.map.get(k);
+    if (r === undefined) return undefined;
+    this.map.delete(k); // refresh: Map order is the LRU order
+    this.map.set(k, r);
+    return r;
+  }
+
+  set(k: string, r: KvRecord | null): void {
+    if (this.capacityBytes === 0) return;
+    const old = this.map.get(k);
+    if (old !== undefined) {
+      this.bytes -= sizeOf(k, old);
+      this.map.delete(k);
+    }
+    const size = sizeOf(k, r);
+    if (size > this.capacityBytes / 8) return; // one huge value must not flush the cache
+    this.map.set(k, r);
+    this.bytes += size;
+    for (const [oldest, rec] of this.map) {
+      if (this.bytes <= this.capacityBytes) break;
+      this.map.delete(oldest);
+      this.bytes -= sizeOf(oldest, rec);
+    }
+  }
+
+  clear(): void {
+    this.map.clear();
+    this.bytes = 0;
+  }
+}
+
+function sizeOf(k: string, r: KvRecord | null): number {
+  return 64 + k.length + (r ? r.value.length : 0);
 }

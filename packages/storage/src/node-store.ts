@@ -75,6 +75,7 @@ class NodeStoreImpl implements NodeStore {
 
   async close(): Promise<void> {
     await this.writer?.abort().catch(() => undefined);
+    await this.kv.flush(); // computed apply batches land first (a failed one poisoned the store)
     await this.backend.close();
   }
 }

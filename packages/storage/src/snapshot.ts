@@ -261,6 +261,7 @@ export class SnapshotWriterImpl implements SnapshotWriter {
     const header = this.header;
     return this.kv.queue.run(() =>
       this.log.exclusive(async () => {
+        await this.kv.flush(); // every computed apply batch lands before the state is replaced
         const oldGen = this.kv.generation();
         if (header.applied.index <= this.kv.appliedIndex()) {
           // Installing it would roll the state machine back; the core never asks for that.

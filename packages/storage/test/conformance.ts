@@ -193,6 +193,61 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         expect(st.kv.appliedIndex()).toBe(6);
       });
 
+      test('the record cache never changes an answer: a tiny cache, rewrites, deletes, restarts', async () => {
+        const h = await machine();
+        let st = await openOn(h, { kv: { recordCacheBytes: 400 } });
+        const ref = await openOn(await machine(), { kv: { recordCacheBytes: 0 } });
+        const rounds = [
+          Array.from({ length: 30 }, (_, i) => put(`k${i}`, `v${i}`)),
+          Array.from({ length: 30 }, (_, i) => (i % 3 === 0 ? del(`k${i}`) : put(`k${i % 7}`, `w${i}`))),
+          Array.from({ length: 30 }, (_, i) => put(`k${(i * 11) % 30}`, 'x'.repeat(i * 5))),
+        ];
+        let index = 1;
+        for (const [n, cmds] of rounds.entries()) {
+          const got = await st.kv.apply(items(index, 1, cmds));
+          expect(got).toEqual(await ref.kv.apply(items(index, 1, cmds)));
+          index += cmds.length;
+          for (let i = 0; i < 32; i++) expect(await st.kv.get(b(`k${i}`))).toEqual(await ref.kv.get(b(`k${i}`)));
+          if (n === 1) st = await restart(h, st, { kv: { recordCacheBytes: 400 } });
+        }
+        expect(await st.kv.stateHash()).toBe(await ref.kv.stateHash());
+      });
+
+      test('batches applied back to back without waiting (pipelined) give the results and state of one-at-a-time applies', async () => {
+        const st = await openOn(await machine());
+        const ref = await openOn(await machine());
+        const big = 'v'.repeat(200);
+        const batches: ApplyItem[][] = [];
+        let index = 1;
+        for (let n = 0; n < 20; n++) {
+          const cmds: Command[] = [];
+          for (let i = 0; i < 8; i++) cmds.push(put(`k${(n * 3 + i) % 10}`, `${n}:${i}`, sess('p', n * 10 + i, Math.max(0, n * 10 - 15))));
+          // A failing cas (its result carries a 200-byte value: stored as its own record) ...
+          cmds.push({ op: 'cas', key: b('big'), cond: { absent: true }, then: { op: 'put', value: b(big) }, ...sess('p', n * 10 + 8, Math.max(0, n * 10 - 15)) } as Command);
+          // ... retried in the next batch, while this batch's write may not have landed yet.
+          if (n > 0) cmds.push({ op: 'cas', key: b('big'), cond: { absent: true }, then: { op: 'put', value: b(big) }, ...sess('p', n * 10 - 2, Math.max(0, n * 10 - 15)) } as Command);
+          batches.push(items(index, 1, cmds));
+          index += cmds.length;
+        }
+        const expected: ApplyResult[][] = [];
+        for (const batch of batches) expected.push(await ref.kv.apply(batch));
+        const computedOrder: number[] = [];
+        const all = batches.map((batch, n) => st.kv.apply(batch, { onResults: () => computedOrder.push(n) }));
+        expect(await Promise.all(all)).toEqual(expected);
+        expect(computedOrder).toEqual(batches.map((_, n) => n));
+        expect(st.kv.appliedIndex()).toBe(index - 1);
+        expect(await st.kv.stateHash()).toBe(await ref.kv.stateHash());
+        for (let i = 0; i < 10; i++) expect(await st.kv.get(b(`k${i}`))).toEqual(await ref.kv.get(b(`k${i}`)));
+      });
+
+      test('values returned by get are copies: changing one does not change the store', async () => {
+        const st = await openOn(await machine());
+        await st.kv.apply(items(1, 1, [put('k', 'abc')]));
+        const first = await st.kv.get(b('k'));
+        first!.value[0] = 0x7a;
+        expect(s((await st.kv.get(b('k')))!.value)).toBe('abc');
+      });
+
       test('compare-and-swap on modRevision, value and absence; reads see earlier writes of the same batch', async () => {
         const st = await openOn(await machine());
         const cas = (key: string, cond: object, then: object): Command => ({ op: 'cas', key: b(key), cond, then }) as Command;
@@ -449,6 +504,19 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         for (const chunk of chunks) await w.write(chunk);
         await w.install();
         expect(await c.kv.stateHash()).toBe(before);
+      });
+
+      test('after an install, reads see the installed state, not records cached before it', async () => {
+        const a = await populated(await machine());
+        const { chunks } = await stream(a, 1 << 20);
+        const c = await openOn(await machine());
+        await c.kv.apply(items(1, 1, [put('key/1', 'mine'), put('only-here', '1')]));
+        expect(s((await c.kv.get(b('key/1')))!.value)).toBe('mine'); // now cached
+        expect(await c.kv.get(b('key/2'))).toBeUndefined(); // cached as absent
+        const w = await c.openSnapshotWriter({ index: 42, term: 2 });
+        for (const chunk of chunks) await w.write(chunk);
+        await w.install();
+        for (const k of ['key/1', 'key/2', 'only-here']) expect(await c.kv.get(b(k))).toEqual(await a.kv.get(b(k)));
       });
 
       test('a snapshot not newer than the applied state is refused (it would roll the state back)', async () => {
