@@ -125,7 +125,11 @@ export class SnapshotManager implements SnapshotHooks {
     mem.createSnapshot(applied, confStateOf(this.node.membership()), EMPTY);
     this.lastSnapshotIndex = applied;
     this.bytesSinceSnapshot = 0;
-    const compactTo = applied - this.node.cfg.snapshotKeepEntries;
+    // Never past a snapshot still being sent: the follower must catch up from the log after
+    // installing it, or it would need another snapshot at once (and could chase the log forever
+    // on a fast-moving cluster). Transfers are bounded in attempts, so the hold is too.
+    let compactTo = applied - this.node.cfg.snapshotKeepEntries;
+    for (const t of this.active.values()) if (t.snapshotIndex > 0) compactTo = Math.min(compactTo, t.snapshotIndex);
     if (compactTo <= mem.firstIndex() - 1) return;
     const t0 = performance.now();
     await this.node.store.log.compact(compactTo); // synced: also makes every earlier apply durable
@@ -321,6 +325,11 @@ class OutgoingTransfer {
   private index = 0;
   private term = 0;
   private msg: Message;
+
+  /** Index of the snapshot being sent (0 until it is opened). */
+  get snapshotIndex(): number {
+    return this.index;
+  }
 
   constructor(
     private readonly mgr: SnapshotManager,
