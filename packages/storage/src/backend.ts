@@ -3,7 +3,7 @@
 // `MemoryBackend` is its in-memory twin. The stores above are written once against this
 // interface, so the LevelDB stores and the memory twins share their logic and differ only here.
 import { ClassicLevel } from 'classic-level';
-import { compareBytes } from './codec.js';
+import { compareBytes, concat } from './codec.js';
 import { StorageCorruptError, StorageIoError, assert } from './errors.js';
 
 /** The sublevels of a node's database. */
@@ -175,7 +175,7 @@ export class LevelBackend extends BaseBackend implements Backend {
       const levelOps = new Array<{ type: 'put' | 'del'; key: Uint8Array; value?: Uint8Array }>(ops.length);
       for (let i = 0; i < ops.length; i++) {
         const op = ops[i] as BatchOp;
-        const key = prefixed(this.prefixes[op.ns], op.key);
+        const key = concat(this.prefixes[op.ns], op.key);
         levelOps[i] = op.type === 'put' ? { type: 'put', key, value: op.value } : { type: 'del', key };
       }
       await (this.db as unknown as RawBatch)._batch(levelOps, { sync: options.sync });
@@ -240,13 +240,6 @@ function sublevelPrefix(sub: Sub): Uint8Array {
   const p = prefixKey.call(sub, new Uint8Array(0), 'view', false);
   assert(p instanceof Uint8Array && p.length > 0, 'sublevel prefix must be non-empty bytes');
   return new Uint8Array(p);
-}
-
-function prefixed(prefix: Uint8Array, key: Uint8Array): Uint8Array {
-  const out = new Uint8Array(prefix.length + key.length);
-  out.set(prefix, 0);
-  out.set(key, prefix.length);
-  return out;
 }
 
 function levelOpenError(dir: string, err: unknown): Error {
