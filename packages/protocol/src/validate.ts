@@ -46,9 +46,33 @@ function obj(x: unknown, path: string): Obj {
   return x;
 }
 
+// Field lists of each shape: module constants, so onlyKeys can key its sets by identity.
+const SESSION_FIELDS = ['id', 'seq', 'ackedBelow'];
+const COND_MOD_REVISION_FIELDS = ['kind', 'modRevision'];
+const KIND_VALUE_FIELDS = ['kind', 'value'];
+const KIND_FIELDS = ['kind'];
+const LEADER_HINT_FIELDS = ['id', 'address'];
+const ERROR_FIELDS = ['code', 'message', 'leaderHint', 'retryAfterMs', 'actualModRevision', 'limitBytes'];
+const OK_RESPONSE_FIELDS = ['id', 'ok', 'result'];
+const ERROR_RESPONSE_FIELDS = ['id', 'ok', 'error'];
+const ITEM_FIELDS = ['key', 'value', 'createRevision', 'modRevision', 'version'];
+const LIMITS_FIELDS = ['maxKeyBytes', 'maxValueBytes', 'maxFrameBytes'];
+const MEMBER_FIELDS = ['id', 'address', 'zone', 'kind'];
+const STATUS_FIELDS = ['nodeId', 'role', 'term', 'leader', 'commitIndex', 'appliedIndex', 'members', 'warnings'];
+const HELLO_RESULT_FIELDS = ['version', 'serverId', 'leader', 'limits'];
+const GET_RESULT_FIELDS = ['item'];
+const WRITE_RESULT_FIELDS = ['revision', 'term'];
+const DELETE_RESULT_FIELDS = ['revision', 'deleted', 'term'];
+const RANGE_RESULT_FIELDS = ['items', 'more'];
+
+/** Field lists turned into sets once, by identity (requests are validated on every frame). */
+const fieldSets = new WeakMap<readonly string[], ReadonlySet<string>>();
+
 function onlyKeys(o: Obj, allowed: readonly string[], path: string): void {
-  for (const k of Object.keys(o)) {
-    if (!allowed.includes(k)) throw new ProtocolError(`${path} has an unknown field "${k}"`);
+  let set = fieldSets.get(allowed);
+  if (set === undefined) fieldSets.set(allowed, (set = new Set(allowed)));
+  for (const k in o) {
+    if (!set.has(k)) throw new ProtocolError(`${path} has an unknown field "${k}"`);
   }
 }
 
@@ -131,7 +155,7 @@ export function validateLimits(limits: Limits): Limits {
 
 function session(x: unknown): SessionRef {
   const o = obj(x, 'session');
-  onlyKeys(o, ['id', 'seq', 'ackedBelow'], 'session');
+  onlyKeys(o, SESSION_FIELDS, 'session');
   const seq = int(o.seq, 'session.seq', 1);
   return {
     id: str(o.id, 'session.id', 1, SESSION_ID_CHARS_MAX),
@@ -149,13 +173,13 @@ function casCondition(x: unknown, limits: Limits): CasCondition {
   const kind = oneOf(o.kind, ['modRevision', 'value', 'absent'] as const, 'condition.kind');
   switch (kind) {
     case 'modRevision':
-      onlyKeys(o, ['kind', 'modRevision'], 'condition');
+      onlyKeys(o, COND_MOD_REVISION_FIELDS, 'condition');
       return { kind, modRevision: int(o.modRevision, 'condition.modRevision', 0) };
     case 'value':
-      onlyKeys(o, ['kind', 'value'], 'condition');
+      onlyKeys(o, KIND_VALUE_FIELDS, 'condition');
       return { kind, value: checkValue(o.value, limits, 'condition.value') };
     case 'absent':
-      onlyKeys(o, ['kind'], 'condition');
+      onlyKeys(o, KIND_FIELDS, 'condition');
       return { kind };
   }
 }
@@ -164,15 +188,21 @@ function casAction(x: unknown, limits: Limits): CasAction {
   const o = obj(x, 'action');
   const kind = oneOf(o.kind, ['put', 'delete'] as const, 'action.kind');
   if (kind === 'put') {
-    onlyKeys(o, ['kind', 'value'], 'action');
+    onlyKeys(o, KIND_VALUE_FIELDS, 'action');
     return { kind, value: checkValue(o.value, limits, 'action.value') };
   }
-  onlyKeys(o, ['kind'], 'action');
+  onlyKeys(o, KIND_FIELDS, 'action');
   return { kind };
 }
 
 const OPS: readonly Op[] = ['hello', 'get', 'put', 'delete', 'cas', 'range', 'status'];
 const BASE = ['id', 'op', 'timeoutMs'];
+const HELLO_FIELDS = [...BASE, 'version'];
+const GET_FIELDS = [...BASE, 'key', 'consistency'];
+const PUT_FIELDS = [...BASE, 'key', 'value', 'session'];
+const DELETE_FIELDS = [...BASE, 'key', 'session'];
+const CAS_FIELDS = [...BASE, 'key', 'condition', 'action', 'session'];
+const RANGE_FIELDS = [...BASE, 'prefix', 'start', 'end', 'after', 'limit', 'consistency'];
 
 function requestBody(o: Obj, id: number, limits: Limits): ClientRequest {
   const op = oneOf(o.op, OPS, 'op');
@@ -180,19 +210,19 @@ function requestBody(o: Obj, id: number, limits: Limits): ClientRequest {
   const base = t === undefined ? { id } : { id, timeoutMs: t };
   switch (op) {
     case 'hello':
-      onlyKeys(o, [...BASE, 'version'], 'hello');
+      onlyKeys(o, HELLO_FIELDS, 'hello');
       return { ...base, op, version: int(o.version, 'version', 0) };
     case 'get':
-      onlyKeys(o, [...BASE, 'key', 'consistency'], 'get');
+      onlyKeys(o, GET_FIELDS, 'get');
       return { ...base, op, key: checkKey(o.key, limits), consistency: consistency(o.consistency) };
     case 'put':
-      onlyKeys(o, [...BASE, 'key', 'value', 'session'], 'put');
+      onlyKeys(o, PUT_FIELDS, 'put');
       return { ...base, op, key: checkKey(o.key, limits), value: checkValue(o.value, limits), session: session(o.session) };
     case 'delete':
-      onlyKeys(o, [...BASE, 'key', 'session'], 'delete');
+      onlyKeys(o, DELETE_FIELDS, 'delete');
       return { ...base, op, key: checkKey(o.key, limits), session: session(o.session) };
     case 'cas':
-      onlyKeys(o, [...BASE, 'key', 'condition', 'action', 'session'], 'cas');
+      onlyKeys(o, CAS_FIELDS, 'cas');
       return {
         ...base,
         op,
@@ -210,7 +240,7 @@ function requestBody(o: Obj, id: number, limits: Limits): ClientRequest {
 }
 
 function rangeBody(o: Obj, base: { id: number; timeoutMs?: number }, limits: Limits): ClientRequest {
-  onlyKeys(o, [...BASE, 'prefix', 'start', 'end', 'after', 'limit', 'consistency'], 'range');
+  onlyKeys(o, RANGE_FIELDS, 'range');
   const hasPrefix = !absent(o.prefix);
   if (hasPrefix === !absent(o.start)) throw new InvalidArgumentError('range needs exactly one of prefix and start');
   if (hasPrefix && !absent(o.end)) throw new InvalidArgumentError('range with a prefix takes no end');
@@ -259,13 +289,13 @@ export function validateRequest(x: unknown, limits: Limits): ValidatedRequest {
 
 function leaderHint(x: unknown, path: string): LeaderHint {
   const o = obj(x, path);
-  onlyKeys(o, ['id', 'address'], path);
+  onlyKeys(o, LEADER_HINT_FIELDS, path);
   return { id: str(o.id, `${path}.id`, 1), address: str(o.address, `${path}.address`, 1) };
 }
 
 function wireError(x: unknown): WireError {
   const o = obj(x, 'error');
-  onlyKeys(o, ['code', 'message', 'leaderHint', 'retryAfterMs', 'actualModRevision', 'limitBytes'], 'error');
+  onlyKeys(o, ERROR_FIELDS, 'error');
   const e: WireError = { code: str(o.code, 'error.code', 1, 64), message: str(o.message, 'error.message') };
   if (!absent(o.leaderHint)) e.leaderHint = leaderHint(o.leaderHint, 'error.leaderHint');
   if (!absent(o.retryAfterMs)) e.retryAfterMs = int(o.retryAfterMs, 'error.retryAfterMs', 0, REQUEST_TIMEOUT_MS_MAX);
@@ -284,17 +314,17 @@ export function validateResponse(x: unknown): ClientResponse<unknown> {
   const id = int(o.id, 'id', 0);
   const ok = bool(o.ok, 'ok');
   if (ok) {
-    onlyKeys(o, ['id', 'ok', 'result'], 'response');
+    onlyKeys(o, OK_RESPONSE_FIELDS, 'response');
     if (o.result === undefined) throw new ProtocolError('response.result is missing');
     return { id, ok, result: o.result };
   }
-  onlyKeys(o, ['id', 'ok', 'error'], 'response');
+  onlyKeys(o, ERROR_RESPONSE_FIELDS, 'response');
   return { id, ok, error: wireError(o.error) };
 }
 
 function item(x: unknown, limits: Limits, path: string): WireItem {
   const o = obj(x, path);
-  onlyKeys(o, ['key', 'value', 'createRevision', 'modRevision', 'version'], path);
+  onlyKeys(o, ITEM_FIELDS, path);
   return {
     key: checkKey(o.key, limits, `${path}.key`),
     value: checkValue(o.value, limits, `${path}.value`),
@@ -306,7 +336,7 @@ function item(x: unknown, limits: Limits, path: string): WireItem {
 
 function limitsOf(x: unknown): Limits {
   const o = obj(x, 'limits');
-  onlyKeys(o, ['maxKeyBytes', 'maxValueBytes', 'maxFrameBytes'], 'limits');
+  onlyKeys(o, LIMITS_FIELDS, 'limits');
   return validateLimits({
     maxKeyBytes: int(o.maxKeyBytes, 'limits.maxKeyBytes', 1),
     maxValueBytes: int(o.maxValueBytes, 'limits.maxValueBytes', 1),
@@ -317,7 +347,7 @@ function limitsOf(x: unknown): Limits {
 function member(x: unknown, i: number): MemberStatus {
   const path = `members[${i}]`;
   const o = obj(x, path);
-  onlyKeys(o, ['id', 'address', 'zone', 'kind'], path);
+  onlyKeys(o, MEMBER_FIELDS, path);
   const m: MemberStatus = {
     id: str(o.id, `${path}.id`, 1),
     address: str(o.address, `${path}.address`),
@@ -329,7 +359,7 @@ function member(x: unknown, i: number): MemberStatus {
 
 function status(x: unknown): ClusterStatus {
   const o = obj(x, 'status');
-  onlyKeys(o, ['nodeId', 'role', 'term', 'leader', 'commitIndex', 'appliedIndex', 'members', 'warnings'], 'status');
+  onlyKeys(o, STATUS_FIELDS, 'status');
   return {
     nodeId: str(o.nodeId, 'status.nodeId', 1),
     role: oneOf(o.role, ['follower', 'preCandidate', 'candidate', 'leader'] as const, 'status.role'),
@@ -345,7 +375,7 @@ function status(x: unknown): ClusterStatus {
 function resultOf<K extends Op>(op: K, o: Obj, limits: Limits): ResultByOp[Op] {
   switch (op as Op) {
     case 'hello':
-      onlyKeys(o, ['version', 'serverId', 'leader', 'limits'], 'hello result');
+      onlyKeys(o, HELLO_RESULT_FIELDS, 'hello result');
       return {
         version: int(o.version, 'version', 0),
         serverId: str(o.serverId, 'serverId', 1),
@@ -353,21 +383,21 @@ function resultOf<K extends Op>(op: K, o: Obj, limits: Limits): ResultByOp[Op] {
         limits: limitsOf(o.limits),
       };
     case 'get':
-      onlyKeys(o, ['item'], 'get result');
+      onlyKeys(o, GET_RESULT_FIELDS, 'get result');
       return { item: absent(o.item) ? null : item(o.item, limits, 'item') };
     case 'put':
     case 'cas':
-      onlyKeys(o, ['revision', 'term'], `${op} result`);
+      onlyKeys(o, WRITE_RESULT_FIELDS, `${op} result`);
       return { revision: int(o.revision, 'revision', 0), ...(absent(o.term) ? {} : { term: int(o.term, 'term', 0) }) };
     case 'delete':
-      onlyKeys(o, ['revision', 'deleted', 'term'], 'delete result');
+      onlyKeys(o, DELETE_RESULT_FIELDS, 'delete result');
       return {
         revision: int(o.revision, 'revision', 0),
         deleted: bool(o.deleted, 'deleted'),
         ...(absent(o.term) ? {} : { term: int(o.term, 'term', 0) }),
       };
     case 'range':
-      onlyKeys(o, ['items', 'more'], 'range result');
+      onlyKeys(o, RANGE_RESULT_FIELDS, 'range result');
       return {
         items: list(o.items, 'items', RANGE_LIMIT_MAX).map((it, i) => item(it, limits, `items[${i}]`)),
         more: bool(o.more, 'more'),

@@ -17,15 +17,31 @@ export function unpack(bytes: Uint8Array): unknown {
 /** `n` as 8 bytes big-endian (n must be a non-negative safe integer). */
 export function u64be(n: number): Uint8Array {
   const out = new Uint8Array(8);
-  new DataView(out.buffer).setBigUint64(0, BigInt(n));
+  writeU64be(out, 0, n);
   return out;
+}
+
+/** Writes `n` (a non-negative safe integer) as 8 bytes big-endian at `offset` (no BigInt: hot path). */
+export function writeU64be(out: Uint8Array, offset: number, n: number): void {
+  const hi = Math.floor(n / 0x1_0000_0000);
+  const lo = n >>> 0;
+  out[offset] = hi >>> 24;
+  out[offset + 1] = (hi >>> 16) & 0xff;
+  out[offset + 2] = (hi >>> 8) & 0xff;
+  out[offset + 3] = hi & 0xff;
+  out[offset + 4] = lo >>> 24;
+  out[offset + 5] = (lo >>> 16) & 0xff;
+  out[offset + 6] = (lo >>> 8) & 0xff;
+  out[offset + 7] = lo & 0xff;
 }
 
 /** Reads 8 bytes big-endian at `offset`; returns undefined if the number is not a safe integer. */
 export function readU64be(bytes: Uint8Array, offset = 0): number | undefined {
   if (bytes.length < offset + 8) return undefined;
-  const big = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(offset);
-  return big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : undefined;
+  const hi = ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>> 0;
+  const lo = ((bytes[offset + 4]! << 24) | (bytes[offset + 5]! << 16) | (bytes[offset + 6]! << 8) | bytes[offset + 7]!) >>> 0;
+  if (hi > 0x1f_ffff) return undefined; // above 2^53 - 1
+  return hi * 0x1_0000_0000 + lo;
 }
 
 /** `n` as 4 bytes big-endian. */

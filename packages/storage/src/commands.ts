@@ -51,13 +51,35 @@ export const COMMAND_LIMITS = {
 /** Command encoding version; decoding refuses any other. */
 const COMMAND_VERSION = 1;
 
+/**
+ * Commands this process encoded, by their bytes, as decodeCommand returns them. The leader applies
+ * the very entries it proposed; it takes the decoded form from here instead of decoding its own
+ * bytes a second time. Weak: an entry that is never applied here (leadership lost) costs nothing.
+ */
+const encodedHere = new WeakMap<Uint8Array, Command>();
+
 /** Encodes a command for a log entry. Throws CommandDecodeError if the command is invalid. */
 export function encodeCommand(cmd: Command): Uint8Array {
   const wire: Record<string, unknown> = { v: COMMAND_VERSION };
-  for (const [k, v] of Object.entries(cmd)) if (v !== undefined) wire[k] = v;
+  for (const k in cmd) {
+    const v = (cmd as unknown as Record<string, unknown>)[k];
+    if (v !== undefined) wire[k] = v;
+  }
   const bytes = pack(wire);
-  decodeCommand(bytes); // validate: never put a command into the log that replicas would reject
+  // Validate: never put a command into the log that replicas would reject.
+  encodedHere.set(bytes, decodeCommand(bytes));
   return bytes;
+}
+
+/**
+ * decodeCommand(bytes), taking the result remembered by encodeCommand when these exact bytes
+ * (the same object) were encoded in this process. The result must be treated as read-only.
+ */
+export function decodeCommandOnce(bytes: Uint8Array): Command {
+  const known = encodedHere.get(bytes);
+  if (known === undefined) return decodeCommand(bytes);
+  encodedHere.delete(bytes);
+  return known;
 }
 
 /** A command's bytes are malformed; `message` says which field and why. */
@@ -73,9 +95,19 @@ function fail(message: string): never {
   throw new CommandDecodeError(message);
 }
 
-function onlyKeys(obj: Record<string, unknown>, allowed: readonly string[], what: string): void {
-  for (const k of Object.keys(obj)) if (!allowed.includes(k)) fail(`unknown field "${k}" in ${what}`);
+function onlyKeys(obj: Record<string, unknown>, allowed: ReadonlySet<string>, what: string): void {
+  for (const k in obj) if (!allowed.has(k)) fail(`unknown field "${k}" in ${what}`);
 }
+
+/** The fields each shape may carry (built once: decoding runs for every applied entry). */
+const FIELDS = {
+  session: new Set(['id', 'seq', 'ackedBelow']),
+  put: new Set(['v', 'op', 'key', 'session', 'timeMs', 'value']),
+  del: new Set(['v', 'op', 'key', 'session', 'timeMs']),
+  cas: new Set(['v', 'op', 'key', 'session', 'timeMs', 'cond', 'then']),
+  thenPut: new Set(['op', 'value']),
+  thenDel: new Set(['op']),
+} as const;
 
 function bytesField(obj: Record<string, unknown>, name: string, maxBytes?: number): Uint8Array {
   const v = obj[name];
@@ -86,7 +118,7 @@ function bytesField(obj: Record<string, unknown>, name: string, maxBytes?: numbe
 
 function decodeSession(x: unknown): SessionTag {
   if (!isRecord(x)) fail('"session" must be a map');
-  onlyKeys(x, ['id', 'seq', 'ackedBelow'], 'session');
+  onlyKeys(x, FIELDS.session, 'session');
   const { id, seq, ackedBelow } = x;
   if (typeof id !== 'string' || id.length === 0 || utf8(id).length > COMMAND_LIMITS.maxSessionIdBytes) {
     fail(`"session.id" must be a string of 1..${COMMAND_LIMITS.maxSessionIdBytes} bytes`);
@@ -110,11 +142,11 @@ function decodeCond(x: unknown): CasCondition {
 function decodeAction(x: unknown): CasAction {
   if (!isRecord(x)) fail('"then" must be a map');
   if (x['op'] === 'put') {
-    onlyKeys(x, ['op', 'value'], 'then');
+    onlyKeys(x, FIELDS.thenPut, 'then');
     return { op: 'put', value: bytesField(x, 'value') };
   }
   if (x['op'] === 'del') {
-    onlyKeys(x, ['op'], 'then');
+    onlyKeys(x, FIELDS.thenDel, 'then');
     return { op: 'del' };
   }
   return fail('"then.op" must be "put" or "del"');
@@ -140,20 +172,19 @@ export function decodeCommand(bytes: Uint8Array): Command {
   }
   if (!isRecord(raw)) fail('not a map');
   if (raw['v'] !== COMMAND_VERSION) fail(`unsupported version ${String(raw['v'])}`);
-  const common = ['v', 'op', 'key', 'session', 'timeMs'];
   const key = () => {
     const k = bytesField(raw, 'key', COMMAND_LIMITS.maxKeyBytes);
     return k.length > 0 ? k : fail('"key" must not be empty');
   };
   switch (raw['op']) {
     case 'put':
-      onlyKeys(raw, [...common, 'value'], 'put');
+      onlyKeys(raw, FIELDS.put, 'put');
       return { op: 'put', key: key(), value: bytesField(raw, 'value'), ...decodeCommon(raw) };
     case 'del':
-      onlyKeys(raw, common, 'del');
+      onlyKeys(raw, FIELDS.del, 'del');
       return { op: 'del', key: key(), ...decodeCommon(raw) };
     case 'cas':
-      onlyKeys(raw, [...common, 'cond', 'then'], 'cas');
+      onlyKeys(raw, FIELDS.cas, 'cas');
       return { op: 'cas', key: key(), cond: decodeCond(raw['cond']), then: decodeAction(raw['then']), ...decodeCommon(raw) };
     default:
       return fail(`unknown op ${JSON.stringify(raw['op'])}`);
