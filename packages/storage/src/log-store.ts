@@ -1,9 +1,20 @@
 // The Raft log on disk: write-mostly. The server loads it once at start-up into the core's
-// in-memory storage, then appends, truncates and compacts through this store.
-import { EntryType } from '@quorumkv/raft';
-import { type Backend, type BatchOp, ITERATE_BATCH_MAX, readAll } from './backend.js';
-import { isIndex, pack, plainBytes, readU64be, u64be, unpack } from './codec.js';
+// in-memory storage, then appends, truncates and compacts through this store. Each append is
+// stored as one record (a segment of entries, see log-segments.ts), not one record per entry.
+import { type Backend, type BatchOp, ITERATE_BATCH_MAX } from './backend.js';
+import { u64be } from './codec.js';
 import { StorageCorruptError, assert } from './errors.js';
+import {
+  DEFAULT_SEGMENT_LIMITS,
+  type SegmentBounds,
+  type SegmentLimits,
+  decodeSegment,
+  encodeSegment,
+  mergeSegment,
+  peekEntryCount,
+  segmentKeyIndex,
+  splitIntoRuns,
+} from './log-segments.js';
 import { MetaKey, decodeHardState, decodeLogStart, metaPut, readMeta } from './meta.js';
 import { SerialQueue } from './serial.js';
 import type { HardState, LogEntry, LogStart } from './types.js';
@@ -54,56 +65,63 @@ export interface LogStore {
 
 const EMPTY_HARD_STATE: HardState = { term: 0, vote: null, commit: 0 };
 
-/** Encodes an entry's value (the index is the key). */
-function encodeEntryValue(e: LogEntry): Uint8Array {
-  return pack([e.term, e.type, e.data]);
-}
-
-const ENTRY_TYPES: readonly number[] = Object.values(EntryType);
-function isEntryType(x: unknown): x is EntryType {
-  return typeof x === 'number' && ENTRY_TYPES.includes(x);
-}
-
-function decodeEntry(location: string, key: Uint8Array, value: Uint8Array): LogEntry {
-  const index = key.length === 8 ? readU64be(key) : undefined;
-  let raw: unknown;
-  try {
-    raw = unpack(value);
-  } catch (err) {
-    throw new StorageCorruptError(location, `log entry ${index ?? '?'} is not decodable`, { cause: err });
+/**
+ * Reads the bounds of every stored segment, in key order, from the records' first bytes, and
+ * checks that they leave no gap after the log start (load() decodes and checks everything).
+ */
+async function scanSegments(backend: Backend, start: LogStart): Promise<SegmentBounds[]> {
+  const where = backend.location;
+  const segments: SegmentBounds[] = [];
+  let end = start.index; // the log's last index given the records read so far (the segment rule applied)
+  for await (const batch of backend.iterate('log', {}, ITERATE_BATCH_MAX)) {
+    for (const [key, value] of batch) {
+      const first = segmentKeyIndex(where, key);
+      const count = peekEntryCount(value);
+      if (count === undefined) throw new StorageCorruptError(where, `the log record at index ${first} is neither a segment nor an entry`);
+      const last = first + count - 1;
+      if (last > Number.MAX_SAFE_INTEGER) throw new StorageCorruptError(where, `the log segment at index ${first} reaches past 2^53 - 1`);
+      if (first > end + 1) throw new StorageCorruptError(where, `log has a gap: expected index ${end + 1}, found a segment starting at ${first}`);
+      const prev = segments.at(-1);
+      if (prev && prev.last >= first) prev.last = first - 1; // the segment rule
+      segments.push({ first, last });
+      end = Math.max(start.index, last);
+    }
   }
-  if (index === undefined || !Array.isArray(raw) || raw.length !== 3) {
-    throw new StorageCorruptError(location, `log entry ${index ?? '(bad key)'} has an invalid shape`);
-  }
-  const [term, type, data] = raw as unknown[];
-  if (!isIndex(term) || !isEntryType(type) || !(data instanceof Uint8Array)) {
-    throw new StorageCorruptError(location, `log entry ${index} has invalid fields`);
-  }
-  return { index, term, type, data: plainBytes(data) };
+  const last = segments.at(-1)?.last ?? start.index;
+  if (last < start.index) throw new StorageCorruptError(where, `last log index ${last} is below the log start ${start.index}`);
+  return segments;
 }
 
 /** The LogStore over any Backend. Construct with `LogStoreImpl.open`. */
 export class LogStoreImpl implements LogStore {
   private readonly queue = new SerialQueue();
 
+  /**
+   * Every stored segment, in key order, with the range it still holds: ascending, and contiguous
+   * from the first one that reaches past the log start to the last index. Segments wholly at or
+   * below the log start may precede them (the next compaction deletes them).
+   * Invariant: a segment's key is higher than the key of every segment it overlaps on disk.
+   */
+  private readonly segments: SegmentBounds[];
+  /** The last stored index (the log start when the log is empty). */
+  private last: number;
+
   private constructor(
     private readonly backend: Backend,
     private start: LogStart,
-    private last: number,
-  ) {}
+    segments: SegmentBounds[],
+    private readonly limits: SegmentLimits,
+  ) {
+    this.segments = segments;
+    this.last = segments.at(-1)?.last ?? start.index;
+  }
 
-  /** Reads the log bounds (cheap: two one-key scans). */
-  static async open(backend: Backend): Promise<LogStoreImpl> {
+  /** Reads the log start, the hard state (to refuse damage at open) and the segment bounds (each record's first bytes). */
+  static async open(backend: Backend, limits: SegmentLimits = DEFAULT_SEGMENT_LIMITS): Promise<LogStoreImpl> {
+    assert(limits.maxEntries >= 1 && limits.maxBytes >= 1, 'segment limits must be positive');
     const start = (await readMeta(backend, backend.location, 'logStart', decodeLogStart)) ?? { index: 0, term: 0 };
     await readMeta(backend, backend.location, 'hardState', decodeHardState); // refuse damage at open, not later
-    const lastPair = await readAll(backend, 'log', { reverse: true, limit: 1 });
-    const lastKey = lastPair[0]?.[0];
-    const last = lastKey === undefined ? start.index : readU64be(lastKey);
-    if (last === undefined || (lastKey !== undefined && lastKey.length !== 8)) {
-      throw new StorageCorruptError(backend.location, 'the last log key is not an 8-byte index');
-    }
-    if (last < start.index) throw new StorageCorruptError(backend.location, `last log index ${last} is below the log start ${start.index}`);
-    return new LogStoreImpl(backend, start, last);
+    return new LogStoreImpl(backend, start, await scanSegments(backend, start), limits);
   }
 
   firstIndex(): number {
@@ -118,24 +136,23 @@ export class LogStoreImpl implements LogStore {
     return { ...this.start };
   }
 
+  /** The stored segments' bounds, in key order (for tests and diagnostics). */
+  segmentBounds(): SegmentBounds[] {
+    return this.segments.map((s) => ({ ...s }));
+  }
+
   load(): Promise<LoadedLog> {
     return this.queue.run(async () => {
       const where = this.backend.location;
       const hardState = (await readMeta(this.backend, where, 'hardState', decodeHardState)) ?? { ...EMPTY_HARD_STATE };
-      const entries: LogEntry[] = [];
-      let expected = this.start.index + 1;
-      let prevTerm = this.start.term;
+      const log = { startIndex: this.start.index, startTerm: this.start.term, entries: [] as LogEntry[] };
       for await (const batch of this.backend.iterate('log', {}, ITERATE_BATCH_MAX)) {
-        for (const [key, value] of batch) {
-          const e = decodeEntry(where, key, value);
-          if (e.index !== expected) throw new StorageCorruptError(where, `log has a gap: expected index ${expected}, found ${e.index}`);
-          if (e.term < prevTerm) throw new StorageCorruptError(where, `log term goes backwards at index ${e.index}`);
-          entries.push(e);
-          expected++;
-          prevTerm = e.term;
-        }
+        for (const [key, value] of batch) mergeSegment(where, log, decodeSegment(where, key, value));
       }
-      const loaded: LoadedLog = { hardState, entries };
+      if (this.start.index + log.entries.length !== this.last) {
+        throw new StorageCorruptError(where, `the log holds entries up to ${this.start.index + log.entries.length}, its segment headers say ${this.last}`);
+      }
+      const loaded: LoadedLog = { hardState, entries: log.entries };
       if (this.start.index > 0) loaded.snapshotMeta = { ...this.start };
       return loaded;
     });
@@ -149,34 +166,52 @@ export class LogStoreImpl implements LogStore {
     });
   }
 
+  /**
+   * One put per run of entries (usually one run: see SegmentLimits), and a delete of every stored
+   * segment starting at or after the first new index (but the one the put overwrites). A segment
+   * starting before it and reaching past it stays as it is: loading cuts it at the new segment.
+   */
   private prepareAppend({ hardState, entries }: AppendRequest): PreparedWrite {
     const ops: BatchOp[] = [];
     if (hardState) ops.push(metaPut(MetaKey.hardState, hardState));
-    let newLast = this.last;
     const first = entries[0];
-    if (first) {
-      assert(first.index > this.start.index, `append at ${first.index} is inside the compacted log (start ${this.start.index})`);
-      assert(first.index <= this.last + 1, `append at ${first.index} leaves a gap after ${this.last}`);
-      entries.forEach((e, i) => {
-        assert(e.index === first.index + i, 'appended entries must be contiguous');
-        ops.push({ type: 'put', ns: 'log', key: u64be(e.index), value: encodeEntryValue(e) });
-      });
-      newLast = first.index + entries.length - 1;
-      for (let i = newLast + 1; i <= this.last; i++) ops.push({ type: 'del', ns: 'log', key: u64be(i) });
+    if (!first) return { ops, commit: () => undefined };
+    const k = first.index;
+    assert(k > this.start.index, `append at ${k} is inside the compacted log (start ${this.start.index})`);
+    assert(k <= this.last + 1, `append at ${k} leaves a gap after ${this.last}`);
+    entries.forEach((e, i) => assert(e.index === k + i, 'appended entries must be contiguous'));
+    const runs = splitIntoRuns(entries, this.limits);
+    const cut = this.firstSegmentFrom(k);
+    if (cut < this.segments.length) {
+      const overwritten = new Set(runs.map((run) => (run[0] as LogEntry).index));
+      for (const seg of this.segments.slice(cut)) {
+        if (!overwritten.has(seg.first)) ops.push({ type: 'del', ns: 'log', key: u64be(seg.first) });
+      }
     }
-    return { ops, commit: () => void (this.last = newLast) };
+    for (const run of runs) ops.push({ type: 'put', ns: 'log', key: u64be((run[0] as LogEntry).index), value: encodeSegment(run) });
+    return {
+      ops,
+      commit: () => {
+        this.segments.length = cut;
+        const prev = this.segments.at(-1);
+        // Invariant: every remaining segment starts before k, so the new ones have the highest keys.
+        assert(prev === undefined || prev.first < k, 'a segment at or after the append point survived it');
+        if (prev && prev.last >= k) prev.last = k - 1;
+        for (const run of runs) this.segments.push({ first: (run[0] as LogEntry).index, last: (run.at(-1) as LogEntry).index });
+        this.last = k + entries.length - 1;
+      },
+    };
   }
 
   compact(index: number): Promise<void> {
     return this.queue.run(async () => {
       if (index <= this.start.index) return;
       assert(index <= this.last, `compact(${index}) beyond the last index ${this.last}`);
-      const value = await this.backend.get('log', u64be(index));
-      assert(value !== undefined, `entry ${index} missing inside the log`);
-      const term = decodeEntry(this.backend.location, u64be(index), value).term;
-      const ops: BatchOp[] = [metaPut(MetaKey.logStart, { index, term })];
-      for (let i = this.start.index + 1; i <= index; i++) ops.push({ type: 'del', ns: 'log', key: u64be(i) });
+      const term = await this.termAt(index);
+      const covered = this.segmentsEndingBy(index);
+      const ops: BatchOp[] = [metaPut(MetaKey.logStart, { index, term }), ...this.deletesOfFirst(covered)];
       await this.backend.write(ops, { sync: true, label: 'log.compact' });
+      this.segments.splice(0, covered);
       this.start = { index, term };
     });
   }
@@ -187,15 +222,15 @@ export class LogStoreImpl implements LogStore {
    * Runs inside the caller's serial section; the caller writes the ops in its own batch.
    */
   async prepareReset(snap: LogStart): Promise<PreparedWrite> {
-    const ops: BatchOp[] = [metaPut(MetaKey.logStart, snap)];
-    const stored = snap.index <= this.last && snap.index > this.start.index ? await this.backend.get('log', u64be(snap.index)) : undefined;
-    const keep = stored !== undefined && decodeEntry(this.backend.location, u64be(snap.index), stored).term === snap.term;
-    const deleteUpTo = keep ? snap.index : this.last;
-    for (let i = this.start.index + 1; i <= deleteUpTo; i++) ops.push({ type: 'del', ns: 'log', key: u64be(i) });
+    const stored = snap.index <= this.last && snap.index > this.start.index;
+    const keep = stored && (await this.termAt(snap.index)) === snap.term;
+    const covered = keep ? this.segmentsEndingBy(snap.index) : this.segments.length;
+    const ops: BatchOp[] = [metaPut(MetaKey.logStart, snap), ...this.deletesOfFirst(covered)];
     const newLast = keep ? this.last : snap.index;
     return {
       ops,
       commit: () => {
+        this.segments.splice(0, covered);
         this.start = { ...snap };
         this.last = newLast;
       },
@@ -205,5 +240,40 @@ export class LogStoreImpl implements LogStore {
   /** Runs `op` inside this store's serial section (used by snapshot install). */
   exclusive<T>(op: () => Promise<T>): Promise<T> {
     return this.queue.run(op);
+  }
+
+  /** The term of stored entry `index` (start < index <= last), read from its segment. */
+  private async termAt(index: number): Promise<number> {
+    const seg = this.segments[this.firstSegmentFrom(index + 1) - 1];
+    assert(seg !== undefined && seg.first <= index && index <= seg.last, `no segment holds entry ${index}`);
+    const where = this.backend.location;
+    const value = await this.backend.get('log', u64be(seg.first));
+    if (value === undefined) throw new StorageCorruptError(where, `the log segment at index ${seg.first} disappeared`);
+    const entry = decodeSegment(where, u64be(seg.first), value).entries[index - seg.first];
+    if (entry === undefined) throw new StorageCorruptError(where, `the log segment at index ${seg.first} does not hold entry ${index}`);
+    return entry.term;
+  }
+
+  /** Position of the first segment whose first index is >= `index` (segments.length if none). */
+  private firstSegmentFrom(index: number): number {
+    let lo = 0;
+    let hi = this.segments.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.segments[mid] as SegmentBounds).first < index) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** How many leading segments hold nothing after `index` (a compaction to `index` deletes them). */
+  private segmentsEndingBy(index: number): number {
+    let n = 0;
+    while (n < this.segments.length && (this.segments[n] as SegmentBounds).last <= index) n++;
+    return n;
+  }
+
+  private deletesOfFirst(count: number): BatchOp[] {
+    return this.segments.slice(0, count).map((seg) => ({ type: 'del', ns: 'log', key: u64be(seg.first) }));
   }
 }

@@ -5,14 +5,18 @@ import {
   type ApplyResult,
   type Command,
   type LogEntry,
+  type LogStart,
   type Membership,
   type NodeStore,
   type NodeStoreOptions,
   STORAGE_FORMAT_VERSION,
   encodeCommand,
 } from '@quorumkv/storage';
+import type { Backend } from '../src/backend.js';
 import { pack } from '../src/codec.js';
-import type { Harness, HarnessFactory } from './harness.js';
+import { type SegmentLimits, SEGMENT_MAX_BYTES, SEGMENT_MAX_ENTRIES } from '../src/log-segments.js';
+import { LogStoreImpl } from '../src/log-store.js';
+import { type Harness, type HarnessFactory, RecordingBackend } from './harness.js';
 
 const te = new TextEncoder();
 const b = (s: string) => te.encode(s);
@@ -21,6 +25,11 @@ const s = (u: Uint8Array | undefined) => (u === undefined ? undefined : td.decod
 
 function entry(index: number, term: number, data = `e${index}`): LogEntry {
   return { index, term, type: 0, data: b(data) };
+}
+
+/** Entries first..last of one term; `tag` tells apart entries written at the same index twice. */
+function run(first: number, last: number, term: number, tag = ''): LogEntry[] {
+  return Array.from({ length: last - first + 1 }, (_, i) => entry(first + i, term, `${tag}e${first + i}`));
 }
 
 /** Items for consecutive indexes starting at `first`. */
@@ -59,8 +68,30 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
       await st.close().catch(() => undefined);
       return openOn(h, options);
     }
+    /** Bare backends opened by the segment tests (one LogStoreImpl over each). */
+    const backends: Backend[] = [];
+    async function logOn(h: Harness, limits?: SegmentLimits): Promise<{ log: LogStoreImpl; backend: RecordingBackend }> {
+      const backend = new RecordingBackend(await h.openBackend());
+      backends.push(backend);
+      return { log: await LogStoreImpl.open(backend, limits), backend };
+    }
+    /** Simulated restart of a bare log store: close its backend, open a new one on the same disk. */
+    async function reopenLog(h: Harness, backend: Backend, limits?: SegmentLimits): Promise<{ log: LogStoreImpl; backend: RecordingBackend }> {
+      await backend.close();
+      return logOn(h, limits);
+    }
+    /** Opens a store, loads its log and closes it again (damage may be refused at either step). */
+    async function openAndLoad(h: Harness): Promise<unknown> {
+      const st = await h.open();
+      try {
+        return await st.log.load();
+      } finally {
+        await st.close();
+      }
+    }
     afterEach(async () => {
       for (const st of open.splice(0)) await st.close().catch(() => undefined);
+      for (const backend of backends.splice(0)) await backend.close().catch(() => undefined);
       for (const h of harnesses.splice(0)) await h.cleanup();
     });
 
@@ -134,18 +165,235 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         expect(loaded.entries).toEqual([entry(1, 1), entry(2, 1), entry(3, 1)]);
       });
 
-      test('a gap or an undecodable entry on disk is reported as corruption', async () => {
+      test('a gap or an undecodable segment on disk is reported as corruption', async () => {
         const h = await machine();
-        let st = await openOn(h);
-        await st.log.append({ entries: [entry(1, 1), entry(2, 1), entry(3, 1)], sync: true });
+        const st = await openOn(h);
+        for (const i of [1, 2, 3]) await st.log.append({ entries: [entry(i, 1)], sync: true }); // three segments
         await st.close();
         await h.rawDel('log', u64(2));
-        st = await openOn(h);
-        await expect(st.log.load()).rejects.toMatchObject({ code: 'QKV_STORAGE_CORRUPT' });
-        await st.close();
+        await expect(openAndLoad(h)).rejects.toMatchObject({ code: 'QKV_STORAGE_CORRUPT', message: expect.stringMatching(/gap: expected index 2/) });
         await h.rawPut('log', u64(2), new Uint8Array([0xc1]));
-        st = await openOn(h);
-        await expect(st.log.load()).rejects.toMatchObject({ code: 'QKV_STORAGE_CORRUPT' });
+        await expect(openAndLoad(h)).rejects.toMatchObject({ code: 'QKV_STORAGE_CORRUPT', message: expect.stringMatching(/index 2/) });
+      });
+    });
+
+    describe('log store: segments (one record per append)', () => {
+      /** A record of the previous format: one entry, `[term, type, data]`. */
+      const legacyValue = (e: LogEntry) => pack([e.term, e.type, e.data]);
+      /** "put log 5", "del log 9", "put meta": a batch as a list of short strings. */
+      const opNames = (backend: RecordingBackend) =>
+        (backend.writes.at(-1)?.ops ?? []).map((op) => `${op.type} ${op.ns}${op.ns === 'log' ? ` ${readU64(op.key)}` : ''}`);
+      async function reset(log: LogStoreImpl, backend: Backend, snap: LogStart): Promise<void> {
+        await log.exclusive(async () => {
+          const prepared = await log.prepareReset(snap);
+          await backend.write(prepared.ops, { sync: false, label: 'test.reset' });
+          prepared.commit();
+        });
+      }
+      async function logRecords(backend: Backend): Promise<number[]> {
+        const firsts: number[] = [];
+        for await (const batch of backend.iterate('log', {}, 64)) for (const [key] of batch) firsts.push(readU64(key));
+        return firsts;
+      }
+      type Opened = { log: LogStoreImpl; backend: RecordingBackend };
+      /** Checks the loaded log and its bounds, restarts, checks again; returns the reopened store. */
+      async function expectLog(h: Harness, cur: Opened, expected: LogEntry[], start: LogStart = { index: 0, term: 0 }, limits?: SegmentLimits): Promise<Opened> {
+        const check = async (log: LogStoreImpl) => {
+          const loaded = await log.load();
+          expect(loaded.entries).toEqual(expected);
+          expect(loaded.snapshotMeta ?? { index: 0, term: 0 }).toEqual(start);
+          expect([log.firstIndex(), log.lastIndex(), log.logStart()]).toEqual([start.index + 1, start.index + expected.length, start]);
+        };
+        await check(cur.log);
+        const bounds = cur.log.segmentBounds();
+        const next = await reopenLog(h, cur.backend, limits);
+        expect(next.log.segmentBounds()).toEqual(bounds);
+        await check(next.log);
+        return next;
+      }
+
+      test('an append of N entries is one put; a truncating append adds one delete per later segment it replaces', async () => {
+        const h = await machine();
+        let cur = await logOn(h);
+        const { log, backend } = cur;
+        await log.append({ hardState: { term: 1, vote: 'n1', commit: 0 }, entries: run(1, 64, 1), sync: true });
+        expect(opNames(backend)).toEqual(['put meta', 'put log 1']);
+        await log.append({ entries: run(65, 128, 1), sync: false });
+        expect(opNames(backend)).toEqual(['put log 65']);
+        await log.append({ entries: run(129, 130, 1), sync: false });
+        // Truncating inside the first segment: the later ones go; the first stays as written.
+        await log.append({ entries: run(10, 12, 2, 'x'), sync: true });
+        expect(opNames(backend)).toEqual(['del log 65', 'del log 129', 'put log 10']);
+        // Replacing a segment at its own key: the put overwrites it, nothing to delete.
+        await log.append({ entries: run(10, 11, 3, 'y'), sync: true });
+        expect(opNames(backend)).toEqual(['put log 10']);
+        // Compaction deletes whole segments only: none inside the first one, the first one past it.
+        await log.compact(5);
+        expect(opNames(backend)).toEqual(['put meta']);
+        await log.compact(9);
+        expect(opNames(backend)).toEqual(['put meta', 'del log 1']);
+        expect(backend.writes.map((w) => w.label)).toEqual(['log.append', 'log.append', 'log.append', 'log.append', 'log.append', 'log.compact', 'log.compact']);
+        cur = await expectLog(h, cur, run(10, 11, 3, 'y'), { index: 9, term: 1 });
+        expect(await logRecords(cur.backend)).toEqual([10]);
+      });
+
+      test('an append beyond the segment limits is split into several segments, one put each', async () => {
+        const h = await machine();
+        const limits: SegmentLimits = { maxEntries: 4, maxBytes: 100 };
+        let cur = await logOn(h, limits);
+        await cur.log.append({ entries: run(1, 10, 1), sync: true });
+        expect(opNames(cur.backend)).toEqual(['put log 1', 'put log 5', 'put log 9']);
+        const big = (index: number): LogEntry => ({ index, term: 1, type: 0, data: new Uint8Array(90).fill(index) });
+        await cur.log.append({ entries: [big(11), big(12), big(13)], sync: true }); // 90 B + overhead each: one per segment
+        expect(opNames(cur.backend)).toEqual(['put log 11', 'put log 12', 'put log 13']);
+        await cur.log.append({ entries: run(6, 10, 2, 'x'), sync: true });
+        expect(opNames(cur.backend)).toEqual(['del log 9', 'del log 11', 'del log 12', 'del log 13', 'put log 6', 'put log 10']);
+        cur = await expectLog(h, cur, [...run(1, 5, 1), ...run(6, 10, 2, 'x')], undefined, limits);
+        expect(cur.log.segmentBounds()).toEqual([{ first: 1, last: 4 }, { first: 5, last: 5 }, { first: 6, last: 9 }, { first: 10, last: 10 }]);
+        // The default limits: one entry past SEGMENT_MAX_ENTRIES makes a second segment.
+        const other = await logOn(await machine());
+        expect(SEGMENT_MAX_BYTES).toBeGreaterThanOrEqual(SEGMENT_MAX_ENTRIES * 64);
+        await other.log.append({ entries: run(1, SEGMENT_MAX_ENTRIES + 1, 1), sync: false });
+        expect(opNames(other.backend)).toEqual(['put log 1', `put log ${SEGMENT_MAX_ENTRIES + 1}`]);
+      });
+
+      test('a truncation inside an earlier segment is read back after a restart', async () => {
+        const h = await machine();
+        let cur = await logOn(h);
+        await cur.log.append({ entries: run(1, 10, 1), sync: true });
+        await cur.log.append({ entries: run(5, 6, 2, 'x'), sync: true });
+        expect(cur.log.lastIndex()).toBe(6);
+        cur = await expectLog(h, cur, [...run(1, 4, 1), ...run(5, 6, 2, 'x')]);
+        expect(cur.log.segmentBounds()).toEqual([{ first: 1, last: 4 }, { first: 5, last: 6 }]);
+        expect(await logRecords(cur.backend)).toEqual([1, 5]);
+      });
+
+      test('repeated truncations (at j < k after one at k), with restarts in between', async () => {
+        const h = await machine();
+        let cur = await logOn(h);
+        await cur.log.append({ entries: run(1, 10, 1), sync: true });
+        await cur.log.append({ entries: run(8, 12, 2, 'a'), sync: true });
+        cur = await expectLog(h, cur, [...run(1, 7, 1), ...run(8, 12, 2, 'a')]);
+        await cur.log.append({ entries: run(5, 6, 3, 'b'), sync: true }); // inside the first segment, before the second
+        cur = await expectLog(h, cur, [...run(1, 4, 1), ...run(5, 6, 3, 'b')]);
+        await cur.log.append({ entries: run(3, 3, 4, 'c'), sync: true }); // earlier still, same first segment
+        await cur.log.append({ entries: run(4, 9, 4, 'd'), sync: true }); // then the log grows again
+        cur = await expectLog(h, cur, [...run(1, 2, 1), ...run(3, 3, 4, 'c'), ...run(4, 9, 4, 'd')]);
+        expect(await logRecords(cur.backend)).toEqual([1, 3, 4]);
+        await cur.log.append({ entries: run(2, 2, 5, 'e'), sync: true });
+        cur = await expectLog(h, cur, [...run(1, 1, 1), ...run(2, 2, 5, 'e')]);
+        expect(await logRecords(cur.backend)).toEqual([1, 2]);
+      });
+
+      test('a compaction inside a segment keeps it; restart, append, and the next compaction deletes it', async () => {
+        const h = await machine();
+        let cur = await logOn(h);
+        await cur.log.append({ entries: run(1, 10, 1), sync: true });
+        await cur.log.append({ entries: run(11, 12, 2), sync: true });
+        await cur.log.compact(4);
+        cur = await expectLog(h, cur, [...run(5, 10, 1), ...run(11, 12, 2)], { index: 4, term: 1 });
+        expect(await logRecords(cur.backend)).toEqual([1, 11]);
+        await cur.log.append({ entries: run(13, 14, 2), sync: true });
+        await cur.log.compact(10);
+        cur = await expectLog(h, cur, run(11, 14, 2), { index: 10, term: 1 });
+        expect(await logRecords(cur.backend)).toEqual([11, 13]);
+        await cur.log.append({ entries: run(12, 13, 3, 'x'), sync: true });
+        await cur.log.compact(12);
+        cur = await expectLog(h, cur, run(13, 13, 3, 'x'), { index: 12, term: 3 });
+        await cur.log.append({ entries: run(14, 15, 3), sync: true });
+        cur = await expectLog(h, cur, [...run(13, 13, 3, 'x'), ...run(14, 15, 3)], { index: 12, term: 3 });
+        await cur.log.compact(15);
+        expect(await logRecords(cur.backend)).toEqual([]);
+        cur = await expectLog(h, cur, [], { index: 15, term: 3 });
+        await cur.log.append({ entries: run(16, 16, 3), sync: true });
+        await expectLog(h, cur, run(16, 16, 3), { index: 15, term: 3 });
+      });
+
+      test('a reset to a snapshot inside a segment keeps the entries after it when the terms match (Raft §7), else drops the log', async () => {
+        const h = await machine();
+        let cur = await logOn(h);
+        await cur.log.append({ entries: run(1, 10, 1), sync: true });
+        await cur.log.append({ entries: run(11, 20, 2), sync: true });
+        await reset(cur.log, cur.backend, { index: 15, term: 2 });
+        expect(opNames(cur.backend)).toEqual(['put meta', 'del log 1']);
+        cur = await expectLog(h, cur, run(16, 20, 2), { index: 15, term: 2 });
+        await cur.log.append({ entries: run(21, 22, 2), sync: true });
+        await reset(cur.log, cur.backend, { index: 18, term: 3 }); // stored entry 18 has term 2: drop everything
+        expect(opNames(cur.backend)).toEqual(['put meta', 'del log 11', 'del log 21']);
+        cur = await expectLog(h, cur, [], { index: 18, term: 3 });
+        await cur.log.append({ entries: run(19, 20, 3), sync: true });
+        cur = await expectLog(h, cur, run(19, 20, 3), { index: 18, term: 3 });
+        await reset(cur.log, cur.backend, { index: 25, term: 3 }); // beyond the log: drop
+        cur = await expectLog(h, cur, [], { index: 25, term: 3 });
+        expect(await logRecords(cur.backend)).toEqual([]);
+      });
+
+      test('records of the previous format (one per entry) load, mixed with segments, through appends, truncations and compactions', async () => {
+        const h = await machine();
+        const old = [...run(1, 5, 1, 'old'), ...run(6, 8, 2, 'old')];
+        const raw = await h.openBackend();
+        await raw.write(old.map((e) => ({ type: 'put', ns: 'log', key: u64(e.index), value: legacyValue(e) })), { sync: true, label: 'test.legacy' });
+        await raw.close();
+        let cur = await logOn(h);
+        expect(cur.log.segmentBounds()).toEqual(old.map((e) => ({ first: e.index, last: e.index })));
+        cur = await expectLog(h, cur, old);
+        await cur.log.append({ entries: run(6, 7, 3), sync: true }); // overwrites record 6, deletes 7 and 8
+        expect(opNames(cur.backend)).toEqual(['del log 7', 'del log 8', 'put log 6']);
+        await cur.log.append({ entries: run(8, 9, 3), sync: true });
+        await cur.log.compact(3);
+        expect(opNames(cur.backend)).toEqual(['put meta', 'del log 1', 'del log 2', 'del log 3']);
+        cur = await expectLog(h, cur, [...old.slice(3, 5), ...run(6, 9, 3)], { index: 3, term: 1 });
+        await cur.log.append({ entries: run(5, 6, 4, 'x'), sync: true }); // truncates at an old record
+        cur = await expectLog(h, cur, [old[3]!, ...run(5, 6, 4, 'x')], { index: 3, term: 1 });
+        await cur.log.compact(5);
+        cur = await expectLog(h, cur, run(6, 6, 4, 'x'), { index: 5, term: 4 });
+        expect(await logRecords(cur.backend)).toEqual([5]);
+        // The same through a whole node store (format record, hard state, restart).
+        const hs = await machine();
+        await (await openOn(hs)).close();
+        for (const e of old) await hs.rawPut('log', u64(e.index), legacyValue(e));
+        let st = await openOn(hs);
+        expect((await st.log.load()).entries).toEqual(old);
+        await st.log.append({ entries: run(7, 9, 3), sync: true });
+        st = await restart(hs, st);
+        expect((await st.log.load()).entries).toEqual([...old.slice(0, 6), ...run(7, 9, 3)]);
+      });
+
+      const base = [...run(1, 3, 1), ...run(4, 6, 2), ...run(7, 8, 2)];
+      const x = b('x');
+      const damage: Array<[string, (h: Harness) => Promise<void>, RegExp]> = [
+        ['undecodable bytes', (h) => h.rawPut('log', u64(4), new Uint8Array([0xc1])), /index 4/],
+        ['undecodable bytes after a valid segment header', (h) => h.rawPut('log', u64(4), new Uint8Array([0x93, 0x93, 0x02, 0x00, 0xc1])), /index 4/],
+        ['an empty segment', (h) => h.rawPut('log', u64(4), pack([])), /index 4/],
+        ['an element that is not an entry', (h) => h.rawPut('log', u64(4), pack([[2, 0, x], [2, 0], [2, 0, x]])), /entry 5/],
+        ['an unknown entry type', (h) => h.rawPut('log', u64(4), pack([[2, 7, x], [2, 0, x], [2, 0, x]])), /entry 4/],
+        ['terms going backwards inside a segment', (h) => h.rawPut('log', u64(4), pack([[2, 0, x], [1, 0, x], [2, 0, x]])), /index 5/],
+        ['a previous-format entry of the wrong shape', (h) => h.rawPut('log', u64(4), pack([2, 0])), /index 4/],
+        ['a key of 7 bytes', (h) => h.rawPut('log', u64(9).subarray(1), pack([[2, 0, x]])), /8-byte/],
+        ['a key of index 0', (h) => h.rawPut('log', u64(0), pack([[1, 0, x]])), /not an index from 1/],
+        ['a missing segment in the middle', (h) => h.rawDel('log', u64(4)), /gap: expected index 4/],
+        ['a segment after a gap', (h) => h.rawPut('log', u64(10), pack([[2, 0, x]])), /gap: expected index 9/],
+      ];
+      test.each(damage)('a damaged log (%s) is refused as QKV_STORAGE_CORRUPT naming the index', async (_name, harm, where) => {
+        const h = await machine();
+        const st = await openOn(h);
+        for (const [first, last] of [[1, 3], [4, 6], [7, 8]] as const) await st.log.append({ entries: base.slice(first - 1, last), sync: true });
+        await st.close();
+        expect(await openAndLoad(h)).toMatchObject({ entries: base });
+        await harm(h);
+        const err = await openAndLoad(h).catch((e: unknown) => e);
+        expect(err).toMatchObject({ code: 'QKV_STORAGE_CORRUPT' });
+        expect((err as Error).message).toMatch(where);
+      });
+
+      // Seeded model test: PROPERTY_SEEDS below, or QKV_SEED=<n> to replay one.
+      test.each(PROPERTY_SEEDS)('random log operations match a model of the Raft log (seed %i)', async (seed) => {
+        try {
+          await runLogModel(await machine(), seed, { logOn, reopenLog, reset });
+        } catch (err) {
+          if (err instanceof Error) err.message = `${replayCommand(seed)}\n${err.message}`;
+          throw err;
+        }
       });
     });
 
@@ -545,6 +793,41 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         expect([bStore.log.firstIndex(), bStore.log.lastIndex()]).toEqual([43, 44]);
       });
 
+      test('install inside a segment: the log after it is kept on a term match, dropped otherwise; both survive a restart', async () => {
+        const a = await populated(await machine());
+        const { chunks } = await stream(a, 1 << 20);
+        const installInto = async (st: NodeStore) => {
+          const w = await st.openSnapshotWriter({ index: 42, term: 2 });
+          for (const c of chunks) await w.write(c);
+          await w.install();
+        };
+        // Keep: entry 42 (term 2) lies inside the segment 41..44; the segment 1..40 goes.
+        const hk = await machine();
+        let keep = await openOn(hk);
+        await keep.log.append({ entries: run(1, 40, 1), sync: true });
+        await keep.log.append({ entries: run(41, 44, 2), sync: true });
+        await installInto(keep);
+        keep = await restart(hk, keep);
+        expect(await keep.log.load()).toMatchObject({ entries: run(43, 44, 2), snapshotMeta: { index: 42, term: 2 } });
+        await keep.log.append({ entries: run(45, 45, 2), sync: true });
+        await keep.close();
+        expect(await hk.rawCount('log')).toBe(2);
+        // Drop: entry 42 has term 1 here.
+        const hd = await machine();
+        let drop = await openOn(hd);
+        await drop.log.append({ entries: run(1, 20, 1), sync: true });
+        await drop.log.append({ entries: run(21, 45, 1), sync: true });
+        await installInto(drop);
+        expect([drop.log.firstIndex(), drop.log.lastIndex()]).toEqual([43, 42]);
+        drop = await restart(hd, drop);
+        expect(await drop.log.load()).toMatchObject({ entries: [], snapshotMeta: { index: 42, term: 2 } });
+        await drop.log.append({ entries: run(43, 44, 2), sync: true });
+        drop = await restart(hd, drop);
+        expect((await drop.log.load()).entries).toEqual(run(43, 44, 2));
+        await drop.close();
+        expect(await hd.rawCount('log')).toBe(1);
+      });
+
       test('a damaged, truncated or mismatched stream is refused and leaves the state untouched', async () => {
         const a = await populated(await machine());
         const hb = await machine();
@@ -612,6 +895,106 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
       });
     });
   });
+}
+
+/** Seeds of the model test; QKV_SEED=<n> runs only that one. */
+const PROPERTY_SEEDS: number[] = process.env['QKV_SEED'] === undefined ? [1, 2, 3, 4, 5, 6, 7, 8] : [Number(process.env['QKV_SEED'])];
+/** Operations per seed. */
+const PROPERTY_STEPS = 150;
+
+function replayCommand(seed: number): string {
+  return `replay with: QKV_SEED=${seed} pnpm vitest run packages/storage -t 'random log operations'`;
+}
+
+function prng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 0x1_0000_0000;
+  };
+}
+
+type OpenedLog = { log: LogStoreImpl; backend: Backend };
+interface LogModelTools {
+  logOn(h: Harness, limits?: SegmentLimits): Promise<OpenedLog>;
+  reopenLog(h: Harness, backend: Backend, limits?: SegmentLimits): Promise<OpenedLog>;
+  reset(log: LogStoreImpl, backend: Backend, snap: LogStart): Promise<void>;
+}
+
+/**
+ * A seeded random sequence of appends (a third of them truncating), compactions, snapshot resets
+ * and restarts against a plain model of the Raft log, starting half the time from records of the
+ * previous format, with small segment limits most of the time (so appends split). After every
+ * step the bounds must match the model; after every restart, load() must equal it.
+ */
+async function runLogModel(h: Harness, seed: number, tools: LogModelTools): Promise<void> {
+  const rand = prng(seed);
+  const int = (n: number) => Math.floor(rand() * n);
+  const limits: SegmentLimits | undefined = rand() < 0.25 ? undefined : { maxEntries: 1 + int(8), maxBytes: 40 + int(200) };
+  const model = { start: { index: 0, term: 0 } as LogStart, entries: [] as LogEntry[], hardState: { term: 0, vote: null as string | null, commit: 0 } };
+  let term = 1;
+  const newEntry = (index: number): LogEntry => {
+    if (rand() < 0.05) term++;
+    const data = Uint8Array.from({ length: int(rand() < 0.1 ? 150 : 20) }, () => int(256));
+    return { index, term, type: rand() < 0.1 ? 1 : 0, data };
+  };
+  if (rand() < 0.5) {
+    const raw = await h.openBackend();
+    const old = Array.from({ length: 1 + int(12) }, (_, i) => newEntry(i + 1));
+    await raw.write(old.map((e) => ({ type: 'put', ns: 'log', key: u64(e.index), value: pack([e.term, e.type, e.data]) })), { sync: false, label: 'test.legacy' });
+    await raw.close();
+    model.entries = old;
+  }
+  let cur = await tools.logOn(h, limits);
+  const lastIndex = () => model.start.index + model.entries.length;
+  const termAt = (index: number) => (index === model.start.index ? model.start.term : (model.entries[index - model.start.index - 1] as LogEntry).term);
+  const restartAndCheck = async () => {
+    const bounds = cur.log.segmentBounds();
+    cur = await tools.reopenLog(h, cur.backend, limits);
+    expect(cur.log.segmentBounds()).toEqual(bounds);
+    expect(await cur.log.load()).toEqual({ hardState: model.hardState, entries: model.entries, ...(model.start.index > 0 ? { snapshotMeta: model.start } : {}) });
+  };
+  for (let step = 0; step < PROPERTY_STEPS; step++) {
+    const r = rand();
+    const last = lastIndex();
+    if (r < 0.55) {
+      const truncate = model.entries.length > 0 && rand() < 0.3;
+      const k = truncate ? model.start.index + 1 + int(model.entries.length) : last + 1;
+      if (truncate) term++; // a new leader's entries replace the conflicting suffix
+      const entries = Array.from({ length: 1 + int(rand() < 0.1 ? 40 : 6) }, (_, i) => newEntry(k + i));
+      const hardState = rand() < 0.3 ? { term, vote: rand() < 0.5 ? null : 'n1', commit: int(k) } : undefined;
+      await cur.log.append({ ...(hardState ? { hardState } : {}), entries, sync: false });
+      model.entries.length = k - model.start.index - 1;
+      model.entries.push(...entries);
+      if (hardState) model.hardState = hardState;
+    } else if (r < 0.7) {
+      const index = Math.max(0, model.start.index - 1 + int(model.entries.length + 2)); // no-op when <= the start
+      await cur.log.compact(index);
+      if (index > model.start.index) {
+        const start = { index, term: termAt(index) };
+        model.entries = model.entries.slice(index - model.start.index);
+        model.start = start;
+      }
+    } else if (r < 0.8) {
+      const index = model.start.index + 1 + int(model.entries.length + 3);
+      const snap = { index, term: index <= last && rand() < 0.6 ? termAt(index) : term + 1 };
+      await tools.reset(cur.log, cur.backend, snap);
+      const keep = index <= last && termAt(index) === snap.term;
+      model.entries = keep ? model.entries.slice(index - model.start.index) : [];
+      model.start = snap;
+      term = Math.max(term, snap.term);
+    } else if (r < 0.9) {
+      await restartAndCheck();
+    }
+    expect([cur.log.firstIndex(), cur.log.lastIndex(), cur.log.logStart()], `step ${step}`).toEqual([model.start.index + 1, lastIndex(), model.start]);
+  }
+  await restartAndCheck();
+}
+
+function readU64(key: Uint8Array): number {
+  return Number(new DataView(key.buffer, key.byteOffset, key.byteLength).getBigUint64(0));
 }
 
 function u64(n: number): Uint8Array {

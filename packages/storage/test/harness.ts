@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { MemoryDisk, type NodeStore, type NodeStoreOptions, openMemoryNodeStore, openNodeStore } from '@quorumkv/storage';
+import { type Backend, type BatchOp, LevelBackend, MemoryBackend } from '../src/backend.js';
 
 export type RawNamespace = 'log' | 'meta' | 'kv' | 'sessions';
 
@@ -19,6 +20,8 @@ export interface Harness {
   rawDel(ns: RawNamespace, key: Uint8Array): Promise<void>;
   /** Number of raw keys in a namespace (the store must be closed). */
   rawCount(ns: RawNamespace): Promise<number>;
+  /** The bare backend on this disk, for tests of one store class (no store may be open). */
+  openBackend(): Promise<Backend>;
   cleanup(): Promise<void>;
 }
 
@@ -33,6 +36,7 @@ export const memoryHarness: HarnessFactory = async () => {
     rawPut: async (ns, key, value) => void disk.data[ns].set(k(key), [key, value]),
     rawDel: async (ns, key) => void disk.data[ns].delete(k(key)),
     rawCount: async (ns) => disk.data[ns].size,
+    openBackend: async () => new MemoryBackend(disk),
     cleanup: async () => {},
   };
 };
@@ -54,6 +58,28 @@ export const levelHarness: HarnessFactory = async () => {
     rawPut: (ns, key, value) => withSub(ns, (sub) => sub.put(key, value)),
     rawDel: (ns, key) => withSub(ns, (sub) => sub.del(key)),
     rawCount: (ns) => withSub(ns, async (sub) => (await sub.keys().all()).length),
+    openBackend: () => LevelBackend.open(dir, { createIfMissing: true, hooks: {} }),
     cleanup: async () => rmSync(dir, { recursive: true, force: true }),
   };
 };
+
+/** A Backend that passes everything through and records every batch written (to count ops). */
+export class RecordingBackend implements Backend {
+  /** Every batch written, in order. */
+  readonly writes: Array<{ label: string; ops: BatchOp[] }> = [];
+  constructor(private readonly inner: Backend) {}
+  get location(): string {
+    return this.inner.location;
+  }
+  get: Backend['get'] = (ns, key) => this.inner.get(ns, key);
+  getMany: Backend['getMany'] = (ns, keys) => this.inner.getMany(ns, keys);
+  iterate: Backend['iterate'] = (ns, range, batchSize) => this.inner.iterate(ns, range, batchSize);
+  clear: Backend['clear'] = (ns, range, label) => this.inner.clear(ns, range, label);
+  snapshot: Backend['snapshot'] = () => this.inner.snapshot();
+  isEmpty: Backend['isEmpty'] = () => this.inner.isEmpty();
+  close: Backend['close'] = () => this.inner.close();
+  async write(ops: BatchOp[], options: { sync: boolean; label: string }): Promise<void> {
+    this.writes.push({ label: options.label, ops: [...ops] });
+    await this.inner.write(ops, options);
+  }
+}
