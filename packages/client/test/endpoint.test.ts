@@ -192,3 +192,30 @@ describe('client endpoint', () => {
     await expect(Raw.open(port)).rejects.toThrow(/503/);
   });
 });
+
+describe('request contexts (AbortSignal created on demand)', () => {
+  it('a context cancelled before anyone read its signal hands out an already-aborted signal', async () => {
+    const { RequestContext } = await import('../../server/src/client-endpoint.js');
+    const ctx = new RequestContext(Date.now() + 1000);
+    expect(ctx.aborted).toBe(false);
+    const reason = new Error('deadline');
+    ctx.abort(reason);
+    ctx.abort(new Error('second reason is ignored'));
+    expect(ctx.aborted).toBe(true);
+    expect(ctx.signal.aborted).toBe(true);
+    expect(ctx.signal.reason).toBe(reason);
+  });
+
+  it('a signal read before the cancel fires its listeners once, with the first reason', async () => {
+    const { RequestContext } = await import('../../server/src/client-endpoint.js');
+    const ctx = new RequestContext(Date.now() + 1000);
+    const seen: unknown[] = [];
+    ctx.signal.addEventListener('abort', () => seen.push(ctx.signal.reason));
+    expect(ctx.signal.aborted).toBe(false);
+    const reason = new Error('client gone');
+    ctx.abort(reason);
+    ctx.abort(new Error('again'));
+    expect(seen).toEqual([reason]);
+    expect(ctx.aborted).toBe(true);
+  });
+});

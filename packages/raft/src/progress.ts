@@ -221,11 +221,24 @@ export class ProgressTracker {
   /** The largest index replicated on a quorum of voters. */
   committed(): number {
     if (this.voters.size === 0) return 0;
-    const matches: number[] = [];
-    for (const id of this.voters) matches.push(this.progress.get(id)?.match ?? 0);
-    matches.sort((a, b) => b - a);
+    // Runs on every proposal and every ack: an insertion sort into a reused array, no allocation.
+    const matches = this.matchScratch;
+    matches.length = 0;
+    for (const id of this.voters) {
+      const match = this.progress.get(id)?.match ?? 0;
+      let i = matches.length;
+      matches.push(match);
+      while (i > 0 && matches[i - 1]! < match) {
+        matches[i] = matches[i - 1]!;
+        i--;
+      }
+      matches[i] = match;
+    }
     return matches[this.quorum() - 1]!;
   }
+
+  /** committed()'s work array (descending match indexes). */
+  private readonly matchScratch: number[] = [];
 
   recordVote(id: NodeId, granted: boolean): void {
     if (!this.votes.has(id)) this.votes.set(id, granted);

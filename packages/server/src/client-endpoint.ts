@@ -146,9 +146,38 @@ function truncateReason(reason: string): string {
   return reason.length > CLOSE_REASON_CHARS_MAX ? `${reason.slice(0, CLOSE_REASON_CHARS_MAX - 1)}…` : reason;
 }
 
+/**
+ * The CallContext of one request. Its AbortSignal is created only if something reads `signal`:
+ * the node's waiters check `aborted` in their deadline sweep instead, and an AbortController per
+ * request was the largest single allocation of a busy leader.
+ */
+export class RequestContext implements CallContext {
+  private controller: AbortController | undefined;
+  private reason: Error | undefined;
+  constructor(readonly deadlineMs: number) {}
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.reason) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  get aborted(): boolean {
+    return this.reason !== undefined;
+  }
+
+  abort(reason: Error): void {
+    if (this.reason) return;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
 /** One request being served. */
 interface Inflight {
-  controller: AbortController;
+  ctx: RequestContext;
   timer: ReturnType<typeof setTimeout>;
   /** Set once an answer (result, error or timeout) went out; later outcomes are dropped. */
   answered: boolean;
@@ -223,10 +252,9 @@ class Connection {
 
   private serve(req: Exclude<ClientRequest, { op: 'hello' }>): void {
     const timeoutMs = req.timeoutMs ?? this.s.defaultTimeoutMs;
-    const controller = new AbortController();
-    const entry: Inflight = { controller, answered: false, timer: setTimeout(() => this.onTimeout(req.id, entry), timeoutMs) };
+    const ctx = new RequestContext(Date.now() + timeoutMs);
+    const entry: Inflight = { ctx, answered: false, timer: setTimeout(() => this.onTimeout(req.id, entry), timeoutMs) };
     this.inflight.set(req.id, entry);
-    const ctx: CallContext = { signal: controller.signal, deadlineMs: Date.now() + timeoutMs };
     let p: Promise<unknown>;
     try {
       p = this.call(req, ctx);
@@ -263,7 +291,7 @@ class Connection {
   private onTimeout(id: number, entry: Inflight): void {
     if (entry.answered) return;
     const err = new TimeoutError('the node did not finish the request before its deadline');
-    entry.controller.abort(err);
+    entry.ctx.abort(err);
     entry.answered = true;
     this.send({ id, ok: false, error: errorToWire(err) });
     // The entry stays in `inflight` until the service settles: it still holds node resources.
@@ -338,7 +366,7 @@ class Connection {
     clearTimeout(this.helloTimer);
     for (const entry of this.inflight.values()) {
       clearTimeout(entry.timer);
-      entry.controller.abort(reason);
+      entry.ctx.abort(reason);
     }
     this.inflight.clear();
   }

@@ -71,19 +71,32 @@ export const READY_MAX_APPLY_LAG = 1000;
 interface Deadline {
   deadlineMs: number;
   signal?: AbortSignal | undefined;
+  /**
+   * A context may say directly whether it was cancelled (the client endpoint's contexts create
+   * their AbortSignal only when someone reads `signal`); the sweep then never touches `signal`.
+   */
+  readonly aborted?: boolean;
+}
+
+/** True when the caller's deadline passed or it gave up. */
+function deadlineOver(d: Deadline, nowMs: number): boolean {
+  if (d.deadlineMs <= nowMs) return true;
+  return ('aborted' in d ? d.aborted : d.signal?.aborted) === true;
 }
 
 /** An apply result plus the term of the entry (the term of the leader that committed it). */
 export type WriteResult = ApplyResult & { term: number };
 
-interface PendingWrite extends Deadline {
+interface PendingWrite {
+  deadline: Deadline;
   term: number;
   bytes: number;
   resolve(r: WriteResult): void;
   reject(e: Error): void;
 }
 
-interface PendingRead extends Deadline {
+interface PendingRead {
+  deadline: Deadline;
   resolve(): void;
   reject(e: Error): void;
 }
@@ -479,7 +492,7 @@ export class QuorumKvNode {
     }
     this.schedule();
     return new Promise<WriteResult>((resolve, reject) => {
-      this.writes.set(at.index, { term: at.term, bytes: data.byteLength, deadlineMs: d.deadlineMs, signal: d.signal, resolve, reject });
+      this.writes.set(at.index, { term: at.term, bytes: data.byteLength, deadline: d, resolve, reject });
       this.pendingWriteBytes += data.byteLength;
     });
   }
@@ -498,7 +511,7 @@ export class QuorumKvNode {
     this.log.info({ term: at.term, index: at.index, change: cc }, 'proposed membership change');
     this.schedule();
     return new Promise<WriteResult>((resolve, reject) => {
-      this.writes.set(at.index, { term: at.term, bytes: 0, deadlineMs: d.deadlineMs, signal: d.signal, resolve, reject });
+      this.writes.set(at.index, { term: at.term, bytes: 0, deadline: d, resolve, reject });
     });
   }
 
@@ -547,7 +560,7 @@ export class QuorumKvNode {
     if (this.pendingReadCount >= this.cfg.maxPendingReads) return this.busy('reads');
     this.pendingReadCount++;
     return new Promise<void>((resolve, reject) => {
-      this.readBatch.push({ deadlineMs: d.deadlineMs, signal: d.signal, resolve, reject });
+      this.readBatch.push({ deadline: d, resolve, reject });
       this.schedule();
     });
   }
@@ -619,7 +632,7 @@ export class QuorumKvNode {
   // Deadlines: one sweep per tick instead of a timer per request.
 
   private expireWaiters(nowMs: number): void {
-    const expired = (d: Deadline) => d.deadlineMs <= nowMs || d.signal?.aborted === true;
+    const expired = (w: { deadline: Deadline }) => deadlineOver(w.deadline, nowMs);
     for (const [index, w] of this.writes) {
       if (!expired(w)) continue;
       this.writes.delete(index);
