@@ -2,7 +2,7 @@
 // (writes + applied index/term/hash + membership), with exactly-once client sessions.
 import { createHash, hash } from 'node:crypto';
 import { type Backend, type BatchOp, ITERATE_BATCH_MAX, type ReadView, readAll } from './backend.js';
-import { type Command, CommandDecodeError, decodeCommandOnce } from './commands.js';
+import { type Command, CommandDecodeError, type SessionTag, decodeCommandOnce } from './commands.js';
 import { bytesEqual, isRecord, pack, u64be, writeU64be } from './codec.js';
 import { StorageArgumentError, StorageCorruptError, StorageIoError, assert } from './errors.js';
 import {
@@ -262,10 +262,15 @@ export class KvStateMachineImpl implements KvStateMachine {
       this.checkNotFailed();
       try {
         const decoded = items.map(decodeItem);
-        const prefetched = await this.prefetch(decoded);
+        const keys = new Array<string | undefined>(items.length);
+        const prefetched = await this.prefetch(decoded, keys);
         const tx = new ApplyTx(this, this.sessions, this.computedState, prefetched);
         const results: ApplyResult[] = [];
-        for (let i = 0; i < items.length; i++) results.push(await tx.applyItem(items[i] as ApplyItem, decoded[i]));
+        for (let i = 0; i < items.length; i++) {
+          // Synchronous unless a command needs a read the prefetch could not do (rare).
+          const r = tx.applyItem(items[i] as ApplyItem, decoded[i], keys[i]);
+          results.push(r instanceof Promise ? await r : r);
+        }
         const ops = tx.ops();
         const batch = ++this.batchSeq;
         for (const [k, [, record]] of tx.kvWrites()) this.pendingKv.set(k, { record, batch });
@@ -316,12 +321,18 @@ export class KvStateMachineImpl implements KvStateMachine {
    * Reads every key the batch's commands touch in one getMany, instead of one round trip per
    * command. The result is the state before the batch; ApplyTx consults its own writes first.
    */
-  private async prefetch(decoded: Array<Command | CommandDecodeError | undefined>): Promise<Map<string, KvRecord | null>> {
+  private async prefetch(
+    decoded: Array<Command | CommandDecodeError | undefined>,
+    /** Filled with each command's key as a latin1 string (computed once per command). */
+    keys: Array<string | undefined>,
+  ): Promise<Map<string, KvRecord | null>> {
     const out = new Map<string, KvRecord | null>();
     const missing = new Map<string, Uint8Array>();
-    for (const cmd of decoded) {
+    for (let i = 0; i < decoded.length; i++) {
+      const cmd = decoded[i];
       if (!cmd || cmd instanceof CommandDecodeError) continue;
       const k = latin1(cmd.key);
+      keys[i] = k;
       if (out.has(k) || missing.has(k)) continue;
       const pending = this.pendingKv.get(k);
       if (pending) {
@@ -418,8 +429,12 @@ class ApplyTx {
     private readonly before: Map<string, KvRecord | null>,
   ) {}
 
-  /** Applies one item; `decoded` is decodeItem(item). */
-  async applyItem(item: ApplyItem, decoded: Command | CommandDecodeError | undefined): Promise<ApplyResult> {
+  /**
+   * Applies one item; `decoded` is decodeItem(item), `k` its key as latin1. Returns the result at
+   * once when every read it needs is at hand (the prefetch makes that the rule), else a promise;
+   * the caller awaits it before the next item.
+   */
+  applyItem(item: ApplyItem, decoded: Command | CommandDecodeError | undefined, k: string | undefined): ApplyResult | Promise<ApplyResult> {
     // Invariant: entries are applied exactly once, in index order.
     assert(item.index === this.applied.index + 1, `apply of index ${item.index} after applied index ${this.applied.index}`);
     const hash = chainHash(this.applied.hash, item.index, item.term, item.data);
@@ -436,7 +451,14 @@ class ApplyTx {
         clockMs = decoded.timeMs;
         this.expireSessions(clockMs);
       }
-      result = await this.applySessionCommand(decoded, item.index, item.term, clockMs);
+      const r = this.applySessionCommand(decoded, k ?? latin1(decoded.key), item.index, item.term, clockMs);
+      if (r instanceof Promise) {
+        return r.then((res) => {
+          this.applied = { index: item.index, term: item.term, hash, clockMs };
+          return res;
+        });
+      }
+      result = r;
     }
     this.applied = { index: item.index, term: item.term, hash, clockMs };
     return result;
@@ -453,9 +475,9 @@ class ApplyTx {
     }
   }
 
-  private async applySessionCommand(cmd: Command, index: number, term: number, clockMs: number): Promise<ApplyResult> {
+  private applySessionCommand(cmd: Command, k: string, index: number, term: number, clockMs: number): ApplyResult | Promise<ApplyResult> {
     const tag = cmd.session;
-    if (!tag) return withTerm(await this.execute(cmd, index), term);
+    if (!tag) return thenMap(this.executeCommand(cmd, k, index), (r) => withTerm(r, term));
     let header = this.sessions.get(tag.id);
     if (!header) {
       // Seqs count from 1 (protocol convention): a client that already had an answer has
@@ -473,14 +495,21 @@ class ApplyTx {
     this.touchedSessions.add(tag.id);
     this.discardBelow(tag.id, header, tag.ackedBelow);
     if (header.seqs.includes(tag.seq)) {
-      const stored = await this.readResult(tag.id, header, tag.seq);
-      assert(stored !== undefined, `session ${tag.id} lists seq ${tag.seq} without a stored result`);
-      return stored;
+      return thenMap(this.readResult(tag.id, header, tag.seq), (stored) => {
+        assert(stored !== undefined, `session ${tag.id} lists seq ${tag.seq} without a stored result`);
+        return stored;
+      });
     }
     if (tag.seq < header.discardedBelow) {
       return sessionError('QKV_SESSION_EXPIRED', `session ${tag.id}: the result of seq ${tag.seq} was already discarded`);
     }
-    const result = withTerm(await this.execute(cmd, index), term);
+    const r = this.executeCommand(cmd, k, index);
+    if (r instanceof Promise) return r.then((res) => this.keepResult(tag, header, withTerm(res, term)));
+    return this.keepResult(tag, header, withTerm(r, term));
+  }
+
+  /** Records a new result in its session (exactly-once bookkeeping) and returns it. */
+  private keepResult(tag: SessionTag, header: SessionHeader, result: ApplyResult): ApplyResult {
     insertSorted(header.seqs, tag.seq);
     this.storeResult(tag.id, header, tag.seq, result);
     while (header.seqs.length > this.sm.options.maxResultsPerSession) {
@@ -496,14 +525,20 @@ class ApplyTx {
     while (header.seqs.length > 0 && (header.seqs[0] as number) < seq) this.forgetResult(id, header, header.seqs.shift() as number);
   }
 
-  private async execute(cmd: Command, index: number): Promise<ApplyResult> {
-    const current = await this.read(cmd.key);
+  /** Executes a command against the key's current record: at once when it is known, else after a read. */
+  private executeCommand(cmd: Command, k: string, index: number): ApplyResult | Promise<ApplyResult> {
+    const known = this.known(k);
+    if (known !== undefined) return this.execute(cmd, k, index, known ?? undefined);
+    return this.sm.readRecord(cmd.key).then((record) => this.execute(cmd, k, index, record));
+  }
+
+  private execute(cmd: Command, k: string, index: number, current: KvRecord | undefined): ApplyResult {
     switch (cmd.op) {
       case 'put':
-        this.put(cmd.key, current, cmd.value, index);
+        this.put(k, cmd.key, current, cmd.value, index);
         return { op: 'put', revision: index };
       case 'del':
-        if (current) this.write(cmd.key, null);
+        if (current) this.write(k, cmd.key, null);
         return { op: 'del', deleted: current !== undefined, revision: index };
       case 'cas': {
         const c = cmd.cond;
@@ -514,35 +549,32 @@ class ApplyTx {
               ? current !== undefined && bytesEqual(current.value, c.value)
               : current === undefined;
         if (!ok) return current ? { op: 'cas', succeeded: false, revision: index, current: toKeyValue(cmd.key, current) } : { op: 'cas', succeeded: false, revision: index };
-        if (cmd.then.op === 'put') this.put(cmd.key, current, cmd.then.value, index);
-        else if (current) this.write(cmd.key, null);
+        if (cmd.then.op === 'put') this.put(k, cmd.key, current, cmd.then.value, index);
+        else if (current) this.write(k, cmd.key, null);
         return { op: 'cas', succeeded: true, revision: index };
       }
     }
   }
 
-  private put(key: Uint8Array, current: KvRecord | undefined, value: Uint8Array, index: number): void {
-    this.write(key, {
-      value,
+  private put(k: string, key: Uint8Array, current: KvRecord | undefined, value: Uint8Array, index: number): void {
+    this.write(k, key, {
+      // Copied: a command's value is a view into a network frame, which the cache must not keep alive.
+      value: value.slice(),
       createRevision: current ? current.createRevision : index,
       modRevision: index,
       version: current ? current.version + 1 : 1,
     });
   }
 
-  private async read(key: Uint8Array): Promise<KvRecord | undefined> {
-    const k = latin1(key);
+  /** The key's record as of this point of the batch (null = absent), or undefined when not known without a read. */
+  private known(k: string): KvRecord | null | undefined {
     const pending = this.kv.get(k);
-    if (pending) return pending[1] ?? undefined;
-    const before = this.before.get(k);
-    if (before !== undefined) return before ?? undefined;
-    return this.sm.readRecord(key);
+    if (pending) return pending[1];
+    return this.before.get(k);
   }
 
-  private write(key: Uint8Array, record: KvRecord | null): void {
-    // The value is copied: a command's value is a view into a network frame, which the cache
-    // must not keep alive.
-    this.kv.set(latin1(key), [key, record && { ...record, value: record.value.slice() }]);
+  private write(k: string, key: Uint8Array, record: KvRecord | null): void {
+    this.kv.set(k, [key, record]);
   }
 
   /** The kv writes of the batch, by latin1 key. */
@@ -555,7 +587,7 @@ class ApplyTx {
     return this.results;
   }
 
-  private async readResult(id: string, header: SessionHeader, seq: number): Promise<ApplyResult | undefined> {
+  private readResult(id: string, header: SessionHeader, seq: number): ApplyResult | undefined | Promise<ApplyResult | undefined> {
     const inline = header.inline.get(seq);
     if (inline) return decodeStoredResult(this.sm.backend.location, inline);
     const key = sessionResultKey(this.sm.generation(), id, seq);
@@ -612,6 +644,11 @@ function insertSorted(seqs: number[], seq: number): void {
   let i = seqs.length;
   while (i > 0 && (seqs[i - 1] as number) > seq) i--;
   seqs.splice(i, 0, seq);
+}
+
+/** f(x) now when x is a value, after it resolves when it is a promise. */
+function thenMap<T, U>(x: T | Promise<T>, f: (v: T) => U): U | Promise<U> {
+  return x instanceof Promise ? x.then(f) : f(x);
 }
 
 function withTerm(r: ApplyResult, term: number): ApplyResult {
