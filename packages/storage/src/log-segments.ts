@@ -9,8 +9,9 @@
 // index in the same batch, so a record's key is higher than the key of every record it overlaps,
 // and it was written after them.
 import { EntryType } from '@quorumkv/raft';
-import { isIndex, pack, plainBytes, readU64be, unpack } from './codec.js';
+import { isIndex, plainBytes, readU64be, unpack } from './codec.js';
 import { StorageCorruptError } from './errors.js';
+import { sharedWriter } from './msgpack-writer.js';
 import type { LogEntry } from './types.js';
 
 /** Most entries one segment record holds; a longer append is written as several segments. */
@@ -43,12 +44,20 @@ export interface DecodedSegment {
 
 /** Encodes a run of contiguous entries as one segment value (the key is the first index). */
 export function encodeSegment(entries: readonly LogEntry[]): Uint8Array {
-  const triples = new Array<[number, number, Uint8Array]>(entries.length);
+  // Hand-written (hot: every append); the same bytes as pack(entries.map((e) => [e.term, e.type, e.data])).
+  const w = sharedWriter();
+  let dataBytes = 0;
+  for (let i = 0; i < entries.length; i++) dataBytes += (entries[i] as LogEntry).data.byteLength;
+  w.begin(5 + dataBytes + entries.length * 24);
+  w.writeArrayHeader(entries.length);
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i] as LogEntry;
-    triples[i] = [e.term, e.type, e.data];
+    w.writeArrayHeader(3);
+    w.writeNumber(e.term);
+    w.writeNumber(e.type);
+    w.writeBin(e.data);
   }
-  return pack(triples);
+  return w.end();
 }
 
 /** Cuts contiguous entries into runs within `limits` (each run holds at least one entry). */

@@ -1,6 +1,7 @@
 // Records of the `meta` namespace: what they hold, how they are encoded and validated.
 import type { Backend, BatchOp, ReadView } from './backend.js';
-import { isIndex, isRecord, pack, plainBytes, unpack, utf8 } from './codec.js';
+import { isIndex, isRecord, plainBytes, unpack, utf8 } from './codec.js';
+import { packPlain } from './msgpack-writer.js';
 import { StorageCorruptError, StorageFormatError } from './errors.js';
 import type { HardState, LogStart, Member, Membership } from './types.js';
 
@@ -98,7 +99,8 @@ export const decodeGeneration: Decoder<number> = (x) => (isIndex(x) && x <= 0xff
 
 /** Encodes a meta record as a batch op. */
 export function metaPut(key: Uint8Array, value: unknown): BatchOp {
-  return { type: 'put', ns: 'meta', key, value: pack(value) };
+  // packPlain: the applied state is written with every apply batch; same bytes as pack(value).
+  return { type: 'put', ns: 'meta', key, value: packPlain(value) };
 }
 
 /** Reads and validates one meta record; undefined if absent. */
