@@ -4,7 +4,7 @@ import { createHash, hash } from 'node:crypto';
 import { type Backend, type BatchOp, ITERATE_BATCH_MAX, type ReadView, readAll } from './backend.js';
 import { type Command, CommandDecodeError, type SessionTag, decodeCommandOnce } from './commands.js';
 import { bytesEqual, isRecord, u64be, writeU64be } from './codec.js';
-import { packPlain } from './msgpack-writer.js';
+import { encodeApplyResult } from './msgpack-writer.js';
 import { StorageArgumentError, StorageCorruptError, StorageIoError, assert } from './errors.js';
 import {
   type KeyValue,
@@ -599,7 +599,7 @@ class ApplyTx {
 
   /** Keeps a result: small ones inline in the session header, the rest in their own record. */
   private storeResult(id: string, header: SessionHeader, seq: number, result: ApplyResult): void {
-    const packed = packPlain(result);
+    const packed = encodeApplyResult(result);
     if (packed.length <= INLINE_RESULT_BYTES_MAX && header.inline.size < INLINE_RESULTS_MAX) {
       header.inline.set(seq, packed);
       return;

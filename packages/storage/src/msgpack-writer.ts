@@ -5,6 +5,11 @@
 // over seeded random inputs. They exist because msgpackr's per-call set-up and generic object walk
 // were 7–9% of a node's main thread. Decoding stays with msgpackr.
 //
+// The fixed shapes (kv record, session header, segment) are written field by field by their
+// encoders (kv-layout.ts, log-segments.ts); session results by encodeApplyResult (put/del from
+// pre-encoded templates, the rest by the plain-value walk); meta records by packPlain. Anything
+// the walk does not know (Map, Date, class instances, bigint, other typed arrays) goes to msgpackr.
+//
 // The rules msgpackr applies (and so these encoders must):
 //   - a number n with n >>> 0 === n: positive fixint below 0x80, else uint8/16/32;
 //     a number with n >> 0 === n (negative int32): negative fixint from -32, else int8/16/32;
@@ -71,6 +76,15 @@ export class MsgpackWriter {
     this.buf = Buffer.allocUnsafeSlow(bytes);
     this.start = 0;
     this.pos = 0;
+  }
+
+  /** Bytes as they are (a pre-encoded part of a record). */
+  writeRaw(bytes: Uint8Array): void {
+    this.ensure(bytes.length);
+    const b = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < bytes.length; i++) b[p++] = bytes[i] as number;
+    this.pos = p;
   }
 
   /** nil. */
@@ -297,7 +311,7 @@ export class MsgpackWriter {
     let size = 0;
     const own: unknown = o.hasOwnProperty; // msgpackr calls the object's own hasOwnProperty, so do we
     for (const key in o) {
-      if (typeof own !== 'function' || own.call(o, key) === true) {
+      if (typeof own !== 'function' || (own as (this: object, k: string) => unknown).call(o, key)) {
         this.writeStr(key);
         this.writePlain(o[key]);
         size++;
@@ -330,4 +344,73 @@ export function packPlain(value: unknown): Uint8Array {
     throw err;
   }
   return writer.end();
+}
+
+/** Pre-encodes the constant parts of a record (a run of strings and map headers) with the writer's own rules. */
+function template(write: (w: MsgpackWriter) => void): Uint8Array {
+  const w = new MsgpackWriter();
+  w.begin();
+  write(w);
+  return Uint8Array.from(w.end());
+}
+
+/** `{op: 'put', revision: …`, then ` term: …}`, as msgpackr writes them. */
+const PUT_HEAD = template((w) => (w.writeMapHeader(3), w.writeStr('op'), w.writeStr('put'), w.writeStr('revision')));
+/** `{op: 'del', deleted: …`, then ` revision: …`, then ` term: …}`. */
+const DEL_HEAD = template((w) => (w.writeMapHeader(4), w.writeStr('op'), w.writeStr('del'), w.writeStr('deleted')));
+const REVISION_KEY = template((w) => w.writeStr('revision'));
+const TERM_KEY = template((w) => w.writeStr('term'));
+const PUT_KEYS = ['op', 'revision', 'term'] as const;
+const DEL_KEYS = ['op', 'deleted', 'revision', 'term'] as const;
+
+/** The shape of a put/del result as withTerm() builds it. */
+interface TermedResult {
+  op: string;
+  deleted?: unknown;
+  revision?: unknown;
+  term?: unknown;
+}
+
+/**
+ * True when for-in yields exactly `keys`, in order, all own. For-in lists own keys before
+ * inherited ones, so the last one being own makes every one own (what msgpackr's walk checks).
+ */
+function hasExactKeys(o: object, keys: readonly string[]): boolean {
+  let i = 0;
+  for (const k in o) {
+    if (k !== keys[i]) return false;
+    i++;
+  }
+  return i === keys.length && Object.prototype.hasOwnProperty.call(o, keys[i - 1] as string);
+}
+
+/**
+ * Encodes a session result (an ApplyResult) to exactly the bytes codec.ts `pack` writes. Put and
+ * del results in the key order withTerm() gives them (`{op, revision, term}`,
+ * `{op, deleted, revision, term}`) use pre-encoded templates; every other result (cas, none,
+ * error, or any other key order) takes the plain-value walk, which is byte-identical too.
+ */
+export function encodeApplyResult(result: object): Uint8Array {
+  const r = result as TermedResult;
+  if (r.constructor === Object && typeof r.revision === 'number' && typeof r.term === 'number') {
+    if (r.op === 'put' && hasExactKeys(r, PUT_KEYS)) {
+      writer.begin(32);
+      writer.writeRaw(PUT_HEAD);
+      writer.writeNumber(r.revision);
+      writer.writeRaw(TERM_KEY);
+      writer.writeNumber(r.term);
+      return writer.end();
+    }
+    if (r.op === 'del' && typeof r.deleted === 'boolean' && hasExactKeys(r, DEL_KEYS)) {
+      writer.begin(40);
+      writer.writeRaw(DEL_HEAD);
+      writer.writeBool(r.deleted);
+      writer.writeRaw(REVISION_KEY);
+      writer.writeNumber(r.revision);
+      writer.writeRaw(TERM_KEY);
+      writer.writeNumber(r.term);
+      return writer.end();
+    }
+  }
+  return packPlain(result);
 }

@@ -8,7 +8,7 @@ import { encodeKvRecord, encodeSessionHeader, type KvRecord, type SessionHeader 
 import type { ApplyResult } from '../src/kv-state-machine.js';
 import { encodeSegment } from '../src/log-segments.js';
 import { metaPut } from '../src/meta.js';
-import { MsgpackWriter, packPlain } from '../src/msgpack-writer.js';
+import { MsgpackWriter, encodeApplyResult, packPlain } from '../src/msgpack-writer.js';
 import type { LogEntry } from '../src/types.js';
 
 const SEED = Number(process.env['QKV_ENC_SEED'] ?? 1);
@@ -118,7 +118,7 @@ function kvRecord(g: Gen): KvRecord {
 
 function applyResult(g: Gen): ApplyResult {
   const term = (): { term?: number } => (g.rand() < 0.8 ? { term: uint(g) } : {});
-  switch (g.int(8)) {
+  switch (g.int(9)) {
     case 0:
       return { op: 'put', revision: uint(g), ...term() };
     case 1:
@@ -135,9 +135,26 @@ function applyResult(g: Gen): ApplyResult {
       return { op: 'none' };
     case 6:
       return { op: 'error', code: g.pick(['QKV_BAD_COMMAND', 'QKV_SESSION_EXPIRED', 'QKV_SESSIONS_FULL'] as const), message: str(g) };
-    default:
-      // The key orders withTerm and decoding produce: term last, or anywhere in a decoded result.
-      return g.rand() < 0.5 ? ({ term: uint(g), op: 'put', revision: uint(g) } as ApplyResult) : { op: 'put', revision: uint(g) };
+    case 7:
+      // The common case, as withTerm() builds it (spread then term).
+      return g.rand() < 0.5 ? { ...{ op: 'put' as const, revision: uint(g) }, term: uint(g) } : { ...{ op: 'del' as const, deleted: g.rand() < 0.5, revision: uint(g) }, term: uint(g) };
+    default: {
+      // Near misses of the put/del templates: other key orders (a decoded result may have any),
+      // extra keys, non-number fields. They must take the generic walk and still match.
+      const odd: unknown[] = [
+        { term: uint(g), op: 'put', revision: uint(g) },
+        { op: 'put', term: uint(g), revision: uint(g) },
+        { op: 'put', revision: uint(g), term: uint(g), extra: str(g) },
+        { op: 'put', revision: String(uint(g)), term: uint(g) },
+        { op: 'del', revision: uint(g), deleted: true, term: uint(g) },
+        { op: 'del', deleted: 1, revision: uint(g), term: uint(g) },
+        { op: 'del', deleted: false, revision: uint(g), term: undefined },
+        { op: 'put', revision: uint(g), term: g.pick(EDGE_OTHER_NUMBERS) },
+        // An inherited enumerable `term`: msgpackr skips it (not own), so must we.
+        Object.assign(Object.create({ term: 7 }) as object, { op: 'put', revision: uint(g) }),
+      ];
+      return g.pick(odd) as ApplyResult;
+    }
   }
 }
 
@@ -227,7 +244,8 @@ describe(`hand-written encoders are byte-identical to msgpackr (seed ${SEED})`, 
     forCases('results', CASES, (g, i) => {
       const r = applyResult(g);
       seen.add(`${r.op}/${'succeeded' in r ? r.succeeded : ''}/${'current' in r}/${'term' in r}`);
-      expectSame(packPlain(r), r, 'session result', i);
+      expectSame(encodeApplyResult(r), r, 'session result', i);
+      expectSame(packPlain(r), r, 'session result (plain walk)', i);
     });
     // put, del, cas ok, cas failed with and without current, none, error, each with and without term.
     expect(seen.size, REPLAY).toBeGreaterThanOrEqual(11);
