@@ -22,10 +22,19 @@
 //   - null: nil; undefined: fixext1 type 0 (d4 00 00); booleans: c2/c3.
 import { pack } from './codec.js';
 
-/** Bytes of a fresh output slab; outputs are views into it, like msgpackr's (same 8 KiB). */
-const SLAB_BYTES = 8192;
-/** A slab grown past this for one big output is not reused for the next outputs (small views would pin it). */
-const SLAB_REUSE_BYTES_MAX = 64 * 1024;
+/**
+ * Slab size for outputs that go straight into a write batch (kv records, headers, segments, meta).
+ * A fresh slab costs about 2 µs whatever its size, so big slabs amortize it (with 8 KiB ones it
+ * was ~5% of an apply); these outputs die with their batch, so they do not pin slabs for long.
+ */
+const BATCH_SLAB_BYTES = 64 * 1024;
+/**
+ * Slab size for session results, which can stay for hours as views in session headers' inline
+ * lists, pinning their slab: 8 KiB, as msgpackr's (so no worse than before).
+ */
+const RESULT_SLAB_BYTES = 8 * 1024;
+/** A slab grown past this many slab sizes for one big output is dropped after it (small views would pin it). */
+const SLAB_REUSE_GROWTH_MAX = 4;
 /** Strings shorter than this (UTF-16 units) are encoded by hand, longer ones by Buffer (msgpackr's cut-off). */
 const HAND_ENCODED_STRING_UNITS_MAX = 0x40;
 
@@ -39,9 +48,14 @@ const UNSUPPORTED = new Unsupported('unsupported value');
  * never written again (later outputs go after it, or into a new slab).
  */
 export class MsgpackWriter {
-  private buf: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  private buf: Buffer;
   private start = 0;
   private pos = 0;
+
+  /** `slabBytes`: size of each fresh buffer (outputs are views into it; see the slab constants). */
+  constructor(private readonly slabBytes = RESULT_SLAB_BYTES) {
+    this.buf = Buffer.allocUnsafeSlow(slabBytes);
+  }
 
   /** Starts an output, with room for `bytes` more (a hint; writes grow the buffer as needed). */
   begin(bytes = 0): void {
@@ -52,7 +66,7 @@ export class MsgpackWriter {
   /** Ends the output started by begin() and returns its bytes (a view that stays valid). */
   end(): Buffer {
     const out = this.buf.subarray(this.start, this.pos);
-    if (this.buf.length > SLAB_REUSE_BYTES_MAX) this.fresh(SLAB_BYTES);
+    if (this.buf.length > this.slabBytes * SLAB_REUSE_GROWTH_MAX) this.fresh(this.slabBytes);
     return out;
   }
 
@@ -67,7 +81,7 @@ export class MsgpackWriter {
     const used = this.pos - this.start;
     const old = this.buf;
     const oldStart = this.start;
-    this.fresh(Math.max(SLAB_BYTES, (used + bytes) * 2));
+    this.fresh(Math.max(this.slabBytes, (used + bytes) * 2));
     old.copy(this.buf, 0, oldStart, oldStart + used);
     this.pos = used;
   }
@@ -323,9 +337,10 @@ export class MsgpackWriter {
   }
 }
 
-const writer = new MsgpackWriter();
+const writer = new MsgpackWriter(BATCH_SLAB_BYTES);
+const resultWriter = new MsgpackWriter(RESULT_SLAB_BYTES);
 
-/** The writer shared by this module's encoders (synchronous, one output at a time). */
+/** The writer for outputs that go straight into a write batch (synchronous, one output at a time). */
 export function sharedWriter(): MsgpackWriter {
   return writer;
 }
@@ -333,22 +348,27 @@ export function sharedWriter(): MsgpackWriter {
 /**
  * Encodes a plain value (null, undefined, boolean, number, string, bytes, arrays and plain
  * objects of those) to exactly the bytes codec.ts `pack` writes; any other value goes to `pack`.
+ * The output is a view into a batch slab: meant for a write batch, not to be kept for long.
  */
 export function packPlain(value: unknown): Uint8Array {
-  writer.begin();
+  return packPlainWith(writer, value);
+}
+
+function packPlainWith(w: MsgpackWriter, value: unknown): Uint8Array {
+  w.begin();
   try {
-    writer.writePlain(value);
+    w.writePlain(value);
   } catch (err) {
-    writer.abort();
+    w.abort();
     if (err instanceof Unsupported) return pack(value);
     throw err;
   }
-  return writer.end();
+  return w.end();
 }
 
 /** Pre-encodes the constant parts of a record (a run of strings and map headers) with the writer's own rules. */
 function template(write: (w: MsgpackWriter) => void): Uint8Array {
-  const w = new MsgpackWriter();
+  const w = new MsgpackWriter(64);
   w.begin();
   write(w);
   return Uint8Array.from(w.end());
@@ -394,23 +414,23 @@ export function encodeApplyResult(result: object): Uint8Array {
   const r = result as TermedResult;
   if (r.constructor === Object && typeof r.revision === 'number' && typeof r.term === 'number') {
     if (r.op === 'put' && hasExactKeys(r, PUT_KEYS)) {
-      writer.begin(32);
-      writer.writeRaw(PUT_HEAD);
-      writer.writeNumber(r.revision);
-      writer.writeRaw(TERM_KEY);
-      writer.writeNumber(r.term);
-      return writer.end();
+      resultWriter.begin(32);
+      resultWriter.writeRaw(PUT_HEAD);
+      resultWriter.writeNumber(r.revision);
+      resultWriter.writeRaw(TERM_KEY);
+      resultWriter.writeNumber(r.term);
+      return resultWriter.end();
     }
     if (r.op === 'del' && typeof r.deleted === 'boolean' && hasExactKeys(r, DEL_KEYS)) {
-      writer.begin(40);
-      writer.writeRaw(DEL_HEAD);
-      writer.writeBool(r.deleted);
-      writer.writeRaw(REVISION_KEY);
-      writer.writeNumber(r.revision);
-      writer.writeRaw(TERM_KEY);
-      writer.writeNumber(r.term);
-      return writer.end();
+      resultWriter.begin(40);
+      resultWriter.writeRaw(DEL_HEAD);
+      resultWriter.writeBool(r.deleted);
+      resultWriter.writeRaw(REVISION_KEY);
+      resultWriter.writeNumber(r.revision);
+      resultWriter.writeRaw(TERM_KEY);
+      resultWriter.writeNumber(r.term);
+      return resultWriter.end();
     }
   }
-  return packPlain(result);
+  return packPlainWith(resultWriter, result);
 }

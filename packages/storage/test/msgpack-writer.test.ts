@@ -306,8 +306,10 @@ describe(`hand-written encoders are byte-identical to msgpackr (seed ${SEED})`, 
       const r = kvRecord(g);
       const out = encodeKvRecord(r);
       kept.push([out, Uint8Array.from(pack([r.value, r.createRevision, r.modRevision, r.version]))]);
+      const result = applyResult(g);
+      kept.push([encodeApplyResult(result), Uint8Array.from(pack(result))]);
     }
-    kept.forEach(([out, expected], i) => expect(Buffer.compare(Buffer.from(out), Buffer.from(expected)), `kv record #${i} changed; ${REPLAY}`).toBe(0));
+    kept.forEach(([out, expected], i) => expect(Buffer.compare(Buffer.from(out), Buffer.from(expected)), `output #${i} changed; ${REPLAY}`).toBe(0));
   });
 
   test('a writer grows in the middle of an output without losing what it wrote', () => {
