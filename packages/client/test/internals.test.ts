@@ -1,0 +1,214 @@
+// The pieces of the client's fast path: request encoding (byte-identical to the old spread),
+// the call signal's listener slot, and the per-connection deadline sweep.
+
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  AbortedError,
+  DEFAULT_LIMITS,
+  PROTOCOL_VERSION,
+  TimeoutError,
+  decodeMsgpack,
+  encodeFrame,
+  type ClientRequest,
+} from '@quorumkv/protocol';
+import { CallSignal, type AbortListener } from '../src/call-signal.js';
+import { NodeConnection, encodeRequest, type RequestBody } from '../src/node-connection.js';
+import { ClientSession } from '../src/session.js';
+import type { WebSocketLike } from '../src/websocket.js';
+
+const b = (s: string): Uint8Array => new TextEncoder().encode(s);
+const MAX = DEFAULT_LIMITS.maxFrameBytes;
+
+describe('encodeRequest', () => {
+  const session = { id: 's-1', seq: 7, ackedBelow: 3 };
+  const bodies = (): RequestBody[] => [
+    { op: 'hello', version: PROTOCOL_VERSION },
+    { op: 'put', key: b('user/1'), value: b('ada'), session },
+    { op: 'get', key: b('user/1'), consistency: 'linearizable' },
+    { op: 'delete', key: b('k'), session },
+    { op: 'cas', key: b('k'), condition: { kind: 'modRevision', modRevision: 4 }, action: { kind: 'put', value: b('v') }, session },
+    { op: 'range', prefix: b('user/'), after: b('user/1'), limit: 500, consistency: 'stale' },
+    { op: 'status' },
+  ];
+
+  it('gives the same bytes as encoding { ...body, id, timeoutMs }', () => {
+    const expected = bodies().map((body, i) => encodeFrame({ ...body, id: i + 1, timeoutMs: 1000 + i } as ClientRequest, MAX));
+    const actual = bodies().map((body, i) => encodeRequest(body, i + 1, 1000 + i, MAX));
+    for (let i = 0; i < expected.length; i++) expect(Buffer.from(actual[i]!)).toEqual(Buffer.from(expected[i]!));
+  });
+
+  it('gives the same bytes when a retry sends the same body object again', () => {
+    for (const body of bodies()) {
+      encodeRequest(body, 1, 5000, MAX);
+      const again = encodeRequest(body, 2, 4000, MAX);
+      const { id: _id, timeoutMs: _t, ...plain } = body as RequestBody & { id: number; timeoutMs: number };
+      expect(Buffer.from(again)).toEqual(Buffer.from(encodeFrame({ ...plain, id: 2, timeoutMs: 4000 } as ClientRequest, MAX)));
+    }
+  });
+});
+
+describe('ClientSession', () => {
+  it('acks below the oldest unanswered write, whatever order answers come in', () => {
+    const s = new ClientSession('s');
+    const t = [s.begin(), s.begin(), s.begin(), s.begin()];
+    expect(t.map((x) => x.seq)).toEqual([1, 2, 3, 4]);
+    expect(t[3]!.ref()).toEqual({ id: 's', seq: 4, ackedBelow: 1 });
+    t[1]!.done();
+    expect(s.ackedBelow()).toBe(1);
+    t[0]!.done();
+    expect(s.ackedBelow()).toBe(3);
+    t[3]!.done();
+    t[2]!.done();
+    expect(s.ackedBelow()).toBe(5);
+    expect(s.begin().ref()).toEqual({ id: 's', seq: 5, ackedBelow: 5 });
+  });
+});
+
+describe('CallSignal', () => {
+  const recorder = (log: string[], name: string): AbortListener => ({ onCallAbort: () => log.push(name) });
+
+  it('tells its listeners once, in the order they were added, and not those removed', () => {
+    const s = new CallSignal();
+    const log: string[] = [];
+    const [a, b2, c, d] = ['a', 'b', 'c', 'd'].map((n) => recorder(log, n)) as [AbortListener, AbortListener, AbortListener, AbortListener];
+    s.subscribe(a);
+    s.subscribe(b2);
+    s.subscribe(b2); // already there: no second call
+    s.unsubscribe(a);
+    s.subscribe(c); // must come after b, though the slot is free
+    s.subscribe(d);
+    s.unsubscribe(d);
+    const reason = new AbortedError('stop');
+    s.abort(reason);
+    s.abort(new AbortedError('again'));
+    expect(log).toEqual(['b', 'c']);
+    expect(s.aborted).toBe(true);
+    expect(s.reason).toBe(reason);
+  });
+
+  it('uses the slot again once every listener is gone, and ignores listeners added after the abort', () => {
+    const s = new CallSignal();
+    const log: string[] = [];
+    const a = recorder(log, 'a');
+    s.subscribe(a);
+    s.unsubscribe(a);
+    s.subscribe(recorder(log, 'b'));
+    s.abort(new AbortedError('stop'));
+    s.subscribe(recorder(log, 'late'));
+    s.abort(new AbortedError('again'));
+    expect(log).toEqual(['b']);
+  });
+});
+
+/** A WebSocket that opens at once, answers hello, and leaves every other request unanswered. */
+class SilentSocket implements WebSocketLike {
+  binaryType = 'arraybuffer';
+  readyState = 0;
+  bufferedAmount = 0;
+  onopen: ((ev: unknown) => void) | null = null;
+  onmessage: ((ev: { data: unknown }) => void) | null = null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null = null;
+  onerror: ((ev: unknown) => void) | null = null;
+  readonly sent: ClientRequest[] = [];
+
+  constructor() {
+    queueMicrotask(() => {
+      this.readyState = 1;
+      this.onopen?.({});
+    });
+  }
+
+  send(data: Uint8Array): void {
+    const req = decodeMsgpack(data, MAX) as ClientRequest;
+    this.sent.push(req);
+    if (req.op !== 'hello') return;
+    const result = { version: PROTOCOL_VERSION, serverId: 'n1', leader: null, limits: DEFAULT_LIMITS };
+    queueMicrotask(() => this.onmessage?.({ data: encodeFrame({ id: req.id, ok: true, result }, MAX) }));
+  }
+
+  close(): void {
+    this.readyState = 3;
+  }
+}
+
+describe('NodeConnection deadline sweep', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  async function openNode(): Promise<{ node: NodeConnection; ws: () => SilentSocket }> {
+    let socket: SilentSocket | undefined;
+    const node = new NodeConnection('n1:1', 'ws://n1:1/client', {
+      webSocketFactory: () => (socket = new SilentSocket()),
+      maxFrameBytes: MAX,
+      connectTimeoutMs: 1000,
+      reconnectBackoff: { initialMs: 10, maxMs: 100, multiplier: 2 },
+      random: () => 0.5,
+      now: () => Date.now(),
+      onHello: () => {},
+    });
+    await node.open({ deadlineMs: Date.now() + 1000, signal: new CallSignal() });
+    expect(node.isOpen).toBe(true);
+    return { node, ws: () => socket as SilentSocket };
+  }
+
+  /** Settles `p` into a record of how and when (fake ms since `t0`) it settled. */
+  function watch(p: Promise<unknown>, t0: number): { settledAtMs?: number; error?: unknown } {
+    const r: { settledAtMs?: number; error?: unknown } = {};
+    p.then(
+      () => (r.settledAtMs = Date.now() - t0),
+      (e: unknown) => {
+        r.settledAtMs = Date.now() - t0;
+        r.error = e;
+      },
+    );
+    return r;
+  }
+
+  it('fails each request with TimeoutError at its own deadline, not a millisecond before', async () => {
+    const { node, ws } = await openNode();
+    const t0 = Date.now();
+    const body = (): RequestBody => ({ op: 'get', key: b('k'), consistency: 'linearizable' });
+    // Added out of deadline order: the sweep must be re-armed for the earlier one.
+    const late = watch(node.request('get', body(), t0 + 300, new CallSignal()), t0);
+    const early = watch(node.request('get', body(), t0 + 100, new CallSignal()), t0);
+    const same = watch(node.request('get', body(), t0 + 100, new CallSignal()), t0);
+    expect(ws().sent.filter((r) => r.op === 'get').map((r) => r.timeoutMs)).toEqual([300, 100, 100]);
+    expect(node.inflight).toBe(3);
+
+    await vi.advanceTimersByTimeAsync(99);
+    expect(early.settledAtMs).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(early).toMatchObject({ settledAtMs: 100 });
+    expect(same).toMatchObject({ settledAtMs: 100 });
+    expect(early.error).toBeInstanceOf(TimeoutError);
+    expect((early.error as Error).message).toBe('no answer from n1:1 before the deadline');
+    expect(node.inflight).toBe(1);
+
+    await vi.advanceTimersByTimeAsync(199);
+    expect(late.settledAtMs).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(late).toMatchObject({ settledAtMs: 300 });
+    expect(late.error).toBeInstanceOf(TimeoutError);
+    expect(node.inflight).toBe(0);
+    // Nothing in flight: no timer left behind.
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('drops the sweep timer when the last request is aborted, and fails aborted requests with the reason', async () => {
+    const { node } = await openNode();
+    const t0 = Date.now();
+    const signal = new CallSignal();
+    const r = watch(node.request('get', { op: 'get', key: b('k'), consistency: 'stale' }, t0 + 500, signal), t0);
+    expect(vi.getTimerCount()).toBe(1);
+    const reason = new AbortedError('stop');
+    signal.abort(reason);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(r.error).toBe(reason);
+    expect(node.inflight).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
