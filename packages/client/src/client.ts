@@ -16,7 +16,6 @@ import {
   UnavailableError,
   checkKey,
   checkValue,
-  toBytes,
   DEFAULT_LIMITS,
   RANGE_LIMIT_MAX,
   type BytesLike,
@@ -38,6 +37,7 @@ import { toItem, type KvItem, type KvTextItem, type ValueFormat } from './item.j
 import { NodeConnection, abortReason, parseEndpoint, type RequestBody } from './node-connection.js';
 import { callTimeoutMs, resolveOptions, type CallOptions, type ConnectOptions, type ResolvedOptions } from './options.js';
 import { ClientSession, randomSessionId } from './session.js';
+import { bytesOf } from './utf8.js';
 import { defaultWebSocketFactory, type WebSocketFactory } from './websocket.js';
 
 /** Options of `get`. */
@@ -225,10 +225,16 @@ export class KvClient {
    *
    * @example `const { revision } = await kv.put('user/1', 'ada');`
    */
-  async put(key: BytesLike, value: BytesLike, options?: WriteOptions): Promise<WriteResult> {
-    const k = this.key(key);
-    const v = checkValue(toBytes(value, 'value'), this.limits);
-    return this.write('put', (session) => ({ op: 'put', key: k, value: v, session }), options);
+  put(key: BytesLike, value: BytesLike, options?: WriteOptions): Promise<WriteResult> {
+    // Not `async`: returning the call's promise itself spares a promise and the thenable job an
+    // async function's `return promise` costs. Bad arguments still reject rather than throw.
+    try {
+      const k = this.key(key);
+      const v = checkValue(bytesOf(value, 'value'), this.limits);
+      return this.write('put', (session) => ({ op: 'put', key: k, value: v, session }), options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /**
@@ -249,9 +255,13 @@ export class KvClient {
   }
 
   /** Deletes `key`; `deleted` says whether it existed. Exactly-once like `put`. */
-  async delete(key: BytesLike, options?: WriteOptions): Promise<DeleteResponse> {
-    const k = this.key(key);
-    return this.write('delete', (session) => ({ op: 'delete', key: k, session }), options);
+  delete(key: BytesLike, options?: WriteOptions): Promise<DeleteResponse> {
+    try {
+      const k = this.key(key);
+      return this.write('delete', (session) => ({ op: 'delete', key: k, session }), options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /**
@@ -266,11 +276,15 @@ export class KvClient {
    * await kv.cas('lock', { ifValue: 'me', delete: true });
    * ```
    */
-  async cas(key: BytesLike, spec: CasSpec, options?: WriteOptions): Promise<WriteResult> {
-    const k = this.key(key);
-    const condition = this.casCondition(spec);
-    const action = this.casAction(spec);
-    return this.write('cas', (session) => ({ op: 'cas', key: k, condition, action, session }), options);
+  cas(key: BytesLike, spec: CasSpec, options?: WriteOptions): Promise<WriteResult> {
+    try {
+      const k = this.key(key);
+      const condition = this.casCondition(spec);
+      const action = this.casAction(spec);
+      return this.write('cas', (session) => ({ op: 'cas', key: k, condition, action, session }), options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /**
@@ -288,7 +302,7 @@ export class KvClient {
   }
 
   /** The cluster as a node sees it (the leader when known): members, leader, term, warnings. */
-  async status(options?: CallOptions): Promise<ClusterStatus> {
+  status(options?: CallOptions): Promise<ClusterStatus> {
     return this.execute('status', () => ({ op: 'status' }), 'preferLeader', options);
   }
 
@@ -308,7 +322,7 @@ export class KvClient {
   // --- argument checks -------------------------------------------------------------------------
 
   private key(key: BytesLike): Uint8Array {
-    return checkKey(toBytes(key, 'key'), this.limits);
+    return checkKey(bytesOf(key, 'key'), this.limits);
   }
 
   private casCondition(spec: CasSpec): CasCondition {
@@ -321,7 +335,7 @@ export class KvClient {
       }
       return { kind: 'modRevision', modRevision: s.ifModRevision };
     }
-    if (s.ifValue !== undefined) return { kind: 'value', value: checkValue(toBytes(s.ifValue, 'ifValue'), this.limits, 'ifValue') };
+    if (s.ifValue !== undefined) return { kind: 'value', value: checkValue(bytesOf(s.ifValue, 'ifValue'), this.limits, 'ifValue') };
     if (s.ifAbsent !== true) throw new InvalidArgumentError('ifAbsent must be true');
     return { kind: 'absent' };
   }
@@ -331,7 +345,7 @@ export class KvClient {
     if ((s.value !== undefined) === (s.delete !== undefined)) {
       throw new InvalidArgumentError('cas needs exactly one of value and delete');
     }
-    if (s.value !== undefined) return { kind: 'put', value: checkValue(toBytes(s.value, 'value'), this.limits) };
+    if (s.value !== undefined) return { kind: 'put', value: checkValue(bytesOf(s.value, 'value'), this.limits) };
     if (s.delete !== true) throw new InvalidArgumentError('delete must be true');
     return { kind: 'delete' };
   }
@@ -349,7 +363,7 @@ export class KvClient {
       throw new InvalidArgumentError(`pageSize must be an integer in [1, ${RANGE_LIMIT_MAX}]`);
     }
     const bound = (b: BytesLike, what: string): Uint8Array => {
-      const bytes = toBytes(b, what);
+      const bytes = bytesOf(b, what);
       if (bytes.length > this.limits.maxKeyBytes) throw new InvalidArgumentError(`${what} is longer than a key may be`);
       return bytes;
     };

@@ -4,16 +4,19 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   AbortedError,
+  InvalidArgumentError,
   DEFAULT_LIMITS,
   PROTOCOL_VERSION,
   TimeoutError,
   decodeMsgpack,
   encodeFrame,
+  toBytes,
   type ClientRequest,
 } from '@quorumkv/protocol';
 import { CallSignal, type AbortListener } from '../src/call-signal.js';
 import { NodeConnection, encodeRequest, type RequestBody } from '../src/node-connection.js';
 import { ClientSession } from '../src/session.js';
+import { bytesOf } from '../src/utf8.js';
 import type { WebSocketLike } from '../src/websocket.js';
 
 const b = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -44,6 +47,36 @@ describe('encodeRequest', () => {
       const { id: _id, timeoutMs: _t, ...plain } = body as RequestBody & { id: number; timeoutMs: number };
       expect(Buffer.from(again)).toEqual(Buffer.from(encodeFrame({ ...plain, id: 2, timeoutMs: 4000 } as ClientRequest, MAX)));
     }
+  });
+});
+
+describe('bytesOf', () => {
+  const samples = ['', 'a', 'user/1', 'x'.repeat(100), 'é', '日本語', '🙂 ok', 'lone \ud800 high', 'lone \udc00 low', 'y'.repeat(1024), 'z'.repeat(1025), 'é'.repeat(3000)];
+
+  it('gives the same bytes as toBytes, each result its own bytes, across many slabs', () => {
+    const results: Array<[Uint8Array, Uint8Array]> = [];
+    // Enough strings to fill several slabs, so the roll-over to a fresh slab is crossed.
+    for (let round = 0; round < 200; round++) {
+      for (const s of samples) results.push([bytesOf(`${s}${round}`, 'value'), toBytes(`${s}${round}`, 'value')]);
+    }
+    // Checked after all were made: a later string must not have overwritten an earlier one.
+    const wrong = results.filter(([got, want]) => !Buffer.from(got.buffer, got.byteOffset, got.length).equals(want));
+    expect(wrong.length).toBe(0);
+    expect(results.length).toBe(200 * samples.length);
+  });
+
+  it('passes bytes through and refuses anything else like toBytes', () => {
+    const raw = new Uint8Array([1, 2, 3]);
+    expect(bytesOf(raw, 'key')).toBe(raw);
+    expect(() => bytesOf(42 as unknown as string, 'key')).toThrow(InvalidArgumentError);
+    expect(() => bytesOf(42 as unknown as string, 'key')).toThrow('key must be a string or a Uint8Array');
+  });
+
+  it('encodes into the same request frame bytes as toBytes does', () => {
+    const session = { id: 's', seq: 1, ackedBelow: 1 };
+    const a = encodeRequest({ op: 'put', key: bytesOf('k/1', 'key'), value: bytesOf('vé', 'value'), session }, 9, 100, MAX);
+    const b2 = encodeRequest({ op: 'put', key: toBytes('k/1', 'key'), value: toBytes('vé', 'value'), session }, 9, 100, MAX);
+    expect(Buffer.from(a)).toEqual(Buffer.from(b2));
   });
 });
 
