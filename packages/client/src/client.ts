@@ -231,6 +231,7 @@ export class KvClient {
     try {
       const k = this.key(key);
       const v = checkValue(bytesOf(value, 'value'), this.limits);
+      // Exactly these fields in this order: node-connection's put fast path encodes them directly.
       return this.write('put', (session) => ({ op: 'put', key: k, value: v, session }), options);
     } catch (e) {
       return Promise.reject(e);

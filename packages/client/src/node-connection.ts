@@ -24,6 +24,7 @@ import {
 } from '@quorumkv/protocol';
 import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
 import { CallSignal, type AbortListener } from './call-signal.js';
+import { encodePutFrame } from './put-frame.js';
 import { WS_OPEN, type WebSocketFactory, type WebSocketLike } from './websocket.js';
 
 /** A request without its id (the connection numbers them). */
@@ -78,11 +79,18 @@ function noop(): void {}
 
 /**
  * Encodes a request: the body's fields, then `id` and `timeoutMs`. The bytes are the same as
- * encoding `{ ...body, id, timeoutMs }`, without copying the body: the two fields are set on the
- * body itself (added at its end, or overwritten in place when a retry sends the same body again).
+ * encoding `{ ...body, id, timeoutMs }`, without copying the body: a usual put is written
+ * directly (put-frame.ts; its body has exactly the fields op, key, value, session, in this order),
+ * and for any other request the two fields are set on the body itself (added at its end, or
+ * overwritten in place when a retry sends the same body again).
  * Throws TooLargeError when the frame would exceed `maxFrameBytes`.
  */
 export function encodeRequest(body: RequestBody, id: number, timeoutMs: number, maxFrameBytes: number): Uint8Array {
+  if (body.op === 'put') {
+    // The usual put, written directly (same bytes); anything it does not cover goes on below.
+    const frame = encodePutFrame(body.key, body.value, body.session, id, timeoutMs);
+    if (frame !== undefined && frame.length <= maxFrameBytes) return frame;
+  }
   const request = body as RequestBody & { id: number; timeoutMs: number };
   request.id = id;
   request.timeoutMs = timeoutMs;

@@ -11,6 +11,7 @@ import {
   decodeMsgpack,
   encodeFrame,
   toBytes,
+  TooLargeError,
   type ClientRequest,
 } from '@quorumkv/protocol';
 import { CallSignal, type AbortListener } from '../src/call-signal.js';
@@ -47,6 +48,86 @@ describe('encodeRequest', () => {
       const { id: _id, timeoutMs: _t, ...plain } = body as RequestBody & { id: number; timeoutMs: number };
       expect(Buffer.from(again)).toEqual(Buffer.from(encodeFrame({ ...plain, id: 2, timeoutMs: 4000 } as ClientRequest, MAX)));
     }
+  });
+});
+
+describe('put fast path', () => {
+  /** mulberry32: a small seeded PRNG, so a failure can be replayed. */
+  function prng(seed: number): () => number {
+    let a = seed >>> 0;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  const INTS = [0, 1, 0x1f, 0x20, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 0x7fffffff, 0xffffffff, 2 ** 32, 2 ** 53 - 1];
+  const LENGTHS = [0, 1, 31, 32, 255, 256, 1000, 4096, 16 * 1024 - 200, 16 * 1024, 20_000];
+  const ID_CHARS = ['a', 'Z', '-', '0', '\u007f', 'é', '日', '\ud83d\ude42'];
+
+  it('writes exactly the bytes msgpackr writes for { ...body, id, timeoutMs }, over many random puts', () => {
+    const seed = Number(process.env.QKV_SEED ?? 20261122);
+    const rnd = prng(seed);
+    const pickOf = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
+    const int = (): number => (rnd() < 0.5 ? pickOf(INTS) : Math.floor(rnd() * 2 ** (1 + Math.floor(rnd() * 32))));
+    const bytes = (): Uint8Array => {
+      const n = rnd() < 0.5 ? pickOf(LENGTHS) : Math.floor(rnd() * 3000);
+      const b2 = new Uint8Array(n);
+      for (let i = 0; i < n; i++) b2[i] = Math.floor(rnd() * 256);
+      return b2;
+    };
+    let fast = 0;
+    for (let i = 0; i < 3000; i++) {
+      const idLength = rnd() < 0.3 ? 36 : pickOf([0, 1, 31, 32, 64, 255, 256]);
+      const asciiOnly = rnd() < 0.8;
+      let sid = '';
+      for (let c = 0; c < idLength; c++) sid += asciiOnly ? String.fromCharCode(0x20 + Math.floor(rnd() * 0x5f)) : pickOf(ID_CHARS);
+      const session = { id: sid, seq: int(), ackedBelow: int() };
+      const body: RequestBody = { op: 'put', key: bytes(), value: bytes(), session };
+      const id = int();
+      const timeoutMs = int();
+      const maxFrameBytes = rnd() < 0.1 ? Math.floor(rnd() * 4000) : MAX;
+      const replay = `seed ${seed}, case ${i}: QKV_SEED=${seed} pnpm vitest run packages/client/test/internals.test.ts`;
+      let want: Uint8Array | Error;
+      try {
+        want = encodeFrame({ ...body, id, timeoutMs } as ClientRequest, maxFrameBytes);
+      } catch (e) {
+        want = e as Error;
+      }
+      let got: Uint8Array | Error;
+      try {
+        got = encodeRequest({ ...body }, id, timeoutMs, maxFrameBytes);
+      } catch (e) {
+        got = e as Error;
+      }
+      if (want instanceof Error) {
+        expect(want, replay).toBeInstanceOf(TooLargeError);
+        expect(got, replay).toBeInstanceOf(TooLargeError);
+        expect((got as Error).message, replay).toBe(want.message);
+        continue;
+      }
+      expect(got, replay).toBeInstanceOf(Uint8Array);
+      const g = got as Uint8Array;
+      if (!(g instanceof Buffer)) fast++;
+      if (!Buffer.from(g.buffer, g.byteOffset, g.length).equals(want)) {
+        expect(Buffer.from(g).toString('hex'), replay).toBe(Buffer.from(want).toString('hex'));
+      }
+    }
+    // The fast path did most of the work (msgpackr's frames are Node Buffers, its own are not).
+    expect(fast).toBeGreaterThan(1000);
+  });
+
+  it('leaves earlier frames intact while writing later ones', () => {
+    const session = { id: 'abc', seq: 1, ackedBelow: 1 };
+    const frames: Array<[Uint8Array, Uint8Array]> = [];
+    for (let i = 0; i < 200; i++) {
+      const body: RequestBody = { op: 'put', key: b(`k/${i}`), value: new Uint8Array(3000).fill(i), session };
+      frames.push([encodeRequest({ ...body }, i, 1000, MAX), encodeFrame({ ...body, id: i, timeoutMs: 1000 } as ClientRequest, MAX)]);
+    }
+    const wrong = frames.filter(([got, want]) => !Buffer.from(got.buffer, got.byteOffset, got.length).equals(want));
+    expect(wrong.length).toBe(0);
   });
 });
 
