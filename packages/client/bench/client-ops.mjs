@@ -5,6 +5,11 @@
 //   pnpm exec tsc -b packages/client && node packages/client/bench/client-ops.mjs
 //   QKV_CLIENT_DIST=/path/to/other/dist/index.js node packages/client/bench/client-ops.mjs   (compare builds)
 //   QKV_BENCH_SECONDS=4 QKV_BENCH_CALLERS=64 ...
+//   QKV_BENCH_PROFILE=cpu|heap ...   (profiles the measured phase; prints the top self costs)
+//
+// To compare with an older build: `git worktree add /tmp/old <commit>`, build it there, and point
+// QKV_CLIENT_DIST at a copy of its packages/client/dist placed under packages/client/bench/dist/
+// (git-ignored) so that its imports resolve through this package's node_modules.
 //
 // Prints client CPU µs per put, throughput, scavenges and GC time per 10k puts, and JS-heap bytes
 // allocated per put (median heap growth over GC-free windows of WINDOW_OPS puts).
