@@ -16,7 +16,6 @@ import {
   UnavailableError,
   checkKey,
   checkValue,
-  toBytes,
   DEFAULT_LIMITS,
   RANGE_LIMIT_MAX,
   type BytesLike,
@@ -33,11 +32,12 @@ import {
   type SessionRef,
 } from '@quorumkv/protocol';
 import { backoffDelayMs } from './backoff.js';
-import { CallSignal } from './call-signal.js';
+import { CallSignal, type AbortListener } from './call-signal.js';
 import { toItem, type KvItem, type KvTextItem, type ValueFormat } from './item.js';
 import { NodeConnection, abortReason, parseEndpoint, type RequestBody } from './node-connection.js';
 import { callTimeoutMs, resolveOptions, type CallOptions, type ConnectOptions, type ResolvedOptions } from './options.js';
 import { ClientSession, randomSessionId } from './session.js';
+import { bytesOf } from './utf8.js';
 import { defaultWebSocketFactory, type WebSocketFactory } from './websocket.js';
 
 /** Options of `get`. */
@@ -225,10 +225,17 @@ export class KvClient {
    *
    * @example `const { revision } = await kv.put('user/1', 'ada');`
    */
-  async put(key: BytesLike, value: BytesLike, options?: WriteOptions): Promise<WriteResult> {
-    const k = this.key(key);
-    const v = checkValue(toBytes(value, 'value'), this.limits);
-    return this.write('put', (session) => ({ op: 'put', key: k, value: v, session }), options);
+  put(key: BytesLike, value: BytesLike, options?: WriteOptions): Promise<WriteResult> {
+    // Not `async`: returning the call's promise itself spares a promise and the thenable job an
+    // async function's `return promise` costs. Bad arguments still reject rather than throw.
+    try {
+      const k = this.key(key);
+      const v = checkValue(bytesOf(value, 'value'), this.limits);
+      // Exactly these fields in this order: node-connection's put fast path encodes them directly.
+      return this.write('put', (session) => ({ op: 'put', key: k, value: v, session }), options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /**
@@ -249,9 +256,13 @@ export class KvClient {
   }
 
   /** Deletes `key`; `deleted` says whether it existed. Exactly-once like `put`. */
-  async delete(key: BytesLike, options?: WriteOptions): Promise<DeleteResponse> {
-    const k = this.key(key);
-    return this.write('delete', (session) => ({ op: 'delete', key: k, session }), options);
+  delete(key: BytesLike, options?: WriteOptions): Promise<DeleteResponse> {
+    try {
+      const k = this.key(key);
+      return this.write('delete', (session) => ({ op: 'delete', key: k, session }), options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /**
@@ -266,11 +277,15 @@ export class KvClient {
    * await kv.cas('lock', { ifValue: 'me', delete: true });
    * ```
    */
-  async cas(key: BytesLike, spec: CasSpec, options?: WriteOptions): Promise<WriteResult> {
-    const k = this.key(key);
-    const condition = this.casCondition(spec);
-    const action = this.casAction(spec);
-    return this.write('cas', (session) => ({ op: 'cas', key: k, condition, action, session }), options);
+  cas(key: BytesLike, spec: CasSpec, options?: WriteOptions): Promise<WriteResult> {
+    try {
+      const k = this.key(key);
+      const condition = this.casCondition(spec);
+      const action = this.casAction(spec);
+      return this.write('cas', (session) => ({ op: 'cas', key: k, condition, action, session }), options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /**
@@ -288,7 +303,7 @@ export class KvClient {
   }
 
   /** The cluster as a node sees it (the leader when known): members, leader, term, warnings. */
-  async status(options?: CallOptions): Promise<ClusterStatus> {
+  status(options?: CallOptions): Promise<ClusterStatus> {
     return this.execute('status', () => ({ op: 'status' }), 'preferLeader', options);
   }
 
@@ -308,7 +323,7 @@ export class KvClient {
   // --- argument checks -------------------------------------------------------------------------
 
   private key(key: BytesLike): Uint8Array {
-    return checkKey(toBytes(key, 'key'), this.limits);
+    return checkKey(bytesOf(key, 'key'), this.limits);
   }
 
   private casCondition(spec: CasSpec): CasCondition {
@@ -321,7 +336,7 @@ export class KvClient {
       }
       return { kind: 'modRevision', modRevision: s.ifModRevision };
     }
-    if (s.ifValue !== undefined) return { kind: 'value', value: checkValue(toBytes(s.ifValue, 'ifValue'), this.limits, 'ifValue') };
+    if (s.ifValue !== undefined) return { kind: 'value', value: checkValue(bytesOf(s.ifValue, 'ifValue'), this.limits, 'ifValue') };
     if (s.ifAbsent !== true) throw new InvalidArgumentError('ifAbsent must be true');
     return { kind: 'absent' };
   }
@@ -331,7 +346,7 @@ export class KvClient {
     if ((s.value !== undefined) === (s.delete !== undefined)) {
       throw new InvalidArgumentError('cas needs exactly one of value and delete');
     }
-    if (s.value !== undefined) return { kind: 'put', value: checkValue(toBytes(s.value, 'value'), this.limits) };
+    if (s.value !== undefined) return { kind: 'put', value: checkValue(bytesOf(s.value, 'value'), this.limits) };
     if (s.delete !== true) throw new InvalidArgumentError('delete must be true');
     return { kind: 'delete' };
   }
@@ -349,7 +364,7 @@ export class KvClient {
       throw new InvalidArgumentError(`pageSize must be an integer in [1, ${RANGE_LIMIT_MAX}]`);
     }
     const bound = (b: BytesLike, what: string): Uint8Array => {
-      const bytes = toBytes(b, what);
+      const bytes = bytesOf(b, what);
       if (bytes.length > this.limits.maxKeyBytes) throw new InvalidArgumentError(`${what} is longer than a key may be`);
       return bytes;
     };
@@ -389,83 +404,103 @@ export class KvClient {
   // --- the retry loop ----------------------------------------------------------------------------
 
   /** Runs a write with a session seq that stays the same across its retries. */
-  private async write<K extends 'put' | 'delete' | 'cas'>(
+  private write<K extends 'put' | 'delete' | 'cas'>(
     op: K,
     build: (session: SessionRef) => RequestBody,
     options: WriteOptions | undefined,
   ): Promise<ResultByOp[K]> {
-    const session = this.session;
-    const ticket = session.begin();
-    try {
-      return await this.execute(op, () => build(ticket.ref()), 'leader', options);
-    } catch (e) {
-      if (e instanceof SessionExpiredError && this.session === session) this.session = new ClientSession(randomSessionId());
-      throw e;
-    } finally {
-      ticket.done();
-    }
+    return this.execute(op, build as (session: SessionRef | undefined) => RequestBody, 'leader', options, true);
   }
 
-  /** One call: deadline, abort, close, and retries over nodes until an answer or a final error. */
+  /**
+   * One call: deadline, abort, close, and retries over nodes until an answer or a final error.
+   * A write (`isWrite`) claims a session seq first, which every attempt reuses. `build` makes the
+   * request body of one attempt (a write's gets its session reference, fresh each attempt).
+   *
+   * The retry loop is inline (not an async function of its own), and its bookkeeping is made
+   * only when an attempt fails: the success path of a call allocates as little as it can.
+   */
   private async execute<K extends DataOp>(
     op: K,
-    build: () => RequestBody,
+    build: (session: SessionRef | undefined) => RequestBody,
     route: Route,
     call: CallOptions | undefined,
+    isWrite = false,
   ): Promise<ResultByOp[K]> {
-    if (this.closed) throw new ClosedError('the client is closed');
-    if (this.calls.size >= this.o.maxPendingCalls) {
-      throw new BusyError(1, `more than maxPendingCalls (${this.o.maxPendingCalls}) calls in progress`);
-    }
-    const deadlineMs = Date.now() + callTimeoutMs(call, this.o.timeoutMs);
-    const user = call?.signal;
-    if (user?.aborted) throw new AbortedError('the operation was aborted', { cause: user.reason });
-    const signal = new CallSignal();
-    const onUserAbort = (): void => signal.abort(new AbortedError('the operation was aborted', { cause: user?.reason }));
-    user?.addEventListener('abort', onUserAbort, { once: true });
-    this.calls.add(signal);
+    const session = isWrite ? this.session : undefined;
+    const ticket = session?.begin();
     try {
-      return await this.retryLoop(op, build, route, deadlineMs, signal);
+      if (this.closed) throw new ClosedError('the client is closed');
+      if (this.calls.size >= this.o.maxPendingCalls) {
+        throw new BusyError(1, `more than maxPendingCalls (${this.o.maxPendingCalls}) calls in progress`);
+      }
+      const deadlineMs = Date.now() + callTimeoutMs(call, this.o.timeoutMs);
+      const user = call?.signal;
+      if (user?.aborted) throw new AbortedError('the operation was aborted', { cause: user.reason });
+      const signal = new CallSignal();
+      let onUserAbort: (() => void) | undefined;
+      if (user) {
+        onUserAbort = (): void => signal.abort(new AbortedError('the operation was aborted', { cause: user.reason }));
+        user.addEventListener('abort', onUserAbort, { once: true });
+      }
+      this.calls.add(signal);
+      try {
+        let st: RetryState | undefined;
+        for (let attempt = 1; attempt <= this.o.maxAttemptsPerCall; attempt++) {
+          if (Date.now() >= deadlineMs) throw deadlineError(op, st?.lastError);
+          const picked = this.pick(route);
+          if (typeof picked === 'number') {
+            await this.pause(picked, deadlineMs, signal, op, st);
+            continue;
+          }
+          try {
+            const attemptDeadlineMs = Math.min(deadlineMs, Date.now() + this.o.attemptTimeoutMs);
+            return await picked.request(op, build(ticket?.ref()), attemptDeadlineMs, signal);
+          } catch (e) {
+            st ??= { redirects: 0, noLeader: 0, unavailable: 0, lastError: undefined };
+            const delayMs = this.attemptFailed(e, picked, op, attempt, deadlineMs, signal, st);
+            await this.pause(delayMs, deadlineMs, signal, op, st);
+          }
+        }
+        throw new UnavailableError(`gave up after ${this.o.maxAttemptsPerCall} attempts`, { cause: st?.lastError });
+      } finally {
+        this.calls.delete(signal);
+        if (onUserAbort) user?.removeEventListener('abort', onUserAbort);
+      }
+    } catch (e) {
+      if (e instanceof SessionExpiredError && session !== undefined && this.session === session) {
+        this.session = new ClientSession(randomSessionId());
+      }
+      throw e;
     } finally {
-      this.calls.delete(signal);
-      user?.removeEventListener('abort', onUserAbort);
+      ticket?.done();
     }
   }
 
-  private async retryLoop<K extends DataOp>(
-    op: K,
-    build: () => RequestBody,
-    route: Route,
+  /**
+   * Judges a failed attempt: throws the error that ends the call, or returns the delay before
+   * the next attempt (after telling `onRetry`).
+   */
+  private attemptFailed(
+    e: unknown,
+    node: NodeConnection,
+    op: DataOp,
+    attempt: number,
     deadlineMs: number,
     signal: CallSignal,
-  ): Promise<ResultByOp[K]> {
-    const st: RetryState = { redirects: 0, noLeader: 0, unavailable: 0, lastError: undefined };
-    for (let attempt = 1; attempt <= this.o.maxAttemptsPerCall; attempt++) {
-      if (Date.now() >= deadlineMs) throw deadlineError(op, st.lastError);
-      const pick = this.pick(route);
-      if (pick.node === undefined) {
-        await this.pause(pick.waitMs, deadlineMs, signal, op, st);
-        continue;
-      }
-      const node = pick.node;
-      try {
-        const attemptDeadlineMs = Math.min(deadlineMs, Date.now() + this.o.attemptTimeoutMs);
-        return await node.request(op, build(), { deadlineMs: attemptDeadlineMs, signal });
-      } catch (e) {
-        if (signal.aborted) throw abortReason(signal);
-        const err = asQkv(e);
-        // An attempt cut short by the call's own deadline says nothing new: the cause of the
-        // deadline error stays the last informative error (e.g. QKV_NO_LEADER), if there was one.
-        const cutByDeadline = err instanceof TimeoutError && Date.now() >= deadlineMs;
-        if (!(cutByDeadline && st.lastError !== undefined)) st.lastError = err;
-        if (cutByDeadline) throw deadlineError(op, st.lastError);
-        const delayMs = this.afterFailure(err, node, st);
-        if (delayMs === undefined) throw err;
-        this.o.onRetry?.({ op, address: node.address, error: err, attempt, delayMs });
-        await this.pause(delayMs, deadlineMs, signal, op, st);
-      }
-    }
-    throw new UnavailableError(`gave up after ${this.o.maxAttemptsPerCall} attempts`, { cause: st.lastError });
+    st: RetryState,
+  ): number {
+    if (signal.aborted) throw abortReason(signal);
+    const err = asQkv(e);
+    // An attempt cut short by the call's own deadline says nothing new: the cause of the
+    // deadline error stays the last informative error (e.g. QKV_NO_LEADER), if there was one.
+    const cutByDeadline = err instanceof TimeoutError && Date.now() >= deadlineMs;
+    if (!(cutByDeadline && st.lastError !== undefined)) st.lastError = err;
+    if (cutByDeadline) throw deadlineError(op, st.lastError);
+    const delayMs = this.afterFailure(err, node, st);
+    if (delayMs === undefined) throw err;
+    this.o.onRetry?.({ op, address: node.address, error: err, attempt, delayMs });
+    return delayMs;
   }
 
   /**
@@ -508,21 +543,24 @@ export class KvClient {
   }
 
   /** Sleeps `ms` unless that passes the deadline (then fails with a timeout now) or the call aborts. */
-  private pause(ms: number, deadlineMs: number, signal: CallSignal, op: DataOp, st: RetryState): Promise<void> {
+  private pause(ms: number, deadlineMs: number, signal: CallSignal, op: DataOp, st: RetryState | undefined): Promise<void> {
     if (ms <= 0) return Promise.resolve();
     const leftMs = deadlineMs - Date.now();
-    if (leftMs <= 0) return Promise.reject(deadlineError(op, st.lastError));
+    if (leftMs <= 0) return Promise.reject(deadlineError(op, st?.lastError));
     if (signal.aborted) return Promise.reject(abortReason(signal));
     // A back-off longer than the time left must not end the call early: sleep what is left, less
     // a moment for one last attempt (the attempt itself is bounded by the deadline).
     if (ms >= leftMs) ms = Math.max(0, leftMs - Math.min(LAST_ATTEMPT_MS, leftMs / 2));
     return new Promise<void>((resolve, reject) => {
-      const unsubscribe = signal.onAbort(() => {
-        clearTimeout(timer);
-        reject(abortReason(signal));
-      });
+      const listener: AbortListener = {
+        onCallAbort: () => {
+          clearTimeout(timer);
+          reject(abortReason(signal));
+        },
+      };
+      signal.subscribe(listener);
       const timer = setTimeout(() => {
-        unsubscribe();
+        signal.unsubscribe(listener);
         resolve();
       }, ms);
     });
@@ -532,26 +570,27 @@ export class KvClient {
    * The node for the next attempt. Writes and linearizable reads go to the leader when it is
    * known and reachable, otherwise round-robin (any node answers with a hint); stale reads go
    * round-robin over every node that is not in reconnect back-off. When all are, returns how
-   * long to wait for the first to come out of it.
+   * long to wait (in ms) for the first to come out of it. (A node or a number, not an object
+   * holding either: nothing is allocated per call.)
    */
-  private pick(route: Route): { node: NodeConnection; waitMs?: undefined } | { node?: undefined; waitMs: number } {
+  private pick(route: Route): NodeConnection | number {
     const now = Date.now();
     if (route !== 'any' && this.leader) {
       const waitMs = this.leader.retryAt - now;
-      if (waitMs <= 0) return { node: this.leader };
+      if (waitMs <= 0) return this.leader;
       // About to be retried anyway: wait for it rather than bounce off a follower's hint.
-      if (waitMs <= HINTED_NODE_WAIT_MS_MAX) return { waitMs };
+      if (waitMs <= HINTED_NODE_WAIT_MS_MAX) return waitMs;
     }
     let soonest = Number.POSITIVE_INFINITY;
     for (let i = 0; i < this.nodes.length; i++) {
       const node = this.nodes[(this.roundRobin + i) % this.nodes.length] as NodeConnection;
       if (node.retryAt <= now) {
         this.roundRobin = (this.roundRobin + i + 1) % this.nodes.length;
-        return { node };
+        return node;
       }
       soonest = Math.min(soonest, node.retryAt);
     }
-    return { waitMs: Math.max(1, soonest - now) };
+    return Math.max(1, soonest - now);
   }
 }
 

@@ -23,7 +23,8 @@ import {
   type ResultByOp,
 } from '@quorumkv/protocol';
 import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
-import { CallSignal } from './call-signal.js';
+import { CallSignal, type AbortListener } from './call-signal.js';
+import { encodePutFrame } from './put-frame.js';
 import { WS_OPEN, type WebSocketFactory, type WebSocketLike } from './websocket.js';
 
 /** A request without its id (the connection numbers them). */
@@ -42,10 +43,58 @@ export interface NodeConnectionSettings {
   onHello: (node: NodeConnection, hello: HelloResult) => void;
 }
 
-interface Pending {
-  op: Op;
-  resolve: (result: unknown) => void;
-  reject: (err: QuorumKvError) => void;
+/**
+ * One request in flight: the connection's record of it and its abort listener in one object
+ * (instead of a record plus four closures per request).
+ */
+class PendingRequest implements AbortListener {
+  resolveFn: (result: unknown) => void = noop;
+  rejectFn: (err: QuorumKvError) => void = noop;
+
+  constructor(
+    private readonly conn: NodeConnection,
+    readonly id: number,
+    readonly op: Op,
+    readonly signal: CallSignal,
+    /** When the request times out, in ms on the `now()` clock. */
+    readonly expiresMs: number,
+  ) {}
+
+  resolve(result: unknown): void {
+    this.conn.forget(this);
+    this.resolveFn(result);
+  }
+
+  reject(err: QuorumKvError): void {
+    this.conn.forget(this);
+    this.rejectFn(err);
+  }
+
+  onCallAbort(): void {
+    this.reject(abortReason(this.signal));
+  }
+}
+
+function noop(): void {}
+
+/**
+ * Encodes a request: the body's fields, then `id` and `timeoutMs`. The bytes are the same as
+ * encoding `{ ...body, id, timeoutMs }`, without copying the body: a usual put is written
+ * directly (put-frame.ts; its body has exactly the fields op, key, value, session, in this order),
+ * and for any other request the two fields are set on the body itself (added at its end, or
+ * overwritten in place when a retry sends the same body again).
+ * Throws TooLargeError when the frame would exceed `maxFrameBytes`.
+ */
+export function encodeRequest(body: RequestBody, id: number, timeoutMs: number, maxFrameBytes: number): Uint8Array {
+  if (body.op === 'put') {
+    // The usual put, written directly (same bytes); anything it does not cover goes on below.
+    const frame = encodePutFrame(body.key, body.value, body.session, id, timeoutMs);
+    if (frame !== undefined && frame.length <= maxFrameBytes) return frame;
+  }
+  const request = body as RequestBody & { id: number; timeoutMs: number };
+  request.id = id;
+  request.timeoutMs = timeoutMs;
+  return encodeFrame(request as ClientRequest, maxFrameBytes);
 }
 
 /** Per-attempt wait limits: absolute deadline (ms since epoch, `now()` clock) and an abort signal. */
@@ -70,7 +119,11 @@ export class NodeConnection {
   limits: Limits = DEFAULT_LIMITS;
   private ws: WebSocketLike | undefined;
   private opening: Promise<void> | undefined;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new Map<number, PendingRequest>();
+  /** The deadline sweep's timer (set while requests are in flight) and when it is due. */
+  private sweepTimer: ReturnType<typeof setTimeout> | undefined;
+  private sweepAtMs = 0;
+  private readonly sweepFn = (): void => this.sweep();
   private nextRequestId = 1;
   private failures = 0;
   private retryAtMs = 0;
@@ -117,9 +170,9 @@ export class NodeConnection {
    * Rejects with the node's typed error, UnavailableError (connection failed or lost),
    * TimeoutError (deadline), or the signal's reason.
    */
-  async request<K extends Op>(op: K, body: RequestBody, limits: AttemptLimits): Promise<ResultByOp[K]> {
-    if (!this.isOpen) await this.open(limits);
-    return (await this.send(op, body, limits)) as ResultByOp[K];
+  request<K extends Op>(op: K, body: RequestBody, deadlineMs: number, signal: CallSignal): Promise<ResultByOp[K]> {
+    if (this.isOpen) return this.send(op, body, deadlineMs, signal) as Promise<ResultByOp[K]>;
+    return this.open({ deadlineMs, signal }).then(() => this.send(op, body, deadlineMs, signal) as Promise<ResultByOp[K]>);
   }
 
   /** Opens (or joins the opening of) the connection, bounded by the caller's limits. */
@@ -137,10 +190,12 @@ export class NodeConnection {
     if (waitMs > 0) throw new UnavailableError(`${this.address} is in reconnect back-off for ${waitMs} ms`);
     try {
       await this.openSocket();
-      const hello = (await this.send('hello', { op: 'hello', version: PROTOCOL_VERSION }, {
-        deadlineMs: this.s.now() + this.s.connectTimeoutMs,
-        signal: new CallSignal(),
-      })) as HelloResult;
+      const hello = (await this.send(
+        'hello',
+        { op: 'hello', version: PROTOCOL_VERSION },
+        this.s.now() + this.s.connectTimeoutMs,
+        new CallSignal(),
+      )) as HelloResult;
       this.serverId = hello.serverId;
       this.limits = hello.limits;
       this.failures = 0;
@@ -188,42 +243,84 @@ export class NodeConnection {
     });
   }
 
-  private send(op: Op, body: RequestBody, limits: AttemptLimits): Promise<unknown> {
+  private send(op: Op, body: RequestBody, deadlineMs: number, signal: CallSignal): Promise<unknown> {
     const ws = this.ws;
     if (!ws || ws.readyState !== WS_OPEN) return Promise.reject(new UnavailableError(`not connected to ${this.address}`));
     const id = this.nextRequestId++;
-    const remainingMs = Math.ceil(limits.deadlineMs - this.s.now());
+    const nowMs = this.s.now();
+    const remainingMs = Math.ceil(deadlineMs - nowMs);
     if (remainingMs <= 0) return Promise.reject(new TimeoutError());
-    // Throws TooLargeError before anything is sent; the caller does not retry that.
-    const frame = encodeFrame({ ...body, id, timeoutMs: Math.min(remainingMs, REQUEST_TIMEOUT_MS_MAX) } as ClientRequest, this.limits.maxFrameBytes);
-    return new Promise<unknown>((resolve, reject) => {
-      if (limits.signal.aborted) return reject(abortReason(limits.signal));
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        unsubscribe();
-        this.pending.delete(id);
-      };
-      const unsubscribe = limits.signal.onAbort(() => {
-        cleanup();
-        reject(abortReason(limits.signal));
-      });
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new TimeoutError(`no answer from ${this.address} before the deadline`));
-      }, remainingMs);
-      this.pending.set(id, {
-        op,
-        resolve: (r) => {
-          cleanup();
-          resolve(r);
-        },
-        reject: (e) => {
-          cleanup();
-          reject(e);
-        },
-      });
-      ws.send(frame);
+    let frame: Uint8Array;
+    try {
+      // Throws TooLargeError before anything is sent; the caller does not retry that.
+      frame = encodeRequest(body, id, Math.min(remainingMs, REQUEST_TIMEOUT_MS_MAX), this.limits.maxFrameBytes);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (signal.aborted) return Promise.reject(abortReason(signal));
+    const p = new PendingRequest(this, id, op, signal, nowMs + remainingMs);
+    const promise = new Promise<unknown>((resolve, reject) => {
+      p.resolveFn = resolve;
+      p.rejectFn = reject;
     });
+    signal.subscribe(p);
+    this.pending.set(id, p);
+    this.armSweep(p.expiresMs);
+    try {
+      ws.send(frame);
+    } catch (e) {
+      // The promise rejects with what the socket threw, as it did when sent inside its executor.
+      this.forget(p);
+      p.rejectFn(e as QuorumKvError);
+    }
+    return promise;
+  }
+
+  /**
+   * Forgets a request that got its answer, timed out or was aborted (called by its record).
+   * @internal
+   */
+  forget(p: PendingRequest): void {
+    p.signal.unsubscribe(p);
+    this.pending.delete(p.id);
+    if (this.pending.size === 0 && this.sweepTimer !== undefined) {
+      clearTimeout(this.sweepTimer);
+      this.sweepTimer = undefined;
+    }
+  }
+
+  /**
+   * Makes sure the deadline sweep runs no later than `expiresMs`. One timer per connection,
+   * armed for the earliest deadline of the requests in flight (instead of a timer per request):
+   * a request added with a later deadline than the armed one costs nothing.
+   */
+  private armSweep(expiresMs: number): void {
+    if (this.sweepTimer !== undefined) {
+      if (expiresMs >= this.sweepAtMs) return;
+      clearTimeout(this.sweepTimer);
+    }
+    this.sweepAtMs = expiresMs;
+    this.sweepTimer = setTimeout(this.sweepFn, Math.max(0, expiresMs - this.s.now()));
+  }
+
+  /**
+   * Rejects, with TimeoutError, every request in flight whose deadline has passed, then re-arms
+   * for the earliest deadline left. A request is never failed before its deadline; it is failed
+   * in the first sweep at or after it, i.e. at its deadline plus the timer's own lateness (as a
+   * per-request setTimeout would be). Walks every request in flight, but runs only when the
+   * earliest deadline comes due (normally the attempt timeout), not per request.
+   */
+  private sweep(): void {
+    this.sweepTimer = undefined;
+    const nowMs = this.s.now();
+    let nextMs = Number.POSITIVE_INFINITY;
+    const expired: PendingRequest[] = [];
+    for (const p of this.pending.values()) {
+      if (p.expiresMs <= nowMs) expired.push(p);
+      else if (p.expiresMs < nextMs) nextMs = p.expiresMs;
+    }
+    for (const p of expired) p.reject(new TimeoutError(`no answer from ${this.address} before the deadline`));
+    if (nextMs !== Number.POSITIVE_INFINITY && this.pending.size > 0) this.armSweep(nextMs);
   }
 
   private onFrame(data: unknown): void {
@@ -255,8 +352,8 @@ export class NodeConnection {
         // Closing a socket that never opened can throw in some implementations; it is gone anyway.
       }
     }
+    // Each reject also forgets its request (and the sweep timer goes with the last one).
     const waiting = [...this.pending.values()];
-    this.pending.clear();
     for (const p of waiting) p.reject(err);
   }
 
@@ -276,16 +373,19 @@ export function abortReason(signal: CallSignal): QuorumKvError {
 export function waitBounded<T>(p: Promise<T>, limits: AttemptLimits, now: () => number): Promise<T> {
   if (limits.signal.aborted) return Promise.reject(abortReason(limits.signal));
   return new Promise<T>((resolve, reject) => {
+    const listener: AbortListener = {
+      onCallAbort: () => {
+        clearTimeout(timer);
+        reject(abortReason(limits.signal));
+      },
+    };
     const done = (): void => {
       clearTimeout(timer);
-      unsubscribe();
+      limits.signal.unsubscribe(listener);
     };
-    const unsubscribe = limits.signal.onAbort(() => {
-      clearTimeout(timer);
-      reject(abortReason(limits.signal));
-    });
+    limits.signal.subscribe(listener);
     const timer = setTimeout(() => {
-      unsubscribe();
+      limits.signal.unsubscribe(listener);
       reject(new TimeoutError('deadline exceeded while connecting'));
     }, Math.max(0, limits.deadlineMs - now()));
     p.then(

@@ -12,11 +12,21 @@ export function randomSessionId(): string {
 }
 
 /** A write's claim on a sequence number; `ref()` is what goes on the wire (fresh each attempt). */
-export interface SessionTicket {
-  readonly seq: number;
-  ref(): SessionRef;
+export class SessionTicket {
+  constructor(
+    private readonly session: ClientSession,
+    readonly seq: number,
+  ) {}
+
+  /** The session reference for one attempt, with the current `ackedBelow`. */
+  ref(): SessionRef {
+    return { id: this.session.id, seq: this.seq, ackedBelow: this.session.ackedBelow() };
+  }
+
   /** The write got its final answer (or was given up): the server may forget the result. */
-  done(): void;
+  done(): void {
+    this.session.answered(this.seq);
+  }
 }
 
 /** One session: numbers writes from 1 and tracks which are still unanswered. */
@@ -30,20 +40,20 @@ export class ClientSession {
   begin(): SessionTicket {
     const seq = this.nextSeq++;
     this.unanswered.add(seq);
-    return {
-      seq,
-      ref: () => ({ id: this.id, seq, ackedBelow: this.ackedBelow() }),
-      done: () => {
-        this.unanswered.delete(seq);
-      },
-    };
+    return new SessionTicket(this, seq);
+  }
+
+  /** Seq `seq` got its final answer (or was given up). */
+  answered(seq: number): void {
+    this.unanswered.delete(seq);
   }
 
   /** The lowest seq whose answer may still be needed; every smaller seq has been answered. */
   ackedBelow(): number {
-    let min = this.nextSeq;
-    // Invariant: the set holds at most the number of concurrent writes (bounded by maxPendingCalls).
-    for (const s of this.unanswered) if (s < min) min = s;
-    return min;
+    // Seqs enter the set in increasing order and a Set iterates in insertion order, so its
+    // first element is its smallest (and every seq in it is below nextSeq). The set holds at
+    // most the number of concurrent writes (bounded by maxPendingCalls).
+    for (const s of this.unanswered) return s;
+    return this.nextSeq;
   }
 }
