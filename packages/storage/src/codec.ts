@@ -46,9 +46,8 @@ export function readU64be(bytes: Uint8Array, offset = 0): number | undefined {
 
 /** `n` as 4 bytes big-endian. */
 export function u32be(n: number): Uint8Array {
-  const out = new Uint8Array(4);
-  new DataView(out.buffer).setUint32(0, n);
-  return out;
+  // Byte writes, not a DataView: `.buffer` of a small on-heap array makes V8 move it off the heap.
+  return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 }
 
 /** Concatenates byte arrays. */
