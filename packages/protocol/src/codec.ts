@@ -4,6 +4,8 @@
 
 import { Packr, Unpackr } from 'msgpackr';
 import { InvalidArgumentError, ProtocolError, TooLargeError } from './errors.js';
+import { fastDecodeRequest } from './fast-request.js';
+import { fastEncodeResponse } from './fast-response.js';
 import { validateRequest, validateResponse, type ValidatedRequest } from './validate.js';
 import type { ClientRequest, ClientResponse, Limits } from './wire.js';
 
@@ -17,6 +19,11 @@ const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsTyp
  * (nothing is sent then).
  */
 export function encodeFrame(frame: ClientRequest | ClientResponse, maxFrameBytes: number): Uint8Array {
+  // The usual answers (put/delete/get results) are written directly, byte for byte the same.
+  if ((frame as ClientResponse).ok === true) {
+    const fast = fastEncodeResponse(frame as ClientResponse, maxFrameBytes);
+    if (fast !== undefined) return fast;
+  }
   const bytes: Uint8Array = packr.pack(frame);
   if (bytes.length > maxFrameBytes) {
     throw new TooLargeError(`frame of ${bytes.length} bytes exceeds the limit of ${maxFrameBytes}`, maxFrameBytes);
@@ -46,7 +53,9 @@ export function decodeMsgpack(bytes: Uint8Array, maxFrameBytes: number): unknown
  * `{ ok: false, id, error }` for a well-framed request with bad arguments (answer it).
  */
 export function decodeRequestFrame(bytes: Uint8Array, limits: Limits): ValidatedRequest {
-  return validateRequest(decodeMsgpack(bytes, limits.maxFrameBytes), limits);
+  // The usual valid put/get/delete frames are read directly (fast-request.ts); the rest, and every
+  // invalid frame, go through msgpackr + validateRequest.
+  return fastDecodeRequest(bytes, limits) ?? validateRequest(decodeMsgpack(bytes, limits.maxFrameBytes), limits);
 }
 
 /**

@@ -207,24 +207,30 @@ const RANGE_FIELDS = [...BASE, 'prefix', 'start', 'end', 'after', 'limit', 'cons
 function requestBody(o: Obj, id: number, limits: Limits): ClientRequest {
   const op = oneOf(o.op, OPS, 'op');
   const t = absent(o.timeoutMs) ? undefined : int(o.timeoutMs, 'timeoutMs', 1, REQUEST_TIMEOUT_MS_MAX);
-  const base = t === undefined ? { id } : { id, timeoutMs: t };
+  const req = requestFields(o, op, id, limits);
+  // Literals, then the optional field (an object spread costs ~0.5 µs per request on Node 20).
+  if (t !== undefined) req.timeoutMs = t;
+  return req;
+}
+
+function requestFields(o: Obj, op: Op, id: number, limits: Limits): ClientRequest {
   switch (op) {
     case 'hello':
       onlyKeys(o, HELLO_FIELDS, 'hello');
-      return { ...base, op, version: int(o.version, 'version', 0) };
+      return { id, op, version: int(o.version, 'version', 0) };
     case 'get':
       onlyKeys(o, GET_FIELDS, 'get');
-      return { ...base, op, key: checkKey(o.key, limits), consistency: consistency(o.consistency) };
+      return { id, op, key: checkKey(o.key, limits), consistency: consistency(o.consistency) };
     case 'put':
       onlyKeys(o, PUT_FIELDS, 'put');
-      return { ...base, op, key: checkKey(o.key, limits), value: checkValue(o.value, limits), session: session(o.session) };
+      return { id, op, key: checkKey(o.key, limits), value: checkValue(o.value, limits), session: session(o.session) };
     case 'delete':
       onlyKeys(o, DELETE_FIELDS, 'delete');
-      return { ...base, op, key: checkKey(o.key, limits), session: session(o.session) };
+      return { id, op, key: checkKey(o.key, limits), session: session(o.session) };
     case 'cas':
       onlyKeys(o, CAS_FIELDS, 'cas');
       return {
-        ...base,
+        id,
         op,
         key: checkKey(o.key, limits),
         condition: casCondition(o.condition, limits),
@@ -232,20 +238,20 @@ function requestBody(o: Obj, id: number, limits: Limits): ClientRequest {
         session: session(o.session),
       };
     case 'range':
-      return rangeBody(o, base, limits);
+      return rangeBody(o, id, limits);
     case 'status':
       onlyKeys(o, BASE, 'status');
-      return { ...base, op };
+      return { id, op };
   }
 }
 
-function rangeBody(o: Obj, base: { id: number; timeoutMs?: number }, limits: Limits): ClientRequest {
+function rangeBody(o: Obj, id: number, limits: Limits): ClientRequest {
   onlyKeys(o, RANGE_FIELDS, 'range');
   const hasPrefix = !absent(o.prefix);
   if (hasPrefix === !absent(o.start)) throw new InvalidArgumentError('range needs exactly one of prefix and start');
   if (hasPrefix && !absent(o.end)) throw new InvalidArgumentError('range with a prefix takes no end');
   const req: ClientRequest = {
-    ...base,
+    id,
     op: 'range',
     limit: int(o.limit, 'limit', 1, RANGE_LIMIT_MAX),
     consistency: consistency(o.consistency),

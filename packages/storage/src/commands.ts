@@ -1,6 +1,7 @@
 // Commands of the key-value state machine: their types and their msgpack encoding. Decoding is
 // strict because command bytes come from the log, i.e. ultimately from clients.
 import { isIndex, isRecord, pack, plainBytes, unpack, utf8 } from './codec.js';
+import { MsgpackWriter, hasExactKeys, template } from './msgpack-writer.js';
 
 /** Exactly-once bookkeeping carried by a command (Raft thesis §6.3). */
 export interface SessionTag {
@@ -60,14 +61,171 @@ const encodedHere = new WeakMap<Uint8Array, Command>();
 
 /** Encodes a command for a log entry. Throws CommandDecodeError if the command is invalid. */
 export function encodeCommand(cmd: Command): Uint8Array {
+  return encodeCommandAt(cmd, undefined);
+}
+
+/**
+ * encodeCommand({ ...cmd, timeMs }) without the copy (`timeMs` undefined: encodeCommand(cmd)).
+ * Usual put/del commands are written directly (same bytes, see encodeDirect); the rest as before.
+ */
+export function encodeCommandAt(cmd: Command, timeMs: number | undefined): Uint8Array {
+  const direct = encodeDirect(cmd, timeMs);
+  if (direct !== undefined) return direct;
+  const full = timeMs === undefined ? cmd : { ...cmd, timeMs };
   const wire: Record<string, unknown> = { v: COMMAND_VERSION };
-  for (const k in cmd) {
-    const v = (cmd as unknown as Record<string, unknown>)[k];
+  for (const k in full) {
+    const v = (full as unknown as Record<string, unknown>)[k];
     if (v !== undefined) wire[k] = v;
   }
   const bytes = pack(wire);
   // Validate: never put a command into the log that replicas would reject.
   encodedHere.set(bytes, decodeCommand(bytes));
+  return bytes;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Direct encoding of put/del commands. The generic path above packs `{v: 1, ...cmd}` with
+// msgpackr and then decodes its own bytes (validating them, and remembering the result for
+// apply). For a put or del whose fields are in the order the server builds them — op, key,
+// value (put), then optionally session {id, seq, ackedBelow} and timeMs — the bytes are written
+// directly (MsgpackWriter: byte-identical to msgpackr) and the remembered Command is built from
+// the checked input, with key and value as views of the written bytes, like decodeCommand's.
+// It is taken only when decodeCommand would accept the bytes and return exactly that Command:
+// every field checked as decodeCommand checks it, session ids without surrogate code units (a
+// lone surrogate would not survive the round trip) and short enough that their UTF-8 fits the
+// limit; anything else takes the generic path (and its errors). test/commands-direct.test.ts
+// compares bytes and remembered Command with the generic path over seeded random commands.
+
+/** Output slab of command bytes (they stay in the Raft log until applied and compacted; as msgpackr's). */
+const COMMAND_SLAB_BYTES = 16 * 1024;
+/** Largest command written directly, in bytes (a fraction of a slab; bigger ones take msgpackr). */
+const DIRECT_COMMAND_BYTES_MAX = COMMAND_SLAB_BYTES / 4;
+/** Session ids up to this many UTF-16 units have at most 3 UTF-8 bytes per unit, so fit the limit. */
+const DIRECT_SESSION_ID_UNITS_MAX = Math.floor(COMMAND_LIMITS.maxSessionIdBytes / 3);
+/** Bytes of a command besides key, value and session id, rounded up (a hint for the writer). */
+const COMMAND_FIXED_BYTES_MAX = 96;
+
+const commandWriter = new MsgpackWriter(COMMAND_SLAB_BYTES);
+/** `v: 1, op: 'put', key: ` and the same for del. */
+const PUT_HEAD = template((w) => (w.writeStr('v'), w.writeNumber(COMMAND_VERSION), w.writeStr('op'), w.writeStr('put'), w.writeStr('key')));
+const DEL_HEAD = template((w) => (w.writeStr('v'), w.writeNumber(COMMAND_VERSION), w.writeStr('op'), w.writeStr('del'), w.writeStr('key')));
+const VALUE_KEY = template((w) => w.writeStr('value'));
+/** `session: {id: ` */
+const SESSION_HEAD = template((w) => (w.writeStr('session'), w.writeMapHeader(3), w.writeStr('id')));
+const SEQ_KEY = template((w) => w.writeStr('seq'));
+const ACKED_BELOW_KEY = template((w) => w.writeStr('ackedBelow'));
+const TIME_MS_KEY = template((w) => w.writeStr('timeMs'));
+const SESSION_KEYS = ['id', 'seq', 'ackedBelow'] as const;
+
+/** Bytes msgpackr writes as bin (and decodeCommand reads back as bytes). */
+function isBin(x: unknown): x is Uint8Array {
+  return x instanceof Uint8Array && (x.constructor === Uint8Array || x.constructor === Buffer);
+}
+
+/** A session tag decodeCommand accepts and gives back equal (see above), or undefined. */
+function directSession(s: unknown): SessionTag | undefined {
+  if (typeof s !== 'object' || s === null || s.constructor !== Object || !hasExactKeys(s, SESSION_KEYS)) return undefined;
+  const { id, seq, ackedBelow } = s as SessionTag;
+  if (typeof id !== 'string' || id.length === 0 || id.length > DIRECT_SESSION_ID_UNITS_MAX) return undefined;
+  for (let i = 0; i < id.length; i++) if ((id.charCodeAt(i) & 0xf800) === 0xd800) return undefined;
+  if (!isIndex(seq) || !isIndex(ackedBelow) || ackedBelow > seq) return undefined;
+  // `+ 0`: -0 is written as 0, so decodeCommand gives 0.
+  return { id, seq: seq + 0, ackedBelow: ackedBelow + 0 };
+}
+
+/** The fields of a put/del command in the accepted order, or undefined. */
+let dOp: 'put' | 'del' = 'put';
+let dKey: Uint8Array | undefined;
+let dValue: Uint8Array | undefined;
+let dSession: unknown;
+let dTimeMs: unknown;
+
+/** Reads the command's own fields in for-in order: op, key, value (put), session?, timeMs?. */
+function readDirectFields(cmd: Command): boolean {
+  const c = cmd as unknown as Record<string, unknown>;
+  if (c.constructor !== Object) return false;
+  const op = c['op'];
+  if (op !== 'put' && op !== 'del') return false;
+  dOp = op;
+  dKey = dValue = undefined;
+  dSession = dTimeMs = undefined;
+  // Expected keys in order; session and timeMs may be missing.
+  let stage = 0; // 0: op, 1: key, 2: value, 3: session, 4: timeMs, 5: done
+  let last = '';
+  for (const k in c) {
+    last = k;
+    if (stage === 0 && k === 'op') stage = 1;
+    else if (stage === 1 && k === 'key') {
+      dKey = c[k] as Uint8Array;
+      stage = op === 'put' ? 2 : 3;
+    } else if (stage === 2 && k === 'value') {
+      dValue = c[k] as Uint8Array;
+      stage = 3;
+    } else if (stage === 3 && k === 'session') {
+      dSession = c[k];
+      stage = 4;
+    } else if ((stage === 3 || stage === 4) && k === 'timeMs') {
+      dTimeMs = c[k];
+      stage = 5;
+    } else return false;
+  }
+  // For-in lists own keys first: the last one being own makes them all own.
+  return stage >= 3 && Object.prototype.hasOwnProperty.call(c, last);
+}
+
+/**
+ * The bytes of a usual put/del command (remembered with its Command), or undefined when the
+ * generic path must encode it. Exported for tests (not from the package index).
+ */
+export function encodeDirect(cmd: Command, timeMsArg: number | undefined): Uint8Array | undefined {
+  if (!readDirectFields(cmd)) return undefined;
+  const key = dKey;
+  const value = dValue;
+  if (!isBin(key) || key.length === 0 || key.length > COMMAND_LIMITS.maxKeyBytes) return undefined;
+  if (dOp === 'put' && !isBin(value)) return undefined;
+  let session: SessionTag | undefined;
+  if (dSession !== undefined && (session = directSession(dSession)) === undefined) return undefined;
+  const t = timeMsArg ?? dTimeMs;
+  if (t !== undefined && !isIndex(t)) return undefined;
+  const timeMs = t === undefined ? undefined : t + 0;
+
+  const maxBytes = COMMAND_FIXED_BYTES_MAX + key.length + (value === undefined ? 0 : value.length) + (session === undefined ? 0 : session.id.length * 3);
+  // Big commands go through msgpackr: a slab grown for one would pin twice its size in the log.
+  if (maxBytes > DIRECT_COMMAND_BYTES_MAX) return undefined;
+  const w = commandWriter;
+  w.begin(maxBytes);
+  w.writeMapHeader(3 + (value === undefined ? 0 : 1) + (session === undefined ? 0 : 1) + (timeMs === undefined ? 0 : 1));
+  w.writeRaw(dOp === 'put' ? PUT_HEAD : DEL_HEAD);
+  w.writeBin(key);
+  const keyEnd = w.written;
+  let valueEnd = 0;
+  if (value !== undefined) {
+    w.writeRaw(VALUE_KEY);
+    w.writeBin(value);
+    valueEnd = w.written;
+  }
+  if (session !== undefined) {
+    w.writeRaw(SESSION_HEAD);
+    w.writeStr(session.id);
+    w.writeRaw(SEQ_KEY);
+    w.writeNumber(session.seq);
+    w.writeRaw(ACKED_BELOW_KEY);
+    w.writeNumber(session.ackedBelow);
+  }
+  if (timeMs !== undefined) {
+    w.writeRaw(TIME_MS_KEY);
+    w.writeNumber(timeMs);
+  }
+  const bytes = w.end();
+  // As decodeCommand returns it: key and value as plain views of the bytes, then session, timeMs.
+  const keyView = new Uint8Array(bytes.buffer, bytes.byteOffset + keyEnd - key.length, key.length);
+  const decoded: Command =
+    value === undefined
+      ? { op: 'del', key: keyView }
+      : { op: 'put', key: keyView, value: new Uint8Array(bytes.buffer, bytes.byteOffset + valueEnd - value.length, value.length) };
+  if (session !== undefined) decoded.session = session;
+  if (timeMs !== undefined) decoded.timeMs = timeMs;
+  encodedHere.set(bytes, decoded);
   return bytes;
 }
 

@@ -6,7 +6,7 @@ export type { LogStore, LoadedLog, AppendRequest } from './log-store.js';
 export { DEFAULT_KV_OPTIONS, chainHash } from './kv-state-machine.js';
 export type { KvStateMachine, KvOptions, ApplyItem, ApplyResult, ApplyErrorCode, RangeRequest } from './kv-state-machine.js';
 export type { KeyValue } from './kv-layout.js';
-export { encodeCommand, decodeCommand, CommandDecodeError, COMMAND_LIMITS } from './commands.js';
+export { encodeCommand, encodeCommandAt, decodeCommand, CommandDecodeError, COMMAND_LIMITS } from './commands.js';
 export type { Command, CommandCommon, CasCondition, CasAction, SessionTag } from './commands.js';
 export { DEFAULT_SNAPSHOT_CHUNK_BYTES, SNAPSHOT_MAX_RECORD_BYTES } from './snapshot.js';
 export type { SnapshotReader, SnapshotWriter, SnapshotInfo } from './snapshot.js';

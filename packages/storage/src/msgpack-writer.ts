@@ -70,6 +70,11 @@ export class MsgpackWriter {
     return out;
   }
 
+  /** Bytes written so far in the current output (the offset in it where the next write goes). */
+  get written(): number {
+    return this.pos - this.start;
+  }
+
   /** Abandons the output started by begin(). */
   abort(): void {
     this.pos = this.start;
@@ -367,7 +372,7 @@ function packPlainWith(w: MsgpackWriter, value: unknown): Uint8Array {
 }
 
 /** Pre-encodes the constant parts of a record (a run of strings and map headers) with the writer's own rules. */
-function template(write: (w: MsgpackWriter) => void): Uint8Array {
+export function template(write: (w: MsgpackWriter) => void): Uint8Array {
   const w = new MsgpackWriter(64);
   w.begin();
   write(w);
@@ -395,7 +400,7 @@ interface TermedResult {
  * True when for-in yields exactly `keys`, in order, all own. For-in lists own keys before
  * inherited ones, so the last one being own makes every one own (what msgpackr's walk checks).
  */
-function hasExactKeys(o: object, keys: readonly string[]): boolean {
+export function hasExactKeys(o: object, keys: readonly string[]): boolean {
   let i = 0;
   for (const k in o) {
     if (k !== keys[i]) return false;
