@@ -448,7 +448,8 @@ export class QuorumKvNode {
     // Another leader's entry took this index: ours can never commit (Log Matching).
     if (w.term !== e.term) w.reject(new UnavailableError('the write was lost in a leader change; it was not applied'));
     // A retried session write carries the term of its first application; others the entry's.
-    else w.resolve({ ...result, term: 'term' in result && result.term !== undefined ? result.term : e.term });
+    else if ('term' in result && result.term !== undefined) w.resolve(result as WriteResult); // the usual case: no copy
+    else w.resolve({ ...result, term: e.term });
   }
 
   private onSoftState(role: Role, lead: string | null): void {
