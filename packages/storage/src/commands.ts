@@ -1,6 +1,11 @@
 // Commands of the key-value state machine: their types and their msgpack encoding. Decoding is
 // strict because command bytes come from the log, i.e. ultimately from clients.
-import { isIndex, isRecord, pack, plainBytes, unpack, utf8 } from './codec.js';
+import { isIndex, isRecord, pack, plainBytes, unpack } from './codec.js';
+
+/** UTF-8 length of a string without encoding it (checked for every applied command's session id). */
+function utf8Length(s: string): number {
+  return Buffer.byteLength(s, 'utf8');
+}
 import { MsgpackWriter, hasExactKeys, template } from './msgpack-writer.js';
 
 /** Exactly-once bookkeeping carried by a command (Raft thesis §6.3). */
@@ -278,7 +283,7 @@ function decodeSession(x: unknown): SessionTag {
   if (!isRecord(x)) fail('"session" must be a map');
   onlyKeys(x, FIELDS.session, 'session');
   const { id, seq, ackedBelow } = x;
-  if (typeof id !== 'string' || id.length === 0 || utf8(id).length > COMMAND_LIMITS.maxSessionIdBytes) {
+  if (typeof id !== 'string' || id.length === 0 || utf8Length(id) > COMMAND_LIMITS.maxSessionIdBytes) {
     fail(`"session.id" must be a string of 1..${COMMAND_LIMITS.maxSessionIdBytes} bytes`);
   }
   if (!isIndex(seq)) fail('"session.seq" must be a non-negative integer');

@@ -143,8 +143,15 @@ function toKeyValue(key: Uint8Array, r: KvRecord): KeyValue {
 }
 
 function latin1(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+  // Buffer's own latin1 decoder called on the bytes directly: no Buffer view object per key.
+  return latin1Slice.call(key, 0, key.byteLength);
 }
+type Latin1Slice = (this: Uint8Array, start: number, end: number) => string;
+const latin1Slice: Latin1Slice =
+  (Buffer.prototype as unknown as { latin1Slice?: Latin1Slice }).latin1Slice ??
+  function (this: Uint8Array, start: number, end: number): string {
+    return Buffer.from(this.buffer, this.byteOffset + start, end - start).toString('latin1');
+  };
 
 /** The KvStateMachine over any Backend. */
 export class KvStateMachineImpl implements KvStateMachine {
