@@ -240,9 +240,150 @@ export function encodeDirect(cmd: Command, timeMsArg: number | undefined): Uint8
  */
 export function decodeCommandOnce(bytes: Uint8Array): Command {
   const known = encodedHere.get(bytes);
-  if (known === undefined) return decodeCommand(bytes);
+  if (known === undefined) return decodeDirect(bytes) ?? decodeCommand(bytes);
   encodedHere.delete(bytes);
   return known;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Direct decoding of put/del commands, the mirror of encodeDirect: followers decode every
+// command they apply, and msgpackr's generic decode (strings, objects, then validation) was a
+// visible share of their CPU. Bytes laid out exactly as encodeDirect writes them — map header,
+// `v: 1, op, key`, `value` for a put, optional `session: {id, seq, ackedBelow}` with an ASCII id,
+// optional `timeMs` — are read in place; the result is returned only if decodeCommand would
+// return an equal Command. Anything else (other layouts, encodings, non-ASCII ids, -0, any
+// doubt) returns undefined and takes decodeCommand. test/commands-direct.test.ts holds the two
+// to the same results over seeded random and mutated commands.
+
+let dPos = 0;
+
+/** Decodes a command laid out as encodeDirect writes it, or undefined (then use decodeCommand). */
+export function decodeDirect(bytes: Uint8Array): Command | undefined {
+  dPos = 0;
+  const fields = readMapSize(bytes);
+  if (fields === undefined) return undefined;
+  let op: 'put' | 'del';
+  if (matchAt(bytes, PUT_HEAD)) op = 'put';
+  else if (matchAt(bytes, DEL_HEAD)) op = 'del';
+  else return undefined;
+  let seen = 3;
+  const key = readBin(bytes);
+  if (key === undefined || key.length === 0 || key.length > COMMAND_LIMITS.maxKeyBytes) return undefined;
+  let value: Uint8Array | undefined;
+  if (op === 'put') {
+    if (!matchAt(bytes, VALUE_KEY)) return undefined;
+    value = readBin(bytes);
+    if (value === undefined) return undefined;
+    seen++;
+  }
+  let session: SessionTag | undefined;
+  if (dPos < bytes.length && matchAt(bytes, SESSION_HEAD)) {
+    const id = readAsciiStr(bytes);
+    if (id === undefined || id.length === 0 || id.length > COMMAND_LIMITS.maxSessionIdBytes || !matchAt(bytes, SEQ_KEY)) return undefined;
+    const seq = readIndex(bytes);
+    if (seq === undefined || !matchAt(bytes, ACKED_BELOW_KEY)) return undefined;
+    const ackedBelow = readIndex(bytes);
+    if (ackedBelow === undefined || ackedBelow > seq) return undefined;
+    session = { id, seq, ackedBelow };
+    seen++;
+  }
+  let timeMs: number | undefined;
+  if (dPos < bytes.length) {
+    if (!matchAt(bytes, TIME_MS_KEY)) return undefined;
+    timeMs = readIndex(bytes);
+    if (timeMs === undefined) return undefined;
+    seen++;
+  }
+  if (dPos !== bytes.length || seen !== fields) return undefined;
+  const cmd: Command = value === undefined ? { op: 'del', key } : { op: 'put', key, value };
+  if (session !== undefined) cmd.session = session;
+  if (timeMs !== undefined) cmd.timeMs = timeMs;
+  return cmd;
+}
+
+function readMapSize(b: Uint8Array): number | undefined {
+  const h = b[dPos];
+  if (h === undefined) return undefined;
+  if ((h & 0xf0) === 0x80) {
+    dPos += 1;
+    return h & 0x0f;
+  }
+  if (h === 0xde && dPos + 3 <= b.length) {
+    dPos += 3;
+    return (b[dPos - 2]! << 8) | b[dPos - 1]!;
+  }
+  return undefined;
+}
+
+function matchAt(b: Uint8Array, expected: Uint8Array): boolean {
+  if (dPos + expected.length > b.length) return false;
+  for (let i = 0; i < expected.length; i++) if (b[dPos + i] !== expected[i]) return false;
+  dPos += expected.length;
+  return true;
+}
+
+/** A bin8/16/32 as a plain Uint8Array view (as decodeCommand's plainBytes gives it). */
+function readBin(b: Uint8Array): Uint8Array | undefined {
+  const h = b[dPos];
+  let n: number;
+  let head: number;
+  if (h === 0xc4 && dPos + 2 <= b.length) (n = b[dPos + 1]!), (head = 2);
+  else if (h === 0xc5 && dPos + 3 <= b.length) (n = (b[dPos + 1]! << 8) | b[dPos + 2]!), (head = 3);
+  else if (h === 0xc6 && dPos + 5 <= b.length) (n = ((b[dPos + 1]! << 24) | (b[dPos + 2]! << 16) | (b[dPos + 3]! << 8) | b[dPos + 4]!) >>> 0), (head = 5);
+  else return undefined;
+  const start = dPos + head;
+  if (start + n > b.length) return undefined;
+  dPos = start + n;
+  return new Uint8Array(b.buffer, b.byteOffset + start, n);
+}
+
+/** A fixstr/str8 of ASCII bytes only (so its UTF-8 decoding is the bytes themselves). */
+function readAsciiStr(b: Uint8Array): string | undefined {
+  const h = b[dPos];
+  if (h === undefined) return undefined;
+  let n: number;
+  let start: number;
+  if ((h & 0xe0) === 0xa0) (n = h & 0x1f), (start = dPos + 1);
+  else if (h === 0xd9 && dPos + 2 <= b.length) (n = b[dPos + 1]!), (start = dPos + 2);
+  else return undefined;
+  if (start + n > b.length) return undefined;
+  let s = '';
+  for (let i = start; i < start + n; i++) {
+    const c = b[i]!;
+    if (c >= 0x80) return undefined;
+    s += String.fromCharCode(c);
+  }
+  dPos = start + n;
+  return s;
+}
+
+/** A non-negative safe integer in the forms msgpackr writes (fixint, uint8/16/32, float64), never -0. */
+function readIndex(b: Uint8Array): number | undefined {
+  const h = b[dPos];
+  if (h === undefined) return undefined;
+  if (h < 0x80) {
+    dPos += 1;
+    return h;
+  }
+  if (h === 0xcc && dPos + 2 <= b.length) {
+    dPos += 2;
+    return b[dPos - 1]!;
+  }
+  if (h === 0xcd && dPos + 3 <= b.length) {
+    dPos += 3;
+    return (b[dPos - 2]! << 8) | b[dPos - 1]!;
+  }
+  if (h === 0xce && dPos + 5 <= b.length) {
+    dPos += 5;
+    return ((b[dPos - 4]! << 24) | (b[dPos - 3]! << 16) | (b[dPos - 2]! << 8) | b[dPos - 1]!) >>> 0;
+  }
+  if (h === 0xcb && dPos + 9 <= b.length) {
+    const v = new DataView(b.buffer, b.byteOffset + dPos + 1, 8).getFloat64(0);
+    if (!isIndex(v) || Object.is(v, -0)) return undefined;
+    dPos += 9;
+    return v;
+  }
+  return undefined;
 }
 
 /** A command's bytes are malformed; `message` says which field and why. */

@@ -44,8 +44,15 @@ export const INLINE_RESULTS_MAX = 64;
 
 /** The 4-byte prefix of a generation. */
 export function genPrefix(gen: number): Uint8Array {
-  return u32be(gen);
+  // Every kv key of a batch starts with it; the current generation's is made once.
+  if (gen !== lastGen) {
+    lastGen = gen;
+    lastGenPrefix = u32be(gen);
+  }
+  return lastGenPrefix;
 }
+let lastGen = 0;
+let lastGenPrefix = u32be(0);
 
 /** The key range of a whole generation. */
 export function genRange(gen: number): { gte: Uint8Array; lt: Uint8Array } {

@@ -281,18 +281,21 @@ export class KvStateMachineImpl implements KvStateMachine {
         }
         const ops = tx.ops();
         const batch = ++this.batchSeq;
-        for (const [k, [, record]] of tx.kvWrites()) this.pendingKv.set(k, { record, batch });
-        for (const [k, [, packed]] of tx.resultWrites()) this.pendingResults.set(k, { packed, batch });
+        // forEach, not for-of with destructuring: no entry array per key (this runs per write).
+        tx.kvWrites().forEach((w, k) => this.pendingKv.set(k, { record: w[1], batch }));
+        tx.resultWrites().forEach((w, k) => this.pendingResults.set(k, { packed: w[1], batch }));
         this.computedState = tx.applied;
         options.onResults?.(results);
         const landed = this.landing.then(async () => {
           this.checkNotFailed();
           await this.backend.write(ops, { sync: options.sync ?? false, label: 'kv.apply' });
-          for (const [k, [, record]] of tx.kvWrites()) {
-            this.cache.set(k, record);
+          tx.kvWrites().forEach((w, k) => {
+            this.cache.set(k, w[1]);
             if (this.pendingKv.get(k)?.batch === batch) this.pendingKv.delete(k);
-          }
-          for (const k of tx.resultWrites().keys()) if (this.pendingResults.get(k)?.batch === batch) this.pendingResults.delete(k);
+          });
+          tx.resultWrites().forEach((_w, k) => {
+            if (this.pendingResults.get(k)?.batch === batch) this.pendingResults.delete(k);
+          });
           this.cacheEpoch++;
           this.appliedState = tx.applied;
           if (tx.membership) this.currentMembership = tx.membership;
@@ -629,13 +632,16 @@ class ApplyTx {
   ops(): BatchOp[] {
     const gen = this.sm.generation();
     const ops: BatchOp[] = [];
-    for (const [key, rec] of this.kv.values()) {
-      const k = kvKey(gen, key);
+    this.kv.forEach((w) => {
+      const k = kvKey(gen, w[0]);
+      const rec = w[1];
       ops.push(rec ? { type: 'put', ns: 'kv', key: k, value: encodeKvRecord(rec) } : { type: 'del', ns: 'kv', key: k });
-    }
-    for (const [key, result] of this.results.values()) {
+    });
+    this.results.forEach((w) => {
+      const key = w[0];
+      const result = w[1];
       ops.push(result ? { type: 'put', ns: 'sessions', key, value: result } : { type: 'del', ns: 'sessions', key });
-    }
+    });
     for (const id of this.touchedSessions) {
       const header = this.sessions.get(id);
       const key = sessionHeaderKey(gen, id);

@@ -150,3 +150,61 @@ describe('direct command encoding = generic encoding', () => {
     expect(Buffer.from(first)).toStrictEqual(copy);
   });
 });
+
+describe('direct command decoding = decodeCommand', () => {
+  /** Flips, truncates or extends encoded bytes. */
+  function mutate(r: Rand, b: Uint8Array): Uint8Array {
+    const c = Uint8Array.from(b);
+    switch (Math.floor(r() * 4)) {
+      case 0:
+        c[Math.floor(r() * c.length)] ^= 1 << Math.floor(r() * 8);
+        return c;
+      case 1:
+        return c.subarray(0, Math.floor(r() * c.length));
+      case 2:
+        return Uint8Array.from([...c, Math.floor(r() * 256)]);
+      default:
+        c[Math.floor(r() * c.length)] = Math.floor(r() * 256);
+        return c;
+    }
+  }
+
+  test(`${CASES} random commands and mutations: decodeDirect returns nothing or exactly decodeCommand's result (seed ${SEED})`, async () => {
+    const { decodeDirect } = await import('../src/commands.js');
+    const r = prng(SEED + 1);
+    let served = 0;
+    for (let i = 0; i < CASES; i++) {
+      const { cmd, timeMs } = randCommand(r);
+      const want = reference(cmd, timeMs);
+      if ('error' in want) continue;
+      const encoded = Buffer.from(want.hex, 'hex');
+      const variants = [encoded, new Uint8Array(encoded), mutate(r, encoded), mutate(r, encoded)];
+      for (const [v, b] of variants.entries()) {
+        const what = () => `case ${i} variant ${v}: ${describeCommand(cmd, timeMs)} bytes ${Buffer.from(b).toString('hex')}; replay: ${REPLAY}`;
+        const fast = decodeDirect(b);
+        let generic: Command | undefined;
+        try {
+          generic = decodeCommand(b);
+        } catch {
+          generic = undefined;
+        }
+        if (fast === undefined) continue;
+        if (v < 2) served++;
+        expect(generic, what()).toBeDefined();
+        if (!isDeepStrictEqual(fast, generic)) expect(fast, what()).toStrictEqual(generic);
+      }
+    }
+    // The layout the server writes is the one followers see: most valid commands take the fast path.
+    expect(served).toBeGreaterThan(CASES / 3);
+  });
+
+  test('a proposed command decodes directly on a follower, with plain Uint8Array views', async () => {
+    const { decodeDirect } = await import('../src/commands.js');
+    const cmd: Command = { op: 'put', key: new Uint8Array([1, 2, 3]), value: new Uint8Array(300).fill(7), session: { id: 'client-1', seq: 70000, ackedBelow: 69990 } };
+    const bytes = Uint8Array.from(encodeCommandAt(cmd, Date.now()));
+    const fast = decodeDirect(bytes);
+    expect(fast).toBeDefined();
+    expect(fast).toStrictEqual(decodeCommand(bytes));
+    expect(fast!.key.constructor).toBe(Uint8Array);
+  });
+});
