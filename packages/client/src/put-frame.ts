@@ -6,7 +6,7 @@
 // `encodeFrame` as before. test/internals.test.ts compares its output with msgpackr's byte for
 // byte over many random puts, including every header size on either side of its limits.
 
-import type { SessionRef } from '@quorumkv/protocol';
+import { asciiFixstr as ascii, isUint32, map16Header, writeBin, writeUint32 as writeUint, type SessionRef } from '@quorumkv/protocol';
 
 /** Largest frame this encoder writes, in bytes; larger puts go through the generic encoder. */
 const FAST_FRAME_BYTES_MAX = 16 * 1024;
@@ -18,10 +18,9 @@ const PUT_FRAME_FIXED_BYTES_MAX = 96;
 // The frame is a map of six entries, in this order: op, key, value, session {id, seq, ackedBelow},
 // id, timeoutMs. msgpackr writes every map with a map16 header (0xde + 2-byte size) and short
 // strings as fixstr.
-const ascii = (s: string): number[] => [0xa0 | s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
-const HEAD = Uint8Array.from([0xde, 0, 6, ...ascii('op'), ...ascii('put'), ...ascii('key')]);
+const HEAD = Uint8Array.from([...map16Header(6), ...ascii('op'), ...ascii('put'), ...ascii('key')]);
 const VALUE_KEY = Uint8Array.from(ascii('value'));
-const SESSION_HEAD = Uint8Array.from([...ascii('session'), 0xde, 0, 3, ...ascii('id')]);
+const SESSION_HEAD = Uint8Array.from([...ascii('session'), ...map16Header(3), ...ascii('id')]);
 const SEQ_KEY = Uint8Array.from(ascii('seq'));
 const ACKED_BELOW_KEY = Uint8Array.from(ascii('ackedBelow'));
 const ID_KEY = Uint8Array.from(ascii('id'));
@@ -32,11 +31,6 @@ const TIMEOUT_KEY = Uint8Array.from(ascii('timeoutMs'));
 // turn) when the next one is encoded.
 let slab = new Uint8Array(SLAB_BYTES);
 let used = 0;
-
-/** True for a number msgpackr writes as a uint (fixint, uint8, uint16 or uint32). */
-function isUint32(n: number): boolean {
-  return n >>> 0 === n;
-}
 
 /**
  * The msgpack bytes of `{ op: 'put', key, value, session, id, timeoutMs }` (fields in that order,
@@ -85,42 +79,4 @@ export function encodePutFrame(
   p = writeUint(buf, p + TIMEOUT_KEY.length, timeoutMs);
   used = p;
   return buf.subarray(start, p);
-}
-
-/**
- * Writes bytes as bin8 or bin16 at `p` (a frame of at most FAST_FRAME_BYTES_MAX holds nothing
- * longer); returns the position after them.
- */
-function writeBin(buf: Uint8Array, p: number, bytes: Uint8Array): number {
-  const n = bytes.length;
-  if (n < 0x100) {
-    buf[p++] = 0xc4;
-    buf[p++] = n;
-  } else {
-    buf[p++] = 0xc5;
-    buf[p++] = n >> 8;
-    buf[p++] = n & 0xff;
-  }
-  buf.set(bytes, p);
-  return p + n;
-}
-
-/** Writes a uint32 as msgpackr does with records off: fixint below 0x80, else uint8/16/32. */
-function writeUint(buf: Uint8Array, p: number, n: number): number {
-  if (n < 0x80) buf[p++] = n;
-  else if (n < 0x100) {
-    buf[p++] = 0xcc;
-    buf[p++] = n;
-  } else if (n < 0x10000) {
-    buf[p++] = 0xcd;
-    buf[p++] = n >> 8;
-    buf[p++] = n & 0xff;
-  } else {
-    buf[p++] = 0xce;
-    buf[p++] = n >>> 24;
-    buf[p++] = (n >>> 16) & 0xff;
-    buf[p++] = (n >>> 8) & 0xff;
-    buf[p++] = n & 0xff;
-  }
-  return p;
 }

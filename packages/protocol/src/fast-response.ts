@@ -8,6 +8,7 @@
 // over the limit) returns undefined and goes through msgpackr. test/fast-response.test.ts compares
 // the bytes with msgpackr's over seeded random answers.
 
+import { asciiFixstr as ascii, isUint32, map16Header as map16, writeBin, writeUint32 as writeUint } from './msgpack-direct.js';
 import type { ClientResponse } from './wire.js';
 
 /** Size of one output slab, in bytes. A slab is never written twice (frames may wait in a socket queue). */
@@ -19,8 +20,6 @@ const ITEM_FRAME_FIXED_BYTES_MAX = 128;
 /** Bytes of a put/delete answer, rounded up. */
 const WRITE_FRAME_BYTES_MAX = 64;
 
-const ascii = (s: string): number[] => [0xa0 | s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
-const map16 = (n: number): number[] => [0xde, 0, n];
 /** `{id: ` */
 const HEAD = Uint8Array.from([...map16(3), ...ascii('id')]);
 /** `, ok: true, result: {revision: ` */
@@ -46,11 +45,6 @@ const ITEM_KEYS = ['key', 'value', 'createRevision', 'modRevision', 'version'] a
 
 let slab = new Uint8Array(SLAB_BYTES);
 let used = 0;
-
-/** True for a number msgpackr writes as a uint of at most 32 bits. */
-function isUint32(n: unknown): n is number {
-  return typeof n === 'number' && n >>> 0 === n;
-}
 
 /** True for a plain object (what msgpackr writes as a map). */
 function isPlain(o: unknown): o is Record<string, unknown> {
@@ -172,45 +166,4 @@ function getAnswer(id: number, item: Record<string, unknown> | null, maxFrameByt
   b.set(VERSION_KEY, p);
   p = writeUint(b, p + VERSION_KEY.length, version);
   return finish(start, p);
-}
-
-/** Bytes as bin8/bin16/bin32 at `p`; returns the position after them. */
-function writeBin(b: Uint8Array, p: number, bytes: Uint8Array): number {
-  const n = bytes.length;
-  if (n < 0x100) {
-    b[p++] = 0xc4;
-    b[p++] = n;
-  } else if (n < 0x10000) {
-    b[p++] = 0xc5;
-    b[p++] = n >>> 8;
-    b[p++] = n & 0xff;
-  } else {
-    b[p++] = 0xc6;
-    b[p++] = n >>> 24;
-    b[p++] = (n >>> 16) & 0xff;
-    b[p++] = (n >>> 8) & 0xff;
-    b[p++] = n & 0xff;
-  }
-  b.set(bytes, p);
-  return p + n;
-}
-
-/** A uint32 as msgpackr writes it: positive fixint below 0x80, else uint8/16/32. */
-function writeUint(b: Uint8Array, p: number, n: number): number {
-  if (n < 0x80) b[p++] = n;
-  else if (n < 0x100) {
-    b[p++] = 0xcc;
-    b[p++] = n;
-  } else if (n < 0x10000) {
-    b[p++] = 0xcd;
-    b[p++] = n >>> 8;
-    b[p++] = n & 0xff;
-  } else {
-    b[p++] = 0xce;
-    b[p++] = n >>> 24;
-    b[p++] = (n >>> 16) & 0xff;
-    b[p++] = (n >>> 8) & 0xff;
-    b[p++] = n & 0xff;
-  }
-  return p;
 }

@@ -8,3 +8,5 @@ export * from './validate.js';
 export * from './codec.js';
 export * from './service.js';
 export * from './bytes.js';
+/** msgpack primitives of the direct frame encoders (used by @quorumkv/client's put frames). */
+export * from './msgpack-direct.js';
