@@ -129,6 +129,7 @@ export class QuorumKvNode {
   private role: Role = 'follower';
   private leader: string | null = null;
   private members: Membership;
+  /** The current hard state: its term and vote are on disk; its commit may be ahead of the disk's. */
   private persisted: HardState;
   private readonly lastContactMs = new Map<string, number>();
 
@@ -216,12 +217,15 @@ export class QuorumKvNode {
       // applied) what the log's conf-change entries will build when replayed.
       const members = store.kv.membership() ?? { voters: [], learners: [] };
       const confState: ConfState = { voters: members.voters.map((m) => m.id), learners: members.learners.map((m) => m.id) };
-      const mem = new MemoryStorage({ hardState: loaded.hardState, confState });
+      const applied = store.kv.appliedIndex();
+      // Commit-only hard-state changes are not written (keepCommitInMemory): the stored commit
+      // index may be behind what was applied, and everything applied was committed.
+      const hardState = { ...loaded.hardState, commit: Math.max(loaded.hardState.commit, applied) };
+      const mem = new MemoryStorage({ hardState, confState });
       if (loaded.snapshotMeta && loaded.snapshotMeta.index > 0) {
         mem.applySnapshot({ metadata: { ...loaded.snapshotMeta, confState }, data: new Uint8Array(0) });
       }
       mem.append(loaded.entries as Entry[]);
-      const applied = store.kv.appliedIndex();
       if (applied < mem.firstIndex() - 1) {
         throw new Error(`data directory ${cfg.dataDir} is inconsistent: applied index ${applied} is behind the log start ${mem.firstIndex() - 1}`);
       }
@@ -255,7 +259,7 @@ export class QuorumKvNode {
           'node restored from disk',
         );
       }
-      return new QuorumKvNode({ cfg, log, metrics, store, mem, raw, members, persisted: loaded.hardState, clusterId });
+      return new QuorumKvNode({ cfg, log, metrics, store, mem, raw, members, persisted: hardState, clusterId });
     } catch (e) {
       await store.close().catch(() => undefined);
       throw e;
@@ -339,7 +343,8 @@ export class QuorumKvNode {
       await this.appliedAndWritten(); // a snapshot replaces the state: everything before it applies first
       await this.installSnapshot(rd);
     }
-    if (rd.entries.length > 0 || rd.hardState) await this.persist(rd);
+    if (rd.entries.length > 0 || termOrVoteChanged) await this.persist(rd);
+    else if (rd.hardState) this.keepCommitInMemory(rd.hardState);
     if (!sendEarly) this.sendMessages(rd.messages);
     if (rd.committedEntries.length > 0) await this.queueApply(rd.committedEntries);
     this.onReadStates(rd.readStates);
@@ -372,6 +377,17 @@ export class QuorumKvNode {
       this.mem.setHardState(rd.hardState);
       this.persisted = rd.hardState;
     }
+  }
+
+  /**
+   * A Ready whose hard state only moves the commit index forward writes nothing: the commit index
+   * is volatile state in Raft (it is re-learned from the leader, and start-up takes at least the
+   * applied index, see open()). It still goes to disk with the next entries or term/vote change.
+   * This saves a LevelDB write on every commit, on the leader right before it answers the writers.
+   */
+  private keepCommitInMemory(hs: HardState): void {
+    this.mem.setHardState(hs);
+    this.persisted = hs;
   }
 
   private async installSnapshot(rd: Ready): Promise<void> {
