@@ -15,6 +15,7 @@
 // fixstr; key and value as bin8/bin16/bin32; integers as positive fixint, uint8, uint16, uint32;
 // the session id as an ASCII fixstr or str8. Fields may come in any order.
 
+import { asciiString } from './bytes.js';
 import type { ValidatedRequest } from './validate.js';
 import {
   REQUEST_TIMEOUT_MS_MAX,
@@ -279,12 +280,7 @@ function readAscii(b: Uint8Array): string | undefined {
   } else return undefined;
   const end = pos + len;
   if (end > b.length) return undefined;
-  let s = '';
-  for (let i = pos; i < end; i++) {
-    const c = b[i] as number;
-    if (c >= 0x80) return undefined;
-    s += String.fromCharCode(c);
-  }
-  pos = end;
+  const s = asciiString(b, pos, end);
+  if (s !== undefined) pos = end;
   return s;
 }

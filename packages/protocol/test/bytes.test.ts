@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { compareBytes, inInterval, prefixEnd, rangeInterval, toBytes } from '@quorumkv/protocol';
+import { asciiString, compareBytes, inInterval, prefixEnd, rangeInterval, toBytes } from '@quorumkv/protocol';
 
 const b = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -39,6 +39,17 @@ describe('key order', () => {
   it('encodes strings as UTF-8 and refuses other types', () => {
     expect(Array.from(toBytes('é'))).toEqual([0xc3, 0xa9]);
     expect(() => toBytes(5 as never)).toThrow(/string or a Uint8Array/);
+  });
+});
+
+describe('asciiString', () => {
+  it('decodes an ASCII slice and refuses any byte >= 0x80', () => {
+    const bytes = b('xx-session-0123456789abcdef-yy');
+    expect(asciiString(bytes, 3, 27)).toBe('session-0123456789abcdef');
+    expect(asciiString(bytes, 0, 0)).toBe('');
+    expect(asciiString(b('caf\u00e9'), 0, 5)).toBeUndefined();
+    expect(asciiString(Uint8Array.of(0x41, 0x80), 0, 2)).toBeUndefined();
+    expect(asciiString(Uint8Array.of(0x41, 0x80), 0, 1)).toBe('A');
   });
 });
 

@@ -117,3 +117,16 @@ export function isIndex(n: unknown): n is number {
 export function isRecord(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof Uint8Array);
 }
+
+type Latin1Slice = (this: Uint8Array, start: number, end: number) => string;
+/** Buffer's own latin1 decoder, called on any bytes directly: no Buffer view object per call. */
+const latin1Slice: Latin1Slice =
+  (Buffer.prototype as unknown as { latin1Slice?: Latin1Slice }).latin1Slice ??
+  function (this: Uint8Array, start: number, end: number): string {
+    return Buffer.from(this.buffer, this.byteOffset + start, end - start).toString('latin1');
+  };
+
+/** bytes[start, end) (default: all) as a latin1 string: one character per byte, one allocation. */
+export function latin1(bytes: Uint8Array, start = 0, end = bytes.byteLength): string {
+  return latin1Slice.call(bytes, start, end);
+}

@@ -1,6 +1,6 @@
 // Commands of the key-value state machine: their types and their msgpack encoding. Decoding is
 // strict because command bytes come from the log, i.e. ultimately from clients.
-import { isIndex, isRecord, pack, plainBytes, unpack } from './codec.js';
+import { isIndex, isRecord, latin1, pack, plainBytes, unpack } from './codec.js';
 
 /** UTF-8 length of a string without encoding it (checked for every applied command's session id). */
 function utf8Length(s: string): number {
@@ -347,14 +347,9 @@ function readAsciiStr(b: Uint8Array): string | undefined {
   else if (h === 0xd9 && dPos + 2 <= b.length) (n = b[dPos + 1]!), (start = dPos + 2);
   else return undefined;
   if (start + n > b.length) return undefined;
-  let s = '';
-  for (let i = start; i < start + n; i++) {
-    const c = b[i]!;
-    if (c >= 0x80) return undefined;
-    s += String.fromCharCode(c);
-  }
+  for (let i = start; i < start + n; i++) if (b[i]! >= 0x80) return undefined;
   dPos = start + n;
-  return s;
+  return latin1(b, start, dPos);
 }
 
 /** A non-negative safe integer in the forms msgpackr writes (fixint, uint8/16/32, float64), never -0. */

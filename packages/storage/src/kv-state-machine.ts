@@ -3,7 +3,7 @@
 import { createHash, hash } from 'node:crypto';
 import { type Backend, type BatchOp, ITERATE_BATCH_MAX, type ReadView, readAll } from './backend.js';
 import { type Command, CommandDecodeError, type SessionTag, decodeCommandOnce } from './commands.js';
-import { bytesEqual, isRecord, u64be, writeU64be } from './codec.js';
+import { bytesEqual, isRecord, latin1, u64be, writeU64be } from './codec.js';
 import { encodeApplyResult } from './msgpack-writer.js';
 import { StorageArgumentError, StorageCorruptError, StorageIoError, assert } from './errors.js';
 import {
@@ -141,17 +141,6 @@ export function chainHash(prev: Uint8Array, index: number, term: number, data: U
 function toKeyValue(key: Uint8Array, r: KvRecord): KeyValue {
   return { key, value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version };
 }
-
-function latin1(key: Uint8Array): string {
-  // Buffer's own latin1 decoder called on the bytes directly: no Buffer view object per key.
-  return latin1Slice.call(key, 0, key.byteLength);
-}
-type Latin1Slice = (this: Uint8Array, start: number, end: number) => string;
-const latin1Slice: Latin1Slice =
-  (Buffer.prototype as unknown as { latin1Slice?: Latin1Slice }).latin1Slice ??
-  function (this: Uint8Array, start: number, end: number): string {
-    return Buffer.from(this.buffer, this.byteOffset + start, end - start).toString('latin1');
-  };
 
 /** The KvStateMachine over any Backend. */
 export class KvStateMachineImpl implements KvStateMachine {
