@@ -76,7 +76,9 @@ class Unstable {
   truncateAndAppend(ents: Entry[]): void {
     const after = ents[0]!.index;
     if (after === this.offset + this.entries.length) {
-      this.entries = this.entries.concat(ents);
+      // In place (the array is ours; readers get copies): a leader appends one entry per proposal,
+      // and a concat copied the whole unstable tail each time.
+      for (const e of ents) this.entries.push(e);
     } else if (after <= this.offset) {
       // The new entries replace everything unstable.
       this.offset = after;
