@@ -6,6 +6,7 @@ import {
   AbortedError,
   CLIENT_PATH,
   DEFAULT_LIMITS,
+  DeadlineSweep,
   PROTOCOL_VERSION,
   ProtocolError,
   QuorumKvError,
@@ -120,10 +121,12 @@ export class NodeConnection {
   private ws: WebSocketLike | undefined;
   private opening: Promise<void> | undefined;
   private readonly pending = new Map<number, PendingRequest>();
-  /** The deadline sweep's timer (set while requests are in flight) and when it is due. */
-  private sweepTimer: ReturnType<typeof setTimeout> | undefined;
-  private sweepAtMs = 0;
-  private readonly sweepFn = (): void => this.sweep();
+  /** Times out the requests in flight: one timer per connection, not one per request. */
+  private readonly deadlines = new DeadlineSweep<PendingRequest>({
+    live: () => this.pending.values(),
+    expire: (p) => p.reject(new TimeoutError(`no answer from ${this.address} before the deadline`)),
+    now: () => this.s.now(),
+  });
   private nextRequestId = 1;
   private failures = 0;
   private retryAtMs = 0;
@@ -265,7 +268,7 @@ export class NodeConnection {
     });
     signal.subscribe(p);
     this.pending.set(id, p);
-    this.armSweep(p.expiresMs);
+    this.deadlines.arm(p.expiresMs);
     try {
       ws.send(frame);
     } catch (e) {
@@ -283,44 +286,7 @@ export class NodeConnection {
   forget(p: PendingRequest): void {
     p.signal.unsubscribe(p);
     this.pending.delete(p.id);
-    if (this.pending.size === 0 && this.sweepTimer !== undefined) {
-      clearTimeout(this.sweepTimer);
-      this.sweepTimer = undefined;
-    }
-  }
-
-  /**
-   * Makes sure the deadline sweep runs no later than `expiresMs`. One timer per connection,
-   * armed for the earliest deadline of the requests in flight (instead of a timer per request):
-   * a request added with a later deadline than the armed one costs nothing.
-   */
-  private armSweep(expiresMs: number): void {
-    if (this.sweepTimer !== undefined) {
-      if (expiresMs >= this.sweepAtMs) return;
-      clearTimeout(this.sweepTimer);
-    }
-    this.sweepAtMs = expiresMs;
-    this.sweepTimer = setTimeout(this.sweepFn, Math.max(0, expiresMs - this.s.now()));
-  }
-
-  /**
-   * Rejects, with TimeoutError, every request in flight whose deadline has passed, then re-arms
-   * for the earliest deadline left. A request is never failed before its deadline; it is failed
-   * in the first sweep at or after it, i.e. at its deadline plus the timer's own lateness (as a
-   * per-request setTimeout would be). Walks every request in flight, but runs only when the
-   * earliest deadline comes due (normally the attempt timeout), not per request.
-   */
-  private sweep(): void {
-    this.sweepTimer = undefined;
-    const nowMs = this.s.now();
-    let nextMs = Number.POSITIVE_INFINITY;
-    const expired: PendingRequest[] = [];
-    for (const p of this.pending.values()) {
-      if (p.expiresMs <= nowMs) expired.push(p);
-      else if (p.expiresMs < nextMs) nextMs = p.expiresMs;
-    }
-    for (const p of expired) p.reject(new TimeoutError(`no answer from ${this.address} before the deadline`));
-    if (nextMs !== Number.POSITIVE_INFINITY && this.pending.size > 0) this.armSweep(nextMs);
+    if (this.pending.size === 0) this.deadlines.stop();
   }
 
   private onFrame(data: unknown): void {
@@ -352,7 +318,7 @@ export class NodeConnection {
         // Closing a socket that never opened can throw in some implementations; it is gone anyway.
       }
     }
-    // Each reject also forgets its request (and the sweep timer goes with the last one).
+    // Each reject also forgets its request (and the deadline timer stops with the last one).
     const waiting = [...this.pending.values()];
     for (const p of waiting) p.reject(err);
   }

@@ -8,5 +8,6 @@ export * from './validate.js';
 export * from './codec.js';
 export * from './service.js';
 export * from './bytes.js';
+export * from './deadline-sweep.js';
 /** msgpack primitives of the direct frame encoders (used by @quorumkv/client's put frames). */
 export * from './msgpack-direct.js';

@@ -18,6 +18,7 @@ import {
   CLIENT_PATH,
   ClosedError,
   DEFAULT_LIMITS,
+  DeadlineSweep,
   FRAME_OVERHEAD_BYTES_MAX,
   InternalError,
   PROTOCOL_VERSION,
@@ -177,8 +178,10 @@ export class RequestContext implements CallContext {
 
 /** One request being served. */
 interface Inflight {
+  id: number;
   ctx: RequestContext;
-  timer: ReturnType<typeof setTimeout>;
+  /** The request's deadline (ms since epoch); Infinity once answered, so the sweep skips it. */
+  expiresMs: number;
   /** Set once an answer (result, error or timeout) went out; later outcomes are dropped. */
   answered: boolean;
 }
@@ -190,6 +193,12 @@ class Connection {
   private corked = false;
   alive = true;
   private readonly inflight = new Map<number, Inflight>();
+  /** Answers QKV_TIMEOUT for requests past their deadline: one timer per connection. */
+  private readonly deadlines = new DeadlineSweep<Inflight>({
+    live: () => this.inflight.values(),
+    expire: (entry) => this.onTimeout(entry),
+    now: Date.now,
+  });
   private readonly helloTimer: ReturnType<typeof setTimeout>;
 
   constructor(
@@ -252,9 +261,11 @@ class Connection {
 
   private serve(req: Exclude<ClientRequest, { op: 'hello' }>): void {
     const timeoutMs = req.timeoutMs ?? this.s.defaultTimeoutMs;
-    const ctx = new RequestContext(Date.now() + timeoutMs);
-    const entry: Inflight = { ctx, answered: false, timer: setTimeout(() => this.onTimeout(req.id, entry), timeoutMs) };
+    const expiresMs = Date.now() + timeoutMs;
+    const entry: Inflight = { id: req.id, ctx: new RequestContext(expiresMs), expiresMs, answered: false };
     this.inflight.set(req.id, entry);
+    this.deadlines.arm(expiresMs);
+    const ctx = entry.ctx;
     let p: Promise<unknown>;
     try {
       p = this.call(req, ctx);
@@ -288,18 +299,19 @@ class Connection {
     }
   }
 
-  private onTimeout(id: number, entry: Inflight): void {
+  private onTimeout(entry: Inflight): void {
     if (entry.answered) return;
     const err = new TimeoutError('the node did not finish the request before its deadline');
     entry.ctx.abort(err);
     entry.answered = true;
-    this.send({ id, ok: false, error: errorToWire(err) });
+    entry.expiresMs = Number.POSITIVE_INFINITY;
+    this.send({ id: entry.id, ok: false, error: errorToWire(err) });
     // The entry stays in `inflight` until the service settles: it still holds node resources.
   }
 
   private settle(id: number, entry: Inflight, response: ClientResponse): void {
-    clearTimeout(entry.timer);
     this.inflight.delete(id);
+    if (this.inflight.size === 0) this.deadlines.stop();
     if (entry.answered || this.closing) return;
     entry.answered = true;
     this.send(response);
@@ -364,10 +376,8 @@ class Connection {
   shutdown(reason: QuorumKvError): void {
     this.closing = true;
     clearTimeout(this.helloTimer);
-    for (const entry of this.inflight.values()) {
-      clearTimeout(entry.timer);
-      entry.ctx.abort(reason);
-    }
+    this.deadlines.stop();
+    for (const entry of this.inflight.values()) entry.ctx.abort(reason);
     this.inflight.clear();
   }
 
