@@ -308,11 +308,13 @@ export class QuorumKvNode {
   schedule(): void {
     if (this.loopScheduled || this.stopped) return;
     this.loopScheduled = true;
-    setImmediate(() => {
-      this.loopScheduled = false;
-      void this.turn();
-    });
+    setImmediate(this.scheduledTurn);
   }
+
+  private readonly scheduledTurn = (): void => {
+    this.loopScheduled = false;
+    void this.turn();
+  };
 
   // -----------------------------------------------------------------------------------------
   // The host loop.
