@@ -222,12 +222,12 @@ export class ProgressTracker {
   committed(): number {
     if (this.voters.size === 0) return 0;
     // Runs on every proposal and every ack: an insertion sort into a reused array, no allocation.
+    // (Not `length = 0` and push: that drops the array's backing store and allocates a new one.)
     const matches = this.matchScratch;
-    matches.length = 0;
+    let n = 0;
     for (const id of this.voters) {
       const match = this.progress.get(id)?.match ?? 0;
-      let i = matches.length;
-      matches.push(match);
+      let i = n++;
       while (i > 0 && matches[i - 1]! < match) {
         matches[i] = matches[i - 1]!;
         i--;
