@@ -39,11 +39,19 @@ export async function defaultWebSocketFactory(): Promise<WebSocketFactory> {
   const mod = await import('ws');
   const WS = mod.WebSocket;
   return (url, maxFrameBytes) => {
-    const ws = new WS(url, { maxPayload: maxFrameBytes, perMessageDeflate: false });
+    const ws = new WS(url, { maxPayload: maxFrameBytes, perMessageDeflate: false, generateMask: zeroMask });
     ws.binaryType = 'nodebuffer';
     corkPerTurn(ws as unknown as CorkableWebSocket);
     return ws as unknown as WebSocketLike;
   };
+}
+
+/**
+ * `ws` only: frame masking guards intermediaries against a browser page's scripts (RFC 6455
+ * §10.3); a Node process has no such page. With a zero mask `ws` skips the XOR on both ends.
+ */
+function zeroMask(mask: Uint8Array): void {
+  mask.fill(0);
 }
 
 interface CorkableWebSocket {
