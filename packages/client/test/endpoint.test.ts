@@ -145,6 +145,31 @@ describe('client endpoint', () => {
     expect(c.answers[1]).toMatchObject({ id: 1, ok: false, error: { code: 'QKV_TIMEOUT' } });
   });
 
+  it('times out many requests of one connection each at its own deadline, earlier ones sent later included', async () => {
+    const c = await Raw.open(await start());
+    await c.hello();
+    const t0 = Date.now();
+    const at = new Map<number, number>();
+    c.ws.on('message', () => at.set(c.answers[c.answers.length - 1]!.id, Date.now() - t0));
+    c.send({ id: 1, op: 'get', key: b('5000'), consistency: 'linearizable', timeoutMs: 400 });
+    c.send({ id: 2, op: 'get', key: b('5000'), consistency: 'linearizable', timeoutMs: 100 });
+    c.send({ id: 3, op: 'get', key: b('20'), consistency: 'linearizable', timeoutMs: 1000 });
+    c.send({ id: 4, op: 'get', key: b('5000'), consistency: 'linearizable', timeoutMs: 250 });
+    await c.until(() => c.answers.length === 5);
+    expect(c.answers.slice(1).map((a) => [a.id, a.ok])).toEqual([
+      [3, true],
+      [2, false],
+      [4, false],
+      [1, false],
+    ]);
+    for (const a of c.answers.slice(1)) if (!a.ok) expect(a.error.code).toBe('QKV_TIMEOUT');
+    // Never before the deadline; not long after it (a loaded CI box delays timers, hence the slack).
+    expect(at.get(2)!).toBeGreaterThanOrEqual(100);
+    expect(at.get(4)!).toBeGreaterThanOrEqual(250);
+    expect(at.get(1)!).toBeGreaterThanOrEqual(400);
+    expect(at.get(1)!).toBeLessThan(1400);
+  });
+
   const closing: [string, (c: Raw) => void, number, RegExp][] = [
     ['a request before hello', (c) => c.send({ id: 1, op: 'status' }), 1002, /hello/],
     ['garbage bytes', (c) => c.ws.send(new Uint8Array([0xc1, 0x00])), 1002, /./],
