@@ -275,13 +275,27 @@ export class KvStateMachineImpl implements KvStateMachine {
       try {
         const decoded = items.map(decodeItem);
         const keys = new Array<string | undefined>(items.length);
-        const prefetched = await this.prefetch(decoded, keys);
-        const tx = new ApplyTx(this, this.sessions, this.computedState, prefetched);
+        const missing = new Map<string, Uint8Array>();
+        const before = this.lookup(decoded, keys, missing);
+        // A put's answer (revision, term) does not depend on the key's earlier record; only the
+        // new record's createRevision and version do. When every command on a key that is not at
+        // hand is a put, the batch is computed and answered first, and ApplyTx completes those
+        // two fields once the read is back: the read is off the writers' path (new keys). Any
+        // other command on such a key (del, cas) needs the record: read first.
+        const deferred = missing.size > 0 && onlyPutsOn(missing, decoded, keys) ? missing : undefined;
+        if (missing.size > 0 && !deferred) await this.readInto(missing, before);
+        const tx = new ApplyTx(this, this.sessions, this.computedState, before, deferred);
         const results: ApplyResult[] = [];
         for (let i = 0; i < items.length; i++) {
-          // Synchronous unless a command needs a read the prefetch could not do (rare).
+          // Synchronous unless a command needs a read the lookup could not do (rare).
           const r = tx.applyItem(items[i] as ApplyItem, decoded[i], keys[i]);
           results.push(r instanceof Promise ? await r : r);
+        }
+        if (deferred) {
+          options.onResults?.(results);
+          const prior = new Map<string, KvRecord | null>();
+          await this.readInto(deferred, prior);
+          tx.completeDeferred(prior);
         }
         const ops = tx.ops();
         const batch = ++this.batchSeq;
@@ -289,7 +303,7 @@ export class KvStateMachineImpl implements KvStateMachine {
         tx.kvWrites().forEach((w, k) => this.pendingKv.set(k, { record: w[1], batch }));
         tx.resultWrites().forEach((w, k) => this.pendingResults.set(k, { packed: w[1], batch }));
         this.computedState = tx.applied;
-        options.onResults?.(results);
+        if (!deferred) options.onResults?.(results);
         const landed = this.landing.then(async () => {
           this.checkNotFailed();
           await this.backend.write(ops, { sync: options.sync ?? false, label: 'kv.apply' });
@@ -333,16 +347,17 @@ export class KvStateMachineImpl implements KvStateMachine {
   }
 
   /**
-   * Reads every key the batch's commands touch in one getMany, instead of one round trip per
-   * command. The result is the state before the batch; ApplyTx consults its own writes first.
+   * The records, as of before the batch, of the keys the batch's commands touch that are at hand
+   * (earlier batches' unlanded writes, then the cache); the others go to `missing`, to be read
+   * with one getMany (readInto) instead of a round trip per command.
    */
-  private async prefetch(
+  private lookup(
     decoded: Array<Command | CommandDecodeError | undefined>,
     /** Filled with each command's key as a latin1 string (computed once per command). */
     keys: Array<string | undefined>,
-  ): Promise<Map<string, KvRecord | null>> {
+    missing: Map<string, Uint8Array>,
+  ): Map<string, KvRecord | null> {
     const out = new Map<string, KvRecord | null>();
-    const missing = new Map<string, Uint8Array>();
     for (let i = 0; i < decoded.length; i++) {
       const cmd = decoded[i];
       if (!cmd || cmd instanceof CommandDecodeError) continue;
@@ -358,14 +373,17 @@ export class KvStateMachineImpl implements KvStateMachine {
       if (cached !== undefined) out.set(k, cached);
       else missing.set(k, cmd.key);
     }
-    if (missing.size === 0) return out;
-    const list = [...missing.values()];
+    return out;
+  }
+
+  /** Reads the records of `keys` (by latin1 key) with one getMany into `out` (null = absent). */
+  private async readInto(keys: Map<string, Uint8Array>, out: Map<string, KvRecord | null>): Promise<void> {
+    const list = [...keys.values()];
     const values = await this.backend.getMany('kv', list.map((k) => kvKey(this.gen, k)));
     list.forEach((k, i) => {
       const bytes = values[i];
       out.set(latin1(k), bytes === undefined ? null : decodeKvRecord(this.backend.location, bytes));
     });
-    return out;
   }
 
   /** Reads a kv record (for ApplyTx). */
@@ -412,6 +430,15 @@ export async function hashState(view: ReadView, gen: number): Promise<string> {
   return h.digest('hex');
 }
 
+/** Whether every command on a key of `missing` is a put (the condition for answering before the read). */
+function onlyPutsOn(missing: Map<string, Uint8Array>, decoded: Array<Command | CommandDecodeError | undefined>, keys: Array<string | undefined>): boolean {
+  for (let i = 0; i < decoded.length; i++) {
+    const k = keys[i];
+    if (k !== undefined && missing.has(k) && (decoded[i] as Command).op !== 'put') return false;
+  }
+  return true;
+}
+
 function decodeStoredResult(location: string, bytes: Uint8Array): ApplyResult {
   const raw = safeUnpack(location, 'session result', bytes);
   if (!isRecord(raw) || typeof raw['op'] !== 'string') throw new StorageCorruptError(location, 'a session result has an invalid shape');
@@ -450,6 +477,8 @@ class ApplyTx {
     start: AppliedState,
     /** Records of the batch's keys as they were before the batch (null = absent). */
     private readonly before: Map<string, KvRecord | null>,
+    /** Keys whose earlier record is read after the batch is computed; only puts touch them. */
+    private readonly deferred?: Map<string, Uint8Array>,
   ) {
     this.index = start.index;
     this.term = start.term;
@@ -473,7 +502,7 @@ class ApplyTx {
 
   /**
    * Applies one item; `decoded` is decodeItem(item), `k` its key as latin1. Returns the result at
-   * once when every read it needs is at hand (the prefetch makes that the rule), else a promise;
+   * once when every read it needs is at hand (the batch lookup makes that the rule), else a promise;
    * the caller awaits it before the next item.
    */
   applyItem(item: ApplyItem, decoded: Command | CommandDecodeError | undefined, k: string | undefined): ApplyResult | Promise<ApplyResult> {
@@ -569,6 +598,10 @@ class ApplyTx {
 
   /** Executes a command against the key's current record: at once when it is known, else after a read. */
   private executeCommand(cmd: Command, k: string, index: number): ApplyResult | Promise<ApplyResult> {
+    if (this.deferred?.has(k)) {
+      assert(cmd.op === 'put', `a ${cmd.op} on a key whose record is read after the batch`);
+      return this.putDeferred(k, cmd.key, cmd.value, index);
+    }
     const known = this.known(k);
     if (known !== undefined) return this.execute(cmd, k, index, known ?? undefined);
     return this.sm.readRecord(cmd.key).then((record) => this.execute(cmd, k, index, record));
@@ -605,6 +638,33 @@ class ApplyTx {
       createRevision: current ? current.createRevision : index,
       modRevision: index,
       version: current ? current.version + 1 : 1,
+    });
+  }
+
+  /** Puts of one deferred key in this batch: the first one's index and how many. */
+  private readonly deferredPuts = new Map<string, { firstIndex: number; count: number }>();
+
+  /**
+   * A put on a deferred key. createRevision and version are provisional — right if the key was
+   * absent before the batch — until completeDeferred sees the record it had.
+   */
+  private putDeferred(k: string, key: Uint8Array, value: Uint8Array, index: number): ApplyResult {
+    let d = this.deferredPuts.get(k);
+    if (!d) this.deferredPuts.set(k, (d = { firstIndex: index, count: 0 }));
+    d.count++;
+    this.write(k, key, { value: value.slice(), createRevision: d.firstIndex, modRevision: index, version: d.count });
+    return { op: 'put', revision: index };
+  }
+
+  /** Completes the deferred keys' records from what they were before the batch (`prior`, null = absent). */
+  completeDeferred(prior: Map<string, KvRecord | null>): void {
+    this.deferredPuts.forEach((d, k) => {
+      const was = prior.get(k);
+      if (!was) return; // absent: the provisional fields stand
+      const record = this.kv.get(k)?.[1];
+      assert(record, `deferred key without a record in the batch`);
+      record.createRevision = was.createRevision;
+      record.version = was.version + d.count;
     });
   }
 
