@@ -7,20 +7,12 @@ import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, test } from 'vitest';
 import { pack } from '../src/codec.js';
 import { type Command, decodeCommand, decodeCommandOnce, encodeCommand, encodeCommandAt, encodeDirect } from '../src/commands.js';
+import { prng } from './prng.js';
 
 const SEED = Number(process.env['QKV_SEED'] ?? 20261122);
 const CASES = Number(process.env['QKV_CASES'] ?? 4000);
 const REPLAY = `QKV_SEED=${SEED} pnpm vitest run packages/storage/test/commands-direct.test.ts`;
 
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x1_0000_0000;
-  };
-}
 type Rand = ReturnType<typeof prng>;
 
 function pick<T>(r: Rand, xs: readonly T[]): T {

@@ -1,19 +1,9 @@
 import { describe, expect, test } from 'vitest';
 import { type Command, CommandDecodeError, decodeCommand, encodeCommand, openMemoryNodeStore } from '@quorumkv/storage';
 import { pack } from '../src/codec.js';
+import { prng } from './prng.js';
 
 const b = (s: string) => new TextEncoder().encode(s);
-
-/** xorshift32: deterministic bytes for the fuzz tests. */
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x1_0000_0000;
-  };
-}
 
 describe('command encoding', () => {
   const commands: Command[] = [

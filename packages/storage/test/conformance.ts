@@ -17,6 +17,7 @@ import { pack } from '../src/codec.js';
 import { type SegmentLimits, SEGMENT_MAX_BYTES, SEGMENT_MAX_ENTRIES } from '../src/log-segments.js';
 import { LogStoreImpl } from '../src/log-store.js';
 import { type Harness, type HarnessFactory, RecordingBackend } from './harness.js';
+import { prng } from './prng.js';
 
 const te = new TextEncoder();
 const b = (s: string) => te.encode(s);
@@ -936,16 +937,6 @@ const PROPERTY_STEPS = 150;
 
 function replayCommand(seed: number): string {
   return `replay with: QKV_SEED=${seed} pnpm vitest run packages/storage -t 'random log operations'`;
-}
-
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x1_0000_0000;
-  };
 }
 
 type OpenedLog = { log: LogStoreImpl; backend: Backend };

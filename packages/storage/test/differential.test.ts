@@ -3,20 +3,11 @@
 import { describe, expect, test } from 'vitest';
 import { type ApplyItem, type Command, type LogEntry, type NodeStore, encodeCommand } from '@quorumkv/storage';
 import { type Harness, levelHarness, memoryHarness } from './harness.js';
+import { prng } from './prng.js';
 
 const SEED = Number(process.env['QKV_DIFF_SEED'] ?? 7);
 const STEPS = 150;
 const REPLAY = `QKV_DIFF_SEED=${SEED} pnpm vitest run packages/storage/test/differential.test.ts`;
-
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x1_0000_0000;
-  };
-}
 
 describe('LevelDB store and memory twin agree', () => {
   test(`seeded workload (seed ${SEED})`, async () => {

@@ -5,16 +5,7 @@ import type { LogEntry } from '@quorumkv/storage';
 import { pack, u64be } from '../src/codec.js';
 import { StorageCorruptError } from '../src/errors.js';
 import { decodeSegment, encodeSegment, peekEntryCount, splitIntoRuns } from '../src/log-segments.js';
-
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x1_0000_0000;
-  };
-}
+import { prng } from './prng.js';
 
 const entry = (index: number, term: number, bytes: number): LogEntry => ({ index, term, type: 0, data: new Uint8Array(bytes).fill(index & 0xff) });
 

@@ -10,20 +10,11 @@ import { encodeSegment } from '../src/log-segments.js';
 import { metaPut } from '../src/meta.js';
 import { MsgpackWriter, encodeApplyResult, packPlain } from '../src/msgpack-writer.js';
 import type { LogEntry } from '../src/types.js';
+import { prng } from './prng.js';
 
 const SEED = Number(process.env['QKV_ENC_SEED'] ?? 1);
 const CASES = Number(process.env['QKV_ENC_CASES'] ?? 2000);
 const REPLAY = `QKV_ENC_SEED=${SEED} pnpm vitest run packages/storage/test/msgpack-writer.test.ts`;
-
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x1_0000_0000;
-  };
-}
 
 /** Non-negative integers at every size-class boundary msgpack (and msgpackr's float64 fallback) has. */
 const EDGE_UINTS = [

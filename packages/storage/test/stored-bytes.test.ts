@@ -9,6 +9,7 @@ import { describe, expect, test } from 'vitest';
 import { EntryType } from '@quorumkv/raft';
 import { type ApplyItem, type Command, type LogEntry, MemoryDisk, encodeCommand, openMemoryNodeStore } from '@quorumkv/storage';
 import { pack, unpack } from '../src/codec.js';
+import { prng } from './prng.js';
 
 /** sha256 of every record of the disk, namespace by namespace, in key order. */
 const GOLDEN_DISK_SHA256 = 'f13b5ae981a11110967574a5a6a5c6a70037efa8b9b849a8fbf59ba7a3637f96';
@@ -20,16 +21,6 @@ const NAMESPACES = ['log', 'meta', 'kv', 'sessions'] as const;
 const ENTRIES = 70_000;
 /** Entries applied (and appended) per batch. */
 const BATCH = 500;
-
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x1_0000_0000;
-  };
-}
 
 function workload(): { items: ApplyItem[]; entries: LogEntry[] } {
   const rand = prng(42);
