@@ -18,21 +18,10 @@ import {
 import { WebSocketServer } from 'ws';
 import { decodeRequestFrame, DEFAULT_LIMITS, encodeFrame, PROTOCOL_VERSION } from '@quorumkv/protocol';
 import { FakeCluster } from './fake-cluster.js';
+import { seeded } from './seeded.js';
 
 let cluster: FakeCluster;
 const clients: KvClient[] = [];
-
-/** A seeded PRNG (mulberry32) so jitter and node choice replay exactly. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function client(extra: Partial<ConnectOptions> = {}): Promise<KvClient> {
   const kv = await connect({ endpoints: cluster.endpoints, random: seeded(1), ...extra });

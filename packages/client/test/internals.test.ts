@@ -19,6 +19,7 @@ import { NodeConnection, encodeRequest, type RequestBody } from '../src/node-con
 import { ClientSession } from '../src/session.js';
 import { bytesOf } from '../src/utf8.js';
 import type { WebSocketLike } from '../src/websocket.js';
+import { seeded } from './seeded.js';
 
 const b = (s: string): Uint8Array => new TextEncoder().encode(s);
 const MAX = DEFAULT_LIMITS.maxFrameBytes;
@@ -52,24 +53,13 @@ describe('encodeRequest', () => {
 });
 
 describe('put fast path', () => {
-  /** mulberry32: a small seeded PRNG, so a failure can be replayed. */
-  function prng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
   const INTS = [0, 1, 0x1f, 0x20, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 0x7fffffff, 0xffffffff, 2 ** 32, 2 ** 53 - 1];
   const LENGTHS = [0, 1, 31, 32, 255, 256, 1000, 4096, 16 * 1024 - 200, 16 * 1024, 20_000];
   const ID_CHARS = ['a', 'Z', '-', '0', '\u007f', 'é', '日', '\ud83d\ude42'];
 
   it('writes exactly the bytes msgpackr writes for { ...body, id, timeoutMs }, over many random puts', () => {
     const seed = Number(process.env.QKV_SEED ?? 20261122);
-    const rnd = prng(seed);
+    const rnd = seeded(seed);
     const pickOf = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
     const int = (): number => (rnd() < 0.5 ? pickOf(INTS) : Math.floor(rnd() * 2 ** (1 + Math.floor(rnd() * 32))));
     const bytes = (): Uint8Array => {
