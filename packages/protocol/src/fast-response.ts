@@ -117,8 +117,7 @@ function writeAnswer(id: number, revision: number, deleted: boolean | undefined,
   if (WRITE_FRAME_BYTES_MAX > maxFrameBytes) return undefined;
   const start = reserve(WRITE_FRAME_BYTES_MAX);
   const b = target;
-  b.set(HEAD, start);
-  let p = writeUint(b, start + HEAD.length, id);
+  let p = writeHead(b, start, id);
   const rest = deleted === undefined ? WRITE_RESULT : DELETE_RESULT;
   b.set(rest, p);
   p = writeUint(b, p + rest.length, revision);
@@ -132,13 +131,18 @@ function writeAnswer(id: number, revision: number, deleted: boolean | undefined,
   return finish(start, p);
 }
 
+/** The start of every direct answer at `start`: the map header and the id. Returns the position after it. */
+function writeHead(b: Uint8Array, start: number, id: number): number {
+  b.set(HEAD, start);
+  return writeUint(b, start + HEAD.length, id);
+}
+
 function getAnswer(id: number, item: Record<string, unknown> | null, maxFrameBytes: number): Uint8Array | undefined {
   if (item === null) {
     if (ITEM_FRAME_FIXED_BYTES_MAX > maxFrameBytes) return undefined;
     const start = reserve(ITEM_FRAME_FIXED_BYTES_MAX);
     const b = target;
-    b.set(HEAD, start);
-    let p = writeUint(b, start + HEAD.length, id);
+    let p = writeHead(b, start, id);
     b.set(GET_RESULT, p);
     p += GET_RESULT.length;
     b[p++] = 0xc0;
@@ -151,8 +155,7 @@ function getAnswer(id: number, item: Record<string, unknown> | null, maxFrameByt
   if (maxBytes > maxFrameBytes) return undefined;
   const start = reserve(maxBytes);
   const b = target;
-  b.set(HEAD, start);
-  let p = writeUint(b, start + HEAD.length, id);
+  let p = writeHead(b, start, id);
   b.set(GET_RESULT, p);
   p += GET_RESULT.length;
   b.set(ITEM_HEAD, p);
