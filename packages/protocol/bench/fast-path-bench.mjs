@@ -6,11 +6,11 @@ import { Packr } from 'msgpackr';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { measure } from '../../../scripts/microbench.mjs';
 
 const SECONDS = Number(process.argv[2] ?? 0.5);
 const dist = process.argv[3] ?? new URL('../dist/', import.meta.url).pathname;
 const { decodeMsgpack, decodeRequestFrame, encodeFrame, validateRequest, DEFAULT_LIMITS } = await import(pathToFileURL(resolve(dist, 'index.js')).href);
-const MAX_CALLS = 20_000_000;
 const FRAMES = 1024;
 
 // Frames as the client writes them (its put encoder writes msgpackr's bytes for this field order).
@@ -38,23 +38,8 @@ const cases = [
   ['encode get answer (100 B value)', (i) => encodeFrame({ id: 100_000 + i, ok: true, result: { item } }, max)],
 ];
 
-function measure(fn) {
-  let sink = 0;
-  for (let i = 0; i < 20_000; i++) sink += fn(i) === undefined ? 0 : 1; // warm-up
-  const start = process.hrtime.bigint();
-  const deadline = start + BigInt(Math.round(SECONDS * 1e9));
-  let calls = 0;
-  while (calls < MAX_CALLS) {
-    for (let j = 0; j < 1000; j++) sink += fn(calls + j) === undefined ? 0 : 1;
-    calls += 1000;
-    if (process.hrtime.bigint() >= deadline) break;
-  }
-  const ns = Number(process.hrtime.bigint() - start) / calls;
-  return { us: ns / 1000, sink };
-}
-
 console.log(`build: ${dist}`);
 for (const [name, fn] of cases) {
-  const { us } = measure(fn);
+  const { us } = measure(fn, { seconds: SECONDS });
   console.log(`${name.padEnd(44)} ${us.toFixed(3)} µs`);
 }

@@ -6,11 +6,11 @@
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { measure } from '../../../scripts/microbench.mjs';
 
 const SECONDS = Number(process.argv[2] ?? 0.5);
 const dist = process.argv[3] ?? new URL('../dist/', import.meta.url).pathname;
 const commands = await import(pathToFileURL(resolve(dist, 'commands.js')).href);
-const MAX_CALLS = 20_000_000;
 const N = 1024;
 
 const sessionId = randomUUID();
@@ -32,19 +32,5 @@ const cases = [
   ['del command: encode + decodeCommandOnce', (i) => commands.decodeCommandOnce(encodeAt(dels[i & (N - 1)], Date.now()))],
 ];
 
-function measure(fn) {
-  let sink = 0;
-  for (let i = 0; i < 20_000; i++) sink += fn(i) === undefined ? 0 : 1; // warm-up
-  const start = process.hrtime.bigint();
-  const deadline = start + BigInt(Math.round(SECONDS * 1e9));
-  let calls = 0;
-  while (calls < MAX_CALLS) {
-    for (let j = 0; j < 1000; j++) sink += fn(calls + j) === undefined ? 0 : 1;
-    calls += 1000;
-    if (process.hrtime.bigint() >= deadline) break;
-  }
-  return { us: Number(process.hrtime.bigint() - start) / calls / 1000, sink };
-}
-
 console.log(`build: ${dist}`);
-for (const [name, fn] of cases) console.log(`${name.padEnd(56)} ${measure(fn).us.toFixed(3)} µs`);
+for (const [name, fn] of cases) console.log(`${name.padEnd(56)} ${measure(fn, { seconds: SECONDS }).us.toFixed(3)} µs`);
