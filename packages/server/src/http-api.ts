@@ -238,8 +238,7 @@ export class HttpApi {
 
   /** A hash over the whole key-value state (and sessions) at the applied index; costs a full scan. */
   private async stateHash(res: ServerResponse): Promise<void> {
-    const appliedIndex = this.node.store.kv.appliedIndex();
-    const stateHash = await this.node.store.kv.stateHash();
+    const { appliedIndex, stateHash } = await this.node.store.kv.stateHashAt();
     this.sendJson(res, 200, { id: this.node.id, appliedIndex, stateHash });
   }
 

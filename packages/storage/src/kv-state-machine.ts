@@ -117,6 +117,8 @@ export interface KvStateMachine {
   membership(): Membership | undefined;
   /** sha256 (hex) over kv + sessions in key order: equal on replicas with equal state. */
   stateHash(): Promise<string>;
+  /** stateHash() and the applied index of exactly the state it hashed (one consistent view). */
+  stateHashAt(): Promise<{ appliedIndex: number; stateHash: string }>;
 }
 
 /** chainHash's input buffer, reused (hashing is synchronous); grows to the largest entry seen. */
@@ -262,7 +264,21 @@ export class KvStateMachineImpl implements KvStateMachine {
   }
 
   async stateHash(): Promise<string> {
-    return hashState(this.backend, this.gen);
+    return (await this.stateHashAt()).stateHash;
+  }
+
+  async stateHashAt(): Promise<{ appliedIndex: number; stateHash: string }> {
+    // One point-in-time view for the applied index and every record: a batch landing while the
+    // scan runs (they land in the background) must not put a later state under an earlier index.
+    const view = await this.backend.snapshot();
+    try {
+      const where = this.backend.location;
+      const gen = (await readMeta(view, where, 'generation', decodeGeneration)) ?? 0;
+      const applied = (await readMeta(view, where, 'applied', decodeApplied)) ?? initialApplied();
+      return { appliedIndex: applied.index, stateHash: await hashState(view, gen) };
+    } finally {
+      await view.close();
+    }
   }
 
   apply(items: ApplyItem[], options: { sync?: boolean; onResults?: (results: ApplyResult[]) => void } = {}): Promise<ApplyResult[]> {

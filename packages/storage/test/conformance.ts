@@ -521,6 +521,33 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         for (let i = 0; i < 10; i++) expect(await st.kv.get(b(`k${i}`))).toEqual(await ref.kv.get(b(`k${i}`)));
       });
 
+      test('stateHashAt pairs a hash with the applied index of exactly the state it hashed, while batches land', async () => {
+        const st = await openOn(await machine());
+        const ref = await openOn(await machine());
+        // The reference: the state hash after each batch, applied one at a time.
+        const batches: ApplyItem[][] = [];
+        const hashAt = new Map<number, string>([[0, await ref.kv.stateHash()]]);
+        let index = 1;
+        for (let n = 0; n < 40; n++) {
+          const cmds = Array.from({ length: 5 }, (_, i) => put(`k${(n * 7 + i) % 60}`, `${n}.${i}`, sess('h', n * 5 + i)));
+          batches.push(items(index, 1, cmds));
+          index += cmds.length;
+          await ref.kv.apply(batches[n]!);
+          hashAt.set(index - 1, await ref.kv.stateHash());
+        }
+        // Batches land in the background while hashes are taken; every pair must match the reference.
+        const all = batches.map((batch) => st.kv.apply(batch));
+        const seen: Array<{ appliedIndex: number; stateHash: string }> = [];
+        let settled = false;
+        void Promise.all(all).finally(() => (settled = true));
+        while (!settled) seen.push(await st.kv.stateHashAt());
+        await Promise.all(all);
+        seen.push(await st.kv.stateHashAt());
+        for (const got of seen) expect(got.stateHash, `state hash at applied index ${got.appliedIndex}`).toBe(hashAt.get(got.appliedIndex));
+        expect(seen.at(-1)).toEqual({ appliedIndex: index - 1, stateHash: hashAt.get(index - 1) });
+        expect(new Set(seen.map((x) => x.appliedIndex)).size, 'hashes taken at more than one applied index').toBeGreaterThan(1);
+      });
+
       test('values returned by get are copies: changing one does not change the store', async () => {
         const st = await openOn(await machine());
         await st.kv.apply(items(1, 1, [put('k', 'abc')]));
