@@ -36,7 +36,6 @@ export interface NodeStatus {
   commitIndex: number;
   appliedIndex: number;
   appliedHash: string | undefined;
-  stateHash: string | undefined;
   /** First index still in the log (entries before it are compacted), when the server reports it. */
   firstIndex: number | undefined;
 }
@@ -88,7 +87,6 @@ export function parseStatus(body: unknown): NodeStatus {
     commitIndex: num('commitIndex'),
     appliedIndex: num('appliedIndex'),
     appliedHash: typeof o.appliedHash === 'string' ? o.appliedHash : undefined,
-    stateHash: typeof o.stateHash === 'string' ? o.stateHash : undefined,
     firstIndex,
   };
 }

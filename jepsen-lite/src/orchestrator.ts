@@ -209,25 +209,32 @@ async function pollStatus(cluster: RunCluster, recorder: HistoryRecorder, status
   }
 }
 
-/** Waits until every node has applied the same index, then takes each node's final state. */
+/**
+ * Waits until every node has applied the same index, then takes each node's final state with a
+ * hash of its key-value state at that index (GET /v1/state-hash answers with the applied index of
+ * the state it hashed). A write is answered before it has landed on every node, so a node can move
+ * on between the status poll and the hash: then it looks again. After CONVERGE_WAIT_MS it keeps
+ * what it has; a node without a state hash at its final index gets null (never its applied hash).
+ */
 async function converge(cluster: RunCluster): Promise<FinalNodeState[]> {
   const until = Date.now() + CONVERGE_WAIT_MS;
-  let finals: FinalNodeState[] = [];
-  while (Date.now() < until) {
+  for (;;) {
     const all = await Promise.all(cluster.nodes.map((id) => cluster.status(id)));
-    finals = all.flatMap((s, i) =>
-      s === undefined || s.appliedHash === undefined ? [] : [{ node: cluster.nodes[i]!, appliedIndex: s.appliedIndex, appliedHash: s.appliedHash, stateHash: s.stateHash ?? s.appliedHash }],
+    const finals: FinalNodeState[] = all.flatMap((s, i) =>
+      s === undefined || s.appliedHash === undefined ? [] : [{ node: cluster.nodes[i]!, appliedIndex: s.appliedIndex, appliedHash: s.appliedHash, stateHash: null }],
     );
-    if (finals.length === cluster.nodes.length && new Set(finals.map((f) => f.appliedIndex)).size === 1) break;
+    const converged = finals.length === cluster.nodes.length && new Set(finals.map((f) => f.appliedIndex)).size === 1;
+    const last = Date.now() >= until;
+    if (converged || last) {
+      const hashes = await Promise.all(finals.map((f) => cluster.stateHash(f.node)));
+      const paired = finals.map((f, i) => {
+        const h = hashes[i];
+        return h !== undefined && h.appliedIndex === f.appliedIndex ? { ...f, stateHash: h.stateHash } : f;
+      });
+      if (last || paired.every((f) => f.stateHash !== null)) return paired;
+    }
     await sleep(250);
   }
-  // With the workload stopped and every node at the same applied index, compare the whole
-  // key-value state (GET /v1/state-hash); a node that moved on in between keeps its appliedHash.
-  const hashes = await Promise.all(finals.map((f) => cluster.stateHash(f.node)));
-  return finals.map((f, i) => {
-    const h = hashes[i];
-    return h !== undefined && h.appliedIndex === f.appliedIndex ? { ...f, stateHash: h.stateHash } : f;
-  });
 }
 
 function writeArtifacts(out: string, recorder: HistoryRecorder, status: StatusSample[], hashes: AppliedHashSample[], finals: FinalNodeState[], faults: LabelledFault[]): void {

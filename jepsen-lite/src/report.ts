@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { ComposedResult, Validity } from './checker.js';
 import type { AvailabilityEvidence, FaultWindow } from './checkers/availability.js';
+import type { LogAgreementEvidence } from './checkers/log-agreement.js';
 import type { Op, OpPair } from './history.js';
 import { outcomeOf, pairOps } from './history.js';
 import { REPORT_SCRIPT } from './report-script.js';
@@ -207,8 +208,11 @@ export function summarize(name: string, evidence: unknown): string {
       return `${String(e.acknowledgedCount)} acknowledged adds, ${len('lost')} lost, ${len('unexpected')} unexpected, ${String(e.finalReads)} final reads`;
     case 'split-brain':
       return `${String(e.samples)} status polls, ${String(e.termsSeen)} terms; ${len('multipleLeaders')} terms with 2+ leaders, ${len('staleTermWrites')} writes acknowledged in a superseded term`;
-    case 'log-agreement':
-      return `${String(e.indexesCompared)} indexes compared, ${len('conflicts')} conflicts; state hashes match: ${String(e.stateHashesMatch ?? 'n/a')}`;
+    case 'log-agreement': {
+      const c = (e.conflicts as LogAgreementEvidence['conflicts'] | undefined)?.[0];
+      const where = c === undefined ? '' : ` — first at index ${c.index}: ${c.hashes.map((h) => `${h.node}${h.time === null ? ' (final)' : ''} ${h.hash.slice(0, 12)}`).join(', ')}`;
+      return `${String(e.indexesCompared)} indexes compared, ${len('conflicts')} conflicts; state hashes match: ${String(e.stateHashesMatch ?? 'n/a')}; final applied indexes ${JSON.stringify(e.finalAppliedIndex ?? {})}${where}`;
+    }
     case 'availability': {
       const a = evidence as AvailabilityEvidence;
       return `longest failover ${a.failoverMsMax === null ? '–' : a.failoverMsMax.toFixed(0) + ' ms'}; ok-write windows ${a.okWindowShare === null ? '–' : (a.okWindowShare * 100).toFixed(1) + ' %'}`;

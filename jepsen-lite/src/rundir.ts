@@ -132,7 +132,7 @@ function loadHashes(path: string): { samples: AppliedHashSample[]; finals: Final
     need(isStr(o.node), w, '`node` must be a string');
     need(isNum(o.appliedIndex), w, '`appliedIndex` must be a number');
     need(isStr(o.appliedHash), w, '`appliedHash` must be a string');
-    if (o.final === true) need(isStr(o.stateHash), w, 'a final row needs `stateHash`');
+    if (o.final === true) need(isStr(o.stateHash) || o.stateHash === null, w, 'a final row needs `stateHash` (a string, or null)');
     else need(isNum(o.time), w, '`time` must be a number (ns)');
   });
   return {

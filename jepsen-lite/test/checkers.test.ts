@@ -89,7 +89,7 @@ describe('split-brain checker', () => {
 
 describe('committed-log agreement checker', () => {
   const s = (node: string, appliedIndex: number, appliedHash: string, time = 0) => ({ node, time, appliedIndex, appliedHash });
-  const f = (node: string, appliedIndex: number, appliedHash: string, stateHash: string) => ({ node, appliedIndex, appliedHash, stateHash });
+  const f = (node: string, appliedIndex: number, appliedHash: string, stateHash: string | null) => ({ node, appliedIndex, appliedHash, stateHash });
 
   it('accepts nodes agreeing on the common prefix and converged state', () => {
     const r = checkLogAgreement([s('n1', 5, 'a5'), s('n2', 5, 'a5'), s('n3', 7, 'a7')], [f('n1', 9, 'a9', 'S'), f('n2', 9, 'a9', 'S'), f('n3', 9, 'a9', 'S')]);
@@ -116,6 +116,14 @@ describe('committed-log agreement checker', () => {
 
   it('is unknown when the nodes did not converge', () => {
     expect(checkLogAgreement([], [f('n1', 9, 'a9', 'S'), f('n2', 8, 'a8', 'R')]).valid).toBe('unknown');
+  });
+
+  it('never compares a state hash with an applied hash: a node without a state hash at its index makes it unknown, not invalid', () => {
+    const r = checkLogAgreement([], [f('n1', 9, 'a9', 'S'), f('n2', 9, 'a9', 'S'), f('n3', 9, 'a9', null)]);
+    expect(r.valid).toBe('unknown');
+    expect(r.evidence.stateHashesMatch).toBe(true);
+    // ... but the state hashes that were taken still must agree.
+    expect(checkLogAgreement([], [f('n1', 9, 'a9', 'S'), f('n2', 9, 'a9', 'T'), f('n3', 9, 'a9', null)]).valid).toBe(false);
   });
 });
 

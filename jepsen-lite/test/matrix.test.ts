@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_COMBOS, parseCli } from '../src/args.js';
 import { runTest } from '../src/orchestrator.js';
+import { summarize } from '../src/report.js';
 
 const serverCli = fileURLToPath(new URL('../../packages/server/dist/cli.js', import.meta.url));
 const enabled = process.env.JL_MATRIX === '1';
@@ -27,7 +28,7 @@ describe.skipIf(!enabled)('jepsen-lite short matrix (real cluster)', () => {
       expect(existsSync(serverCli), `${serverCli} missing: run pnpm build first`).toBe(true);
       const out = join(root, `${i}-${c.nemesisSpec}-${c.workload}`);
       const check = await runTest({ nodes: 3, timeS, nemeses: c.nemeses, nemesisSpec: c.nemesisSpec, workload: c.workload, concurrency: 6, rate: 200, seed: seed + i, out, serverCli, budgetMsPerKey: 5000, progress: () => undefined });
-      const failing = Object.entries(check.results).filter(([, r]) => r.valid !== true).map(([n, r]) => `${n}=${String(r.valid)}`);
+      const failing = Object.entries(check.results).filter(([, r]) => r.valid !== true).map(([n, r]) => `${n}=${String(r.valid)}: ${summarize(n, r.evidence)}`);
       expect(failing, `replay: pnpm jepsen-lite run --time ${timeS} --nemesis ${c.nemesisSpec} --workload ${c.workload} --seed ${seed + i}; report ${out}/report.html (JL_KEEP=1 keeps it)`).toEqual([]);
     }, (timeS + 90) * 1000);
   }

@@ -17,7 +17,8 @@ export interface FinalNodeState {
   node: string;
   appliedIndex: number;
   appliedHash: string;
-  stateHash: string;
+  /** Hash of the key-value state at exactly `appliedIndex`; null when none could be taken there. */
+  stateHash: string | null;
 }
 
 /** Evidence of {@link checkLogAgreement}. */
@@ -34,7 +35,8 @@ export interface LogAgreementEvidence {
 
 /**
  * Checks agreement. Invalid on any conflicting hash or differing state hashes at equal applied
- * indexes; unknown when the final states are missing or did not converge to one applied index.
+ * indexes; unknown when the final states are missing, did not converge to one applied index, or
+ * some node's state hash could not be taken at its final applied index.
  */
 export function checkLogAgreement(samples: readonly AppliedHashSample[], finals: readonly FinalNodeState[]): CheckResult<LogAgreementEvidence> {
   const byIndex = new Map<number, { node: string; hash: string; time: number | null }[]>();
@@ -59,11 +61,12 @@ export function checkLogAgreement(samples: readonly AppliedHashSample[], finals:
     if (new Set(list.map((x) => x.hash)).size > 1) evidence.conflicts.push({ index, hashes: list });
   }
   const converged = finals.length > 0 && new Set(finals.map((f) => f.appliedIndex)).size === 1;
-  // Nodes at the same applied index must hold the same state, converged or not.
+  // Nodes at the same applied index must hold the same state, converged or not. Only state
+  // hashes are compared with each other (never with an applied hash: those hash the log).
+  const hashed = finals.filter((f): f is FinalNodeState & { stateHash: string } => f.stateHash !== null);
   const stateByIndex = new Map<number, Set<string>>();
-  for (const f of finals) stateByIndex.set(f.appliedIndex, (stateByIndex.get(f.appliedIndex) ?? new Set()).add(f.stateHash));
-  const comparable = [...stateByIndex.values()].filter((s) => s.size > 0);
-  if (finals.length > 1) evidence.stateHashesMatch = comparable.every((s) => s.size === 1);
+  for (const f of hashed) stateByIndex.set(f.appliedIndex, (stateByIndex.get(f.appliedIndex) ?? new Set()).add(f.stateHash));
+  if (hashed.length > 1) evidence.stateHashesMatch = [...stateByIndex.values()].every((s) => s.size === 1);
   if (evidence.conflicts.length > 0 || evidence.stateHashesMatch === false) return { valid: false, evidence };
-  return { valid: converged ? true : 'unknown', evidence };
+  return { valid: converged && hashed.length === finals.length && evidence.stateHashesMatch === true ? true : 'unknown', evidence };
 }
