@@ -216,8 +216,8 @@ async function pollStatus(cluster: RunCluster, recorder: HistoryRecorder, status
  * on between the status poll and the hash: then it looks again. After CONVERGE_WAIT_MS it keeps
  * what it has; a node without a state hash at its final index gets null (never its applied hash).
  */
-async function converge(cluster: RunCluster): Promise<FinalNodeState[]> {
-  const until = Date.now() + CONVERGE_WAIT_MS;
+export async function converge(cluster: Pick<RunCluster, 'nodes' | 'status' | 'stateHash'>, waitMs = CONVERGE_WAIT_MS): Promise<FinalNodeState[]> {
+  const until = Date.now() + waitMs;
   for (;;) {
     const all = await Promise.all(cluster.nodes.map((id) => cluster.status(id)));
     const finals: FinalNodeState[] = all.flatMap((s, i) =>
