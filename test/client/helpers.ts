@@ -4,6 +4,7 @@
 import net from 'node:net';
 import { WebSocket } from 'ws';
 import { connect, type ConnectOptions, type KvClient, type WebSocketFactory, type WebSocketLike } from '@quorumkv/client';
+import { mulberry32 } from '@quorumkv/testkit';
 import { ProcessCluster, freePorts } from '../harness/cluster.js';
 
 /** Raft tick of the test clusters: fast, because these tests are about the client, not timers. */
@@ -23,21 +24,9 @@ export function endpointsOf(c: ProcessCluster): string[] {
   return c.nodes.map((n) => n.address);
 }
 
-/** A deterministic [0, 1) source for the client's jitter (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** connect() with a seeded jitter source; `endpoints` defaults to every node of `c`. */
 export function connectTo(c: ProcessCluster, opts: Partial<ConnectOptions> = {}): Promise<KvClient> {
-  return connect({ endpoints: endpointsOf(c), random: seededRandom(42), connectTimeoutMs: 10_000, ...opts });
+  return connect({ endpoints: endpointsOf(c), random: mulberry32(42), connectTimeoutMs: 10_000, ...opts });
 }
 
 /** What a promise settled with, as a tagged value, and how long that took (ms). */

@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type KvClient } from '@quorumkv/client';
 import { type HttpResult, type ProcessCluster, waitFor } from '../harness/cluster.js';
-import { LossyProxy, connectTo, outcome, redirectingFactory, seededRandom, startCluster } from './helpers.js';
+import { mulberry32 } from '@quorumkv/testkit';
+import { LossyProxy, connectTo, outcome, redirectingFactory, startCluster } from './helpers.js';
 
 /** Deadline of each call under test; the attempt timeout is as long, so only the cut causes a retry. */
 const CALL_TIMEOUT_MS = 20_000;
@@ -45,7 +46,7 @@ describe('a write whose answer was lost is retried exactly once', () => {
       timeoutMs: CALL_TIMEOUT_MS,
       attemptTimeoutMs: CALL_TIMEOUT_MS,
       connectTimeoutMs: 10_000,
-      random: seededRandom(7),
+      random: mulberry32(7),
     });
     clients.push(kv);
     // A first write opens the proxied connection and makes the session known to the cluster.

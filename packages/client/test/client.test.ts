@@ -18,13 +18,13 @@ import {
 import { WebSocketServer } from 'ws';
 import { decodeRequestFrame, DEFAULT_LIMITS, encodeFrame, PROTOCOL_VERSION } from '@quorumkv/protocol';
 import { FakeCluster } from './fake-cluster.js';
-import { seeded } from './seeded.js';
+import { mulberry32 } from '@quorumkv/testkit';
 
 let cluster: FakeCluster;
 const clients: KvClient[] = [];
 
 async function client(extra: Partial<ConnectOptions> = {}): Promise<KvClient> {
-  const kv = await connect({ endpoints: cluster.endpoints, random: seeded(1), ...extra });
+  const kv = await connect({ endpoints: cluster.endpoints, random: mulberry32(1), ...extra });
   clients.push(kv);
   return kv;
 }
@@ -195,8 +195,8 @@ describe('exactly-once writes', () => {
 
   it('32 concurrent writers under lost answers and leader changes: every key once, none missing', async () => {
     const seed = Number(process.env.QKV_SEED ?? 20261122);
-    const rnd = seeded(seed);
-    const kv = await client({ random: seeded(seed + 1) });
+    const rnd = mulberry32(seed);
+    const kv = await client({ random: mulberry32(seed + 1) });
     // Every 10 ms: lose the answer of a write (30 %), elect a random leader (5 %, so roughly every
     // 200 ms), or answer one request busy (5 %).
     const chaos = setInterval(() => {

@@ -19,7 +19,7 @@ import { NodeConnection, encodeRequest, type RequestBody } from '../src/node-con
 import { ClientSession } from '../src/session.js';
 import { bytesOf } from '../src/utf8.js';
 import type { WebSocketLike } from '../src/websocket.js';
-import { seeded } from './seeded.js';
+import { mulberry32 } from '@quorumkv/testkit';
 
 const b = (s: string): Uint8Array => new TextEncoder().encode(s);
 const MAX = DEFAULT_LIMITS.maxFrameBytes;
@@ -59,7 +59,7 @@ describe('put fast path', () => {
 
   it('writes exactly the bytes msgpackr writes for { ...body, id, timeoutMs }, over many random puts', () => {
     const seed = Number(process.env.QKV_SEED ?? 20261122);
-    const rnd = seeded(seed);
+    const rnd = mulberry32(seed);
     const pickOf = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
     const int = (): number => (rnd() < 0.5 ? pickOf(INTS) : Math.floor(rnd() * 2 ** (1 + Math.floor(rnd() * 32))));
     const bytes = (): Uint8Array => {

@@ -6,6 +6,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { Packr } from 'msgpackr';
 import { describe, expect, test } from 'vitest';
+import { xorshift32 } from '@quorumkv/testkit';
 import { encodePutFrame } from '../../client/src/put-frame.js';
 import { decodeMsgpack, decodeRequestFrame, encodeFrame } from '../src/codec.js';
 import { fastDecodeRequest } from '../src/fast-request.js';
@@ -20,16 +21,6 @@ const REPLAY = `QKV_SEED=${SEED} pnpm vitest run packages/protocol/test/fast-pat
 /** The encoder the codec uses (same options), to compare bytes with. */
 const packr = new Packr({ useRecords: false, moreTypes: false, encodeUndefinedAsNil: true });
 
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x1_0000_0000;
-  };
-}
-
 /** Small limits, so that keys and values over them are cheap to make. */
 const SMALL_LIMITS: Limits = { maxKeyBytes: 40, maxValueBytes: 300, maxFrameBytes: 40 + 300 + 1024 };
 
@@ -37,7 +28,7 @@ const EDGE_UINTS = [0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32
 const OTHER_NUMBERS = [-1, -128, 0.5, 2 ** 53, Number.NaN, 600_000, 600_001];
 const SESSION_IDS = ['s', 'client-7', 'x'.repeat(31), 'x'.repeat(32), 'y'.repeat(64), 'z'.repeat(65), 'é', 'sess-ü-1', '日本', '', '\u{1F600}'];
 
-type Rand = ReturnType<typeof prng>;
+type Rand = ReturnType<typeof xorshift32>;
 
 function pick<T>(r: Rand, xs: readonly T[]): T {
   return xs[Math.floor(r() * xs.length)] as T;
@@ -298,7 +289,7 @@ function checkSame(frame: Uint8Array, limits: Limits, what: () => string): boole
 
 describe('request fast path = generic path', () => {
   test(`${CASES} random requests, several encodings each, and mutations of them (seed ${SEED})`, () => {
-    const r = prng(SEED);
+    const r = xorshift32(SEED);
     let fastValid = 0;
     let fastPutFromClient = 0;
     let checked = 0;
@@ -382,7 +373,7 @@ function randAnswer(r: Rand): ClientResponse {
 
 describe('answer fast path = msgpackr', () => {
   test(`${CASES} random answers are encoded byte for byte as msgpackr does (seed ${SEED})`, () => {
-    const r = prng(SEED + 1);
+    const r = xorshift32(SEED + 1);
     let fast = 0;
     for (let i = 0; i < CASES; i++) {
       const frame = randAnswer(r);

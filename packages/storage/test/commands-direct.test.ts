@@ -7,13 +7,13 @@ import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, test } from 'vitest';
 import { pack } from '../src/codec.js';
 import { type Command, decodeCommand, decodeCommandOnce, encodeCommand, encodeCommandAt, encodeDirect } from '../src/commands.js';
-import { prng } from './prng.js';
+import { xorshift32 } from '@quorumkv/testkit';
 
 const SEED = Number(process.env['QKV_SEED'] ?? 20261122);
 const CASES = Number(process.env['QKV_CASES'] ?? 4000);
 const REPLAY = `QKV_SEED=${SEED} pnpm vitest run packages/storage/test/commands-direct.test.ts`;
 
-type Rand = ReturnType<typeof prng>;
+type Rand = ReturnType<typeof xorshift32>;
 
 function pick<T>(r: Rand, xs: readonly T[]): T {
   return xs[Math.floor(r() * xs.length)] as T;
@@ -90,7 +90,7 @@ function describeCommand(cmd: unknown, timeMs: unknown): string {
 
 describe('direct command encoding = generic encoding', () => {
   test(`${CASES} random commands: same bytes or same error, remembered Command = decodeCommand(bytes) (seed ${SEED})`, () => {
-    const r = prng(SEED);
+    const r = xorshift32(SEED);
     let direct = 0;
     for (let i = 0; i < CASES; i++) {
       const { cmd, timeMs } = randCommand(r);
@@ -163,7 +163,7 @@ describe('direct command decoding = decodeCommand', () => {
 
   test(`${CASES} random commands and mutations: decodeDirect returns nothing or exactly decodeCommand's result (seed ${SEED})`, async () => {
     const { decodeDirect } = await import('../src/commands.js');
-    const r = prng(SEED + 1);
+    const r = xorshift32(SEED + 1);
     let served = 0;
     for (let i = 0; i < CASES; i++) {
       const { cmd, timeMs } = randCommand(r);

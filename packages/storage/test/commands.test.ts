@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { type Command, CommandDecodeError, decodeCommand, encodeCommand, openMemoryNodeStore } from '@quorumkv/storage';
 import { pack } from '../src/codec.js';
-import { prng } from './prng.js';
+import { xorshift32 } from '@quorumkv/testkit';
 
 const b = (s: string) => new TextEncoder().encode(s);
 
@@ -54,7 +54,7 @@ describe('command encoding', () => {
 
   test('fuzz: random and mutated bytes never crash decode or apply (seeded)', async () => {
     const seed = Number(process.env['QKV_FUZZ_SEED'] ?? 12345);
-    const rand = prng(seed);
+    const rand = xorshift32(seed);
     const valid = commands.map(encodeCommand);
     const store = await openMemoryNodeStore();
     let index = 0;

@@ -17,7 +17,7 @@ import { pack } from '../src/codec.js';
 import { type SegmentLimits, SEGMENT_MAX_BYTES, SEGMENT_MAX_ENTRIES } from '../src/log-segments.js';
 import { LogStoreImpl } from '../src/log-store.js';
 import { type Harness, type HarnessFactory, RecordingBackend } from './harness.js';
-import { prng } from './prng.js';
+import { xorshift32 } from '@quorumkv/testkit';
 
 const te = new TextEncoder();
 const b = (s: string) => te.encode(s);
@@ -980,7 +980,7 @@ interface LogModelTools {
  * step the bounds must match the model; after every restart, load() must equal it.
  */
 async function runLogModel(h: Harness, seed: number, tools: LogModelTools): Promise<void> {
-  const rand = prng(seed);
+  const rand = xorshift32(seed);
   const int = (n: number) => Math.floor(rand() * n);
   const limits: SegmentLimits | undefined = rand() < 0.25 ? undefined : { maxEntries: 1 + int(8), maxBytes: 40 + int(200) };
   const model = { start: { index: 0, term: 0 } as LogStart, entries: [] as LogEntry[], hardState: { term: 0, vote: null as string | null, commit: 0 } };

@@ -3,7 +3,7 @@
 import { describe, expect, test } from 'vitest';
 import { type ApplyItem, type Command, type LogEntry, type NodeStore, encodeCommand } from '@quorumkv/storage';
 import { type Harness, levelHarness, memoryHarness } from './harness.js';
-import { prng } from './prng.js';
+import { xorshift32 } from '@quorumkv/testkit';
 
 const SEED = Number(process.env['QKV_DIFF_SEED'] ?? 7);
 const STEPS = 150;
@@ -11,7 +11,7 @@ const REPLAY = `QKV_DIFF_SEED=${SEED} pnpm vitest run packages/storage/test/diff
 
 describe('LevelDB store and memory twin agree', () => {
   test(`seeded workload (seed ${SEED})`, async () => {
-    const rand = prng(SEED);
+    const rand = xorshift32(SEED);
     const int = (n: number) => Math.floor(rand() * n);
     const key = () => new Uint8Array([0x61 + int(4), ...(rand() < 0.5 ? [0x2f, 0x30 + int(4)] : []), ...(rand() < 0.1 ? [0xff] : [])]);
     const harnesses: Harness[] = [await levelHarness(), await memoryHarness()];

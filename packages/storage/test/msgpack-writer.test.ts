@@ -10,7 +10,7 @@ import { encodeSegment } from '../src/log-segments.js';
 import { metaPut } from '../src/meta.js';
 import { MsgpackWriter, encodeApplyResult, packPlain } from '../src/msgpack-writer.js';
 import type { LogEntry } from '../src/types.js';
-import { prng } from './prng.js';
+import { xorshift32 } from '@quorumkv/testkit';
 
 const SEED = Number(process.env['QKV_ENC_SEED'] ?? 1);
 const CASES = Number(process.env['QKV_ENC_CASES'] ?? 2000);
@@ -67,7 +67,7 @@ interface Gen {
 }
 
 function gen(seed: number): Gen {
-  const rand = prng(seed);
+  const rand = xorshift32(seed);
   const int = (n: number) => Math.floor(rand() * n);
   return { rand, int, pick: (xs) => xs[int(xs.length)] as (typeof xs)[number] };
 }

@@ -9,7 +9,7 @@ import { describe, expect, test } from 'vitest';
 import { EntryType } from '@quorumkv/raft';
 import { type ApplyItem, type Command, type LogEntry, MemoryDisk, encodeCommand, openMemoryNodeStore } from '@quorumkv/storage';
 import { pack, unpack } from '../src/codec.js';
-import { prng } from './prng.js';
+import { xorshift32 } from '@quorumkv/testkit';
 
 /** sha256 of every record of the disk, namespace by namespace, in key order. */
 const GOLDEN_DISK_SHA256 = 'f13b5ae981a11110967574a5a6a5c6a70037efa8b9b849a8fbf59ba7a3637f96';
@@ -23,7 +23,7 @@ const ENTRIES = 70_000;
 const BATCH = 500;
 
 function workload(): { items: ApplyItem[]; entries: LogEntry[] } {
-  const rand = prng(42);
+  const rand = xorshift32(42);
   const int = (n: number) => Math.floor(rand() * n);
   const items: ApplyItem[] = [];
   const entries: LogEntry[] = [];

@@ -1,6 +1,6 @@
 // @quorumkv/testkit: deterministic simulation of the consensus core, and the pieces it is made
 // of (seeded PRNG, simulated network, invariant checkers). See docs/simulation.md.
-export { Prng, splitmix32 } from './prng.js';
+export { Prng, mulberry32, splitmix32, xorshift32 } from './prng.js';
 export { Trace, formatEvent, DEFAULT_TRACE_CAPACITY } from './trace.js';
 export type { TraceEvent } from './trace.js';
 export { SimNetwork, PERFECT_NETWORK, MAX_IN_FLIGHT_MESSAGES, validateFaults } from './sim-network.js';

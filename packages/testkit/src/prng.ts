@@ -105,3 +105,32 @@ export class Prng implements RandomSource {
     return new Prng(lo + TWO_POW_32 * hi);
   }
 }
+
+/**
+ * mulberry32: a tiny seeded generator, uniform in [0, 1). For tests (jitter sources, generated
+ * inputs) whose printed seeds replay this exact sequence; simulations use {@link Prng}.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / TWO_POW_32;
+  };
+}
+
+/**
+ * xorshift32, uniform in [0, 1); seed 0 is taken as 1. The storage stored-bytes golden digests were
+ * taken with exactly this sequence (seed 42), so it must not change.
+ */
+export function xorshift32(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / TWO_POW_32;
+  };
+}

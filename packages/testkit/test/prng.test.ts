@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Prng } from '@quorumkv/testkit';
+import { Prng, mulberry32, xorshift32 } from '@quorumkv/testkit';
 
 describe('Prng', () => {
   it('gives the same sequence for the same seed and a different one for another seed', () => {
@@ -71,5 +71,25 @@ describe('Prng', () => {
 
   it('accepts seeds above 2^32 and tells them apart', () => {
     expect(new Prng(2 ** 40 + 1).nextUint32()).not.toBe(new Prng(1).nextUint32());
+  });
+});
+
+describe('mulberry32 and xorshift32 (the tests\' small generators)', () => {
+  // Recorded seeds in other packages' tests replay these exact sequences: pin their first values.
+  it('give the sequences the recorded seeds were taken with', () => {
+    const m = mulberry32(1);
+    expect([m(), m(), m()].map((x) => Math.round(x * 2 ** 32))).toEqual([2693262067, 11749833, 2265367787]);
+    const x = xorshift32(42);
+    expect([x(), x(), x()].map((v) => Math.round(v * 2 ** 32))).toEqual([11355432, 2836018348, 476557059]);
+    expect(xorshift32(0)()).toBe(xorshift32(1)());
+  });
+
+  it('stay in [0, 1)', () => {
+    for (const g of [mulberry32(7), xorshift32(7)]) {
+      for (let i = 0; i < 10_000; i++) {
+        const v = g();
+        expect(v >= 0 && v < 1).toBe(true);
+      }
+    }
   });
 });

@@ -132,18 +132,6 @@ export function entries(firstIndex: number, count: number, size: number): Entry[
   });
 }
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * A TCP proxy that can stop forwarding without closing anything: `block()` stops reading from
  * every socket (bytes pile up in kernel buffers, as in a partition that drops packets), and

@@ -4,7 +4,8 @@ import { WebSocket } from 'ws';
 import type { Message, MessageType } from '@quorumkv/raft';
 import { CloseCode, encodeFrame, HELLO_HEADER } from '../src/index.js';
 import { createHelloHeader } from '../src/handshake.js';
-import { BlackholeProxy, cluster, entries, Host, msg, prng, SECRET, shortTimeouts, sleep, testLimits, waitFor } from './helpers.js';
+import { mulberry32 } from '@quorumkv/testkit';
+import { BlackholeProxy, cluster, entries, Host, msg, SECRET, shortTimeouts, sleep, testLimits, waitFor } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -156,7 +157,7 @@ describe('PeerTransport on loopback', () => {
 
   it('survives random bytes below the WebSocket framing after an authenticated upgrade (seeded)', async () => {
     const seed = Number(process.env.QKV_SEED ?? 7);
-    const rand = prng(seed);
+    const rand = mulberry32(seed);
     const [n1, n2] = track(...(await cluster(['n1', 'n2'], {}, { n3: '127.0.0.1:1' })));
     await waitFor(() => n1!.transport!.stats().peers.n2!.connected, 'n1 -> n2 open');
     for (let round = 0; round < 20; round++) {
