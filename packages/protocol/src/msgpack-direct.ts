@@ -18,18 +18,20 @@ export function isUint32(n: unknown): n is number {
   return typeof n === 'number' && n >>> 0 === n;
 }
 
-/** A uint32 as msgpackr writes it at `p`: positive fixint below 0x80, else uint8/16/32. Returns the position after it. */
-export function writeUint32(b: Uint8Array, p: number, n: number): number {
-  if (n < 0x80) b[p++] = n;
-  else if (n < 0x100) {
-    b[p++] = 0xcc;
+/**
+ * `n` (a uint32) behind the narrowest of three consecutive type bytes: `tag8` with 1 byte,
+ * `tag8 + 1` with 2, `tag8 + 2` with 4 (big-endian). Returns the position after it.
+ */
+function writeTagged(b: Uint8Array, p: number, n: number, tag8: number): number {
+  if (n < 0x100) {
+    b[p++] = tag8;
     b[p++] = n;
   } else if (n < 0x10000) {
-    b[p++] = 0xcd;
+    b[p++] = tag8 + 1;
     b[p++] = n >>> 8;
     b[p++] = n & 0xff;
   } else {
-    b[p++] = 0xce;
+    b[p++] = tag8 + 2;
     b[p++] = n >>> 24;
     b[p++] = (n >>> 16) & 0xff;
     b[p++] = (n >>> 8) & 0xff;
@@ -38,23 +40,16 @@ export function writeUint32(b: Uint8Array, p: number, n: number): number {
   return p;
 }
 
+/** A uint32 as msgpackr writes it at `p`: positive fixint below 0x80, else uint8/16/32. Returns the position after it. */
+export function writeUint32(b: Uint8Array, p: number, n: number): number {
+  if (n >= 0x80) return writeTagged(b, p, n, 0xcc);
+  b[p] = n;
+  return p + 1;
+}
+
 /** Bytes as bin8/bin16/bin32 at `p`. Returns the position after them. */
 export function writeBin(b: Uint8Array, p: number, bytes: Uint8Array): number {
-  const n = bytes.length;
-  if (n < 0x100) {
-    b[p++] = 0xc4;
-    b[p++] = n;
-  } else if (n < 0x10000) {
-    b[p++] = 0xc5;
-    b[p++] = n >>> 8;
-    b[p++] = n & 0xff;
-  } else {
-    b[p++] = 0xc6;
-    b[p++] = n >>> 24;
-    b[p++] = (n >>> 16) & 0xff;
-    b[p++] = (n >>> 8) & 0xff;
-    b[p++] = n & 0xff;
-  }
+  p = writeTagged(b, p, bytes.length, 0xc4);
   b.set(bytes, p);
-  return p + n;
+  return p + bytes.length;
 }
