@@ -193,6 +193,24 @@ describe('client endpoint', () => {
     expect(c.closed?.code).toBe(1009);
   });
 
+  it('a bad frame whose error quotes multi-byte text still closes cleanly: the reason is cut to 123 bytes, not characters', async () => {
+    // A str8 of forty '€' (3 bytes each) and one byte after it: the decoder's error quotes the string,
+    // so the reason is ~90 characters but ~170 bytes. ws throws on a close reason over 123 bytes,
+    // and a throw in the message handler took the whole node down.
+    const port = await start();
+    const c = await Raw.open(port);
+    await c.hello();
+    const euro = new TextEncoder().encode('€'.repeat(40));
+    c.ws.send(Uint8Array.from([0xd9, euro.length, ...euro, 0x00]));
+    await c.until(() => c.closed !== undefined);
+    expect(c.closed?.code).toBe(1002);
+    expect(c.closed?.reason).toMatch(/^undecodable frame/);
+    expect(Buffer.byteLength(c.closed!.reason)).toBeLessThanOrEqual(123);
+    // The endpoint is still up for everyone else.
+    const d = await Raw.open(port);
+    await d.hello();
+  });
+
   it('refuses upgrades on other paths', async () => {
     const port = await start();
     await expect(Raw.open(port, '/raft')).rejects.toThrow(/404/);

@@ -13,6 +13,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { fitCloseReason } from '@quorumkv/transport';
 import {
   BusyError,
   CLIENT_PATH,
@@ -94,8 +95,6 @@ export interface ClientEndpoint {
 const RANGE_ITEM_OVERHEAD_BYTES = 64;
 /** How long close() waits for clients to finish the close handshake before cutting them off. */
 const CLOSE_GRACE_MS = 1000;
-/** WebSocket close reasons are limited to 123 bytes. */
-const CLOSE_REASON_CHARS_MAX = 120;
 
 const noopLogger: EndpointLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -141,10 +140,6 @@ function rawToBytes(data: RawData): Uint8Array {
   if (Array.isArray(data)) return Buffer.concat(data);
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   return data;
-}
-
-function truncateReason(reason: string): string {
-  return reason.length > CLOSE_REASON_CHARS_MAX ? `${reason.slice(0, CLOSE_REASON_CHARS_MAX - 1)}…` : reason;
 }
 
 /**
@@ -369,7 +364,7 @@ class Connection {
     if (this.closing) return;
     this.s.logger.warn({ remote: this.remote, code, reason }, 'closing client connection');
     this.shutdown(new ClosedError(`connection closed: ${reason}`));
-    this.ws.close(code, truncateReason(reason));
+    this.ws.close(code, fitCloseReason(reason)); // bytes, not characters: a reason may quote the frame
   }
 
   /** Aborts in-flight work and stops answering. */

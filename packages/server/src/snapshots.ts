@@ -24,6 +24,7 @@ import { Packr } from 'msgpackr';
 import type { WebSocket } from 'ws';
 import { MessageType, type ConfState, type Message, type Snapshot } from '@quorumkv/raft';
 import type { Membership, SnapshotReader, SnapshotWriter } from '@quorumkv/storage';
+import { fitCloseReason } from '@quorumkv/transport';
 import type { QuorumKvNode, SnapshotHooks } from './node.js';
 import { TokenBucket } from './token-bucket.js';
 import { crc32 } from './crc32.js';
@@ -698,7 +699,7 @@ class IncomingConnection {
     this.mgr.node.log.warn({ from: this.peer, reason }, 'snapshot stream refused');
     this.send({ t: 'fail', reason });
     if (this.st) this.mgr.drop(this.st);
-    this.ws.close(1008, reason.slice(0, 120));
+    this.ws.close(1008, fitCloseReason(reason));
   }
 
   private async onFrame(data: unknown): Promise<void> {

@@ -8,7 +8,7 @@ export type {
   LinkState,
 } from './types.js';
 export { defaultLimits, resolveLimits, MIN_FRAME_BYTES, type TransportLimits } from './limits.js';
-export { CloseCode, MAX_CLOSE_REASON_BYTES } from './close-codes.js';
+export { CloseCode, MAX_CLOSE_REASON_BYTES, fitCloseReason } from './close-codes.js';
 export { TransportError, TransportConfigError, FrameError } from './errors.js';
 export {
   encodeFrame,
