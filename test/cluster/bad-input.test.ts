@@ -8,7 +8,17 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { PROTOCOL_VERSION as CLIENT_PROTOCOL_VERSION, decodeResponseFrame, encodeFrame } from '@quorumkv/protocol';
+import { mulberry32 } from '@quorumkv/testkit';
 import { ProcessCluster, TEST_SECRET, httpRequest, jsonOf, sleep, waitFor, type HttpResult } from '../harness/cluster.js';
+
+/** Seed of the garbage frames and bodies; a failure prints the command that replays it. */
+const SEED = Number(process.env['QKV_SEED'] ?? 20261122);
+const REPLAY = `replay: QKV_SEED=${SEED} pnpm vitest run --project cluster test/cluster/bad-input.test.ts`;
+const random = mulberry32(SEED);
+/** `n` seeded random bytes. */
+function garbage(n: number): Buffer {
+  return Buffer.from(Array.from({ length: n }, () => Math.floor(random() * 256)));
+}
 
 /** The peer transport's default frame limit (packages/transport/src/limits.ts). */
 const RAFT_MAX_FRAME_BYTES = 4 * 1024 * 1024;
@@ -170,11 +180,11 @@ describe('bad input against a live node', () => {
         'GET /v1/status HTTP/9.9\r\n\r\n',
         'GET /v1/kv/a HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n',
         'GET /v1/kv/a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n',
-        Buffer.from(randomBytes(2048)).toString('latin1').replace(/^[A-Z]/, '\x00'),
+        garbage(2048).toString('latin1').replace(/^[A-Z]/, '\x00'),
       ]) {
         const answer = await rawExchange(p, Buffer.from(junk, 'latin1'));
         // Either a 400 or a plain close, never a hang (rawExchange is bounded) and never a 200.
-        expect(answer === '' || answer.startsWith('HTTP/1.1 400'), JSON.stringify(answer.slice(0, 80))).toBe(true);
+        expect(answer === '' || answer.startsWith('HTTP/1.1 400'), `${REPLAY}: ${JSON.stringify(answer.slice(0, 80))}`).toBe(true);
       }
       // A WebSocket upgrade on an unknown path, and a broken upgrade on /raft and /client.
       expect(await rawExchange(p, 'GET /other HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')).toMatch(/^HTTP\/1.1 404/);
@@ -216,8 +226,8 @@ describe('bad input against a live node', () => {
       // so its reconnects cannot replace ours in turn (close 4409) before the node judges our frame.
       c.pause(other);
       try {
-        const garbage = await wsSession(url, signed(), (ws) => ws.send(randomBytes(300), { binary: true }));
-        expect(garbage.code).toBe(4400);
+        const junk = await wsSession(url, signed(), (ws) => ws.send(garbage(300), { binary: true }));
+        expect(junk.code, REPLAY).toBe(4400);
         const msgpackJunk = await wsSession(url, signed(), (ws) => ws.send(Buffer.from([0x93, 0x01, 0xc1, 0xff]), { binary: true }));
         expect(msgpackJunk.code).toBe(4400);
         const text = await wsSession(url, signed(), (ws) => ws.send('hello'));
@@ -234,8 +244,13 @@ describe('bad input against a live node', () => {
   it('/client: garbage, text, oversized frames and requests before hello close the connection; bad arguments get an answer', () =>
     c.guard(async () => {
       const url = `ws://127.0.0.1:${target.port}/client`;
-      const garbage = await wsSession(url, {}, (ws) => ws.send(randomBytes(100), { binary: true }));
-      expect(garbage.code).toBe(1002);
+      const junk = await wsSession(url, {}, (ws) => ws.send(garbage(100), { binary: true }));
+      expect(junk.code, REPLAY).toBe(1002);
+      // A frame whose decode error quotes ~170 bytes of multi-byte text: the close reason must be
+      // cut by bytes (ws throws on a reason over 123 bytes, which once took the node down).
+      const euro = new TextEncoder().encode('€'.repeat(40));
+      const quoted = await wsSession(url, {}, (ws) => ws.send(Uint8Array.from([0xd9, euro.length, ...euro, 0x00]), { binary: true }));
+      expect(quoted.code).toBe(1002);
       const text = await wsSession(url, {}, (ws) => ws.send('{"op":"hello"}'));
       expect(text.code).toBe(1003);
       const big = await wsSession(url, {}, (ws) => ws.send(Buffer.alloc(CLIENT_MAX_FRAME_BYTES + 1024, 7), { binary: true }));
