@@ -6,6 +6,7 @@ import {
   CasFailedError,
   ClosedError,
   ErrorCode,
+  IndeterminateError,
   InternalError,
   InvalidArgumentError,
   NoLeaderError,
@@ -53,6 +54,8 @@ export function errorFromWire(wire: WireError, cause?: unknown): QuorumKvError {
       return new BusyError(wire.retryAfterMs ?? 0, wire.message, o);
     case ErrorCode.Timeout:
       return new TimeoutError(wire.message, o);
+    case ErrorCode.Indeterminate:
+      return new IndeterminateError(wire.message, o);
     case ErrorCode.Unavailable:
       return new UnavailableError(wire.message, o);
     case ErrorCode.CasFailed:

@@ -4,6 +4,11 @@
 // Every operating condition a caller can meet has a class here. Programmer errors (broken
 // invariants) are plain `Error`s thrown by `assert` and never cross the wire as themselves: the
 // server reports them as `QKV_INTERNAL` without internal detail.
+//
+// For a write, every code also says whether the write may have been applied (see
+// `writeOutcomeOf` and docs/protocol.md § "What an error says about a write"): errors raised
+// before the write was proposed say "not applied"; an answer given after the proposal was
+// accepted but before its outcome is known says `QKV_INDETERMINATE` and nothing else.
 
 /** The stable error codes of quorumkv's client protocol. */
 export const ErrorCode = {
@@ -11,6 +16,7 @@ export const ErrorCode = {
   NoLeader: 'QKV_NO_LEADER',
   Busy: 'QKV_BUSY',
   Timeout: 'QKV_TIMEOUT',
+  Indeterminate: 'QKV_INDETERMINATE',
   Unavailable: 'QKV_UNAVAILABLE',
   CasFailed: 'QKV_CAS_FAILED',
   Closed: 'QKV_CLOSED',
@@ -89,8 +95,10 @@ export class BusyError extends QuorumKvError {
 }
 
 /**
- * The deadline passed before an answer came. For a write the outcome is UNKNOWN: it may have been
- * applied. (Retrying it in the same client is safe: the session makes it apply at most once.)
+ * The deadline passed before an answer came. For a read nothing changed. For a write it means
+ * NOT applied: the node answers a write whose deadline passed after it was proposed with
+ * {@link IndeterminateError} instead, and the client library does the same for a write any of
+ * whose attempts may have reached a node.
  */
 export class TimeoutError extends QuorumKvError {
   constructor(message = 'deadline exceeded', options?: ErrorOptions) {
@@ -98,7 +106,25 @@ export class TimeoutError extends QuorumKvError {
   }
 }
 
-/** A node could not be reached or the connection was lost. */
+/**
+ * The write MAY HAVE BEEN APPLIED, or may be applied later, or never: it was proposed (or sent
+ * to a node that may have proposed it), and then its answer was cut off — the deadline passed,
+ * the node shut down or failed, the connection was lost, the caller aborted. Nobody can say
+ * "failed" truthfully here. To learn the outcome, read the key; the client library's retries
+ * of the same write (same session seq) are exactly-once, a write issued again by the caller is a
+ * new write. Raised only for writes (put, delete, cas, membership changes).
+ */
+export class IndeterminateError extends QuorumKvError {
+  constructor(message = 'the outcome of the write is unknown: it may have been applied', options?: ErrorOptions) {
+    super(ErrorCode.Indeterminate, message, options);
+  }
+}
+
+/**
+ * A node could not be reached, is shutting down, or (for a write) lost the write's log slot to
+ * another leader's entry. For a write it means NOT applied: a write cut off after it may have
+ * reached a node is reported as {@link IndeterminateError} instead.
+ */
 export class UnavailableError extends QuorumKvError {
   constructor(message = 'node unavailable', options?: ErrorOptions) {
     super(ErrorCode.Unavailable, message, options);
@@ -115,7 +141,11 @@ export class CasFailedError extends QuorumKvError {
   }
 }
 
-/** The client (or the node's endpoint) was closed; the request was not completed. */
+/**
+ * The client (or the node's endpoint) was closed; the request was not completed. For a write:
+ * not applied (as for {@link AbortedError}, a write that may have reached a node rejects with
+ * {@link IndeterminateError} instead).
+ */
 export class ClosedError extends QuorumKvError {
   constructor(message = 'closed', options?: ErrorOptions) {
     super(ErrorCode.Closed, message, options);
@@ -140,8 +170,10 @@ export class TooLargeError extends QuorumKvError {
 }
 
 /**
- * The server no longer knows this client session (it expired after being idle). The write that
- * got this answer may or may not have been applied; the client starts a new session for later writes.
+ * The server no longer knows this client session (it expired after being idle), or no longer
+ * keeps the result of this write's seq. This attempt did not apply the write; an EARLIER attempt
+ * of the same write may have (the client library then reports {@link IndeterminateError} with
+ * this as its `cause`). The client starts a new session for later writes.
  */
 export class SessionExpiredError extends QuorumKvError {
   constructor(message = 'client session expired', options?: ErrorOptions) {
@@ -149,7 +181,11 @@ export class SessionExpiredError extends QuorumKvError {
   }
 }
 
-/** The caller's `AbortSignal` fired; `cause` is the signal's reason. A write's outcome is unknown. */
+/**
+ * The caller's `AbortSignal` fired; `cause` is the signal's reason. For a write: not applied (a
+ * write aborted after it may have reached a node rejects with {@link IndeterminateError}, whose
+ * `cause` is this error).
+ */
 export class AbortedError extends QuorumKvError {
   constructor(message = 'aborted', options?: ErrorOptions) {
     super(ErrorCode.Aborted, message, options);
@@ -168,4 +204,48 @@ export class InternalError extends QuorumKvError {
   constructor(message = 'internal error', options?: ErrorOptions) {
     super(ErrorCode.Internal, message, options);
   }
+}
+
+/**
+ * What an error answer says about a write: `not-applied` (it certainly did not take effect and
+ * never will: safe to retry as a new write), `applied` (it took effect as an outcome: a failed
+ * compare-and-swap is evaluated in the log and writes nothing) or `unknown` (it may have been
+ * applied; read to find out). Unknown codes (a newer server) and untyped errors are `unknown`.
+ */
+export type WriteOutcome = 'not-applied' | 'applied' | 'unknown';
+
+/** Codes that prove a write did not take effect (the errors raised before proposing). */
+export const WRITE_NOT_APPLIED_CODES: ReadonlySet<string> = new Set<string>([
+  ErrorCode.NotLeader,
+  ErrorCode.NoLeader,
+  ErrorCode.Busy,
+  ErrorCode.Timeout,
+  ErrorCode.Unavailable,
+  ErrorCode.Closed,
+  ErrorCode.InvalidArgument,
+  ErrorCode.TooLarge,
+  ErrorCode.SessionExpired,
+  ErrorCode.Aborted,
+  ErrorCode.Protocol,
+]);
+
+/** Codes that are a write's final outcome, decided by the state machine. */
+export const WRITE_APPLIED_CODES: ReadonlySet<string> = new Set<string>([ErrorCode.CasFailed]);
+
+/**
+ * What the error `err` (or a bare code) says about the write it answered. `QKV_INDETERMINATE`,
+ * `QKV_INTERNAL`, unknown codes and anything that is not a {@link QuorumKvError} are `unknown`.
+ *
+ * @example
+ * ```ts
+ * try { await kv.put('k', 'v'); }
+ * catch (e) { if (writeOutcomeOf(e) === 'unknown') await kv.get('k'); }
+ * ```
+ */
+export function writeOutcomeOf(err: unknown): WriteOutcome {
+  const code = typeof err === 'string' ? err : err instanceof QuorumKvError ? err.code : undefined;
+  if (code === undefined) return 'unknown';
+  if (WRITE_NOT_APPLIED_CODES.has(code)) return 'not-applied';
+  if (WRITE_APPLIED_CODES.has(code)) return 'applied';
+  return 'unknown';
 }

@@ -7,6 +7,7 @@ import {
   CasFailedError,
   ClosedError,
   ErrorCode,
+  IndeterminateError,
   InternalError,
   InvalidArgumentError,
   NoLeaderError,
@@ -19,6 +20,9 @@ import {
   UnavailableError,
   errorFromWire,
   errorToWire,
+  writeOutcomeOf,
+  WRITE_APPLIED_CODES,
+  WRITE_NOT_APPLIED_CODES,
 } from '@quorumkv/protocol';
 
 const samples: QuorumKvError[] = [
@@ -27,6 +31,7 @@ const samples: QuorumKvError[] = [
   new NoLeaderError(),
   new BusyError(25),
   new TimeoutError(),
+  new IndeterminateError(),
   new UnavailableError(),
   new CasFailedError(7),
   new ClosedError(),
@@ -71,5 +76,22 @@ describe('error mapping', () => {
     expect(e).toBeInstanceOf(Error);
     expect(e.name).toBe('TimeoutError');
     expect(e.cause).toBe('c');
+  });
+});
+
+describe('what an error says about a write', () => {
+  it('puts every code in exactly one class, and only INDETERMINATE and INTERNAL in "unknown"', () => {
+    const unknown = Object.values(ErrorCode).filter((c) => writeOutcomeOf(c) === 'unknown');
+    expect(unknown.sort()).toEqual(['QKV_INDETERMINATE', 'QKV_INTERNAL']);
+    for (const c of WRITE_NOT_APPLIED_CODES) expect(WRITE_APPLIED_CODES.has(c)).toBe(false);
+  });
+
+  it('classifies errors, bare codes, unknown codes and untyped errors', () => {
+    expect(writeOutcomeOf(new IndeterminateError())).toBe('unknown');
+    expect(writeOutcomeOf(new NotLeaderError())).toBe('not-applied');
+    expect(writeOutcomeOf(new CasFailedError(3))).toBe('applied');
+    expect(writeOutcomeOf('QKV_BUSY')).toBe('not-applied');
+    expect(writeOutcomeOf(new QuorumKvError('QKV_FUTURE', 'new'))).toBe('unknown');
+    expect(writeOutcomeOf(new Error('boom'))).toBe('unknown');
   });
 });
