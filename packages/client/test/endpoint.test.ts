@@ -10,6 +10,7 @@ import {
   decodeResponseFrame,
   encodeFrame,
   type ClientRequest,
+  type CallContext,
   type ClientResponse,
   type KvService,
 } from '@quorumkv/protocol';
@@ -30,21 +31,29 @@ afterEach(async () => {
   endpoint = undefined;
 });
 
-/** A service whose `get` waits for the number of ms in the key ("30" waits 30 ms). */
+/** Waits for the number of ms in the key ("30" waits 30 ms; a key that is no number: not at all). */
+async function waitForKey(key: Uint8Array, ctx: CallContext): Promise<void> {
+  const ms = Number(new TextDecoder().decode(key));
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, Number.isFinite(ms) ? ms : 0);
+    ctx.signal.addEventListener('abort', () => {
+      clearTimeout(t);
+      reject(ctx.signal.reason as Error);
+    });
+  });
+}
+
+/** A service whose `get` and `put` wait for the number of ms in the key. */
 const service: KvService = {
   identity: () => ({ serverId: 'n1', leader: { id: 'n1', address: '127.0.0.1:1' } }),
   get: async (args, ctx) => {
-    const ms = Number(new TextDecoder().decode(args.key));
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(resolve, Number.isFinite(ms) ? ms : 0);
-      ctx.signal.addEventListener('abort', () => {
-        clearTimeout(t);
-        reject(ctx.signal.reason as Error);
-      });
-    });
+    await waitForKey(args.key, ctx);
     return { item: null };
   },
-  put: async () => ({ revision: 1 }),
+  put: async (args, ctx) => {
+    await waitForKey(args.key, ctx);
+    return { revision: 1 };
+  },
   delete: async () => ({ revision: 1, deleted: false }),
   cas: async () => ({ revision: 1 }),
   range: async () => ({ items: [], more: false }),
@@ -143,6 +152,14 @@ describe('client endpoint', () => {
     c.send({ id: 1, op: 'get', key: b('5000'), consistency: 'linearizable', timeoutMs: 50 });
     await c.until(() => c.answers.length === 2);
     expect(c.answers[1]).toMatchObject({ id: 1, ok: false, error: { code: 'QKV_TIMEOUT' } });
+  });
+
+  it('answers a write it did not finish by its deadline QKV_INDETERMINATE, never QKV_TIMEOUT (it was handed to the node)', async () => {
+    const c = await Raw.open(await start());
+    await c.hello();
+    c.send({ id: 1, op: 'put', key: b('5000'), value: b('v'), session: { id: 's', seq: 1, ackedBelow: 1 }, timeoutMs: 50 });
+    await c.until(() => c.answers.length === 2);
+    expect(c.answers[1]).toMatchObject({ id: 1, ok: false, error: { code: 'QKV_INDETERMINATE' } });
   });
 
   it('times out many requests of one connection each at its own deadline, earlier ones sent later included', async () => {

@@ -12,9 +12,9 @@
 // Membership requests must run on the leader: a follower forwards them (like writes).
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { ConfChangeType, type ConfChange } from '@quorumkv/raft';
-import { InvalidArgumentError, QuorumKvError, TimeoutError, UnavailableError } from '@quorumkv/protocol';
+import { InvalidArgumentError, QuorumKvError, TimeoutError } from '@quorumkv/protocol';
 import type { AdminRoutes } from './http-api.js';
-import { splitHostPort } from './http-api.js';
+import { splitHostPort, watchForwardedRequest } from './http-api.js';
 import { memberContext } from './membership.js';
 import type { QuorumKvNode } from './node.js';
 import type { SnapshotManager } from './snapshots.js';
@@ -170,8 +170,7 @@ export class AdminApi implements AdminRoutes {
           up.on('error', reject);
         },
       );
-      out.on('timeout', () => out.destroy(new UnavailableError('forwarding to the leader timed out')));
-      out.on('error', (e) => reject(e instanceof QuorumKvError ? e : new UnavailableError(`cannot reach leader ${hint.id}: ${e.message}`)));
+      watchForwardedRequest(out, hint.id, reject);
       out.end(body);
     });
     return true;

@@ -21,6 +21,7 @@ import {
   DEFAULT_LIMITS,
   DeadlineSweep,
   FRAME_OVERHEAD_BYTES_MAX,
+  IndeterminateError,
   InternalError,
   PROTOCOL_VERSION,
   ProtocolError,
@@ -179,6 +180,8 @@ interface Inflight {
   expiresMs: number;
   /** Set once an answer (result, error or timeout) went out; later outcomes are dropped. */
   answered: boolean;
+  /** A put, delete or cas: its timeout answer is QKV_INDETERMINATE (it was handed to the node). */
+  write: boolean;
 }
 
 /** One client connection: hello state, in-flight requests, liveness. */
@@ -257,7 +260,8 @@ class Connection {
   private serve(req: Exclude<ClientRequest, { op: 'hello' }>): void {
     const timeoutMs = req.timeoutMs ?? this.s.defaultTimeoutMs;
     const expiresMs = Date.now() + timeoutMs;
-    const entry: Inflight = { id: req.id, ctx: new RequestContext(expiresMs), expiresMs, answered: false };
+    const write = req.op === 'put' || req.op === 'delete' || req.op === 'cas';
+    const entry: Inflight = { id: req.id, ctx: new RequestContext(expiresMs), expiresMs, answered: false, write };
     this.inflight.set(req.id, entry);
     this.deadlines.arm(expiresMs);
     const ctx = entry.ctx;
@@ -296,7 +300,11 @@ class Connection {
 
   private onTimeout(entry: Inflight): void {
     if (entry.answered) return;
-    const err = new TimeoutError('the node did not finish the request before its deadline');
+    // A write still running here was handed to the service, which proposes it at once (a refusal
+    // before proposing would have settled already): its outcome is unknown, not "failed".
+    const err = entry.write
+      ? new IndeterminateError('the node did not finish the write before its deadline; it may have been applied')
+      : new TimeoutError('the node did not finish the request before its deadline');
     entry.ctx.abort(err);
     entry.answered = true;
     entry.expiresMs = Number.POSITIVE_INFINITY;

@@ -3,6 +3,7 @@
 // Errors are JSON {"code": "QKV_…", "message": …}; nothing in a request can crash the node.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import {
+  IndeterminateError,
   InvalidArgumentError,
   NotLeaderError,
   QuorumKvError,
@@ -34,7 +35,11 @@ const STATUS_BY_CODE: Record<string, number> = {
   QKV_NO_LEADER: 503,
   QKV_BUSY: 503,
   QKV_UNAVAILABLE: 503,
+  // For a write, 503 always means "not applied"; an unknown outcome never shares it (a proxy that
+  // retries 503s elsewhere must not repeat a write that may have been applied). 504 "the gateway
+  // did not get an answer in time" is the one status for it, and carries no Retry-After.
   QKV_TIMEOUT: 504,
+  QKV_INDETERMINATE: 504,
 };
 
 class HttpError extends QuorumKvError {}
@@ -166,8 +171,7 @@ export class HttpApi {
           up.on('error', reject);
         },
       );
-      out.on('timeout', () => out.destroy(new UnavailableError(`forwarding to leader ${hint.id} timed out`)));
-      out.on('error', (e) => reject(e instanceof QuorumKvError ? e : new UnavailableError(`cannot reach leader ${hint.id}: ${e.message}`)));
+      watchForwardedRequest(out, hint.id, reject);
       out.end(body);
     });
   }
@@ -345,6 +349,23 @@ export class HttpApi {
   private count(op: string, outcome: string): void {
     this.node.metrics.requests.inc({ op, outcome });
   }
+}
+
+/**
+ * Turns the failures of a request forwarded to the leader into the truthful error. Until the
+ * request is fully sent the leader cannot have acted on it (it reads the whole body before
+ * proposing): `QKV_UNAVAILABLE`, not applied. After that — a timeout, a reset, a leader that
+ * stopped — it may have proposed the write: `QKV_INDETERMINATE`.
+ */
+export function watchForwardedRequest(out: http.ClientRequest, leaderId: string, fail: (e: QuorumKvError) => void): void {
+  let sent = false;
+  out.on('finish', () => (sent = true));
+  out.on('timeout', () => out.destroy(new Error('no answer in time')));
+  out.on('error', (e) => {
+    if (e instanceof QuorumKvError) return fail(e);
+    if (!sent) return fail(new UnavailableError(`cannot reach leader ${leaderId}: ${e.message}; the write was not applied`));
+    fail(new IndeterminateError(`the request was forwarded to leader ${leaderId}, then ${e.message}; it may have been applied`));
+  });
 }
 
 export function splitHostPort(address: string): [string, number] {

@@ -49,6 +49,7 @@ import {
 import { PeerTransport } from '@quorumkv/transport';
 import {
   BusyError,
+  IndeterminateError,
   InvalidArgumentError,
   NoLeaderError,
   NotLeaderError,
@@ -396,6 +397,10 @@ export class QuorumKvNode {
     if (!this.snapshotHooks) throw new Error('received a snapshot but no snapshot module is installed');
     await this.snapshotHooks.install(rd.snapshot!);
     this.mem.applySnapshot(rd.snapshot!);
+    // Entries the snapshot covers are never applied one by one here: their writers cannot learn
+    // which entry won their index. Answer them now rather than at their deadline.
+    const covered = rd.snapshot!.metadata.index;
+    this.failWritesIndeterminate(new IndeterminateError(`a snapshot up to index ${covered} replaced the log here before the write's outcome was seen; it may have been applied`), covered);
     this.members = this.store.kv.membership() ?? this.members;
     this.transport.setPeers(this.peerAddresses());
   }
@@ -461,9 +466,11 @@ export class QuorumKvNode {
   private settleWrite(e: Entry, result: ApplyResult): void {
     const w = this.writes.get(e.index);
     if (!w) return;
-    this.writes.delete(e.index);
-    this.pendingWriteBytes -= w.bytes;
-    // Another leader's entry took this index: ours can never commit (Log Matching).
+    this.forgetWrite(e.index, w);
+    // Another leader's entry took this index and is COMMITTED (it is being applied), and committed
+    // entries never change: our entry (index, w.term) is in no future leader's log, so the write
+    // never applies — "not applied" is the truth here (Log Matching). Only the applied entry at
+    // the index can tell this; a mere truncation of our own log cannot (see adoptIndex).
     if (w.term !== e.term) w.reject(new UnavailableError('the write was lost in a leader change; it was not applied'));
     // A retried session write carries the term of its first application; others the entry's.
     else if ('term' in result && result.term !== undefined) w.resolve(result as WriteResult); // the usual case: no copy
@@ -512,9 +519,42 @@ export class QuorumKvNode {
     }
     this.schedule();
     return new Promise<WriteResult>((resolve, reject) => {
-      this.writes.set(at.index, { term: at.term, bytes: data.byteLength, deadline: d, resolve, reject });
+      this.adoptIndex(at.index, { term: at.term, bytes: data.byteLength, deadline: d, resolve, reject });
       this.pendingWriteBytes += data.byteLength;
     });
+  }
+
+  /**
+   * Registers the writer of the entry just proposed at `index`. A writer still waiting there is
+   * from an earlier term of this node's leadership whose entry was truncated from this log; that
+   * does not prove it will never commit (another node may still hold it and win an election), so
+   * it is answered indeterminate — its outcome can no longer be observed from here.
+   */
+  private adoptIndex(index: number, w: PendingWrite): void {
+    const earlier = this.writes.get(index);
+    if (earlier) {
+      this.forgetWrite(index, earlier);
+      earlier.reject(new IndeterminateError(`the write's log entry ${index} was replaced after a leader change; it may still be applied`));
+    }
+    this.writes.set(index, w);
+  }
+
+  private forgetWrite(index: number, w: PendingWrite): void {
+    this.writes.delete(index);
+    this.pendingWriteBytes -= w.bytes;
+  }
+
+  /**
+   * Answers every waiting writer with `err` (an {@link IndeterminateError}): each one's entry was
+   * accepted into a log and its outcome is unknown here. `upTo` limits it to entries at or below
+   * an index (those a snapshot covered: they will never be applied one by one on this node).
+   */
+  private failWritesIndeterminate(err: IndeterminateError, upTo = Number.POSITIVE_INFINITY): void {
+    for (const [index, w] of this.writes) {
+      if (index > upTo) continue;
+      this.forgetWrite(index, w);
+      w.reject(err);
+    }
   }
 
   /** Proposes a membership change and resolves once it is applied. One at a time. */
@@ -531,7 +571,7 @@ export class QuorumKvNode {
     this.log.info({ term: at.term, index: at.index, change: cc }, 'proposed membership change');
     this.schedule();
     return new Promise<WriteResult>((resolve, reject) => {
-      this.writes.set(at.index, { term: at.term, bytes: 0, deadline: d, resolve, reject });
+      this.adoptIndex(at.index, { term: at.term, bytes: 0, deadline: d, resolve, reject });
     });
   }
 
@@ -655,9 +695,9 @@ export class QuorumKvNode {
     const expired = (w: { deadline: Deadline }) => deadlineOver(w.deadline, nowMs);
     for (const [index, w] of this.writes) {
       if (!expired(w)) continue;
-      this.writes.delete(index);
-      this.pendingWriteBytes -= w.bytes;
-      w.reject(new TimeoutError('the write was not committed before its deadline; it may still be applied'));
+      this.forgetWrite(index, w);
+      // Proposed, not yet applied: it may still commit (or already has, elsewhere).
+      w.reject(new IndeterminateError('the write was proposed but not applied before its deadline; it may still be applied'));
     }
     const sweep = (reads: PendingRead[]): PendingRead[] => {
       const live: PendingRead[] = [];
@@ -760,9 +800,10 @@ export class QuorumKvNode {
     // Let an in-flight write batch finish so the disk is never left mid-batch.
     for (let i = 0; i < 200 && this.inTurn; i++) await sleep(5);
     await this.appliedAndWritten().catch(() => undefined);
+    // Writers still waiting were proposed: their entries sit in this log and maybe in the
+    // others', and the cluster may commit them after this node is gone.
+    this.failWritesIndeterminate(new IndeterminateError('the node shut down after the write was proposed; it may have been applied'));
     const err = new UnavailableError('node is shutting down');
-    for (const w of this.writes.values()) w.reject(err);
-    this.writes.clear();
     this.failReads(this.readBatch, err);
     this.readBatch = [];
     this.failSubmittedReads(err);
