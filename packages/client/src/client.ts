@@ -6,6 +6,7 @@ import {
   AbortedError,
   BusyError,
   ClosedError,
+  IndeterminateError,
   InvalidArgumentError,
   NoLeaderError,
   NotLeaderError,
@@ -14,6 +15,7 @@ import {
   SessionExpiredError,
   TimeoutError,
   UnavailableError,
+  writeOutcomeOf,
   checkKey,
   checkValue,
   DEFAULT_LIMITS,
@@ -417,6 +419,11 @@ export class KvClient {
    * A write (`isWrite`) claims a session seq first, which every attempt reuses. `build` makes the
    * request body of one attempt (a write's gets its session reference, fresh each attempt).
    *
+   * A write attempt that may have reached a node without a known outcome (QKV_INDETERMINATE from
+   * the node, or sent and then cut off) makes the call `uncertain`: retrying it is still safe
+   * (the session applies the seq at most once and a retry returns the first outcome), but if the
+   * call ends without an answer, its error is QKV_INDETERMINATE, never a "not applied" code.
+   *
    * The retry loop is inline (not an async function of its own), and its bookkeeping is made
    * only when an attempt fails: the success path of a call allocates as little as it can.
    */
@@ -429,6 +436,7 @@ export class KvClient {
   ): Promise<ResultByOp[K]> {
     const session = isWrite ? this.session : undefined;
     const ticket = session?.begin();
+    let uncertain = false;
     try {
       if (this.closed) throw new ClosedError('the client is closed');
       if (this.calls.size >= this.o.maxPendingCalls) {
@@ -458,6 +466,7 @@ export class KvClient {
             return await picked.request(op, build(ticket?.ref()), attemptDeadlineMs, signal);
           } catch (e) {
             st ??= { redirects: 0, noLeader: 0, unavailable: 0, lastError: undefined };
+            if (e instanceof IndeterminateError) uncertain = true;
             const delayMs = this.attemptFailed(e, picked, op, attempt, deadlineMs, signal, st);
             await this.pause(delayMs, deadlineMs, signal, op, st);
           }
@@ -471,7 +480,7 @@ export class KvClient {
       if (e instanceof SessionExpiredError && session !== undefined && this.session === session) {
         this.session = new ClientSession(randomSessionId());
       }
-      throw e;
+      throw uncertain ? indeterminateOutcome(op, e) : e;
     } finally {
       ticket?.done();
     }
@@ -527,8 +536,16 @@ export class KvClient {
       return this.retryDelay(++st.noLeader);
     }
     if (err instanceof BusyError) return Math.max(1, Math.round(err.retryAfterMs * (1 + 0.2 * this.o.random())));
-    if (err instanceof UnavailableError || err instanceof TimeoutError || err instanceof ProtocolError || err instanceof ClosedError) {
-      // The node is down, restarting, unresponsive or shutting down: try another one. The node's
+    if (
+      err instanceof UnavailableError ||
+      err instanceof TimeoutError ||
+      err instanceof IndeterminateError ||
+      err instanceof ProtocolError ||
+      err instanceof ClosedError
+    ) {
+      // The node is down, restarting, unresponsive or shutting down: try another one (a write
+      // whose attempt was indeterminate too: its retry keeps the session seq, so it applies at
+      // most once and returns the first attempt's outcome if that one landed). The node's
       // own reconnect back-off keeps us from hammering it; this delay only stops a tight loop
       // when every node fails fast.
       if (this.leader === node) this.leader = undefined;
@@ -604,10 +621,26 @@ interface RangePlan {
   as: ValueFormat;
 }
 
+/**
+ * The call's deadline passed. For a write this says "not applied": it is thrown only when no
+ * attempt may have reached a node undecided (else execute() turns it into QKV_INDETERMINATE).
+ */
 function deadlineError(op: DataOp, cause: QuorumKvError | undefined): TimeoutError {
   const write = op === 'put' || op === 'delete' || op === 'cas';
-  const msg = write ? `${op}: deadline exceeded; the write may or may not have been applied` : `${op}: deadline exceeded`;
+  const msg = write ? `${op}: deadline exceeded; no attempt reached the cluster undecided, the write was not applied` : `${op}: deadline exceeded`;
   return new TimeoutError(cause ? `${msg} (last error: ${cause.code})` : msg, cause ? { cause } : undefined);
+}
+
+/**
+ * The final error of a write call one of whose attempts may have been applied: QKV_INDETERMINATE
+ * (cause: the error that ended the call), unless that error is itself an outcome the state
+ * machine decided (a failed CAS, returned by the session for the first attempt) or already says
+ * indeterminate.
+ */
+function indeterminateOutcome(op: DataOp, e: unknown): unknown {
+  if (e instanceof IndeterminateError || writeOutcomeOf(e) === 'applied') return e;
+  const code = e instanceof QuorumKvError ? e.code : 'an untyped error';
+  return new IndeterminateError(`${op}: an attempt may have been applied before the call ended (${code}); the outcome is unknown`, { cause: e });
 }
 
 function checkConsistency(c: Consistency | undefined): Consistency {

@@ -26,6 +26,7 @@ export {
   CasFailedError,
   ClosedError,
   ErrorCode,
+  IndeterminateError,
   InternalError,
   InvalidArgumentError,
   NoLeaderError,
@@ -36,5 +37,9 @@ export {
   TimeoutError,
   TooLargeError,
   UnavailableError,
+  WRITE_APPLIED_CODES,
+  WRITE_NOT_APPLIED_CODES,
+  writeOutcomeOf,
 } from '@quorumkv/protocol';
+export type { WriteOutcome } from '@quorumkv/protocol';
 export type { BytesLike, ClusterStatus, Consistency, LeaderHint, MemberStatus } from '@quorumkv/protocol';

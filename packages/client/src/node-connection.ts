@@ -7,6 +7,8 @@ import {
   CLIENT_PATH,
   DEFAULT_LIMITS,
   DeadlineSweep,
+  ErrorCode,
+  IndeterminateError,
   PROTOCOL_VERSION,
   ProtocolError,
   QuorumKvError,
@@ -71,9 +73,33 @@ class PendingRequest implements AbortListener {
     this.rejectFn(err);
   }
 
-  onCallAbort(): void {
-    this.reject(abortReason(this.signal));
+  /**
+   * The request was sent and its answer will never come (connection lost, deadline, abort). For
+   * a write that is no "failure": the node may have proposed it, so it rejects with
+   * {@link IndeterminateError} (cause: what cut it off). Other requests reject with `err`.
+   */
+  lost(err: QuorumKvError): void {
+    this.reject(isWriteOp(this.op) ? new IndeterminateError(`${err.message}; the write had been sent, it may have been applied`, { cause: err }) : err);
   }
+
+  onCallAbort(): void {
+    this.lost(abortReason(this.signal));
+  }
+}
+
+/** Put, delete and cas: the requests that change state (and carry a session). */
+export function isWriteOp(op: Op): boolean {
+  return op === 'put' || op === 'delete' || op === 'cas';
+}
+
+/**
+ * The error a node answered, as this client must read it. A node before QKV_INDETERMINATE
+ * existed answered a write proposed but unfinished at its deadline with QKV_TIMEOUT: for a write,
+ * that is read as indeterminate.
+ */
+function answeredError(op: Op, err: QuorumKvError): QuorumKvError {
+  if (err.code === ErrorCode.Timeout && isWriteOp(op)) return new IndeterminateError(err.message, { cause: err });
+  return err;
 }
 
 function noop(): void {}
@@ -124,7 +150,7 @@ export class NodeConnection {
   /** Times out the requests in flight: one timer per connection, not one per request. */
   private readonly deadlines = new DeadlineSweep<PendingRequest>({
     live: () => this.pending.values(),
-    expire: (p) => p.reject(new TimeoutError(`no answer from ${this.address} before the deadline`)),
+    expire: (p) => p.lost(new TimeoutError(`no answer from ${this.address} before the deadline`)),
     now: () => this.s.now(),
   });
   private nextRequestId = 1;
@@ -297,7 +323,7 @@ export class NodeConnection {
       const p = this.pending.get(res.id);
       if (!p) return; // answer to a request the caller already gave up on
       if (res.ok) p.resolve(validateResult(p.op, res.result, this.limits));
-      else p.reject(errorFromWire(res.error));
+      else p.reject(answeredError(p.op, errorFromWire(res.error)));
     } catch (e) {
       // A node that breaks the protocol loses this connection; callers retry elsewhere.
       const err = e instanceof QuorumKvError ? e : new ProtocolError('bad frame from the node', { cause: e });
@@ -319,8 +345,9 @@ export class NodeConnection {
       }
     }
     // Each reject also forgets its request (and the deadline timer stops with the last one).
+    // Every request in `pending` was sent (it is added right before ws.send and removed if that throws).
     const waiting = [...this.pending.values()];
-    for (const p of waiting) p.reject(err);
+    for (const p of waiting) p.lost(err);
   }
 
   /** Closes for good: in-flight requests fail with `err`, and no reconnects follow. */

@@ -6,12 +6,14 @@ import {
   AbortedError,
   CasFailedError,
   ClosedError,
+  IndeterminateError,
   InvalidArgumentError,
   SessionExpiredError,
   TimeoutError,
   TooLargeError,
   UnavailableError,
   connect,
+  writeOutcomeOf,
   type ConnectOptions,
   type KvClient,
 } from '@quorumkv/client';
@@ -237,6 +239,77 @@ describe('exactly-once writes', () => {
   });
 });
 
+describe('indeterminate writes: never reported as failed, retried only exactly-once', () => {
+  const key = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+  it('a write the node answered QKV_INDETERMINATE is retried with its session seq and applied once', async () => {
+    const kv = await client();
+    cluster.faults.failAfterApply = 1;
+    const { revision } = await kv.put('k', 'v');
+    expect(cluster.store.get(key('k'))).toMatchObject({ modRevision: revision, version: 1 });
+    expect(cluster.store.applied).toBe(1);
+    expect(cluster.node('n1').stats.writes).toBe(2); // the retry was deduplicated by the session
+  });
+
+  it('a write answered QKV_INDETERMINATE, then no leader until the deadline: QKV_INDETERMINATE, and it was applied', async () => {
+    const kv = await client();
+    cluster.faults.failAfterApply = 1;
+    cluster.faults.afterFailedApply = () => cluster.elect(null);
+    const err = await kv.put('k', 'v', { timeoutMs: 300 }).catch((e: unknown) => e);
+    // The old answer was QKV_TIMEOUT "deadline exceeded" with cause NO_LEADER: a lie for a write that
+    // the cluster applied.
+    expect(err).toBeInstanceOf(IndeterminateError);
+    expect(writeOutcomeOf(err)).toBe('unknown');
+    expect(cluster.store.get(key('k'))).toMatchObject({ version: 1 });
+  });
+
+  it('a write whose connection was cut after it was sent, then no leader: QKV_INDETERMINATE, not a timeout', async () => {
+    const kv = await client();
+    cluster.faults.dropAfterApply = 1;
+    cluster.faults.afterFailedApply = () => cluster.elect(null);
+    const err = await kv.put('k', 'v', { timeoutMs: 300 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'QKV_INDETERMINATE' });
+    expect(cluster.store.applied).toBe(1);
+  });
+
+  it('a write that never reached a node undecided times out as QKV_TIMEOUT, which means not applied', async () => {
+    const kv = await client();
+    cluster.elect(null);
+    const err = await kv.put('k', 'v', { timeoutMs: 200 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect(writeOutcomeOf(err)).toBe('not-applied');
+    expect(cluster.store.applied).toBe(0);
+  });
+
+  it('a retry that meets SESSION_EXPIRED after an indeterminate attempt is QKV_INDETERMINATE (the first attempt may have applied)', async () => {
+    const kv = await client();
+    await kv.put('a', '1');
+    const old = kv.sessionId;
+    cluster.faults.failAfterApply = 1;
+    cluster.faults.afterFailedApply = () => cluster.store.expired.add(old);
+    const err = await kv.put('b', '2').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'QKV_INDETERMINATE', cause: { code: 'QKV_SESSION_EXPIRED' } });
+    expect(cluster.store.get(key('b'))).toMatchObject({ version: 1 }); // it had been applied
+    expect(kv.sessionId).not.toBe(old);
+  });
+
+  it('a failed CAS returned for an indeterminate first attempt stays QKV_CAS_FAILED (an outcome, decided once)', async () => {
+    const kv = await client();
+    await kv.put('lock', 'them');
+    cluster.faults.failAfterApply = 1;
+    await expect(kv.cas('lock', { ifAbsent: true, value: 'me' })).rejects.toBeInstanceOf(CasFailedError);
+    expect(cluster.store.get(key('lock'))?.version).toBe(1);
+  });
+
+  it('treats an older node answering a write QKV_TIMEOUT as indeterminate', async () => {
+    const kv = await client();
+    cluster.faults.failAfterApply = 1;
+    cluster.faults.failAfterApplyError = () => new TimeoutError('the write was not committed before its deadline');
+    cluster.faults.afterFailedApply = () => cluster.elect(null);
+    await expect(kv.put('k', 'v', { timeoutMs: 300 })).rejects.toMatchObject({ code: 'QKV_INDETERMINATE' });
+  });
+});
+
 describe('failures, deadlines, abort, close', () => {
   it('times out at the deadline when no leader appears, with the last error as cause', async () => {
     const kv = await client();
@@ -264,26 +337,34 @@ describe('failures, deadlines, abort, close', () => {
     await expect(kv.get('k', { timeoutMs: 350 })).rejects.toBeInstanceOf(TimeoutError);
   });
 
-  it('aborts a call through its AbortSignal, before or during the call', async () => {
+  it('aborts a call through its AbortSignal, before or during the call; a write sent before the abort is indeterminate', async () => {
     const kv = await client();
     const pre = new AbortController();
     pre.abort();
     await expect(kv.get('k', { signal: pre.signal })).rejects.toBeInstanceOf(AbortedError);
+    await expect(kv.put('k', 'v', { signal: pre.signal })).rejects.toBeInstanceOf(AbortedError); // never sent: not applied
     cluster.faults.hang = true;
     const ctl = new AbortController();
     setTimeout(() => ctl.abort(new Error('user gave up')), 50);
-    const err = await kv.put('k', 'v', { signal: ctl.signal }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'QKV_ABORTED' });
-    expect((err as AbortedError).cause).toMatchObject({ message: 'user gave up' });
+    const read = await kv.get('k', { signal: ctl.signal }).catch((e: unknown) => e);
+    expect(read).toMatchObject({ code: 'QKV_ABORTED' });
+    expect((read as AbortedError).cause).toMatchObject({ message: 'user gave up' });
+    const ctl2 = new AbortController();
+    setTimeout(() => ctl2.abort(new Error('user gave up')), 50);
+    const err = await kv.put('k', 'v', { signal: ctl2.signal }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'QKV_INDETERMINATE' });
+    expect((err as IndeterminateError).cause).toMatchObject({ code: 'QKV_ABORTED', cause: { message: 'user gave up' } });
   });
 
-  it('close() rejects every in-flight call with QKV_CLOSED, and later calls too', async () => {
+  it('close() rejects every in-flight call with QKV_CLOSED (a write that was sent: QKV_INDETERMINATE), and later calls too', async () => {
     const kv = await client();
     cluster.faults.hang = true;
-    const calls = [kv.put('a', '1'), kv.get('b'), kv.get('c', { consistency: 'stale' }), kv.status()].map((p) => p.catch((e: unknown) => e));
+    const write = kv.put('a', '1').catch((e: unknown) => e);
+    const reads = [kv.get('b'), kv.get('c', { consistency: 'stale' }), kv.status()].map((p) => p.catch((e: unknown) => e));
     await sleep(50);
     await kv.close();
-    for (const e of await Promise.all(calls)) expect(e).toBeInstanceOf(ClosedError);
+    for (const e of await Promise.all(reads)) expect(e).toBeInstanceOf(ClosedError);
+    expect(await write).toMatchObject({ code: 'QKV_INDETERMINATE', cause: { code: 'QKV_CLOSED' } });
     await expect(kv.put('x', 'y')).rejects.toMatchObject({ code: 'QKV_CLOSED' });
   });
 

@@ -10,6 +10,7 @@ import {
   BusyError,
   CasFailedError,
   ClosedError,
+  IndeterminateError,
   NoLeaderError,
   NotLeaderError,
   SessionExpiredError,
@@ -119,6 +120,14 @@ export class FakeStore {
 export interface Faults {
   /** The next N writes are applied, then their node cuts every client connection (answer lost). */
   dropAfterApply: number;
+  /**
+   * The next N writes are applied, then answered with `failAfterApplyError()` instead of their
+   * result (a node that stopped after proposing answers QKV_INDETERMINATE this way).
+   */
+  failAfterApply: number;
+  failAfterApplyError: () => Error;
+  /** Called after each write hit by dropAfterApply or failAfterApply (e.g. to lose the leader). */
+  afterFailedApply: (() => void) | undefined;
   /** The next N requests to the leader are answered QKV_BUSY. */
   busy: number;
   busyRetryAfterMs: number;
@@ -206,10 +215,17 @@ export class FakeNode {
     await this.guard(true, ctx);
     this.stats.writes++;
     const outcome = this.cluster.store.write(w);
-    if (this.cluster.faults.dropAfterApply > 0) {
-      this.cluster.faults.dropAfterApply--;
+    const f = this.cluster.faults;
+    if (f.dropAfterApply > 0) {
+      f.dropAfterApply--;
+      f.afterFailedApply?.();
       this.cutConnections();
       throw new ClosedError('connection cut after apply (fault)');
+    }
+    if (f.failAfterApply > 0) {
+      f.failAfterApply--;
+      f.afterFailedApply?.();
+      throw f.failAfterApplyError();
     }
     if (!outcome.ok) throw outcome.error;
     return outcome.result;
@@ -268,7 +284,15 @@ export class FakeCluster {
   readonly nodes: FakeNode[];
   leaderId: string | null;
   term = 1;
-  readonly faults: Faults = { dropAfterApply: 0, busy: 0, busyRetryAfterMs: 20, hang: false };
+  readonly faults: Faults = {
+    dropAfterApply: 0,
+    failAfterApply: 0,
+    failAfterApplyError: () => new IndeterminateError('the node shut down after the write was proposed (fault)'),
+    afterFailedApply: undefined,
+    busy: 0,
+    busyRetryAfterMs: 20,
+    hang: false,
+  };
 
   private constructor(size: number) {
     this.nodes = Array.from({ length: size }, (_, i) => new FakeNode(`n${i + 1}`, this));
