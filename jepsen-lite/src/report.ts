@@ -205,7 +205,7 @@ export function summarize(name: string, evidence: unknown): string {
       return `${String(e.keysChecked)} keys, ${String(e.opsChecked)} ops; ${len('failures')} keys not linearizable, ${len('unknownKeys')} undecided${first === undefined ? '' : ` — e.g. ${first}`}`;
     }
     case 'set':
-      return `${String(e.acknowledgedCount)} acknowledged adds, ${len('lost')} lost, ${len('unexpected')} unexpected, ${String(e.finalReads)} final reads`;
+      return `${String(e.acknowledgedCount)} acknowledged adds, ${len('lost')} lost, ${len('unexpected')} unexpected, ${len('failedButPresent')} failed adds present, ${String(e.finalReads)} final reads`;
     case 'split-brain':
       return `${String(e.samples)} status polls, ${String(e.termsSeen)} terms; ${len('multipleLeaders')} terms with 2+ leaders, ${len('staleTermWrites')} writes acknowledged in a superseded term`;
     case 'log-agreement': {

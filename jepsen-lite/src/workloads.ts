@@ -6,6 +6,7 @@
 // set:      unique adds (each element is its own key under a prefix); after the heal, one final
 //           read of the whole prefix on every node.
 
+import { writeOutcomeOf } from '@quorumkv/client';
 import type { OpF } from './history.js';
 import type { Rng } from './random.js';
 
@@ -86,9 +87,6 @@ export class SetGenerator {
 /** The key prefix of the set workload. */
 export const SET_PREFIX = 'jl-set/';
 
-/** Error codes after which an operation certainly did not take effect. */
-const DEFINITE_FAILURE_CODES: ReadonlySet<string> = new Set(['QKV_CAS_FAILED', 'QKV_INVALID_ARGUMENT', 'QKV_TOO_LARGE']);
-
 /** The outcome of one executed op, ready for the recorder. */
 export interface Outcome {
   type: 'ok' | 'fail' | 'info';
@@ -100,13 +98,17 @@ export interface Outcome {
 
 /**
  * How an error classifies: reads never change state, so any failed read is `fail`. A write is
- * `fail` only for codes that prove it was not applied; anything else (timeout, connection
- * lost, not leader after earlier attempts that may have landed) is `info`.
+ * `fail` only when its code says so — the protocol's own classification (`writeOutcomeOf`):
+ * "not applied" codes and a failed CAS (an outcome that wrote nothing). `QKV_INDETERMINATE`,
+ * `QKV_INTERNAL`, unknown codes and errors without a code are `info`: the write may have taken
+ * effect, at any time after its invocation. Because "not applied" codes become `fail`, the
+ * checkers test that promise: a `fail` write that did take effect shows up as a value nobody
+ * could have written (linearizable) or a failed add that is present (set).
  */
 export function classifyError(f: OpF, err: unknown): Outcome['type'] {
   if (f === 'read') return 'fail';
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
-  return DEFINITE_FAILURE_CODES.has(code) ? 'fail' : 'info';
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+  return code !== undefined && writeOutcomeOf(code) !== 'unknown' ? 'fail' : 'info';
 }
 
 /** How register reads are made: `stale` is the deliberately unsafe mode the checker must catch. */

@@ -37,6 +37,12 @@ describe('set checker', () => {
     expect(r.evidence.lost).toEqual([{ element: 3, missingOn: ['n2'] }]);
   });
 
+  it('flags a failed add that is present: its error said "not applied" and lied', () => {
+    const r = checkSet(pairOps(withReads(['n1', [1, 3, 4]], ['n2', [1, 3]])));
+    expect(r.valid).toBe(false);
+    expect(r.evidence.failedButPresent).toEqual([{ element: 4, error: undefined, seenOn: ['n1'] }]);
+  });
+
   it('flags an element nobody added', () => {
     const r = checkSet(pairOps(withReads(['n1', [1, 3, 99]])));
     expect(r.valid).toBe(false);

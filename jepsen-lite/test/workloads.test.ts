@@ -9,20 +9,23 @@ import { RegisterGenerator, SET_PREFIX, SetGenerator, classifyError, readSet } f
 
 /**
  * An in-memory store behind a flaky network: each call takes effect atomically at one instant;
- * some answers are lost after the effect (a timeout the client sees), some requests are lost
- * before it. Histories from it are linearizable by construction.
+ * some requests are lost before it (QKV_TIMEOUT: not applied, as the client library reports a
+ * write that reached no node undecided), some answers after it (QKV_INDETERMINATE). Histories
+ * from it are linearizable by construction. The `broken` mode serves stale reads; the `lying` mode
+ * answers a write lost after its effect QKV_UNAVAILABLE ("not applied"): the errors that lie.
  */
-function flakyStore(seed: number, broken = false): KvLike {
+function flakyStore(seed: number, mode: 'ok' | 'broken' | 'lying' = 'ok'): KvLike {
+  const broken = mode === 'broken';
   const rng = createRng(seed);
   const data = new Map<string, string>();
   const tick = () => new Promise((r) => setTimeout(r, rng.int(0, 2)));
-  const timeout = () => Object.assign(new Error('timed out'), { code: 'QKV_TIMEOUT' });
+  const error = (code: string) => Object.assign(new Error(code), { code });
   const write = async (apply: () => void) => {
     await tick();
-    if (rng.chance(0.05)) throw timeout(); // lost before the effect
+    if (rng.chance(0.05)) throw error('QKV_TIMEOUT'); // lost before the effect
     apply();
     await tick();
-    if (rng.chance(0.05)) throw timeout(); // lost after the effect
+    if (rng.chance(0.05)) throw error(mode === 'lying' ? 'QKV_UNAVAILABLE' : 'QKV_INDETERMINATE'); // lost after the effect
     return { revision: 1 };
   };
   return {
@@ -50,9 +53,9 @@ function flakyStore(seed: number, broken = false): KvLike {
   };
 }
 
-async function run(workload: 'register' | 'set', seed: number, broken = false) {
+async function run(workload: 'register' | 'set', seed: number, mode: 'ok' | 'broken' | 'lying' = 'ok') {
   const rec = new HistoryRecorder();
-  const kv = flakyStore(seed, broken);
+  const kv = flakyStore(seed, mode);
   const gen = workload === 'register' ? new RegisterGenerator(createRng(seed), { opsPerKey: 40 }) : new SetGenerator();
   let done = 0;
   await runWorkload({
@@ -80,8 +83,24 @@ describe('workloads against an in-memory store', () => {
   });
 
   it('register: a store serving stale reads is caught', async () => {
-    const { rec } = await run('register', 4, true);
+    const { rec } = await run('register', 4, 'broken');
     expect(checkLinearizable(pairOps(rec.ops)).valid).toBe(false);
+  });
+
+  it('register and set: indeterminate writes are recorded info, never fail; a store whose errors lie is caught', async () => {
+    const honest = await run('register', 5);
+    const writes = pairOps(honest.rec.ops).filter((p) => p.invoke.f !== 'read' && p.complete?.type !== 'ok');
+    expect(writes.filter((p) => p.complete?.error === 'QKV_INDETERMINATE').every((p) => p.complete?.type === 'info')).toBe(true);
+    expect(writes.some((p) => p.complete?.error === 'QKV_INDETERMINATE')).toBe(true);
+    expect(checkLinearizable(pairOps(honest.rec.ops)).valid).toBe(true);
+    const lying = await run('register', 5, 'lying');
+    expect(checkLinearizable(pairOps(lying.rec.ops)).valid).toBe(false);
+    const set = await run('set', 6, 'lying');
+    const final = set.rec.invoke(999, 'read', null, 'n1');
+    set.rec.complete(final, 'ok', await readSet(set.kv));
+    const r = checkSet(pairOps(set.rec.ops));
+    expect(r.valid).toBe(false);
+    expect(r.evidence.failedButPresent.length).toBeGreaterThan(0);
   });
 
   it('set: adds then a final read; nothing lost', async () => {
@@ -91,10 +110,14 @@ describe('workloads against an in-memory store', () => {
     expect(checkSet(pairOps(rec.ops))).toMatchObject({ valid: true });
   });
 
-  it('classifies errors: failed reads fail, writes are info unless provably not applied', () => {
+  it('classifies errors: failed reads fail, writes fail only when their code says "not applied"', () => {
     expect(classifyError('read', { code: 'QKV_TIMEOUT' })).toBe('fail');
     expect(classifyError('cas', { code: 'QKV_CAS_FAILED' })).toBe('fail');
-    expect(classifyError('write', { code: 'QKV_NOT_LEADER' })).toBe('info');
+    expect(classifyError('write', { code: 'QKV_NOT_LEADER' })).toBe('fail');
+    expect(classifyError('write', { code: 'QKV_UNAVAILABLE' })).toBe('fail');
+    expect(classifyError('write', { code: 'QKV_INDETERMINATE' })).toBe('info');
+    expect(classifyError('cas', { code: 'QKV_INTERNAL' })).toBe('info');
+    expect(classifyError('add', { code: 'QKV_FROM_THE_FUTURE' })).toBe('info');
     expect(classifyError('add', new Error('socket hang up'))).toBe('info');
   });
 
