@@ -121,7 +121,9 @@ describe('client failover with a real three-node cluster', () => {
         timeoutMs: WRITE_TIMEOUT_MS,
         attemptTimeoutMs: PAUSE_ATTEMPT_TIMEOUT_MS,
         onRetry: (e) => {
-          if (e.address === frozenAddress && e.error.code === 'QKV_TIMEOUT') timeoutsOnFrozen.push(e.op);
+          // A write attempt that timed out after it was sent is indeterminate (cause: the timeout).
+          const timedOut = e.error.code === 'QKV_TIMEOUT' || (e.error.code === 'QKV_INDETERMINATE' && (e.error.cause as { code?: string } | undefined)?.code === 'QKV_TIMEOUT');
+          if (e.address === frozenAddress && timedOut) timeoutsOnFrozen.push(e.op);
         },
       }));
       const acked: Acked[] = [];
