@@ -52,8 +52,8 @@ async function bookAll(kv, run, office, seats, log) {
     } catch (e) {
       if (e instanceof CasFailedError) continue; // taken: fine
       if (e instanceof QuorumKvError) {
-        // QKV_TIMEOUT / QKV_UNAVAILABLE: the cluster could not answer in time; for a write the
-        // outcome is unknown, so read the seat to find out.
+        // QKV_INDETERMINATE: the booking may have been applied (writeOutcomeOf(e) === 'unknown');
+        // any other code: it was not. Either way, read the seat to see who holds it.
         const now = await kv.get(`${run}/seat/${seat}`, { as: 'string' }).catch(() => undefined);
         log(`${office}: ${e.code} on seat ${seat}; it is now held by ${now?.value ?? 'nobody'}`);
         continue;
