@@ -4,7 +4,11 @@
 
 import { readFileSync } from 'node:fs';
 
-/** Invocation or one of the three completions (Jepsen `:type`). */
+/**
+ * Invocation or one of the three completions (Jepsen `:type`): `ok` happened; `fail` certainly
+ * did not (for a write: its error code says "not applied"); `info` unknown — a write answered
+ * QKV_INDETERMINATE (or never answered) may take effect at any time after its invocation, or never.
+ */
 export type OpType = 'invoke' | 'ok' | 'fail' | 'info';
 
 /** Every operation type the workloads produce (Jepsen `:f`). */
