@@ -138,8 +138,14 @@ export class Raft {
     return { lead: this.lead, role: this.role };
   }
 
+  /**
+   * Set by the host while its storage holds less than it promised (RawNode.suspendVoting): the
+   * node neither campaigns nor grants (pre-)votes, and still accepts appends to catch up.
+   */
+  votingSuspended = false;
+
   private promotable(): boolean {
-    return this.tracker.voters.has(this.id);
+    return this.tracker.voters.has(this.id) && !this.votingSuspended;
   }
 
   private send(m: Partial<Message> & Pick<Message, 'type' | 'to'>): void {
@@ -330,12 +336,10 @@ export class Raft {
     const isPre = m.type === MessageType.PreVote;
     const bug = this.cfg.plantedBug;
     // We can vote for m.from if we already did, if we have voted for nobody and know no leader,
-    // or (pre-vote only) for a future term.
+    // or (pre-vote only) for a future term — never while voting is suspended.
     const canVote =
-      bug === 'double-vote' ||
-      this.vote === m.from ||
-      (this.vote === null && this.lead === null) ||
-      (isPre && m.term > this.term);
+      !this.votingSuspended &&
+      (bug === 'double-vote' || this.vote === m.from || (this.vote === null && this.lead === null) || (isPre && m.term > this.term));
     const upToDate = bug === 'no-log-check-vote' || this.log.isUpToDate(m.index, m.logTerm);
     const respType = isPre ? MessageType.PreVoteResp : MessageType.VoteResp;
     if (canVote && upToDate) {

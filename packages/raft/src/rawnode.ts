@@ -86,6 +86,16 @@ export class RawNode {
     this.raft.tick();
   }
 
+  /**
+   * Suspends (true) or resumes (false) voting: while suspended the node never campaigns (not on
+   * its election timeout, `campaign()` or TimeoutNow) and rejects every vote and pre-vote request;
+   * it still accepts appends and snapshots. For a host whose storage holds less than it promised
+   * (a log shorter than what it acknowledged): its vote would rest on a log it no longer has.
+   */
+  suspendVoting(suspended: boolean): void {
+    this.raft.votingSuspended = suspended;
+  }
+
   /** Starts an election now (a pre-election first when preVote is on). */
   campaign(): void {
     this.raft.campaignNow();

@@ -232,6 +232,7 @@ export class HttpApi {
       lastIndex: s.lastIndex,
       firstIndex: s.firstIndex,
       appliedHash: s.appliedHash,
+      storageShortfall: s.storageShortfall,
       clusterId: this.node.clusterId,
       zone: s.zone ?? null,
       members: [...m.voters.map((v) => member(v, true)), ...m.learners.map((v) => member(v, false))],
@@ -248,8 +249,14 @@ export class HttpApi {
 
   private ready(res: ServerResponse): void {
     const s = this.node.statusView();
-    const ok = s.leader !== null && s.commitIndex - s.appliedIndex <= READY_MAX_APPLY_LAG;
-    this.sendJson(res, ok ? 200 : 503, { ready: ok, leader: s.leader, commitIndex: s.commitIndex, appliedIndex: s.appliedIndex });
+    const ok = s.storageShortfall === null && s.leader !== null && s.commitIndex - s.appliedIndex <= READY_MAX_APPLY_LAG;
+    this.sendJson(res, ok ? 200 : 503, {
+      ready: ok,
+      leader: s.leader,
+      commitIndex: s.commitIndex,
+      appliedIndex: s.appliedIndex,
+      ...(s.storageShortfall ? { reason: s.storageShortfall.reason } : {}),
+    });
   }
 
   private async metricsRoute(res: ServerResponse): Promise<void> {

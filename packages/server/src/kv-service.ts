@@ -142,7 +142,10 @@ export class NodeKvService implements KvService {
         ...m.voters.map((v) => ({ id: v.id, address: v.address, kind: 'voter' as const, ...(zoneOf(v.id, v.zone) ? { zone: zoneOf(v.id, v.zone)! } : {}) })),
         ...m.learners.map((v) => ({ id: v.id, address: v.address, kind: 'learner' as const, ...(zoneOf(v.id, v.zone) ? { zone: zoneOf(v.id, v.zone)! } : {}) })),
       ],
-      warnings: zoneWarnings(m.voters, (v) => zoneOf(v.id, v.zone)),
+      warnings: [
+        ...(s.storageShortfall ? [`${s.id}: ${s.storageShortfall.reason}`] : []),
+        ...zoneWarnings(m.voters, (v) => zoneOf(v.id, v.zone)),
+      ],
     };
   }
 

@@ -41,6 +41,7 @@ import {
   type ApplyResult,
   type Command,
   type KeyValue,
+  type LoadedLog,
   type Member,
   type Membership,
   type NodeStore,
@@ -115,6 +116,19 @@ export interface NodeStatusView {
   appliedHash: string;
   zone: string | undefined;
   voter: boolean;
+  /**
+   * Set while the log ends before the last index this node made durable and acknowledged (its
+   * high-water mark): it then neither votes nor serves reads until the leader re-sends the rest.
+   */
+  storageShortfall: StorageShortfall | null;
+}
+
+/** The node's log holds less than it promised its peers (see docs/storage.md, "High-water mark"). */
+export interface StorageShortfall {
+  lastIndex: number;
+  markIndex: number;
+  /** One sentence for operators (/ready, /v1/status, the log, read errors). */
+  reason: string;
 }
 
 export class QuorumKvNode {
@@ -145,6 +159,8 @@ export class QuorumKvNode {
   private stopped = false;
   private ticker: NodeJS.Timeout | undefined;
   private fatalError: Error | undefined;
+  /** Set while the log is short of the high-water mark (voting suspended, reads refused). */
+  private shortfall: StorageShortfall | null = null;
 
   /** The apply queue: each batch starts when the previous one finished. */
   /** Apply batches, chained: each link resolves when the batch's results are computed. */
@@ -214,6 +230,7 @@ export class QuorumKvNode {
     const store = await openNodeStore(cfg.dataDir, { snapshotChunkBytes: cfg.snapshotChunkBytes, kv: { sessionTtlMs: cfg.sessionTtlMs } });
     try {
       const loaded = await store.log.load();
+      reportStorageRepairs(store, loaded, log);
       // Membership lives in the replicated state: the applied membership, or (before anything was
       // applied) what the log's conf-change entries will build when replayed.
       const members = store.kv.membership() ?? { voters: [], learners: [] };
@@ -260,7 +277,9 @@ export class QuorumKvNode {
           'node restored from disk',
         );
       }
-      return new QuorumKvNode({ cfg, log, metrics, store, mem, raw, members, persisted: hardState, clusterId });
+      const node = new QuorumKvNode({ cfg, log, metrics, store, mem, raw, members, persisted: hardState, clusterId });
+      node.checkShortfall();
+      return node;
     } catch (e) {
       await store.close().catch(() => undefined);
       throw e;
@@ -380,6 +399,34 @@ export class QuorumKvNode {
       this.mem.setHardState(rd.hardState);
       this.persisted = rd.hardState;
     }
+    if (this.shortfall) this.checkShortfall();
+  }
+
+  /**
+   * Compares the log with the high-water mark (docs/storage.md). Short of it, the node has lost
+   * entries it acknowledged: its vote or a read served from it could break a promise the cluster
+   * relies on, so it suspends voting and refuses reads, and keeps accepting the leader's appends.
+   * Once the log reaches the mark again, both resume.
+   */
+  private checkShortfall(): void {
+    const s = this.store.log.shortfall();
+    if (s && !this.shortfall) {
+      const reason =
+        `the log ends at index ${s.lastIndex} but this node acknowledged entries up to ${s.markIndex} ` +
+        '(its storage lost them); not voting or serving reads until the leader re-sends them';
+      this.shortfall = { ...s, reason };
+      this.raw.suspendVoting(true);
+      this.log.error({ lastIndex: s.lastIndex, markIndex: s.markIndex }, `storage is behind its high-water mark: ${reason}`);
+    } else if (!s && this.shortfall) {
+      this.log.info({ lastIndex: this.store.log.lastIndex(), markIndex: this.shortfall.markIndex }, 'the log reached its high-water mark again; voting and reads resume');
+      this.shortfall = null;
+      this.raw.suspendVoting(false);
+    }
+  }
+
+  /** Throws while the node must not serve reads (its log is short of what it acknowledged). */
+  private checkReadable(): void {
+    if (this.shortfall) throw new UnavailableError(`this node cannot serve reads: ${this.shortfall.reason}`);
   }
 
   /**
@@ -616,6 +663,7 @@ export class QuorumKvNode {
   /** Resolves once this node has applied everything committed before the call (ReadIndex). */
   linearizableBarrier(d: Deadline): Promise<void> {
     if (this.stopped) return Promise.reject(new UnavailableError('node is shutting down'));
+    if (this.shortfall) return Promise.reject(new UnavailableError(`this node cannot serve reads: ${this.shortfall.reason}`));
     if (this.leader === null) return Promise.reject(new NoLeaderError());
     if (this.pendingReadCount >= this.cfg.maxPendingReads) return this.busy('reads');
     this.pendingReadCount++;
@@ -722,11 +770,13 @@ export class QuorumKvNode {
   // -----------------------------------------------------------------------------------------
   // Local reads (callers use linearizableBarrier first for linearizable ones).
 
-  get(key: Uint8Array): Promise<KeyValue | undefined> {
+  async get(key: Uint8Array): Promise<KeyValue | undefined> {
+    this.checkReadable();
     return this.store.kv.get(key);
   }
 
-  range(req: RangeRequest, limit: number): Promise<KeyValue[]> {
+  async range(req: RangeRequest, limit: number): Promise<KeyValue[]> {
+    this.checkReadable();
     return this.store.kv.range(req, limit);
   }
 
@@ -783,6 +833,7 @@ export class QuorumKvNode {
       appliedHash: Buffer.from(applied.hash).toString('hex'),
       zone: this.cfg.zone,
       voter: st.confState.voters.includes(this.id),
+      storageShortfall: this.shortfall && { ...this.shortfall },
     };
   }
 
@@ -824,6 +875,20 @@ export interface SnapshotHooks {
   /** Called after each apply batch with its last index and its entries' bytes (compaction decisions). */
   afterApply(appliedIndex: number, appliedBytes: number): void;
   close(): Promise<void>;
+}
+
+/** Logs what opening the store set right from its own records (each is a lost LevelDB batch). */
+function reportStorageRepairs(store: NodeStore, loaded: LoadedLog, log: Logger): void {
+  const rebased = store.openReport.logRebasedOnApplied;
+  if (rebased) {
+    log.warn(rebased, 'the log ended before the applied index (its tail was lost from the LevelDB journal); it now starts after the applied state');
+  }
+  if (loaded.hardStateFromMark) {
+    log.warn(
+      { stored: loaded.hardStateFromMark.stored, restored: loaded.hardState },
+      'the stored hard state was behind the high-water mark (its batch was lost); using the term and vote of the mark',
+    );
+  }
 }
 
 function nextMembership(cur: Membership, cc: ConfChange): Membership {

@@ -2,6 +2,8 @@
 // batches, range iteration, point-in-time views. `LevelBackend` is the real one (classic-level);
 // `MemoryBackend` is its in-memory twin. The stores above are written once against this
 // interface, so the LevelDB stores and the memory twins share their logic and differ only here.
+import { type FileHandle, open as openFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { compareBytes } from './codec.js';
 import { StorageCorruptError, StorageIoError, assert } from './errors.js';
@@ -55,7 +57,17 @@ export interface Backend extends ReadView {
   snapshot(): Promise<SnapshotView>;
   isEmpty(): Promise<boolean>;
   close(): Promise<void>;
+  /** The bytes of the high-water-mark file (high-water.ts), kept outside the database; undefined if none. */
+  readMarkFile(): Promise<Uint8Array | undefined>;
+  /** Writes `bytes` at `offset` of the high-water-mark file and makes them durable before resolving. */
+  writeMarkFile(offset: number, bytes: Uint8Array): Promise<void>;
 }
+
+/**
+ * The high-water-mark file in a LevelDB directory: a file of its own, not a LevelDB record, so
+ * damage to LevelDB's journal cannot take it along (LevelDB ignores files it did not name).
+ */
+export const MARK_FILE = 'HIGH_WATER';
 
 /** Max pairs read per iterator step when a caller asks for everything. */
 export const ITERATE_BATCH_MAX = 256;
@@ -235,9 +247,49 @@ export class LevelBackend extends BaseBackend implements Backend {
     })();
   }
 
+  private markHandle: FileHandle | undefined;
+
+  async readMarkFile(): Promise<Uint8Array | undefined> {
+    this.check();
+    try {
+      return new Uint8Array(await readFile(join(this.location, MARK_FILE)));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new StorageIoError(this.location, `could not read ${MARK_FILE}`, { cause: err });
+    }
+  }
+
+  async writeMarkFile(offset: number, bytes: Uint8Array): Promise<void> {
+    await this.guardedWrite('mark', async () => {
+      if (!this.markHandle) this.markHandle = await this.openMarkFile();
+      await this.markHandle.write(bytes, 0, bytes.length, offset);
+      await this.markHandle.datasync();
+    });
+  }
+
+  /** Opens the mark file for writing; creating it also syncs the directory (the new name must survive). */
+  private async openMarkFile(): Promise<FileHandle> {
+    const path = join(this.location, MARK_FILE);
+    try {
+      return await openFile(path, 'r+');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    const handle = await openFile(path, 'w+');
+    await handle.datasync();
+    const dir = await openFile(this.location, 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+    return handle;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.markHandle?.close().catch(() => undefined);
     await this.db.close();
   }
 }
@@ -269,12 +321,61 @@ function levelOpenError(dir: string, err: unknown): Error {
 /** The "disk" of the memory twin: survives closing and reopening a store on it (a simulated restart). */
 export class MemoryDisk {
   /** Per namespace: latin1 string of the key → [key, value]. latin1 string order = byte order. */
-  readonly data: Record<Namespace, Map<string, [Uint8Array, Uint8Array]>> = {
+  data: Record<Namespace, Map<string, [Uint8Array, Uint8Array]>> = {
     log: new Map(),
     meta: new Map(),
     kv: new Map(),
     sessions: new Map(),
   };
+  /** The high-water-mark file. */
+  mark: Uint8Array | undefined;
+  /**
+   * Power-loss simulation (tests): once `recordWrites()` was called, every batch is journaled, and
+   * `powerLoss(lose)` rebuilds the data from the state at that call plus every journaled batch
+   * except the unsynced ones `lose` picks — in any position, as LevelDB may lose an unsynced
+   * batch from a journal file it switched away from while a later synced batch survives.
+   */
+  private journal: Array<{ ops: BatchOp[]; sync: boolean; label: string }> | undefined;
+  private base: NsData | undefined;
+
+  /** Starts journaling writes (see `powerLoss`). */
+  recordWrites(): void {
+    this.base = copyData(this.data);
+    this.journal = [];
+  }
+
+  /** @internal Called by MemoryBackend for every batch. */
+  journalWrite(ops: BatchOp[], sync: boolean, label: string): void {
+    this.journal?.push({ ops, sync, label });
+  }
+
+  /** Simulates a power failure: unsynced batches `lose` picks never happened. Returns how many were lost. */
+  powerLoss(lose: (batch: { sync: boolean; label: string }, position: number) => boolean): number {
+    if (!this.journal || !this.base) throw new Error('powerLoss() needs recordWrites() first');
+    let lost = 0;
+    const data = copyData(this.base);
+    this.journal.forEach((batch, i) => {
+      if (!batch.sync && lose(batch, i)) lost++;
+      else applyOps(data, batch.ops);
+    });
+    for (const ns of NAMESPACES) this.data[ns] = data[ns];
+    this.recordWrites();
+    return lost;
+  }
+}
+
+function copyData(data: NsData): NsData {
+  const copy = {} as NsData;
+  for (const ns of NAMESPACES) copy[ns] = new Map(data[ns]);
+  return copy;
+}
+
+function applyOps(data: NsData, ops: BatchOp[]): void {
+  for (const op of ops) {
+    const k = keyString(op.key);
+    if (op.type === 'put') data[op.ns].set(k, [op.key.slice(), op.value.slice()]);
+    else data[op.ns].delete(k);
+  }
 }
 
 function keyString(key: Uint8Array): string {
@@ -342,24 +443,38 @@ export class MemoryBackend extends BaseBackend implements Backend {
   async write(ops: BatchOp[], options: { sync: boolean; label: string }): Promise<void> {
     if (ops.length === 0) return;
     await this.guardedWrite(options.label, async () => {
-      for (const op of ops) {
-        const k = keyString(op.key);
-        if (op.type === 'put') this.disk.data[op.ns].set(k, [op.key.slice(), op.value.slice()]);
-        else this.disk.data[op.ns].delete(k);
-      }
+      applyOps(this.disk.data, ops);
+      this.disk.journalWrite(ops, options.sync, options.label);
     });
   }
 
   async clear(ns: Namespace, range: { gte?: Uint8Array; lt?: Uint8Array }, label: string): Promise<void> {
     await this.guardedWrite(label, async () => {
-      for (const [k, pair] of this.disk.data[ns]) if (inRange(pair[0], range)) this.disk.data[ns].delete(k);
+      const ops: BatchOp[] = [];
+      for (const [, pair] of this.disk.data[ns]) if (inRange(pair[0], range)) ops.push({ type: 'del', ns, key: pair[0] });
+      applyOps(this.disk.data, ops);
+      this.disk.journalWrite(ops, true, label); // deletes of unreachable data: kept in the simulation
+    });
+  }
+
+  async readMarkFile(): Promise<Uint8Array | undefined> {
+    this.check();
+    return this.disk.mark?.slice();
+  }
+
+  async writeMarkFile(offset: number, bytes: Uint8Array): Promise<void> {
+    await this.guardedWrite('mark', async () => {
+      const old = this.disk.mark ?? new Uint8Array(0);
+      const next = new Uint8Array(Math.max(old.length, offset + bytes.length));
+      next.set(old);
+      next.set(bytes, offset);
+      this.disk.mark = next;
     });
   }
 
   async snapshot(): Promise<SnapshotView> {
     this.check();
-    const copy = {} as NsData;
-    for (const ns of NAMESPACES) copy[ns] = new Map(this.disk.data[ns]);
+    const copy = copyData(this.disk.data);
     return {
       get: async (ns, key) => copy[ns].get(keyString(key))?.[1],
       getMany: async (ns, keys) => keys.map((key) => copy[ns].get(keyString(key))?.[1]),

@@ -1,8 +1,10 @@
 // @quorumkv/storage — everything that touches LevelDB on a node: the Raft log and hard state,
 // the key-value state machine with exactly-once sessions, and snapshot primitives.
 export { openNodeStore, openMemoryNodeStore, createMemoryLogStore, createMemoryKvStateMachine, MemoryDisk } from './node-store.js';
-export type { NodeStore, NodeStoreOptions } from './node-store.js';
-export type { LogStore, LoadedLog, AppendRequest } from './log-store.js';
+export type { NodeStore, NodeStoreOptions, OpenReport } from './node-store.js';
+export type { LogStore, LoadedLog, AppendRequest, LogShortfall } from './log-store.js';
+export type { HighWaterMark } from './high-water.js';
+export { crc32 } from './checksum.js';
 export { DEFAULT_KV_OPTIONS, chainHash } from './kv-state-machine.js';
 export type { KvStateMachine, KvOptions, ApplyItem, ApplyResult, ApplyErrorCode, RangeRequest } from './kv-state-machine.js';
 export type { KeyValue } from './kv-layout.js';

@@ -96,8 +96,12 @@ export const DEFAULT_KV_OPTIONS: Required<KvOptions> = {
 export interface KvStateMachine {
   /**
    * Applies committed entries in order, in ONE batch with the applied index/term/hash and the
-   * membership. Returns one result per item. `sync` defaults to false: the log holds the
-   * entries, and log compaction (always synced) also makes every earlier apply durable.
+   * membership. Returns one result per item. `sync` defaults to true: a synced write does NOT
+   * make earlier unsynced ones durable when LevelDB switched journal files in between (it does
+   * not sync the old file), so an unsynced batch could be lost after a power failure while a later
+   * applied index survives — a state missing a middle batch, which re-applying from the log
+   * cannot repair (session results and versions depend on the state). `sync: false` is for
+   * benchmarks and tests only.
    *
    * `onResults` is called with the results once they are computed, before the batch is written:
    * the entries are committed and applying is deterministic, so a writer may be answered then (a
@@ -322,7 +326,7 @@ export class KvStateMachineImpl implements KvStateMachine {
         if (!deferred) options.onResults?.(results);
         const landed = this.landing.then(async () => {
           this.checkNotFailed();
-          await this.backend.write(ops, { sync: options.sync ?? false, label: 'kv.apply' });
+          await this.backend.write(ops, { sync: options.sync ?? true, label: 'kv.apply' });
           tx.kvWrites().forEach((w, k) => {
             this.cache.set(k, w[1]);
             if (this.pendingKv.get(k)?.batch === batch) this.pendingKv.delete(k);

@@ -9,7 +9,8 @@
 // index in the same batch, so a record's key is higher than the key of every record it overlaps,
 // and it was written after them.
 import { EntryType } from '@quorumkv/raft';
-import { isIndex, plainBytes, readU64be, unpack } from './codec.js';
+import { seal, unseal } from './checksum.js';
+import { isIndex, plainBytes, readU64be, u64be, unpack } from './codec.js';
 import { StorageCorruptError } from './errors.js';
 import { sharedWriter } from './msgpack-writer.js';
 import type { LogEntry } from './types.js';
@@ -58,6 +59,18 @@ export function encodeSegment(entries: readonly LogEntry[]): Uint8Array {
     w.writeBin(e.data);
   }
   return w.end();
+}
+
+/** The stored value of a run of entries: its segment, sealed with its checksum (checksum.ts). */
+export function sealSegment(entries: readonly LogEntry[]): Uint8Array {
+  const first = entries[0];
+  if (first === undefined) throw new Error('storage invariant violated: an empty segment');
+  return seal(u64be(first.index), encodeSegment(entries));
+}
+
+/** The segment bytes of a stored log record, after checking its checksum (QKV_STORAGE_CORRUPT names the index). */
+export function unsealSegment(location: string, key: Uint8Array, value: Uint8Array): Uint8Array {
+  return unseal(location, `the log record at index ${segmentKeyIndex(location, key)}`, key, value);
 }
 
 /** Cuts contiguous entries into runs within `limits` (each run holds at least one entry). */

@@ -9,12 +9,14 @@ import {
   type SegmentBounds,
   type SegmentLimits,
   decodeSegment,
-  encodeSegment,
   mergeSegment,
   peekEntryCount,
+  sealSegment,
   segmentKeyIndex,
   splitIntoRuns,
+  unsealSegment,
 } from './log-segments.js';
+import { HighWater, type HighWaterMark } from './high-water.js';
 import { MetaKey, decodeHardState, decodeLogStart, metaPut, readMeta } from './meta.js';
 import { SerialQueue } from './serial.js';
 import type { HardState, LogEntry, LogStart } from './types.js';
@@ -27,6 +29,19 @@ export interface LoadedLog {
   entries: LogEntry[];
   /** Index/term of the last compaction or installed snapshot; absent on a never-compacted log. */
   snapshotMeta?: LogStart;
+  /**
+   * Set when the stored hard state was behind the term or vote of the high-water mark (its batch
+   * was lost from LevelDB's journal): `hardState` then carries the mark's term and vote instead.
+   */
+  hardStateFromMark?: { stored: HardState };
+}
+
+/** The log ends before the high-water mark: entries this node acknowledged are missing. */
+export interface LogShortfall {
+  /** The last index the log holds. */
+  lastIndex: number;
+  /** The last index this node made durable and may have acknowledged (the high-water mark). */
+  markIndex: number;
 }
 
 /** One append: the host's persist step of a Ready. */
@@ -42,6 +57,14 @@ export interface AppendRequest {
 export interface PreparedWrite {
   ops: BatchOp[];
   commit(): void;
+}
+
+/** A log reset for a snapshot install: also moves the high-water mark around the batch. */
+export interface PreparedReset extends PreparedWrite {
+  /** Run before the batch: lowers the mark when the reset drops conflicting entries below it. */
+  beforeWrite(): Promise<void>;
+  /** Run after the batch landed (synced) and commit(): raises the mark to the new log. */
+  afterWrite(): Promise<void>;
 }
 
 /** The log store interface, implemented over LevelDB (`openNodeStore`) or memory (`createMemoryLogStore`). */
@@ -61,6 +84,13 @@ export interface LogStore {
   lastIndex(): number;
   /** The index/term covered by the last compaction or snapshot ({0, 0} initially). */
   logStart(): LogStart;
+  /**
+   * The high-water mark: the last index, term and vote this store made durable with a synced
+   * append (so the node may have acknowledged them), kept outside the database (high-water.ts).
+   */
+  highWaterMark(): HighWaterMark;
+  /** Set while the log ends before the high-water mark (entries the node acknowledged are lost). */
+  shortfall(): LogShortfall | undefined;
 }
 
 const EMPTY_HARD_STATE: HardState = { term: 0, vote: null, commit: 0 };
@@ -76,7 +106,7 @@ async function scanSegments(backend: Backend, start: LogStart): Promise<SegmentB
   for await (const batch of backend.iterate('log', {}, ITERATE_BATCH_MAX)) {
     for (const [key, value] of batch) {
       const first = segmentKeyIndex(where, key);
-      const count = peekEntryCount(value);
+      const count = peekEntryCount(unsealSegment(where, key, value));
       if (count === undefined) throw new StorageCorruptError(where, `the log record at index ${first} is neither a segment nor an entry`);
       const last = first + count - 1;
       if (last > Number.MAX_SAFE_INTEGER) throw new StorageCorruptError(where, `the log segment at index ${first} reaches past 2^53 - 1`);
@@ -111,6 +141,7 @@ export class LogStoreImpl implements LogStore {
     private start: LogStart,
     segments: SegmentBounds[],
     private readonly limits: SegmentLimits,
+    private readonly mark: HighWater,
   ) {
     this.segments = segments;
     this.last = segments.at(-1)?.last ?? start.index;
@@ -120,8 +151,42 @@ export class LogStoreImpl implements LogStore {
   static async open(backend: Backend, limits: SegmentLimits = DEFAULT_SEGMENT_LIMITS): Promise<LogStoreImpl> {
     assert(limits.maxEntries >= 1 && limits.maxBytes >= 1, 'segment limits must be positive');
     const start = (await readMeta(backend, backend.location, 'logStart', decodeLogStart)) ?? { index: 0, term: 0 };
-    await readMeta(backend, backend.location, 'hardState', decodeHardState); // refuse damage at open, not later
-    return new LogStoreImpl(backend, start, await scanSegments(backend, start), limits);
+    // Read at open to refuse damage at open, not later.
+    const hs = (await readMeta(backend, backend.location, 'hardState', decodeHardState)) ?? EMPTY_HARD_STATE;
+    const mark = await HighWater.open(backend);
+    const store = new LogStoreImpl(backend, start, await scanSegments(backend, start), limits, mark);
+    // No mark yet (a new store, or one written before marks existed): what is on disk is the promise.
+    if (mark.get() === undefined) await mark.set({ index: store.last, term: hs.term, vote: hs.vote });
+    return store;
+  }
+
+  highWaterMark(): HighWaterMark {
+    const m = this.mark.get();
+    assert(m !== undefined, 'the high-water mark is written at open');
+    return m;
+  }
+
+  shortfall(): LogShortfall | undefined {
+    const markIndex = this.highWaterMark().index;
+    return this.last < markIndex ? { lastIndex: this.last, markIndex } : undefined;
+  }
+
+  /**
+   * At open, when the state machine has applied past the end of the log (the log's tail was lost
+   * from LevelDB's journal while a later apply batch survived): the applied state covers those
+   * entries (they were committed), so the log restarts after it, as after a snapshot. One synced
+   * batch. Returns whether it did anything.
+   */
+  async rebaseOnApplied(applied: LogStart): Promise<boolean> {
+    return this.queue.run(async () => {
+      if (applied.index <= this.last) return false;
+      const ops: BatchOp[] = [metaPut(MetaKey.logStart, applied), ...this.deletesOfFirst(this.segments.length)];
+      await this.backend.write(ops, { sync: true, label: 'log.rebase' });
+      this.segments.length = 0;
+      this.start = { ...applied };
+      this.last = applied.index;
+      return true;
+    });
   }
 
   firstIndex(): number {
@@ -144,26 +209,65 @@ export class LogStoreImpl implements LogStore {
   load(): Promise<LoadedLog> {
     return this.queue.run(async () => {
       const where = this.backend.location;
-      const hardState = (await readMeta(this.backend, where, 'hardState', decodeHardState)) ?? { ...EMPTY_HARD_STATE };
+      const stored = (await readMeta(this.backend, where, 'hardState', decodeHardState)) ?? { ...EMPTY_HARD_STATE };
+      const hardState = this.hardStateWithMark(stored);
       const log = { startIndex: this.start.index, startTerm: this.start.term, entries: [] as LogEntry[] };
       for await (const batch of this.backend.iterate('log', {}, ITERATE_BATCH_MAX)) {
-        for (const [key, value] of batch) mergeSegment(where, log, decodeSegment(where, key, value));
+        for (const [key, value] of batch) mergeSegment(where, log, decodeSegment(where, key, unsealSegment(where, key, value)));
       }
       if (this.start.index + log.entries.length !== this.last) {
         throw new StorageCorruptError(where, `the log holds entries up to ${this.start.index + log.entries.length}, its segment headers say ${this.last}`);
       }
       const loaded: LoadedLog = { hardState, entries: log.entries };
       if (this.start.index > 0) loaded.snapshotMeta = { ...this.start };
+      if (hardState !== stored) loaded.hardStateFromMark = { stored };
       return loaded;
     });
+  }
+
+  /**
+   * The stored hard state, or the mark's term and vote when they are ahead of it: the mark is
+   * written after the synced batch holding them, so the node promised them (a vote it cast must
+   * not be cast again in that term). Returns `stored` itself when it is not behind.
+   */
+  private hardStateWithMark(stored: HardState): HardState {
+    const m = this.highWaterMark();
+    const behind = m.term > stored.term || (m.term === stored.term && stored.vote === null && m.vote !== null);
+    return behind ? { term: m.term, vote: m.vote, commit: stored.commit } : stored;
   }
 
   append(request: AppendRequest): Promise<void> {
     return this.queue.run(async () => {
       const prepared = this.prepareAppend(request);
+      const first = request.entries[0];
+      // Overwriting stored entries (a conflicting suffix the leader replaces): none of them from
+      // the first overwritten one on was committed (Log Matching), so the mark may come down.
+      // First, so a crash between the two writes leaves the mark at or below the log.
+      const overwrites = first !== undefined && first.index <= this.last;
+      if (overwrites) await this.lowerMark(first.index - 1);
       await this.backend.write(prepared.ops, { sync: request.sync, label: 'log.append' });
       prepared.commit();
+      // Only what is durable is promised: the mark follows synced appends, after they landed.
+      if (request.sync) await this.raiseMark({ overwrote: overwrites, ...(request.hardState ? { hardState: request.hardState } : {}) });
     });
+  }
+
+  private async lowerMark(index: number): Promise<void> {
+    const m = this.highWaterMark();
+    if (index < m.index) await this.mark.set({ ...m, index });
+  }
+
+  /**
+   * After a synced write: the mark reaches the log's last index (or follows it down after an
+   * overwrite) and takes the hard state's term and vote. While the log is short of the mark
+   * (entries lost), appending more does not lower it: the node still owes the rest.
+   */
+  private async raiseMark(after: { overwrote: boolean; hardState?: HardState }): Promise<void> {
+    const m = this.highWaterMark();
+    const index = after.overwrote ? this.last : Math.max(m.index, this.last);
+    const hs = after.hardState;
+    const newer = hs !== undefined && (hs.term > m.term || (hs.term === m.term && hs.vote !== null));
+    await this.mark.set({ index, term: newer ? hs.term : m.term, vote: newer ? hs.vote : m.vote });
   }
 
   /**
@@ -188,7 +292,7 @@ export class LogStoreImpl implements LogStore {
         if (!overwritten.has(seg.first)) ops.push({ type: 'del', ns: 'log', key: u64be(seg.first) });
       }
     }
-    for (const run of runs) ops.push({ type: 'put', ns: 'log', key: u64be((run[0] as LogEntry).index), value: encodeSegment(run) });
+    for (const run of runs) ops.push({ type: 'put', ns: 'log', key: u64be((run[0] as LogEntry).index), value: sealSegment(run) });
     return {
       ops,
       commit: () => {
@@ -221,12 +325,15 @@ export class LogStoreImpl implements LogStore {
    * if the stored entry at `snap.index` has `snap.term` (Raft §7); otherwise the whole log goes.
    * Runs inside the caller's serial section; the caller writes the ops in its own batch.
    */
-  async prepareReset(snap: LogStart): Promise<PreparedWrite> {
+  async prepareReset(snap: LogStart, hardState?: HardState): Promise<PreparedReset> {
     const stored = snap.index <= this.last && snap.index > this.start.index;
     const keep = stored && (await this.termAt(snap.index)) === snap.term;
     const covered = keep ? this.segmentsEndingBy(snap.index) : this.segments.length;
     const ops: BatchOp[] = [metaPut(MetaKey.logStart, snap), ...this.deletesOfFirst(covered)];
     const newLast = keep ? this.last : snap.index;
+    // A stored entry at the snapshot's index with another term: it and everything after it were
+    // never committed, so the mark may follow the log down to the snapshot.
+    const conflict = stored && !keep;
     return {
       ops,
       commit: () => {
@@ -234,6 +341,10 @@ export class LogStoreImpl implements LogStore {
         this.start = { ...snap };
         this.last = newLast;
       },
+      beforeWrite: async () => {
+        if (conflict) await this.lowerMark(snap.index);
+      },
+      afterWrite: () => this.raiseMark({ overwrote: conflict, ...(hardState ? { hardState } : {}) }),
     };
   }
 
@@ -249,7 +360,8 @@ export class LogStoreImpl implements LogStore {
     const where = this.backend.location;
     const value = await this.backend.get('log', u64be(seg.first));
     if (value === undefined) throw new StorageCorruptError(where, `the log segment at index ${seg.first} disappeared`);
-    const entry = decodeSegment(where, u64be(seg.first), value).entries[index - seg.first];
+    const key = u64be(seg.first);
+    const entry = decodeSegment(where, key, unsealSegment(where, key, value)).entries[index - seg.first];
     if (entry === undefined) throw new StorageCorruptError(where, `the log segment at index ${seg.first} does not hold entry ${index}`);
     return entry.term;
   }

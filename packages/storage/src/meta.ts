@@ -1,12 +1,18 @@
 // Records of the `meta` namespace: what they hold, how they are encoded and validated.
-import type { Backend, BatchOp, ReadView } from './backend.js';
+import { type Backend, type BatchOp, ITERATE_BATCH_MAX, type ReadView } from './backend.js';
+import { seal, unseal } from './checksum.js';
 import { isIndex, isRecord, plainBytes, unpack, utf8 } from './codec.js';
 import { packPlain } from './msgpack-writer.js';
 import { StorageCorruptError, StorageFormatError } from './errors.js';
 import type { HardState, LogStart, Member, Membership } from './types.js';
 
-/** The on-disk format this build writes and reads. Bump on any incompatible layout change. */
-export const STORAGE_FORMAT_VERSION = 1;
+/**
+ * The on-disk format this build writes and reads. Bump on any incompatible layout change.
+ * 2: log and meta records are sealed with a CRC-32 (checksum.ts). Format 1 is migrated at open.
+ */
+export const STORAGE_FORMAT_VERSION = 2;
+/** The earlier format this build migrates (the same records without their seals). */
+const MIGRATABLE_FORMAT_VERSION = 1;
 
 /** Keys of the `meta` namespace. */
 export const MetaKey = {
@@ -97,17 +103,21 @@ export const decodeMembership: Decoder<Membership> = (x) => {
 /** Validates the generation pointer. */
 export const decodeGeneration: Decoder<number> = (x) => (isIndex(x) && x <= 0xffff_fffe ? x : undefined);
 
-/** Encodes a meta record as a batch op. */
+/** Encodes a meta record (sealed with its checksum) as a batch op. */
 export function metaPut(key: Uint8Array, value: unknown): BatchOp {
   // packPlain: the applied state is written with every apply batch; same bytes as pack(value).
-  return { type: 'put', ns: 'meta', key, value: packPlain(value) };
+  return { type: 'put', ns: 'meta', key, value: seal(key, packPlain(value)) };
 }
 
-/** Reads and validates one meta record; undefined if absent. */
-export async function readMeta<T>(view: ReadView, location: string, name: keyof typeof MetaKey, decode: Decoder<T>): Promise<T | undefined> {
+/** Reads, checks the checksum of and validates one meta record; undefined if absent. */
+export async function readMeta<T>(view: ReadView, location: string, name: SealedMetaName, decode: Decoder<T>): Promise<T | undefined> {
   const bytes = await view.get('meta', MetaKey[name]);
-  return bytes === undefined ? undefined : decodeMeta(location, name, bytes, decode);
+  if (bytes === undefined) return undefined;
+  return decodeMeta(location, name, unseal(location, `meta record "${name}"`, MetaKey[name], bytes), decode);
 }
+
+/** Every meta record but `format` is sealed (`format` stays plain so any version can read it). */
+type SealedMetaName = Exclude<keyof typeof MetaKey, 'format'>;
 
 /**
  * Checks the format record, writing it (with the initial generation) on first open of an empty
@@ -121,12 +131,37 @@ export async function checkFormat(backend: Backend): Promise<void> {
     if (!(await backend.isEmpty())) {
       throw new StorageCorruptError(where, 'the database holds data but no format record (not a quorumkv store, or damaged)');
     }
-    await backend.write([metaPut(MetaKey.format, { version: STORAGE_FORMAT_VERSION }), metaPut(MetaKey.generation, 0)], {
+    await backend.write([formatPut(), metaPut(MetaKey.generation, 0)], {
       sync: true,
       label: 'format.init',
     });
     return;
   }
   const format = decodeMeta(where, 'format', bytes, (x) => (isRecord(x) && isIndex(x['version']) ? x['version'] : undefined));
+  if (format === MIGRATABLE_FORMAT_VERSION) return migrateFromUnsealed(backend);
   if (format !== STORAGE_FORMAT_VERSION) throw new StorageFormatError(where, format, STORAGE_FORMAT_VERSION);
+}
+
+/** The format record: plain msgpack, unsealed, so that every version can read it and refuse a newer one. */
+function formatPut(): BatchOp {
+  return { type: 'put', ns: 'meta', key: MetaKey.format, value: packPlain({ version: STORAGE_FORMAT_VERSION }) };
+}
+
+/**
+ * Format 1 → 2: seals every log and meta record (but `format`) and writes the new format record,
+ * all in ONE synced batch, so a crash leaves format 1 untouched or format 2 complete. The log is
+ * bounded by compaction, so the batch is too.
+ */
+async function migrateFromUnsealed(backend: Backend): Promise<void> {
+  const ops: BatchOp[] = [];
+  for (const ns of ['log', 'meta'] as const) {
+    for await (const batch of backend.iterate(ns, {}, ITERATE_BATCH_MAX)) {
+      for (const [key, value] of batch) {
+        if (ns === 'meta' && Buffer.from(key).equals(MetaKey.format)) continue;
+        ops.push({ type: 'put', ns, key, value: seal(key, value) });
+      }
+    }
+  }
+  ops.push(formatPut());
+  await backend.write(ops, { sync: true, label: 'format.migrate' });
 }

@@ -39,7 +39,19 @@ export interface NodeStore {
    * opening another aborts the previous one.
    */
   openSnapshotWriter(meta: { index: number; term: number }): Promise<SnapshotWriter>;
+  /** What opening found inconsistent and set right (the host logs it). */
+  readonly openReport: OpenReport;
   close(): Promise<void>;
+}
+
+/** Inconsistencies `openNodeStore` found and repaired from the store's own records. */
+export interface OpenReport {
+  /**
+   * The state machine had applied past the end of the log (the log's tail was lost from LevelDB's
+   * journal, a later apply batch was not): the log now starts after the applied index, as after
+   * a snapshot. `lastIndex` is where the log ended.
+   */
+  logRebasedOnApplied?: { lastIndex: number; appliedIndex: number };
 }
 
 class NodeStoreImpl implements NodeStore {
@@ -50,6 +62,7 @@ class NodeStoreImpl implements NodeStore {
     readonly log: LogStoreImpl,
     readonly kv: KvStateMachineImpl,
     private readonly chunkBytes: number,
+    readonly openReport: OpenReport,
   ) {}
 
   get location(): string {
@@ -87,7 +100,13 @@ async function openOn(backend: Backend, options: NodeStoreOptions): Promise<Node
     // Leftovers of an interrupted stage or of a cleanup cut short by a crash: unreachable, drop them.
     await dropGenerationsExcept(backend, kv.generation(), 'open.cleanup');
     const log = await LogStoreImpl.open(backend);
-    return new NodeStoreImpl(backend, log, kv, options.snapshotChunkBytes ?? DEFAULT_SNAPSHOT_CHUNK_BYTES);
+    const report: OpenReport = {};
+    const applied = kv.applied();
+    const lastIndex = log.lastIndex();
+    if (await log.rebaseOnApplied({ index: applied.index, term: applied.term })) {
+      report.logRebasedOnApplied = { lastIndex, appliedIndex: applied.index };
+    }
+    return new NodeStoreImpl(backend, log, kv, options.snapshotChunkBytes ?? DEFAULT_SNAPSHOT_CHUNK_BYTES, report);
   } catch (err) {
     await backend.close().catch(() => undefined);
     throw err;

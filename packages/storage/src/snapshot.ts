@@ -199,7 +199,9 @@ export class SnapshotWriterImpl implements SnapshotWriter {
       this.handleRecord(rec.tag, rec.key, rec.value, this.pending.subarray(rec.start, rec.end), ops);
     }
     this.pending = this.pending.slice(at);
-    await this.backend.write(ops, { sync: false, label: 'snapshot.stage' });
+    // Synced: a later synced write does NOT make this one durable when LevelDB switched journal
+    // files in between (it does not sync the old one), and the flip must never name lost records.
+    await this.backend.write(ops, { sync: true, label: 'snapshot.stage' });
   }
 
   private nextRecord(at: number): { tag: number; key: Uint8Array; value: Uint8Array; start: number; end: number } | undefined {
@@ -267,7 +269,8 @@ export class SnapshotWriterImpl implements SnapshotWriter {
           // Installing it would roll the state machine back; the core never asks for that.
           throw new StorageArgumentError(`snapshot at index ${header.applied.index} is not newer than the applied index ${this.kv.appliedIndex()}`);
         }
-        const logReset = await this.log.prepareReset({ index: header.applied.index, term: header.applied.term });
+        const logReset = await this.log.prepareReset({ index: header.applied.index, term: header.applied.term }, options.hardState);
+        await logReset.beforeWrite();
         const ops: BatchOp[] = [
           metaPut(MetaKey.generation, this.stagingGen),
           metaPut(MetaKey.applied, header.applied),
@@ -275,11 +278,12 @@ export class SnapshotWriterImpl implements SnapshotWriter {
           ...logReset.ops,
         ];
         if (options.hardState) ops.push(metaPut(MetaKey.hardState, options.hardState));
-        // The flip: synced, so every staged (unsynced) write before it in the LevelDB journal is durable too.
+        // The flip: synced. The staged chunks were synced as they were written (see write()).
         await this.backend.write(ops, { sync: true, label: 'snapshot.flip' });
         this.state = 'installed';
         this.onDone(this);
         logReset.commit();
+        await logReset.afterWrite();
         await this.kv.reload();
         await dropGenerationsExcept(this.backend, this.kv.generation(), 'snapshot.cleanup');
         assert(this.kv.generation() === this.stagingGen && oldGen !== this.stagingGen, 'generation flip did not take');

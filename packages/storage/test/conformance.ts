@@ -13,6 +13,7 @@ import {
   encodeCommand,
 } from '@quorumkv/storage';
 import type { Backend } from '../src/backend.js';
+import { seal } from '../src/checksum.js';
 import { pack } from '../src/codec.js';
 import { type SegmentLimits, SEGMENT_MAX_BYTES, SEGMENT_MAX_ENTRIES } from '../src/log-segments.js';
 import { LogStoreImpl } from '../src/log-store.js';
@@ -180,7 +181,8 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
 
     describe('log store: segments (one record per append)', () => {
       /** A record of the previous format: one entry, `[term, type, data]`. */
-      const legacyValue = (e: LogEntry) => pack([e.term, e.type, e.data]);
+      const legacyPayload = (e: LogEntry) => pack([e.term, e.type, e.data]);
+      const legacyValue = (e: LogEntry) => seal(u64(e.index), legacyPayload(e));
       /** "put log 5", "del log 9", "put meta": a batch as a list of short strings. */
       const opNames = (backend: RecordingBackend) =>
         (backend.writes.at(-1)?.ops ?? []).map((op) => `${op.type} ${op.ns}${op.ns === 'log' ? ` ${readU64(op.key)}` : ''}`);
@@ -352,7 +354,7 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         // The same through a whole node store (format record, hard state, restart).
         const hs = await machine();
         await (await openOn(hs)).close();
-        for (const e of old) await hs.rawPut('log', u64(e.index), legacyValue(e));
+        for (const e of old) await hs.rawPut('log', u64(e.index), legacyPayload(e));
         let st = await openOn(hs);
         expect((await st.log.load()).entries).toEqual(old);
         await st.log.append({ entries: run(7, 9, 3), sync: true });
@@ -993,7 +995,7 @@ async function runLogModel(h: Harness, seed: number, tools: LogModelTools): Prom
   if (rand() < 0.5) {
     const raw = await h.openBackend();
     const old = Array.from({ length: 1 + int(12) }, (_, i) => newEntry(i + 1));
-    await raw.write(old.map((e) => ({ type: 'put', ns: 'log', key: u64(e.index), value: pack([e.term, e.type, e.data]) })), { sync: false, label: 'test.legacy' });
+    await raw.write(old.map((e) => ({ type: 'put', ns: 'log', key: u64(e.index), value: seal(u64(e.index), pack([e.term, e.type, e.data])) })), { sync: false, label: 'test.legacy' });
     await raw.close();
     model.entries = old;
   }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { MemoryDisk, type NodeStore, type NodeStoreOptions, openMemoryNodeStore, openNodeStore } from '@quorumkv/storage';
 import { type Backend, type BatchOp, LevelBackend, MemoryBackend } from '../src/backend.js';
+import { seal } from '../src/checksum.js';
 
 export type RawNamespace = 'log' | 'meta' | 'kv' | 'sessions';
 
@@ -14,8 +15,15 @@ export interface Harness {
   /** What error messages name (directory, or "memory"). */
   readonly location: string;
   open(options?: NodeStoreOptions): Promise<NodeStore>;
-  /** Writes a raw pair, bypassing the stores (the store must be closed). */
+  /**
+   * Writes a raw pair, bypassing the stores (the store must be closed). `log` and `meta` values
+   * (but the format record) get their checksum seal, as the stores write them; see `rawPutUnsealed`.
+   */
   rawPut(ns: RawNamespace, key: Uint8Array, value: Uint8Array): Promise<void>;
+  /** Writes a raw pair exactly as given (no seal). */
+  rawPutUnsealed(ns: RawNamespace, key: Uint8Array, value: Uint8Array): Promise<void>;
+  /** Reads a raw value (the store must be closed). */
+  rawGet(ns: RawNamespace, key: Uint8Array): Promise<Uint8Array | undefined>;
   /** Deletes a raw key (the store must be closed). */
   rawDel(ns: RawNamespace, key: Uint8Array): Promise<void>;
   /** Number of raw keys in a namespace (the store must be closed). */
@@ -27,13 +35,23 @@ export interface Harness {
 
 export type HarnessFactory = () => Promise<Harness>;
 
+const FORMAT_KEY = new TextEncoder().encode('format');
+
+/** The value a store would write for a raw record: sealed in `log` and `meta` (but `format`). */
+export function sealedAsStored(ns: RawNamespace, key: Uint8Array, value: Uint8Array): Uint8Array {
+  const sealed = ns === 'log' || (ns === 'meta' && !Buffer.from(key).equals(FORMAT_KEY));
+  return sealed ? seal(key, value) : value;
+}
+
 export const memoryHarness: HarnessFactory = async () => {
   const disk = new MemoryDisk();
   const k = (key: Uint8Array) => Buffer.from(key).toString('latin1');
   return {
     location: 'memory',
     open: (options) => openMemoryNodeStore(disk, options),
-    rawPut: async (ns, key, value) => void disk.data[ns].set(k(key), [key, value]),
+    rawPut: async (ns, key, value) => void disk.data[ns].set(k(key), [key, sealedAsStored(ns, key, value)]),
+    rawPutUnsealed: async (ns, key, value) => void disk.data[ns].set(k(key), [key, value]),
+    rawGet: async (ns, key) => disk.data[ns].get(k(key))?.[1],
     rawDel: async (ns, key) => void disk.data[ns].delete(k(key)),
     rawCount: async (ns) => disk.data[ns].size,
     openBackend: async () => new MemoryBackend(disk),
@@ -55,7 +73,9 @@ export const levelHarness: HarnessFactory = async () => {
   return {
     location: dir,
     open: (options) => openNodeStore(dir, options),
-    rawPut: (ns, key, value) => withSub(ns, (sub) => sub.put(key, value)),
+    rawPut: (ns, key, value) => withSub(ns, (sub) => sub.put(key, sealedAsStored(ns, key, value))),
+    rawPutUnsealed: (ns, key, value) => withSub(ns, (sub) => sub.put(key, value)),
+    rawGet: (ns, key) => withSub(ns, async (sub) => (await sub.get(key)) ?? undefined),
     rawDel: (ns, key) => withSub(ns, (sub) => sub.del(key)),
     rawCount: (ns) => withSub(ns, async (sub) => (await sub.keys().all()).length),
     openBackend: () => LevelBackend.open(dir, { createIfMissing: true, hooks: {} }),
@@ -78,6 +98,8 @@ export class RecordingBackend implements Backend {
   snapshot: Backend['snapshot'] = () => this.inner.snapshot();
   isEmpty: Backend['isEmpty'] = () => this.inner.isEmpty();
   close: Backend['close'] = () => this.inner.close();
+  readMarkFile: Backend['readMarkFile'] = () => this.inner.readMarkFile();
+  writeMarkFile: Backend['writeMarkFile'] = (offset, bytes) => this.inner.writeMarkFile(offset, bytes);
   async write(ops: BatchOp[], options: { sync: boolean; label: string }): Promise<void> {
     this.writes.push({ label: options.label, ops: [...ops] });
     await this.inner.write(ops, options);

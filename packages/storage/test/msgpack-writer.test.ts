@@ -6,6 +6,7 @@ import { EntryType } from '@quorumkv/raft';
 import { pack } from '../src/codec.js';
 import { encodeKvRecord, encodeSessionHeader, type KvRecord, type SessionHeader } from '../src/kv-layout.js';
 import type { ApplyResult } from '../src/kv-state-machine.js';
+import { SEAL_BYTES } from '../src/checksum.js';
 import { encodeSegment } from '../src/log-segments.js';
 import { metaPut } from '../src/meta.js';
 import { MsgpackWriter, encodeApplyResult, packPlain } from '../src/msgpack-writer.js';
@@ -266,7 +267,8 @@ describe(`hand-written encoders are byte-identical to msgpackr (seed ${SEED})`, 
     for (const v of [applied, membership, { version: 1 }, 0, 0xffff_fffe, { term: 2 ** 33, vote: 'n1', commit: 0 }]) {
       const op = metaPut(new Uint8Array(1), v);
       expect(op.type).toBe('put');
-      expectSame((op as { value: Uint8Array }).value, v, 'meta record', 0);
+      // The stored value is the checksum seal (4 bytes) and then the encoding.
+      expectSame((op as { value: Uint8Array }).value.subarray(SEAL_BYTES), v, 'meta record', 0);
     }
     forCases('plain', CASES, (g, i) => {
       const v = plain(g);
