@@ -426,6 +426,178 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
       });
     });
 
+    describe('checksums (storage format 2)', () => {
+      /** A store holding every sealed meta record and three log segments. */
+      async function populated(h: Harness): Promise<void> {
+        const st = await openOn(h);
+        await st.log.append({ hardState: { term: 2, vote: 'n1', commit: 3 }, entries: run(1, 3, 1), sync: true });
+        await st.log.append({ entries: run(4, 6, 2), sync: true });
+        await st.log.append({ entries: run(7, 8, 2), sync: true });
+        await st.kv.apply([...items(1, 1, [put('a', '1'), put('b', '2')]), { kind: 'membership', index: 3, term: 1, data: new Uint8Array(0), membership: MEMBERSHIP }]);
+        await st.log.compact(2);
+        await st.close();
+      }
+      /** Flips the last byte of a stored value, keeping its seal: what a bit flip on disk does. */
+      async function flipLastByte(h: Harness, ns: 'log' | 'meta', key: Uint8Array): Promise<void> {
+        const value = await h.rawGet(ns, key);
+        expect(value).toBeDefined();
+        const damaged = Uint8Array.from(value!);
+        damaged[damaged.length - 1] ^= 0x01;
+        await h.rawPutUnsealed(ns, key, damaged);
+      }
+
+      test.each(['hardState', 'logStart', 'applied', 'membership', 'generation'])('a flipped bit in meta record "%s" is QKV_STORAGE_CORRUPT naming it', async (name) => {
+        const h = await machine();
+        await populated(h);
+        await flipLastByte(h, 'meta', b(name));
+        const err = await openAndLoad(h).catch((e: unknown) => e);
+        expect(err).toMatchObject({ code: 'QKV_STORAGE_CORRUPT' });
+        expect((err as Error).message).toContain(`meta record "${name}" fails its checksum`);
+      });
+
+      test('a flipped bit in an entry\'s data (still valid msgpack) is QKV_STORAGE_CORRUPT naming the record, never a silent change', async () => {
+        const h = await machine();
+        await populated(h);
+        await flipLastByte(h, 'log', u64(4)); // the last byte of entry 6's data: decodes fine, but is not what was written
+        const err = await openAndLoad(h).catch((e: unknown) => e);
+        expect(err).toMatchObject({ code: 'QKV_STORAGE_CORRUPT' });
+        expect((err as Error).message).toContain('the log record at index 4 fails its checksum');
+      });
+
+      test('a record moved under another key fails its checksum', async () => {
+        const h = await machine();
+        await populated(h);
+        await h.rawPutUnsealed('log', u64(7), (await h.rawGet('log', u64(4)))!);
+        await expect(openAndLoad(h)).rejects.toThrow(/the log record at index 7 fails its checksum/);
+      });
+
+      test('a store of format 1 (records without seals) is migrated at open, keeping everything', async () => {
+        const h = await machine();
+        await populated(h);
+        const before = await openAndLoad(h);
+        const st0 = await openOn(h);
+        const applied0 = st0.kv.applied();
+        const hash0 = await st0.kv.stateHash();
+        await st0.close();
+        // Strip every seal and write format 1, as the previous version left its stores.
+        for (const [ns, keys] of [['log', [1, 4, 7].map(u64)], ['meta', ['hardState', 'logStart', 'applied', 'membership', 'generation'].map(b)]] as const) {
+          for (const key of keys) await h.rawPutUnsealed(ns, key, (await h.rawGet(ns, key))!.subarray(4));
+        }
+        await h.rawPutUnsealed('meta', b('format'), pack({ version: 1 }));
+        const st = await openOn(h);
+        expect(await st.log.load()).toEqual(before);
+        expect(st.kv.applied()).toEqual(applied0);
+        expect(await st.kv.stateHash()).toBe(hash0);
+        await st.close();
+        expect(await h.rawGet('meta', b('format'))).toEqual(pack({ version: STORAGE_FORMAT_VERSION }));
+        expect(await openAndLoad(h)).toEqual(before);
+      });
+    });
+
+    describe('high-water mark', () => {
+      test('follows synced appends (index, term, vote) and survives a restart; unsynced appends promise nothing', async () => {
+        const h = await machine();
+        let st = await openOn(h);
+        expect(st.log.highWaterMark()).toEqual({ index: 0, term: 0, vote: null });
+        await st.log.append({ hardState: { term: 2, vote: 'n2', commit: 0 }, entries: run(1, 3, 2), sync: true });
+        expect(st.log.highWaterMark()).toEqual({ index: 3, term: 2, vote: 'n2' });
+        await st.log.append({ entries: run(4, 5, 2), sync: false });
+        expect(st.log.highWaterMark()).toEqual({ index: 3, term: 2, vote: 'n2' });
+        st = await restart(h, st);
+        expect(st.log.highWaterMark()).toEqual({ index: 3, term: 2, vote: 'n2' });
+        expect(st.log.shortfall()).toBeUndefined();
+      });
+
+      test('a log that lost its last records is short of the mark until the entries are appended again', async () => {
+        const h = await machine();
+        let st = await openOn(h);
+        await st.log.append({ entries: run(1, 3, 1), sync: true });
+        await st.log.append({ entries: run(4, 5, 1), sync: true });
+        await st.log.append({ entries: run(6, 8, 1), sync: true });
+        await st.close();
+        // LevelDB dropped the journal's last records on open: the segments at 4 and 6 are gone.
+        await h.rawDel('log', u64(6));
+        await h.rawDel('log', u64(4));
+        st = await openOn(h);
+        expect(st.log.lastIndex()).toBe(3);
+        expect(st.log.shortfall()).toEqual({ lastIndex: 3, markIndex: 8 });
+        // The leader re-sends part of it: still short, and the mark does not come down.
+        await st.log.append({ entries: run(4, 6, 1), sync: true });
+        expect(st.log.shortfall()).toEqual({ lastIndex: 6, markIndex: 8 });
+        st = await restart(h, st);
+        expect(st.log.shortfall()).toEqual({ lastIndex: 6, markIndex: 8 });
+        await st.log.append({ entries: run(7, 9, 1), sync: true });
+        expect(st.log.shortfall()).toBeUndefined();
+        expect(st.log.highWaterMark().index).toBe(9);
+      });
+
+      test('a conflicting suffix replaced by the leader lowers the mark with the log', async () => {
+        const h = await machine();
+        let st = await openOn(h);
+        await st.log.append({ entries: run(1, 6, 1), sync: true });
+        await st.log.append({ hardState: { term: 2, vote: null, commit: 0 }, entries: run(3, 4, 2, 'x'), sync: true });
+        expect(st.log.highWaterMark()).toEqual({ index: 4, term: 2, vote: null });
+        st = await restart(h, st);
+        expect(st.log.shortfall()).toBeUndefined();
+      });
+
+      test('a lost term/vote batch is taken back from the mark: the vote is never cast twice', async () => {
+        const h = await machine();
+        let st = await openOn(h);
+        await st.log.append({ hardState: { term: 1, vote: 'n1', commit: 0 }, entries: run(1, 2, 1), sync: true });
+        await st.close();
+        const older = await h.rawGet('meta', b('hardState'));
+        st = await openOn(h);
+        await st.log.append({ hardState: { term: 3, vote: 'n2', commit: 0 }, entries: [], sync: true });
+        await st.close();
+        await h.rawPutUnsealed('meta', b('hardState'), older!); // the vote's batch was lost
+        st = await openOn(h);
+        const loaded = await st.log.load();
+        expect(loaded.hardState).toEqual({ term: 3, vote: 'n2', commit: 0 });
+        expect(loaded.hardStateFromMark).toEqual({ stored: { term: 1, vote: 'n1', commit: 0 } });
+      });
+
+      test('a log that lost its tail while a later apply batch survived restarts after the applied state', async () => {
+        const h = await machine();
+        let st = await openOn(h);
+        await st.log.append({ entries: run(1, 2, 1), sync: true });
+        await st.log.append({ entries: run(3, 4, 1), sync: true });
+        await st.kv.apply(items(1, 1, [put('a', '1'), put('b', '2'), put('c', '3'), put('d', '4')]));
+        await st.close();
+        await h.rawDel('log', u64(3));
+        st = await openOn(h);
+        expect(st.openReport).toEqual({ logRebasedOnApplied: { lastIndex: 2, appliedIndex: 4 } });
+        expect([st.log.firstIndex(), st.log.lastIndex()]).toEqual([5, 4]);
+        expect(st.log.shortfall()).toBeUndefined();
+        expect(await st.log.load()).toMatchObject({ entries: [], snapshotMeta: { index: 4, term: 1 } });
+        await st.log.append({ entries: run(5, 5, 1), sync: true });
+        st = await restart(h, st);
+        expect(st.openReport).toEqual({});
+        expect((await st.log.load()).entries).toEqual(run(5, 5, 1));
+      });
+
+      test('a torn slot falls back to the other one; no valid slot at all is QKV_STORAGE_CORRUPT naming the file', async () => {
+        const h = await machine();
+        let st = await openOn(h);
+        await st.log.append({ entries: run(1, 2, 1), sync: true });
+        await st.log.append({ entries: run(3, 3, 1), sync: true });
+        await st.close();
+        const raw = await h.openBackend();
+        // Writes so far: open (seq 1, slot 1), append 1–2 (seq 2, slot 0), append 3 (seq 3, slot 1).
+        await raw.writeMarkFile(512 + 8, new Uint8Array([0xff, 0xff])); // tear the newest slot
+        await raw.close();
+        st = await openOn(h);
+        expect(st.log.highWaterMark().index).toBe(2); // the slot before: an older, lower promise
+        await st.close();
+        const raw2 = await h.openBackend();
+        await raw2.writeMarkFile(0, new Uint8Array(1024).fill(0x5a));
+        await raw2.close();
+        const err = await h.open().catch((e: unknown) => e);
+        expect(err).toMatchObject({ code: 'QKV_STORAGE_CORRUPT' });
+        expect((err as Error).message).toContain('HIGH_WATER');
+      });
+    });
+
     describe('key-value state machine', () => {
       test('put, delete and revision metadata', async () => {
         const st = await openOn(await machine());
