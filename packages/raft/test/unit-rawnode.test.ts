@@ -263,3 +263,41 @@ describe('RawNode', () => {
     expect(node.hasReady()).toBe(false);
   });
 });
+
+describe('RawNode.suspendVoting (a host whose storage holds less than it promised)', () => {
+  function three(): { node: RawNode; storage: MemoryStorage } {
+    const storage = new MemoryStorage({ confState: { voters: ['n1', 'n2', 'n3'], learners: [] } });
+    return { node: new RawNode({ ...defaultConfig, id: 'n1', storage, random: { int: () => 0 } }), storage };
+  }
+  const voteAnswers = (node: RawNode, storage: MemoryStorage): Message[] => {
+    const out: Message[] = [];
+    while (node.hasReady()) {
+      const rd = node.ready();
+      storage.append(rd.entries);
+      if (rd.hardState) storage.setHardState(rd.hardState);
+      out.push(...rd.messages);
+      node.advance(rd);
+    }
+    return out;
+  };
+
+  it('rejects votes and pre-votes and never campaigns while suspended; votes again once resumed', () => {
+    const { node, storage } = three();
+    node.suspendVoting(true);
+    node.step(wire({ type: MessageType.PreVote, term: 2, index: 0, logTerm: 0 }));
+    node.step(wire({ type: MessageType.Vote, term: 2, index: 0, logTerm: 0 }));
+    expect(voteAnswers(node, storage).map((m) => [m.type, m.reject])).toEqual([
+      [MessageType.PreVoteResp, true],
+      [MessageType.VoteResp, true],
+    ]);
+    for (let i = 0; i < 10 * defaultConfig.electionTicks; i++) node.tick();
+    node.campaign();
+    node.step(wire({ type: MessageType.TimeoutNow, term: 2 }));
+    expect(voteAnswers(node, storage).filter((m) => m.type === MessageType.PreVote || m.type === MessageType.Vote)).toEqual([]);
+    expect(node.status().softState.role).toBe('follower');
+
+    node.suspendVoting(false);
+    node.step(wire({ type: MessageType.Vote, from: 'n3', term: 3, index: 0, logTerm: 0 }));
+    expect(voteAnswers(node, storage).map((m) => [m.type, m.reject])).toEqual([[MessageType.VoteResp, false]]);
+  });
+});
