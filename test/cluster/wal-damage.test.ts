@@ -1,0 +1,101 @@
+// A follower whose LevelDB journal lost its tail. Bytes overwritten in the last log-append record
+// of its write-ahead log make LevelDB skip that record (and the rest of its block) on open, with
+// a line in LevelDB's own LOG file and nothing else: the node comes back with a log shorter than
+// what it acknowledged to the leader. Its high-water mark (a separate file) says so: it must
+// neither vote nor serve reads, say why on /ready, /v1/status and in its log, stay up, and return
+// to normal once a leader re-sends the missing entries.
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ProcessCluster, httpRequest, jsonOf, sleep, waitFor } from '../harness/cluster.js';
+
+const TICK_MS = 20;
+const ELECTION_TICKS = 10;
+/** The longest randomized election timeout. */
+const MAX_ELECTION_TIMEOUT_MS = 2 * ELECTION_TICKS * TICK_MS;
+/** How long the two remaining voters get to (fail to) elect a leader without the damaged one's vote. */
+const NO_LEADER_WINDOW_MS = 8 * MAX_ELECTION_TIMEOUT_MS;
+/** Bytes overwritten, as in the report of issue 14. */
+const DAMAGE_BYTES = 64;
+
+/** The newest write-ahead-log file (`NNNNNN.log`) of a LevelDB directory. */
+function newestWal(dataDir: string): string {
+  const wals = readdirSync(dataDir).filter((f) => /^\d+\.log$/.test(f)).sort();
+  const last = wals.at(-1);
+  if (!last) throw new Error(`no LevelDB write-ahead log in ${dataDir}`);
+  return path.join(dataDir, last);
+}
+
+/**
+ * Overwrites DAMAGE_BYTES bytes of the last log-append record in the WAL: at the last occurrence
+ * of the log sublevel's key prefix `!log!` (only appends and compactions write log keys). Returns
+ * the offset damaged.
+ */
+function damageLastAppend(wal: string): number {
+  const bytes = readFileSync(wal);
+  const at = bytes.lastIndexOf(Buffer.from('!log!'));
+  if (at < 0) throw new Error(`no log record in ${wal} (${statSync(wal).size} bytes)`);
+  const end = Math.min(bytes.length, at + DAMAGE_BYTES);
+  bytes.fill(0x5a, at, end);
+  writeFileSync(wal, bytes);
+  return at;
+}
+
+describe('a follower whose write-ahead log lost its last append', () => {
+  let cluster: ProcessCluster | undefined;
+  afterEach(async () => {
+    await cluster?.teardown();
+    cluster = undefined;
+  });
+
+  it('comes back short of its high-water mark: no vote, no reads, /ready false with the reason; a new leader catches it up', async () => {
+    const c = (cluster = await ProcessCluster.start({ name: 'qkv-wal-damage', tickMs: TICK_MS, electionTicks: ELECTION_TICKS }));
+    await c.guard(async () => {
+      const leader = await c.waitForLeader();
+      const [victim, other] = c.nodes.map((n) => n.id).filter((id) => id !== leader.id) as [string, string];
+      for (let i = 0; i < 10; i++) expect((await c.put(leader.id, `w/${i}`, `v${i}`)).status).toBe(200);
+      const converged = await c.waitConverged(20_000);
+      const acked = converged.find((s) => s.id === victim)!.lastIndex;
+
+      await c.stop(victim);
+      damageLastAppend(newestWal(c.node(victim).dataDir));
+      await c.restart(victim);
+      const port = c.node(victim).port;
+
+      // It stays up and says why, everywhere an operator looks.
+      const ready = await httpRequest(port, 'GET', '/ready');
+      expect(ready.status).toBe(503);
+      expect(jsonOf<{ ready: boolean; reason?: string }>(ready).reason).toMatch(/acknowledged entries up to \d+/);
+      const status = jsonOf<{ lastIndex: number; storageShortfall: { lastIndex: number; markIndex: number } | null }>(
+        await httpRequest(port, 'GET', '/v1/status'),
+      );
+      expect(status.storageShortfall).toMatchObject({ markIndex: acked });
+      expect(status.storageShortfall!.lastIndex).toBeLessThan(acked);
+      expect(readFileSync(c.node(victim).logPath, 'utf8')).toContain('storage is behind its high-water mark');
+      // No reads, stale or linearizable.
+      for (const consistency of ['stale', 'linearizable'] as const) {
+        const r = await c.get(victim, 'w/9', consistency);
+        expect(r.status, `${consistency} read on the damaged follower`).toBe(503);
+        expect(r.body.toString()).toContain('cannot serve reads');
+      }
+
+      // No vote: with the leader gone, the other follower cannot win without it.
+      await c.stop(leader.id);
+      await sleep(NO_LEADER_WINDOW_MS);
+      const sts = await Promise.all([victim, other].map((id) => c.status(id)));
+      expect(sts.map((s) => s?.role)).not.toContain('leader');
+      expect(sts[1]?.leader, `${other} found no leader`).toBeNull();
+
+      // A new leader probes it from scratch, re-sends what it lost, and it is whole again.
+      await c.restart(leader.id);
+      const next = await c.waitForLeader({ timeoutMs: 20_000 });
+      expect(next.id).not.toBe(victim);
+      await waitFor('the damaged follower to be ready again', async () => ((await httpRequest(port, 'GET', '/ready')).status === 200 ? true : undefined), 20_000);
+      expect(jsonOf<{ storageShortfall: unknown }>(await httpRequest(port, 'GET', '/v1/status')).storageShortfall).toBeNull();
+      await c.waitConverged(20_000);
+      const r = await c.get(victim, 'w/9', 'stale');
+      expect(r.status).toBe(200);
+      expect(readFileSync(c.node(victim).logPath, 'utf8')).toContain('voting and reads resume');
+    })();
+  }, 60_000);
+});
