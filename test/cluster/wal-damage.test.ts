@@ -62,7 +62,9 @@ describe('a follower whose write-ahead log lost its last append', () => {
       await c.restart(victim);
       const port = c.node(victim).port;
 
-      // It stays up and says why, everywhere an operator looks.
+      // It hears the leader again (so /ready's answer below is about its storage, not a missing leader)...
+      await waitFor(`${victim} to hear the leader`, async () => ((await c.status(victim))?.leader === leader.id ? true : undefined), 10_000);
+      // ...stays up and says why, everywhere an operator looks.
       const ready = await httpRequest(port, 'GET', '/ready');
       expect(ready.status).toBe(503);
       expect(jsonOf<{ ready: boolean; reason?: string }>(ready).reason).toMatch(/acknowledged entries up to \d+/);
