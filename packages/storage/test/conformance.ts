@@ -576,6 +576,41 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         expect((await st.log.load()).entries).toEqual(run(5, 5, 1));
       });
 
+      /** A snapshot install's log reset, with the mark moves around its batch, as install() does them. */
+      async function resetWithMark(log: LogStoreImpl, backend: Backend, snap: LogStart): Promise<void> {
+        await log.exclusive(async () => {
+          const prepared = await log.prepareReset(snap);
+          await prepared.beforeWrite();
+          await backend.write(prepared.ops, { sync: true, label: 'test.reset' });
+          prepared.commit();
+          await prepared.afterWrite();
+        });
+      }
+
+      test('a snapshot install: raises the mark past it, keeps what a short log still owes, lowers it only on a conflict', async () => {
+        const h = await machine();
+        let cur = await logOn(h);
+        await cur.log.append({ entries: run(1, 6, 1), sync: true });
+        await resetWithMark(cur.log, cur.backend, { index: 8, term: 2 }); // past the log: all of it goes
+        expect([cur.log.lastIndex(), cur.log.highWaterMark().index, cur.log.shortfall()]).toEqual([8, 8, undefined]);
+
+        await cur.log.append({ entries: run(9, 12, 2), sync: true });
+        await cur.backend.close();
+        await h.rawDel('log', u64(9)); // the journal lost the last append
+        cur = await logOn(h);
+        expect(cur.log.shortfall()).toEqual({ lastIndex: 8, markIndex: 12 });
+        await resetWithMark(cur.log, cur.backend, { index: 10, term: 2 }); // the leader's snapshot does not cover 11–12
+        expect(cur.log.shortfall()).toEqual({ lastIndex: 10, markIndex: 12 });
+        await cur.log.append({ entries: run(11, 12, 2), sync: true });
+        expect(cur.log.shortfall()).toBeUndefined();
+
+        await cur.log.append({ entries: run(13, 15, 2), sync: true });
+        await resetWithMark(cur.log, cur.backend, { index: 14, term: 3 }); // entry 14 has term 2: a conflict
+        expect([cur.log.lastIndex(), cur.log.highWaterMark().index]).toEqual([14, 14]);
+        cur = await reopenLog(h, cur.backend);
+        expect(cur.log.shortfall()).toBeUndefined();
+      });
+
       test('a torn slot falls back to the other one; no valid slot at all is QKV_STORAGE_CORRUPT naming the file', async () => {
         const h = await machine();
         let st = await openOn(h);
