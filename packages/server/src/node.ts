@@ -450,6 +450,7 @@ export class QuorumKvNode {
     this.failWritesIndeterminate(new IndeterminateError(`a snapshot up to index ${covered} replaced the log here before the write's outcome was seen; it may have been applied`), covered);
     this.members = this.store.kv.membership() ?? this.members;
     this.transport.setPeers(this.peerAddresses());
+    if (this.shortfall) this.checkShortfall(); // a snapshot may bring the log up to the mark
   }
 
   private sendMessages(msgs: Message[]): void {
