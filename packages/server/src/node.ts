@@ -257,7 +257,8 @@ export class QuorumKvNode {
         random: { int: (n) => randomInt(n) },
         logger: coreLogger(log.child({ component: 'raft' })),
       });
-      const fresh = mem.lastIndex() === 0 && loaded.hardState.term === 0 && applied === 0;
+      // A high-water mark above 0 means this store held entries once: LevelDB lost them, it is not new.
+      const fresh = mem.lastIndex() === 0 && loaded.hardState.term === 0 && applied === 0 && store.log.highWaterMark().index === 0;
       let clusterId = readClusterId(cfg.dataDir);
       if (fresh && !cfg.join) {
         // A founding member writes the initial membership into its log (entries 1..N).
