@@ -18,6 +18,11 @@ export class NodeMetrics {
   readonly leaderChanges = new Counter({ name: 'qkv_raft_leader_changes_total', help: 'Leader changes seen', registers: [this.registry] });
   readonly proposalsPending = new Gauge({ name: 'qkv_proposals_pending', help: 'Writes waiting for commit', registers: [this.registry] });
   readonly readsPending = new Gauge({ name: 'qkv_reads_pending', help: 'Linearizable reads waiting', registers: [this.registry] });
+  readonly storageShortfall = new Gauge({
+    name: 'qkv_storage_shortfall_entries',
+    help: 'Entries this node acknowledged that its log no longer holds (0 normally; above 0 it neither votes nor serves reads)',
+    registers: [this.registry],
+  });
   readonly busyRejections = new Counter({
     name: 'qkv_busy_rejections_total',
     help: 'Requests refused with QKV_BUSY (load shedding)',

@@ -313,6 +313,7 @@ export class QuorumKvNode {
     for (const r of ['follower', 'preCandidate', 'candidate', 'leader'] as const) m.role.set({ role: r }, this.role === r ? 1 : 0);
     m.proposalsPending.set(this.writes.size);
     m.readsPending.set(this.pendingReadCount);
+    m.storageShortfall.set(this.shortfall ? this.shortfall.markIndex - this.store.log.lastIndex() : 0);
     if (st.progress) {
       for (const [peer, pr] of Object.entries(st.progress)) if (peer !== this.id) m.peerLag.set({ peer }, Math.max(0, st.lastIndex - pr.match));
     }
