@@ -74,6 +74,8 @@ describe('a follower whose write-ahead log lost its last append', () => {
       expect(status.storageShortfall).toMatchObject({ markIndex: acked });
       expect(status.storageShortfall!.lastIndex).toBeLessThan(acked);
       expect(readFileSync(c.node(victim).logPath, 'utf8')).toContain('storage is behind its high-water mark');
+      const metrics = (await httpRequest(port, 'GET', '/metrics')).body.toString();
+      expect(metrics).toMatch(new RegExp(`^qkv_storage_shortfall_entries ${acked - status.storageShortfall!.lastIndex}$`, 'm'));
       // No reads, stale or linearizable.
       for (const consistency of ['stale', 'linearizable'] as const) {
         const r = await c.get(victim, 'w/9', consistency);
