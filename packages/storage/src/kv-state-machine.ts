@@ -66,6 +66,34 @@ export type ApplyResult =
 /** Range query: by prefix, or [start, end) (end omitted = to the last key). */
 export type RangeRequest = { prefix: Uint8Array } | { start: Uint8Array; end?: Uint8Array };
 
+/** Bytes a row is counted as besides its key and value (its revisions and the answer's field names). */
+export const RANGE_ROW_OVERHEAD_BYTES = 64;
+
+/** What one page of a range may hold. */
+export interface RangePageOptions {
+  /** Most rows in the page (1..maxRangeLimit). */
+  limit: number;
+  /**
+   * Most bytes in the page, each row counted as key + value + RANGE_ROW_OVERHEAD_BYTES. The first
+   * row is always returned, whatever its size (a page always makes progress).
+   */
+  maxBytes: number;
+  /**
+   * Asked before each row after the first joins the page, with that row's size; `false` ends the
+   * page there (more: true). A node-wide budget uses it to shorten pages instead of growing.
+   */
+  admitBytes?: (bytes: number) => boolean;
+}
+
+/** One page of a range. */
+export interface RangePage {
+  items: KeyValue[];
+  /** True when rows beyond the page exist (resume strictly after the last item's key). */
+  more: boolean;
+  /** The page's size as counted against `maxBytes`. */
+  bytes: number;
+}
+
 /** Tunables. Session settings must be identical on every replica (they shape replicated state). */
 export interface KvOptions {
   /** A session idle longer than this (by command `timeMs`) is expired. Default 1 hour. */
@@ -113,6 +141,14 @@ export interface KvStateMachine {
   get(key: Uint8Array): Promise<KeyValue | undefined>;
   /** Keys in byte order, at most `limit` (1..maxRangeLimit). */
   range(request: RangeRequest, limit: number): Promise<KeyValue[]>;
+  /**
+   * One page of a range, read row by row from the store: reading stops at `limit` rows, at
+   * `maxBytes`, or when `admitBytes` says no, so a page never holds more than one row beyond what
+   * it returns (the row that shows there is more).
+   */
+  rangePage(request: RangeRequest, options: RangePageOptions): Promise<RangePage>;
+  /** True when the session table holds `id` (a write in it would not create a session). */
+  hasSession(id: string): boolean;
   /** Index of the last applied entry (0 initially). */
   appliedIndex(): number;
   /** Index, term, chained hash and replicated clock of the applied position. */
@@ -259,12 +295,35 @@ export class KvStateMachineImpl implements KvStateMachine {
   }
 
   async range(request: RangeRequest, limit: number): Promise<KeyValue[]> {
+    return (await this.rangePage(request, { limit, maxBytes: Number.POSITIVE_INFINITY })).items;
+  }
+
+  async rangePage(request: RangeRequest, options: RangePageOptions): Promise<RangePage> {
+    const { limit, maxBytes, admitBytes } = options;
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > this.options.maxRangeLimit) {
       throw new StorageArgumentError(`range limit must be an integer in 1..${this.options.maxRangeLimit}, got ${limit}`);
     }
     const bounds = 'prefix' in request ? kvPrefixRange(this.gen, request.prefix) : kvRange(this.gen, request.start, request.end);
-    const pairs = await readAll(this.backend, 'kv', { ...bounds, limit });
-    return pairs.map(([k, v]) => toKeyValue(new Uint8Array(k.subarray(4)), decodeKvRecord(this.backend.location, v)));
+    const items: KeyValue[] = [];
+    let bytes = 0;
+    // One row past the limit shows whether there is more. Batches are small (LevelDB's iterator
+    // stops a batch at 16 KiB, so a large value comes alone), and the loop stops at the first row
+    // that does not fit: only rows that join the page, plus that one, are ever read.
+    for await (const batch of this.backend.iterate('kv', { ...bounds, limit: limit + 1 }, Math.min(limit + 1, ITERATE_BATCH_MAX))) {
+      for (const [k, v] of batch) {
+        const key = k.subarray(4);
+        const size = key.length + v.length + RANGE_ROW_OVERHEAD_BYTES;
+        const fits = items.length === 0 || (items.length < limit && bytes + size <= maxBytes && (admitBytes?.(size) ?? true));
+        if (!fits) return { items, more: true, bytes };
+        items.push(toKeyValue(new Uint8Array(key), decodeKvRecord(this.backend.location, v)));
+        bytes += size;
+      }
+    }
+    return { items, more: false, bytes };
+  }
+
+  hasSession(id: string): boolean {
+    return this.sessions.has(id);
   }
 
   async stateHash(): Promise<string> {

@@ -9,6 +9,7 @@ import {
   type Membership,
   type NodeStore,
   type NodeStoreOptions,
+  DEFAULT_KV_OPTIONS,
   STORAGE_FORMAT_VERSION,
   encodeCommand,
 } from '@quorumkv/storage';
@@ -794,6 +795,34 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         expect(names(await st.kv.range({ start: b('b') }, 100))).toEqual(['b', 'c', '\xff']);
         expect(names(await st.kv.range({ prefix: new Uint8Array([0xc3, 0xbf]) }, 10))).toEqual(['\xff']);
         await expect(st.kv.range({ prefix: b('') }, 0)).rejects.toMatchObject({ code: 'QKV_STORAGE_ARGUMENT' });
+      });
+
+      test('rangePage stops at the limit, at the byte cap or at a refused row; limit may be the maximum', async () => {
+        const st = await openOn(await machine());
+        const big = 'v'.repeat(1000);
+        await st.kv.apply(items(1, 1, ['p/1', 'p/2', 'p/3', 'p/4'].map((k) => put(k, big))));
+        const names = (page: { items: Array<{ key: Uint8Array }> }) => page.items.map((kv) => s(kv.key));
+        const all = await st.kv.rangePage({ prefix: b('p/') }, { limit: 4, maxBytes: 1 << 20 });
+        expect([names(all), all.more]).toEqual([['p/1', 'p/2', 'p/3', 'p/4'], false]);
+        // limit = the maximum (the row past it is not a limit violation).
+        const max = DEFAULT_KV_OPTIONS.maxRangeLimit;
+        expect((await st.kv.rangePage({ prefix: b('p/') }, { limit: max, maxBytes: 1 << 20 })).items).toHaveLength(4);
+        expect(await st.kv.range({ prefix: b('p/') }, max)).toHaveLength(4);
+        const limited = await st.kv.rangePage({ prefix: b('p/') }, { limit: 2, maxBytes: 1 << 20 });
+        expect([names(limited), limited.more]).toEqual([['p/1', 'p/2'], true]);
+        // A cap of 2.5 rows: two rows fit; the first row always does, even past the cap.
+        const row = all.bytes / 4;
+        const capped = await st.kv.rangePage({ prefix: b('p/') }, { limit: 4, maxBytes: Math.floor(2.5 * row) });
+        expect([names(capped), capped.more, capped.bytes]).toEqual([['p/1', 'p/2'], true, 2 * row]);
+        expect(names(await st.kv.rangePage({ prefix: b('p/') }, { limit: 4, maxBytes: 1 }))).toEqual(['p/1']);
+        // admitBytes is asked for each row after the first; its first "no" ends the page.
+        const asked: number[] = [];
+        const refused = await st.kv.rangePage({ prefix: b('p/') }, { limit: 4, maxBytes: 1 << 20, admitBytes: (n) => (asked.push(n), asked.length < 2) });
+        expect([names(refused), refused.more, asked]).toEqual([['p/1', 'p/2'], true, [row, row]]);
+        expect(st.kv.hasSession('nobody')).toBe(false);
+        await st.kv.apply(items(5, 1, [put('q', 'x', sess('somebody', 1))]));
+        expect(st.kv.hasSession('somebody')).toBe(true);
+        await expect(st.kv.rangePage({ prefix: b('') }, { limit: max + 1, maxBytes: 1 })).rejects.toMatchObject({ code: 'QKV_STORAGE_ARGUMENT' });
       });
 
       test('no-op entries, membership changes and malformed commands advance the applied state', async () => {
