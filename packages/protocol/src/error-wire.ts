@@ -13,6 +13,7 @@ import {
   NotLeaderError,
   ProtocolError,
   QuorumKvError,
+  QuotaExceededError,
   SessionExpiredError,
   TimeoutError,
   TooLargeError,
@@ -74,6 +75,8 @@ export function errorFromWire(wire: WireError, cause?: unknown): QuorumKvError {
       return new ProtocolError(wire.message, o);
     case ErrorCode.Internal:
       return new InternalError(wire.message, o);
+    case ErrorCode.QuotaExceeded:
+      return new QuotaExceededError(wire.message, o);
     default:
       return new QuorumKvError(wire.code, wire.message, o);
   }

@@ -26,6 +26,7 @@ export const ErrorCode = {
   Aborted: 'QKV_ABORTED',
   Protocol: 'QKV_PROTOCOL',
   Internal: 'QKV_INTERNAL',
+  QuotaExceeded: 'QKV_QUOTA_EXCEEDED',
 } as const;
 /** One of the stable error codes in {@link ErrorCode}. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -207,6 +208,16 @@ export class InternalError extends QuorumKvError {
 }
 
 /**
+ * The caller used up a per-client quota (sessions created per connection or per address). Nothing
+ * was done; retrying at once will not help — reuse a session, or wait for old ones to expire.
+ */
+export class QuotaExceededError extends QuorumKvError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.QuotaExceeded, message, options);
+  }
+}
+
+/**
  * What an error answer says about a write: `not-applied` (it certainly did not take effect and
  * never will: safe to retry as a new write), `applied` (it took effect as an outcome: a failed
  * compare-and-swap is evaluated in the log and writes nothing) or `unknown` (it may have been
@@ -227,6 +238,7 @@ export const WRITE_NOT_APPLIED_CODES: ReadonlySet<string> = new Set<string>([
   ErrorCode.SessionExpired,
   ErrorCode.Aborted,
   ErrorCode.Protocol,
+  ErrorCode.QuotaExceeded,
 ]);
 
 /** Codes that are a write's final outcome, decided by the state machine. */

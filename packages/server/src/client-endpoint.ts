@@ -7,13 +7,18 @@
 //  - a well-framed request with bad arguments gets an error answer; the connection stays;
 //  - more than maxInflightPerConnection requests in flight: the extra ones get QKV_BUSY at once;
 //  - a client that answers no ping within pingIntervalMs is terminated;
-//  - a client that does not read its answers (bufferedAmount > maxBufferedBytes) is terminated.
+//  - a client that does not read its answers (bufferedAmount > maxBufferedBytes) is terminated;
+//  - a request's frame is charged to the node's request budget until it is answered; a frame
+//    that does not fit gets QKV_BUSY at once;
+//  - a write that would create a client session past the per-connection or per-address session
+//    quota gets QKV_QUOTA_EXCEEDED before anything is proposed.
 // Nothing a client sends can throw out of this file.
 
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { fitCloseReason } from '@quorumkv/transport';
+import type { ByteBudget, SessionQuota } from './admission.js';
 import {
   BusyError,
   CLIENT_PATH,
@@ -74,6 +79,16 @@ export interface ClientEndpointOptions {
   maxBufferedBytes?: number;
   /** Where to log; default: nowhere. */
   logger?: EndpointLogger;
+  /**
+   * The node's budget of buffered request bytes (shared with the HTTP API): each request's frame
+   * is charged to it until the request is answered. Default: none (no node-wide limit).
+   */
+  requestBudget?: ByteBudget;
+  /**
+   * Session quotas: `known(id)` tells whether the node's session table holds a session, and
+   * `quota` limits how many new ones a connection and a remote address may create. Default: none.
+   */
+  sessions?: { known: (id: string) => boolean; quota: SessionQuota };
 }
 
 /** The endpoint, attached to a node's HTTP server by routing `/client` upgrades to it. */
@@ -110,6 +125,8 @@ interface Settings {
   busyRetryAfterMs: number;
   maxBufferedBytes: number;
   logger: EndpointLogger;
+  requestBudget: ByteBudget | undefined;
+  sessions: { known: (id: string) => boolean; quota: SessionQuota } | undefined;
 }
 
 function positiveInt(name: string, v: number): number {
@@ -134,6 +151,8 @@ function settingsOf(o: ClientEndpointOptions): Settings {
     busyRetryAfterMs: positiveInt('busyRetryAfterMs', o.busyRetryAfterMs ?? 5),
     maxBufferedBytes: positiveInt('maxBufferedBytes', o.maxBufferedBytes ?? 16 * 1024 * 1024),
     logger: o.logger ?? noopLogger,
+    requestBudget: o.requestBudget,
+    sessions: o.sessions,
   };
 }
 
@@ -182,6 +201,8 @@ interface Inflight {
   answered: boolean;
   /** A put, delete or cas: its timeout answer is QKV_INDETERMINATE (it was handed to the node). */
   write: boolean;
+  /** Bytes of the request's frame charged to the node's request budget until it settles. */
+  bytes: number;
 }
 
 /** One client connection: hello state, in-flight requests, liveness. */
@@ -198,11 +219,15 @@ class Connection {
     now: Date.now,
   });
   private readonly helloTimer: ReturnType<typeof setTimeout>;
+  /** Sessions this connection created (counted against the per-connection session quota). */
+  private readonly createdSessions = new Set<string>();
 
   constructor(
     private readonly ws: WebSocket,
     private readonly s: Settings,
     readonly remote: string,
+    /** The peer's IP address (what the per-address quotas count by). */
+    private readonly remoteAddress: string | undefined,
   ) {
     this.helloTimer = setTimeout(() => this.fail(1008, 'no hello in time'), s.helloTimeoutMs);
     this.helloTimer.unref();
@@ -216,24 +241,52 @@ class Connection {
     if (this.closing) return;
     if (!isBinary) return this.fail(1003, 'text frames are not accepted; send msgpack binary frames');
     let decoded;
+    const bytes = rawToBytes(data);
     try {
-      decoded = decodeRequestFrame(rawToBytes(data), this.s.limits);
+      decoded = decodeRequestFrame(bytes, this.s.limits);
     } catch (e) {
       const tooBig = e instanceof TooLargeError;
       return this.fail(tooBig ? 1009 : 1002, e instanceof QuorumKvError ? e.message : 'undecodable frame');
     }
     if (!decoded.ok) return this.answerError(decoded.id, decoded.error);
-    this.onRequest(decoded.request);
+    this.onRequest(decoded.request, bytes.length);
   }
 
-  private onRequest(req: ClientRequest): void {
+  private onRequest(req: ClientRequest, frameBytes: number): void {
     if (req.op === 'hello') return this.onHello(req.id, req.version);
     if (!this.helloDone) return this.fail(1002, 'the first request must be hello');
     if (this.inflight.has(req.id)) return this.fail(1002, `request id ${req.id} is already in flight`);
     if (this.inflight.size >= this.s.maxInflightPerConnection) {
       return this.answerError(req.id, new BusyError(this.s.busyRetryAfterMs, 'too many requests in flight on this connection'));
     }
-    this.serve(req);
+    const refusal = this.admitSession(req);
+    if (refusal) return this.answerError(req.id, refusal);
+    const budget = this.s.requestBudget;
+    if (budget && !budget.tryTake(frameBytes)) {
+      const e = new BusyError(this.s.busyRetryAfterMs, `the node is buffering ${budget.usedBytes} bytes of requests (limit ${budget.maxBytes})`);
+      return this.answerError(req.id, e);
+    }
+    this.serve(req, budget ? frameBytes : 0);
+  }
+
+  /**
+   * A write that would create a session (its id is unknown to the node and it does not claim
+   * earlier writes) is counted against the session quotas before it is proposed. Returns the
+   * refusal, if any.
+   */
+  private admitSession(req: Exclude<ClientRequest, { op: 'hello' }>): QuorumKvError | undefined {
+    const sessions = this.s.sessions;
+    if (!sessions || !('session' in req)) return undefined;
+    const { id, ackedBelow } = req.session;
+    if (ackedBelow > 1 || this.createdSessions.has(id) || sessions.known(id)) return undefined;
+    try {
+      sessions.quota.admit(this.remoteAddress, this.createdSessions.size);
+    } catch (e) {
+      if (e instanceof QuorumKvError) return e;
+      throw e;
+    }
+    this.createdSessions.add(id);
+    return undefined;
   }
 
   private onHello(id: number, version: number): void {
@@ -257,11 +310,11 @@ class Connection {
     this.send({ id, ok: true, result });
   }
 
-  private serve(req: Exclude<ClientRequest, { op: 'hello' }>): void {
+  private serve(req: Exclude<ClientRequest, { op: 'hello' }>, bytes: number): void {
     const timeoutMs = req.timeoutMs ?? this.s.defaultTimeoutMs;
     const expiresMs = Date.now() + timeoutMs;
     const write = req.op === 'put' || req.op === 'delete' || req.op === 'cas';
-    const entry: Inflight = { id: req.id, ctx: new RequestContext(expiresMs), expiresMs, answered: false, write };
+    const entry: Inflight = { id: req.id, ctx: new RequestContext(expiresMs), expiresMs, answered: false, write, bytes };
     this.inflight.set(req.id, entry);
     this.deadlines.arm(expiresMs);
     const ctx = entry.ctx;
@@ -313,6 +366,8 @@ class Connection {
   }
 
   private settle(id: number, entry: Inflight, response: ClientResponse): void {
+    // Called exactly once per served request, when the service settles (also after a shutdown).
+    if (entry.bytes > 0) this.s.requestBudget?.give(entry.bytes);
     this.inflight.delete(id);
     if (this.inflight.size === 0) this.deadlines.stop();
     if (entry.answered || this.closing) return;
@@ -445,12 +500,13 @@ export function attachClientEndpoint(options: ClientEndpointOptions): ClientEndp
   let closed = false;
   const pinger = setInterval(() => {
     for (const c of connections) c.sweep();
+    s.sessions?.quota.sweep();
   }, s.pingIntervalMs);
   pinger.unref();
 
   const onConnection = (ws: WebSocket, req: IncomingMessage): void => {
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-    const conn = new Connection(ws, s, remote);
+    const conn = new Connection(ws, s, remote, req.socket.remoteAddress);
     connections.add(conn);
     s.logger.debug({ remote, connections: connections.size }, 'client connected');
     ws.on('close', (code, reason) => {

@@ -70,6 +70,18 @@ export interface ServeConfig {
   faultSnapshotCorruptEvery: number;
   /** Test-only: cut a snapshot connection after this many chunks, once per transfer (0 = off). */
   faultSnapshotCutAfterChunks: number;
+  /** Bytes of rows all ranges on this node may hold at once (read, not yet answered). */
+  maxRangeBytesInFlight: number;
+  /** Bytes of request bodies (HTTP) and request frames (WebSocket) this node holds while serving them. */
+  maxBufferedRequestBytes: number;
+  /** Open connections on the node's port (HTTP and WebSocket, clients and peers). */
+  maxConnections: number;
+  /** Open connections from one remote address (IPv6: one /64). */
+  maxConnectionsPerAddress: number;
+  /** New client sessions one WebSocket connection may create. */
+  maxSessionsPerConnection: number;
+  /** New client sessions one remote address may create per --session-ttl-ms. */
+  maxSessionsPerAddress: number;
 }
 
 export const DEFAULTS = {
@@ -93,6 +105,12 @@ export const DEFAULTS = {
   faultFsyncDelayMs: 0,
   faultSnapshotCorruptEvery: 0,
   faultSnapshotCutAfterChunks: 0,
+  maxRangeBytesInFlight: 64 * 1024 * 1024,
+  maxBufferedRequestBytes: 64 * 1024 * 1024,
+  maxConnections: 8192,
+  maxConnectionsPerAddress: 1024,
+  maxSessionsPerConnection: 64,
+  maxSessionsPerAddress: 1000,
 } as const;
 
 /** The flags of `quorumkv serve`; each also reads QKV_<NAME> (upper snake case) from the environment. */
@@ -127,6 +145,12 @@ const SERVE_FLAGS = {
   'enable-fault-injection': { type: 'boolean' },
   'fault-snapshot-corrupt-every': { type: 'string' },
   'fault-snapshot-cut-after-chunks': { type: 'string' },
+  'max-range-bytes-in-flight': { type: 'string' },
+  'max-buffered-request-bytes': { type: 'string' },
+  'max-connections': { type: 'string' },
+  'max-connections-per-address': { type: 'string' },
+  'max-sessions-per-connection': { type: 'string' },
+  'max-sessions-per-address': { type: 'string' },
 } as const;
 
 export const SERVE_USAGE = `usage: quorumkv serve --id ID --listen HOST:PORT --peers ID=HOST:PORT,... --data DIR [options]
@@ -159,6 +183,19 @@ export const SERVE_USAGE = `usage: quorumkv serve --id ID --listen HOST:PORT --p
   --max-concurrent-snapshot-sends N
   --session-ttl-ms N         forget client sessions idle this long (default ${DEFAULTS.sessionTtlMs});
                              must be the same on every node
+  --max-range-bytes-in-flight N
+                             bytes of rows all ranges may hold at once; past it ranges wait
+                             briefly, then get QKV_BUSY (default ${DEFAULTS.maxRangeBytesInFlight})
+  --max-buffered-request-bytes N
+                             bytes of HTTP bodies + WebSocket request frames held at once; past it
+                             requests get QKV_BUSY before their body is read (default ${DEFAULTS.maxBufferedRequestBytes})
+  --max-connections N        open connections on the port (default ${DEFAULTS.maxConnections})
+  --max-connections-per-address N
+                             open connections from one address (default ${DEFAULTS.maxConnectionsPerAddress})
+  --max-sessions-per-connection N
+                             new client sessions per WebSocket connection (default ${DEFAULTS.maxSessionsPerConnection})
+  --max-sessions-per-address N
+                             new client sessions per address per session TTL (default ${DEFAULTS.maxSessionsPerAddress})
 
 Every flag can also be given as an environment variable: --cluster-secret = QKV_CLUSTER_SECRET.
 Test-only fault injection (for jepsen-lite and tests; never in production):
@@ -322,5 +359,28 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     enableFaultInjection: get('enable-fault-injection') === true,
     faultSnapshotCorruptEvery: num('fault-snapshot-corrupt-every', DEFAULTS.faultSnapshotCorruptEvery, 0),
     faultSnapshotCutAfterChunks: num('fault-snapshot-cut-after-chunks', DEFAULTS.faultSnapshotCutAfterChunks, 0),
+    ...admissionLimits(num),
+  };
+}
+
+type NumSetting = (flag: keyof typeof SERVE_FLAGS, def: number, min: number, max?: number) => number;
+
+/**
+ * The admission limits (src/admission.ts). A range holds two rows of the largest size while it
+ * reads, and a request frame holds one key and value: each budget must fit at least that.
+ */
+function admissionLimits(num: NumSetting) {
+  // Parsed again (same flags, same checks) so these limits stay one self-contained block.
+  const maxKeyBytes = num('max-key-bytes', DEFAULTS.maxKeyBytes, 1, 64 * 1024);
+  const maxValueBytes = num('max-value-bytes', DEFAULTS.maxValueBytes, 0, 2 * 1024 * 1024);
+  const twoRows = 2 * (maxKeyBytes + maxValueBytes + 64);
+  const oneFrame = maxKeyBytes + maxValueBytes + 64 * 1024;
+  return {
+    maxRangeBytesInFlight: num('max-range-bytes-in-flight', DEFAULTS.maxRangeBytesInFlight, twoRows),
+    maxBufferedRequestBytes: num('max-buffered-request-bytes', DEFAULTS.maxBufferedRequestBytes, oneFrame),
+    maxConnections: num('max-connections', DEFAULTS.maxConnections, 1),
+    maxConnectionsPerAddress: num('max-connections-per-address', DEFAULTS.maxConnectionsPerAddress, 1),
+    maxSessionsPerConnection: num('max-sessions-per-connection', DEFAULTS.maxSessionsPerConnection, 1),
+    maxSessionsPerAddress: num('max-sessions-per-address', DEFAULTS.maxSessionsPerAddress, 1),
   };
 }

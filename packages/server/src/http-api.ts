@@ -3,6 +3,7 @@
 // Errors are JSON {"code": "QKV_…", "message": …}; nothing in a request can crash the node.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import {
+  BusyError,
   IndeterminateError,
   InvalidArgumentError,
   NotLeaderError,
@@ -15,10 +16,20 @@ import type { Command } from '@quorumkv/storage';
 import type { QuorumKvNode } from './node.js';
 import { READY_MAX_APPLY_LAG } from './node.js';
 import { NodeKvService, pageRange, throwIfApplyError } from './kv-service.js';
+import type { ByteBudget } from './admission.js';
 
 const FORWARDED_HEADER = 'x-qkv-forwarded';
 const MAX_RANGE_LIMIT = 10_000;
 const DEFAULT_RANGE_LIMIT = 1000;
+/**
+ * Most bytes of rows in one HTTP range page (the JSON answer is about 1-2x that): bigger listings
+ * take more pages (`more`). Rows are also charged to the node's range budget while they are read.
+ */
+export const HTTP_RANGE_PAGE_BYTES_MAX = 16 * 1024 * 1024;
+/** `Retry-After` of a body refused for lack of buffered-request budget. */
+export const BODY_BUSY_RETRY_AFTER_MS = 1000;
+/** `Retry-After` of a state hash refused because one is already being computed. */
+export const STATE_HASH_RETRY_AFTER_MS = 1000;
 /** Upper bound on how long a forwarded request may take beyond the request timeout. */
 const FORWARD_SLACK_MS = 1000;
 
@@ -31,6 +42,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   QKV_NOT_CAUGHT_UP: 409,
   QKV_SESSION_EXPIRED: 409,
   QKV_TOO_LARGE: 413,
+  QKV_QUOTA_EXCEEDED: 429,
   QKV_NOT_LEADER: 503,
   QKV_NO_LEADER: 503,
   QKV_BUSY: 503,
@@ -49,13 +61,28 @@ export interface AdminRoutes {
   handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
 }
 
+/** What an {@link HttpApi} shares with the rest of the node. */
+export interface HttpApiOptions {
+  /** The node's key-value service (it holds the node's range budget). */
+  service: NodeKvService;
+  /** The node's budget of buffered request bytes (HTTP bodies and WebSocket frames being served). */
+  requestBudget: ByteBudget;
+}
+
 export class HttpApi {
   private readonly service: NodeKvService;
+  private readonly requestBudget: ByteBudget;
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  /** True while a /v1/state-hash scan runs: one at a time per node. */
+  private stateHashRunning = false;
   admin: AdminRoutes | undefined;
 
-  constructor(private readonly node: QuorumKvNode) {
-    this.service = new NodeKvService(node);
+  constructor(
+    private readonly node: QuorumKvNode,
+    options: HttpApiOptions,
+  ) {
+    this.service = options.service;
+    this.requestBudget = options.requestBudget;
   }
 
   /** The http.Server request listener. Never throws. */
@@ -106,7 +133,7 @@ export class HttpApi {
         return;
       }
       case 'PUT': {
-        const value = await this.readBody(req);
+        const value = await this.readBody(req, res);
         const ifRev = this.intParam(url, 'ifModRevision');
         const cmd: Command =
           ifRev !== undefined ? { op: 'cas', key, cond: { modRevision: ifRev }, then: { op: 'put', value } } : { op: 'put', key, value };
@@ -189,7 +216,7 @@ export class HttpApi {
     const after = p('after');
     if (!pageRange({ ...args, after })) return this.sendJson(res, 200, { items: [], more: false });
     const page = await this.service.range(
-      { ...args, ...(after ? { after } : {}), limit, consistency: this.consistency(url), maxResultBytes: 64 * 1024 * 1024 },
+      { ...args, ...(after ? { after } : {}), limit, consistency: this.consistency(url), maxResultBytes: HTTP_RANGE_PAGE_BYTES_MAX },
       ctx,
     );
     const text = (b: Uint8Array) => (base64 ? Buffer.from(b).toString('base64') : Buffer.from(b).toString('utf8'));
@@ -241,10 +268,19 @@ export class HttpApi {
     };
   }
 
-  /** A hash over the whole key-value state (and sessions) at the applied index; costs a full scan. */
+  /**
+   * A hash over the whole key-value state (and sessions) at the applied index; costs a full scan,
+   * so one runs at a time per node and the others get 503 QKV_BUSY with Retry-After.
+   */
   private async stateHash(res: ServerResponse): Promise<void> {
-    const { appliedIndex, stateHash } = await this.node.store.kv.stateHashAt();
-    this.sendJson(res, 200, { id: this.node.id, appliedIndex, stateHash });
+    if (this.stateHashRunning) throw new BusyError(STATE_HASH_RETRY_AFTER_MS, 'a state hash is already being computed on this node');
+    this.stateHashRunning = true;
+    try {
+      const { appliedIndex, stateHash } = await this.node.store.kv.stateHashAt();
+      this.sendJson(res, 200, { id: this.node.id, appliedIndex, stateHash });
+    } finally {
+      this.stateHashRunning = false;
+    }
   }
 
   private ready(res: ServerResponse): void {
@@ -302,13 +338,22 @@ export class HttpApi {
     return { signal: ac.signal, deadlineMs: Date.now() + this.node.cfg.requestTimeoutMs };
   }
 
-  private readBody(req: IncomingMessage): Promise<Uint8Array> {
+  /**
+   * Reads a PUT body, admitted BEFORE it is read: a declared length above --max-value-bytes is 413
+   * at once; a declared length is then taken from the node's request budget whole, and a chunked
+   * body chunk by chunk as it arrives (cut off at the value limit or when the budget is out). A
+   * body the budget cannot take is answered 503 QKV_BUSY with Retry-After and its connection is
+   * closed unread. The bytes go back to the budget when the response is done.
+   */
+  private readBody(req: IncomingMessage, res: ServerResponse): Promise<Uint8Array> {
     const max = this.node.cfg.maxValueBytes;
     const declared = Number(req.headers['content-length'] ?? NaN);
     if (Number.isFinite(declared) && declared > max) {
       req.resume();
       return Promise.reject(new TooLargeError(`value is larger than ${max} bytes`, max));
     }
+    const admission = new BodyAdmission(this.requestBudget, res);
+    if (Number.isFinite(declared) && !admission.take(declared)) return Promise.reject(admission.refuse(req));
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -318,6 +363,11 @@ export class HttpApi {
           req.removeAllListeners('data');
           req.resume();
           reject(new TooLargeError(`value is larger than ${max} bytes`, max));
+          return;
+        }
+        if (!Number.isFinite(declared) && !admission.take(c.length)) {
+          req.removeAllListeners('data');
+          reject(admission.refuse(req));
           return;
         }
         chunks.push(c);
@@ -349,6 +399,7 @@ export class HttpApi {
     if (status === 503) headers['retry-after'] = String(Math.max(1, Math.ceil((retryAfterMs ?? 1000) / 1000)));
     if (err instanceof NotLeaderError && err.leaderHint) body.leader = err.leaderHint;
     if (err instanceof TooLargeError && err.limitBytes !== undefined) body.limitBytes = err.limitBytes;
+    if (err instanceof BodyRefusedError) headers['connection'] = 'close'; // the body stays unread
     this.count('any', code);
     this.sendJson(res, status, body, headers);
   }
@@ -373,6 +424,43 @@ export function watchForwardedRequest(out: http.ClientRequest, leaderId: string,
     if (!sent) return fail(new UnavailableError(`cannot reach leader ${leaderId}: ${e.message}; the write was not applied`));
     fail(new IndeterminateError(`the request was forwarded to leader ${leaderId}, then ${e.message}; it may have been applied`));
   });
+}
+
+/**
+ * One request body's share of the node's request budget: bytes taken as the body is admitted,
+ * all given back once when the response is done (sent, failed or its connection gone).
+ */
+class BodyAdmission {
+  private held = 0;
+  constructor(
+    private readonly budget: ByteBudget,
+    res: ServerResponse,
+  ) {
+    res.once('close', () => {
+      this.budget.give(this.held);
+      this.held = 0;
+    });
+  }
+
+  /** Takes `bytes` more; false when the budget has no room for them. */
+  take(bytes: number): boolean {
+    if (!this.budget.tryTake(bytes)) return false;
+    this.held += bytes;
+    return true;
+  }
+
+  /** The refusal of a body that does not fit; the connection closes after the answer, unread. */
+  refuse(req: IncomingMessage): BusyError {
+    req.resume(); // discard what already arrived; the socket closes after the answer
+    return new BodyRefusedError(this.budget);
+  }
+}
+
+/** QKV_BUSY for a body refused before it was read; the HTTP layer closes its connection. */
+class BodyRefusedError extends BusyError {
+  constructor(budget: ByteBudget) {
+    super(BODY_BUSY_RETRY_AFTER_MS, `the node is buffering ${budget.usedBytes} bytes of requests (limit ${budget.maxBytes}); retry later`);
+  }
 }
 
 export function splitHostPort(address: string): [string, number] {

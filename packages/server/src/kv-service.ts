@@ -25,7 +25,8 @@ import {
   type SessionRef,
   type WireItem,
 } from '@quorumkv/protocol';
-import type { ApplyResult, Command, KeyValue, RangeRequest, SessionTag } from '@quorumkv/storage';
+import { RANGE_ROW_OVERHEAD_BYTES, type ApplyResult, type Command, type KeyValue, type RangeRequest, type SessionTag } from '@quorumkv/storage';
+import type { ByteBudget } from './admission.js';
 import type { QuorumKvNode, WriteResult } from './node.js';
 import { zoneWarnings } from './membership.js';
 
@@ -73,8 +74,17 @@ function putResult(r: WriteResult): PutResult {
   return { revision: r.revision, term: r.term };
 }
 
+/** How long a range waits for room in the node's range budget before it is answered QKV_BUSY. */
+export const RANGE_BUDGET_WAIT_MS = 500;
+/** `retryAfterMs` of a range refused for lack of range budget. */
+export const RANGE_BUSY_RETRY_AFTER_MS = 100;
+
 export class NodeKvService implements KvService {
-  constructor(private readonly node: QuorumKvNode) {}
+  constructor(
+    private readonly node: QuorumKvNode,
+    /** The node's budget of range bytes in flight, shared by every range on the node (HTTP and WebSocket). */
+    private readonly rangeBudget: ByteBudget,
+  ) {}
 
   identity(): NodeIdentity {
     return { serverId: this.node.id, leader: this.node.leaderHint() };
@@ -111,20 +121,29 @@ export class NodeKvService implements KvService {
     return { revision: r.revision, term: r.term };
   }
 
+  /**
+   * One page of a range. The page first takes an allowance of two rows of the largest size (the
+   * first row, which every page returns, and the row that shows there is more) from the node's
+   * range budget, waiting up to RANGE_BUDGET_WAIT_MS; every further row is charged as it is read,
+   * and a row the budget cannot take ends the page early (`more: true`). So the rows that ranges
+   * hold at any time stay within the budget, however many run at once.
+   */
   async range(args: RangeArgs, ctx: CallContext): Promise<RangeResult> {
     if (args.consistency === 'linearizable') await this.node.linearizableBarrier(ctx);
     const req = pageRange(args);
     if (!req) return { items: [], more: false };
-    const rows = await this.node.range(req, args.limit + 1);
-    const items: WireItem[] = [];
-    let bytes = 0;
-    for (const kv of rows.slice(0, args.limit)) {
-      const size = kv.key.length + kv.value.length + 64;
-      if (items.length > 0 && bytes + size > args.maxResultBytes) return { items, more: true };
-      bytes += size;
-      items.push(toWireItem(kv));
+    const budget = this.rangeBudget;
+    const allowance = 2 * (this.node.cfg.maxKeyBytes + this.node.cfg.maxValueBytes + RANGE_ROW_OVERHEAD_BYTES);
+    const waitMs = Math.min(RANGE_BUDGET_WAIT_MS, ctx.deadlineMs - Date.now());
+    await budget.take(allowance, waitMs, RANGE_BUSY_RETRY_AFTER_MS);
+    let grown = 0;
+    const admitBytes = (n: number) => budget.tryTakeMore(n) && ((grown += n), true);
+    try {
+      const page = await this.node.rangePage(req, { limit: args.limit, maxBytes: args.maxResultBytes, admitBytes });
+      return { items: page.items.map(toWireItem), more: page.more };
+    } finally {
+      budget.give(allowance + grown);
     }
-    return { items, more: rows.length > args.limit };
   }
 
   async status(_ctx: CallContext): Promise<ClusterStatus> {

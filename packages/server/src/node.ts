@@ -45,6 +45,8 @@ import {
   type Member,
   type Membership,
   type NodeStore,
+  type RangePage,
+  type RangePageOptions,
   type RangeRequest,
 } from '@quorumkv/storage';
 import { PeerTransport } from '@quorumkv/transport';
@@ -781,6 +783,11 @@ export class QuorumKvNode {
   async range(req: RangeRequest, limit: number): Promise<KeyValue[]> {
     this.checkReadable();
     return this.store.kv.range(req, limit);
+  }
+
+  /** One page of a range, read row by row within its limits (see KvStateMachine.rangePage). */
+  rangePage(req: RangeRequest, options: RangePageOptions): Promise<RangePage> {
+    return this.store.kv.rangePage(req, options);
   }
 
   // -----------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 // Assembles a node: storage + core (node.ts), peer transport, client WebSocket endpoint and the
 // HTTP API on ONE port, routed by path. Also the graceful stop.
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { ByteBudget, ConnectionLimiter, SessionQuota } from './admission.js';
 import { attachClientEndpoint, type ClientEndpoint } from './client-endpoint.js';
 import type { ServeConfig } from './config.js';
 import { HttpApi } from './http-api.js';
@@ -37,18 +39,35 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
   node.snapshotHooks = snapshots;
   node.snapshotStatus = () => snapshots.status();
   node.snapshotAcceptor = (peer, ws) => snapshots.acceptConnection(peer, ws);
-  const api = new HttpApi(node);
+  const rangeBudget = new ByteBudget('range bytes in flight', cfg.maxRangeBytesInFlight);
+  const requestBudget = new ByteBudget('buffered request bytes', cfg.maxBufferedRequestBytes);
+  const service = new NodeKvService(node, rangeBudget);
+  const api = new HttpApi(node, { service, requestBudget });
   api.admin = new AdminApi(node, snapshots);
+  const sessionQuota = new SessionQuota({
+    maxSessionsPerConnection: cfg.maxSessionsPerConnection,
+    maxSessionsPerAddress: cfg.maxSessionsPerAddress,
+    windowMs: cfg.sessionTtlMs,
+  });
   const endpoint: ClientEndpoint = attachClientEndpoint({
-    service: new NodeKvService(node),
+    service,
+    requestBudget,
+    sessions: { known: (id) => node.store.kv.hasSession(id), quota: sessionQuota },
+    maxConnections: cfg.maxConnections,
     maxKeyBytes: cfg.maxKeyBytes,
     maxValueBytes: cfg.maxValueBytes,
     maxFrameBytes: Math.max(2 * 1024 * 1024, cfg.maxValueBytes + cfg.maxKeyBytes + 64 * 1024),
     defaultTimeoutMs: cfg.requestTimeoutMs,
     logger: coreLogger(log.child({ component: 'client-endpoint' })),
   });
-  const server = http.createServer({ keepAliveTimeout: 30_000 }, api.handle);
+  const refused = new WeakSet<Duplex>();
+  const server = http.createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+    if (refused.has(req.socket)) req.socket.destroy(); // it was already answered 503
+    else api.handle(req, res);
+  });
+  limitConnections(server, new ConnectionLimiter(cfg), refused, log);
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (refused.has(socket)) return socket.destroy();
     const path = (req.url ?? '').split('?')[0];
     if (path === '/raft') node.transport.handleUpgrade(req, socket, head);
     else if (path === '/client') endpoint.handleUpgrade(req, socket, head);
@@ -84,3 +103,40 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
     })());
   return { node, http: server, port, stop };
 }
+
+/**
+ * Admits each TCP connection against the per-node and per-address limits as it is accepted,
+ * before anything is read from it. A refused connection gets `503 QKV_BUSY` (JSON, with
+ * Retry-After) and is closed; the count drops when an admitted connection closes.
+ */
+function limitConnections(server: http.Server, limiter: ConnectionLimiter, refused: WeakSet<Duplex>, log: Logger): void {
+  let refusedSinceLog = 0;
+  let lastLogMs = 0;
+  server.on('connection', (socket: Socket) => {
+    const admitted = limiter.admit(socket.remoteAddress);
+    if ('release' in admitted) {
+      socket.once('close', admitted.release);
+      return;
+    }
+    refused.add(socket);
+    refusedSinceLog++;
+    if (Date.now() - lastLogMs >= CONNECTION_REFUSAL_LOG_INTERVAL_MS) {
+      // At most one line per interval: a flood of connections must not become a flood of logs.
+      log.warn({ remote: socket.remoteAddress, reason: admitted.refused, refused: refusedSinceLog }, 'connections refused');
+      lastLogMs = Date.now();
+      refusedSinceLog = 0;
+    }
+    const body = JSON.stringify({ code: 'QKV_BUSY', message: `connection refused: ${admitted.refused}`, retryAfterMs: CONNECTION_RETRY_AFTER_MS });
+    socket.on('error', () => undefined);
+    socket.end(
+      `HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-type: application/json\r\n` +
+        `retry-after: ${CONNECTION_RETRY_AFTER_MS / 1000}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    socket.destroySoon();
+  });
+}
+
+/** `Retry-After` of a connection refused by the connection limits. */
+const CONNECTION_RETRY_AFTER_MS = 1000;
+/** Refused connections are logged at most once per this interval (with a count). */
+const CONNECTION_REFUSAL_LOG_INTERVAL_MS = 1000;
