@@ -4,7 +4,8 @@
 // maximum (limit=10000) on HTTP and WebSocket, the session quota and /v1/state-hash's concurrency.
 import { writeFileSync, readFileSync } from 'node:fs';
 import http from 'node:http';
-import { describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { PROTOCOL_VERSION, decodeResponseFrame, encodeFrame, type ClientRequest, type ClientResponse } from '@quorumkv/protocol';
 import { ProcessCluster, httpRequest, jsonOf, sleep } from '../harness/cluster.js';
@@ -133,11 +134,13 @@ async function withNode(name: string, fn: (c: ProcessCluster, port: number, prob
 }
 
 describe('memory a client can exhaust stays bounded', () => {
-  // Budget: the node's range budget (--max-range-bytes-in-flight, 64 MiB by default) bounds the
-  // rows being read; each row exists at most about three times while it is answered (LevelDB's
-  // buffer, the encoded frame, the socket's send buffer), plus V8's garbage not yet collected.
-  // 256 MiB of growth leaves room for that and is far below the 1 GiB+ that reading every row of
-  // each range takes (24 ranges x 40 MiB of rows).
+  // Budget: a range reads at most the rows of its page plus one (each page here is one 1 MiB row,
+  // as a WebSocket frame holds about two), and every range's rows are charged to the node's range
+  // budget (--max-range-bytes-in-flight, 64 MiB). 24 ranges hold about 48 MiB of rows; each row
+  // exists up to about four times while it is answered (LevelDB's block, the JavaScript buffer, the
+  // decoded record, the encoded frame) before V8 collects it: ~170 MiB measured. 256 MiB leaves
+  // room for that and is far below the 1 GiB+ that reading every row of each range takes
+  // (24 ranges x 40 rows of 1 MiB).
   const RANGE_RSS_GROWTH_BUDGET = 256 * MIB;
 
   it('24 concurrent WebSocket ranges over 1 MiB values stay within the RSS budget', () =>
@@ -207,3 +210,130 @@ describe('memory a client can exhaust stays bounded', () => {
     }));
 });
 
+
+/** Opens `count` raw TCP connections at once; after `settleMs`, splits them into open and refused. */
+async function connectMany(port: number, count: number, settleMs = 300): Promise<{ open: net.Socket[]; refusals: string[] }> {
+  const outcomes = Array.from({ length: count }, () => {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    const parts: Buffer[] = [];
+    s.on('data', (d: Buffer) => parts.push(d));
+    // An admitted connection stays silent; a refused one is answered at once and closed.
+    const closed = new Promise<void>((resolve) => s.on('close', () => resolve()));
+    return { s, parts, closed };
+  });
+  await sleep(settleMs);
+  const open: net.Socket[] = [];
+  const refusals: string[] = [];
+  for (const o of outcomes) {
+    if (o.s.destroyed || o.s.readyState === 'closed') refusals.push(Buffer.concat(o.parts).toString('utf8'));
+    else open.push(o.s);
+  }
+  return { open, refusals };
+}
+
+/** A chunked PUT that sends `first` and holds the request open; `end()` finishes it. */
+function chunkedPut(port: number, path: string, first: Buffer): { status: Promise<number>; end: () => void } {
+  const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path, agent: false, headers: { 'transfer-encoding': 'chunked' } });
+  const status = new Promise<number>((resolve) => {
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', () => resolve(0));
+  });
+  req.write(first);
+  return { status, end: () => req.end() };
+}
+
+describe('per-client limits on a live node', () => {
+  let c: ProcessCluster;
+  let port: number;
+  beforeAll(async () => {
+    const flags = ['--max-connections-per-address', '8', '--max-sessions-per-connection', '2', '--max-sessions-per-address', '3'];
+    // The smallest request budget the defaults allow: one largest frame (1 MiB + 4 KiB + 64 KiB).
+    flags.push('--max-buffered-request-bytes', String(MIB + 4096 + 64 * 1024));
+    c = await ProcessCluster.start({ name: 'qkv-memory-limits', nodes: 1, tickMs: 20, electionTicks: 10, extraArgs: flags });
+    await c.waitForLeader();
+    port = c.nodes[0]!.port;
+  });
+  afterAll(async () => {
+    await c?.teardown();
+  });
+
+  it('a connection past --max-connections-per-address is answered 503 QKV_BUSY and closed; closing one lets a new one in', () =>
+    c.guard(async () => {
+      const { open, refusals } = await connectMany(port, 12);
+      try {
+        expect(open.length).toBeLessThanOrEqual(8);
+        expect(refusals.length).toBeGreaterThanOrEqual(4);
+        for (const r of refusals) {
+          expect(r).toMatch(/^HTTP\/1.1 503/);
+          expect(r).toMatch(/retry-after: 1/i);
+          expect(r).toMatch(/"code":"QKV_BUSY".*limit 8 per address/);
+        }
+      } finally {
+        for (const s of open) s.destroy();
+      }
+      await sleep(100);
+      expect((await httpRequest(port, 'GET', '/health', { agent: new http.Agent() })).status).toBe(200);
+    })());
+
+  it('a chunked body is counted as it arrives and cut off with 503 QKV_BUSY when the request budget is out', () =>
+    c.guard(async () => {
+      const a = chunkedPut(port, '/v1/kv/chunked-a', Buffer.alloc(700 * 1024, 1));
+      await sleep(200);
+      const b = chunkedPut(port, '/v1/kv/chunked-b', Buffer.alloc(700 * 1024, 2));
+      expect(await b.status).toBe(503);
+      a.end();
+      expect(await a.status).toBe(200);
+      expect((await httpRequest(port, 'GET', '/v1/kv/chunked-b')).status).toBe(404);
+    })());
+
+  it('a write that would create a session past the per-connection or per-address quota gets QKV_QUOTA_EXCEEDED; existing sessions keep working', () =>
+    c.guard(async () => {
+      const put = (ws: WsClient, session: string, seq = 1) =>
+        ws.call({ op: 'put', key: enc(`k/${session}`), value: enc('v'), session: { id: session, seq, ackedBelow: 1 } });
+      const code = (a: ClientResponse) => (a.ok ? 'ok' : a.error.code);
+      const first = await WsClient.open(port);
+      const second = await WsClient.open(port);
+      try {
+        expect(code(await put(first, 's1'))).toBe('ok');
+        expect(code(await put(first, 's2'))).toBe('ok');
+        const perConnection = await put(first, 's3');
+        expect(code(perConnection)).toBe('QKV_QUOTA_EXCEEDED');
+        expect(perConnection.ok ? '' : perConnection.error.message).toMatch(/per connection/);
+        expect(code(await put(first, 's1', 2))).toBe('ok'); // a session it created still writes
+        expect(code(await put(second, 's4'))).toBe('ok'); // the address's third session
+        const perAddress = await put(second, 's5');
+        expect(code(perAddress)).toBe('QKV_QUOTA_EXCEEDED');
+        expect(perAddress.ok ? '' : perAddress.error.message).toMatch(/per address/);
+        expect(code(await put(second, 's2', 2))).toBe('ok'); // a session the node knows creates nothing
+        // Nothing was proposed for the refused sessions.
+        expect((await httpRequest(port, 'GET', '/v1/kv/k%2Fs3')).status).toBe(404);
+        expect((await httpRequest(port, 'GET', '/v1/kv/k%2Fs5')).status).toBe(404);
+      } finally {
+        first.close();
+        second.close();
+      }
+    })());
+});
+
+describe('/v1/state-hash', () => {
+  it('/v1/state-hash runs one scan at a time: concurrent requests get 503 QKV_BUSY with Retry-After', () =>
+    withNode('state-hash', async (_c, port) => {
+      await fillBig(port, 'hash/', 8); // a scan of several rows yields between them: requests overlap it
+      const answers = await Promise.all(Array.from({ length: 4 }, () => httpRequest(port, 'GET', '/v1/state-hash', { agent: new http.Agent(), timeoutMs: 20_000 })));
+      const ok = answers.filter((r) => r.status === 200);
+      const busy = answers.filter((r) => r.status === 503);
+      expect(ok.length + busy.length).toBe(4);
+      expect(ok.length).toBeGreaterThanOrEqual(1);
+      expect(busy.length).toBeGreaterThanOrEqual(1);
+      for (const r of busy) {
+        expect(jsonOf<{ code: string }>(r).code).toBe('QKV_BUSY');
+        expect(r.headers['retry-after']).toBe('1');
+      }
+      // Once the scan is done the next one runs.
+      expect((await httpRequest(port, 'GET', '/v1/state-hash', { timeoutMs: 20_000 })).status).toBe(200);
+    }));
+});

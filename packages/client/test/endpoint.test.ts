@@ -15,6 +15,7 @@ import {
   type KvService,
 } from '@quorumkv/protocol';
 import { attachClientEndpoint, type ClientEndpoint, type ClientEndpointOptions } from '../../server/src/client-endpoint.js';
+import { ByteBudget, SessionQuota } from '../../server/src/admission.js';
 
 const b = (s: string): Uint8Array => new TextEncoder().encode(s);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -132,6 +133,57 @@ describe('client endpoint', () => {
     const busy = c.answers.filter((a) => !a.ok);
     expect(busy.map((a) => a.id)).toEqual([3, 4]);
     expect(busy[0]).toMatchObject({ error: { code: 'QKV_BUSY', retryAfterMs: 7 } });
+  });
+
+  it('answers QKV_QUOTA_EXCEEDED to a write that would create a session past the per-connection quota, before calling the service', async () => {
+    const known = new Set(['old']);
+    const quota = new SessionQuota({ maxSessionsPerConnection: 2, maxSessionsPerAddress: 100, windowMs: 60_000 });
+    const c = await Raw.open(await start({ sessions: { known: (id) => known.has(id), quota } }));
+    await c.hello();
+    const put = (id: number, session: string, seq = 1, ackedBelow = 1) =>
+      c.send({ id, op: 'put', key: b('k'), value: b('v'), session: { id: session, seq, ackedBelow } });
+    put(1, 's1');
+    put(2, 's1', 2); // the same new session again: counted once
+    put(3, 's2');
+    put(4, 'old'); // a session the node knows creates nothing
+    put(5, 'gone', 9, 5); // claims earlier writes: the node answers SESSION_EXPIRED, creates nothing
+    put(6, 's3');
+    await c.until(() => c.answers.length === 7);
+    const byId = new Map(c.answers.map((a) => [a.id, a]));
+    for (const id of [1, 2, 3, 4, 5]) expect(byId.get(id)?.ok, `request ${id}`).toBe(true);
+    expect(byId.get(6)).toMatchObject({ ok: false, error: { code: 'QKV_QUOTA_EXCEEDED' } });
+    expect(c.closed).toBeUndefined();
+  });
+
+  it('counts new sessions per remote address across connections', async () => {
+    const quota = new SessionQuota({ maxSessionsPerConnection: 10, maxSessionsPerAddress: 3, windowMs: 60_000 });
+    const port = await start({ sessions: { known: () => false, quota } });
+    const answers: ClientResponse[] = [];
+    for (let i = 0; i < 4; i++) {
+      const c = await Raw.open(port);
+      await c.hello();
+      c.send({ id: 1, op: 'put', key: b('k'), value: b('v'), session: { id: `s${i}`, seq: 1, ackedBelow: 1 } });
+      await c.until(() => c.answers.length === 2);
+      answers.push(c.answers[1]!);
+    }
+    expect(answers.map((a) => (a.ok ? 'ok' : a.error.code))).toEqual(['ok', 'ok', 'ok', 'QKV_QUOTA_EXCEEDED']);
+  });
+
+  it('charges request frames to the node-wide request budget until they are answered; past it QKV_BUSY', async () => {
+    const budget = new ByteBudget('buffered request bytes', 1500);
+    const c = await Raw.open(await start({ requestBudget: budget }));
+    await c.hello();
+    // Each slow get holds its frame (about 40 bytes); a 1 KiB put does not fit beside 20 of them.
+    for (let id = 1; id <= 20; id++) c.send({ id, op: 'get', key: b('100'), consistency: 'linearizable' });
+    await c.until(() => budget.usedBytes > 0);
+    c.send({ id: 99, op: 'put', key: b('k'), value: new Uint8Array(1024), session: { id: 's', seq: 1, ackedBelow: 1 } });
+    await c.until(() => c.answers.some((a) => a.id === 99));
+    expect(c.answers.find((a) => a.id === 99)).toMatchObject({ ok: false, error: { code: 'QKV_BUSY' } });
+    await c.until(() => c.answers.length === 22);
+    expect(budget.usedBytes).toBe(0);
+    c.send({ id: 100, op: 'put', key: b('k'), value: new Uint8Array(1024), session: { id: 's', seq: 1, ackedBelow: 1 } });
+    await c.until(() => c.answers.length === 23);
+    expect(c.answers[22]).toMatchObject({ id: 100, ok: true });
   });
 
   it('answers bad arguments with an error and keeps the connection', async () => {

@@ -1,0 +1,107 @@
+// The admission primitives (src/admission.ts): the byte budget's take/wait/give, connection limits
+// per node and per address, address keys, and the per-address session quota's sliding window.
+import { describe, expect, it } from 'vitest';
+import { BUDGET_WAITERS_MAX, ByteBudget, ConnectionLimiter, SessionQuota, addressKey } from '../src/admission.js';
+
+describe('ByteBudget', () => {
+  it('takes what fits, refuses what does not, and gives back', () => {
+    const b = new ByteBudget('test', 100);
+    expect(b.tryTake(60)).toBe(true);
+    expect(b.tryTake(41)).toBe(false);
+    expect(b.tryTake(40)).toBe(true);
+    expect(b.usedBytes).toBe(100);
+    b.give(100);
+    expect(b.usedBytes).toBe(0);
+    expect(() => b.give(1)).toThrow(/more bytes than were taken/);
+  });
+
+  it('take() waits in order for bytes given back, and fails with QKV_BUSY and the retry hint when they do not come in time', async () => {
+    const b = new ByteBudget('range bytes in flight', 100);
+    b.tryTake(100);
+    const order: string[] = [];
+    const first = b.take(50, 1000, 7).then(() => order.push('first'));
+    const second = b.take(50, 1000, 7).then(() => order.push('second'));
+    const late = b.take(80, 20, 7).catch((e: unknown) => e);
+    // A waiter queue is fair: tryTake does not jump it, tryTakeMore (a running holder) may.
+    b.give(40);
+    expect(b.tryTake(10)).toBe(false);
+    b.give(60);
+    await Promise.all([first, second]);
+    expect(order).toEqual(['first', 'second']);
+    expect(await late).toMatchObject({ code: 'QKV_BUSY', retryAfterMs: 7, message: expect.stringMatching(/range bytes in flight/) });
+    expect(b.usedBytes).toBe(100);
+    expect(b.tryTakeMore(1)).toBe(false);
+    b.give(100);
+    expect(b.tryTakeMore(100)).toBe(true);
+  });
+
+  it('refuses at once what can never fit, what may not wait, and past the waiter limit', async () => {
+    const b = new ByteBudget('test', 100);
+    await expect(b.take(101, 1000, 1)).rejects.toMatchObject({ code: 'QKV_BUSY' });
+    b.tryTake(100);
+    await expect(b.take(1, 0, 1)).rejects.toMatchObject({ code: 'QKV_BUSY' });
+    const waiting = Array.from({ length: BUDGET_WAITERS_MAX }, () => b.take(1, 50, 1).catch(() => 'gave up'));
+    await expect(b.take(1, 1000, 1)).rejects.toMatchObject({ code: 'QKV_BUSY' });
+    expect(new Set(await Promise.all(waiting))).toEqual(new Set(['gave up']));
+  });
+
+  it('a large waiter that gives up lets the smaller ones behind it in', async () => {
+    const b = new ByteBudget('test', 100);
+    b.tryTake(60);
+    const big = b.take(80, 20, 1).catch(() => 'gave up');
+    const small = b.take(30, 1000, 1).then(() => 'in');
+    expect(await big).toBe('gave up');
+    expect(await small).toBe('in');
+  });
+});
+
+describe('ConnectionLimiter', () => {
+  it('admits per node and per address, and a release frees exactly one place', () => {
+    const l = new ConnectionLimiter({ maxConnections: 3, maxConnectionsPerAddress: 2 });
+    const a1 = l.admit('10.0.0.1');
+    const a2 = l.admit('::ffff:10.0.0.1');
+    expect('release' in a1 && 'release' in a2).toBe(true);
+    expect(l.admit('10.0.0.1')).toEqual({ refused: '10.0.0.1 has 2 connections open (limit 2 per address)' });
+    const b1 = l.admit('10.0.0.2');
+    expect(l.admit('10.0.0.3')).toEqual({ refused: 'the node has 3 connections open (limit 3)' });
+    if (!('release' in a1) || !('release' in b1)) throw new Error('unreachable');
+    a1.release();
+    a1.release(); // twice is harmless
+    expect(l.open).toBe(2);
+    expect('release' in l.admit('10.0.0.1')).toBe(true);
+    b1.release();
+    expect('release' in l.admit('10.0.0.3')).toBe(true);
+  });
+
+  it('counts IPv6 addresses by their /64', () => {
+    expect(addressKey('2001:db8:1:2:aaaa::1')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:0db8:0001:0002:bbbb:cccc:dddd:eeee')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('::1')).toBe('0:0:0:0::/64');
+    expect(addressKey('::ffff:127.0.0.1')).toBe('127.0.0.1');
+    expect(addressKey(undefined)).toBe('?');
+    const l = new ConnectionLimiter({ maxConnections: 10, maxConnectionsPerAddress: 1 });
+    expect('release' in l.admit('2001:db8:1:2::1')).toBe(true);
+    expect('refused' in l.admit('2001:db8:1:2::2')).toBe(true);
+    expect('release' in l.admit('2001:db8:1:3::1')).toBe(true);
+  });
+});
+
+describe('SessionQuota', () => {
+  it('limits sessions per connection and per address within a sliding window', () => {
+    let now = 1_000_000;
+    const q = new SessionQuota({ maxSessionsPerConnection: 5, maxSessionsPerAddress: 2, windowMs: 1000 }, () => now);
+    expect(() => q.admit('10.0.0.1', 5)).toThrow(expect.objectContaining({ code: 'QKV_QUOTA_EXCEEDED', message: expect.stringMatching(/per connection/) }));
+    q.admit('10.0.0.1', 0);
+    now += 500;
+    q.admit('10.0.0.1', 1);
+    expect(() => q.admit('10.0.0.1', 2)).toThrow(expect.objectContaining({ code: 'QKV_QUOTA_EXCEEDED', message: expect.stringMatching(/per address/) }));
+    q.admit('10.0.0.2', 0); // another address has its own quota
+    now += 500; // the first creation leaves the window
+    q.admit('10.0.0.1', 2);
+    expect(() => q.admit('10.0.0.1', 3)).toThrow(/per address/);
+    now += 2000;
+    q.sweep();
+    q.admit('10.0.0.1', 3);
+    q.admit('10.0.0.1', 4);
+  });
+});
