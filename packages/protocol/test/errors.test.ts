@@ -14,6 +14,7 @@ import {
   NotLeaderError,
   ProtocolError,
   QuorumKvError,
+  QuotaExceededError,
   SessionExpiredError,
   TimeoutError,
   TooLargeError,
@@ -41,6 +42,7 @@ const samples: QuorumKvError[] = [
   new AbortedError(),
   new ProtocolError('bad frame'),
   new InternalError(),
+  new QuotaExceededError('too many sessions from this address'),
 ];
 
 describe('error mapping', () => {
