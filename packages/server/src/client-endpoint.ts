@@ -109,6 +109,8 @@ export interface ClientEndpoint {
 
 /** Bytes each range item may add to a frame besides its key and value (field names, numbers). */
 const RANGE_ITEM_OVERHEAD_BYTES = 64;
+/** `retryAfterMs` of a request refused because the node's request budget is full. */
+const REQUEST_BUDGET_RETRY_AFTER_MS = 50;
 /** How long close() waits for clients to finish the close handshake before cutting them off. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -263,7 +265,7 @@ class Connection {
     if (refusal) return this.answerError(req.id, refusal);
     const budget = this.s.requestBudget;
     if (budget && !budget.tryTake(frameBytes)) {
-      const e = new BusyError(this.s.busyRetryAfterMs, `the node is buffering ${budget.usedBytes} bytes of requests (limit ${budget.maxBytes})`);
+      const e = new BusyError(REQUEST_BUDGET_RETRY_AFTER_MS, `the node is buffering ${budget.usedBytes} bytes of requests (limit ${budget.maxBytes})`);
       return this.answerError(req.id, e);
     }
     this.serve(req, budget ? frameBytes : 0);
