@@ -1,7 +1,9 @@
 // The admission primitives (src/admission.ts): the byte budget's take/wait/give, connection limits
-// per node and per address, address keys, and the per-address session quota's sliding window.
+// per node and per address, address keys, the per-address session quota's sliding window, and the
+// range budget as NodeKvService uses it.
 import { describe, expect, it } from 'vitest';
 import { BUDGET_WAITERS_MAX, ByteBudget, ConnectionLimiter, SessionQuota, addressKey } from '../src/admission.js';
+import { NodeKvService, RANGE_BUSY_RETRY_AFTER_MS } from '../src/kv-service.js';
 
 describe('ByteBudget', () => {
   it('takes what fits, refuses what does not, and gives back', () => {
@@ -103,5 +105,54 @@ describe('SessionQuota', () => {
     q.sweep();
     q.admit('10.0.0.1', 3);
     q.admit('10.0.0.1', 4);
+  });
+});
+
+describe('NodeKvService.range and the range budget', () => {
+  const ROW = 100;
+  /** A node stand-in: 10 rows of ROW bytes; rangePage asks admitBytes for each row after the first. */
+  function fakeNode(rows = 10, gate?: Promise<void>) {
+    return {
+      cfg: { maxKeyBytes: 10, maxValueBytes: 100 },
+      linearizableBarrier: async () => undefined,
+      rangePage: async (_req: unknown, o: { limit: number; maxBytes: number; admitBytes?: (n: number) => boolean }) => {
+        await gate;
+        const items = [];
+        for (let i = 0; i < Math.min(rows, o.limit); i++) {
+          if (i > 0 && !(o.admitBytes?.(ROW) ?? true)) return { items, more: true, bytes: items.length * ROW };
+          items.push({ key: new Uint8Array([i]), value: new Uint8Array(0), createRevision: 1, modRevision: 1, version: 1 });
+        }
+        return { items, more: rows > o.limit, bytes: items.length * ROW };
+      },
+    };
+  }
+  const args = { prefix: new Uint8Array([1]), limit: 100, consistency: 'stale' as const, maxResultBytes: 1 << 20 };
+  const ctx = () => ({ signal: new AbortController().signal, deadlineMs: Date.now() + 5000 });
+  // The allowance is two rows of the largest size: 2 x (10 + 100 + 64) = 348 bytes.
+  const ALLOWANCE = 348;
+
+  it('a page that cannot grow in the budget ends early with more, and every byte is given back', async () => {
+    const budget = new ByteBudget('range bytes in flight', ALLOWANCE + 3 * ROW);
+    const svc = new NodeKvService(fakeNode() as never, budget);
+    const page = await svc.range(args, ctx());
+    expect(page.items).toHaveLength(4); // the first row on the allowance, three more in the budget
+    expect(page.more).toBe(true);
+    expect(budget.usedBytes).toBe(0);
+  });
+
+  it('a range that cannot get its allowance waits, then gets QKV_BUSY with a retry hint', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const budget = new ByteBudget('range bytes in flight', ALLOWANCE);
+    const svc = new NodeKvService(fakeNode(1, gate) as never, budget);
+    const first = svc.range(args, ctx());
+    await new Promise((r) => setTimeout(r, 10));
+    const second = svc.range(args, ctx()); // waits for the first one's allowance
+    const third = svc.range(args, { ...ctx(), deadlineMs: Date.now() + 50 }).catch((e: unknown) => e);
+    expect(await third).toMatchObject({ code: 'QKV_BUSY', retryAfterMs: RANGE_BUSY_RETRY_AFTER_MS });
+    open();
+    expect((await first).items).toHaveLength(1);
+    expect((await second).items).toHaveLength(1);
+    expect(budget.usedBytes).toBe(0);
   });
 });
