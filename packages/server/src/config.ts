@@ -82,6 +82,8 @@ export interface ServeConfig {
   maxSessionsPerConnection: number;
   /** New client sessions one remote address may create per --session-ttl-ms. */
   maxSessionsPerAddress: number;
+  /** Bytes of entries kept behind a snapshot at most (fewer than snapshotKeepEntries when large). */
+  snapshotKeepBytes: number;
 }
 
 export const DEFAULTS = {
@@ -111,6 +113,7 @@ export const DEFAULTS = {
   maxConnectionsPerAddress: 1024,
   maxSessionsPerConnection: 64,
   maxSessionsPerAddress: 1000,
+  snapshotKeepBytes: 64 * 1024 * 1024,
 } as const;
 
 /** The flags of `quorumkv serve`; each also reads QKV_<NAME> (upper snake case) from the environment. */
@@ -151,6 +154,7 @@ const SERVE_FLAGS = {
   'max-connections-per-address': { type: 'string' },
   'max-sessions-per-connection': { type: 'string' },
   'max-sessions-per-address': { type: 'string' },
+  'snapshot-keep-bytes': { type: 'string' },
 } as const;
 
 export const SERVE_USAGE = `usage: quorumkv serve --id ID --listen HOST:PORT --peers ID=HOST:PORT,... --data DIR [options]
@@ -196,6 +200,8 @@ export const SERVE_USAGE = `usage: quorumkv serve --id ID --listen HOST:PORT --p
                              new client sessions per WebSocket connection (default ${DEFAULTS.maxSessionsPerConnection})
   --max-sessions-per-address N
                              new client sessions per address per session TTL (default ${DEFAULTS.maxSessionsPerAddress})
+  --snapshot-keep-bytes N    at most this many bytes of log entries kept behind a snapshot, in
+                             memory and on disk (default ${DEFAULTS.snapshotKeepBytes})
 
 Every flag can also be given as an environment variable: --cluster-secret = QKV_CLUSTER_SECRET.
 Test-only fault injection (for jepsen-lite and tests; never in production):
@@ -382,5 +388,6 @@ function admissionLimits(num: NumSetting) {
     maxConnectionsPerAddress: num('max-connections-per-address', DEFAULTS.maxConnectionsPerAddress, 1),
     maxSessionsPerConnection: num('max-sessions-per-connection', DEFAULTS.maxSessionsPerConnection, 1),
     maxSessionsPerAddress: num('max-sessions-per-address', DEFAULTS.maxSessionsPerAddress, 1),
+    snapshotKeepBytes: num('snapshot-keep-bytes', DEFAULTS.snapshotKeepBytes, 0),
   };
 }

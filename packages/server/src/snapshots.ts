@@ -3,7 +3,8 @@
 //
 //  - Compaction: after `snapshotEntries` applied entries (or `snapshotLogBytes` of log) the node
 //    records a snapshot point in the core's log and drops entries older than `snapshotKeepEntries`
-//    behind it, on disk and in memory.
+//    behind it, on disk and in memory — fewer when those entries hold more than
+//    `snapshotKeepBytes` (the core keeps the log in memory: large values must not multiply it).
 //  - Sending: when the core wants to send a snapshot (message type Snap), the data is streamed on
 //    its OWN connection (the transport's snapshot channel), never the Raft connection, so
 //    heartbeats and appends to other followers never queue behind chunks. The stream is a
@@ -129,7 +130,8 @@ export class SnapshotManager implements SnapshotHooks {
     // Never past a snapshot still being sent: the follower must catch up from the log after
     // installing it, or it would need another snapshot at once (and could chase the log forever
     // on a fast-moving cluster). Transfers are bounded in attempts, so the hold is too.
-    let compactTo = applied - this.node.cfg.snapshotKeepEntries;
+    const cfg = this.node.cfg;
+    let compactTo = Math.max(applied - cfg.snapshotKeepEntries, keptByBytesFrom(mem, applied, cfg.snapshotKeepBytes));
     for (const t of this.active.values()) if (t.snapshotIndex > 0) compactTo = Math.min(compactTo, t.snapshotIndex);
     if (compactTo <= mem.firstIndex() - 1) return;
     const t0 = performance.now();
@@ -766,4 +768,20 @@ class IncomingConnection {
     this.send({ t: 'done' });
     this.mgr.node.log.info({ from: this.peer, index: st.index, bytes: f.total }, 'snapshot received and verified');
   }
+}
+
+/**
+ * The lowest index a compaction must reach so that the entries kept behind `applied` hold at most
+ * `maxBytes` of data: the entries (index, applied] it keeps fit in `maxBytes`.
+ */
+export function keptByBytesFrom(mem: { firstIndex(): number; entries(lo: number, hi: number, maxBytes: number): Array<{ data: Uint8Array }> }, applied: number, maxBytes: number): number {
+  const first = mem.firstIndex();
+  if (applied < first) return 0;
+  const ents = mem.entries(first, applied + 1, Number.POSITIVE_INFINITY);
+  let bytes = 0;
+  for (let i = ents.length - 1; i >= 0; i--) {
+    bytes += (ents[i] as { data: Uint8Array }).data.length;
+    if (bytes > maxBytes) return first + i; // entry first+i does not fit: compact through it
+  }
+  return 0;
 }
