@@ -97,12 +97,12 @@ async function fillBig(port: number, prefix: string, count: number, parallel = 4
 
 /**
  * A PUT on its own connection that sends all of its body but the last byte and then holds it:
- * `finish()` sends the last byte and resolves with the status (0 = the connection was cut).
+ * `finish()` sends the last byte and resolves with the status (0 = the connection was cut);
+ * `status` resolves with it without sending the last byte.
  */
-function heldPut(port: number, path: string, body: Buffer): { finish: () => Promise<number> } {
-  let status: Promise<number>;
+function heldPut(port: number, path: string, body: Buffer): { status: Promise<number>; finish: () => Promise<number> } {
   const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path, agent: false, headers: { 'content-length': body.length } });
-  status = new Promise((resolve) => {
+  const status = new Promise<number>((resolve) => {
     req.on('response', (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
@@ -113,6 +113,7 @@ function heldPut(port: number, path: string, body: Buffer): { finish: () => Prom
   });
   req.write(body.subarray(0, body.length - 1));
   return {
+    status,
     finish: () => {
       if (!req.destroyed) req.end(body.subarray(body.length - 1));
       return status;
@@ -253,6 +254,7 @@ describe('per-client limits on a live node', () => {
     const flags = ['--max-connections-per-address', '8', '--max-sessions-per-connection', '2', '--max-sessions-per-address', '3'];
     // The smallest request budget the defaults allow: one largest frame (1 MiB + 4 KiB + 64 KiB).
     flags.push('--max-buffered-request-bytes', String(MIB + 4096 + 64 * 1024));
+    flags.push('--request-timeout-ms', '1000'); // a slow body's deadline
     c = await ProcessCluster.start({ name: 'qkv-memory-limits', nodes: 1, tickMs: 20, electionTicks: 10, extraArgs: flags });
     await c.waitForLeader();
     port = c.nodes[0]!.port;
@@ -288,6 +290,16 @@ describe('per-client limits on a live node', () => {
       a.end();
       expect(await a.status).toBe(200);
       expect((await httpRequest(port, 'GET', '/v1/kv/chunked-b')).status).toBe(404);
+    })());
+
+  it('a body that does not arrive within the request timeout gets 408 and gives its budget back', () =>
+    c.guard(async () => {
+      const slow = heldPut(port, '/v1/kv/slow', Buffer.alloc(MIB, 3)); // the budget's one frame, held
+      const t0 = Date.now();
+      expect(await slow.status).toBe(408);
+      expect(Date.now() - t0).toBeLessThan(3000);
+      // Its bytes went back: a body of the same size is admitted now.
+      expect((await httpRequest(port, 'PUT', '/v1/kv/after-slow', { body: Buffer.alloc(MIB, 4) })).status).toBe(200);
     })());
 
   it('a write that would create a session past the per-connection or per-address quota gets QKV_QUOTA_EXCEEDED; existing sessions keep working', () =>

@@ -8,6 +8,7 @@ import {
   InvalidArgumentError,
   NotLeaderError,
   QuorumKvError,
+  TimeoutError,
   TooLargeError,
   UnavailableError,
   type CallContext,
@@ -355,11 +356,16 @@ export class HttpApi {
     const admission = new BodyAdmission(this.requestBudget, res);
     if (Number.isFinite(declared) && !admission.take(declared)) return Promise.reject(admission.refuse(req));
     return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
+      const body = new BodyBuffer(Number.isFinite(declared) ? declared : undefined);
+      // A body holds budget while it arrives: a client that sends it slowly must not hold it long.
+      const timeoutMs = this.node.cfg.requestTimeoutMs;
+      const timer = setTimeout(() => {
+        req.removeAllListeners('data');
+        reject(new BodyTimeoutError(timeoutMs));
+      }, timeoutMs);
+      req.once('close', () => clearTimeout(timer));
       req.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > max) {
+        if (body.size + c.length > max) {
           req.removeAllListeners('data');
           req.resume();
           reject(new TooLargeError(`value is larger than ${max} bytes`, max));
@@ -370,9 +376,12 @@ export class HttpApi {
           reject(admission.refuse(req));
           return;
         }
-        chunks.push(c);
+        body.add(c);
       });
-      req.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
+      req.on('end', () => {
+        clearTimeout(timer);
+        resolve(body.bytes());
+      });
       req.on('error', (e) => reject(new InvalidArgumentError(`could not read the body: ${e.message}`)));
     });
   }
@@ -391,7 +400,7 @@ export class HttpApi {
     const err = e instanceof QuorumKvError ? e : null;
     if (!err) this.node.log.error({ err: e }, 'unexpected error in HTTP handler');
     const code = err?.code ?? 'QKV_INTERNAL';
-    const status = STATUS_BY_CODE[code] ?? 500;
+    const status = err instanceof BodyTimeoutError ? 408 : (STATUS_BY_CODE[code] ?? 500);
     const body: Record<string, unknown> = { code, message: err?.message ?? 'internal error' };
     const headers: http.OutgoingHttpHeaders = {};
     const retryAfterMs = (err as { retryAfterMs?: number } | null)?.retryAfterMs;
@@ -399,7 +408,8 @@ export class HttpApi {
     if (status === 503) headers['retry-after'] = String(Math.max(1, Math.ceil((retryAfterMs ?? 1000) / 1000)));
     if (err instanceof NotLeaderError && err.leaderHint) body.leader = err.leaderHint;
     if (err instanceof TooLargeError && err.limitBytes !== undefined) body.limitBytes = err.limitBytes;
-    if (err instanceof BodyRefusedError) headers['connection'] = 'close'; // the body stays unread
+    // The body stays unread: the connection cannot carry another request.
+    if (err instanceof BodyRefusedError || err instanceof BodyTimeoutError) headers['connection'] = 'close';
     this.count('any', code);
     this.sendJson(res, status, body, headers);
   }
@@ -453,6 +463,45 @@ class BodyAdmission {
   refuse(req: IncomingMessage): BusyError {
     req.resume(); // discard what already arrived; the socket closes after the answer
     return new BodyRefusedError(this.budget);
+  }
+}
+
+/**
+ * A request body as it arrives. With a declared length each chunk is copied into one buffer of
+ * that length as it comes (the body exists once, not as chunks plus a joined copy); a chunked
+ * body keeps its chunks and joins them once at the end.
+ */
+class BodyBuffer {
+  private readonly whole: Uint8Array | undefined;
+  private readonly chunks: Buffer[] = [];
+  size = 0;
+  constructor(declaredBytes: number | undefined) {
+    this.whole = declaredBytes === undefined ? undefined : new Uint8Array(declaredBytes);
+  }
+
+  add(c: Buffer): void {
+    if (this.whole) this.whole.set(c, this.size);
+    else this.chunks.push(c);
+    this.size += c.length;
+  }
+
+  /** The body; the HTTP parser guarantees a declared length is met exactly. */
+  bytes(): Uint8Array {
+    if (this.whole) return this.whole;
+    const out = new Uint8Array(this.size);
+    let at = 0;
+    for (const c of this.chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return out;
+  }
+}
+
+/** A body that did not arrive within the request timeout (answered 408; nothing was written). */
+class BodyTimeoutError extends TimeoutError {
+  constructor(timeoutMs: number) {
+    super(`the request body did not arrive within ${timeoutMs} ms; nothing was written`);
   }
 }
 
