@@ -186,6 +186,26 @@ describe('client endpoint', () => {
     expect(c.answers[22]).toMatchObject({ id: 100, ok: true });
   });
 
+  it('counts a frame still arriving against the request budget; a connection stalled on it is closed with 1013, one that stops mid-frame with 1008', async () => {
+    const budget = new ByteBudget('buffered request bytes', 4000);
+    const port = await start({ requestBudget: budget, pingIntervalMs: 1200, defaultTimeoutMs: 1000 });
+    /** The head of a masked binary frame announcing `n` payload bytes (mask 0: payload as is). */
+    const head = (n: number) => Buffer.from([0x82, 0x80 | 126, n >> 8, n & 0xff, 0, 0, 0, 0]);
+    const [a, b] = [await Raw.open(port), await Raw.open(port)];
+    await a.hello();
+    await b.hello();
+    const socketOf = (r: Raw) => (r.ws as unknown as { _socket: import('node:net').Socket })._socket;
+    socketOf(a).write(Buffer.concat([head(3000), Buffer.alloc(2500)])); // half a frame: in the node's memory
+    await a.until(() => budget.usedBytes >= 2500);
+    socketOf(b).write(Buffer.concat([head(3000), Buffer.alloc(2500)])); // past the budget: b is paused
+    await b.until(() => b.closed !== undefined, 3000);
+    expect(b.closed?.code).toBe(1013); // paused for a second with no room: closed
+    expect(a.closed).toBeUndefined();
+    await a.until(() => a.closed !== undefined, 3000); // its half frame never finished
+    expect(a.closed?.code).toBe(1008);
+    await a.until(() => budget.usedBytes === 0);
+  });
+
   it('answers bad arguments with an error and keeps the connection', async () => {
     const c = await Raw.open(await start());
     await c.hello();

@@ -23,6 +23,8 @@ export const BUDGET_WAITERS_MAX = 1024;
 export class ByteBudget {
   private used = 0;
   private readonly waiters: Array<{ bytes: number; grant: () => void }> = [];
+  /** Called once when usage next drops below the limit (see whenRoom). */
+  private roomWatchers: Array<() => void> = [];
 
   constructor(
     /** Names the budget in refusals ("range bytes in flight"). */
@@ -55,6 +57,20 @@ export class ByteBudget {
   }
 
   /**
+   * Counts bytes that are already in memory and cannot be refused (they arrived on a socket),
+   * even past the limit; the caller stops further ones (see ArrivalMeter).
+   */
+  force(bytes: number): void {
+    this.used += bytes;
+  }
+
+  /** Calls `fn` once usage is below the limit: now, or when enough bytes are given back. */
+  whenRoom(fn: () => void): void {
+    if (this.used < this.maxBytes) fn();
+    else this.roomWatchers.push(fn);
+  }
+
+  /**
    * Takes `bytes`, waiting up to `waitMs` behind earlier waiters. Rejects with BusyError
    * (`retryAfterMs`) when they do not fit in time, or at once when `bytes` exceeds the whole
    * budget or BUDGET_WAITERS_MAX callers already wait.
@@ -81,6 +97,11 @@ export class ByteBudget {
     this.used -= bytes;
     if (this.used < 0) throw new Error(`${this.name}: gave back more bytes than were taken`);
     this.wake();
+    if (this.used < this.maxBytes && this.roomWatchers.length > 0) {
+      const watchers = this.roomWatchers;
+      this.roomWatchers = [];
+      for (const fn of watchers) fn();
+    }
   }
 
   private wake(): void {
@@ -89,6 +110,93 @@ export class ByteBudget {
       this.used += w.bytes;
       w.grant();
     }
+  }
+}
+
+/** Most bytes of a client WebSocket frame's header (masked: 2 + 8 length + 4 mask). */
+export const WS_FRAME_HEADER_BYTES_MAX = 14;
+
+/**
+ * Charges the bytes arriving on one socket to a budget as they arrive, so a frame still being
+ * received counts too (`ws` buffers it until it is whole). A complete message's bytes are then
+ * claimed by the request it carries, which gives them back when it is answered. Bytes that
+ * arrive past the budget are counted anyway (they are in memory already) and the socket is
+ * paused until the budget has room: the rest waits in the kernel and the client, not the node.
+ * `onStalled` runs if the socket stays paused for `stallMs` (frames half-received on every
+ * connection could otherwise hold the budget with none able to finish); the owner closes it.
+ */
+export class ArrivalMeter {
+  private pending = 0;
+  /** When bytes started to wait for a message to complete (reset by each completed message). */
+  private waitingSinceMs: number | undefined;
+  private paused = false;
+  private closed = false;
+  private stallTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly budget: ByteBudget,
+    private readonly socket: { pause(): void; resume(): void },
+    private readonly stallMs: number,
+    private readonly onStalled: () => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * How long bytes have waited with no message completing, in ms (0 when none wait). A client that
+   * sends part of a frame and stops holds budget with it; its owner closes it past a deadline.
+   */
+  waitingMs(): number {
+    return this.pending > 0 && this.waitingSinceMs !== undefined ? this.now() - this.waitingSinceMs : 0;
+  }
+
+  /** `bytes` arrived on the socket (call before the WebSocket parser sees them). */
+  arrived(bytes: number): void {
+    if (this.closed) return;
+    if (this.pending === 0) this.waitingSinceMs = this.now();
+    this.pending += bytes;
+    if (this.budget.tryTakeMore(bytes)) return;
+    this.budget.force(bytes);
+    if (this.paused) return;
+    this.paused = true;
+    this.socket.pause();
+    this.stallTimer = setTimeout(() => !this.closed && this.paused && this.onStalled(), this.stallMs);
+    this.stallTimer.unref();
+    this.budget.whenRoom(() => this.unpause());
+  }
+
+  /** A data message of `payloadBytes` is complete: returns the bytes its request now holds. */
+  claim(payloadBytes: number): number {
+    const held = Math.min(this.pending, payloadBytes);
+    this.pending -= held;
+    this.release(WS_FRAME_HEADER_BYTES_MAX);
+    this.waitingSinceMs = this.now(); // progress: what still waits belongs to the next frame
+    return held;
+  }
+
+  /** A control frame (ping, pong) of `payloadBytes` was consumed. */
+  control(payloadBytes: number): void {
+    this.release(payloadBytes + WS_FRAME_HEADER_BYTES_MAX);
+  }
+
+  /** The socket closed: everything still counted goes back. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.stallTimer);
+    this.release(this.pending);
+  }
+
+  /** Gives back up to `bytes` of what is counted (a header's exact size is not known: at most). */
+  private release(bytes: number): void {
+    const n = Math.min(this.pending, bytes);
+    this.pending -= n;
+    if (n > 0) this.budget.give(n);
+  }
+
+  private unpause(): void {
+    clearTimeout(this.stallTimer);
+    this.paused = false;
+    if (!this.closed) this.socket.resume();
   }
 }
 

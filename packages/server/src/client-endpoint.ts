@@ -8,8 +8,9 @@
 //  - more than maxInflightPerConnection requests in flight: the extra ones get QKV_BUSY at once;
 //  - a client that answers no ping within pingIntervalMs is terminated;
 //  - a client that does not read its answers (bufferedAmount > maxBufferedBytes) is terminated;
-//  - a request's frame is charged to the node's request budget until it is answered; a frame
-//    that does not fit gets QKV_BUSY at once;
+//  - bytes are charged to the node's request budget as they arrive, and a request's frame stays
+//    charged until it is answered; past the budget the socket is paused (and closed with 1013 if
+//    it stays paused for STALLED_MS), and a frame completed over it gets QKV_BUSY;
 //  - a write that would create a client session past the per-connection or per-address session
 //    quota gets QKV_QUOTA_EXCEEDED before anything is proposed.
 // Nothing a client sends can throw out of this file.
@@ -18,7 +19,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { fitCloseReason } from '@quorumkv/transport';
-import type { ByteBudget, SessionQuota } from './admission.js';
+import { ArrivalMeter, type ByteBudget, type SessionQuota } from './admission.js';
 import {
   BusyError,
   CLIENT_PATH,
@@ -111,6 +112,10 @@ export interface ClientEndpoint {
 const RANGE_ITEM_OVERHEAD_BYTES = 64;
 /** `retryAfterMs` of a request refused because the node's request budget is full. */
 const REQUEST_BUDGET_RETRY_AFTER_MS = 50;
+/** A connection paused this long for lack of request budget is closed (1013): see ArrivalMeter. */
+const STALLED_MS = 1000;
+/** How long a stalled connection's close frame has to leave before the socket is cut. */
+const STALLED_CLOSE_GRACE_MS = 100;
 /** How long close() waits for clients to finish the close handshake before cutting them off. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -230,6 +235,8 @@ class Connection {
     readonly remote: string,
     /** The peer's IP address (what the per-address quotas count by). */
     private readonly remoteAddress: string | undefined,
+    /** Charges this connection's incoming bytes to the request budget (when there is one). */
+    private readonly meter: ArrivalMeter | undefined,
   ) {
     this.helloTimer = setTimeout(() => this.fail(1008, 'no hello in time'), s.helloTimeoutMs);
     this.helloTimer.unref();
@@ -240,35 +247,63 @@ class Connection {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     this.alive = true;
-    if (this.closing) return;
-    if (!isBinary) return this.fail(1003, 'text frames are not accepted; send msgpack binary frames');
-    let decoded;
     const bytes = rawToBytes(data);
+    const held = this.meter?.claim(bytes.length) ?? 0;
+    if (!this.onFrame(bytes, isBinary, held) && held > 0) this.s.requestBudget?.give(held);
+  }
+
+  /** Handles one frame; true when a request being served now holds the frame's `held` bytes. */
+  private onFrame(bytes: Uint8Array, isBinary: boolean, held: number): boolean {
+    if (this.closing) return false;
+    if (!isBinary) {
+      this.fail(1003, 'text frames are not accepted; send msgpack binary frames');
+      return false;
+    }
+    let decoded;
     try {
       decoded = decodeRequestFrame(bytes, this.s.limits);
     } catch (e) {
       const tooBig = e instanceof TooLargeError;
-      return this.fail(tooBig ? 1009 : 1002, e instanceof QuorumKvError ? e.message : 'undecodable frame');
+      this.fail(tooBig ? 1009 : 1002, e instanceof QuorumKvError ? e.message : 'undecodable frame');
+      return false;
     }
-    if (!decoded.ok) return this.answerError(decoded.id, decoded.error);
-    this.onRequest(decoded.request, bytes.length);
+    if (!decoded.ok) {
+      this.answerError(decoded.id, decoded.error);
+      return false;
+    }
+    return this.onRequest(decoded.request, held);
   }
 
-  private onRequest(req: ClientRequest, frameBytes: number): void {
-    if (req.op === 'hello') return this.onHello(req.id, req.version);
-    if (!this.helloDone) return this.fail(1002, 'the first request must be hello');
-    if (this.inflight.has(req.id)) return this.fail(1002, `request id ${req.id} is already in flight`);
+  /** Admits and serves one request; true when it is being served (and holds `held` bytes). */
+  private onRequest(req: ClientRequest, held: number): boolean {
+    if (req.op === 'hello') {
+      this.onHello(req.id, req.version);
+      return false;
+    }
+    if (!this.helloDone) {
+      this.fail(1002, 'the first request must be hello');
+      return false;
+    }
+    if (this.inflight.has(req.id)) {
+      this.fail(1002, `request id ${req.id} is already in flight`);
+      return false;
+    }
     if (this.inflight.size >= this.s.maxInflightPerConnection) {
-      return this.answerError(req.id, new BusyError(this.s.busyRetryAfterMs, 'too many requests in flight on this connection'));
+      this.answerError(req.id, new BusyError(this.s.busyRetryAfterMs, 'too many requests in flight on this connection'));
+      return false;
     }
     const refusal = this.admitSession(req);
-    if (refusal) return this.answerError(req.id, refusal);
-    const budget = this.s.requestBudget;
-    if (budget && !budget.tryTake(frameBytes)) {
-      const e = new BusyError(REQUEST_BUDGET_RETRY_AFTER_MS, `the node is buffering ${budget.usedBytes} bytes of requests (limit ${budget.maxBytes})`);
-      return this.answerError(req.id, e);
+    if (refusal) {
+      this.answerError(req.id, refusal);
+      return false;
     }
-    this.serve(req, budget ? frameBytes : 0);
+    const budget = this.s.requestBudget;
+    if (budget && budget.usedBytes > budget.maxBytes) {
+      this.answerError(req.id, new BusyError(REQUEST_BUDGET_RETRY_AFTER_MS, `the node is buffering ${budget.usedBytes} bytes of requests (limit ${budget.maxBytes})`));
+      return false;
+    }
+    this.serve(req, held);
+    return true;
   }
 
   /**
@@ -446,11 +481,19 @@ class Connection {
     this.ws.terminate();
   }
 
-  /** Liveness sweep: terminate if the last ping went unanswered, else ping again. */
+  /**
+   * Liveness sweep: terminate if the last ping went unanswered, else ping again. A connection
+   * whose partly received frame has not completed within the default request timeout is closed:
+   * its bytes hold the node's request budget.
+   */
   sweep(): void {
     if (!this.alive) {
       this.s.logger.info({ remote: this.remote }, 'client answered no ping; terminating');
       return this.terminate();
+    }
+    if ((this.meter?.waitingMs() ?? 0) > this.s.defaultTimeoutMs) {
+      this.fail(1008, 'a frame did not finish arriving in time');
+      return this.terminate(); // its close frame would queue behind the unfinished one
     }
     this.alive = false;
     if (this.ws.readyState === this.ws.OPEN) this.ws.ping();
@@ -506,9 +549,29 @@ export function attachClientEndpoint(options: ClientEndpointOptions): ClientEndp
   }, s.pingIntervalMs);
   pinger.unref();
 
+  /** Meters a connection's incoming bytes against the request budget; `stalled` closes it. */
+  const meterOf = (budget: ByteBudget, ws: WebSocket, socket: Duplex, stalled: () => void): ArrivalMeter => {
+    const meter = new ArrivalMeter(budget, socket, STALLED_MS, stalled);
+    // Before ws's own listener: bytes are counted before the parser can complete a frame with them.
+    socket.prependListener('data', (chunk: Buffer) => meter.arrived(chunk.length));
+    ws.on('ping', (d: Buffer) => meter.control(d.length));
+    ws.on('pong', (d: Buffer) => meter.control(d.length));
+    ws.once('close', () => meter.close());
+    return meter;
+  };
+
   const onConnection = (ws: WebSocket, req: IncomingMessage): void => {
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-    const conn = new Connection(ws, s, remote, req.socket.remoteAddress);
+    let conn: Connection | undefined;
+    const stalled = () => {
+      s.logger.warn({ remote }, 'client connection stalled on the request budget; closing it');
+      conn?.fail(1013, 'the node is out of request budget; try again later');
+      // The socket is paused mid-frame: the client's close frame would never be read. Cut it
+      // once the close frame (with the reason) had a moment to leave.
+      setTimeout(() => conn?.terminate(), STALLED_CLOSE_GRACE_MS).unref();
+    };
+    const meter = s.requestBudget ? meterOf(s.requestBudget, ws, req.socket, stalled) : undefined;
+    conn = new Connection(ws, s, remote, req.socket.remoteAddress, meter);
     connections.add(conn);
     s.logger.debug({ remote, connections: connections.size }, 'client connected');
     ws.on('close', (code, reason) => {

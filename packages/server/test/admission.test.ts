@@ -2,7 +2,7 @@
 // per node and per address, address keys, the per-address session quota's sliding window, and the
 // range budget as NodeKvService uses it.
 import { describe, expect, it } from 'vitest';
-import { BUDGET_WAITERS_MAX, ByteBudget, ConnectionLimiter, SessionQuota, addressKey } from '../src/admission.js';
+import { ArrivalMeter, BUDGET_WAITERS_MAX, ByteBudget, ConnectionLimiter, SessionQuota, WS_FRAME_HEADER_BYTES_MAX, addressKey } from '../src/admission.js';
 import { NodeKvService, RANGE_BUSY_RETRY_AFTER_MS } from '../src/kv-service.js';
 
 describe('ByteBudget', () => {
@@ -54,6 +54,67 @@ describe('ByteBudget', () => {
     const small = b.take(30, 1000, 1).then(() => 'in');
     expect(await big).toBe('gave up');
     expect(await small).toBe('in');
+  });
+});
+
+describe('ArrivalMeter', () => {
+  /** A socket stand-in that records pause/resume. */
+  const socket = () => {
+    const calls: string[] = [];
+    return { calls, pause: () => calls.push('pause'), resume: () => calls.push('resume') };
+  };
+
+  it('counts bytes as they arrive; a complete message moves them to its request; the header and control frames go back', () => {
+    const budget = new ByteBudget('buffered request bytes', 1000);
+    const sock = socket();
+    const m = new ArrivalMeter(budget, sock, 1000, () => undefined);
+    m.arrived(300); // part of a frame: counted before it is whole
+    expect(budget.usedBytes).toBe(300);
+    m.arrived(106);
+    expect(m.claim(400)).toBe(400); // the request holds its payload; the header (6) goes back
+    expect(budget.usedBytes).toBe(400);
+    budget.give(400); // the request was answered
+    m.arrived(10);
+    m.control(4); // a pong with 4 bytes of payload
+    expect(budget.usedBytes).toBe(0);
+    m.arrived(50);
+    m.close();
+    expect(budget.usedBytes).toBe(0);
+    expect(sock.calls).toEqual([]);
+    expect(WS_FRAME_HEADER_BYTES_MAX).toBe(14);
+  });
+
+  it('past the budget it counts the bytes anyway, pauses the socket and resumes it when there is room', () => {
+    const budget = new ByteBudget('buffered request bytes', 1000);
+    budget.tryTake(900);
+    const sock = socket();
+    const m = new ArrivalMeter(budget, sock, 60_000, () => undefined);
+    m.arrived(300);
+    expect(budget.usedBytes).toBe(1200);
+    m.arrived(100); // already paused: counted, not paused twice
+    expect(sock.calls).toEqual(['pause']);
+    expect(budget.usedBytes).toBe(1300);
+    budget.give(400); // 900: below the limit again
+    expect(sock.calls).toEqual(['pause', 'resume']);
+    m.close();
+    expect(budget.usedBytes).toBe(500);
+  });
+
+  it('a socket paused for stallMs is reported stalled; one that resumed in time is not', async () => {
+    const budget = new ByteBudget('buffered request bytes', 100);
+    const stalled: string[] = [];
+    const a = new ArrivalMeter(budget, socket(), 30, () => stalled.push('a'));
+    const b = new ArrivalMeter(budget, socket(), 30, () => stalled.push('b'));
+    a.arrived(90);
+    b.arrived(60); // over the budget: b pauses, a half-frame holds the budget
+    a.arrived(20); // a pauses too: neither frame can finish
+    await new Promise((r) => setTimeout(r, 60));
+    expect(stalled.sort()).toEqual(['a', 'b']);
+    const c = new ArrivalMeter(new ByteBudget('other', 100), socket(), 30, () => stalled.push('c'));
+    c.arrived(150);
+    c.close();
+    await new Promise((r) => setTimeout(r, 60));
+    expect(stalled).not.toContain('c');
   });
 });
 
