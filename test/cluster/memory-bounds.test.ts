@@ -279,6 +279,9 @@ describe('per-client limits on a live node', () => {
       }
       await sleep(100);
       expect((await httpRequest(port, 'GET', '/health', { agent: new http.Agent() })).status).toBe(200);
+      const metrics = (await httpRequest(port, 'GET', '/metrics', { agent: new http.Agent() })).body.toString();
+      expect(Number(/^qkv_busy_rejections_total\{kind="connections"\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(4);
+      expect(metrics).toMatch(/^qkv_connections \d+/m);
     })());
 
   it('a chunked body is counted as it arrives and cut off with 503 QKV_BUSY when the request budget is out', () =>

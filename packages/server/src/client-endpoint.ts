@@ -90,6 +90,8 @@ export interface ClientEndpointOptions {
    * `quota` limits how many new ones a connection and a remote address may create. Default: none.
    */
   sessions?: { known: (id: string) => boolean; quota: SessionQuota };
+  /** Called for each refusal by the admission limits (for metrics). Default: nothing. */
+  onRefused?: (kind: 'request-budget' | 'session-quota' | 'stalled') => void;
 }
 
 /** The endpoint, attached to a node's HTTP server by routing `/client` upgrades to it. */
@@ -134,6 +136,7 @@ interface Settings {
   logger: EndpointLogger;
   requestBudget: ByteBudget | undefined;
   sessions: { known: (id: string) => boolean; quota: SessionQuota } | undefined;
+  onRefused: (kind: 'request-budget' | 'session-quota' | 'stalled') => void;
 }
 
 function positiveInt(name: string, v: number): number {
@@ -160,6 +163,7 @@ function settingsOf(o: ClientEndpointOptions): Settings {
     logger: o.logger ?? noopLogger,
     requestBudget: o.requestBudget,
     sessions: o.sessions,
+    onRefused: o.onRefused ?? (() => undefined),
   };
 }
 
@@ -294,11 +298,13 @@ class Connection {
     }
     const refusal = this.admitSession(req);
     if (refusal) {
+      this.s.onRefused('session-quota');
       this.answerError(req.id, refusal);
       return false;
     }
     const budget = this.s.requestBudget;
     if (budget && budget.usedBytes > budget.maxBytes) {
+      this.s.onRefused('request-budget');
       this.answerError(req.id, new BusyError(REQUEST_BUDGET_RETRY_AFTER_MS, `the node is buffering ${budget.usedBytes} bytes of requests (limit ${budget.maxBytes})`));
       return false;
     }
@@ -565,6 +571,7 @@ export function attachClientEndpoint(options: ClientEndpointOptions): ClientEndp
     let conn: Connection | undefined;
     const stalled = () => {
       s.logger.warn({ remote }, 'client connection stalled on the request budget; closing it');
+      s.onRefused('stalled');
       conn?.fail(1013, 'the node is out of request budget; try again later');
       // The socket is paused mid-frame: the client's close frame would never be read. Cut it
       // once the close frame (with the reason) had a moment to leave.

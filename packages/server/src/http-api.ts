@@ -410,6 +410,7 @@ export class HttpApi {
     if (err instanceof TooLargeError && err.limitBytes !== undefined) body.limitBytes = err.limitBytes;
     // The body stays unread: the connection cannot carry another request.
     if (err instanceof BodyRefusedError || err instanceof BodyTimeoutError) headers['connection'] = 'close';
+    if (err instanceof BodyRefusedError) this.node.metrics.busyRejections.inc({ kind: 'request-budget' });
     this.count('any', code);
     this.sendJson(res, status, body, headers);
   }

@@ -135,7 +135,10 @@ export class NodeKvService implements KvService {
     const budget = this.rangeBudget;
     const allowance = 2 * (this.node.cfg.maxKeyBytes + this.node.cfg.maxValueBytes + RANGE_ROW_OVERHEAD_BYTES);
     const waitMs = Math.min(RANGE_BUDGET_WAIT_MS, ctx.deadlineMs - Date.now());
-    await budget.take(allowance, waitMs, RANGE_BUSY_RETRY_AFTER_MS);
+    await budget.take(allowance, waitMs, RANGE_BUSY_RETRY_AFTER_MS).catch((e: unknown) => {
+      this.node.metrics.busyRejections.inc({ kind: 'range-budget' });
+      throw e;
+    });
     let grown = 0;
     const admitBytes = (n: number) => budget.tryTakeMore(n) && ((grown += n), true);
     try {

@@ -73,6 +73,22 @@ export class NodeMetrics {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
+  /** Admission gauges (src/admission.ts), read when /metrics is scraped. */
+  registerAdmission(read: () => { rangeBytes: number; requestBytes: number; connections: number }): void {
+    const gauge = (name: string, help: string, pick: (v: ReturnType<typeof read>) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(pick(read()));
+        },
+      });
+    gauge('qkv_range_bytes_in_flight', 'Bytes of rows ranges hold (budget: --max-range-bytes-in-flight)', (v) => v.rangeBytes);
+    gauge('qkv_buffered_request_bytes', 'Bytes of request bodies and frames held (budget: --max-buffered-request-bytes)', (v) => v.requestBytes);
+    gauge('qkv_connections', 'Open connections on the node port (limit: --max-connections)', (v) => v.connections);
+  }
+
   /** Per-peer transport gauges, read from the transport when /metrics is scraped. */
   registerTransport(stats: () => TransportStats): void {
     const perPeer = (name: string, help: string, pick: (p: PeerStats) => number) =>

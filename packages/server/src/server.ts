@@ -59,13 +59,16 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
     maxFrameBytes: Math.max(2 * 1024 * 1024, cfg.maxValueBytes + cfg.maxKeyBytes + 64 * 1024),
     defaultTimeoutMs: cfg.requestTimeoutMs,
     logger: coreLogger(log.child({ component: 'client-endpoint' })),
+    onRefused: (kind) => metrics.busyRejections.inc({ kind }),
   });
   const refused = new WeakSet<Duplex>();
   const server = http.createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
     if (refused.has(req.socket)) req.socket.destroy(); // it was already answered 503
     else api.handle(req, res);
   });
-  limitConnections(server, new ConnectionLimiter(cfg), refused, log);
+  const connections = new ConnectionLimiter(cfg);
+  limitConnections(server, connections, refused, log, () => metrics.busyRejections.inc({ kind: 'connections' }));
+  metrics.registerAdmission(() => ({ rangeBytes: rangeBudget.usedBytes, requestBytes: requestBudget.usedBytes, connections: connections.open }));
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     if (refused.has(socket)) return socket.destroy();
     const path = (req.url ?? '').split('?')[0];
@@ -109,7 +112,7 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
  * before anything is read from it. A refused connection gets `503 QKV_BUSY` (JSON, with
  * Retry-After) and is closed; the count drops when an admitted connection closes.
  */
-function limitConnections(server: http.Server, limiter: ConnectionLimiter, refused: WeakSet<Duplex>, log: Logger): void {
+function limitConnections(server: http.Server, limiter: ConnectionLimiter, refused: WeakSet<Duplex>, log: Logger, onRefused: () => void): void {
   let refusedSinceLog = 0;
   let lastLogMs = 0;
   server.on('connection', (socket: Socket) => {
@@ -119,6 +122,7 @@ function limitConnections(server: http.Server, limiter: ConnectionLimiter, refus
       return;
     }
     refused.add(socket);
+    onRefused();
     refusedSinceLog++;
     if (Date.now() - lastLogMs >= CONNECTION_REFUSAL_LOG_INTERVAL_MS) {
       // At most one line per interval: a flood of connections must not become a flood of logs.

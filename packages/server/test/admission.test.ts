@@ -175,6 +175,7 @@ describe('NodeKvService.range and the range budget', () => {
   function fakeNode(rows = 10, gate?: Promise<void>) {
     return {
       cfg: { maxKeyBytes: 10, maxValueBytes: 100 },
+      metrics: { busyRejections: { inc: () => undefined } },
       linearizableBarrier: async () => undefined,
       rangePage: async (_req: unknown, o: { limit: number; maxBytes: number; admitBytes?: (n: number) => boolean }) => {
         await gate;
