@@ -303,6 +303,10 @@ describe('per-client limits on a live node', () => {
       expect(Date.now() - t0).toBeLessThan(3000);
       // Its bytes went back: a body of the same size is admitted now.
       expect((await httpRequest(port, 'PUT', '/v1/kv/after-slow', { body: Buffer.alloc(MIB, 4) })).status).toBe(200);
+      // Bodies on a kept-alive connection give their bytes back too: nothing stays charged.
+      for (let i = 0; i < 3; i++) expect((await httpRequest(port, 'PUT', `/v1/kv/after-slow-${i}`, { body: Buffer.alloc(MIB, 5) })).status).toBe(200);
+      const metrics = (await httpRequest(port, 'GET', '/metrics')).body.toString();
+      expect(metrics).toMatch(/^qkv_buffered_request_bytes 0$/m);
     })());
 
   it('a write that would create a session past the per-connection or per-address quota gets QKV_QUOTA_EXCEEDED; existing sessions keep working', () =>
