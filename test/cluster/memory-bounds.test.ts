@@ -7,7 +7,8 @@ import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { PROTOCOL_VERSION, decodeResponseFrame, encodeFrame, type ClientRequest, type ClientResponse } from '@quorumkv/protocol';
+import { connect } from '@quorumkv/client';
+import { PROTOCOL_VERSION, decodeResponseFrame, encodeFrame, writeOutcomeOf, type ClientRequest, type ClientResponse } from '@quorumkv/protocol';
 import { ProcessCluster, httpRequest, jsonOf, sleep } from '../harness/cluster.js';
 
 const MIB = 1024 * 1024;
@@ -331,6 +332,17 @@ describe('per-client limits on a live node', () => {
         // Nothing was proposed for the refused sessions.
         expect((await httpRequest(port, 'GET', '/v1/kv/k%2Fs3')).status).toBe(404);
         expect((await httpRequest(port, 'GET', '/v1/kv/k%2Fs5')).status).toBe(404);
+        // The client library reports the refusal at once, as not applied, and does not retry it.
+        const kv = await connect({ endpoints: [`127.0.0.1:${port}`], timeoutMs: 5000 });
+        try {
+          const t0 = Date.now();
+          const e: unknown = await kv.put('k/library', 'v').catch((x: unknown) => x);
+          expect(e).toMatchObject({ code: 'QKV_QUOTA_EXCEEDED' });
+          expect(writeOutcomeOf(e)).toBe('not-applied');
+          expect(Date.now() - t0).toBeLessThan(2000);
+        } finally {
+          await kv.close();
+        }
       } finally {
         first.close();
         second.close();
