@@ -52,7 +52,9 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
   const endpoint: ClientEndpoint = attachClientEndpoint({
     service,
     requestBudget,
-    sessions: { known: (id) => node.store.kv.hasSession(id), quota: sessionQuota },
+    // Only the leader proposes, so only there can a write create a session: a follower answers
+    // QKV_NOT_LEADER, and counting that against the client's quota would waste it.
+    sessions: { known: (id) => !node.isLeader() || node.store.kv.hasSession(id), quota: sessionQuota },
     maxConnections: cfg.maxConnections,
     maxKeyBytes: cfg.maxKeyBytes,
     maxValueBytes: cfg.maxValueBytes,
