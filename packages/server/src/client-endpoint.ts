@@ -86,8 +86,9 @@ export interface ClientEndpointOptions {
    */
   requestBudget?: ByteBudget;
   /**
-   * Session quotas: `known(id)` tells whether the node's session table holds a session, and
-   * `quota` limits how many new ones a connection and a remote address may create. Default: none.
+   * Session quotas: `known(id)` is true when a write in session `id` cannot create a session here
+   * (the node's session table holds it, or the node is not the one that proposes), and `quota`
+   * limits how many new ones a connection and a remote address may create. Default: none.
    */
   sessions?: { known: (id: string) => boolean; quota: SessionQuota };
   /** Called for each refusal by the admission limits (for metrics). Default: nothing. */
