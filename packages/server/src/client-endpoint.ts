@@ -81,8 +81,9 @@ export interface ClientEndpointOptions {
   /** Where to log; default: nowhere. */
   logger?: EndpointLogger;
   /**
-   * The node's budget of buffered request bytes (shared with the HTTP API): each request's frame
-   * is charged to it until the request is answered. Default: none (no node-wide limit).
+   * The node's budget of buffered request bytes (shared with the HTTP API): incoming bytes are
+   * charged to it as they arrive and a request's frame until the request is answered (see
+   * ArrivalMeter). Default: none (no node-wide limit).
    */
   requestBudget?: ByteBudget;
   /**
