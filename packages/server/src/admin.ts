@@ -84,6 +84,9 @@ export class AdminApi implements AdminRoutes {
     if (lag === undefined || lag > CAUGHT_UP_MAX_LAG) {
       throw new AdminError('QKV_NOT_CAUGHT_UP', `${id} is ${lag ?? 'an unknown number of'} entries behind; promote it once caught up`);
     }
+    if (this.node.recordedIncarnation(id) === undefined) {
+      throw new AdminError('QKV_NOT_CAUGHT_UP', `${id}'s incarnation is not recorded yet (it has not connected to the leader); promote it once it has`);
+    }
     await this.node.changeMembership({ type: ConfChangeType.AddNode, nodeId: id }, this.deadline());
     return json(res, 200, { id, promoted: true });
   }
@@ -135,8 +138,9 @@ export class AdminApi implements AdminRoutes {
   private async waitCaughtUp(id: string, timeoutMs: number): Promise<void> {
     const until = Date.now() + timeoutMs;
     while (Date.now() < until) {
+      // Caught up, and its incarnation recorded: only a known incarnation becomes a voter.
       const lag = this.lag(id);
-      if (lag !== undefined && lag <= CAUGHT_UP_MAX_LAG) return;
+      if (lag !== undefined && lag <= CAUGHT_UP_MAX_LAG && this.node.recordedIncarnation(id) !== undefined) return;
       if (!this.node.isLeader()) throw this.node.notLeader();
       await new Promise((r) => setTimeout(r, 100));
     }

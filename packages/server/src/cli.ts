@@ -5,6 +5,11 @@ import { ConfigError, SERVE_USAGE, parseServeConfig } from './config.js';
 import { DEV_USAGE, runDev } from './dev.js';
 import { startServer } from './server.js';
 import { runAdminCommand, ADMIN_USAGE } from './admin-cli.js';
+import { FoundingRefusedError } from './founding.js';
+import { IdentityFileError } from './identity.js';
+
+/** Exit code of a node that refuses to start for who it is (founding refused, damaged identity file). */
+const EXIT_IDENTITY = 3;
 
 const USAGE = `usage: quorumkv <command> [options]
 
@@ -62,6 +67,9 @@ main(process.argv.slice(2)).then(
     if (e instanceof ConfigError) {
       console.error(`quorumkv: ${e.message}`);
       process.exitCode = 2;
+    } else if (e instanceof FoundingRefusedError || e instanceof IdentityFileError) {
+      console.error(`quorumkv: ${e.message}`);
+      process.exit(EXIT_IDENTITY); // the node's sockets are closed, but do not wait for stray timers
     } else {
       console.error(`quorumkv: ${(e as Error)?.stack ?? String(e)}`);
       process.exitCode = 1;

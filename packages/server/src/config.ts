@@ -2,7 +2,6 @@
 // config file, merged in that order of precedence (flag > env > file > default) and validated
 // once with errors that name the setting.
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 
 export class ConfigError extends Error {
@@ -25,14 +24,22 @@ export interface ServeConfig {
   listen: string;
   host: string;
   port: number;
-  /** The initial voters (including this node). Ignored once membership is stored on disk. */
+  /**
+   * With `initialClusterState: 'new'`: the founding voters (including this node). Otherwise the
+   * current members, whose connections an empty node accepts until it learns the membership.
+   * Ignored once membership is stored on disk.
+   */
   peers: PeerSpec[];
-  /** Join an existing cluster as a new node: start with no membership and wait to be added. */
-  join: boolean;
+  /**
+   * etcd's flag. `new`: an empty data directory founds the cluster with `peers` — after the
+   * founding handshake (founding.ts). `existing` (the default; `--join` is an alias): an empty
+   * data directory starts empty and waits to be added. A data directory with state ignores it.
+   */
+  initialClusterState: 'new' | 'existing';
   dataDir: string;
   zone: string | undefined;
-  clusterSecret: string | null;
-  insecure: boolean;
+  /** The shared secret peers prove in every hello. Always required; never from argv. */
+  clusterSecret: string;
   logLevel: string;
   /** Milliseconds per Raft tick. */
   tickMs: number;
@@ -121,11 +128,11 @@ const SERVE_FLAGS = {
   id: { type: 'string' },
   listen: { type: 'string' },
   peers: { type: 'string' },
+  'initial-cluster-state': { type: 'string' },
   join: { type: 'boolean' },
   data: { type: 'string' },
   zone: { type: 'string' },
-  'cluster-secret': { type: 'string' },
-  insecure: { type: 'boolean' },
+  'cluster-secret-file': { type: 'string' },
   config: { type: 'string' },
   'log-level': { type: 'string' },
   'tick-ms': { type: 'string' },
@@ -157,17 +164,23 @@ const SERVE_FLAGS = {
   'snapshot-keep-bytes': { type: 'string' },
 } as const;
 
-export const SERVE_USAGE = `usage: quorumkv serve --id ID --listen HOST:PORT --peers ID=HOST:PORT,... --data DIR [options]
+export const SERVE_USAGE = `usage: QKV_CLUSTER_SECRET=… quorumkv serve --id ID --listen HOST:PORT --peers ID=HOST:PORT,... --data DIR [options]
 
   --id ID                    this node's id (letters, digits, - and _)
   --listen HOST:PORT         address to listen on (peers, clients and HTTP share it)
-  --peers LIST               initial voters, e.g. n1=127.0.0.1:7001,n2=127.0.0.1:7002 (must include --id)
-  --join                     start empty and wait to be added with 'quorumkv member add';
-                             give --peers the current members so their connections are accepted
+  --peers LIST               e.g. n1=127.0.0.1:7001,n2=127.0.0.1:7002: the founding voters with
+                             --initial-cluster-state new (must include --id), else the current members
+  --initial-cluster-state new|existing
+                             new: an EMPTY data directory founds the cluster, once a majority of
+                             --peers answers that it is not founded yet (harmless on a data directory
+                             with state: it resumes). existing (default): an empty data directory
+                             starts empty and waits for 'quorumkv member add'
+  --join                     same as --initial-cluster-state existing
   --data DIR                 data directory (created if missing; reused on restart)
   --zone NAME                failure-domain label (status warns when one zone holds a quorum)
-  --cluster-secret SECRET    shared secret peers authenticate with (env QKV_CLUSTER_SECRET)
-  --insecure                 allow a non-loopback listen address without a secret
+  --cluster-secret-file PATH file holding the shared secret peers authenticate with; or set the
+                             environment variable QKV_CLUSTER_SECRET. Required. Never on the
+                             command line (argv is visible to every local user in ps)
   --config FILE              JSON file with any of these settings (camelCase keys)
   --log-level LEVEL          trace|debug|info|warn|error (default info)
   --tick-ms N                milliseconds per Raft tick (default ${DEFAULTS.tickMs})
@@ -203,12 +216,19 @@ export const SERVE_USAGE = `usage: quorumkv serve --id ID --listen HOST:PORT --p
   --snapshot-keep-bytes N    at most this many bytes of log entries kept behind a snapshot, in
                              memory and on disk (default ${DEFAULTS.snapshotKeepBytes})
 
-Every flag can also be given as an environment variable: --cluster-secret = QKV_CLUSTER_SECRET.
+Every flag can also be given as an environment variable: --cluster-secret-file = QKV_CLUSTER_SECRET_FILE.
 Test-only fault injection (for jepsen-lite and tests; never in production):
   --fault-fsync-delay-ms N, --fault-snapshot-corrupt-every N, --fault-snapshot-cut-after-chunks N,
   --enable-fault-injection (serves PUT /v1/admin/faults {"fsyncDelayMs": N})`;
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/** Shortest cluster secret accepted (the transport's minimum). */
+export const MIN_CLUSTER_SECRET_LENGTH = 16;
+/** deploy/cluster.env.example's placeholder: a secret everyone can read in the repository. */
+export const PLACEHOLDER_CLUSTER_SECRET = 'change-me-to-a-long-random-string';
+/** Where the secret may come from, for error messages. */
+const SECRET_SOURCES = 'set the environment variable QKV_CLUSTER_SECRET or pass --cluster-secret-file PATH (or "clusterSecretFile" in --config)';
 
 /** Parses "host:port" (IPv6 as [::1]:7001); throws ConfigError naming `what`. */
 export function parseHostPort(v: string, what: string): { host: string; port: number } {
@@ -243,13 +263,6 @@ function intSetting(name: string, raw: unknown, min: number, max = Number.MAX_SA
   return n;
 }
 
-export function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  if (isIP(host) === 6) return host === '::1';
-  return false;
-}
-
 const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 const envName = (flag: string) => `QKV_${flag.replace(/-/g, '_').toUpperCase()}`;
 
@@ -268,12 +281,14 @@ function readConfigFile(path: string): Record<string, unknown> {
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`--config: ${path} must hold a JSON object`);
   const known = new Set(Object.keys(SERVE_FLAGS).map(camel));
+  if ('clusterSecret' in v) throw new ConfigError(`"clusterSecret" in ${path} is not read: ${SECRET_SOURCES}`);
   for (const k of Object.keys(v)) if (!known.has(k)) throw new ConfigError(`--config: unknown setting "${k}" in ${path}`);
   return v as Record<string, unknown>;
 }
 
 /** Parses `quorumkv serve` arguments + environment into a validated ServeConfig. */
 export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeConfig {
+  refuseRemovedFlags(argv);
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({ args: argv, options: SERVE_FLAGS, strict: true, allowPositionals: false }));
@@ -307,19 +322,14 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   const { host, port } = parseHostPort(listen, '--listen');
   const dataDir = str('data');
   if (!dataDir) throw new ConfigError('--data is required (or QKV_DATA)');
-  const join = get('join') === true;
+  const initialClusterState = parseInitialClusterState(str('initial-cluster-state'), get('join') === true);
   const peersRaw = str('peers');
   const peers = peersRaw ? parsePeers(peersRaw) : [];
-  if (!join && peers.length === 0) throw new ConfigError('--peers is required unless --join is given');
-  if (!join && !peers.some((p) => p.id === id)) throw new ConfigError(`--peers must include this node (${id})`);
-  const secret = str('cluster-secret') ?? null;
-  const insecure = get('insecure') === true;
-  if (secret !== null && secret.length < 16) throw new ConfigError('--cluster-secret must be at least 16 characters');
-  if (secret === null && !insecure && !isLoopback(host)) {
-    throw new ConfigError(
-      `refusing to listen on non-loopback ${host} without --cluster-secret (peers could not be authenticated); pass --insecure to override`,
-    );
+  if (initialClusterState === 'new') {
+    if (peers.length === 0) throw new ConfigError('--initial-cluster-state new needs --peers (the founding voters)');
+    if (!peers.some((p) => p.id === id)) throw new ConfigError(`--peers must include this node (${id}) when founding`);
   }
+  const secret = clusterSecret(env, str('cluster-secret-file'));
   const electionTicks = num('election-ticks', DEFAULTS.electionTicks, 2, 10_000);
   const heartbeatTicks = num('heartbeat-ticks', DEFAULTS.heartbeatTicks, 1, 10_000);
   if (heartbeatTicks >= electionTicks) {
@@ -337,11 +347,10 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     host,
     port,
     peers,
-    join,
+    initialClusterState,
     dataDir,
     zone: str('zone'),
     clusterSecret: secret,
-    insecure,
     logLevel,
     tickMs: num('tick-ms', DEFAULTS.tickMs, 1, 60_000),
     electionTicks,
@@ -390,4 +399,50 @@ function admissionLimits(num: NumSetting) {
     maxSessionsPerAddress: num('max-sessions-per-address', DEFAULTS.maxSessionsPerAddress, 1),
     snapshotKeepBytes: num('snapshot-keep-bytes', DEFAULTS.snapshotKeepBytes, 0),
   };
+}
+
+/**
+ * Flags that no longer exist get an error that says what to do instead, before the generic
+ * "unknown option". `--cluster-secret` is refused because argv is visible to every local user.
+ */
+function refuseRemovedFlags(argv: string[]): void {
+  for (const a of argv) {
+    if (a === '--cluster-secret' || a.startsWith('--cluster-secret=')) {
+      throw new ConfigError(`--cluster-secret is not accepted: a secret on the command line is visible to every local user (ps). Instead ${SECRET_SOURCES}`);
+    }
+    if (a === '--insecure') {
+      throw new ConfigError(`--insecure no longer exists: the peer endpoint always requires the cluster secret; ${SECRET_SOURCES}`);
+    }
+  }
+}
+
+function parseInitialClusterState(raw: string | undefined, join: boolean): 'new' | 'existing' {
+  if (raw !== undefined && raw !== 'new' && raw !== 'existing') {
+    throw new ConfigError(`--initial-cluster-state must be "new" or "existing", got "${raw}"`);
+  }
+  if (raw === 'new' && join) throw new ConfigError('--join means --initial-cluster-state existing; it cannot be combined with "new"');
+  return raw ?? 'existing';
+}
+
+/** The cluster secret from QKV_CLUSTER_SECRET or a file; validated (length, placeholder). */
+function clusterSecret(env: NodeJS.ProcessEnv, file: string | undefined): string {
+  const fromEnv = env.QKV_CLUSTER_SECRET;
+  if (fromEnv !== undefined && fromEnv !== '' && file !== undefined) {
+    throw new ConfigError('both QKV_CLUSTER_SECRET and --cluster-secret-file are set: give the cluster secret one way');
+  }
+  let secret: string;
+  if (file !== undefined) {
+    try {
+      secret = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (e) {
+      throw new ConfigError(`--cluster-secret-file: cannot read ${file}: ${(e as Error).message}`);
+    }
+  } else if (fromEnv !== undefined && fromEnv !== '') secret = fromEnv;
+  else throw new ConfigError(`no cluster secret: the peer endpoint always requires one; ${SECRET_SOURCES}`);
+  const where = file !== undefined ? `the secret in ${file}` : 'QKV_CLUSTER_SECRET';
+  if (secret === PLACEHOLDER_CLUSTER_SECRET || /^change-?me/i.test(secret)) {
+    throw new ConfigError(`${where} is the placeholder from deploy/cluster.env.example; generate one, e.g. \`openssl rand -hex 24\``);
+  }
+  if (secret.length < MIN_CLUSTER_SECRET_LENGTH) throw new ConfigError(`${where} must be at least ${MIN_CLUSTER_SECRET_LENGTH} characters`);
+  return secret;
 }

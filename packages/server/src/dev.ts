@@ -1,23 +1,43 @@
 // `quorumkv dev`: a local cluster of real `quorumkv serve` processes on 127.0.0.1, for trying
 // quorumkv out. Logs go to <data>/<id>.log; Ctrl-C stops every node.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ConfigError } from './config.js';
+import { ConfigError, MIN_CLUSTER_SECRET_LENGTH } from './config.js';
+import { writeDurably } from './identity.js';
 
-export const DEV_USAGE = `usage: quorumkv dev [--nodes 3] [--base-port 7001] [--data ./data] [--cluster-secret S]
+export const DEV_USAGE = `usage: quorumkv dev [--nodes 3] [--base-port 7001] [--data ./data]
 
 Starts a local cluster of N nodes (n1..nN) on 127.0.0.1:BASE..BASE+N-1 as child processes,
-with data in DIR/nX and logs in DIR/nX.log. Ctrl-C stops them all. Restarting resumes the data.`;
+with data in DIR/nX and logs in DIR/nX.log. Ctrl-C stops them all. Restarting resumes the data.
+The first start founds the cluster and makes a random cluster secret, kept in DIR/cluster-secret
+(mode 0600) and handed to the nodes in their environment.`;
+
+/** The file in the dev data directory that holds the generated cluster secret. */
+const DEV_SECRET_FILE = 'cluster-secret';
+
+/** The dev cluster's secret: made once (random, 24 bytes as hex), then read back. */
+function devClusterSecret(dataDir: string): string {
+  const f = join(dataDir, DEV_SECRET_FILE);
+  if (existsSync(f)) {
+    const secret = readFileSync(f, 'utf8').trim();
+    if (secret.length < MIN_CLUSTER_SECRET_LENGTH) throw new ConfigError(`${f} holds no usable secret; delete it (and the data) to start over`);
+    return secret;
+  }
+  const secret = randomBytes(24).toString('hex');
+  writeDurably(dataDir, DEV_SECRET_FILE, `${secret}\n`, 0o600);
+  return secret;
+}
 
 export async function runDev(argv: string[]): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { nodes: { type: 'string' }, 'base-port': { type: 'string' }, data: { type: 'string' }, 'cluster-secret': { type: 'string' } },
+      options: { nodes: { type: 'string' }, 'base-port': { type: 'string' }, data: { type: 'string' } },
       strict: true,
     }));
   } catch (e) {
@@ -29,6 +49,7 @@ export async function runDev(argv: string[]): Promise<number> {
   if (!Number.isInteger(basePort) || basePort < 1024 || basePort + n > 65535) throw new ConfigError('--base-port must be 1024..65535');
   const dataDir = resolve(String(values.data ?? './data'));
   mkdirSync(dataDir, { recursive: true });
+  const secret = devClusterSecret(dataDir);
   const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
   const peers = ids.map((id, i) => `${id}=127.0.0.1:${basePort + i}`).join(',');
   const cli = fileURLToPath(new URL('./cli.js', import.meta.url));
@@ -36,9 +57,9 @@ export async function runDev(argv: string[]): Promise<number> {
   let stopping = false;
   for (const [i, id] of ids.entries()) {
     const log = createWriteStream(join(dataDir, `${id}.log`), { flags: 'a' });
-    const args = [cli, 'serve', '--id', id, '--listen', `127.0.0.1:${basePort + i}`, '--peers', peers, '--data', join(dataDir, id)];
-    if (typeof values['cluster-secret'] === 'string') args.push('--cluster-secret', values['cluster-secret']);
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The founding flag founds on the first start and is ignored once the data directory has state.
+    const args = [cli, 'serve', '--id', id, '--listen', `127.0.0.1:${basePort + i}`, '--peers', peers, '--data', join(dataDir, id), '--initial-cluster-state', 'new'];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, QKV_CLUSTER_SECRET: secret, QKV_CLUSTER_SECRET_FILE: '' } });
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
     child.on('exit', (code, signal) => {

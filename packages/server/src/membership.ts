@@ -3,17 +3,21 @@
 // applied membership.
 import type { Member, Membership } from '@quorumkv/storage';
 import type { PeerSpec } from './config.js';
+import { isIncarnation } from './identity.js';
 
 export function membershipFromPeers(peers: PeerSpec[]): Membership {
   return { voters: peers.map((p) => ({ id: p.id, address: p.address })), learners: [] };
 }
 
-/** The context string of a conf change that adds `address` (and `zone`). */
-export function memberContext(address: string, zone?: string): string {
-  return JSON.stringify(zone ? { address, zone } : { address });
+/**
+ * The context string of a conf change that adds `address` (and `zone`), or records the member's
+ * `incarnation` (a conf change of the member's current kind, which changes nothing else).
+ */
+export function memberContext(address: string, zone?: string, incarnation?: string): string {
+  return JSON.stringify({ address, ...(zone ? { zone } : {}), ...(incarnation ? { incarnation } : {}) });
 }
 
-export function parseMemberContext(ctx: string): { address?: string; zone?: string } | undefined {
+export function parseMemberContext(ctx: string): { address?: string; zone?: string; incarnation?: string } | undefined {
   try {
     const v = JSON.parse(ctx) as unknown;
     if (typeof v !== 'object' || v === null) return undefined;
@@ -21,6 +25,7 @@ export function parseMemberContext(ctx: string): { address?: string; zone?: stri
     return {
       ...(typeof o.address === 'string' ? { address: o.address } : {}),
       ...(typeof o.zone === 'string' ? { zone: o.zone } : {}),
+      ...(isIncarnation(o.incarnation) ? { incarnation: o.incarnation } : {}),
     };
   } catch {
     return undefined;

@@ -14,10 +14,9 @@
 //
 // Everything that can pile up has a named maximum (config.ts); past it, writes are refused at
 // once with QKV_BUSY rather than queued.
-import { createHash, randomInt } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { randomInt } from 'node:crypto';
 import {
+  ConfChangeType,
   EntryType,
   MessageType,
   MemoryStorage,
@@ -64,11 +63,15 @@ import type { ServeConfig } from './config.js';
 import { coreLogger, type Logger } from './logger.js';
 import type { NodeMetrics } from './metrics.js';
 import { memberContext, parseMemberContext } from './membership.js';
+import { PeerPins, clusterIdOf, openIncarnation, readClusterId, shortIncarnation, writeClusterId } from './identity.js';
+import { decideFounding, replaceProcedure, type FoundingAnswer } from './founding.js';
 
 /** Apply batches queued behind the log write before the loop waits for them. */
 const MAX_APPLY_BATCHES_IN_FLIGHT = 4;
 /** How long a `busy` client is told to wait before retrying. */
 const BUSY_RETRY_AFTER_MS = 50;
+/** How often a leader retries recording members' incarnations in the membership, ms. */
+const RECORD_INCARNATION_EVERY_MS = 500;
 /** A node is "ready" (GET /ready) when applied is within this many entries of commit. */
 export const READY_MAX_APPLY_LAG = 1000;
 
@@ -151,7 +154,22 @@ export class QuorumKvNode {
   private readonly lastContactMs = new Map<string, number>();
 
   /** Derived from the founding membership; peers founded differently are refused. Null while joining. */
-  readonly clusterId: string | null;
+  clusterId: string | null;
+  /** This data directory's incarnation id (identity.ts). */
+  readonly incarnation: string;
+  /** The incarnations this node pinned for its peers. */
+  private readonly pins: PeerPins;
+  /** Set by open(): an empty data directory with the founding flag; found() decides before start(). */
+  foundingPending = false;
+  /** start() ran: peer messages reach the core only from then on. */
+  private started = false;
+  /**
+   * This node has a membership (founded, restored, or replicated to). Until then it is an empty
+   * node waiting to be added and drops vote requests: an empty node's vote could elect a leader
+   * that lacks writes it acknowledged before losing its disk (docs/server.md, "Who a node is").
+   */
+  private hasMembership: boolean;
+  private lastRecordAttemptMs = 0;
 
   /** Test-only slow disk (jepsen-lite): added to every synced write. Changed at run time by the harness. */
   faultFsyncDelayMs = 0;
@@ -197,6 +215,8 @@ export class QuorumKvNode {
     members: Membership;
     persisted: HardState;
     clusterId: string | null;
+    incarnation: string;
+    pins: PeerPins;
   }) {
     this.id = args.cfg.id;
     this.cfg = args.cfg;
@@ -208,6 +228,10 @@ export class QuorumKvNode {
     this.members = args.members;
     this.persisted = args.persisted;
     this.clusterId = args.clusterId;
+    this.incarnation = args.incarnation;
+    this.pins = args.pins;
+    const cs = args.raw.status().confState;
+    this.hasMembership = cs.voters.length + cs.learners.length > 0;
     this.faultFsyncDelayMs = args.cfg.faultFsyncDelayMs;
     this.transport = new PeerTransport({
       id: this.id,
@@ -215,6 +239,9 @@ export class QuorumKvNode {
       peers: this.peerAddresses(),
       logger: coreLogger(this.log.child({ component: 'transport' })),
       clusterId: () => this.clusterId,
+      incarnation: this.incarnation,
+      checkIncarnation: (peer, inc) => this.checkIncarnation(peer, inc),
+      onProbe: (peer) => this.foundingAnswer(peer),
       onMessage: (m) => this.onPeerMessage(m),
       onSnapshotConnection: (peer, ws) => {
         if (this.snapshotAcceptor) this.snapshotAcceptor(peer, ws);
@@ -261,26 +288,22 @@ export class QuorumKvNode {
       });
       // A high-water mark above 0 means this store held entries once: LevelDB lost them, it is not new.
       const fresh = mem.lastIndex() === 0 && loaded.hardState.term === 0 && applied === 0 && store.log.highWaterMark().index === 0;
-      let clusterId = readClusterId(cfg.dataDir);
-      if (fresh && !cfg.join) {
-        // A founding member writes the initial membership into its log (entries 1..N).
-        // The entries must be byte-identical on every founding member: only shared facts go in.
-        // The cluster id is a hash of exactly those facts, so members started with different
-        // --peers refuse each other instead of silently writing different logs.
-        const voters = cfg.peers.map((p) => ({ id: p.id, context: memberContext(p.address) }));
-        clusterId = clusterIdOf(voters);
-        writeClusterId(cfg.dataDir, clusterId);
-        raw.bootstrap(voters);
-        log.info({ voters: cfg.peers.map((p) => p.id) }, 'bootstrapped a new cluster member');
-      } else {
-        if (fresh) log.info({}, 'starting empty; waiting to be added to a cluster (member add)');
-        if (!fresh && cfg.peers.length > 0) log.debug({}, '--peers ignored: membership is stored in the data directory');
+      const { incarnation, created } = openIncarnation(cfg.dataDir);
+      if (created) log.info({ incarnation }, 'new data directory: made its incarnation id');
+      const pins = PeerPins.open(cfg.dataDir);
+      const clusterId = readClusterId(cfg.dataDir);
+      const foundingPending = fresh && cfg.initialClusterState === 'new';
+      if (fresh && !foundingPending) log.info({ incarnation }, 'starting empty; waiting to be added to a cluster (member add); never founding without --initial-cluster-state new');
+      if (!fresh) {
+        if (cfg.initialClusterState === 'new') log.info({}, '--initial-cluster-state new ignored: the data directory has state; resuming');
+        if (cfg.peers.length > 0) log.debug({}, '--peers ignored: membership is stored in the data directory');
         log.info(
-          { applied, firstIndex: mem.firstIndex(), lastIndex: mem.lastIndex(), term: loaded.hardState.term, voters: confState.voters },
+          { applied, firstIndex: mem.firstIndex(), lastIndex: mem.lastIndex(), term: loaded.hardState.term, voters: confState.voters, incarnation },
           'node restored from disk',
         );
       }
-      const node = new QuorumKvNode({ cfg, log, metrics, store, mem, raw, members, persisted: hardState, clusterId });
+      const node = new QuorumKvNode({ cfg, log, metrics, store, mem, raw, members, persisted: hardState, clusterId, incarnation, pins });
+      node.foundingPending = foundingPending;
       node.checkShortfall();
       return node;
     } catch (e) {
@@ -289,7 +312,40 @@ export class QuorumKvNode {
     }
   }
 
+  /**
+   * The founding handshake of an empty data directory started with the founding flag (call once
+   * the node listens, so founding peers can probe each other): founds the cluster — writes the
+   * founding entries — or starts empty to be replicated to. Throws FoundingRefusedError when a
+   * founded peer knows this member under another incarnation (or not at all).
+   */
+  async found(): Promise<void> {
+    if (!this.foundingPending) return;
+    const self = this.cfg.peers.find((p) => p.id === this.id)!;
+    const decision = await decideFounding({
+      self,
+      incarnation: this.incarnation,
+      peers: this.cfg.peers,
+      probe: (peer) => this.transport.probe(peer),
+      log: this.log,
+      isStopped: () => this.stopped,
+    });
+    this.foundingPending = false;
+    if (decision === 'join') return;
+    // A founding member writes the initial membership into its log (entries 1..N).
+    // The entries must be byte-identical on every founding member: only shared facts go in.
+    // The cluster id is a hash of exactly those facts, so members started with different
+    // --peers refuse each other instead of silently writing different logs.
+    const voters = this.cfg.peers.map((p) => ({ id: p.id, context: memberContext(p.address) }));
+    this.clusterId = clusterIdOf(voters);
+    writeClusterId(this.cfg.dataDir, this.clusterId);
+    this.raw.bootstrap(voters);
+    this.hasMembership = true;
+    this.log.info({ voters: this.cfg.peers.map((p) => p.id), incarnation: this.incarnation }, 'founded a new cluster (bootstrapped the founding membership)');
+  }
+
   start(): void {
+    if (this.foundingPending) throw new Error('start() before found(): the founding handshake has not run');
+    this.started = true;
     this.ticker = setInterval(() => this.onTick(), this.cfg.tickMs);
     this.schedule();
   }
@@ -300,6 +356,7 @@ export class QuorumKvNode {
   private onTick(): void {
     if (this.stopped) return;
     this.raw.tick();
+    this.recordIncarnations(Date.now());
     this.expireWaiters(Date.now());
     this.refreshGauges();
     this.schedule();
@@ -322,7 +379,11 @@ export class QuorumKvNode {
   }
 
   private onPeerMessage(m: Message): void {
-    if (this.stopped) return;
+    if (this.stopped || !this.started) return;
+    if (!this.hasMembership && (m.type === MessageType.Vote || m.type === MessageType.PreVote)) {
+      this.log.debug({ from: m.from, type: m.type }, 'vote request dropped: this node has no membership yet (waiting to be added)');
+      return;
+    }
     this.lastContactMs.set(m.from, Date.now());
     this.raw.step(m);
     this.schedule();
@@ -453,6 +514,8 @@ export class QuorumKvNode {
     const covered = rd.snapshot!.metadata.index;
     this.failWritesIndeterminate(new IndeterminateError(`a snapshot up to index ${covered} replaced the log here before the write's outcome was seen; it may have been applied`), covered);
     this.members = this.store.kv.membership() ?? this.members;
+    this.hasMembership = true;
+    this.pinRecordedIncarnations(rd.snapshot!.metadata.index);
     this.transport.setPeers(this.peerAddresses());
     if (this.shortfall) this.checkShortfall(); // a snapshot may bring the log up to the mark
   }
@@ -510,6 +573,8 @@ export class QuorumKvNode {
     const cc = decodeConfChange(e.data);
     this.raw.applyConfChange(cc);
     this.members = nextMembership(this.members, cc);
+    this.hasMembership = true;
+    this.onIdentityChange(cc, e.index);
     this.transport.setPeers(this.peerAddresses());
     this.log.info({ term: this.raw.status().hardState.term, index: e.index, change: cc }, 'applied membership change');
     return { kind: 'membership', index: e.index, term: e.term, data: e.data, membership: this.members };
@@ -791,6 +856,98 @@ export class QuorumKvNode {
   }
 
   // -----------------------------------------------------------------------------------------
+  // Who a node is: incarnations (docs/server.md, "Who a node is").
+
+  /**
+   * The incarnation rule, asked by the transport for every authenticated raft/snapshot hello
+   * BEFORE any message of that connection is accepted: the incarnation recorded in the
+   * replicated membership wins; else this node's pin; a member seen for the first time is
+   * pinned durably now. Returns the refusal reason (the close reason; logged in full here).
+   */
+  private checkIncarnation(peer: string, incarnation: string): string | null {
+    const recorded = this.memberById(peer)?.incarnation;
+    const known = recorded ?? this.pins.get(peer);
+    if (known === undefined) {
+      this.pins.pin(peer, incarnation, this.store.kv.appliedIndex());
+      this.log.info({ peer, incarnation }, 'pinned the incarnation of a peer (first contact)');
+      return null;
+    }
+    if (known === incarnation) return null;
+    const address = this.memberById(peer)?.address ?? this.cfg.peers.find((p) => p.id === peer)?.address ?? 'HOST:PORT';
+    this.log.warn(
+      { peer, incarnation, known, source: recorded !== undefined ? 'membership' : 'pin' },
+      `refused ${peer}: it is another incarnation than the one this cluster knows (it lost its data directory, or is an impostor); ` +
+        replaceProcedure(peer, address),
+    );
+    return `${peer} is incarnation ${shortIncarnation(incarnation)}, known as ${shortIncarnation(known)}: replace it (member remove, add --learner, promote)`;
+  }
+
+  /** The answer to a founding probe from `peer` (founding.ts). */
+  private foundingAnswer(peer: string): FoundingAnswer {
+    const founded = this.hasMembership || this.mem.lastIndex() > 0;
+    return { founded, member: this.memberById(peer) !== undefined, incarnation: this.memberById(peer)?.incarnation ?? this.pins.get(peer) ?? null };
+  }
+
+  /** A member removal clears its pin; a recorded incarnation becomes the pin (and drops any other). */
+  private onIdentityChange(cc: ConfChange, index: number): void {
+    if (cc.type === ConfChangeType.RemoveNode) {
+      if (this.pins.clear(cc.nodeId, index)) this.log.info({ peer: cc.nodeId, index }, 'removed member: its incarnation pin is cleared');
+      return;
+    }
+    const recorded = this.memberById(cc.nodeId)?.incarnation;
+    if (recorded === undefined || cc.nodeId === this.id) return;
+    const pinned = this.pins.get(cc.nodeId);
+    if (pinned === recorded) return;
+    this.pins.pin(cc.nodeId, recorded, index);
+    if (pinned !== undefined) {
+      this.log.warn({ peer: cc.nodeId, recorded, pinned }, 'the membership records another incarnation than this node pinned; following the membership');
+      this.transport.closeInbound(cc.nodeId, 'incarnation recorded in the membership differs');
+    }
+  }
+
+  /**
+   * After a snapshot install: every incarnation recorded in its membership becomes a pin, and
+   * the pins of ids that are no longer members are cleared (their removal is inside the snapshot).
+   */
+  private pinRecordedIncarnations(index: number): void {
+    for (const m of [...this.members.voters, ...this.members.learners]) {
+      if (m.incarnation !== undefined && m.id !== this.id) this.pins.pin(m.id, m.incarnation, index);
+    }
+    for (const id of this.pins.ids()) if (!this.memberById(id)) this.pins.clear(id, index);
+  }
+
+  /**
+   * Leader only: records in the replicated membership the incarnation of one member that has
+   * none yet (its own, or the one pinned at first contact), as a conf change of the member's
+   * current kind carrying the incarnation in its context. One at a time, retried every
+   * RECORD_INCARNATION_EVERY_MS (the core takes one conf change at a time).
+   */
+  private recordIncarnations(nowMs: number): void {
+    if (this.role !== 'leader' || nowMs - this.lastRecordAttemptMs < RECORD_INCARNATION_EVERY_MS) return;
+    this.lastRecordAttemptMs = nowMs;
+    const voters = new Set(this.members.voters.map((m) => m.id));
+    for (const m of [...this.members.voters, ...this.members.learners]) {
+      if (m.incarnation !== undefined) continue;
+      const incarnation = m.id === this.id ? this.incarnation : this.pins.get(m.id);
+      if (incarnation === undefined) continue;
+      const type = voters.has(m.id) ? ConfChangeType.AddNode : ConfChangeType.AddLearner;
+      try {
+        const at = this.raw.proposeConfChange({ type, nodeId: m.id, context: memberContext(m.address, m.zone, incarnation) });
+        this.log.info({ term: at.term, index: at.index, peer: m.id, incarnation }, 'proposed recording a member incarnation');
+        this.schedule();
+      } catch (e) {
+        if (!(e instanceof ProposalDroppedError) && !(e instanceof RaftNotLeaderError)) throw e;
+      }
+      return;
+    }
+  }
+
+  /** The incarnation recorded in the membership for `id`, if any (admin: promote waits for it). */
+  recordedIncarnation(id: string): string | undefined {
+    return this.memberById(id)?.incarnation;
+  }
+
+  // -----------------------------------------------------------------------------------------
   // Membership and status.
 
   memberById(id: string): Member | undefined {
@@ -905,10 +1062,14 @@ function nextMembership(cur: Membership, cc: ConfChange): Membership {
   const without = (list: Member[]) => list.filter((m) => m.id !== cc.nodeId);
   const existing = cur.voters.find((m) => m.id === cc.nodeId) ?? cur.learners.find((m) => m.id === cc.nodeId);
   const ctx = cc.context ? parseMemberContext(cc.context) : undefined;
+  const zone = ctx?.zone ?? existing?.zone;
+  // A record of the incarnation never replaces another one: that takes remove + add.
+  const incarnation = existing?.incarnation ?? ctx?.incarnation;
   const member: Member = {
     id: cc.nodeId,
     address: ctx?.address ?? existing?.address ?? '',
-    ...(ctx?.zone ?? existing?.zone ? { zone: (ctx?.zone ?? existing?.zone)! } : {}),
+    ...(zone ? { zone } : {}),
+    ...(incarnation ? { incarnation } : {}),
   };
   switch (cc.type) {
     case 0: // AddNode (or promote)
@@ -922,31 +1083,6 @@ function nextMembership(cur: Membership, cc: ConfChange): Membership {
 }
 
 export { memberContext };
-
-const CLUSTER_ID_FILE = 'CLUSTER_ID';
-
-function clusterIdOf(voters: { id: string; context: string }[]): string {
-  const canon = [...voters].sort((a, b) => (a.id < b.id ? -1 : 1)).map((v) => `${v.id}=${v.context}`).join('\n');
-  return createHash('sha256').update(canon).digest('hex').slice(0, 32);
-}
-
-function readClusterId(dataDir: string): string | null {
-  const f = join(dataDir, CLUSTER_ID_FILE);
-  if (!existsSync(f)) return null;
-  const v = readFileSync(f, 'utf8').trim();
-  if (!/^[0-9a-f]{32}$/.test(v)) throw new Error(`${f} is damaged (expected 32 hex digits); refusing to start`);
-  return v;
-}
-
-function writeClusterId(dataDir: string, id: string): void {
-  const fd = openSync(join(dataDir, CLUSTER_ID_FILE), 'w');
-  try {
-    writeSync(fd, `${id}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 function ctxKey(ctx: Uint8Array): string {
   return Buffer.from(ctx.buffer, ctx.byteOffset, ctx.byteLength).toString('latin1');

@@ -93,6 +93,16 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
   });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.port;
+  try {
+    await node.found(); // the founding handshake needs the port open: founding peers probe each other
+  } catch (e) {
+    server.close();
+    await endpoint.close().catch(() => undefined);
+    api.close();
+    await node.stop();
+    server.closeAllConnections();
+    throw e;
+  }
   node.start();
   log.info({ listen: `${cfg.host}:${port}`, peers: cfg.peers.map((p) => `${p.id}=${p.address}`), zone: cfg.zone }, 'node listening');
   let stopping: Promise<void> | undefined;

@@ -78,7 +78,14 @@ function decodeMember(x: unknown): Member | undefined {
   if (!isRecord(x) || typeof x['id'] !== 'string' || x['id'] === '' || typeof x['address'] !== 'string') return undefined;
   const zone = x['zone'];
   if (zone !== undefined && typeof zone !== 'string') return undefined;
-  return zone === undefined ? { id: x['id'], address: x['address'] } : { id: x['id'], address: x['address'], zone };
+  const incarnation = x['incarnation'];
+  if (incarnation !== undefined && typeof incarnation !== 'string') return undefined;
+  return {
+    id: x['id'],
+    address: x['address'],
+    ...(zone === undefined ? {} : { zone }),
+    ...(incarnation === undefined ? {} : { incarnation }),
+  };
 }
 
 function decodeMembers(x: unknown): Member[] | undefined {

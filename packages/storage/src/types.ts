@@ -19,6 +19,8 @@ export interface Member {
   id: string;
   address: string;
   zone?: string;
+  /** The member's incarnation id, once the cluster recorded it (packages/server identity rules). */
+  incarnation?: string;
 }
 
 /** The cluster membership, as computed by the server from conf changes. */

@@ -29,9 +29,10 @@ let receivedMessages = 0;
 let receivedEntries = 0;
 let receivedBytes = 0;
 const secret = 'bench-secret-0123456789abcdef';
-const a = new PeerTransport({ id: 'a', clusterSecret: secret, peers, limits, logger: quiet, onMessage() {} });
+const incarnation = 'b'.repeat(32);
+const a = new PeerTransport({ id: 'a', clusterSecret: secret, incarnation, peers, limits, logger: quiet, onMessage() {} });
 const b = new PeerTransport({
-  id: 'b', clusterSecret: secret, peers, limits, logger: quiet,
+  id: 'b', clusterSecret: secret, incarnation, peers, limits, logger: quiet,
   onMessage(m) {
     receivedMessages++;
     receivedEntries += m.entries.length;

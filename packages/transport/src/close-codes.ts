@@ -14,6 +14,11 @@ export const CloseCode = {
   Unauthorized: 4401,
   /** Authenticated, but not allowed: unknown peer id, wrong target id, peer removed. */
   Forbidden: 4403,
+  /**
+   * Authenticated, but the dialler is another incarnation of that member than the one this node
+   * recorded (it lost its data directory, or is an impostor): see docs/server.md, "Who a node is".
+   */
+  WrongIncarnation: 4404,
   /** The inbound connection sent nothing (no frame, no ping) for `inboundIdleTimeoutMs`. */
   IdleTimeout: 4408,
   /** A newer authenticated connection from the same peer and channel replaced this one. */

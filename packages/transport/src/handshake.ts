@@ -8,7 +8,7 @@ import { isValidNodeId } from './codec.js';
 /** The upgrade request header that carries the hello (lower-case, as Node exposes it). */
 export const HELLO_HEADER = 'x-quorumkv-hello';
 /** The peer-RPC protocol version this code speaks. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** Longest hello header value accepted, in characters. */
 export const MAX_HELLO_HEADER_LENGTH = 2048;
 
@@ -16,9 +16,10 @@ export const MAX_HELLO_HEADER_LENGTH = 2048;
  * The kinds of connection a dialler may open on `/raft`. `raft` carries Raft messages; `snapshot`
  * streams snapshot data on its own connection, so heartbeats never queue behind snapshot chunks
  * (served only when the transport has an `onSnapshotConnection` handler; else refused with
- * `CloseCode.Unsupported`).
+ * `CloseCode.Unsupported`). `probe` asks the acceptor one question — its founding state (see
+ * `PeerTransport.probe`) — answered in one text frame, then closed.
  */
-export const CHANNELS = ['raft', 'snapshot'] as const;
+export const CHANNELS = ['raft', 'snapshot', 'probe'] as const;
 /** A connection kind; see `CHANNELS`. */
 export type Channel = (typeof CHANNELS)[number];
 
@@ -37,23 +38,31 @@ export interface Hello {
    * that both have one must agree, or they were founded as different clusters.
    */
   cluster: string;
-  /** HMAC-SHA256 over the fields above with the cluster secret, hex; '' in insecure mode. */
+  /**
+   * The dialler's incarnation id: random, made when its data directory was first initialised
+   * (32 hex digits). A node that lost its disk comes back with another one, and peers that
+   * recorded the old one refuse it (docs/server.md, "Who a node is").
+   */
+  incarnation: string;
+  /** HMAC-SHA256 over the fields above with the cluster secret, hex. */
   mac: string;
 }
 
 const NONCE_HEX_LENGTH = 32;
+/** Length of an incarnation id, in hex digits (16 random bytes). */
+export const INCARNATION_HEX_LENGTH = 32;
 const MAC_HEX_LENGTH = 64;
 
 function macInput(h: Omit<Hello, 'mac'>): string {
   // JSON of an array is unambiguous whatever characters the ids contain.
-  return JSON.stringify(['quorumkv-hello', h.v, h.channel, h.from, h.to, h.ts, h.nonce, h.cluster]);
+  return JSON.stringify(['quorumkv-hello', h.v, h.channel, h.from, h.to, h.ts, h.nonce, h.cluster, h.incarnation]);
 }
 
 function computeMac(secret: string, h: Omit<Hello, 'mac'>): string {
   return createHmac('sha256', secret).update(macInput(h)).digest('hex');
 }
 
-/** Builds and encodes the hello header value a dialler sends. */
+/** Builds and encodes the hello header value a dialler sends (`clusterSecret: null` makes an unsigned one, which every acceptor refuses: for tests). */
 export function createHelloHeader(opts: {
   from: string;
   to: string;
@@ -61,6 +70,7 @@ export function createHelloHeader(opts: {
   clusterSecret: string | null;
   nowMs: number;
   clusterId?: string | null;
+  incarnation: string;
 }): string {
   const unsigned = {
     v: PROTOCOL_VERSION,
@@ -70,6 +80,7 @@ export function createHelloHeader(opts: {
     ts: opts.nowMs,
     nonce: randomBytes(NONCE_HEX_LENGTH / 2).toString('hex'),
     cluster: opts.clusterId ?? '',
+    incarnation: opts.incarnation,
   };
   const mac = opts.clusterSecret === null ? '' : computeMac(opts.clusterSecret, unsigned);
   return Buffer.from(JSON.stringify({ ...unsigned, mac })).toString('base64url');
@@ -81,7 +92,7 @@ export type HelloVerdict = { ok: true; hello: Hello } | { ok: false; code: Close
 /** What the acceptor checks a hello against. */
 export interface HelloCheck {
   selfId: string;
-  clusterSecret: string | null;
+  clusterSecret: string;
   isPeer: (id: string) => boolean;
   nowMs: number;
   maxAgeMs: number;
@@ -89,6 +100,20 @@ export interface HelloCheck {
   clusterId?: string | null;
   /** Serve `snapshot` channel connections (the host registered a handler). */
   acceptSnapshots?: boolean;
+  /** Serve `probe` channel connections (the host registered a handler). */
+  acceptProbes?: boolean;
+  /**
+   * Hellos stamped before this instant are refused, whatever their nonce: the replay cache is
+   * lost with a restart, so a hello captured before it must not be accepted after it. The
+   * transport passes its start time minus `helloClockSkewMs`.
+   */
+  notBeforeMs?: number;
+  /**
+   * The host's incarnation rule for `raft` and `snapshot` connections: null to accept the
+   * dialler's incarnation, else the reason to refuse it. Called only for authenticated hellos
+   * from a known peer, so it may record (pin) the incarnation before accepting.
+   */
+  checkIncarnation?: (peerId: string, incarnation: string) => string | null;
   /** Records the nonce; false if it was seen in the replay window (or the window is full). */
   rememberNonce: (nonce: string, nowMs: number) => 'new' | 'replayed' | 'full';
 }
@@ -108,10 +133,8 @@ export function verifyHelloHeader(raw: string | string[] | undefined, check: Hel
   if (parsed.v !== PROTOCOL_VERSION) {
     return refuse(CloseCode.Unsupported, `unsupported protocol version ${parsed.v} (this node speaks ${PROTOCOL_VERSION})`);
   }
-  if (check.clusterSecret !== null) {
-    const auth = checkProof(parsed, check.clusterSecret, check);
-    if (auth !== null) return auth;
-  }
+  const auth = checkProof(parsed, check.clusterSecret, check);
+  if (auth !== null) return auth;
   if (parsed.to !== check.selfId) return refuse(CloseCode.Forbidden, `wrong target: this node is ${check.selfId}`);
   if (!check.isPeer(parsed.from)) return refuse(CloseCode.Forbidden, `unknown peer id ${parsed.from}`);
   if (check.clusterId && parsed.cluster !== '' && parsed.cluster !== check.clusterId) {
@@ -120,10 +143,19 @@ export function verifyHelloHeader(raw: string | string[] | undefined, check: Hel
       `cluster id mismatch: this node belongs to cluster ${check.clusterId}, the peer to ${parsed.cluster} (founded with different --peers?)`,
     );
   }
-  if (parsed.channel !== 'raft' && !(parsed.channel === 'snapshot' && check.acceptSnapshots === true)) {
-    return refuse(CloseCode.Unsupported, `channel ${parsed.channel} is not served`);
+  if (!channelServed(parsed.channel, check)) return refuse(CloseCode.Unsupported, `channel ${parsed.channel} is not served`);
+  // A probe only asks a question: answering it with an unknown incarnation is the point.
+  if (parsed.channel !== 'probe' && check.checkIncarnation) {
+    const why = check.checkIncarnation(parsed.from, parsed.incarnation);
+    if (why !== null) return refuse(CloseCode.WrongIncarnation, why);
   }
   return { ok: true, hello: parsed };
+}
+
+function channelServed(channel: Channel, check: HelloCheck): boolean {
+  if (channel === 'raft') return true;
+  if (channel === 'snapshot') return check.acceptSnapshots === true;
+  return check.acceptProbes === true;
 }
 
 function checkProof(h: Hello, secret: string, check: HelloCheck): HelloVerdict | null {
@@ -135,6 +167,9 @@ function checkProof(h: Hello, secret: string, check: HelloCheck): HelloVerdict |
   }
   if (Math.abs(check.nowMs - h.ts) > check.maxAgeMs) {
     return refuse(CloseCode.Unauthorized, `stale hello: timestamp is ${check.nowMs - h.ts} ms off this node's clock`);
+  }
+  if (check.notBeforeMs !== undefined && h.ts < check.notBeforeMs) {
+    return refuse(CloseCode.Unauthorized, `hello from before this node started (${check.notBeforeMs - h.ts} ms too early): replayed?`);
   }
   const seen = check.rememberNonce(h.nonce, check.nowMs);
   if (seen === 'replayed') return refuse(CloseCode.Unauthorized, 'replayed hello');
@@ -163,10 +198,12 @@ function parseHello(raw: string | string[]): Hello | string {
   if (typeof h.mac !== 'string' || (h.mac !== '' && !isHex(h.mac, MAC_HEX_LENGTH))) return 'mac must be 64 hex digits';
   const cluster = h.cluster ?? '';
   if (typeof cluster !== 'string' || cluster.length > 64) return 'cluster must be a string of at most 64 characters';
-  return { v: h.v, channel: h.channel as Channel, from: h.from, to: h.to, ts: h.ts, nonce: h.nonce, cluster, mac: h.mac };
+  if (typeof h.incarnation !== 'string' || !isHex(h.incarnation, INCARNATION_HEX_LENGTH)) return 'incarnation must be 32 hex digits';
+  return { v: h.v, channel: h.channel as Channel, from: h.from, to: h.to, ts: h.ts, nonce: h.nonce, cluster, incarnation: h.incarnation, mac: h.mac };
 }
 
-function isHex(s: string, length: number): boolean {
+/** True when `s` is `length` lower-case hex digits. */
+export function isHex(s: string, length: number): boolean {
   return s.length === length && /^[0-9a-f]+$/.test(s);
 }
 

@@ -22,6 +22,6 @@ export {
   MAX_NODE_ID_LENGTH,
   type WireMessageType,
 } from './codec.js';
-export { HELLO_HEADER, PROTOCOL_VERSION, CHANNELS, type Channel } from './handshake.js';
+export { HELLO_HEADER, PROTOCOL_VERSION, CHANNELS, INCARNATION_HEX_LENGTH, type Channel } from './handshake.js';
 export { backoffDelayMs } from './backoff.js';
 export { RAFT_PATH, peerUrl } from './peers.js';

@@ -40,6 +40,12 @@ export interface TransportLimits {
   helloMaxAgeMs: number;
   /** Nonces remembered (for `helloMaxAgeMs`) to refuse replayed hellos. */
   maxReplayCacheEntries: number;
+  /**
+   * The replay cache is lost with a restart, so hellos stamped more than this before the
+   * transport started are refused: a replay captured before a restart is refused after it. A
+   * peer whose clock is behind by D > this waits at most D - this after our start to connect.
+   */
+  helloClockSkewMs: number;
   /** After sending a close frame, the socket is destroyed if the peer has not closed within this. */
   closeGraceMs: number;
 }
@@ -61,6 +67,7 @@ export const defaultLimits: Readonly<TransportLimits> = Object.freeze({
   reconnectMaxMs: 5000,
   helloMaxAgeMs: 30_000,
   maxReplayCacheEntries: 10_000,
+  helloClockSkewMs: 1000,
   closeGraceMs: 1000,
 });
 
@@ -102,4 +109,5 @@ function checkRelations(l: TransportLimits): void {
   );
   rule(l.reconnectMaxMs >= l.reconnectInitialMs, 'reconnectMaxMs must be >= reconnectInitialMs');
   rule(l.helloMaxAgeMs >= 1000, 'helloMaxAgeMs must be >= 1000 (clocks of peers are never exactly in step)');
+  rule(l.helloClockSkewMs <= l.helloMaxAgeMs, 'helloClockSkewMs must be <= helloMaxAgeMs');
 }

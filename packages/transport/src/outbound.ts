@@ -19,8 +19,10 @@ import type { LinkState, PeerStats, TransportLogger } from './types.js';
 /** What a link needs from its transport. */
 export interface LinkContext {
   selfId: string;
-  clusterSecret: string | null;
+  clusterSecret: string;
   clusterId: () => string | null;
+  /** This node's incarnation id, sent in every hello. */
+  incarnation: string;
   limits: TransportLimits;
   logger: TransportLogger;
   random: () => number;
@@ -165,7 +167,7 @@ export class OutboundLink {
     if (this.#dials++ > 0) this.#counters.reconnects++;
     this.#state = 'connecting';
     const { selfId, clusterSecret, limits } = this.#ctx;
-    const hello = createHelloHeader({ from: selfId, to: this.peerId, channel: 'raft', clusterSecret, nowMs: this.#ctx.nowMs(), clusterId: this.#ctx.clusterId() });
+    const hello = createHelloHeader({ from: selfId, to: this.peerId, channel: 'raft', clusterSecret, nowMs: this.#ctx.nowMs(), clusterId: this.#ctx.clusterId(), incarnation: this.#ctx.incarnation });
     const ws = new WebSocket(this.#url, {
       headers: { [HELLO_HEADER]: hello },
       perMessageDeflate: false,

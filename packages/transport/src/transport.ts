@@ -6,13 +6,16 @@ import type { Message } from '@quorumkv/raft';
 import { CloseCode } from './close-codes.js';
 import { isValidNodeId, isWireMessageType } from './codec.js';
 import { assert, TransportConfigError, TransportError } from './errors.js';
-import { HELLO_HEADER, ReplayCache, createHelloHeader, verifyHelloHeader } from './handshake.js';
+import { HELLO_HEADER, INCARNATION_HEX_LENGTH, ReplayCache, createHelloHeader, isHex, verifyHelloHeader } from './handshake.js';
 import { InboundConnection, type InboundContext, type InboundCounters } from './inbound.js';
 import { resolveLimits, type TransportLimits } from './limits.js';
 import { closeWithGrace } from './close.js';
 import { OutboundLink, type LinkContext } from './outbound.js';
 import { normalizePeers, peerUrl, RAFT_PATH } from './peers.js';
 import type { PeerStats, PeerTransportOptions, TransportLogger, TransportStats } from './types.js';
+
+/** Largest probe answer a dialler accepts, bytes. */
+const MAX_PROBE_ANSWER_BYTES = 64 * 1024;
 
 /**
  * Raft peer RPC over WebSocket. Each node sends to a peer over its own outbound connection and
@@ -31,12 +34,17 @@ export class PeerTransport {
   readonly id: string;
   /** The validated limits in force. */
   readonly limits: Readonly<TransportLimits>;
-  readonly #secret: string | null;
+  readonly #secret: string;
   readonly #logger: TransportLogger;
   readonly #onMessage: (msg: Message) => void;
   readonly #onPeerDown: ((peerId: string) => void) | undefined;
   readonly #onSnapshotConnection: ((peerId: string, ws: WebSocket) => void) | undefined;
   readonly #clusterId: () => string | null;
+  readonly #incarnation: string;
+  readonly #checkIncarnation: ((peerId: string, incarnation: string) => string | null) | undefined;
+  readonly #onProbe: ((peerId: string, incarnation: string) => unknown) | undefined;
+  /** Hellos stamped before this are refused (the replay cache does not survive a restart). */
+  readonly #notBeforeMs: number;
   /** Open snapshot-channel connections (both directions), closed at shutdown. */
   readonly #snapshotConns = new Set<WebSocket>();
   readonly #linkCtx: LinkContext;
@@ -61,10 +69,13 @@ export class PeerTransport {
   /** @throws TransportConfigError on a bad id, secret, peer map or limit. */
   constructor(opts: PeerTransportOptions) {
     if (!isValidNodeId(opts.id)) throw new TransportConfigError(`id ${JSON.stringify(opts.id)} is not a valid node id`);
-    if (opts.clusterSecret !== null && (typeof opts.clusterSecret !== 'string' || opts.clusterSecret.length < 16)) {
-      throw new TransportConfigError('clusterSecret must be null (insecure) or a string of at least 16 characters');
+    if (typeof opts.clusterSecret !== 'string' || opts.clusterSecret.length < 16) {
+      throw new TransportConfigError('clusterSecret must be a string of at least 16 characters (there is no insecure mode)');
     }
     if (typeof opts.onMessage !== 'function') throw new TransportConfigError('onMessage must be a function');
+    if (typeof opts.incarnation !== 'string' || !isHex(opts.incarnation, INCARNATION_HEX_LENGTH)) {
+      throw new TransportConfigError(`incarnation must be ${INCARNATION_HEX_LENGTH} lower-case hex digits`);
+    }
     this.id = opts.id;
     this.limits = Object.freeze(resolveLimits(opts.limits));
     this.#secret = opts.clusterSecret;
@@ -74,6 +85,10 @@ export class PeerTransport {
     this.#clusterId = opts.clusterId ?? (() => null);
     this.#onPeerDown = opts.onPeerDown;
     this.#nowMs = opts.nowMs ?? Date.now;
+    this.#incarnation = opts.incarnation;
+    this.#checkIncarnation = opts.checkIncarnation;
+    this.#onProbe = opts.onProbe;
+    this.#notBeforeMs = this.#nowMs() - this.limits.helloClockSkewMs;
     this.#replay = new ReplayCache(this.limits.maxReplayCacheEntries, this.limits.helloMaxAgeMs);
     this.#wss = new WebSocketServer({
       noServer: true,
@@ -87,6 +102,7 @@ export class PeerTransport {
       selfId: this.id,
       clusterSecret: this.#secret,
       clusterId: this.#clusterId,
+      incarnation: this.#incarnation,
       limits: this.limits,
       logger: this.#logger,
       random: opts.random ?? Math.random,
@@ -209,7 +225,10 @@ export class PeerTransport {
       maxAgeMs: this.limits.helloMaxAgeMs,
       rememberNonce: (nonce, now) => this.#replay.remember(nonce, now),
       acceptSnapshots: this.#onSnapshotConnection !== undefined,
+      acceptProbes: this.#onProbe !== undefined,
+      notBeforeMs: this.#notBeforeMs,
       clusterId: this.#clusterId(),
+      ...(this.#checkIncarnation ? { checkIncarnation: this.#checkIncarnation } : {}),
     });
     if (!verdict.ok) {
       this.#refusedConnections++;
@@ -217,6 +236,10 @@ export class PeerTransport {
       this.#pending.add(ws);
       ws.once('close', () => this.#pending.delete(ws));
       closeWithGrace(ws, verdict.code, verdict.reason, this.limits.closeGraceMs);
+      return;
+    }
+    if (verdict.hello.channel === 'probe') {
+      this.#answerProbe(ws, verdict.hello.from, verdict.hello.incarnation);
       return;
     }
     if (verdict.hello.channel === 'snapshot') {
@@ -229,6 +252,72 @@ export class PeerTransport {
     this.#accept(ws, req.socket, verdict.hello.from, remote);
   }
 
+  #answerProbe(ws: WebSocket, peerId: string, incarnation: string): void {
+    let text: string;
+    try {
+      text = JSON.stringify(this.#onProbe!(peerId, incarnation));
+    } catch (e) {
+      this.#logger.warn({ peer: peerId, err: (e as Error).message }, 'probe handler failed');
+      closeWithGrace(ws, CloseCode.GoingAway, 'probe could not be answered', this.limits.closeGraceMs);
+      return;
+    }
+    this.#pending.add(ws);
+    ws.once('close', () => this.#pending.delete(ws));
+    ws.send(text, () => closeWithGrace(ws, CloseCode.GoingAway, 'probe answered', this.limits.closeGraceMs));
+  }
+
+  /**
+   * Asks a peer one authenticated question on a `probe` connection and resolves with its answer
+   * (parsed JSON): the host's founding handshake uses it to learn whether the peer belongs to a
+   * founded cluster. Rejects with a TransportError when the peer cannot be reached, refuses the
+   * hello, or does not answer within `connectTimeoutMs`.
+   */
+  probe(peerId: string): Promise<unknown> {
+    const address = this.#peers.get(peerId);
+    if (this.#closed) return Promise.reject(new TransportError('QKV_TRANSPORT_CLOSED', 'transport is closed'));
+    if (address === undefined) return Promise.reject(new TransportError('QKV_UNKNOWN_PEER', `unknown peer ${peerId}`));
+    const hello = this.#hello(peerId, 'probe');
+    const ws = new WebSocket(peerUrl(address), {
+      headers: { [HELLO_HEADER]: hello },
+      perMessageDeflate: false,
+      handshakeTimeout: this.limits.connectTimeoutMs,
+      maxPayload: MAX_PROBE_ANSWER_BYTES,
+      followRedirects: false,
+    });
+    return new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => fail(new TransportError('QKV_PROBE_TIMEOUT', `${peerId} did not answer the probe`)), this.limits.connectTimeoutMs);
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        ws.terminate();
+        reject(err);
+      };
+      ws.once('message', (data, isBinary) => {
+        clearTimeout(timer);
+        ws.close();
+        try {
+          if (isBinary) throw new Error('binary answer');
+          resolve(JSON.parse(data.toString()));
+        } catch {
+          reject(new TransportError('QKV_PROBE_BAD_ANSWER', `${peerId} answered the probe with something other than JSON`));
+        }
+      });
+      ws.once('error', fail);
+      ws.once('close', (code, reason) => fail(new TransportError('QKV_PROBE_REFUSED', `${peerId} closed the probe (${code} ${reason.toString('utf8')})`)));
+    });
+  }
+
+  #hello(peerId: string, channel: 'snapshot' | 'probe'): string {
+    return createHelloHeader({ from: this.id, to: peerId, channel, clusterSecret: this.#secret, nowMs: this.#nowMs(), clusterId: this.#clusterId(), incarnation: this.#incarnation });
+  }
+
+  /**
+   * Closes the inbound connections from `peerId` (its next hello is checked again, e.g. after
+   * the host recorded another incarnation for it).
+   */
+  closeInbound(peerId: string, reason: string): void {
+    this.#inbound.get(peerId)?.close(CloseCode.WrongIncarnation, reason);
+  }
+
   /**
    * Opens an authenticated `snapshot` channel connection to a peer: a WebSocket of its own, so
    * snapshot data never delays Raft messages. Resolves once open; the caller owns and closes it.
@@ -237,7 +326,7 @@ export class PeerTransport {
     const address = this.#peers.get(peerId);
     if (this.#closed) return Promise.reject(new TransportError('QKV_TRANSPORT_CLOSED', 'transport is closed'));
     if (address === undefined) return Promise.reject(new TransportError('QKV_UNKNOWN_PEER', `unknown peer ${peerId}`));
-    const hello = createHelloHeader({ from: this.id, to: peerId, channel: 'snapshot', clusterSecret: this.#secret, nowMs: this.#nowMs(), clusterId: this.#clusterId() });
+    const hello = this.#hello(peerId, 'snapshot');
     const ws = new WebSocket(peerUrl(address), {
       headers: { [HELLO_HEADER]: hello },
       perMessageDeflate: false,

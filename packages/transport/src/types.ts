@@ -14,10 +14,10 @@ export interface PeerTransportOptions {
   /** This node's id. */
   id: string;
   /**
-   * The shared cluster secret every dialler proves it knows; `null` = insecure mode (no proof
-   * sent or required; ids are still checked). Whether insecure mode is allowed is the server's call.
+   * The shared cluster secret every dialler proves it knows (at least 16 characters). There is no
+   * insecure mode: the peer endpoint accepts nothing from a party that cannot prove it.
    */
-  clusterSecret: string | null;
+  clusterSecret: string;
   /** The other nodes: id -> 'host:port' of their one port. This node's own id is ignored. */
   peers: Readonly<Record<string, string>>;
   /** Overrides of `defaultLimits`; validated once, here. */
@@ -40,6 +40,19 @@ export interface PeerTransportOptions {
    * a peer with a different one is refused. Returns null while the node has none (joining).
    */
   clusterId?: () => string | null;
+  /** This node's incarnation id (32 hex digits), sent in every hello. */
+  incarnation: string;
+  /**
+   * The incarnation rule, asked once per authenticated `raft`/`snapshot` hello: null accepts the
+   * dialler's incarnation, a string is the reason to refuse the connection (close code 4404).
+   * No message of a refused dialler reaches `onMessage`. Defaults to accepting every incarnation.
+   */
+  checkIncarnation?: (peerId: string, incarnation: string) => string | null;
+  /**
+   * Answers a `probe` connection (see `PeerTransport.probe`) with a JSON-serialisable value.
+   * Without it probes are refused.
+   */
+  onProbe?: (peerId: string, incarnation: string) => unknown;
   /** Uniform in [0, 1) for reconnect jitter; defaults to Math.random. Injected by tests. */
   random?: () => number;
   /** Wall clock in ms for hello timestamps; defaults to Date.now. Injected by tests. */

@@ -4,6 +4,7 @@ import { createHelloHeader, ReplayCache, verifyHelloHeader, type HelloCheck } fr
 
 const SECRET = 'a-secret-of-sixteen-chars';
 const NOW = 1_700_000_000_000;
+const INC = '1'.repeat(32);
 
 function check(over: Partial<HelloCheck> = {}): HelloCheck {
   const cache = new ReplayCache(100, 30_000);
@@ -19,7 +20,7 @@ function check(over: Partial<HelloCheck> = {}): HelloCheck {
 }
 
 const hello = (over: Partial<Parameters<typeof createHelloHeader>[0]> = {}) =>
-  createHelloHeader({ from: 'n1', to: 'n2', channel: 'raft', clusterSecret: SECRET, nowMs: NOW, ...over });
+  createHelloHeader({ from: 'n1', to: 'n2', channel: 'raft', clusterSecret: SECRET, nowMs: NOW, incarnation: INC, ...over });
 
 function refusal(raw: string | undefined, c: HelloCheck = check()) {
   const v = verifyHelloHeader(raw, c);
@@ -69,10 +70,34 @@ describe('hello verification', () => {
     }
   });
 
-  it('in insecure mode accepts an unsigned hello but still checks ids', () => {
-    const c = check({ clusterSecret: null });
-    expect(verifyHelloHeader(hello({ clusterSecret: null }), c).ok).toBe(true);
-    expect(refusal(hello({ clusterSecret: null, from: 'zz' }), c).code).toBe(CloseCode.Forbidden);
+  it('refuses a hello stamped before the node started (a replay captured before a restart), even with a fresh nonce', () => {
+    const c = check({ notBeforeMs: NOW - 1000 });
+    expect(verifyHelloHeader(hello({ nowMs: NOW - 1000 }), c).ok).toBe(true);
+    const r = refusal(hello({ nowMs: NOW - 1001 }), c);
+    expect(r.code).toBe(CloseCode.Unauthorized);
+    expect(r.reason).toMatch(/before this node started/);
+  });
+
+  it('carries the incarnation under the MAC and asks the host about it before accepting', () => {
+    const asked: string[] = [];
+    const known = (peer: string, inc: string) => {
+      asked.push(`${peer}:${inc}`);
+      return inc === INC ? null : 'n1 is another incarnation';
+    };
+    expect(verifyHelloHeader(hello(), check({ checkIncarnation: known })).ok).toBe(true);
+    expect(refusal(hello({ incarnation: '2'.repeat(32) }), check({ checkIncarnation: known }))).toMatchObject({
+      code: CloseCode.WrongIncarnation,
+      reason: 'n1 is another incarnation',
+    });
+    expect(asked).toEqual([`n1:${INC}`, `n1:${'2'.repeat(32)}`]);
+    // Swapping the incarnation of a signed hello breaks the proof (the host is never asked).
+    const h = JSON.parse(Buffer.from(hello(), 'base64url').toString('utf8')) as Record<string, unknown>;
+    h.incarnation = '2'.repeat(32);
+    expect(refusal(Buffer.from(JSON.stringify(h)).toString('base64url'), check({ checkIncarnation: known })).code).toBe(CloseCode.Unauthorized);
+    expect(asked).toHaveLength(2);
+    // A malformed incarnation is bad input; a probe is answered whatever the incarnation.
+    expect(refusal(hello({ incarnation: 'xyz' })).code).toBe(CloseCode.BadInput);
+    expect(verifyHelloHeader(hello({ channel: 'probe', incarnation: '2'.repeat(32) }), check({ checkIncarnation: known, acceptProbes: true })).ok).toBe(true);
   });
 
   it('bounds the replay cache', () => {

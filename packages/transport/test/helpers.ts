@@ -33,6 +33,8 @@ export const testLimits: Partial<TransportLimits> = {
 };
 
 export const SECRET = 'test-cluster-secret-0123456789';
+/** The incarnation id every test host dials with. */
+export const INCARNATION = 'c0ffee00'.repeat(4);
 
 /** An HTTP server on 127.0.0.1 whose /raft upgrades go to whatever transport is attached. */
 export class Host {
@@ -64,6 +66,7 @@ export class Host {
     this.transport = new PeerTransport({
       id: this.id,
       clusterSecret: SECRET,
+      incarnation: INCARNATION,
       peers,
       limits: testLimits,
       logger: this.logger,

@@ -5,7 +5,7 @@ import type { Message, MessageType } from '@quorumkv/raft';
 import { CloseCode, encodeFrame, HELLO_HEADER } from '../src/index.js';
 import { createHelloHeader } from '../src/handshake.js';
 import { mulberry32 } from '@quorumkv/testkit';
-import { BlackholeProxy, cluster, entries, Host, msg, SECRET, shortTimeouts, sleep, testLimits, waitFor } from './helpers.js';
+import { BlackholeProxy, cluster, entries, Host, INCARNATION, msg, SECRET, shortTimeouts, sleep, testLimits, waitFor } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -28,7 +28,7 @@ function rawDial(port: number, hello: string | null) {
 }
 
 const helloFor = (from: string, to: string, secret: string | null = SECRET) =>
-  createHelloHeader({ from, to, channel: 'raft', clusterSecret: secret, nowMs: Date.now() });
+  createHelloHeader({ from, to, channel: 'raft', clusterSecret: secret, nowMs: Date.now(), incarnation: INCARNATION });
 
 async function connected(hosts: Host[]): Promise<void> {
   await waitFor(
@@ -106,13 +106,25 @@ describe('PeerTransport on loopback', () => {
     expect(n1.transport!.stats().peers.n2!.connected).toBe(false);
   });
 
-  it('works in insecure mode (no secret) and still checks ids', async () => {
-    const [a, b] = track(...(await cluster(['a', 'b'], { clusterSecret: null })));
-    await connected([a!, b!]);
-    a!.transport!.send(msg({ from: 'a', to: 'b', entries: entries(1, 2, 16) }));
-    await waitFor(() => b!.received.length === 1, 'insecure delivery');
-    const { closed } = rawDial(b!.port, helloFor('mallory', 'b', null));
-    expect((await closed).code).toBe(CloseCode.Forbidden);
+  it('has no insecure mode: a transport needs a secret, and an unsigned hello is refused', async () => {
+    expect(() => new Host('x').start({}, { clusterSecret: null as unknown as string })).toThrow(/no insecure mode/);
+    const [b] = track(...(await cluster(['b'], {}, { a: '127.0.0.1:1' })));
+    const { closed } = rawDial(b!.port, helloFor('a', 'b', null));
+    expect((await closed).code).toBe(CloseCode.Unauthorized);
+  });
+
+  it('refuses a dialler whose incarnation the host does not accept, before any of its messages', async () => {
+    const [b] = track(...(await cluster(['b'], { checkIncarnation: (peer, inc) => (inc === INCARNATION ? null : `${peer} is another incarnation`) }, { a: '127.0.0.1:1' })));
+    const impostor = rawDial(b!.port, createHelloHeader({ from: 'a', to: 'b', channel: 'raft', clusterSecret: SECRET, nowMs: Date.now(), incarnation: 'f'.repeat(32) }));
+    impostor.ws.on('open', () => impostor.ws.send(encodeFrame([msg({ from: 'a', to: 'b' })])));
+    expect(await impostor.closed).toEqual({ code: CloseCode.WrongIncarnation, reason: 'a is another incarnation' });
+    expect(b!.received).toHaveLength(0);
+  });
+
+  it('answers a probe with the host\'s answer', async () => {
+    const [a, b] = track(...(await cluster(['a', 'b'], { onProbe: (peer, inc) => ({ asker: peer, inc }) })));
+    expect(await a!.transport!.probe('b')).toEqual({ asker: 'a', inc: INCARNATION });
+    await expect(b!.transport!.probe('zz')).rejects.toThrow(/unknown peer/);
   });
 
   it('close() closes every connection, refuses further sends and is idempotent', async () => {

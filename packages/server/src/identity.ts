@@ -1,0 +1,180 @@
+// Who a node is, on disk: the cluster id, this data directory's incarnation id, and the
+// incarnations this node pinned for its peers (known_hosts style). See docs/server.md, "Who a
+// node is". Each is a small file written durably (write a temporary file, fsync it, rename it
+// over the old one, fsync the directory) and read back strictly: a damaged file is a clear error,
+// never a silent reset — forgetting a pin would let another incarnation in.
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { INCARNATION_HEX_LENGTH } from '@quorumkv/transport';
+import { crc32 } from './crc32.js';
+
+const CLUSTER_ID_FILE = 'CLUSTER_ID';
+const INCARNATION_FILE = 'INCARNATION';
+const PINS_FILE = 'PEER_INCARNATIONS';
+/** Longest pins file read, bytes: far above any real membership (a pin is ~100 bytes). */
+const MAX_PINS_FILE_BYTES = 1024 * 1024;
+
+/** A data-directory identity file is damaged or unreadable. The node refuses to start. */
+export class IdentityFileError extends Error {
+  readonly code = 'QKV_IDENTITY_FILE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'IdentityFileError';
+  }
+}
+
+/** True when `s` is an incarnation id (32 lower-case hex digits). */
+export function isIncarnation(s: unknown): s is string {
+  return typeof s === 'string' && s.length === INCARNATION_HEX_LENGTH && /^[0-9a-f]+$/.test(s);
+}
+
+/** The first 8 hex digits of an incarnation id, for logs and close reasons. */
+export function shortIncarnation(inc: string): string {
+  return inc.slice(0, 8);
+}
+
+/** Writes `text` to dir/name durably (temporary file + fsync + rename + fsync of the directory). */
+export function writeDurably(dir: string, name: string, text: string, mode = 0o644): void {
+  const tmp = join(dir, `${name}.tmp`);
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, join(dir, name));
+  const dfd = openSync(dir, 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}
+
+/** `body` followed by a line `crc32 XXXXXXXX` over it. */
+function withChecksum(body: string): string {
+  return `${body}\ncrc32 ${crc32(Buffer.from(body)).toString(16).padStart(8, '0')}\n`;
+}
+
+/** Reads a file written by withChecksum; null when absent. */
+function readChecksummed(dir: string, name: string, maxBytes: number): string | null {
+  const f = join(dir, name);
+  if (!existsSync(f)) return null;
+  const text = readFileSync(f, 'utf8');
+  if (text.length > maxBytes) throw new IdentityFileError(`${f} is larger than ${maxBytes} bytes; refusing to start`);
+  const m = /^([\s\S]*)\ncrc32 ([0-9a-f]{8})\n$/.exec(text);
+  if (!m || crc32(Buffer.from(m[1]!)).toString(16).padStart(8, '0') !== m[2]) {
+    throw new IdentityFileError(`${f} is damaged (checksum mismatch); refusing to start — restore it from a backup or replace this node (docs/server.md)`);
+  }
+  return m[1]!;
+}
+
+/**
+ * This data directory's incarnation id, made (random, 16 bytes) and written durably the first
+ * time the directory is opened. A node that lost its disk gets a new one.
+ */
+export function openIncarnation(dataDir: string): { incarnation: string; created: boolean } {
+  const body = readChecksummed(dataDir, INCARNATION_FILE, 1024);
+  if (body !== null) {
+    if (!isIncarnation(body)) throw new IdentityFileError(`${join(dataDir, INCARNATION_FILE)} does not hold an incarnation id; refusing to start`);
+    return { incarnation: body, created: false };
+  }
+  const incarnation = randomBytes(INCARNATION_HEX_LENGTH / 2).toString('hex');
+  writeDurably(dataDir, INCARNATION_FILE, withChecksum(incarnation));
+  return { incarnation, created: true };
+}
+
+/** The cluster id: a hash of the founding voters (ids and contexts), so differently founded clusters refuse each other. */
+export function clusterIdOf(voters: { id: string; context: string }[]): string {
+  const canon = [...voters].sort((a, b) => (a.id < b.id ? -1 : 1)).map((v) => `${v.id}=${v.context}`).join('\n');
+  return createHash('sha256').update(canon).digest('hex').slice(0, 32);
+}
+
+/** The stored cluster id, or null (never founded, or joined and not yet told). */
+export function readClusterId(dataDir: string): string | null {
+  const f = join(dataDir, CLUSTER_ID_FILE);
+  if (!existsSync(f)) return null;
+  const v = readFileSync(f, 'utf8').trim();
+  if (!/^[0-9a-f]{32}$/.test(v)) throw new IdentityFileError(`${f} is damaged (expected 32 hex digits); refusing to start`);
+  return v;
+}
+
+export function writeClusterId(dataDir: string, id: string): void {
+  writeDurably(dataDir, CLUSTER_ID_FILE, `${id}\n`);
+}
+
+/** One pin: the incarnation first seen for a peer, and the applied index when it was pinned. */
+interface Pin {
+  incarnation: string;
+  /** Applied index at pin time: replaying an older removal from the log does not clear a newer pin. */
+  sinceIndex: number;
+}
+
+/**
+ * The incarnations this node pinned for its peers, kept in PEER_INCARNATIONS. A pin is written
+ * durably BEFORE the first message of that incarnation is accepted, so a peer that lost its disk
+ * can never again be taken for what it was (docs/server.md, "Who a node is").
+ */
+export class PeerPins {
+  private readonly pins = new Map<string, Pin>();
+
+  private constructor(private readonly dataDir: string) {}
+
+  /** Loads the pins of a data directory (none when the file is absent). */
+  static open(dataDir: string): PeerPins {
+    const p = new PeerPins(dataDir);
+    const body = readChecksummed(dataDir, PINS_FILE, MAX_PINS_FILE_BYTES);
+    if (body === null) return p;
+    let v: unknown;
+    try {
+      v = JSON.parse(body);
+    } catch {
+      v = undefined;
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new IdentityFileError(`${join(dataDir, PINS_FILE)} does not hold a JSON object; refusing to start`);
+    for (const [id, pin] of Object.entries(v as Record<string, unknown>)) {
+      const q = pin as Partial<Pin> | null;
+      if (!q || !isIncarnation(q.incarnation) || !Number.isSafeInteger(q.sinceIndex)) {
+        throw new IdentityFileError(`${join(dataDir, PINS_FILE)}: bad pin for ${id}; refusing to start`);
+      }
+      p.pins.set(id, { incarnation: q.incarnation, sinceIndex: q.sinceIndex! });
+    }
+    return p;
+  }
+
+  /** The pinned incarnation of `id`, if any. */
+  get(id: string): string | undefined {
+    return this.pins.get(id)?.incarnation;
+  }
+
+  /** The ids with a pin. */
+  ids(): string[] {
+    return [...this.pins.keys()];
+  }
+
+  /** Pins (or re-pins) `id` to `incarnation`, durably, before returning. */
+  pin(id: string, incarnation: string, sinceIndex: number): void {
+    const cur = this.pins.get(id);
+    if (cur?.incarnation === incarnation) return;
+    this.pins.set(id, { incarnation, sinceIndex });
+    this.save();
+  }
+
+  /**
+   * Forgets `id`'s pin because its removal was applied at `removedAtIndex`. A pin made after that
+   * point (the log being replayed at start-up) stays.
+   */
+  clear(id: string, removedAtIndex: number): boolean {
+    const cur = this.pins.get(id);
+    if (!cur || cur.sinceIndex >= removedAtIndex) return false;
+    this.pins.delete(id);
+    this.save();
+    return true;
+  }
+
+  private save(): void {
+    writeDurably(this.dataDir, PINS_FILE, withChecksum(JSON.stringify(Object.fromEntries(this.pins))));
+  }
+}
