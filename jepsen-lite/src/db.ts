@@ -5,6 +5,7 @@
 // README § "Status of `run`" lists the status fields and admin routes it would also like.
 
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
@@ -191,6 +192,8 @@ interface NodeProc {
 export class Cluster implements RunCluster {
   readonly nodes: readonly string[];
   private rateMultiplier = 1;
+  /** The cluster secret of this run (random), handed to every node in QKV_CLUSTER_SECRET. */
+  private readonly secret = randomBytes(24).toString('hex');
 
   private constructor(
     private readonly options: ClusterOptions,
@@ -327,9 +330,11 @@ export class Cluster implements RunCluster {
     const p = this.proc(id);
     // Every node gets the same --peers (front doors), as founding members must.
     const peers = this.nodes.map((other) => `${other}=${this.links.addressOf(other)}`).join(',');
-    const args = [this.options.serverCli, 'serve', '--id', id, '--listen', `127.0.0.1:${p.port}`, '--peers', peers, '--data', join(this.options.dir, 'data', id), ...(this.options.extraArgs ?? [])];
+    // The founding flag founds on the first start and is ignored once the data directory has
+    // state; the secret travels in the environment, never on argv.
+    const args = [this.options.serverCli, 'serve', '--id', id, '--listen', `127.0.0.1:${p.port}`, '--peers', peers, '--data', join(this.options.dir, 'data', id), '--initial-cluster-state', 'new', ...(this.options.extraArgs ?? [])];
     p.log.write(`# jepsen-lite: node ${args.join(' ')}\n`);
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, QKV_CLUSTER_SECRET: this.secret, QKV_CLUSTER_SECRET_FILE: '' } });
     child.stdout.pipe(p.log, { end: false });
     child.stderr.pipe(p.log, { end: false });
     child.on('exit', (code, signal) => p.log.write(`# jepsen-lite: node ${id} exited (code ${String(code)}, signal ${String(signal)})\n`));

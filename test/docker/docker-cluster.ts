@@ -123,6 +123,7 @@ export class DockerCluster {
             .withEnvironment({
               QKV_ID: id,
               QKV_PEERS: peers,
+              QKV_INITIAL_CLUSTER_STATE: 'new',
               QKV_CLUSTER_SECRET: o.secret ?? DOCKER_TEST_SECRET,
               QKV_ZONE: `zone-${i + 1}`,
               ...o.env,

@@ -198,8 +198,13 @@ export interface ClusterOptions {
   tickMs?: number;
   /** --election-ticks; undefined = the server default. */
   electionTicks?: number;
-  /** --cluster-secret; null = none (loopback only). Default TEST_SECRET. */
-  secret?: string | null;
+  /** The cluster secret, passed in QKV_CLUSTER_SECRET (never on argv). Default TEST_SECRET. */
+  secret?: string;
+  /**
+   * --initial-cluster-state; default `new` on every start (a data directory with state ignores
+   * it, as a founding flag left in a compose file is). `existing` = start empty and wait to be added.
+   */
+  initialClusterState?: 'new' | 'existing';
   /** Extra `serve` flags for every node. */
   extraArgs?: string[];
   /** --log-level. Default info. */
@@ -209,7 +214,7 @@ export interface ClusterOptions {
 }
 
 /** Per-run settings of one node that differ from the cluster's. */
-export type NodeOverride = Pick<ClusterOptions, 'secret' | 'extraArgs'>;
+export type NodeOverride = Pick<ClusterOptions, 'secret' | 'extraArgs' | 'initialClusterState'>;
 
 /** One node of a ProcessCluster. */
 export interface ClusterNode {
@@ -288,8 +293,7 @@ export class ProcessCluster {
   private args(n: ClusterNode, override: NodeOverride = {}): string[] {
     const o = { ...this.opts, ...override };
     const a = ['serve', '--id', n.id, '--listen', n.address, '--peers', this.peersFlag, '--data', n.dataDir, '--log-level', o.logLevel ?? 'info'];
-    const secret = o.secret === undefined ? TEST_SECRET : o.secret;
-    if (secret !== null) a.push('--cluster-secret', secret);
+    a.push('--initial-cluster-state', o.initialClusterState ?? 'new');
     if (o.tickMs !== undefined) a.push('--tick-ms', String(o.tickMs));
     if (o.electionTicks !== undefined) a.push('--election-ticks', String(o.electionTicks));
     return [...a, ...(o.extraArgs ?? [])];
@@ -302,7 +306,7 @@ export class ProcessCluster {
       const proc = spawn(process.execPath, [CLI_PATH, ...this.args(n, override)], {
         cwd: REPO_ROOT,
         stdio: ['ignore', fd, fd],
-        env: { ...process.env, QKV_CLUSTER_SECRET: '' },
+        env: { ...process.env, QKV_CLUSTER_SECRET: override.secret ?? this.opts.secret ?? TEST_SECRET, QKV_CLUSTER_SECRET_FILE: '' },
       });
       live.add(proc);
       n.proc = proc;
@@ -460,6 +464,60 @@ export class ProcessCluster {
     } catch (e) {
       throw new Error(`${(e as Error).message}\n${this.describeLogs()}`);
     }
+  }
+
+  /** Starts a stopped node without waiting for it (for a node expected to refuse to start). */
+  launch(id: string, override: NodeOverride = {}): ChildProcess {
+    const n = this.node(id);
+    if (n.proc) throw new Error(`node ${id} is still running`);
+    this.spawnNode(n, override);
+    return n.proc!;
+  }
+
+  /** Waits for a node's process to exit (bounded); returns its exit code. */
+  async waitExit(id: string, timeoutMs = DEFAULT_WAIT_MS): Promise<number | null> {
+    const p = this.node(id).proc;
+    if (!p) throw new Error(`node ${id} is not running`);
+    return new Promise<number | null>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${id} did not exit within ${timeoutMs} ms`)), timeoutMs);
+      p.once('exit', (code) => {
+        clearTimeout(t);
+        resolve(code);
+      });
+    });
+  }
+
+  /** Deletes a stopped node's data directory (a lost disk). */
+  wipe(id: string): void {
+    const n = this.node(id);
+    if (n.proc) throw new Error(`node ${id} is still running`);
+    rmSync(n.dataDir, { recursive: true, force: true });
+  }
+
+  /** The incarnation id in a node's data directory (packages/server/src/identity.ts's format). */
+  incarnationOf(id: string): string {
+    return readFileSync(path.join(this.node(id).dataDir, 'INCARNATION'), 'utf8').split('\n', 1)[0]!;
+  }
+
+  /**
+   * Replaces a member that lost its disk — the runbook of docs/server.md, through the admin HTTP
+   * API: remove it (on the leader), start it empty WITHOUT the founding flag, add it as a
+   * learner, and promote it once it caught up and its incarnation is recorded. The node must be
+   * stopped (its data directory is wiped here).
+   */
+  async replaceNode(id: string, timeoutMs = 30_000): Promise<void> {
+    const n = this.node(id);
+    const admin = async (method: string, urlPath: string, body?: unknown): Promise<HttpResult> => {
+      const leader = await this.waitForLeader({ exclude: id, among: this.liveIds().filter((x) => x !== id), timeoutMs });
+      return httpRequest(this.node(leader.id).port, method, urlPath, { ...(body ? { body: JSON.stringify(body) } : {}), timeoutMs: 10_000 });
+    };
+    const removed = await admin('DELETE', `/v1/admin/members/${id}`);
+    if (removed.status !== 200 && removed.status !== 404) throw new Error(`member remove ${id}: ${removed.status} ${removed.body.toString()}`);
+    this.wipe(id);
+    await this.restart(id, { initialClusterState: 'existing' });
+    const added = await admin('POST', '/v1/admin/members', { id, address: n.address, learner: true });
+    if (added.status !== 200) throw new Error(`member add ${id}: ${added.status} ${added.body.toString()}`);
+    await waitFor(`${id} to be promoted`, async () => ((await admin('POST', `/v1/admin/members/${id}/promote`)).status === 200 ? true : undefined), timeoutMs);
   }
 
   // --- key-value helpers ------------------------------------------------------------------------

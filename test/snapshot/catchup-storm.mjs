@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // "Catch-up storm" benchmark (issue 5): a three-node quorumkv cluster holding a lot of state
 // (values of ~4 KiB) under a steady open-loop write load on the leader; one follower is wiped and
-// catches up through a snapshot. It measures the leader's client latency (p50/p99) and throughput
+// replaced the documented way (member remove; start empty without the founding flag; member add
+// --learner; promote once caught up) and catches up through a snapshot. It measures the leader's client latency (p50/p99) and throughput
 // before and during the catch-up, with the default snapshot rate limit (32 MiB/s) and with no limit,
 // the catch-up time, and leader changes. It prints a table and writes it as Markdown.
 //
@@ -109,9 +110,11 @@ const killAll = () => {
 process.on('exit', killAll);
 for (const s of ['SIGINT', 'SIGTERM']) process.once(s, () => { killAll(); process.exit(130); });
 
-function startNode(n) {
+/** Starts a node; `state` is its --initial-cluster-state (`new` founds an empty data directory). */
+function startNode(n, state = 'new') {
   const fd = openSync(n.logPath, 'a');
-  const p = spawn(process.execPath, [CLI, 'serve', '--id', n.id, '--listen', `127.0.0.1:${n.port}`, '--peers', peers, '--data', n.dataDir, '--cluster-secret', SECRET, '--log-level', 'info', ...SERVER_ARGS], { stdio: ['ignore', fd, fd], env: { ...process.env, QKV_CLUSTER_SECRET: '' } });
+  const args = [CLI, 'serve', '--id', n.id, '--listen', `127.0.0.1:${n.port}`, '--peers', peers, '--data', n.dataDir, '--initial-cluster-state', state, '--log-level', 'info', ...SERVER_ARGS];
+  const p = spawn(process.execPath, args, { stdio: ['ignore', fd, fd], env: { ...process.env, QKV_CLUSTER_SECRET: SECRET, QKV_CLUSTER_SECRET_FILE: '' } });
   closeSync(fd);
   procs.add(p);
   n.proc = p;
@@ -294,6 +297,8 @@ async function round(label, rate, lead, follower, load) {
   const watcher = watchLeaders();
   const leadStatus0 = await json(lead.port, '/v1/status');
   const staleMatch = leadStatus0.members.find((m) => m.id === follower.id)?.matchIndex ?? 0;
+  const removed = await request(lead.port, 'DELETE', `/v1/admin/members/${follower.id}`, undefined, REQUEST_TIMEOUT_MS);
+  if (removed.status !== 200) throw new Error(`member remove ${follower.id}: ${removed.status} ${removed.body}`);
   await stopNode(follower);
   rmSync(follower.dataDir, { recursive: true, force: true });
   // The node stays down until the leader's log no longer holds the entry after its old match: the
@@ -321,7 +326,11 @@ async function round(label, rate, lead, follower, load) {
   const fs2 = [await fsyncStats(lead), await fsyncStats(other)];
   const during = load.mark(`${label} catch-up`);
   const tRestart = Date.now();
-  startNode(follower);
+  startNode(follower, 'existing');
+  await waitUntil(`${follower.id} to be added as a learner`, async () => {
+    const r = await request(lead.port, 'POST', '/v1/admin/members', { id: follower.id, address: `127.0.0.1:${follower.port}`, learner: true }, REQUEST_TIMEOUT_MS);
+    return r.status === 200 ? true : undefined;
+  }, 30_000);
   let caughtUpMs = NaN;
   try {
     await waitUntil(`${follower.id} to catch up`, async () => {
@@ -329,6 +338,7 @@ async function round(label, rate, lead, follower, load) {
       return f.appliedIndex > leadStatus0.commitIndex && l.commitIndex - f.appliedIndex <= 100 ? true : undefined;
     }, CATCHUP_TIMEOUT_MS);
     caughtUpMs = Date.now() - tRestart;
+    await waitUntil(`${follower.id} to be promoted`, async () => ((await request(lead.port, 'POST', `/v1/admin/members/${follower.id}/promote`, undefined, REQUEST_TIMEOUT_MS)).status === 200 ? true : undefined), 60_000);
   } catch (e) {
     log(`${label}: ${e.message}`);
   }

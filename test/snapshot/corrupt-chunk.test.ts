@@ -7,7 +7,7 @@
 // complete on its first attempt.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProcessCluster, waitFor, type WriteLoad } from '../harness/cluster.js';
-import { SMALL_SNAPSHOT_FLAGS, diffKeySpaces, eventsStartingWith, fill, leaderId, metricValue, stopWipeAndOutrun, trickle, waitForEvent, type LogEvent } from './support.js';
+import { SMALL_SNAPSHOT_FLAGS, diffKeySpaces, eventsStartingWith, fill, leaderId, metricValue, rejoinWiped, stopWipeAndOutrun, trickle, waitForEvent, type LogEvent } from './support.js';
 
 const KEYS = 300;
 const VALUE_BYTES = 4096;
@@ -27,7 +27,7 @@ describe('corrupted snapshot chunk', () => {
     await waitForEvent(cluster.node(leader).logPath, 'log compacted');
     await stopWipeAndOutrun(cluster, leader, follower);
     load = trickle(cluster, () => leader);
-    await cluster.restart(follower);
+    await rejoinWiped(cluster, follower);
   }, 90_000);
   afterAll(async () => {
     await load?.stop();

@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_PATH, ProcessCluster, waitFor } from '../harness/cluster.js';
-import { SMALL_SNAPSHOT_FLAGS, adminCall, diffKeySpaces, eventsStartingWith, fill, leaderId, statusOf, stopWipeAndOutrun, waitForEvent, type LogEvent } from './support.js';
+import { SMALL_SNAPSHOT_FLAGS, adminCall, diffKeySpaces, eventsStartingWith, fill, leaderId, rejoinWiped, statusOf, stopWipeAndOutrun, waitForEvent, type LogEvent } from './support.js';
 
 const run = promisify(execFile);
 const KEYS = 300;
@@ -45,7 +45,7 @@ describe('snapshot rate limit', () => {
     const key = (e: LogEvent) => `${String(e.node)}@${String(e.time)}`;
     const finishedBefore = new Set(allEvents('snapshot transfer finished').map(key));
     await stopWipeAndOutrun(cluster, leader, follower);
-    await cluster.restart(follower);
+    await rejoinWiped(cluster, follower);
     // Progress is visible while it runs: /v1/status lists the transfer with its numbers.
     const inFlight = await waitFor('the transfer in /v1/status', async () => {
       const sts = await Promise.all(cluster.nodes.filter((n) => n.id !== follower).map((n) => statusOf(n.port).catch(() => undefined)));

@@ -7,7 +7,7 @@
 import { rmSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProcessCluster, sleep, waitFor, type WriteLoad } from '../harness/cluster.js';
-import { SMALL_SNAPSHOT_FLAGS, TcpProxy, adminCall, diffKeySpaces, eventsStartingWith, fill, trickle, leaderId, metricValue, statusOf, stopWipeAndOutrun, waitForEvent } from './support.js';
+import { SMALL_SNAPSHOT_FLAGS, TcpProxy, adminCall, diffKeySpaces, eventsStartingWith, fill, trickle, leaderId, metricValue, rejoinWiped, statusOf, stopWipeAndOutrun, waitForEvent } from './support.js';
 
 const KEYS = 400;
 const VALUE_BYTES = 4096;
@@ -71,7 +71,7 @@ describe('interrupted snapshot transfer', () => {
       const before = await metricValue(cluster.node(leader).port, 'qkv_snapshot_bytes_sent_total');
       // Writes go on while the follower is away and catches up (they also make the leader probe it).
       const load = trickle(cluster, () => leader);
-      await cluster.restart(follower);
+      await rejoinWiped(cluster, follower);
       await expectResumedAndConverged(cluster, leader, follower, before, load);
     })();
   }, 120_000);
@@ -108,7 +108,7 @@ describe('interrupted snapshot transfer', () => {
       expect((await adminCall(leaderNode.port, 'PUT', '/v1/admin/snapshot-rate', { bytesPerSecond: 400_000 })).status).toBe(200);
       const before = await metricValue(leaderNode.port, 'qkv_snapshot_bytes_sent_total');
       const load = trickle(cluster, () => leader);
-      await cluster.restart('n3', { extraArgs: args });
+      await rejoinWiped(cluster, 'n3', { extraArgs: args }, `127.0.0.1:${proxy.port}`);
 
       await waitFor('the snapshot transfer to n3 to be under way', async () => {
         const t = (await statusOf(leaderNode.port)).snapshots?.find((s) => s.peer === 'n3' && s.direction === 'send');

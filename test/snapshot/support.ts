@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { CLI_PATH, REPO_ROOT, TEST_SECRET, WriteLoad, freePorts, httpRequest, jsonOf, padValue, sleep, waitFor, type ProcessCluster } from '../harness/cluster.js';
+import { CLI_PATH, REPO_ROOT, TEST_SECRET, WriteLoad, freePorts, httpRequest, jsonOf, padValue, sleep, waitFor, type NodeOverride, type ProcessCluster } from '../harness/cluster.js';
 
 /** Flags that make every node compact its log after a few hundred entries, in small chunks. */
 export const SMALL_SNAPSHOT_FLAGS: readonly string[] = [
@@ -246,7 +246,8 @@ export async function diffKeySpaces(cluster: ProcessCluster, a: string, b: strin
 }
 
 // ---------------------------------------------------------------------------------------------
-// A node outside the harness's fixed set (the harness cannot add nodes): `quorumkv serve --join`.
+// A node outside the harness's fixed set (the harness cannot add nodes): `quorumkv serve
+// --initial-cluster-state existing`.
 
 /** A node process started by {@link startJoiningNode}. */
 export interface ExtraNode {
@@ -261,7 +262,7 @@ export interface ExtraNode {
 }
 
 /**
- * Starts `quorumkv serve --join` for a new node id on a free port, in the cluster's directory,
+ * Starts `quorumkv serve --initial-cluster-state existing` for a new node id on a free port, in the cluster's directory,
  * with the cluster's secret; waits until it answers /health. The caller kills it (also on failure).
  */
 export async function startJoiningNode(cluster: ProcessCluster, id: string, extraArgs: readonly string[] = []): Promise<ExtraNode> {
@@ -272,7 +273,7 @@ export async function startJoiningNode(cluster: ProcessCluster, id: string, extr
   // A joining node is told the current members so that it accepts their connections before it
   // has a membership of its own (docs/server.md, "Admin endpoints").
   const peers = cluster.nodes.map((n) => `${n.id}=${n.address}`).join(',');
-  const args = ['serve', '--id', id, '--listen', address, '--join', '--peers', peers, '--data', dataDir, '--cluster-secret', TEST_SECRET, '--log-level', 'info'];
+  const args = ['serve', '--id', id, '--listen', address, '--initial-cluster-state', 'existing', '--peers', peers, '--data', dataDir, '--log-level', 'info'];
   if (cluster.opts.tickMs !== undefined) args.push('--tick-ms', String(cluster.opts.tickMs));
   if (cluster.opts.electionTicks !== undefined) args.push('--election-ticks', String(cluster.opts.electionTicks));
   const fd = openSync(logPath, 'a');
@@ -281,7 +282,7 @@ export async function startJoiningNode(cluster: ProcessCluster, id: string, extr
     proc = spawn(process.execPath, [CLI_PATH, ...args, ...(cluster.opts.extraArgs ?? []), ...extraArgs], {
       cwd: REPO_ROOT,
       stdio: ['ignore', fd, fd],
-      env: { ...process.env, QKV_CLUSTER_SECRET: '' },
+      env: { ...process.env, QKV_CLUSTER_SECRET: TEST_SECRET, QKV_CLUSTER_SECRET_FILE: '' },
     });
   } finally {
     closeSync(fd);
@@ -313,6 +314,30 @@ export async function startJoiningNode(cluster: ProcessCluster, id: string, extr
   return node;
 }
 
+/**
+ * Brings back a node removed and wiped by {@link stopWipeAndOutrun}, as the replace procedure
+ * does: starts it empty WITHOUT the founding flag and adds it as a learner at `address` (default
+ * its own) on the leader. It then catches up (by snapshot); promote it with {@link promote}.
+ */
+export async function rejoinWiped(cluster: ProcessCluster, id: string, override: NodeOverride = {}, address = cluster.node(id).address): Promise<void> {
+  await cluster.restart(id, { ...override, initialClusterState: 'existing' });
+  const others = cluster.liveIds().filter((x) => x !== id);
+  const leader = await cluster.waitForLeader({ among: others });
+  const added = await adminCall(cluster.node(leader.id).port, 'POST', '/v1/admin/members', { id, address, learner: true });
+  if (added.status !== 200) throw new Error(`member add ${id} --learner: ${added.status} ${JSON.stringify(added.body)}`);
+}
+
+/** Promotes a learner once it caught up and its incarnation is recorded (retried while refused with 409/503). */
+export async function promote(cluster: ProcessCluster, id: string, timeoutMs = 30_000): Promise<void> {
+  await waitFor(`${id} to be promoted`, async () => {
+    const leader = await cluster.waitForLeader({ among: cluster.liveIds().filter((x) => x !== id) });
+    const r = await adminCall(cluster.node(leader.id).port, 'POST', `/v1/admin/members/${id}/promote`);
+    if (r.status === 200) return true;
+    if (r.status !== 409 && r.status !== 503) throw new Error(`member promote ${id}: ${r.status} ${JSON.stringify(r.body)}`);
+    return undefined;
+  }, timeoutMs);
+}
+
 /** Most 100-key write rounds {@link stopWipeAndOutrun} makes before giving up. */
 const OUTRUN_MAX_ROUNDS = 40;
 
@@ -326,6 +351,10 @@ const OUTRUN_MAX_ROUNDS = 40;
 export async function stopWipeAndOutrun(cluster: ProcessCluster, leader: string, follower: string): Promise<number> {
   const before = (await statusOf(cluster.node(leader).port)) as unknown as { members: { id: string; matchIndex: number | null }[] };
   const match = before.members.find((m) => m.id === follower)?.matchIndex ?? 0;
+  // A node that lost its disk is never restarted under its old identity: it is removed first and
+  // comes back through rejoinWiped (docs/server.md, "Replacing a node that lost its disk").
+  const removed = await adminCall(cluster.node(leader).port, 'DELETE', `/v1/admin/members/${follower}`);
+  if (removed.status !== 200) throw new Error(`member remove ${follower}: ${removed.status} ${JSON.stringify(removed.body)}`);
   await stopAndWipe(cluster, follower);
   for (let round = 0; round < OUTRUN_MAX_ROUNDS; round++) {
     const s = (await statusOf(cluster.node(leader).port)) as unknown as { firstIndex: number };

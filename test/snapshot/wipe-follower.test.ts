@@ -1,8 +1,10 @@
-// A follower whose data directory is wiped while the cluster's log is compacted catches up through
-// a snapshot (InstallSnapshot stream) and then serves exactly the leader's state.
+// A follower whose data directory is wiped while the cluster's log is compacted is replaced the
+// documented way (member remove; start empty without the founding flag; member add --learner;
+// promote): it catches up through a snapshot (InstallSnapshot stream), serves exactly the
+// leader's state, and is promoted back to a voter.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProcessCluster, waitFor } from '../harness/cluster.js';
-import { SMALL_SNAPSHOT_FLAGS, diffKeySpaces, eventsStartingWith, fill, leaderId, metricValue, stopWipeAndOutrun, trickle, waitForEvent } from './support.js';
+import { SMALL_SNAPSHOT_FLAGS, diffKeySpaces, eventsStartingWith, fill, leaderId, metricValue, promote, rejoinWiped, stopWipeAndOutrun, trickle, waitForEvent } from './support.js';
 
 const KEYS = 400;
 const VALUE_BYTES = 4096;
@@ -19,7 +21,7 @@ describe('wiped follower', () => {
     await cluster?.teardown();
   });
 
-  it('catches up through a snapshot and then serves identical state', async () => {
+  it('is replaced: catches up through a snapshot as a learner, serves identical state, is promoted', async () => {
     await cluster.guard(async () => {
       const leader = await leaderId(cluster);
       const follower = cluster.nodes.find((n) => n.id !== leader)!.id;
@@ -32,7 +34,7 @@ describe('wiped follower', () => {
       for (const [k, v] of await fill(cluster, () => leader, 'late', 100, VALUE_BYTES)) written.set(k, v);
       // And writes go on while it catches up (a cluster in service).
       const load = trickle(cluster, () => leader);
-      await cluster.restart(follower);
+      await rejoinWiped(cluster, follower);
 
       const leaderNode = cluster.node(leader);
       const followerNode = cluster.node(follower);
@@ -59,6 +61,12 @@ describe('wiped follower', () => {
         expect(r.status).toBe(200);
         expect(r.body.toString('utf8')).toBe(v);
       }
+      await promote(cluster, follower);
+      const st = await waitFor('the replacement to be a voter', async () => {
+        const s = await cluster.status(leader);
+        return s?.members.find((m) => m.id === follower)?.voter ? s : undefined;
+      });
+      expect(st.members.map((m) => m.id).sort()).toEqual(['n1', 'n2', 'n3']);
     })();
   }, 90_000);
 });

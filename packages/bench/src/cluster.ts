@@ -1,6 +1,7 @@
 // Local three-member clusters of the systems under test, on 127.0.0.1, in temporary directories:
 // quorumkv (`node packages/server/dist/cli.js serve`) and etcd (Debian's `etcd-server`).
 // Both expose the same small surface so that run, compare and failover treat them alike.
+import { randomBytes } from 'node:crypto';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -104,6 +105,7 @@ class ManagedMember implements Member {
     readonly command: string,
     readonly args: () => string[],
     readonly logFile: string,
+    readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
   pid(): number | undefined {
@@ -116,7 +118,7 @@ class ManagedMember implements Member {
     const fd = openSync(this.logFile, 'a');
     try {
       // The log goes straight to a file: the harness process never copies server output.
-      this.child = track(spawn(this.command, this.args(), { stdio: ['ignore', fd, fd] }));
+      this.child = track(spawn(this.command, this.args(), { stdio: ['ignore', fd, fd], env: this.env }));
     } finally {
       closeSync(fd);
     }
@@ -244,10 +246,12 @@ class QuorumkvCluster extends BaseCluster {
     super(dir, opts);
     const ids = ports.map((_, i) => `n${i + 1}`);
     const peers = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]!}`).join(',');
+    // The secret travels in the environment, never on argv; the founding flag is ignored on restart.
+    const env = { ...process.env, QKV_CLUSTER_SECRET: randomBytes(24).toString('hex'), QKV_CLUSTER_SECRET_FILE: '' };
     for (const [i, id] of ids.entries()) {
       const listen = `127.0.0.1:${ports[i]!}`;
-      const args = ['serve', '--id', id, '--listen', listen, '--peers', peers, '--data', join(dir, id), ...opts.extraArgs];
-      this.managed.push(new ManagedMember(id, listen, process.execPath, () => [...opts.nodeArgs, serverCli, ...args], join(dir, `${id}.log`)));
+      const args = ['serve', '--id', id, '--listen', listen, '--peers', peers, '--data', join(dir, id), '--initial-cluster-state', 'new', ...opts.extraArgs];
+      this.managed.push(new ManagedMember(id, listen, process.execPath, () => [...opts.nodeArgs, serverCli, ...args], join(dir, `${id}.log`), env));
     }
   }
 

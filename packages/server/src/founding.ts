@@ -1,10 +1,14 @@
 // The founding handshake (docs/server.md, "Who a node is"): a node started with
 // `--initial-cluster-state new` and an empty data directory founds a cluster only after a
 // majority of the listed peers (itself included) answer that they are not part of a founded
-// cluster. A peer of a founded cluster decides instead: it may know this member under another
-// incarnation (this node lost its disk: refuse to start), not know it at all (refuse), or know it
-// without an incarnation yet (start empty and let the leader replicate). Unreachable peers mean
-// wait, and say so — never found.
+// cluster. A peer of a founded cluster decides instead. It may know this member:
+//   - under another incarnation: this node lost its disk — refuse to start (exit non-zero);
+//   - not as a member at all (removed for replacement, say): start empty and wait to be added;
+//   - as this very incarnation, pinned from this node's own "not founded" answer when the peer
+//     founded (a founding partner that was slower to decide): found too, with the same entries;
+//   - with no incarnation, or this one from other contact: start empty and let the leader
+//     replicate (an empty node casts no vote, so it cannot help elect a leader without the data).
+// Unreachable peers mean wait, and say so — never found.
 import type { PeerSpec } from './config.js';
 import { isIncarnation, shortIncarnation } from './identity.js';
 import type { Logger } from './logger.js';
@@ -22,10 +26,23 @@ export interface FoundingAnswer {
   member: boolean;
   /** The incarnation the answering node recorded or pinned for the asker, or null. */
   incarnation: string | null;
+  /** That incarnation was pinned as a founding partner of the answering node. */
+  foundingPartner: boolean;
+  /** The answering node's own incarnation (a founder pins its partners'). */
+  self: string;
 }
 
-/** The decision: write the founding entries (`found`), or start empty and be replicated to (`join`). */
-export type FoundingDecision = 'found' | 'join';
+/** A peer whose "not founded" answer counted towards the founding majority. */
+export interface FoundingPartner {
+  id: string;
+  incarnation: string;
+}
+
+/**
+ * The decision: write the founding entries (`found`, pinning the partners whose answers counted),
+ * or start empty and be replicated to (`join`).
+ */
+export type FoundingDecision = { kind: 'found'; partners: FoundingPartner[] } | { kind: 'join' };
 
 /** A founded cluster answered that this node must not found (nor start). The process exits non-zero. */
 export class FoundingRefusedError extends Error {
@@ -40,94 +57,100 @@ export class FoundingRefusedError extends Error {
 export function parseFoundingAnswer(v: unknown): FoundingAnswer | undefined {
   if (typeof v !== 'object' || v === null) return undefined;
   const o = v as Record<string, unknown>;
-  if (typeof o.founded !== 'boolean' || typeof o.member !== 'boolean') return undefined;
-  if (o.incarnation !== null && !isIncarnation(o.incarnation)) return undefined;
-  return { founded: o.founded, member: o.member, incarnation: o.incarnation as string | null };
+  if (typeof o.founded !== 'boolean' || typeof o.member !== 'boolean' || typeof o.foundingPartner !== 'boolean') return undefined;
+  if ((o.incarnation !== null && !isIncarnation(o.incarnation)) || !isIncarnation(o.self)) return undefined;
+  return { founded: o.founded, member: o.member, incarnation: o.incarnation as string | null, foundingPartner: o.foundingPartner, self: o.self };
 }
 
 /** The replace procedure, for error messages. */
 export function replaceProcedure(id: string, address: string): string {
   return (
-    `to replace a member that lost its data directory: \`quorumkv member remove ${id}\`; start this node ` +
-    `WITHOUT --initial-cluster-state new (it then waits to be added); \`quorumkv member add ${id} ${address} --learner\`; ` +
+    `to replace a member that lost its data directory: \`quorumkv member remove ${id}\`; start it again (with the same ` +
+    `command line it then starts empty and waits); \`quorumkv member add ${id} ${address} --learner\`; ` +
     `\`quorumkv member promote ${id}\` once caught up (docs/server.md, "Replacing a node that lost its disk")`
   );
 }
 
-/** What one answer means for this node: a decision, or null (counts towards the unfounded majority). */
-function judge(self: PeerSpec, incarnation: string, peer: string, a: FoundingAnswer): FoundingDecision | null {
+/** What one answer means for this node: found, join, or null (counts towards the unfounded majority). */
+function judge(self: PeerSpec, incarnation: string, peer: string, a: FoundingAnswer): 'found' | 'join' | null {
   if (!a.founded) return null;
   if (a.incarnation !== null && a.incarnation !== incarnation) {
     throw new FoundingRefusedError(
       `refusing to start: ${peer} belongs to a founded cluster in which ${self.id} is incarnation ${shortIncarnation(a.incarnation)}…, ` +
-        `but this data directory is incarnation ${shortIncarnation(incarnation)}… (the member already founded and lost its data?). ` +
+        `but this data directory is incarnation ${shortIncarnation(incarnation)}… (this member founded before and lost its data?). ` +
         replaceProcedure(self.id, self.address),
     );
   }
-  if (!a.member) {
-    throw new FoundingRefusedError(
-      `refusing to start: ${peer} belongs to a founded cluster in which ${self.id} is not a member. Start this node without ` +
-        `--initial-cluster-state new and add it with \`quorumkv member add ${self.id} ${self.address}\` (docs/server.md)`,
-    );
-  }
-  return 'join';
+  // Not a member (e.g. removed for replacement): start empty and wait for `member add`.
+  if (!a.member) return 'join';
+  return a.incarnation === incarnation && a.foundingPartner ? 'found' : 'join';
 }
 
 /**
  * Probes the peers until the decision is made. `probe` asks one peer (throws when it cannot be
  * reached). Resolves `found` once a majority of `peers` (self included) answered "not founded";
- * `join` when a founded peer knows this member with no or this incarnation. Throws
- * FoundingRefusedError when a founded peer knows it under another incarnation, or not at all.
+ * `found` too when a founded peer pinned this incarnation as its founding partner; `join` when a
+ * founded peer knows this member with no incarnation (or this one otherwise), or not as a member.
+ * Throws FoundingRefusedError when a founded peer knows it under another incarnation.
  */
 export async function decideFounding(opts: {
   self: PeerSpec;
   incarnation: string;
   peers: PeerSpec[];
-  probe: (peerId: string) => Promise<unknown>;
+  probe: (peer: PeerSpec) => Promise<unknown>;
   log: Logger;
   isStopped: () => boolean;
 }): Promise<FoundingDecision> {
   const { self, incarnation, log } = opts;
   const majority = Math.floor(opts.peers.length / 2) + 1;
-  const unfounded = new Set([self.id]);
+  const unfounded = new Map<string, string>([[self.id, incarnation]]);
   const waiting = new Map<string, string>(opts.peers.filter((p) => p.id !== self.id).map((p) => [p.id, 'not asked yet']));
   let lastLogMs = Date.now();
   while (unfounded.size < majority) {
     if (opts.isStopped()) throw new FoundingRefusedError('stopped before the founding handshake finished');
-    const answers = await Promise.all([...waiting.keys()].map((peer) => askOne(peer, opts.probe)));
+    const answers = await Promise.all(opts.peers.filter((p) => waiting.has(p.id)).map((peer) => askOne(peer, opts.probe)));
     for (const a of answers) {
       if (typeof a.answer === 'string') {
         waiting.set(a.peer, a.answer);
         continue;
       }
       waiting.delete(a.peer);
-      if (judge(self, incarnation, a.peer, a.answer) === null) {
-        unfounded.add(a.peer);
+      const verdict = judge(self, incarnation, a.peer, a.answer);
+      if (verdict === null) {
+        unfounded.set(a.peer, a.answer.self);
         continue;
       }
-      log.warn({ peer: a.peer }, `${a.peer} belongs to a founded cluster that lists this node with no incarnation yet: not founding; starting empty to be replicated to`);
-      return 'join';
+      if (verdict === 'found') {
+        log.info({ peer: a.peer }, `${a.peer} founded the cluster counting this node as a founding partner: founding too`);
+        return { kind: 'found', partners: [] };
+      }
+      log.warn(
+        { peer: a.peer, member: a.answer.member },
+        `${a.peer} belongs to a founded cluster (${a.answer.member ? 'this node is a member with no incarnation recorded' : 'this node is not a member'}): ` +
+          `not founding; starting empty to be ${a.answer.member ? 'replicated to' : 'added with member add'}`,
+      );
+      return { kind: 'join' };
     }
     if (unfounded.size >= majority) break;
     if (Date.now() - lastLogMs >= WAITING_LOG_EVERY_MS) {
       lastLogMs = Date.now();
       log.warn(
-        { notFounded: [...unfounded], waitingFor: Object.fromEntries(waiting), majority },
+        { notFounded: [...unfounded.keys()], waitingFor: Object.fromEntries(waiting), majority },
         'founding: waiting for a majority of the listed peers to answer that they are not founded (never founding without one)',
       );
     }
     await new Promise((r) => setTimeout(r, PROBE_ROUND_MS));
   }
-  log.info({ notFounded: [...unfounded], majority }, 'founding: a majority of the listed peers is not founded; founding the cluster');
-  return 'found';
+  log.info({ notFounded: [...unfounded.keys()], majority }, 'founding: a majority of the listed peers is not founded; founding the cluster');
+  return { kind: 'found', partners: [...unfounded].filter(([id]) => id !== self.id).map(([id, inc]) => ({ id, incarnation: inc })) };
 }
 
 /** One probe: the peer's answer, or why there is none. */
-async function askOne(peer: string, probe: (peerId: string) => Promise<unknown>): Promise<{ peer: string; answer: FoundingAnswer | string }> {
+async function askOne(peer: PeerSpec, probe: (peer: PeerSpec) => Promise<unknown>): Promise<{ peer: string; answer: FoundingAnswer | string }> {
   try {
     const answer = parseFoundingAnswer(await probe(peer));
-    return { peer, answer: answer ?? 'malformed answer' };
+    return { peer: peer.id, answer: answer ?? 'malformed answer' };
   } catch (e) {
-    return { peer, answer: (e as Error).message };
+    return { peer: peer.id, answer: (e as Error).message };
   }
 }

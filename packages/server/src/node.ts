@@ -71,7 +71,7 @@ const MAX_APPLY_BATCHES_IN_FLIGHT = 4;
 /** How long a `busy` client is told to wait before retrying. */
 const BUSY_RETRY_AFTER_MS = 50;
 /** How often a leader retries recording members' incarnations in the membership, ms. */
-const RECORD_INCARNATION_EVERY_MS = 500;
+const RECORD_INCARNATION_EVERY_MS = 100;
 /** A node is "ready" (GET /ready) when applied is within this many entries of commit. */
 export const READY_MAX_APPLY_LAG = 1000;
 
@@ -217,6 +217,7 @@ export class QuorumKvNode {
     clusterId: string | null;
     incarnation: string;
     pins: PeerPins;
+    foundingPending: boolean;
   }) {
     this.id = args.cfg.id;
     this.cfg = args.cfg;
@@ -230,6 +231,7 @@ export class QuorumKvNode {
     this.clusterId = args.clusterId;
     this.incarnation = args.incarnation;
     this.pins = args.pins;
+    this.foundingPending = args.foundingPending;
     const cs = args.raw.status().confState;
     this.hasMembership = cs.voters.length + cs.learners.length > 0;
     this.faultFsyncDelayMs = args.cfg.faultFsyncDelayMs;
@@ -302,8 +304,7 @@ export class QuorumKvNode {
           'node restored from disk',
         );
       }
-      const node = new QuorumKvNode({ cfg, log, metrics, store, mem, raw, members, persisted: hardState, clusterId, incarnation, pins });
-      node.foundingPending = foundingPending;
+      const node = new QuorumKvNode({ cfg, log, metrics, store, mem, raw, members, persisted: hardState, clusterId, incarnation, pins, foundingPending });
       node.checkShortfall();
       return node;
     } catch (e) {
@@ -325,12 +326,17 @@ export class QuorumKvNode {
       self,
       incarnation: this.incarnation,
       peers: this.cfg.peers,
-      probe: (peer) => this.transport.probe(peer),
+      probe: (peer) => this.transport.probe(peer.id, peer.address),
       log: this.log,
       isStopped: () => this.stopped,
     });
     this.foundingPending = false;
-    if (decision === 'join') return;
+    if (decision.kind === 'join') {
+      this.transport.setPeers(this.peerAddresses());
+      return;
+    }
+    // The partners whose "not founded" answers counted may found too (founding.ts): pin them so.
+    for (const p of decision.partners) this.pins.pin(p.id, p.incarnation, 0, true);
     // A founding member writes the initial membership into its log (entries 1..N).
     // The entries must be byte-identical on every founding member: only shared facts go in.
     // The cluster id is a hash of exactly those facts, so members started with different
@@ -340,6 +346,7 @@ export class QuorumKvNode {
     writeClusterId(this.cfg.dataDir, this.clusterId);
     this.raw.bootstrap(voters);
     this.hasMembership = true;
+    this.transport.setPeers(this.peerAddresses());
     this.log.info({ voters: this.cfg.peers.map((p) => p.id), incarnation: this.incarnation }, 'founded a new cluster (bootstrapped the founding membership)');
   }
 
@@ -885,7 +892,14 @@ export class QuorumKvNode {
   /** The answer to a founding probe from `peer` (founding.ts). */
   private foundingAnswer(peer: string): FoundingAnswer {
     const founded = this.hasMembership || this.mem.lastIndex() > 0;
-    return { founded, member: this.memberById(peer) !== undefined, incarnation: this.memberById(peer)?.incarnation ?? this.pins.get(peer) ?? null };
+    const known = this.memberById(peer)?.incarnation ?? this.pins.get(peer) ?? null;
+    return {
+      founded,
+      member: this.memberById(peer) !== undefined,
+      incarnation: known,
+      foundingPartner: known !== null && known === this.pins.get(peer) && this.pins.isFoundingPartner(peer),
+      self: this.incarnation,
+    };
   }
 
   /** A member removal clears its pin; a recorded incarnation becomes the pin (and drops any other). */
@@ -965,6 +979,9 @@ export class QuorumKvNode {
     // one: until then it accepts (and dials) the peers named in --peers, or it would refuse the
     // leader that is trying to add it.
     const known = all.length > 0 ? all : this.cfg.peers;
+    // A node in the founding handshake dials no raft link and accepts none (it probes instead):
+    // a founded peer must not pin it on first contact before it has decided (founding.ts).
+    if (this.foundingPending) return out;
     for (const m of known) if (m.id !== this.id) out[m.id] = m.address;
     return out;
   }

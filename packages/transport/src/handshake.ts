@@ -136,7 +136,8 @@ export function verifyHelloHeader(raw: string | string[] | undefined, check: Hel
   const auth = checkProof(parsed, check.clusterSecret, check);
   if (auth !== null) return auth;
   if (parsed.to !== check.selfId) return refuse(CloseCode.Forbidden, `wrong target: this node is ${check.selfId}`);
-  if (!check.isPeer(parsed.from)) return refuse(CloseCode.Forbidden, `unknown peer id ${parsed.from}`);
+  // A probe comes from a node founding a cluster, which the acceptor may not list yet.
+  if (parsed.channel !== 'probe' && !check.isPeer(parsed.from)) return refuse(CloseCode.Forbidden, `unknown peer id ${parsed.from}`);
   if (check.clusterId && parsed.cluster !== '' && parsed.cluster !== check.clusterId) {
     return refuse(
       CloseCode.Forbidden,

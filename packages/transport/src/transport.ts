@@ -270,12 +270,11 @@ export class PeerTransport {
    * Asks a peer one authenticated question on a `probe` connection and resolves with its answer
    * (parsed JSON): the host's founding handshake uses it to learn whether the peer belongs to a
    * founded cluster. Rejects with a TransportError when the peer cannot be reached, refuses the
-   * hello, or does not answer within `connectTimeoutMs`.
+   * hello, or does not answer within `connectTimeoutMs`. The peer need not be in the peer map
+   * (a founding node dials no raft links before it has decided).
    */
-  probe(peerId: string): Promise<unknown> {
-    const address = this.#peers.get(peerId);
+  probe(peerId: string, address: string): Promise<unknown> {
     if (this.#closed) return Promise.reject(new TransportError('QKV_TRANSPORT_CLOSED', 'transport is closed'));
-    if (address === undefined) return Promise.reject(new TransportError('QKV_UNKNOWN_PEER', `unknown peer ${peerId}`));
     const hello = this.#hello(peerId, 'probe');
     const ws = new WebSocket(peerUrl(address), {
       headers: { [HELLO_HEADER]: hello },
