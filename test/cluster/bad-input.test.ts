@@ -30,9 +30,12 @@ const MAX_KEY_BYTES = 4096;
 /** A signed peer hello header, built independently of the transport's code (its documented format). */
 function helloHeader(from: string, to: string, secret: string | null, overrides: Record<string, unknown> = {}): string {
   // cluster '' = a dialler without a cluster id (like a node waiting to join): accepted by any node.
-  const h = { v: 1, channel: 'raft', from, to, ts: Date.now(), nonce: randomBytes(16).toString('hex'), cluster: '', ...overrides };
+  // incarnation: a peer's real one (ProcessCluster.incarnationOf) is needed to be accepted as it.
+  const h = { v: 2, channel: 'raft', from, to, ts: Date.now(), nonce: randomBytes(16).toString('hex'), cluster: '', incarnation: '0'.repeat(32), ...overrides };
   const mac =
-    secret === null ? '' : createHmac('sha256', secret).update(JSON.stringify(['quorumkv-hello', h.v, h.channel, h.from, h.to, h.ts, h.nonce, h.cluster])).digest('hex');
+    secret === null
+      ? ''
+      : createHmac('sha256', secret).update(JSON.stringify(['quorumkv-hello', h.v, h.channel, h.from, h.to, h.ts, h.nonce, h.cluster, h.incarnation])).digest('hex');
   return Buffer.from(JSON.stringify({ ...h, mac })).toString('base64url');
 }
 
@@ -221,7 +224,7 @@ describe('bad input against a live node', () => {
     c.guard(async () => {
       const url = `ws://127.0.0.1:${target.port}/raft`;
       const other = c.nodes.find((n) => n.id !== target.id)!.id;
-      const signed = () => ({ 'x-quorumkv-hello': helloHeader(other, target.id, TEST_SECRET) });
+      const signed = () => ({ 'x-quorumkv-hello': helloHeader(other, target.id, TEST_SECRET, { incarnation: c.incarnationOf(other) }) });
       // We speak as peer `other`, whose real connection ours replaces; `other` is frozen meanwhile
       // so its reconnects cannot replace ours in turn (close 4409) before the node judges our frame.
       c.pause(other);

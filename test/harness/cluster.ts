@@ -371,7 +371,9 @@ export class ProcessCluster {
         const l = leaders[0]!;
         if (opts.minTerm !== undefined && l.term <= opts.minTerm) return undefined;
         if (opts.exclude !== undefined && l.id === opts.exclude) return undefined;
-        const agreed = (sts as NodeStatus[]).every((s) => s.leader === l.id && s.term === l.term);
+        // A node that started empty (not founding) learns the membership from the leader a moment
+        // after it learns of the leader: agreement includes it.
+        const agreed = (sts as NodeStatus[]).every((s) => s.leader === l.id && s.term === l.term && s.members.length > 0);
         return agreed ? l : undefined;
       },
       opts.timeoutMs ?? DEFAULT_WAIT_MS,
