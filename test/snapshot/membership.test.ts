@@ -1,9 +1,9 @@
-// Membership end to end under a steady write load: a fourth node started with --join is added as
+// Membership end to end under a steady write load: a fourth node started empty (--initial-cluster-state existing) is added as
 // a learner (it should catch up through a snapshot, the log being compacted) and promoted; then
 // the learner, an old follower and finally the leader itself are removed — the leader hands
 // leadership over first. No acknowledged write is lost and write errors are transient.
 //
-// The first case is the regression test for bug S2 (a `--join` node refused every peer; it now
+// The first case is the regression test for bug S2 (an empty joining node refused every peer; it now
 // gets `--peers` with the current members, see support.ts startJoiningNode).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -57,7 +57,7 @@ describe('membership changes under load', () => {
     await cluster?.teardown();
   });
 
-  it('a node started with --join is added as a learner, catches up through a snapshot and is promoted (S2)', async () => {
+  it('a node started empty is added as a learner, catches up through a snapshot and is promoted (S2)', async () => {
     n4 = await startJoiningNode(cluster, 'n4');
     const add = await adminCall(cluster.node(first).port, 'POST', '/v1/admin/members', { id: 'n4', address: n4.address, learner: true });
     expect(add.status, JSON.stringify(add.body)).toBe(200);

@@ -975,7 +975,7 @@ export class QuorumKvNode {
   private peerAddresses(): Record<string, string> {
     const out: Record<string, string> = {};
     const all = [...this.members.voters, ...this.members.learners];
-    // A node started with --join has no membership until the leader's log or snapshot brings
+    // A node that started empty (not founding) has no membership until the leader's log or snapshot brings
     // one: until then it accepts (and dials) the peers named in --peers, or it would refuse the
     // leader that is trying to add it.
     const known = all.length > 0 ? all : this.cfg.peers;
