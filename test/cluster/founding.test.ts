@@ -126,6 +126,16 @@ describe('founding, restart and hellos', () => {
     await c.guard(async () => {
       const leader = (await c.waitForLeader()).id;
       expect((await c.put(leader, 'k', 'v')).status).toBe(200);
+      // The replicated membership records every member's incarnation (the one in its data directory).
+      const want = c.nodes.map((n) => ({ id: n.id, incarnation: c.incarnationOf(n.id) }));
+      await waitFor('every incarnation recorded on every node', async () => {
+        for (const n of c.nodes) {
+          const m = JSON.parse((await httpRequest(n.port, 'GET', '/v1/admin/members')).body.toString()) as { voters: { id: string; incarnation?: string }[] };
+          const got = m.voters.map((v) => ({ id: v.id, incarnation: v.incarnation })).sort((a, b) => a.id.localeCompare(b.id));
+          if (JSON.stringify(got) !== JSON.stringify(want)) return undefined;
+        }
+        return true;
+      });
       const n2 = c.incarnationOf('n2');
       // An authenticated hello from "n2" with another incarnation: refused before any message.
       const impostor = await dialRaft(c.node('n1').port, helloHeader('n2', 'n1', randomBytes(16).toString('hex')));

@@ -1,5 +1,6 @@
 // Admin HTTP endpoints (behind `quorumkv member …`, `leader transfer`, `snapshot-rate`):
 //
+//   GET    /v1/admin/members              this node's view: voters and learners, with recorded incarnations
 //   POST   /v1/admin/members              {"id","address","learner"?,"zone"?}
 //          joins as a learner; unless "learner": true, it is promoted once caught up
 //   POST   /v1/admin/members/{id}/promote  refused (409) while the learner is behind
@@ -42,6 +43,7 @@ export class AdminApi implements AdminRoutes {
     if (p === '/v1/admin/snapshot-rate' && m === 'PUT') return this.snapshotRate(req, res);
     if (p === '/v1/admin/faults' && m === 'PUT') return this.faults(req, res);
     if (p === '/v1/admin/snapshots' && m === 'GET') return json(res, 200, { rateBytesPerSec: this.snapshots.rateBytesPerSec, transfers: this.snapshots.status() });
+    if (p === '/v1/admin/members' && m === 'GET') return json(res, 200, { id: this.node.id, incarnation: this.node.incarnation, ...this.node.membership() });
     // Everything below changes the cluster: leader only (followers forward).
     if (!this.node.isLeader()) return this.forward(req, res);
     if (p === '/v1/admin/members' && m === 'POST') return this.add(req, res);

@@ -1,14 +1,15 @@
 // The founding handshake (docs/server.md, "Who a node is"): a node started with
 // `--initial-cluster-state new` and an empty data directory founds a cluster only after a
 // majority of the listed peers (itself included) answer that they are not part of a founded
-// cluster. A peer of a founded cluster decides instead. It may know this member:
-//   - under another incarnation: this node lost its disk — refuse to start (exit non-zero);
-//   - not as a member at all (removed for replacement, say): start empty and wait to be added;
-//   - as this very incarnation, pinned from this node's own "not founded" answer when the peer
-//     founded (a founding partner that was slower to decide): found too, with the same entries;
-//   - with no incarnation, or this one from other contact: start empty and let the leader
-//     replicate (an empty node casts no vote, so it cannot help elect a leader without the data).
-// Unreachable peers mean wait, and say so — never found.
+// cluster. A founded peer decides instead, by what it knows of this member:
+//   - another incarnation: this member founded before and lost its disk — refuse to start;
+//   - not a member (removed for replacement, say): start empty and wait to be added;
+//   - a member with no incarnation, or this one: if this node already answered "not founded" to
+//     another founding node (which may have counted it towards its majority: this node is
+//     committed to founding), found too, with the same entries; otherwise start empty and let the
+//     leader replicate (an empty node casts no vote, so it cannot help elect a stale leader).
+// An empty node waiting to be added answers "waiting": no information either way. Unreachable
+// peers mean wait, and say so — never found.
 import type { PeerSpec } from './config.js';
 import { isIncarnation, shortIncarnation } from './identity.js';
 import type { Logger } from './logger.js';
@@ -20,15 +21,16 @@ const WAITING_LOG_EVERY_MS = 5000;
 
 /** What a node answers a founding probe (the `probe` channel of the peer transport). */
 export interface FoundingAnswer {
-  /** The answering node belongs to a founded cluster (it has a log or a membership). */
-  founded: boolean;
+  /**
+   * `no`: the answering node is itself in the founding handshake. `yes`: it has a log or a
+   * membership. `waiting`: it is empty and waits to be added (it knows nothing yet).
+   */
+  founded: 'no' | 'yes' | 'waiting';
   /** The asker's id is a member (voter or learner) of the answering node's membership. */
   member: boolean;
   /** The incarnation the answering node recorded or pinned for the asker, or null. */
   incarnation: string | null;
-  /** That incarnation was pinned as a founding partner of the answering node. */
-  foundingPartner: boolean;
-  /** The answering node's own incarnation (a founder pins its partners'). */
+  /** The answering node's own incarnation (a founder pins those whose answers it counted). */
   self: string;
 }
 
@@ -40,7 +42,7 @@ export interface FoundingPartner {
 
 /**
  * The decision: write the founding entries (`found`, pinning the partners whose answers counted),
- * or start empty and be replicated to (`join`).
+ * or start empty and be replicated to or added (`join`).
  */
 export type FoundingDecision = { kind: 'found'; partners: FoundingPartner[] } | { kind: 'join' };
 
@@ -53,13 +55,15 @@ export class FoundingRefusedError extends Error {
   }
 }
 
+const FOUNDED = new Set(['no', 'yes', 'waiting']);
+
 /** Validates a probe answer off the wire; undefined when it is not one. */
 export function parseFoundingAnswer(v: unknown): FoundingAnswer | undefined {
   if (typeof v !== 'object' || v === null) return undefined;
   const o = v as Record<string, unknown>;
-  if (typeof o.founded !== 'boolean' || typeof o.member !== 'boolean' || typeof o.foundingPartner !== 'boolean') return undefined;
+  if (typeof o.founded !== 'string' || !FOUNDED.has(o.founded) || typeof o.member !== 'boolean') return undefined;
   if ((o.incarnation !== null && !isIncarnation(o.incarnation)) || !isIncarnation(o.self)) return undefined;
-  return { founded: o.founded, member: o.member, incarnation: o.incarnation as string | null, foundingPartner: o.foundingPartner, self: o.self };
+  return { founded: o.founded as FoundingAnswer['founded'], member: o.member, incarnation: o.incarnation as string | null, self: o.self };
 }
 
 /** The replace procedure, for error messages. */
@@ -71,9 +75,12 @@ export function replaceProcedure(id: string, address: string): string {
   );
 }
 
-/** What one answer means for this node: found, join, or null (counts towards the unfounded majority). */
-function judge(self: PeerSpec, incarnation: string, peer: string, a: FoundingAnswer): 'found' | 'join' | null {
-  if (!a.founded) return null;
+/** What one answer means: found, join, count (towards the "not founded" majority) or nothing. */
+type Verdict = 'found' | 'join' | 'count' | 'nothing';
+
+function judge(self: PeerSpec, incarnation: string, committed: boolean, peer: string, a: FoundingAnswer): Verdict {
+  if (a.founded === 'no') return 'count';
+  // Even an empty node waiting to be added may have pinned this member when it connected.
   if (a.incarnation !== null && a.incarnation !== incarnation) {
     throw new FoundingRefusedError(
       `refusing to start: ${peer} belongs to a founded cluster in which ${self.id} is incarnation ${shortIncarnation(a.incarnation)}…, ` +
@@ -81,23 +88,23 @@ function judge(self: PeerSpec, incarnation: string, peer: string, a: FoundingAns
         replaceProcedure(self.id, self.address),
     );
   }
-  // Not a member (e.g. removed for replacement): start empty and wait for `member add`.
+  if (a.founded === 'waiting') return 'nothing';
   if (!a.member) return 'join';
-  return a.incarnation === incarnation && a.foundingPartner ? 'found' : 'join';
+  return committed ? 'found' : 'join';
 }
 
 /**
- * Probes the peers until the decision is made. `probe` asks one peer (throws when it cannot be
- * reached). Resolves `found` once a majority of `peers` (self included) answered "not founded";
- * `found` too when a founded peer pinned this incarnation as its founding partner; `join` when a
- * founded peer knows this member with no incarnation (or this one otherwise), or not as a member.
- * Throws FoundingRefusedError when a founded peer knows it under another incarnation.
+ * Probes the peers until the decision is made (see the file comment). `probe` asks one peer
+ * (throws when it cannot be reached); `committed` tells whether this node answered "not founded"
+ * to another founding node. Throws FoundingRefusedError when a founded peer knows this member
+ * under another incarnation.
  */
 export async function decideFounding(opts: {
   self: PeerSpec;
   incarnation: string;
   peers: PeerSpec[];
   probe: (peer: PeerSpec) => Promise<unknown>;
+  committed: () => boolean;
   log: Logger;
   isStopped: () => boolean;
 }): Promise<FoundingDecision> {
@@ -114,22 +121,24 @@ export async function decideFounding(opts: {
         waiting.set(a.peer, a.answer);
         continue;
       }
+      const verdict = judge(self, incarnation, opts.committed(), a.peer, a.answer);
+      if (verdict === 'nothing') {
+        waiting.set(a.peer, 'empty, waiting to be added');
+        continue;
+      }
       waiting.delete(a.peer);
-      const verdict = judge(self, incarnation, a.peer, a.answer);
-      if (verdict === null) {
+      if (verdict === 'count') {
         unfounded.set(a.peer, a.answer.self);
         continue;
       }
-      if (verdict === 'found') {
-        log.info({ peer: a.peer }, `${a.peer} founded the cluster counting this node as a founding partner: founding too`);
-        return { kind: 'found', partners: [] };
-      }
       log.warn(
-        { peer: a.peer, member: a.answer.member },
-        `${a.peer} belongs to a founded cluster (${a.answer.member ? 'this node is a member with no incarnation recorded' : 'this node is not a member'}): ` +
-          `not founding; starting empty to be ${a.answer.member ? 'replicated to' : 'added with member add'}`,
+        { peer: a.peer, member: a.answer.member, decision: verdict },
+        verdict === 'found'
+          ? `${a.peer} founded the cluster while this node had answered another founding node: founding too`
+          : `${a.peer} belongs to a founded cluster (${a.answer.member ? 'this node is a member with no incarnation recorded' : 'this node is not a member'}): ` +
+              `not founding; starting empty to be ${a.answer.member ? 'replicated to' : 'added with member add'}`,
       );
-      return { kind: 'join' };
+      return verdict === 'found' ? { kind: 'found', partners: [] } : { kind: 'join' };
     }
     if (unfounded.size >= majority) break;
     if (Date.now() - lastLogMs >= WAITING_LOG_EVERY_MS) {

@@ -110,11 +110,6 @@ interface Pin {
   incarnation: string;
   /** Applied index at pin time: replaying an older removal from the log does not clear a newer pin. */
   sinceIndex: number;
-  /**
-   * Pinned when this node founded the cluster, from the peer's own "not founded" answer: that
-   * incarnation was a founding partner, so it may still write the founding entries (founding.ts).
-   */
-  foundingPartner?: boolean;
 }
 
 /**
@@ -144,7 +139,7 @@ export class PeerPins {
       if (!q || !isIncarnation(q.incarnation) || !Number.isSafeInteger(q.sinceIndex)) {
         throw new IdentityFileError(`${join(dataDir, PINS_FILE)}: bad pin for ${id}; refusing to start`);
       }
-      p.pins.set(id, { incarnation: q.incarnation, sinceIndex: q.sinceIndex!, ...(q.foundingPartner === true ? { foundingPartner: true } : {}) });
+      p.pins.set(id, { incarnation: q.incarnation, sinceIndex: q.sinceIndex! });
     }
     return p;
   }
@@ -159,16 +154,10 @@ export class PeerPins {
     return [...this.pins.keys()];
   }
 
-  /** True when `id` was pinned as a founding partner (see Pin). */
-  isFoundingPartner(id: string): boolean {
-    return this.pins.get(id)?.foundingPartner === true;
-  }
-
   /** Pins (or re-pins) `id` to `incarnation`, durably, before returning. */
-  pin(id: string, incarnation: string, sinceIndex: number, foundingPartner = false): void {
-    const cur = this.pins.get(id);
-    if (cur?.incarnation === incarnation && (cur.foundingPartner === true) === foundingPartner) return;
-    this.pins.set(id, { incarnation, sinceIndex, ...(foundingPartner ? { foundingPartner: true } : {}) });
+  pin(id: string, incarnation: string, sinceIndex: number): void {
+    if (this.pins.get(id)?.incarnation === incarnation) return;
+    this.pins.set(id, { incarnation, sinceIndex });
     this.save();
   }
 

@@ -161,6 +161,8 @@ export class QuorumKvNode {
   private readonly pins: PeerPins;
   /** Set by open(): an empty data directory with the founding flag; found() decides before start(). */
   foundingPending = false;
+  /** In the founding handshake, this node answered "not founded" to a founding peer (founding.ts). */
+  private answeredNotFounded = false;
   /** start() ran: peer messages reach the core only from then on. */
   private started = false;
   /**
@@ -327,16 +329,18 @@ export class QuorumKvNode {
       incarnation: this.incarnation,
       peers: this.cfg.peers,
       probe: (peer) => this.transport.probe(peer.id, peer.address),
+      committed: () => this.answeredNotFounded,
       log: this.log,
       isStopped: () => this.stopped,
     });
+    // Pin the partners whose "not founded" answers counted, before this node answers probes as
+    // founded (nothing below awaits): their first connection meets the pin.
+    if (decision.kind === 'found') for (const p of decision.partners) this.pins.pin(p.id, p.incarnation, 0);
     this.foundingPending = false;
     if (decision.kind === 'join') {
       this.transport.setPeers(this.peerAddresses());
       return;
     }
-    // The partners whose "not founded" answers counted may found too (founding.ts): pin them so.
-    for (const p of decision.partners) this.pins.pin(p.id, p.incarnation, 0, true);
     // A founding member writes the initial membership into its log (entries 1..N).
     // The entries must be byte-identical on every founding member: only shared facts go in.
     // The cluster id is a hash of exactly those facts, so members started with different
@@ -875,7 +879,13 @@ export class QuorumKvNode {
     const recorded = this.memberById(peer)?.incarnation;
     const known = recorded ?? this.pins.get(peer);
     if (known === undefined) {
-      this.pins.pin(peer, incarnation, this.store.kv.appliedIndex());
+      try {
+        this.pins.pin(peer, incarnation, this.store.kv.appliedIndex());
+      } catch (e) {
+        // Not pinned, not accepted: the peer redials, and the disk may have recovered by then.
+        this.log.error({ peer, err: (e as Error).message }, 'could not pin the incarnation of a peer; refusing its connection');
+        return `${peer}: this node could not record its incarnation; retry later`;
+      }
       this.log.info({ peer, incarnation }, 'pinned the incarnation of a peer (first contact)');
       return null;
     }
@@ -891,13 +901,15 @@ export class QuorumKvNode {
 
   /** The answer to a founding probe from `peer` (founding.ts). */
   private foundingAnswer(peer: string): FoundingAnswer {
-    const founded = this.hasMembership || this.mem.lastIndex() > 0;
-    const known = this.memberById(peer)?.incarnation ?? this.pins.get(peer) ?? null;
+    // An empty node waiting to be added belongs to a cluster it has not heard from yet: it knows
+    // nothing (counting it towards a founding majority could re-found around a lost member).
+    const founded = this.foundingPending ? 'no' : this.hasMembership || this.mem.lastIndex() > 0 ? 'yes' : 'waiting';
+    // A "no" may be counted by the asker: from now on this node founds rather than waits (founding.ts).
+    if (founded === 'no') this.answeredNotFounded = true;
     return {
       founded,
       member: this.memberById(peer) !== undefined,
-      incarnation: known,
-      foundingPartner: known !== null && known === this.pins.get(peer) && this.pins.isFoundingPartner(peer),
+      incarnation: this.memberById(peer)?.incarnation ?? this.pins.get(peer) ?? null,
       self: this.incarnation,
     };
   }

@@ -35,9 +35,9 @@ describe('peer pins', () => {
     const d = fresh();
     const p = PeerPins.open(d);
     p.pin('n2', INC('a'), 5);
-    p.pin('n3', INC('b'), 50, true);
+    p.pin('n3', INC('b'), 50);
     const q = PeerPins.open(d);
-    expect([q.get('n2'), q.get('n3'), q.isFoundingPartner('n3'), q.isFoundingPartner('n2')]).toEqual([INC('a'), INC('b'), true, false]);
+    expect([q.get('n2'), q.get('n3')]).toEqual([INC('a'), INC('b')]);
     expect(q.clear('n3', 40)).toBe(false); // replaying an older removal keeps the newer pin
     expect(q.clear('n2', 6)).toBe(true);
     expect(PeerPins.open(d).get('n2')).toBeUndefined();
@@ -51,42 +51,45 @@ describe('founding decision', () => {
   const peers = [self, { id: 'n2', address: '127.0.0.1:7002' }, { id: 'n3', address: '127.0.0.1:7003' }];
   const mine = INC('1');
   const log = createLogger('n1', 'silent');
-  const answer = (a: Partial<FoundingAnswer>): FoundingAnswer => ({ founded: false, member: false, incarnation: null, foundingPartner: false, self: INC('9'), ...a });
-  const decide = (answers: Record<string, FoundingAnswer | Error>, isStopped = () => false) =>
+  const answer = (a: Partial<FoundingAnswer>): FoundingAnswer => ({ founded: 'no', member: false, incarnation: null, self: INC('9'), ...a });
+  const decide = (answers: Record<string, FoundingAnswer | Error>, opts: { committed?: boolean; isStopped?: () => boolean } = {}) =>
     decideFounding({
       self,
       incarnation: mine,
       peers,
       log,
-      isStopped,
+      committed: () => opts.committed ?? false,
+      isStopped: opts.isStopped ?? (() => false),
       probe: async (p) => {
         const a = answers[p.id];
         if (a instanceof Error || a === undefined) throw a ?? new Error('unreachable');
         return a;
       },
     });
+  const founded = (a: Partial<FoundingAnswer> = {}) => answer({ founded: 'yes', member: true, ...a });
 
-  it('founds once a majority (itself included) is not founded, pinning the partners that counted', async () => {
+  it('founds once a majority (itself included) is not founded, returning the partners that counted', async () => {
     expect(await decide({ n2: answer({ self: INC('2') }), n3: new Error('connect ECONNREFUSED') })).toEqual({ kind: 'found', partners: [{ id: 'n2', incarnation: INC('2') }] });
   });
 
   it('refuses to start when a founded peer knows this member under another incarnation, naming the peer and the procedure', async () => {
-    const e = await decide({ n2: answer({ founded: true, member: true, incarnation: INC('7') }), n3: answer({}) }).catch((x: unknown) => x);
+    const e = await decide({ n2: founded({ incarnation: INC('7') }), n3: answer({}) }, { committed: true }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(FoundingRefusedError);
     expect((e as Error).message).toMatch(/n2 belongs to a founded cluster in which n1 is incarnation 77777777/);
     expect((e as Error).message).toMatch(/member remove n1.*member add n1 127\.0\.0\.1:7001 --learner.*member promote n1/);
   });
 
-  it('founds too as a founding partner; otherwise a founded peer means start empty', async () => {
-    expect(await decide({ n2: answer({ founded: true, member: true, incarnation: mine, foundingPartner: true }), n3: new Error('down') })).toEqual({ kind: 'found', partners: [] });
-    expect(await decide({ n2: answer({ founded: true, member: true }), n3: new Error('down') })).toEqual({ kind: 'join' });
-    expect(await decide({ n2: answer({ founded: true, member: true, incarnation: mine }), n3: new Error('down') })).toEqual({ kind: 'join' });
-    expect(await decide({ n2: answer({ founded: true, member: false }), n3: new Error('down') })).toEqual({ kind: 'join' });
+  it('founds too once committed (it answered "not founded" to a founder); else a founded peer means start empty', async () => {
+    const down = new Error('down');
+    expect(await decide({ n2: founded(), n3: down }, { committed: true })).toEqual({ kind: 'found', partners: [] });
+    expect(await decide({ n2: founded({ incarnation: mine }), n3: down }, { committed: true })).toEqual({ kind: 'found', partners: [] });
+    expect(await decide({ n2: founded(), n3: down })).toEqual({ kind: 'join' });
+    expect(await decide({ n2: founded({ member: false }), n3: down }, { committed: true })).toEqual({ kind: 'join' });
   });
 
-  it('never founds without a majority: unreachable peers mean wait', async () => {
+  it('never founds without a majority: unreachable, malformed and waiting peers mean wait', async () => {
     let rounds = 0;
-    const e = await decide({ n2: new Error('down'), n3: { nonsense: true } as unknown as FoundingAnswer }, () => ++rounds > 2).catch((x: unknown) => x);
+    const e = await decide({ n2: answer({ founded: 'waiting' }), n3: { nonsense: true } as unknown as FoundingAnswer }, { isStopped: () => ++rounds > 2 }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(FoundingRefusedError);
     expect((e as Error).message).toMatch(/stopped before/);
   });
