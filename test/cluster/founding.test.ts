@@ -197,7 +197,7 @@ describe('the cluster secret', () => {
     };
     const first = await runDev();
     try {
-      expect((await httpRequest(base!, 'PUT', '/v1/kv/dev-key', { body: 'dev-value' })).status).toBe(200);
+      await waitFor('a write', async () => ((await httpRequest(base!, 'PUT', '/v1/kv/dev-key', { body: 'dev-value' })).status === 200 ? true : undefined));
       expect(statSync(path.join(data, 'cluster-secret')).mode & 0o777).toBe(0o600);
       const secret = readFileSync(path.join(data, 'cluster-secret'), 'utf8').trim();
       const ps = spawnSync('ps', ['-eo', 'args'], { encoding: 'utf8' });

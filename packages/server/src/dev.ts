@@ -104,18 +104,20 @@ export async function runDev(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** Waits until every node knows the leader (a node that started empty learns it a moment later). */
 async function waitForLeader(endpoints: string[], timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    for (const ep of endpoints) {
-      try {
-        const r = await fetch(`http://${ep}/v1/status`, { signal: AbortSignal.timeout(500) });
-        const s = (await r.json()) as { leader?: string | null };
-        if (s.leader) return;
-      } catch {
-        /* not up yet */
-      }
+  const knowsLeader = async (ep: string): Promise<boolean> => {
+    try {
+      const r = await fetch(`http://${ep}/v1/status`, { signal: AbortSignal.timeout(500) });
+      const s = (await r.json()) as { leader?: string | null };
+      return Boolean(s.leader);
+    } catch {
+      return false; // not up yet
     }
+  };
+  while (Date.now() < until) {
+    if ((await Promise.all(endpoints.map(knowsLeader))).every(Boolean)) return;
     await new Promise((r) => setTimeout(r, 200));
   }
   console.error('quorumkv dev: no leader after %d ms; check the logs', timeoutMs);
