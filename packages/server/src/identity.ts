@@ -12,6 +12,8 @@ import { crc32 } from './crc32.js';
 const CLUSTER_ID_FILE = 'CLUSTER_ID';
 const INCARNATION_FILE = 'INCARNATION';
 const PINS_FILE = 'PEER_INCARNATIONS';
+/** Present once this (still empty) data directory answered "not founded" to a founding peer. */
+const FOUNDING_PROMISE_FILE = 'FOUNDING_PROMISED';
 /** Longest pins file read, bytes: far above any real membership (a pin is ~100 bytes). */
 const MAX_PINS_FILE_BYTES = 1024 * 1024;
 
@@ -84,6 +86,18 @@ export function openIncarnation(dataDir: string): { incarnation: string; created
   const incarnation = randomBytes(INCARNATION_HEX_LENGTH / 2).toString('hex');
   writeDurably(dataDir, INCARNATION_FILE, withChecksum(incarnation));
   return { incarnation, created: true };
+}
+
+/**
+ * Whether this data directory answered "not founded" to a founding peer (founding.ts: it may have
+ * been counted, so it founds rather than waits). Durable, so a restart keeps the promise.
+ */
+export function foundingPromised(dataDir: string): boolean {
+  return existsSync(join(dataDir, FOUNDING_PROMISE_FILE));
+}
+
+export function recordFoundingPromise(dataDir: string): void {
+  writeDurably(dataDir, FOUNDING_PROMISE_FILE, 'answered "not founded" to a founding peer\n');
 }
 
 /** The cluster id: a hash of the founding voters (ids and contexts), so differently founded clusters refuse each other. */

@@ -63,7 +63,16 @@ import type { ServeConfig } from './config.js';
 import { coreLogger, type Logger } from './logger.js';
 import type { NodeMetrics } from './metrics.js';
 import { memberContext, parseMemberContext } from './membership.js';
-import { PeerPins, clusterIdOf, openIncarnation, readClusterId, shortIncarnation, writeClusterId } from './identity.js';
+import {
+  PeerPins,
+  clusterIdOf,
+  foundingPromised,
+  openIncarnation,
+  readClusterId,
+  recordFoundingPromise,
+  shortIncarnation,
+  writeClusterId,
+} from './identity.js';
 import { decideFounding, replaceProcedure, type FoundingAnswer } from './founding.js';
 
 /** Apply batches queued behind the log write before the loop waits for them. */
@@ -234,6 +243,7 @@ export class QuorumKvNode {
     this.incarnation = args.incarnation;
     this.pins = args.pins;
     this.foundingPending = args.foundingPending;
+    this.answeredNotFounded = args.foundingPending && foundingPromised(args.cfg.dataDir);
     const cs = args.raw.status().confState;
     this.hasMembership = cs.voters.length + cs.learners.length > 0;
     this.faultFsyncDelayMs = args.cfg.faultFsyncDelayMs;
@@ -904,8 +914,12 @@ export class QuorumKvNode {
     // An empty node waiting to be added belongs to a cluster it has not heard from yet: it knows
     // nothing (counting it towards a founding majority could re-found around a lost member).
     const founded = this.foundingPending ? 'no' : this.hasMembership || this.mem.lastIndex() > 0 ? 'yes' : 'waiting';
-    // A "no" may be counted by the asker: from now on this node founds rather than waits (founding.ts).
-    if (founded === 'no') this.answeredNotFounded = true;
+    // A "no" may be counted by the asker: from now on this node founds rather than waits
+    // (founding.ts), also after a restart. Written before the answer leaves.
+    if (founded === 'no' && !this.answeredNotFounded) {
+      recordFoundingPromise(this.cfg.dataDir);
+      this.answeredNotFounded = true;
+    }
     return {
       founded,
       member: this.memberById(peer) !== undefined,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FoundingRefusedError, decideFounding, type FoundingAnswer } from '../src/founding.js';
-import { IdentityFileError, PeerPins, openIncarnation } from '../src/identity.js';
+import { IdentityFileError, PeerPins, foundingPromised, openIncarnation, recordFoundingPromise } from '../src/identity.js';
 import { createLogger } from '../src/logger.js';
 
 const fresh = () => mkdtempSync(path.join(tmpdir(), 'qkv-identity-'));
@@ -27,6 +27,15 @@ describe('incarnation file', () => {
     writeFileSync(f, readFileSync(f, 'utf8').replace(/^./, (c) => (c === '0' ? '1' : '0')));
     expect(() => openIncarnation(d)).toThrow(IdentityFileError);
     expect(() => openIncarnation(d)).toThrow(/checksum mismatch/);
+  });
+});
+
+describe('founding promise', () => {
+  it('is remembered across a restart', () => {
+    const d = fresh();
+    expect(foundingPromised(d)).toBe(false);
+    recordFoundingPromise(d);
+    expect(foundingPromised(d)).toBe(true);
   });
 });
 
