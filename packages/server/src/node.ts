@@ -79,6 +79,8 @@ import { decideFounding, replaceProcedure, type FoundingAnswer } from './foundin
 const MAX_APPLY_BATCHES_IN_FLIGHT = 4;
 /** How long a `busy` client is told to wait before retrying. */
 const BUSY_RETRY_AFTER_MS = 50;
+/** How often the refusal of a peer's other incarnation is explained at length in the log, ms. */
+const REFUSAL_EXPLAIN_EVERY_MS = 60_000;
 /** How often a leader retries recording members' incarnations in the membership, ms. */
 const RECORD_INCARNATION_EVERY_MS = 100;
 /** A node is "ready" (GET /ready) when applied is within this many entries of commit. */
@@ -181,6 +183,8 @@ export class QuorumKvNode {
    */
   private hasMembership: boolean;
   private lastRecordAttemptMs = 0;
+  /** When the refusal of each peer's other incarnation was last explained in the log. */
+  private readonly refusalExplainedAtMs = new Map<string, number>();
 
   /** Test-only slow disk (jepsen-lite): added to every synced write. Changed at run time by the harness. */
   faultFsyncDelayMs = 0;
@@ -901,12 +905,17 @@ export class QuorumKvNode {
     }
     if (known === incarnation) return null;
     const address = this.memberById(peer)?.address ?? this.cfg.peers.find((p) => p.id === peer)?.address ?? 'HOST:PORT';
+    // The refused node redials every few seconds; the transport logs each refusal in one line,
+    // this explanation comes once per REFUSAL_EXPLAIN_EVERY_MS per peer.
+    const nowMs = Date.now();
+    if (nowMs - (this.refusalExplainedAtMs.get(peer) ?? -Infinity) < REFUSAL_EXPLAIN_EVERY_MS) return refusalReason(peer, incarnation, known);
+    this.refusalExplainedAtMs.set(peer, nowMs);
     this.log.warn(
       { peer, incarnation, known, source: recorded !== undefined ? 'membership' : 'pin' },
       `refused ${peer}: it is another incarnation than the one this cluster knows (it lost its data directory, or is an impostor); ` +
         replaceProcedure(peer, address),
     );
-    return `${peer} is incarnation ${shortIncarnation(incarnation)}, known as ${shortIncarnation(known)}: replace it (member remove, add --learner, promote)`;
+    return refusalReason(peer, incarnation, known);
   }
 
   /** The answer to a founding probe from `peer` (founding.ts). */
@@ -1126,6 +1135,11 @@ function nextMembership(cur: Membership, cc: ConfChange): Membership {
 }
 
 export { memberContext };
+
+/** The close reason for another incarnation of a member (fits a close frame: 123 bytes). */
+function refusalReason(peer: string, incarnation: string, known: string): string {
+  return `${peer} is incarnation ${shortIncarnation(incarnation)}, known as ${shortIncarnation(known)}: replace it (member remove, add --learner, promote)`;
+}
 
 function ctxKey(ctx: Uint8Array): string {
   return Buffer.from(ctx.buffer, ctx.byteOffset, ctx.byteLength).toString('latin1');
