@@ -128,15 +128,29 @@ async function member(argv: string[]): Promise<number> {
       if (!id || c.positionals.length !== 2) throw new ConfigError('usage: quorumkv member remove ID');
       return printResult(await httpCall(c, 'DELETE', `/v1/admin/members/${encodeURIComponent(id)}`));
     case 'list':
-      return printStatus(c);
+      return printStatus(c, true);
     default:
       throw new ConfigError('usage: quorumkv member add|promote|remove|list …');
   }
 }
 
-async function printStatus(c: Common): Promise<number> {
+/** Recorded incarnation per member id, from GET /v1/admin/members (empty when it cannot be read). */
+async function recordedIncarnations(c: Common): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  try {
+    const r = await httpCall(c, 'GET', '/v1/admin/members');
+    const m = (await r.json()) as { voters?: { id: string; incarnation?: string }[]; learners?: { id: string; incarnation?: string }[] };
+    for (const x of [...(m.voters ?? []), ...(m.learners ?? [])]) if (x.incarnation) out.set(x.id, x.incarnation);
+  } catch {
+    // an older node: no incarnations to show
+  }
+  return out;
+}
+
+async function printStatus(c: Common, withIncarnations = false): Promise<number> {
   const r = await httpCall(c, 'GET', '/v1/status');
   if (!r.ok) return printResult(r);
+  const incarnations = withIncarnations ? await recordedIncarnations(c) : new Map<string, string>();
   const s = (await r.json()) as {
     id: string;
     role: string;
@@ -149,7 +163,8 @@ async function printStatus(c: Common): Promise<number> {
   console.log(`node ${s.id}: ${s.role}, term ${s.term}, leader ${s.leader ?? '(none)'}, commit ${s.commitIndex}, applied ${s.appliedIndex}`);
   for (const m of s.members) {
     console.log(
-      `  ${m.id.padEnd(6)} ${m.address.padEnd(22)} ${m.voter ? 'voter  ' : 'learner'} zone=${m.zone ?? '-'} match=${m.matchIndex ?? '-'} lastContactMs=${m.lastContactMs ?? '-'}`,
+      `  ${m.id.padEnd(6)} ${m.address.padEnd(22)} ${m.voter ? 'voter  ' : 'learner'} zone=${m.zone ?? '-'} match=${m.matchIndex ?? '-'} lastContactMs=${m.lastContactMs ?? '-'}` +
+        (withIncarnations ? ` incarnation=${incarnations.get(m.id)?.slice(0, 8) ?? '(not recorded yet)'}` : ''),
     );
   }
   return 0;
