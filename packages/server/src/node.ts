@@ -333,7 +333,7 @@ export class QuorumKvNode {
    * The founding handshake of an empty data directory started with the founding flag (call once
    * the node listens, so founding peers can probe each other): founds the cluster — writes the
    * founding entries — or starts empty to be replicated to. Throws FoundingRefusedError when a
-   * founded peer knows this member under another incarnation (or not at all).
+   * founded peer knows this member under another incarnation.
    */
   async found(): Promise<void> {
     if (!this.foundingPending) return;
