@@ -62,7 +62,7 @@ import {
 import type { ServeConfig } from './config.js';
 import { coreLogger, type Logger } from './logger.js';
 import type { NodeMetrics } from './metrics.js';
-import { memberContext, parseMemberContext } from './membership.js';
+import { memberContext, membershipFromPeers, parseMemberContext } from './membership.js';
 import {
   PeerPins,
   clusterIdOf,
@@ -363,6 +363,10 @@ export class QuorumKvNode {
     this.clusterId = clusterIdOf(voters);
     writeClusterId(this.cfg.dataDir, this.clusterId);
     this.raw.bootstrap(voters);
+    // The founding membership, at once: probes are answered with it, and applying entries 1..N
+    // (each an AddNode of a member already here) changes nothing, so no peer link is dropped
+    // and redialled in between.
+    this.members = membershipFromPeers(this.cfg.peers);
     this.hasMembership = true;
     this.transport.setPeers(this.peerAddresses());
     this.log.info({ voters: this.cfg.peers.map((p) => p.id), incarnation: this.incarnation }, 'founded a new cluster (bootstrapped the founding membership)');

@@ -164,6 +164,7 @@ export class OutboundLink {
 
   #dial(): void {
     this.#reconnectTimer = null;
+    if (this.#state === 'closed') return;
     if (this.#dials++ > 0) this.#counters.reconnects++;
     this.#state = 'connecting';
     const { selfId, clusterSecret, limits } = this.#ctx;
@@ -202,6 +203,9 @@ export class OutboundLink {
 
   #onAccepted(conn: Connection): void {
     conn.accepted = true;
+    // A pong can arrive after close(): a closed link stays closed (else it would redial as a
+    // zombie next to its replacement, and the two would replace each other at the peer forever).
+    if (this.#state === 'closed') return;
     this.#state = 'open';
     // The peer accepted us and answers: back-off starts over.
     this.#attempt = 0;
