@@ -1,28 +1,16 @@
-// The shape every checker returns, and how results compose.
+// How the results of several checkers compose. The verdict shape itself (Validity, CheckResult,
+// mergeValid) lives in @quorumkv/checker, shared with the whole-node simulation.
 
-/** Jepsen's three-valued verdict: `'unknown'` means the checker could not decide (budget, missing data). */
-export type Validity = true | false | 'unknown';
+import type { CheckResult, Validity } from '@quorumkv/checker';
+import { mergeValid } from '@quorumkv/checker';
 
-/** One checker's verdict with the evidence a person needs to believe it. */
-export interface CheckResult<E = unknown> {
-  valid: Validity;
-  evidence: E;
-}
+export type { CheckResult, Validity };
+export { mergeValid };
 
 /** Named results of several checkers plus the combined verdict. */
 export interface ComposedResult {
   valid: Validity;
   results: Record<string, CheckResult>;
-}
-
-/**
- * Combines verdicts the way Jepsen's `compose` does: any `false` wins, then any `'unknown'`,
- * else `true`. An empty set of results is `true`.
- */
-export function mergeValid(values: readonly Validity[]): Validity {
-  if (values.includes(false)) return false;
-  if (values.includes('unknown')) return 'unknown';
-  return true;
 }
 
 /** Composes named checker results into one verdict. */
