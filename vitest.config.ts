@@ -13,6 +13,7 @@ export default defineConfig({
   resolve: {
     alias: {
       '@quorumkv/raft': pkg('raft'),
+      '@quorumkv/checker': pkg('checker'),
       '@quorumkv/testkit': pkg('testkit'),
       '@quorumkv/storage': pkg('storage'),
       '@quorumkv/protocol': pkg('protocol'),

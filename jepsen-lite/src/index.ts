@@ -33,7 +33,7 @@ export type { CheckOptions, RunCheck } from './check.js';
 export { checkDir, checkRun } from './check.js';
 export type { Rng } from './random.js';
 export { createRng } from './random.js';
-export { generateRegisterHistory, mutateReadToOtherValue, mutateReadToUnwritten } from './gen.js';
+export { generateRegisterHistory, mutateReadToOtherValue, mutateReadToUnwritten } from '@quorumkv/checker';
 export type { RunOptions } from './orchestrator.js';
 export { runTest } from './orchestrator.js';
 export type { ClientConnectOptions, RunCluster } from './db.js';

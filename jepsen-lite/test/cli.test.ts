@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_COMBOS, UsageError, parseCli } from '../src/args.js';
 import { EXIT, main } from '../src/cli.js';
-import { generateRegisterHistory, mutateReadToUnwritten } from '../src/gen.js';
+import { generateRegisterHistory, mutateReadToUnwritten } from '@quorumkv/checker';
 import { serializeHistory } from '../src/history.js';
 import { createRng } from '../src/random.js';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkDir } from '../src/check.js';
-import { generateRegisterHistory, mutateReadToUnwritten } from '../src/gen.js';
+import { generateRegisterHistory, mutateReadToUnwritten } from '@quorumkv/checker';
 import type { Op } from '../src/history.js';
 import { serializeHistory } from '../src/history.js';
 import { createRng } from '../src/random.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkLinearizable } from '../src/checkers/linearizable.js';
-import { generateRegisterHistory, mutateReadToOtherValue, mutateReadToUnwritten } from '../src/gen.js';
+import { checkLinearizable } from '../src/linearizable.js';
+import { generateRegisterHistory, mutateReadToOtherValue, mutateReadToUnwritten } from '../src/generate.js';
 import type { Op, OpPair } from '../src/history.js';
 import { outcomeOf, pairOps, parseHistory, serializeHistory } from '../src/history.js';
 import { createRng } from '../src/random.js';
