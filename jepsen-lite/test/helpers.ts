@@ -1,10 +1,3 @@
-// Builders for hand-made histories in tests.
-import type { Op, OpF, OpType } from '../src/history.js';
-
-/** One line of a hand-made history: [process, type, f, value]; times are 10 ns apart. */
-export type Line = [number, OpType, OpF, unknown];
-
-/** Turns compact lines into a valid history with increasing times. */
-export function hist(lines: readonly Line[]): Op[] {
-  return lines.map(([process, type, f, value], index) => ({ index, process, type, f, value, time: (index + 1) * 10 }));
-}
+// Builders for hand-made histories in tests (they live with the history model in @quorumkv/checker).
+export type { HistoryLine as Line } from '@quorumkv/checker';
+export { historyOf as hist } from '@quorumkv/checker';

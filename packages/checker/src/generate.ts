@@ -16,6 +16,8 @@ export interface RegisterGenOptions {
   infoRate?: number;
   /** Share of writes that fail without effect (`fail`). */
   failRate?: number;
+  /** Share of ops that are deletes (value `[key, null]`). Default 0. */
+  deleteRate?: number;
   /** Largest gap between two consecutive events, ns. Default 1000. */
   stepNsMax?: number;
 }
@@ -23,7 +25,7 @@ export interface RegisterGenOptions {
 interface InFlight {
   invoke: Op;
   key: string;
-  f: 'read' | 'write' | 'cas';
+  f: 'read' | 'write' | 'cas' | 'delete';
   arg: unknown;
   effected: boolean;
   result: { type: 'ok' | 'fail'; value: unknown } | undefined;
@@ -42,6 +44,7 @@ export function generateRegisterHistory(options: RegisterGenOptions): Op[] {
   const keys = Array.from({ length: options.keys ?? 2 }, (_, i) => `k${i}`);
   const infoRate = options.infoRate ?? 0.1;
   const failRate = options.failRate ?? 0.05;
+  const deleteRate = options.deleteRate ?? 0;
   const stepNsMax = options.stepNsMax ?? 1000;
   const state = new Map<string, unknown>();
   const history: Op[] = [];
@@ -60,7 +63,7 @@ export function generateRegisterHistory(options: RegisterGenOptions): Op[] {
     x.effected = true;
     const cur = state.get(x.key) ?? null;
     if (x.f === 'read') x.result = { type: 'ok', value: [x.key, cur] };
-    else if (x.f === 'write') {
+    else if (x.f === 'write' || x.f === 'delete') {
       state.set(x.key, x.arg);
       x.result = { type: 'ok', value: [x.key, x.arg] };
     } else {
@@ -78,7 +81,7 @@ export function generateRegisterHistory(options: RegisterGenOptions): Op[] {
       effect(ghosts.splice(rng.int(0, ghosts.length - 1), 1)[0]!);
     } else if (invoked < total && idle.length > 0 && roll < 0.4) {
       const p = rng.pick(idle);
-      inFlight.set(p, invokeRandom(rng, p, keys, state, emit, () => nextValue++, { infoRate, failRate }));
+      inFlight.set(p, invokeRandom(rng, p, keys, state, emit, () => nextValue++, { infoRate, failRate, deleteRate }));
       invoked++;
     } else if (inFlight.size > 0) {
       const [p, x] = rng.pick([...inFlight.entries()]);
@@ -97,10 +100,11 @@ function invokeRandom(
   state: ReadonlyMap<string, unknown>,
   emit: (op: Omit<Op, 'index' | 'time'>) => Op,
   freshValue: () => number,
-  rates: { infoRate: number; failRate: number },
+  rates: { infoRate: number; failRate: number; deleteRate: number },
 ): InFlight {
   const key = rng.pick(keys);
-  const f = rng.pick(['read', 'write', 'cas'] as const);
+  // No draw when deletes are off, so older seeds keep their histories.
+  const f = rates.deleteRate > 0 && rng.chance(rates.deleteRate) ? 'delete' : rng.pick(['read', 'write', 'cas'] as const);
   let arg: unknown = null;
   if (f === 'write') arg = freshValue();
   if (f === 'cas') arg = [rng.chance(0.6) ? (state.get(key) ?? null) : rng.int(1, 5), freshValue()];

@@ -215,3 +215,16 @@ export function outcomeOf(pair: OpPair): Exclude<OpType, 'invoke'> {
   const t = pair.complete?.type;
   return t === undefined || t === 'invoke' ? 'info' : t;
 }
+
+/** One line of a hand-written history: `[process, type, f, value]`. */
+export type HistoryLine = [number, OpType, OpF, unknown];
+
+/**
+ * Builds a valid history from hand-written lines, 10 ns apart: for tests and examples.
+ *
+ * @example
+ * historyOf([[0, 'invoke', 'write', ['x', 1]], [0, 'ok', 'write', ['x', 1]]]);
+ */
+export function historyOf(lines: readonly HistoryLine[]): Op[] {
+  return lines.map(([process, type, f, value], index) => ({ index, process, type, f, value, time: (index + 1) * 10 }));
+}

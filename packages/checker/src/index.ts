@@ -2,8 +2,8 @@
 // shared by jepsen-lite and the whole-node simulation. Pure: no I/O, no clock, no dependencies —
 // a clock comes in as an argument where one is wanted. See docs/checker.md.
 
-export type { HistoryRecorderOptions, Op, OpF, OpPair, OpType } from './history.js';
-export { HISTORY_LINE_BYTES_MAX, HistoryFormatError, HistoryRecorder, outcomeOf, pairOps, parseHistory, serializeHistory } from './history.js';
+export type { HistoryLine, HistoryRecorderOptions, Op, OpF, OpPair, OpType } from './history.js';
+export { HISTORY_LINE_BYTES_MAX, HistoryFormatError, HistoryRecorder, historyOf, outcomeOf, pairOps, parseHistory, serializeHistory } from './history.js';
 export type { CheckResult, Validity } from './verdict.js';
 export { mergeValid } from './verdict.js';
 export type { KeyFailure, LinOpSummary, LinearizableEvidence, LinearizableOptions, UnknownKey } from './linearizable.js';

@@ -234,7 +234,8 @@ class WglSearch {
     const deadlineMs = this.budget.time === undefined ? Infinity : this.budget.time.nowMs() + this.budget.time.msMax;
     let e = next[head]!;
     while (this.okLeft > 0) {
-      if (++this.steps > this.budget.stepsMax) return this.unknown('steps', `step budget of ${this.budget.stepsMax} spent`);
+      if (this.steps === this.budget.stepsMax) return this.unknown('steps', `step budget of ${this.budget.stepsMax} spent`);
+      this.steps++;
       if (this.steps % STEPS_PER_CLOCK_CHECK === 0 && this.budget.time !== undefined && this.budget.time.nowMs() > deadlineMs) {
         return this.unknown('time', `time budget of ${this.budget.time.msMax} ms spent`);
       }
