@@ -104,9 +104,9 @@ const MEMO_INITIAL_ENTRIES = 1024;
 /**
  * Lowe's memo: the set of (linearized ops, register state) configurations already explored.
  * Keys are stored whole in one arena (exact: a hash collision never hides a configuration) and
- * found through a 53-bit hash maintained incrementally by the search.
+ * found through a 53-bit hash maintained incrementally by the search. Exported for its tests.
  */
-class Memo {
+export class Memo {
   private arena: Uint32Array;
   private chain: Int32Array;
   private readonly heads = new Map<number, number>();

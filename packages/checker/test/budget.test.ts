@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { HistoryLine, OpPair } from '../src/index.js';
 import { checkLinearizable, generateRegisterHistory, historyOf, pairOps } from '../src/index.js';
+import { Memo } from '../src/wgl.js';
 
 /** A one-key history that needs tens of thousands of steps (seed 7: 56,431 steps). */
 const hard = (): OpPair[] => pairOps(generateRegisterHistory({ seed: 7, processes: 8, ops: 400, keys: 1, infoRate: 0.3 }));
@@ -61,5 +62,25 @@ describe('linearizability checker: budgets', () => {
     expect(r.valid).toBe(false);
     expect(r.evidence.failures.map((f) => f.key)).toEqual(['z']);
     expect(r.evidence.unknownKeys.map((u) => u.key)).toEqual(['k0']);
+  });
+});
+
+describe('the memo', () => {
+  it('keeps configurations whose hashes collide apart (exact, not probabilistic)', () => {
+    const memo = new Memo(2);
+    const a = Uint32Array.of(0b01, 7);
+    const b = Uint32Array.of(0b10, 7);
+    expect(memo.add(42, a, false)).toBe('added');
+    expect(memo.add(42, b, false)).toBe('added'); // same hash, different configuration
+    expect(memo.add(42, Uint32Array.of(0b01, 7), false)).toBe('present');
+    expect(memo.add(42, Uint32Array.of(0b01, 8), false)).toBe('added'); // same ops, other state
+    expect(memo.add(43, Uint32Array.of(0b11, 7), true)).toBe('full');
+    expect(memo.size).toBe(3);
+  });
+
+  it('grows past its first capacity without losing entries', () => {
+    const memo = new Memo(1);
+    for (let i = 0; i < 5000; i++) expect(memo.add(i % 7, Uint32Array.of(i), false)).toBe('added');
+    for (let i = 0; i < 5000; i++) expect(memo.add(i % 7, Uint32Array.of(i), false)).toBe('present');
   });
 });

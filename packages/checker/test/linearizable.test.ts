@@ -91,6 +91,17 @@ describe('linearizability checker: hand-made histories', () => {
     expect(r.evidence.keysChecked).toBe(2);
   });
 
+  it('counts intervals that touch (one returns at the instant the other is invoked) as concurrent', () => {
+    const ops: Op[] = [
+      { index: 0, process: 0, type: 'invoke', f: 'read', value: ['x', null], time: 10 },
+      { index: 1, process: 1, type: 'invoke', f: 'write', value: ['x', 1], time: 20 },
+      { index: 2, process: 0, type: 'ok', f: 'read', value: ['x', 1], time: 20 },
+      { index: 3, process: 1, type: 'ok', f: 'write', value: ['x', 1], time: 30 },
+    ];
+    expect(check(ops).valid).toBe(true);
+    expect(check(ops.map((o) => (o.index === 2 ? { ...o, time: 19 } : o)).sort((a, b) => a.time - b.time)).valid).toBe(false);
+  });
+
   it('flags a cas race: two concurrent cas from the same value cannot both succeed', () => {
     const race: HistoryLine[] = [
       [0, 'invoke', 'write', ['x', 0]], [0, 'ok', 'write', ['x', 0]],
