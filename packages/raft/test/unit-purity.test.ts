@@ -1,6 +1,6 @@
-// scripts/check-raft-purity.mjs keeps the core a pure state machine. Prove it has teeth: run it
-// on a copy of the core with a clock read, a timer, ambient randomness, a Node import or a
-// dependency planted, and check it fails naming the file and line; the clean copy passes.
+// scripts/check-raft-purity.mjs keeps the core (and the linearizability checker) pure. Prove it
+// has teeth: run it on a copy of them with a clock read, a timer, ambient randomness, a Node
+// import or a dependency planted, and check it fails naming the file and line; the clean copy passes.
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 const repo = new URL('../../../', import.meta.url).pathname;
 const dirs: string[] = [];
 
-/** A throwaway tree laid out like the repo: scripts/check-raft-purity.mjs + packages/raft. */
+/** A throwaway tree laid out like the repo: scripts/check-raft-purity.mjs + packages/raft + packages/checker. */
 function copyTree(): string {
   const root = mkdtempSync(join(tmpdir(), 'qkv-purity-'));
   dirs.push(root);
@@ -18,6 +18,8 @@ function copyTree(): string {
   cpSync(join(repo, 'scripts/check-raft-purity.mjs'), join(root, 'scripts/check-raft-purity.mjs'));
   cpSync(join(repo, 'packages/raft/src'), join(root, 'packages/raft/src'), { recursive: true });
   cpSync(join(repo, 'packages/raft/package.json'), join(root, 'packages/raft/package.json'));
+  cpSync(join(repo, 'packages/checker/src'), join(root, 'packages/checker/src'), { recursive: true });
+  cpSync(join(repo, 'packages/checker/package.json'), join(root, 'packages/checker/package.json'));
   return root;
 }
 
@@ -26,8 +28,10 @@ function check(root: string): { status: number | null; output: string } {
   return { status: r.status, output: r.stdout + r.stderr };
 }
 
+/** Appends `line` to `file` under packages/raft/src (or packages/<pkg>/src when file is `pkg:name`). */
 function plant(root: string, file: string, line: string): void {
-  const p = join(root, 'packages/raft/src', file);
+  const [pkg, name] = file.includes(':') ? file.split(':') : ['raft', file];
+  const p = join(root, 'packages', pkg!, 'src', name!);
   writeFileSync(p, `${readFileSync(p, 'utf8')}\n${line}\n`);
 }
 
@@ -40,7 +44,7 @@ describe('check-raft-purity', () => {
     const root = copyTree();
     plant(root, 'log.ts', '// never call Date.now() or Math.random() here');
     const r = check(root);
-    expect(r.output).toContain('raft purity check: ok');
+    expect(r.output).toContain('purity check: ok');
     expect(r.status).toBe(0);
   });
 
@@ -53,6 +57,7 @@ describe('check-raft-purity', () => {
     ['storage.ts', "import { readFileSync } from 'node:fs';", 'imports a Node module'],
     ['config.ts', "import pino from 'pino';", 'imports a package'],
     ['confchange.ts', 'export const env = process.env;', 'touches process'],
+    ['checker:wgl.ts', 'export const t0 = performance.now();', 'reads the clock'],
   ];
   it('fails on a planted Date.now(), new Date, Math.random, timer, Node import, package import and process', () => {
     const root = copyTree();
@@ -60,7 +65,8 @@ describe('check-raft-purity', () => {
     const r = check(root);
     expect(r.status).toBe(1);
     for (const [file, line, why] of planted) {
-      expect(r.output).toMatch(new RegExp(`packages/raft/src/${file.replace('.', '\\.')}:\\d+: ${why}`));
+      const [pkg, name] = file.includes(':') ? file.split(':') : ['raft', file];
+      expect(r.output).toMatch(new RegExp(`packages/${pkg}/src/${name!.replace('.', '\\.')}:\\d+: ${why}`));
       expect(r.output).toContain(line);
     }
   });
