@@ -112,22 +112,32 @@ function toRegOp(pair: OpPair, observed: ReadonlySet<string>, intern: (json: str
   const outcome = outcomeOf(pair);
   if (outcome === 'fail') return undefined;
   const info = outcome === 'info';
-  const base = { id, info, pair, invokeNs: pair.invoke.time, returnNs: info ? Infinity : pair.complete!.time, arg2: -1 };
+  // One object literal with every field in one order: every RegOp has the same hidden class.
+  const op = (kind: RegKind, arg: number, arg2: number): RegOp => ({
+    id,
+    kind,
+    arg,
+    arg2,
+    info,
+    pair,
+    invokeNs: pair.invoke.time,
+    returnNs: info ? Infinity : pair.complete!.time,
+  });
   switch (pair.invoke.f) {
     case 'read':
       if (info) return undefined; // an unanswered read observed nothing
-      return { ...base, kind: 'read', arg: intern(canon(regValue(pair.complete!.value))) };
+      return op('read', intern(canon(regValue(pair.complete!.value))), -1);
     case 'write':
     case 'delete': {
       const json = pair.invoke.f === 'delete' ? 'null' : canon(regValue(pair.invoke.value));
       if (info && !observed.has(json)) return undefined;
-      return { ...base, kind: 'write', arg: intern(json) };
+      return op('write', intern(json), -1);
     }
     case 'cas': {
       const ft = regValue(pair.invoke.value);
       const [from, to] = Array.isArray(ft) ? (ft as unknown[]) : [undefined, undefined];
       if (info && !observed.has(canon(to))) return undefined;
-      return { ...base, kind: 'cas', arg: intern(canon(from)), arg2: intern(canon(to)) };
+      return op('cas', intern(canon(from)), intern(canon(to)));
     }
     default:
       return undefined;
