@@ -111,17 +111,20 @@ export class LinearizableOptionsError extends Error {
 export function checkLinearizable(pairs: readonly OpPair[], options: LinearizableOptions = {}): CheckResult<LinearizableEvidence> {
   const budget = searchBudgetOf(options);
   const { byKey, malformedOps } = groupByKey(pairs);
-  const evidence: LinearizableEvidence = { keysChecked: byKey.size, opsChecked: 0, steps: 0, failures: [], unknownKeys: [], malformedOps };
-  const verdicts: Validity[] = [malformedOps.length > 0 ? 'unknown' : true];
-  for (const key of [...byKey.keys()].sort(compareKeys)) {
-    const verdict = checkKey(key, toKeyOps(byKey.get(key)!, options.initialValue ?? null), budget);
-    evidence.opsChecked += verdict.opsChecked;
-    evidence.steps += verdict.steps;
-    if (verdict.unknown !== undefined) evidence.unknownKeys.push(verdict.unknown);
-    if (verdict.failure !== undefined) evidence.failures.push(verdict.failure);
-    verdicts.push(verdict.valid);
+  const verdicts = [...byKey.keys()].sort(compareKeys).map((key) => checkKey(key, toKeyOps(byKey.get(key)!, options.initialValue ?? null), budget));
+  return resultOf(byKey.size, verdicts, malformedOps);
+}
+
+/** The verdict over all keys from each key's (in key order) and the malformed ops. */
+export function resultOf(keysChecked: number, verdicts: readonly KeyVerdict[], malformedOps: readonly number[]): CheckResult<LinearizableEvidence> {
+  const evidence: LinearizableEvidence = { keysChecked, opsChecked: 0, steps: 0, failures: [], unknownKeys: [], malformedOps: [...malformedOps] };
+  for (const v of verdicts) {
+    evidence.opsChecked += v.opsChecked;
+    evidence.steps += v.steps;
+    if (v.unknown !== undefined) evidence.unknownKeys.push(v.unknown);
+    if (v.failure !== undefined) evidence.failures.push(v.failure);
   }
-  return { valid: mergeValid(verdicts), evidence };
+  return { valid: mergeValid([malformedOps.length > 0 ? 'unknown' : true, ...verdicts.map((v) => v.valid)]), evidence };
 }
 
 /** One key's verdict with its evidence. */

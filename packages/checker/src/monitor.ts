@@ -8,10 +8,9 @@
 
 import type { Op, OpPair } from './history.js';
 import type { KeyVerdict, LinearizableEvidence, LinearizableOptions } from './linearizable.js';
-import { checkKey, compareKeys, searchBudgetOf } from './linearizable.js';
+import { checkKey, compareKeys, resultOf, searchBudgetOf } from './linearizable.js';
 import { keyOf, toKeyOps } from './register.js';
-import type { CheckResult, Validity } from './verdict.js';
-import { mergeValid } from './verdict.js';
+import type { CheckResult } from './verdict.js';
 import type { SearchBudget } from './wgl.js';
 
 /**
@@ -77,16 +76,7 @@ export class LinearizabilityMonitor {
   }
 
   private result(): CheckResult<LinearizableEvidence> {
-    const evidence: LinearizableEvidence = { keysChecked: this.byKey.size, opsChecked: 0, steps: 0, failures: [], unknownKeys: [], malformedOps: [...this.malformedOps] };
-    const valid: Validity[] = [this.malformedOps.length > 0 ? 'unknown' : true];
-    for (const key of [...this.verdicts.keys()].sort(compareKeys)) {
-      const v = this.verdicts.get(key)!;
-      evidence.steps += v.steps;
-      evidence.opsChecked += v.opsChecked;
-      if (v.failure !== undefined) evidence.failures.push(v.failure);
-      if (v.unknown !== undefined) evidence.unknownKeys.push(v.unknown);
-      valid.push(v.valid);
-    }
-    return { valid: mergeValid(valid), evidence };
+    const keys = [...this.verdicts.keys()].sort(compareKeys);
+    return resultOf(this.byKey.size, keys.map((key) => this.verdicts.get(key)!), this.malformedOps);
   }
 }
