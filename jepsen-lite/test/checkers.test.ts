@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { generateRegisterHistory } from '@quorumkv/checker';
 import { checkAvailability } from '../src/checkers/availability.js';
+import { checkLinearizable } from '../src/checkers/linearizable.js';
 import { checkLogAgreement } from '../src/checkers/log-agreement.js';
 import { checkSet } from '../src/checkers/set.js';
 import type { StatusSample } from '../src/checkers/split-brain.js';
@@ -51,6 +53,18 @@ describe('set checker', () => {
 
   it('is unknown without a final read', () => {
     expect(checkSet(pairOps(adds)).valid).toBe('unknown');
+  });
+});
+
+describe('linearizable checker (the shared one, on the wall clock)', () => {
+  it('stops a key at --budget-ms on the real clock, as well as at the step budget', () => {
+    // One key that needs ~330,000 steps (tens of ms): 1 ms is not enough.
+    const pairs = pairOps(generateRegisterHistory({ seed: 4, processes: 16, ops: 600, keys: 1, infoRate: 0.3 }));
+    const timed = checkLinearizable(pairs, { budgetMsPerKey: 1 });
+    expect(timed.valid).toBe('unknown');
+    expect(timed.evidence.unknownKeys[0]).toMatchObject({ budget: 'time', reason: 'time budget of 1 ms spent' });
+    expect(checkLinearizable(pairs, { budgetStepsPerKey: 1000 }).evidence.unknownKeys[0]).toMatchObject({ budget: 'steps' });
+    expect(checkLinearizable(pairs).valid).toBe(true); // within the default 5 s
   });
 });
 
