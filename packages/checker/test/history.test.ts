@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { HistoryFormatError, HistoryRecorder, pairOps, parseHistory } from '../src/history.js';
+import { HistoryFormatError, HistoryRecorder, pairOps, parseHistory } from '../src/index.js';
 
-describe('history recorder and loader', () => {
+describe('history recorder and parser', () => {
   it('records invoke/complete pairs with monotonic times and round-trips through JSON lines', () => {
     let now = 100n;
     const rec = new HistoryRecorder({ nowNs: () => (now += 5n) });
@@ -17,7 +17,7 @@ describe('history recorder and loader', () => {
   });
 
   it('refuses a second open op on one process (Jepsen rule)', () => {
-    const rec = new HistoryRecorder();
+    const rec = new HistoryRecorder({ nowNs: () => 0n });
     rec.invoke(0, 'read', ['k', null]);
     expect(() => rec.invoke(0, 'read', ['k', null])).toThrow(/open operation/);
   });
