@@ -111,22 +111,24 @@ export class Memo {
   private chain: Int32Array;
   private readonly heads = new Map<number, number>();
   size = 0;
-  constructor(private readonly width: number) {
-    this.arena = new Uint32Array(width * MEMO_INITIAL_ENTRIES);
-    this.chain = new Int32Array(MEMO_INITIAL_ENTRIES);
+  /** `width` words per entry, at most `entriesMax` entries (the arena never grows past them). */
+  constructor(
+    private readonly width: number,
+    private readonly entriesMax: number,
+  ) {
+    const capacity = Math.min(MEMO_INITIAL_ENTRIES, entriesMax);
+    this.arena = new Uint32Array(width * capacity);
+    this.chain = new Int32Array(capacity);
   }
-  /** Bytes the memo holds for `entries` entries. */
-  bytesFor(entries: number): number {
-    return entries * (this.width * 4 + MEMO_ENTRY_OVERHEAD_BYTES);
+  /** The entries that fit in `bytes` when each holds `width` words. */
+  static entriesIn(bytes: number, width: number): number {
+    return Math.floor(bytes / (width * 4 + MEMO_ENTRY_OVERHEAD_BYTES));
   }
-  /**
-   * Adds `key` (width words) under `hash`: 'added', 'present' when it was already there, or
-   * 'full' when it is new but `full` says no entry may be added.
-   */
-  add(hash: number, key: Uint32Array, full: boolean): 'added' | 'present' | 'full' {
+  /** Adds `key` (width words) under `hash`: 'added', 'present' when it was already there, or 'full'. */
+  add(hash: number, key: Uint32Array): 'added' | 'present' | 'full' {
     const head = this.heads.get(hash);
     for (let e = head ?? -1; e !== -1; e = this.chain[e]!) if (this.equals(e, key)) return 'present';
-    if (full) return 'full';
+    if (this.size >= this.entriesMax) return 'full';
     if (this.size === this.chain.length) this.grow();
     this.arena.set(key, this.size * this.width);
     this.chain[this.size] = head ?? -1;
@@ -140,10 +142,11 @@ export class Memo {
     return true;
   }
   private grow(): void {
-    const arena = new Uint32Array(this.arena.length * 2);
+    const capacity = Math.min(this.chain.length * 2, this.entriesMax);
+    const arena = new Uint32Array(this.width * capacity);
     arena.set(this.arena);
     this.arena = arena;
-    const chain = new Int32Array(this.chain.length * 2);
+    const chain = new Int32Array(capacity);
     chain.set(this.chain);
     this.chain = chain;
   }
@@ -220,7 +223,7 @@ class WglSearch {
     this.list = new EventList(eventOrder(ops));
     this.words = Math.ceil(this.n / 32);
     this.key = new Uint32Array(this.words + 1);
-    this.memo = new Memo(this.words + 1);
+    this.memo = new Memo(this.words + 1, Math.min(budget.memoEntriesMax, Memo.entriesIn(budget.memoBytesMax, this.words + 1)));
     this.hashLo = new Uint32Array(this.n).map((_, i) => mix32(i * 2));
     this.hashHi = new Uint32Array(this.n).map((_, i) => mix32(i * 2 + 1));
     this.stack = new Int32Array(this.n);
@@ -268,8 +271,7 @@ class WglSearch {
     const hLo = this.hLo ^ this.hashLo[opId]!;
     const hHi = this.hHi ^ this.hashHi[opId]!;
     const hash = ((hLo ^ Math.imul(nextState + 1, 0x9e3779b1)) >>> 0) * 0x200000 + ((hHi ^ Math.imul(nextState + 1, 0x85ebca6b)) >>> 11);
-    const full = this.memo.size >= this.budget.memoEntriesMax || this.memo.bytesFor(this.memo.size + 1) > this.budget.memoBytesMax;
-    const added = this.memo.add(hash, this.key, full);
+    const added = this.memo.add(hash, this.key);
     if (added !== 'added') {
       this.key[w]! &= ~bit;
       return added === 'full' ? 'memo-full' : false;

@@ -67,20 +67,20 @@ describe('linearizability checker: budgets', () => {
 
 describe('the memo', () => {
   it('keeps configurations whose hashes collide apart (exact, not probabilistic)', () => {
-    const memo = new Memo(2);
-    const a = Uint32Array.of(0b01, 7);
-    const b = Uint32Array.of(0b10, 7);
-    expect(memo.add(42, a, false)).toBe('added');
-    expect(memo.add(42, b, false)).toBe('added'); // same hash, different configuration
-    expect(memo.add(42, Uint32Array.of(0b01, 7), false)).toBe('present');
-    expect(memo.add(42, Uint32Array.of(0b01, 8), false)).toBe('added'); // same ops, other state
-    expect(memo.add(43, Uint32Array.of(0b11, 7), true)).toBe('full');
+    const memo = new Memo(2, 3);
+    expect(memo.add(42, Uint32Array.of(0b01, 7))).toBe('added');
+    expect(memo.add(42, Uint32Array.of(0b10, 7))).toBe('added'); // same hash, different configuration
+    expect(memo.add(42, Uint32Array.of(0b01, 7))).toBe('present');
+    expect(memo.add(42, Uint32Array.of(0b01, 8))).toBe('added'); // same ops, other state
+    expect(memo.add(43, Uint32Array.of(0b11, 7))).toBe('full');
+    expect(memo.add(42, Uint32Array.of(0b10, 7))).toBe('present'); // a full memo still answers
     expect(memo.size).toBe(3);
   });
 
   it('grows past its first capacity without losing entries', () => {
-    const memo = new Memo(1);
-    for (let i = 0; i < 5000; i++) expect(memo.add(i % 7, Uint32Array.of(i), false)).toBe('added');
-    for (let i = 0; i < 5000; i++) expect(memo.add(i % 7, Uint32Array.of(i), false)).toBe('present');
+    const memo = new Memo(1, 5000);
+    for (let i = 0; i < 5000; i++) expect(memo.add(i % 7, Uint32Array.of(i))).toBe('added');
+    for (let i = 0; i < 5000; i++) expect(memo.add(i % 7, Uint32Array.of(i))).toBe('present');
+    expect(memo.add(0, Uint32Array.of(5000))).toBe('full');
   });
 });
