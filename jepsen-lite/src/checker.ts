@@ -1,5 +1,5 @@
 // How the results of several checkers compose. The verdict shape itself (Validity, CheckResult,
-// mergeValid) lives in @quorumkv/checker, shared with the whole-node simulation.
+// mergeValid) lives in @quorumkv/checker, which the simulation may import too.
 
 import type { CheckResult, Validity } from '@quorumkv/checker';
 import { mergeValid } from '@quorumkv/checker';

@@ -1,4 +1,4 @@
-// The history model lives in @quorumkv/checker (shared with the whole-node simulation); this
+// The history model lives in @quorumkv/checker (which the simulation may import too); this
 // module adds what only a real run needs: the wall-clock recorder and reading history.jsonl.
 
 import { readFileSync } from 'node:fs';

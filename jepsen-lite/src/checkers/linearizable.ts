@@ -1,5 +1,5 @@
-// The linearizability checker of a real run: @quorumkv/checker's WGL search (shared with the
-// whole-node simulation), given the wall clock for the per-key time budget (`--budget-ms`).
+// The linearizability checker of a real run: @quorumkv/checker's WGL search (which the
+// simulation may import too), given the wall clock for the per-key time budget (`--budget-ms`).
 
 import type { CheckResult, LinearizableEvidence, LinearizableOptions, OpPair } from '@quorumkv/checker';
 import { checkLinearizable as checkLinearizableCore } from '@quorumkv/checker';

@@ -1,6 +1,6 @@
 // The history: every client operation as an invocation and a completion, one JSON object per
 // line, in the shape of Jepsen's history maps so external checkers (Knossos, Elle, Porcupine
-// adapters) can read it. jepsen-lite records it from real clients, the whole-node simulation from
+// adapters) can read it. jepsen-lite records it from real clients, a simulation may record it from
 // simulated ones; jepsen-lite/README.md § "History format" describes the file. Pure: the clock is
 // passed in, and reading files is the caller's business.
 

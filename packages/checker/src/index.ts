@@ -1,5 +1,5 @@
 // @quorumkv/checker: the client-history model and the linearizability checker (Wing–Gong–Lowe)
-// shared by jepsen-lite and the whole-node simulation. Pure: no I/O, no clock, no dependencies —
+// for jepsen-lite and the simulation (which may import it: it depends on nothing). Pure: no I/O, no clock, no dependencies —
 // a clock comes in as an argument where one is wanted. See docs/checker.md.
 
 export type { HistoryLine, HistoryRecorderOptions, Op, OpF, OpPair, OpType } from './history.js';
