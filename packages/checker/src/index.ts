@@ -1,6 +1,6 @@
 // @quorumkv/checker: the client-history model and the linearizability checker (Wing–Gong–Lowe)
-// for jepsen-lite and the simulation (which may import it: it depends on nothing). Pure: no I/O, no clock, no dependencies —
-// a clock comes in as an argument where one is wanted. See docs/checker.md.
+// for jepsen-lite and the simulation, which both may import it. Pure: no I/O, no clock, no
+// dependencies — a clock comes in as an argument where one is wanted. See docs/checker.md.
 
 export type { HistoryLine, HistoryRecorderOptions, Op, OpF, OpPair, OpType } from './history.js';
 export { HISTORY_LINE_BYTES_MAX, HistoryFormatError, HistoryRecorder, historyOf, outcomeOf, pairOps, parseHistory, serializeHistory } from './history.js';
