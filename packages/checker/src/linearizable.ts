@@ -81,7 +81,11 @@ export interface LinearizableEvidence {
   malformedOps: number[];
 }
 
-/** Default search steps per key: roughly 5 s of search on one core. */
+/**
+ * Default search steps per key. Measured speeds run from ~1.6 to ~16 million steps per second
+ * (slower as the memo grows), so this is 3 to 30 s of search; jepsen-lite's 5 s time budget
+ * usually ends a hard key first. A simulation should set a budget that fits its seeds.
+ */
 export const LIN_BUDGET_STEPS_PER_KEY_DEFAULT = 50_000_000;
 /** Default memo size bound per key. */
 export const LIN_MEMO_ENTRIES_MAX_DEFAULT = 2_000_000;
