@@ -48,6 +48,22 @@ export class SnapshotTemporarilyUnavailableError extends RaftError {
   }
 }
 
+/**
+ * A message from a peer that no correct peer could have sent: entries that are not contiguous
+ * after the message's index, entry terms above the message's term, an append that contradicts
+ * entries this node knows are committed, a second leader in one term. `RawNode.step` throws it
+ * BEFORE the core changes any state, so the node is exactly as it was; the host should drop the
+ * message and close the connection it came on (the peer is broken, or not a peer at all).
+ */
+export class BadMessageError extends RaftError {
+  /** The sender the message claimed (`m.from`). */
+  readonly from: string;
+  constructor(from: string, reason: string) {
+    super('QKV_BAD_MESSAGE', `bad message from ${from}: ${reason}`);
+    this.from = from;
+  }
+}
+
 /** A Config failed validation; the message names the field and the rule. */
 export class ConfigError extends RaftError {
   constructor(message: string) {

@@ -9,6 +9,7 @@ export {
   UnavailableError,
   SnapshotTemporarilyUnavailableError,
   ConfigError,
+  BadMessageError,
 } from './errors.js';
 export { RawNode } from './rawnode.js';
 export { MemoryStorage } from './storage.js';

@@ -90,6 +90,10 @@ export class Raft {
   /** Bytes of entries appended by this leader and not yet applied. */
   private uncommittedBytes = 0;
   private readonly readOnly = new ReadOnly(MAX_PENDING_READS);
+  /** Peer messages ignored because no correct peer sends them (forged TimeoutNow, acks past the log). */
+  ignoredMessages = 0;
+  /** Times a follower rejected an index it had acknowledged (it lost acknowledged entries). */
+  followerLogRegressions = 0;
   /** ReadIndex requests received before the leader committed an entry of its term. */
   private pendingReadIndexMessages: Message[] = [];
   /** A ReadIndex heartbeat round is owed (sent once per flush, for all reads so far). */
@@ -358,6 +362,8 @@ export class Raft {
   // Step: the single entry point for messages.
 
   step(m: Message): void {
+    // Before the term rules: a TimeoutNow of a later term would otherwise move our term first.
+    if (m.type === MessageType.TimeoutNow && !this.acceptTimeoutNow(m)) return;
     if (!this.stepTerm(m)) return;
     switch (m.type) {
       case MessageType.Hup:
@@ -382,6 +388,21 @@ export class Raft {
       default:
         assertNever(this.role);
     }
+  }
+
+  /**
+   * TimeoutNow makes this node campaign at once, bypassing the lease that protects a healthy
+   * leader: only the leader of our current term may ask for it (it does so to hand leadership
+   * over). From anyone else it is ignored, so no peer can force leader changes.
+   */
+  private acceptTimeoutNow(m: Message): boolean {
+    if (this.role === 'follower' && m.term === this.term && this.lead !== null && m.from === this.lead) return true;
+    this.ignoredMessages++;
+    this.cfg.logger?.warn(
+      { term: this.term, from: m.from, msgTerm: m.term, lead: this.lead },
+      'ignoring TimeoutNow that is not from the leader of the current term',
+    );
+    return false;
   }
 
   /** Applies the term rules common to every role. Returns false when m must be ignored. */
@@ -458,13 +479,18 @@ export class Raft {
   }
 
   private leaderAppResp(m: Message, pr: Progress): void {
+    if (m.index > this.log.lastIndex()) {
+      // This leader never sent that index: believing it would send from past the end of the log.
+      this.ignoredMessages++;
+      this.cfg.logger?.warn(
+        { term: this.term, from: m.from, index: m.index, lastIndex: this.log.lastIndex(), reject: m.reject },
+        'ignoring append response beyond the last index',
+      );
+      return;
+    }
     pr.recentActive = true;
     if (m.reject) {
-      const hint = this.log.findConflictByTerm(m.rejectHint, m.rejectHintTerm ?? 0);
-      if (pr.maybeDecrTo(m.index, hint.index)) {
-        if (pr.state === 'replicate') pr.becomeProbe();
-        this.sendAppend(m.from);
-      }
+      this.leaderAppReject(m, pr);
       return;
     }
     const wasPaused = pr.isPaused();
@@ -489,6 +515,42 @@ export class Raft {
       this.cfg.logger?.info({ term: this.term, to: m.from }, 'transferee caught up; sending TimeoutNow');
       this.send({ type: MessageType.TimeoutNow, to: m.from });
     }
+  }
+
+  private leaderAppReject(m: Message, pr: Progress): void {
+    const hint = this.log.findConflictByTerm(m.rejectHint, m.rejectHintTerm ?? 0);
+    if (pr.state === 'probe' && m.index === pr.next - 1 && m.index <= pr.match) {
+      this.followerLostEntries(m, pr, hint.index);
+      return;
+    }
+    if (pr.maybeDecrTo(m.index, hint.index)) {
+      if (pr.state === 'replicate') pr.becomeProbe();
+      this.sendAppend(m.from);
+    }
+  }
+
+  /**
+   * The follower rejected our probe at an index it had acknowledged: it lost entries it promised
+   * to keep (a disk that dropped its tail). Before, the probe was repeated at the same index
+   * forever and the follower stayed behind for good. Now it is reported and repaired from the
+   * follower's hint.
+   *
+   * Safety of lowering match: `match` only feeds tracker.committed(), and log.committed never
+   * decreases (RaftLog.commitTo ignores lower values), so a lower match can delay a future commit
+   * but never undo one. Whatever that follower lost and had counted towards a commit is a fault
+   * the core cannot repair; saying so loudly is the most it can do.
+   */
+  private followerLostEntries(m: Message, pr: Progress, hintIndex: number): void {
+    this.followerLogRegressions++;
+    const next = Math.max(1, Math.min(m.index, hintIndex + 1));
+    this.cfg.logger?.warn(
+      { term: this.term, from: m.from, rejected: m.index, match: pr.match, resendFrom: next },
+      'follower rejected an index it had acknowledged: it lost acknowledged entries; resending from its hint',
+    );
+    pr.match = next - 1;
+    pr.next = next;
+    pr.probeSent = false;
+    this.sendAppend(m.from);
   }
 
   private leaderHeartbeatResp(m: Message, pr: Progress): void {
@@ -908,6 +970,8 @@ export class Raft {
       confState: this.tracker.confState(),
       ...(this.role === 'leader' ? { progress } : {}),
       leadTransferee: this.leadTransferee,
+      ignoredMessages: this.ignoredMessages,
+      followerLogRegressions: this.followerLogRegressions,
     };
   }
 

@@ -4,6 +4,7 @@ import { validateConfig } from './config.js';
 import { encodeConfChange } from './confchange.js';
 import { ConfigError, NotLeaderError, assert } from './errors.js';
 import { Raft, newMessage } from './raft.js';
+import { checkPeerMessage } from './validate.js';
 import {
   ConfChangeType,
   EntryType,
@@ -104,6 +105,8 @@ export class RawNode {
   /**
    * Feeds a message from a peer. Local-only message types and responses from nodes outside the
    * configuration are ignored: the network must not be able to forge local events.
+   * @throws BadMessageError when no correct peer could have sent `m` (see validate.ts). The core
+   *   is then unchanged; the host should drop the message and close the connection it came on.
    */
   step(m: Message): void {
     if (LOCAL_ONLY.has(m.type)) return;
@@ -111,6 +114,7 @@ export class RawNode {
     // with term 0; anything else with term 0 from the wire would skip every term check.
     if (m.term === 0 && m.type !== MessageType.ReadIndex && m.type !== MessageType.TransferLeader) return;
     if (RESPONSES.has(m.type) && !this.raft.tracker.progress.has(m.from)) return;
+    checkPeerMessage(this.raft, m);
     this.raft.step(m);
   }
 

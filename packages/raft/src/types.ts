@@ -262,4 +262,11 @@ export interface Status {
   /** Only on the leader. */
   progress?: Record<NodeId, ProgressStatus>;
   leadTransferee: NodeId | null;
+  /** Peer messages ignored since start because no correct peer sends them (logged as warnings). */
+  ignoredMessages: number;
+  /**
+   * Times since start that a follower rejected an index it had acknowledged to this node as
+   * leader: it lost acknowledged entries (its disk dropped them). Each is logged as a warning.
+   */
+  followerLogRegressions: number;
 }
