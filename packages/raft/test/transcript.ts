@@ -6,6 +6,7 @@ import {
   ConfChangeType,
   EntryType,
   MemoryStorage,
+  MessageType,
   RaftError,
   RawNode,
   NotLeaderError,
@@ -137,6 +138,10 @@ export class TranscriptEnv {
         return this.forEachId(args, (id) => this.status(id));
       case 'applied':
         return this.forEachId(args, (id) => this.emit(`${id}: [${this.host(id).applied.map((a) => `${a.index}:${a.data}`).join(' ')}]`));
+      case 'forge-msg':
+        return this.forgeMsg(args);
+      case 'lose-tail':
+        return this.loseTail(args);
       case 'report-unreachable':
         return this.onNode(args, (n) => n.reportUnreachable(nodeId(positional(args, 1))));
       case 'report-snapshot':
@@ -282,6 +287,59 @@ export class TranscriptEnv {
         this.emit(`${raft.id} became ${label} at term ${raft.term}`);
       };
     }
+  }
+
+  /**
+   * `forge-msg <to> type=App from=n3 term=2 index=3 log-term=1 commit=3 entries=(1/4 999/5)
+   * reject=true hint=2 hint-term=1`: steps a hand-made message into <to>, as a hostile or broken
+   * peer could send it (entries are term/index). Prints the message, then what the core said.
+   */
+  private forgeMsg(args: Arg[]): void {
+    const to = nodeId(positional(args, 0));
+    const opt = options(args);
+    const typeName = opt.values.get('type') ?? '';
+    const type = (MessageType as Record<string, MessageType>)[typeName];
+    if (type === undefined) throw new Error(`forge-msg: unknown type=${typeName}`);
+    const entries: Entry[] = (opt.groups.get('entries') ?? []).map((ti) => {
+      const [term, index] = ti.split('/').map(Number);
+      return { term: term ?? 0, index: index ?? 0, type: EntryType.Normal, data: enc.encode('forged') };
+    });
+    const m: Message = {
+      type,
+      to,
+      from: nodeId(opt.values.get('from') ?? ''),
+      term: opt.num('term', 0),
+      logTerm: opt.num('log-term', 0),
+      index: opt.num('index', 0),
+      entries,
+      commit: opt.num('commit', 0),
+      reject: opt.bool('reject', false),
+      rejectHint: opt.num('hint', 0),
+      ...(opt.values.has('hint-term') ? { rejectHintTerm: opt.num('hint-term', 0) } : {}),
+    };
+    this.emit(`forged: ${describeMessage(m)}`);
+    this.guard(() => this.live(to).step(m));
+  }
+
+  /**
+   * `lose-tail <id> keep=N`: a crashed node's disk silently loses every entry after N (and the
+   * hard state's commit is cut to N), as a LevelDB log that dropped its last records would.
+   */
+  private loseTail(args: Arg[]): void {
+    const id = nodeId(positional(args, 0));
+    const keep = options(args).num('keep', 0);
+    const h = this.host(id);
+    if (h.node) throw new Error(`lose-tail ${id}: crash it first`);
+    const old = h.storage;
+    const { hardState, confState } = old.initialState();
+    const storage = new MemoryStorage({ hardState: { ...hardState, commit: Math.min(hardState.commit, keep) }, confState });
+    const snap = old.snapshot();
+    if (snap.metadata.index > 0) storage.applySnapshot(snap);
+    const first = old.firstIndex();
+    if (keep >= first) storage.append(old.entries(first, keep + 1, Number.MAX_SAFE_INTEGER));
+    h.storage = storage;
+    h.config = { ...h.config, storage };
+    this.emit(`${id} lost its log after index ${keep} (last index now ${storage.lastIndex()})`);
   }
 
   private crash(id: NodeId): void {
@@ -525,6 +583,9 @@ export class TranscriptEnv {
         `Lead:${st.softState.lead ?? '-'}${st.leadTransferee ? ` Transferee:${st.leadTransferee}` : ''}`,
     );
     this.emit(`  ${describeConfState(st.confState)}`);
+    if (st.ignoredMessages > 0 || st.followerLogRegressions > 0) {
+      this.emit(`  IgnoredMessages:${st.ignoredMessages} FollowerLogRegressions:${st.followerLogRegressions}`);
+    }
     for (const [pid, p] of Object.entries(st.progress ?? {})) {
       let s = `  ${pid}: ${p.state} match=${p.match} next=${p.next}`;
       if (p.learner) s += ' learner';
