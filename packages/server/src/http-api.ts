@@ -265,6 +265,7 @@ export class HttpApi {
       zone: s.zone ?? null,
       members: [...m.voters.map((v) => member(v, true)), ...m.learners.map((v) => member(v, false))],
       pending: this.node.pendingCounts(),
+      peerSafety: { refusedMessages: this.node.peerMessagesRefused, ignoredMessages: st.ignoredMessages, followerLogRegressions: st.followerLogRegressions },
       ...(this.node.snapshotStatus ? { snapshots: this.node.snapshotStatus() } : {}),
     };
   }

@@ -68,6 +68,21 @@ export class NodeMetrics {
     registers: [this.registry],
   });
   readonly snapshotsInstalled = new Counter({ name: 'qkv_snapshots_installed_total', help: 'Snapshots installed', registers: [this.registry] });
+  readonly peerMessagesRefused = new Counter({
+    name: 'qkv_peer_messages_refused_total',
+    help: 'Peer messages the core refused as impossible (QKV_BAD_MESSAGE); each closed its connection',
+    registers: [this.registry],
+  });
+  readonly peerMessagesIgnored = new Gauge({
+    name: 'qkv_raft_ignored_messages',
+    help: 'Peer messages the core ignored since start (TimeoutNow not from the leader, acks past the last index)',
+    registers: [this.registry],
+  });
+  readonly followerLogRegressions = new Gauge({
+    name: 'qkv_raft_follower_log_regressions',
+    help: 'Times since start a follower rejected an index it had acknowledged to this leader (it lost acknowledged entries)',
+    registers: [this.registry],
+  });
 
   constructor(defaultMetrics = true) {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry });

@@ -16,6 +16,7 @@
 // once with QKV_BUSY rather than queued.
 import { randomInt } from 'node:crypto';
 import {
+  BadMessageError,
   ConfChangeType,
   EntryType,
   MessageType,
@@ -196,6 +197,8 @@ export class QuorumKvNode {
   private fatalError: Error | undefined;
   /** Set while the log is short of the high-water mark (voting suspended, reads refused). */
   private shortfall: StorageShortfall | null = null;
+  /** Peer messages the core refused (BadMessageError) since start; see onPeerMessage. */
+  peerMessagesRefused = 0;
 
   /** The apply queue: each batch starts when the previous one finished. */
   /** Apply batches, chained: each link resolves when the batch's results are computed. */
@@ -405,16 +408,37 @@ export class QuorumKvNode {
     if (st.progress) {
       for (const [peer, pr] of Object.entries(st.progress)) if (peer !== this.id) m.peerLag.set({ peer }, Math.max(0, st.lastIndex - pr.match));
     }
+    m.peerMessagesIgnored.set(st.ignoredMessages);
+    m.followerLogRegressions.set(st.followerLogRegressions);
   }
 
+  /**
+   * A message from an authenticated peer connection (the transport has checked its shape, its
+   * sender and its addressee). Throws BadMessageError for a message no correct peer sends; the
+   * transport then closes that connection with the error as the reason and logs it. The node
+   * itself is unchanged: the core refuses such a message before touching any state.
+   */
   private onPeerMessage(m: Message): void {
     if (this.stopped || !this.started) return;
     if (!this.hasMembership && (m.type === MessageType.Vote || m.type === MessageType.PreVote)) {
       this.log.debug({ from: m.from, type: m.type }, 'vote request dropped: this node has no membership yet (waiting to be added)');
       return;
     }
+    try {
+      // Snapshots arrive only through the snapshot channel, verified (snapshots.ts).
+      if (m.type === MessageType.Snap) throw new BadMessageError(m.from, 'a snapshot in a raft frame (snapshots use the snapshot channel)');
+      this.raw.step(m);
+    } catch (e) {
+      if (e instanceof BadMessageError) {
+        this.metrics.peerMessagesRefused.inc();
+        this.peerMessagesRefused++;
+        this.log.warn({ peer: m.from, type: m.type, msgTerm: m.term, term: this.raw.raft.term, err: e.message }, 'refused a peer message');
+      } else {
+        this.fatal(e as Error); // the core's own invariant broke: stopping is safer than continuing
+      }
+      throw e;
+    }
     this.lastContactMs.set(m.from, Date.now());
-    this.raw.step(m);
     this.schedule();
   }
 

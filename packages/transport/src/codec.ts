@@ -12,7 +12,8 @@
 // `snapshot` is [index, term, voters, learners, data]. Every byte string is msgpack `bin`.
 // Numbers are non-negative safe integers. docs/transport.md has the full description.
 import { Packr, Unpackr } from 'msgpackr';
-import type { Entry, Message, MessageType, Snapshot } from '@quorumkv/raft';
+import { MessageType } from '@quorumkv/raft';
+import type { Entry, Message, Snapshot } from '@quorumkv/raft';
 import { FrameError } from './errors.js';
 
 /** The first element of every frame on the `raft` channel. */
@@ -224,6 +225,62 @@ function nodeIds(v: unknown, i: number, field: string): string[] {
   if (!Array.isArray(v)) throw new FrameError(`message ${i}: ${field} must be an array of node ids`);
   for (const id of v) nodeId(id, i, field);
   return v as string[];
+}
+
+/** Most members a snapshot's configuration may list (voters and learners together). */
+export const MAX_SNAPSHOT_MEMBERS = 1024;
+/**
+ * Longest `context` accepted: the core puts a read's context (the server uses 8 bytes), a
+ * heartbeat round number, the campaign kind (1 byte) or a transfer target's node id there.
+ */
+export const MAX_CONTEXT_BYTES = 3 * MAX_NODE_ID_LENGTH + 16;
+/**
+ * The core counts every entry as at least 16 bytes against `maxBytesPerAppend` (entrySize), and a
+ * frame must hold any append (`frameBytesNeededForAppend` > maxBytesPerAppend), so no correct
+ * append carries more than maxFrameBytes / 16 + 1 entries.
+ */
+const CORE_MIN_ENTRY_BYTES = 16;
+
+/** The bounds `checkMessage` enforces, derived from the receiver's transport limits. */
+export interface MessageBounds {
+  maxEntriesPerMessage: number;
+}
+
+/** The message bounds that follow from `maxFrameBytes` (see CORE_MIN_ENTRY_BYTES). */
+export function messageBounds(maxFrameBytes: number): MessageBounds {
+  return { maxEntriesPerMessage: Math.floor(maxFrameBytes / CORE_MIN_ENTRY_BYTES) + 1 };
+}
+
+/**
+ * Checks what no correct peer violates, beyond the shapes `decodeFrame` checks: entries only on
+ * appends, contiguous after the message's index, with terms that never decrease, start at or
+ * above `logTerm` and never exceed the message's term; a snapshot only on a snapshot message, of
+ * a term not above the message's; counts and sizes within bounds. The core checks the facts that
+ * need its state (committed entries, the leader of the term) itself.
+ * @throws FrameError naming the message and the rule.
+ */
+export function checkMessage(m: Message, i: number, bounds: MessageBounds): void {
+  const bad = (why: string): never => {
+    throw new FrameError(`message ${i}: ${why}`);
+  };
+  if (m.entries.length > 0 && m.type !== MessageType.App) bad('only appends carry entries');
+  if (m.entries.length > bounds.maxEntriesPerMessage) bad(`${m.entries.length} entries (at most ${bounds.maxEntriesPerMessage})`);
+  if (m.type === MessageType.App && m.logTerm > m.term) bad(`log term ${m.logTerm} above the message term ${m.term}`);
+  let prevTerm = m.logTerm;
+  for (let k = 0; k < m.entries.length; k++) {
+    const e = m.entries[k] as Entry;
+    if (e.index !== m.index + 1 + k) bad(`entry ${k} has index ${e.index}, expected ${m.index + 1 + k}`);
+    if (e.term < prevTerm || e.term > m.term) bad(`entry ${e.index} has term ${e.term}, outside [${prevTerm}, ${m.term}]`);
+    prevTerm = e.term;
+  }
+  if (m.context !== undefined && m.context.byteLength > MAX_CONTEXT_BYTES) bad(`context of ${m.context.byteLength} bytes (at most ${MAX_CONTEXT_BYTES})`);
+  const s = m.snapshot;
+  if (s !== undefined) {
+    if (m.type !== MessageType.Snap) bad('only snapshot messages carry a snapshot');
+    if (s.metadata.term > m.term) bad(`snapshot term ${s.metadata.term} above the message term ${m.term}`);
+    const members = s.metadata.confState.voters.length + s.metadata.confState.learners.length;
+    if (members > MAX_SNAPSHOT_MEMBERS) bad(`snapshot lists ${members} members (at most ${MAX_SNAPSHOT_MEMBERS})`);
+  }
 }
 
 /** A node id is a non-empty string of at most MAX_NODE_ID_LENGTH units with no control characters. */

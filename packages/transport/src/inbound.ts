@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Message } from '@quorumkv/raft';
 import { CloseCode } from './close-codes.js';
-import { decodeFrame } from './codec.js';
+import { checkMessage, decodeFrame, messageBounds, type MessageBounds } from './codec.js';
 import { FrameError } from './errors.js';
 import type { TransportLimits } from './limits.js';
 import { closeWithGrace } from './close.js';
@@ -38,6 +38,7 @@ export class InboundConnection {
   #tickTimer: NodeJS.Timeout | null;
   /** Set once this side decided to close: frames still buffered behind the decision are ignored. */
   #closing = false;
+  readonly #bounds: MessageBounds;
 
   /** `ws` must come from a server with autoPong off: this connection answers pings itself. */
   constructor(ctx: InboundContext, ws: WebSocket, socket: Socket, peerId: string, counters: InboundCounters, onClosed: () => void) {
@@ -47,6 +48,7 @@ export class InboundConnection {
     this.#baselineReadBytes = socket.bytesRead;
     this.peerId = peerId;
     this.#counters = counters;
+    this.#bounds = messageBounds(ctx.limits.maxFrameBytes);
     ws.on('message', (data, isBinary) => this.#onFrame(data, isBinary));
     ws.on('ping', () => this.#pong(PongKind.Reply));
     ws.on('close', () => {
@@ -99,8 +101,9 @@ export class InboundConnection {
     let messages: Message[];
     try {
       messages = decodeFrame(data);
+      this.#check(messages);
     } catch (err) {
-      if (!(err instanceof FrameError)) throw err; // decodeFrame raises nothing else: a bug
+      if (!(err instanceof FrameError)) throw err; // decodeFrame and #check raise nothing else: a bug
       this.#reject(err.message);
       return;
     }
@@ -110,26 +113,47 @@ export class InboundConnection {
     this.#deliver(messages);
   }
 
-  #deliver(messages: Message[]): void {
-    const { selfId, onMessage } = this.#ctx;
-    let misaddressed = 0;
-    let example: Message | undefined;
-    for (const msg of messages) {
+  /**
+   * Validates a whole frame before any of its messages is delivered: each message comes from the
+   * authenticated peer, is addressed to this node, and passes `checkMessage`.
+   * @throws FrameError for the first message that does not.
+   */
+  #check(messages: Message[]): void {
+    const { selfId } = this.#ctx;
+    for (let i = 0; i < messages.length; i++) {
+      const msg = messages[i] as Message;
       if (msg.from !== this.peerId || msg.to !== selfId) {
-        misaddressed++;
-        example ??= msg;
-        continue;
+        this.#counters.droppedMisaddressed += messages.length;
+        throw new FrameError(`message ${i} is addressed ${msg.from}->${msg.to} on the connection ${this.peerId}->${selfId}`);
       }
-      this.#counters.receivedMessages++;
-      // Exceptions from onMessage are the host's bugs; they are not swallowed here.
-      onMessage(msg);
+      checkMessage(msg, i, this.#bounds);
     }
-    if (example !== undefined) {
-      this.#counters.droppedMisaddressed += misaddressed;
-      this.#ctx.logger.warn(
-        { peer: this.peerId, dropped: misaddressed, from: example.from, to: example.to, type: example.type },
-        'dropped messages whose from/to do not match the authenticated connection',
-      );
+  }
+
+  /**
+   * Hands each message to the host. An exception from the handler (the core's BadMessageError
+   * for a message no correct peer sends, or a host bug) closes this connection with the error's
+   * message as the reason and is logged; it never propagates into the socket's event handler,
+   * where it would end the process.
+   */
+  #deliver(messages: Message[]): void {
+    const { onMessage } = this.#ctx;
+    for (const msg of messages) {
+      if (this.#closing) return;
+      this.#counters.receivedMessages++;
+      try {
+        onMessage(msg);
+      } catch (err) {
+        const reason = err instanceof Error ? err.message : String(err);
+        const code = (err as { code?: unknown }).code;
+        this.#ctx.countBadFrame();
+        this.#ctx.logger.warn(
+          { peer: this.peerId, type: msg.type, term: msg.term, code: typeof code === 'string' ? code : undefined, reason },
+          'the host refused a message from this peer; closing the connection',
+        );
+        this.close(CloseCode.BadInput, reason);
+        return;
+      }
     }
   }
 

@@ -17,11 +17,16 @@ export {
   frameBytesNeededForAppend,
   isWireMessageType,
   isValidNodeId,
+  checkMessage,
+  messageBounds,
+  MAX_CONTEXT_BYTES,
+  MAX_SNAPSHOT_MEMBERS,
+  type MessageBounds,
   FRAME_KIND_MESSAGES,
   FRAME_OVERHEAD_BYTES,
   MAX_NODE_ID_LENGTH,
   type WireMessageType,
 } from './codec.js';
-export { HELLO_HEADER, PROTOCOL_VERSION, CHANNELS, INCARNATION_HEX_LENGTH, type Channel } from './handshake.js';
+export { HELLO_HEADER, PROTOCOL_VERSION, CHANNELS, INCARNATION_HEX_LENGTH, createHelloHeader, type Channel } from './handshake.js';
 export { backoffDelayMs } from './backoff.js';
 export { RAFT_PATH, peerUrl } from './peers.js';

@@ -23,7 +23,11 @@ export interface PeerTransportOptions {
   /** Overrides of `defaultLimits`; validated once, here. */
   limits?: Partial<TransportLimits>;
   logger: TransportLogger;
-  /** Called once per valid message addressed to this node, from an authenticated peer. */
+  /**
+   * Called once per valid message addressed to this node, from an authenticated peer. If it
+   * throws (e.g. the core's BadMessageError), the connection the message came on is closed with
+   * the error's message as the reason and the error is logged; it never reaches the process.
+   */
   onMessage: (msg: Message) => void;
   /**
    * Called when a connection to `peerId` ended or a dial failed: messages `send` accepted for
@@ -94,7 +98,7 @@ export interface PeerStats {
   receivedMessages: number;
   receivedFrames: number;
   receivedBytes: number;
-  /** Received messages dropped because `from` or `to` did not match the connection. */
+  /** Received messages dropped (with their whole frame, and the connection closed) because a `from` or `to` did not match the connection. */
   droppedMisaddressed: number;
 }
 
@@ -103,7 +107,7 @@ export interface TransportStats {
   peers: Record<string, PeerStats>;
   /** Inbound connections refused at the handshake. */
   refusedConnections: number;
-  /** Inbound connections closed for a malformed or text frame. */
+  /** Inbound connections closed for a malformed, invalid or text frame, or a message the host refused. */
   badFrames: number;
   /** `send` calls for an id that is not a peer. */
   droppedUnknownPeer: number;

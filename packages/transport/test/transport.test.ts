@@ -46,7 +46,7 @@ describe('PeerTransport on loopback', () => {
       for (const to of hosts) {
         if (from === to) continue;
         const m = msg({
-          from: from.id, to: to.id, type: 10 as MessageType, term: 3, index: 41, logTerm: 2, commit: 40,
+          from: from.id, to: to.id, type: 10 as MessageType, term: 3, index: 41, logTerm: 1, commit: 40,
           entries: entries(42, 5, 256), context: new Uint8Array([from.id.charCodeAt(1)]),
         });
         expect(from.transport!.send(m)).toBe(true);
@@ -192,16 +192,17 @@ describe('PeerTransport on loopback', () => {
     await waitFor(() => n2!.received.some((m) => m.index === 5), `n2 still serving (seed ${seed}; replay: QKV_SEED=${seed})`);
   });
 
-  it('drops messages whose from or to do not match the connection, with a log line', async () => {
+  it('closes a connection whose frame holds a message with the wrong from or to, delivering none of it', async () => {
     const [n2] = track(...(await cluster(['n2'], {}, { n1: '127.0.0.1:1', n3: '127.0.0.1:1' })));
-    const { ws, opened } = rawDial(n2!.port, helloFor('n1', 'n2'));
+    const { ws, opened, closed } = rawDial(n2!.port, helloFor('n1', 'n2'));
     await opened;
-    ws.send(encodeFrame([msg({ from: 'n3', to: 'n2' }), msg({ from: 'n1', to: 'n3' }), msg({ from: 'n1', to: 'n2', index: 5 })]));
-    await waitFor(() => n2!.received.length === 1, 'the well-addressed message');
-    expect(n2!.received[0]!.index).toBe(5);
+    ws.send(encodeFrame([msg({ from: 'n1', to: 'n2', index: 5 }), msg({ from: 'n3', to: 'n2' })]));
+    const { code, reason } = await closed;
+    expect(code).toBe(CloseCode.BadInput);
+    expect(reason).toMatch(/message 1 is addressed n3->n2 on the connection n1->n2/);
+    expect(n2!.received).toHaveLength(0);
     expect(n2!.transport!.stats().peers.n1!.droppedMisaddressed).toBe(2);
-    expect(n2!.logger.lines.some((l) => l.level === 'warn' && /do not match/.test(l.msg))).toBe(true);
-    ws.terminate();
+    expect(n2!.logger.lines.some((l) => l.level === 'warn' && /bad frame/.test(l.msg))).toBe(true);
   });
 
   it('closes an inbound connection that sends nothing for too long', async () => {
@@ -352,7 +353,7 @@ describe('PeerTransport on loopback', () => {
     await connected([a]);
     // 1.5 MB through a 1 MB/s link: ~1.5 s of data ahead of every ping, 6x the pong timeout.
     proxy.rateBytesPerS = 1024 * 1024;
-    for (let i = 0; i < 100; i++) expect(t.send(msg({ from: 'a', to: 'b', index: i, entries: entries(1, 60, 256) }))).toBe(true);
+    for (let i = 0; i < 100; i++) expect(t.send(msg({ from: 'a', to: 'b', index: i, entries: entries(i + 1, 60, 256) }))).toBe(true);
     await waitFor(() => b.received.length === 100, 'all data through the slow link', 10_000);
     expect(a.peersDown).toEqual([]);
     expect(t.stats().peers.b!.reconnects).toBe(0);
