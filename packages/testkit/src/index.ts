@@ -10,7 +10,7 @@ export type { InvariantName, EntryLike } from './invariants.js';
 export { KvStateMachine, encodeWrite, decodeWrite, decodeSnapshotData } from './kv-state-machine.js';
 export type { SimWrite, KvSnapshotData } from './kv-state-machine.js';
 export { entryDigest, chainLink, fnv1a, mixWord, EMPTY_CHAIN } from './hash.js';
-export { DEFAULT_PROFILE, CRASHY_PROFILE, CHURN_PROFILE, FIGURE8_PROFILE, MEMBERSHIP_PROFILE, CHAOS_PROFILE, PROFILES } from './scenario.js';
+export { DEFAULT_PROFILE, CRASHY_PROFILE, CHURN_PROFILE, FIGURE8_PROFILE, MEMBERSHIP_PROFILE, CHAOS_PROFILE, AMNESIA_PROFILE, PROFILES } from './scenario.js';
 export type { SimProfile, CoreSettings } from './scenario.js';
 export { SimCluster, SimNode, ALL_BUGS, describeMessage } from './sim-cluster.js';
 export type { SimBug, ClusterOptions, ClusterStats, Envelope } from './sim-cluster.js';

@@ -33,6 +33,8 @@ export interface KvSnapshotData {
   index: number;
   chain: number;
   kv: [string, string][];
+  /** The membership's record of each member's disk incarnation (see KvStateMachine.incarnations). */
+  incarnations: [string, number][];
 }
 
 /**
@@ -44,6 +46,13 @@ export class KvStateMachine {
   /** Chain of the applied sequence up to appliedIndex. */
   chain = EMPTY_CHAIN;
   readonly kv = new Map<string, string>();
+  /**
+   * The replicated record of each member's disk incarnation, as the real cluster keeps it in its
+   * membership: set by the conf change that adds a member (its context says `disk=N`), removed
+   * by the one that removes it. The simulated host maintains it when it applies conf changes;
+   * it travels in snapshots like the rest of the replicated state.
+   */
+  readonly incarnations = new Map<string, number>();
 
   /** Applies one committed entry and returns the new applied-sequence chain. */
   apply(e: EntryLike, normalType: number): number {
@@ -61,7 +70,7 @@ export class KvStateMachine {
 
   /** Serialises the state at appliedIndex. */
   snapshotData(): Uint8Array {
-    const snap: KvSnapshotData = { index: this.appliedIndex, chain: this.chain, kv: [...this.kv] };
+    const snap: KvSnapshotData = { index: this.appliedIndex, chain: this.chain, kv: [...this.kv], incarnations: [...this.incarnations] };
     return encoder.encode(JSON.stringify(snap));
   }
 
@@ -72,6 +81,8 @@ export class KvStateMachine {
     this.chain = snap.chain;
     this.kv.clear();
     for (const [k, v] of snap.kv) this.kv.set(k, v);
+    this.incarnations.clear();
+    for (const [id, disk] of snap.incarnations) this.incarnations.set(id, disk);
   }
 }
 
@@ -87,5 +98,5 @@ export function decodeSnapshotData(data: Uint8Array): KvSnapshotData {
   if (!s || typeof s.index !== 'number' || typeof s.chain !== 'number' || !Array.isArray(s.kv)) {
     throw new Error('snapshot data lacks index/chain/kv');
   }
-  return { index: s.index, chain: s.chain, kv: s.kv };
+  return { index: s.index, chain: s.chain, kv: s.kv, incarnations: Array.isArray(s.incarnations) ? s.incarnations : [] };
 }

@@ -32,6 +32,12 @@ export interface SimProfile {
   transferProbability: number;
   /** A membership change (add learner, promote, remove, re-add) is proposed to the leader. */
   confChangeProbability: number;
+  /** A random node loses its whole disk and restarts empty (the amnesia fault; SimCluster.wipe). */
+  wipeProbability: number;
+  /** Named maximum: nodes that lost their disk and are not added back yet, at once. */
+  maxWipedNodes: number;
+  /** The operator takes the next step of replacing a wiped node (remove, add as learner, promote). */
+  replaceProbability: number;
   /** Size of the key space the workload writes and reads. */
   keyCount: number;
   /** Persisting a Ready takes this many ticks to become durable when the host does not wait for it. */
@@ -79,6 +85,9 @@ export const DEFAULT_PROFILE: SimProfile = {
   compactProbability: 0.02,
   transferProbability: 0.005,
   confChangeProbability: 0.01,
+  wipeProbability: 0,
+  maxWipedNodes: 1,
+  replaceProbability: 0.1,
   keyCount: 5,
   unsyncedWriteTicks: { min: 1, max: 6 },
   randomizeCoreConfig: true,
@@ -148,6 +157,25 @@ export const CHAOS_PROFILE: SimProfile = {
   isolateLeaderProbability: 0.01,
 };
 
+/**
+ * The amnesia case: nodes lose their whole disk and restart empty (a re-provisioned machine, a
+ * wrong volume, an operator's rm), alone or while another node is down, under a steady write load.
+ * Under the incarnation rule the operator replaces each one (remove, add as learner, promote).
+ */
+export const AMNESIA_PROFILE: SimProfile = {
+  ...DEFAULT_PROFILE,
+  name: 'amnesia',
+  proposeProbability: 0.5,
+  crashProbability: 0.02,
+  restartProbability: 0.1,
+  maxCrashedNodes: 1,
+  // Membership changes only through the replacement procedure: random churn down to two voters
+  // plus a wiped one would leave no quorum that the incarnation rule may use, by design.
+  confChangeProbability: 0,
+  wipeProbability: 0.01,
+  replaceProbability: 0.1,
+};
+
 /** The profiles the runner knows by name. */
 export const PROFILES: Readonly<Record<string, SimProfile>> = {
   default: DEFAULT_PROFILE,
@@ -156,4 +184,5 @@ export const PROFILES: Readonly<Record<string, SimProfile>> = {
   figure8: FIGURE8_PROFILE,
   membership: MEMBERSHIP_PROFILE,
   chaos: CHAOS_PROFILE,
+  amnesia: AMNESIA_PROFILE,
 };

@@ -111,7 +111,9 @@ export function main(argv: string[], out: (s: string) => void = (s) => process.s
       `${batch.failures.length} failed, ${batch.ticks} ticks, ${secs.toFixed(1)} s (${(batch.ran / secs || 0).toFixed(0)} seeds/s)\n` +
       `totals: ${t.proposals} proposals, ${t.writesAcked} writes acked, ${t.readsServed}/${t.readsStarted} reads served, ` +
       `${t.crashes} crashes, ${t.leaderTerms} leader terms, ${t.snapshotsInstalled} snapshots installed, ${t.compactions} compactions, ` +
-      `${t.confChanges} conf changes, ${t.transfers} transfers, ${t.messagesDelivered}/${t.messagesSent} messages delivered\n`,
+      `${t.confChanges} conf changes, ${t.transfers} transfers, ${t.messagesDelivered}/${t.messagesSent} messages delivered` +
+      (t.wipes > 0 ? `, ${t.wipes} disks lost, ${t.replacements} replaced, ${t.incarnationDrops} messages dropped by the incarnation rule` : '') +
+      '\n',
   );
   const first = batch.failures[0];
   if (first) out(`\n${describeFailure(first)}\n`);

@@ -3,6 +3,7 @@
 // seeded: the same options always give the same run. Safety invariants are checked as each
 // Ready is handled (see invariants.ts); the schedule of actions lives in simulate.ts.
 import {
+  BadMessageError,
   ConfChangeType,
   EntryType,
   MemoryStorage,
@@ -21,11 +22,18 @@ import type { SimProfile } from './scenario.js';
 import { SimNetwork } from './sim-network.js';
 import { Trace } from './trace.js';
 
-/** A planted bug: one of the core's (config.plantedBug) or the host's own persist-after-send. */
-export type SimBug = PlantedBug | 'persist-after-send';
+/**
+ * A planted bug: one of the core's (config.plantedBug) or one of the host's own:
+ *  - 'persist-after-send': messages leave before the Ready's write is durable;
+ *  - 'no-incarnation-rule': the incarnation rule is off (see SimCluster.wipe): a node that lost
+ *    its disk bootstraps again and votes, and peers accept it as the member it was.
+ */
+export type SimBug = PlantedBug | HostBug;
+type HostBug = 'persist-after-send' | 'no-incarnation-rule';
+const HOST_BUGS: ReadonlySet<SimBug> = new Set<HostBug>(['persist-after-send', 'no-incarnation-rule']);
 
 /** Every planted bug the simulation knows, core ones first. */
-export const ALL_BUGS: readonly SimBug[] = ['commit-previous-term', 'double-vote', 'no-log-check-vote', 'stale-read', 'persist-after-send'];
+export const ALL_BUGS: readonly SimBug[] = ['commit-previous-term', 'double-vote', 'no-log-check-vote', 'stale-read', 'persist-after-send', 'no-incarnation-rule'];
 
 /** A message on the simulated wire, with the sender's incarnation (to drop stale host reports). */
 export interface Envelope {
@@ -33,6 +41,8 @@ export interface Envelope {
   to: string;
   msg: Message;
   incarnation: number;
+  /** The sender's disk incarnation (what the real hello carries; see SimCluster.wipe). */
+  disk: number;
 }
 
 /** A write whose Ready has not reached the durable disk yet (persist-after-send bug only). */
@@ -44,6 +54,9 @@ interface UnsyncedWrite {
   compactTo?: { index: number; confState: ConfState; data: Uint8Array };
 }
 
+/** What a node that lost its disk ignores until it is a voter again under its new incarnation. */
+const AWAITING_REPLACE_REFUSES: ReadonlySet<number> = new Set([MessageType.Vote, MessageType.PreVote, MessageType.TimeoutNow]);
+
 /** Named maxima of the host. */
 export const MAX_READY_ROUNDS_PER_TICK = 16;
 export const MAX_PENDING_READS_PER_NODE = 256;
@@ -53,7 +66,12 @@ export const MAX_TRACKED_WRITES = 100_000;
 /** One simulated server. `raw` is undefined while the node is down. */
 export class SimNode {
   raw: RawNode | undefined;
+  /** Process incarnation: +1 per crash (stale transport reports to an old process are dropped). */
   incarnation = 0;
+  /** Disk incarnation: +1 each time the node loses its whole disk (the data directory's id). */
+  disk = 0;
+  /** Lost its disk and, under the incarnation rule, has not been added back and promoted yet. */
+  awaitingReplace = false;
   /** What the core reads and the host writes (the page cache, when writes are not synced). */
   storage: MemoryStorage;
   /** What survives a crash when the host does not wait for syncs (persist-after-send bug). */
@@ -96,6 +114,14 @@ export interface ClusterStats {
   readsServed: number;
   crashes: number;
   restarts: number;
+  /** Nodes that lost their whole disk and restarted empty. */
+  wipes: number;
+  /** Wiped nodes the operator's procedure made voters again (remove, add as learner, promote). */
+  replacements: number;
+  /** Messages dropped because they came from a disk incarnation the membership does not record. */
+  incarnationDrops: number;
+  /** Messages the core refused (BadMessageError); only with the incarnation rule off. */
+  badMessagesRefused: number;
   compactions: number;
   snapshotsInstalled: number;
   transfers: number;
@@ -130,7 +156,7 @@ export class SimCluster {
   readonly coreLimits: CoreLimits;
   readonly stats: ClusterStats = {
     proposals: 0, proposalsRefused: 0, writesAcked: 0, readsStarted: 0, readsServed: 0, crashes: 0, restarts: 0,
-    compactions: 0, snapshotsInstalled: 0, transfers: 0, confChanges: 0, leaderTerms: 0,
+    wipes: 0, replacements: 0, incarnationDrops: 0, badMessagesRefused: 0, compactions: 0, snapshotsInstalled: 0, transfers: 0, confChanges: 0, leaderTerms: 0,
   };
   private readonly writes = new Map<number, { node: string; index: number; term: number }>();
   /** readId -> the key it reads (for the trace: what the read returned). */
@@ -166,7 +192,10 @@ export class SimCluster {
     this.now++;
     for (const [id, until] of this.pausedUntil) if (until <= this.now) this.pausedUntil.delete(id);
     this.deliver();
-    for (const n of this.nodes.values()) if (n.raw && !this.pausedUntil.has(n.id)) this.core(n, 'tick', (raw) => raw.tick());
+    // A node awaiting replacement does not campaign (a follower's tick only runs its election
+    // timer): replaying the log from index 1 it passes through the founding membership, whose
+    // first entry makes it the only voter, and it would elect itself.
+    for (const n of this.nodes.values()) if (n.raw && !this.pausedUntil.has(n.id) && !n.awaitingReplace) this.core(n, 'tick', (raw) => raw.tick());
     this.settle();
   }
 
@@ -199,10 +228,51 @@ export class SimCluster {
         this.net.redeliverAt(pausedUntil, env); // waits in the socket buffer until the node wakes up
         continue;
       }
+      if (!this.passesIncarnationRule(to, env)) continue;
       if (this.traceMessage(env.msg)) this.trace.add(this.now, env.to, () => `<- ${describeMessage(env.msg)}`);
-      this.core(to, 'step', (raw) => raw.step(env.msg));
+      if (!this.step(to, env)) continue;
       if (env.msg.type === MessageType.Snap) this.reportToSender(env, (raw) => raw.reportSnapshot(env.to, true));
     }
+  }
+
+  /**
+   * The incarnation rule (unless the 'no-incarnation-rule' bug is planted): a message from a
+   * disk incarnation of a member other than the one the receiver's membership records is dropped
+   * (the real transport refuses that hello), and a node that lost its disk answers no vote
+   * request until the membership records it again (it was added back). So nothing an amnesiac
+   * node says can count as the vote or the acknowledgement its earlier incarnation gave.
+   */
+  private passesIncarnationRule(to: SimNode, env: Envelope): boolean {
+    if (this.options.bug === 'no-incarnation-rule') return true;
+    const recorded = to.sm.incarnations.get(env.from);
+    let why: string | undefined;
+    if (recorded !== undefined && recorded !== env.disk) why = `disk ${env.disk} of ${env.from}, recorded ${recorded}`;
+    else if (to.awaitingReplace && AWAITING_REPLACE_REFUSES.has(env.msg.type)) why = 'a node not added back yet neither votes nor campaigns';
+    if (why === undefined) return true;
+    this.stats.incarnationDrops++;
+    if (this.traceMessage(env.msg)) this.trace.add(this.now, env.to, () => `dropped (${why}): ${describeMessage(env.msg)}`);
+    return false;
+  }
+
+  /**
+   * Steps a delivered message. A BadMessageError (the core refusing a message no correct peer
+   * sends) is a safety violation while the incarnation rule holds — no peer is broken then — and
+   * the real host's behaviour otherwise: drop it (close that connection). Returns false if refused.
+   */
+  private step(to: SimNode, env: Envelope): boolean {
+    if (this.options.bug === 'no-incarnation-rule') {
+      try {
+        to.raw?.step(env.msg);
+      } catch (err) {
+        if (!(err instanceof BadMessageError)) return this.core(to, 'step', () => { throw err; });
+        this.stats.badMessagesRefused++;
+        this.trace.add(this.now, to.id, `refused: ${err.message}`);
+        return false;
+      }
+      return true;
+    }
+    this.core(to, 'step', (raw) => raw.step(env.msg));
+    return true;
   }
 
   /** The transport tells the sender about messages it could not deliver (as a real one would). */
@@ -299,7 +369,7 @@ export class SimCluster {
     for (const m of messages) {
       for (const e of m.entries) Object.freeze(e); // entries are shared by reference: nobody may change them
       if (this.traceMessage(m)) this.trace.add(this.now, n.id, () => `-> ${describeMessage(m)}`);
-      this.net.send(this.now, { from: n.id, to: m.to, msg: m, incarnation: n.incarnation }, (env) => ({ ...env, msg: { ...env.msg } }));
+      this.net.send(this.now, { from: n.id, to: m.to, msg: m, incarnation: n.incarnation, disk: n.disk }, (env) => ({ ...env, msg: { ...env.msg } }));
     }
   }
 
@@ -333,7 +403,14 @@ export class SimCluster {
     this.checker.observeApply(n.id, e.index, chain);
     if (e.type === EntryType.ConfChange) {
       const cc = decodeConfChange(e.data);
+      recordIncarnation(n.sm, cc);
       n.confState = this.core(n, 'applyConfChange', (r) => r.applyConfChange(cc));
+      // Replaced: the membership records this disk and it is a voter again (or was never one).
+      if (n.awaitingReplace && n.sm.incarnations.get(n.id) === n.disk && cc.nodeId === n.id && cc.type === ConfChangeType.AddNode) {
+        n.awaitingReplace = false;
+        this.stats.replacements++;
+        this.trace.add(this.now, n.id, `replaced: a voter again as disk incarnation ${n.disk}`);
+      }
       this.trace.add(this.now, n.id, () => `applied conf change ${describeConfChange(cc)} at ${e.index} -> ${describeConfState(n.confState)}`);
     } else {
       this.ackWrite(n, e);
@@ -433,10 +510,15 @@ export class SimCluster {
     return this.ackedWrites.has(writeId);
   }
 
-  /** Proposes a membership change on `id` (the leader); returns false when refused. */
-  proposeConfChange(id: string, cc: ConfChange): boolean {
+  /**
+   * Proposes a membership change on `id` (the leader); returns false when refused. An addition
+   * records the added node's current disk incarnation in its context, as the real `member add` does.
+   */
+  proposeConfChange(id: string, change: ConfChange): boolean {
     const n = this.mustGet(id);
     if (!n.raw) return false;
+    const target = this.nodes.get(change.nodeId);
+    const cc = change.type !== ConfChangeType.RemoveNode && change.context === undefined && target ? { ...change, context: diskContext(target.disk) } : change;
     const at = this.coreMay(n, 'proposeConfChange', (raw) => raw.proposeConfChange(cc));
     this.trace.add(this.now, id, `propose conf change ${describeConfChange(cc)}: ${at ? `at ${at.index}` : 'refused'}`);
     if (at) this.stats.confChanges++;
@@ -496,6 +578,33 @@ export class SimCluster {
     this.trace.add(this.now, id, `CRASH (durable: ${describeStorage(n.storage)})`);
   }
 
+  /**
+   * The amnesia fault: `id` loses its whole disk (log, hard state, snapshot, state machine) and
+   * restarts empty as a new disk incarnation. Under the incarnation rule it does not bootstrap,
+   * its peers drop its messages (their membership records its old incarnation) and it answers no
+   * vote request, until the operator's procedure — remove it, add it back as a learner (recording
+   * the new incarnation), promote it — has run (simulate.ts: replaceWiped). With the rule off
+   * ('no-incarnation-rule') a founding member bootstraps again, as a server restarted with its
+   * usual command line used to, and is believed.
+   */
+  wipe(id: string): void {
+    const n = this.mustGet(id);
+    if (n.raw) this.crash(id);
+    n.storage = new MemoryStorage();
+    n.durable = n.durable ? n.storage.clone() : undefined;
+    n.unsynced = [];
+    n.disk++;
+    n.awaitingReplace = this.options.bug !== 'no-incarnation-rule';
+    this.stats.wipes++;
+    this.trace.add(this.now, id, `WIPE: lost the whole disk; restarts empty as disk incarnation ${n.disk}`);
+    this.restart(id);
+  }
+
+  /** Nodes that lost their disk and have not been added back under the incarnation rule. */
+  awaitingReplace(): SimNode[] {
+    return [...this.nodes.values()].filter((n) => n.awaitingReplace);
+  }
+
   /** Restarts a crashed node from its disk. */
   restart(id: string): void {
     const n = this.mustGet(id);
@@ -530,16 +639,17 @@ export class SimCluster {
       storage: n.storage,
       random: this.rng.fork(1000 + this.ids.indexOf(n.id) * 1000 + n.incarnation),
       applied: n.sm.appliedIndex,
-      ...(this.options.bug && this.options.bug !== 'persist-after-send' ? { plantedBug: this.options.bug } : {}),
+      ...(this.options.bug && !HOST_BUGS.has(this.options.bug) ? { plantedBug: this.options.bug as PlantedBug } : {}),
     };
     n.raw = new RawNode(config);
     // A founding member with an empty disk writes the initial membership into its log, as a
     // server does on first start (again after a crash that lost that first write). Spares start
     // empty and learn the membership by replication once they are added.
-    const founding = this.voters0.includes(n.id);
+    const founding = this.voters0.includes(n.id) && !n.awaitingReplace;
     if (founding && n.storage.lastIndex() === 0 && hardState.term === 0) {
       const raw = n.raw;
-      this.core(n, 'bootstrap', () => raw.bootstrap(this.voters0.map((id) => ({ id }))));
+      // The founding membership records every founding member's first disk (the founding handshake).
+      this.core(n, 'bootstrap', () => raw.bootstrap(this.voters0.map((id) => ({ id, context: diskContext(0) }))));
     }
   }
 
@@ -635,6 +745,22 @@ function drawCoreLimits(rng: Prng, randomize: boolean): CoreLimits {
     preVote: rng.chance(0.75),
     checkQuorum: rng.chance(0.75),
   };
+}
+
+/** A conf change context recording the added node's disk incarnation. */
+function diskContext(disk: number): string {
+  return `disk=${disk}`;
+}
+
+/** Applies a conf change to the replicated incarnation record (KvStateMachine.incarnations). */
+function recordIncarnation(sm: KvStateMachine, cc: ConfChange): void {
+  if (cc.type === ConfChangeType.RemoveNode) {
+    sm.incarnations.delete(cc.nodeId);
+    return;
+  }
+  // A promotion keeps the record of the learner it promotes.
+  const m = /^disk=(\d+)$/.exec(cc.context ?? '');
+  if (m && !sm.incarnations.has(cc.nodeId)) sm.incarnations.set(cc.nodeId, Number(m[1]));
 }
 
 function snapshotChain(snap: Snapshot): number {

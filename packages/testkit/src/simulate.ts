@@ -187,7 +187,8 @@ export function describeFailure(r: SimResult): string {
 
 function emptyStats(): SimResult['stats'] {
   return {
-    proposals: 0, proposalsRefused: 0, writesAcked: 0, readsStarted: 0, readsServed: 0, crashes: 0, restarts: 0, compactions: 0,
+    proposals: 0, proposalsRefused: 0, writesAcked: 0, readsStarted: 0, readsServed: 0, crashes: 0, restarts: 0,
+    wipes: 0, replacements: 0, incarnationDrops: 0, badMessagesRefused: 0, compactions: 0,
     snapshotsInstalled: 0, transfers: 0, confChanges: 0, leaderTerms: 0, messagesSent: 0, messagesDelivered: 0, maxCommit: 0,
   };
 }
@@ -223,6 +224,36 @@ function injectActions(c: SimCluster, rng: Prng, p: SimProfile): void {
   }
   if (rng.chance(p.transferProbability)) transferSomewhere(c, rng);
   if (rng.chance(p.confChangeProbability)) changeMembership(c, rng, c.options.nodeCount);
+  if (rng.chance(p.wipeProbability) && c.awaitingReplace().length < p.maxWipedNodes) c.wipe(rng.pick(c.ids));
+  if (rng.chance(p.replaceProbability) && c.options.bug !== 'no-incarnation-rule') replaceWiped(c);
+}
+
+/**
+ * The operator's procedure for a node that lost its disk (docs/server.md): remove it, add it back
+ * as a learner (the add records its new disk incarnation), promote it. One step per call, on the
+ * leader's view; a refused proposal is simply tried again later.
+ */
+function replaceWiped(c: SimCluster): void {
+  const leader = c.leader();
+  if (!leader) return;
+  const cs = leader.confState;
+  for (const n of c.nodes.values()) {
+    if (n.disk === 0 || n.id === leader.id) continue;
+    const recorded = leader.sm.incarnations.get(n.id);
+    const member = cs.voters.includes(n.id) || cs.learners.includes(n.id);
+    if (member && recorded !== n.disk) {
+      c.proposeConfChange(leader.id, { type: ConfChangeType.RemoveNode, nodeId: n.id });
+      return;
+    }
+    if (!member && n.awaitingReplace) {
+      c.proposeConfChange(leader.id, { type: ConfChangeType.AddLearner, nodeId: n.id });
+      return;
+    }
+    if (cs.learners.includes(n.id) && recorded === n.disk && n.raw && n.sm.appliedIndex >= leader.sm.appliedIndex) {
+      c.proposeConfChange(leader.id, { type: ConfChangeType.AddNode, nodeId: n.id });
+      return;
+    }
+  }
 }
 
 function proposeSomewhere(c: SimCluster, rng: Prng, p: SimProfile): void {
