@@ -695,7 +695,10 @@ export class Raft {
         this.hup('transfer');
         return;
       case MessageType.ReadIndex:
-        if (this.lead !== null) this.msgs.push({ ...m, to: this.lead, term: 0 });
+        // Only this node's own requests are forwarded: one a peer forwarded here (it took us for
+        // the leader) would leave with that peer's id as `from`, which the receiving transport
+        // refuses as a forgery. The requester times out and asks again.
+        if (this.lead !== null && m.from === this.id) this.msgs.push({ ...m, to: this.lead, term: 0 });
         return;
       case MessageType.ReadIndexResp:
         this.readStates.push({ index: m.index, requestCtx: m.context ?? EMPTY });
