@@ -6,8 +6,9 @@
 //
 // Only facts that hold for EVERY correct peer are checked, so a correct cluster never sees one:
 //  - the entries of an append are contiguous and follow the message's index (the leader slices
-//    them out of its log), and their terms never decrease, start at or above logTerm and never
-//    exceed the message's term (a leader only holds entries of its term or earlier);
+//    them out of its log), and their terms never decrease, start at or above logTerm (and 1) and
+//    never exceed the message's term (a leader only holds entries of its term or earlier); only
+//    index 0 has log term 0;
 //  - an append or heartbeat of our current term comes from the leader we know for that term
 //    (election safety: one leader per term);
 //  - an append from a leader of our term or a later one agrees with every entry we know is
@@ -42,7 +43,10 @@ export function checkPeerMessage(r: Raft, m: Message): void {
 
 function checkAppendShape(m: Message): void {
   if (m.logTerm > m.term) throw new BadMessageError(m.from, `append: log term ${m.logTerm} is above the message term ${m.term}`);
-  let prevTerm = m.logTerm;
+  // Every entry has a term >= 1 (the founding entries are of term 1); only index 0 has term 0.
+  // (An out-of-range index "matches" term 0, so this one would pass the log-matching check.)
+  if (m.index > 0 && m.logTerm === 0) throw new BadMessageError(m.from, `append: log term 0 at index ${m.index} (only index 0 has term 0)`);
+  let prevTerm = Math.max(1, m.logTerm);
   for (let k = 0; k < m.entries.length; k++) {
     const e = m.entries[k]!;
     if (e.index !== m.index + 1 + k) {

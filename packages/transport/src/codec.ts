@@ -266,7 +266,7 @@ export function checkMessage(m: Message, i: number, bounds: MessageBounds): void
   if (m.entries.length > 0 && m.type !== MessageType.App) bad('only appends carry entries');
   if (m.entries.length > bounds.maxEntriesPerMessage) bad(`${m.entries.length} entries (at most ${bounds.maxEntriesPerMessage})`);
   if (m.type === MessageType.App && m.logTerm > m.term) bad(`log term ${m.logTerm} above the message term ${m.term}`);
-  let prevTerm = m.logTerm;
+  let prevTerm = Math.max(1, m.logTerm); // every entry has a term >= 1
   for (let k = 0; k < m.entries.length; k++) {
     const e = m.entries[k] as Entry;
     if (e.index !== m.index + 1 + k) bad(`entry ${k} has index ${e.index}, expected ${m.index + 1 + k}`);
