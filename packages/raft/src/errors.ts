@@ -58,9 +58,12 @@ export class SnapshotTemporarilyUnavailableError extends RaftError {
 export class BadMessageError extends RaftError {
   /** The sender the message claimed (`m.from`). */
   readonly from: string;
+  /** The rule the message breaks, without the sender. */
+  readonly reason: string;
   constructor(from: string, reason: string) {
     super('QKV_BAD_MESSAGE', `bad message from ${from}: ${reason}`);
     this.from = from;
+    this.reason = reason;
   }
 }
 

@@ -16,3 +16,4 @@ export { MemoryStorage } from './storage.js';
 export { encodeConfChange, decodeConfChange } from './confchange.js';
 export { validateConfig } from './config.js';
 export { entrySize } from './log.js';
+export { checkMessageShape } from './validate.js';

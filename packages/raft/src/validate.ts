@@ -19,18 +19,30 @@ import { MessageType, type Message } from './types.js';
 
 /** Throws BadMessageError when `m` could not have come from a correct peer. */
 export function checkPeerMessage(r: Raft, m: Message): void {
+  checkMessageShape(m);
+  if (m.term < r.term) return; // dropped by the term rules anyway
+  if (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) checkLeaderClaim(r, m);
+  if (m.type === MessageType.App) checkAgainstCommitted(r, m);
+}
+
+/**
+ * The facts about one message that hold whatever the receiver's state: entries only on appends,
+ * and in the shape a leader's log gives them; a snapshot only on a snapshot message, of a term
+ * not above the message's; a candidate's last log term not above its campaign term. Exported so
+ * that a transport can refuse such a frame before it reaches the core (one set of rules).
+ * @throws BadMessageError naming the rule.
+ */
+export function checkMessageShape(m: Message): void {
+  if (m.entries.length > 0 && m.type !== MessageType.App) throw new BadMessageError(m.from, 'only appends carry entries');
+  if (m.snapshot !== undefined && m.type !== MessageType.Snap) throw new BadMessageError(m.from, 'only snapshot messages carry a snapshot');
   switch (m.type) {
     case MessageType.App:
       checkAppendShape(m);
-      if (m.term >= r.term) checkLeaderClaim(r, m);
-      if (m.term >= r.term) checkAgainstCommitted(r, m);
       return;
-    case MessageType.Heartbeat:
     case MessageType.Snap:
-      if (m.type === MessageType.Snap && m.snapshot && m.snapshot.metadata.term > m.term) {
+      if (m.snapshot && m.snapshot.metadata.term > m.term) {
         throw new BadMessageError(m.from, `snapshot term ${m.snapshot.metadata.term} is above the message term ${m.term}`);
       }
-      if (m.term >= r.term) checkLeaderClaim(r, m);
       return;
     case MessageType.Vote:
     case MessageType.PreVote:

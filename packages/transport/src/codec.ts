@@ -12,7 +12,7 @@
 // `snapshot` is [index, term, voters, learners, data]. Every byte string is msgpack `bin`.
 // Numbers are non-negative safe integers. docs/transport.md has the full description.
 import { Packr, Unpackr } from 'msgpackr';
-import { MessageType } from '@quorumkv/raft';
+import { BadMessageError, checkMessageShape, type MessageType } from '@quorumkv/raft';
 import type { Entry, Message, Snapshot } from '@quorumkv/raft';
 import { FrameError } from './errors.js';
 
@@ -252,34 +252,29 @@ export function messageBounds(maxFrameBytes: number): MessageBounds {
 }
 
 /**
- * Checks what no correct peer violates, beyond the shapes `decodeFrame` checks: entries only on
- * appends, contiguous after the message's index, with terms that never decrease, start at or
- * above `logTerm` and never exceed the message's term; a snapshot only on a snapshot message, of
- * a term not above the message's; counts and sizes within bounds. The core checks the facts that
- * need its state (committed entries, the leader of the term) itself.
+ * Checks what no correct peer violates, beyond the shapes `decodeFrame` checks: the core's rules
+ * for one message on its own (`checkMessageShape`: entries only on appends, contiguous after the
+ * message's index, terms never decreasing nor above the message's; a snapshot only on a snapshot
+ * message, of a term not above it), and counts and sizes within bounds. The core checks the
+ * facts that need its state (committed entries, the leader of the term) itself.
  * @throws FrameError naming the message and the rule.
  */
 export function checkMessage(m: Message, i: number, bounds: MessageBounds): void {
   const bad = (why: string): never => {
     throw new FrameError(`message ${i}: ${why}`);
   };
-  if (m.entries.length > 0 && m.type !== MessageType.App) bad('only appends carry entries');
   if (m.entries.length > bounds.maxEntriesPerMessage) bad(`${m.entries.length} entries (at most ${bounds.maxEntriesPerMessage})`);
-  if (m.type === MessageType.App && m.logTerm > m.term) bad(`log term ${m.logTerm} above the message term ${m.term}`);
-  let prevTerm = Math.max(1, m.logTerm); // every entry has a term >= 1
-  for (let k = 0; k < m.entries.length; k++) {
-    const e = m.entries[k] as Entry;
-    if (e.index !== m.index + 1 + k) bad(`entry ${k} has index ${e.index}, expected ${m.index + 1 + k}`);
-    if (e.term < prevTerm || e.term > m.term) bad(`entry ${e.index} has term ${e.term}, outside [${prevTerm}, ${m.term}]`);
-    prevTerm = e.term;
-  }
   if (m.context !== undefined && m.context.byteLength > MAX_CONTEXT_BYTES) bad(`context of ${m.context.byteLength} bytes (at most ${MAX_CONTEXT_BYTES})`);
   const s = m.snapshot;
   if (s !== undefined) {
-    if (m.type !== MessageType.Snap) bad('only snapshot messages carry a snapshot');
-    if (s.metadata.term > m.term) bad(`snapshot term ${s.metadata.term} above the message term ${m.term}`);
     const members = s.metadata.confState.voters.length + s.metadata.confState.learners.length;
     if (members > MAX_SNAPSHOT_MEMBERS) bad(`snapshot lists ${members} members (at most ${MAX_SNAPSHOT_MEMBERS})`);
+  }
+  try {
+    checkMessageShape(m);
+  } catch (err) {
+    if (err instanceof BadMessageError) bad(err.reason);
+    throw err;
   }
 }
 

@@ -115,7 +115,7 @@ export function msg(over: Partial<Message> & { from: string; to: string }): Mess
   return {
     type: 10 as MessageType,
     term: 1,
-    logTerm: 0,
+    logTerm: 1, // an append after index > 0 has a log term >= 1 (the receiver checks it)
     index: 0,
     entries: [],
     commit: 0,

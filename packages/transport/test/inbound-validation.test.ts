@@ -68,7 +68,7 @@ describe('inbound frame validation', () => {
     const bounds = messageBounds(MAX_FRAME_BYTES);
     expect(() => checkMessage(goodAppend(10), 0, bounds)).not.toThrow();
     expect(() => checkMessage(msg({ from: 'n1', to: 'n2', type: 10 as MessageType, term: 2, index: 5, entries: [{ term: 999, index: 1, type: 0, data: new Uint8Array(0) }] }), 3, bounds)).toThrow(
-      /message 3: entry 0 has index 1, expected 6/,
+      /message 3: append: entry 0 has index 1, expected 6/,
     );
   });
 
