@@ -114,12 +114,14 @@ export class InboundConnection {
   }
 
   /**
-   * Validates a whole frame before any of its messages is delivered: each message comes from the
-   * authenticated peer, is addressed to this node, and passes `checkMessage`.
+   * Validates a whole frame before any of its messages is delivered: at most maxQueuedMessages
+   * messages, each from the authenticated peer, addressed to this node, and passing `checkMessage`.
    * @throws FrameError for the first message that does not.
    */
   #check(messages: Message[]): void {
-    const { selfId } = this.#ctx;
+    const { selfId, limits } = this.#ctx;
+    // A sender's frame never holds more than its queue (every node uses the same limits).
+    if (messages.length > limits.maxQueuedMessages) throw new FrameError(`${messages.length} messages in one frame (at most ${limits.maxQueuedMessages})`);
     for (let i = 0; i < messages.length; i++) {
       const msg = messages[i] as Message;
       if (msg.from !== this.peerId || msg.to !== selfId) {

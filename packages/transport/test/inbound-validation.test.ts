@@ -15,8 +15,12 @@ const SEED = Number(process.env.QKV_SEED ?? 1414);
 const REPLAY = `replay: QKV_SEED=${SEED} pnpm exec vitest run --project unit packages/transport/test/inbound-validation.test.ts`;
 /** Small frames, so "too many entries" and "oversized" are cheap to build. */
 const MAX_FRAME_BYTES = 8192;
-const limits = { ...testLimits, maxFrameBytes: MAX_FRAME_BYTES };
+/** Few messages per frame, so "too many messages" fits a small frame. */
+const MAX_MESSAGES_PER_FRAME = 8;
+const limits = { ...testLimits, maxFrameBytes: MAX_FRAME_BYTES, maxQueuedMessages: MAX_MESSAGES_PER_FRAME };
 const maxEntries = messageBounds(MAX_FRAME_BYTES).maxEntriesPerMessage;
+/** Frames sent; the first MUTATIONS.length rounds try each mutation once, the rest draw from the seed. */
+const ROUNDS = 40;
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -59,6 +63,7 @@ const MUTATIONS: Mutation[] = [
   { name: 'snapshot on an append', apply: (m) => ({ ...m, snapshot: { metadata: { index: 1, term: 1, confState: { voters: ['n1'], learners: [] } }, data: new Uint8Array(0) } }) },
   { name: 'snapshot term above the message term', apply: (m) => ({ ...m, type: 16 as MessageType, entries: [], snapshot: { metadata: { index: 1, term: m.term + 1, confState: { voters: ['n1'], learners: [] } }, data: new Uint8Array(0) } }) },
   { name: 'too many entries', apply: (m) => ({ ...m, entries: Array.from({ length: maxEntries + 1 }, (_, k) => ({ term: 5, index: m.index + 1 + k, type: 0 as const, data: new Uint8Array(0) })) }) },
+  { name: 'too many messages in one frame', apply: (m) => encodeFrame(Array.from({ length: MAX_MESSAGES_PER_FRAME + 1 }, () => ({ ...m, entries: [] }))) },
   { name: 'oversized frame', apply: (m) => encodeFrame([{ ...m, entries: entries(m.index + 1, 1, MAX_FRAME_BYTES).map((e) => ({ ...e, term: 5 })) }]) },
   { name: 'garbage', apply: (_m, r) => Uint8Array.from({ length: 1 + int(r, 64) }, () => int(r, 256)) },
 ];
@@ -77,7 +82,7 @@ describe('inbound frame validation', () => {
     cleanups.push(() => n2!.stop());
     const rand = mulberry32(SEED);
     const seen = new Set<string>();
-    for (let round = 0; round < 40; round++) {
+    for (let round = 0; round < ROUNDS; round++) {
       const mutation = round < MUTATIONS.length ? MUTATIONS[round]! : MUTATIONS[int(rand, MUTATIONS.length)]!;
       seen.add(mutation.name);
       const count = 1 + int(rand, 3);
@@ -101,7 +106,7 @@ describe('inbound frame validation', () => {
     ws.send(encodeFrame([goodAppend(77)]));
     await waitFor(() => n2!.received.some((m) => m.index === 77), `n2 still serving; ${REPLAY}`);
     ws.terminate();
-    expect(n2!.transport!.stats().badFrames).toBeGreaterThanOrEqual(40);
+    expect(n2!.transport!.stats().badFrames).toBeGreaterThanOrEqual(ROUNDS);
   });
 
   it('closes the connection (reason cut to 123 bytes) when the handler throws, and never the process', async () => {
