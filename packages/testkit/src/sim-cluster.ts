@@ -54,9 +54,6 @@ interface UnsyncedWrite {
   compactTo?: { index: number; confState: ConfState; data: Uint8Array };
 }
 
-/** What a node that lost its disk ignores until it is a voter again under its new incarnation. */
-const AWAITING_REPLACE_REFUSES: ReadonlySet<number> = new Set([MessageType.Vote, MessageType.PreVote, MessageType.TimeoutNow]);
-
 /** Named maxima of the host. */
 export const MAX_READY_ROUNDS_PER_TICK = 16;
 export const MAX_PENDING_READS_PER_NODE = 256;
@@ -192,10 +189,7 @@ export class SimCluster {
     this.now++;
     for (const [id, until] of this.pausedUntil) if (until <= this.now) this.pausedUntil.delete(id);
     this.deliver();
-    // A node awaiting replacement does not campaign (a follower's tick only runs its election
-    // timer): replaying the log from index 1 it passes through the founding membership, whose
-    // first entry makes it the only voter, and it would elect itself.
-    for (const n of this.nodes.values()) if (n.raw && !this.pausedUntil.has(n.id) && !n.awaitingReplace) this.core(n, 'tick', (raw) => raw.tick());
+    for (const n of this.nodes.values()) if (n.raw && !this.pausedUntil.has(n.id)) this.core(n, 'tick', (raw) => raw.tick());
     this.settle();
   }
 
@@ -238,16 +232,15 @@ export class SimCluster {
   /**
    * The incarnation rule (unless the 'no-incarnation-rule' bug is planted): a message from a
    * disk incarnation of a member other than the one the receiver's membership records is dropped
-   * (the real transport refuses that hello), and a node that lost its disk answers no vote
-   * request until the membership records it again (it was added back). So nothing an amnesiac
-   * node says can count as the vote or the acknowledgement its earlier incarnation gave.
+   * (the real transport refuses that hello). With voting suspended on the amnesiac node itself
+   * (see start), nothing it says can count as the vote or the acknowledgement its earlier
+   * incarnation gave.
    */
   private passesIncarnationRule(to: SimNode, env: Envelope): boolean {
     if (this.options.bug === 'no-incarnation-rule') return true;
     const recorded = to.sm.incarnations.get(env.from);
     let why: string | undefined;
     if (recorded !== undefined && recorded !== env.disk) why = `disk ${env.disk} of ${env.from}, recorded ${recorded}`;
-    else if (to.awaitingReplace && AWAITING_REPLACE_REFUSES.has(env.msg.type)) why = 'a node not added back yet neither votes nor campaigns';
     if (why === undefined) return true;
     this.stats.incarnationDrops++;
     if (this.traceMessage(env.msg)) this.trace.add(this.now, env.to, () => `dropped (${why}): ${describeMessage(env.msg)}`);
@@ -391,6 +384,7 @@ export class SimCluster {
     this.checker.observeSnapshot(n.id, snap.metadata.index, chain);
     n.sm.restore(snap.data);
     n.confState = snap.metadata.confState;
+    this.maybeReplaced(n);
     this.stats.snapshotsInstalled++;
     this.trace.add(this.now, n.id, `installed snapshot at ${snap.metadata.index} term ${snap.metadata.term}`);
   }
@@ -405,16 +399,20 @@ export class SimCluster {
       const cc = decodeConfChange(e.data);
       recordIncarnation(n.sm, cc);
       n.confState = this.core(n, 'applyConfChange', (r) => r.applyConfChange(cc));
-      // Replaced: the membership records this disk and it is a voter again (or was never one).
-      if (n.awaitingReplace && n.sm.incarnations.get(n.id) === n.disk && cc.nodeId === n.id && cc.type === ConfChangeType.AddNode) {
-        n.awaitingReplace = false;
-        this.stats.replacements++;
-        this.trace.add(this.now, n.id, `replaced: a voter again as disk incarnation ${n.disk}`);
-      }
+      this.maybeReplaced(n);
       this.trace.add(this.now, n.id, () => `applied conf change ${describeConfChange(cc)} at ${e.index} -> ${describeConfState(n.confState)}`);
     } else {
       this.ackWrite(n, e);
     }
+  }
+
+  /** Ends an amnesiac node's wait once the membership records its disk and it is a voter again. */
+  private maybeReplaced(n: SimNode): void {
+    if (!n.awaitingReplace || n.sm.incarnations.get(n.id) !== n.disk || !n.confState.voters.includes(n.id)) return;
+    n.awaitingReplace = false;
+    n.raw?.suspendVoting(false);
+    this.stats.replacements++;
+    this.trace.add(this.now, n.id, `replaced: a voter again as disk incarnation ${n.disk}`);
   }
 
   private ackWrite(n: SimNode, e: Entry): void {
@@ -642,6 +640,10 @@ export class SimCluster {
       ...(this.options.bug && !HOST_BUGS.has(this.options.bug) ? { plantedBug: this.options.bug as PlantedBug } : {}),
     };
     n.raw = new RawNode(config);
+    // A node that lost its disk neither votes nor campaigns until it is a voter again under its
+    // new incarnation: replaying the log from index 1 it passes through the founding membership,
+    // whose first entry makes it the only voter, and it would elect itself.
+    if (n.awaitingReplace) n.raw.suspendVoting(true);
     // A founding member with an empty disk writes the initial membership into its log, as a
     // server does on first start (again after a crash that lost that first write). Spares start
     // empty and learn the membership by replication once they are added.
