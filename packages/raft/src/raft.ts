@@ -397,6 +397,9 @@ export class Raft {
    */
   private acceptTimeoutNow(m: Message): boolean {
     if (this.role === 'follower' && m.term === this.term && this.lead !== null && m.from === this.lead) return true;
+    // Not worth a warning: a stale one (the term rules drop it anyway), or a repeat that finds
+    // this node already campaigning (a leader sends one per acknowledgement of a caught-up target).
+    if (m.term < this.term || (m.term === this.term && (this.role === 'candidate' || this.role === 'preCandidate'))) return false;
     this.ignoredMessages++;
     this.cfg.logger?.warn(
       { term: this.term, from: m.from, msgTerm: m.term, lead: this.lead },
