@@ -3,7 +3,8 @@
 // a line in LevelDB's own LOG file and nothing else: the node comes back with a log shorter than
 // what it acknowledged to the leader. Its high-water mark (a separate file) says so: it must
 // neither vote nor serve reads, say why on /ready, /v1/status and in its log, stay up, and return
-// to normal once a leader re-sends the missing entries.
+// to normal once a leader re-sends the missing entries — the leader it acknowledged to, too: it
+// reports the rejection of an acknowledged index and re-sends from the follower's hint.
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -100,6 +101,36 @@ describe('a follower whose write-ahead log lost its last append', () => {
       const r = await c.get(victim, 'w/9', 'stale');
       expect(r.status).toBe(200);
       expect(readFileSync(c.node(victim).logPath, 'utf8')).toContain('voting and reads resume');
+    })();
+  }, 60_000);
+
+  it('the leader it acknowledged to reports the lost entries and re-sends them on the next write', async () => {
+    const c = (cluster = await ProcessCluster.start({ name: 'qkv-wal-regress', tickMs: TICK_MS, electionTicks: ELECTION_TICKS }));
+    await c.guard(async () => {
+      const leader = await c.waitForLeader();
+      const victim = c.nodes.map((n) => n.id).find((id) => id !== leader.id)!;
+      for (let i = 0; i < 10; i++) expect((await c.put(leader.id, `w/${i}`, `v${i}`)).status).toBe(200);
+      await c.waitConverged(20_000);
+
+      await c.stop(victim);
+      damageLastAppend(newestWal(c.node(victim).dataDir));
+      await c.restart(victim);
+      const port = c.node(victim).port;
+      await waitFor(`${victim} to hear the leader`, async () => ((await c.status(victim))?.leader === leader.id ? true : undefined), 10_000);
+      expect(jsonOf<{ storageShortfall: unknown }>(await httpRequest(port, 'GET', '/v1/status')).storageShortfall).not.toBeNull();
+
+      // The next write makes the leader probe the victim at the index it acknowledged; the victim
+      // rejects it. The leader used to probe that index again for ever (the victim stayed short).
+      expect((await c.put(leader.id, 'w/after', 'v')).status).toBe(200);
+      await waitFor('the damaged follower to be whole again', async () => ((await httpRequest(port, 'GET', '/ready')).status === 200 ? true : undefined), 10_000);
+      const st = jsonOf<{ term: number; leader: string; peerSafety: { followerLogRegressions: number } }>(await httpRequest(c.node(leader.id).port, 'GET', '/v1/status'));
+      expect({ leader: st.leader, term: st.term }).toEqual({ leader: leader.id, term: leader.term }); // repaired by the same leader
+      expect(st.peerSafety.followerLogRegressions).toBeGreaterThanOrEqual(1);
+      const metrics = (await httpRequest(c.node(leader.id).port, 'GET', '/metrics')).body.toString();
+      expect(metrics).toMatch(/^qkv_raft_follower_log_regressions [1-9]\d*$/m);
+      expect(readFileSync(c.node(leader.id).logPath, 'utf8')).toContain('it lost acknowledged entries');
+      await c.waitConverged(20_000);
+      expect((await c.get(victim, 'w/after', 'stale')).status).toBe(200);
     })();
   }, 60_000);
 });
