@@ -52,7 +52,7 @@ describe('a hostile peer holding the cluster secret', () => {
   /** Sends one forgery to `to`, claiming to be `from`; checks the connection's fate. */
   async function forge(f: Forgery, from: string, to: string): Promise<void> {
     const st = (await cluster.status(to)) as NodeStatus;
-    const forger = await PeerForger.connect({ port: cluster.node(to).port, from, to, secret: TEST_SECRET });
+    const forger = await PeerForger.connect({ port: cluster.node(to).port, from, to, secret: TEST_SECRET, incarnation: cluster.incarnationOf(from) });
     const frame = f.build({ from, to, term: st.term, commitIndex: st.commitIndex, lastIndex: st.lastIndex });
     if (frame instanceof Uint8Array) forger.sendRaw(frame);
     else forger.send(frame);
@@ -87,7 +87,7 @@ describe('a hostile peer holding the cluster secret', () => {
       }
       // Five forged TimeoutNow on one connection at each node: five leader changes before the fix.
       for (const to of [f1, leader.id]) {
-        const forger = await PeerForger.connect({ port: cluster.node(to).port, from: f2, to, secret: TEST_SECRET });
+        const forger = await PeerForger.connect({ port: cluster.node(to).port, from: f2, to, secret: TEST_SECRET, incarnation: cluster.incarnationOf(f2) });
         for (let i = 0; i < 5; i++) forger.send([forgedTimeoutNow({ from: f2, to, term: leader.term })]);
         forger.send([forgedAppendResponse({ from: f2, to, term: leader.term, index: 1_000_000 })]);
         expect(await forger.waitClosed(IGNORED_WAIT_MS), `TimeoutNow x5 at ${to}; ${REPLAY}`).toBe('still-open');

@@ -4,7 +4,7 @@
 // transport's own `encodeFrame`, or raw bytes. Used by test/cluster/hostile-peer.test.ts; a
 // jepsen-lite `hostile-peer` nemesis can drive the same calls (see `forgeryCatalogue`).
 //
-//   const f = await PeerForger.connect({ port, from: 'n2', to: 'n1', secret: TEST_SECRET });
+//   const f = await PeerForger.connect({ port, from: 'n2', to: 'n1', secret: TEST_SECRET, incarnation });
 //   f.send([forgedAppend({ from: 'n2', to: 'n1', term: st.term, index: st.commitIndex })]);
 //   const { code, reason } = await f.closed;   // 4400 'bad message from n2: …'
 import { WebSocket } from 'ws';
@@ -28,8 +28,14 @@ export interface ForgerOptions {
   from: string;
   /** The target node's id. */
   to: string;
-  /** The cluster secret; null for a node in insecure mode. */
-  secret: string | null;
+  /** The cluster secret. */
+  secret: string;
+  /**
+   * The claimed member's incarnation id: peers refuse any other (close 4404) before a message is
+   * read. It is no secret — every hello carries it and `GET /v1/admin/members` lists it; the
+   * harness reads it with `ProcessCluster.incarnationOf`.
+   */
+  incarnation: string;
   /** WebSocket payload limit of the forger's side (what the node may send back). */
   maxPayloadBytes?: number;
 }
@@ -45,7 +51,7 @@ export class PeerForger {
 
   /** Opens the connection; rejects if the handshake is refused or does not finish in time. */
   static async connect(o: ForgerOptions): Promise<PeerForger> {
-    const hello = createHelloHeader({ from: o.from, to: o.to, channel: 'raft', clusterSecret: o.secret, nowMs: Date.now() });
+    const hello = createHelloHeader({ from: o.from, to: o.to, channel: 'raft', clusterSecret: o.secret, nowMs: Date.now(), incarnation: o.incarnation });
     const ws = new WebSocket(`ws://127.0.0.1:${o.port}${RAFT_PATH}`, {
       headers: { [HELLO_HEADER]: hello },
       perMessageDeflate: false,

@@ -9,7 +9,7 @@ import { BadMessageError, type Message, type MessageType } from '@quorumkv/raft'
 import { mulberry32 } from '@quorumkv/testkit';
 import { checkMessage, CloseCode, encodeFrame, FrameError, HELLO_HEADER, MAX_CONTEXT_BYTES, MAX_CLOSE_REASON_BYTES, messageBounds } from '../src/index.js';
 import { createHelloHeader } from '../src/handshake.js';
-import { cluster, entries, Host, msg, SECRET, testLimits, waitFor } from './helpers.js';
+import { cluster, entries, Host, INCARNATION, msg, SECRET, testLimits, waitFor } from './helpers.js';
 
 const SEED = Number(process.env.QKV_SEED ?? 1414);
 const REPLAY = `replay: QKV_SEED=${SEED} pnpm exec vitest run --project unit packages/transport/test/inbound-validation.test.ts`;
@@ -29,7 +29,7 @@ afterEach(async () => {
 
 /** Connects to n2's /raft as n1 (authenticated), sends `frame`, resolves with the close. */
 async function sendAsN1(port: number, frame: Uint8Array): Promise<{ code: number; reason: string }> {
-  const hello = createHelloHeader({ from: 'n1', to: 'n2', channel: 'raft', clusterSecret: SECRET, nowMs: Date.now() });
+  const hello = createHelloHeader({ from: 'n1', to: 'n2', channel: 'raft', clusterSecret: SECRET, nowMs: Date.now(), incarnation: INCARNATION });
   const ws = new WebSocket(`ws://127.0.0.1:${port}/raft`, { headers: { [HELLO_HEADER]: hello }, maxPayload: 1 << 20 });
   ws.on('error', () => {});
   const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
@@ -99,7 +99,7 @@ describe('inbound frame validation', () => {
     }
     expect(seen.size).toBe(MUTATIONS.length);
     // Still serving: a valid frame is delivered.
-    const hello = createHelloHeader({ from: 'n1', to: 'n2', channel: 'raft', clusterSecret: SECRET, nowMs: Date.now() });
+    const hello = createHelloHeader({ from: 'n1', to: 'n2', channel: 'raft', clusterSecret: SECRET, nowMs: Date.now(), incarnation: INCARNATION });
     const ws = new WebSocket(`ws://127.0.0.1:${n2!.port}/raft`, { headers: { [HELLO_HEADER]: hello } });
     ws.on('error', () => {});
     await new Promise<void>((resolve) => ws.once('open', () => resolve()));
@@ -134,7 +134,7 @@ describe('inbound frame validation', () => {
     const line = n2.logger.lines.find((l) => l.msg.includes('host refused a message'));
     expect(line?.fields).toMatchObject({ peer: 'n1', code: 'QKV_BAD_MESSAGE' });
     // The next connection is served.
-    const hello = createHelloHeader({ from: 'n1', to: 'n2', channel: 'raft', clusterSecret: SECRET, nowMs: Date.now() });
+    const hello = createHelloHeader({ from: 'n1', to: 'n2', channel: 'raft', clusterSecret: SECRET, nowMs: Date.now(), incarnation: INCARNATION });
     const ws = new WebSocket(`ws://127.0.0.1:${n2.port}/raft`, { headers: { [HELLO_HEADER]: hello } });
     ws.on('error', () => {});
     await new Promise<void>((resolve) => ws.once('open', () => resolve()));
