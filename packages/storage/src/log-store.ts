@@ -16,7 +16,7 @@ import {
   splitIntoRuns,
   unsealSegment,
 } from './log-segments.js';
-import { HighWater, type HighWaterMark } from './high-water.js';
+import { HighWater, type HighWaterMark, type MarkRecord } from './high-water.js';
 import { MetaKey, decodeHardState, decodeLogStart, metaPut, readMeta } from './meta.js';
 import { SerialQueue } from './serial.js';
 import type { HardState, LogEntry, LogStart } from './types.js';
@@ -59,6 +59,20 @@ export interface PreparedWrite {
   commit(): void;
 }
 
+/**
+ * How long after a synced append completes, with no other append started, the store writes the
+ * confirmation record of the high-water mark (durable-through = that append). Under load the next
+ * append's record carries it at no cost; when the node goes idle this closes the window in which
+ * the loss of the last acknowledged append would go undetected (docs/storage.md, "High-water mark").
+ */
+export const MARK_CONFIRM_DELAY_MS = 5;
+
+/** Options of `LogStoreImpl.open`. */
+export interface LogStoreOptions {
+  /** See MARK_CONFIRM_DELAY_MS; 0 confirms right after each append; Infinity only on settleMark()/close (tests). */
+  markConfirmDelayMs?: number;
+}
+
 /** A log reset for a snapshot install: also moves the high-water mark around the batch. */
 export interface PreparedReset extends PreparedWrite {
   /** Run before the batch: lowers the mark when the reset drops conflicting entries below it. */
@@ -91,9 +105,41 @@ export interface LogStore {
   highWaterMark(): HighWaterMark;
   /** Set while the log ends before the high-water mark (entries the node acknowledged are lost). */
   shortfall(): LogShortfall | undefined;
+  /**
+   * Resolves once the mark file proves every completed append (writes the confirmation record now
+   * if one is still owed). `close()` of the node store does it; so may a host before a planned stop.
+   */
+  settleMark(): Promise<void>;
 }
 
 const EMPTY_HARD_STATE: HardState = { term: 0, vote: null, commit: 0 };
+
+/** Whether `b`'s term and vote are ahead of `a`'s (a later term, or a vote cast in the same term). */
+function aheadOf(b: { term: number; vote: string | null }, a: { term: number; vote: string | null }): boolean {
+  return b.term > a.term || (b.term === a.term && a.vote === null && b.vote !== null);
+}
+
+/** The record that proves `promise` whole: durable through its index, nothing pending beyond it. */
+function confirmation(promise: HighWaterMark): MarkRecord {
+  return { ...promise, pending: promise.index };
+}
+
+/**
+ * The promise at open, from the mark file's last record and what the database holds. The log must
+ * reach the record's durable-through index; its pending append counts only if the log holds it
+ * (after a crash in the middle of that append nothing of it was acknowledged). Term and vote: the
+ * record's (load() takes the higher of these and the stored hard state's). No record (a new
+ * store, or one from before marks): what is on disk is the promise.
+ */
+function promiseAtOpen(record: MarkRecord | undefined, last: number, stored: HardState): HighWaterMark {
+  if (!record) return { index: last, term: stored.term, vote: stored.vote };
+  return { index: last >= record.pending ? record.pending : record.index, term: record.term, vote: record.vote };
+}
+
+/** Waits for every write, then throws the first failure (none is left running unobserved). */
+async function allLanded(writes: Array<Promise<void>>): Promise<void> {
+  for (const r of await Promise.allSettled(writes)) if (r.status === 'rejected') throw r.reason;
+}
 
 /**
  * Reads the bounds of every stored segment, in key order, from the records' first bytes, and
@@ -135,6 +181,17 @@ export class LogStoreImpl implements LogStore {
   private readonly segments: SegmentBounds[];
   /** The last stored index (the log start when the log is empty). */
   private last: number;
+  /**
+   * What this node has promised: the last index (and term, vote) of every synced append that
+   * completed (its batch and its mark record both landed), kept while the log is short of it.
+   * Invariant: the mark file proves it, or its last record's pending append is exactly it (and the
+   * confirmation is scheduled), or a synced append is in flight.
+   */
+  private promise: HighWaterMark;
+  /** A synced append is writing its batch and its mark record. */
+  private appending = false;
+  private confirmTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly confirmDelayMs: number;
 
   private constructor(
     private readonly backend: Backend,
@@ -142,33 +199,43 @@ export class LogStoreImpl implements LogStore {
     segments: SegmentBounds[],
     private readonly limits: SegmentLimits,
     private readonly mark: HighWater,
+    hardState: HardState,
+    options: LogStoreOptions,
   ) {
     this.segments = segments;
     this.last = segments.at(-1)?.last ?? start.index;
+    this.promise = promiseAtOpen(mark.last(), this.last, hardState);
+    this.confirmDelayMs = options.markConfirmDelayMs ?? MARK_CONFIRM_DELAY_MS;
+    assert(this.confirmDelayMs >= 0, 'markConfirmDelayMs must not be negative');
   }
 
-  /** Reads the log start, the hard state (to refuse damage at open) and the segment bounds (each record's first bytes). */
-  static async open(backend: Backend, limits: SegmentLimits = DEFAULT_SEGMENT_LIMITS): Promise<LogStoreImpl> {
+  /** Reads the log start, the hard state (to refuse damage at open), the segment bounds (each record's first bytes) and the mark. */
+  static async open(backend: Backend, limits: SegmentLimits = DEFAULT_SEGMENT_LIMITS, options: LogStoreOptions = {}): Promise<LogStoreImpl> {
     assert(limits.maxEntries >= 1 && limits.maxBytes >= 1, 'segment limits must be positive');
     const start = (await readMeta(backend, backend.location, 'logStart', decodeLogStart)) ?? { index: 0, term: 0 };
     // Read at open to refuse damage at open, not later.
     const hs = (await readMeta(backend, backend.location, 'hardState', decodeHardState)) ?? EMPTY_HARD_STATE;
     const mark = await HighWater.open(backend);
-    const store = new LogStoreImpl(backend, start, await scanSegments(backend, start), limits, mark);
-    // No mark yet (a new store, or one written before marks existed): what is on disk is the promise.
-    if (mark.get() === undefined) await mark.set({ index: store.last, term: hs.term, vote: hs.vote });
+    const store = new LogStoreImpl(backend, start, await scanSegments(backend, start), limits, mark, hs, options);
+    // The promise settled at open becomes the record later ones build on (a missing file is created).
+    await mark.write(confirmation(store.promise));
     return store;
   }
 
   highWaterMark(): HighWaterMark {
-    const m = this.mark.get();
-    assert(m !== undefined, 'the high-water mark is written at open');
-    return m;
+    return { ...this.promise };
   }
 
   shortfall(): LogShortfall | undefined {
-    const markIndex = this.highWaterMark().index;
+    const markIndex = this.promise.index;
     return this.last < markIndex ? { lastIndex: this.last, markIndex } : undefined;
+  }
+
+  settleMark(): Promise<void> {
+    return this.queue.run(async () => {
+      this.cancelConfirmation();
+      await this.mark.write(confirmation(this.promise));
+    });
   }
 
   /**
@@ -231,43 +298,86 @@ export class LogStoreImpl implements LogStore {
    * not be cast again in that term). Returns `stored` itself when it is not behind.
    */
   private hardStateWithMark(stored: HardState): HardState {
-    const m = this.highWaterMark();
-    const behind = m.term > stored.term || (m.term === stored.term && stored.vote === null && m.vote !== null);
-    return behind ? { term: m.term, vote: m.vote, commit: stored.commit } : stored;
+    const m = this.promise;
+    return aheadOf(m, stored) ? { term: m.term, vote: m.vote, commit: stored.commit } : stored;
   }
 
+  /**
+   * The batch and the mark record are written at the same time; the append resolves (and the host
+   * may acknowledge it) only once both landed. The record proves the promise of the appends
+   * before this one and names this one as pending (docs/storage.md, "High-water mark").
+   */
   append(request: AppendRequest): Promise<void> {
     return this.queue.run(async () => {
       const prepared = this.prepareAppend(request);
       const first = request.entries[0];
       // Overwriting stored entries (a conflicting suffix the leader replaces): none of them from
-      // the first overwritten one on was committed (Log Matching), so the mark may come down.
-      // First, so a crash between the two writes leaves the mark at or below the log.
+      // the first overwritten one on was committed (Log Matching), so the promise may come down —
+      // durably BEFORE the batch, else a crash after the batch landed would leave a mark above
+      // the shortened log. Rare (a leader change with an uncommitted suffix), so not concurrent.
       const overwrites = first !== undefined && first.index <= this.last;
       if (overwrites) await this.lowerMark(first.index - 1);
-      await this.backend.write(prepared.ops, { sync: request.sync, label: 'log.append' });
+      const write = () => this.backend.write(prepared.ops, { sync: request.sync, label: 'log.append' });
+      if (!request.sync) {
+        await write(); // promises nothing
+        prepared.commit();
+        return;
+      }
+      const lastAfter = first ? first.index + request.entries.length - 1 : this.last;
+      const next = this.promiseAfter(lastAfter, overwrites, request.hardState);
+      this.cancelConfirmation(); // this append's record carries it
+      this.appending = true;
+      try {
+        // The mark record first: a small write, so it tends to reach the disk first.
+        await allLanded([this.mark.write({ ...next, index: this.promise.index, pending: next.index }), write()]);
+      } finally {
+        this.appending = false;
+      }
       prepared.commit();
-      // Only what is durable is promised: the mark follows synced appends, after they landed.
-      if (request.sync) await this.raiseMark({ overwrote: overwrites, ...(request.hardState ? { hardState: request.hardState } : {}) });
+      this.promise = next;
+      this.scheduleConfirmation();
     });
   }
 
+  /** Lowers the promise to `index` (when above it) and writes it, durably, before the caller goes on. */
   private async lowerMark(index: number): Promise<void> {
-    const m = this.highWaterMark();
-    if (index < m.index) await this.mark.set({ ...m, index });
+    if (index >= this.promise.index) return;
+    this.cancelConfirmation();
+    this.promise = { ...this.promise, index };
+    await this.mark.write(confirmation(this.promise));
   }
 
   /**
-   * After a synced write: the mark reaches the log's last index (or follows it down after an
-   * overwrite) and takes the hard state's term and vote. While the log is short of the mark
-   * (entries lost), appending more does not lower it: the node still owes the rest.
+   * The promise once a synced write ending at `lastAfter` landed: the log's last index (following
+   * it down after an overwrite), with the hard state's term and vote when they are ahead. While
+   * the log is short of the promise (entries lost), appending more does not lower it: the node
+   * still owes the rest.
    */
-  private async raiseMark(after: { overwrote: boolean; hardState?: HardState }): Promise<void> {
-    const m = this.highWaterMark();
-    const index = after.overwrote ? this.last : Math.max(m.index, this.last);
-    const hs = after.hardState;
-    const newer = hs !== undefined && (hs.term > m.term || (hs.term === m.term && hs.vote !== null));
-    await this.mark.set({ index, term: newer ? hs.term : m.term, vote: newer ? hs.vote : m.vote });
+  private promiseAfter(lastAfter: number, overwrote: boolean, hs: HardState | undefined): HighWaterMark {
+    const m = this.promise;
+    const index = overwrote ? lastAfter : Math.max(m.index, lastAfter);
+    return hs !== undefined && aheadOf(hs, m) ? { index, term: hs.term, vote: hs.vote } : { index, term: m.term, vote: m.vote };
+  }
+
+  /**
+   * After a synced append: the confirmation record (durable-through = this append) is written
+   * MARK_CONFIRM_DELAY_MS later unless another append starts first (its record carries it).
+   */
+  private scheduleConfirmation(): void {
+    if (this.confirmTimer !== undefined || !Number.isFinite(this.confirmDelayMs)) return;
+    this.confirmTimer = setTimeout(() => {
+      this.confirmTimer = undefined;
+      if (this.appending) return; // that append's record carries the promise and schedules the next
+      // A failure poisoned the backend: the next append or close reports it.
+      this.mark.write(confirmation(this.promise)).catch(() => undefined);
+    }, this.confirmDelayMs);
+    this.confirmTimer.unref?.();
+  }
+
+  private cancelConfirmation(): void {
+    if (this.confirmTimer === undefined) return;
+    clearTimeout(this.confirmTimer);
+    this.confirmTimer = undefined;
   }
 
   /**
@@ -344,7 +454,12 @@ export class LogStoreImpl implements LogStore {
       beforeWrite: async () => {
         if (conflict) await this.lowerMark(snap.index);
       },
-      afterWrite: () => this.raiseMark({ overwrote: conflict, ...(hardState ? { hardState } : {}) }),
+      // After the synced batch (and commit()), so the record proves the new log at once.
+      afterWrite: async () => {
+        this.cancelConfirmation();
+        this.promise = this.promiseAfter(this.last, conflict, hardState);
+        await this.mark.write(confirmation(this.promise));
+      },
     };
   }
 

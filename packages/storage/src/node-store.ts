@@ -22,6 +22,8 @@ export interface NodeStoreOptions {
   kv?: KvOptions;
   /** Snapshot chunk size in bytes. Default 1 MiB. */
   snapshotChunkBytes?: number;
+  /** Delay before the high-water mark's confirmation record; default MARK_CONFIRM_DELAY_MS (see log-store.ts). */
+  markConfirmDelayMs?: number;
   /** Test-only fault injection. Never set in production. */
   testHooks?: TestHooks;
 }
@@ -88,8 +90,12 @@ class NodeStoreImpl implements NodeStore {
 
   async close(): Promise<void> {
     await this.writer?.abort().catch(() => undefined);
-    await this.kv.flush(); // computed apply batches land first (a failed one poisoned the store)
-    await this.backend.close();
+    try {
+      await this.kv.flush(); // computed apply batches land first (a failed one poisoned the store)
+      await this.log.settleMark(); // a clean stop leaves the mark proving every completed append
+    } finally {
+      await this.backend.close();
+    }
   }
 }
 
@@ -99,7 +105,7 @@ async function openOn(backend: Backend, options: NodeStoreOptions): Promise<Node
     const kv = await KvStateMachineImpl.open(backend, options.kv);
     // Leftovers of an interrupted stage or of a cleanup cut short by a crash: unreachable, drop them.
     await dropGenerationsExcept(backend, kv.generation(), 'open.cleanup');
-    const log = await LogStoreImpl.open(backend);
+    const log = await LogStoreImpl.open(backend, undefined, options.markConfirmDelayMs === undefined ? {} : { markConfirmDelayMs: options.markConfirmDelayMs });
     const report: OpenReport = {};
     const applied = kv.applied();
     const lastIndex = log.lastIndex();

@@ -17,6 +17,7 @@ import type { Backend } from '../src/backend.js';
 import { seal } from '../src/checksum.js';
 import { pack } from '../src/codec.js';
 import { type SegmentLimits, SEGMENT_MAX_BYTES, SEGMENT_MAX_ENTRIES } from '../src/log-segments.js';
+import { HighWater } from '../src/high-water.js';
 import { LogStoreImpl } from '../src/log-store.js';
 import { type Harness, type HarnessFactory, RecordingBackend } from './harness.js';
 import { xorshift32 } from '@quorumkv/testkit';
@@ -596,6 +597,7 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         expect([cur.log.lastIndex(), cur.log.highWaterMark().index, cur.log.shortfall()]).toEqual([8, 8, undefined]);
 
         await cur.log.append({ entries: run(9, 12, 2), sync: true });
+        await cur.log.settleMark(); // its confirmation landed (the node went idle, or stopped cleanly)
         await cur.backend.close();
         await h.rawDel('log', u64(9)); // the journal lost the last append
         cur = await logOn(h);
@@ -614,16 +616,18 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
 
       test('a torn slot falls back to the other one; no valid slot at all is QKV_STORAGE_CORRUPT naming the file', async () => {
         const h = await machine();
-        let st = await openOn(h);
+        let st = await openOn(h, { markConfirmDelayMs: Infinity }); // confirmations only at close: known slots
         await st.log.append({ entries: run(1, 2, 1), sync: true });
         await st.log.append({ entries: run(3, 3, 1), sync: true });
         await st.close();
         const raw = await h.openBackend();
-        // Writes so far: open (seq 1, slot 1), append 1–2 (seq 2, slot 0), append 3 (seq 3, slot 1).
-        await raw.writeMarkFile(512 + 8, new Uint8Array([0xff, 0xff])); // tear the newest slot
+        // Records so far: open (seq 1, slot 1) {0, pending 0}, append 1–2 (seq 2, slot 0) {0, pending 2},
+        // append 3 (seq 3, slot 1) {2, pending 3}, close (seq 4, slot 0) {3, pending 3}.
+        await raw.writeMarkFile(8, new Uint8Array([0xff, 0xff])); // tear the newest slot
+        expect((await HighWater.open(raw)).last()).toEqual({ index: 2, pending: 3, term: 0, vote: null }); // the slot before
         await raw.close();
         st = await openOn(h);
-        expect(st.log.highWaterMark().index).toBe(2); // the slot before: an older, lower promise
+        expect(st.log.highWaterMark().index).toBe(3); // its pending append is in the log: promised from now on
         await st.close();
         const raw2 = await h.openBackend();
         await raw2.writeMarkFile(0, new Uint8Array(1024).fill(0x5a));
