@@ -105,3 +105,26 @@ export class RecordingBackend implements Backend {
     await this.inner.write(ops, options);
   }
 }
+
+/**
+ * A RecordingBackend through which, once a kind of write is cut, writes of that kind never reach
+ * the disk (they throw without touching it, as if the machine stopped before they were issued)
+ * while the others still land: a crash between two concurrent writes, in either order.
+ */
+export class CrashingBackend extends RecordingBackend {
+  /** Log appends ('log.append' batches) stop reaching the disk. */
+  cutAppends = false;
+  /** High-water-mark writes stop reaching the disk. */
+  cutMark = false;
+  override async write(ops: BatchOp[], options: { sync: boolean; label: string }): Promise<void> {
+    if (this.cutAppends && options.label === 'log.append') throw new Error('crash: the append never reached the disk');
+    await super.write(ops, options);
+  }
+  override writeMarkFile: Backend['writeMarkFile'] = async (offset, bytes) => {
+    if (this.cutMark) throw new Error('crash: the mark record never reached the disk');
+    await this.innerBackend.writeMarkFile(offset, bytes);
+  };
+  constructor(private readonly innerBackend: Backend) {
+    super(innerBackend);
+  }
+}
