@@ -4,7 +4,10 @@
 // what it acknowledged to the leader. Its high-water mark (a separate file) says so: it must
 // neither vote nor serve reads, say why on /ready, /v1/status and in its log, stay up, and return
 // to normal once a leader re-sends the missing entries — the leader it acknowledged to, too: it
-// reports the rejection of an acknowledged index and re-sends from the follower's hint.
+// reports the rejection of an acknowledged index and re-sends from the follower's hint. Stopped
+// cleanly (SIGTERM: closing the store confirms the mark) or killed once idle (the mark's
+// confirmation record, written a few ms after the last append, is what proves that append;
+// docs/storage.md, "High-water mark").
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -49,7 +52,7 @@ describe('a follower whose write-ahead log lost its last append', () => {
     cluster = undefined;
   });
 
-  it('comes back short of its high-water mark: no vote, no reads, /ready false with the reason; a new leader catches it up', async () => {
+  it.each(['SIGTERM', 'SIGKILL once idle'] as const)('comes back short of its high-water mark (%s): no vote, no reads, /ready false with the reason; a new leader catches it up', async (how) => {
     const c = (cluster = await ProcessCluster.start({ name: 'qkv-wal-damage', tickMs: TICK_MS, electionTicks: ELECTION_TICKS }));
     await c.guard(async () => {
       const leader = await c.waitForLeader();
@@ -58,7 +61,8 @@ describe('a follower whose write-ahead log lost its last append', () => {
       const converged = await c.waitConverged(20_000);
       const acked = converged.find((s) => s.id === victim)!.lastIndex;
 
-      await c.stop(victim);
+      if (how === 'SIGTERM') await c.stop(victim);
+      else await c.kill9(victim); // converged above: idle for longer than MARK_CONFIRM_DELAY_MS
       damageLastAppend(newestWal(c.node(victim).dataDir));
       // The leader it acknowledged to would re-send the lost entries at once (the second test):
       // it is stopped first, so the damaged node stays short while it is examined.
