@@ -4,7 +4,7 @@
 //     host loop does); the apply batch unsynced (A: the old default) or synced (B: the default now,
 //     because LevelDB does not sync the old journal file when it switches to a new one);
 //  2. a synced log append of 10 entries: the LevelDB batch alone (A: what an append cost before the
-//     high-water mark) or the store's append, which then writes and fdatasyncs the mark file (B).
+//     high-water mark) or the store's append, which also writes and fdatasyncs the mark file, concurrently (B).
 //
 // Not a test. Run from the repository root:
 //   pnpm exec tsc -b packages/storage && node packages/storage/bench/durability-bench.mjs [seconds-per-round] [rounds]

@@ -297,9 +297,10 @@ export class LogStoreImpl implements LogStore {
   }
 
   /**
-   * The stored hard state, or the mark's term and vote when they are ahead of it: the mark is
-   * written after the synced batch holding them, so the node promised them (a vote it cast must
-   * not be cast again in that term). Returns `stored` itself when it is not behind.
+   * The stored hard state, or the mark's term and vote when they are ahead of it (the batch holding
+   * them was lost, or never landed): a vote leaves only once the batch and the mark record holding
+   * it both landed, so the higher of the two holds every vote sent, and a vote is never cast twice
+   * in one term. Returns `stored` itself when it is not behind.
    */
   private hardStateWithMark(stored: HardState): HardState {
     const m = this.promise;
