@@ -133,10 +133,12 @@ function confirmation(promise: HighWaterMark): MarkRecord {
  */
 function promiseAtOpen(record: MarkRecord | undefined, last: number, stored: HardState): HighWaterMark {
   if (!record) return { index: last, term: stored.term, vote: stored.vote };
-  // A new store whose first append (a founding member's, or the first a leader sent) was cut by a
-  // crash: nothing landed and nothing was sent. Without a vote to keep, it is still new (a term of
-  // its own would stop a founding member from founding again).
-  if (record.index === 0 && last === 0 && stored.term === 0 && record.vote === null) return { index: 0, term: 0, vote: null };
+  // A new store whose first append of entries (a founding member's, or the first a leader sent)
+  // was cut by a crash: it holds nothing, and the record is still pending (not a confirmation), so
+  // nothing of that append was sent. Without a vote to keep, it is still new (a term of its own
+  // would stop a founding member from founding again).
+  const cutFirstAppend = record.index === 0 && record.pending > 0 && last === 0 && stored.term === 0;
+  if (cutFirstAppend && record.vote === null) return { index: 0, term: 0, vote: null };
   return { index: last >= record.pending ? record.pending : record.index, term: record.term, vote: record.vote };
 }
 

@@ -654,6 +654,13 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
           expect([entries.length, next.log.shortfall(), next.log.highWaterMark().index]).toEqual([0, undefined, 0]);
           expect(hardState).toEqual(vote === null ? { term: 0, vote: null, commit: 0 } : { term: 1, vote, commit: 0 });
         }
+        // A term alone (no entries): its record cannot be told from a confirmation, so the term is kept.
+        const h = await machine();
+        const cur = await crashableLogOn(h);
+        cur.backend.cutAppends = true;
+        await cur.log.append({ hardState: { term: 4, vote: null, commit: 0 }, entries: [], sync: true }).catch(() => undefined);
+        await cur.backend.close();
+        expect((await (await logOn(h)).log.load()).hardState).toEqual({ term: 4, vote: null, commit: 0 });
       });
 
       test('the last acknowledged append lost from the journal: a shortfall once its confirmation landed (idle timer or close), undetected before', async () => {
