@@ -190,8 +190,8 @@ export class LogStoreImpl implements LogStore {
   /**
    * What this node has promised: the last index (and term, vote) of every synced append that
    * completed (its batch and its mark record both landed), kept while the log is short of it.
-   * Invariant: the mark file proves it, or its last record's pending append is exactly it (and the
-   * confirmation is scheduled), or a synced append is in flight.
+   * Invariant: the mark file proves it, or its last record names it as pending (the confirmation
+   * is scheduled, unless confirmations wait for settleMark), or a mark write is in flight.
    */
   private promise: HighWaterMark;
   /** A synced append is writing its batch and its mark record. */
@@ -335,7 +335,7 @@ export class LogStoreImpl implements LogStore {
       this.cancelConfirmation(); // this append's record carries it
       this.appending = true;
       try {
-        // The mark record first: a small write, so it tends to reach the disk first.
+        // Both at once; either may land alone before a crash (see promiseAtOpen).
         await allLanded([this.mark.write({ ...next, index: this.promise.index, pending: next.index }), write()]);
       } finally {
         this.appending = false;
