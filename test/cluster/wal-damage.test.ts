@@ -58,8 +58,10 @@ describe('a follower whose write-ahead log lost its last append', () => {
       const leader = await c.waitForLeader();
       const [victim, other] = c.nodes.map((n) => n.id).filter((id) => id !== leader.id) as [string, string];
       for (let i = 0; i < 10; i++) expect((await c.put(leader.id, `w/${i}`, `v${i}`)).status).toBe(200);
-      const converged = await c.waitConverged(20_000);
-      const acked = converged.find((s) => s.id === victim)!.lastIndex;
+      // Idle means idle: the cluster may still append on its own right after the writes (the
+      // leader records members' incarnations), so wait until the victim's last index holds still
+      // for well over MARK_CONFIRM_DELAY_MS before killing it.
+      const acked = await quietLastIndex(c, victim);
 
       if (how === 'SIGTERM') await c.stop(victim);
       else await c.kill9(victim); // converged above: idle for longer than MARK_CONFIRM_DELAY_MS
@@ -143,3 +145,14 @@ describe('a follower whose write-ahead log lost its last append', () => {
     })();
   }, 60_000);
 });
+
+/** The victim's last index once the cluster has converged and it held still for 300 ms. */
+async function quietLastIndex(c: ProcessCluster, victim: string): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const before = (await c.waitConverged(20_000)).find((s) => s.id === victim)!.lastIndex;
+    await sleep(300);
+    const after = (await c.waitConverged(20_000)).find((s) => s.id === victim)!.lastIndex;
+    if (after === before) return after;
+  }
+  throw new Error(`${victim}'s log never held still for 300 ms`);
+}
