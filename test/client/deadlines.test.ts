@@ -83,10 +83,11 @@ describe('deadlines, abort, close and reconnect with a real cluster', () => {
     expect(stale).toMatchObject({ value: 'written with quorum', version: 1 });
   }));
 
-  // Known bug, see /work/notes/client-bugs.md "gives up before its deadline": when the next retry
-  // back-off is longer than the time left, the call rejects with QKV_TIMEOUT ("deadline exceeded")
-  // at once instead of retrying until the deadline. With the defaults a 500 ms call gives up after
-  // ~330 ms (printed by the test above); a fixed 1.2 s back-off makes it show every time.
+  // When the next retry back-off is longer than the time left, the call must still retry until its
+  // deadline rather than give up at once; a fixed 1.2 s back-off makes the case show every time.
+  // The write's code depends on where the lone node was when the attempt reached it: refused
+  // before proposing (QKV_TIMEOUT at the deadline: not applied) or proposed by a leader that had not
+  // yet stepped down (QKV_INDETERMINATE: it may still apply). Both are true answers.
   it('without quorum, a call keeps trying until its deadline, even when the next back-off is longer than the time left', async () => {
     const early = await connectTo(c, {
       retryBackoff: { initialMs: 1200, maxMs: 1200, multiplier: 1 },
@@ -95,7 +96,7 @@ describe('deadlines, abort, close and reconnect with a real cluster', () => {
     try {
       const r = await outcome(early.put('dl/early', 'x', { timeoutMs: 1000 }));
       console.info(`a 1000 ms call with a 1.2 s retry back-off settled after ${r.elapsedMs} ms (${r.ok ? 'ok' : r.code})`);
-      expect(r.ok ? 'ok' : r.code).toBe('QKV_TIMEOUT');
+      expect(['QKV_TIMEOUT', 'QKV_INDETERMINATE']).toContain(r.ok ? 'ok' : r.code);
       expect(r.elapsedMs, 'rejected with "deadline exceeded" before the deadline').toBeGreaterThanOrEqual(900);
     } finally {
       await early.close();
