@@ -60,6 +60,7 @@ import {
   UnavailableError,
   type LeaderHint,
 } from '@quorumkv/protocol';
+import { CompactionPolicy, confStateOf } from './compaction.js';
 import type { ServeConfig } from './config.js';
 import { coreLogger, type Logger } from './logger.js';
 import type { NodeMetrics } from './metrics.js';
@@ -223,6 +224,11 @@ export class QuorumKvNode {
   /** Snapshot transfers in flight, for /v1/status (set by the snapshot module). */
   snapshotStatus: (() => unknown) | undefined;
 
+  /** When to compact the log (compaction.ts); the loop asks it in compactIfDue and carries it out. */
+  private readonly compaction: CompactionPolicy;
+  /** A compaction whose disk part is running behind the loop (the loop drops the entries in memory after it). */
+  private compacting: { compactTo: number; snapshotIndex: number; startedMs: number; landed: Promise<boolean>; done: boolean; ok: boolean } | undefined;
+
   private constructor(args: {
     cfg: ServeConfig;
     log: Logger;
@@ -254,6 +260,7 @@ export class QuorumKvNode {
     const cs = args.raw.status().confState;
     this.hasMembership = cs.voters.length + cs.learners.length > 0;
     this.faultFsyncDelayMs = args.cfg.faultFsyncDelayMs;
+    this.compaction = new CompactionPolicy(args.cfg, { snapshotIndex: args.mem.snapshot().metadata.index, appliedIndex: args.store.kv.appliedIndex() });
     this.transport = new PeerTransport({
       id: this.id,
       clusterSecret: this.cfg.clusterSecret,
@@ -462,8 +469,10 @@ export class QuorumKvNode {
     this.inTurn = true;
     try {
       this.submitReads();
+      this.compactIfDue();
       while (!this.stopped && this.raw.hasReady()) {
         await this.handleReady(this.raw.ready());
+        this.compactIfDue();
       }
     } catch (e) {
       this.fatal(e as Error);
@@ -560,8 +569,11 @@ export class QuorumKvNode {
 
   private async installSnapshot(rd: Ready): Promise<void> {
     if (!this.snapshotHooks) throw new Error('received a snapshot but no snapshot module is installed');
+    await this.compacting?.landed; // the install resets the log: no compaction of it may be running
+    this.compacting = undefined;
     await this.snapshotHooks.install(rd.snapshot!);
     this.mem.applySnapshot(rd.snapshot!);
+    this.compaction.reset(rd.snapshot!.metadata.index);
     // Entries the snapshot covers are never applied one by one here: their writers cannot learn
     // which entry won their index. Answer them now rather than at their deadline.
     const covered = rd.snapshot!.metadata.index;
@@ -610,16 +622,50 @@ export class QuorumKvNode {
         this.metrics.applySeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
         const applied = entries[entries.length - 1]!.index;
         this.serveReadsUpTo(applied);
-        if (this.snapshotHooks) {
-          let bytes = 0;
-          for (const e of entries) bytes += e.data.byteLength;
-          this.snapshotHooks.afterApply(applied, bytes);
-        }
+        let bytes = 0;
+        for (const e of entries) bytes += e.data.byteLength;
+        if (this.compaction.noteWritten(applied, bytes)) this.schedule(); // the loop decides (compactIfDue)
       })
       .finally(() => this.applyBatchesInFlight--);
     written.catch((e: unknown) => this.fatal(e as Error));
     this.landedChain = written.catch(() => undefined);
     return Promise.race([whenComputed, written]);
+  }
+
+  /**
+   * The loop's compaction point, between two Readys (no Ready is outstanding): finishes a
+   * compaction whose disk part landed by dropping the entries from the core's in-memory log, or
+   * starts one the policy asks for — a snapshot point recorded in the core's log at once, the log
+   * compacted on disk (synced) behind the loop. Nothing else changes the core's log for compaction.
+   */
+  private compactIfDue(): void {
+    const c = this.compacting;
+    if (c) {
+      if (!c.done) return;
+      this.compacting = undefined;
+      const mem = this.mem;
+      if (c.ok && c.compactTo > mem.firstIndex() - 1 && c.compactTo <= mem.snapshot().metadata.index) mem.compact(c.compactTo);
+      if (c.ok) this.log.info({ snapshotIndex: c.snapshotIndex, compactedTo: c.compactTo, ms: Math.round(performance.now() - c.startedMs) }, 'log compacted');
+    }
+    const d = this.compaction.decide(this.mem, this.snapshotHooks?.heldIndex() ?? null);
+    if (!d) return;
+    this.mem.createSnapshot(d.snapshotIndex, confStateOf(this.members), new Uint8Array(0));
+    if (d.compactTo <= this.mem.firstIndex() - 1) return;
+    const started = { ...d, startedMs: performance.now(), done: false, ok: false, landed: Promise.resolve(false) };
+    // Synced: it also makes every earlier apply durable.
+    started.landed = this.store.log.compact(d.compactTo).then(
+      () => true,
+      (e: unknown) => {
+        this.log.error({ err: e }, 'log compaction failed');
+        return false;
+      },
+    );
+    void started.landed.then((ok) => {
+      started.done = true;
+      started.ok = ok;
+      this.schedule();
+    });
+    this.compacting = started;
   }
 
   private confChangeItem(e: Entry): ApplyItem {
@@ -1119,8 +1165,8 @@ export interface SnapshotHooks {
   send(m: Message): void;
   /** A received snapshot (already staged) must be installed before applying further entries. */
   install(snapshot: NonNullable<Ready['snapshot']>): Promise<void>;
-  /** Called after each apply batch with its last index and its entries' bytes (compaction decisions). */
-  afterApply(appliedIndex: number, appliedBytes: number): void;
+  /** The lowest snapshot index being sent to a follower (compaction keeps the log after it), or null. */
+  heldIndex(): number | null;
   close(): Promise<void>;
 }
 

@@ -1,5 +1,6 @@
 // Assembles a node: storage + core (node.ts), peer transport, client WebSocket endpoint and the
 // HTTP API on ONE port, routed by path. Also the graceful stop.
+import { randomInt } from 'node:crypto';
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -11,7 +12,8 @@ import { NodeKvService } from './kv-service.js';
 import { coreLogger, createLogger, type Logger } from './logger.js';
 import { NodeMetrics } from './metrics.js';
 import { QuorumKvNode } from './node.js';
-import { SnapshotManager } from './snapshots.js';
+import { SnapshotManager, snapshotHostOf } from './snapshots.js';
+import { createRealClock } from './world.js';
 import { AdminApi } from './admin.js';
 
 export interface RunningServer {
@@ -27,14 +29,17 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
   const log = opts.logger ?? createLogger(cfg.id, cfg.logLevel);
   const metrics = new NodeMetrics();
   const node = await QuorumKvNode.open(cfg, log, metrics);
-  const snapshots = new SnapshotManager(
-    node,
-    { dial: (peer) => node.transport.dialSnapshot(peer) },
-    {
+  const snapshots = new SnapshotManager(snapshotHostOf(node), { dial: (peer) => node.transport.dialSnapshot(peer) }, {
+    chunkBytes: cfg.snapshotChunkBytes,
+    rateBytesPerSec: cfg.snapshotRateBytesPerSec,
+    maxConcurrentSends: cfg.maxConcurrentSnapshotSends,
+    clock: createRealClock(),
+    random: { int: (n) => randomInt(n) },
+    faults: {
       ...(cfg.faultSnapshotCorruptEvery > 0 ? { corruptEveryNthChunk: cfg.faultSnapshotCorruptEvery } : {}),
       ...(cfg.faultSnapshotCutAfterChunks > 0 ? { cutAfterChunks: cfg.faultSnapshotCutAfterChunks } : {}),
     },
-  );
+  });
   metrics.registerTransport(() => node.transport.stats());
   node.snapshotHooks = snapshots;
   node.snapshotStatus = () => snapshots.status();

@@ -2,7 +2,7 @@
 // log in memory, so with large values a count of entries alone let it grow to gigabytes.
 import { describe, expect, it } from 'vitest';
 import { EntryType, MemoryStorage } from '@quorumkv/raft';
-import { keptByBytesFrom } from '../src/snapshots.js';
+import { keptByBytesFrom } from '../src/compaction.js';
 
 describe('log kept behind a snapshot', () => {
   it('keptByBytesFrom: the entries kept behind the applied index fit in the byte limit', () => {
