@@ -191,8 +191,11 @@ class Transfer {
   private exhausted = false;
   private totalBytes: number | null = null;
   private reading = false;
-  /** The chunk waiting for tokens, with its request number (a grant for another number is stale). */
-  private tokenWait: { chunk: Chunk; request: number } | undefined;
+  /**
+   * The chunk waiting for tokens, with its request number (a grant for another number is stale).
+   * `chunk` is cleared when a rewind makes sending it pointless (the receiver wants earlier data).
+   */
+  private tokenWait: { chunk: Chunk | undefined; request: number } | undefined;
   private tokenRequests = 0;
   private stallArmed = false;
   private attempts = 0;
@@ -372,6 +375,7 @@ class Transfer {
   }
 
   private rewindTo(offset: number): void {
+    if (this.tokenWait?.chunk && this.tokenWait.chunk.offset >= offset) this.tokenWait.chunk = undefined;
     this.buffer = this.buffer.filter((c) => c.offset + c.data.length > offset);
     this.ackedOffset = Math.max(this.ackedOffset, offset); // the receiver holds everything before offset
     this.resendFrom = offset;
@@ -424,7 +428,8 @@ class Transfer {
     if (!w || w.request !== request) return; // a grant for a request an interrupted attempt left behind
     this.tokenWait = undefined;
     if (this.phase !== 'sending') return;
-    this.sendChunk(w.chunk, nowMs, out);
+    if (w.chunk) this.sendChunk(w.chunk, nowMs, out);
+    else this.pump(nowMs, out); // rewound while waiting: the tokens are spent, the chunk is not sent
   }
 
   private sendChunk(c: Chunk, nowMs: number, out: SendAction[]): void {
