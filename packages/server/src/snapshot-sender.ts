@@ -85,6 +85,8 @@ export type SendAction =
   | { type: 'read'; peer: string }
   /** Ask the node's token bucket for `bytes`; answered by `tokens` with the same request number. */
   | { type: 'takeTokens'; peer: string; bytes: number; request: number }
+  /** Withdraw the outstanding token request (its chunk will not be sent on this connection). */
+  | { type: 'dropTokens'; peer: string }
   | { type: 'setTimer'; peer: string; timer: SendTimer; ms: number }
   | { type: 'clearTimer'; peer: string; timer: SendTimer }
   | { type: 'log'; level: LogLevel; msg: string; fields: Record<string, unknown> }
@@ -475,6 +477,7 @@ class Transfer {
     out.push(this.log('warn', 'snapshot transfer interrupted', { attempt: this.attempts, offset: this.ackedOffset, err: reason }));
     out.push({ type: 'hangUp', peer: this.peer });
     this.disarmStall(out);
+    if (this.tokenWait) out.push({ type: 'dropTokens', peer: this.peer });
     this.tokenWait = undefined;
     if (this.attempts >= MAX_ATTEMPTS) {
       out.push(this.log('warn', 'snapshot transfer failed; the core will ask again later', { attempts: this.attempts }));

@@ -231,6 +231,10 @@ export class SnapshotManager implements SnapshotHooks {
       case 'takeTokens':
         res.token = this.bucket.take(a.bytes, () => this.dispatchSend({ type: 'tokens', peer: a.peer, request: a.request }));
         return;
+      case 'dropTokens':
+        res.token?.cancel();
+        res.token = undefined;
+        return;
       case 'setTimer': {
         const old = res.timers.get(a.timer);
         if (old) this.clock.clearTimer(old);
