@@ -183,6 +183,9 @@ describe('snapshot transfer state machines', () => {
     expect(grep(sim, /resume/)).toEqual(['t=0ms n2→n1 resume offset=0', 't=1139ms n2→n1 resume offset=0', 't=1139ms n2→n1 resume offset=0']);
     expect(sim.sendActions.filter((a) => a.type === 'log' && a.msg.startsWith('snapshot transfer restarts')).length).toBe(1);
     expect(sim.sendActions.filter((a) => a.type === 'open').length).toBe(2);
+    // The token request the lost connection left behind was withdrawn: the new stream waits only
+    // for its own first chunk's tokens (1 000 bytes at 5 000 B/s since t=1000ms), not for both.
+    expect(grep(sim, /n1→n2 chunk offset=0 /)[1]).toBe('t=1200ms n1→n2 chunk offset=0 len=1000');
     sim.install('n2');
     sim.run(1000);
     expect(sim.follower('n2').installed).toEqual(sim.snapshotBytes());
