@@ -1154,6 +1154,7 @@ export class QuorumKvNode {
     for (const w of this.readsAwaitingApply) this.failReads(w.reads, err);
     this.readsAwaitingApply = [];
     await this.snapshotHooks?.close();
+    await this.compacting?.landed; // the store closes under no log compaction
     await this.transport.close();
     await this.store.close();
   }
