@@ -1,6 +1,6 @@
 // The frames of the snapshot channel (the transport's `snapshot` connection), msgpack maps with a
 // `t` field:
-//   sender → receiver: begin {index, term, msg}, chunk {offset, data, crc}, end {total, sha256}
+//   sender → receiver: begin {index, term, msg, fresh?}, chunk {offset, data, crc}, end {total, sha256}
 //   receiver → sender: resume {offset}, ack {offset}, nack {offset, reason}, done {}, fail {reason}
 // The state machines (snapshot-sender.ts, snapshot-receiver.ts) take decoded frames and return
 // frame objects; only the adapter (snapshots.ts) turns them into bytes.
@@ -8,7 +8,8 @@ import { Packr } from 'msgpackr';
 import { MessageType, type Message } from '@quorumkv/raft';
 
 export type SenderFrame =
-  | { t: 'begin'; index: number; term: number; msg: Message }
+  /** `fresh`: drop any staged copy of this snapshot and start over (the sender cannot continue it). */
+  | { t: 'begin'; index: number; term: number; msg: Message; fresh?: boolean }
   | { t: 'chunk'; offset: number; data: Uint8Array; crc: number }
   | { t: 'end'; total: number; sha256: Uint8Array };
 

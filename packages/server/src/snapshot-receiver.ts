@@ -3,9 +3,10 @@
 //
 // A follower holds at most one staged snapshot (storage's SnapshotWriter). The leader connects,
 // announces the snapshot (begin); the receiver stages it — or keeps the copy it already stages
-// for the same leader, index and term — and answers resume {offset}. Each chunk is checked
-// (offset, CRC-32): a good one is written and acknowledged, a bad or out-of-order one refused
-// with nack {offset} (once per offset, or every chunk in flight would trigger another rewind).
+// for the same leader, index and term, unless the begin says `fresh` — and answers resume
+// {offset}. Each chunk is checked (offset, CRC-32): a good one is written and acknowledged, a bad
+// or out-of-order one refused with nack {offset} (once per offset, or every chunk in flight
+// would trigger another rewind).
 // At end the whole stream is checked (length, SHA-256); then the Snap message goes to the core
 // (`deliver`), whose Ready later asks the host to install: the staged state is swapped in
 // atomically (`installWriter`). A stage the core never asks for is dropped after STAGED_TTL_MS.
@@ -199,12 +200,12 @@ export class SnapshotReceiver {
     if (!msg || msg.snapshot!.metadata.index !== f.index) return this.refuse(connId, conn, 'bad snapshot message in begin frame', out);
     conn.msg = msg;
     const cur = this.stage;
-    if (cur && cur.peer === conn.peer && cur.index === f.index && cur.term === f.term) {
+    if (cur && f.fresh !== true && cur.peer === conn.peer && cur.index === f.index && cur.term === f.term) {
       conn.stage = cur;
       out.push({ type: 'send', conn: connId, frame: { t: 'resume', offset: cur.bytesReceived } });
       return;
     }
-    if (cur) this.dropStage(out); // one stage at a time: the newest announcement wins
+    if (cur) this.dropStage(out); // one stage at a time: the newest (or a fresh) announcement wins
     this.awaiting = { kind: 'stage', conn: connId, peer: conn.peer, index: f.index, term: f.term };
     out.push({ type: 'openWriter', index: f.index, term: f.term });
   }

@@ -297,7 +297,7 @@ class Transfer {
     this.msg = { ...this.msg, snapshot: { metadata: { index: info.index, term: info.term, confState }, data: new Uint8Array(0) } };
     if (this.phase === 'reopening') {
       this.phase = 'beginning';
-      return this.sendBegin(out);
+      return this.sendBegin(out, true);
     }
     if (this.phase !== 'opening') return;
     out.push(this.log('info', 'snapshot transfer started', { term: this.term }));
@@ -311,8 +311,9 @@ class Transfer {
     out.push({ type: 'dial', peer: this.peer });
   }
 
-  private sendBegin(out: SendAction[]): void {
-    out.push({ type: 'send', peer: this.peer, frame: { t: 'begin', index: this.index, term: this.term, msg: this.msg } });
+  /** Announces the snapshot; `fresh` asks the receiver to drop any copy it stages and start over. */
+  private sendBegin(out: SendAction[], fresh = false): void {
+    out.push({ type: 'send', peer: this.peer, frame: { t: 'begin', index: this.index, term: this.term, msg: this.msg, ...(fresh ? { fresh } : {}) } });
     this.armStall(out);
   }
 
@@ -353,10 +354,13 @@ class Transfer {
       this.phase = 'sending';
       return this.pump(nowMs, out);
     }
-    // The receiver lost its staged copy (restart, failed check): start over from a fresh read.
+    // The receiver stands where this read cannot continue: it lost its staged copy (restart,
+    // failed check), or stages more of this snapshot than this read holds (an earlier transfer
+    // that gave up). Start both over: a fresh read, and a begin that tells the receiver so.
     if (this.restarts > 0) return this.attemptFailed(`receiver asks for offset ${f.offset} of a fresh snapshot`, nowMs, out);
     this.restarts++;
     out.push(this.log('info', 'snapshot transfer restarts from the beginning', { offset: f.offset }));
+    if (this.readOffset === 0 && !this.reading) return this.sendBegin(out, true); // nothing read yet: this read is fresh
     this.disarmStall(out);
     this.buffer = [];
     this.readOffset = 0;

@@ -113,6 +113,7 @@ export class SnapshotSim {
     if (up) return;
     f.machine = new SnapshotReceiver(id); // a restart forgets everything in memory
     f.staged = undefined;
+    f.delivered = undefined;
     const c = this.links.get(id);
     if (c?.open) this.closeConn(c, 'peer went away', { toSender: true, toReceiver: false });
   }
@@ -322,7 +323,7 @@ export class SnapshotSim {
 function describeFrame(f: SenderFrame | ReceiverFrame): string {
   switch (f.t) {
     case 'begin':
-      return `begin index=${f.index} term=${f.term}`;
+      return `begin index=${f.index} term=${f.term}${f.fresh ? ' fresh' : ''}`;
     case 'chunk':
       return `chunk offset=${f.offset} len=${f.data.length}`;
     case 'end':
