@@ -675,6 +675,7 @@ export class QuorumKvNode {
     this.hasMembership = true;
     this.onIdentityChange(cc, e.index);
     this.transport.setPeers(this.peerAddresses());
+    this.snapshotHooks?.cancelSends((peer) => this.memberById(peer) !== undefined, 'removed from the cluster');
     this.log.info({ term: this.raw.status().hardState.term, index: e.index, change: cc }, 'applied membership change');
     return { kind: 'membership', index: e.index, term: e.term, data: e.data, membership: this.members };
   }
@@ -697,6 +698,7 @@ export class QuorumKvNode {
     const term = this.raw.status().hardState.term;
     const leaderChanged = lead !== this.leader;
     if (role !== this.role) this.log.info({ term, from: this.role, to: role }, 'role changed');
+    if (this.role === 'leader' && role !== 'leader') this.snapshotHooks?.cancelSends(() => false, 'no longer the leader');
     this.role = role;
     this.leader = lead;
     if (leaderChanged) {
@@ -1168,6 +1170,8 @@ export interface SnapshotHooks {
   install(snapshot: NonNullable<Ready['snapshot']>): Promise<void>;
   /** The lowest snapshot index being sent to a follower (compaction keeps the log after it), or null. */
   heldIndex(): number | null;
+  /** Stops the transfers (running or queued) to every peer `keep` says no to. */
+  cancelSends(keep: (peer: string) => boolean, reason: string): void;
   close(): Promise<void>;
 }
 

@@ -122,6 +122,7 @@ export class SnapshotSender {
   step(e: SendEvent, nowMs: number): SendAction[] {
     const out: SendAction[] = [];
     if (e.type === 'want') this.want(e.msg, nowMs, out);
+    else if (e.type === 'cancel' && !this.active.has(e.peer)) this.dequeue(e.peer, out);
     else {
       const t = this.active.get(e.peer);
       if (!t) return out;
@@ -154,6 +155,14 @@ export class SnapshotSender {
       out.push({ type: 'log', level: 'info', msg: 'snapshot transfer queued: concurrent send limit reached', fields: { peer: m.to, active: [...this.active.keys()] } });
       this.queue.push(m);
     } else out.push({ type: 'finished', peer: m.to, ok: false, index: 0, bytes: 0, elapsedMs: 0 });
+  }
+
+  /** A queued transfer is cancelled before it started: the core hears it failed. */
+  private dequeue(peer: string, out: SendAction[]): void {
+    const i = this.queue.findIndex((m) => m.to === peer);
+    if (i < 0) return;
+    this.queue.splice(i, 1);
+    out.push({ type: 'finished', peer, ok: false, index: 0, bytes: 0, elapsedMs: 0 });
   }
 
   private start(m: Message, nowMs: number, out: SendAction[]): void {
@@ -500,6 +509,8 @@ class Transfer {
 
   private finish(ok: boolean, nowMs: number, out: SendAction[]): void {
     if (this.connected()) out.push({ type: 'hangUp', peer: this.peer });
+    if (this.tokenWait) out.push({ type: 'dropTokens', peer: this.peer });
+    this.tokenWait = undefined;
     this.disarmStall(out);
     if (this.phase === 'backoff') out.push({ type: 'clearTimer', peer: this.peer, timer: 'backoff' });
     this.phase = 'finished';

@@ -148,6 +148,12 @@ export class SnapshotManager implements SnapshotHooks {
     return this.sender.heldIndex();
   }
 
+  /** Stops the transfers (running or queued) to every peer `keep` says no to. */
+  cancelSends(keep: (peer: string) => boolean, reason: string): void {
+    // Queued ones first: cancelling a running one would start the next in the queue.
+    for (const peer of this.sender.peers().reverse()) if (!keep(peer)) this.dispatchSend({ type: 'cancel', peer, reason });
+  }
+
   /** An authenticated snapshot-channel connection from `peer` (the leader). */
   acceptConnection(peer: string, socket: SnapshotSocket): void {
     const conn = ++this.connIds;
@@ -188,7 +194,7 @@ export class SnapshotManager implements SnapshotHooks {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const peer of this.sender.peers()) this.dispatchSend({ type: 'cancel', peer, reason: 'shutting down' });
+    this.cancelSends(() => false, 'shutting down');
     this.bucket.close();
     for (const t of this.stageTimers) this.clock.clearTimer(t);
     this.stageTimers.clear();
@@ -276,7 +282,9 @@ export class SnapshotManager implements SnapshotHooks {
         const m = reader.info.membership;
         this.dispatchSend({ type: 'opened', peer, info: { index: reader.info.index, term: reader.info.term, ...(m ? { confState: confStateOf(m) } : {}) } });
       },
-      (e: unknown) => this.dispatchSend({ type: 'openFailed', peer, error: String((e as Error).message ?? e) }),
+      (e: unknown) => {
+        if (this.current(peer, res)) this.dispatchSend({ type: 'openFailed', peer, error: String((e as Error).message ?? e) });
+      },
     );
   }
 

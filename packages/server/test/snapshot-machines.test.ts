@@ -146,6 +146,28 @@ describe('snapshot transfer state machines', () => {
     ]);
   });
 
+  it('cancel (leadership lost, peer removed) ends a running transfer at once and takes a queued one out of line', () => {
+    const sim = new SnapshotSim({ followers: ['n2', 'n3', 'n4'], snapshot: { ...SNAP, chunkSizes: chunks(10, 1000) }, rateBytesPerSec: 5000, maxConcurrent: 1 });
+    sim.want('n2');
+    sim.want('n3');
+    sim.want('n4');
+    sim.run(400);
+    sim.cancel('n3', 'removed from the cluster'); // queued: never starts
+    sim.cancel('n2', 'no longer the leader'); // running: hangs up now
+    sim.run();
+    expect(grep(sim, /begin|finished|closed/)).toEqual([
+      't=0ms n1→n2 begin index=10 term=2',
+      't=400ms n1 finished n3 failed index=0 bytes=0',
+      't=400ms conn 1 closed (hang-up)',
+      't=400ms n1 finished n2 failed index=10 bytes=3000',
+      't=400ms n1→n4 begin index=10 term=2',
+      // n2's pending token request went with it: n4 waits only for its own 10 000 bytes.
+      't=2400ms conn 2 closed (hang-up)',
+      't=2400ms n1 finished n4 ok index=10 bytes=10000',
+    ]);
+    expect(sim.reports).toEqual(['n3 failed', 'n2 failed', 'n4 ok']);
+  });
+
   it('past the queue limit a transfer is refused at once (reported failed to the core)', () => {
     const sender = new SnapshotSender({ maxConcurrent: 2, random: new Prng(1) });
     const peers = Array.from({ length: 2 + MAX_QUEUED_TRANSFERS + 1 }, (_, i) => `p${i}`);
@@ -361,10 +383,14 @@ describe('snapshot transfer under random faults (seeded)', () => {
 
   it(`${SEEDS} seeds: every follower ends with exactly the leader's snapshot once faults heal`, () => {
     const failed: string[] = [];
+    const stats = { simMs: 0, faults: 0 };
     for (let seed = 1; seed <= SEEDS; seed++) {
       const r = runSeed(seed);
+      stats.simMs += r.simMs;
+      stats.faults += r.faults;
       if (!r.ok) failed.push(`seed ${seed} (replay: runSeed(${seed})):\n${r.lines.slice(-30).join('\n')}`);
     }
     expect(failed.slice(0, 1)).toEqual([]);
+    if (process.env.SNAPSHOT_SIM_STATS) console.log(`${SEEDS} seeds, ${Math.round(stats.simMs / 1000)} simulated s, ${stats.faults} faults`);
   });
 });

@@ -105,6 +105,11 @@ export class SnapshotSim {
     this.queue.push(() => this.send({ type: 'want', msg }));
   }
 
+  /** The host stops the transfer to `peer` (leadership lost, peer removed, shutdown). */
+  cancel(peer: string, reason: string): void {
+    this.queue.push(() => this.send({ type: 'cancel', peer, reason }));
+  }
+
   /** The follower's process goes away (its connections drop, dials fail) or comes back empty. */
   setUp(id: string, up: boolean): void {
     const f = this.follower(id);
