@@ -12,7 +12,7 @@ import { SMALL_SNAPSHOT_FLAGS, TcpProxy, adminCall, diffKeySpaces, eventsStartin
 const KEYS = 400;
 const VALUE_BYTES = 4096;
 const CHUNK_BYTES = 16384;
-/** The sender's window: chunks sent and not yet acknowledged (SEND_WINDOW_CHUNKS in packages/server/src/snapshots.ts). */
+/** The sender's window: chunks sent and not yet acknowledged (SEND_WINDOW_CHUNKS in packages/server/src/snapshot-sender.ts). */
 const SEND_WINDOW_BYTES = 4 * CHUNK_BYTES;
 const CUT_AFTER_CHUNKS = 5;
 

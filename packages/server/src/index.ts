@@ -3,3 +3,4 @@ export { startServer, type RunningServer } from './server.js';
 export { parseServeConfig, ConfigError, DEFAULTS, type ServeConfig, type PeerSpec } from './config.js';
 export { QuorumKvNode, type NodeStatusView } from './node.js';
 export { attachClientEndpoint, type ClientEndpoint, type ClientEndpointOptions } from './client-endpoint.js';
+export { ManualClock, createRealClock, type Clock, type TimerHandle, type Random } from './world.js';
