@@ -288,8 +288,9 @@ class Transfer {
     }
   }
 
+  /** True while a connection is open (in 'reopening' it waits for a fresh read before begin). */
   private connected(): boolean {
-    return this.phase === 'beginning' || this.phase === 'sending' || this.phase === 'finishing';
+    return this.phase === 'beginning' || this.phase === 'reopening' || this.phase === 'sending' || this.phase === 'finishing';
   }
 
   private log(level: LogLevel, msg: string, fields: Record<string, unknown>): SendAction {
@@ -327,7 +328,7 @@ class Transfer {
   }
 
   private onFrame(f: RawFrame | null, nowMs: number, out: SendAction[]): void {
-    if (!this.connected()) return; // a frame racing a hang-up
+    if (!this.connected() || this.phase === 'reopening') return; // racing a hang-up; or nothing was asked yet
     if (f === null) return this.attemptFailed('malformed frame on the snapshot channel', nowMs, out);
     if (this.phase === 'beginning') return this.onResume(f, nowMs, out);
     if (this.phase === 'finishing') {

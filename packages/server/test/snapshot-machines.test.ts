@@ -168,6 +168,25 @@ describe('snapshot transfer state machines', () => {
     expect(sim.reports).toEqual(['n3 failed', 'n2 failed', 'n4 ok']);
   });
 
+  it('a connection lost while a fresh read opens ends the attempt at once (not after the stall timeout)', () => {
+    const sender = new SnapshotSender({ maxConcurrent: 1, random: new Prng(1) });
+    const step = (e: Parameters<SnapshotSender['step']>[0]) => sender.step(e, 0).map((a) => (a.type === 'log' ? `log ${a.msg}` : a.type === 'send' ? `send ${a.frame.t}` : a.type));
+    expect(step({ type: 'want', msg: snapMessage('n1', 'n2') })).toEqual(['open']);
+    expect(step({ type: 'opened', peer: 'n2', info: { index: 10, term: 2 } })).toEqual(['log snapshot transfer started', 'dial']);
+    expect(step({ type: 'connected', peer: 'n2' })).toEqual(['send begin', 'setTimer']);
+    expect(step({ type: 'frame', peer: 'n2', frame: { t: 'resume', offset: 0 } })).toEqual(['clearTimer', 'read']);
+    expect(step({ type: 'chunkRead', peer: 'n2', data: new Uint8Array(100) })).toEqual(['takeTokens']);
+    expect(step({ type: 'tokens', peer: 'n2', request: 1 })).toEqual(['send chunk', 'read']);
+    expect(step({ type: 'disconnected', peer: 'n2', reason: 'reset' })).toEqual(['log snapshot transfer interrupted', 'hangUp', 'setTimer']);
+    expect(step({ type: 'chunkRead', peer: 'n2', data: new Uint8Array(100) })).toEqual([]); // buffered for the next connection
+    expect(step({ type: 'timer', peer: 'n2', timer: 'backoff' })).toEqual(['dial']);
+    expect(step({ type: 'connected', peer: 'n2' })).toEqual(['send begin', 'setTimer']);
+    // The receiver stages more than this read holds: a fresh read is opened before the next begin.
+    expect(step({ type: 'frame', peer: 'n2', frame: { t: 'resume', offset: 5000 } })).toEqual(['log snapshot transfer restarts from the beginning', 'clearTimer', 'open']);
+    expect(step({ type: 'frame', peer: 'n2', frame: { t: 'ack', offset: 5000 } })).toEqual([]); // nothing was asked
+    expect(step({ type: 'disconnected', peer: 'n2', reason: 'reset' })).toEqual(['log snapshot transfer interrupted', 'hangUp', 'setTimer']);
+  });
+
   it('past the queue limit a transfer is refused at once (reported failed to the core)', () => {
     const sender = new SnapshotSender({ maxConcurrent: 2, random: new Prng(1) });
     const peers = Array.from({ length: 2 + MAX_QUEUED_TRANSFERS + 1 }, (_, i) => `p${i}`);
