@@ -358,45 +358,60 @@ function describeAction(a: ReceiveAction): string {
 describe('snapshot transfer under random faults (seeded)', () => {
   /** Seeds run by default; SNAPSHOT_SIM_SEEDS=N runs more. */
   const SEEDS = Number(process.env.SNAPSHOT_SIM_SEEDS ?? 300);
-  /** Faults stop by then; the transfer must be installed within LIVENESS_MS after. */
+  /**
+   * Faults stop by then; every follower must have installed within LIVENESS_MS after, plus twice
+   * the time its bytes take at the rate limit (a resend for each refused chunk at most), followers
+   * one after another.
+   */
   const FAULTS_UNTIL_MS = 20_000;
-  const LIVENESS_MS = 60_000;
+  const LIVENESS_MS = 30_000;
 
   /**
-   * One seed: a random snapshot, rate and fault flags, and a schedule of follower restarts and
-   * silent periods during the first 20 s. Returns whether the follower ended up with exactly the
-   * leader's bytes, and the transcript.
+   * One seed: 1-3 followers, 1-2 transfers at once, a random snapshot, rate and fault flags, and
+   * a schedule of follower restarts and silent periods during the first 20 s. Returns whether
+   * every follower ended up with exactly the leader's bytes, and the transcript.
    */
   function runSeed(seed: number): { ok: boolean; faults: number; simMs: number; lines: string[] } {
     const rng = new Prng(seed);
+    const followers = ['n2', 'n3', 'n4'].slice(0, 1 + rng.int(3));
+    const chunkSizes = Array.from({ length: 1 + rng.int(30) }, () => 1 + rng.int(2000));
+    const rateBytesPerSec = rng.int(2) === 0 ? 0 : 2000 + rng.int(50_000);
+    const bytes = chunkSizes.reduce((a, b) => a + b, 0);
+    const untilMs = FAULTS_UNTIL_MS + LIVENESS_MS + (rateBytesPerSec > 0 ? (2 * followers.length * bytes * 1000) / rateBytesPerSec : 0);
     const sim = new SnapshotSim({
-      followers: ['n2'],
-      snapshot: { ...SNAP, chunkSizes: Array.from({ length: 1 + rng.int(30) }, () => 1 + rng.int(2000)) },
-      rateBytesPerSec: rng.int(2) === 0 ? 0 : 2000 + rng.int(50_000),
+      followers,
+      snapshot: { ...SNAP, chunkSizes },
+      rateBytesPerSec,
+      maxConcurrent: 1 + rng.int(2),
       faults: { ...(rng.int(2) === 0 ? { corruptEveryNthChunk: 2 + rng.int(4) } : {}), ...(rng.int(2) === 0 ? { cutAfterChunks: 1 + rng.int(10) } : {}) },
       seed,
     });
     const faults = 1 + rng.int(4);
     for (let i = 0; i < faults; i++) {
+      const id = followers[rng.int(followers.length)]!;
       const at = rng.int(FAULTS_UNTIL_MS - 5000);
       const forMs = 1 + rng.int(5000);
       const silent = rng.int(2) === 0;
-      sim.clock.setTimer(at, () => (silent ? (sim.follower('n2').blackholed = true) : sim.setUp('n2', false)));
-      sim.clock.setTimer(at + forMs, () => (silent ? (sim.follower('n2').blackholed = false) : sim.setUp('n2', true)));
+      sim.clock.setTimer(at, () => (silent ? (sim.follower(id).blackholed = true) : sim.setUp(id, false)));
+      sim.clock.setTimer(at + forMs, () => (silent ? (sim.follower(id).blackholed = false) : sim.setUp(id, true)));
     }
-    sim.want('n2');
-    const f = sim.follower('n2');
-    // Like the cores, every 500 ms: the follower's installs what was delivered; the leader's asks
+    for (const id of followers) sim.want(id);
+    // Like the cores, every 500 ms: a follower's installs what was delivered; the leader's asks
     // again for a follower still behind once no transfer to it runs (a failed one, or one whose
     // delivered copy the follower lost in a restart before installing it).
+    const behind = () => followers.filter((id) => !sim.follower(id).installed);
     const cores = (): void => {
-      if (f.up && f.delivered && !f.installed) sim.install('n2');
-      else if (!f.installed && !sim.sender.peers().includes('n2')) sim.want('n2');
-      if (!f.installed && sim.clock.nowMs() < FAULTS_UNTIL_MS + LIVENESS_MS) sim.clock.setTimer(500, cores);
+      for (const id of behind()) {
+        const f = sim.follower(id);
+        if (f.up && f.delivered) sim.install(id);
+        else if (!sim.sender.peers().includes(id)) sim.want(id);
+      }
+      if (behind().length > 0 && sim.clock.nowMs() < untilMs) sim.clock.setTimer(500, cores);
     };
     sim.clock.setTimer(500, cores);
-    const simMs = sim.run(FAULTS_UNTIL_MS + LIVENESS_MS);
-    const ok = f.installed !== undefined && Buffer.from(f.installed).equals(Buffer.from(sim.snapshotBytes()));
+    const simMs = sim.run(untilMs);
+    const want = Buffer.from(sim.snapshotBytes());
+    const ok = followers.every((id) => sim.follower(id).installed !== undefined && Buffer.from(sim.follower(id).installed!).equals(want));
     return { ok, faults, simMs, lines: sim.lines };
   }
 
