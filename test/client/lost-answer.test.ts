@@ -129,9 +129,9 @@ describe('a write whose answer was lost is retried exactly once', () => {
     expect(item).toMatchObject({ value: 'once', version: 1, modRevision: appliedRevision });
   }));
 
-  // Known bug, see /work/notes/client-bugs.md C3: the retried write gets its original revision but
-  // the term of the retry's own log entry (the new leader's term), although `term` is documented
-  // as the term of the write's log entry. Uses the answer recorded by the test above; if that test
+  // The retried write gets its original revision AND the term of its original log entry (not the
+  // term of the retry's own entry, the new leader's): `term` is documented as the term of the
+  // write's log entry. Uses the answer recorded by the test above; if that test
   // did not get an answer this one does not throw, so it is reported as a failure, not hidden.
   it('put: answer lost, then the leader is killed: the retry also gets the original term', () => {
     if (!failoverAnswer) return;

@@ -8,7 +8,7 @@
 //
 // A script, not a test. Build first: `pnpm exec tsc -b packages/server`. Then, from the repo root:
 //   node test/snapshot/catchup-storm.mjs [--target-mb 500] [--fill-seconds 300] [--load-rps 100]
-//        [--steady-seconds 20] [--out /work/notes/catchup-storm.md] [--keep] [--server-args="--flag v …"]
+//        [--steady-seconds 20] [--out ./catchup-storm.md] [--keep] [--server-args="--flag v …"]
 //        [--rates 33554432,0]   snapshot rate limits to try, one catch-up round each (0 = unlimited)
 //
 // The load is open-loop: request i is due at start + i/rps and its latency is measured from that
@@ -49,7 +49,7 @@ const { values: opt } = parseArgs({
     'fill-seconds': { type: 'string', default: '300' },
     'load-rps': { type: 'string', default: '100' },
     'steady-seconds': { type: 'string', default: '20' },
-    out: { type: 'string', default: '/work/notes/catchup-storm.md' },
+    out: { type: 'string', default: './catchup-storm.md' },
     keep: { type: 'boolean', default: false },
     'catchup-timeout-seconds': { type: 'string', default: '240' },
     rates: { type: 'string', default: `${32 * 1024 * 1024},0` },
@@ -301,10 +301,8 @@ async function round(label, rate, lead, follower, load) {
   if (removed.status !== 200) throw new Error(`member remove ${follower.id}: ${removed.status} ${removed.body}`);
   await stopNode(follower);
   rmSync(follower.dataDir, { recursive: true, force: true });
-  // The node stays down until the leader's log no longer holds the entry after its old match: the
-  // leader then has to send a snapshot (a node back after a long absence, on a new disk). Without
-  // this wait the leader would probe at match+1 forever, since Raft assumes a follower never loses
-  // what it acknowledged (see notes/snapshot-bugs.md S3).
+  // The node stays down until the leader's log no longer holds the entry after its old match, so
+  // the replacement has to catch up by snapshot (a node back after a long absence, on a new disk).
   // Small extra writes (not measured) speed that up.
   load.mark(`${label} follower down`);
   let compactedPast = false;

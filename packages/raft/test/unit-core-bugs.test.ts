@@ -1,7 +1,4 @@
-// Open core issues found by the transcript and unit tests, each written as the test that should
-// pass. They are marked `it.fails` so CI stays green while the issue is open; vitest reports an
-// error as soon as one starts passing — then turn `it.fails` into `it`. Details and suggested
-// fixes: /work/notes/core-bugs.md.
+// Core issues found by the transcript and unit tests, each kept as the test that shows it fixed.
 import { describe, expect, it } from 'vitest';
 import { TestNet, text } from './net.js';
 

@@ -1,4 +1,4 @@
-// Regression tests for core bug B1 (/work/notes/core-bugs.md): a node that joins with an empty
+// Regression tests for a core bug: a node that joins with an empty
 // ConfState must learn the whole membership — founding members bootstrap it into the log — and
 // so can never believe it is the only voter, elect itself alone and commit alone.
 import { describe, expect, it } from 'vitest';
