@@ -1,67 +1,50 @@
 // The replicated key-value state machine: applies committed entries in one batch per call
 // (writes + applied index/term/hash + membership), with exactly-once client sessions.
-import { createHash, hash } from 'node:crypto';
-import { type Backend, type BatchOp, ITERATE_BATCH_MAX, type ReadView, readAll } from './backend.js';
-import { type Command, CommandDecodeError, type SessionTag, decodeCommandOnce } from './commands.js';
-import { bytesEqual, isRecord, latin1, u64be, writeU64be } from './codec.js';
-import { encodeApplyResult } from './msgpack-writer.js';
-import { StorageArgumentError, StorageCorruptError, StorageIoError, assert } from './errors.js';
+//
+// A thin composition of three pieces (docs/storage.md, "The state machine"):
+//   - the replicated rules, a pure function (kv-rules.ts: applyBatch(view, items) → results, writes);
+//   - the write-behind layer (write-behind.ts): pending writes, the record cache, batches landing in order;
+//   - the backend (backend.ts: LevelDB or the memory twin).
+// This file holds the computed state (session table, applied position after the last computed
+// batch), the stored state (applied position of the last landed batch) and the reads.
+import { createHash } from 'node:crypto';
+import { type Backend, ITERATE_BATCH_MAX, type ReadView, readAll } from './backend.js';
+import { type Command, CommandDecodeError } from './commands.js';
+import { u64be } from './codec.js';
+import { StorageArgumentError, StorageIoError, assert } from './errors.js';
 import {
   type KeyValue,
   type KvRecord,
   type SessionHeader,
   decodeKvRecord,
-  INLINE_RESULTS_MAX,
-  INLINE_RESULT_BYTES_MAX,
   decodeSessionHeader,
-  encodeKvRecord,
-  encodeSessionHeader,
   genPrefix,
   genRange,
-  kvKey,
   kvPrefixRange,
   kvRange,
-  safeUnpack,
-  sessionHeaderKey,
   sessionHeaderRange,
   sessionIdOfHeaderKey,
-  sessionResultKey,
 } from './kv-layout.js';
 import {
-  type AppliedState,
-  MetaKey,
-  decodeApplied,
-  decodeGeneration,
-  decodeMembership,
-  initialApplied,
-  metaPut,
-  readMeta,
-} from './meta.js';
+  type ApplyItem,
+  type ApplyResult,
+  type BatchWrites,
+  type KvView,
+  type PreparedBatch,
+  applyBatch,
+  completeDeferred,
+  prepareBatch,
+  resultRef,
+  storedResultsNeeded,
+  toKeyValue,
+} from './kv-rules.js';
+import { type AppliedState, decodeApplied, decodeGeneration, decodeMembership, initialApplied, readMeta } from './meta.js';
 import { SerialQueue } from './serial.js';
 import type { Membership } from './types.js';
+import { WriteBehind } from './write-behind.js';
 
-/** One committed entry to apply. */
-export type ApplyItem =
-  /** A normal entry: `data` is an encoded Command, or empty for the leader's no-op. */
-  | { kind: 'entry'; index: number; term: number; data: Uint8Array }
-  /** A membership change; the server computed the new membership from the conf change in `data`. */
-  | { kind: 'membership'; index: number; term: number; data: Uint8Array; membership: Membership };
-
-/** Error codes a command can end with (the entry is still applied, as a no-op). */
-export type ApplyErrorCode = 'QKV_BAD_COMMAND' | 'QKV_SESSION_EXPIRED' | 'QKV_SESSIONS_FULL';
-
-/** The result of one applied item. `revision` is the Raft index of the entry. */
-export type ApplyResult =
-  /**
-   * `term` is the term of the entry that applied the write. A retried session write returns the
-   * stored result of its first application, term included (the retry's entry may be newer).
-   */
-  | { op: 'put'; revision: number; term?: number }
-  | { op: 'del'; deleted: boolean; revision: number; term?: number }
-  | { op: 'cas'; succeeded: boolean; revision: number; current?: KeyValue; term?: number }
-  /** No-op entries and membership changes. */
-  | { op: 'none' }
-  | { op: 'error'; code: ApplyErrorCode; message: string };
+export { chainHash } from './kv-rules.js';
+export type { ApplyItem, ApplyErrorCode, ApplyResult } from './kv-rules.js';
 
 /** Range query: by prefix, or [start, end) (end omitted = to the last key). */
 export type RangeRequest = { prefix: Uint8Array } | { start: Uint8Array; end?: Uint8Array };
@@ -161,68 +144,28 @@ export interface KvStateMachine {
   stateHashAt(): Promise<{ appliedIndex: number; stateHash: string }>;
 }
 
-/** chainHash's input buffer, reused (hashing is synchronous); grows to the largest entry seen. */
-let chainScratch = Buffer.allocUnsafe(1024);
-/** Entries larger than this get a buffer of their own rather than growing the scratch buffer. */
-const CHAIN_SCRATCH_MAX_BYTES = 64 * 1024;
-
-/** Chains the applied hash over one entry: sha256(prev ++ index ++ term ++ data). */
-export function chainHash(prev: Uint8Array, index: number, term: number, data: Uint8Array): Uint8Array {
-  return latin1Bytes(chainHashLatin1(latin1(prev), index, term, data));
-}
-
-/**
- * chainHash with the hashes as latin1 strings (one character per byte). A digest returned as a
- * string stays on the V8 heap; as a Buffer it cost an ArrayBuffer per entry (two mallocs and GC
- * tracking), two thirds of the hashing time. ApplyTx chains strings and makes bytes once per batch.
- */
-function chainHashLatin1(prev: string, index: number, term: number, data: Uint8Array): string {
-  // One reused buffer and a one-shot digest: a Hash object per entry cost a third more.
-  const size = prev.length + 16 + data.length;
-  if (chainScratch.length < size && size <= CHAIN_SCRATCH_MAX_BYTES) chainScratch = Buffer.allocUnsafe(Math.max(size, 2 * chainScratch.length));
-  const input = size <= chainScratch.length ? chainScratch.subarray(0, size) : Buffer.allocUnsafe(size);
-  input.write(prev, 0, 'latin1');
-  writeU64be(input, prev.length, index);
-  writeU64be(input, prev.length + 8, term);
-  input.set(data, prev.length + 16);
-  return hash('sha256', input, 'binary'); // 'binary' is latin1
-}
-
-/** A latin1 string's bytes, as a plain Uint8Array. */
-function latin1Bytes(s: string): Uint8Array {
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
-}
-
-function toKeyValue(key: Uint8Array, r: KvRecord): KeyValue {
-  return { key, value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version };
-}
-
-/** The KvStateMachine over any Backend. */
+/** The KvStateMachine over any Backend: the pure rules, the write-behind layer and the backend. */
 export class KvStateMachineImpl implements KvStateMachine {
   readonly options: Required<KvOptions>;
-  /** Serializes apply and snapshot install. */
+  /** Serializes computing batches and snapshot install. */
   readonly queue = new SerialQueue();
-  /** In-memory copy of the session headers, ordered by lastActiveMs (ascending). */
-  private sessions = new Map<string, SessionHeader>();
-  private appliedState: AppliedState = initialApplied();
-  private currentMembership: Membership | undefined;
+  private readonly writeBehind: WriteBehind;
+  /** The generation holding the live kv/sessions data. */
   private gen = 0;
-  /** Set when an apply failed midway; the in-memory session map can no longer be trusted. */
+  /** Set when an apply failed; nothing is computed or answered after it until the store is reopened. */
   private failure: unknown;
-  /** Recent kv records of the current generation, exactly as stored (null = absent). */
-  private readonly cache: RecordCache;
-  /** Bumped whenever applied writes or an install change what the cache may hold. */
-  private cacheEpoch = 0;
-  /** State after the last computed batch (ahead of appliedState while its write is pending). */
+
+  // The computed state: as of the last batch whose results were computed (docs/storage.md, "The
+  // applied index"). Ahead of the stored state while batches are in flight.
+  /** Session headers of the computed state, in ascending lastActiveMs order. Headers are never changed in place. */
+  private sessions = new Map<string, SessionHeader>();
   private computedState: AppliedState = initialApplied();
-  /** Writes of computed batches not yet in LevelDB, by latin1 key, with the batch that wrote them. */
-  private readonly pendingKv = new Map<string, { record: KvRecord | null; batch: number }>();
-  private readonly pendingResults = new Map<string, { packed: Uint8Array | null; batch: number }>();
-  private batchSeq = 0;
-  /** The write chain: batches land in the order they were computed. */
-  private landing: Promise<void> = Promise.resolve();
+  /** Applied indexes of the batches computed and not landed yet, oldest first. */
+  private readonly inFlight: number[] = [];
+
+  // The stored state: as of the last batch that landed in the backend (synced, unless sync: false).
+  private storedState: AppliedState = initialApplied();
+  private storedMembership: Membership | undefined;
 
   private constructor(
     readonly backend: Backend,
@@ -233,7 +176,7 @@ export class KvStateMachineImpl implements KvStateMachine {
     if (!(o.sessionTtlMs > 0 && o.maxResultsPerSession >= 1 && o.maxSessions >= 1 && o.maxRangeLimit >= 1 && o.recordCacheBytes >= 0)) {
       throw new StorageArgumentError(`invalid KvOptions ${JSON.stringify(o)}: every limit must be positive`);
     }
-    this.cache = new RecordCache(o.recordCacheBytes);
+    this.writeBehind = new WriteBehind(backend, o.recordCacheBytes);
   }
 
   /** Loads applied state, membership, generation and session headers. */
@@ -248,16 +191,15 @@ export class KvStateMachineImpl implements KvStateMachine {
     return this.gen;
   }
 
-  /** Re-reads everything cached from the backend (at open and after a snapshot install). */
+  /** Re-reads everything from the backend (at open and after a snapshot install): computed = stored. */
   async reload(): Promise<void> {
     const b = this.backend;
-    this.cache.clear();
-    this.cacheEpoch++;
+    assert(this.inFlight.length === 0, 'reload with apply batches not landed');
+    this.writeBehind.reset();
     this.gen = (await readMeta(b, b.location, 'generation', decodeGeneration)) ?? 0;
-    this.appliedState = (await readMeta(b, b.location, 'applied', decodeApplied)) ?? initialApplied();
-    this.computedState = this.appliedState;
-    assert(this.pendingKv.size === 0 && this.pendingResults.size === 0, 'reload with writes not landed');
-    this.currentMembership = await readMeta(b, b.location, 'membership', decodeMembership);
+    this.storedState = (await readMeta(b, b.location, 'applied', decodeApplied)) ?? initialApplied();
+    this.computedState = this.storedState;
+    this.storedMembership = await readMeta(b, b.location, 'membership', decodeMembership);
     const headers: Array<[string, SessionHeader]> = [];
     for (const [key, value] of await readAll(b, 'sessions', sessionHeaderRange(this.gen))) {
       headers.push([sessionIdOfHeaderKey(key), decodeSessionHeader(b.location, value)]);
@@ -265,33 +207,30 @@ export class KvStateMachineImpl implements KvStateMachine {
     // Invariant: map order is ascending lastActiveMs (ties in any order: expiry takes a whole tie).
     headers.sort((a, b2) => a[1].lastActiveMs - b2[1].lastActiveMs);
     this.sessions = new Map(headers);
-    this.cache.clear(); // again: a get() that ran during the reload may have cached old data
-    this.cacheEpoch++;
+    this.writeBehind.reset(); // again: a get() that ran during the reload may have cached old data
   }
 
+  /** The stored applied index: the last entry whose batch landed in the backend. */
   appliedIndex(): number {
-    return this.appliedState.index;
+    return this.storedState.index;
+  }
+
+  /** The computed applied index: the last entry whose result was computed (≥ appliedIndex()). */
+  computedIndex(): number {
+    return this.computedState.index;
   }
 
   applied(): AppliedState {
-    return { ...this.appliedState, hash: this.appliedState.hash.slice() };
+    return { ...this.storedState, hash: this.storedState.hash.slice() };
   }
 
   membership(): Membership | undefined {
-    return this.currentMembership && structuredClone(this.currentMembership);
+    return this.storedMembership && structuredClone(this.storedMembership);
   }
 
   async get(key: Uint8Array): Promise<KeyValue | undefined> {
-    const k = latin1(key);
-    let record = this.cache.get(k);
-    if (record === undefined) {
-      const epoch = this.cacheEpoch;
-      const bytes = await this.backend.get('kv', kvKey(this.gen, key));
-      record = bytes === undefined ? null : decodeKvRecord(this.backend.location, bytes);
-      // Only if no apply or install finished meanwhile: the read may predate its writes.
-      if (epoch === this.cacheEpoch) this.cache.set(k, record);
-    }
-    return record ? toKeyValue(new Uint8Array(key), { ...record, value: record.value.slice() }) : undefined;
+    const r = await this.writeBehind.landedRecord(this.gen, key);
+    return r ? { key: new Uint8Array(key), value: r.value.slice(), createRevision: r.createRevision, modRevision: r.modRevision, version: r.version } : undefined;
   }
 
   async range(request: RangeRequest, limit: number): Promise<KeyValue[]> {
@@ -345,65 +284,16 @@ export class KvStateMachineImpl implements KvStateMachine {
   }
 
   apply(items: ApplyItem[], options: { sync?: boolean; onResults?: (results: ApplyResult[]) => void } = {}): Promise<ApplyResult[]> {
-    // Two stages. Computing a batch (reads, results, ops) is serialized in `queue`; writing is
-    // serialized in `landing`, in the same order. A batch is computed while the previous one's
-    // write is still queued in LevelDB (often behind a log fsync): its reads consult the writes
-    // not yet landed first (`pendingKv`, `pendingResults`).
+    // Two stages. Computing a batch (reads, results, writes) is serialized in `queue`; landing is
+    // serialized in the write-behind layer, in the same order. A batch is computed while the
+    // previous one's write is still queued in LevelDB (often behind a log fsync): its reads
+    // consult the writes not yet landed first.
     const computed = this.queue.run(async () => {
       this.checkNotFailed();
       try {
-        const decoded = items.map(decodeItem);
-        const keys = new Array<string | undefined>(items.length);
-        const missing = new Map<string, Uint8Array>();
-        const before = this.lookup(decoded, keys, missing);
-        // A put's answer (revision, term) does not depend on the key's earlier record; only the
-        // new record's createRevision and version do. When every command on a key that is not at
-        // hand is a put, the batch is computed and answered first, and ApplyTx completes those
-        // two fields once the read is back: the read is off the writers' path (new keys). Any
-        // other command on such a key (del, cas) needs the record: read first.
-        const deferred = missing.size > 0 && onlyPutsOn(missing, decoded, keys) ? missing : undefined;
-        if (missing.size > 0 && !deferred) await this.readInto(missing, before);
-        const tx = new ApplyTx(this, this.sessions, this.computedState, before, deferred);
-        const results: ApplyResult[] = [];
-        for (let i = 0; i < items.length; i++) {
-          // Synchronous unless a command needs a read the lookup could not do (rare).
-          const r = tx.applyItem(items[i] as ApplyItem, decoded[i], keys[i]);
-          results.push(r instanceof Promise ? await r : r);
-        }
-        if (deferred) {
-          options.onResults?.(results);
-          const prior = new Map<string, KvRecord | null>();
-          await this.readInto(deferred, prior);
-          tx.completeDeferred(prior);
-        }
-        const ops = tx.ops();
-        const batch = ++this.batchSeq;
-        // forEach, not for-of with destructuring: no entry array per key (this runs per write).
-        tx.kvWrites().forEach((w, k) => this.pendingKv.set(k, { record: w[1], batch }));
-        tx.resultWrites().forEach((w, k) => this.pendingResults.set(k, { packed: w[1], batch }));
-        this.computedState = tx.applied;
-        if (!deferred) options.onResults?.(results);
-        const landed = this.landing.then(async () => {
-          this.checkNotFailed();
-          await this.backend.write(ops, { sync: options.sync ?? true, label: 'kv.apply' });
-          tx.kvWrites().forEach((w, k) => {
-            this.cache.set(k, w[1]);
-            if (this.pendingKv.get(k)?.batch === batch) this.pendingKv.delete(k);
-          });
-          tx.resultWrites().forEach((_w, k) => {
-            if (this.pendingResults.get(k)?.batch === batch) this.pendingResults.delete(k);
-          });
-          this.cacheEpoch++;
-          this.appliedState = tx.applied;
-          if (tx.membership) this.currentMembership = tx.membership;
-        });
-        landed.catch((err: unknown) => {
-          this.failure ??= err;
-        });
-        this.landing = landed.catch(() => undefined);
-        return { results, landed };
+        return await this.compute(items, options);
       } catch (err) {
-        // The session map may hold changes that never reached the disk: refuse to go on from it.
+        // Refuse to go on: the batch's entries are committed, so no later batch may skip them.
         this.failure ??= err;
         throw err;
       }
@@ -416,7 +306,77 @@ export class KvStateMachineImpl implements KvStateMachine {
 
   /** Resolves once every computed batch has been written (or one failed). */
   flush(): Promise<void> {
-    return this.landing;
+    return this.writeBehind.flush();
+  }
+
+  /** Computes one batch (gathering its reads, then the pure rules), adopts it as the computed state and starts its landing. */
+  private async compute(
+    items: ApplyItem[],
+    options: { sync?: boolean; onResults?: (results: ApplyResult[]) => void },
+  ): Promise<{ results: ApplyResult[]; landed: Promise<void> }> {
+    const batch = prepareBatch(items);
+    const missing = new Map<string, Uint8Array>();
+    const before = this.writeBehind.lookup(batch.commands, batch.keys, missing);
+    // A put's answer (revision, term) does not depend on the key's earlier record; only the new
+    // record's createRevision and version do. When every command on a key that is not at hand is
+    // a put, the batch is computed and answered first, and completeDeferred fixes those two fields
+    // once the read is back: the read is off the writers' path (new keys). Any other command on
+    // such a key (del, cas) needs the record: read first.
+    const deferred = missing.size > 0 && onlyPutsOn(missing, batch.commands, batch.keys) ? missing : undefined;
+    if (missing.size > 0 && !deferred) await this.writeBehind.readInto(this.gen, missing, before);
+    const stored = await this.readStoredResults(batch);
+    const view = new ComputedView(this.backend.location, this.computedState, before, this.sessions, stored);
+    const { results, writes } = applyBatch(view, batch, this.options);
+    this.adoptComputed(writes, items.length);
+    if (deferred) {
+      options.onResults?.(results);
+      const prior = new Map<string, KvRecord | null>();
+      await this.writeBehind.readInto(this.gen, deferred, prior);
+      completeDeferred(writes, prior);
+    } else {
+      assert(writes.deferred.size === 0, 'the rules deferred a key that was read');
+    }
+    const staged = this.writeBehind.stage(writes);
+    if (!deferred) options.onResults?.(results);
+    const landed = this.writeBehind.land(staged, writes, this.gen, options.sync ?? true, () => this.adoptStored(writes));
+    landed.catch((err: unknown) => {
+      this.failure ??= err;
+    });
+    return { results, landed };
+  }
+
+  /** Reads the stored results the batch's retries need (storedResultsNeeded); usually none. */
+  private async readStoredResults(batch: PreparedBatch): Promise<Map<string, Uint8Array | null> | undefined> {
+    const needed = storedResultsNeeded(batch, (id) => this.sessions.get(id));
+    if (needed.length === 0) return undefined;
+    const out = new Map<string, Uint8Array | null>();
+    for (const [id, seq] of needed) out.set(resultRef(id, seq), await this.writeBehind.storedResult(this.gen, id, seq));
+    return out;
+  }
+
+  /** The computed state moves to the batch's: its session headers and applied position. */
+  private adoptComputed(writes: BatchWrites, itemCount: number): void {
+    // Invariant: every committed entry is computed exactly once, in order (kv-rules checks each item).
+    assert(writes.applied.index === this.computedState.index + itemCount, `batch ends at ${writes.applied.index}, computed ${this.computedState.index} + ${itemCount}`);
+    // Deletes first, then re-inserts at the end: the table stays in ascending lastActiveMs order.
+    writes.sessions.forEach((header, id) => {
+      this.sessions.delete(id);
+      if (header) this.sessions.set(id, header);
+    });
+    this.computedState = writes.applied;
+    this.inFlight.push(writes.applied.index);
+  }
+
+  /** The stored state moves to a batch that landed (called by the write-behind layer, in order). */
+  private adoptStored(writes: BatchWrites): void {
+    // Paired with the push in adoptComputed: batches land in the order they were computed.
+    const expected = this.inFlight.shift();
+    assert(expected === writes.applied.index, `batch ending at ${writes.applied.index} landed, expected ${String(expected)}`);
+    assert(writes.applied.index >= this.storedState.index, 'the stored applied index went back');
+    this.storedState = writes.applied;
+    if (writes.membership) this.storedMembership = writes.membership;
+    // Invariant: stored <= computed (the computed state never trails what landed).
+    assert(this.storedState.index <= this.computedState.index, `stored applied index ${this.storedState.index} is past the computed ${this.computedState.index}`);
   }
 
   private checkNotFailed(): void {
@@ -424,73 +384,38 @@ export class KvStateMachineImpl implements KvStateMachine {
       throw new StorageIoError(this.backend.location, 'an earlier apply failed; close and reopen the store', { cause: this.failure });
     }
   }
-
-  /**
-   * The records, as of before the batch, of the keys the batch's commands touch that are at hand
-   * (earlier batches' unlanded writes, then the cache); the others go to `missing`, to be read
-   * with one getMany (readInto) instead of a round trip per command.
-   */
-  private lookup(
-    decoded: Array<Command | CommandDecodeError | undefined>,
-    /** Filled with each command's key as a latin1 string (computed once per command). */
-    keys: Array<string | undefined>,
-    missing: Map<string, Uint8Array>,
-  ): Map<string, KvRecord | null> {
-    const out = new Map<string, KvRecord | null>();
-    for (let i = 0; i < decoded.length; i++) {
-      const cmd = decoded[i];
-      if (!cmd || cmd instanceof CommandDecodeError) continue;
-      const k = latin1(cmd.key);
-      keys[i] = k;
-      if (out.has(k) || missing.has(k)) continue;
-      const pending = this.pendingKv.get(k);
-      if (pending) {
-        out.set(k, pending.record);
-        continue;
-      }
-      const cached = this.cache.get(k);
-      if (cached !== undefined) out.set(k, cached);
-      else missing.set(k, cmd.key);
-    }
-    return out;
-  }
-
-  /** Reads the records of `keys` (by latin1 key) with one getMany into `out` (null = absent). */
-  private async readInto(keys: Map<string, Uint8Array>, out: Map<string, KvRecord | null>): Promise<void> {
-    const list = [...keys.values()];
-    const values = await this.backend.getMany('kv', list.map((k) => kvKey(this.gen, k)));
-    list.forEach((k, i) => {
-      const bytes = values[i];
-      out.set(latin1(k), bytes === undefined ? null : decodeKvRecord(this.backend.location, bytes));
-    });
-  }
-
-  /** Reads a kv record (for ApplyTx). */
-  async readRecord(key: Uint8Array): Promise<KvRecord | undefined> {
-    const pending = this.pendingKv.get(latin1(key));
-    if (pending) return pending.record ?? undefined;
-    const bytes = await this.backend.get('kv', kvKey(this.gen, key));
-    return bytes && decodeKvRecord(this.backend.location, bytes);
-  }
-
-  /** Reads a stored session result (for ApplyTx). */
-  async readResult(id: string, seq: number): Promise<ApplyResult | undefined> {
-    const key = sessionResultKey(this.gen, id, seq);
-    const pending = this.pendingResults.get(latin1(key));
-    if (pending) return pending.packed ? decodeStoredResult(this.backend.location, pending.packed) : undefined;
-    const bytes = await this.backend.get('sessions', key);
-    return bytes && decodeStoredResult(this.backend.location, bytes);
-  }
 }
 
-/** Decodes the command of an item up front: undefined for no-ops and membership changes. */
-function decodeItem(item: ApplyItem): Command | CommandDecodeError | undefined {
-  if (item.kind !== 'entry' || item.data.length === 0) return undefined;
-  try {
-    return decodeCommandOnce(item.data);
-  } catch (err) {
-    assert(err instanceof CommandDecodeError, `unexpected decode failure: ${String(err)}`);
-    return err;
+/** The view the rules read a batch through: records gathered for the batch, the computed session table. */
+class ComputedView implements KvView {
+  constructor(
+    readonly location: string,
+    readonly applied: AppliedState,
+    /** The batch's keys as before the batch (null = absent; missing = deferred). */
+    private readonly records: Map<string, KvRecord | null>,
+    private readonly sessions: Map<string, SessionHeader>,
+    /** Stored results of their own the batch's retries need, by resultRef. */
+    private readonly results: Map<string, Uint8Array | null> | undefined,
+  ) {}
+
+  record(k: string): KvRecord | null | undefined {
+    return this.records.get(k);
+  }
+
+  session(id: string): SessionHeader | undefined {
+    return this.sessions.get(id);
+  }
+
+  sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  sessionsByActivity(): Iterator<[string, SessionHeader]> {
+    return this.sessions.entries();
+  }
+
+  storedResult(id: string, seq: number): Uint8Array | null | undefined {
+    return this.results?.get(resultRef(id, seq));
   }
 }
 
@@ -516,412 +441,4 @@ function onlyPutsOn(missing: Map<string, Uint8Array>, decoded: Array<Command | C
     if (k !== undefined && missing.has(k) && (decoded[i] as Command).op !== 'put') return false;
   }
   return true;
-}
-
-function decodeStoredResult(location: string, bytes: Uint8Array): ApplyResult {
-  const raw = safeUnpack(location, 'session result', bytes);
-  if (!isRecord(raw) || typeof raw['op'] !== 'string') throw new StorageCorruptError(location, 'a session result has an invalid shape');
-  const r = raw as unknown as ApplyResult;
-  if (r.op === 'cas' && r.current) {
-    const c = r.current;
-    r.current = { ...c, key: new Uint8Array(c.key), value: new Uint8Array(c.value) };
-  }
-  return r;
-}
-
-/**
- * One apply batch: an overlay of the writes so far (reads see earlier writes of the same batch),
- * turned into one list of ops at the end. Session headers are updated in the shared in-memory
- * map directly; if the batch write then fails, the backend is poisoned and the store must be
- * reopened, which reloads the map from disk.
- */
-class ApplyTx {
-  private readonly kv = new Map<string, [Uint8Array, KvRecord | null]>();
-  /** Result records written (packed) or deleted (null) by the batch. */
-  private readonly results = new Map<string, [Uint8Array, Uint8Array | null]>();
-  private readonly touchedSessions = new Set<string>();
-  membership: Membership | undefined;
-
-  // The applied position as items apply: fields rather than an object per entry, and the chained
-  // hash as a latin1 string (see chainHashLatin1); `applied` builds the AppliedState when read.
-  private index: number;
-  private term: number;
-  private clockMs: number;
-  private hashLatin1: string;
-  private appliedState: AppliedState | undefined;
-
-  constructor(
-    private readonly sm: KvStateMachineImpl,
-    private readonly sessions: Map<string, SessionHeader>,
-    start: AppliedState,
-    /** Records of the batch's keys as they were before the batch (null = absent). */
-    private readonly before: Map<string, KvRecord | null>,
-    /** Keys whose earlier record is read after the batch is computed; only puts touch them. */
-    private readonly deferred?: Map<string, Uint8Array>,
-  ) {
-    this.index = start.index;
-    this.term = start.term;
-    this.clockMs = start.clockMs;
-    this.hashLatin1 = latin1(start.hash);
-    this.appliedState = start;
-  }
-
-  /** The applied position after the items so far. */
-  get applied(): AppliedState {
-    return (this.appliedState ??= { index: this.index, term: this.term, hash: latin1Bytes(this.hashLatin1), clockMs: this.clockMs });
-  }
-
-  private advance(index: number, term: number, hashLatin1: string, clockMs: number): void {
-    this.index = index;
-    this.term = term;
-    this.hashLatin1 = hashLatin1;
-    this.clockMs = clockMs;
-    this.appliedState = undefined;
-  }
-
-  /**
-   * Applies one item; `decoded` is decodeItem(item), `k` its key as latin1. Returns the result at
-   * once when every read it needs is at hand (the batch lookup makes that the rule), else a promise;
-   * the caller awaits it before the next item.
-   */
-  applyItem(item: ApplyItem, decoded: Command | CommandDecodeError | undefined, k: string | undefined): ApplyResult | Promise<ApplyResult> {
-    // Invariant: entries are applied exactly once, in index order.
-    assert(item.index === this.index + 1, `apply of index ${item.index} after applied index ${this.index}`);
-    const hash = chainHashLatin1(this.hashLatin1, item.index, item.term, item.data);
-    let result: ApplyResult = { op: 'none' };
-    let clockMs = this.clockMs;
-    if (item.kind === 'membership') {
-      const m = decodeMembership(item.membership);
-      assert(m !== undefined, 'membership item with an invalid membership');
-      this.membership = m;
-    } else if (decoded instanceof CommandDecodeError) {
-      result = { op: 'error', code: 'QKV_BAD_COMMAND', message: decoded.message };
-    } else if (decoded) {
-      if (decoded.timeMs !== undefined && decoded.timeMs > clockMs) {
-        clockMs = decoded.timeMs;
-        this.expireSessions(clockMs);
-      }
-      const r = this.applySessionCommand(decoded, k ?? latin1(decoded.key), item.index, item.term, clockMs);
-      if (r instanceof Promise) {
-        return r.then((res) => {
-          this.advance(item.index, item.term, hash, clockMs);
-          return res;
-        });
-      }
-      result = r;
-    }
-    this.advance(item.index, item.term, hash, clockMs);
-    return result;
-  }
-
-  /** Expires every session idle longer than the TTL. Deterministic: depends only on replicated state. */
-  private expireSessions(clockMs: number): void {
-    const cutoffMs = clockMs - this.sm.options.sessionTtlMs;
-    for (const [id, header] of this.sessions) {
-      if (header.lastActiveMs >= cutoffMs) break; // map is ordered by lastActiveMs
-      for (const seq of header.seqs) this.forgetResult(id, header, seq);
-      this.sessions.delete(id);
-      this.touchedSessions.add(id);
-    }
-  }
-
-  private applySessionCommand(cmd: Command, k: string, index: number, term: number, clockMs: number): ApplyResult | Promise<ApplyResult> {
-    const tag = cmd.session;
-    if (!tag) return thenMap(this.executeCommand(cmd, k, index), (r) => withTerm(r, term));
-    let header = this.sessions.get(tag.id);
-    if (!header) {
-      // Seqs count from 1 (protocol convention): a client that already had an answer has
-      // ackedBelow > 1, so an unknown session with it must have expired (or been discarded).
-      if (tag.ackedBelow > 1) return sessionError('QKV_SESSION_EXPIRED', `session ${tag.id} is unknown or expired`);
-      if (this.sessions.size >= this.sm.options.maxSessions) {
-        return sessionError('QKV_SESSIONS_FULL', `the session table is full (${this.sm.options.maxSessions} sessions)`);
-      }
-      header = { lastActiveMs: clockMs, discardedBelow: 0, seqs: [], inline: new Map() };
-    }
-    // Touch: re-insert at the end keeps the map ordered by lastActiveMs (the clock never goes back).
-    this.sessions.delete(tag.id);
-    this.sessions.set(tag.id, header);
-    header.lastActiveMs = clockMs;
-    this.touchedSessions.add(tag.id);
-    this.discardBelow(tag.id, header, tag.ackedBelow);
-    if (header.seqs.includes(tag.seq)) {
-      return thenMap(this.readResult(tag.id, header, tag.seq), (stored) => {
-        assert(stored !== undefined, `session ${tag.id} lists seq ${tag.seq} without a stored result`);
-        return stored;
-      });
-    }
-    if (tag.seq < header.discardedBelow) {
-      return sessionError('QKV_SESSION_EXPIRED', `session ${tag.id}: the result of seq ${tag.seq} was already discarded`);
-    }
-    const r = this.executeCommand(cmd, k, index);
-    if (r instanceof Promise) return r.then((res) => this.keepResult(tag, header, withTerm(res, term)));
-    return this.keepResult(tag, header, withTerm(r, term));
-  }
-
-  /** Records a new result in its session (exactly-once bookkeeping) and returns it. */
-  private keepResult(tag: SessionTag, header: SessionHeader, result: ApplyResult): ApplyResult {
-    insertSorted(header.seqs, tag.seq);
-    this.storeResult(tag.id, header, tag.seq, result);
-    while (header.seqs.length > this.sm.options.maxResultsPerSession) {
-      this.discardBelow(tag.id, header, (header.seqs[0] as number) + 1);
-    }
-    return result;
-  }
-
-  /** Forgets results of seqs below `seq`. */
-  private discardBelow(id: string, header: SessionHeader, seq: number): void {
-    if (seq <= header.discardedBelow) return;
-    header.discardedBelow = seq;
-    while (header.seqs.length > 0 && (header.seqs[0] as number) < seq) this.forgetResult(id, header, header.seqs.shift() as number);
-  }
-
-  /** Executes a command against the key's current record: at once when it is known, else after a read. */
-  private executeCommand(cmd: Command, k: string, index: number): ApplyResult | Promise<ApplyResult> {
-    if (this.deferred?.has(k)) {
-      assert(cmd.op === 'put', `a ${cmd.op} on a key whose record is read after the batch`);
-      return this.putDeferred(k, cmd.key, cmd.value, index);
-    }
-    const known = this.known(k);
-    if (known !== undefined) return this.execute(cmd, k, index, known ?? undefined);
-    return this.sm.readRecord(cmd.key).then((record) => this.execute(cmd, k, index, record));
-  }
-
-  private execute(cmd: Command, k: string, index: number, current: KvRecord | undefined): ApplyResult {
-    switch (cmd.op) {
-      case 'put':
-        this.put(k, cmd.key, current, cmd.value, index);
-        return { op: 'put', revision: index };
-      case 'del':
-        if (current) this.write(k, cmd.key, null);
-        return { op: 'del', deleted: current !== undefined, revision: index };
-      case 'cas': {
-        const c = cmd.cond;
-        const ok =
-          'modRevision' in c
-            ? (current?.modRevision ?? 0) === c.modRevision
-            : 'value' in c
-              ? current !== undefined && bytesEqual(current.value, c.value)
-              : current === undefined;
-        if (!ok) return current ? { op: 'cas', succeeded: false, revision: index, current: toKeyValue(cmd.key, current) } : { op: 'cas', succeeded: false, revision: index };
-        if (cmd.then.op === 'put') this.put(k, cmd.key, current, cmd.then.value, index);
-        else if (current) this.write(k, cmd.key, null);
-        return { op: 'cas', succeeded: true, revision: index };
-      }
-    }
-  }
-
-  private put(k: string, key: Uint8Array, current: KvRecord | undefined, value: Uint8Array, index: number): void {
-    this.write(k, key, {
-      // Copied: a command's value is a view into a network frame, which the cache must not keep alive.
-      value: value.slice(),
-      createRevision: current ? current.createRevision : index,
-      modRevision: index,
-      version: current ? current.version + 1 : 1,
-    });
-  }
-
-  /** Puts of one deferred key in this batch: the first one's index and how many. */
-  private readonly deferredPuts = new Map<string, { firstIndex: number; count: number }>();
-
-  /**
-   * A put on a deferred key. createRevision and version are provisional — right if the key was
-   * absent before the batch — until completeDeferred sees the record it had.
-   */
-  private putDeferred(k: string, key: Uint8Array, value: Uint8Array, index: number): ApplyResult {
-    let d = this.deferredPuts.get(k);
-    if (!d) this.deferredPuts.set(k, (d = { firstIndex: index, count: 0 }));
-    d.count++;
-    this.write(k, key, { value: value.slice(), createRevision: d.firstIndex, modRevision: index, version: d.count });
-    return { op: 'put', revision: index };
-  }
-
-  /** Completes the deferred keys' records from what they were before the batch (`prior`, null = absent). */
-  completeDeferred(prior: Map<string, KvRecord | null>): void {
-    this.deferredPuts.forEach((d, k) => {
-      const was = prior.get(k);
-      if (!was) return; // absent: the provisional fields stand
-      const record = this.kv.get(k)?.[1];
-      assert(record, `deferred key without a record in the batch`);
-      record.createRevision = was.createRevision;
-      record.version = was.version + d.count;
-    });
-  }
-
-  /** The key's record as of this point of the batch (null = absent), or undefined when not known without a read. */
-  private known(k: string): KvRecord | null | undefined {
-    const pending = this.kv.get(k);
-    if (pending) return pending[1];
-    return this.before.get(k);
-  }
-
-  private write(k: string, key: Uint8Array, record: KvRecord | null): void {
-    this.kv.set(k, [key, record]);
-  }
-
-  /** The kv writes of the batch, by latin1 key. */
-  kvWrites(): Map<string, [Uint8Array, KvRecord | null]> {
-    return this.kv;
-  }
-
-  /** The session result records written (packed) or deleted (null) by the batch, by latin1 key. */
-  resultWrites(): Map<string, [Uint8Array, Uint8Array | null]> {
-    return this.results;
-  }
-
-  private readResult(id: string, header: SessionHeader, seq: number): ApplyResult | undefined | Promise<ApplyResult | undefined> {
-    const inline = header.inline.get(seq);
-    if (inline) return decodeStoredResult(this.sm.backend.location, inline);
-    const key = sessionResultKey(this.sm.generation(), id, seq);
-    const pending = this.results.get(latin1(key));
-    if (pending) return pending[1] ? decodeStoredResult(this.sm.backend.location, pending[1]) : undefined;
-    return this.sm.readResult(id, seq);
-  }
-
-  /** Keeps a result: small ones inline in the session header, the rest in their own record. */
-  private storeResult(id: string, header: SessionHeader, seq: number, result: ApplyResult): void {
-    const packed = encodeApplyResult(result);
-    if (packed.length <= INLINE_RESULT_BYTES_MAX && header.inline.size < INLINE_RESULTS_MAX) {
-      header.inline.set(seq, packed);
-      return;
-    }
-    this.setRecord(id, seq, packed);
-  }
-
-  /** Drops a stored result (inline: just from the header; else its record is deleted). */
-  private forgetResult(id: string, header: SessionHeader, seq: number): void {
-    if (header.inline.delete(seq)) return;
-    this.setRecord(id, seq, null);
-  }
-
-  private setRecord(id: string, seq: number, packed: Uint8Array | null): void {
-    const key = sessionResultKey(this.sm.generation(), id, seq);
-    this.results.set(latin1(key), [key, packed]);
-  }
-
-  /** Every write of the batch, plus the applied state and membership. */
-  ops(): BatchOp[] {
-    const gen = this.sm.generation();
-    const ops: BatchOp[] = [];
-    this.kv.forEach((w) => {
-      const k = kvKey(gen, w[0]);
-      const rec = w[1];
-      ops.push(rec ? { type: 'put', ns: 'kv', key: k, value: encodeKvRecord(rec) } : { type: 'del', ns: 'kv', key: k });
-    });
-    this.results.forEach((w) => {
-      const key = w[0];
-      const result = w[1];
-      ops.push(result ? { type: 'put', ns: 'sessions', key, value: result } : { type: 'del', ns: 'sessions', key });
-    });
-    for (const id of this.touchedSessions) {
-      const header = this.sessions.get(id);
-      const key = sessionHeaderKey(gen, id);
-      ops.push(header ? { type: 'put', ns: 'sessions', key, value: encodeSessionHeader(header) } : { type: 'del', ns: 'sessions', key });
-    }
-    ops.push(metaPut(MetaKey.applied, this.applied));
-    if (this.membership) ops.push(metaPut(MetaKey.membership, this.membership));
-    return ops;
-  }
-}
-
-/** Inserts `seq` into the ascending list (clients number upwards: usually an append; no sort). */
-function insertSorted(seqs: number[], seq: number): void {
-  let i = seqs.length;
-  while (i > 0 && (seqs[i - 1] as number) > seq) i--;
-  seqs.splice(i, 0, seq);
-}
-
-/** f(x) now when x is a value, after it resolves when it is a promise. */
-function thenMap<T, U>(x: T | Promise<T>, f: (v: T) => U): U | Promise<U> {
-  return x instanceof Promise ? x.then(f) : f(x);
-}
-
-/**
- * `r` with the entry's term, as `{ ...r, term }` would give it (same keys, same order: stored
- * result bytes depend on it), but built as literals: on Node 20 that spread takes V8's slow path
- * (about 0.5 µs, more than encoding the result), and this runs for every write.
- */
-function withTerm(r: ApplyResult, term: number): ApplyResult {
-  switch (r.op) {
-    case 'put':
-      return { op: 'put', revision: r.revision, term };
-    case 'del':
-      return { op: 'del', deleted: r.deleted, revision: r.revision, term };
-    case 'cas':
-      return 'current' in r
-        ? { op: 'cas', succeeded: r.succeeded, revision: r.revision, current: r.current, term }
-        : { op: 'cas', succeeded: r.succeeded, revision: r.revision, term };
-    default:
-      return r;
-  }
-}
-
-function sessionError(code: ApplyErrorCode, message: string): ApplyResult {
-  return { op: 'error', code, message };
-}
-
-/**
- * A byte-bounded cache of kv records by latin1 key; `null` records a known-absent key. Records are
- * shared, never mutated (every write makes a new one).
- *
- * Two generations instead of a strict LRU: entries go into `young`; when `young` holds half the
- * capacity it becomes `old` and the previous `old` is dropped whole; a hit in `old` moves the entry
- * back to `young`. A hit in `young` — the common case under load — touches nothing, where an LRU
- * refresh (delete + re-insert into a 10,000-entry Map) on every read cost a visible share of each
- * apply. At most the capacity is held (each generation ≤ half, plus one entry).
- */
-class RecordCache {
-  private young = new Map<string, KvRecord | null>();
-  private youngBytes = 0;
-  private old = new Map<string, KvRecord | null>();
-  private oldBytes = 0;
-  constructor(private readonly capacityBytes: number) {}
-
-  get(k: string): KvRecord | null | undefined {
-    const r = this.young.get(k);
-    if (r !== undefined) return r;
-    const o = this.old.get(k);
-    if (o === undefined) return undefined;
-    this.old.delete(k);
-    this.oldBytes -= sizeOf(k, o);
-    this.addYoung(k, o);
-    return o;
-  }
-
-  set(k: string, r: KvRecord | null): void {
-    if (this.capacityBytes === 0) return;
-    const y = this.young.get(k);
-    if (y !== undefined) {
-      this.young.delete(k);
-      this.youngBytes -= sizeOf(k, y);
-    }
-    const o = this.old.get(k);
-    if (o !== undefined) {
-      this.old.delete(k);
-      this.oldBytes -= sizeOf(k, o);
-    }
-    if (sizeOf(k, r) > this.capacityBytes / 8) return; // one huge value must not flush the cache
-    this.addYoung(k, r);
-  }
-
-  private addYoung(k: string, r: KvRecord | null): void {
-    this.young.set(k, r);
-    this.youngBytes += sizeOf(k, r);
-    if (this.youngBytes > this.capacityBytes / 2) {
-      this.old = this.young;
-      this.oldBytes = this.youngBytes;
-      this.young = new Map();
-      this.youngBytes = 0;
-    }
-  }
-
-  clear(): void {
-    this.young.clear();
-    this.old.clear();
-    this.youngBytes = 0;
-    this.oldBytes = 0;
-  }
-}
-
-function sizeOf(k: string, r: KvRecord | null): number {
-  return 64 + k.length + (r ? r.value.length : 0);
 }
