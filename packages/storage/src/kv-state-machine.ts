@@ -358,10 +358,11 @@ export class KvStateMachineImpl implements KvStateMachine {
   private adoptComputed(writes: BatchWrites, itemCount: number): void {
     // Invariant: every committed entry is computed exactly once, in order (kv-rules checks each item).
     assert(writes.applied.index === this.computedState.index + itemCount, `batch ends at ${writes.applied.index}, computed ${this.computedState.index} + ${itemCount}`);
-    // Deletes first, then re-inserts at the end: the table stays in ascending lastActiveMs order.
+    // Deletes, then re-inserts at the end: the table stays in ascending lastActiveMs order.
+    writes.expiredSessions.forEach((id) => this.sessions.delete(id));
     writes.sessions.forEach((header, id) => {
       this.sessions.delete(id);
-      if (header) this.sessions.set(id, header);
+      this.sessions.set(id, header);
     });
     this.computedState = writes.applied;
     this.inFlight.push(writes.applied.index);

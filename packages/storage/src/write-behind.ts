@@ -170,10 +170,8 @@ export function batchOps(writes: BatchWrites, gen: number): BatchOp[] {
     const key = sessionResultKey(gen, w.id, w.seq);
     ops.push(w.packed ? { type: 'put', ns: 'sessions', key, value: w.packed } : { type: 'del', ns: 'sessions', key });
   });
-  writes.sessions.forEach((header, id) => {
-    const key = sessionHeaderKey(gen, id);
-    ops.push(header ? { type: 'put', ns: 'sessions', key, value: encodeSessionHeader(header) } : { type: 'del', ns: 'sessions', key });
-  });
+  writes.expiredSessions.forEach((id) => ops.push({ type: 'del', ns: 'sessions', key: sessionHeaderKey(gen, id) }));
+  writes.sessions.forEach((header, id) => ops.push({ type: 'put', ns: 'sessions', key: sessionHeaderKey(gen, id), value: encodeSessionHeader(header) }));
   ops.push(metaPut(MetaKey.applied, writes.applied));
   if (writes.membership) ops.push(metaPut(MetaKey.membership, writes.membership));
   return ops;
