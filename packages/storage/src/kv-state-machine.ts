@@ -196,16 +196,20 @@ export class KvStateMachineImpl implements KvStateMachine {
     const b = this.backend;
     assert(this.inFlight.length === 0, 'reload with apply batches not landed');
     this.writeBehind.reset();
-    this.gen = (await readMeta(b, b.location, 'generation', decodeGeneration)) ?? 0;
-    this.storedState = (await readMeta(b, b.location, 'applied', decodeApplied)) ?? initialApplied();
-    this.computedState = this.storedState;
-    this.storedMembership = await readMeta(b, b.location, 'membership', decodeMembership);
+    const gen = (await readMeta(b, b.location, 'generation', decodeGeneration)) ?? 0;
+    const applied = (await readMeta(b, b.location, 'applied', decodeApplied)) ?? initialApplied();
+    const membership = await readMeta(b, b.location, 'membership', decodeMembership);
     const headers: Array<[string, SessionHeader]> = [];
-    for (const [key, value] of await readAll(b, 'sessions', sessionHeaderRange(this.gen))) {
+    for (const [key, value] of await readAll(b, 'sessions', sessionHeaderRange(gen))) {
       headers.push([sessionIdOfHeaderKey(key), decodeSessionHeader(b.location, value)]);
     }
     // Invariant: map order is ascending lastActiveMs (ties in any order: expiry takes a whole tie).
     headers.sort((a, b2) => a[1].lastActiveMs - b2[1].lastActiveMs);
+    // All at once, after the reads: a read running meanwhile sees the old state or the new one.
+    this.gen = gen;
+    this.storedState = applied;
+    this.computedState = applied;
+    this.storedMembership = membership;
     this.sessions = new Map(headers);
     this.writeBehind.reset(); // again: a get() that ran during the reload may have cached old data
   }
@@ -277,6 +281,8 @@ export class KvStateMachineImpl implements KvStateMachine {
       const where = this.backend.location;
       const gen = (await readMeta(view, where, 'generation', decodeGeneration)) ?? 0;
       const applied = (await readMeta(view, where, 'applied', decodeApplied)) ?? initialApplied();
+      // Paired with land(): what landed was computed first (a batch may have landed whose adoptStored has not run yet).
+      assert(applied.index <= this.computedState.index || gen !== this.gen, `stored applied index ${applied.index} is past the computed ${this.computedState.index}`);
       return { appliedIndex: applied.index, stateHash: await hashState(view, gen) };
     } finally {
       await view.close();
