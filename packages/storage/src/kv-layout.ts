@@ -33,8 +33,14 @@ export interface SessionHeader {
   discardedBelow: number;
   /** Seqs whose results are stored, ascending. */
   seqs: number[];
-  /** Packed results kept in the header, by seq (a subset of `seqs`); the others have 'r' records. */
-  inline: Map<number, Uint8Array>;
+  /**
+   * Parallel to `seqs` (as stored): the packed result kept in the header, or null when that seq's
+   * result has an 'r' record of its own. Arrays, not a map: a batch copies the header of every
+   * session it touches (kv-rules.ts), and two array slices cost a quarter of a Map copy.
+   */
+  inline: Array<Uint8Array | null>;
+  /** How many entries of `inline` are not null (at most INLINE_RESULTS_MAX). */
+  inlineCount: number;
 }
 
 /** Largest packed result kept inline in its session header. */
@@ -126,10 +132,10 @@ export function decodeKvRecord(location: string, bytes: Uint8Array): KvRecord {
 /** Encodes a session header. */
 export function encodeSessionHeader(h: SessionHeader): Uint8Array {
   // Hand-written (hot: once per session per apply batch); the same bytes as
-  // pack([lastActiveMs, discardedBelow, seqs, seqs.map((seq) => inline.get(seq) ?? null)]).
+  // pack([lastActiveMs, discardedBelow, seqs, inline]) (inline: the packed result or null, parallel to seqs).
   const w = sharedWriter();
   const n = h.seqs.length;
-  w.begin(32 + n * (9 + 2) + h.inline.size * INLINE_RESULT_BYTES_MAX);
+  w.begin(32 + n * (9 + 2) + h.inlineCount * INLINE_RESULT_BYTES_MAX);
   w.writeArrayHeader(4);
   w.writeUint(h.lastActiveMs);
   w.writeUint(h.discardedBelow);
@@ -137,8 +143,8 @@ export function encodeSessionHeader(h: SessionHeader): Uint8Array {
   for (let i = 0; i < n; i++) w.writeUint(h.seqs[i] as number);
   w.writeArrayHeader(n);
   for (let i = 0; i < n; i++) {
-    const packed = h.inline.get(h.seqs[i] as number);
-    if (packed === undefined) w.writeNil();
+    const packed = h.inline[i];
+    if (packed === null || packed === undefined) w.writeNil();
     else w.writeBin(packed);
   }
   return w.end();
@@ -150,16 +156,18 @@ export function decodeSessionHeader(location: string, bytes: Uint8Array): Sessio
   if (Array.isArray(raw) && (raw.length === 3 || raw.length === 4)) {
     const [lastActiveMs, discardedBelow, seqs, inlined] = raw as unknown[];
     if (isIndex(lastActiveMs) && isIndex(discardedBelow) && Array.isArray(seqs) && seqs.every(isIndex)) {
-      const inline = new Map<number, Uint8Array>();
+      const inline = new Array<Uint8Array | null>(seqs.length).fill(null);
+      let inlineCount = 0;
       if (inlined !== undefined) {
         if (!Array.isArray(inlined) || inlined.length !== seqs.length) throw new StorageCorruptError(location, 'a session header has an invalid inline list');
         inlined.forEach((r, i) => {
           if (r === null) return;
           if (!(r instanceof Uint8Array)) throw new StorageCorruptError(location, 'a session header has an invalid inline result');
-          inline.set(seqs[i] as number, plainBytes(r));
+          inline[i] = plainBytes(r);
+          inlineCount++;
         });
       }
-      return { lastActiveMs, discardedBelow, seqs: seqs as number[], inline };
+      return { lastActiveMs, discardedBelow, seqs: seqs as number[], inline, inlineCount };
     }
   }
   throw new StorageCorruptError(location, 'a session header has an invalid shape');

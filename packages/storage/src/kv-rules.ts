@@ -205,8 +205,9 @@ export function storedResultsNeeded(batch: PreparedBatch, session: (id: string) 
     const header = session(tag.id);
     const last = header?.seqs[header.seqs.length - 1];
     // A new seq (the usual case) is above every stored one: no scan.
-    if (!header || last === undefined || tag.seq > last || header.inline.has(tag.seq) || !header.seqs.includes(tag.seq)) continue;
-    (out ??= []).push([tag.id, tag.seq]);
+    if (!header || last === undefined || tag.seq > last) continue;
+    const at = header.seqs.indexOf(tag.seq);
+    if (at >= 0 && header.inline[at] === null) (out ??= []).push([tag.id, tag.seq]);
   }
   return out ?? [];
 }
@@ -275,10 +276,7 @@ export function decodeStoredResult(location: string, bytes: Uint8Array): ApplyRe
 
 /** A copy of a header that the batch may change (the view's stays as it was). */
 function copyHeader(h: SessionHeader): SessionHeader {
-  // forEach + set, not new Map(iterable): the iterator protocol cost twice as much (runs per session per batch).
-  const inline = new Map<number, Uint8Array>();
-  h.inline.forEach((packed, seq) => inline.set(seq, packed));
-  return { lastActiveMs: h.lastActiveMs, discardedBelow: h.discardedBelow, seqs: h.seqs.slice(), inline };
+  return { lastActiveMs: h.lastActiveMs, discardedBelow: h.discardedBelow, seqs: h.seqs.slice(), inline: h.inline.slice(), inlineCount: h.inlineCount };
 }
 
 /**
@@ -384,7 +382,7 @@ class BatchTx {
   }
 
   private expire(id: string, header: SessionHeader): void {
-    for (const seq of header.seqs) if (!header.inline.has(seq)) this.setRecord(id, seq, null);
+    for (let i = 0; i < header.seqs.length; i++) if (header.inline[i] === null) this.setRecord(id, header.seqs[i] as number, null);
     this.gone.add(id);
     this.sessionCount--;
   }
@@ -399,8 +397,9 @@ class BatchTx {
         : sessionError('QKV_SESSIONS_FULL', `the session table is full (${this.rules.maxSessions} sessions)`);
     }
     this.discardBelow(tag.id, header, tag.ackedBelow);
-    if (header.seqs.includes(tag.seq)) {
-      const stored = this.readResult(tag.id, header, tag.seq);
+    const at = header.seqs.indexOf(tag.seq);
+    if (at >= 0) {
+      const stored = this.readResult(tag.id, header, at);
       assert(stored !== undefined, `session ${tag.id} lists seq ${tag.seq} without a stored result`);
       return stored;
     }
@@ -424,7 +423,7 @@ class BatchTx {
       if (before) header = copyHeader(before);
       else {
         if (tag.ackedBelow > 1 || this.sessionCount >= this.rules.maxSessions) return undefined;
-        header = { lastActiveMs: this.clockMs, discardedBelow: 0, seqs: [], inline: new Map() };
+        header = { lastActiveMs: this.clockMs, discardedBelow: 0, seqs: [], inline: [], inlineCount: 0 };
         this.sessionCount++;
       }
       this.gone.delete(tag.id);
@@ -434,21 +433,31 @@ class BatchTx {
     return header;
   }
 
-  /** Records a new result in its session (exactly-once bookkeeping) and returns it. */
+  /**
+   * Records a new result in its session (exactly-once bookkeeping) and returns it: small results
+   * inline in the header, the rest in a record of their own.
+   */
   private keepResult(tag: SessionTag, header: SessionHeader, result: ApplyResult): ApplyResult {
-    insertSorted(header.seqs, tag.seq);
-    this.storeResult(tag.id, header, tag.seq, result);
+    const packed = encodeApplyResult(result);
+    const inline = packed.length <= INLINE_RESULT_BYTES_MAX && header.inlineCount < INLINE_RESULTS_MAX;
+    insertSorted(header, tag.seq, inline ? packed : null);
+    if (inline) header.inlineCount++;
+    else this.setRecord(tag.id, tag.seq, packed);
     while (header.seqs.length > this.rules.maxResultsPerSession) {
       this.discardBelow(tag.id, header, (header.seqs[0] as number) + 1);
     }
     return result;
   }
 
-  /** Forgets results of seqs below `seq`. */
+  /** Forgets results of seqs below `seq` (inline: just from the header; else its record is deleted). */
   private discardBelow(id: string, header: SessionHeader, seq: number): void {
     if (seq <= header.discardedBelow) return;
     header.discardedBelow = seq;
-    while (header.seqs.length > 0 && (header.seqs[0] as number) < seq) this.forgetResult(id, header, header.seqs.shift() as number);
+    while (header.seqs.length > 0 && (header.seqs[0] as number) < seq) {
+      const forgotten = header.seqs.shift() as number;
+      if (header.inline.shift()) header.inlineCount--;
+      else this.setRecord(id, forgotten, null);
+    }
   }
 
   /** Executes a command against the key's current record. */
@@ -513,29 +522,15 @@ class BatchTx {
     return { op: 'put', revision: index };
   }
 
-  private readResult(id: string, header: SessionHeader, seq: number): ApplyResult | undefined {
-    const inline = header.inline.get(seq);
+  /** The stored result of the seq at `at` in the header (inline, written by this batch, or from the view). */
+  private readResult(id: string, header: SessionHeader, at: number): ApplyResult | undefined {
+    const inline = header.inline[at];
     if (inline) return decodeStoredResult(this.view.location, inline);
+    const seq = header.seqs[at] as number;
     const own = this.results.get(resultRef(id, seq));
     const packed = own ? own.packed : this.view.storedResult(id, seq);
     assert(packed !== undefined, `stored result of session ${id} seq ${seq} was not read before the batch`);
     return packed ? decodeStoredResult(this.view.location, packed) : undefined;
-  }
-
-  /** Keeps a result: small ones inline in the session header, the rest in their own record. */
-  private storeResult(id: string, header: SessionHeader, seq: number, result: ApplyResult): void {
-    const packed = encodeApplyResult(result);
-    if (packed.length <= INLINE_RESULT_BYTES_MAX && header.inline.size < INLINE_RESULTS_MAX) {
-      header.inline.set(seq, packed);
-      return;
-    }
-    this.setRecord(id, seq, packed);
-  }
-
-  /** Drops a stored result (inline: just from the header; else its record is deleted). */
-  private forgetResult(id: string, header: SessionHeader, seq: number): void {
-    if (header.inline.delete(seq)) return;
-    this.setRecord(id, seq, null);
   }
 
   private setRecord(id: string, seq: number, packed: Uint8Array | null): void {
@@ -543,11 +538,18 @@ class BatchTx {
   }
 }
 
-/** Inserts `seq` into the ascending list (clients number upwards: usually an append; no sort). */
-function insertSorted(seqs: number[], seq: number): void {
+/** Inserts `seq` and its inline result into the header's ascending lists (clients number upwards: usually an append). */
+function insertSorted(header: SessionHeader, seq: number, packed: Uint8Array | null): void {
+  const { seqs, inline } = header;
   let i = seqs.length;
   while (i > 0 && (seqs[i - 1] as number) > seq) i--;
-  seqs.splice(i, 0, seq);
+  if (i === seqs.length) {
+    seqs.push(seq);
+    inline.push(packed);
+  } else {
+    seqs.splice(i, 0, seq);
+    inline.splice(i, 0, packed);
+  }
 }
 
 /**

@@ -91,7 +91,11 @@ const header = (lastActiveMs: number, seqs: number[], inline: Array<[number, App
   lastActiveMs,
   discardedBelow,
   seqs,
-  inline: new Map(inline.map(([seq, r]) => [seq, encodeApplyResult(r)])),
+  inline: seqs.map((seq) => {
+    const r = inline.find(([s]) => s === seq)?.[1];
+    return r ? encodeApplyResult(r) : null;
+  }),
+  inlineCount: inline.length,
 });
 
 /** The writes as plain data: kv by key text, sessions with their inline seqs, expired ids, result records. */
@@ -100,7 +104,7 @@ function summary(w: BatchWrites) {
   return {
     kv: Object.fromEntries([...w.kv.values()].map(([k, r]) => [text.decode(k), r && { ...r, value: text.decode(r.value) }])),
     sessions: Object.fromEntries(
-      [...w.sessions].map(([id, h]) => [id, { lastActiveMs: h.lastActiveMs, discardedBelow: h.discardedBelow, seqs: h.seqs, inline: [...h.inline.keys()].sort((x, y) => x - y) }]),
+      [...w.sessions].map(([id, h]) => [id, { lastActiveMs: h.lastActiveMs, discardedBelow: h.discardedBelow, seqs: h.seqs, inline: h.seqs.filter((_seq, i) => h.inline[i] !== null), inlineCount: h.inlineCount }]),
     ),
     expired: [...w.expiredSessions].sort(),
     results: Object.fromEntries([...w.results.values()].map((r) => [`${r.id}#${r.seq}`, r.packed === null ? 'deleted' : 'written'])),
