@@ -130,13 +130,20 @@ export interface KvStateMachine {
    * it returns (the row that shows there is more).
    */
   rangePage(request: RangeRequest, options: RangePageOptions): Promise<RangePage>;
-  /** True when the session table holds `id` (a write in it would not create a session). */
+  /**
+   * True when the session table of the computed state holds `id` (a write in it would not create
+   * a session): it includes batches whose results were computed and that have not landed yet.
+   */
   hasSession(id: string): boolean;
-  /** Index of the last applied entry (0 initially). */
+  /**
+   * The stored applied index: the last entry whose batch landed in the backend (0 initially). Reads
+   * and restarts see this state; results may have been computed beyond it (docs/storage.md, "The
+   * applied index").
+   */
   appliedIndex(): number;
-  /** Index, term, chained hash and replicated clock of the applied position. */
+  /** Index, term, chained hash and replicated clock of the stored applied position. */
   applied(): AppliedState;
-  /** The current membership, once one was applied or installed. */
+  /** The membership of the stored state, once one was applied or installed. */
   membership(): Membership | undefined;
   /** sha256 (hex) over kv + sessions in key order: equal on replicas with equal state. */
   stateHash(): Promise<string>;

@@ -341,3 +341,23 @@ describe('applyBatch (pure rules, fake view)', () => {
     expect(() => applyBatch(view, items([put('a', 'x', session('s', 2))]), RULES)).toThrow(/was not read before the batch/);
   });
 });
+
+describe('kv-rules.ts stays pure', () => {
+  test('no clock, timers, randomness, process or I/O modules in its source', async () => {
+    const { readFileSync } = await import('node:fs');
+    const source = readFileSync(new URL('../src/kv-rules.ts', import.meta.url), 'utf8');
+    const rules: Array<[RegExp, string]> = [
+      [/from\s+['"](?!\.\/|node:crypto['"])[^'"]+['"]/, 'imports something besides its siblings and node:crypto (hashing)'],
+      [/\bDate\b|\bperformance\.now\b|\bprocess\./, 'reads the clock or touches process'],
+      [/\bMath\.random\b|\brandomInt\b|\brandomBytes\b|\bgetRandomValues\b/, 'uses ambient randomness'],
+      [/\bsetTimeout\b|\bsetInterval\b|\bsetImmediate\b|\bqueueMicrotask\b|\bawait\b|\basync\b/, 'waits or schedules'],
+    ];
+    const problems: string[] = [];
+    source.split('\n').forEach((line, i) => {
+      const code = line.replace(/\/\/.*$/, '');
+      if (/^\s*\*/.test(code)) return;
+      for (const [re, why] of rules) if (re.test(code)) problems.push(`kv-rules.ts:${i + 1}: ${why}: ${line.trim()}`);
+    });
+    expect(problems).toEqual([]);
+  });
+});
