@@ -60,7 +60,11 @@ for (let r = 0; r < ROUNDS; r++) {
     await memory.close();
   }
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
 console.log(`apply: batches of ${BATCH}, unsynced, ${ROUNDS} round(s) of ${SECONDS} s per store and build`);
 dists.forEach((d, i) => {
   for (const kind of ['level', 'memory']) {
