@@ -9,6 +9,9 @@
 // clock and no randomness: the only time it knows is the commands' `timeMs`, and the same view and
 // items give the same results and writes, on every replica. The view is never modified (a session
 // header it changes is copied first), so it can be called twice on one view with equal outcomes.
+// (Two module-level scratch states do not show in any outcome: decoding may take the Command this
+// process encoded from the encoder's memo instead of decoding the bytes — commands.ts, and
+// test/commands-direct.test.ts holds the two equal — and the chain hash reuses an input buffer.)
 //
 // What sits around it (kv-state-machine.ts): the write-behind layer (write-behind.ts) that builds
 // the view from writes not yet landed, a record cache and the backend, and lands the writes in
@@ -353,11 +356,6 @@ class BatchTx {
     this.term = item.term;
     this.hashLatin1 = hash;
     return result;
-  }
-
-  /** The session's header as of this point of the batch (the view's, read-only, unless touched). */
-  private session(id: string): SessionHeader | undefined {
-    return this.live.get(id) ?? (this.gone.has(id) ? undefined : this.view.session(id));
   }
 
   /**
