@@ -30,7 +30,6 @@ import {
   type ApplyResult,
   type BatchWrites,
   type KvView,
-  type PreparedBatch,
   applyBatch,
   completeDeferred,
   prepareBatch,
@@ -337,7 +336,8 @@ export class KvStateMachineImpl implements KvStateMachine {
     // such a key (del, cas) needs the record: read first.
     const deferred = missing.size > 0 && onlyPutsOn(missing, batch.commands, batch.keys) ? missing : undefined;
     if (missing.size > 0 && !deferred) await this.writeBehind.readInto(this.gen, missing, before);
-    const stored = await this.readStoredResults(batch);
+    const needed = storedResultsNeeded(batch, (id) => this.sessions.get(id));
+    const stored = needed.length === 0 ? undefined : await this.readStoredResults(needed); // usually none: no wait
     const view = new ComputedView(this.backend.location, this.computedState, before, this.sessions, stored);
     const { results, writes } = applyBatch(view, batch, this.options);
     this.adoptComputed(writes, items.length);
@@ -358,10 +358,8 @@ export class KvStateMachineImpl implements KvStateMachine {
     return { results, landed };
   }
 
-  /** Reads the stored results the batch's retries need (storedResultsNeeded); usually none. */
-  private async readStoredResults(batch: PreparedBatch): Promise<Map<string, Uint8Array | null> | undefined> {
-    const needed = storedResultsNeeded(batch, (id) => this.sessions.get(id));
-    if (needed.length === 0) return undefined;
+  /** Reads the stored results a batch's retries need (storedResultsNeeded), by resultRef. */
+  private async readStoredResults(needed: Array<[string, number]>): Promise<Map<string, Uint8Array | null>> {
     const out = new Map<string, Uint8Array | null>();
     for (const [id, seq] of needed) out.set(resultRef(id, seq), await this.writeBehind.storedResult(this.gen, id, seq));
     return out;
