@@ -211,6 +211,8 @@ export class KvStateMachineImpl implements KvStateMachine {
     }
     // Invariant: map order is ascending lastActiveMs (ties in any order: expiry takes a whole tie).
     headers.sort((a, b2) => a[1].lastActiveMs - b2[1].lastActiveMs);
+    // Read back what landed (or what an install wrote): the stored state never goes back.
+    assert(applied.index >= this.storedState.index, `reload read applied index ${applied.index}, behind the stored ${this.storedState.index}`);
     // All at once, after the reads: a read running meanwhile sees the old state or the new one.
     this.gen = gen;
     this.storedState = applied;
