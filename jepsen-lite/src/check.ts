@@ -8,6 +8,8 @@ import { checkAvailability } from './checkers/availability.js';
 import type { LinearizableOptions } from './checkers/linearizable.js';
 import { checkLinearizable } from './checkers/linearizable.js';
 import { checkLogAgreement } from './checkers/log-agreement.js';
+import type { NodeMemoryOptions } from './checkers/processes.js';
+import { checkNodeExits, checkNodeMemory } from './checkers/processes.js';
 import { checkSet } from './checkers/set.js';
 import type { AckedWrite } from './checkers/split-brain.js';
 import { checkSplitBrain } from './checkers/split-brain.js';
@@ -22,6 +24,7 @@ import { RUN_FILES, loadRunDir } from './rundir.js';
 export interface CheckOptions {
   linearizable?: LinearizableOptions;
   availability?: AvailabilityOptions;
+  memory?: NodeMemoryOptions;
 }
 
 /** The composed verdict plus the checkers left out because their input file was absent. */
@@ -59,6 +62,10 @@ export function checkRun(data: RunData, options: CheckOptions = {}): RunCheck {
   else skipped.push({ checker: 'split-brain', reason: `no ${RUN_FILES.status} and no acknowledged write carries a term` });
   if (data.present.hashes) results['log-agreement'] = checkLogAgreement(data.hashSamples, data.finals);
   else skipped.push({ checker: 'log-agreement', reason: `no ${RUN_FILES.hashes}` });
+  if (data.present.exits) results['node-exits'] = checkNodeExits(data.exits);
+  else skipped.push({ checker: 'node-exits', reason: `no ${RUN_FILES.exits} (the harness sees node processes only with --env local)` });
+  if (data.present.rss) results['node-memory'] = checkNodeMemory(data.rss, options.memory);
+  else skipped.push({ checker: 'node-memory', reason: `no ${RUN_FILES.rss} (the harness sees node processes only with --env local)` });
   // Liveness by default: after the last heal the cluster must take a write again.
   results.availability = checkAvailability(pairs, data.faults, { requireRecovery: true, ...options.availability });
   return { ...compose(results), skipped };

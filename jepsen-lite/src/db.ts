@@ -5,17 +5,22 @@
 // README § "Status of `run`" lists the status fields and admin routes it would also like.
 
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, createWriteStream, existsSync, mkdirSync, rmSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { sendForgedFrame } from './forger.js';
+import type { HostileCampaign, HostilePeerFault } from './hostile-peer.js';
+import { startHostilePeer } from './hostile-peer.js';
 import { LinkSet } from './links.js';
 import type { ClusterView, Cut } from './nemesis.js';
 import type { ClusterControl } from './nemesis-exec.js';
+import { ProcessWatch } from './procwatch.js';
 import type { Shaping } from './proxy.js';
+import { replaceMember } from './replace.js';
 
 /** A condition of the environment that stops a run (server not built, no leader, …). */
 export class HarnessError extends Error {
@@ -121,6 +126,8 @@ export interface RunCluster extends ClusterControl {
   healAll(): Promise<void>;
   /** Stops every node and releases everything the cluster started. Never throws for teardown trouble. */
   stop(): Promise<void>;
+  /** Exits and memory of the node processes, where the harness can see them (local processes). */
+  readonly processes?: ProcessWatch;
 }
 
 /** GET /v1/status of `endpoint`, parsed; undefined when it does not answer in time or answers badly. */
@@ -188,12 +195,19 @@ interface NodeProc {
   log: WriteStream;
 }
 
+/** File of the hostile peer's frames in a run directory, one JSON object per frame. */
+export const HOSTILE_FRAMES_FILE = 'hostile-frames.jsonl';
+
 /** A running cluster under the harness's control. */
 export class Cluster implements RunCluster {
   readonly nodes: readonly string[];
+  readonly processes = new ProcessWatch();
+  /**
+   * The cluster secret every node gets in its environment (never on the command line, where `ps`
+   * shows it); the hostile peer holds it too.
+   */
+  readonly clusterSecret = randomBytes(24).toString('hex');
   private rateMultiplier = 1;
-  /** The cluster secret of this run (random), handed to every node in QKV_CLUSTER_SECRET. */
-  private readonly secret = randomBytes(24).toString('hex');
 
   private constructor(
     private readonly options: ClusterOptions,
@@ -269,8 +283,9 @@ export class Cluster implements RunCluster {
   async kill(id: string): Promise<void> {
     const p = this.proc(id);
     const child = p.child;
-    if (child === undefined || child.exitCode !== null) return;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    this.processes.expectExit(id, 'killed by the harness');
     child.kill('SIGCONT'); // a paused node must be able to die
     child.kill('SIGKILL');
     await Promise.race([exited, new Promise((r) => setTimeout(r, EXIT_WAIT_MS_MAX))]);
@@ -319,26 +334,86 @@ export class Cluster implements RunCluster {
     await Promise.all(this.nodes.map((id) => this.restart(id)));
   }
 
+  /**
+   * The wipe fault: kill -9, remove the data directory, start again with the usual command line.
+   * Until {@link replace}, an exit of this node is expected: a node that finds its disk empty may
+   * rightly refuse to start.
+   */
+  async wipe(id: string): Promise<void> {
+    await this.kill(id);
+    rmSync(this.dataDir(id), { recursive: true, force: true });
+    this.proc(id).log.write(`# jepsen-lite: ${id}'s data directory removed (wipe)\n`);
+    this.spawnNode(id);
+    this.processes.expectExit(id, 'wiped: may refuse to start on an empty data directory');
+  }
+
+  /** Heals a wipe: the operator's replacement procedure (replace.ts). */
+  replace(id: string): Promise<string> {
+    return replaceMember(id, {
+      otherEndpoints: () => this.nodes.filter((n) => n !== id).map((n) => this.endpointOf(n)),
+      peerAddress: this.links.addressOf(id),
+      stop: () => this.kill(id),
+      startJoiner: async () => {
+        rmSync(this.dataDir(id), { recursive: true, force: true });
+        this.spawnNode(id, 'joiner');
+      },
+      log: (line) => this.proc(id).log.write(line + '\n'),
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    });
+  }
+
+  /** The hostile-peer fault: frames sent straight to the nodes' ports, each frame logged in {@link HOSTILE_FRAMES_FILE}. */
+  hostilePeer(eventId: string, fault: HostilePeerFault): HostileCampaign {
+    const file = join(this.options.dir, HOSTILE_FRAMES_FILE);
+    return startHostilePeer(eventId, fault, {
+      view: () => this.view(),
+      state: async (node) => {
+        const s = await this.status(node);
+        return s === undefined ? undefined : { term: s.term, commitIndex: s.commitIndex };
+      },
+      target: (node, from) => ({ address: this.endpointOf(node), to: node, from, clusterSecret: this.clusterSecret }),
+      send: (target, frame) => sendForgedFrame(target, frame),
+      record: (r) => appendFileSync(file, JSON.stringify(r) + '\n'),
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    });
+  }
+
   /** Kills every node and stops the proxies. */
   async stop(): Promise<void> {
+    for (const id of this.nodes) this.processes.expectExit(id, 'harness stop');
     await Promise.all(this.nodes.map((id) => this.kill(id)));
     await this.links.close();
     for (const p of this.procs.values()) p.log.end();
   }
 
-  private spawnNode(id: string): void {
+  private dataDir(id: string): string {
+    return join(this.options.dir, 'data', id);
+  }
+
+  /**
+   * Starts node `id`: `usual` is the command line it always runs with (also after a crash or a
+   * wipe); `joiner` is how a replacement starts, empty, to be added with `member add`.
+   */
+  private spawnNode(id: string, how: 'usual' | 'joiner' = 'usual'): void {
     const p = this.proc(id);
     // Every node gets the same --peers (front doors), as founding members must.
     const peers = this.nodes.map((other) => `${other}=${this.links.addressOf(other)}`).join(',');
     // The founding flag founds on the first start and is ignored once the data directory has
-    // state; the secret travels in the environment, never on argv.
-    const args = [this.options.serverCli, 'serve', '--id', id, '--listen', `127.0.0.1:${p.port}`, '--peers', peers, '--data', join(this.options.dir, 'data', id), '--initial-cluster-state', 'new', ...(this.options.extraArgs ?? [])];
+    // state (a replacement starts without it); the secret travels in the environment, never on argv.
+    const args = [this.options.serverCli, 'serve', '--id', id, '--listen', `127.0.0.1:${p.port}`, '--peers', peers, '--data', this.dataDir(id), '--initial-cluster-state', 'new', ...(this.options.extraArgs ?? [])];
+    if (how === 'joiner') args.push('--join');
     p.log.write(`# jepsen-lite: node ${args.join(' ')}\n`);
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, QKV_CLUSTER_SECRET: this.secret, QKV_CLUSTER_SECRET_FILE: '' } });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, QKV_CLUSTER_SECRET: this.clusterSecret, QKV_CLUSTER_SECRET_FILE: '' } });
     child.stdout.pipe(p.log, { end: false });
     child.stderr.pipe(p.log, { end: false });
-    child.on('exit', (code, signal) => p.log.write(`# jepsen-lite: node ${id} exited (code ${String(code)}, signal ${String(signal)})\n`));
+    const pid = child.pid ?? -1;
+    child.on('exit', (code, signal) => {
+      p.log.write(`# jepsen-lite: node ${id} exited (code ${String(code)}, signal ${String(signal)})\n`);
+      this.processes.exited(id, pid, code, signal);
+    });
     p.child = child;
+    this.processes.unexpect(id);
+    this.processes.started(id, pid);
   }
 
   private proc(id: string): NodeProc {

@@ -184,6 +184,21 @@ export class DockerCluster implements RunCluster {
     throw new HarnessError('JL_FAULT_UNSUPPORTED', 'docker has no per-link delay here (tc netem needs NET_ADMIN and iproute2 in the image)');
   }
 
+  /** Not here: emptying a node's named volume and replacing the member is done only locally so far. */
+  wipe(): Promise<void> {
+    return Promise.reject(new HarnessError('JL_FAULT_UNSUPPORTED', 'the wipe nemesis runs against local processes only (--env local)'));
+  }
+
+  /** Never called: {@link wipe} is not applied here. */
+  replace(): Promise<string> {
+    return Promise.resolve('');
+  }
+
+  /** Not here: the hostile peer runs against local processes only so far. */
+  hostilePeer(): never {
+    throw new HarnessError('JL_FAULT_UNSUPPORTED', 'the hostile-peer nemesis runs against local processes only (--env local)');
+  }
+
   /** Reconnects every disconnected node, with its service name as alias so peers resolve it. */
   async healNetwork(): Promise<void> {
     for (const id of [...this.disconnected]) {

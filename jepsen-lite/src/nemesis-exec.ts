@@ -2,6 +2,8 @@
 // cluster's current view, apply its faults, and at its heal undo them all together. Written
 // against the small ClusterControl interface so it is tested with a fake cluster and fake clock.
 
+import type { HostileCampaign, HostilePeerFault } from './hostile-peer.js';
+import { describeCampaign } from './hostile-peer.js';
 import type { LabelledFault } from './report.js';
 import type { ClusterView, Cut, Fault, NemesisEvent, NemesisSchedule } from './nemesis.js';
 import { cutsOf, resolveRef } from './nemesis.js';
@@ -37,6 +39,17 @@ export interface ClusterControl {
   compactedPast(node: string): Promise<boolean>;
   /** Scales the workload's request rate (1 = normal). */
   setRateMultiplier(multiplier: number): void;
+  /** kill -9, remove the node's data directory, start it again at once with its usual command line. */
+  wipe(node: string): Promise<void>;
+  /**
+   * Brings a wiped node back as an operator replaces a member that lost its disk: stop it,
+   * `member remove`, start it empty as a joiner, `member add` as a learner, `member promote`.
+   * Resolves with a note on how it went (a step that did not succeed in time is named there; the
+   * checkers then judge the cluster as it is).
+   */
+  replace(node: string): Promise<string>;
+  /** Starts a hostile peer's campaign (hostile-peer.ts) for event `eventId`. */
+  hostilePeer(eventId: string, fault: HostilePeerFault): HostileCampaign;
 }
 
 /** Time for the executor: milliseconds since the run started, and the history's ns clock. */
@@ -49,8 +62,8 @@ export interface RunClock {
 /** How often a blackhole checks whether the leader has compacted past its target. */
 export const COMPACTION_POLL_MS = 250;
 
-/** An undo step for the heal. */
-type Undo = () => Promise<void> | void;
+/** An undo step for the heal; a string it returns is appended to the fault's label. */
+type Undo = () => Promise<void | string> | void | string;
 
 /**
  * Runs every event of `schedule` in order; returns the fault windows as executed (with the
@@ -71,11 +84,16 @@ export async function executeSchedule(
     const view = await cluster.view();
     const undos: Undo[] = [];
     const described: string[] = [];
-    for (const f of event.faults) described.push(await applyOrExplain(f, view, cluster, undos));
+    for (const f of event.faults) described.push(await applyOrExplain(f, event.id, view, cluster, undos));
     const w: LabelledFault = { id: event.id, kind: event.nemesis, label: `${event.id} ${described.join(' + ')}`, startNs: clock.nowNs(), endNs: null };
     onWindow({ ...w });
     await waitForHeal(event, view, cluster, clock, shouldStop);
-    for (const undo of undos.reverse()) await undo();
+    const notes: string[] = [];
+    for (const undo of undos.reverse()) {
+      const note = await undo();
+      if (typeof note === 'string' && note !== '') notes.push(note);
+    }
+    if (notes.length > 0) w.label += ` | heal: ${notes.join('; ')}`;
     w.endNs = clock.nowNs();
     onWindow({ ...w });
     windows.push(w);
@@ -98,9 +116,9 @@ async function waitForHeal(event: NemesisEvent, view: ClusterView, cluster: Clus
  * Applies a fault; a fault the cluster cannot do (`code` JL_FAULT_UNSUPPORTED, e.g. a server
  * without the runtime slow-disk switch) is named in the label as not applied, and the run goes on.
  */
-async function applyOrExplain(fault: Fault, view: ClusterView, cluster: ClusterControl, undos: Undo[]): Promise<string> {
+async function applyOrExplain(fault: Fault, eventId: string, view: ClusterView, cluster: ClusterControl, undos: Undo[]): Promise<string> {
   try {
-    return await applyFault(fault, view, cluster, undos);
+    return await applyFault(fault, eventId, view, cluster, undos);
   } catch (err) {
     if ((err as { code?: unknown }).code !== 'JL_FAULT_UNSUPPORTED') throw err;
     const what = fault.kind === 'partition' ? `${fault.shape} partition` : fault.kind;
@@ -109,7 +127,7 @@ async function applyOrExplain(fault: Fault, view: ClusterView, cluster: ClusterC
 }
 
 /** Applies one fault, pushes its undo, and returns a human label with resolved nodes. */
-async function applyFault(fault: Fault, view: ClusterView, cluster: ClusterControl, undos: Undo[]): Promise<string> {
+async function applyFault(fault: Fault, eventId: string, view: ClusterView, cluster: ClusterControl, undos: Undo[]): Promise<string> {
   const node = (ref: string): string => resolveRef(ref, view).node;
   const healNet: Undo = () => cluster.healNetwork();
   switch (fault.kind) {
@@ -158,5 +176,16 @@ async function applyFault(fault: Fault, view: ClusterView, cluster: ClusterContr
       cluster.setRateMultiplier(fault.rateMultiplier);
       undos.push(() => cluster.setRateMultiplier(1));
       return `load x${fault.rateMultiplier}`;
+    case 'wipe': {
+      const t = node(fault.target);
+      await cluster.wipe(t);
+      undos.push(() => cluster.replace(t));
+      return `wipe ${t} (data directory removed, restarted with its usual command line)`;
+    }
+    case 'hostile-peer': {
+      const campaign = cluster.hostilePeer(eventId, fault);
+      undos.push(async () => describeCampaign(await campaign.stop()));
+      return `hostile peer: ${fault.frames.length} frames planned, one per ${fault.intervalMs} ms`;
+    }
   }
 }

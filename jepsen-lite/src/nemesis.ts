@@ -39,7 +39,43 @@ export type Fault =
    */
   | { kind: 'blackhole-until-compaction'; target: NodeRef }
   /** Multiply the workload's request rate (load high while something heals). */
-  | { kind: 'load-surge'; rateMultiplier: number };
+  | { kind: 'load-surge'; rateMultiplier: number }
+  /**
+   * A voter loses its data directory (kill -9, data removed) and restarts at once with the
+   * command line it was started with. At the heal it is brought back the way an operator
+   * replaces a member that lost its disk: removed, started empty as a joiner, added as a
+   * learner, promoted.
+   */
+  | { kind: 'wipe'; target: NodeRef }
+  /**
+   * A process holding the cluster secret opens `/raft` on the nodes and sends the planned
+   * hostile frames (hostile-peer.ts), one every `intervalMs`, until the heal or the plan ends.
+   */
+  | { kind: 'hostile-peer'; frames: HostileFrame[]; intervalMs: number; seed: number };
+
+/**
+ * Kinds of hostile frame: malformed (`garbage` bytes, `malformed` msgpack, `oversized`), or
+ * well-formed but out of the sender's authority (`wrong-from`: a message whose `from` is not the
+ * hello's; `timeout-now` from a non-leader; `conflicting-append`: entries that conflict with
+ * committed ones; `append-resp-beyond-last`: an acknowledgement of an index the leader never
+ * had). A well-formed forgery a real member could send is out of scope (README § Faults).
+ */
+export const HOSTILE_FRAME_KINDS = ['garbage', 'malformed', 'oversized', 'wrong-from', 'timeout-now', 'conflicting-append', 'append-resp-beyond-last'] as const;
+/** One kind of hostile frame; see {@link HOSTILE_FRAME_KINDS}. */
+export type HostileFrameKind = (typeof HOSTILE_FRAME_KINDS)[number];
+
+/** One planned hostile frame: what, and to whom (a role is resolved when the frame is sent). */
+export interface HostileFrame {
+  kind: HostileFrameKind;
+  target: NodeRef;
+}
+
+/** Most hostile frames in one event: the nemesis is bounded in count as well as in rate. */
+export const HOSTILE_FRAMES_PER_EVENT_MAX = 40;
+/** Most `oversized` frames (one frame-limit's worth of bytes each) in one event. */
+export const HOSTILE_OVERSIZED_PER_EVENT_MAX = 2;
+/** Shortest gap between two hostile frames (the rate bound: at most 10 frames per second). */
+export const HOSTILE_INTERVAL_MS_MIN = 100;
 
 /** A scheduled set of faults that start and heal together. */
 export interface NemesisEvent {
@@ -81,6 +117,9 @@ export const NEMESES = [
   'correlated-pause-leader-slow-disk',
   'correlated-heal-under-load',
   'correlated-kill-two',
+  'wipe-one',
+  'correlated-wipe-kill',
+  'hostile-peer',
 ] as const;
 
 /** A nemesis name. */
@@ -94,6 +133,7 @@ export const NEMESIS_GROUPS: Record<string, readonly NemesisName[]> = {
   pause: NEMESES.filter((n) => n.startsWith('pause-')),
   slow: ['slow-link', 'slow-node', 'slow-disk'],
   correlated: NEMESES.filter((n) => n.startsWith('correlated-')),
+  wipe: ['wipe-one', 'correlated-wipe-kill'],
   all: NEMESES,
 };
 
@@ -225,7 +265,42 @@ function faultsFor(nemesis: NemesisName, nodes: readonly string[], rng: Rng): Fa
       ];
     case 'correlated-kill-two':
       return [{ kind: 'kill', targets: rng.shuffle(nodes).slice(0, 2) }];
+    case 'wipe-one':
+      return [{ kind: 'wipe', target: rng.pick(['@leader', '@follower:0']) }];
+    case 'correlated-wipe-kill':
+      // A follower loses its disk while the leader crashes: the two copies most likely to hold the
+      // newest acknowledged writes are gone at once, and the wiped node's vote decides who leads.
+      return [
+        { kind: 'wipe', target: '@follower:0' },
+        { kind: 'kill', targets: ['@leader'] },
+      ];
+    case 'hostile-peer':
+      return [hostilePeerFault(nodes, rng)];
   }
+}
+
+/**
+ * A hostile-peer plan: up to {@link HOSTILE_FRAMES_PER_EVENT_MAX} frames of every kind, each to a
+ * random node (`append-resp-beyond-last` to the leader, `timeout-now` to a follower: where they
+ * would do harm), at most {@link HOSTILE_OVERSIZED_PER_EVENT_MAX} oversized ones.
+ */
+export function hostilePeerFault(nodes: readonly string[], rng: Rng): Fault {
+  const count = rng.int(HOSTILE_FRAMES_PER_EVENT_MAX / 2, HOSTILE_FRAMES_PER_EVENT_MAX);
+  const frames: HostileFrame[] = [];
+  let oversized = 0;
+  for (let i = 0; i < count; i++) {
+    // Every kind at least once (in a random order) before random picks.
+    let kind = i < HOSTILE_FRAME_KINDS.length ? HOSTILE_FRAME_KINDS[i]! : rng.pick(HOSTILE_FRAME_KINDS);
+    if (kind === 'oversized' && ++oversized > HOSTILE_OVERSIZED_PER_EVENT_MAX) kind = 'garbage';
+    frames.push({ kind, target: hostileTarget(kind, nodes, rng) });
+  }
+  return { kind: 'hostile-peer', frames: rng.shuffle(frames), intervalMs: rng.int(HOSTILE_INTERVAL_MS_MIN, 2 * HOSTILE_INTERVAL_MS_MIN), seed: rng.int(0, 2 ** 31 - 1) };
+}
+
+function hostileTarget(kind: HostileFrameKind, nodes: readonly string[], rng: Rng): NodeRef {
+  if (kind === 'append-resp-beyond-last') return '@leader';
+  if (kind === 'timeout-now') return `@follower:${rng.int(0, nodes.length - 2)}`;
+  return rng.pick(nodes);
 }
 
 /** Cuts both ways between the first half (rounded down) and the rest of `order`. */

@@ -19,6 +19,7 @@ import { HistoryRecorder } from './history.js';
 import type { NemesisName } from './nemesis.js';
 import { generateSchedule } from './nemesis.js';
 import { executeSchedule } from './nemesis-exec.js';
+import type { ProcessWatch } from './procwatch.js';
 import { createRng } from './random.js';
 import type { LabelledFault } from './report.js';
 import { RUN_FILES } from './rundir.js';
@@ -65,6 +66,8 @@ export const SNAPSHOT_ENTRIES = 100;
 export const SNAPSHOT_KEEP_ENTRIES = 20;
 /** Healthy time after the heal before the final reads. */
 export const SETTLE_MS = 2000;
+/** How often node processes' resident memory is sampled (local runs). */
+export const RSS_SAMPLE_MS = 1000;
 
 /** The client library's `connect`, loaded when `run` starts (the package may not be built yet). */
 type ConnectFn = (o: { endpoints: string[] } & ClientConnectOptions) => Promise<KvLike>;
@@ -97,17 +100,20 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
   const hashes: AppliedHashSample[] = [];
   const clients: KvLike[] = [];
   let stopping = false;
+  let rssTicker: ReturnType<typeof setInterval> | undefined;
   try {
     await cluster.waitForLeader(LEADER_WAIT_MS);
     for (let w = 0; w < o.concurrency; w++) clients.push(await connect({ endpoints: rotate(cluster.endpoints(), w) }));
     // Time 0 of the history, the schedule and the report: the cluster is up and clients are connected.
     const recorder = new HistoryRecorder();
     const t0 = Date.now();
+    cluster.processes?.useClock(() => recorder.elapsedNs());
+    rssTicker = setInterval(() => cluster.processes?.sampleRss(), RSS_SAMPLE_MS);
     const clock = { nowMs: () => Date.now() - t0, nowNs: () => recorder.elapsedNs(), sleepUntilMs: (ms: number) => sleep(Math.max(0, ms - (Date.now() - t0))) };
     const counts = { ok: 0, fail: 0, info: 0 };
     const active = new Map<string, string>();
     const poller = pollStatus(cluster, recorder, status, hashes, () => stopping);
-    const ticker = setInterval(() => say(`[${(clock.nowMs() / 1000).toFixed(0)}/${o.timeS}s] ok ${counts.ok} fail ${counts.fail} info ${counts.info} | faults: ${[...active.values()].join('; ') || 'none'}`), 1000);
+    const progress = setInterval(() => say(`[${(clock.nowMs() / 1000).toFixed(0)}/${o.timeS}s] ok ${counts.ok} fail ${counts.fail} info ${counts.info} | faults: ${[...active.values()].join('; ') || 'none'}`), 1000);
     const done = () => clock.nowMs() >= o.timeS * 1000;
     const nemesis = executeSchedule(schedule, cluster, clock, (w) => (w.endNs === null ? active.set(w.id, w.label) : active.delete(w.id)), done);
     const generator = o.workload === 'register' ? new RegisterGenerator(createRng(o.seed)) : new SetGenerator();
@@ -124,7 +130,7 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
       reads: o.reads ?? 'linearizable',
     });
     const faults = await nemesis;
-    clearInterval(ticker);
+    clearInterval(progress);
     await cluster.healAll();
     await sleep(SETTLE_MS);
     await finalWriteProbe(clients[0]!, generator, recorder, o.concurrency);
@@ -140,8 +146,10 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
     writeArtifacts(o.out, recorder, status, hashes, finals, faults);
   } finally {
     stopping = true;
+    clearInterval(rssTicker);
     await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
     await cluster.stop();
+    if (cluster.processes !== undefined) writeProcessArtifacts(o.out, cluster.processes);
   }
   const { check } = await checkDir(o.out, { linearizable: { budgetMsPerKey: o.budgetMsPerKey } });
   return check;
@@ -238,11 +246,21 @@ export async function converge(cluster: Pick<RunCluster, 'nodes' | 'status' | 's
 }
 
 function writeArtifacts(out: string, recorder: HistoryRecorder, status: StatusSample[], hashes: AppliedHashSample[], finals: FinalNodeState[], faults: LabelledFault[]): void {
-  const lines = (rows: readonly unknown[]) => rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length > 0 ? '\n' : '');
+  const lines = jsonLines;
   writeFileSync(join(out, RUN_FILES.history), recorder.toJsonLines());
   writeFileSync(join(out, RUN_FILES.status), lines(status));
   writeFileSync(join(out, RUN_FILES.hashes), lines([...hashes, ...finals.map((f) => ({ final: true, ...f }))]));
   writeFileSync(join(out, RUN_FILES.faults), lines(faults));
+}
+
+/** Node process exits and memory samples (local runs): the node-exits and node-memory checkers' input. */
+function writeProcessArtifacts(out: string, watch: ProcessWatch): void {
+  writeFileSync(join(out, RUN_FILES.exits), jsonLines(watch.exits));
+  writeFileSync(join(out, RUN_FILES.rss), jsonLines(watch.rss));
+}
+
+function jsonLines(rows: readonly unknown[]): string {
+  return rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length > 0 ? '\n' : '');
 }
 
 function rotate<T>(items: readonly T[], by: number): T[] {

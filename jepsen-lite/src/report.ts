@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import type { ComposedResult, Validity } from './checker.js';
 import type { AvailabilityEvidence, FaultWindow } from './checkers/availability.js';
 import type { LogAgreementEvidence } from './checkers/log-agreement.js';
+import type { NodeExitsEvidence, NodeMemoryEvidence } from './checkers/processes.js';
 import type { Op, OpPair } from './history.js';
 import { outcomeOf, pairOps } from './history.js';
 import { REPORT_SCRIPT } from './report-script.js';
@@ -212,6 +213,17 @@ export function summarize(name: string, evidence: unknown): string {
       const c = (e.conflicts as LogAgreementEvidence['conflicts'] | undefined)?.[0];
       const where = c === undefined ? '' : ` — first at index ${c.index}: ${c.hashes.map((h) => `${h.node}${h.time === null ? ' (final)' : ''} ${h.hash.slice(0, 12)}`).join(', ')}`;
       return `${String(e.indexesCompared)} indexes compared, ${len('conflicts')} conflicts; state hashes match: ${String(e.stateHashesMatch ?? 'n/a')}; final applied indexes ${JSON.stringify(e.finalAppliedIndex ?? {})}${where}`;
+    }
+    case 'node-exits': {
+      const x = evidence as NodeExitsEvidence;
+      const first = x.unexpected[0];
+      const eg = first === undefined ? '' : ` — e.g. ${first.node} (pid ${first.pid}) code ${String(first.code)} signal ${String(first.signal)}`;
+      return `${x.exits} node process exits, ${x.unexpected.length} unexpected${eg}; expected: ${JSON.stringify(x.expectedByReason)}`;
+    }
+    case 'node-memory': {
+      const m = evidence as NodeMemoryEvidence;
+      const peaks = Object.entries(m.perNode).map(([n, v]) => `${n} ${v.firstMiB}→${v.peakMiB} MiB`).join(', ');
+      return `${m.samples} RSS samples, bound ${(m.rssBytesMax / 1048576).toFixed(0)} MiB, ${m.overBound.length} processes over it; first→peak: ${peaks}`;
     }
     case 'availability': {
       const a = evidence as AvailabilityEvidence;

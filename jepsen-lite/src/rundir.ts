@@ -7,6 +7,9 @@
 //   status.jsonl      /v1/status polls: {node, time, role, term, leader}
 //   hashes.jsonl      applied-hash samples {node, time, appliedIndex, appliedHash}
 //                     and final states {final: true, node, appliedIndex, appliedHash, stateHash}
+//   exits.jsonl       node process exits {node, pid, time, code, signal, expected} (local runs)
+//   rss.jsonl         node resident memory samples {node, pid, time, rssBytes} (local runs)
+//   hostile-frames.jsonl  the hostile peer's frames and what the nodes did with them
 //   nodes/<id>.log    each node's stdout+stderr
 //   report.html, summary.json   written by the checker
 // Every file except history.jsonl is optional; a checker that lacks its input says `unknown`.
@@ -16,6 +19,7 @@ import { join } from 'node:path';
 import type { FinalNodeState, AppliedHashSample } from './checkers/log-agreement.js';
 import type { StatusSample } from './checkers/split-brain.js';
 import type { Op } from './history.js';
+import type { NodeExit, RssSample } from './procwatch.js';
 import { loadHistoryFile } from './history.js';
 import type { LabelledFault, RunMeta } from './report.js';
 
@@ -27,6 +31,8 @@ export const RUN_FILES = {
   faults: 'faults.jsonl',
   status: 'status.jsonl',
   hashes: 'hashes.jsonl',
+  exits: 'exits.jsonl',
+  rss: 'rss.jsonl',
   nodeLogs: 'nodes',
 } as const;
 
@@ -43,8 +49,10 @@ export interface RunData {
   status: StatusSample[];
   hashSamples: AppliedHashSample[];
   finals: FinalNodeState[];
+  exits: NodeExit[];
+  rss: RssSample[];
   /** Which optional files were present (a missing one makes its checker `unknown`, not `invalid`). */
-  present: { status: boolean; hashes: boolean; faults: boolean };
+  present: { status: boolean; hashes: boolean; faults: boolean; exits: boolean; rss: boolean };
   nodeLogs: { node: string; href: string }[];
 }
 
@@ -87,6 +95,8 @@ export function loadRunDir(dir: string): RunData {
   const status = existsSync(p(RUN_FILES.status)) ? loadStatus(p(RUN_FILES.status)) : [];
   const hashes = existsSync(p(RUN_FILES.hashes)) ? loadHashes(p(RUN_FILES.hashes)) : { samples: [], finals: [] };
   const faults = existsSync(p(RUN_FILES.faults)) ? loadFaults(p(RUN_FILES.faults)) : [];
+  const exits = existsSync(p(RUN_FILES.exits)) ? loadExits(p(RUN_FILES.exits)) : [];
+  const rss = existsSync(p(RUN_FILES.rss)) ? loadRss(p(RUN_FILES.rss)) : [];
   const logsDir = p(RUN_FILES.nodeLogs);
   const nodeLogs = existsSync(logsDir)
     ? readdirSync(logsDir)
@@ -101,7 +111,15 @@ export function loadRunDir(dir: string): RunData {
     status,
     hashSamples: hashes.samples,
     finals: hashes.finals,
-    present: { status: existsSync(p(RUN_FILES.status)), hashes: existsSync(p(RUN_FILES.hashes)), faults: existsSync(p(RUN_FILES.faults)) },
+    exits,
+    rss,
+    present: {
+      status: existsSync(p(RUN_FILES.status)),
+      hashes: existsSync(p(RUN_FILES.hashes)),
+      faults: existsSync(p(RUN_FILES.faults)),
+      exits: existsSync(p(RUN_FILES.exits)),
+      rss: existsSync(p(RUN_FILES.rss)),
+    },
     nodeLogs,
   };
 }
@@ -139,6 +157,26 @@ function loadHashes(path: string): { samples: AppliedHashSample[]; finals: Final
     samples: rows.filter((r) => r.final !== true) as unknown as AppliedHashSample[],
     finals: rows.filter((r) => r.final === true) as unknown as FinalNodeState[],
   };
+}
+
+function loadExits(path: string): NodeExit[] {
+  return readJsonLines(path, (o, w) => {
+    need(isStr(o.node), w, '`node` must be a string');
+    need(isNum(o.pid), w, '`pid` must be a number');
+    need(isNum(o.time), w, '`time` must be a number (ns)');
+    need(o.code === null || isNum(o.code), w, '`code` must be a number or null');
+    need(o.signal === null || isStr(o.signal), w, '`signal` must be a string or null');
+    need(o.expected === null || isStr(o.expected), w, '`expected` must be a string (the reason) or null');
+  }) as unknown as NodeExit[];
+}
+
+function loadRss(path: string): RssSample[] {
+  return readJsonLines(path, (o, w) => {
+    need(isStr(o.node), w, '`node` must be a string');
+    need(isNum(o.pid), w, '`pid` must be a number');
+    need(isNum(o.time), w, '`time` must be a number (ns)');
+    need(isNum(o.rssBytes), w, '`rssBytes` must be a number');
+  }) as unknown as RssSample[];
 }
 
 function loadFaults(path: string): LabelledFault[] {
