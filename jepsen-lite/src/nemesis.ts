@@ -189,14 +189,21 @@ export function generateSchedule(options: ScheduleOptions): NemesisSchedule {
   let t = options.quietStartMs ?? DEFAULTS.quietStartMs;
   while (options.nemeses.length > 0 && t + fMin <= endMs && events.length < (options.eventsMax ?? DEFAULTS.eventsMax)) {
     const nemesis = rng.pick(options.nemeses);
-    const healMs = Math.min(endMs, t + rng.int(fMin, fMax));
-    const faults = faultsFor(nemesis, options.nodes, rng);
+    let healMs = Math.min(endMs, t + rng.int(fMin, fMax));
+    const [faults, ...later] = phasesFor(nemesis, options.nodes, rng);
     let correlated = nemesis.startsWith('correlated-');
     if (options.combineChance !== undefined && rng.chance(options.combineChance)) {
-      faults.push(...faultsFor(rng.pick(options.nemeses), options.nodes, rng));
+      faults!.push(...faultsFor(rng.pick(options.nemeses), options.nodes, rng));
       correlated = true;
     }
-    events.push({ id: `e${events.length + 1}`, nemesis, startMs: t, healMs, faults, correlated });
+    events.push({ id: `e${events.length + 1}`, nemesis, startMs: t, healMs, faults: faults!, correlated });
+    // Later phases start at the previous phase's heal, with no healthy gap (as long as one fits).
+    for (const phase of later) {
+      if (healMs + fMin > endMs) break;
+      const startMs = healMs;
+      healMs = Math.min(endMs, startMs + rng.int(fMin, fMax));
+      events.push({ id: `e${events.length + 1}`, nemesis, startMs, healMs, faults: phase, correlated });
+    }
     t = healMs + rng.int(gMin, gMax);
   }
   return { seed: options.seed, nodes: [...options.nodes], durationMs: options.durationMs, events };
@@ -212,6 +219,19 @@ function validateScheduleOptions(o: ScheduleOptions): void {
 }
 
 const SLOW: Shaping = { delayMs: 200, jitterMs: 100, bytesPerSecond: null };
+
+/**
+ * The faults of a nemesis as consecutive phases: one event each, the next starting at the
+ * previous one's heal. Most nemeses have one phase (the same random draws as {@link faultsFor}).
+ */
+function phasesFor(nemesis: NemesisName, nodes: readonly string[], rng: Rng): Fault[][] {
+  if (nemesis !== 'correlated-wipe-kill') return [faultsFor(nemesis, nodes, rng)];
+  // Issue 14's confirmed loss: a node is down while the other two acknowledge writes; as it
+  // comes back, one of those two loses its disk (and restarts with its usual command line) and
+  // the other crashes. Only the stale node and the empty one are left to elect a leader.
+  const [stale, wiped, crashed] = rng.shuffle(nodes);
+  return [[{ kind: 'kill', targets: [stale!] }], [{ kind: 'wipe', target: wiped! }, { kind: 'kill', targets: [crashed!] }]];
+}
 
 /** The faults one nemesis produces (concrete nodes drawn from the rng, roles left symbolic). */
 function faultsFor(nemesis: NemesisName, nodes: readonly string[], rng: Rng): Fault[] {
@@ -268,8 +288,7 @@ function faultsFor(nemesis: NemesisName, nodes: readonly string[], rng: Rng): Fa
     case 'wipe-one':
       return [{ kind: 'wipe', target: rng.pick(['@leader', '@follower:0']) }];
     case 'correlated-wipe-kill':
-      // A follower loses its disk while the leader crashes: the two copies most likely to hold the
-      // newest acknowledged writes are gone at once, and the wiped node's vote decides who leads.
+      // Its phases come from phasesFor; here (combined into another event) only the wipe + crash.
       return [
         { kind: 'wipe', target: '@follower:0' },
         { kind: 'kill', targets: ['@leader'] },
