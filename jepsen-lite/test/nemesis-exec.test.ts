@@ -23,6 +23,20 @@ function fakeCluster(leader: string, compactedAfterMs = Infinity, clock?: { now:
     setFsyncDelayMs: async (n, ms) => void log.push(`fsync ${n} ${ms}ms`),
     compactedPast: async () => (clock?.now ?? 0) >= compactedAfterMs,
     setRateMultiplier: (x) => log.push(`rate x${x}`),
+    wipe: async (n) => void log.push(`wipe ${n}`),
+    replace: async (n) => {
+      log.push(`replace ${n}`);
+      return `${n} replaced`;
+    },
+    hostilePeer: (id, f) => {
+      log.push(`hostile peer ${id}: ${f.frames.length} frames`);
+      return {
+        stop: async () => {
+          log.push(`hostile peer ${id} stopped`);
+          return [{ event: id, wallMs: 0, kind: 'garbage', target: 'n1', claimFrom: 'n2', what: 'random bytes', outcome: { result: 'closed', code: 4400 } }];
+        },
+      };
+    },
   };
 }
 
@@ -86,6 +100,31 @@ describe('nemesis executor', () => {
     expect(cluster.log[0]).toBe('cut silent n2>n1 n1>n2 n2>n3 n3>n2');
     expect(w!.endNs! / 1e6).toBeGreaterThanOrEqual(2600);
     expect(w!.endNs! / 1e6).toBeLessThan(3000);
+  });
+});
+
+describe('nemesis executor: wipe and hostile peer', () => {
+  it('wipes at the start; at the heal restarts the crashed node first, then replaces the wiped one, and says how it went', async () => {
+    const cluster = fakeCluster('n3');
+    const windows = await executeSchedule(
+      schedule([
+        { id: 'e1', nemesis: 'correlated-wipe-kill', startMs: 1000, healMs: 3000, correlated: true, faults: [{ kind: 'kill', targets: ['n1'] }] },
+        { id: 'e2', nemesis: 'correlated-wipe-kill', startMs: 3000, healMs: 6000, correlated: true, faults: [{ kind: 'wipe', target: 'n2' }, { kind: 'kill', targets: ['@leader'] }] },
+      ]),
+      cluster,
+      fakeClock(),
+    );
+    // The replacement needs a quorum: the crashed node must be back before the wiped one is removed.
+    expect(cluster.log).toEqual(['kill n1', 'restart n1', 'wipe n2', 'kill n3', 'restart n3', 'replace n2']);
+    expect(windows[1]!.label).toBe('e2 wipe n2 (data directory removed, restarted with its usual command line) + kill -9 n3 | heal: n2 replaced');
+  });
+
+  it('runs the hostile peer for the event and names what the nodes did with its frames at the heal', async () => {
+    const cluster = fakeCluster('n1');
+    const frames = [{ kind: 'garbage' as const, target: 'n2' }];
+    const [w] = await executeSchedule(schedule([{ id: 'e1', nemesis: 'hostile-peer', startMs: 10, healMs: 20, correlated: false, faults: [{ kind: 'hostile-peer', frames, intervalMs: 100, seed: 3 }] }]), cluster, fakeClock());
+    expect(cluster.log).toEqual(['hostile peer e1: 1 frames', 'hostile peer e1 stopped']);
+    expect(w!.label).toBe('e1 hostile peer: 1 frames planned, one per 100 ms | heal: 1 hostile frames: 1 closed');
   });
 });
 
