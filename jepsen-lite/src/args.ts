@@ -21,7 +21,8 @@ run options (defaults in brackets):
   --nodes N            cluster size [3]
   --time S             seconds of workload [60]
   --nemesis LIST       comma-separated nemeses or groups (partition, kill, pause, slow,
-                       correlated, all, none, or single names such as partition-ring) [partition]
+                       correlated, wipe, all, none, or single names such as partition-ring,
+                       wipe-one, hostile-peer) [partition]
   --workload W         register | set [register]
   --concurrency N      client processes [6]
   --rate N             target ops per second over all processes [200]
