@@ -280,12 +280,17 @@ export class Cluster implements RunCluster {
     this.links.healAll();
   }
 
-  async kill(id: string): Promise<void> {
+  kill(id: string): Promise<void> {
+    return this.killFor(id, 'killed by the nemesis');
+  }
+
+  /** kill -9 of node `id`'s process, its exit expected for `reason` (node-exits checker). */
+  private async killFor(id: string, reason: string): Promise<void> {
     const p = this.proc(id);
     const child = p.child;
     if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    this.processes.expectExit(id, 'killed by the harness');
+    this.processes.expectExit(id, reason);
     child.kill('SIGCONT'); // a paused node must be able to die
     child.kill('SIGKILL');
     await Promise.race([exited, new Promise((r) => setTimeout(r, EXIT_WAIT_MS_MAX))]);
@@ -340,7 +345,7 @@ export class Cluster implements RunCluster {
    * rightly refuse to start.
    */
   async wipe(id: string): Promise<void> {
-    await this.kill(id);
+    await this.killFor(id, 'wiped by the nemesis');
     rmSync(this.dataDir(id), { recursive: true, force: true });
     this.proc(id).log.write(`# jepsen-lite: ${id}'s data directory removed (wipe)\n`);
     this.spawnNode(id);
@@ -352,7 +357,7 @@ export class Cluster implements RunCluster {
     return replaceMember(id, {
       otherEndpoints: () => this.nodes.filter((n) => n !== id).map((n) => this.endpointOf(n)),
       peerAddress: this.links.addressOf(id),
-      stop: () => this.kill(id),
+      stop: () => this.killFor(id, 'stopped to be replaced'),
       startJoiner: async () => {
         rmSync(this.dataDir(id), { recursive: true, force: true });
         this.spawnNode(id, 'joiner');
@@ -380,8 +385,7 @@ export class Cluster implements RunCluster {
 
   /** Kills every node and stops the proxies. */
   async stop(): Promise<void> {
-    for (const id of this.nodes) this.processes.expectExit(id, 'harness stop');
-    await Promise.all(this.nodes.map((id) => this.kill(id)));
+    await Promise.all(this.nodes.map((id) => this.killFor(id, 'harness stop')));
     await this.links.close();
     for (const p of this.procs.values()) p.log.end();
   }
