@@ -195,6 +195,19 @@ interface NodeProc {
   log: WriteStream;
 }
 
+/**
+ * A replacement's command line: the usual one without the founding flag (an empty data directory
+ * must never found again), plus `--join` (start empty, wait for `member add`).
+ */
+export function joinerArgs(usual: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < usual.length; i++) {
+    if (usual[i] === '--initial-cluster-state') i++;
+    else if (!usual[i]!.startsWith('--initial-cluster-state=')) out.push(usual[i]!);
+  }
+  return [...out, '--join'];
+}
+
 /** File of the hostile peer's frames in a run directory, one JSON object per frame. */
 export const HOSTILE_FRAMES_FILE = 'hostile-frames.jsonl';
 
@@ -405,7 +418,7 @@ export class Cluster implements RunCluster {
     // The founding flag founds on the first start and is ignored once the data directory has
     // state (a replacement starts without it); the secret travels in the environment, never on argv.
     const args = [this.options.serverCli, 'serve', '--id', id, '--listen', `127.0.0.1:${p.port}`, '--peers', peers, '--data', this.dataDir(id), '--initial-cluster-state', 'new', ...(this.options.extraArgs ?? [])];
-    if (how === 'joiner') args.push('--join');
+    if (how === 'joiner') args.splice(0, args.length, ...joinerArgs(args));
     p.log.write(`# jepsen-lite: node ${args.join(' ')}\n`);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, QKV_CLUSTER_SECRET: this.clusterSecret, QKV_CLUSTER_SECRET_FILE: '' } });
     child.stdout.pipe(p.log, { end: false });

@@ -24,6 +24,8 @@ export interface ReplaceEnv {
   /** A line for the node's log. */
   log(line: string): void;
   sleep(ms: number): Promise<void>;
+  /** Time one step may take. Default {@link REPLACE_STEP_WAIT_MS}. */
+  stepWaitMs?: number;
 }
 
 /** One admin call's answer: the HTTP status and the error code of a JSON error body. */
@@ -56,7 +58,8 @@ async function adminCall(endpoint: string, method: string, path: string, body?: 
  * for REPLACE_STEP_WAIT_MS. Returns null on success, else the last answer or error.
  */
 async function step(env: ReplaceEnv, what: string, method: string, path: string, body: unknown, done: (a: AdminAnswer) => boolean): Promise<string | null> {
-  const until = Date.now() + REPLACE_STEP_WAIT_MS;
+  const waitMs = env.stepWaitMs ?? REPLACE_STEP_WAIT_MS;
+  const until = Date.now() + waitMs;
   let last = 'no member answered';
   env.log(`# jepsen-lite: replace: ${what}`);
   while (Date.now() < until) {
@@ -71,7 +74,7 @@ async function step(env: ReplaceEnv, what: string, method: string, path: string,
     }
     await env.sleep(REPLACE_RETRY_MS);
   }
-  return `${what} did not succeed within ${REPLACE_STEP_WAIT_MS} ms (${last})`;
+  return `${what} did not succeed within ${waitMs} ms (${last})`;
 }
 
 /**
