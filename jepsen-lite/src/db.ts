@@ -221,6 +221,8 @@ export class Cluster implements RunCluster {
    */
   readonly clusterSecret = randomBytes(24).toString('hex');
   private rateMultiplier = 1;
+  /** Wiped nodes whose replacement has not started a joiner yet. */
+  private readonly unreplaced = new Set<string>();
 
   private constructor(
     private readonly options: ClusterOptions,
@@ -311,7 +313,9 @@ export class Cluster implements RunCluster {
   }
 
   async restart(id: string): Promise<void> {
-    if (this.proc(id).child === undefined) this.spawnNode(id);
+    // A wiped node comes back only through its replacement (an operator would not start it again
+    // on an empty disk with its usual command line a second time).
+    if (this.proc(id).child === undefined && !this.unreplaced.has(id)) this.spawnNode(id);
   }
 
   pause(id: string): void {
@@ -362,6 +366,7 @@ export class Cluster implements RunCluster {
     rmSync(this.dataDir(id), { recursive: true, force: true });
     this.proc(id).log.write(`# jepsen-lite: ${id}'s data directory removed (wipe)\n`);
     this.spawnNode(id);
+    this.unreplaced.add(id);
     this.processes.expectExit(id, 'wiped: may refuse to start on an empty data directory');
   }
 
@@ -373,6 +378,7 @@ export class Cluster implements RunCluster {
       stop: () => this.killFor(id, 'stopped to be replaced'),
       startJoiner: async () => {
         rmSync(this.dataDir(id), { recursive: true, force: true });
+        this.unreplaced.delete(id);
         this.spawnNode(id, 'joiner');
       },
       log: (line) => this.proc(id).log.write(line + '\n'),
