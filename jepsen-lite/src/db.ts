@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, createWriteStream, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { appendFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -208,6 +208,23 @@ export function joinerArgs(usual: readonly string[]): string[] {
   return [...out, '--join'];
 }
 
+/** Incarnation ids are 32 hex digits (packages/transport, `INCARNATION_HEX_LENGTH`). */
+const INCARNATION_RE = /^[0-9a-f]{32}$/;
+
+/**
+ * The incarnation id in a node's data directory (the first line of its `INCARNATION` file), or
+ * 32 zeros when it cannot be read (a node that has not started yet: the hello is then refused).
+ */
+export function readIncarnation(dataDir: string): string {
+  try {
+    const first = readFileSync(join(dataDir, 'INCARNATION'), 'utf8').split('\n')[0] ?? '';
+    if (INCARNATION_RE.test(first)) return first;
+  } catch {
+    // fall through
+  }
+  return '0'.repeat(32);
+}
+
 /** File of the hostile peer's frames in a run directory, one JSON object per frame. */
 export const HOSTILE_FRAMES_FILE = 'hostile-frames.jsonl';
 
@@ -395,7 +412,7 @@ export class Cluster implements RunCluster {
         const s = await this.status(node);
         return s === undefined ? undefined : { term: s.term, commitIndex: s.commitIndex };
       },
-      target: (node, from) => ({ address: this.endpointOf(node), to: node, from, clusterSecret: this.clusterSecret }),
+      target: (node, from) => ({ address: this.endpointOf(node), to: node, from, clusterSecret: this.clusterSecret, incarnation: readIncarnation(this.dataDir(from)) }),
       send: (target, frame) => sendForgedFrame(target, frame),
       record: (r) => appendFileSync(file, JSON.stringify(r) + '\n'),
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),

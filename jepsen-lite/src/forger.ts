@@ -18,6 +18,12 @@ export interface ForgeTarget {
   from: string;
   /** The cluster secret (null: the nodes run without one). */
   clusterSecret: string | null;
+  /**
+   * The incarnation id of the member the hello claims to be: a node refuses any other incarnation
+   * of a member it knows, so a forger that means to get frames past the hello presents the real
+   * one (a secret holder with access to the member's data directory can read it).
+   */
+  incarnation: string;
 }
 
 /**
@@ -45,7 +51,7 @@ const REASON_CHARS_MAX = 160;
  * node does; bounded by the connect timeout plus `closeWaitMs`.
  */
 export function sendForgedFrame(target: ForgeTarget, frame: Uint8Array | string, closeWaitMs = FORGE_CLOSE_WAIT_MS): Promise<ForgeOutcome> {
-  const hello = createHelloHeader({ from: target.from, to: target.to, channel: 'raft', clusterSecret: target.clusterSecret, nowMs: Date.now() });
+  const hello = createHelloHeader({ from: target.from, to: target.to, channel: 'raft', clusterSecret: target.clusterSecret, nowMs: Date.now(), incarnation: target.incarnation });
   return new Promise<ForgeOutcome>((resolve) => {
     let settled = false;
     let opened = false;

@@ -61,7 +61,7 @@ function fakeEnv(down: string[] = []): HostileEnv & { sent: { to: string; from: 
     sent,
     view: async () => ({ nodes: ['n1', 'n2', 'n3'], leader: 'n1' }),
     state: async (n) => (down.includes(n) ? undefined : { term: 3, commitIndex: 50 }),
-    target: (node, from) => ({ address: 'unused', to: node, from, clusterSecret: 's' }),
+    target: (node, from) => ({ address: 'unused', to: node, from, clusterSecret: 's', incarnation: 'a'.repeat(32) }),
     send: async (t) => {
       sent.push({ to: t.to, from: t.from });
       return { result: 'closed', code: 4400, reason: 'bad frame' };
@@ -103,15 +103,15 @@ describe('forger', () => {
       ws.on('message', (data) => ws.close(4400, `bad frame of ${(data as Buffer).length} bytes`));
     });
     try {
-      const out = await sendForgedFrame({ address, to: 'n2', from: 'n3', clusterSecret: 'a-secret-of-enough-length' }, new Uint8Array([1, 2, 3]));
+      const out = await sendForgedFrame({ address, to: 'n2', from: 'n3', clusterSecret: 'a-secret-of-enough-length', incarnation: 'b'.repeat(32) }, new Uint8Array([1, 2, 3]));
       expect(out).toEqual({ result: 'closed', code: 4400, reason: 'bad frame of 3 bytes' });
-      expect(hellos[0]).toMatchObject({ from: 'n3', to: 'n2', channel: 'raft' });
+      expect(hellos[0]).toMatchObject({ from: 'n3', to: 'n2', channel: 'raft', incarnation: 'b'.repeat(32) });
       expect(hellos[0]!.mac).toMatch(/^[0-9a-f]{64}$/);
     } finally {
       await new Promise((r) => wss.close(r));
     }
     // Nobody listening any more: unreachable, not an exception.
-    expect((await sendForgedFrame({ address, to: 'n2', from: 'n3', clusterSecret: null }, 'x')).result).toBe('unreachable');
+    expect((await sendForgedFrame({ address, to: 'n2', from: 'n3', clusterSecret: null, incarnation: 'b'.repeat(32) }, 'x')).result).toBe('unreachable');
   });
 });
 
