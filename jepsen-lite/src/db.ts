@@ -412,7 +412,7 @@ export class Cluster implements RunCluster {
         const s = await this.status(node);
         return s === undefined ? undefined : { term: s.term, commitIndex: s.commitIndex };
       },
-      target: (node, from) => ({ address: this.endpointOf(node), to: node, from, clusterSecret: this.clusterSecret, incarnation: readIncarnation(this.dataDir(from)) }),
+      target: (node, from) => ({ port: this.proc(node).port, to: node, from, secret: this.clusterSecret, incarnation: readIncarnation(this.dataDir(from)) }),
       send: (target, frame) => sendForgedFrame(target, frame),
       record: (r) => appendFileSync(file, JSON.stringify(r) + '\n'),
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),

@@ -1,18 +1,19 @@
 // The hostile-peer nemesis: a process that holds the cluster secret sends malformed, oversized
 // and out-of-authority frames to the nodes (the plan is in the schedule: nemesis.ts
 // `hostilePeerFault`), one every `intervalMs`, at most HOSTILE_FRAMES_PER_EVENT_MAX per event.
-// This file builds each frame from the cluster's current state and runs the campaign; forger.ts
-// delivers them.
+// This file builds each frame from the cluster's current state (with forger.ts's message
+// builders) and runs the campaign; forger.ts delivers them.
 //
 // In scope: frames no correct member could send. A well-formed forgery by a secret holder (a vote
 // request or an append a real member could have sent) is out of scope until per-node certificates:
 // the shared secret cannot tell members apart (README § Faults).
 
-import type { Entry, Message, MessageType as MessageTypeValue } from '@quorumkv/raft';
+import type { Entry, MessageType as MessageTypeValue } from '@quorumkv/raft';
 import { EntryType, MessageType } from '@quorumkv/raft';
 import { defaultLimits, encodeFrame } from '@quorumkv/transport';
 import { Packr } from 'msgpackr';
-import type { ForgeOutcome, ForgeTarget } from './forger.js';
+import type { ForgeOutcome, ForgerOptions } from './forger.js';
+import { forgedAppendResponse, forgedMessage, forgedTimeoutNow } from './forger.js';
 import type { ClusterView, Fault, HostileFrameKind } from './nemesis.js';
 import { resolveRef } from './nemesis.js';
 import type { Rng } from './random.js';
@@ -36,7 +37,7 @@ export interface FrameContext {
 
 /** One built frame and a short description of it (for the frame log). */
 export interface BuiltFrame {
-  bytes: Uint8Array | string;
+  bytes: Uint8Array;
   what: string;
 }
 
@@ -47,10 +48,6 @@ const BEYOND_LAST_INDEXES = 1_000_000;
 
 // The same msgpack settings as the transport's codec (plain `bin` for bytes, no records).
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false, structuredClone: false });
-
-function message(over: Partial<Message> & Pick<Message, 'type' | 'to' | 'from' | 'term'>): Message {
-  return { logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, ...over };
-}
 
 function randomBytes(rng: Rng, n: number): Uint8Array {
   const out = new Uint8Array(n);
@@ -83,12 +80,12 @@ function malformed(c: FrameContext): BuiltFrame {
     () => ({ bytes: packr.pack([1, [rawTuple(app, c, { 9: [c.term, 1, 0] })]]), what: 'entries not in fours' }),
     () => {
       const index = c.commitIndex;
-      const m = message({ type: app, to: c.target, from: c.claimFrom, term: c.term, index, logTerm: c.term, entries: [entry(c.term, index + 5, c.rng)] });
+      const m = forgedMessage({ type: app, to: c.target, from: c.claimFrom, term: c.term, index, logTerm: c.term, entries: [entry(c.term, index + 5, c.rng)] });
       return { bytes: encodeFrame([m]), what: `append after index ${index} whose entry is ${index + 5}` };
     },
     () => {
       const index = c.commitIndex;
-      const m = message({ type: app, to: c.target, from: c.claimFrom, term: c.term, index, logTerm: c.term, entries: [entry(c.term + 5, index + 1, c.rng)] });
+      const m = forgedMessage({ type: app, to: c.target, from: c.claimFrom, term: c.term, index, logTerm: c.term, entries: [entry(c.term + 5, index + 1, c.rng)] });
       return { bytes: encodeFrame([m]), what: `entry term ${c.term + 5} above the message's term ${c.term}` };
     },
   ];
@@ -106,20 +103,20 @@ export function buildHostileFrame(kind: HostileFrameKind, c: FrameContext): Buil
       // One byte over the peer frame limit every node runs with.
       return { bytes: new Uint8Array(defaultLimits.maxFrameBytes + 1), what: `${defaultLimits.maxFrameBytes + 1} bytes (frame limit + 1)` };
     case 'wrong-from': {
-      const m = message({ type: MessageType.Heartbeat, to: c.target, from: c.otherMember, term: c.term, commit: c.commitIndex });
+      const m = forgedMessage({ type: MessageType.Heartbeat, to: c.target, from: c.otherMember, term: c.term, commit: c.commitIndex });
       return { bytes: encodeFrame([m]), what: `heartbeat claiming from ${c.otherMember} on ${c.claimFrom}'s connection` };
     }
     case 'timeout-now': {
-      const m = message({ type: MessageType.TimeoutNow, to: c.target, from: c.claimFrom, term: c.term });
+      const m = forgedTimeoutNow({ to: c.target, from: c.claimFrom, term: c.term });
       return { bytes: encodeFrame([m]), what: `TimeoutNow from non-leader ${c.claimFrom}, term ${c.term}` };
     }
     case 'conflicting-append': {
-      const m = message({ type: MessageType.App, to: c.target, from: c.claimFrom, term: c.term, index: 0, logTerm: 0, entries: [entry(c.term, 1, c.rng)], commit: 1 });
+      const m = forgedMessage({ type: MessageType.App, to: c.target, from: c.claimFrom, term: c.term, index: 0, logTerm: 0, entries: [entry(c.term, 1, c.rng)], commit: 1 });
       return { bytes: encodeFrame([m]), what: `append of entry 1 (term ${c.term}) over committed ${c.commitIndex}` };
     }
     case 'append-resp-beyond-last': {
       const index = c.commitIndex + BEYOND_LAST_INDEXES;
-      const m = message({ type: MessageType.AppResp, to: c.target, from: c.claimFrom, term: c.term, index });
+      const m = forgedAppendResponse({ to: c.target, from: c.claimFrom, term: c.term, index });
       return { bytes: encodeFrame([m]), what: `append response acknowledging index ${index}` };
     }
   }
@@ -142,9 +139,9 @@ export interface HostileEnv {
   view(): Promise<ClusterView>;
   /** The target's term and commit index, or undefined when it does not answer. */
   state(node: string): Promise<{ term: number; commitIndex: number } | undefined>;
-  /** Address and secret to reach `node`'s /raft as `from`. */
-  target(node: string, from: string): ForgeTarget;
-  send(target: ForgeTarget, frame: Uint8Array | string): Promise<ForgeOutcome>;
+  /** Port, secret and incarnation to reach `node`'s /raft as `from`. */
+  target(node: string, from: string): ForgerOptions;
+  send(target: ForgerOptions, frame: Uint8Array): Promise<ForgeOutcome>;
   record(r: HostileFrameRecord): void;
   sleep(ms: number): Promise<void>;
 }

@@ -12,16 +12,16 @@ import { createRng } from '../src/random.js';
 
 const ctx = (seed = 1): FrameContext => ({ target: 'n2', claimFrom: 'n3', otherMember: 'n1', term: 7, commitIndex: 120, rng: createRng(seed) });
 const build = (kind: HostileFrameKind, seed = 1) => buildHostileFrame(kind, ctx(seed));
-const only = (bytes: Uint8Array | string) => {
-  const [m, ...rest] = decodeFrame(bytes as Uint8Array);
+const only = (bytes: Uint8Array) => {
+  const [m, ...rest] = decodeFrame(bytes);
   expect(rest).toEqual([]);
   return m!;
 };
 
 describe('hostile frames', () => {
   it('garbage and oversized frames are not frames; oversized is one byte over the frame limit', () => {
-    for (let seed = 0; seed < 20; seed++) expect(() => decodeFrame(build('garbage', seed).bytes as Uint8Array)).toThrow(FrameError);
-    expect((build('oversized').bytes as Uint8Array).byteLength).toBe(defaultLimits.maxFrameBytes + 1);
+    for (let seed = 0; seed < 20; seed++) expect(() => decodeFrame(build('garbage', seed).bytes)).toThrow(FrameError);
+    expect(build('oversized').bytes.byteLength).toBe(defaultLimits.maxFrameBytes + 1);
   });
 
   it('malformed frames break the codec or the rules of an append (a gap, an entry term above the message term)', () => {
@@ -61,7 +61,7 @@ function fakeEnv(down: string[] = []): HostileEnv & { sent: { to: string; from: 
     sent,
     view: async () => ({ nodes: ['n1', 'n2', 'n3'], leader: 'n1' }),
     state: async (n) => (down.includes(n) ? undefined : { term: 3, commitIndex: 50 }),
-    target: (node, from) => ({ address: 'unused', to: node, from, clusterSecret: 's', incarnation: 'a'.repeat(32) }),
+    target: (node, from) => ({ port: 1, to: node, from, secret: 's', incarnation: 'a'.repeat(32) }),
     send: async (t) => {
       sent.push({ to: t.to, from: t.from });
       return { result: 'closed', code: 4400, reason: 'bad frame' };
@@ -96,22 +96,22 @@ describe('forger', () => {
   it('opens /raft with a signed hello, sends the frame and reports how the node closed the connection', async () => {
     const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/raft' });
     await new Promise((r) => wss.once('listening', r));
-    const address = `127.0.0.1:${(wss.address() as AddressInfo).port}`;
+    const port = (wss.address() as AddressInfo).port;
     const hellos: Record<string, unknown>[] = [];
     wss.on('connection', (ws, req) => {
       hellos.push(JSON.parse(Buffer.from(String(req.headers[HELLO_HEADER]), 'base64url').toString()) as Record<string, unknown>);
       ws.on('message', (data) => ws.close(4400, `bad frame of ${(data as Buffer).length} bytes`));
     });
     try {
-      const out = await sendForgedFrame({ address, to: 'n2', from: 'n3', clusterSecret: 'a-secret-of-enough-length', incarnation: 'b'.repeat(32) }, new Uint8Array([1, 2, 3]));
+      const out = await sendForgedFrame({ port, to: 'n2', from: 'n3', secret: 'a-secret-of-enough-length', incarnation: 'b'.repeat(32) }, new Uint8Array([1, 2, 3]));
       expect(out).toEqual({ result: 'closed', code: 4400, reason: 'bad frame of 3 bytes' });
       expect(hellos[0]).toMatchObject({ from: 'n3', to: 'n2', channel: 'raft', incarnation: 'b'.repeat(32) });
       expect(hellos[0]!.mac).toMatch(/^[0-9a-f]{64}$/);
     } finally {
       await new Promise((r) => wss.close(r));
     }
-    // Nobody listening any more: unreachable, not an exception.
-    expect((await sendForgedFrame({ address, to: 'n2', from: 'n3', clusterSecret: null, incarnation: 'b'.repeat(32) }, 'x')).result).toBe('unreachable');
+    // Nobody listening any more: refused, not an exception.
+    expect((await sendForgedFrame({ port, to: 'n2', from: 'n3', secret: null, incarnation: 'b'.repeat(32) }, new Uint8Array([1]))).result).toBe('refused');
   });
 });
 

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mulberry32 } from '@quorumkv/testkit';
 import { ProcessCluster, TEST_SECRET, httpRequest, jsonOf, verifyAcked, WriteLoad, type NodeStatus } from '../harness/cluster.js';
-import { PeerForger, forgedAppendResponse, forgedTimeoutNow, forgeryCatalogue, type Forgery } from '../harness/forger.js';
+import { PeerForger, forgedAppendResponse, forgedTimeoutNow, forgeryCatalogue, type Forgery } from '@quorumkv/jepsen-lite/forger';
 
 const SEED = Number(process.env['QKV_SEED'] ?? 20261207);
 const REPLAY = `replay: QKV_SEED=${SEED} pnpm exec vitest run --project cluster test/cluster/hostile-peer.test.ts`;
