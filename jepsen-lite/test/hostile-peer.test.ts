@@ -19,6 +19,10 @@ const only = (bytes: Uint8Array) => {
 };
 
 describe('hostile frames', () => {
+  it('every kind builds, with a description for the frame log', () => {
+    for (const k of HOSTILE_FRAME_KINDS) expect(build(k).what).not.toBe('');
+  });
+
   it('garbage and oversized frames are not frames; oversized is one byte over the frame limit', () => {
     for (let seed = 0; seed < 20; seed++) expect(() => decodeFrame(build('garbage', seed).bytes)).toThrow(FrameError);
     expect(build('oversized').bytes.byteLength).toBe(defaultLimits.maxFrameBytes + 1);
@@ -113,8 +117,4 @@ describe('forger', () => {
     // Nobody listening any more: refused, not an exception.
     expect((await sendForgedFrame({ port, to: 'n2', from: 'n3', secret: null, incarnation: 'b'.repeat(32) }, new Uint8Array([1]))).result).toBe('refused');
   });
-});
-
-it('every frame kind builds', () => {
-  for (const k of HOSTILE_FRAME_KINDS) expect(build(k).what).not.toBe('');
 });
