@@ -261,6 +261,8 @@ export class HttpApi {
       firstIndex: s.firstIndex,
       appliedHash: s.appliedHash,
       storageShortfall: s.storageShortfall,
+      votingSuspended: s.votingSuspended,
+      votingSuspendedReason: s.votingSuspendedReason,
       clusterId: this.node.clusterId,
       zone: s.zone ?? null,
       members: [...m.voters.map((v) => member(v, true)), ...m.learners.map((v) => member(v, false))],

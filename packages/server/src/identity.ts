@@ -14,6 +14,8 @@ const INCARNATION_FILE = 'INCARNATION';
 const PINS_FILE = 'PEER_INCARNATIONS';
 /** Present once this (still empty) data directory answered "not founded" to a founding peer. */
 const FOUNDING_PROMISE_FILE = 'FOUNDING_PROMISED';
+/** How this data directory came to hold the cluster's log: it founded it, or joined (was replicated to). */
+const ORIGIN_FILE = 'ORIGIN';
 /** Longest pins file read, bytes: far above any real membership (a pin is ~100 bytes). */
 const MAX_PINS_FILE_BYTES = 1024 * 1024;
 
@@ -98,6 +100,46 @@ export function foundingPromised(dataDir: string): boolean {
 
 export function recordFoundingPromise(dataDir: string): void {
   writeDurably(dataDir, FOUNDING_PROMISE_FILE, 'answered "not founded" to a founding peer\n');
+}
+
+/**
+ * How a data directory came to hold the cluster's log. `founded`: it wrote the founding entries
+ * (or, `legacy`, it held state before ORIGIN files existed: it resumes as it always did). Only a
+ * founder may vote as a voter the membership records no incarnation for (membership.ts,
+ * votingSuspension); a joiner replays other nodes' memberships and waits for its own record.
+ */
+export interface Origin {
+  foundedHere: boolean;
+  /** The directory had state but no ORIGIN file: written by a version before ORIGIN; counted as founded. */
+  legacy: boolean;
+}
+
+const ORIGIN_TEXT = { founded: 'founded', joined: 'joined', legacy: 'founded-legacy' } as const;
+
+/**
+ * Reads this data directory's origin. A `fresh` directory (no log, hard state or high-water
+ * mark) has none yet (null): it decides when it founds or joins (recordOrigin). A directory with
+ * state and no file predates ORIGIN: it is recorded as a founder now, durably, so the answer
+ * never changes.
+ */
+export function openOrigin(dataDir: string, fresh: boolean): Origin | null {
+  if (fresh) return null;
+  const body = readChecksummed(dataDir, ORIGIN_FILE, 1024);
+  if (body === ORIGIN_TEXT.founded || body === ORIGIN_TEXT.joined || body === ORIGIN_TEXT.legacy) {
+    return { foundedHere: body !== ORIGIN_TEXT.joined, legacy: body === ORIGIN_TEXT.legacy };
+  }
+  if (body !== null) throw new IdentityFileError(`${join(dataDir, ORIGIN_FILE)} holds neither "founded" nor "joined"; refusing to start`);
+  writeDurably(dataDir, ORIGIN_FILE, withChecksum(ORIGIN_TEXT.legacy));
+  return { foundedHere: true, legacy: true };
+}
+
+/**
+ * Records, durably and BEFORE the directory holds any entry, whether it founds the cluster or
+ * joins it. Written again on every decision an empty directory makes (a founder that crashed
+ * before its founding entries reached the disk may join on its next start).
+ */
+export function recordOrigin(dataDir: string, foundedHere: boolean): void {
+  writeDurably(dataDir, ORIGIN_FILE, withChecksum(foundedHere ? ORIGIN_TEXT.founded : ORIGIN_TEXT.joined));
 }
 
 /** The cluster id: a hash of the founding voters (ids and contexts), so differently founded clusters refuse each other. */

@@ -3,7 +3,7 @@
 // applied membership.
 import type { Member, Membership } from '@quorumkv/storage';
 import type { PeerSpec } from './config.js';
-import { isIncarnation } from './identity.js';
+import { isIncarnation, shortIncarnation } from './identity.js';
 
 export function membershipFromPeers(peers: PeerSpec[]): Membership {
   return { voters: peers.map((p) => ({ id: p.id, address: p.address })), learners: [] };
@@ -45,4 +45,69 @@ export function zoneWarnings(voters: Member[], zoneOf: (m: Member) => string | u
     if (n >= quorum && voters.length > 1) out.push(`zone "${z}" holds ${n} of ${voters.length} voters, a quorum: losing that zone stops the cluster`);
   }
   return out;
+}
+
+/**
+ * Why a node may not campaign or grant (pre-)votes now: `identity` while the membership it has
+ * applied does not show it is this data directory's seat (docs/server.md, "Who may vote"),
+ * `storage` while its log is short of its high-water mark (docs/storage.md). Identity wins when
+ * both hold: it is the one an operator acts on.
+ */
+export interface VotingSuspension {
+  kind: 'identity' | 'storage';
+  /** One sentence for operators (/v1/status and the log). */
+  reason: string;
+}
+
+/** What the voting decision rests on; every field is the node's current, applied view. */
+export interface VotingFacts {
+  selfId: string;
+  /** This data directory's incarnation id. */
+  incarnation: string;
+  /** The membership applied so far (replaying a log, an old one). */
+  members: Membership;
+  /** This data directory founded the cluster (identity.ts, ORIGIN). */
+  foundedHere: boolean;
+  /** The storage shortfall's reason, or null when the log reaches its high-water mark. */
+  storageShortfall: string | null;
+}
+
+/**
+ * The one place that decides whether a node may vote: null when it may, else why not. A node
+ * votes only when the applied membership names it as a voter AND either records this data
+ * directory's incarnation for it, or records none and this directory founded the cluster. A node
+ * replaying the log from index 1 (a replacement, any node added empty) passes through memberships
+ * that name its id as a voter — after the first founding entry, as the only one — and must not
+ * elect itself on them.
+ */
+export function votingSuspension(f: VotingFacts): VotingSuspension | null {
+  const identity = identityReason(f);
+  if (identity !== null) return { kind: 'identity', reason: identity };
+  if (f.storageShortfall !== null) return { kind: 'storage', reason: f.storageShortfall };
+  return null;
+}
+
+const UNTIL_RECORDED = 'not voting until the membership records this incarnation as a voter';
+
+function identityReason(f: VotingFacts): string | null {
+  const self = f.members.voters.find((m) => m.id === f.selfId);
+  if (self === undefined) {
+    if (f.members.learners.some((m) => m.id === f.selfId)) return `${f.selfId} is a learner in the applied membership`;
+    if (f.members.voters.length + f.members.learners.length === 0) return 'no membership applied yet (waiting to be added or replicated to)';
+    return `the applied membership does not name ${f.selfId}`;
+  }
+  const mine = shortIncarnation(f.incarnation);
+  if (self.incarnation !== undefined && self.incarnation !== f.incarnation) {
+    return (
+      `the applied membership records ${f.selfId} as incarnation ${shortIncarnation(self.incarnation)}, this data directory is ${mine} ` +
+      `(it is replaying an old membership); ${UNTIL_RECORDED}`
+    );
+  }
+  if (self.incarnation === undefined && !f.foundedHere) {
+    return (
+      `the applied membership names ${f.selfId} as a voter with no incarnation recorded, and this data directory (${mine}) did not found the cluster ` +
+      `(it is replaying an old membership); ${UNTIL_RECORDED}`
+    );
+  }
+  return null;
 }

@@ -64,14 +64,16 @@ import { CompactionPolicy, confStateOf } from './compaction.js';
 import type { ServeConfig } from './config.js';
 import { coreLogger, type Logger } from './logger.js';
 import type { NodeMetrics } from './metrics.js';
-import { memberContext, membershipFromPeers, parseMemberContext } from './membership.js';
+import { memberContext, membershipFromPeers, parseMemberContext, votingSuspension, type VotingSuspension } from './membership.js';
 import {
   PeerPins,
   clusterIdOf,
   foundingPromised,
   openIncarnation,
+  openOrigin,
   readClusterId,
   recordFoundingPromise,
+  recordOrigin,
   shortIncarnation,
   writeClusterId,
 } from './identity.js';
@@ -139,6 +141,9 @@ export interface NodeStatusView {
    * high-water mark): it then neither votes nor serves reads until the leader re-sends the rest.
    */
   storageShortfall: StorageShortfall | null;
+  /** Why this node neither campaigns nor grants votes now (membership.ts, votingSuspension), or null. */
+  votingSuspended: VotingSuspension['kind'] | null;
+  votingSuspendedReason: string | null;
 }
 
 /** The node's log holds less than it promised its peers (see docs/storage.md, "High-water mark"). */
@@ -198,6 +203,10 @@ export class QuorumKvNode {
   private fatalError: Error | undefined;
   /** Set while the log is short of the high-water mark (voting suspended, reads refused). */
   private shortfall: StorageShortfall | null = null;
+  /** This data directory founded the cluster (identity.ts, ORIGIN); set by open() and found(). */
+  private foundedHere = false;
+  /** The voting decision in force (updateVoting); null while this node may vote. */
+  private votingHold: VotingSuspension | null = null;
   /** Peer messages the core refused (BadMessageError) since start; see onPeerMessage. */
   peerMessagesRefused = 0;
 
@@ -321,6 +330,9 @@ export class QuorumKvNode {
       const pins = PeerPins.open(cfg.dataDir);
       const clusterId = readClusterId(cfg.dataDir);
       const foundingPending = fresh && cfg.initialClusterState === 'new';
+      const origin = openOrigin(cfg.dataDir, fresh);
+      if (origin?.legacy) log.info({}, 'the data directory predates its ORIGIN file: counted as a founder (it votes on its own log, as before)');
+      if (fresh && !foundingPending) recordOrigin(cfg.dataDir, false); // joins: before any entry arrives
       if (fresh && !foundingPending) log.info({ incarnation }, 'starting empty; waiting to be added to a cluster (member add); never founding without --initial-cluster-state new');
       if (!fresh) {
         if (cfg.initialClusterState === 'new') log.info({}, '--initial-cluster-state new ignored: the data directory has state; resuming');
@@ -331,6 +343,7 @@ export class QuorumKvNode {
         );
       }
       const node = new QuorumKvNode({ cfg, log, metrics, store, mem, raw, members, persisted: hardState, clusterId, incarnation, pins, foundingPending });
+      node.foundedHere = origin?.foundedHere ?? false;
       node.checkShortfall();
       return node;
     } catch (e) {
@@ -361,6 +374,9 @@ export class QuorumKvNode {
     // founded (nothing below awaits): their first connection meets the pin.
     if (decision.kind === 'found') for (const p of decision.partners) this.pins.pin(p.id, p.incarnation, 0);
     this.foundingPending = false;
+    // Durable before the founding entries (or the leader's) can reach the log.
+    recordOrigin(this.cfg.dataDir, decision.kind === 'found');
+    this.foundedHere = decision.kind === 'found';
     if (decision.kind === 'join') {
       this.transport.setPeers(this.peerAddresses());
       return;
@@ -378,6 +394,7 @@ export class QuorumKvNode {
     // and redialled in between.
     this.members = membershipFromPeers(this.cfg.peers);
     this.hasMembership = true;
+    this.updateVoting();
     this.transport.setPeers(this.peerAddresses());
     this.log.info({ voters: this.cfg.peers.map((p) => p.id), incarnation: this.incarnation }, 'founded a new cluster (bootstrapped the founding membership)');
   }
@@ -542,13 +559,35 @@ export class QuorumKvNode {
         `the log ends at index ${s.lastIndex} but this node acknowledged entries up to ${s.markIndex} ` +
         '(its storage lost them); not voting or serving reads until the leader re-sends them';
       this.shortfall = { ...s, reason };
-      this.raw.suspendVoting(true);
       this.log.error({ lastIndex: s.lastIndex, markIndex: s.markIndex }, `storage is behind its high-water mark: ${reason}`);
     } else if (!s && this.shortfall) {
       this.log.info({ lastIndex: this.store.log.lastIndex(), markIndex: this.shortfall.markIndex }, 'the log reached its high-water mark again; voting and reads resume');
       this.shortfall = null;
-      this.raw.suspendVoting(false);
     }
+    this.updateVoting();
+  }
+
+  /**
+   * Applies the voting decision (membership.ts, votingSuspension: the one place that decides) to
+   * the core, and logs it once when it changes. Runs at start-up and after founding, after every
+   * applied membership change (an incarnation record is one) in the same step as the core applies
+   * it, after a snapshot install, and whenever the storage shortfall is checked.
+   */
+  private updateVoting(): void {
+    const next = votingSuspension({
+      selfId: this.id,
+      incarnation: this.incarnation,
+      members: this.members,
+      foundedHere: this.foundedHere,
+      storageShortfall: this.shortfall?.reason ?? null,
+    });
+    const prev = this.votingHold;
+    this.votingHold = next;
+    this.raw.suspendVoting(next !== null);
+    if (prev?.kind === next?.kind && prev?.reason === next?.reason) return;
+    const term = this.raw.status().hardState.term;
+    if (next) this.log.info({ term, votingSuspended: next.kind }, `voting suspended (${next.kind}): ${next.reason}`);
+    else this.log.info({ term, was: prev?.kind }, 'voting resumed: this node may campaign and vote');
   }
 
   /** Throws while the node must not serve reads (its log is short of what it acknowledged). */
@@ -582,7 +621,7 @@ export class QuorumKvNode {
     this.hasMembership = true;
     this.pinRecordedIncarnations(rd.snapshot!.metadata.index);
     this.transport.setPeers(this.peerAddresses());
-    if (this.shortfall) this.checkShortfall(); // a snapshot may bring the log up to the mark
+    this.checkShortfall(); // a snapshot may bring the log up to the mark, and brings a membership
   }
 
   private sendMessages(msgs: Message[]): void {
@@ -673,6 +712,7 @@ export class QuorumKvNode {
     this.raw.applyConfChange(cc);
     this.members = nextMembership(this.members, cc);
     this.hasMembership = true;
+    this.updateVoting(); // in the same step as the core's applyConfChange: no tick in between
     this.onIdentityChange(cc, e.index);
     this.transport.setPeers(this.peerAddresses());
     this.snapshotHooks?.cancelSends((peer) => this.memberById(peer) !== undefined, 'removed from the cluster');
@@ -1129,6 +1169,8 @@ export class QuorumKvNode {
       zone: this.cfg.zone,
       voter: st.confState.voters.includes(this.id),
       storageShortfall: this.shortfall && { ...this.shortfall },
+      votingSuspended: this.votingHold?.kind ?? null,
+      votingSuspendedReason: this.votingHold?.reason ?? null,
     };
   }
 
