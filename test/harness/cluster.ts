@@ -184,6 +184,9 @@ export interface NodeStatus {
   appliedIndex: number;
   lastIndex: number;
   appliedHash: string;
+  /** Why the node neither campaigns nor votes now (docs/server.md, "Who may vote"), or null. */
+  votingSuspended: 'identity' | 'storage' | null;
+  votingSuspendedReason: string | null;
   members: { id: string; address: string; voter: boolean; matchIndex: number | null; lastContactMs: number | null }[];
 }
 

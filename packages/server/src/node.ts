@@ -584,6 +584,7 @@ export class QuorumKvNode {
     const prev = this.votingHold;
     this.votingHold = next;
     this.raw.suspendVoting(next !== null);
+    if ((prev?.kind === 'identity') !== (next?.kind === 'identity')) this.transport.setPeers(this.peerAddresses());
     if (prev?.kind === next?.kind && prev?.reason === next?.reason) return;
     const term = this.raw.status().hardState.term;
     if (next) this.log.info({ term, votingSuspended: next.kind }, `voting suspended (${next.kind}): ${next.reason}`);
@@ -1128,8 +1129,11 @@ export class QuorumKvNode {
     const all = [...this.members.voters, ...this.members.learners];
     // A node that started empty (not founding) has no membership until the leader's log or snapshot brings
     // one: until then it accepts (and dials) the peers named in --peers, or it would refuse the
-    // leader that is trying to add it.
-    const known = all.length > 0 ? all : this.cfg.peers;
+    // leader that is trying to add it. Replaying the log, its applied membership is an old one that
+    // may not name today's leader (the founding members, say): while it may not vote for that
+    // reason it keeps accepting --peers too, or a link cut during the replay would never reopen.
+    const replaying = this.votingHold?.kind === 'identity';
+    const known = all.length === 0 ? this.cfg.peers : replaying ? [...this.cfg.peers.filter((p) => !this.memberById(p.id)), ...all] : all;
     // A node in the founding handshake dials no raft link and accepts none (it probes instead):
     // a founded peer must not pin it on first contact before it has decided (founding.ts).
     if (this.foundingPending) return out;

@@ -1,0 +1,92 @@
+// Who may vote (docs/server.md, "Who may vote"): the decision as a pure function, and the ORIGIN
+// file it rests on. A node replaying the log from index 1 passes through memberships that name
+// its id as a voter — after the first founding entry as the only one — and must not elect itself.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Member, Membership } from '@quorumkv/storage';
+import { IdentityFileError, openOrigin, recordOrigin } from '../src/identity.js';
+import { votingSuspension, type VotingFacts } from '../src/membership.js';
+
+const MINE = 'a'.repeat(32);
+const OLD = 'b'.repeat(32);
+const SHORT = 'the log ends at index 3 but this node acknowledged entries up to 9';
+
+const m = (id: string, incarnation?: string): Member => ({ id, address: `127.0.0.1:700${id.slice(1)}`, ...(incarnation ? { incarnation } : {}) });
+const facts = (members: Membership, over: Partial<VotingFacts> = {}): VotingFacts => ({
+  selfId: 'n1',
+  incarnation: MINE,
+  members,
+  foundedHere: false,
+  storageShortfall: null,
+  ...over,
+});
+const three = (n1: Member): Membership => ({ voters: [n1, m('n2', 'c'.repeat(32)), m('n3', 'd'.repeat(32))], learners: [] });
+
+describe('votingSuspension: who may campaign and vote', () => {
+  const cases: [string, VotingFacts, 'identity' | 'storage' | null, RegExp?][] = [
+    ['a founder, no incarnation recorded yet', facts(three(m('n1')), { foundedHere: true }), null],
+    ['a founder replaying its first founding entry', facts({ voters: [m('n1')], learners: [] }, { foundedHere: true }), null],
+    ['a joiner replaying the first founding entry (itself alone)', facts({ voters: [m('n1')], learners: [] }), 'identity', /no incarnation recorded.*did not found/],
+    ['a joiner replaying the whole founding membership', facts(three(m('n1'))), 'identity', /did not found the cluster/],
+    ['a record of another incarnation (the one it replaced)', facts(three(m('n1', OLD)), { foundedHere: true }), 'identity', /records n1 as incarnation bbbbbbbb, this data directory is aaaaaaaa/],
+    ['its own incarnation recorded (joiner)', facts(three(m('n1', MINE))), null],
+    ['its own incarnation recorded (founder)', facts(three(m('n1', MINE)), { foundedHere: true }), null],
+    ['a learner, own incarnation recorded', facts({ voters: [m('n2'), m('n3')], learners: [m('n1', MINE)] }), 'identity', /n1 is a learner/],
+    ['not a member (removed)', facts({ voters: [m('n2'), m('n3')], learners: [] }, { foundedHere: true }), 'identity', /does not name n1/],
+    ['no membership yet (empty, waiting to be added)', facts({ voters: [], learners: [] }), 'identity', /no membership applied yet/],
+    ['a storage shortfall, otherwise a voter', facts(three(m('n1', MINE)), { storageShortfall: SHORT }), 'storage', /acknowledged entries up to 9/],
+    ['both: identity is named first', facts(three(m('n1', OLD)), { storageShortfall: SHORT }), 'identity', /incarnation bbbbbbbb/],
+  ];
+  it.each(cases)('%s', (_name, f, kind, reason) => {
+    const got = votingSuspension(f);
+    expect(got?.kind ?? null).toBe(kind);
+    if (reason) expect(got?.reason).toMatch(reason);
+  });
+
+  it('stays suspended through every membership a replacement of n1 replays, until it is a voter under its own incarnation', () => {
+    // The memberships n1's replacement applies, entry by entry, replaying the log from index 1:
+    // founding (one AddNode per member), the recorded incarnations, the removal of the lost n1,
+    // the add as learner, the record of the new incarnation, the promotion.
+    const n2 = m('n2', 'c'.repeat(32));
+    const n3 = m('n3', 'd'.repeat(32));
+    const replay: [string, Membership][] = [
+      ['1 AddNode n1', { voters: [m('n1')], learners: [] }],
+      ['2 AddNode n2', { voters: [m('n1'), m('n2')], learners: [] }],
+      ['3 AddNode n3', { voters: [m('n1'), m('n2'), m('n3')], learners: [] }],
+      ['4 record n1', { voters: [m('n1', OLD), m('n2'), m('n3')], learners: [] }],
+      ['6 record n3', { voters: [m('n1', OLD), n2, n3], learners: [] }],
+      ['90 RemoveNode n1', { voters: [n2, n3], learners: [] }],
+      ['91 AddLearner n1', { voters: [n2, n3], learners: [m('n1')] }],
+      ['92 record n1', { voters: [n2, n3], learners: [m('n1', MINE)] }],
+    ];
+    for (const [entry, members] of replay) expect(votingSuspension(facts(members))?.kind, entry).toBe('identity');
+    expect(votingSuspension(facts({ voters: [n2, n3, m('n1', MINE)], learners: [] }))).toBeNull(); // 93 promote n1
+  });
+});
+
+describe('ORIGIN: whether this data directory founded the cluster', () => {
+  const dir = () => mkdtempSync(path.join(tmpdir(), 'qkv-origin-'));
+
+  it('is undecided while the directory is empty, and then what was recorded', () => {
+    const d = dir();
+    expect(openOrigin(d, true)).toBeNull();
+    recordOrigin(d, true);
+    expect(openOrigin(d, false)).toEqual({ foundedHere: true, legacy: false });
+    recordOrigin(d, false); // a founder whose founding entries never reached the disk, joining on its next start
+    expect(openOrigin(d, false)).toEqual({ foundedHere: false, legacy: false });
+  });
+
+  it('of a directory with state that predates the file counts as founded, durably', () => {
+    const d = dir();
+    expect(openOrigin(d, false)).toEqual({ foundedHere: true, legacy: true });
+    expect(openOrigin(d, false)).toEqual({ foundedHere: true, legacy: true });
+  });
+
+  it('that is damaged is a clear error, never a guess', () => {
+    const d = dir();
+    writeFileSync(path.join(d, 'ORIGIN'), 'founded\ncrc32 00000000\n');
+    expect(() => openOrigin(d, false)).toThrow(IdentityFileError);
+  });
+});

@@ -1,0 +1,108 @@
+// Who may vote (docs/server.md, "Who may vote"): a replacement replaying the log from index 1
+// never campaigns or votes under an old membership.
+//
+// The cluster is founded by n1 alone and grows to three later, so the first append a replacement
+// of n1 receives (the log from index 1, cut at the core's 1 MiB per append) ends while n1 was the
+// only voter. Applied, that membership makes the replacement "a one-voter cluster" — under the
+// incarnation it replaced. Its disk is slowed (1 s per synced write) so the test can stop the
+// rest of the cluster while that append is being written: then no one talks to it. Without the
+// guard it elected itself within an election timeout and acknowledged a write on a quorum of one
+// (overwriting committed entries); with it, it waits with voting suspended for identity, and the
+// suspension is lifted only once it is promoted under its own incarnation.
+import { afterAll, describe, expect, it } from 'vitest';
+import { ProcessCluster, httpRequest, jsonOf, sleep, waitFor, type NodeStatus } from '../harness/cluster.js';
+
+const TICK_MS = 20;
+const ELECTION_TICKS = 10;
+/** Several election timeouts at TICK_MS × ELECTION_TICKS (randomized up to 2×). */
+const SEVERAL_ELECTIONS_MS = 6 * TICK_MS * ELECTION_TICKS * 2;
+/** Values written while n1 is the only voter: more than one append's worth (the core's 1 MiB). */
+const SOLO_VALUES = 6;
+const SOLO_VALUE_BYTES = 256 * 1024;
+/** The replacement's slowed synced writes while it receives its first append. */
+const SLOW_FSYNC_MS = 1500;
+
+let cluster: ProcessCluster | undefined;
+afterAll(async () => {
+  await cluster?.teardown();
+});
+
+describe('a replacement replaying the log', () => {
+  it('never elects itself on the one-voter membership it replays; voting is suspended for identity until it is promoted', async () => {
+    const c = await ProcessCluster.start({
+      name: 'qkv-replay-vote',
+      tickMs: TICK_MS,
+      electionTicks: ELECTION_TICKS,
+      initialClusterState: 'existing', // everyone starts empty and waits
+      extraArgs: ['--enable-fault-injection'],
+    });
+    cluster = c;
+    await c.guard(async () => {
+      const n1 = c.node('n1');
+      const admin = async (id: string, method: string, urlPath: string, body?: unknown) =>
+        httpRequest(c.node(id).port, method, urlPath, { ...(body ? { body: JSON.stringify(body) } : {}), timeoutMs: 20_000 });
+
+      // n1 founds a one-member cluster and takes writes alone; then n2 and n3 join as voters.
+      await c.stop('n1');
+      await c.restart('n1', { initialClusterState: 'new', extraArgs: ['--enable-fault-injection', '--peers', `n1=${n1.address}`] });
+      await c.waitForLeader({ among: ['n1'] });
+      for (let i = 0; i < SOLO_VALUES; i++) expect((await c.put('n1', `solo/${i}`, Buffer.alloc(SOLO_VALUE_BYTES, i))).status).toBe(200);
+      for (const id of ['n2', 'n3']) {
+        const r = await admin('n1', 'POST', '/v1/admin/members', { id, address: c.node(id).address });
+        expect(r.status, r.body.toString()).toBe(200);
+      }
+      expect((await c.put('n1', 'three', 'voters')).status).toBe(200);
+
+      // n1 loses its disk: removed, started empty (slow disk), added as a learner.
+      await c.kill9('n1');
+      const leader = (await c.waitForLeader({ among: ['n2', 'n3'] })).id;
+      const other = leader === 'n2' ? 'n3' : 'n2';
+      // A leader just elected answers 503 until its term's first entry commits: retry.
+      await waitFor('n1 removed', async () => ((await admin(leader, 'DELETE', '/v1/admin/members/n1')).status === 200 ? true : undefined), 10_000);
+      c.wipe('n1');
+      await c.restart('n1', { extraArgs: ['--enable-fault-injection', '--fault-fsync-delay-ms', String(SLOW_FSYNC_MS)] });
+      const fresh = (await c.status('n1'))!;
+      expect(fresh).toMatchObject({ votingSuspended: 'identity', lastIndex: 0 });
+      const termBefore = (await c.status(leader))!.term;
+      expect((await admin(leader, 'POST', '/v1/admin/members', { id: 'n1', address: n1.address, learner: true })).status).toBe(200);
+
+      // The first append from index 1 reached n1's core; its write takes SLOW_FSYNC_MS. Silence the cluster now.
+      await waitFor('n1 to receive the first append', async () => ((await c.status('n1', 200))?.lastIndex ?? 0) > 0 || undefined, 10_000);
+      c.pause(leader);
+      c.pause(other);
+      const replaying = await waitFor('n1 to apply the first append', async () => {
+        const s = await c.status('n1');
+        return s && s.appliedIndex > 0 ? s : undefined;
+      }, 10_000);
+      const solo = replaying.members.filter((m) => m.voter).map((m) => m.id);
+      expect(solo, 'n1 applied the membership in which it was the only voter').toEqual(['n1']);
+      await sleep(SEVERAL_ELECTIONS_MS);
+      const s1 = (await c.status('n1'))!;
+      expect(s1.role, 'n1 elected itself on a quorum of one').not.toBe('leader');
+      expect(s1.term).toBe(termBefore);
+      expect(s1.votingSuspended).toBe('identity');
+      expect(s1.votingSuspendedReason).toMatch(/records n1 as incarnation \w+, this data directory is \w+/);
+      const w = await c.put('n1', 'solo-ack', 'lost', 2000).catch(() => null);
+      expect(w?.status, 'a write acknowledged by n1 alone').not.toBe(200);
+
+      // The cluster returns: n1 catches up as a learner, is promoted under its own incarnation, and votes again.
+      c.resume(leader);
+      c.resume(other);
+      expect((await admin('n1', 'PUT', '/v1/admin/faults', { fsyncDelayMs: 0 })).status).toBe(200);
+      await waitFor('n1 to be promoted', async () => ((await admin(leader, 'POST', '/v1/admin/members/n1/promote')).status === 200 ? true : undefined), 20_000);
+      const promoted = await waitFor('n1 to vote again', async () => {
+        const s = await c.status('n1');
+        return s && s.votingSuspended === null ? s : undefined;
+      });
+      expect(promoted.votingSuspendedReason).toBeNull();
+      expect(promoted.members.filter((m) => m.voter).map((m) => m.id).sort()).toEqual(['n1', 'n2', 'n3']);
+      const members = jsonOf<{ incarnation: string; voters: { id: string; incarnation?: string }[] }>(await admin('n1', 'GET', '/v1/admin/members'));
+      expect(members.voters.find((m) => m.id === 'n1')?.incarnation).toBe(members.incarnation);
+      await c.waitConverged(20_000);
+      for (let i = 0; i < SOLO_VALUES; i++) expect((await c.get('n1', `solo/${i}`, 'stale')).body.length).toBe(SOLO_VALUE_BYTES);
+      // n1 can now lead: its vote and its campaign count.
+      expect((await admin(leader, 'POST', '/v1/admin/leader/transfer', { id: 'n1' })).status).toBe(200);
+      await c.waitForLeader({ among: ['n1', 'n2', 'n3'] }).then((l: NodeStatus) => expect(l.id).toBe('n1'));
+    })();
+  }, 60_000);
+});
