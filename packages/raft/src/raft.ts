@@ -147,9 +147,15 @@ export class Raft {
    * node neither campaigns nor grants (pre-)votes, and still accepts appends to catch up.
    */
   votingSuspended = false;
+  /**
+   * Set by the host while this node must not stand for election (RawNode.suspendCampaigning): it
+   * never campaigns, and still grants (pre-)votes — a voter that has not yet applied its own
+   * promotion must answer, or the cluster can lose its quorum for good.
+   */
+  campaignSuspended = false;
 
   private promotable(): boolean {
-    return this.tracker.voters.has(this.id) && !this.votingSuspended;
+    return this.tracker.voters.has(this.id) && !this.votingSuspended && !this.campaignSuspended;
   }
 
   private send(m: Partial<Message> & Pick<Message, 'type' | 'to'>): void {

@@ -97,6 +97,18 @@ export class RawNode {
     this.raft.votingSuspended = suspended;
   }
 
+  /**
+   * Suspends (true) or resumes (false) campaigning only: while suspended the node never campaigns
+   * (not on its election timeout, `campaign()` or TimeoutNow) but still answers vote and pre-vote
+   * requests as usual. For a host that cannot tell yet whether the membership it applied is its
+   * own (a node replaying the log under an old membership): standing for election there could
+   * make it leader of a configuration long gone, while its vote is counted only by candidates
+   * whose configuration names it.
+   */
+  suspendCampaigning(suspended: boolean): void {
+    this.raft.campaignSuspended = suspended;
+  }
+
   /** Starts an election now (a pre-election first when preVote is on). */
   campaign(): void {
     this.raft.campaignNow();

@@ -301,3 +301,33 @@ describe('RawNode.suspendVoting (a host whose storage holds less than it promise
     expect(voteAnswers(node, storage).map((m) => [m.type, m.reject])).toEqual([[MessageType.VoteResp, false]]);
   });
 });
+
+describe('RawNode.suspendCampaigning (a host replaying the log under an old membership)', () => {
+  it('never campaigns while suspended, yet still grants votes; campaigns again once resumed', () => {
+    const storage = new MemoryStorage({ confState: { voters: ['n1', 'n2', 'n3'], learners: [] } });
+    const node = new RawNode({ ...defaultConfig, id: 'n1', storage, random: { int: () => 0 } });
+    const drain = (): Message[] => {
+      const out: Message[] = [];
+      while (node.hasReady()) {
+        const rd = node.ready();
+        storage.append(rd.entries);
+        if (rd.hardState) storage.setHardState(rd.hardState);
+        out.push(...rd.messages);
+        node.advance(rd);
+      }
+      return out;
+    };
+    node.suspendCampaigning(true);
+    for (let i = 0; i < 10 * defaultConfig.electionTicks; i++) node.tick();
+    node.campaign();
+    node.step(wire({ type: MessageType.TimeoutNow, term: 2 }));
+    expect(drain().filter((m) => m.type === MessageType.PreVote || m.type === MessageType.Vote)).toEqual([]);
+    expect(node.status().softState.role).toBe('follower');
+    node.step(wire({ type: MessageType.Vote, from: 'n3', term: 3, index: 0, logTerm: 0 }));
+    expect(drain().map((m) => [m.type, m.reject])).toEqual([[MessageType.VoteResp, false]]);
+
+    node.suspendCampaigning(false);
+    node.campaign();
+    expect(drain().some((m) => m.type === MessageType.PreVote)).toBe(true);
+  });
+});

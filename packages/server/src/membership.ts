@@ -48,15 +48,23 @@ export function zoneWarnings(voters: Member[], zoneOf: (m: Member) => string | u
 }
 
 /**
- * Why a node may not campaign or grant (pre-)votes now: `identity` while the membership it has
- * applied does not show it is this data directory's seat (docs/server.md, "Who may vote"),
- * `storage` while its log is short of its high-water mark (docs/storage.md). Identity wins when
- * both hold: it is the one an operator acts on.
+ * Why a node may not campaign now: `identity` while the membership it has applied does not show
+ * it is this data directory's seat (docs/server.md, "Who may vote"), `storage` while its log is
+ * short of its high-water mark (docs/storage.md). Identity is named when both hold: it is the one
+ * an operator acts on. Only a storage shortfall also refuses (pre-)vote requests.
  */
 export interface VotingSuspension {
   kind: 'identity' | 'storage';
   /** One sentence for operators (/v1/status and the log). */
   reason: string;
+  /**
+   * True while the log is short of what this node acknowledged: its vote would rest on entries it
+   * no longer has. A node suspended for identity alone still answers vote requests: its vote
+   * counts only for candidates whose membership names it a voter under this incarnation, and a
+   * voter that has not applied its own promotion yet must answer them (a cluster whose leader
+   * died in that moment would otherwise have no quorum for good).
+   */
+  refusesVotes: boolean;
 }
 
 /** What the voting decision rests on; every field is the node's current, applied view. */
@@ -73,17 +81,18 @@ export interface VotingFacts {
 }
 
 /**
- * The one place that decides whether a node may vote: null when it may, else why not. A node
- * votes only when the applied membership names it as a voter AND either records this data
- * directory's incarnation for it, or records none and this directory founded the cluster. A node
- * replaying the log from index 1 (a replacement, any node added empty) passes through memberships
- * that name its id as a voter — after the first founding entry, as the only one — and must not
- * elect itself on them.
+ * The one place that decides whether a node may campaign and vote: null when it may, else why
+ * not. A node campaigns only when the applied membership names it as a voter AND either records
+ * this data directory's incarnation for it, or records none and this directory founded the
+ * cluster. A node replaying the log from index 1 (a replacement, any node added empty) passes
+ * through memberships that name its id as a voter — after the first founding entry, as the only
+ * one — and must not elect itself on them.
  */
 export function votingSuspension(f: VotingFacts): VotingSuspension | null {
   const identity = identityReason(f);
-  if (identity !== null) return { kind: 'identity', reason: identity };
-  if (f.storageShortfall !== null) return { kind: 'storage', reason: f.storageShortfall };
+  const refusesVotes = f.storageShortfall !== null;
+  if (identity !== null) return { kind: 'identity', reason: identity, refusesVotes };
+  if (f.storageShortfall !== null) return { kind: 'storage', reason: f.storageShortfall, refusesVotes };
   return null;
 }
 

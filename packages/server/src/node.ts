@@ -141,7 +141,10 @@ export interface NodeStatusView {
    * high-water mark): it then neither votes nor serves reads until the leader re-sends the rest.
    */
   storageShortfall: StorageShortfall | null;
-  /** Why this node neither campaigns nor grants votes now (membership.ts, votingSuspension), or null. */
+  /**
+   * Why this node does not campaign now (membership.ts, votingSuspension), or null; for `storage`
+   * it refuses vote requests too.
+   */
   votingSuspended: VotingSuspension['kind'] | null;
   votingSuspendedReason: string | null;
 }
@@ -583,11 +586,13 @@ export class QuorumKvNode {
     });
     const prev = this.votingHold;
     this.votingHold = next;
-    this.raw.suspendVoting(next !== null);
+    this.raw.suspendCampaigning(next !== null);
+    this.raw.suspendVoting(next?.refusesVotes === true);
     if ((prev?.kind === 'identity') !== (next?.kind === 'identity')) this.transport.setPeers(this.peerAddresses());
     if (prev?.kind === next?.kind && prev?.reason === next?.reason) return;
     const term = this.raw.status().hardState.term;
-    if (next) this.log.info({ term, votingSuspended: next.kind }, `voting suspended (${next.kind}): ${next.reason}`);
+    const what = next?.refusesVotes ? 'voting suspended' : 'campaigning suspended (vote requests are still answered)';
+    if (next) this.log.info({ term, votingSuspended: next.kind }, `${what} (${next.kind}): ${next.reason}`);
     else this.log.info({ term, was: prev?.kind }, 'voting resumed: this node may campaign and vote');
   }
 

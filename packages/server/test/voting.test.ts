@@ -42,6 +42,8 @@ describe('votingSuspension: who may campaign and vote', () => {
   it.each(cases)('%s', (_name, f, kind, reason) => {
     const got = votingSuspension(f);
     expect(got?.kind ?? null).toBe(kind);
+    // Vote requests are refused only on a storage shortfall: a replaying voter must still answer them.
+    expect(got?.refusesVotes ?? false).toBe(f.storageShortfall !== null);
     if (reason) expect(got?.reason).toMatch(reason);
   });
 
