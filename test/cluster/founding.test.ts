@@ -114,8 +114,10 @@ describe('a voter that lost its disk (issue 14, confirmed case)', () => {
       await c.replaceNode('n1');
       await c.waitConverged(20_000);
       for (const [k, v] of [...acked].slice(0, 10)) expect((await c.get('n1', k, 'stale')).body.toString()).toBe(v);
-      const members = (await c.status('n1'))!.members;
-      expect(members.filter((m) => m.voter).map((m) => m.id).sort()).toEqual(['n1', 'n2', 'n3']);
+      const replaced = (await c.status('n1'))!;
+      expect(replaced.members.filter((m) => m.voter).map((m) => m.id).sort()).toEqual(['n1', 'n2', 'n3']);
+      // A voter under its own, recorded incarnation: it may campaign again (docs/server.md, "Who may vote").
+      expect(replaced).toMatchObject({ votingSuspended: null, votingSuspendedReason: null });
     })();
   }, 90_000);
 });
