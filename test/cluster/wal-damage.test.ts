@@ -77,10 +77,11 @@ describe('a follower whose write-ahead log lost its last append', () => {
       const ready = await httpRequest(port, 'GET', '/ready');
       expect(ready.status).toBe(503);
       expect(jsonOf<{ ready: boolean; reason?: string }>(ready).reason).toMatch(/acknowledged entries up to \d+/);
-      const status = jsonOf<{ lastIndex: number; storageShortfall: { lastIndex: number; markIndex: number } | null }>(
+      const status = jsonOf<{ lastIndex: number; storageShortfall: { lastIndex: number; markIndex: number } | null; votingSuspended: string | null }>(
         await httpRequest(port, 'GET', '/v1/status'),
       );
       expect(status.storageShortfall).toMatchObject({ markIndex: acked });
+      expect(status.votingSuspended).toBe('storage');
       expect(status.storageShortfall!.lastIndex).toBeLessThan(acked);
       expect(readFileSync(c.node(victim).logPath, 'utf8')).toContain('storage is behind its high-water mark');
       const metrics = (await httpRequest(port, 'GET', '/metrics')).body.toString();
@@ -103,7 +104,10 @@ describe('a follower whose write-ahead log lost its last append', () => {
       const next = await c.waitForLeader({ timeoutMs: 20_000 });
       expect(next.id).not.toBe(victim);
       await waitFor('the damaged follower to be ready again', async () => ((await httpRequest(port, 'GET', '/ready')).status === 200 ? true : undefined), 20_000);
-      expect(jsonOf<{ storageShortfall: unknown }>(await httpRequest(port, 'GET', '/v1/status')).storageShortfall).toBeNull();
+      expect(jsonOf<{ storageShortfall: unknown; votingSuspended: unknown }>(await httpRequest(port, 'GET', '/v1/status'))).toMatchObject({
+        storageShortfall: null,
+        votingSuspended: null,
+      });
       await c.waitConverged(20_000);
       const r = await c.get(victim, 'w/9', 'stale');
       expect(r.status).toBe(200);
