@@ -9,6 +9,9 @@
 // guard it elected itself within an election timeout and acknowledged a write on a quorum of one
 // (overwriting committed entries); with it, it waits with voting suspended for identity, and the
 // suspension is lifted only once it is promoted under its own incarnation.
+//
+// The second case is why a node suspended for identity still answers vote requests: a voter whose
+// promotion was committed but not yet applied on it when the leader died is the survivor's quorum.
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProcessCluster, httpRequest, jsonOf, sleep, waitFor, type NodeStatus } from '../harness/cluster.js';
 
@@ -22,9 +25,9 @@ const SOLO_VALUE_BYTES = 256 * 1024;
 /** The replacement's slowed synced writes while it receives its first append. */
 const SLOW_FSYNC_MS = 1000;
 
-let cluster: ProcessCluster | undefined;
+const clusters: ProcessCluster[] = [];
 afterAll(async () => {
-  await cluster?.teardown();
+  for (const c of clusters) await c.teardown();
 });
 
 describe('a replacement replaying the log', () => {
@@ -36,7 +39,7 @@ describe('a replacement replaying the log', () => {
       initialClusterState: 'existing', // everyone starts empty and waits
       extraArgs: ['--enable-fault-injection'],
     });
-    cluster = c;
+    clusters.push(c);
     await c.guard(async () => {
       const n1 = c.node('n1');
       const admin = async (id: string, method: string, urlPath: string, body?: unknown) =>
@@ -104,6 +107,46 @@ describe('a replacement replaying the log', () => {
       // n1 can now lead: its vote and its campaign count.
       expect((await admin(leader, 'POST', '/v1/admin/leader/transfer', { id: 'n1' })).status).toBe(200);
       await c.waitForLeader({ among: ['n1', 'n2', 'n3'] }).then((l: NodeStatus) => expect(l.id).toBe('n1'));
+    })();
+  }, 60_000);
+
+  it('still answers vote requests: a voter promoted a moment before the leader dies gives the survivor its quorum', async () => {
+    // n3 is replaced; its disk is slowed just before its promotion, so it has not applied the
+    // promotion (its own membership still says learner, voting suspended for identity) when the
+    // leader is killed. The survivor n2 needs n3's vote, and only a leader can tell n3 that it
+    // was promoted: were n3 to refuse vote requests too, the cluster would have no leader for good.
+    const c = await ProcessCluster.start({ name: 'qkv-promoted-votes', tickMs: TICK_MS, electionTicks: ELECTION_TICKS, extraArgs: ['--enable-fault-injection'] });
+    clusters.push(c);
+    await c.guard(async () => {
+      const n3 = c.node('n3');
+      await c.waitForLeader();
+      await c.stop('n3');
+      const leader = (await c.waitForLeader({ among: ['n1', 'n2'] })).id;
+      const survivor = leader === 'n1' ? 'n2' : 'n1';
+      const onLeader = (method: string, urlPath: string, body?: unknown) =>
+        httpRequest(c.node(leader).port, method, urlPath, { ...(body ? { body: JSON.stringify(body) } : {}), timeoutMs: 10_000 });
+      await waitFor('n3 removed', async () => ((await onLeader('DELETE', '/v1/admin/members/n3')).status === 200 ? true : undefined), 10_000);
+      c.wipe('n3');
+      await c.restart('n3', { initialClusterState: 'existing' });
+      expect((await onLeader('POST', '/v1/admin/members', { id: 'n3', address: n3.address, learner: true })).status).toBe(200);
+      await waitFor('n3 caught up and recorded', async () => {
+        const m = jsonOf<{ learners: { id: string; incarnation?: string }[] }>(await onLeader('GET', '/v1/admin/members'));
+        const s3 = await c.status('n3');
+        return m.learners.some((l) => l.id === 'n3' && l.incarnation) && s3 && s3.appliedIndex >= (await c.status(leader))!.commitIndex ? true : undefined;
+      });
+      expect((await httpRequest(n3.port, 'PUT', '/v1/admin/faults', { body: JSON.stringify({ fsyncDelayMs: SLOW_FSYNC_MS }) })).status).toBe(200);
+      expect((await onLeader('POST', '/v1/admin/members/n3/promote')).status).toBe(200);
+      // The survivor applies the promotion (its membership then needs n3's vote); n3, still writing
+      // the promotion entry, has not acknowledged it, so no leader tells it that it is committed.
+      await waitFor(`${survivor} to apply the promotion`, async () => ((await c.status(survivor))?.members.some((m) => m.id === 'n3' && m.voter) ? true : undefined), 5000);
+      await c.kill9(leader);
+      expect((await httpRequest(n3.port, 'PUT', '/v1/admin/faults', { body: JSON.stringify({ fsyncDelayMs: 0 }) })).status).toBe(200);
+      const s3 = (await c.status('n3'))!;
+      expect(s3, 'n3 has not applied its promotion').toMatchObject({ role: 'learner', votingSuspended: 'identity' });
+      const next = await c.waitForLeader({ among: [survivor, 'n3'], timeoutMs: 10_000 });
+      expect(next.id).toBe(survivor);
+      expect((await c.put(survivor, 'after', 'x')).status).toBe(200);
+      await waitFor('n3 to apply its promotion and vote again', async () => ((await c.status('n3'))?.votingSuspended === null ? true : undefined));
     })();
   }, 60_000);
 });
