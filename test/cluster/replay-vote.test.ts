@@ -1,5 +1,5 @@
 // Who may vote (docs/server.md, "Who may vote"): a replacement replaying the log from index 1
-// never campaigns or votes under an old membership.
+// never stands for election under an old membership.
 //
 // The cluster is founded by n1 alone and grows to three later, so the first append a replacement
 // of n1 receives (the log from index 1, cut at the core's 1 MiB per append) ends while n1 was the
@@ -7,8 +7,8 @@
 // incarnation it replaced. Its disk is slowed (1 s per synced write) so the test can stop the
 // rest of the cluster while that append is being written: then no one talks to it. Without the
 // guard it elected itself within an election timeout and acknowledged a write on a quorum of one
-// (overwriting committed entries); with it, it waits with voting suspended for identity, and the
-// suspension is lifted only once it is promoted under its own incarnation.
+// (at log indexes the cluster had already committed otherwise); with it, it waits with voting
+// suspended for identity, lifted only once it is promoted under its own incarnation.
 //
 // The second case is why a node suspended for identity still answers vote requests: a voter whose
 // promotion was committed but not yet applied on it when the leader died is the survivor's quorum.
