@@ -14,4 +14,11 @@ if ! command -v chromium >/dev/null 2>&1; then
   echo "== installing chromium (jepsen-lite report test)"
   apt_install chromium || echo "   chromium could not be installed; the report-rendering test will skip"
 fi
+
+# promtool (Debian ships it in the prometheus package) checks /metrics in test/cluster/health.test.ts,
+# which fails under CI=true when promtool is missing and skips with a message elsewhere.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "== installing prometheus (promtool: the metrics-conventions test)"
+  apt_install prometheus || echo "   prometheus could not be installed; the promtool test fails under CI=true"
+fi
 exit 0

@@ -142,7 +142,7 @@ describe('a follower whose write-ahead log lost its last append', () => {
       expect({ leader: st.leader, term: st.term }).toEqual({ leader: leader.id, term: leader.term }); // repaired by the same leader
       expect(st.peerSafety.followerLogRegressions).toBeGreaterThanOrEqual(1);
       const metrics = (await httpRequest(c.node(leader.id).port, 'GET', '/metrics')).body.toString();
-      expect(metrics).toMatch(/^qkv_raft_follower_log_regressions [1-9]\d*$/m);
+      expect(metrics).toMatch(/^qkv_raft_follower_log_regressions_total [1-9]\d*$/m);
       expect(readFileSync(c.node(leader.id).logPath, 'utf8')).toContain('it lost acknowledged entries');
       await c.waitConverged(20_000);
       expect((await c.get(victim, 'w/after', 'stale')).status).toBe(200);

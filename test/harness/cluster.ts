@@ -210,6 +210,8 @@ export interface ClusterOptions {
   initialClusterState?: 'new' | 'existing';
   /** Extra `serve` flags for every node. */
   extraArgs?: string[];
+  /** Extra `serve` flags for one node, by id (after `extraArgs`), e.g. its `--zone`. */
+  nodeArgs?: Record<string, string[]>;
   /** --log-level. Default info. */
   logLevel?: string;
   /** Prefix of the temporary directory. */
@@ -299,7 +301,7 @@ export class ProcessCluster {
     a.push('--initial-cluster-state', o.initialClusterState ?? 'new');
     if (o.tickMs !== undefined) a.push('--tick-ms', String(o.tickMs));
     if (o.electionTicks !== undefined) a.push('--election-ticks', String(o.electionTicks));
-    return [...a, ...(o.extraArgs ?? [])];
+    return [...a, ...(o.extraArgs ?? []), ...(this.opts.nodeArgs?.[n.id] ?? [])];
   }
 
   private spawnNode(n: ClusterNode, override: NodeOverride = {}): void {

@@ -34,7 +34,7 @@ async function expectResumedAndConverged(cluster: ProcessCluster, leader: string
   // total + the acknowledged offset, as this test once did, fails when a cut comes early: up to a
   // window of chunks is in flight past the acknowledged offset.)
   const total = Number(finished.bytes);
-  const sent = (await metricValue(leaderNode.port, 'qkv_snapshot_bytes_sent_total')) - bytesSentBefore;
+  const sent = (await metricValue(leaderNode.port, 'qkv_snapshot_sent_bytes_total')) - bytesSentBefore;
   expect(total).toBeGreaterThan(KEYS * VALUE_BYTES * 0.9);
   expect(sent, `sent ${sent} bytes for a ${total}-byte snapshot interrupted ${interrupted.length} time(s), last at ${lastOffset}`).toBeLessThanOrEqual(
     total + interrupted.length * SEND_WINDOW_BYTES,
@@ -68,7 +68,7 @@ describe('interrupted snapshot transfer', () => {
       await fill(cluster, () => leader, 'k', KEYS, VALUE_BYTES);
       await waitForEvent(cluster.node(leader).logPath, 'log compacted');
       await stopWipeAndOutrun(cluster, leader, follower);
-      const before = await metricValue(cluster.node(leader).port, 'qkv_snapshot_bytes_sent_total');
+      const before = await metricValue(cluster.node(leader).port, 'qkv_snapshot_sent_bytes_total');
       // Writes go on while the follower is away and catches up (they also make the leader probe it).
       const load = trickle(cluster, () => leader);
       await rejoinWiped(cluster, follower);
@@ -106,7 +106,7 @@ describe('interrupted snapshot transfer', () => {
       const leaderNode = cluster.node(leader);
       // Slow the transfer down so that the partition surely falls in the middle of it.
       expect((await adminCall(leaderNode.port, 'PUT', '/v1/admin/snapshot-rate', { bytesPerSecond: 400_000 })).status).toBe(200);
-      const before = await metricValue(leaderNode.port, 'qkv_snapshot_bytes_sent_total');
+      const before = await metricValue(leaderNode.port, 'qkv_snapshot_sent_bytes_total');
       const load = trickle(cluster, () => leader);
       await rejoinWiped(cluster, 'n3', { extraArgs: args }, `127.0.0.1:${proxy.port}`);
 

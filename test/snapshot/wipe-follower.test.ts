@@ -40,7 +40,7 @@ describe('wiped follower', () => {
       const followerNode = cluster.node(follower);
       await waitFor('the follower to install a snapshot', async () => ((await metricValue(followerNode.port, 'qkv_snapshots_installed_total')) >= 1 ? true : undefined), 30_000);
       expect(await metricValue(leaderNode.port, 'qkv_snapshots_sent_total', 'outcome="ok"')).toBeGreaterThanOrEqual(1);
-      expect(await metricValue(leaderNode.port, 'qkv_snapshot_bytes_sent_total')).toBeGreaterThan(KEYS * VALUE_BYTES * 0.9);
+      expect(await metricValue(leaderNode.port, 'qkv_snapshot_sent_bytes_total')).toBeGreaterThan(KEYS * VALUE_BYTES * 0.9);
       expect(eventsStartingWith(followerNode.logPath, 'snapshot installed (atomic swap)').length).toBeGreaterThanOrEqual(1);
       const finished = eventsStartingWith(leaderNode.logPath, 'snapshot transfer finished').filter((e) => e.peer === follower);
       expect(finished.length).toBeGreaterThanOrEqual(1);

@@ -2,9 +2,13 @@
 // the next endpoint when one cannot be reached. Followers forward writes to the leader.
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config.js';
+import { HEALTH_MAX_FSYNC_MS_DEFAULT, HEALTH_MAX_LAG_ENTRIES_DEFAULT, assessHealth, formatHealth, probeCluster } from './health-cli.js';
 
 export const ADMIN_USAGE = `  member add ID HOST:PORT [--learner] [--zone Z] | member promote ID | member remove ID | member list
   leader transfer ID           hand leadership to ID
+  health [--json] [--endpoints-only] [--max-lag-entries N] [--max-fsync-ms N]
+                               ask every member; exit 1 unless there is one agreed leader and every
+                               member answers, has storage and votes, keeps up and syncs in time
   snapshot-rate BYTES_PER_SEC  change the snapshot send rate limit on every node (0 = unlimited)
 
 common options: --endpoints 127.0.0.1:7001,127.0.0.1:7002 (env QKV_ENDPOINTS; default 127.0.0.1:7001-7003)
@@ -89,6 +93,8 @@ export async function runAdminCommand(cmd: string, argv: string[]): Promise<numb
     }
     case 'member':
       return member(argv);
+    case 'health':
+      return health(argv);
     case 'leader': {
       const c = parseCommon(argv);
       const [sub, id] = c.positionals;
@@ -110,6 +116,26 @@ export async function runAdminCommand(cmd: string, argv: string[]): Promise<numb
     default:
       throw new ConfigError(`unknown command "${cmd}" (quorumkv --help)`);
   }
+}
+
+async function health(argv: string[]): Promise<number> {
+  const c = parseCommon(argv, {
+    json: { type: 'boolean' },
+    'endpoints-only': { type: 'boolean' },
+    'max-lag-entries': { type: 'string' },
+    'max-fsync-ms': { type: 'string' },
+  });
+  need(c, 0, 'health [--json] [--endpoints-only] [--max-lag-entries N] [--max-fsync-ms N]');
+  const limit = (flag: string, dflt: number) => {
+    const v = Number(c.values[flag] ?? dflt);
+    if (!Number.isInteger(v) || v < 0) throw new ConfigError(`--${flag} must be a non-negative integer`);
+    return v;
+  };
+  const limits = { maxLagEntries: limit('max-lag-entries', HEALTH_MAX_LAG_ENTRIES_DEFAULT), maxFsyncSeconds: limit('max-fsync-ms', HEALTH_MAX_FSYNC_MS_DEFAULT) / 1000 };
+  const probes = await probeCluster({ endpoints: c.endpoints, timeoutMs: c.timeoutMs, endpointsOnly: c.values['endpoints-only'] === true });
+  const h = assessHealth(probes, limits);
+  console.log(c.values.json ? JSON.stringify(h, null, 2) : formatHealth(h));
+  return h.healthy ? 0 : 1;
 }
 
 async function member(argv: string[]): Promise<number> {
@@ -159,6 +185,7 @@ async function printStatus(c: Common, withIncarnations = false): Promise<number>
     commitIndex: number;
     appliedIndex: number;
     members: { id: string; address: string; voter: boolean; zone: string | null; matchIndex: number | null; lastContactMs: number | null }[];
+    warnings?: string[];
   };
   console.log(`node ${s.id}: ${s.role}, term ${s.term}, leader ${s.leader ?? '(none)'}, commit ${s.commitIndex}, applied ${s.appliedIndex}`);
   for (const m of s.members) {
@@ -167,5 +194,6 @@ async function printStatus(c: Common, withIncarnations = false): Promise<number>
         (withIncarnations ? ` incarnation=${incarnations.get(m.id)?.slice(0, 8) ?? '(not recorded yet)'}` : ''),
     );
   }
+  for (const w of s.warnings ?? []) console.log(`warning: ${w}`);
   return 0;
 }

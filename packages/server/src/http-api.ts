@@ -16,7 +16,7 @@ import {
 import type { Command } from '@quorumkv/storage';
 import type { QuorumKvNode } from './node.js';
 import { READY_MAX_APPLY_LAG } from './node.js';
-import { NodeKvService, pageRange, throwIfApplyError } from './kv-service.js';
+import { NodeKvService, operatorWarnings, pageRange, throwIfApplyError } from './kv-service.js';
 import type { ByteBudget } from './admission.js';
 
 const FORWARDED_HEADER = 'x-qkv-forwarded';
@@ -267,6 +267,8 @@ export class HttpApi {
       zone: s.zone ?? null,
       members: [...m.voters.map((v) => member(v, true)), ...m.learners.map((v) => member(v, false))],
       pending: this.node.pendingCounts(),
+      fsync: this.node.metrics.fsyncRecent.summary(),
+      warnings: operatorWarnings(this.node),
       peerSafety: { refusedMessages: this.node.peerMessagesRefused, ignoredMessages: st.ignoredMessages, followerLogRegressions: st.followerLogRegressions },
       ...(this.node.snapshotStatus ? { snapshots: this.node.snapshotStatus() } : {}),
     };

@@ -28,7 +28,7 @@ import {
 import { RANGE_ROW_OVERHEAD_BYTES, type ApplyResult, type Command, type KeyValue, type RangeRequest, type SessionTag } from '@quorumkv/storage';
 import type { ByteBudget } from './admission.js';
 import type { QuorumKvNode, WriteResult } from './node.js';
-import { zoneWarnings } from './membership.js';
+import { failureDomainWarnings, zoneOfMember } from './membership.js';
 
 /** The protocol's session reference is the state machine's session tag (both number writes from 1). */
 export function toSessionTag(s: SessionRef): SessionTag {
@@ -152,7 +152,8 @@ export class NodeKvService implements KvService {
   async status(_ctx: CallContext): Promise<ClusterStatus> {
     const s = this.node.statusView();
     const m = this.node.membership();
-    const zoneOf = (id: string, zone?: string) => zone ?? (id === this.node.id ? this.node.cfg.zone : undefined);
+    const self = { id: this.node.id, zone: this.node.cfg.zone };
+    const zoneOf = (id: string, zone?: string) => zoneOfMember({ id, zone }, self);
     return {
       nodeId: s.id,
       role: s.role === 'learner' ? 'follower' : s.role,
@@ -164,10 +165,7 @@ export class NodeKvService implements KvService {
         ...m.voters.map((v) => ({ id: v.id, address: v.address, kind: 'voter' as const, ...(zoneOf(v.id, v.zone) ? { zone: zoneOf(v.id, v.zone)! } : {}) })),
         ...m.learners.map((v) => ({ id: v.id, address: v.address, kind: 'learner' as const, ...(zoneOf(v.id, v.zone) ? { zone: zoneOf(v.id, v.zone)! } : {}) })),
       ],
-      warnings: [
-        ...(s.storageShortfall ? [`${s.id}: ${s.storageShortfall.reason}`] : []),
-        ...zoneWarnings(m.voters, (v) => zoneOf(v.id, v.zone)),
-      ],
+      warnings: operatorWarnings(this.node),
     };
   }
 
@@ -176,4 +174,16 @@ export class NodeKvService implements KvService {
     throwIfApplyError(r);
     return r;
   }
+}
+
+/**
+ * What an operator should know about this node and its cluster's layout: a storage shortfall,
+ * and any zone holding a quorum of the voters. The client's status and `/v1/status` both show it.
+ */
+export function operatorWarnings(node: Pick<QuorumKvNode, 'id' | 'cfg' | 'statusView' | 'membership'>): string[] {
+  const s = node.statusView();
+  return [
+    ...(s.storageShortfall ? [`${s.id}: ${s.storageShortfall.reason}`] : []),
+    ...failureDomainWarnings(node.membership(), { id: node.id, zone: node.cfg.zone }),
+  ];
 }

@@ -32,6 +32,20 @@ export function parseMemberContext(ctx: string): { address?: string; zone?: stri
   }
 }
 
+/**
+ * The failure-domain warnings of a node's current membership: a member's zone is the one recorded
+ * with it, or for this node without a recorded zone its own `--zone`. Shown in `/v1/status`, the
+ * client's status, `quorumkv status`/`health`, and as the metric `qkv_zone_quorum_at_risk`.
+ */
+export function failureDomainWarnings(membership: Membership, self: { id: string; zone: string | undefined }): string[] {
+  return zoneWarnings(membership.voters, (v) => zoneOfMember(v, self));
+}
+
+/** A member's zone: the recorded one, else (for this node only) its own `--zone`. */
+export function zoneOfMember(m: Pick<Member, 'id' | 'zone'>, self: { id: string; zone: string | undefined }): string | undefined {
+  return m.zone ?? (m.id === self.id ? self.zone : undefined);
+}
+
 /** Operator warnings about failure domains: one zone holding a quorum of voters. */
 export function zoneWarnings(voters: Member[], zoneOf: (m: Member) => string | undefined): string[] {
   const quorum = Math.floor(voters.length / 2) + 1;

@@ -29,12 +29,17 @@ export class NodeMetrics {
     labelNames: ['kind'],
     registers: [this.registry],
   });
-  readonly fsyncSeconds = new Histogram({
-    name: 'qkv_storage_fsync_seconds',
-    help: 'Duration of synced log batches',
-    buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1],
-    registers: [this.registry],
-  });
+  /** The last FSYNC_RECENT_SAMPLES synced batch durations, for `/v1/status` and `quorumkv health`. */
+  readonly fsyncRecent = new RecentSamples(FSYNC_RECENT_SAMPLES);
+  readonly fsyncSeconds = withRecent(
+    new Histogram({
+      name: 'qkv_storage_fsync_seconds',
+      help: 'Duration of synced log batches',
+      buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1],
+      registers: [this.registry],
+    }),
+    this.fsyncRecent,
+  );
   readonly applySeconds = new Histogram({
     name: 'qkv_storage_apply_seconds',
     help: 'Duration of apply batches',
@@ -60,7 +65,7 @@ export class NodeMetrics {
     registers: [this.registry],
   });
   readonly snapshotsSent = new Counter({ name: 'qkv_snapshots_sent_total', help: 'Snapshots sent', labelNames: ['outcome'], registers: [this.registry] });
-  readonly snapshotBytesSent = new Counter({ name: 'qkv_snapshot_bytes_sent_total', help: 'Snapshot bytes sent', registers: [this.registry] });
+  readonly snapshotBytesSent = new Counter({ name: 'qkv_snapshot_sent_bytes_total', help: 'Snapshot bytes sent', registers: [this.registry] });
   readonly snapshotSendSeconds = new Histogram({
     name: 'qkv_snapshot_send_seconds',
     help: 'Duration of snapshot transfers',
@@ -73,19 +78,45 @@ export class NodeMetrics {
     help: 'Peer messages the core refused as impossible (QKV_BAD_MESSAGE); each closed its connection',
     registers: [this.registry],
   });
-  readonly peerMessagesIgnored = new Gauge({
-    name: 'qkv_raft_ignored_messages',
-    help: 'Peer messages the core ignored since start (TimeoutNow not from the leader, acks past the last index)',
-    registers: [this.registry],
-  });
-  readonly followerLogRegressions = new Gauge({
-    name: 'qkv_raft_follower_log_regressions',
-    help: 'Times since start a follower rejected an index it had acknowledged to this leader (it lost acknowledged entries)',
-    registers: [this.registry],
-  });
-
   constructor(defaultMetrics = true) {
-    if (defaultMetrics) collectDefaultMetrics({ register: this.registry });
+    if (defaultMetrics) {
+      collectDefaultMetrics({ register: this.registry });
+      // prom-client types these as gauges with a `_total` suffix, which Prometheus reserves for
+      // counters; the same numbers are in nodejs_active_handles / _requests / _resources.
+      for (const name of NON_COUNTER_TOTALS) this.registry.removeSingleMetric(name);
+    }
+  }
+
+  /**
+   * Counters the Raft core keeps since start (ignored messages, follower log regressions), read
+   * when /metrics is scraped. Both are also in /v1/status under `peerSafety`.
+   */
+  registerCore(read: () => { ignoredMessages: number; followerLogRegressions: number }): void {
+    counterFrom(this.registry, {
+      name: 'qkv_raft_ignored_messages_total',
+      help: 'Peer messages the core ignored (TimeoutNow not from the leader, acks past the last index)',
+      read: () => read().ignoredMessages,
+    });
+    counterFrom(this.registry, {
+      name: 'qkv_raft_follower_log_regressions_total',
+      help: 'Times a follower rejected an index it had acknowledged to this leader (it lost acknowledged entries)',
+      read: () => read().followerLogRegressions,
+    });
+  }
+
+  /**
+   * `qkv_zone_quorum_at_risk`: 1 while one zone holds a quorum of the voters (losing that zone
+   * stops the cluster), read from `atRisk` when /metrics is scraped.
+   */
+  registerFailureDomains(atRisk: () => boolean): void {
+    new Gauge({
+      name: 'qkv_zone_quorum_at_risk',
+      help: 'One zone holds a quorum of the voters: losing that zone stops the cluster (1) or not (0)',
+      registers: [this.registry],
+      collect() {
+        this.set(atRisk() ? 1 : 0);
+      },
+    });
   }
 
   /** Admission gauges (src/admission.ts), read when /metrics is scraped. */
@@ -99,14 +130,17 @@ export class NodeMetrics {
           this.set(pick(read()));
         },
       });
-    gauge('qkv_range_bytes_in_flight', 'Bytes of rows ranges hold (budget: --max-range-bytes-in-flight)', (v) => v.rangeBytes);
+    gauge('qkv_range_in_flight_bytes', 'Bytes of rows ranges hold (budget: --max-range-bytes-in-flight)', (v) => v.rangeBytes);
     gauge('qkv_buffered_request_bytes', 'Bytes of request bodies and frames held (budget: --max-buffered-request-bytes)', (v) => v.requestBytes);
     gauge('qkv_connections', 'Open connections on the node port (limit: --max-connections)', (v) => v.connections);
   }
 
-  /** Per-peer transport gauges, read from the transport when /metrics is scraped. */
+  /**
+   * Per-peer transport metrics, read from the transport when /metrics is scraped: the queue and
+   * link state as gauges, the transport's since-start tallies as counters.
+   */
   registerTransport(stats: () => TransportStats): void {
-    const perPeer = (name: string, help: string, pick: (p: PeerStats) => number) =>
+    const perPeer = (name: string, help: string, pick: (p: PeerStats) => number | null) =>
       new Gauge({
         name,
         help,
@@ -114,25 +148,94 @@ export class NodeMetrics {
         registers: [this.registry],
         collect() {
           this.reset();
-          for (const [peer, p] of Object.entries(stats().peers)) this.set({ peer }, pick(p));
+          for (const [peer, p] of Object.entries(stats().peers)) {
+            const v = pick(p);
+            if (v !== null) this.set({ peer }, v);
+          }
+        },
+      });
+    const perPeerCounter = (name: string, help: string, pick: (p: PeerStats) => number) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['peer'],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const [peer, p] of Object.entries(stats().peers)) this.inc({ peer }, pick(p));
         },
       });
     perPeer('qkv_peer_connected', 'Outbound link to the peer is open', (p) => (p.connected ? 1 : 0));
     perPeer('qkv_peer_queued_messages', 'Messages waiting in the outbound queue', (p) => p.queuedMessages);
     perPeer('qkv_peer_queued_bytes', 'Bytes waiting in the outbound queue', (p) => p.queuedBytes);
-    perPeer('qkv_peer_dropped_messages', 'Messages dropped (queue full, disconnected, too large)', (p) => p.droppedQueueFull + p.droppedDisconnected + p.droppedTooLarge);
-    perPeer('qkv_peer_reconnects', 'Reconnects of the outbound link', (p) => p.reconnects);
-    perPeer('qkv_peer_sent_messages', 'Raft messages sent to the peer (counter)', (p) => p.sentMessages);
-    perPeer('qkv_peer_sent_frames', 'Frames (socket writes) sent to the peer (counter)', (p) => p.sentFrames);
-    perPeer('qkv_peer_sent_bytes', 'Frame bytes sent to the peer (counter)', (p) => p.sentBytes);
-    perPeer('qkv_peer_rtt_ms', 'Last ping round trip (ms)', (p) => p.rttMs ?? -1);
-    new Gauge({
-      name: 'qkv_peer_refused_connections',
+    // No sample for a peer that has not answered a ping yet (there is no round trip to report).
+    perPeer('qkv_peer_rtt_seconds', 'Last ping round trip to the peer', (p) => (p.rttMs === null ? null : p.rttMs / 1000));
+    perPeerCounter('qkv_peer_dropped_messages_total', 'Messages dropped (queue full, disconnected, too large)', (p) => p.droppedQueueFull + p.droppedDisconnected + p.droppedTooLarge);
+    perPeerCounter('qkv_peer_reconnects_total', 'Reconnects of the outbound link', (p) => p.reconnects);
+    perPeerCounter('qkv_peer_sent_messages_total', 'Raft messages sent to the peer', (p) => p.sentMessages);
+    perPeerCounter('qkv_peer_sent_frames_total', 'Frames (socket writes) sent to the peer', (p) => p.sentFrames);
+    perPeerCounter('qkv_peer_sent_bytes_total', 'Frame bytes sent to the peer', (p) => p.sentBytes);
+    counterFrom(this.registry, {
+      name: 'qkv_peer_refused_connections_total',
       help: 'Inbound peer connections refused at the handshake',
-      registers: [this.registry],
-      collect() {
-        this.set(stats().refusedConnections);
-      },
+      read: () => stats().refusedConnections,
     });
   }
+}
+
+/** prom-client default metrics that are gauges named like counters (removed, see the constructor). */
+const NON_COUNTER_TOTALS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+/**
+ * A counter whose value is a since-start tally kept elsewhere, read when /metrics is scraped.
+ * (prom-client counters only go up; reset-then-inc publishes the tally as it is.)
+ */
+function counterFrom(registry: Registry, o: { name: string; help: string; read: () => number }): Counter {
+  return new Counter({
+    name: o.name,
+    help: o.help,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(o.read());
+    },
+  });
+}
+
+/** How many recent synced-batch durations `/v1/status` summarises (its `fsync` field). */
+export const FSYNC_RECENT_SAMPLES = 512;
+
+/** A fixed-size ring of the most recent samples (seconds) with a nearest-rank quantile. */
+export class RecentSamples {
+  private readonly ring: Float64Array;
+  private next = 0;
+  private filled = 0;
+
+  constructor(readonly capacity: number) {
+    this.ring = new Float64Array(capacity);
+  }
+
+  add(v: number): void {
+    this.ring[this.next] = v;
+    this.next = (this.next + 1) % this.capacity;
+    this.filled = Math.min(this.filled + 1, this.capacity);
+  }
+
+  /** Count, p99 and max of the samples held (null quantiles while empty). */
+  summary(): { samples: number; p99Seconds: number | null; maxSeconds: number | null } {
+    if (this.filled === 0) return { samples: 0, p99Seconds: null, maxSeconds: null };
+    const sorted = Array.from(this.ring.subarray(0, this.filled)).sort((a, b) => a - b);
+    const rank = Math.ceil(0.99 * sorted.length) - 1;
+    return { samples: sorted.length, p99Seconds: sorted[rank]!, maxSeconds: sorted[sorted.length - 1]! };
+  }
+}
+
+/** Makes an unlabelled histogram's `observe(v)` also record `v` in `recent`. */
+function withRecent(h: Histogram, recent: RecentSamples): Histogram {
+  const observe = h.observe.bind(h) as (v: number) => void;
+  h.observe = ((v: number) => {
+    recent.add(v);
+    observe(v);
+  }) as Histogram['observe'];
+  return h;
 }

@@ -435,8 +435,6 @@ export class QuorumKvNode {
     if (st.progress) {
       for (const [peer, pr] of Object.entries(st.progress)) if (peer !== this.id) m.peerLag.set({ peer }, Math.max(0, st.lastIndex - pr.match));
     }
-    m.peerMessagesIgnored.set(st.ignoredMessages);
-    m.followerLogRegressions.set(st.followerLogRegressions);
   }
 
   /**

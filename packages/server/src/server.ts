@@ -10,6 +10,7 @@ import type { ServeConfig } from './config.js';
 import { HttpApi } from './http-api.js';
 import { NodeKvService } from './kv-service.js';
 import { coreLogger, createLogger, type Logger } from './logger.js';
+import { failureDomainWarnings } from './membership.js';
 import { NodeMetrics } from './metrics.js';
 import { QuorumKvNode } from './node.js';
 import { SnapshotManager, snapshotHostOf } from './snapshots.js';
@@ -41,6 +42,8 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
     },
   });
   metrics.registerTransport(() => node.transport.stats());
+  metrics.registerCore(() => node.raw.status());
+  metrics.registerFailureDomains(() => failureDomainWarnings(node.membership(), { id: node.id, zone: cfg.zone }).length > 0);
   node.snapshotHooks = snapshots;
   node.snapshotStatus = () => snapshots.status();
   node.snapshotAcceptor = (peer, ws) => snapshots.acceptConnection(peer, ws);
