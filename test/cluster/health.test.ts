@@ -1,5 +1,6 @@
 // Operating a real three-node cluster (zones a, a, b): `/metrics` passes `promtool check metrics`
-// after traffic and a leader change; `quorumkv health` says healthy (exit 0) with every member's
+// after traffic and a leader change; each node records its zone and every node warns that zone a
+// holds a quorum (status, CLI, metric); `quorumkv health` says healthy (exit 0) with every member's
 // role, term, indexes, lag, fsync latency and zone, and warns that zone a holds a quorum; with a
 // member killed it exits 1 and names it. One cluster for all of it, to keep CI time down.
 import { execFile, spawn } from 'node:child_process';
@@ -80,6 +81,22 @@ describe('cluster health and Prometheus metrics', () => {
       expect({ node: cluster.nodes[i]!.id, code: r.code, output: r.output }).toEqual({ node: cluster.nodes[i]!.id, code: 0, output: '' });
     }
   }), 60_000);
+
+  it('every node records its --zone, then warns in /v1/status, quorumkv status and qkv_zone_quorum_at_risk that zone a holds a quorum', guard(async () => {
+    const warning = 'zone "a" holds 2 of 3 voters, a quorum: losing that zone stops the cluster';
+    for (const n of cluster.nodes) {
+      await waitFor(`${n.id} to see every zone`, async () => {
+        const st = jsonOf<{ members: { id: string; zone: string | null }[]; warnings: string[] }>(await httpRequest(n.port, 'GET', '/v1/status'));
+        const zones = Object.fromEntries(st.members.map((m) => [m.id, m.zone]));
+        return zones.n1 === 'a' && zones.n2 === 'a' && zones.n3 === 'b' && st.warnings.includes(warning) ? true : undefined;
+      });
+      expect((await httpRequest(n.port, 'GET', '/metrics')).body.toString()).toMatch(/^qkv_zone_quorum_at_risk 1$/m);
+    }
+    const out = await new Promise<string>((resolve) =>
+      execFile(process.execPath, [CLI_PATH, 'status', '--endpoints', cluster.nodes[0]!.address], (_e, stdout) => resolve(stdout)),
+    );
+    expect(out).toContain(`warning: ${warning}`);
+  }), 30_000);
 
   it('quorumkv health exits 0 on a healthy cluster and --json gives every member with its figures', guard(async () => {
     await cluster.waitConverged();

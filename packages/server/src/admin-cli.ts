@@ -5,6 +5,7 @@ import { ConfigError } from './config.js';
 import { HEALTH_MAX_FSYNC_MS_DEFAULT, HEALTH_MAX_LAG_ENTRIES_DEFAULT, assessHealth, formatHealth, probeCluster } from './health-cli.js';
 
 export const ADMIN_USAGE = `  member add ID HOST:PORT [--learner] [--zone Z] | member promote ID | member remove ID | member list
+  member zone ID ZONE          record a member's failure domain (a node records its own --zone itself)
   leader transfer ID           hand leadership to ID
   health [--json] [--endpoints-only] [--max-lag-entries N] [--max-fsync-ms N]
                                ask every member; exit 1 unless there is one agreed leader and every
@@ -153,10 +154,13 @@ async function member(argv: string[]): Promise<number> {
     case 'remove':
       if (!id || c.positionals.length !== 2) throw new ConfigError('usage: quorumkv member remove ID');
       return printResult(await httpCall(c, 'DELETE', `/v1/admin/members/${encodeURIComponent(id)}`));
+    case 'zone':
+      if (!id || !address || c.positionals.length !== 3) throw new ConfigError('usage: quorumkv member zone ID ZONE');
+      return printResult(await httpCall(c, 'PUT', `/v1/admin/members/${encodeURIComponent(id)}/zone`, JSON.stringify({ zone: address })));
     case 'list':
       return printStatus(c, true);
     default:
-      throw new ConfigError('usage: quorumkv member add|promote|remove|list …');
+      throw new ConfigError('usage: quorumkv member add|promote|remove|zone|list …');
   }
 }
 

@@ -5,6 +5,7 @@
 //          joins as a learner; unless "learner": true, it is promoted once caught up
 //   POST   /v1/admin/members/{id}/promote  refused (409) while the learner is behind
 //   DELETE /v1/admin/members/{id}           removing the leader transfers leadership first
+//   PUT    /v1/admin/members/{id}/zone      {"zone"}  records the member's failure domain
 //   POST   /v1/admin/leader/transfer        {"id"}
 //   PUT    /v1/admin/snapshot-rate          {"bytesPerSecond"}   this node only (0 = unlimited)
 //   GET    /v1/admin/snapshots              transfers in flight
@@ -16,7 +17,7 @@ import { ConfChangeType, type ConfChange } from '@quorumkv/raft';
 import { InvalidArgumentError, QuorumKvError, TimeoutError } from '@quorumkv/protocol';
 import type { AdminRoutes } from './http-api.js';
 import { splitHostPort, watchForwardedRequest } from './http-api.js';
-import { memberContext } from './membership.js';
+import { ZONE_RE, memberContext, zoneRecordChange } from './membership.js';
 import type { QuorumKvNode } from './node.js';
 import type { SnapshotManager } from './snapshots.js';
 import { parseHostPort } from './config.js';
@@ -49,6 +50,8 @@ export class AdminApi implements AdminRoutes {
     if (p === '/v1/admin/members' && m === 'POST') return this.add(req, res);
     const promote = /^\/v1\/admin\/members\/([^/]+)\/promote$/.exec(p);
     if (promote && m === 'POST') return this.promote(res, decodeURIComponent(promote[1]!));
+    const zone = /^\/v1\/admin\/members\/([^/]+)\/zone$/.exec(p);
+    if (zone && m === 'PUT') return this.recordZone(req, res, decodeURIComponent(zone[1]!));
     const member = /^\/v1\/admin\/members\/([^/]+)$/.exec(p);
     if (member && m === 'DELETE') return this.remove(req, res, decodeURIComponent(member[1]!));
     if (p === '/v1/admin/leader/transfer' && m === 'POST') return this.transfer(req, res);
@@ -91,6 +94,17 @@ export class AdminApi implements AdminRoutes {
     }
     await this.node.changeMembership({ type: ConfChangeType.AddNode, nodeId: id }, this.deadline());
     return json(res, 200, { id, promoted: true });
+  }
+
+  /** Records a member's zone in the replicated membership (the founding members' `--zone` is not). */
+  private async recordZone(req: IncomingMessage, res: ServerResponse, id: string): Promise<boolean> {
+    const zone = str(await readJson(req), 'zone');
+    if (!ZONE_RE.test(zone)) throw new InvalidArgumentError(`bad zone "${zone}"`);
+    if (this.node.memberById(id)?.zone === zone) return json(res, 200, { id, zone, changed: false });
+    const cc = zoneRecordChange(this.node.membership(), id, zone);
+    if (!cc) throw new AdminError('QKV_NOT_FOUND', `${id} is not a member`);
+    await this.node.changeMembership(cc, this.deadline());
+    return json(res, 200, { id, zone, changed: true });
   }
 
   private async remove(req: IncomingMessage, res: ServerResponse, id: string): Promise<boolean> {

@@ -1,6 +1,7 @@
 // Membership records: who is in the cluster, at which address, in which zone. The core knows
 // only ids; addresses and zones travel in a conf change's context and are stored with the
 // applied membership.
+import { ConfChangeType, type ConfChange } from '@quorumkv/raft';
 import type { Member, Membership } from '@quorumkv/storage';
 import type { PeerSpec } from './config.js';
 import { isIncarnation, shortIncarnation } from './identity.js';
@@ -15,6 +16,21 @@ export function membershipFromPeers(peers: PeerSpec[]): Membership {
  */
 export function memberContext(address: string, zone?: string, incarnation?: string): string {
   return JSON.stringify({ address, ...(zone ? { zone } : {}), ...(incarnation ? { incarnation } : {}) });
+}
+
+/** Zone labels: what `--zone` and `member add --zone` accept for recording. */
+export const ZONE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * The conf change that records `zone` for member `id`: one of the member's current kind (voter or
+ * learner), which changes nothing else (its recorded incarnation is kept). Undefined when `id` is
+ * not a member.
+ */
+export function zoneRecordChange(m: Membership, id: string, zone: string): ConfChange | undefined {
+  const voter = m.voters.find((x) => x.id === id);
+  const member = voter ?? m.learners.find((x) => x.id === id);
+  if (!member) return undefined;
+  return { type: voter ? ConfChangeType.AddNode : ConfChangeType.AddLearner, nodeId: id, context: memberContext(member.address, zone) };
 }
 
 export function parseMemberContext(ctx: string): { address?: string; zone?: string; incarnation?: string } | undefined {

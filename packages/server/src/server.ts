@@ -15,6 +15,7 @@ import { NodeMetrics } from './metrics.js';
 import { QuorumKvNode } from './node.js';
 import { SnapshotManager, snapshotHostOf } from './snapshots.js';
 import { createRealClock } from './world.js';
+import { recordOwnZone } from './zone-record.js';
 import { AdminApi } from './admin.js';
 
 export interface RunningServer {
@@ -112,11 +113,13 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
     throw e;
   }
   node.start();
+  const zoneRecorder = recordOwnZone(node, cfg.zone, log);
   log.info({ listen: `${cfg.host}:${port}`, peers: cfg.peers.map((p) => `${p.id}=${p.address}`), zone: cfg.zone }, 'node listening');
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       log.info({}, 'stopping: no new requests, flushing, closing storage');
+      zoneRecorder.stop();
       server.close();
       await endpoint.close().catch(() => undefined);
       api.close();

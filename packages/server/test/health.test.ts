@@ -2,7 +2,8 @@
 // failure-domain warnings (src/membership.ts) for the layouts docs/server.md shows.
 import { describe, expect, it } from 'vitest';
 import { assessHealth, type Probe, type StatusAnswer } from '../src/health-cli.js';
-import { failureDomainWarnings } from '../src/membership.js';
+import { ConfChangeType } from '@quorumkv/raft';
+import { failureDomainWarnings, parseMemberContext, zoneRecordChange } from '../src/membership.js';
 
 const LIMITS = { maxLagEntries: 100, maxFsyncSeconds: 0.5 };
 const MEMBERS = ['n1', 'n2', 'n3'].map((id) => ({ id, address: `${id}:7001`, voter: true, zone: null }));
@@ -72,5 +73,15 @@ describe('failureDomainWarnings', () => {
     const m = { voters: [{ id: 'n1', address: 'x' }, { id: 'n2', address: 'y', zone: 'a' }, { id: 'n3', address: 'z', zone: 'b' }], learners: [] };
     expect(failureDomainWarnings(m, { id: 'n1', zone: 'a' })).toHaveLength(1);
     expect(failureDomainWarnings(m, { id: 'n1', zone: 'c' })).toEqual([]);
+  });
+});
+
+describe('zoneRecordChange', () => {
+  it('re-adds the member as what it is, with its address and the zone, and nothing for a non-member', () => {
+    const m = { voters: [{ id: 'n1', address: 'h1:7001', incarnation: 'ab'.repeat(16) }], learners: [{ id: 'n4', address: 'h4:7001' }] };
+    const v = zoneRecordChange(m, 'n1', 'a')!;
+    expect([v.type, v.nodeId, parseMemberContext(v.context!)]).toEqual([ConfChangeType.AddNode, 'n1', { address: 'h1:7001', zone: 'a' }]);
+    expect(zoneRecordChange(m, 'n4', 'b')!.type).toBe(ConfChangeType.AddLearner);
+    expect(zoneRecordChange(m, 'n9', 'c')).toBeUndefined();
   });
 });
