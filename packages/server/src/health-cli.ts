@@ -21,8 +21,9 @@ export interface StatusAnswer {
   zone: string | null;
   members: { id: string; address: string; voter: boolean; zone: string | null }[];
   storageShortfall?: { reason: string } | null;
-  /** Set by nodes that suspend their vote (shape not fixed here: a reason string or `{ reason }`). */
-  votingSuspended?: unknown;
+  /** Why the node does not campaign (or vote): null normally. */
+  votingSuspended?: 'identity' | 'storage' | null;
+  votingSuspendedReason?: string | null;
   fsync?: { samples: number; p99Seconds: number | null; maxSeconds: number | null };
   warnings?: string[];
 }
@@ -42,6 +43,7 @@ export interface MemberHealth {
   fsyncP99Seconds: number | null;
   zone: string | null;
   storageShortfall: string | null;
+  /** `kind: reason` while the member's voting is suspended (see docs/server.md), else null. */
   votingSuspended: string | null;
   /** Why this member is unhealthy; empty when it is healthy. */
   problems: string[];
@@ -108,10 +110,11 @@ function memberHealth(p: Probe, leader: StatusAnswer | undefined, limits: Health
   const lagEntries = Math.max(0, (leader ?? s).commitIndex - s.appliedIndex);
   const fsyncP99Seconds = s.fsync?.p99Seconds ?? null;
   const storageShortfall = s.storageShortfall?.reason ?? null;
-  const votingSuspended = reasonOf(s.votingSuspended);
+  const votingSuspended = s.votingSuspended ? `${s.votingSuspended}: ${s.votingSuspendedReason ?? 'no reason given'}` : null;
   const problems: string[] = [];
   if (storageShortfall) problems.push(`storage shortfall: ${storageShortfall}`);
-  if (votingSuspended) problems.push(`voting suspended: ${votingSuspended}`);
+  // A storage suspension is the shortfall above, said once.
+  if (votingSuspended && !(s.votingSuspended === 'storage' && storageShortfall)) problems.push(`voting suspended (${votingSuspended})`);
   if (lagEntries > limits.maxLagEntries) problems.push(`${lagEntries} entries behind (limit ${limits.maxLagEntries})`);
   if (fsyncP99Seconds !== null && fsyncP99Seconds > limits.maxFsyncSeconds) {
     problems.push(`fsync p99 ${formatSeconds(fsyncP99Seconds)} (limit ${formatSeconds(limits.maxFsyncSeconds)})`);
@@ -120,14 +123,6 @@ function memberHealth(p: Probe, leader: StatusAnswer | undefined, limits: Health
     id: s.id, address: p.address, reachable: true, role: s.role, term: s.term, leader: s.leader, appliedIndex: s.appliedIndex, commitIndex: s.commitIndex,
     lagEntries, fsyncP99Seconds, zone: s.zone, storageShortfall, votingSuspended, problems,
   };
-}
-
-/** A status field that is absent/false/null when all is well and otherwise says why. */
-function reasonOf(v: unknown): string | null {
-  if (v === undefined || v === null || v === false) return null;
-  if (typeof v === 'string') return v;
-  if (typeof v === 'object' && typeof (v as { reason?: unknown }).reason === 'string') return (v as { reason: string }).reason;
-  return JSON.stringify(v);
 }
 
 /** `1.2ms`, `0.35s`: a duration in seconds for the table. */

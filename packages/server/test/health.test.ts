@@ -37,20 +37,21 @@ describe('assessHealth', () => {
     expect(split.problems).toEqual(['members disagree on the leader: n1 says n1, n2 says n1, n3 says n3']);
   });
 
-  it('fails on a storage shortfall, a suspended vote, lag and slow fsync, each named', () => {
+  it('fails on a storage shortfall (said once when it also suspends voting), a suspended vote, lag and slow fsync, each named', () => {
     const h = assessHealth(
       [
         answer('n1', { fsync: { samples: 9, p99Seconds: 0.8, maxSeconds: 0.9 } }),
-        answer('n2', { storageShortfall: { reason: 'log ends at 10, acknowledged 12' }, votingSuspended: { reason: 'identity mismatch' } }),
+        answer('n2', { storageShortfall: { reason: 'log ends at 10, acknowledged 12' }, votingSuspended: 'storage', votingSuspendedReason: 'log ends at 10, acknowledged 12' }),
         answer('n3', { appliedIndex: 100 }),
+        answer('n4', { votingSuspended: 'identity', votingSuspendedReason: 'not a voter under this incarnation' }),
       ],
       LIMITS,
     );
     expect(h.problems).toEqual([
       'n1: fsync p99 800.0ms (limit 500.0ms)',
       'n2: storage shortfall: log ends at 10, acknowledged 12',
-      'n2: voting suspended: identity mismatch',
       'n3: 400 entries behind (limit 100)',
+      'n4: voting suspended (identity: not a voter under this incarnation)',
     ]);
   });
 
