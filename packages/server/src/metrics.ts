@@ -78,6 +78,7 @@ export class NodeMetrics {
     help: 'Peer messages the core refused as impossible (QKV_BAD_MESSAGE); each closed its connection',
     registers: [this.registry],
   });
+
   constructor(defaultMetrics = true) {
     if (defaultMetrics) {
       collectDefaultMetrics({ register: this.registry });
