@@ -145,13 +145,14 @@ export function formatHealth(h: ClusterHealth): string {
 }
 
 /** GET /v1/status of one endpoint (throws on a network error, a timeout or a non-200 answer). */
-async function fetchStatus(address: string, timeoutMs: number): Promise<StatusAnswer> {
+export async function fetchStatus(address: string, timeoutMs: number): Promise<StatusAnswer> {
   const r = await fetch(`http://${address}/v1/status`, { signal: AbortSignal.timeout(timeoutMs) });
   if (!r.ok) throw new Error(`HTTP ${r.status}`);
   return (await r.json()) as StatusAnswer;
 }
 
-const errorText = (e: unknown) => {
+/** A short reason for a failed status request (an errno code, "timed out" or the message). */
+export const errorText = (e: unknown) => {
   const err = e as Error & { cause?: { code?: string } };
   return err.cause?.code ?? (err.name === 'TimeoutError' ? 'timed out' : err.message);
 };

@@ -1,4 +1,5 @@
-// The HTTP API: /v1/kv/{key}, /v1/kv?prefix=, /v1/status, /health, /ready, /metrics.
+// The HTTP API: /v1/kv/{key}, /v1/kv?prefix=, /v1/status, /health, /ready, /metrics, and the status
+// page: /ui (and / redirecting to it), /v1/cluster and /v1/events (cluster-view.ts, status-page.ts).
 // Any node accepts any request: a follower forwards writes to the leader it knows.
 // Errors are JSON {"code": "QKV_…", "message": …}; nothing in a request can crash the node.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -18,6 +19,9 @@ import type { QuorumKvNode } from './node.js';
 import { READY_MAX_APPLY_LAG } from './node.js';
 import { NodeKvService, operatorWarnings, pageRange, throwIfApplyError } from './kv-service.js';
 import type { ByteBudget } from './admission.js';
+import { ClusterViewer, nodeEvents } from './cluster-view.js';
+import type { StatusAnswer } from './health-cli.js';
+import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
 
 const FORWARDED_HEADER = 'x-qkv-forwarded';
 const MAX_RANGE_LIMIT = 10_000;
@@ -76,6 +80,8 @@ export class HttpApi {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   /** True while a /v1/state-hash scan runs: one at a time per node. */
   private stateHashRunning = false;
+  /** The /v1/cluster fan-out (one in flight per node, however many pages poll). */
+  private readonly clusterViewer: ClusterViewer;
   admin: AdminRoutes | undefined;
 
   constructor(
@@ -84,6 +90,7 @@ export class HttpApi {
   ) {
     this.service = options.service;
     this.requestBudget = options.requestBudget;
+    this.clusterViewer = new ClusterViewer(node, () => this.statusJson() as unknown as StatusAnswer);
   }
 
   /** The http.Server request listener. Never throws. */
@@ -105,6 +112,10 @@ export class HttpApi {
     if (path === '/health') return this.only(req, 'GET', () => this.sendJson(res, 200, { ok: true, id: this.node.id }));
     if (path === '/ready') return this.only(req, 'GET', () => this.ready(res));
     if (path === '/metrics') return this.only(req, 'GET', () => this.metricsRoute(res));
+    if (path === '/ui') return this.only(req, 'GET', () => this.statusPage(res));
+    if (path === '/') return this.only(req, 'GET', () => this.redirect(res, '/ui'));
+    if (path === '/v1/cluster') return this.only(req, 'GET', async () => this.sendJson(res, 200, await this.clusterViewer.view()));
+    if (path === '/v1/events') return this.only(req, 'GET', async () => this.sendJson(res, 200, await nodeEvents(this.node)));
     if (this.admin && (await this.admin.handle(req, res, url))) return;
     throw new HttpError('QKV_NOT_FOUND', `no route ${path}`);
   }
@@ -299,6 +310,23 @@ export class HttpApi {
       appliedIndex: s.appliedIndex,
       ...(s.storageShortfall ? { reason: s.storageShortfall.reason } : {}),
     });
+  }
+
+  private statusPage(res: ServerResponse): void {
+    res.writeHead(200, {
+      'content-type': 'text/html; charset=utf-8',
+      'content-length': Buffer.byteLength(STATUS_PAGE_HTML),
+      'content-security-policy': STATUS_PAGE_CSP,
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+      'cache-control': 'no-store',
+    });
+    res.end(STATUS_PAGE_HTML);
+  }
+
+  private redirect(res: ServerResponse, to: string): void {
+    res.writeHead(302, { location: to, 'content-length': 0 });
+    res.end();
   }
 
   private async metricsRoute(res: ServerResponse): Promise<void> {

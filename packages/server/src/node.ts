@@ -64,6 +64,7 @@ import { CompactionPolicy, confStateOf } from './compaction.js';
 import type { ServeConfig } from './config.js';
 import { coreLogger, type Logger } from './logger.js';
 import type { NodeMetrics } from './metrics.js';
+import { LeaderHistory } from './leader-history.js';
 import { memberContext, membershipFromPeers, parseMemberContext, votingSuspension, type VotingSuspension } from './membership.js';
 import {
   PeerPins,
@@ -235,6 +236,8 @@ export class QuorumKvNode {
   snapshotAcceptor: ((peer: string, ws: import('ws').WebSocket) => void) | undefined;
   /** Snapshot transfers in flight, for /v1/status (set by the snapshot module). */
   snapshotStatus: (() => unknown) | undefined;
+  /** The leader changes this node saw, bounded (leader-history.ts), for /v1/events and the status page. */
+  readonly leaderHistory = new LeaderHistory();
 
   /** When to compact the log (compaction.ts); the loop asks it in compactIfDue and carries it out. */
   private readonly compaction: CompactionPolicy;
@@ -747,6 +750,7 @@ export class QuorumKvNode {
     this.leader = lead;
     if (leaderChanged) {
       this.metrics.leaderChanges.inc();
+      this.leaderHistory.record({ atMs: Date.now(), term, leader: lead });
       this.log.info({ term, leader: lead, role }, lead ? 'leader changed' : 'leader lost');
       // Reads registered with an old leader will never be answered: fail them fast (retryable).
       this.failSubmittedReads(new UnavailableError('the leader changed during the read; retry'));
