@@ -9,14 +9,16 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1
 }
 
-# Headless Chromium renders the jepsen-lite report in its test.
+# Headless Chromium renders the jepsen-lite report and the status page (test/cluster/status-page.test.ts,
+# which fails under CI=true without it) in their tests.
 if ! command -v chromium >/dev/null 2>&1; then
   echo "== installing chromium (jepsen-lite report test)"
   apt_install chromium || echo "   chromium could not be installed; the report-rendering test will skip"
 fi
 
 # promtool (Debian ships it in the prometheus package) checks /metrics in test/cluster/health.test.ts,
-# which fails under CI=true when promtool is missing and skips with a message elsewhere.
+# and the alert rules in packages/server/test/alerts.test.ts; both fail under CI=true when promtool is
+# missing and skip with a message elsewhere.
 if ! command -v promtool >/dev/null 2>&1; then
   echo "== installing prometheus (promtool: the metrics-conventions test)"
   apt_install prometheus || echo "   prometheus could not be installed; the promtool test fails under CI=true"
