@@ -2,6 +2,7 @@
 // the next endpoint when one cannot be reached. Followers forward writes to the leader.
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config.js';
+import { SNAPSHOT_USAGE, runSnapshotCommand } from './backup-cli.js';
 import { HEALTH_MAX_FSYNC_MS_DEFAULT, HEALTH_MAX_LAG_ENTRIES_DEFAULT, assessHealth, formatHealth, probeCluster } from './health-cli.js';
 
 export const ADMIN_USAGE = `  member add ID HOST:PORT [--learner] [--zone Z] | member promote ID | member remove ID | member list
@@ -11,6 +12,7 @@ export const ADMIN_USAGE = `  member add ID HOST:PORT [--learner] [--zone Z] | m
                                ask every member; exit 1 unless there is one agreed leader and every
                                member answers, has storage and votes, keeps up and syncs in time
   snapshot-rate BYTES_PER_SEC  change the snapshot send rate limit on every node (0 = unlimited)
+${SNAPSHOT_USAGE}
 
 common options: --endpoints 127.0.0.1:7001,127.0.0.1:7002 (env QKV_ENDPOINTS; default 127.0.0.1:7001-7003)
                 --timeout-ms N (default 5000)`;
@@ -102,6 +104,8 @@ export async function runAdminCommand(cmd: string, argv: string[]): Promise<numb
       if (sub !== 'transfer' || !id || c.positionals.length !== 2) throw new ConfigError('usage: quorumkv leader transfer ID');
       return printResult(await httpCall(c, 'POST', '/v1/admin/leader/transfer', JSON.stringify({ id })));
     }
+    case 'snapshot':
+      return runSnapshotCommand(argv);
     case 'snapshot-rate': {
       const c = parseCommon(argv);
       const [rate] = need(c, 1, 'snapshot-rate BYTES_PER_SEC');

@@ -9,6 +9,7 @@
 //   POST   /v1/admin/leader/transfer        {"id"}
 //   PUT    /v1/admin/snapshot-rate          {"bytesPerSecond"}   this node only (0 = unlimited)
 //   GET    /v1/admin/snapshots              transfers in flight
+//   GET    /v1/admin/snapshot               a backup: this node's state as one snapshot stream (backup-endpoint.ts)
 //   PUT    /v1/admin/faults                 {"fsyncDelayMs"}  test-only, with --enable-fault-injection
 //
 // Membership requests must run on the leader: a follower forwards them (like writes).
@@ -20,6 +21,7 @@ import { splitHostPort, watchForwardedRequest } from './http-api.js';
 import { ZONE_RE, memberContext, zoneRecordChange } from './membership.js';
 import type { QuorumKvNode } from './node.js';
 import type { SnapshotManager } from './snapshots.js';
+import { BackupEndpoint } from './backup-endpoint.js';
 import { parseHostPort } from './config.js';
 
 /** A learner is "caught up" when its match index is within this many entries of the leader's last. */
@@ -32,10 +34,14 @@ const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 class AdminError extends QuorumKvError {}
 
 export class AdminApi implements AdminRoutes {
+  private readonly backup: BackupEndpoint;
+
   constructor(
     private readonly node: QuorumKvNode,
     private readonly snapshots: SnapshotManager,
-  ) {}
+  ) {
+    this.backup = new BackupEndpoint(node);
+  }
 
   async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
     const p = url.pathname;
@@ -43,6 +49,7 @@ export class AdminApi implements AdminRoutes {
     const m = req.method ?? 'GET';
     if (p === '/v1/admin/snapshot-rate' && m === 'PUT') return this.snapshotRate(req, res);
     if (p === '/v1/admin/faults' && m === 'PUT') return this.faults(req, res);
+    if (p === '/v1/admin/snapshot' && m === 'GET') return this.backup.serve(res);
     if (p === '/v1/admin/snapshots' && m === 'GET') return json(res, 200, { rateBytesPerSec: this.snapshots.rateBytesPerSec, transfers: this.snapshots.status() });
     if (p === '/v1/admin/members' && m === 'GET') return json(res, 200, { id: this.node.id, incarnation: this.node.incarnation, ...this.node.membership() });
     // Everything below changes the cluster: leader only (followers forward).

@@ -10,8 +10,8 @@ export type { KvStateMachine, KvOptions, ApplyItem, ApplyResult, ApplyErrorCode,
 export type { KeyValue } from './kv-layout.js';
 export { encodeCommand, encodeCommandAt, decodeCommand, CommandDecodeError, COMMAND_LIMITS } from './commands.js';
 export type { Command, CommandCommon, CasCondition, CasAction, SessionTag } from './commands.js';
-export { DEFAULT_SNAPSHOT_CHUNK_BYTES, SNAPSHOT_MAX_RECORD_BYTES } from './snapshot.js';
-export type { SnapshotReader, SnapshotWriter, SnapshotInfo } from './snapshot.js';
+export { DEFAULT_SNAPSHOT_CHUNK_BYTES, SNAPSHOT_MAX_RECORD_BYTES, inspectSnapshotStream } from './snapshot.js';
+export type { InstallOptions, SnapshotReader, SnapshotWriter, SnapshotInfo, SnapshotStreamSummary } from './snapshot.js';
 export { STORAGE_FORMAT_VERSION } from './meta.js';
 export type { AppliedState } from './meta.js';
 export type { TestHooks } from './backend.js';

@@ -57,6 +57,17 @@ export interface SnapshotReader extends AsyncIterable<Uint8Array> {
   close(): Promise<void>;
 }
 
+/** Options of SnapshotWriter.install. */
+export interface InstallOptions {
+  /** Written with the flip (a follower's hard state). */
+  hardState?: HardState;
+  /**
+   * Installs this membership instead of the stream's: restoring a backup into a new cluster,
+   * whose members are not the source's (docs/server.md, "Backup and restore").
+   */
+  membership?: Membership;
+}
+
 /** Receives a snapshot stream, then installs it atomically or drops it. */
 export interface SnapshotWriter {
   /** Index/term the snapshot was announced with; the stream's header must match. */
@@ -70,7 +81,7 @@ export interface SnapshotWriter {
    * membership, `hardState` when given, and the log reset to start after the snapshot.
    * Throws QKV_SNAPSHOT_CORRUPT if the stream is incomplete or its checksum does not match.
    */
-  install(options?: { hardState?: HardState }): Promise<SnapshotInfo>;
+  install(options?: InstallOptions): Promise<SnapshotInfo>;
   /** Drops the staged data. Safe to call more than once and after a failure. */
   abort(): Promise<void>;
 }
@@ -163,6 +174,95 @@ function safeUnpackSnapshot(value: Uint8Array, what: string): unknown {
   }
 }
 
+/** One record of a snapshot stream, located in a buffer: the raw record spans start..end. */
+interface StreamRecord {
+  tag: number;
+  key: Uint8Array;
+  value: Uint8Array;
+  start: number;
+  end: number;
+}
+
+/** The record starting at `at` in `buf`, or undefined while it is incomplete. Throws on an oversized record. */
+function nextRecordAt(buf: Uint8Array, at: number): StreamRecord | undefined {
+  if (buf.length - at < 5) return undefined;
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const keyLen = dv.getUint32(at + 1);
+  if (keyLen > SNAPSHOT_MAX_RECORD_BYTES) throw new SnapshotCorruptError(`a key of ${keyLen} bytes exceeds the record limit`);
+  if (buf.length - at < 9 + keyLen) return undefined;
+  const valueLen = dv.getUint32(at + 5 + keyLen);
+  if (keyLen + valueLen > SNAPSHOT_MAX_RECORD_BYTES) throw new SnapshotCorruptError(`a record of ${keyLen + valueLen} bytes exceeds the limit`);
+  const end = at + RECORD_OVERHEAD_BYTES + keyLen + valueLen;
+  if (buf.length < end) return undefined;
+  return { tag: buf[at] as number, key: buf.subarray(at + 5, at + 5 + keyLen), value: buf.subarray(at + 9 + keyLen, end), start: at, end };
+}
+
+/** What a complete, verified snapshot stream holds (see inspectSnapshotStream). */
+export interface SnapshotStreamSummary {
+  info: SnapshotInfo;
+  /** kv records (keys) and session records. */
+  kvRecords: number;
+  sessionRecords: number;
+  /** Bytes of the stream, trailer included. */
+  bytes: number;
+}
+
+/**
+ * Reads a whole snapshot stream without storing it and verifies it as an install would: header
+ * first, every record decodable, the trailer's record count and SHA-256. Throws
+ * QKV_SNAPSHOT_CORRUPT naming what is wrong (damaged, truncated, data after the trailer).
+ * Memory: one chunk plus at most one record (SNAPSHOT_MAX_RECORD_BYTES).
+ */
+export async function inspectSnapshotStream(chunks: AsyncIterable<Uint8Array>): Promise<SnapshotStreamSummary> {
+  const hash = createHash('sha256');
+  let pending: Uint8Array = new Uint8Array(0);
+  let header: HeaderRecord | undefined;
+  let records = 0;
+  let bytes = 0;
+  let trailerOk = false;
+  const counts = { kv: 0, session: 0 };
+  for await (const chunk of chunks) {
+    bytes += chunk.length;
+    pending = pending.length === 0 ? chunk : concat(pending, chunk);
+    let at = 0;
+    for (let rec = nextRecordAt(pending, at); rec; rec = nextRecordAt(pending, at)) {
+      at = rec.end;
+      if (trailerOk) throw new SnapshotCorruptError('data after the trailer');
+      if (rec.tag === Tag.trailer) {
+        checkTrailerRecord(rec.value, records, new Uint8Array(hash.copy().digest()));
+        trailerOk = true;
+        continue;
+      }
+      hash.update(pending.subarray(rec.start, rec.end));
+      records++;
+      if (rec.tag === Tag.header) {
+        if (header) throw new SnapshotCorruptError('a second header record');
+        header = decodeHeader(rec.value);
+      } else if (!header) throw new SnapshotCorruptError('the first record is not the header');
+      else if (rec.tag === Tag.kv) {
+        decodeKvRecordForSnapshot(rec.value);
+        counts.kv++;
+      } else if (rec.tag === Tag.session) {
+        decodeSessionRecordForSnapshot(rec.key, rec.value);
+        counts.session++;
+      } else throw new SnapshotCorruptError(`unknown record tag ${rec.tag}`);
+    }
+    pending = pending.slice(at);
+  }
+  if (!trailerOk || !header || pending.length > 0) throw new SnapshotCorruptError('the stream is incomplete (truncated: no valid trailer)');
+  const info: SnapshotInfo = { ...header.applied, ...(header.membership ? { membership: header.membership } : {}) };
+  return { info, kvRecords: counts.kv, sessionRecords: counts.session, bytes };
+}
+
+/** Checks a trailer record against the count and digest of the records before it. */
+function checkTrailerRecord(value: Uint8Array, records: number, digest: Uint8Array): void {
+  const raw = safeUnpackSnapshot(value, 'trailer');
+  if (!isRecord(raw) || !isIndex(raw['records']) || !(raw['sha256'] instanceof Uint8Array)) throw new SnapshotCorruptError('invalid trailer');
+  if (raw['records'] !== records || !bytesEqual(raw['sha256'], digest)) {
+    throw new SnapshotCorruptError('checksum or record count mismatch (stream damaged or incomplete)');
+  }
+}
+
 /** Parses a chunked record stream incrementally and stages records under a new generation. */
 export class SnapshotWriterImpl implements SnapshotWriter {
   private pending: Uint8Array = new Uint8Array(0);
@@ -193,7 +293,7 @@ export class SnapshotWriterImpl implements SnapshotWriter {
     const ops: BatchOp[] = [];
     let at = 0;
     for (;;) {
-      const rec = this.nextRecord(at);
+      const rec = nextRecordAt(this.pending, at);
       if (!rec) break;
       at = rec.end;
       this.handleRecord(rec.tag, rec.key, rec.value, this.pending.subarray(rec.start, rec.end), ops);
@@ -202,21 +302,6 @@ export class SnapshotWriterImpl implements SnapshotWriter {
     // Synced: a later synced write does NOT make this one durable when LevelDB switched journal
     // files in between (it does not sync the old one), and the flip must never name lost records.
     await this.backend.write(ops, { sync: true, label: 'snapshot.stage' });
-  }
-
-  private nextRecord(at: number): { tag: number; key: Uint8Array; value: Uint8Array; start: number; end: number } | undefined {
-    const buf = this.pending;
-    if (buf.length - at < 5) return undefined;
-    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    const keyLen = dv.getUint32(at + 1);
-    if (keyLen > SNAPSHOT_MAX_RECORD_BYTES) throw new SnapshotCorruptError(`a key of ${keyLen} bytes exceeds the record limit`);
-    if (buf.length - at < 9 + keyLen) return undefined;
-    const valueLen = dv.getUint32(at + 5 + keyLen);
-    if (keyLen + valueLen > SNAPSHOT_MAX_RECORD_BYTES) throw new SnapshotCorruptError(`a record of ${keyLen + valueLen} bytes exceeds the limit`);
-    const end = at + RECORD_OVERHEAD_BYTES + keyLen + valueLen;
-    if (buf.length < end) return undefined;
-    const tag = buf[at] as number;
-    return { tag, key: buf.subarray(at + 5, at + 5 + keyLen), value: buf.subarray(at + 9 + keyLen, end), start: at, end };
   }
 
   private handleRecord(tag: number, key: Uint8Array, value: Uint8Array, raw: Uint8Array, ops: BatchOp[]): void {
@@ -246,21 +331,16 @@ export class SnapshotWriterImpl implements SnapshotWriter {
   }
 
   private checkTrailer(value: Uint8Array): void {
-    const raw = safeUnpackSnapshot(value, 'trailer');
-    const digest = new Uint8Array(this.hash.copy().digest());
-    if (!isRecord(raw) || !isIndex(raw['records']) || !(raw['sha256'] instanceof Uint8Array)) throw new SnapshotCorruptError('invalid trailer');
-    if (raw['records'] !== this.records || !bytesEqual(raw['sha256'], digest)) {
-      throw new SnapshotCorruptError('checksum or record count mismatch (stream damaged or incomplete)');
-    }
+    checkTrailerRecord(value, this.records, new Uint8Array(this.hash.copy().digest()));
     this.trailerOk = true;
   }
 
-  install(options: { hardState?: HardState } = {}): Promise<SnapshotInfo> {
+  install(options: InstallOptions = {}): Promise<SnapshotInfo> {
     this.checkOpen();
     if (!this.trailerOk || !this.header || this.pending.length > 0) {
       return Promise.reject(new SnapshotCorruptError('the stream is incomplete (no valid trailer yet)'));
     }
-    const header = this.header;
+    const header: HeaderRecord = options.membership ? { ...this.header, membership: options.membership } : this.header;
     return this.kv.queue.run(() =>
       this.log.exclusive(async () => {
         await this.kv.flush(); // every computed apply batch lands before the state is replaced
