@@ -216,6 +216,8 @@ export interface ClusterOptions {
   logLevel?: string;
   /** Prefix of the temporary directory. */
   name?: string;
+  /** Runs once ports and data-directory paths are known, before any node starts (e.g. to restore a backup into them). */
+  prepare?: (nodes: ClusterNode[], peersFlag: string) => Promise<void>;
 }
 
 /** Per-run settings of one node that differ from the cluster's. */
@@ -269,6 +271,7 @@ export class ProcessCluster {
       paused: false,
     }));
     const cluster = new ProcessCluster(dir, nodes, opts);
+    await opts.prepare?.(nodes, cluster.peersFlag);
     for (const n of nodes) cluster.spawnNode(n);
     try {
       await cluster.waitListening(nodes.map((n) => n.id));
