@@ -1,6 +1,7 @@
 // The backup file of `quorumkv snapshot save|status|restore` (docs/server.md, "Backup and restore").
 //
-//   offset 0            header: MAGIC ++ JSON (BackupHeader) ++ '\n', padded with spaces to HEADER_BYTES
+//   offset 0            header: MAGIC ++ JSON (BackupHeader) ++ '\ncrc32 XXXXXXXX\n' (over the JSON),
+//                       padded with spaces to HEADER_BYTES
 //   HEADER_BYTES        body: the storage snapshot stream, byte for byte (packages/storage/src/snapshot.ts:
 //                       header record, kv and session records, trailer record with its own SHA-256)
 //   HEADER_BYTES+bytes  trailer: TRAILER_MAGIC ++ SHA-256 over the body (32 bytes)
@@ -13,6 +14,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { inspectSnapshotStream, type SnapshotStreamSummary } from '@quorumkv/storage';
+import { crc32 } from './crc32.js';
 
 /** Version of the backup file layout (the header's `format`). */
 export const BACKUP_FORMAT_VERSION = 1;
@@ -118,9 +120,12 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** The header region: MAGIC, the JSON, a newline, spaces. */
+const crcHex = (b: Buffer) => crc32(b).toString(16).padStart(8, '0');
+
+/** The header region: MAGIC, the JSON, its CRC-32 line, spaces. */
 export function encodeHeader(h: BackupHeader): Buffer {
-  const text = Buffer.from(`${JSON.stringify(h)}\n`);
+  const json = Buffer.from(JSON.stringify(h));
+  const text = Buffer.concat([json, Buffer.from(`\ncrc32 ${crcHex(json)}\n`)]);
   if (MAGIC.length + text.length > BACKUP_HEADER_BYTES) throw new Error(`backup header of ${text.length} bytes does not fit in ${BACKUP_HEADER_BYTES}`);
   const out = Buffer.alloc(BACKUP_HEADER_BYTES, PAD);
   MAGIC.copy(out, 0);
@@ -133,10 +138,13 @@ export function decodeHeader(region: Buffer, fail: (what: string) => never): Bac
   if (region.length < BACKUP_HEADER_BYTES) fail(`shorter than a backup header (${region.length} bytes): truncated or not a backup file`);
   if (!region.subarray(0, MAGIC.length).equals(MAGIC)) fail('not a quorumkv backup file (bad magic)');
   const end = region.indexOf(0x0a, MAGIC.length);
-  if (end < 0 || region.subarray(end + 1, BACKUP_HEADER_BYTES).some((b) => b !== PAD)) fail('the header is damaged (bad padding)');
+  const crcEnd = end < 0 ? -1 : region.indexOf(0x0a, end + 1);
+  if (crcEnd < 0 || region.subarray(crcEnd + 1, BACKUP_HEADER_BYTES).some((b) => b !== PAD)) fail('the header is damaged (bad padding)');
+  const json = region.subarray(MAGIC.length, end);
+  if (region.subarray(end + 1, crcEnd).toString('latin1') !== `crc32 ${crcHex(json)}`) fail('the header is damaged (CRC-32 mismatch)');
   let h: unknown;
   try {
-    h = JSON.parse(region.subarray(MAGIC.length, end).toString('utf8'));
+    h = JSON.parse(json.toString('utf8'));
   } catch {
     fail('the header is damaged (not JSON)');
   }
