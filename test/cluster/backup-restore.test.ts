@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from '@quorumkv/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_PATH, ProcessCluster, httpRequest, jsonOf } from '../harness/cluster.js';
+import { CLI_PATH, ProcessCluster, httpRequest, jsonOf, waitFor } from '../harness/cluster.js';
 
 const KEYS = 40;
 
@@ -106,4 +106,22 @@ describe('snapshot save / status / restore', () => {
     expect(c.code).toBe(1);
     expect(c.stderr).toContain('truncated');
   }, 60_000);
+
+  it('a directory restored with the OLD cluster\'s --peers cannot join it: the old members refuse it', async () => {
+    // The mistake: n3's disk replaced by a restore of the old cluster's own backup, same id and peers.
+    const leader = await source.waitForLeader();
+    const victim = source.nodes.find((n) => n.id !== leader.id)!;
+    await source.stop(victim.id);
+    source.wipe(victim.id);
+    const r = await cli(['snapshot', 'restore', file, '--data', victim.dataDir, '--id', victim.id, '--peers', source.peersFlag]);
+    expect(r.code, r.stderr).toBe(0);
+    await source.restart(victim.id);
+    await waitFor('the old leader to log the refusal', () => (readFileSync(source.node(leader.id).logPath, 'utf8').includes('cluster id mismatch') ? true : undefined), 10_000);
+    // The old cluster carries on without it (2 of 3), and the restored node follows no one.
+    expect((await source.put(leader.id, 'still-writable', 'y')).status).toBe(200);
+    const st = await source.status(victim.id);
+    expect(st?.leader ?? null).toBeNull();
+    const oldView = (await source.status(leader.id))!.members.find((m) => m.id === victim.id)!;
+    expect(oldView.matchIndex ?? 0).toBeLessThan((await source.status(leader.id))!.commitIndex);
+  }, 30_000);
 });
