@@ -213,7 +213,7 @@ export interface SnapshotStreamSummary {
  * QKV_SNAPSHOT_CORRUPT naming what is wrong (damaged, truncated, data after the trailer).
  * Memory: one chunk plus at most one record (SNAPSHOT_MAX_RECORD_BYTES).
  */
-export async function inspectSnapshotStream(chunks: AsyncIterable<Uint8Array>): Promise<SnapshotStreamSummary> {
+export async function inspectSnapshotStream(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<SnapshotStreamSummary> {
   const hash = createHash('sha256');
   let pending: Uint8Array = new Uint8Array(0);
   let header: HeaderRecord | undefined;
