@@ -5,7 +5,7 @@
 // applied index, it has a different cluster id, and it accepts writes. A flipped body byte and a
 // truncated file are refused by status and restore with a message naming the damage.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from '@quorumkv/client';
@@ -73,6 +73,7 @@ describe('snapshot save / status / restore', () => {
           const r = await cli(['snapshot', 'restore', file, '--data', n.dataDir, '--id', n.id, '--peers', peers]);
           expect(r.code, r.stderr).toBe(0);
         }
+        expect(existsSync(`${nodes[0]!.dataDir}.restoring`)).toBe(false);
         const again = await cli(['snapshot', 'restore', file, '--data', nodes[0]!.dataDir, '--id', nodes[0]!.id, '--peers', peers]);
         expect(again.code).not.toBe(0);
         expect(again.stderr).toContain('not empty');

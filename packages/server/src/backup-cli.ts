@@ -1,6 +1,7 @@
 // `quorumkv snapshot save|status|restore` (docs/server.md, "Backup and restore").
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { inspectSnapshotStream, openNodeStore } from '@quorumkv/storage';
 import { BackupFileError, BackupFileWriter, type BackupHeader, readBody, verifyBackupFile } from './backup-file.js';
@@ -27,8 +28,9 @@ export async function runSnapshotCommand(argv: string[]): Promise<number> {
     if (sub === 'status') return await status(rest);
     if (sub === 'restore') return await restore(rest);
   } catch (e) {
-    if (!(e instanceof BackupFileError)) throw e;
-    console.error(`quorumkv: ${e.message}`);
+    // A refused file, or one that cannot be read or written: a message, not a stack trace.
+    if (!(e instanceof BackupFileError) && typeof (e as NodeJS.ErrnoException)?.code !== 'string') throw e;
+    console.error(`quorumkv: ${(e as Error).message}`);
     return 1;
   }
   throw new ConfigError(`usage:\n${SNAPSHOT_USAGE}`);
@@ -126,9 +128,12 @@ async function restore(argv: string[]): Promise<number> {
   const peers = parsePeers(String(values.peers));
   if (!peers.some((p) => p.id === id)) throw new ConfigError(`--id ${id} is not one of --peers`);
   if (existsSync(dataDir) && readdirSync(dataDir).length > 0) throw new ConfigError(`${dataDir} is not empty; restore only into a new, empty data directory`);
+  // Built beside DIR and renamed into place at the end: DIR never holds half a restore.
+  const staging = `${dataDir.replace(/\/+$/, '')}.restoring`;
+  if (existsSync(staging)) throw new ConfigError(`${staging} exists (an interrupted restore?); remove it and run restore again`);
   const { header } = await verifyBackupFile(file);
-  mkdirSync(dataDir, { recursive: true });
-  const store = await openNodeStore(dataDir);
+  mkdirSync(staging, { recursive: true });
+  const store = await openNodeStore(staging);
   try {
     const writer = await store.openSnapshotWriter({ index: header.appliedIndex, term: header.appliedTerm });
     for await (const chunk of readBody(file, header)) await writer.write(chunk);
@@ -137,11 +142,23 @@ async function restore(argv: string[]): Promise<number> {
     await store.close();
   }
   const clusterId = restoredClusterId(header, peers);
-  writeClusterId(dataDir, clusterId);
+  writeClusterId(staging, clusterId);
   // A founder: it votes on the restored membership, which records no incarnations yet (identity.ts).
-  recordOrigin(dataDir, true);
+  recordOrigin(staging, true);
+  if (existsSync(dataDir)) rmdirSync(dataDir); // empty (checked above)
+  renameSync(staging, dataDir);
+  syncDirectory(dirname(resolve(dataDir)));
   console.log(`restored ${file} into ${dataDir} as ${id}: applied index ${header.appliedIndex}, ${header.keys} keys, new cluster ${clusterId}`);
   return 0;
+}
+
+function syncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
