@@ -4,7 +4,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, ren
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { inspectSnapshotStream, openNodeStore } from '@quorumkv/storage';
-import { BackupFileError, BackupFileWriter, type BackupHeader, readBody, verifyBackupFile } from './backup-file.js';
+import { BackupFileWriter, type BackupHeader, readBody, verifyBackupFile } from './backup-file.js';
 import { BackupHeaders } from './backup-endpoint.js';
 import { ConfigError, type PeerSpec, parsePeers } from './config.js';
 import { recordOrigin, writeClusterId } from './identity.js';
@@ -15,8 +15,10 @@ export const SNAPSHOT_USAGE = `  snapshot save FILE [--endpoints E]   stream a c
   snapshot restore FILE --data DIR --id ID --peers ID=HOST:PORT,...
                                       make DIR a member of a NEW cluster holding FILE's state`;
 
-/** How long `save` waits for a node to start answering (the stream itself has no deadline). */
+/** How long `save` waits for a node to start answering. */
 const SAVE_CONNECT_TIMEOUT_MS = 10_000;
+/** `save` gives up when no bytes arrive for this long (the stream as a whole has no deadline). */
+const SAVE_IDLE_TIMEOUT_MS = 30_000;
 /** Progress lines on stderr at most this often. */
 const PROGRESS_INTERVAL_MS = 1_000;
 
@@ -28,8 +30,9 @@ export async function runSnapshotCommand(argv: string[]): Promise<number> {
     if (sub === 'status') return await status(rest);
     if (sub === 'restore') return await restore(rest);
   } catch (e) {
-    // A refused file, or one that cannot be read or written: a message, not a stack trace.
-    if (!(e instanceof BackupFileError) && typeof (e as NodeJS.ErrnoException)?.code !== 'string') throw e;
+    // A refused file, a file that cannot be read or written, a node that cannot serve or stalls:
+    // a message and exit code 1. Usage errors go on to the caller (exit code 2).
+    if (e instanceof ConfigError || !(e instanceof Error)) throw e;
     console.error(`quorumkv: ${(e as Error).message}`);
     return 1;
   }
@@ -50,13 +53,14 @@ function parse(argv: string[], options: Record<string, { type: 'string' | 'boole
 async function save(argv: string[]): Promise<number> {
   const { file, values } = parse(argv, { endpoints: { type: 'string' } }, 'snapshot save FILE [--endpoints HOST:PORT,...]');
   const endpoints = String(values.endpoints ?? process.env.QKV_ENDPOINTS ?? '127.0.0.1:7001').split(',').map((s) => s.trim()).filter(Boolean);
-  const { res, endpoint } = await openBackupStream(endpoints);
+  const { res, endpoint, idle } = await openBackupStream(endpoints);
   const writer = await BackupFileWriter.create(file);
   try {
     let lastProgress = 0;
     const summary = await inspectSnapshotStream(
       (async function* () {
         for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          idle.refresh();
           await writer.write(chunk);
           if (Date.now() - lastProgress >= PROGRESS_INTERVAL_MS) {
             lastProgress = Date.now();
@@ -81,23 +85,31 @@ async function save(argv: string[]): Promise<number> {
   } catch (e) {
     await writer.abort();
     throw e;
+  } finally {
+    clearTimeout(idle);
   }
 }
 
-/** GET /v1/admin/snapshot from the first endpoint that answers 200. */
-async function openBackupStream(endpoints: string[]): Promise<{ res: Response; endpoint: string }> {
+/**
+ * GET /v1/admin/snapshot from the first endpoint that answers 200. `idle` aborts the stream once
+ * it fires (SAVE_IDLE_TIMEOUT_MS); refresh it on every chunk and clear it when done.
+ */
+async function openBackupStream(endpoints: string[]): Promise<{ res: Response; endpoint: string; idle: NodeJS.Timeout }> {
   const errors: string[] = [];
   for (const ep of endpoints) {
     const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(), SAVE_CONNECT_TIMEOUT_MS);
+    const timer = setTimeout(() => ac.abort(new Error(`no answer within ${SAVE_CONNECT_TIMEOUT_MS} ms`)), SAVE_CONNECT_TIMEOUT_MS);
     try {
       const res = await fetch(`http://${ep}/v1/admin/snapshot`, { signal: ac.signal });
-      if (res.ok && res.body) return { res, endpoint: ep };
+      clearTimeout(timer);
+      if (res.ok && res.body) {
+        const idle = setTimeout(() => ac.abort(new Error(`no bytes from ${ep} for ${SAVE_IDLE_TIMEOUT_MS} ms`)), SAVE_IDLE_TIMEOUT_MS);
+        return { res, endpoint: ep, idle };
+      }
       errors.push(`${ep}: ${res.status} ${await res.text()}`);
     } catch (e) {
-      errors.push(`${ep}: ${(e as Error).message}`);
-    } finally {
       clearTimeout(timer);
+      errors.push(`${ep}: ${(e as Error).message}`);
     }
   }
   throw new Error(`no node served a backup: ${errors.join('; ')}`);
