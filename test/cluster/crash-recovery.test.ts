@@ -18,7 +18,7 @@ const WRITERS = 8;
 
 function assertUniqueRevisions(acked: AckedWrite[]): void {
   const revs = new Set(acked.map((a) => a.revision));
-  expect(revs.size, 'two acknowledged writes share a revision (Raft index)').toBe(acked.length);
+  expect(revs.size, 'two acknowledged writes share a revision').toBe(acked.length);
 }
 
 describe('crash recovery with real processes', () => {

@@ -80,7 +80,10 @@ export interface RangeOptions extends CallOptions {
 
 /** Answer of `put` and `cas`. */
 export interface WriteResult {
-  /** The revision (Raft index) of the write. The same number comes back if the write was retried. */
+  /**
+   * The revision of the write: the cluster's write counter, +1 per applied write (not the Raft
+   * index). The same number comes back if the write was retried.
+   */
   revision: number;
   /** Term of the leader that committed the write (absent from older servers). */
   term?: number;

@@ -55,9 +55,9 @@ export interface SessionRef {
 export interface WireItem {
   key: Uint8Array;
   value: Uint8Array;
-  /** Revision (Raft index) of the write that created the key since it last did not exist. */
+  /** Revision (the state machine's write counter) of the write that created the key since it last did not exist. */
   createRevision: number;
-  /** Revision (Raft index) of the last write to the key. */
+  /** Revision (the state machine's write counter) of the last write to the key. */
   modRevision: number;
   /** Number of writes since creation; 1 after the first put. */
   version: number;

@@ -35,7 +35,10 @@ export type ApplyItem =
 /** Error codes a command can end with (the entry is still applied, as a no-op). */
 export type ApplyErrorCode = 'QKV_BAD_COMMAND' | 'QKV_SESSION_EXPIRED' | 'QKV_SESSIONS_FULL';
 
-/** The result of one applied item. `revision` is the Raft index of the entry. */
+/**
+ * The result of one applied item. `revision` is the state machine's revision (AppliedState.revision)
+ * after the command: the write's own revision when it wrote, the current one when it did not.
+ */
 export type ApplyResult =
   /**
    * `term` is the term of the entry that applied the write. A retried session write returns the
@@ -118,9 +121,9 @@ export interface BatchWrites {
   deferred: Map<string, DeferredPuts>;
 }
 
-/** Puts of one deferred key in a batch: the first one's index and how many. */
+/** Puts of one deferred key in a batch: the first one's revision and how many. */
 export interface DeferredPuts {
-  firstIndex: number;
+  firstRevision: number;
   count: number;
 }
 
@@ -307,6 +310,9 @@ class BatchTx {
   private term: number;
   private clockMs: number;
   private hashLatin1: string;
+  /** The revision: +1 per command that writes (see AppliedState.revision). */
+  private revision: number;
+  private readonly compactedRevision: number;
 
   constructor(
     private readonly view: KvView,
@@ -317,6 +323,8 @@ class BatchTx {
     this.term = start.term;
     this.clockMs = start.clockMs;
     this.hashLatin1 = latin1(start.hash);
+    this.revision = start.revision;
+    this.compactedRevision = start.compactedRevision;
     this.sessionCount = view.sessionCount();
   }
 
@@ -327,7 +335,14 @@ class BatchTx {
       results: this.results,
       sessions: this.live,
       expiredSessions: this.gone,
-      applied: { index: this.index, term: this.term, hash: latin1Bytes(this.hashLatin1), clockMs: this.clockMs },
+      applied: {
+        index: this.index,
+        term: this.term,
+        hash: latin1Bytes(this.hashLatin1),
+        clockMs: this.clockMs,
+        revision: this.revision,
+        compactedRevision: this.compactedRevision,
+      },
       membership: this.membership,
       deferred: this.deferredPuts,
     };
@@ -350,7 +365,7 @@ class BatchTx {
         this.clockMs = decoded.timeMs;
         this.expireSessions(this.clockMs - this.rules.sessionTtlMs);
       }
-      result = this.applySessionCommand(decoded, k ?? latin1(decoded.key), item.index, item.term);
+      result = this.applySessionCommand(decoded, k ?? latin1(decoded.key), item.term);
     }
     this.index = item.index;
     this.term = item.term;
@@ -385,9 +400,9 @@ class BatchTx {
     this.sessionCount--;
   }
 
-  private applySessionCommand(cmd: Command, k: string, index: number, term: number): ApplyResult {
+  private applySessionCommand(cmd: Command, k: string, term: number): ApplyResult {
     const tag = cmd.session;
-    if (!tag) return withTerm(this.executeCommand(cmd, k, index), term);
+    if (!tag) return withTerm(this.executeCommand(cmd, k), term);
     const header = this.touch(tag);
     if (!header) {
       return tag.ackedBelow > 1
@@ -404,7 +419,7 @@ class BatchTx {
     if (tag.seq < header.discardedBelow) {
       return sessionError('QKV_SESSION_EXPIRED', `session ${tag.id}: the result of seq ${tag.seq} was already discarded`);
     }
-    return this.keepResult(tag, header, withTerm(this.executeCommand(cmd, k, index), term));
+    return this.keepResult(tag, header, withTerm(this.executeCommand(cmd, k), term));
   }
 
   /**
@@ -459,27 +474,29 @@ class BatchTx {
   }
 
   /** Executes a command against the key's current record. */
-  private executeCommand(cmd: Command, k: string, index: number): ApplyResult {
+  private executeCommand(cmd: Command, k: string): ApplyResult {
     const d = this.deferredPuts.get(k);
-    if (d) return this.putDeferred(d, k, cmd, index);
+    if (d) return this.putDeferred(d, k, cmd);
     const pending = this.kv.get(k);
     const current = pending ? pending[1] : this.view.record(k);
     if (current === undefined) {
-      const first = { firstIndex: index, count: 0 };
+      const first = { firstRevision: this.revision + 1, count: 0 };
       this.deferredPuts.set(k, first);
-      return this.putDeferred(first, k, cmd, index);
+      return this.putDeferred(first, k, cmd);
     }
-    return this.execute(cmd, k, index, current ?? undefined);
+    return this.execute(cmd, k, current ?? undefined);
   }
 
-  private execute(cmd: Command, k: string, index: number, current: KvRecord | undefined): ApplyResult {
+  /** Executes a command on a key whose record is known; a command that writes takes the next revision. */
+  private execute(cmd: Command, k: string, current: KvRecord | undefined): ApplyResult {
     switch (cmd.op) {
       case 'put':
-        this.put(k, cmd.key, current, cmd.value, index);
-        return { op: 'put', revision: index };
+        this.put(k, cmd.key, current, cmd.value, ++this.revision);
+        return { op: 'put', revision: this.revision };
       case 'del':
-        if (current) this.kv.set(k, [cmd.key, null]);
-        return { op: 'del', deleted: current !== undefined, revision: index };
+        if (!current) return { op: 'del', deleted: false, revision: this.revision };
+        this.kv.set(k, [cmd.key, null]);
+        return { op: 'del', deleted: true, revision: ++this.revision };
       case 'cas': {
         const c = cmd.cond;
         const ok =
@@ -488,22 +505,24 @@ class BatchTx {
             : 'value' in c
               ? current !== undefined && bytesEqual(current.value, c.value)
               : current === undefined;
-        if (!ok) return current ? { op: 'cas', succeeded: false, revision: index, current: toKeyValue(cmd.key, current) } : { op: 'cas', succeeded: false, revision: index };
-        if (cmd.then.op === 'put') this.put(k, cmd.key, current, cmd.then.value, index);
+        const revision = this.revision;
+        if (!ok) return current ? { op: 'cas', succeeded: false, revision, current: toKeyValue(cmd.key, current) } : { op: 'cas', succeeded: false, revision };
+        // A successful cas is one write, at one revision (also a delete of an absent key).
+        if (cmd.then.op === 'put') this.put(k, cmd.key, current, cmd.then.value, revision + 1);
         else if (current) this.kv.set(k, [cmd.key, null]);
-        return { op: 'cas', succeeded: true, revision: index };
+        return { op: 'cas', succeeded: true, revision: ++this.revision };
       }
     }
   }
 
-  private put(k: string, key: Uint8Array, current: KvRecord | undefined, value: Uint8Array, index: number): void {
+  private put(k: string, key: Uint8Array, current: KvRecord | undefined, value: Uint8Array, revision: number): void {
     this.kv.set(k, [
       key,
       {
         // Copied: a command's value is a view into a network frame, which the cache must not keep alive.
         value: value.slice(),
-        createRevision: current ? current.createRevision : index,
-        modRevision: index,
+        createRevision: current ? current.createRevision : revision,
+        modRevision: revision,
         version: current ? current.version + 1 : 1,
       },
     ]);
@@ -513,11 +532,12 @@ class BatchTx {
    * A put on a deferred key. createRevision and version are provisional — right if the key was
    * absent before the batch — until completeDeferred sees the record it had.
    */
-  private putDeferred(d: DeferredPuts, k: string, cmd: Command, index: number): ApplyResult {
+  private putDeferred(d: DeferredPuts, k: string, cmd: Command): ApplyResult {
     assert(cmd.op === 'put', `a ${cmd.op} on a key whose record is read after the batch`);
     d.count++;
-    this.kv.set(k, [cmd.key, { value: cmd.value.slice(), createRevision: d.firstIndex, modRevision: index, version: d.count }]);
-    return { op: 'put', revision: index };
+    const revision = ++this.revision;
+    this.kv.set(k, [cmd.key, { value: cmd.value.slice(), createRevision: d.firstRevision, modRevision: revision, version: d.count }]);
+    return { op: 'put', revision };
   }
 
   /** The stored result of the seq at `at` in the header (inline, written by this batch, or from the view). */

@@ -8,11 +8,15 @@ import type { HardState, LogStart, Member, Membership } from './types.js';
 
 /**
  * The on-disk format this build writes and reads. Bump on any incompatible layout change.
- * 2: log and meta records are sealed with a CRC-32 (checksum.ts). Format 1 is migrated at open.
+ * 2: log and meta records are sealed with a CRC-32 (checksum.ts).
+ * 3: the applied state carries the state machine's own revision counter (AppliedState.revision)
+ *    and the compacted revision. Formats 1 and 2 are migrated at open (migrateToRevisions).
  */
-export const STORAGE_FORMAT_VERSION = 2;
-/** The earlier format this build migrates (the same records without their seals). */
-const MIGRATABLE_FORMAT_VERSION = 1;
+export const STORAGE_FORMAT_VERSION = 3;
+/** The format without seals (migrated to 2, then to 3). */
+const UNSEALED_FORMAT_VERSION = 1;
+/** The format whose mod revisions were Raft indexes (migrated to 3). */
+const INDEX_REVISION_FORMAT_VERSION = 2;
 
 /** Keys of the `meta` namespace. */
 export const MetaKey = {
@@ -32,11 +36,19 @@ export interface AppliedState {
   hash: Uint8Array;
   /** The largest command `timeMs` applied so far (the replicated clock used for session expiry). */
   clockMs: number;
+  /**
+   * The state machine's revision (etcd's main revision): +1 per applied mutating command (a put,
+   * a delete that deleted, a cas that succeeded), never moved by no-ops or membership entries.
+   * Invariant: revision <= index (a store migrated from format 2 starts it at its applied index).
+   */
+  revision: number;
+  /** History below this revision is compacted away: reads at a lower revision fail QKV_COMPACTED. */
+  compactedRevision: number;
 }
 
 /** The state right after creation. */
 export function initialApplied(): AppliedState {
-  return { index: 0, term: 0, hash: new Uint8Array(32), clockMs: 0 };
+  return { index: 0, term: 0, hash: new Uint8Array(32), clockMs: 0, revision: 0, compactedRevision: 0 };
 }
 
 type Decoder<T> = (x: unknown) => T | undefined;
@@ -68,10 +80,22 @@ export const decodeLogStart: Decoder<LogStart> = (x) =>
 
 /** Validates an applied state. */
 export const decodeApplied: Decoder<AppliedState> = (x) => {
+  const base = decodeIndexApplied(x);
+  if (!base || !isRecord(x)) return undefined;
+  const { revision, compactedRevision } = x;
+  if (!isIndex(revision) || !isIndex(compactedRevision) || compactedRevision > revision || revision > base.index) return undefined;
+  return { ...base, revision, compactedRevision };
+};
+
+/**
+ * Validates an applied state of format 2 (no revision fields): its revision becomes its index,
+ * which keeps every stored modRevision (a Raft index then) at or below the revision.
+ */
+export const decodeIndexApplied: Decoder<AppliedState> = (x) => {
   if (!isRecord(x) || !isIndex(x['index']) || !isIndex(x['term']) || !isIndex(x['clockMs'])) return undefined;
   const hash = x['hash'];
   if (!(hash instanceof Uint8Array) || hash.length !== 32) return undefined;
-  return { index: x['index'], term: x['term'], hash: plainBytes(hash), clockMs: x['clockMs'] };
+  return { index: x['index'], term: x['term'], hash: plainBytes(hash), clockMs: x['clockMs'], revision: x['index'], compactedRevision: 0 };
 };
 
 function decodeMember(x: unknown): Member | undefined {
@@ -145,13 +169,31 @@ export async function checkFormat(backend: Backend): Promise<void> {
     return;
   }
   const format = decodeMeta(where, 'format', bytes, (x) => (isRecord(x) && isIndex(x['version']) ? x['version'] : undefined));
-  if (format === MIGRATABLE_FORMAT_VERSION) return migrateFromUnsealed(backend);
+  if (format === UNSEALED_FORMAT_VERSION) {
+    await migrateFromUnsealed(backend);
+    return migrateToRevisions(backend);
+  }
+  if (format === INDEX_REVISION_FORMAT_VERSION) return migrateToRevisions(backend);
   if (format !== STORAGE_FORMAT_VERSION) throw new StorageFormatError(where, format, STORAGE_FORMAT_VERSION);
 }
 
 /** The format record: plain msgpack, unsealed, so that every version can read it and refuse a newer one. */
-function formatPut(): BatchOp {
-  return { type: 'put', ns: 'meta', key: MetaKey.format, value: packPlain({ version: STORAGE_FORMAT_VERSION }) };
+function formatPut(version = STORAGE_FORMAT_VERSION): BatchOp {
+  return { type: 'put', ns: 'meta', key: MetaKey.format, value: packPlain({ version }) };
+}
+
+/**
+ * Format 2 → 3: the applied state gains its revision (= its applied index, so every stored
+ * modRevision, a Raft index in format 2, stays at or below it and revisions keep growing) and a
+ * compacted revision equal to it: format 2 kept no history, so no read below it can be answered.
+ * One synced batch with the format record.
+ */
+async function migrateToRevisions(backend: Backend): Promise<void> {
+  const ops: BatchOp[] = [];
+  const applied = await readMeta(backend, backend.location, 'applied', decodeIndexApplied);
+  if (applied) ops.push(metaPut(MetaKey.applied, { ...applied, compactedRevision: applied.revision }));
+  ops.push(formatPut());
+  await backend.write(ops, { sync: true, label: 'format.migrate' });
 }
 
 /**
@@ -169,6 +211,6 @@ async function migrateFromUnsealed(backend: Backend): Promise<void> {
       }
     }
   }
-  ops.push(formatPut());
+  ops.push(formatPut(INDEX_REVISION_FORMAT_VERSION));
   await backend.write(ops, { sync: true, label: 'format.migrate' });
 }

@@ -21,6 +21,7 @@ import {
   MetaKey,
   STORAGE_FORMAT_VERSION,
   decodeApplied,
+  decodeIndexApplied,
   decodeGeneration,
   decodeMembership,
   initialApplied,
@@ -150,6 +151,15 @@ async function* chunked(records: AsyncGenerator<Uint8Array>, chunkBytes: number)
   yield* drain(true);
 }
 
+/** The snapshot format of builds whose revisions were Raft indexes; still accepted (see decodeHeader). */
+const INDEX_REVISION_SNAPSHOT_FORMAT = 2;
+
+/** A format-2 applied state as format 3 has it after migration (meta.ts, migrateToRevisions). */
+function migratedApplied(x: unknown): AppliedState | undefined {
+  const applied = decodeIndexApplied(x);
+  return applied && { ...applied, compactedRevision: applied.revision };
+}
+
 interface HeaderRecord {
   applied: AppliedState;
   membership?: Membership;
@@ -157,8 +167,12 @@ interface HeaderRecord {
 
 function decodeHeader(value: Uint8Array): HeaderRecord {
   const raw = safeUnpackSnapshot(value, 'header');
-  if (!isRecord(raw) || raw['format'] !== STORAGE_FORMAT_VERSION) throw new SnapshotCorruptError(`unsupported snapshot format ${isRecord(raw) ? String(raw['format']) : '?'}`);
-  const applied = decodeApplied(raw['applied']);
+  const format = isRecord(raw) ? raw['format'] : undefined;
+  if (!isRecord(raw) || (format !== STORAGE_FORMAT_VERSION && format !== INDEX_REVISION_SNAPSHOT_FORMAT)) {
+    throw new SnapshotCorruptError(`unsupported snapshot format ${String(format ?? '?')}`);
+  }
+  // A format-2 sender (an older build) has no revisions: its revision is its index, with no history below.
+  const applied = format === STORAGE_FORMAT_VERSION ? decodeApplied(raw['applied']) : migratedApplied(raw['applied']);
   if (!applied) throw new SnapshotCorruptError('header has an invalid applied state');
   if (raw['membership'] === undefined) return { applied };
   const membership = decodeMembership(raw['membership']);

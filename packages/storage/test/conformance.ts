@@ -15,7 +15,7 @@ import {
 } from '@quorumkv/storage';
 import type { Backend } from '../src/backend.js';
 import { seal } from '../src/checksum.js';
-import { pack } from '../src/codec.js';
+import { pack, unpack } from '../src/codec.js';
 import { type SegmentLimits, SEGMENT_MAX_BYTES, SEGMENT_MAX_ENTRIES } from '../src/log-segments.js';
 import { HighWater, type MarkRecord } from '../src/high-water.js';
 import { LogStoreImpl } from '../src/log-store.js';
@@ -449,6 +449,12 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         await st.log.compact(2);
         await st.close();
       }
+      /** The stored applied record (unsealed) as format 1 and 2 wrote it: without the revision fields. */
+      async function indexRevisionApplied(h: Harness): Promise<Uint8Array> {
+        const sealed = await h.rawGet('meta', b('applied'));
+        const { revision: _r, compactedRevision: _c, ...rest } = unpack(sealed!.subarray(4)) as Record<string, unknown>;
+        return pack(rest);
+      }
       /** Flips the last byte of a stored value, keeping its seal: what a bit flip on disk does. */
       async function flipLastByte(h: Harness, ns: 'log' | 'meta', key: Uint8Array): Promise<void> {
         const value = await h.rawGet(ns, key);
@@ -491,18 +497,35 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         const applied0 = st0.kv.applied();
         const hash0 = await st0.kv.stateHash();
         await st0.close();
+        const appliedV1 = await indexRevisionApplied(h);
         // Strip every seal and write format 1, as the previous version left its stores.
         for (const [ns, keys] of [['log', [1, 4, 7].map(u64)], ['meta', ['hardState', 'logStart', 'applied', 'membership', 'generation'].map(b)]] as const) {
           for (const key of keys) await h.rawPutUnsealed(ns, key, (await h.rawGet(ns, key))!.subarray(4));
         }
+        await h.rawPutUnsealed('meta', b('applied'), appliedV1);
         await h.rawPutUnsealed('meta', b('format'), pack({ version: 1 }));
         const st = await openOn(h);
         expect(await st.log.load()).toEqual(before);
-        expect(st.kv.applied()).toEqual(applied0);
+        // Migrated through format 2 to 3: the revision starts at the applied index, nothing below it readable.
+        expect(st.kv.applied()).toEqual({ ...applied0, revision: 3, compactedRevision: 3 });
         expect(await st.kv.stateHash()).toBe(hash0);
         await st.close();
         expect(await h.rawGet('meta', b('format'))).toEqual(pack({ version: STORAGE_FORMAT_VERSION }));
         expect(await openAndLoad(h)).toEqual(before);
+      });
+
+      test('a store of format 2 (mod revisions were Raft indexes) is migrated at open: revisions go on from its applied index', async () => {
+        const h = await machine();
+        await populated(h); // puts at indexes 1 and 2, a membership change at 3
+        await h.rawPutUnsealed('meta', b('applied'), seal(b('applied'), await indexRevisionApplied(h)));
+        await h.rawPutUnsealed('meta', b('format'), pack({ version: 2 }));
+        const st = await openOn(h);
+        expect(st.kv.applied()).toMatchObject({ index: 3, revision: 3, compactedRevision: 3 });
+        // The next write's revision is above every stored modRevision (Raft indexes up to 3).
+        expect(await st.kv.apply(items(4, 2, [put('a', '3')]))).toEqual([{ op: 'put', revision: 4, term: 2 }]);
+        expect(await st.kv.get(b('a'))).toMatchObject({ createRevision: 1, modRevision: 4, version: 2 });
+        await st.close();
+        expect(await h.rawGet('meta', b('format'))).toEqual(pack({ version: STORAGE_FORMAT_VERSION }));
       });
     });
 
@@ -760,13 +783,14 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
           { op: 'put', revision: 2, term: 1 },
           { op: 'put', revision: 3, term: 1 },
           { op: 'del', deleted: true, revision: 4, term: 1 },
-          { op: 'del', deleted: false, revision: 5, term: 1 },
-          { op: 'put', revision: 6, term: 1 },
+          { op: 'del', deleted: false, revision: 4, term: 1 }, // deleted nothing: no new revision
+          { op: 'put', revision: 5, term: 1 },
         ]);
-        expect(await st.kv.get(b('a'))).toEqual({ key: b('a'), value: b('3'), createRevision: 6, modRevision: 6, version: 1 });
+        expect(await st.kv.get(b('a'))).toEqual({ key: b('a'), value: b('3'), createRevision: 5, modRevision: 5, version: 1 });
         expect(await st.kv.get(b('b'))).toEqual({ key: b('b'), value: b('1'), createRevision: 3, modRevision: 3, version: 1 });
         expect(await st.kv.get(b('zz'))).toBeUndefined();
         expect(st.kv.appliedIndex()).toBe(6);
+        expect(st.kv.applied().revision).toBe(5);
       });
 
       test('puts on keys not at hand get the right createRevision and version (answered before the read)', async () => {
@@ -888,17 +912,17 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         const cas = (key: string, cond: object, then: object): Command => ({ op: 'cas', key: b(key), cond, then }) as Command;
         const r = await st.kv.apply(
           items(1, 1, [
-            cas('k', { absent: true }, { op: 'put', value: b('v1') }), // 1: ok
-            cas('k', { absent: true }, { op: 'put', value: b('no') }), // 2: fails, sees 1
-            cas('k', { modRevision: 1 }, { op: 'put', value: b('v2') }), // 3: ok
-            cas('k', { value: b('v1') }, { op: 'del' }), // 4: fails
-            cas('k', { value: b('v2') }, { op: 'del' }), // 5: ok
-            cas('k', { modRevision: 0 }, { op: 'put', value: b('v3') }), // 6: ok (absent)
+            cas('k', { absent: true }, { op: 'put', value: b('v1') }), // revision 1: ok
+            cas('k', { absent: true }, { op: 'put', value: b('no') }), // fails, sees 1
+            cas('k', { modRevision: 1 }, { op: 'put', value: b('v2') }), // 2: ok
+            cas('k', { value: b('v1') }, { op: 'del' }), // fails
+            cas('k', { value: b('v2') }, { op: 'del' }), // 3: ok
+            cas('k', { modRevision: 0 }, { op: 'put', value: b('v3') }), // 4: ok (absent)
           ]),
         );
         expect(r.map((x) => (x.op === 'cas' ? x.succeeded : x.op))).toEqual([true, false, true, false, true, true]);
-        expect(r[1]).toEqual({ op: 'cas', succeeded: false, revision: 2, term: 1, current: { key: b('k'), value: b('v1'), createRevision: 1, modRevision: 1, version: 1 } });
-        expect(await st.kv.get(b('k'))).toMatchObject({ value: b('v3'), createRevision: 6, version: 1 });
+        expect(r[1]).toEqual({ op: 'cas', succeeded: false, revision: 1, term: 1, current: { key: b('k'), value: b('v1'), createRevision: 1, modRevision: 1, version: 1 } });
+        expect(await st.kv.get(b('k'))).toMatchObject({ value: b('v3'), createRevision: 4, version: 1 });
       });
 
       test('range by prefix and by [start, end) in key order, with a limit', async () => {
@@ -1001,7 +1025,7 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         const retry = await st.kv.apply(items(2, 5, [put('k', 'a', sess('t1', 0))]));
         expect(retry).toEqual([{ op: 'put', revision: 1, term: 2 }]);
         // A write without a session carries its own entry's term.
-        expect(await st.kv.apply(items(3, 5, [put('z', 'x')]))).toEqual([{ op: 'put', revision: 3, term: 5 }]);
+        expect(await st.kv.apply(items(3, 5, [put('z', 'x')]))).toEqual([{ op: 'put', revision: 2, term: 5 }]);
       });
 
       test('a retried seq returns the stored result without applying again, within and across batches', async () => {
@@ -1011,10 +1035,10 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         expect(r1).toEqual([{ op: 'put', revision: 1, term: 1 }, { op: 'put', revision: 1, term: 1 }]);
         st = await restart(h, st);
         const r2 = await st.kv.apply(items(3, 1, [put('k', 'a', sess('c1', 0)), put('k', 'b', sess('c1', 1))]));
-        expect(r2).toEqual([{ op: 'put', revision: 1, term: 1 }, { op: 'put', revision: 4, term: 1 }]);
-        expect(await st.kv.get(b('k'))).toMatchObject({ version: 2, modRevision: 4 });
+        expect(r2).toEqual([{ op: 'put', revision: 1, term: 1 }, { op: 'put', revision: 2, term: 1 }]);
+        expect(await st.kv.get(b('k'))).toMatchObject({ version: 2, modRevision: 2 });
         // The same seq in another session is a different request.
-        expect(await st.kv.apply(items(5, 1, [put('k', 'c', sess('c2', 0))]))).toEqual([{ op: 'put', revision: 5, term: 1 }]);
+        expect(await st.kv.apply(items(5, 1, [put('k', 'c', sess('c2', 0))]))).toEqual([{ op: 'put', revision: 3, term: 1 }]);
       });
 
       test('acknowledged results are forgotten; their seqs then get QKV_SESSION_EXPIRED', async () => {
@@ -1092,7 +1116,7 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         await h.rawPut('sessions', new Uint8Array([...gen, ...b('r'), id.length, ...id, ...u64(0)]), pack({ op: 'put', revision: 1, term: 1 }));
         st = await openOn(h);
         expect(await st.kv.apply(items(2, 3, [put('k', 'a', sess('old', 0))]))).toEqual([{ op: 'put', revision: 1, term: 1 }]);
-        expect(await st.kv.apply(items(3, 3, [put('k', 'b', sess('old', 1, 1))]))).toEqual([{ op: 'put', revision: 3, term: 3 }]);
+        expect(await st.kv.apply(items(3, 3, [put('k', 'b', sess('old', 1, 1))]))).toEqual([{ op: 'put', revision: 2, term: 3 }]);
         await st.close();
         expect(await h.rawCount('sessions')).toBe(1); // the acknowledged seq 0's record was deleted
       });

@@ -47,7 +47,9 @@ class FakeView implements KvView {
   private readonly sessionMap: Map<string, SessionHeader>;
   private readonly results: Map<string, Uint8Array | null>;
   constructor(state: State) {
-    this.applied = { ...initialApplied(), ...state.applied };
+    // The revision defaults to the index (as in a store migrated from format 2): the cases below
+    // written before revisions had their own counter keep their numbers where no entry skips it.
+    this.applied = { ...initialApplied(), revision: state.applied?.index ?? 0, ...state.applied };
     this.kv = new Map(Object.entries(state.kv ?? {}).map(([k, r]) => [latin1(b(k)), r]));
     this.deferred = new Set((state.deferred ?? []).map((k) => latin1(b(k))));
     this.sessionMap = new Map(state.sessions ?? []);
@@ -109,6 +111,7 @@ function summary(w: BatchWrites) {
     expired: [...w.expiredSessions].sort(),
     results: Object.fromEntries([...w.results.values()].map((r) => [`${r.id}#${r.seq}`, r.packed === null ? 'deleted' : 'written'])),
     index: w.applied.index,
+    revision: w.applied.revision,
     clockMs: w.applied.clockMs,
   };
 }
@@ -156,9 +159,10 @@ const cases: Case[] = [
     inputs: [del('a'), del('b')],
     results: [
       { op: 'del', deleted: true, revision: 2, term: 2 },
-      { op: 'del', deleted: false, revision: 3, term: 2 },
+      // Deleted nothing: no write, so no new revision (the answer carries the current one).
+      { op: 'del', deleted: false, revision: 2, term: 2 },
     ],
-    writes: { kv: { a: null } },
+    writes: { kv: { a: null }, index: 3, revision: 2 },
   },
   {
     name: 'cas: modRevision, value and absent conditions, held and not held',
@@ -171,13 +175,31 @@ const cases: Case[] = [
       { op: 'cas', key: b('n'), cond: { value: b('q') }, then: { op: 'put', value: b('no') } },
     ],
     results: [
-      { op: 'cas', succeeded: false, revision: 2, term: 2, current: { key: b('a'), value: b('x'), createRevision: 1, modRevision: 1, version: 1 } },
+      // A cas that fails writes nothing and answers the current revision.
+      { op: 'cas', succeeded: false, revision: 1, term: 2, current: { key: b('a'), value: b('x'), createRevision: 1, modRevision: 1, version: 1 } },
+      { op: 'cas', succeeded: true, revision: 2, term: 2 },
       { op: 'cas', succeeded: true, revision: 3, term: 2 },
       { op: 'cas', succeeded: true, revision: 4, term: 2 },
-      { op: 'cas', succeeded: true, revision: 5, term: 2 },
-      { op: 'cas', succeeded: false, revision: 6, term: 2 },
+      { op: 'cas', succeeded: false, revision: 4, term: 2 },
     ],
-    writes: { kv: { a: { value: 'z', createRevision: 5, modRevision: 5, version: 1 } } },
+    writes: { kv: { a: { value: 'z', createRevision: 4, modRevision: 4, version: 1 } }, index: 6, revision: 4 },
+  },
+  {
+    name: 'the revision is the state machine\'s own: no-ops, membership changes and bad commands do not move it',
+    state: { applied: { index: 10, revision: 4 } },
+    inputs: ['noop', put('a', '1'), { membership: members }, { bytes: new Uint8Array([0xc1]) }, put('a', '2'), 'noop'],
+    results: [{ op: 'none' }, { op: 'put', revision: 5, term: 2 }, { op: 'none' }, expect.objectContaining({ op: 'error', code: 'QKV_BAD_COMMAND' }), { op: 'put', revision: 6, term: 2 }, { op: 'none' }],
+    writes: { kv: { a: { value: '2', createRevision: 5, modRevision: 6, version: 2 } }, index: 16, revision: 6 },
+  },
+  {
+    name: 'a session retry in a later batch returns its original revision although the revision moved on',
+    state: { sessions: [['s', header(0, [1], [[1, { op: 'put', revision: 2, term: 1 }]])]], applied: { index: 20, revision: 9 } },
+    inputs: [put('a', 'again', session('s', 1)), put('b', 'new', session('s', 2))],
+    results: [
+      { op: 'put', revision: 2, term: 1 },
+      { op: 'put', revision: 10, term: 2 },
+    ],
+    writes: { kv: { b: { value: 'new', createRevision: 10, modRevision: 10, version: 1 } }, index: 22, revision: 10 },
   },
   {
     name: 'a session retry in the same batch returns the first result and applies nothing again',
