@@ -9,9 +9,9 @@ import { compareBytes } from './codec.js';
 import { StorageCorruptError, StorageIoError, assert } from './errors.js';
 
 /** The sublevels of a node's database. */
-export type Namespace = 'log' | 'meta' | 'kv' | 'sessions';
+export type Namespace = 'log' | 'meta' | 'kv' | 'sessions' | 'history';
 /** Every namespace, in a fixed order. */
-export const NAMESPACES: readonly Namespace[] = ['log', 'meta', 'kv', 'sessions'];
+export const NAMESPACES: readonly Namespace[] = ['log', 'meta', 'kv', 'sessions', 'history'];
 
 /** One write of an atomic batch. */
 export type BatchOp =
@@ -326,6 +326,7 @@ export class MemoryDisk {
     meta: new Map(),
     kv: new Map(),
     sessions: new Map(),
+    history: new Map(),
   };
   /** The high-water-mark file. */
   mark: Uint8Array | undefined;

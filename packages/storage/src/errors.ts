@@ -52,6 +52,26 @@ export class StorageArgumentError extends StorageError {
   }
 }
 
+/** A read asked for a revision below the compacted one: that history is gone. */
+export class RevisionCompactedError extends StorageError {
+  /** The lowest revision that can still be read. */
+  readonly compactedRevision: number;
+  constructor(requested: number, compactedRevision: number) {
+    super('QKV_COMPACTED', `revision ${requested} is compacted: the oldest readable revision is ${compactedRevision}`);
+    this.compactedRevision = compactedRevision;
+  }
+}
+
+/** A read asked for a revision above the current one (QKV_STORAGE_ARGUMENT: the caller's mistake). */
+export class FutureRevisionError extends StorageError {
+  /** The store's current revision. */
+  readonly currentRevision: number;
+  constructor(requested: number, currentRevision: number) {
+    super('QKV_STORAGE_ARGUMENT', `revision ${requested} is in the future: the current revision is ${currentRevision}`);
+    this.currentRevision = currentRevision;
+  }
+}
+
 /** Throws when a programmer invariant does not hold. Never use for operating conditions. */
 export function assert(cond: unknown, message: string): asserts cond {
   if (!cond) throw new Error(`storage invariant violated: ${message}`);

@@ -2,6 +2,12 @@
 //   kv:        gen(4 BE) ++ userKey                          → pack([value, createRev, modRev, version])
 //   sessions:  gen(4 BE) ++ 'h' ++ utf8(id)                  → pack([lastActiveMs, discardedBelow, seqs, inline])
 //              gen(4 BE) ++ 'r' ++ len(1) ++ utf8(id) ++ seq(8 BE) → pack(result)
+//   history:   gen(4 BE) ++ esc(userKey) ++ 00 00 ++ rev(8 BE) → the kv record written at rev, or
+//              empty (a tombstone: the key was deleted at rev)
+// esc() doubles every 00 byte as 00 FF, so 00 00 ends the key: history keys sort by user key (in
+// byte order, as `kv` does), then by revision, and a prefix or [start, end) of user keys is one
+// range of history keys. `kv` holds each key's latest record (the cheap path of current reads and
+// of applies); `history` holds every version since the compacted revision (reads at a revision).
 // `inline` is parallel to `seqs`: the packed result of that seq, or null when the result has its
 // own 'r' record. Small results live in the header, which is written once per session per apply
 // batch, so a typical write costs no session records of its own. Headers written before inline
@@ -79,6 +85,62 @@ export function kvRange(gen: number, start: Uint8Array, end: Uint8Array | undefi
 export function kvPrefixRange(gen: number, prefix: Uint8Array): { gte: Uint8Array; lt: Uint8Array } {
   return kvRange(gen, prefix, prefixUpperBound(prefix));
 }
+
+/** Bytes after the escaped user key in a history key: the 00 00 terminator and the revision. */
+const HISTORY_SUFFIX_BYTES = 10;
+
+/** gen ++ esc(key): the history key prefix shared by every version of `key` and of the keys it prefixes. */
+function historyKeyStart(gen: number, key: Uint8Array): Uint8Array {
+  let zeros = 0;
+  for (let i = 0; i < key.length; i++) if (key[i] === 0) zeros++;
+  const out = new Uint8Array(4 + key.length + zeros);
+  out.set(genPrefix(gen), 0);
+  if (zeros === 0) {
+    out.set(key, 4); // the usual case: nothing to escape
+    return out;
+  }
+  let at = 4;
+  for (let i = 0; i < key.length; i++) {
+    const byte = key[i] as number;
+    out[at++] = byte;
+    if (byte === 0) out[at++] = 0xff;
+  }
+  return out;
+}
+
+/** Storage key of the version of `key` written at `revision`. */
+export function historyKey(gen: number, key: Uint8Array, revision: number): Uint8Array {
+  const start = historyKeyStart(gen, key);
+  const out = new Uint8Array(start.length + HISTORY_SUFFIX_BYTES);
+  out.set(start, 0);
+  out.set(u64be(revision), start.length + 2);
+  return out;
+}
+
+/** The history keys of `key`'s versions at revisions [0, below). */
+export function historyVersionsBelow(gen: number, key: Uint8Array, below: number): { gte: Uint8Array; lt: Uint8Array } {
+  return { gte: historyKey(gen, key, 0), lt: historyKey(gen, key, below) };
+}
+
+/** The history keys of every version of the user keys in [start, end) (`end` undefined = to the end). */
+export function historyRange(gen: number, start: Uint8Array, end: Uint8Array | undefined): { gte: Uint8Array; lt: Uint8Array } {
+  return { gte: historyKeyStart(gen, start), lt: end ? historyKeyStart(gen, end) : genPrefix(gen + 1) };
+}
+
+/** The user key and revision of a history key (generation prefix included). */
+export function parseHistoryKey(k: Uint8Array): { key: Uint8Array; revision: number } {
+  const end = k.length - HISTORY_SUFFIX_BYTES;
+  const out: number[] = [];
+  for (let i = 4; i < end; i++) {
+    out.push(k[i] as number);
+    if (k[i] === 0) i++; // skip the escape's FF
+  }
+  const revision = Buffer.from(k.buffer, k.byteOffset + end + 2, 8).readBigUInt64BE();
+  return { key: Uint8Array.from(out), revision: Number(revision) };
+}
+
+/** A tombstone version: the key was deleted at its revision. */
+export const HISTORY_TOMBSTONE = new Uint8Array(0);
 
 const H = utf8('h');
 const R = utf8('r');

@@ -97,10 +97,22 @@ export interface ResultWrite {
   packed: Uint8Array | null;
 }
 
+/** One version a batch wrote: the key's record at `revision`, or null for a delete (a tombstone). */
+export interface HistoryWrite {
+  key: Uint8Array;
+  /** The key as latin1. */
+  k: string;
+  revision: number;
+  /** The same object as the key's record in BatchWrites.kv when this is the key's last write. */
+  record: KvRecord | null;
+}
+
 /** Every write of one batch, without the generation (write-behind.ts turns them into BatchOps). */
 export interface BatchWrites {
   /** kv records by latin1 user key: [user key, new record or null (deleted)]. */
   kv: Map<string, [Uint8Array, KvRecord | null]>;
+  /** Every version the batch wrote, in revision order (several per key when it wrote one more than once). */
+  history: HistoryWrite[];
   /** Result records of their own, by resultRef(id, seq). */
   results: Map<string, ResultWrite>;
   /**
@@ -187,15 +199,15 @@ export function applyBatch(view: KvView, batch: ApplyItem[] | PreparedBatch, rul
  * the batch (`prior`: null = absent, then the provisional fields stand). Changes `writes` in place.
  */
 export function completeDeferred(writes: BatchWrites, prior: Map<string, KvRecord | null>): void {
-  writes.deferred.forEach((d, k) => {
-    const was = prior.get(k);
-    assert(was !== undefined, 'a deferred key was not read');
-    if (was === null) return;
-    const record = writes.kv.get(k)?.[1];
-    assert(record, 'deferred key without a record in the batch');
-    record.createRevision = was.createRevision;
-    record.version = was.version + d.count;
-  });
+  writes.deferred.forEach((_d, k) => assert(prior.get(k) !== undefined, 'a deferred key was not read'));
+  // Every version of a deferred key is a put whose provisional version counts from 1 in the batch;
+  // the key's record in `kv` is its last version's object, so it is completed here too.
+  for (const h of writes.history) {
+    const was = writes.deferred.has(h.k) ? prior.get(h.k) : null;
+    if (!was || !h.record) continue;
+    h.record.createRevision = was.createRevision;
+    h.record.version += was.version;
+  }
 }
 
 /**
@@ -291,6 +303,7 @@ function copyHeader(h: SessionHeader): SessionHeader {
  */
 class BatchTx {
   private readonly kv = new Map<string, [Uint8Array, KvRecord | null]>();
+  private readonly history: HistoryWrite[] = [];
   private readonly results = new Map<string, ResultWrite>();
   /** Sessions the batch touched and that exist, by id, in touch order (= ascending lastActiveMs). */
   private readonly live = new Map<string, SessionHeader>();
@@ -332,6 +345,7 @@ class BatchTx {
   writes(): BatchWrites {
     return {
       kv: this.kv,
+      history: this.history,
       results: this.results,
       sessions: this.live,
       expiredSessions: this.gone,
@@ -495,8 +509,8 @@ class BatchTx {
         return { op: 'put', revision: this.revision };
       case 'del':
         if (!current) return { op: 'del', deleted: false, revision: this.revision };
-        this.kv.set(k, [cmd.key, null]);
-        return { op: 'del', deleted: true, revision: ++this.revision };
+        this.remove(k, cmd.key, ++this.revision);
+        return { op: 'del', deleted: true, revision: this.revision };
       case 'cas': {
         const c = cmd.cond;
         const ok =
@@ -509,23 +523,28 @@ class BatchTx {
         if (!ok) return current ? { op: 'cas', succeeded: false, revision, current: toKeyValue(cmd.key, current) } : { op: 'cas', succeeded: false, revision };
         // A successful cas is one write, at one revision (also a delete of an absent key).
         if (cmd.then.op === 'put') this.put(k, cmd.key, current, cmd.then.value, revision + 1);
-        else if (current) this.kv.set(k, [cmd.key, null]);
+        else if (current) this.remove(k, cmd.key, revision + 1);
         return { op: 'cas', succeeded: true, revision: ++this.revision };
       }
     }
   }
 
   private put(k: string, key: Uint8Array, current: KvRecord | undefined, value: Uint8Array, revision: number): void {
-    this.kv.set(k, [
-      key,
-      {
-        // Copied: a command's value is a view into a network frame, which the cache must not keep alive.
-        value: value.slice(),
-        createRevision: current ? current.createRevision : revision,
-        modRevision: revision,
-        version: current ? current.version + 1 : 1,
-      },
-    ]);
+    const record: KvRecord = {
+      // Copied: a command's value is a view into a network frame, which the cache must not keep alive.
+      value: value.slice(),
+      createRevision: current ? current.createRevision : revision,
+      modRevision: revision,
+      version: current ? current.version + 1 : 1,
+    };
+    this.kv.set(k, [key, record]);
+    this.history.push({ key, k, revision, record });
+  }
+
+  /** Deletes a key at `revision`: its latest record goes, a tombstone version stays. */
+  private remove(k: string, key: Uint8Array, revision: number): void {
+    this.kv.set(k, [key, null]);
+    this.history.push({ key, k, revision, record: null });
   }
 
   /**
@@ -536,7 +555,9 @@ class BatchTx {
     assert(cmd.op === 'put', `a ${cmd.op} on a key whose record is read after the batch`);
     d.count++;
     const revision = ++this.revision;
-    this.kv.set(k, [cmd.key, { value: cmd.value.slice(), createRevision: d.firstRevision, modRevision: revision, version: d.count }]);
+    const record: KvRecord = { value: cmd.value.slice(), createRevision: d.firstRevision, modRevision: revision, version: d.count };
+    this.kv.set(k, [cmd.key, record]);
+    this.history.push({ key: cmd.key, k, revision, record });
     return { op: 'put', revision };
   }
 

@@ -10,8 +10,8 @@
 import { createHash } from 'node:crypto';
 import { type Backend, ITERATE_BATCH_MAX, type ReadView, readAll } from './backend.js';
 import { type Command, CommandDecodeError } from './commands.js';
-import { u64be } from './codec.js';
-import { StorageArgumentError, StorageIoError, assert } from './errors.js';
+import { bytesEqual, prefixUpperBound, u64be } from './codec.js';
+import { FutureRevisionError, RevisionCompactedError, StorageArgumentError, StorageIoError, assert } from './errors.js';
 import {
   type KeyValue,
   type KvRecord,
@@ -20,7 +20,10 @@ import {
   decodeSessionHeader,
   genPrefix,
   genRange,
+  historyRange,
+  historyVersionsBelow,
   kvPrefixRange,
+  parseHistoryKey,
   kvRange,
   sessionHeaderRange,
   sessionIdOfHeaderKey,
@@ -51,8 +54,18 @@ export type RangeRequest = { prefix: Uint8Array } | { start: Uint8Array; end?: U
 /** Bytes a row is counted as besides its key and value (its revisions and the answer's field names). */
 export const RANGE_ROW_OVERHEAD_BYTES = 64;
 
+/** Options of a point read. */
+export interface ReadOptions {
+  /**
+   * Read the store as it was at this revision (compactedRevision ..= the current revision).
+   * Omitted: the current state. Below the compacted revision: QKV_COMPACTED; above the current one:
+   * FutureRevisionError.
+   */
+  revision?: number;
+}
+
 /** What one page of a range may hold. */
-export interface RangePageOptions {
+export interface RangePageOptions extends ReadOptions {
   /** Most rows in the page (1..maxRangeLimit). */
   limit: number;
   /**
@@ -74,6 +87,11 @@ export interface RangePage {
   more: boolean;
   /** The page's size as counted against `maxBytes`. */
   bytes: number;
+  /**
+   * The revision the page was read at: the one asked for, or the current one of the state read.
+   * The next page of the same range passes it as `revision`, so all pages show one state.
+   */
+  revision: number;
 }
 
 /** Tunables. Session settings must be identical on every replica (they shape replicated state). */
@@ -119,10 +137,10 @@ export interface KvStateMachine {
    * for the returned promise: only then do get() and appliedIndex() reflect the batch.
    */
   apply(items: ApplyItem[], options?: { sync?: boolean; onResults?: (results: ApplyResult[]) => void }): Promise<ApplyResult[]>;
-  /** The key's current value and metadata, or undefined. */
-  get(key: Uint8Array): Promise<KeyValue | undefined>;
+  /** The key's value and metadata, now or at `options.revision`; undefined when absent. */
+  get(key: Uint8Array, options?: ReadOptions): Promise<KeyValue | undefined>;
   /** Keys in byte order, at most `limit` (1..maxRangeLimit). */
-  range(request: RangeRequest, limit: number): Promise<KeyValue[]>;
+  range(request: RangeRequest, limit: number, options?: ReadOptions): Promise<KeyValue[]>;
   /**
    * One page of a range, read row by row from the store: reading stops at `limit` rows, at
    * `maxBytes`, or when `admitBytes` says no, so a page never holds more than one row beyond what
@@ -240,41 +258,94 @@ export class KvStateMachineImpl implements KvStateMachine {
     return this.storedMembership && structuredClone(this.storedMembership);
   }
 
-  async get(key: Uint8Array): Promise<KeyValue | undefined> {
+  async get(key: Uint8Array, options: ReadOptions = {}): Promise<KeyValue | undefined> {
+    if (this.checkRevision(options.revision)) return this.getAt(key, options.revision);
     const r = await this.writeBehind.landedRecord(this.gen, key);
     return r ? { key: new Uint8Array(key), value: r.value.slice(), createRevision: r.createRevision, modRevision: r.modRevision, version: r.version } : undefined;
   }
 
-  async range(request: RangeRequest, limit: number): Promise<KeyValue[]> {
-    return (await this.rangePage(request, { limit, maxBytes: Number.POSITIVE_INFINITY })).items;
+  async range(request: RangeRequest, limit: number, options: ReadOptions = {}): Promise<KeyValue[]> {
+    return (await this.rangePage(request, { ...options, limit, maxBytes: Number.POSITIVE_INFINITY })).items;
   }
 
   async rangePage(request: RangeRequest, options: RangePageOptions): Promise<RangePage> {
-    const { limit, maxBytes, admitBytes } = options;
+    const { limit } = options;
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > this.options.maxRangeLimit) {
       throw new StorageArgumentError(`range limit must be an integer in 1..${this.options.maxRangeLimit}, got ${limit}`);
     }
-    const bounds = 'prefix' in request ? kvPrefixRange(this.gen, request.prefix) : kvRange(this.gen, request.start, request.end);
-    const items: KeyValue[] = [];
-    let bytes = 0;
-    // One row past the limit shows whether there is more. Batches are small (LevelDB's iterator
-    // stops a batch at 16 KiB, so a large value comes alone), and the loop stops at the first row
-    // that does not fit: only rows that join the page, plus that one, are ever read.
-    for await (const batch of this.backend.iterate('kv', { ...bounds, limit: limit + 1 }, Math.min(limit + 1, ITERATE_BATCH_MAX))) {
-      for (const [k, v] of batch) {
-        const key = k.subarray(4);
-        const size = key.length + v.length + RANGE_ROW_OVERHEAD_BYTES;
-        const fits = items.length === 0 || (items.length < limit && bytes + size <= maxBytes && (admitBytes?.(size) ?? true));
-        if (!fits) return { items, more: true, bytes };
-        items.push(toKeyValue(new Uint8Array(key), decodeKvRecord(this.backend.location, v)));
-        bytes += size;
+    if (this.checkRevision(options.revision)) return this.rangePageAt(request, options, options.revision);
+    // The current state, from one point-in-time view: the page and the revision it reports agree
+    // even while batches land (later pages of the range then read at that revision, from history).
+    const view = await this.backend.snapshot();
+    try {
+      const where = this.backend.location;
+      const gen = (await readMeta(view, where, 'generation', decodeGeneration)) ?? 0;
+      const applied = (await readMeta(view, where, 'applied', decodeApplied)) ?? initialApplied();
+      const bounds = 'prefix' in request ? kvPrefixRange(gen, request.prefix) : kvRange(gen, request.start, request.end);
+      const page = new PageBuilder(options, applied.revision);
+      // One row past the limit shows whether there is more. Batches are small (LevelDB's iterator
+      // stops a batch at 16 KiB, so a large value comes alone), and the loop stops at the first row
+      // that does not fit: only rows that join the page, plus that one, are ever read.
+      for await (const batch of view.iterate('kv', { ...bounds, limit: limit + 1 }, Math.min(limit + 1, ITERATE_BATCH_MAX))) {
+        for (const [k, v] of batch) if (!page.offer(new Uint8Array(k.subarray(4)), v, where)) return page.result(true);
       }
+      return page.result(false);
+    } finally {
+      await view.close();
     }
-    return { items, more: false, bytes };
   }
 
   hasSession(id: string): boolean {
     return this.sessions.has(id);
+  }
+
+  /**
+   * Whether a read names a revision (then it reads history: exact whatever lands meanwhile, the
+   * current revision included). Refuses a revision below the compacted one (QKV_COMPACTED) or
+   * above the current one, both of the stored state.
+   */
+  private checkRevision(revision: number | undefined): revision is number {
+    if (revision === undefined) return false;
+    const { revision: current, compactedRevision } = this.storedState;
+    if (!Number.isSafeInteger(revision) || revision < 0) throw new StorageArgumentError(`revision must be a non-negative integer, got ${revision}`);
+    if (revision > current) throw new FutureRevisionError(revision, current);
+    if (revision < compactedRevision) throw new RevisionCompactedError(revision, compactedRevision);
+    return true;
+  }
+
+  /** The version of `key` at `revision` (≥ the compacted revision): the last one written at or before it. */
+  private async getAt(key: Uint8Array, revision: number): Promise<KeyValue | undefined> {
+    const range = { ...historyVersionsBelow(this.gen, key, revision + 1), reverse: true, limit: 1 };
+    for await (const batch of this.backend.iterate('history', range, 1)) {
+      for (const [, v] of batch) return v.length === 0 ? undefined : toKeyValue(new Uint8Array(key), decodeKvRecord(this.backend.location, v));
+    }
+    return undefined;
+  }
+
+  /**
+   * A page of a range at a past revision, from history: every version of the keys in range is
+   * walked in (key, revision) order and each key's last version at or before `revision` joins the
+   * page unless it is a tombstone. Costs the versions kept (bounded by compaction), not the keys.
+   */
+  private async rangePageAt(request: RangeRequest, options: RangePageOptions, revision: number): Promise<RangePage> {
+    const start = 'prefix' in request ? request.prefix : request.start;
+    const end = 'prefix' in request ? prefixUpperBound(request.prefix) : request.end;
+    const page = new PageBuilder(options, revision);
+    let key: Uint8Array | undefined;
+    let best: Uint8Array | undefined; // the current key's last version at or before `revision`
+    for await (const batch of this.backend.iterate('history', historyRange(this.gen, start, end), ITERATE_BATCH_MAX)) {
+      for (const [k, v] of batch) {
+        const parsed = parseHistoryKey(k);
+        if (key && !bytesEqual(key, parsed.key)) {
+          if (best && !page.offer(key, best, this.backend.location)) return page.result(true);
+          best = undefined;
+        }
+        key = parsed.key;
+        if (parsed.revision <= revision) best = v;
+      }
+    }
+    if (key && best && !page.offer(key, best, this.backend.location)) return page.result(true);
+    return page.result(false);
   }
 
   async stateHash(): Promise<string> {
@@ -397,6 +468,33 @@ export class KvStateMachineImpl implements KvStateMachine {
     if (this.failure !== undefined) {
       throw new StorageIoError(this.backend.location, 'an earlier apply failed; close and reopen the store', { cause: this.failure });
     }
+  }
+}
+
+/** A range page filling up under RangePageOptions' limits (tombstones are never offered). */
+class PageBuilder {
+  private readonly items: KeyValue[] = [];
+  private bytes = 0;
+  constructor(
+    private readonly options: RangePageOptions,
+    /** The revision the page is read at. */
+    private readonly revision: number,
+  ) {}
+
+  /** Adds a row (an encoded, non-empty kv record); false when it does not fit: the page ends before it. */
+  offer(key: Uint8Array, value: Uint8Array, location: string): boolean {
+    if (value.length === 0) return true;
+    const { limit, maxBytes, admitBytes } = this.options;
+    const size = key.length + value.length + RANGE_ROW_OVERHEAD_BYTES;
+    const fits = this.items.length === 0 || (this.items.length < limit && this.bytes + size <= maxBytes && (admitBytes?.(size) ?? true));
+    if (!fits) return false;
+    this.items.push(toKeyValue(key, decodeKvRecord(location, value)));
+    this.bytes += size;
+    return true;
+  }
+
+  result(more: boolean): RangePage {
+    return { items: this.items, more, bytes: this.bytes, revision: this.revision };
   }
 }
 

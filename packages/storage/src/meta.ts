@@ -3,6 +3,7 @@ import { type Backend, type BatchOp, ITERATE_BATCH_MAX, type ReadView } from './
 import { seal, unseal } from './checksum.js';
 import { isIndex, isRecord, plainBytes, unpack, utf8 } from './codec.js';
 import { packPlain } from './msgpack-writer.js';
+import { decodeKvRecord, genRange, historyKey } from './kv-layout.js';
 import { StorageCorruptError, StorageFormatError } from './errors.js';
 import type { HardState, LogStart, Member, Membership } from './types.js';
 
@@ -182,14 +183,31 @@ function formatPut(version = STORAGE_FORMAT_VERSION): BatchOp {
   return { type: 'put', ns: 'meta', key: MetaKey.format, value: packPlain({ version }) };
 }
 
+/** History records written per batch when format 2 → 3 gives every existing key its version. */
+const MIGRATE_HISTORY_BATCH_RECORDS = 1024;
+
 /**
- * Format 2 → 3: the applied state gains its revision (= its applied index, so every stored
- * modRevision, a Raft index in format 2, stays at or below it and revisions keep growing) and a
- * compacted revision equal to it: format 2 kept no history, so no read below it can be answered.
- * One synced batch with the format record.
+ * Format 2 → 3: every kv record of the live generation gets its history version (at its
+ * modRevision), in batches: idempotent, and format 2 has no history, so a crash part-way leaves a
+ * format-2 store that migrates again. Then, in one synced batch with the format record, the applied
+ * state gains its revision (= its applied index, so every stored modRevision, a Raft index in
+ * format 2, stays at or below it and revisions keep growing) and a compacted revision equal to it:
+ * format 2 kept no older versions, so no read below it can be answered.
  */
 async function migrateToRevisions(backend: Backend): Promise<void> {
-  const ops: BatchOp[] = [];
+  const gen = (await readMeta(backend, backend.location, 'generation', decodeGeneration)) ?? 0;
+  let history: BatchOp[] = [];
+  for await (const batch of backend.iterate('kv', genRange(gen), ITERATE_BATCH_MAX)) {
+    for (const [k, v] of batch) {
+      const record = decodeKvRecord(backend.location, v);
+      history.push({ type: 'put', ns: 'history', key: historyKey(gen, k.subarray(4), record.modRevision), value: v });
+    }
+    if (history.length >= MIGRATE_HISTORY_BATCH_RECORDS) {
+      await backend.write(history, { sync: false, label: 'format.migrate' });
+      history = [];
+    }
+  }
+  const ops: BatchOp[] = history;
   const applied = await readMeta(backend, backend.location, 'applied', decodeIndexApplied);
   if (applied) ops.push(metaPut(MetaKey.applied, { ...applied, compactedRevision: applied.revision }));
   ops.push(formatPut());

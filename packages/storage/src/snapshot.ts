@@ -1,5 +1,5 @@
 // State snapshots at the storage level: a reader that streams a consistent LevelDB snapshot of
-// kv + sessions + applied meta as fixed-size chunks, and a writer that stages incoming chunks
+// kv + sessions + history + applied meta as fixed-size chunks, and a writer that stages incoming chunks
 // under a fresh generation and installs them with one synced batch that flips the generation
 // pointer (and resets the log). A crash at any point leaves the old state or the new, never a mix.
 //
@@ -8,13 +8,14 @@
 //   tag 2 kv       key = user key,        value = stored kv record
 //   tag 3 session  key = sessions key,    value = stored session record (generation prefix removed)
 //   tag 4 trailer  key empty, value pack({records, sha256}) — sha256 of every byte before it; last
+//   tag 5 history  key = history key,     value = a version or empty (tombstone) (generation prefix removed)
 // Chunks cut this byte stream at fixed sizes; records may span chunks.
 import { createHash, type Hash } from 'node:crypto';
 import type { Backend, BatchOp, Namespace } from './backend.js';
 import { bytesEqual, concat, concatAll, isIndex, isRecord, pack, u32be } from './codec.js';
 import { SnapshotCorruptError, StorageArgumentError, assert } from './errors.js';
 import { type KvStateMachineImpl } from './kv-state-machine.js';
-import { decodeKvRecord, decodeSessionHeader, genPrefix, genRange, safeUnpack } from './kv-layout.js';
+import { type KvRecord, decodeKvRecord, decodeSessionHeader, genPrefix, genRange, historyKey, safeUnpack } from './kv-layout.js';
 import type { LogStoreImpl } from './log-store.js';
 import {
   type AppliedState,
@@ -37,7 +38,7 @@ export const SNAPSHOT_MAX_RECORD_BYTES = 64 * 1024 * 1024;
 /** Pairs read per iterator step while streaming (keeps each synchronous slice of work short). */
 const READ_BATCH_PAIRS = 128;
 
-const Tag = { header: 1, kv: 2, session: 3, trailer: 4 } as const;
+const Tag = { header: 1, kv: 2, session: 3, trailer: 4, history: 5 } as const;
 const RECORD_OVERHEAD_BYTES = 9;
 /** First byte of a session header key (after the generation prefix): 'h'. */
 const SESSION_HEADER_TAG = 0x68;
@@ -104,7 +105,7 @@ export async function openSnapshotReader(backend: Backend, chunkBytes: number): 
     const header = pack({ format: STORAGE_FORMAT_VERSION, applied, ...(membership ? { membership } : {}) });
     async function* records(): AsyncGenerator<Uint8Array> {
       yield record(Tag.header, new Uint8Array(0), header);
-      for (const [ns, tag] of [['kv', Tag.kv], ['sessions', Tag.session]] as const) {
+      for (const [ns, tag] of [['kv', Tag.kv], ['sessions', Tag.session], ['history', Tag.history]] as const) {
         for await (const batch of view.iterate(ns, genRange(gen), READ_BATCH_PAIRS)) {
           for (const [k, v] of batch) yield record(tag, k.subarray(genPrefix(gen).length), v);
         }
@@ -163,6 +164,8 @@ function migratedApplied(x: unknown): AppliedState | undefined {
 interface HeaderRecord {
   applied: AppliedState;
   membership?: Membership;
+  /** A format-2 stream: no history records; each kv record is given its version as it is staged. */
+  indexRevisions?: true;
 }
 
 function decodeHeader(value: Uint8Array): HeaderRecord {
@@ -174,10 +177,11 @@ function decodeHeader(value: Uint8Array): HeaderRecord {
   // A format-2 sender (an older build) has no revisions: its revision is its index, with no history below.
   const applied = format === STORAGE_FORMAT_VERSION ? decodeApplied(raw['applied']) : migratedApplied(raw['applied']);
   if (!applied) throw new SnapshotCorruptError('header has an invalid applied state');
-  if (raw['membership'] === undefined) return { applied };
+  const old = format === STORAGE_FORMAT_VERSION ? {} : ({ indexRevisions: true } as const);
+  if (raw['membership'] === undefined) return { applied, ...old };
   const membership = decodeMembership(raw['membership']);
   if (!membership) throw new SnapshotCorruptError('header has an invalid membership');
-  return { applied, membership };
+  return { applied, membership, ...old };
 }
 
 function safeUnpackSnapshot(value: Uint8Array, what: string): unknown {
@@ -335,11 +339,15 @@ export class SnapshotWriterImpl implements SnapshotWriter {
     if (!this.header) throw new SnapshotCorruptError('the first record is not the header');
     let ns: Namespace;
     if (tag === Tag.kv) {
-      decodeKvRecordForSnapshot(value);
+      const record = decodeKvRecordForSnapshot(value);
       ns = 'kv';
+      if (this.header.indexRevisions) ops.push({ type: 'put', ns: 'history', key: historyKey(this.stagingGen, key, record.modRevision), value: value.slice() });
     } else if (tag === Tag.session) {
       decodeSessionRecordForSnapshot(key, value);
       ns = 'sessions';
+    } else if (tag === Tag.history) {
+      if (value.length > 0) decodeKvRecordForSnapshot(value); // empty: a tombstone
+      ns = 'history';
     } else throw new SnapshotCorruptError(`unknown record tag ${tag}`);
     ops.push({ type: 'put', ns, key: concat(genPrefix(this.stagingGen), key), value: value.slice() });
   }
@@ -390,7 +398,7 @@ export class SnapshotWriterImpl implements SnapshotWriter {
     if (this.state !== 'open') return;
     this.state = 'aborted';
     this.onDone(this);
-    for (const ns of ['kv', 'sessions'] as const) await this.backend.clear(ns, genRange(this.stagingGen), 'snapshot.abort');
+    for (const ns of GENERATION_NAMESPACES) await this.backend.clear(ns, genRange(this.stagingGen), 'snapshot.abort');
   }
 
   private checkOpen(): void {
@@ -398,9 +406,9 @@ export class SnapshotWriterImpl implements SnapshotWriter {
   }
 }
 
-function decodeKvRecordForSnapshot(value: Uint8Array): void {
+function decodeKvRecordForSnapshot(value: Uint8Array): KvRecord {
   try {
-    decodeKvRecord('snapshot stream', value);
+    return decodeKvRecord('snapshot stream', value);
   } catch {
     throw new SnapshotCorruptError('a kv record is not decodable');
   }
@@ -416,9 +424,12 @@ function decodeSessionRecordForSnapshot(key: Uint8Array, value: Uint8Array): voi
   }
 }
 
-/** Deletes every generation of kv/sessions but `gen` (leftovers of an install or an interrupted stage). */
+/** The namespaces whose keys start with a generation (the state a snapshot carries). */
+const GENERATION_NAMESPACES = ['kv', 'sessions', 'history'] as const;
+
+/** Deletes every generation of kv/sessions/history but `gen` (leftovers of an install or an interrupted stage). */
 export async function dropGenerationsExcept(backend: Backend, gen: number, label: string): Promise<void> {
-  for (const ns of ['kv', 'sessions'] as const) {
+  for (const ns of GENERATION_NAMESPACES) {
     if (gen > 0) await backend.clear(ns, { lt: genPrefix(gen) }, label);
     await backend.clear(ns, { gte: genPrefix(gen + 1) }, label);
   }

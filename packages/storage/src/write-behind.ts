@@ -14,6 +14,8 @@ import {
   decodeKvRecord,
   encodeKvRecord,
   encodeSessionHeader,
+  HISTORY_TOMBSTONE,
+  historyKey,
   kvKey,
   sessionHeaderKey,
   sessionResultKey,
@@ -166,6 +168,11 @@ export function batchOps(writes: BatchWrites, gen: number): BatchOp[] {
     const rec = w[1];
     ops.push(rec ? { type: 'put', ns: 'kv', key: k, value: encodeKvRecord(rec) } : { type: 'del', ns: 'kv', key: k });
   });
+  for (const h of writes.history) {
+    // The key's last version has the same record object as its kv write: encoded again (a copy of
+    // the value per put is the price of reading at a revision; docs/storage.md, "History").
+    ops.push({ type: 'put', ns: 'history', key: historyKey(gen, h.key, h.revision), value: h.record ? encodeKvRecord(h.record) : HISTORY_TOMBSTONE });
+  }
   writes.results.forEach((w) => {
     const key = sessionResultKey(gen, w.id, w.seq);
     ops.push(w.packed ? { type: 'put', ns: 'sessions', key, value: w.packed } : { type: 'del', ns: 'sessions', key });

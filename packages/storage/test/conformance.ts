@@ -1016,6 +1016,111 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
       });
     });
 
+    describe('history (versions by revision)', () => {
+      /** a: put at 1, 2; b: put at 3; a deleted at 4; a put again at 5; c put at 6 then deleted at 7. */
+      async function withHistory(h: Harness): Promise<NodeStore> {
+        const st = await openOn(h);
+        await st.kv.apply(items(1, 1, [put('a', '1'), put('a', '2'), null, put('b', '1')]));
+        await st.kv.apply(items(5, 1, [del('a'), del('zz'), put('a', '3'), put('c', 'x'), del('c')]));
+        expect(st.kv.applied()).toMatchObject({ index: 9, revision: 7 });
+        return st;
+      }
+      const at = async (st: NodeStore, key: string, revision: number) => {
+        const kv = await st.kv.get(b(key), { revision });
+        return kv && [s(kv.value), kv.createRevision, kv.modRevision, kv.version];
+      };
+      const rangeAt = async (st: NodeStore, revision: number) => (await st.kv.range({ prefix: b('') }, 100, { revision })).map((kv) => `${s(kv.key)}=${s(kv.value)}@${kv.modRevision}`);
+
+      test('get at a revision returns the version written at or before it; a tombstone reads as absent', async () => {
+        const st = await withHistory(await machine());
+        expect(await at(st, 'a', 0)).toBeUndefined();
+        expect(await at(st, 'a', 1)).toEqual(['1', 1, 1, 1]);
+        expect(await at(st, 'a', 3)).toEqual(['2', 1, 2, 2]);
+        expect(await at(st, 'a', 4)).toBeUndefined(); // deleted at 4
+        expect(await at(st, 'a', 5)).toEqual(['3', 5, 5, 1]);
+        expect(await at(st, 'c', 6)).toEqual(['x', 6, 6, 1]);
+        expect(await at(st, 'c', 7)).toBeUndefined();
+        expect(await at(st, 'a', 7)).toEqual((await st.kv.get(b('a'))) && ['3', 5, 5, 1]);
+      });
+
+      test('range at a revision shows the store as it was, page by page at one revision', async () => {
+        const h = await machine();
+        let st = await withHistory(h);
+        st = await restart(h, st); // history is stored, not held in memory
+        expect(await rangeAt(st, 2)).toEqual(['a=2@2']);
+        expect(await rangeAt(st, 4)).toEqual(['b=1@3']);
+        expect(await rangeAt(st, 6)).toEqual(['a=3@5', 'b=1@3', 'c=x@6']);
+        expect(await rangeAt(st, 7)).toEqual(['a=3@5', 'b=1@3']);
+        // A page without a revision reports the one it read; the next page reads at it despite later writes.
+        const first = await st.kv.rangePage({ prefix: b('') }, { limit: 1, maxBytes: 1 << 20 });
+        expect(first).toMatchObject({ more: true, revision: 7 });
+        await st.kv.apply(items(10, 2, [del('b'), put('bb', 'new')]));
+        const next = await st.kv.rangePage({ start: b('a\0') }, { limit: 10, maxBytes: 1 << 20, revision: first.revision });
+        expect(next.items.map((kv) => s(kv.key))).toEqual(['b']);
+        expect((await st.kv.range({ start: b('a\0') }, 10)).map((kv) => s(kv.key))).toEqual(['bb']);
+      });
+
+      test('keys with zero bytes and keys that prefix others keep their versions apart', async () => {
+        const st = await openOn(await machine());
+        const k0 = new Uint8Array([0x61, 0]);
+        const k00 = new Uint8Array([0x61, 0, 0]);
+        await st.kv.apply([
+          ...items(1, 1, [put('a', 'A1'), { op: 'put', key: k0, value: b('Z1') }, { op: 'put', key: k00, value: b('ZZ1') }]),
+          ...items(4, 1, [put('a', 'A2'), { op: 'put', key: k0, value: b('Z2') }, put('a\x01', 'one')]),
+        ]);
+        expect(s((await st.kv.get(k0, { revision: 3 }))!.value)).toBe('Z1');
+        expect(s((await st.kv.get(k0, { revision: 5 }))!.value)).toBe('Z2');
+        expect(s((await st.kv.get(b('a'), { revision: 3 }))!.value)).toBe('A1');
+        expect((await st.kv.range({ prefix: b('a') }, 10, { revision: 3 })).map((kv) => s(kv.value))).toEqual(['A1', 'Z1', 'ZZ1']);
+        expect((await st.kv.range({ prefix: k0 }, 10, { revision: 6 })).map((kv) => s(kv.value))).toEqual(['Z2', 'ZZ1']);
+        expect((await st.kv.range({ start: b('a'), end: k00 }, 10, { revision: 6 })).map((kv) => s(kv.value))).toEqual(['A2', 'Z2']);
+      });
+
+      test('a revision above the current one, or not an integer, is refused naming the current revision', async () => {
+        const st = await withHistory(await machine());
+        await expect(st.kv.get(b('a'), { revision: 8 })).rejects.toMatchObject({ code: 'QKV_STORAGE_ARGUMENT', currentRevision: 7 });
+        await expect(st.kv.range({ prefix: b('') }, 10, { revision: 8 })).rejects.toMatchObject({ code: 'QKV_STORAGE_ARGUMENT' });
+        await expect(st.kv.get(b('a'), { revision: -1 })).rejects.toMatchObject({ code: 'QKV_STORAGE_ARGUMENT' });
+      });
+
+      test('a snapshot carries the history: the receiver reads the same past revisions', async () => {
+        const a = await withHistory(await machine());
+        const hb = await machine();
+        let bStore = await openOn(hb);
+        const reader = await a.openSnapshotReader({ chunkBytes: 64 });
+        const w = await bStore.openSnapshotWriter({ index: 9, term: 1 });
+        try {
+          for await (const c of reader) await w.write(c);
+        } finally {
+          await reader.close();
+        }
+        await w.install();
+        bStore = await restart(hb, bStore);
+        for (const rev of [1, 2, 3, 4, 5, 6, 7]) expect(await rangeAt(bStore, rev)).toEqual(await rangeAt(a, rev));
+        expect(bStore.kv.applied()).toEqual(a.kv.applied());
+      });
+
+      test('a format-2 store is migrated with a version for every key: reads at the revision it starts at see them', async () => {
+        const h = await machine();
+        const st = await openOn(h);
+        await st.kv.apply(items(1, 1, [put('a', '1'), null, put('b', '1'), del('b'), put('c', '1')]));
+        await st.close();
+        // Back to format 2: no history, no revision fields.
+        for (const k of await h.rawKeys('history')) await h.rawDel('history', k);
+        const sealed = await h.rawGet('meta', b('applied'));
+        const { revision: _r, compactedRevision: _c, ...rest } = unpack(sealed!.subarray(4)) as Record<string, unknown>;
+        await h.rawPutUnsealed('meta', b('applied'), seal(b('applied'), pack(rest)));
+        await h.rawPutUnsealed('meta', b('format'), pack({ version: 2 }));
+        const again = await openOn(h);
+        expect(again.kv.applied()).toMatchObject({ index: 5, revision: 5, compactedRevision: 5 });
+        expect((await again.kv.range({ prefix: b('') }, 10, { revision: 5 })).map((kv) => `${s(kv.key)}@${kv.modRevision}`)).toEqual(['a@1', 'c@4']);
+        await expect(again.kv.get(b('a'), { revision: 4 })).rejects.toMatchObject({ code: 'QKV_COMPACTED', compactedRevision: 5 });
+        await again.kv.apply(items(6, 1, [put('a', '2')]));
+        expect(s((await again.kv.get(b('a'), { revision: 5 }))!.value)).toBe('1');
+        await again.close();
+      });
+    });
+
     describe('exactly-once sessions', () => {
       test('a retry applied in a later term returns the term (and revision) of the first application', async () => {
         const st = await openOn(await machine());

@@ -8,7 +8,7 @@ import { MemoryDisk, type NodeStore, type NodeStoreOptions, openMemoryNodeStore,
 import { type Backend, type BatchOp, LevelBackend, MemoryBackend } from '../src/backend.js';
 import { seal } from '../src/checksum.js';
 
-export type RawNamespace = 'log' | 'meta' | 'kv' | 'sessions';
+export type RawNamespace = 'log' | 'meta' | 'kv' | 'sessions' | 'history';
 
 /** One simulated machine: a disk, and stores opened on it. */
 export interface Harness {
@@ -28,6 +28,8 @@ export interface Harness {
   rawDel(ns: RawNamespace, key: Uint8Array): Promise<void>;
   /** Number of raw keys in a namespace (the store must be closed). */
   rawCount(ns: RawNamespace): Promise<number>;
+  /** The raw keys of a namespace, in order (the store must be closed). */
+  rawKeys(ns: RawNamespace): Promise<Uint8Array[]>;
   /** The bare backend on this disk, for tests of one store class (no store may be open). */
   openBackend(): Promise<Backend>;
   cleanup(): Promise<void>;
@@ -54,6 +56,7 @@ export const memoryHarness: HarnessFactory = async () => {
     rawGet: async (ns, key) => disk.data[ns].get(k(key))?.[1],
     rawDel: async (ns, key) => void disk.data[ns].delete(k(key)),
     rawCount: async (ns) => disk.data[ns].size,
+    rawKeys: async (ns) => [...disk.data[ns].entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, [key]]) => key),
     openBackend: async () => new MemoryBackend(disk),
     cleanup: async () => {},
   };
@@ -78,6 +81,7 @@ export const levelHarness: HarnessFactory = async () => {
     rawGet: (ns, key) => withSub(ns, async (sub) => (await sub.get(key)) ?? undefined),
     rawDel: (ns, key) => withSub(ns, (sub) => sub.del(key)),
     rawCount: (ns) => withSub(ns, async (sub) => (await sub.keys().all()).length),
+    rawKeys: (ns) => withSub(ns, async (sub) => (await sub.keys().all()).map((key) => new Uint8Array(key))),
     openBackend: () => LevelBackend.open(dir, { createIfMissing: true, hooks: {} }),
     cleanup: async () => rmSync(dir, { recursive: true, force: true }),
   };
