@@ -46,6 +46,12 @@ import { defaultWebSocketFactory, type WebSocketFactory } from './websocket.js';
 export interface GetOptions extends CallOptions {
   /** 'linearizable' (default: served by the leader after ReadIndex) or 'stale' (any node, possibly old). */
   consistency?: Consistency;
+  /**
+   * Read the key as it was at this revision (a write's `revision`, an item's `modRevision`…).
+   * Below the compacted revision: `CompactedError` (`QKV_COMPACTED`, with `compactedRevision`);
+   * above the answering node's current revision: `QKV_INVALID_ARGUMENT`.
+   */
+  revision?: number;
   /** 'bytes' (default) or 'string' (key and value decoded as UTF-8). */
   as?: ValueFormat;
 }
@@ -72,8 +78,13 @@ export interface RangeOptions extends CallOptions {
   limit?: number;
   /** Items fetched per round trip. Default: the client's `rangePageSize` (500). */
   pageSize?: number;
-  /** As for `get`. Each page is read at this consistency on its own (pages are not one snapshot). */
+  /** As for `get`. */
   consistency?: Consistency;
+  /**
+   * As for `get`. Absent: the first page is read at the current revision and every later page at
+   * that same revision, so the whole range shows one state.
+   */
+  revision?: number;
   /** 'bytes' (default) or 'string'. */
   as?: ValueFormat;
 }
@@ -256,7 +267,8 @@ export class KvClient {
     const consistency = checkConsistency(options?.consistency);
     const as = checkFormat(options?.as);
     const route: Route = consistency === 'stale' ? 'any' : 'leader';
-    const r = await this.execute('get', () => ({ op: 'get', key: k, consistency }), route, options);
+    const at = checkRevision(options?.revision);
+    const r = await this.execute('get', () => ({ op: 'get', key: k, consistency, ...at }), route, options);
     return r.item ? toItem(r.item, as) : undefined;
   }
 
@@ -378,6 +390,7 @@ export class KvClient {
       pageSize,
       consistency: checkConsistency(o.consistency),
       as: checkFormat(o.as),
+      ...checkRevision(o.revision),
     };
     if (o.prefix !== undefined) plan.prefix = bound(o.prefix, 'prefix');
     if (o.start !== undefined) plan.start = bound(o.start, 'start');
@@ -388,9 +401,11 @@ export class KvClient {
   private async *rangePages(plan: RangePlan, call: CallOptions): AsyncIterableIterator<KvItem | KvTextItem> {
     let after: Uint8Array | undefined;
     let left = plan.limit;
+    let revision = plan.revision;
     const route: Route = plan.consistency === 'stale' ? 'any' : 'leader';
     while (left > 0) {
       const body: Omit<RangeRequest, 'id'> = { op: 'range', limit: Math.min(plan.pageSize, left), consistency: plan.consistency };
+      if (revision !== undefined) body.revision = revision;
       if (plan.prefix) body.prefix = plan.prefix;
       if (plan.start) body.start = plan.start;
       if (plan.end) body.end = plan.end;
@@ -403,6 +418,7 @@ export class KvClient {
       const last = page.items[page.items.length - 1];
       if (!page.more || !last) return;
       after = last.key;
+      revision ??= page.revision; // later pages read at the first page's revision
     }
   }
 
@@ -622,6 +638,7 @@ interface RangePlan {
   pageSize: number;
   consistency: Consistency;
   as: ValueFormat;
+  revision?: number;
 }
 
 /**
@@ -644,6 +661,13 @@ function indeterminateOutcome(op: DataOp, e: unknown): unknown {
   if (e instanceof IndeterminateError || writeOutcomeOf(e) === 'applied') return e;
   const code = e instanceof QuorumKvError ? e.code : 'an untyped error';
   return new IndeterminateError(`${op}: an attempt may have been applied before the call ended (${code}); the outcome is unknown`, { cause: e });
+}
+
+/** A read revision option: absent, or a non-negative integer. */
+function checkRevision(revision: number | undefined): { revision?: number } {
+  if (revision === undefined) return {};
+  if (!Number.isSafeInteger(revision) || revision < 0) throw new InvalidArgumentError('revision must be a non-negative integer');
+  return { revision };
 }
 
 function checkConsistency(c: Consistency | undefined): Consistency {

@@ -5,6 +5,7 @@ import {
   BusyError,
   CasFailedError,
   ClosedError,
+  CompactedError,
   ErrorCode,
   IndeterminateError,
   InternalError,
@@ -37,6 +38,7 @@ export function errorToWire(err: unknown): WireError {
     wire.actualModRevision = err.actualModRevision;
   }
   if (err instanceof TooLargeError && err.limitBytes !== undefined) wire.limitBytes = err.limitBytes;
+  if (err instanceof CompactedError && err.compactedRevision !== undefined) wire.compactedRevision = err.compactedRevision;
   return wire;
 }
 
@@ -77,6 +79,8 @@ export function errorFromWire(wire: WireError, cause?: unknown): QuorumKvError {
       return new InternalError(wire.message, o);
     case ErrorCode.QuotaExceeded:
       return new QuotaExceededError(wire.message, o);
+    case ErrorCode.Compacted:
+      return new CompactedError(wire.compactedRevision, wire.message, o);
     default:
       return new QuorumKvError(wire.code, wire.message, o);
   }

@@ -27,6 +27,7 @@ export const ErrorCode = {
   Protocol: 'QKV_PROTOCOL',
   Internal: 'QKV_INTERNAL',
   QuotaExceeded: 'QKV_QUOTA_EXCEEDED',
+  Compacted: 'QKV_COMPACTED',
 } as const;
 /** One of the stable error codes in {@link ErrorCode}. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -129,6 +130,18 @@ export class IndeterminateError extends QuorumKvError {
 export class UnavailableError extends QuorumKvError {
   constructor(message = 'node unavailable', options?: ErrorOptions) {
     super(ErrorCode.Unavailable, message, options);
+  }
+}
+
+/**
+ * A read asked for a revision whose history was compacted away. `compactedRevision` is the oldest
+ * revision that can still be read (ask again at it or later, or without a revision).
+ */
+export class CompactedError extends QuorumKvError {
+  readonly compactedRevision: number | undefined;
+  constructor(compactedRevision?: number, message = `revision compacted (oldest readable: ${String(compactedRevision ?? '?')})`, options?: ErrorOptions) {
+    super(ErrorCode.Compacted, message, options);
+    this.compactedRevision = compactedRevision;
   }
 }
 
@@ -239,6 +252,8 @@ export const WRITE_NOT_APPLIED_CODES: ReadonlySet<string> = new Set<string>([
   ErrorCode.Aborted,
   ErrorCode.Protocol,
   ErrorCode.QuotaExceeded,
+  // A read's error (history below the compacted revision); a write never changes anything with it.
+  ErrorCode.Compacted,
 ]);
 
 /** Codes that are a write's final outcome, decided by the state machine. */

@@ -52,7 +52,7 @@ const COND_MOD_REVISION_FIELDS = ['kind', 'modRevision'];
 const KIND_VALUE_FIELDS = ['kind', 'value'];
 const KIND_FIELDS = ['kind'];
 const LEADER_HINT_FIELDS = ['id', 'address'];
-const ERROR_FIELDS = ['code', 'message', 'leaderHint', 'retryAfterMs', 'actualModRevision', 'limitBytes'];
+const ERROR_FIELDS = ['code', 'message', 'leaderHint', 'retryAfterMs', 'actualModRevision', 'limitBytes', 'compactedRevision'];
 const OK_RESPONSE_FIELDS = ['id', 'ok', 'result'];
 const ERROR_RESPONSE_FIELDS = ['id', 'ok', 'error'];
 const ITEM_FIELDS = ['key', 'value', 'createRevision', 'modRevision', 'version'];
@@ -63,7 +63,7 @@ const HELLO_RESULT_FIELDS = ['version', 'serverId', 'leader', 'limits'];
 const GET_RESULT_FIELDS = ['item'];
 const WRITE_RESULT_FIELDS = ['revision', 'term'];
 const DELETE_RESULT_FIELDS = ['revision', 'deleted', 'term'];
-const RANGE_RESULT_FIELDS = ['items', 'more'];
+const RANGE_RESULT_FIELDS = ['items', 'more', 'revision'];
 
 /** Field lists turned into sets once, by identity (requests are validated on every frame). */
 const fieldSets = new WeakMap<readonly string[], ReadonlySet<string>>();
@@ -164,6 +164,11 @@ function session(x: unknown): SessionRef {
   };
 }
 
+/** An optional read revision: a non-negative integer (0 reads the empty store before any write). */
+function revision(x: unknown): { revision?: number } {
+  return absent(x) ? {} : { revision: int(x, 'revision', 0) };
+}
+
 function consistency(x: unknown): Consistency {
   return absent(x) ? 'linearizable' : oneOf(x, ['linearizable', 'stale'] as const, 'consistency');
 }
@@ -198,11 +203,11 @@ function casAction(x: unknown, limits: Limits): CasAction {
 const OPS: readonly Op[] = ['hello', 'get', 'put', 'delete', 'cas', 'range', 'status'];
 const BASE = ['id', 'op', 'timeoutMs'];
 const HELLO_FIELDS = [...BASE, 'version'];
-const GET_FIELDS = [...BASE, 'key', 'consistency'];
+const GET_FIELDS = [...BASE, 'key', 'consistency', 'revision'];
 const PUT_FIELDS = [...BASE, 'key', 'value', 'session'];
 const DELETE_FIELDS = [...BASE, 'key', 'session'];
 const CAS_FIELDS = [...BASE, 'key', 'condition', 'action', 'session'];
-const RANGE_FIELDS = [...BASE, 'prefix', 'start', 'end', 'after', 'limit', 'consistency'];
+const RANGE_FIELDS = [...BASE, 'prefix', 'start', 'end', 'after', 'limit', 'consistency', 'revision'];
 
 function requestBody(o: Obj, id: number, limits: Limits): ClientRequest {
   const op = oneOf(o.op, OPS, 'op');
@@ -220,7 +225,7 @@ function requestFields(o: Obj, op: Op, id: number, limits: Limits): ClientReques
       return { id, op, version: int(o.version, 'version', 0) };
     case 'get':
       onlyKeys(o, GET_FIELDS, 'get');
-      return { id, op, key: checkKey(o.key, limits), consistency: consistency(o.consistency) };
+      return { id, op, key: checkKey(o.key, limits), consistency: consistency(o.consistency), ...revision(o.revision) };
     case 'put':
       onlyKeys(o, PUT_FIELDS, 'put');
       return { id, op, key: checkKey(o.key, limits), value: checkValue(o.value, limits), session: session(o.session) };
@@ -255,6 +260,7 @@ function rangeBody(o: Obj, id: number, limits: Limits): ClientRequest {
     op: 'range',
     limit: int(o.limit, 'limit', 1, RANGE_LIMIT_MAX),
     consistency: consistency(o.consistency),
+    ...revision(o.revision),
   };
   // A prefix may be empty (= every key); start/end/after are keys.
   if (hasPrefix) {
@@ -307,6 +313,7 @@ function wireError(x: unknown): WireError {
   if (!absent(o.retryAfterMs)) e.retryAfterMs = int(o.retryAfterMs, 'error.retryAfterMs', 0, REQUEST_TIMEOUT_MS_MAX);
   if (!absent(o.actualModRevision)) e.actualModRevision = int(o.actualModRevision, 'error.actualModRevision', 0);
   if (!absent(o.limitBytes)) e.limitBytes = int(o.limitBytes, 'error.limitBytes', 0);
+  if (!absent(o.compactedRevision)) e.compactedRevision = int(o.compactedRevision, 'error.compactedRevision', 0);
   return e;
 }
 
@@ -407,6 +414,7 @@ function resultOf<K extends Op>(op: K, o: Obj, limits: Limits): ResultByOp[Op] {
       return {
         items: list(o.items, 'items', RANGE_LIMIT_MAX).map((it, i) => item(it, limits, `items[${i}]`)),
         more: bool(o.more, 'more'),
+        ...(absent(o.revision) ? {} : { revision: int(o.revision, 'revision', 0) }),
       };
     case 'status':
       return status(o);

@@ -90,6 +90,11 @@ export interface GetRequest extends RequestBase {
   op: 'get';
   key: Uint8Array;
   consistency: Consistency;
+  /**
+   * Read the key as it was at this revision (absent = now). Below the compacted revision:
+   * QKV_COMPACTED; above the node's current revision: QKV_INVALID_ARGUMENT.
+   */
+  revision?: number;
 }
 /** Write one key. */
 export interface PutRequest extends RequestBase {
@@ -126,6 +131,11 @@ export interface RangeRequest extends RequestBase {
   /** Most items in this page (1..RANGE_LIMIT_MAX). */
   limit: number;
   consistency: Consistency;
+  /**
+   * Read at this revision (as GetRequest.revision). A range's later pages pass the `revision` its
+   * first page answered, so every page shows the same state.
+   */
+  revision?: number;
 }
 /** The node's view of the cluster. */
 export interface StatusRequest extends RequestBase {
@@ -182,6 +192,8 @@ export interface CasResult {
 export interface RangeResult {
   items: WireItem[];
   more: boolean;
+  /** The revision the page was read at (absent from servers before revisions had history). */
+  revision?: number;
 }
 /** One member of the cluster, as seen by the answering node. */
 export interface MemberStatus {
@@ -229,6 +241,8 @@ export interface WireError {
   actualModRevision?: number;
   /** QKV_TOO_LARGE */
   limitBytes?: number;
+  /** QKV_COMPACTED: the oldest revision that can still be read. */
+  compactedRevision?: number;
 }
 
 /** A successful answer. */

@@ -15,6 +15,7 @@ import {
   ProtocolError,
   QuorumKvError,
   QuotaExceededError,
+  CompactedError,
   SessionExpiredError,
   TimeoutError,
   TooLargeError,
@@ -43,6 +44,7 @@ const samples: QuorumKvError[] = [
   new ProtocolError('bad frame'),
   new InternalError(),
   new QuotaExceededError('too many sessions from this address'),
+  new CompactedError(12),
 ];
 
 describe('error mapping', () => {

@@ -11,6 +11,7 @@ import {
   QuorumKvError,
   TimeoutError,
   TooLargeError,
+  CompactedError,
   UnavailableError,
   type CallContext,
 } from '@quorumkv/protocol';
@@ -46,6 +47,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   QKV_CONFLICT: 409,
   QKV_NOT_CAUGHT_UP: 409,
   QKV_SESSION_EXPIRED: 409,
+  // The history asked for is gone for good: a retry at the same revision never succeeds.
+  QKV_COMPACTED: 410,
   QKV_TOO_LARGE: 413,
   QKV_QUOTA_EXCEEDED: 429,
   QKV_NOT_LEADER: 503,
@@ -131,7 +134,7 @@ export class HttpApi {
     switch (req.method) {
       case 'GET':
       case 'HEAD': {
-        const { item } = await this.service.get({ key, consistency: this.consistency(url) }, ctx);
+        const { item } = await this.service.get({ key, consistency: this.consistency(url), ...this.revisionParam(url) }, ctx);
         if (!item) throw new HttpError('QKV_NOT_FOUND', 'key not found');
         res.writeHead(200, {
           'content-type': 'application/octet-stream',
@@ -226,9 +229,10 @@ export class HttpApi {
     const prefix = p('prefix');
     const args = prefix !== undefined ? { prefix } : { start: p('start') ?? new Uint8Array(0), end: p('end') };
     const after = p('after');
-    if (!pageRange({ ...args, after })) return this.sendJson(res, 200, { items: [], more: false });
+    const at = this.revisionParam(url);
+    if (!pageRange({ ...args, after })) return this.sendJson(res, 200, { items: [], more: false, ...at });
     const page = await this.service.range(
-      { ...args, ...(after ? { after } : {}), limit, consistency: this.consistency(url), maxResultBytes: HTTP_RANGE_PAGE_BYTES_MAX },
+      { ...args, ...(after ? { after } : {}), limit, consistency: this.consistency(url), maxResultBytes: HTTP_RANGE_PAGE_BYTES_MAX, ...at },
       ctx,
     );
     const text = (b: Uint8Array) => (base64 ? Buffer.from(b).toString('base64') : Buffer.from(b).toString('utf8'));
@@ -241,6 +245,8 @@ export class HttpApi {
         version: i.version,
       })),
       more: page.more,
+      // The next page passes it as ?revision= to see the same state.
+      ...(page.revision === undefined ? {} : { revision: page.revision }),
     });
     this.count('range', 'ok');
   }
@@ -357,6 +363,12 @@ export class HttpApi {
     return c;
   }
 
+  /** `?revision=n`: read the store as it was at revision n. */
+  private revisionParam(url: URL): { revision?: number } {
+    const revision = this.intParam(url, 'revision');
+    return revision === undefined ? {} : { revision };
+  }
+
   private intParam(url: URL, name: string): number | undefined {
     const v = url.searchParams.get(name);
     if (v === null) return undefined;
@@ -441,6 +453,7 @@ export class HttpApi {
     if (status === 503) headers['retry-after'] = String(Math.max(1, Math.ceil((retryAfterMs ?? 1000) / 1000)));
     if (err instanceof NotLeaderError && err.leaderHint) body.leader = err.leaderHint;
     if (err instanceof TooLargeError && err.limitBytes !== undefined) body.limitBytes = err.limitBytes;
+    if (err instanceof CompactedError && err.compactedRevision !== undefined) body.compactedRevision = err.compactedRevision;
     // The body stays unread: the connection cannot carry another request.
     if (err instanceof BodyRefusedError || err instanceof BodyTimeoutError) headers['connection'] = 'close';
     if (err instanceof BodyRefusedError) this.node.metrics.busyRejections.inc({ kind: 'request-budget' });

@@ -4,6 +4,8 @@
 import {
   BusyError,
   CasFailedError,
+  CompactedError,
+  InvalidArgumentError,
   compareBytes,
   rangeInterval,
   InternalError,
@@ -25,7 +27,7 @@ import {
   type SessionRef,
   type WireItem,
 } from '@quorumkv/protocol';
-import { RANGE_ROW_OVERHEAD_BYTES, type ApplyResult, type Command, type KeyValue, type RangeRequest, type SessionTag } from '@quorumkv/storage';
+import { FutureRevisionError, RANGE_ROW_OVERHEAD_BYTES, RevisionCompactedError, type ApplyResult, type Command, type KeyValue, type RangeRequest, type SessionTag } from '@quorumkv/storage';
 import type { ByteBudget } from './admission.js';
 import type { QuorumKvNode, WriteResult } from './node.js';
 import { failureDomainWarnings, zoneOfMember } from './membership.js';
@@ -68,6 +70,13 @@ export function pageRange(args: { prefix?: Uint8Array | undefined; start?: Uint8
   return iv.endExclusive ? { start: iv.startInclusive, end: iv.endExclusive } : { start: iv.startInclusive };
 }
 
+/** A read's storage error as the client contract has it: compacted → QKV_COMPACTED, future revision → QKV_INVALID_ARGUMENT. */
+function throwReadError(e: unknown): never {
+  if (e instanceof RevisionCompactedError) throw new CompactedError(e.compactedRevision, e.message, { cause: e });
+  if (e instanceof FutureRevisionError) throw new InvalidArgumentError(e.message, { cause: e });
+  throw e;
+}
+
 function putResult(r: WriteResult): PutResult {
   throwIfApplyError(r);
   if (r.op !== 'put') throw new InternalError(`unexpected apply result ${r.op} for put`);
@@ -92,7 +101,7 @@ export class NodeKvService implements KvService {
 
   async get(args: GetArgs, ctx: CallContext): Promise<GetResult> {
     if (args.consistency === 'linearizable') await this.node.linearizableBarrier(ctx);
-    const kv = await this.node.get(args.key);
+    const kv = await this.node.get(args.key, args.revision === undefined ? undefined : { revision: args.revision }).catch(throwReadError);
     return { item: kv ? toWireItem(kv) : null };
   }
 
@@ -131,7 +140,7 @@ export class NodeKvService implements KvService {
   async range(args: RangeArgs, ctx: CallContext): Promise<RangeResult> {
     if (args.consistency === 'linearizable') await this.node.linearizableBarrier(ctx);
     const req = pageRange(args);
-    if (!req) return { items: [], more: false };
+    if (!req) return { items: [], more: false, ...(args.revision === undefined ? {} : { revision: args.revision }) };
     const budget = this.rangeBudget;
     const allowance = 2 * (this.node.cfg.maxKeyBytes + this.node.cfg.maxValueBytes + RANGE_ROW_OVERHEAD_BYTES);
     const waitMs = Math.min(RANGE_BUDGET_WAIT_MS, ctx.deadlineMs - Date.now());
@@ -142,8 +151,9 @@ export class NodeKvService implements KvService {
     let grown = 0;
     const admitBytes = (n: number) => budget.tryTakeMore(n) && ((grown += n), true);
     try {
-      const page = await this.node.rangePage(req, { limit: args.limit, maxBytes: args.maxResultBytes, admitBytes });
-      return { items: page.items.map(toWireItem), more: page.more };
+      const at = args.revision === undefined ? {} : { revision: args.revision };
+      const page = await this.node.rangePage(req, { limit: args.limit, maxBytes: args.maxResultBytes, admitBytes, ...at }).catch(throwReadError);
+      return { items: page.items.map(toWireItem), more: page.more, revision: page.revision };
     } finally {
       budget.give(allowance + grown);
     }

@@ -47,6 +47,7 @@ import {
   type NodeStore,
   type RangePage,
   type RangePageOptions,
+  type ReadOptions,
   type RangeRequest,
 } from '@quorumkv/storage';
 import { PeerTransport } from '@quorumkv/transport';
@@ -989,9 +990,9 @@ export class QuorumKvNode {
   // -----------------------------------------------------------------------------------------
   // Local reads (callers use linearizableBarrier first for linearizable ones).
 
-  async get(key: Uint8Array): Promise<KeyValue | undefined> {
+  async get(key: Uint8Array, options?: ReadOptions): Promise<KeyValue | undefined> {
     this.checkReadable();
-    return this.store.kv.get(key);
+    return this.store.kv.get(key, options);
   }
 
   async range(req: RangeRequest, limit: number): Promise<KeyValue[]> {

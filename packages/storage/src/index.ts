@@ -6,7 +6,7 @@ export type { LogStore, LoadedLog, AppendRequest, LogShortfall } from './log-sto
 export type { HighWaterMark } from './high-water.js';
 export { crc32 } from './checksum.js';
 export { DEFAULT_KV_OPTIONS, RANGE_ROW_OVERHEAD_BYTES, chainHash } from './kv-state-machine.js';
-export type { KvStateMachine, KvOptions, ApplyItem, ApplyResult, ApplyErrorCode, RangeRequest, RangePage, RangePageOptions } from './kv-state-machine.js';
+export type { KvStateMachine, KvOptions, ApplyItem, ApplyResult, ApplyErrorCode, RangeRequest, RangePage, RangePageOptions, ReadOptions } from './kv-state-machine.js';
 export type { KeyValue } from './kv-layout.js';
 export { encodeCommand, encodeCommandAt, decodeCommand, CommandDecodeError, COMMAND_LIMITS } from './commands.js';
 export type { Command, CommandCommon, CasCondition, CasAction, SessionTag } from './commands.js';
@@ -23,4 +23,6 @@ export {
   StorageIoError,
   SnapshotCorruptError,
   StorageArgumentError,
+  RevisionCompactedError,
+  FutureRevisionError,
 } from './errors.js';

@@ -12,7 +12,7 @@
 // own 'r' record. Small results live in the header, which is written once per session per apply
 // batch, so a typical write costs no session records of its own. Headers written before inline
 // results existed have three fields and read as "every result in its own record".
-import { concat, isIndex, plainBytes, prefixUpperBound, u32be, u64be, unpack, utf8 } from './codec.js';
+import { concat, isIndex, plainBytes, prefixUpperBound, u32be, u64be, unpack, utf8, writeU64be } from './codec.js';
 import { StorageCorruptError } from './errors.js';
 import { sharedWriter } from './msgpack-writer.js';
 
@@ -90,10 +90,10 @@ export function kvPrefixRange(gen: number, prefix: Uint8Array): { gte: Uint8Arra
 const HISTORY_SUFFIX_BYTES = 10;
 
 /** gen ++ esc(key): the history key prefix shared by every version of `key` and of the keys it prefixes. */
-function historyKeyStart(gen: number, key: Uint8Array): Uint8Array {
+function historyKeyStart(gen: number, key: Uint8Array, extraBytes = 0): Uint8Array {
   let zeros = 0;
   for (let i = 0; i < key.length; i++) if (key[i] === 0) zeros++;
-  const out = new Uint8Array(4 + key.length + zeros);
+  const out = new Uint8Array(4 + key.length + zeros + extraBytes);
   out.set(genPrefix(gen), 0);
   if (zeros === 0) {
     out.set(key, 4); // the usual case: nothing to escape
@@ -110,10 +110,9 @@ function historyKeyStart(gen: number, key: Uint8Array): Uint8Array {
 
 /** Storage key of the version of `key` written at `revision`. */
 export function historyKey(gen: number, key: Uint8Array, revision: number): Uint8Array {
-  const start = historyKeyStart(gen, key);
-  const out = new Uint8Array(start.length + HISTORY_SUFFIX_BYTES);
-  out.set(start, 0);
-  out.set(u64be(revision), start.length + 2);
+  // One allocation (hot: every applied write); the terminator's zeros are the buffer's own.
+  const out = historyKeyStart(gen, key, HISTORY_SUFFIX_BYTES);
+  writeU64be(out, out.length - 8, revision);
   return out;
 }
 

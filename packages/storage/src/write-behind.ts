@@ -163,16 +163,20 @@ export class WriteBehind {
 /** Every write of a batch as backend ops under generation `gen`, plus the applied state and membership. */
 export function batchOps(writes: BatchWrites, gen: number): BatchOp[] {
   const ops: BatchOp[] = [];
+  // Each version is encoded once: a key's last version is the same record object as its kv write,
+  // whose op takes the same bytes (a copy of the value per put stays: the price of reading at a
+  // revision; docs/storage.md, "History").
+  let latest: Map<KvRecord, Uint8Array> | undefined;
+  for (const h of writes.history) {
+    const value = h.record ? encodeKvRecord(h.record) : HISTORY_TOMBSTONE;
+    if (h.record && writes.kv.get(h.k)?.[1] === h.record) (latest ??= new Map()).set(h.record, value);
+    ops.push({ type: 'put', ns: 'history', key: historyKey(gen, h.key, h.revision), value });
+  }
   writes.kv.forEach((w) => {
     const k = kvKey(gen, w[0]);
     const rec = w[1];
-    ops.push(rec ? { type: 'put', ns: 'kv', key: k, value: encodeKvRecord(rec) } : { type: 'del', ns: 'kv', key: k });
+    ops.push(rec ? { type: 'put', ns: 'kv', key: k, value: latest?.get(rec) ?? encodeKvRecord(rec) } : { type: 'del', ns: 'kv', key: k });
   });
-  for (const h of writes.history) {
-    // The key's last version has the same record object as its kv write: encoded again (a copy of
-    // the value per put is the price of reading at a revision; docs/storage.md, "History").
-    ops.push({ type: 'put', ns: 'history', key: historyKey(gen, h.key, h.revision), value: h.record ? encodeKvRecord(h.record) : HISTORY_TOMBSTONE });
-  }
   writes.results.forEach((w) => {
     const key = sessionResultKey(gen, w.id, w.seq);
     ops.push(w.packed ? { type: 'put', ns: 'sessions', key, value: w.packed } : { type: 'del', ns: 'sessions', key });
