@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { CasFailedError, type KvClient, type WebSocketFactory, type WebSocketLike } from '@quorumkv/client';
-import { type ProcessCluster, waitFor } from '../harness/cluster.js';
+import { type ProcessCluster, httpRequest, jsonOf, waitFor } from '../harness/cluster.js';
 import { connectTo, outcome, runBounded, startCluster } from './helpers.js';
 
 /** A `ws` factory that counts the frames the client sends to each `host:port`. */
@@ -202,4 +202,43 @@ describe('reads, range and cas with a real cluster', () => {
     }));
     expect(await kv.get('cas/counter', { as: 'string' })).toMatchObject({ value: String(racers.length * incrementsPerRacer), version: 1 + racers.length * incrementsPerRacer });
   }), 60_000);
+
+  it('reads at a revision: client and HTTP see the store as it was; a range keeps its first page\'s revision', guarded(async () => {
+    const r1 = (await kv.put('hist/a', '1')).revision;
+    const r2 = (await kv.put('hist/a', '2')).revision;
+    const r3 = (await kv.put('hist/b', 'x')).revision;
+    const r4 = (await kv.delete('hist/a')).revision;
+    expect([r2 - r1, r3 - r2, r4 - r3]).toEqual([1, 1, 1]); // one revision per write, whatever else the log holds
+    expect((await kv.get('hist/a', { revision: r1, as: 'string' }))?.value).toBe('1');
+    expect(await kv.get('hist/a', { revision: r2, as: 'string' })).toMatchObject({ value: '2', modRevision: r2, createRevision: r1, version: 2 });
+    expect(await kv.get('hist/a', { revision: r4 })).toBeUndefined(); // the tombstone
+    const at = async (revision: number) => {
+      const out: string[] = [];
+      for await (const it of kv.range({ prefix: 'hist/', revision, as: 'string', consistency: 'stale' })) out.push(`${it.key}=${it.value}`);
+      return out;
+    };
+    expect(await at(r3)).toEqual(['hist/a=2', 'hist/b=x']);
+    expect(await at(r4)).toEqual(['hist/b=x']);
+    const future = await outcome(kv.get('hist/a', { revision: r4 + 1_000_000 }));
+    expect(future.ok ? undefined : future.code).toBe('QKV_INVALID_ARGUMENT');
+
+    // Pages of one range share its first page's revision: writes between pages do not show.
+    for (const k of ['p1', 'p2', 'p3']) await kv.put(`hist/pg/${k}`, k);
+    const pages = kv.range({ prefix: 'hist/pg/', pageSize: 1, as: 'string' });
+    const first = await pages.next();
+    await kv.delete('hist/pg/p3');
+    await kv.put('hist/pg/p2a', 'new');
+    const rest: string[] = [];
+    for await (const it of pages) rest.push(it.key);
+    expect([first.value?.key, ...rest]).toEqual(['hist/pg/p1', 'hist/pg/p2', 'hist/pg/p3']);
+
+    // HTTP: ?revision= on a key and on a range; the range answer names its revision.
+    const port = c.node((await c.waitForLeader()).id).port;
+    const got = await httpRequest(port, 'GET', `/v1/kv/hist%2Fa?revision=${r1}`);
+    expect([got.status, got.body.toString(), got.headers['x-qkv-mod-revision']]).toEqual([200, '1', String(r1)]);
+    expect((await httpRequest(port, 'GET', `/v1/kv/hist%2Fa?revision=${r4}`)).status).toBe(404);
+    const listed = jsonOf<{ items: Array<{ key: string; value: string }>; revision: number }>(await httpRequest(port, 'GET', `/v1/kv?prefix=hist%2F&revision=${r3}`));
+    expect(listed).toMatchObject({ revision: r3, items: [{ key: 'hist/a', value: '2' }, { key: 'hist/b', value: 'x' }] });
+    expect((await httpRequest(port, 'GET', '/v1/kv/hist%2Fa?revision=-1')).status).toBe(400);
+  }));
 });

@@ -379,7 +379,7 @@ class Connection {
     const svc = this.s.service;
     switch (req.op) {
       case 'get':
-        return svc.get({ key: req.key, consistency: req.consistency }, ctx);
+        return svc.get({ key: req.key, consistency: req.consistency, ...(req.revision === undefined ? {} : { revision: req.revision }) }, ctx);
       case 'put':
         return svc.put({ key: req.key, value: req.value, session: req.session }, ctx);
       case 'delete':
