@@ -40,11 +40,20 @@ export interface CommandCommon {
   timeMs?: number;
 }
 
-/** A state-machine command. */
-export type Command =
+/** A state-machine command on one key. */
+export type KeyCommand =
   | ({ op: 'put'; key: Uint8Array; value: Uint8Array } & CommandCommon)
   | ({ op: 'del'; key: Uint8Array } & CommandCommon)
   | ({ op: 'cas'; key: Uint8Array; cond: CasCondition; then: CasAction } & CommandCommon);
+
+/**
+ * Compacts history: versions no read at `revision` or later can see are dropped, and reads below
+ * it fail QKV_COMPACTED. Through the log, so every replica compacts at the same revision.
+ */
+export type CompactCommand = { op: 'compact'; revision: number } & CommandCommon;
+
+/** A state-machine command. */
+export type Command = KeyCommand | CompactCommand;
 
 /** Named limits of command decoding. */
 export const COMMAND_LIMITS = {
@@ -404,6 +413,7 @@ const FIELDS = {
   put: new Set(['v', 'op', 'key', 'session', 'timeMs', 'value']),
   del: new Set(['v', 'op', 'key', 'session', 'timeMs']),
   cas: new Set(['v', 'op', 'key', 'session', 'timeMs', 'cond', 'then']),
+  compact: new Set(['v', 'op', 'revision', 'session', 'timeMs']),
   thenPut: new Set(['op', 'value']),
   thenDel: new Set(['op']),
 } as const;
@@ -485,6 +495,12 @@ export function decodeCommand(bytes: Uint8Array): Command {
     case 'cas':
       onlyKeys(raw, FIELDS.cas, 'cas');
       return { op: 'cas', key: key(), cond: decodeCond(raw['cond']), then: decodeAction(raw['then']), ...decodeCommon(raw) };
+    case 'compact': {
+      onlyKeys(raw, FIELDS.compact, 'compact');
+      const revision = raw['revision'];
+      if (!isIndex(revision)) fail('"revision" must be a non-negative integer');
+      return { op: 'compact', revision, ...decodeCommon(raw) };
+    }
     default:
       return fail(`unknown op ${JSON.stringify(raw['op'])}`);
   }

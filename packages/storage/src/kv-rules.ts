@@ -17,7 +17,7 @@
 // the view from writes not yet landed, a record cache and the backend, and lands the writes in
 // LevelDB or the memory twin; the session table and applied position of the computed state.
 import { hash } from 'node:crypto';
-import { type Command, CommandDecodeError, type SessionTag, decodeCommandOnce } from './commands.js';
+import { type Command, CommandDecodeError, type KeyCommand, type SessionTag, decodeCommandOnce } from './commands.js';
 import { bytesEqual, isRecord, latin1, writeU64be } from './codec.js';
 import { StorageCorruptError, assert } from './errors.js';
 import { type KeyValue, type KvRecord, type SessionHeader, INLINE_RESULTS_MAX, INLINE_RESULT_BYTES_MAX, safeUnpack } from './kv-layout.js';
@@ -33,7 +33,7 @@ export type ApplyItem =
   | { kind: 'membership'; index: number; term: number; data: Uint8Array; membership: Membership };
 
 /** Error codes a command can end with (the entry is still applied, as a no-op). */
-export type ApplyErrorCode = 'QKV_BAD_COMMAND' | 'QKV_SESSION_EXPIRED' | 'QKV_SESSIONS_FULL';
+export type ApplyErrorCode = 'QKV_BAD_COMMAND' | 'QKV_SESSION_EXPIRED' | 'QKV_SESSIONS_FULL' | 'QKV_FUTURE_REVISION';
 
 /**
  * The result of one applied item. `revision` is the state machine's revision (AppliedState.revision)
@@ -47,6 +47,8 @@ export type ApplyResult =
   | { op: 'put'; revision: number; term?: number }
   | { op: 'del'; deleted: boolean; revision: number; term?: number }
   | { op: 'cas'; succeeded: boolean; revision: number; current?: KeyValue; term?: number }
+  /** History compacted: `compactedRevision` is the compacted revision now, `revision` the current one. */
+  | { op: 'compact'; compactedRevision: number; revision: number }
   /** No-op entries and membership changes. */
   | { op: 'none' }
   | { op: 'error'; code: ApplyErrorCode; message: string };
@@ -170,7 +172,7 @@ export function prepareBatch(items: ApplyItem[]): PreparedBatch {
   const keys = new Array<string | undefined>(items.length);
   for (let i = 0; i < commands.length; i++) {
     const cmd = commands[i];
-    if (cmd && !(cmd instanceof CommandDecodeError)) keys[i] = latin1(cmd.key);
+    if (cmd && !(cmd instanceof CommandDecodeError) && cmd.op !== 'compact') keys[i] = latin1(cmd.key);
   }
   return { items, commands, keys };
 }
@@ -325,7 +327,7 @@ class BatchTx {
   private hashLatin1: string;
   /** The revision: +1 per command that writes (see AppliedState.revision). */
   private revision: number;
-  private readonly compactedRevision: number;
+  private compactedRevision: number;
 
   constructor(
     private readonly view: KvView,
@@ -379,7 +381,7 @@ class BatchTx {
         this.clockMs = decoded.timeMs;
         this.expireSessions(this.clockMs - this.rules.sessionTtlMs);
       }
-      result = this.applySessionCommand(decoded, k ?? latin1(decoded.key), item.term);
+      result = this.applySessionCommand(decoded, k ?? (decoded.op === 'compact' ? '' : latin1(decoded.key)), item.term);
     }
     this.index = item.index;
     this.term = item.term;
@@ -489,6 +491,7 @@ class BatchTx {
 
   /** Executes a command against the key's current record. */
   private executeCommand(cmd: Command, k: string): ApplyResult {
+    if (cmd.op === 'compact') return this.compact(cmd.revision);
     const d = this.deferredPuts.get(k);
     if (d) return this.putDeferred(d, k, cmd);
     const pending = this.kv.get(k);
@@ -501,8 +504,20 @@ class BatchTx {
     return this.execute(cmd, k, current ?? undefined);
   }
 
+  /**
+   * Compacts history at `revision`: reads below it are refused from here on (the versions they
+   * would need are dropped later, outside the rules: KvStateMachineImpl). Not a write (the revision
+   * does not move); compacting at or below the compacted revision again changes nothing, so a
+   * retry is harmless. Above the current revision: an error, nothing changes.
+   */
+  private compact(revision: number): ApplyResult {
+    if (revision > this.revision) return { op: 'error', code: 'QKV_FUTURE_REVISION', message: `cannot compact at revision ${revision}: the current revision is ${this.revision}` };
+    this.compactedRevision = Math.max(this.compactedRevision, revision);
+    return { op: 'compact', compactedRevision: this.compactedRevision, revision: this.revision };
+  }
+
   /** Executes a command on a key whose record is known; a command that writes takes the next revision. */
-  private execute(cmd: Command, k: string, current: KvRecord | undefined): ApplyResult {
+  private execute(cmd: KeyCommand, k: string, current: KvRecord | undefined): ApplyResult {
     switch (cmd.op) {
       case 'put':
         this.put(k, cmd.key, current, cmd.value, ++this.revision);

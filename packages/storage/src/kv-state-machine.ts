@@ -8,7 +8,7 @@
 // This file holds the computed state (session table, applied position after the last computed
 // batch), the stored state (applied position of the last landed batch) and the reads.
 import { createHash } from 'node:crypto';
-import { type Backend, ITERATE_BATCH_MAX, type ReadView, readAll } from './backend.js';
+import { type Backend, type BatchOp, ITERATE_BATCH_MAX, type ReadView, readAll } from './backend.js';
 import { type Command, CommandDecodeError } from './commands.js';
 import { bytesEqual, prefixUpperBound, u64be } from './codec.js';
 import { FutureRevisionError, RevisionCompactedError, StorageArgumentError, StorageIoError, assert } from './errors.js';
@@ -50,6 +50,9 @@ export type { ApplyItem, ApplyErrorCode, ApplyResult } from './kv-rules.js';
 
 /** Range query: by prefix, or [start, end) (end omitted = to the last key). */
 export type RangeRequest = { prefix: Uint8Array } | { start: Uint8Array; end?: Uint8Array };
+
+/** History deletes per backend write of a background compaction (bounds one batch). */
+const COMPACT_DELETES_PER_WRITE = 1024;
 
 /** Bytes a row is counted as besides its key and value (its revisions and the answer's field names). */
 export const RANGE_ROW_OVERHEAD_BYTES = 64;
@@ -178,6 +181,8 @@ export class KvStateMachineImpl implements KvStateMachine {
   private gen = 0;
   /** Set when an apply failed; nothing is computed or answered after it until the store is reopened. */
   private failure: unknown;
+  /** The chain of background history compactions (scheduleCompaction). */
+  private compacting: Promise<void> = Promise.resolve();
 
   // The computed state: as of the last batch whose results were computed (docs/storage.md, "The
   // applied index"). Ahead of the stored state while batches are in flight.
@@ -238,6 +243,7 @@ export class KvStateMachineImpl implements KvStateMachine {
     this.storedMembership = membership;
     this.sessions = new Map(headers);
     this.writeBehind.reset(); // again: a get() that ran during the reload may have cached old data
+    if (applied.compactedRevision > 0) this.scheduleCompaction(applied.compactedRevision); // finishes one a crash cut short
   }
 
   /** The stored applied index: the last entry whose batch landed in the backend. */
@@ -394,6 +400,57 @@ export class KvStateMachineImpl implements KvStateMachine {
     return this.writeBehind.flush();
   }
 
+  /** Resolves once the history compactions started so far are done (they never reject). */
+  settleCompaction(): Promise<void> {
+    return this.compacting;
+  }
+
+  /**
+   * Drops, in the background, the history no read at `revision` or later can see: of each key's
+   * versions at or below it, all but the last, and the last too when it is a tombstone. Reads
+   * below `revision` are already refused (the applied state says so), and reads at or above it
+   * never need what is dropped, so readers never see a half-done compaction. Idempotent: run again
+   * at open (a crash may have cut it short). Stops when a snapshot install changes the generation.
+   */
+  private scheduleCompaction(revision: number): void {
+    const gen = this.gen;
+    this.compacting = this.compacting
+      .then(() => this.dropHistory(gen, revision))
+      .catch((err: unknown) => {
+        // A failed write poisoned the backend: the next apply fails with it. Nothing else to do.
+        this.failure ??= err;
+      });
+  }
+
+  private async dropHistory(gen: number, revision: number): Promise<void> {
+    let ops: BatchOp[] = [];
+    let key: Uint8Array | undefined;
+    let last: [Uint8Array, Uint8Array] | undefined; // the current key's last version at or below `revision`
+    const settle = () => {
+      if (last && last[1].length === 0) ops.push({ type: 'del', ns: 'history', key: last[0] });
+      last = undefined;
+    };
+    for await (const batch of this.backend.iterate('history', genRange(gen), ITERATE_BATCH_MAX)) {
+      if (this.gen !== gen) return;
+      for (const [k, v] of batch) {
+        const parsed = parseHistoryKey(k);
+        if (!key || !bytesEqual(key, parsed.key)) {
+          settle();
+          key = parsed.key;
+        }
+        if (parsed.revision > revision) continue;
+        if (last) ops.push({ type: 'del', ns: 'history', key: last[0] });
+        last = [k, v];
+      }
+      if (ops.length >= COMPACT_DELETES_PER_WRITE) {
+        await this.backend.write(ops, { sync: false, label: 'kv.compact' });
+        ops = [];
+      }
+    }
+    settle();
+    if (ops.length > 0 && this.gen === gen) await this.backend.write(ops, { sync: false, label: 'kv.compact' });
+  }
+
   /** Computes one batch (gathering its reads, then the pure rules), adopts it as the computed state and starts its landing. */
   private async compute(
     items: ApplyItem[],
@@ -458,8 +515,10 @@ export class KvStateMachineImpl implements KvStateMachine {
     const expected = this.inFlight.shift();
     assert(expected === writes.applied.index, `batch ending at ${writes.applied.index} landed, expected ${String(expected)}`);
     assert(writes.applied.index >= this.storedState.index, 'the stored applied index went back');
+    const compactedBefore = this.storedState.compactedRevision;
     this.storedState = writes.applied;
     if (writes.membership) this.storedMembership = writes.membership;
+    if (writes.applied.compactedRevision > compactedBefore) this.scheduleCompaction(writes.applied.compactedRevision);
     // Invariant: stored <= computed (the computed state never trails what landed).
     assert(this.storedState.index <= this.computedState.index, `stored applied index ${this.storedState.index} is past the computed ${this.computedState.index}`);
   }

@@ -92,6 +92,7 @@ class NodeStoreImpl implements NodeStore {
     await this.writer?.abort().catch(() => undefined);
     try {
       await this.kv.flush(); // computed apply batches land first (a failed one poisoned the store)
+      await this.kv.settleCompaction();
       // A clean stop leaves the mark proving every completed append. If it cannot (a poisoned
       // store), the mark proves less, which is safe: close still succeeds, as it did before.
       await this.log.settleMark().catch(() => undefined);

@@ -6,7 +6,7 @@
 // batch's reads consult them first, then a byte-bounded cache of landed records, then the backend.
 // Batches land in the order they were staged, one at a time (`landing` is a chain).
 import type { Backend, BatchOp } from './backend.js';
-import { CommandDecodeError, type Command } from './commands.js';
+import { CommandDecodeError, type Command, type KeyCommand } from './commands.js';
 import { latin1 } from './codec.js';
 import { assert } from './errors.js';
 import {
@@ -82,7 +82,7 @@ export class WriteBehind {
       }
       const cached = this.cache.get(k);
       if (cached !== undefined) out.set(k, cached);
-      else missing.set(k, (commands[i] as Command).key);
+      else missing.set(k, (commands[i] as KeyCommand).key); // a command with a key (compact has none)
     }
     return out;
   }

@@ -1100,6 +1100,29 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         expect(bStore.kv.applied()).toEqual(a.kv.applied());
       });
 
+      test('compact through the log: reads below fail QKV_COMPACTED, reads at or above see what they saw, unreachable versions go', async () => {
+        const h = await machine();
+        let st = await withHistory(h); // revisions 1..7; a: 1, 2, del 4, 5; b: 3; c: 6, del 7
+        const before = await Promise.all([5, 6, 7].map((rev) => rangeAt(st, rev)));
+        const compact = (revision: number): Command => ({ op: 'compact', revision });
+        const r = await st.kv.apply(items(10, 2, [compact(9), compact(5), compact(3)]));
+        expect(r).toEqual([
+          expect.objectContaining({ op: 'error', code: 'QKV_FUTURE_REVISION' }), // above the current revision: nothing changes
+          { op: 'compact', compactedRevision: 5, revision: 7 },
+          { op: 'compact', compactedRevision: 5, revision: 7 }, // at or below the compacted revision: no change, no error
+        ]);
+        expect(st.kv.applied()).toMatchObject({ index: 12, revision: 7, compactedRevision: 5 });
+        await expect(st.kv.get(b('a'), { revision: 4 })).rejects.toMatchObject({ code: 'QKV_COMPACTED', compactedRevision: 5 });
+        await expect(st.kv.range({ prefix: b('') }, 10, { revision: 1 })).rejects.toMatchObject({ code: 'QKV_COMPACTED' });
+        expect(await Promise.all([5, 6, 7].map((rev) => rangeAt(st, rev)))).toEqual(before);
+        st = await restart(h, st); // close waits for the background compaction
+        expect(await Promise.all([5, 6, 7].map((rev) => rangeAt(st, rev)))).toEqual(before);
+        expect(st.kv.applied().compactedRevision).toBe(5);
+        await st.close();
+        // Kept: a@5 (its last version at or below 5), b@3, c@6 and c@7 (above 5). Dropped: a@1, a@2, the tombstone a@4.
+        expect(await h.rawCount('history')).toBe(4);
+      });
+
       test('a format-2 store is migrated with a version for every key: reads at the revision it starts at see them', async () => {
         const h = await machine();
         const st = await openOn(h);
