@@ -241,4 +241,36 @@ describe('reads, range and cas with a real cluster', () => {
     expect(listed).toMatchObject({ revision: r3, items: [{ key: 'hist/a', value: '2' }, { key: 'hist/b', value: 'x' }] });
     expect((await httpRequest(port, 'GET', '/v1/kv/hist%2Fa?revision=-1')).status).toBe(400);
   }));
+
+  it('compact through the log: every node refuses reads below it (QKV_COMPACTED, HTTP 410), reads above are unchanged, state hashes agree', guarded(async () => {
+    const v1 = (await kv.put('cmp/k', 'one')).revision;
+    const v2 = (await kv.put('cmp/k', 'two')).revision;
+    const v3 = (await kv.put('cmp/k', 'three')).revision;
+    expect(await kv.compact(v2)).toMatchObject({ compactedRevision: v2 });
+    expect(await kv.compact(v1)).toMatchObject({ compactedRevision: v2 }); // idempotent: never goes back
+    const tooFar = await outcome(kv.compact(v3 + 1_000_000));
+    expect(tooFar.ok ? undefined : tooFar.code).toBe('QKV_INVALID_ARGUMENT');
+    for (const n of c.nodes) {
+      const reader = await connectTo(c, { endpoints: [n.address] });
+      others.push(reader);
+      // Stale reads answer from each node's own applied state: wait for the compact to reach it.
+      const below = await waitFor(`compact applied on ${n.id}`, async () => {
+        const r = await outcome(reader.get('cmp/k', { revision: v1, consistency: 'stale' }));
+        return r.ok ? undefined : r;
+      });
+      expect(below.ok ? undefined : below.error).toMatchObject({ code: 'QKV_COMPACTED', compactedRevision: v2 });
+      expect((await reader.get('cmp/k', { revision: v2, consistency: 'stale', as: 'string' }))?.value).toBe('two');
+      const http410 = await httpRequest(n.port, 'GET', `/v1/kv/cmp%2Fk?revision=${v1}&consistency=stale`);
+      expect([http410.status, jsonOf(http410)['compactedRevision']]).toEqual([410, v2]);
+    }
+    // HTTP compact through a follower (forwarded to the leader), then equal state on every node.
+    const leader = await c.waitForLeader();
+    const follower = c.nodes.find((n) => n.id !== leader.id)!;
+    const viaHttp = await httpRequest(follower.port, 'POST', `/v1/compact?revision=${v3}`);
+    expect([viaHttp.status, jsonOf(viaHttp)['compactedRevision']]).toEqual([200, v3]);
+    await waitFor('equal state hashes', async () => {
+      const hashes = await Promise.all(c.nodes.map(async (n) => jsonOf<{ appliedIndex: number; stateHash: string }>(await httpRequest(n.port, 'GET', '/v1/state-hash'))));
+      return new Set(hashes.map((h) => `${h.appliedIndex}/${h.stateHash}`)).size === 1 ? true : undefined;
+    });
+  }));
 });

@@ -24,6 +24,7 @@ import {
   type CasAction,
   type CasCondition,
   type ClusterStatus,
+  type CompactResult,
   type Consistency,
   type HelloResult,
   type LeaderHint,
@@ -317,6 +318,20 @@ export class KvClient {
   range(options: RangeOptions): AsyncIterableIterator<KvItem | KvTextItem> {
     const plan = this.rangePlan(options);
     return this.rangePages(plan, options);
+  }
+
+  /**
+   * Compacts history at `revision` through the log: every node drops the versions no read at
+   * `revision` or later needs, and reads below it fail `QKV_COMPACTED` from then on. Idempotent
+   * (compacting at or below the compacted revision changes nothing), so it is retried freely;
+   * above the current revision: `QKV_INVALID_ARGUMENT`.
+   *
+   * @example `const { revision } = await kv.put('k', 'v'); await kv.compact(revision);`
+   */
+  compact(revision: number, options?: CallOptions): Promise<CompactResult> {
+    const at = checkRevision(revision);
+    if (at.revision === undefined) return Promise.reject(new InvalidArgumentError('compact needs a revision'));
+    return this.execute('compact', () => ({ op: 'compact', revision: at.revision as number }), 'leader', options);
   }
 
   /** The cluster as a node sees it (the leader when known): members, leader, term, warnings. */

@@ -24,6 +24,7 @@ export {
   AbortedError,
   BusyError,
   CasFailedError,
+  CompactedError,
   ClosedError,
   ErrorCode,
   IndeterminateError,
@@ -42,4 +43,4 @@ export {
   writeOutcomeOf,
 } from '@quorumkv/protocol';
 export type { WriteOutcome } from '@quorumkv/protocol';
-export type { BytesLike, ClusterStatus, Consistency, LeaderHint, MemberStatus } from '@quorumkv/protocol';
+export type { BytesLike, ClusterStatus, CompactResult, Consistency, LeaderHint, MemberStatus } from '@quorumkv/protocol';

@@ -8,6 +8,8 @@ import type {
   CasRequest,
   CasResult,
   ClusterStatus,
+  CompactRequest,
+  CompactResult,
   DeleteRequest,
   DeleteResult,
   GetRequest,
@@ -22,6 +24,8 @@ import type {
 export type ArgsOf<R> = Omit<R, 'id' | 'op' | 'timeoutMs'>;
 /** Validated arguments of `get`. */
 export type GetArgs = ArgsOf<GetRequest>;
+/** Validated arguments of `compact`. */
+export type CompactArgs = ArgsOf<CompactRequest>;
 /** Validated arguments of `put`. */
 export type PutArgs = ArgsOf<PutRequest>;
 /** Validated arguments of `delete`. */
@@ -83,4 +87,6 @@ export interface KvService {
   range(args: RangeArgs, ctx: CallContext): Promise<RangeResult>;
   /** This node's view of the cluster; any node answers. */
   status(ctx: CallContext): Promise<ClusterStatus>;
+  /** Compacts history at `args.revision` through the log (idempotent; see CompactRequest). */
+  compact(args: CompactArgs, ctx: CallContext): Promise<CompactResult>;
 }

@@ -200,8 +200,10 @@ function casAction(x: unknown, limits: Limits): CasAction {
   return { kind };
 }
 
-const OPS: readonly Op[] = ['hello', 'get', 'put', 'delete', 'cas', 'range', 'status'];
+const OPS: readonly Op[] = ['hello', 'get', 'put', 'delete', 'cas', 'range', 'status', 'compact'];
+const COMPACT_RESULT_FIELDS = ['compactedRevision', 'revision'];
 const BASE = ['id', 'op', 'timeoutMs'];
+const COMPACT_FIELDS = [...BASE, 'revision'];
 const HELLO_FIELDS = [...BASE, 'version'];
 const GET_FIELDS = [...BASE, 'key', 'consistency', 'revision'];
 const PUT_FIELDS = [...BASE, 'key', 'value', 'session'];
@@ -247,6 +249,9 @@ function requestFields(o: Obj, op: Op, id: number, limits: Limits): ClientReques
     case 'status':
       onlyKeys(o, BASE, 'status');
       return { id, op };
+    case 'compact':
+      onlyKeys(o, COMPACT_FIELDS, 'compact');
+      return { id, op, revision: int(o.revision, 'revision', 0) };
   }
 }
 
@@ -418,6 +423,9 @@ function resultOf<K extends Op>(op: K, o: Obj, limits: Limits): ResultByOp[Op] {
       };
     case 'status':
       return status(o);
+    case 'compact':
+      onlyKeys(o, COMPACT_RESULT_FIELDS, 'compact result');
+      return { compactedRevision: int(o.compactedRevision, 'compactedRevision', 0), revision: int(o.revision, 'revision', 0) };
   }
 }
 

@@ -141,6 +141,15 @@ export interface RangeRequest extends RequestBase {
 export interface StatusRequest extends RequestBase {
   op: 'status';
 }
+/**
+ * Compacts history at `revision` through the log (every node at the same revision): reads below
+ * it fail QKV_COMPACTED from then on. Idempotent: at or below the compacted revision it changes
+ * nothing; above the current revision it is QKV_INVALID_ARGUMENT.
+ */
+export interface CompactRequest extends RequestBase {
+  op: 'compact';
+  revision: number;
+}
 
 /** Any client request. */
 export type ClientRequest =
@@ -150,7 +159,8 @@ export type ClientRequest =
   | DeleteRequest
   | CasRequest
   | RangeRequest
-  | StatusRequest;
+  | StatusRequest
+  | CompactRequest;
 /** The operation names. */
 export type Op = ClientRequest['op'];
 /** The requests that write (and so carry a session). */
@@ -227,6 +237,13 @@ export interface ResultByOp {
   cas: CasResult;
   range: RangeResult;
   status: ClusterStatus;
+  compact: CompactResult;
+}
+
+/** The compacted revision after a compact, and the current revision. */
+export interface CompactResult {
+  compactedRevision: number;
+  revision: number;
 }
 
 /** An error as it travels: a stable code, a message, and code-specific details. */

@@ -13,6 +13,8 @@ export const ADMIN_USAGE = `  member add ID HOST:PORT [--learner] [--zone Z] | m
                                member answers, has storage and votes, keeps up and syncs in time
   snapshot-rate BYTES_PER_SEC  change the snapshot send rate limit on every node (0 = unlimited)
 ${SNAPSHOT_USAGE}
+  compact REVISION             compact history at REVISION on every node (through the log); reads
+                               below it then fail QKV_COMPACTED
 
 common options: --endpoints 127.0.0.1:7001,127.0.0.1:7002 (env QKV_ENDPOINTS; default 127.0.0.1:7001-7003)
                 --timeout-ms N (default 5000)`;
@@ -79,9 +81,18 @@ export async function runAdminCommand(cmd: string, argv: string[]): Promise<numb
       return printResult(await httpCall(c, 'PUT', keyPath(k!), v));
     }
     case 'get': {
-      const c = parseCommon(argv, { stale: { type: 'boolean' } });
-      const [k] = need(c, 1, 'get KEY [--stale]');
-      return printResult(await httpCall(c, 'GET', keyPath(k!) + (c.values.stale ? '?consistency=stale' : '')), true);
+      const c = parseCommon(argv, { stale: { type: 'boolean' }, rev: { type: 'string' } });
+      const [k] = need(c, 1, 'get KEY [--stale] [--rev N]');
+      const query = new URLSearchParams();
+      if (c.values.stale) query.set('consistency', 'stale');
+      if (typeof c.values.rev === 'string') query.set('revision', c.values.rev);
+      const q = query.toString();
+      return printResult(await httpCall(c, 'GET', keyPath(k!) + (q ? `?${q}` : '')), true);
+    }
+    case 'compact': {
+      const c = parseCommon(argv);
+      const [revision] = need(c, 1, 'compact REVISION');
+      return printResult(await httpCall(c, 'POST', `/v1/compact?revision=${encodeURIComponent(revision!)}`));
     }
     case 'del':
     case 'delete': {

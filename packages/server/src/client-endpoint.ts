@@ -393,6 +393,8 @@ class Connection {
       }
       case 'status':
         return svc.status(ctx);
+      case 'compact':
+        return svc.compact({ revision: req.revision }, ctx);
     }
   }
 

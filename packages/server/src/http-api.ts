@@ -110,6 +110,7 @@ export class HttpApi {
     const path = url.pathname;
     if (path.startsWith('/v1/kv/')) return this.kv(req, res, url);
     if (path === '/v1/kv') return this.rangeRoute(req, res, url);
+    if (path === '/v1/compact') return this.only(req, 'POST', () => this.compactRoute(req, res, url));
     if (path === '/v1/status') return this.only(req, 'GET', () => this.sendJson(res, 200, this.statusJson()));
     if (path === '/v1/state-hash') return this.only(req, 'GET', () => this.stateHash(res));
     if (path === '/health') return this.only(req, 'GET', () => this.sendJson(res, 200, { ok: true, id: this.node.id }));
@@ -216,6 +217,15 @@ export class HttpApi {
       watchForwardedRequest(out, hint.id, reject);
       out.end(body);
     });
+  }
+
+  /** POST /v1/compact?revision=n: compacts history at n on every node, through the log (forwarded to the leader like a write). */
+  private async compactRoute(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const { revision } = this.revisionParam(url);
+    if (revision === undefined) throw new InvalidArgumentError('compact needs ?revision=n');
+    if (!this.node.isLeader() && this.node.leaderId() !== null && req.headers[FORWARDED_HEADER] === undefined) return this.forward(req, res, undefined);
+    this.sendJson(res, 200, await this.service.compact({ revision }, this.callContext(req)));
+    this.count('compact', 'ok');
   }
 
   private async rangeRoute(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {

@@ -14,6 +14,8 @@ import {
   type CasArgs,
   type CasResult,
   type ClusterStatus,
+  type CompactArgs,
+  type CompactResult,
   type DeleteArgs,
   type DeleteResult,
   type GetArgs,
@@ -49,6 +51,8 @@ export function throwIfApplyError(r: ApplyResult): void {
       throw new SessionExpiredError(r.message);
     case 'QKV_SESSIONS_FULL':
       throw new BusyError(1000, r.message);
+    case 'QKV_FUTURE_REVISION':
+      throw new InvalidArgumentError(r.message);
     default:
       throw new InternalError(r.message);
   }
@@ -157,6 +161,13 @@ export class NodeKvService implements KvService {
     } finally {
       budget.give(allowance + grown);
     }
+  }
+
+  /** Proposes a compact through the log; every node compacts at the same revision when it applies it. */
+  async compact(args: CompactArgs, ctx: CallContext): Promise<CompactResult> {
+    const r = await this.write({ op: 'compact', revision: args.revision }, ctx);
+    if (r.op !== 'compact') throw new InternalError(`unexpected apply result ${r.op} for compact`);
+    return { compactedRevision: r.compactedRevision, revision: r.revision };
   }
 
   async status(_ctx: CallContext): Promise<ClusterStatus> {
