@@ -16,7 +16,7 @@ const USAGE = `usage: quorumkv <command> [options]
 commands:
   serve        run a node                      (quorumkv serve --help)
   dev          run a local cluster             (quorumkv dev --help)
-  put KEY VALUE | get KEY | del KEY | status   talk to a cluster (--endpoints H:P,...)
+  put KEY VALUE | get KEY [--rev N] | del KEY | status   talk to a cluster (--endpoints H:P,...)
 ${ADMIN_USAGE}`;
 
 async function serve(argv: string[]): Promise<number> {
