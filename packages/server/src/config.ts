@@ -58,6 +58,11 @@ export interface ServeConfig {
   snapshotEntries: number;
   /** Entries kept behind a snapshot for slightly lagging followers. */
   snapshotKeepEntries: number;
+  /**
+   * Revisions of history kept readable: the leader compacts history below revision - this through
+   * the log (history-retention.ts). 0 keeps all history (compact by hand).
+   */
+  historyRetainRevisions: number;
   /** Log compaction also when this many bytes of entries were applied since the last snapshot. */
   snapshotLogBytes: number;
   /** Outgoing snapshot bandwidth per node, bytes per second (0 = unlimited). */
@@ -106,6 +111,7 @@ export const DEFAULTS = {
   requestTimeoutMs: 5000,
   snapshotEntries: 20_000,
   snapshotKeepEntries: 5_000,
+  historyRetainRevisions: 10_000,
   snapshotLogBytes: 64 * 1024 * 1024,
   snapshotRateBytesPerSec: 32 * 1024 * 1024,
   snapshotChunkBytes: 1024 * 1024,
@@ -146,6 +152,7 @@ const SERVE_FLAGS = {
   'request-timeout-ms': { type: 'string' },
   'snapshot-entries': { type: 'string' },
   'snapshot-keep-entries': { type: 'string' },
+  'history-retain-revisions': { type: 'string' },
   'snapshot-log-bytes': { type: 'string' },
   'snapshot-rate': { type: 'string' },
   'snapshot-chunk-bytes': { type: 'string' },
@@ -194,6 +201,9 @@ export const SERVE_USAGE = `usage: QKV_CLUSTER_SECRET=… quorumkv serve --id ID
   --request-timeout-ms N     (default ${DEFAULTS.requestTimeoutMs})
   --snapshot-entries N       applied entries between snapshots (default ${DEFAULTS.snapshotEntries})
   --snapshot-keep-entries N  log entries kept behind a snapshot (default ${DEFAULTS.snapshotKeepEntries})
+  --history-retain-revisions N
+                             revisions of history kept readable; the leader compacts below them
+                             through the log, 0 = keep all (default ${DEFAULTS.historyRetainRevisions})
   --snapshot-log-bytes N     also snapshot after this many bytes of log (default ${DEFAULTS.snapshotLogBytes})
   --snapshot-rate BYTES/S    snapshot send rate limit, 0 = unlimited (default ${DEFAULTS.snapshotRateBytesPerSec})
   --snapshot-chunk-bytes N
@@ -364,6 +374,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     requestTimeoutMs: num('request-timeout-ms', DEFAULTS.requestTimeoutMs, 1, 600_000),
     snapshotEntries,
     snapshotKeepEntries,
+    historyRetainRevisions: num('history-retain-revisions', DEFAULTS.historyRetainRevisions, 0),
     snapshotLogBytes: num('snapshot-log-bytes', DEFAULTS.snapshotLogBytes, 1024),
     snapshotRateBytesPerSec: num('snapshot-rate', DEFAULTS.snapshotRateBytesPerSec, 0),
     // A chunk travels in one transport frame (4 MiB at most), with room for the frame's fields.

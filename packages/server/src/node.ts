@@ -62,6 +62,7 @@ import {
   type LeaderHint,
 } from '@quorumkv/protocol';
 import { CompactionPolicy, confStateOf } from './compaction.js';
+import { historyCompactTarget } from './history-retention.js';
 import type { ServeConfig } from './config.js';
 import { coreLogger, type Logger } from './logger.js';
 import type { NodeMetrics } from './metrics.js';
@@ -204,6 +205,8 @@ export class QuorumKvNode {
   private loopScheduled = false;
   private inTurn = false;
   private stopped = false;
+  /** A retention compact this leader proposed is not answered yet (one at a time). */
+  private compactProposed = false;
   private ticker: NodeJS.Timeout | undefined;
   private fatalError: Error | undefined;
   /** Set while the log is short of the high-water mark (voting suspended, reads refused). */
@@ -422,7 +425,24 @@ export class QuorumKvNode {
     this.recordIncarnations(Date.now());
     this.expireWaiters(Date.now());
     this.refreshGauges();
+    this.retainHistory();
     this.schedule();
+  }
+
+  /** The leader proposes a compact when history exceeds `historyRetainRevisions` (history-retention.ts). */
+  private retainHistory(): void {
+    if (this.role !== 'leader' || this.compactProposed) return;
+    const a = this.store.kv.applied();
+    const revision = historyCompactTarget(a.revision, a.compactedRevision, this.cfg.historyRetainRevisions);
+    if (revision === undefined) return;
+    this.compactProposed = true;
+    // Through a promise: write() may throw at once (not writable), which must not escape the tick.
+    Promise.resolve()
+      .then(() => this.write({ op: 'compact', revision }, { deadlineMs: Date.now() + this.cfg.requestTimeoutMs }))
+      .catch((err: unknown) => this.log.warn({ err, revision }, 'history retention: the compact was not applied; retried on a later tick'))
+      .finally(() => {
+        this.compactProposed = false;
+      });
   }
 
   private refreshGauges(): void {
