@@ -112,6 +112,9 @@ function summary(w: BatchWrites) {
     results: Object.fromEntries([...w.results.values()].map((r) => [`${r.id}#${r.seq}`, r.packed === null ? 'deleted' : 'written'])),
     index: w.applied.index,
     revision: w.applied.revision,
+    compactedRevision: w.applied.compactedRevision,
+    /** Versions in order: key@revision=value with createRevision and version, or key@revision deleted. */
+    history: w.history.map((h) => (h.record ? `${text.decode(h.key)}@${h.revision}=${text.decode(h.record.value)} c${h.record.createRevision} v${h.record.version}` : `${text.decode(h.key)}@${h.revision} deleted`)),
     clockMs: w.applied.clockMs,
   };
 }
@@ -190,6 +193,31 @@ const cases: Case[] = [
     inputs: ['noop', put('a', '1'), { membership: members }, { bytes: new Uint8Array([0xc1]) }, put('a', '2'), 'noop'],
     results: [{ op: 'none' }, { op: 'put', revision: 5, term: 2 }, { op: 'none' }, expect.objectContaining({ op: 'error', code: 'QKV_BAD_COMMAND' }), { op: 'put', revision: 6, term: 2 }, { op: 'none' }],
     writes: { kv: { a: { value: '2', createRevision: 5, modRevision: 6, version: 2 } }, index: 16, revision: 6 },
+  },
+  {
+    name: 'every write leaves a version in history, in revision order; a delete a tombstone; failed cas and deletes of nothing none',
+    state: { kv: { a: rec('x', 1, 1, 1) }, applied: { index: 3, revision: 1 } },
+    inputs: [put('a', '2'), del('a'), del('a'), { op: 'cas', key: b('a'), cond: { absent: true }, then: { op: 'put', value: b('3') } }, { op: 'cas', key: b('a'), cond: { absent: true }, then: { op: 'put', value: b('no') } }],
+    results: [
+      { op: 'put', revision: 2, term: 2 },
+      { op: 'del', deleted: true, revision: 3, term: 2 },
+      { op: 'del', deleted: false, revision: 3, term: 2 },
+      { op: 'cas', succeeded: true, revision: 4, term: 2 },
+      expect.objectContaining({ op: 'cas', succeeded: false, revision: 4 }),
+    ],
+    writes: { history: ['a@2=2 c1 v2', 'a@3 deleted', 'a@4=3 c4 v1'], revision: 4 },
+  },
+  {
+    name: 'compact sets the compacted revision (never lower), does not move the revision, refuses a future revision',
+    state: { applied: { index: 10, revision: 8, compactedRevision: 2 } },
+    inputs: [{ op: 'compact', revision: 5 }, { op: 'compact', revision: 3 }, { op: 'compact', revision: 9 }, put('a', '1')],
+    results: [
+      { op: 'compact', compactedRevision: 5, revision: 8 },
+      { op: 'compact', compactedRevision: 5, revision: 8 },
+      expect.objectContaining({ op: 'error', code: 'QKV_FUTURE_REVISION' }),
+      { op: 'put', revision: 9, term: 2 },
+    ],
+    writes: { index: 14, revision: 9, compactedRevision: 5 },
   },
   {
     name: 'a session retry in a later batch returns its original revision although the revision moved on',
@@ -347,6 +375,8 @@ describe('applyBatch (pure rules, fake view)', () => {
       a: { value: '3', createRevision: 4, modRevision: 13, version: 7 },
       n: { value: '2', createRevision: 12, modRevision: 12, version: 1 },
     });
+    // Every version of a deferred key is completed too, not only its latest record.
+    expect(summary(writes).history).toEqual(['a@11=1 c4 v6', 'n@12=2 c12 v1', 'a@13=3 c4 v7']);
   });
 
   test('a del or cas on a key the view did not read is a programmer error', () => {
