@@ -37,6 +37,9 @@ const requests: ClientRequest[] = [
   { id: 7, op: 'range', prefix: b('user/'), after: b('user/5'), limit: 100, consistency: 'linearizable' },
   { id: 8, op: 'range', start: b('a'), end: b('b'), limit: 1, consistency: 'stale' },
   { id: 9, op: 'status' },
+  { id: 10, op: 'get', key: b('k'), consistency: 'linearizable', revision: 7 },
+  { id: 11, op: 'range', prefix: b('a'), limit: 10, consistency: 'stale', revision: 0 },
+  { id: 12, op: 'compact', revision: 41 },
 ];
 
 describe('requests', () => {
@@ -56,6 +59,9 @@ describe('requests', () => {
     ['unknown field', { id: 1, op: 'get', key: b('k'), sneaky: 1 }, 'QKV_PROTOCOL'],
     ['string key', { id: 1, op: 'get', key: 'k' }, 'QKV_PROTOCOL'],
     ['empty key', { id: 1, op: 'get', key: new Uint8Array() }, 'QKV_INVALID_ARGUMENT'],
+    ['negative revision', { id: 1, op: 'get', key: b('k'), revision: -1 }, 'QKV_INVALID_ARGUMENT'],
+    ['fractional revision (not an integer: a malformed frame)', { id: 1, op: 'range', prefix: b(''), limit: 1, revision: 1.5 }, 'QKV_PROTOCOL'],
+    ['compact without a revision', { id: 1, op: 'compact' }, 'QKV_PROTOCOL'],
     ['key too large', { id: 1, op: 'get', key: new Uint8Array(4097) }, 'QKV_TOO_LARGE'],
     ['value too large', { id: 1, op: 'put', key: b('k'), value: new Uint8Array(limits.maxValueBytes + 1), session }, 'QKV_TOO_LARGE'],
     ['missing session', { id: 1, op: 'put', key: b('k'), value: b('v') }, 'QKV_PROTOCOL'],
@@ -139,6 +145,8 @@ describe('responses', () => {
     ['put', { id: 1, ok: true, result: { revision: 5 } }, 'put'],
     ['delete', { id: 1, ok: true, result: { revision: 6, deleted: true } }, 'delete'],
     ['range', { id: 1, ok: true, result: { items: [], more: false } }, 'range'],
+    ['range at a revision', { id: 1, ok: true, result: { items: [], more: false, revision: 12 } }, 'range'],
+    ['compact', { id: 1, ok: true, result: { compactedRevision: 10, revision: 12 } }, 'compact'],
     [
       'status',
       {
