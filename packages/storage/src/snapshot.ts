@@ -221,6 +221,8 @@ export interface SnapshotStreamSummary {
   /** kv records (keys) and session records. */
   kvRecords: number;
   sessionRecords: number;
+  /** Versions of the retained history (tombstones included). */
+  historyRecords: number;
   /** Bytes of the stream, trailer included. */
   bytes: number;
 }
@@ -238,7 +240,7 @@ export async function inspectSnapshotStream(chunks: AsyncIterable<Uint8Array> | 
   let records = 0;
   let bytes = 0;
   let trailerOk = false;
-  const counts = { kv: 0, session: 0 };
+  const counts = { kv: 0, session: 0, history: 0 };
   for await (const chunk of chunks) {
     bytes += chunk.length;
     pending = pending.length === 0 ? chunk : concat(pending, chunk);
@@ -263,13 +265,16 @@ export async function inspectSnapshotStream(chunks: AsyncIterable<Uint8Array> | 
       } else if (rec.tag === Tag.session) {
         decodeSessionRecordForSnapshot(rec.key, rec.value);
         counts.session++;
+      } else if (rec.tag === Tag.history) {
+        if (rec.value.length > 0) decodeKvRecordForSnapshot(rec.value); // empty: a tombstone
+        counts.history++;
       } else throw new SnapshotCorruptError(`unknown record tag ${rec.tag}`);
     }
     pending = pending.slice(at);
   }
   if (!trailerOk || !header || pending.length > 0) throw new SnapshotCorruptError('the stream is incomplete (truncated: no valid trailer)');
   const info: SnapshotInfo = { ...header.applied, ...(header.membership ? { membership: header.membership } : {}) };
-  return { info, kvRecords: counts.kv, sessionRecords: counts.session, bytes };
+  return { info, kvRecords: counts.kv, sessionRecords: counts.session, historyRecords: counts.history, bytes };
 }
 
 /** Checks a trailer record against the count and digest of the records before it. */
