@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, MIN_CLUSTER_SECRET_LENGTH } from './config.js';
-import { writeDurably } from './identity.js';
+import { writeDurably } from './durable-file.js';
 
 export const DEV_USAGE = `usage: quorumkv dev [--nodes 3] [--base-port 7001] [--data ./data]
 

@@ -13,6 +13,8 @@
 import type { PeerSpec } from './config.js';
 import { isIncarnation, shortIncarnation } from './identity.js';
 import type { Logger } from './logger.js';
+import { sleepOn } from './host-world.js';
+import type { Clock } from './world.js';
 
 /** Between two rounds of probes of the peers that have not answered. */
 const PROBE_ROUND_MS = 500;
@@ -107,12 +109,15 @@ export async function decideFounding(opts: {
   committed: () => boolean;
   log: Logger;
   isStopped: () => boolean;
+  /** Time and the wait between probe rounds (host-world.ts). */
+  clock: Clock;
 }): Promise<FoundingDecision> {
+  const clock = opts.clock;
   const { self, incarnation, log } = opts;
   const majority = Math.floor(opts.peers.length / 2) + 1;
   const unfounded = new Map<string, string>([[self.id, incarnation]]);
   const waiting = new Map<string, string>(opts.peers.filter((p) => p.id !== self.id).map((p) => [p.id, 'not asked yet']));
-  let lastLogMs = Date.now();
+  let lastLogMs = clock.nowMs();
   while (unfounded.size < majority) {
     if (opts.isStopped()) throw new FoundingRefusedError('stopped before the founding handshake finished');
     const answers = await Promise.all(opts.peers.filter((p) => waiting.has(p.id)).map((peer) => askOne(peer, opts.probe)));
@@ -141,14 +146,14 @@ export async function decideFounding(opts: {
       return verdict === 'found' ? { kind: 'found', partners: [] } : { kind: 'join' };
     }
     if (unfounded.size >= majority) break;
-    if (Date.now() - lastLogMs >= WAITING_LOG_EVERY_MS) {
-      lastLogMs = Date.now();
+    if (clock.nowMs() - lastLogMs >= WAITING_LOG_EVERY_MS) {
+      lastLogMs = clock.nowMs();
       log.warn(
         { notFounded: [...unfounded.keys()], waitingFor: Object.fromEntries(waiting), majority },
         'founding: waiting for a majority of the listed peers to answer that they are not founded (never founding without one)',
       );
     }
-    await new Promise((r) => setTimeout(r, PROBE_ROUND_MS));
+    await sleepOn(clock, PROBE_ROUND_MS);
   }
   log.info({ notFounded: [...unfounded.keys()], majority }, 'founding: a majority of the listed peers is not founded; founding the cluster');
   return { kind: 'found', partners: [...unfounded].filter(([id]) => id !== self.id).map(([id, inc]) => ({ id, incarnation: inc })) };

@@ -3,11 +3,13 @@
 // node is". Each is a small file written durably (write a temporary file, fsync it, rename it
 // over the old one, fsync the directory) and read back strictly: a damaged file is a clear error,
 // never a silent reset — forgetting a pin would let another incarnation in.
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+//
+// The files are reached through an injected IdentityFiles (host-world.ts): the data directory in
+// production (fsIdentityFiles, node-production.ts), a map in the simulation.
+import { createHash } from 'node:crypto';
 import { INCARNATION_HEX_LENGTH } from '@quorumkv/transport';
 import { crc32 } from './crc32.js';
+import type { IdentityFiles } from './host-world.js';
 
 const CLUSTER_ID_FILE = 'CLUSTER_ID';
 const INCARNATION_FILE = 'INCARNATION';
@@ -38,35 +40,16 @@ export function shortIncarnation(inc: string): string {
   return inc.slice(0, 8);
 }
 
-/** Writes `text` to dir/name durably (temporary file + fsync + rename + fsync of the directory). */
-export function writeDurably(dir: string, name: string, text: string, mode = 0o644): void {
-  const tmp = join(dir, `${name}.tmp`);
-  const fd = openSync(tmp, 'w', mode);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, join(dir, name));
-  const dfd = openSync(dir, 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
-}
-
 /** `body` followed by a line `crc32 XXXXXXXX` over it. */
 function withChecksum(body: string): string {
   return `${body}\ncrc32 ${crc32(Buffer.from(body)).toString(16).padStart(8, '0')}\n`;
 }
 
 /** Reads a file written by withChecksum; null when absent. */
-function readChecksummed(dir: string, name: string, maxBytes: number): string | null {
-  const f = join(dir, name);
-  if (!existsSync(f)) return null;
-  const text = readFileSync(f, 'utf8');
+function readChecksummed(files: IdentityFiles, name: string, maxBytes: number): string | null {
+  const f = files.describe(name);
+  const text = files.read(name);
+  if (text === null) return null;
   if (text.length > maxBytes) throw new IdentityFileError(`${f} is larger than ${maxBytes} bytes; refusing to start`);
   const m = /^([\s\S]*)\ncrc32 ([0-9a-f]{8})\n$/.exec(text);
   if (!m || crc32(Buffer.from(m[1]!)).toString(16).padStart(8, '0') !== m[2]) {
@@ -79,14 +62,15 @@ function readChecksummed(dir: string, name: string, maxBytes: number): string | 
  * This data directory's incarnation id, made (random, 16 bytes) and written durably the first
  * time the directory is opened. A node that lost its disk gets a new one.
  */
-export function openIncarnation(dataDir: string): { incarnation: string; created: boolean } {
-  const body = readChecksummed(dataDir, INCARNATION_FILE, 1024);
+export function openIncarnation(files: IdentityFiles, newIncarnation: () => string): { incarnation: string; created: boolean } {
+  const body = readChecksummed(files, INCARNATION_FILE, 1024);
   if (body !== null) {
-    if (!isIncarnation(body)) throw new IdentityFileError(`${join(dataDir, INCARNATION_FILE)} does not hold an incarnation id; refusing to start`);
+    if (!isIncarnation(body)) throw new IdentityFileError(`${files.describe(INCARNATION_FILE)} does not hold an incarnation id; refusing to start`);
     return { incarnation: body, created: false };
   }
-  const incarnation = randomBytes(INCARNATION_HEX_LENGTH / 2).toString('hex');
-  writeDurably(dataDir, INCARNATION_FILE, withChecksum(incarnation));
+  const incarnation = newIncarnation();
+  if (!isIncarnation(incarnation)) throw new Error(`newIncarnation() made ${JSON.stringify(incarnation)}, not ${INCARNATION_HEX_LENGTH} hex digits`);
+  files.writeDurably(INCARNATION_FILE, withChecksum(incarnation));
   return { incarnation, created: true };
 }
 
@@ -94,12 +78,12 @@ export function openIncarnation(dataDir: string): { incarnation: string; created
  * Whether this data directory answered "not founded" to a founding peer (founding.ts: it may have
  * been counted, so it founds rather than waits). Durable, so a restart keeps the promise.
  */
-export function foundingPromised(dataDir: string): boolean {
-  return existsSync(join(dataDir, FOUNDING_PROMISE_FILE));
+export function foundingPromised(files: IdentityFiles): boolean {
+  return files.read(FOUNDING_PROMISE_FILE) !== null;
 }
 
-export function recordFoundingPromise(dataDir: string): void {
-  writeDurably(dataDir, FOUNDING_PROMISE_FILE, 'answered "not founded" to a founding peer\n');
+export function recordFoundingPromise(files: IdentityFiles): void {
+  files.writeDurably(FOUNDING_PROMISE_FILE, 'answered "not founded" to a founding peer\n');
 }
 
 /**
@@ -122,14 +106,14 @@ const ORIGIN_TEXT = { founded: 'founded', joined: 'joined', legacy: 'founded-leg
  * state and no file predates ORIGIN: it is recorded as a founder now, durably, so the answer
  * never changes.
  */
-export function openOrigin(dataDir: string, fresh: boolean): Origin | null {
+export function openOrigin(files: IdentityFiles, fresh: boolean): Origin | null {
   if (fresh) return null;
-  const body = readChecksummed(dataDir, ORIGIN_FILE, 1024);
+  const body = readChecksummed(files, ORIGIN_FILE, 1024);
   if (body === ORIGIN_TEXT.founded || body === ORIGIN_TEXT.joined || body === ORIGIN_TEXT.legacy) {
     return { foundedHere: body !== ORIGIN_TEXT.joined, legacy: body === ORIGIN_TEXT.legacy };
   }
-  if (body !== null) throw new IdentityFileError(`${join(dataDir, ORIGIN_FILE)} holds neither "founded" nor "joined"; refusing to start`);
-  writeDurably(dataDir, ORIGIN_FILE, withChecksum(ORIGIN_TEXT.legacy));
+  if (body !== null) throw new IdentityFileError(`${files.describe(ORIGIN_FILE)} holds neither "founded" nor "joined"; refusing to start`);
+  files.writeDurably(ORIGIN_FILE, withChecksum(ORIGIN_TEXT.legacy));
   return { foundedHere: true, legacy: true };
 }
 
@@ -138,8 +122,8 @@ export function openOrigin(dataDir: string, fresh: boolean): Origin | null {
  * joins it. Written again on every decision an empty directory makes (a founder that crashed
  * before its founding entries reached the disk may join on its next start).
  */
-export function recordOrigin(dataDir: string, foundedHere: boolean): void {
-  writeDurably(dataDir, ORIGIN_FILE, withChecksum(foundedHere ? ORIGIN_TEXT.founded : ORIGIN_TEXT.joined));
+export function recordOrigin(files: IdentityFiles, foundedHere: boolean): void {
+  files.writeDurably(ORIGIN_FILE, withChecksum(foundedHere ? ORIGIN_TEXT.founded : ORIGIN_TEXT.joined));
 }
 
 /** The cluster id: a hash of the founding voters (ids and contexts), so differently founded clusters refuse each other. */
@@ -149,16 +133,17 @@ export function clusterIdOf(voters: { id: string; context: string }[]): string {
 }
 
 /** The stored cluster id, or null (never founded, or joined and not yet told). */
-export function readClusterId(dataDir: string): string | null {
-  const f = join(dataDir, CLUSTER_ID_FILE);
-  if (!existsSync(f)) return null;
-  const v = readFileSync(f, 'utf8').trim();
+export function readClusterId(files: IdentityFiles): string | null {
+  const f = files.describe(CLUSTER_ID_FILE);
+  const text = files.read(CLUSTER_ID_FILE);
+  if (text === null) return null;
+  const v = text.trim();
   if (!/^[0-9a-f]{32}$/.test(v)) throw new IdentityFileError(`${f} is damaged (expected 32 hex digits); refusing to start`);
   return v;
 }
 
-export function writeClusterId(dataDir: string, id: string): void {
-  writeDurably(dataDir, CLUSTER_ID_FILE, `${id}\n`);
+export function writeClusterId(files: IdentityFiles, id: string): void {
+  files.writeDurably(CLUSTER_ID_FILE, `${id}\n`);
 }
 
 /** One pin: the incarnation first seen for a peer, and the applied index when it was pinned. */
@@ -176,12 +161,12 @@ interface Pin {
 export class PeerPins {
   private readonly pins = new Map<string, Pin>();
 
-  private constructor(private readonly dataDir: string) {}
+  private constructor(private readonly files: IdentityFiles) {}
 
   /** Loads the pins of a data directory (none when the file is absent). */
-  static open(dataDir: string): PeerPins {
-    const p = new PeerPins(dataDir);
-    const body = readChecksummed(dataDir, PINS_FILE, MAX_PINS_FILE_BYTES);
+  static open(files: IdentityFiles): PeerPins {
+    const p = new PeerPins(files);
+    const body = readChecksummed(files, PINS_FILE, MAX_PINS_FILE_BYTES);
     if (body === null) return p;
     let v: unknown;
     try {
@@ -189,11 +174,11 @@ export class PeerPins {
     } catch {
       v = undefined;
     }
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new IdentityFileError(`${join(dataDir, PINS_FILE)} does not hold a JSON object; refusing to start`);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new IdentityFileError(`${files.describe(PINS_FILE)} does not hold a JSON object; refusing to start`);
     for (const [id, pin] of Object.entries(v as Record<string, unknown>)) {
       const q = pin as Partial<Pin> | null;
       if (!q || !isIncarnation(q.incarnation) || !Number.isSafeInteger(q.sinceIndex)) {
-        throw new IdentityFileError(`${join(dataDir, PINS_FILE)}: bad pin for ${id}; refusing to start`);
+        throw new IdentityFileError(`${files.describe(PINS_FILE)}: bad pin for ${id}; refusing to start`);
       }
       p.pins.set(id, { incarnation: q.incarnation, sinceIndex: q.sinceIndex! });
     }
@@ -230,6 +215,6 @@ export class PeerPins {
   }
 
   private save(): void {
-    writeDurably(this.dataDir, PINS_FILE, withChecksum(JSON.stringify(Object.fromEntries(this.pins))));
+    this.files.writeDurably(PINS_FILE, withChecksum(JSON.stringify(Object.fromEntries(this.pins))));
   }
 }

@@ -147,7 +147,7 @@ export class NodeKvService implements KvService {
     if (!req) return { items: [], more: false, ...(args.revision === undefined ? {} : { revision: args.revision }) };
     const budget = this.rangeBudget;
     const allowance = 2 * (this.node.cfg.maxKeyBytes + this.node.cfg.maxValueBytes + RANGE_ROW_OVERHEAD_BYTES);
-    const waitMs = Math.min(RANGE_BUDGET_WAIT_MS, ctx.deadlineMs - Date.now());
+    const waitMs = Math.min(RANGE_BUDGET_WAIT_MS, ctx.deadlineMs - this.node.clock.nowMs());
     await budget.take(allowance, waitMs, RANGE_BUSY_RETRY_AFTER_MS).catch((e: unknown) => {
       this.node.metrics.busyRejections.inc({ kind: 'range-budget' });
       throw e;

@@ -14,7 +14,6 @@
 //
 // Everything that can pile up has a named maximum (config.ts); past it, writes are refused at
 // once with QKV_BUSY rather than queued.
-import { randomInt } from 'node:crypto';
 import {
   BadMessageError,
   ConfChangeType,
@@ -36,7 +35,6 @@ import {
 } from '@quorumkv/raft';
 import {
   encodeCommandAt,
-  openNodeStore,
   type ApplyItem,
   type ApplyResult,
   type Command,
@@ -50,7 +48,6 @@ import {
   type ReadOptions,
   type RangeRequest,
 } from '@quorumkv/storage';
-import { PeerTransport } from '@quorumkv/transport';
 import {
   BusyError,
   IndeterminateError,
@@ -81,6 +78,8 @@ import {
   writeClusterId,
 } from './identity.js';
 import { decideFounding, replaceProcedure, type FoundingAnswer } from './founding.js';
+import { sleepOn, type NodeWorld, type PeerLink } from './host-world.js';
+import type { Clock, TimerHandle } from './world.js';
 
 /** Apply batches queued behind the log write before the loop waits for them. */
 const MAX_APPLY_BATCHES_IN_FLIGHT = 4;
@@ -168,7 +167,10 @@ export class QuorumKvNode {
   readonly store: NodeStore;
   readonly mem: MemoryStorage;
   readonly raw: RawNode;
-  readonly transport: PeerTransport;
+  readonly transport: PeerLink;
+  /** Time and timers (host-world.ts): the only clock the host reads. */
+  readonly clock: Clock;
+  private readonly world: NodeWorld;
 
   private role: Role = 'follower';
   private leader: string | null = null;
@@ -207,7 +209,7 @@ export class QuorumKvNode {
   private stopped = false;
   /** A retention compact this leader proposed is not answered yet (one at a time). */
   private compactProposed = false;
-  private ticker: NodeJS.Timeout | undefined;
+  private ticker: TimerHandle | undefined;
   private fatalError: Error | undefined;
   /** Set while the log is short of the high-water mark (voting suspended, reads refused). */
   private shortfall: StorageShortfall | null = null;
@@ -261,8 +263,11 @@ export class QuorumKvNode {
     incarnation: string;
     pins: PeerPins;
     foundingPending: boolean;
+    world: NodeWorld;
   }) {
     this.id = args.cfg.id;
+    this.world = args.world;
+    this.clock = args.world.clock;
     this.cfg = args.cfg;
     this.log = args.log;
     this.metrics = args.metrics;
@@ -275,35 +280,31 @@ export class QuorumKvNode {
     this.incarnation = args.incarnation;
     this.pins = args.pins;
     this.foundingPending = args.foundingPending;
-    this.answeredNotFounded = args.foundingPending && foundingPromised(args.cfg.dataDir);
+    this.answeredNotFounded = args.foundingPending && foundingPromised(args.world.identity);
     const cs = args.raw.status().confState;
     this.hasMembership = cs.voters.length + cs.learners.length > 0;
     this.faultFsyncDelayMs = args.cfg.faultFsyncDelayMs;
     this.compaction = new CompactionPolicy(args.cfg, { snapshotIndex: args.mem.snapshot().metadata.index, appliedIndex: args.store.kv.appliedIndex() });
-    this.transport = new PeerTransport({
-      id: this.id,
-      clusterSecret: this.cfg.clusterSecret,
-      peers: this.peerAddresses(),
-      logger: coreLogger(this.log.child({ component: 'transport' })),
-      clusterId: () => this.clusterId,
+    this.transport = args.world.peers({
       incarnation: this.incarnation,
+      clusterId: () => this.clusterId,
       checkIncarnation: (peer, inc) => this.checkIncarnation(peer, inc),
       onProbe: (peer) => this.foundingAnswer(peer),
       onMessage: (m) => this.onPeerMessage(m),
-      onSnapshotConnection: (peer, ws) => {
-        if (this.snapshotAcceptor) this.snapshotAcceptor(peer, ws);
-        else ws.close(1013, 'snapshots not served yet');
-      },
       onPeerDown: (peer) => {
         this.raw.reportUnreachable(peer);
         this.schedule();
       },
     });
+    this.transport.setPeers(this.peerAddresses());
   }
 
-  /** Opens the data directory, restores the core from it, and starts ticking. */
-  static async open(cfg: ServeConfig, log: Logger, metrics: NodeMetrics): Promise<QuorumKvNode> {
-    const store = await openNodeStore(cfg.dataDir, { snapshotChunkBytes: cfg.snapshotChunkBytes, kv: { sessionTtlMs: cfg.sessionTtlMs } });
+  /**
+   * Restores the core from the world's store and identity files (node-production.ts opens the
+   * production world: openProductionNode). Call found() (a founding node) and start() next.
+   */
+  static async open(cfg: ServeConfig, log: Logger, metrics: NodeMetrics, world: NodeWorld): Promise<QuorumKvNode> {
+    const store = world.store;
     try {
       const loaded = await store.log.load();
       reportStorageRepairs(store, loaded, log);
@@ -321,7 +322,7 @@ export class QuorumKvNode {
       }
       mem.append(loaded.entries as Entry[]);
       if (applied < mem.firstIndex() - 1) {
-        throw new Error(`data directory ${cfg.dataDir} is inconsistent: applied index ${applied} is behind the log start ${mem.firstIndex() - 1}`);
+        throw new Error(`data directory ${store.location} is inconsistent: applied index ${applied} is behind the log start ${mem.firstIndex() - 1}`);
       }
       const raw = new RawNode({
         ...defaultConfig,
@@ -330,19 +331,19 @@ export class QuorumKvNode {
         applied,
         electionTicks: cfg.electionTicks,
         heartbeatTicks: cfg.heartbeatTicks,
-        random: { int: (n) => randomInt(n) },
+        random: world.random,
         logger: coreLogger(log.child({ component: 'raft' })),
       });
       // A high-water mark above 0 means this store held entries once: LevelDB lost them, it is not new.
       const fresh = mem.lastIndex() === 0 && loaded.hardState.term === 0 && applied === 0 && store.log.highWaterMark().index === 0;
-      const { incarnation, created } = openIncarnation(cfg.dataDir);
+      const { incarnation, created } = openIncarnation(world.identity, world.newIncarnation);
       if (created) log.info({ incarnation }, 'new data directory: made its incarnation id');
-      const pins = PeerPins.open(cfg.dataDir);
-      const clusterId = readClusterId(cfg.dataDir);
+      const pins = PeerPins.open(world.identity);
+      const clusterId = readClusterId(world.identity);
       const foundingPending = fresh && cfg.initialClusterState === 'new';
-      const origin = openOrigin(cfg.dataDir, fresh);
+      const origin = openOrigin(world.identity, fresh);
       if (origin?.legacy) log.info({}, 'the data directory predates its ORIGIN file: counted as a founder (it votes on its own log, as before)');
-      if (fresh && !foundingPending) recordOrigin(cfg.dataDir, false); // joins: before any entry arrives
+      if (fresh && !foundingPending) recordOrigin(world.identity, false); // joins: before any entry arrives
       if (fresh && !foundingPending) log.info({ incarnation }, 'starting empty; waiting to be added to a cluster (member add); never founding without --initial-cluster-state new');
       if (!fresh) {
         if (cfg.initialClusterState === 'new') log.info({}, '--initial-cluster-state new ignored: the data directory has state; resuming');
@@ -352,7 +353,7 @@ export class QuorumKvNode {
           'node restored from disk',
         );
       }
-      const node = new QuorumKvNode({ cfg, log, metrics, store, mem, raw, members, persisted: hardState, clusterId, incarnation, pins, foundingPending });
+      const node = new QuorumKvNode({ cfg, log, metrics, store, mem, raw, members, persisted: hardState, clusterId, incarnation, pins, foundingPending, world });
       node.foundedHere = origin?.foundedHere ?? false;
       node.checkShortfall();
       return node;
@@ -379,13 +380,14 @@ export class QuorumKvNode {
       committed: () => this.answeredNotFounded,
       log: this.log,
       isStopped: () => this.stopped,
+      clock: this.clock,
     });
     // Pin the partners whose "not founded" answers counted, before this node answers probes as
     // founded (nothing below awaits): their first connection meets the pin.
     if (decision.kind === 'found') for (const p of decision.partners) this.pins.pin(p.id, p.incarnation, 0);
     this.foundingPending = false;
     // Durable before the founding entries (or the leader's) can reach the log.
-    recordOrigin(this.cfg.dataDir, decision.kind === 'found');
+    recordOrigin(this.world.identity, decision.kind === 'found');
     this.foundedHere = decision.kind === 'found';
     if (decision.kind === 'join') {
       this.transport.setPeers(this.peerAddresses());
@@ -397,7 +399,7 @@ export class QuorumKvNode {
     // --peers refuse each other instead of silently writing different logs.
     const voters = this.cfg.peers.map((p) => ({ id: p.id, context: memberContext(p.address) }));
     this.clusterId = clusterIdOf(voters);
-    writeClusterId(this.cfg.dataDir, this.clusterId);
+    writeClusterId(this.world.identity, this.clusterId);
     this.raw.bootstrap(voters);
     // The founding membership, at once: probes are answered with it, and applying entries 1..N
     // (each an AddNode of a member already here) changes nothing, so no peer link is dropped
@@ -412,8 +414,18 @@ export class QuorumKvNode {
   start(): void {
     if (this.foundingPending) throw new Error('start() before found(): the founding handshake has not run');
     this.started = true;
-    this.ticker = setInterval(() => this.onTick(), this.cfg.tickMs);
+    this.armTicker();
     this.schedule();
+  }
+
+  /** One tick every cfg.tickMs; re-armed before the tick runs, so a failing tick does not stop them. */
+  private armTicker(): void {
+    this.ticker = this.clock.setTimer(this.cfg.tickMs, () => {
+      this.ticker = undefined;
+      if (this.stopped) return;
+      this.armTicker();
+      this.onTick();
+    });
   }
 
   // -----------------------------------------------------------------------------------------
@@ -422,8 +434,9 @@ export class QuorumKvNode {
   private onTick(): void {
     if (this.stopped) return;
     this.raw.tick();
-    this.recordIncarnations(Date.now());
-    this.expireWaiters(Date.now());
+    const nowMs = this.clock.nowMs();
+    this.recordIncarnations(nowMs);
+    this.expireWaiters(nowMs);
     this.refreshGauges();
     this.retainHistory();
     this.schedule();
@@ -438,7 +451,7 @@ export class QuorumKvNode {
     this.compactProposed = true;
     // Through a promise: write() may throw at once (not writable), which must not escape the tick.
     Promise.resolve()
-      .then(() => this.write({ op: 'compact', revision }, { deadlineMs: Date.now() + this.cfg.requestTimeoutMs }))
+      .then(() => this.write({ op: 'compact', revision }, { deadlineMs: this.clock.nowMs() + this.cfg.requestTimeoutMs }))
       .catch((err: unknown) => this.log.warn({ err, revision }, 'history retention: the compact was not applied; retried on a later tick'))
       .finally(() => {
         this.compactProposed = false;
@@ -487,7 +500,7 @@ export class QuorumKvNode {
       }
       throw e;
     }
-    this.lastContactMs.set(m.from, Date.now());
+    this.lastContactMs.set(m.from, this.clock.nowMs());
     this.schedule();
   }
 
@@ -495,7 +508,7 @@ export class QuorumKvNode {
   schedule(): void {
     if (this.loopScheduled || this.stopped) return;
     this.loopScheduled = true;
-    setImmediate(this.scheduledTurn);
+    this.world.defer(this.scheduledTurn);
   }
 
   private readonly scheduledTurn = (): void => {
@@ -558,10 +571,10 @@ export class QuorumKvNode {
   }
 
   private async persist(rd: Ready): Promise<void> {
-    const t0 = process.hrtime.bigint();
+    const t0 = this.world.elapsedMs();
     await this.store.log.append({ ...(rd.hardState ? { hardState: rd.hardState } : {}), entries: rd.entries, sync: rd.mustSync });
-    if (this.faultFsyncDelayMs > 0 && rd.mustSync) await sleep(this.faultFsyncDelayMs);
-    if (rd.mustSync) this.metrics.fsyncSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+    if (this.faultFsyncDelayMs > 0 && rd.mustSync) await sleepOn(this.clock, this.faultFsyncDelayMs);
+    if (rd.mustSync) this.metrics.fsyncSeconds.observe((this.world.elapsedMs() - t0) / 1e3);
     if (rd.entries.length > 0) this.metrics.batchEntries.observe(rd.entries.length);
     this.mem.append(rd.entries);
     if (rd.hardState) {
@@ -673,7 +686,7 @@ export class QuorumKvNode {
 
   /** Applies one batch; resolves when its results are computed (and its writers answered). */
   private apply(entries: Entry[], items: ApplyItem[]): Promise<void> {
-    const t0 = process.hrtime.bigint();
+    const t0 = this.world.elapsedMs();
     let computed!: () => void;
     const whenComputed = new Promise<void>((resolve) => (computed = resolve));
     // Writers are answered as soon as the results are computed, before the batch reaches LevelDB
@@ -686,7 +699,7 @@ export class QuorumKvNode {
         },
       })
       .then(() => {
-        this.metrics.applySeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+        this.metrics.applySeconds.observe((this.world.elapsedMs() - t0) / 1e3);
         const applied = entries[entries.length - 1]!.index;
         this.serveReadsUpTo(applied);
         let bytes = 0;
@@ -712,13 +725,13 @@ export class QuorumKvNode {
       this.compacting = undefined;
       const mem = this.mem;
       if (c.ok && c.compactTo > mem.firstIndex() - 1 && c.compactTo <= mem.snapshot().metadata.index) mem.compact(c.compactTo);
-      if (c.ok) this.log.info({ snapshotIndex: c.snapshotIndex, compactedTo: c.compactTo, ms: Math.round(performance.now() - c.startedMs) }, 'log compacted');
+      if (c.ok) this.log.info({ snapshotIndex: c.snapshotIndex, compactedTo: c.compactTo, ms: Math.round(this.world.elapsedMs() - c.startedMs) }, 'log compacted');
     }
     const d = this.compaction.decide(this.mem, this.snapshotHooks?.heldIndex() ?? null);
     if (!d) return;
     this.mem.createSnapshot(d.snapshotIndex, confStateOf(this.members), new Uint8Array(0));
     if (d.compactTo <= this.mem.firstIndex() - 1) return;
-    const started = { ...d, startedMs: performance.now(), done: false, ok: false, landed: Promise.resolve(false) };
+    const started = { ...d, startedMs: this.world.elapsedMs(), done: false, ok: false, landed: Promise.resolve(false) };
     // Synced: it also makes every earlier apply durable.
     started.landed = this.store.log.compact(d.compactTo).then(
       () => true,
@@ -782,8 +795,7 @@ export class QuorumKvNode {
     if (this.fatalError) return;
     this.fatalError = e;
     this.log.fatal({ err: e }, 'fatal error in the host loop; stopping the node (stopping is safer than continuing)');
-    process.exitCode = 70;
-    void this.stop().finally(() => process.exit(70));
+    this.world.onFatal(e);
   }
 
   // -----------------------------------------------------------------------------------------
@@ -793,8 +805,8 @@ export class QuorumKvNode {
   write(cmd: Command, d: Deadline): Promise<WriteResult> {
     this.checkWritable();
     if (this.writes.size >= this.cfg.maxPendingProposals) return this.busy('proposals');
-    // = encodeCommand({ ...cmd, timeMs: Date.now() }), without copying the command (hot path).
-    const data = encodeCommandAt(cmd, Date.now());
+    // = encodeCommand({ ...cmd, timeMs: now }), without copying the command (hot path).
+    const data = encodeCommandAt(cmd, this.clock.nowMs());
     if (this.pendingWriteBytes + data.byteLength > this.cfg.maxPendingProposalBytes) return this.busy('proposal-bytes');
     let at: { index: number; term: number };
     try {
@@ -868,9 +880,9 @@ export class QuorumKvNode {
     if (!this.raw.status().confState.voters.includes(to)) throw new InvalidArgumentError(`${to} is not a voter`);
     this.raw.transferLeader(to);
     this.schedule();
-    while (Date.now() < d.deadlineMs) {
+    while (this.clock.nowMs() < d.deadlineMs) {
       if (this.leader !== null && this.leader !== this.id) return;
-      await sleep(10);
+      await sleepOn(this.clock, 10);
     }
     throw new TimeoutError(`leadership did not move to ${to} before the deadline`);
   }
@@ -926,7 +938,7 @@ export class QuorumKvNode {
       this.failReads(batch, new NoLeaderError());
       return;
     }
-    this.readsByCtx.set(ctxKey(ctx), { reads: batch, submittedAtMs: Date.now() });
+    this.readsByCtx.set(ctxKey(ctx), { reads: batch, submittedAtMs: this.clock.nowMs() });
   }
 
   private onReadStates(states: { index: number; requestCtx: Uint8Array }[]): void {
@@ -1052,7 +1064,7 @@ export class QuorumKvNode {
     const address = this.memberById(peer)?.address ?? this.cfg.peers.find((p) => p.id === peer)?.address ?? 'HOST:PORT';
     // The refused node redials every few seconds; the transport logs each refusal in one line,
     // this explanation comes once per REFUSAL_EXPLAIN_EVERY_MS per peer.
-    const nowMs = Date.now();
+    const nowMs = this.clock.nowMs();
     if (nowMs - (this.refusalExplainedAtMs.get(peer) ?? -Infinity) < REFUSAL_EXPLAIN_EVERY_MS) return refusalReason(peer, incarnation, known);
     this.refusalExplainedAtMs.set(peer, nowMs);
     this.log.warn(
@@ -1071,7 +1083,7 @@ export class QuorumKvNode {
     // A "no" may be counted by the asker: from now on this node founds rather than waits
     // (founding.ts), also after a restart. Written before the answer leaves.
     if (founded === 'no' && !this.answeredNotFounded) {
-      recordFoundingPromise(this.cfg.dataDir);
+      recordFoundingPromise(this.world.identity);
       this.answeredNotFounded = true;
     }
     return {
@@ -1216,9 +1228,9 @@ export class QuorumKvNode {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.ticker) clearInterval(this.ticker);
+    if (this.ticker) this.clock.clearTimer(this.ticker);
     // Let an in-flight write batch finish so the disk is never left mid-batch.
-    for (let i = 0; i < 200 && this.inTurn; i++) await sleep(5);
+    for (let i = 0; i < 200 && this.inTurn; i++) await sleepOn(this.clock, 5);
     await this.appliedAndWritten().catch(() => undefined);
     // Writers still waiting were proposed: their entries sit in this log and maybe in the
     // others', and the cluster may commit them after this node is gone.
@@ -1298,6 +1310,3 @@ function ctxKey(ctx: Uint8Array): string {
   return Buffer.from(ctx.buffer, ctx.byteOffset, ctx.byteLength).toString('latin1');
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}

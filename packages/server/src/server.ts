@@ -12,7 +12,8 @@ import { NodeKvService } from './kv-service.js';
 import { coreLogger, createLogger, type Logger } from './logger.js';
 import { failureDomainWarnings } from './membership.js';
 import { NodeMetrics } from './metrics.js';
-import { QuorumKvNode } from './node.js';
+import type { QuorumKvNode } from './node.js';
+import { openProductionNode } from './node-production.js';
 import { SnapshotManager, snapshotHostOf } from './snapshots.js';
 import { createRealClock } from './world.js';
 import { recordOwnZone } from './zone-record.js';
@@ -30,8 +31,8 @@ export interface RunningServer {
 export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = {}): Promise<RunningServer> {
   const log = opts.logger ?? createLogger(cfg.id, cfg.logLevel);
   const metrics = new NodeMetrics();
-  const node = await QuorumKvNode.open(cfg, log, metrics);
-  const snapshots = new SnapshotManager(snapshotHostOf(node), { dial: (peer) => node.transport.dialSnapshot(peer) }, {
+  const { node, transport } = await openProductionNode(cfg, log, metrics);
+  const snapshots = new SnapshotManager(snapshotHostOf(node), { dial: (peer) => transport.dialSnapshot(peer) }, {
     chunkBytes: cfg.snapshotChunkBytes,
     rateBytesPerSec: cfg.snapshotRateBytesPerSec,
     maxConcurrentSends: cfg.maxConcurrentSnapshotSends,
@@ -42,7 +43,7 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
       ...(cfg.faultSnapshotCutAfterChunks > 0 ? { cutAfterChunks: cfg.faultSnapshotCutAfterChunks } : {}),
     },
   });
-  metrics.registerTransport(() => node.transport.stats());
+  metrics.registerTransport(() => transport.stats());
   metrics.registerCore(() => node.raw.status());
   metrics.registerFailureDomains(() => failureDomainWarnings(node.membership(), { id: node.id, zone: cfg.zone }).length > 0);
   node.snapshotHooks = snapshots;
@@ -83,7 +84,7 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     if (refused.has(socket)) return socket.destroy();
     const path = (req.url ?? '').split('?')[0];
-    if (path === '/raft') node.transport.handleUpgrade(req, socket, head);
+    if (path === '/raft') transport.handleUpgrade(req, socket, head);
     else if (path === '/client') endpoint.handleUpgrade(req, socket, head);
     else {
       socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');

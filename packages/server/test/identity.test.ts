@@ -6,6 +6,11 @@ import { describe, expect, it } from 'vitest';
 import { FoundingRefusedError, decideFounding, type FoundingAnswer } from '../src/founding.js';
 import { IdentityFileError, PeerPins, foundingPromised, openIncarnation, recordFoundingPromise } from '../src/identity.js';
 import { createLogger } from '../src/logger.js';
+import { fsIdentityFiles } from '../src/durable-file.js';
+import { randomBytes } from 'node:crypto';
+import { createRealClock } from '../src/world.js';
+
+const newInc = () => randomBytes(16).toString('hex');
 
 const fresh = () => mkdtempSync(path.join(tmpdir(), 'qkv-identity-'));
 const INC = (c: string) => c.repeat(32);
@@ -13,45 +18,45 @@ const INC = (c: string) => c.repeat(32);
 describe('incarnation file', () => {
   it('is made once, durably, and read back the same', () => {
     const d = fresh();
-    const a = openIncarnation(d);
+    const a = openIncarnation(fsIdentityFiles(d), newInc);
     expect(a.created).toBe(true);
     expect(a.incarnation).toMatch(/^[0-9a-f]{32}$/);
-    expect(openIncarnation(d)).toEqual({ incarnation: a.incarnation, created: false });
-    expect(openIncarnation(fresh()).incarnation).not.toBe(a.incarnation);
+    expect(openIncarnation(fsIdentityFiles(d), newInc)).toEqual({ incarnation: a.incarnation, created: false });
+    expect(openIncarnation(fsIdentityFiles(fresh()), newInc).incarnation).not.toBe(a.incarnation);
   });
 
   it('that is damaged is a clear error, never a new incarnation', () => {
     const d = fresh();
-    openIncarnation(d);
+    openIncarnation(fsIdentityFiles(d), newInc);
     const f = path.join(d, 'INCARNATION');
     writeFileSync(f, readFileSync(f, 'utf8').replace(/^./, (c) => (c === '0' ? '1' : '0')));
-    expect(() => openIncarnation(d)).toThrow(IdentityFileError);
-    expect(() => openIncarnation(d)).toThrow(/checksum mismatch/);
+    expect(() => openIncarnation(fsIdentityFiles(d), newInc)).toThrow(IdentityFileError);
+    expect(() => openIncarnation(fsIdentityFiles(d), newInc)).toThrow(/checksum mismatch/);
   });
 });
 
 describe('founding promise', () => {
   it('is remembered across a restart', () => {
     const d = fresh();
-    expect(foundingPromised(d)).toBe(false);
-    recordFoundingPromise(d);
-    expect(foundingPromised(d)).toBe(true);
+    expect(foundingPromised(fsIdentityFiles(d))).toBe(false);
+    recordFoundingPromise(fsIdentityFiles(d));
+    expect(foundingPromised(fsIdentityFiles(d))).toBe(true);
   });
 });
 
 describe('peer pins', () => {
   it('persist; a removal clears only pins made before it; a damaged file refuses to load', () => {
     const d = fresh();
-    const p = PeerPins.open(d);
+    const p = PeerPins.open(fsIdentityFiles(d));
     p.pin('n2', INC('a'), 5);
     p.pin('n3', INC('b'), 50);
-    const q = PeerPins.open(d);
+    const q = PeerPins.open(fsIdentityFiles(d));
     expect([q.get('n2'), q.get('n3')]).toEqual([INC('a'), INC('b')]);
     expect(q.clear('n3', 40)).toBe(false); // replaying an older removal keeps the newer pin
     expect(q.clear('n2', 6)).toBe(true);
-    expect(PeerPins.open(d).get('n2')).toBeUndefined();
+    expect(PeerPins.open(fsIdentityFiles(d)).get('n2')).toBeUndefined();
     writeFileSync(path.join(d, 'PEER_INCARNATIONS'), readFileSync(path.join(d, 'PEER_INCARNATIONS'), 'utf8').replace('b', 'c'));
-    expect(() => PeerPins.open(d)).toThrow(IdentityFileError);
+    expect(() => PeerPins.open(fsIdentityFiles(d))).toThrow(IdentityFileError);
   });
 });
 
@@ -69,6 +74,7 @@ describe('founding decision', () => {
       log,
       committed: () => opts.committed ?? false,
       isStopped: opts.isStopped ?? (() => false),
+      clock: createRealClock(),
       probe: async (p) => {
         const a = answers[p.id];
         if (a instanceof Error || a === undefined) throw a ?? new Error('unreachable');

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Member, Membership } from '@quorumkv/storage';
+import { fsIdentityFiles } from '../src/durable-file.js';
 import { IdentityFileError, openOrigin, recordOrigin } from '../src/identity.js';
 import { votingSuspension, type VotingFacts } from '../src/membership.js';
 
@@ -73,22 +74,22 @@ describe('ORIGIN: whether this data directory founded the cluster', () => {
 
   it('is undecided while the directory is empty, and then what was recorded', () => {
     const d = dir();
-    expect(openOrigin(d, true)).toBeNull();
-    recordOrigin(d, true);
-    expect(openOrigin(d, false)).toEqual({ foundedHere: true, legacy: false });
-    recordOrigin(d, false); // a founder whose founding entries never reached the disk, joining on its next start
-    expect(openOrigin(d, false)).toEqual({ foundedHere: false, legacy: false });
+    expect(openOrigin(fsIdentityFiles(d), true)).toBeNull();
+    recordOrigin(fsIdentityFiles(d), true);
+    expect(openOrigin(fsIdentityFiles(d), false)).toEqual({ foundedHere: true, legacy: false });
+    recordOrigin(fsIdentityFiles(d), false); // a founder whose founding entries never reached the disk, joining on its next start
+    expect(openOrigin(fsIdentityFiles(d), false)).toEqual({ foundedHere: false, legacy: false });
   });
 
   it('of a directory with state that predates the file counts as founded, durably', () => {
     const d = dir();
-    expect(openOrigin(d, false)).toEqual({ foundedHere: true, legacy: true });
-    expect(openOrigin(d, false)).toEqual({ foundedHere: true, legacy: true });
+    expect(openOrigin(fsIdentityFiles(d), false)).toEqual({ foundedHere: true, legacy: true });
+    expect(openOrigin(fsIdentityFiles(d), false)).toEqual({ foundedHere: true, legacy: true });
   });
 
   it('that is damaged is a clear error, never a guess', () => {
     const d = dir();
     writeFileSync(path.join(d, 'ORIGIN'), 'founded\ncrc32 00000000\n');
-    expect(() => openOrigin(d, false)).toThrow(IdentityFileError);
+    expect(() => openOrigin(fsIdentityFiles(d), false)).toThrow(IdentityFileError);
   });
 });
