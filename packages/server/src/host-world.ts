@@ -84,7 +84,27 @@ export interface NodeWorld {
    * Production stops the node and exits the process with code 70; the simulation records a failure.
    */
   onFatal(err: Error): void;
+  /**
+   * Test-only: a host bug to plant, so the whole-node simulation can show it catches it
+   * (`pnpm sim:node --plant NAME`). Production never sets it.
+   */
+  plant?: HostPlant | undefined;
 }
+
+/** The host bugs the simulation can plant (each a guarded branch in node.ts). */
+export const HOST_PLANTS = [
+  /** A write is answered as soon as it is proposed, before its entry is committed. */
+  'answer-before-commit',
+  /** The send-while-persisting shortcut is used for every Ready, also one with a new term or vote. */
+  'send-before-persist-on-term-change',
+  /** Committed entries are applied before the Ready's entries are persisted. */
+  'apply-before-persist',
+  /** A ReadIndex read is served before the state machine applied up to its read index. */
+  'read-before-applied',
+  /** Writes are proposed without their session, so a retried write is applied again. */
+  'session-dedup-off',
+] as const;
+export type HostPlant = (typeof HOST_PLANTS)[number];
 
 /** Resolves after `ms` of `clock` time. */
 export function sleepOn(clock: Clock, ms: number): Promise<void> {

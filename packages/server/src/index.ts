@@ -4,3 +4,8 @@ export { parseServeConfig, ConfigError, DEFAULTS, type ServeConfig, type PeerSpe
 export { QuorumKvNode, type NodeStatusView } from './node.js';
 export { attachClientEndpoint, type ClientEndpoint, type ClientEndpointOptions } from './client-endpoint.js';
 export { ManualClock, createRealClock, type Clock, type TimerHandle, type Random } from './world.js';
+export { NodeKvService } from './kv-service.js';
+export { ByteBudget } from './admission.js';
+export { NodeMetrics } from './metrics.js';
+export { createSinkLogger, type Logger } from './logger.js';
+export { HOST_PLANTS, memoryIdentityFiles, sleepOn, type HostPlant, type IdentityFiles, type NodeWorld, type PeerLink, type PeerLinkHandlers } from './host-world.js';

@@ -17,3 +17,11 @@ export function coreLogger(log: Logger) {
     error: (fields: Record<string, unknown>, msg: string) => log.error(fields, msg),
   };
 }
+
+/**
+ * A logger that hands each JSON line to `sink` (the whole-node simulation keeps them for its
+ * failure trace). No timestamp: the simulation's lines are identical from run to run.
+ */
+export function createSinkLogger(nodeId: string, level: string, sink: (line: string) => void): Logger {
+  return pino({ level, base: { node: nodeId }, timestamp: false }, { write: sink });
+}

@@ -541,8 +541,11 @@ export class QuorumKvNode {
     // Raft thesis §10.2.1: a leader may send while its own write is in flight — but only if this
     // Ready does not also carry a new term or vote (those must be durable before anyone hears of them).
     const termOrVoteChanged = rd.hardState !== undefined && (rd.hardState.term !== this.persisted.term || rd.hardState.vote !== this.persisted.vote);
-    const sendEarly = this.role === 'leader' && !termOrVoteChanged;
+    const sendEarly = (this.role === 'leader' && !termOrVoteChanged) || this.world.plant === 'send-before-persist-on-term-change';
     if (sendEarly) this.sendMessages(rd.messages);
+    // Planted bug (simulation only): the committed entries are applied before this Ready persists.
+    const applyEarly = this.world.plant === 'apply-before-persist' && rd.committedEntries.length > 0;
+    if (applyEarly) await this.queueApply(rd.committedEntries);
     if (rd.snapshot) {
       await this.appliedAndWritten(); // a snapshot replaces the state: everything before it applies first
       await this.installSnapshot(rd);
@@ -550,7 +553,7 @@ export class QuorumKvNode {
     if (rd.entries.length > 0 || termOrVoteChanged) await this.persist(rd);
     else if (rd.hardState) this.keepCommitInMemory(rd.hardState);
     if (!sendEarly) this.sendMessages(rd.messages);
-    if (rd.committedEntries.length > 0) await this.queueApply(rd.committedEntries);
+    if (rd.committedEntries.length > 0 && !applyEarly) await this.queueApply(rd.committedEntries);
     this.onReadStates(rd.readStates);
     this.raw.advance(rd);
   }
@@ -805,6 +808,7 @@ export class QuorumKvNode {
   write(cmd: Command, d: Deadline): Promise<WriteResult> {
     this.checkWritable();
     if (this.writes.size >= this.cfg.maxPendingProposals) return this.busy('proposals');
+    if (this.world.plant !== undefined) return this.plantedWrite(cmd, d);
     // = encodeCommand({ ...cmd, timeMs: now }), without copying the command (hot path).
     const data = encodeCommandAt(cmd, this.clock.nowMs());
     if (this.pendingWriteBytes + data.byteLength > this.cfg.maxPendingProposalBytes) return this.busy('proposal-bytes');
@@ -817,6 +821,31 @@ export class QuorumKvNode {
       throw e;
     }
     this.schedule();
+    return new Promise<WriteResult>((resolve, reject) => {
+      this.adoptIndex(at.index, { term: at.term, bytes: data.byteLength, deadline: d, resolve, reject });
+      this.pendingWriteBytes += data.byteLength;
+    });
+  }
+
+  /** The write path with a planted bug (simulation only: world.plant is never set in production). */
+  private plantedWrite(cmd: Command, d: Deadline): Promise<WriteResult> {
+    const plant = this.world.plant;
+    // Without its session a retried write is applied again, as with deduplication off.
+    if (plant === 'session-dedup-off' && cmd.session) cmd = { ...cmd, session: undefined } as Command;
+    const data = encodeCommandAt(cmd, this.clock.nowMs());
+    let at: { index: number; term: number };
+    try {
+      at = this.raw.propose(data);
+    } catch (e) {
+      if (e instanceof RaftNotLeaderError) return Promise.reject(this.notLeader());
+      if (e instanceof ProposalDroppedError) return this.busy('raft-dropped', e.message);
+      throw e;
+    }
+    this.schedule();
+    if (plant === 'answer-before-commit') {
+      const r = cmd.op === 'put' ? { op: 'put' as const } : cmd.op === 'del' ? { op: 'del' as const, deleted: true } : { op: 'cas' as const, succeeded: true };
+      return Promise.resolve({ ...r, revision: at.index, term: at.term } as WriteResult);
+    }
     return new Promise<WriteResult>((resolve, reject) => {
       this.adoptIndex(at.index, { term: at.term, bytes: data.byteLength, deadline: d, resolve, reject });
       this.pendingWriteBytes += data.byteLength;
@@ -956,7 +985,7 @@ export class QuorumKvNode {
     if (this.readsAwaitingApply.length === 0) return;
     const keep: { index: number; reads: PendingRead[] }[] = [];
     for (const w of this.readsAwaitingApply) {
-      if (w.index <= applied) {
+      if (w.index <= applied || this.world.plant === 'read-before-applied') {
         this.pendingReadCount -= w.reads.length;
         for (const r of w.reads) r.resolve();
       } else keep.push(w);

@@ -1,0 +1,185 @@
+// The checks of the whole-node simulation, run after every event and at the end. After every
+// event: election safety (one leader per term), committed durability (an index committed
+// anywhere holds the same entry everywhere, forever), leader completeness, the state machine
+// never ahead of the core's commit index, and equal state hashes at equal applied indexes. At the
+// end: every acknowledged write's entry is committed with the term it was answered with, each
+// session write was applied once (its answer names the first committed entry of its session
+// seq), and the client history is linearizable.
+import { decodeCommand, type Command } from '@quorumkv/storage';
+
+const textDecoder = new TextDecoder();
+import { InvariantViolation, SafetyChecker, entryDigest } from '@quorumkv/testkit';
+import { checkLinearizable, pairOps, type Op } from './checker.js';
+import type { SimNodeHost } from './sim-node-host.js';
+import type { AckedWrite } from './workload.js';
+
+/** A failed check: which one, and a sentence a person can check against the trace. */
+export class SimCheckFailure extends Error {
+  constructor(
+    readonly check: string,
+    detail: string,
+  ) {
+    super(`${check}: ${detail}`);
+    this.name = 'SimCheckFailure';
+  }
+}
+
+interface NodeTrack {
+  /** The boot this tracking belongs to (a restart re-checks the node's whole log). */
+  boot: number;
+  checkedCommit: number;
+  appliedSeen: number;
+  leaderTerm: number;
+}
+
+export class SimChecks {
+  private readonly safety = new SafetyChecker();
+  /** digest and term of each committed index, from the first node seen committing it. */
+  private readonly committed: { digest: number; term: number; minTerm: number }[] = [{ digest: 0, term: 0, minTerm: 0 }];
+  private readonly appliedHash = new Map<number, string>();
+  private readonly track = new Map<string, NodeTrack>();
+
+  get maxCommitted(): number {
+    return this.committed.length - 1;
+  }
+
+  /** Runs the per-event checks on every live node. Throws SimCheckFailure. */
+  afterEvent(hosts: SimNodeHost[]): void {
+    for (const h of hosts) {
+      const node = h.node;
+      if (!node || !h.alive()) continue;
+      let t = this.track.get(h.id);
+      if (!t || t.boot !== h.boots) this.track.set(h.id, (t = { boot: h.boots, checkedCommit: 0, appliedSeen: -1, leaderTerm: 0 }));
+      const raft = node.raw.raft;
+      try {
+        if (raft.role === 'leader') this.safety.observeLeader(raft.term, h.id);
+      } catch (e) {
+        throw wrap(e);
+      }
+      this.checkCommitted(h.id, raft, t);
+      if (raft.role === 'leader' && t.leaderTerm !== raft.term) {
+        t.leaderTerm = raft.term;
+        this.checkLeaderCompleteness(h.id, raft);
+      }
+      const applied = node.store.kv.applied();
+      if (applied.index > raft.log.committed) {
+        throw new SimCheckFailure('apply-before-commit', `${h.id} applied index ${applied.index} to its state machine but its core has only ${raft.log.committed} committed`);
+      }
+      // One applied-index story: the stored state never runs ahead of the durable log (or its snapshot).
+      const logEnd = Math.max(node.store.log.lastIndex(), node.mem.snapshot().metadata.index);
+      if (applied.index > logEnd) {
+        throw new SimCheckFailure('apply-before-persist', `${h.id} applied index ${applied.index} but its log on disk ends at ${logEnd}`);
+      }
+      if (applied.index !== t.appliedSeen) {
+        t.appliedSeen = applied.index;
+        const hex = Buffer.from(applied.hash).toString('hex');
+        const known = this.appliedHash.get(applied.index);
+        if (known === undefined) this.appliedHash.set(applied.index, hex);
+        else if (known !== hex) throw new SimCheckFailure('state-hash', `${h.id} has state hash ${hex.slice(0, 12)} at applied index ${applied.index}; another node had ${known.slice(0, 12)}`);
+      }
+    }
+  }
+
+  /**
+   * The commit index a node has acted on: entries handed to the host for applying. The core's
+   * in-memory commit index may run ahead of the leader's own durable log while its write is in
+   * flight (the leader counts itself when it appends); the host acts on a commit — applies,
+   * answers, tells followers — only through the next Ready, after that write landed.
+   */
+  private checkCommitted(id: string, raft: NonNullable<SimNodeHost['node']>['raw']['raft'], t: NodeTrack): void {
+    const commit = raft.log.applied;
+    if (commit <= t.checkedCommit) return;
+    const from = Math.max(t.checkedCommit + 1, raft.log.firstIndex());
+    const entries = raft.log.slice(from, commit + 1, Number.MAX_SAFE_INTEGER);
+    for (const e of entries) {
+      const digest = entryDigest(e.index, e.term, e.type, e.data);
+      const known = this.committed[e.index];
+      if (known === undefined) {
+        if (e.index !== this.committed.length) throw new SimCheckFailure('committed-durability', `${id} committed index ${e.index} before anyone committed ${this.committed.length}`);
+        this.committed.push({ digest, term: e.term, minTerm: raft.term });
+      } else if (known.digest !== digest) {
+        throw new SimCheckFailure('committed-durability', `${id} has committed index ${e.index} with an entry of term ${e.term}; index ${e.index} was committed before with term ${known.term}`);
+      } else if (raft.term < known.minTerm) known.minTerm = raft.term;
+    }
+    t.checkedCommit = commit;
+  }
+
+  /** A leader of term T holds every entry committed in an earlier term (Leader Completeness). */
+  private checkLeaderCompleteness(id: string, raft: NonNullable<SimNodeHost['node']>['raw']['raft']): void {
+    const first = raft.log.firstIndex();
+    for (let i = this.committed.length - 1; i >= Math.max(1, first); i--) {
+      const c = this.committed[i]!;
+      if (c.minTerm >= raft.term) continue;
+      if (i > raft.log.lastIndex()) throw new SimCheckFailure('leader-completeness', `${id} became leader of term ${raft.term} without index ${i}, committed in term ${c.minTerm}`);
+      const e = raft.log.slice(i, i + 1, Number.MAX_SAFE_INTEGER)[0]!;
+      if (entryDigest(e.index, e.term, e.type, e.data) !== c.digest) {
+        throw new SimCheckFailure('leader-completeness', `${id} became leader of term ${raft.term} with another entry at committed index ${i}`);
+      }
+      return; // logs match up to the newest such entry (Log Matching), so one comparison covers the rest
+    }
+  }
+
+  /** Every acknowledged write's entry was committed, with the term its answer named. */
+  checkAckedDurable(acked: AckedWrite[]): void {
+    for (const a of acked) {
+      const c = this.committed[a.revision];
+      if (!c) throw new SimCheckFailure('acked-write-lost', `${a.session} seq ${a.seq} (${a.key}) was acknowledged at index ${a.revision} term ${a.term}, but index ${a.revision} was never committed (committed up to ${this.maxCommitted})`);
+      if (c.term !== a.term) throw new SimCheckFailure('acked-write-lost', `${a.session} seq ${a.seq} (${a.key}) was acknowledged at index ${a.revision} term ${a.term}, but index ${a.revision} committed with term ${c.term}`);
+    }
+  }
+
+  /**
+   * Each acknowledged write was applied once: its answer names the FIRST committed entry of that
+   * operation — found by its value for puts and cas (every operation writes a value of its own),
+   * by its session seq for deletes. A retry applied again would answer with a later entry.
+   */
+  checkExactlyOnce(acked: AckedWrite[], host: SimNodeHost): void {
+    const raft = host.node!.raw.raft;
+    const firstBySession = new Map<string, number>();
+    const firstByValue = new Map<string, number>();
+    const entries = raft.log.slice(raft.log.firstIndex(), raft.log.committed + 1, Number.MAX_SAFE_INTEGER);
+    for (const e of entries) {
+      if (e.type !== 0 || e.data.byteLength === 0) continue;
+      let cmd: Command;
+      try {
+        cmd = decodeCommand(e.data);
+      } catch {
+        continue;
+      }
+      if (cmd.session) {
+        const k = `${cmd.session.id}/${cmd.session.seq}`;
+        if (!firstBySession.has(k)) firstBySession.set(k, e.index);
+      }
+      const value = cmd.op === 'put' ? cmd.value : cmd.op === 'cas' && cmd.then.op === 'put' ? cmd.then.value : undefined;
+      if (value) {
+        const k = `${textDecoder.decode(cmd.key)}=${textDecoder.decode(value)}`;
+        if (!firstByValue.has(k)) firstByValue.set(k, e.index);
+      }
+    }
+    for (const a of acked) {
+      const f = a.value !== null ? firstByValue.get(`${a.key}=${a.value}`) : firstBySession.get(`${a.session}/${a.seq}`);
+      if (f !== undefined && f !== a.revision) {
+        throw new SimCheckFailure(
+          'exactly-once',
+          `${a.session} seq ${a.seq} (${a.f} ${a.key}) was answered with revision ${a.revision} after ${a.attempts} attempt(s), but its first committed entry is ${f}: it was applied again`,
+        );
+      }
+    }
+  }
+
+  /** The client history is linearizable (a deterministic verdict: no time budget). */
+  checkLinearizable(history: Op[]): { ops: number } {
+    const pairs = pairOps(history);
+    const r = checkLinearizable(pairs, { nowMs: () => 0 });
+    if (r.valid === false) {
+      const f = r.evidence.failures[0]!;
+      throw new SimCheckFailure('linearizability', f.explanation);
+    }
+    return { ops: r.evidence.opsChecked };
+  }
+}
+
+function wrap(e: unknown): Error {
+  if (e instanceof InvariantViolation) return new SimCheckFailure(e.invariant, e.message);
+  return e as Error;
+}

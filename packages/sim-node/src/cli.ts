@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+// pnpm sim:node [--seeds N] [--seed S] [--nodes 3|5] [--seconds T] [--plant NAME] [--quiet]
+// Runs N whole-node simulation seeds from S. Exits 1 on the first failing seed, printing the
+// command that replays it and the last events; with --plant it exits 0 only when the bug is found.
+import { parseArgs } from 'node:util';
+import { HOST_PLANTS, type HostPlant } from '@quorumkv/server';
+import { runSimNode, type SimNodeResult } from './run.js';
+
+const USAGE = `usage: pnpm sim:node [--seeds N] [--seed S] [--nodes 3|5] [--seconds T] [--plant ${HOST_PLANTS.join('|')}] [--quiet]`;
+
+function fail(msg: string): never {
+  console.error(`${msg}\n${USAGE}`);
+  process.exit(2);
+}
+
+function intFlag(v: string | undefined, name: string, dflt: number, min: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < min) fail(`--${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function replay(r: SimNodeResult, a: { nodes?: number; seconds: number; plant?: string }): string {
+  return `pnpm sim:node --seed ${r.seed} --seeds 1${a.nodes ? ` --nodes ${a.nodes}` : ''} --seconds ${a.seconds}${a.plant ? ` --plant ${a.plant}` : ''}`;
+}
+
+async function main(): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        seeds: { type: 'string' },
+        seed: { type: 'string' },
+        nodes: { type: 'string' },
+        seconds: { type: 'string' },
+        plant: { type: 'string' },
+        quiet: { type: 'boolean' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const seeds = intFlag(values.seeds, 'seeds', 1, 1);
+  const first = intFlag(values.seed, 'seed', Date.now() % 1_000_000, 0);
+  const nodes = values.nodes === undefined ? undefined : intFlag(values.nodes, 'nodes', 3, 1);
+  if (nodes !== undefined && nodes !== 3 && nodes !== 5) fail('--nodes must be 3 or 5');
+  const seconds = intFlag(values.seconds, 'seconds', 30, 1);
+  const plant = values.plant as HostPlant | undefined;
+  if (plant !== undefined && !HOST_PLANTS.includes(plant)) fail(`unknown --plant ${plant}`);
+  console.log(`sim:node: ${seeds} seed(s) from ${first}, ${nodes ?? '3 or 5'} nodes, ${seconds} s of faults each${plant ? `, planted bug ${plant}` : ''}`);
+  const t0 = performance.now();
+  let simSeconds = 0;
+  let ops = 0;
+  for (let i = 0; i < seeds; i++) {
+    const seed = first + i;
+    const r = await runSimNode({ seed, ...(nodes ? { nodes } : {}), chaosSeconds: seconds, ...(plant ? { plant } : {}) });
+    simSeconds += r.stats.simSeconds;
+    ops += r.stats.ops;
+    const s = r.stats;
+    if (!values.quiet || !r.ok) {
+      console.log(
+        `seed ${seed}: ${r.ok ? 'ok' : 'FAILED'} — ${s.nodes} nodes, ${s.simSeconds.toFixed(1)} sim s, ${s.ops} ops (${s.opsOk} ok, ${s.opsInfo} unknown, ${s.retries} retries), ` +
+          `${s.crashes} crashes (${s.lostUnsyncedBatches} unsynced batches lost), ${s.partitions} partitions, committed ${s.maxCommitted}, ${s.linearizableOpsChecked} ops checked linearizable, digest ${r.digest}`,
+      );
+    }
+    if (!r.ok) {
+      console.log(`\n${r.failure!.message}\n\nlast events:\n  ${r.trace.join('\n  ')}\n\nreplay: ${replay(r, { ...(nodes ? { nodes } : {}), seconds, ...(plant ? { plant } : {}) })}`);
+      if (plant) {
+        console.log(`\nplanted bug ${plant} found by seed ${seed} (${i + 1} seed(s) run)`);
+        process.exit(0);
+      }
+      process.exit(1);
+    }
+  }
+  const wall = (performance.now() - t0) / 1000;
+  console.log(`${seeds} seed(s) passed: ${simSeconds.toFixed(0)} simulated s in ${wall.toFixed(1)} wall s (${(simSeconds / wall).toFixed(1)}x real time), ${ops} client ops`);
+  if (plant) {
+    console.log(`planted bug ${plant} NOT found in ${seeds} seed(s)`);
+    process.exit(1);
+  }
+}
+
+void main();

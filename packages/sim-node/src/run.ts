@@ -1,0 +1,288 @@
+// One seed of the whole-node simulation: N production nodes on memory disks, a simulated network
+// and clock, clients, and a nemesis (partitions, crashes with power loss, a rough network),
+// then a healed liveness phase and the final checks. Everything random comes from the seed.
+import { Prng, fnv1a } from '@quorumkv/testkit';
+import { SimCheckFailure, SimChecks } from './checks.js';
+import { CALM_NETWORK, ROUGH_NETWORK, SimNet } from './network.js';
+import type { HostPlant } from '@quorumkv/server';
+import { SimScheduler } from './scheduler.js';
+import { SimNodeHost } from './sim-node-host.js';
+import { Workload } from './workload.js';
+
+export interface SimNodeOptions {
+  seed: number;
+  /** Nodes in the cluster (3 or 5). Default: 3 or 5, from the seed. */
+  nodes?: number;
+  /** Simulated seconds of faults and load before the healed phase. Default 30. */
+  chaosSeconds?: number;
+  clients?: number;
+  /** A host bug to plant (plants.ts); the run should then fail. */
+  plant?: HostPlant;
+  /** Trace lines kept for a failure report. */
+  traceLines?: number;
+}
+
+export interface SimNodeStats {
+  nodes: number;
+  simSeconds: number;
+  events: number;
+  ops: number;
+  opsOk: number;
+  opsInfo: number;
+  retries: number;
+  crashes: number;
+  partitions: number;
+  lostUnsyncedBatches: number;
+  maxCommitted: number;
+  linearizableOpsChecked: number;
+  messages: number;
+}
+
+export interface SimNodeResult {
+  seed: number;
+  ok: boolean;
+  failure?: { check: string; message: string };
+  stats: SimNodeStats;
+  /** The last events before the end (or the failure), oldest first. */
+  trace: string[];
+  /** A digest of the whole client history and the final state: equal runs have equal digests. */
+  digest: string;
+}
+
+/** Sim time to elect the first leader before the workload starts, ms. */
+const SETUP_MS = 5_000;
+/** After healing, a leader and progress must appear within this bound, ms. */
+export const LIVENESS_BOUND_MS = 10_000;
+/** Time for in-flight client operations to finish once the workload stops, ms. */
+const SETTLE_MS = 2_000;
+/** A crashed node stays down this long (ms range). */
+const DOWNTIME_MS = { min: 300, max: 3_000 };
+/** Time between two nemesis actions (ms range). */
+const NEMESIS_GAP_MS = { min: 500, max: 2_500 };
+
+class Ring {
+  private readonly lines: string[] = [];
+  constructor(private readonly cap: number) {}
+  add(line: string): void {
+    this.lines.push(line);
+    if (this.lines.length > this.cap * 2) this.lines.splice(0, this.lines.length - this.cap);
+  }
+  last(): string[] {
+    return this.lines.slice(-this.cap);
+  }
+}
+
+export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
+  const root = new Prng(opts.seed);
+  const nodes = opts.nodes ?? (root.fork(1).chance(0.5) ? 3 : 5);
+  const chaosMs = (opts.chaosSeconds ?? 30) * 1000;
+  const ring = new Ring(opts.traceLines ?? 60);
+  const sched = new SimScheduler();
+  const note = (line: string) => ring.add(`${(sched.nowMs() / 1000).toFixed(3)}s ${line}`);
+  const net = new SimNet(sched, root.fork(2), note);
+  const ids = Array.from({ length: nodes }, (_, i) => `n${i + 1}`);
+  let fatal: SimCheckFailure | undefined;
+  const hostRng = root.fork(3);
+  const hosts = ids.map(
+    (id) =>
+      new SimNodeHost(id, {
+        sched,
+        net,
+        rng: hostRng,
+        ids,
+        note,
+        plant: opts.plant,
+        onFatal: (nid, err) => {
+          fatal ??= new SimCheckFailure('host-fatal', `${nid}'s host loop stopped: ${err.stack ?? err.message}`);
+        },
+      }),
+  );
+  const checks = new SimChecks();
+  const workload = new Workload(sched, root.fork(4), hosts, opts.clients ?? 4, note, (what) => {
+    fatal ??= new SimCheckFailure('stale-read', what);
+  });
+  const stats: SimNodeStats = {
+    nodes,
+    simSeconds: 0,
+    events: 0,
+    ops: 0,
+    opsOk: 0,
+    opsInfo: 0,
+    retries: 0,
+    crashes: 0,
+    partitions: 0,
+    lostUnsyncedBatches: 0,
+    maxCommitted: 0,
+    linearizableOpsChecked: 0,
+    messages: 0,
+  };
+  let failure: SimCheckFailure | undefined;
+  const afterEach = () => {
+    if (failure) return;
+    if (fatal) failure = fatal;
+    else {
+      try {
+        checks.afterEvent(hosts);
+      } catch (e) {
+        failure = e instanceof SimCheckFailure ? e : new SimCheckFailure('check-error', (e as Error).stack ?? String(e));
+      }
+    }
+  };
+  const stop = () => failure !== undefined;
+  const bootFailed = (h: SimNodeHost) => (e: unknown) => {
+    fatal ??= new SimCheckFailure('boot', `${h.id} failed to boot: ${(e as Error).stack ?? String(e)}`);
+  };
+
+  // Setup: every node founds (the production founding handshake) and a leader is elected.
+  for (const h of hosts) sched.after(0, () => void h.boot().catch(bootFailed(h)));
+  await sched.runUntil(SETUP_MS, afterEach, stop);
+
+  // Chaos: load plus faults. The first crash and the first partition are forced into the run.
+  const nem = root.fork(5);
+  const restartLater = (h: SimNodeHost) => {
+    const downMs = nem.range(DOWNTIME_MS.min, DOWNTIME_MS.max);
+    sched.after(downMs, () => {
+      note(`nemesis: restart ${h.id}`);
+      void h.boot().catch(bootFailed(h));
+    });
+  };
+  const crash = (victims: SimNodeHost[], why: string) => {
+    const live = victims.filter((h) => h.alive());
+    if (live.length === 0) return;
+    stats.crashes++;
+    let lost = 0;
+    for (const h of live) {
+      lost += h.crash();
+      restartLater(h);
+    }
+    stats.lostUnsyncedBatches += lost;
+    note(`nemesis: crash ${why}: ${live.map((h) => h.id).join(',')} (power loss: ${lost} unsynced batches dropped)`);
+  };
+  const leaderHost = () => hosts.find((h) => h.alive() && h.node?.isLeader());
+  const partition = (kind: number) => {
+    stats.partitions++;
+    net.healAll();
+    const shuffled = nem.shuffle([...ids]);
+    if (kind === 0) {
+      // symmetric: a minority side and a majority side
+      const cut = 1 + nem.int(Math.floor(nodes / 2));
+      const a = shuffled.slice(0, cut);
+      const b = shuffled.slice(cut);
+      for (const x of a) for (const y of b) (net.block(x, y), net.block(y, x));
+    } else if (kind === 1) {
+      // the leader isolated
+      const l = leaderHost()?.id ?? shuffled[0]!;
+      for (const y of ids) if (y !== l) (net.block(l, y), net.block(y, l));
+    } else {
+      // one-way: one node hears nobody (it still sends)
+      const x = shuffled[0]!;
+      for (const y of ids) if (y !== x) net.block(y, x);
+    }
+    note(`nemesis: partition ${['symmetric', 'leader-isolated', 'one-way'][kind]}: ${net.describePartitions()}`);
+  };
+  const actions: Array<() => void> = [
+    () => partition(nem.int(3)),
+    () => {
+      net.healAll();
+      note('nemesis: heal partitions');
+    },
+    () => crash([nem.pick(hosts)], 'one node'),
+    () => {
+      const l = leaderHost();
+      if (l) crash([l], 'the leader');
+    },
+    () => crash(nem.shuffle([...hosts]).slice(0, Math.floor(nodes / 2) + 1), 'a majority'),
+    () => {
+      if (nem.chance(0.3)) crash(hosts, 'all nodes at once');
+    },
+    () => {
+      net.faults = net.faults === ROUGH_NETWORK ? CALM_NETWORK : ROUGH_NETWORK;
+      note(`nemesis: network ${net.faults === ROUGH_NETWORK ? 'rough (delay up to 40 ms, 5 % loss, 3 % duplicates)' : 'calm'}`);
+    },
+  ];
+  const chaosStart = sched.nowMs();
+  const chaosEnd = chaosStart + chaosMs;
+  const firstCrashAt = chaosStart + nem.range(1_000, Math.max(1_001, Math.floor(chaosMs / 3)));
+  const firstPartitionAt = chaosStart + nem.range(Math.floor(chaosMs / 3), Math.max(Math.floor(chaosMs / 3) + 1, Math.floor((2 * chaosMs) / 3)));
+  sched.after(firstCrashAt - sched.nowMs(), () => crash([nem.pick(hosts)], 'one node'));
+  sched.after(firstPartitionAt - sched.nowMs(), () => partition(nem.int(3)));
+  const nemesisStep = () => {
+    if (sched.nowMs() >= chaosEnd) return;
+    nem.pick(actions)();
+    sched.after(nem.range(NEMESIS_GAP_MS.min, NEMESIS_GAP_MS.max), nemesisStep);
+  };
+  sched.after(nem.range(NEMESIS_GAP_MS.min, NEMESIS_GAP_MS.max), nemesisStep);
+  workload.start();
+  await sched.runUntil(chaosEnd, afterEach, stop);
+
+  // Healed: no partition, calm network, every node up. A leader and progress within the bound.
+  if (!failure) {
+    net.healAll();
+    net.faults = CALM_NETWORK;
+    note('nemesis: heal everything; liveness phase');
+    // Crashed nodes come back by their own restart timers (at most DOWNTIME_MS.max from now).
+    const healedAt = sched.nowMs();
+    const commitAtHeal = checks.maxCommitted;
+    let live = false;
+    await sched.runUntil(healedAt + LIVENESS_BOUND_MS, afterEach, () => {
+      if (failure) return true;
+      live = hosts.every((h) => h.alive() && h.node) && leaderHost() !== undefined && checks.maxCommitted > commitAtHeal && converged(hosts);
+      return live;
+    });
+    if (!failure && !live) {
+      failure = new SimCheckFailure(
+        'liveness',
+        `${LIVENESS_BOUND_MS} ms after healing: leader ${leaderHost()?.id ?? 'none'}, committed ${checks.maxCommitted} (was ${commitAtHeal}), applied ${hosts.map((h) => `${h.id}=${h.node?.store.kv.appliedIndex() ?? 'down'}`).join(' ')}`,
+      );
+    }
+  }
+  workload.stop();
+  if (!failure) await sched.runUntil(sched.nowMs() + SETTLE_MS, afterEach, stop);
+
+  // Final checks.
+  if (!failure) {
+    try {
+      checks.checkAckedDurable(workload.acked);
+      const best = hosts.reduce((a, b) => ((b.node?.raw.raft.log.committed ?? -1) > (a.node?.raw.raft.log.committed ?? -1) ? b : a));
+      checks.checkExactlyOnce(workload.acked, best);
+      stats.linearizableOpsChecked = checks.checkLinearizable(workload.history).ops;
+    } catch (e) {
+      failure = e instanceof SimCheckFailure ? e : new SimCheckFailure('check-error', (e as Error).stack ?? String(e));
+    }
+  }
+  Object.assign(stats, {
+    simSeconds: sched.nowMs() / 1000,
+    events: sched.eventsRun,
+    ops: workload.stats.invoked,
+    opsOk: workload.stats.ok,
+    opsInfo: workload.stats.info,
+    retries: workload.stats.retries,
+    maxCommitted: checks.maxCommitted,
+    messages: net.stats.sent,
+  });
+  return {
+    seed: opts.seed,
+    ok: failure === undefined,
+    ...(failure ? { failure: { check: failure.check, message: failure.message } } : {}),
+    stats,
+    trace: ring.last(),
+    digest: digestOf(workload.history, hosts),
+  };
+}
+
+/** Every node is up and has applied the same index, equal to the leader's commit. */
+function converged(hosts: SimNodeHost[]): boolean {
+  const applied = hosts.map((h) => h.node?.store.kv.appliedIndex() ?? -1);
+  const commit = Math.max(...hosts.map((h) => h.node?.raw.raft.log.committed ?? -1));
+  return applied.every((a) => a === commit);
+}
+
+/** fnv1a over the client history and every node's applied index and state hash. */
+function digestOf(history: unknown[], hosts: SimNodeHost[]): string {
+  let h = fnv1a(new TextEncoder().encode(JSON.stringify(history)));
+  for (const x of hosts) {
+    const a = x.node?.store.kv.applied();
+    h = fnv1a(new TextEncoder().encode(a ? `${x.id}:${a.index}:${Buffer.from(a.hash).toString('hex')}` : `${x.id}:down`), h);
+  }
+  return (h >>> 0).toString(16).padStart(8, '0');
+}

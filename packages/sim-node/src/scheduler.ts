@@ -1,0 +1,110 @@
+// The simulation's only source of time: a seeded, single-threaded event queue. Every timer of
+// every node, every network delivery and every client step is an event at a simulated instant;
+// events at one instant run in the order they were scheduled. After each event the scheduler lets
+// the event loop's microtasks run to completion (the memory store is all promises, no I/O), so an
+// event's whole consequence settles before the next event: same seed, same order, same trace.
+import type { Clock, TimerHandle } from '@quorumkv/server';
+
+interface SimEvent {
+  atMs: number;
+  seq: number;
+  fn: () => void;
+}
+
+/** Something that may die (a crashed node): its pending timers then never run. */
+export interface Liveness {
+  alive(): boolean;
+}
+
+/** Resolves once every microtask queued so far (and those they queue) has run. */
+function drainMicrotasks(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+export class SimScheduler {
+  private now = 0;
+  private seq = 0;
+  private readonly heap: SimEvent[] = [];
+  private readonly cancelled = new Set<number>();
+  /** Events run so far. */
+  eventsRun = 0;
+
+  nowMs(): number {
+    return this.now;
+  }
+
+  /** Schedules `fn` at `delayMs` from now (0: after the events already due now); returns its id. */
+  after(delayMs: number, fn: () => void): number {
+    const ev = { atMs: this.now + Math.max(0, delayMs), seq: ++this.seq, fn };
+    this.push(ev);
+    return ev.seq;
+  }
+
+  cancel(id: number): void {
+    this.cancelled.add(id);
+  }
+
+  /** A Clock for one node: its timers are dropped once `owner` is dead (crashed). */
+  clockFor(owner: Liveness): Clock {
+    return {
+      nowMs: () => this.now,
+      setTimer: (ms, fn): TimerHandle => ({ timerId: this.after(ms, () => owner.alive() && fn()) }),
+      clearTimer: (h) => this.cancel(h.timerId),
+    };
+  }
+
+  /**
+   * Runs events up to `untilMs` (inclusive), settling microtasks after each, and calls `afterEach`
+   * (the checks) after every event. Stops early when `stop()` returns true after an event.
+   */
+  async runUntil(untilMs: number, afterEach: () => void, stop: () => boolean = () => false): Promise<void> {
+    while (this.heap.length > 0 && this.heap[0]!.atMs <= untilMs) {
+      const ev = this.pop();
+      if (this.cancelled.delete(ev.seq)) continue;
+      this.now = ev.atMs;
+      this.eventsRun++;
+      ev.fn();
+      await drainMicrotasks();
+      afterEach();
+      if (stop()) return;
+    }
+    this.now = Math.max(this.now, untilMs);
+  }
+
+  private push(ev: SimEvent): void {
+    const h = this.heap;
+    h.push(ev);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!before(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+
+  private pop(): SimEvent {
+    const h = this.heap;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length > 0) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && before(h[l]!, h[m]!)) m = l;
+        if (r < h.length && before(h[r]!, h[m]!)) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m]!, h[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+function before(a: SimEvent, b: SimEvent): boolean {
+  return a.atMs < b.atMs || (a.atMs === b.atMs && a.seq < b.seq);
+}

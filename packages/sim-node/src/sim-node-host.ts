@@ -1,0 +1,152 @@
+// One simulated machine: a MemoryDisk that survives crashes (keeping only what was synced), the
+// identity files, and the production QuorumKvNode booted on them with a simulated world. A crash
+// abandons the node object (its timers and messages die with it) and power-fails the disk.
+import { DEFAULTS, type HostPlant, NodeKvService, ByteBudget, NodeMetrics, QuorumKvNode, createSinkLogger, memoryIdentityFiles, type NodeWorld, type ServeConfig } from '@quorumkv/server';
+import { MemoryDisk, openMemoryNodeStore, type NodeStore } from '@quorumkv/storage';
+import type { Prng } from '@quorumkv/testkit';
+import type { SimNet } from './network.js';
+import type { Liveness, SimScheduler } from './scheduler.js';
+
+/** Ticks of the simulated nodes (production defaults: 50 ms, election after 10). */
+export const SIM_TICK_MS = 50;
+/** Session TTL of the simulated state machines (no session expires in a run). */
+const SIM_SESSION_TTL_MS = 60 * 60 * 1000;
+
+/** The configuration of simulated node `id` among `ids` (production defaults otherwise). */
+export function simConfig(id: string, ids: string[]): ServeConfig {
+  return {
+    ...DEFAULTS,
+    id,
+    listen: `sim:${id}`,
+    host: 'sim',
+    port: 0,
+    peers: ids.map((p) => ({ id: p, address: `sim-${p}:1` })),
+    initialClusterState: 'new',
+    dataDir: `memory:${id}`,
+    zone: undefined,
+    clusterSecret: 'simulated-cluster-secret',
+    logLevel: 'info',
+    tickMs: SIM_TICK_MS,
+    sessionTtlMs: SIM_SESSION_TTL_MS,
+    // No snapshot transfer in the simulation yet (see docs/simulation.md): never compact.
+    snapshotEntries: 1_000_000_000,
+    snapshotLogBytes: Number.MAX_SAFE_INTEGER,
+    enableFaultInjection: false,
+  };
+}
+
+/** What the simulation hands a node's world besides the scheduler and network. */
+export interface HostOptions {
+  sched: SimScheduler;
+  net: SimNet;
+  rng: Prng;
+  ids: string[];
+  /** A line for the trace. */
+  note: (line: string) => void;
+  /** A node's host loop stopped on a fatal error. */
+  onFatal: (id: string, err: Error) => void;
+  /** A host bug to plant (node.ts), or none. */
+  plant?: HostPlant | undefined;
+}
+
+/** Disk latency of a log append: usually a few ms, sometimes a spike (ms). */
+const DISK_LATENCY_MS = { usualMax: 2, spikeChance: 0.02, spikeMin: 20, spikeMax: 100 };
+
+/**
+ * The store with a slow disk: a log append reaches the disk only after a simulated latency, so a
+ * crash in between loses it — what the host may and may not do while a write is in flight shows.
+ */
+function withSlowDisk(store: NodeStore, sched: SimScheduler, rng: Prng, owner: Liveness): NodeStore {
+  const delay = () =>
+    rng.chance(DISK_LATENCY_MS.spikeChance) ? rng.range(DISK_LATENCY_MS.spikeMin, DISK_LATENCY_MS.spikeMax) : rng.int(DISK_LATENCY_MS.usualMax + 1);
+  const append: NodeStore['log']['append'] = (req) =>
+    new Promise((resolve, reject) => {
+      sched.after(delay(), () => {
+        if (owner.alive()) store.log.append(req).then(resolve, reject);
+      });
+    });
+  const log = bindProxy(store.log, { append });
+  return bindProxy(store, { log });
+}
+
+/** `target` with some members replaced; every other method is called on `target` itself. */
+function bindProxy<T extends object>(target: T, overrides: Partial<T>): T {
+  return new Proxy(target, {
+    get(t, p) {
+      if (p in overrides) return (overrides as Record<string | symbol, unknown>)[p];
+      const v = Reflect.get(t, p, t) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+    },
+  });
+}
+
+export class SimNodeHost implements Liveness {
+  readonly disk = new MemoryDisk();
+  private readonly files = new Map<string, string>();
+  node: QuorumKvNode | undefined;
+  service: NodeKvService | undefined;
+  /** Bumped at every crash: timers and messages of an older boot are dropped. */
+  private epoch = 0;
+  private up = false;
+  boots = 0;
+
+  constructor(
+    readonly id: string,
+    private readonly opts: HostOptions,
+  ) {
+    this.disk.recordWrites();
+  }
+
+  alive(): boolean {
+    return this.up;
+  }
+
+  /** Opens the store on the disk and boots the production node on it (founding on the first boot). */
+  async boot(): Promise<void> {
+    const epoch = ++this.epoch;
+    this.up = true;
+    this.boots++;
+    const owner: Liveness = { alive: () => this.up && this.epoch === epoch };
+    const cfg = simConfig(this.id, this.opts.ids);
+    const rng = this.opts.rng;
+    const store = withSlowDisk(await openMemoryNodeStore(this.disk, { kv: { sessionTtlMs: cfg.sessionTtlMs } }), this.opts.sched, rng, owner);
+    const world: NodeWorld = {
+      clock: this.opts.sched.clockFor(owner),
+      random: { int: (n) => rng.int(n) },
+      defer: (fn) => void this.opts.sched.after(0, () => owner.alive() && fn()),
+      elapsedMs: () => this.opts.sched.nowMs(),
+      store,
+      identity: memoryIdentityFiles(this.files),
+      newIncarnation: () => Array.from({ length: 32 }, () => rng.int(16).toString(16)).join(''),
+      peers: (h) => this.opts.net.attach(this.id, owner, h),
+      onFatal: (err) => {
+        if (owner.alive()) this.opts.onFatal(this.id, err);
+      },
+      plant: this.opts.plant,
+    };
+    const log = createSinkLogger(this.id, 'info', (line) => {
+      if (owner.alive()) this.opts.note(line.trimEnd());
+    });
+    const node = await QuorumKvNode.open(cfg, log, new NodeMetrics(false), world);
+    if (!owner.alive()) return;
+    await node.found();
+    if (!owner.alive()) return;
+    node.start();
+    this.node = node;
+    this.service = new NodeKvService(node, new ByteBudget('range bytes in flight', cfg.maxRangeBytesInFlight));
+  }
+
+  /**
+   * Power failure: the node stops at once (nothing it had in flight happens), and the disk keeps
+   * what was synced plus each unsynced batch with probability 1/2, in any position.
+   * Returns how many unsynced batches were lost.
+   */
+  crash(): number {
+    this.up = false;
+    this.epoch++;
+    this.node = undefined;
+    this.service = undefined;
+    const rng = this.opts.rng;
+    return this.disk.powerLoss(() => rng.chance(0.5));
+  }
+}
