@@ -3,3 +3,4 @@ export { runSimNode, LIVENESS_BOUND_MS, type SimNodeOptions, type SimNodeResult,
 export { SimScheduler } from './scheduler.js';
 export { SimNet, CALM_NETWORK, ROUGH_NETWORK, type NetFaults } from './network.js';
 export { SimChecks, SimCheckFailure } from './checks.js';
+export { huntPlant, type HuntResult } from './hunt.js';

@@ -96,7 +96,7 @@ export class SimNet {
     const copies = this.rng.chance(this.faults.duplicate) ? 2 : 1;
     if (copies === 2) this.stats.duplicated++;
     for (let i = 0; i < copies; i++) {
-      const copy = structuredClone(m);
+      const copy = copyMessage(m);
       this.sched.after(this.delay(), () => this.deliver(from, copy));
     }
   }
@@ -131,4 +131,16 @@ export class SimNet {
       });
     });
   }
+}
+
+/**
+ * A copy of `m` that shares nothing mutable with it: the message, its entries and its snapshot
+ * metadata are new objects (entry bytes are shared: no node writes into a received buffer, and
+ * the stores copy what they keep).
+ */
+function copyMessage(m: Message): Message {
+  const c: Message = { ...m };
+  if (m.entries) c.entries = m.entries.map((e) => ({ ...e }));
+  if (m.snapshot) c.snapshot = structuredClone(m.snapshot);
+  return c;
 }

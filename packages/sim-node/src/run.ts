@@ -53,8 +53,13 @@ export interface SimNodeResult {
 const SETUP_MS = 5_000;
 /** After healing, a leader and progress must appear within this bound, ms. */
 export const LIVENESS_BOUND_MS = 10_000;
-/** Time for in-flight client operations to finish once the workload stops, ms. */
+/** Time for in-flight client operations to finish once the workload stops, ms (each gives up within 1.2 s). */
 const SETTLE_MS = 2_000;
+/**
+ * Events per simulated second a healthy cluster stays far below (~3,000 with 5 nodes and 4
+ * clients). Past it the run fails as a message storm instead of running for minutes.
+ */
+export const MAX_EVENTS_PER_SIM_SECOND = 15_000;
 /** A crashed node stays down this long (ms range). */
 const DOWNTIME_MS = { min: 300, max: 3_000 };
 /** Time between two nemesis actions (ms range). */
@@ -119,7 +124,9 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
   let failure: SimCheckFailure | undefined;
   const afterEach = () => {
     if (failure) return;
-    if (fatal) failure = fatal;
+    if (sched.eventsRun > MAX_EVENTS_PER_SIM_SECOND * Math.max(1, sched.nowMs() / 1000)) {
+      failure = new SimCheckFailure('event-storm', `${sched.eventsRun} events (${net.stats.sent} messages) in ${(sched.nowMs() / 1000).toFixed(1)} simulated s: more than ${MAX_EVENTS_PER_SIM_SECOND} per second`);
+    } else if (fatal) failure = fatal;
     else {
       try {
         checks.afterEvent(hosts);
@@ -129,13 +136,15 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
     }
   };
   const stop = () => failure !== undefined;
+  const leaderHost = () => hosts.find((h) => h.alive() && h.node?.isLeader());
   const bootFailed = (h: SimNodeHost) => (e: unknown) => {
     fatal ??= new SimCheckFailure('boot', `${h.id} failed to boot: ${(e as Error).stack ?? String(e)}`);
   };
 
   // Setup: every node founds (the production founding handshake) and a leader is elected.
   for (const h of hosts) sched.after(0, () => void h.boot().catch(bootFailed(h)));
-  await sched.runUntil(SETUP_MS, afterEach, stop);
+  await sched.runUntil(SETUP_MS, afterEach, () => stop() || (hosts.every((h) => h.node !== undefined) && leaderHost() !== undefined));
+  if (!failure && leaderHost() === undefined) failure = new SimCheckFailure('liveness', `no leader ${SETUP_MS} ms after the founding`);
 
   // Chaos: load plus faults. The first crash and the first partition are forced into the run.
   const nem = root.fork(5);
@@ -158,7 +167,6 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
     stats.lostUnsyncedBatches += lost;
     note(`nemesis: crash ${why}: ${live.map((h) => h.id).join(',')} (power loss: ${lost} unsynced batches dropped)`);
   };
-  const leaderHost = () => hosts.find((h) => h.alive() && h.node?.isLeader());
   const partition = (kind: number) => {
     stats.partitions++;
     net.healAll();
@@ -237,7 +245,7 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
     }
   }
   workload.stop();
-  if (!failure) await sched.runUntil(sched.nowMs() + SETTLE_MS, afterEach, stop);
+  if (!failure) await sched.runUntil(sched.nowMs() + SETTLE_MS, afterEach, () => stop() || workload.inFlight === 0);
 
   // Final checks.
   if (!failure) {

@@ -53,31 +53,32 @@ export interface HostOptions {
 const DISK_LATENCY_MS = { usualMax: 2, spikeChance: 0.02, spikeMin: 20, spikeMax: 100 };
 
 /**
- * The store with a slow disk: a log append reaches the disk only after a simulated latency, so a
- * crash in between loses it — what the host may and may not do while a write is in flight shows.
+ * The store with a slow disk: a log append or an apply batch reaches the disk only after a
+ * simulated latency, so a crash in between loses it — what the host may and may not do while a
+ * write is in flight shows.
  */
 function withSlowDisk(store: NodeStore, sched: SimScheduler, rng: Prng, owner: Liveness): NodeStore {
   const delay = () =>
     rng.chance(DISK_LATENCY_MS.spikeChance) ? rng.range(DISK_LATENCY_MS.spikeMin, DISK_LATENCY_MS.spikeMax) : rng.int(DISK_LATENCY_MS.usualMax + 1);
-  const append: NodeStore['log']['append'] = (req) =>
+  const log = store.log;
+  const append = log.append.bind(log);
+  // This store instance belongs to one simulated boot: its append is replaced in place.
+  (log as { append: NodeStore['log']['append'] }).append = (req) =>
     new Promise((resolve, reject) => {
       sched.after(delay(), () => {
-        if (owner.alive()) store.log.append(req).then(resolve, reject);
+        if (owner.alive()) append(req).then(resolve, reject);
       });
     });
-  const log = bindProxy(store.log, { append });
-  return bindProxy(store, { log });
-}
-
-/** `target` with some members replaced; every other method is called on `target` itself. */
-function bindProxy<T extends object>(target: T, overrides: Partial<T>): T {
-  return new Proxy(target, {
-    get(t, p) {
-      if (p in overrides) return (overrides as Record<string | symbol, unknown>)[p];
-      const v = Reflect.get(t, p, t) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
-    },
-  });
+  // An apply batch is a synced write too: the state machine runs behind the log by its latency.
+  const kv = store.kv;
+  const apply = kv.apply.bind(kv);
+  (kv as { apply: NodeStore['kv']['apply'] }).apply = (items, options) =>
+    new Promise((resolve, reject) => {
+      sched.after(delay(), () => {
+        if (owner.alive()) apply(items, options).then(resolve, reject);
+      });
+    });
+  return store;
 }
 
 export class SimNodeHost implements Liveness {

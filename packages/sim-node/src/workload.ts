@@ -21,6 +21,8 @@ const MAX_WRITE_ATTEMPTS = 4;
 const CLIENT_DELAY_MS = { min: 1, max: 4 };
 
 const enc = new TextEncoder();
+/** Simulated clients never abort a call (they give up on their own timer instead). */
+const NEVER_ABORTED = new AbortController().signal;
 const dec = new TextDecoder();
 export const keyName = (i: number) => `k${i}`;
 
@@ -57,6 +59,8 @@ export class Workload {
   /** Values ever written per key (stale reads must return one of them, or null). */
   readonly written = new Map<string, Set<string>>();
   private running = false;
+  /** Operations invoked and not finished. */
+  inFlight = 0;
 
   constructor(
     private readonly sched: SimScheduler,
@@ -82,7 +86,9 @@ export class Workload {
 
   private async loop(c: ClientState): Promise<void> {
     if (!this.running) return;
+    this.inFlight++;
     await this.oneOp(c);
+    this.inFlight--;
     if (this.running) this.sched.after(this.rng.int(15), () => void this.loop(c));
   }
 
@@ -149,6 +155,8 @@ export class Workload {
   private async read(c: ClientState, key: string, consistency: 'linearizable' | 'stale'): Promise<void> {
     const f = 'read';
     this.stats.invoked++;
+    // Half the reads go to any node: followers serve reads too (ReadIndex through the leader).
+    if (this.rng.chance(0.5)) c.target = this.rng.int(this.hosts.length);
     if (consistency === 'linearizable') this.record(c.process, 'invoke', f, [key, null]);
     const a = await this.attempt(c, (svc, ctx) => svc.get({ key: enc.encode(key), consistency }, ctx));
     if (consistency === 'stale') {
@@ -209,10 +217,9 @@ export class Workload {
       this.sched.after(this.clientDelay(), () => {
         const svc = host.service;
         if (!host.alive() || !svc) return settle({ kind: 'fail', code: 'unreachable' });
-        const ctl = new AbortController();
         let p: Promise<unknown>;
         try {
-          p = call(svc, { signal: ctl.signal, deadlineMs });
+          p = call(svc, { signal: NEVER_ABORTED, deadlineMs });
         } catch (e) {
           p = Promise.reject(e);
         }
