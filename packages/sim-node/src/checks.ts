@@ -38,6 +38,9 @@ export class SimChecks {
   private readonly committed: { digest: number; term: number; minTerm: number }[] = [{ digest: 0, term: 0, minTerm: 0 }];
   private readonly appliedHash = new Map<number, string>();
   private readonly track = new Map<string, NodeTrack>();
+  /** The first committed entry of each (session, seq) and of each (key, value) written: exactly-once. */
+  private readonly firstBySession = new Map<string, number>();
+  private readonly firstByValue = new Map<string, number>();
 
   get maxCommitted(): number {
     return this.committed.length - 1;
@@ -98,11 +101,32 @@ export class SimChecks {
       if (known === undefined) {
         if (e.index !== this.committed.length) throw new SimCheckFailure('committed-durability', `${id} committed index ${e.index} before anyone committed ${this.committed.length}`);
         this.committed.push({ digest, term: e.term, minTerm: raft.term });
+        this.noteFirstApplication(e);
       } else if (known.digest !== digest) {
         throw new SimCheckFailure('committed-durability', `${id} has committed index ${e.index} with an entry of term ${e.term}; index ${e.index} was committed before with term ${known.term}`);
       } else if (raft.term < known.minTerm) known.minTerm = raft.term;
     }
     t.checkedCommit = commit;
+  }
+
+  /** Records `e` as the first committed entry of its session seq and of the value it writes. */
+  private noteFirstApplication(e: { index: number; type: number; data: Uint8Array }): void {
+    if (e.type !== 0 || e.data.byteLength === 0) return;
+    let cmd: Command;
+    try {
+      cmd = decodeCommand(e.data);
+    } catch {
+      return;
+    }
+    if (cmd.session) {
+      const k = `${cmd.session.id}/${cmd.session.seq}`;
+      if (!this.firstBySession.has(k)) this.firstBySession.set(k, e.index);
+    }
+    const value = cmd.op === 'put' ? cmd.value : cmd.op === 'cas' && cmd.then.op === 'put' ? cmd.then.value : undefined;
+    if (value) {
+      const k = `${textDecoder.decode(cmd.key)}=${textDecoder.decode(value)}`;
+      if (!this.firstByValue.has(k)) this.firstByValue.set(k, e.index);
+    }
   }
 
   /** A leader of term T holds every entry committed in an earlier term (Leader Completeness). */
@@ -134,29 +158,9 @@ export class SimChecks {
    * operation — found by its value for puts and cas (every operation writes a value of its own),
    * by its session seq for deletes. A retry applied again would answer with a later entry.
    */
-  checkExactlyOnce(acked: AckedWrite[], host: SimNodeHost): void {
-    const raft = host.node!.raw.raft;
-    const firstBySession = new Map<string, number>();
-    const firstByValue = new Map<string, number>();
-    const entries = raft.log.slice(raft.log.firstIndex(), raft.log.committed + 1, Number.MAX_SAFE_INTEGER);
-    for (const e of entries) {
-      if (e.type !== 0 || e.data.byteLength === 0) continue;
-      let cmd: Command;
-      try {
-        cmd = decodeCommand(e.data);
-      } catch {
-        continue;
-      }
-      if (cmd.session) {
-        const k = `${cmd.session.id}/${cmd.session.seq}`;
-        if (!firstBySession.has(k)) firstBySession.set(k, e.index);
-      }
-      const value = cmd.op === 'put' ? cmd.value : cmd.op === 'cas' && cmd.then.op === 'put' ? cmd.then.value : undefined;
-      if (value) {
-        const k = `${textDecoder.decode(cmd.key)}=${textDecoder.decode(value)}`;
-        if (!firstByValue.has(k)) firstByValue.set(k, e.index);
-      }
-    }
+  checkExactlyOnce(acked: AckedWrite[]): void {
+    const firstBySession = this.firstBySession;
+    const firstByValue = this.firstByValue;
     for (const a of acked) {
       const f = a.value !== null ? firstByValue.get(`${a.key}=${a.value}`) : firstBySession.get(`${a.session}/${a.seq}`);
       if (f !== undefined && f !== a.revision) {

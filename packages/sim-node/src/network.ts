@@ -3,7 +3,7 @@
 // them, and drops them across partitions (symmetric or one-way). Messages are deep-copied, as the
 // real transport's encoding does: no node ever shares an object with another.
 import type { Message } from '@quorumkv/raft';
-import type { PeerLink, PeerLinkHandlers } from '@quorumkv/server';
+import type { PeerLink, PeerLinkHandlers, SnapshotSocket } from '@quorumkv/server';
 import type { Prng } from '@quorumkv/testkit';
 import type { Liveness, SimScheduler } from './scheduler.js';
 
@@ -26,6 +26,8 @@ const PROBE_FAIL_MS = 200;
 interface Endpoint {
   handlers: PeerLinkHandlers;
   owner: Liveness;
+  /** Takes an incoming snapshot-channel connection (the node's SnapshotManager). */
+  acceptSnapshot?: (peer: string, socket: SnapshotSocket) => void;
 }
 
 export interface NetStats {
@@ -42,6 +44,8 @@ export class SimNet {
   /** Directed pairs "from>to" that cannot talk. */
   private readonly blocked = new Set<string>();
   readonly stats: NetStats = { sent: 0, delivered: 0, lost: 0, duplicated: 0, blocked: 0 };
+  /** Open snapshot connections, by the two node ids they join. */
+  private readonly pairs = new Set<{ from: string; to: string; pair: SimSocketPair }>();
 
   constructor(
     private readonly sched: SimScheduler,
@@ -64,9 +68,47 @@ export class SimNet {
     };
   }
 
-  /** Cuts `from` → `to` (one way). */
+  /** Where `id`'s incoming snapshot connections go (set once its SnapshotManager exists). */
+  acceptSnapshots(id: string, accept: (peer: string, socket: SnapshotSocket) => void): void {
+    const ep = this.endpoints.get(id);
+    if (ep) ep.acceptSnapshot = accept;
+  }
+
+  /**
+   * A snapshot-channel connection from `from` to `to`: an ordered stream of frames, each after
+   * the network's delay. It breaks (both ends see 'close') when either end crashes or a partition
+   * cuts it; a dial to an unreachable node fails.
+   */
+  dialSnapshot(from: string, owner: Liveness, to: string): Promise<SnapshotSocket> {
+    return new Promise((resolve, reject) => {
+      const there = this.endpoints.get(to);
+      const up = () => owner.alive() && there !== undefined && there.owner.alive() && there.acceptSnapshot !== undefined && this.reachable(from, to) && this.reachable(to, from);
+      if (!up()) {
+        this.sched.after(PROBE_FAIL_MS, () => reject(new Error(`${to} unreachable for a snapshot connection`)));
+        return;
+      }
+      const thereOwner = there!.owner;
+      const pair = new SimSocketPair(this.sched, () => this.delay(), () => owner.alive() && thereOwner.alive() && this.reachable(from, to) && this.reachable(to, from));
+      const entry = { from, to, pair };
+      this.pairs.add(entry);
+      pair.onClosed = () => this.pairs.delete(entry);
+      this.sched.after(this.delay(), () => {
+        if (!up()) return void reject(new Error(`${to} unreachable for a snapshot connection`));
+        there!.acceptSnapshot!(from, pair.b);
+        resolve(pair.a);
+      });
+    });
+  }
+
+  /** Cuts `from` → `to` (one way); a snapshot connection between them breaks. */
   block(from: string, to: string): void {
     this.blocked.add(`${from}>${to}`);
+    for (const p of [...this.pairs]) if ((p.from === from && p.to === to) || (p.from === to && p.to === from)) p.pair.close();
+  }
+
+  /** `id` crashed: its snapshot connections break (the other end sees them close). */
+  nodeDown(id: string): void {
+    for (const p of [...this.pairs]) if (p.from === id || p.to === id) p.pair.close();
   }
 
   /** Heals every partition. */
@@ -143,4 +185,68 @@ function copyMessage(m: Message): Message {
   if (m.entries) c.entries = m.entries.map((e) => ({ ...e }));
   if (m.snapshot) c.snapshot = structuredClone(m.snapshot);
   return c;
+}
+
+type Listener = (data?: unknown) => void;
+
+/** One end of a simulated snapshot connection (the subset of a WebSocket SnapshotManager uses). */
+class SimSocket implements SnapshotSocket {
+  readonly listeners = { message: new Set<Listener>(), close: new Set<Listener>(), error: new Set<Listener>() };
+  constructor(
+    private readonly pair: SimSocketPair,
+    private readonly side: 'a' | 'b',
+  ) {}
+  send(data: Uint8Array): void {
+    this.pair.send(this.side, data.slice());
+  }
+  close(): void {
+    this.pair.close();
+  }
+  terminate(): void {
+    this.pair.close();
+  }
+  on(event: 'message' | 'close' | 'error', fn: Listener): unknown {
+    this.listeners[event].add(fn);
+    return this;
+  }
+  off(event: 'message' | 'close' | 'error', fn: Listener): unknown {
+    this.listeners[event].delete(fn);
+    return this;
+  }
+}
+
+class SimSocketPair {
+  readonly a = new SimSocket(this, 'a');
+  readonly b = new SimSocket(this, 'b');
+  private closed = false;
+  onClosed: () => void = () => undefined;
+  /** Frames arrive in order: each no earlier than the one before. */
+  private lastArrival = { a: 0, b: 0 };
+
+  constructor(
+    private readonly sched: SimScheduler,
+    private readonly delay: () => number,
+    private readonly connected: () => boolean,
+  ) {}
+
+  send(from: 'a' | 'b', data: Uint8Array): void {
+    if (this.closed) return;
+    const to = from === 'a' ? 'b' : 'a';
+    const at = Math.max(this.lastArrival[to], this.sched.nowMs() + this.delay());
+    this.lastArrival[to] = at;
+    this.sched.after(at - this.sched.nowMs(), () => {
+      if (this.closed) return;
+      if (!this.connected()) return this.close();
+      for (const fn of [...this[to].listeners.message]) fn(data);
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClosed();
+    this.sched.after(this.delay(), () => {
+      for (const side of [this.a, this.b]) for (const fn of [...side.listeners.close]) fn();
+    });
+  }
 }

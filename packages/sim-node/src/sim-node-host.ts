@@ -1,7 +1,7 @@
 // One simulated machine: a MemoryDisk that survives crashes (keeping only what was synced), the
 // identity files, and the production QuorumKvNode booted on them with a simulated world. A crash
 // abandons the node object (its timers and messages die with it) and power-fails the disk.
-import { DEFAULTS, type HostPlant, NodeKvService, ByteBudget, NodeMetrics, QuorumKvNode, createSinkLogger, memoryIdentityFiles, type NodeWorld, type ServeConfig } from '@quorumkv/server';
+import { DEFAULTS, type HostPlant, NodeKvService, SnapshotManager, snapshotHostOf, ByteBudget, NodeMetrics, QuorumKvNode, createSinkLogger, memoryIdentityFiles, type NodeWorld, type ServeConfig } from '@quorumkv/server';
 import { MemoryDisk, openMemoryNodeStore, type NodeStore } from '@quorumkv/storage';
 import type { Prng } from '@quorumkv/testkit';
 import type { SimNet } from './network.js';
@@ -9,6 +9,12 @@ import type { Liveness, SimScheduler } from './scheduler.js';
 
 /** Ticks of the simulated nodes (production defaults: 50 ms, election after 10). */
 export const SIM_TICK_MS = 50;
+/** Compaction after this many applied entries, keeping this many behind the snapshot. */
+const SIM_SNAPSHOT_ENTRIES = 300;
+const SIM_SNAPSHOT_KEEP_ENTRIES = 50;
+/** Snapshot chunks and sending rate (bytes, bytes/s): a transfer takes several frames. */
+const SIM_SNAPSHOT_CHUNK_BYTES = 2048;
+const SIM_SNAPSHOT_RATE = 1024 * 1024;
 /** Session TTL of the simulated state machines (no session expires in a run). */
 const SIM_SESSION_TTL_MS = 60 * 60 * 1000;
 
@@ -28,9 +34,11 @@ export function simConfig(id: string, ids: string[]): ServeConfig {
     logLevel: 'info',
     tickMs: SIM_TICK_MS,
     sessionTtlMs: SIM_SESSION_TTL_MS,
-    // No snapshot transfer in the simulation yet (see docs/simulation.md): never compact.
-    snapshotEntries: 1_000_000_000,
-    snapshotLogBytes: Number.MAX_SAFE_INTEGER,
+    // Small thresholds, so compaction and snapshot transfers happen in every run.
+    snapshotEntries: SIM_SNAPSHOT_ENTRIES,
+    snapshotKeepEntries: SIM_SNAPSHOT_KEEP_ENTRIES,
+    snapshotChunkBytes: SIM_SNAPSHOT_CHUNK_BYTES,
+    snapshotRateBytesPerSec: SIM_SNAPSHOT_RATE,
     enableFaultInjection: false,
   };
 }
@@ -90,6 +98,10 @@ export class SimNodeHost implements Liveness {
   private epoch = 0;
   private up = false;
   boots = 0;
+  /** Log compactions this machine's nodes carried out. */
+  compactions = 0;
+  /** One registry for every boot of this machine (snapshot counters read at the end). */
+  readonly metrics = new NodeMetrics(false);
 
   constructor(
     readonly id: string,
@@ -126,15 +138,32 @@ export class SimNodeHost implements Liveness {
       plant: this.opts.plant,
     };
     const log = createSinkLogger(this.id, 'info', (line) => {
-      if (owner.alive()) this.opts.note(line.trimEnd());
+      if (!owner.alive()) return;
+      if (line.includes('"msg":"log compacted"')) this.compactions++;
+      this.opts.note(line.trimEnd());
     });
-    const node = await QuorumKvNode.open(cfg, log, new NodeMetrics(false), world);
+    const node = await QuorumKvNode.open(cfg, log, this.metrics, world);
     if (!owner.alive()) return;
+    // The production snapshot module over simulated snapshot connections.
+    const snapshots = new SnapshotManager(snapshotHostOf(node), { dial: (peer) => this.opts.net.dialSnapshot(this.id, owner, peer) }, {
+      chunkBytes: cfg.snapshotChunkBytes,
+      rateBytesPerSec: cfg.snapshotRateBytesPerSec,
+      maxConcurrentSends: cfg.maxConcurrentSnapshotSends,
+      clock: world.clock,
+      random: world.random,
+    });
+    node.snapshotHooks = snapshots;
+    this.opts.net.acceptSnapshots(this.id, (peer, socket) => snapshots.acceptConnection(peer, socket));
     await node.found();
     if (!owner.alive()) return;
     node.start();
     this.node = node;
     this.service = new NodeKvService(node, new ByteBudget('range bytes in flight', cfg.maxRangeBytesInFlight));
+  }
+
+  /** Snapshots this machine installed (received from a leader). */
+  async snapshotsInstalled(): Promise<number> {
+    return (await this.metrics.snapshotsInstalled.get()).values.reduce((a, v) => a + v.value, 0);
   }
 
   /**
@@ -145,6 +174,7 @@ export class SimNodeHost implements Liveness {
   crash(): number {
     this.up = false;
     this.epoch++;
+    this.opts.net.nodeDown(this.id);
     this.node = undefined;
     this.service = undefined;
     const rng = this.opts.rng;
