@@ -32,6 +32,7 @@ export interface SimNodeStats {
   retries: number;
   crashes: number;
   partitions: number;
+  transfers: number;
   lostUnsyncedBatches: number;
   maxCommitted: number;
   linearizableOpsChecked: number;
@@ -118,6 +119,7 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
     retries: 0,
     crashes: 0,
     partitions: 0,
+    transfers: 0,
     lostUnsyncedBatches: 0,
     maxCommitted: 0,
     linearizableOpsChecked: 0,
@@ -205,7 +207,28 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
     },
     () => crash(nem.shuffle([...hosts]).slice(0, Math.floor(nodes / 2) + 1), 'a majority'),
     () => {
+      // The window that matters most: a node whose log write is still on its way to the disk,
+      // crashed together with the leader (the commit it helped make now rests on fewer disks).
+      const writing = hosts.filter((h) => h.writing() && !h.node?.isLeader());
+      if (writing.length === 0) return;
+      crash([nem.pick(writing)], 'a node mid-write');
+      // ... and the leader a moment later, once it may have counted that node's acknowledgement.
+      sched.after(nem.range(5, 40), () => {
+        const l = leaderHost();
+        if (l) crash([l], 'the leader, after a node crashed mid-write');
+      });
+    },
+    () => {
       if (nem.chance(0.3)) crash(hosts, 'all nodes at once');
+    },
+    () => {
+      // Leadership transfer through the production admin path (QuorumKvNode.transferLeadership).
+      const l = leaderHost();
+      const to = nem.pick(ids);
+      if (!l?.node || to === l.id) return;
+      stats.transfers++;
+      note(`nemesis: transfer leadership ${l.id} -> ${to}`);
+      l.node.transferLeadership(to, { deadlineMs: sched.nowMs() + 2_000 }).catch((e: unknown) => note(`transfer to ${to}: ${(e as Error).message}`));
     },
     () => {
       net.faults = net.faults === ROUGH_NETWORK ? CALM_NETWORK : ROUGH_NETWORK;

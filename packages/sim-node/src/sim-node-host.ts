@@ -57,26 +57,31 @@ export interface HostOptions {
   plant?: HostPlant | undefined;
 }
 
-/** Disk latency of a log append: usually a few ms, sometimes a spike (ms). */
-const DISK_LATENCY_MS = { usualMax: 2, spikeChance: 0.02, spikeMin: 20, spikeMax: 100 };
+/** Disk latency of a log append or apply batch: usually up to 2 ms, 5 % spikes of 20–150 ms. */
+const DISK_LATENCY_MS = { usualMax: 2, spikeChance: 0.05, spikeMin: 20, spikeMax: 150 };
 
 /**
  * The store with a slow disk: a log append or an apply batch reaches the disk only after a
  * simulated latency, so a crash in between loses it — what the host may and may not do while a
  * write is in flight shows.
  */
-function withSlowDisk(store: NodeStore, sched: SimScheduler, rng: Prng, owner: Liveness): NodeStore {
+function withSlowDisk(store: NodeStore, sched: SimScheduler, rng: Prng, owner: Liveness, inFlight: { writes: number }): NodeStore {
   const delay = () =>
     rng.chance(DISK_LATENCY_MS.spikeChance) ? rng.range(DISK_LATENCY_MS.spikeMin, DISK_LATENCY_MS.spikeMax) : rng.int(DISK_LATENCY_MS.usualMax + 1);
   const log = store.log;
   const append = log.append.bind(log);
   // This store instance belongs to one simulated boot: its append is replaced in place.
-  (log as { append: NodeStore['log']['append'] }).append = (req) =>
-    new Promise((resolve, reject) => {
+  (log as { append: NodeStore['log']['append'] }).append = (req) => {
+    inFlight.writes++;
+    return new Promise((resolve, reject) => {
       sched.after(delay(), () => {
-        if (owner.alive()) append(req).then(resolve, reject);
+        if (!owner.alive()) return;
+        append(req)
+          .then(resolve, reject)
+          .finally(() => inFlight.writes--);
       });
     });
+  };
   // An apply batch is a synced write too: the state machine runs behind the log by its latency.
   const kv = store.kv;
   const apply = kv.apply.bind(kv);
@@ -98,6 +103,8 @@ export class SimNodeHost implements Liveness {
   private epoch = 0;
   private up = false;
   boots = 0;
+  /** Log appends of the current boot on their way to the disk (a crash now loses them). */
+  private inFlight = { writes: 0 };
   /** Log compactions this machine's nodes carried out. */
   compactions = 0;
   /** One registry for every boot of this machine (snapshot counters read at the end). */
@@ -114,6 +121,11 @@ export class SimNodeHost implements Liveness {
     return this.up;
   }
 
+  /** True while a log append of this node has not reached its disk. */
+  writing(): boolean {
+    return this.up && this.inFlight.writes > 0;
+  }
+
   /** Opens the store on the disk and boots the production node on it (founding on the first boot). */
   async boot(): Promise<void> {
     const epoch = ++this.epoch;
@@ -122,7 +134,8 @@ export class SimNodeHost implements Liveness {
     const owner: Liveness = { alive: () => this.up && this.epoch === epoch };
     const cfg = simConfig(this.id, this.opts.ids);
     const rng = this.opts.rng;
-    const store = withSlowDisk(await openMemoryNodeStore(this.disk, { kv: { sessionTtlMs: cfg.sessionTtlMs } }), this.opts.sched, rng, owner);
+    this.inFlight = { writes: 0 };
+    const store = withSlowDisk(await openMemoryNodeStore(this.disk, { kv: { sessionTtlMs: cfg.sessionTtlMs } }), this.opts.sched, rng, owner, this.inFlight);
     const world: NodeWorld = {
       clock: this.opts.sched.clockFor(owner),
       random: { int: (n) => rng.int(n) },
