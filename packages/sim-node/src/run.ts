@@ -36,6 +36,8 @@ export interface SimNodeStats {
   lostUnsyncedBatches: number;
   maxCommitted: number;
   linearizableOpsChecked: number;
+  /** Keys whose linearizability search ran out of its step budget (neither valid nor invalid). */
+  linearizableUnknownKeys: number;
   messages: number;
   compactions: number;
   snapshotsInstalled: number;
@@ -123,6 +125,7 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
     lostUnsyncedBatches: 0,
     maxCommitted: 0,
     linearizableOpsChecked: 0,
+    linearizableUnknownKeys: 0,
     messages: 0,
     compactions: 0,
     snapshotsInstalled: 0,
@@ -222,6 +225,31 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
       if (nem.chance(0.3)) crash(hosts, 'all nodes at once');
     },
     () => {
+      // A commit resting on as few disks as the rules allow: cut the leader off from a minority
+      // of followers, wait until a follower of its quorum has a log write on its way to the disk,
+      // then crash those writing followers and, a moment later, the leader. A correct host made
+      // every acknowledged entry durable first, so the survivors still elect a leader that has
+      // every committed entry.
+      const l = leaderHost();
+      if (!l) return;
+      const others = nem.shuffle(hosts.filter((h) => h !== l));
+      const cut = others.slice(0, nodes - (Math.floor(nodes / 2) + 1));
+      for (const h of cut) (net.block(l.id, h.id), net.block(h.id, l.id));
+      stats.partitions++;
+      note(`nemesis: cut ${l.id} off from ${cut.map((h) => h.id).join(',')}; crashing its quorum mid-write`);
+      const quorum = others.filter((h) => !cut.includes(h));
+      let tries = 0;
+      const poll = () => {
+        const writing = quorum.filter((h) => h.writing());
+        if (writing.length === 0 && ++tries < 200) return void sched.after(1, poll);
+        if (writing.length > 0) crash(writing, 'the leader\'s quorum, mid-write');
+        sched.after(nem.range(5, 40), () => {
+          if (l.alive() && l.node?.isLeader()) crash([l], 'the leader whose quorum crashed');
+        });
+      };
+      sched.after(nem.range(50, 300), poll);
+    },
+    () => {
       // Leadership transfer through the production admin path (QuorumKvNode.transferLeadership).
       const l = leaderHost();
       const to = nem.pick(ids);
@@ -279,7 +307,9 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
     try {
       checks.checkAckedDurable(workload.acked);
       checks.checkExactlyOnce(workload.acked);
-      stats.linearizableOpsChecked = checks.checkLinearizable(workload.history).ops;
+      const lin = checks.checkLinearizable(workload.history);
+      stats.linearizableOpsChecked = lin.ops;
+      stats.linearizableUnknownKeys = lin.unknownKeys;
     } catch (e) {
       failure = e instanceof SimCheckFailure ? e : new SimCheckFailure('check-error', (e as Error).stack ?? String(e));
     }

@@ -49,7 +49,7 @@ describe('whole-node simulation', () => {
 /** Per planted bug: the check expected to fire, and the faults per seed its hunt uses. */
 const HUNTS: Record<HostPlant, { checks: string[]; chaosSeconds: number; maxSeeds: number }> = {
   'answer-before-commit': { checks: ['acked-write-lost', 'linearizability', 'exactly-once'], chaosSeconds: 2, maxSeeds: 10 },
-  'send-before-persist-on-term-change': { checks: ['election-safety', 'leader-completeness', 'committed-durability', 'acked-write-lost', 'linearizability', 'event-storm', 'liveness'], chaosSeconds: 10, maxSeeds: 20 },
+  'send-before-persist-on-term-change': { checks: ['election-safety', 'leader-completeness', 'committed-durability', 'acked-write-lost', 'linearizability', 'event-storm', 'liveness'], chaosSeconds: 10, maxSeeds: 25 },
   'apply-before-persist': { checks: ['apply-before-persist'], chaosSeconds: 2, maxSeeds: 5 },
   'read-before-applied': { checks: ['linearizability'], chaosSeconds: 2, maxSeeds: 20 },
   'session-dedup-off': { checks: ['exactly-once'], chaosSeconds: 5, maxSeeds: 20 },
