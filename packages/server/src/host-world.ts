@@ -103,6 +103,8 @@ export const HOST_PLANTS = [
   'read-before-applied',
   /** Writes are proposed without their session, so a retried write is applied again. */
   'session-dedup-off',
+  /** The snapshot receiver delivers a stream as complete after its first chunk (snapshot-receiver.ts). */
+  'partial-snapshot-install',
 ] as const;
 export type HostPlant = (typeof HOST_PLANTS)[number];
 

@@ -107,7 +107,11 @@ export class SnapshotReceiver {
   private closed = false;
 
   /** `selfId`: this node (a begin frame's message must be addressed to it). */
-  constructor(private readonly selfId: string) {}
+  constructor(
+    private readonly selfId: string,
+    /** Test-only planted bug (the whole-node simulation): never set in production. */
+    private readonly plant?: 'partial-snapshot-install',
+  ) {}
 
   /** Handles one event at time `nowMs`; returns what the driver must do, in order. */
   step(e: ReceiveEvent, nowMs: number): ReceiveAction[] {
@@ -254,6 +258,17 @@ export class SnapshotReceiver {
     out.push({ type: 'write', data: f.data });
   }
 
+  /** Planted bug: the stream is delivered as complete after its first chunk, so the core installs part of a snapshot. */
+  private plantedPartialDeliver(connId: number, out: ReceiveAction[]): void {
+    const conn = this.conns.get(connId);
+    const st = this.stage;
+    if (!conn?.msg || !st || conn.stage !== st || st.complete || st.bytesReceived === 0 || this.awaiting) return;
+    st.complete = true;
+    st.totalBytes = st.bytesReceived;
+    out.push({ type: 'log', level: 'warn', msg: 'planted bug: a snapshot stream is delivered as complete after its first chunk', fields: { from: conn.peer, bytes: st.bytesReceived } });
+    out.push({ type: 'deliver', msg: conn.msg });
+  }
+
   private onWritten(e: Extract<ReceiveEvent, { type: 'written' | 'writeFailed' }>, out: ReceiveAction[]): void {
     const a = this.awaiting;
     if (a?.kind !== 'write') throw new Error(`snapshot receiver: ${e.type} while awaiting ${a?.kind}`);
@@ -270,6 +285,7 @@ export class SnapshotReceiver {
     st.hash.update(a.data);
     st.bytesReceived += a.data.length;
     if (conn) out.push({ type: 'send', conn: a.conn, frame: { t: 'ack', offset: st.bytesReceived } });
+    if (this.plant === 'partial-snapshot-install') this.plantedPartialDeliver(a.conn, out);
   }
 
   private onEnd(connId: number, conn: Conn, f: RawFrame, out: ReceiveAction[]): void {

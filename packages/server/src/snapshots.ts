@@ -72,6 +72,8 @@ export interface SnapshotOptions {
   clock: Clock;
   random: Random;
   faults?: SnapshotFaults;
+  /** Test-only planted bug for the whole-node simulation (host-world.ts HOST_PLANTS); never set in production. */
+  plant?: 'partial-snapshot-install' | undefined;
 }
 
 export interface TransferStatus {
@@ -125,7 +127,7 @@ export class SnapshotManager implements SnapshotHooks {
     this.clock = opts.clock;
     this.bucket = new TokenBucket(opts.rateBytesPerSec, opts.chunkBytes, opts.clock);
     this.sender = new SnapshotSender({ maxConcurrent: opts.maxConcurrentSends, random: opts.random, ...(opts.faults ? { faults: opts.faults } : {}) });
-    this.receiver = new SnapshotReceiver(host.id);
+    this.receiver = new SnapshotReceiver(host.id, opts.plant);
   }
 
   get rateBytesPerSec(): number {

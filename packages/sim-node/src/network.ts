@@ -103,12 +103,12 @@ export class SimNet {
   /** Cuts `from` → `to` (one way); a snapshot connection between them breaks. */
   block(from: string, to: string): void {
     this.blocked.add(`${from}>${to}`);
-    for (const p of [...this.pairs]) if ((p.from === from && p.to === to) || (p.from === to && p.to === from)) p.pair.close();
+    for (const p of [...this.pairs]) if ((p.from === from && p.to === to) || (p.from === to && p.to === from)) p.pair.close(false);
   }
 
   /** `id` crashed: its snapshot connections break (the other end sees them close). */
   nodeDown(id: string): void {
-    for (const p of [...this.pairs]) if (p.from === id || p.to === id) p.pair.close();
+    for (const p of [...this.pairs]) if (p.from === id || p.to === id) p.pair.close(false);
   }
 
   /** Heals every partition. */
@@ -200,10 +200,10 @@ class SimSocket implements SnapshotSocket {
     this.pair.send(this.side, data.slice());
   }
   close(): void {
-    this.pair.close();
+    this.pair.close(true);
   }
   terminate(): void {
-    this.pair.close();
+    this.pair.close(false);
   }
   on(event: 'message' | 'close' | 'error', fn: Listener): unknown {
     this.listeners[event].add(fn);
@@ -218,7 +218,10 @@ class SimSocket implements SnapshotSocket {
 class SimSocketPair {
   readonly a = new SimSocket(this, 'a');
   readonly b = new SimSocket(this, 'b');
+  /** No more frames are sent (closing or broken). */
   private closed = false;
+  /** Frames in flight are lost too (terminated or broken, not a graceful close). */
+  private broken = false;
   onClosed: () => void = () => undefined;
   /** Frames arrive in order: each no earlier than the one before. */
   private lastArrival = { a: 0, b: 0 };
@@ -235,17 +238,23 @@ class SimSocketPair {
     const at = Math.max(this.lastArrival[to], this.sched.nowMs() + this.delay());
     this.lastArrival[to] = at;
     this.sched.after(at - this.sched.nowMs(), () => {
-      if (this.closed) return;
-      if (!this.connected()) return this.close();
+      if (this.broken) return;
+      if (!this.connected()) return this.close(false);
       for (const fn of [...this[to].listeners.message]) fn(data);
     });
   }
 
-  close(): void {
+  /**
+   * Ends the connection. A graceful close (WebSocket close) lets the frames already sent arrive
+   * first; a terminate, a crash or a partition loses them.
+   */
+  close(graceful = false): void {
+    if (!graceful) this.broken = true;
     if (this.closed) return;
     this.closed = true;
     this.onClosed();
-    this.sched.after(this.delay(), () => {
+    const after = graceful ? Math.max(this.lastArrival.a, this.lastArrival.b, this.sched.nowMs()) - this.sched.nowMs() : 0;
+    this.sched.after(after + this.delay(), () => {
       for (const side of [this.a, this.b]) for (const fn of [...side.listeners.close]) fn();
     });
   }

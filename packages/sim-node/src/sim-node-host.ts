@@ -1,7 +1,7 @@
 // One simulated machine: a MemoryDisk that survives crashes (keeping only what was synced), the
 // identity files, and the production QuorumKvNode booted on them with a simulated world. A crash
 // abandons the node object (its timers and messages die with it) and power-fails the disk.
-import { DEFAULTS, type HostPlant, NodeKvService, SnapshotManager, snapshotHostOf, ByteBudget, NodeMetrics, QuorumKvNode, createSinkLogger, memoryIdentityFiles, type NodeWorld, type ServeConfig } from '@quorumkv/server';
+import { DEFAULTS, type HostPlant, NodeKvService, SnapshotManager, type SnapshotFaults, snapshotHostOf, ByteBudget, NodeMetrics, QuorumKvNode, createSinkLogger, memoryIdentityFiles, type NodeWorld, type ServeConfig } from '@quorumkv/server';
 import { MemoryDisk, openMemoryNodeStore, type NodeStore } from '@quorumkv/storage';
 import type { Prng } from '@quorumkv/testkit';
 import type { SimNet } from './network.js';
@@ -13,8 +13,14 @@ export const SIM_TICK_MS = 50;
 const SIM_SNAPSHOT_ENTRIES = 300;
 const SIM_SNAPSHOT_KEEP_ENTRIES = 50;
 /** Snapshot chunks and sending rate (bytes, bytes/s): a transfer takes several frames. */
-const SIM_SNAPSHOT_CHUNK_BYTES = 2048;
-const SIM_SNAPSHOT_RATE = 1024 * 1024;
+const SIM_SNAPSHOT_CHUNK_BYTES = 256;
+const SIM_SNAPSHOT_RATE = 64 * 1024;
+/** The sender's test faults for one boot: none, a corrupted chunk now and then, or a cut transfer. */
+function snapshotFaults(rng: Prng): SnapshotFaults {
+  const r = rng.int(3);
+  return r === 0 ? {} : r === 1 ? { corruptEveryNthChunk: 2 + rng.int(5) } : { cutAfterChunks: 1 + rng.int(5) };
+}
+
 /** Session TTL of the simulated state machines (no session expires in a run). */
 const SIM_SESSION_TTL_MS = 60 * 60 * 1000;
 
@@ -164,6 +170,8 @@ export class SimNodeHost implements Liveness {
       maxConcurrentSends: cfg.maxConcurrentSnapshotSends,
       clock: world.clock,
       random: world.random,
+      faults: snapshotFaults(rng),
+      ...(this.opts.plant === 'partial-snapshot-install' ? { plant: this.opts.plant } : {}),
     });
     node.snapshotHooks = snapshots;
     this.opts.net.acceptSnapshots(this.id, (peer, socket) => snapshots.acceptConnection(peer, socket));
