@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { ArrivalMeter, BUDGET_WAITERS_MAX, ByteBudget, ConnectionLimiter, SessionQuota, WS_FRAME_HEADER_BYTES_MAX, addressKey } from '../src/admission.js';
 import { NodeKvService, RANGE_BUSY_RETRY_AFTER_MS } from '../src/kv-service.js';
+import { createRealClock } from '../src/world.js';
 
 describe('ByteBudget', () => {
   it('takes what fits, refuses what does not, and gives back', () => {
@@ -175,6 +176,7 @@ describe('NodeKvService.range and the range budget', () => {
   function fakeNode(rows = 10, gate?: Promise<void>) {
     return {
       cfg: { maxKeyBytes: 10, maxValueBytes: 100 },
+      clock: createRealClock(),
       metrics: { busyRejections: { inc: () => undefined } },
       linearizableBarrier: async () => undefined,
       rangePage: async (_req: unknown, o: { limit: number; maxBytes: number; admitBytes?: (n: number) => boolean }) => {
