@@ -6,7 +6,7 @@ import { describe, expect, test } from 'vitest';
 import { HOST_PLANTS, type HostPlant } from '@quorumkv/server';
 import { huntPlant, runSimNode, type SimNodeResult } from '../src/index.js';
 
-const SEEDS = Number(process.env['SIM_NODE_SEEDS'] ?? 100);
+const SEEDS = Number(process.env['SIM_NODE_SEEDS'] ?? 60);
 const FIRST = Number(process.env['SIM_NODE_FIRST_SEED'] ?? 1);
 /** Simulated seconds of faults per seed in the unit run (the CLI's default is 30). */
 const SHORT_CHAOS_SECONDS = 2;
