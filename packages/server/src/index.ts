@@ -10,3 +10,4 @@ export { NodeMetrics } from './metrics.js';
 export { createSinkLogger, type Logger } from './logger.js';
 export { HOST_PLANTS, memoryIdentityFiles, sleepOn, type HostPlant, type IdentityFiles, type NodeWorld, type PeerLink, type PeerLinkHandlers } from './host-world.js';
 export { SnapshotManager, snapshotHostOf, type SnapshotFaults, type SnapshotSocket, type SnapshotChannel } from './snapshots.js';
+export { memberContext } from './membership.js';

@@ -66,7 +66,7 @@ async function main(): Promise<void> {
     if (!values.quiet || !r.ok) {
       console.log(
         `seed ${seed}: ${r.ok ? 'ok' : 'FAILED'} — ${s.nodes} nodes, ${s.simSeconds.toFixed(1)} sim s, ${s.ops} ops (${s.opsOk} ok, ${s.opsInfo} unknown, ${s.retries} retries), ` +
-          `${s.crashes} crashes (${s.lostUnsyncedBatches} unsynced batches lost), ${s.partitions} partitions, ${s.transfers} leadership transfers, ${s.compactions} compactions, ${s.snapshotsInstalled} snapshots installed, committed ${s.maxCommitted}, ${s.events} events, ${s.messages} messages, ${s.linearizableOpsChecked} ops checked linearizable${s.linearizableUnknownKeys > 0 ? ` (${s.linearizableUnknownKeys} keys unknown: search budget)` : ''}, digest ${r.digest}`,
+          `${s.crashes} crashes (${s.lostUnsyncedBatches} unsynced batches lost), ${s.partitions} partitions, ${s.transfers} leadership transfers, ${s.replacements} replacements, ${s.compactions} compactions, ${s.snapshotsInstalled} snapshots installed, committed ${s.maxCommitted}, ${s.events} events, ${s.messages} messages, ${s.linearizableOpsChecked} ops checked linearizable${s.linearizableUnknownKeys > 0 ? ` (${s.linearizableUnknownKeys} keys unknown: search budget)` : ''}, digest ${r.digest}`,
       );
     }
     if (!r.ok) {

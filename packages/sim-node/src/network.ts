@@ -20,12 +20,19 @@ export interface NetFaults {
 export const CALM_NETWORK: NetFaults = { minDelayMs: 1, maxDelayMs: 5, loss: 0, duplicate: 0 };
 export const ROUGH_NETWORK: NetFaults = { minDelayMs: 1, maxDelayMs: 40, loss: 0.05, duplicate: 0.03 };
 
+/** A refused connection is dialled again after this long, ms. */
+const REDIAL_MS = 1_000;
 /** How long a founding probe to an unreachable peer takes to fail, ms. */
 const PROBE_FAIL_MS = 200;
 
 interface Endpoint {
   handlers: PeerLinkHandlers;
   owner: Liveness;
+  /**
+   * The incarnation rule, as the real transport applies it at each connection's hello: per
+   * sender incarnation, accepted, or refused until the given time (the sender redials then).
+   */
+  hellos: Map<string, { ok: true } | { ok: false; untilMs: number }>;
   /** Takes an incoming snapshot-channel connection (the node's SnapshotManager). */
   acceptSnapshot?: (peer: string, socket: SnapshotSocket) => void;
 }
@@ -55,7 +62,7 @@ export class SimNet {
 
   /** The link of one booted node (a restart attaches a new one; the old owner is dead). */
   attach(id: string, owner: Liveness, handlers: PeerLinkHandlers): PeerLink {
-    this.endpoints.set(id, { handlers, owner });
+    this.endpoints.set(id, { handlers, owner, hellos: new Map() });
     return {
       send: (m) => {
         if (owner.alive()) this.send(id, m);
@@ -137,19 +144,21 @@ export class SimNet {
     }
     const copies = this.rng.chance(this.faults.duplicate) ? 2 : 1;
     if (copies === 2) this.stats.duplicated++;
+    const incarnation = this.endpoints.get(from)?.handlers.incarnation ?? '';
     for (let i = 0; i < copies; i++) {
       const copy = copyMessage(m);
-      this.sched.after(this.delay(), () => this.deliver(from, copy));
+      this.sched.after(this.delay(), () => this.deliver(from, incarnation, copy));
     }
   }
 
-  private deliver(from: string, m: Message): void {
+  private deliver(from: string, incarnation: string, m: Message): void {
     const ep = this.endpoints.get(m.to);
     if (!ep || !ep.owner.alive()) return;
     if (!this.reachable(from, m.to)) {
       this.stats.blocked++;
       return;
     }
+    if (!this.hello(ep, from, m.to, incarnation)) return;
     this.stats.delivered++;
     try {
       ep.handlers.onMessage(m);
@@ -157,6 +166,22 @@ export class SimNet {
       // The host refuses a bad message by throwing (the transport closes that connection).
       this.note(`${m.to} refused a message from ${from}: ${(e as Error).message}`);
     }
+  }
+
+  /** Whether `to` accepts a connection from `from`'s `incarnation` (asked once per connection). */
+  private hello(ep: Endpoint, from: string, to: string, incarnation: string): boolean {
+    const key = `${from}/${incarnation}`;
+    const known = ep.hellos.get(key);
+    if (known?.ok) return true;
+    if (known && this.sched.nowMs() < known.untilMs) return false;
+    const refusal = ep.handlers.checkIncarnation(from, incarnation);
+    if (refusal === null) {
+      ep.hellos.set(key, { ok: true });
+      return true;
+    }
+    ep.hellos.set(key, { ok: false, untilMs: this.sched.nowMs() + REDIAL_MS });
+    this.note(`${to} refused a connection from ${from}: ${refusal}`);
+    return false;
   }
 
   private probe(from: string, to: string): Promise<unknown> {

@@ -4,7 +4,8 @@
 import { Prng, fnv1a } from '@quorumkv/testkit';
 import { SimCheckFailure, SimChecks } from './checks.js';
 import { CALM_NETWORK, ROUGH_NETWORK, SimNet } from './network.js';
-import type { HostPlant } from '@quorumkv/server';
+import { ConfChangeType } from '@quorumkv/raft';
+import { memberContext, type HostPlant } from '@quorumkv/server';
 import { SimScheduler } from './scheduler.js';
 import { SimNodeHost } from './sim-node-host.js';
 import { Workload } from './workload.js';
@@ -33,6 +34,7 @@ export interface SimNodeStats {
   crashes: number;
   partitions: number;
   transfers: number;
+  replacements: number;
   lostUnsyncedBatches: number;
   maxCommitted: number;
   linearizableOpsChecked: number;
@@ -122,6 +124,7 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
     crashes: 0,
     partitions: 0,
     transfers: 0,
+    replacements: 0,
     lostUnsyncedBatches: 0,
     maxCommitted: 0,
     linearizableOpsChecked: 0,
@@ -160,6 +163,7 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
   const restartLater = (h: SimNodeHost) => {
     const downMs = nem.range(DOWNTIME_MS.min, DOWNTIME_MS.max);
     sched.after(downMs, () => {
+      if (h.permanentlyDown || h.alive()) return;
       note(`nemesis: restart ${h.id}`);
       void h.boot().catch(bootFailed(h));
     });
@@ -250,6 +254,13 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
       sched.after(nem.range(50, 300), poll);
     },
     () => {
+      if (replacing || nem.chance(0.5)) return;
+      const victim = nem.pick(hosts.filter((h) => h !== leaderHost()));
+      replacing = true;
+      stats.replacements++;
+      void replaceNode(victim).finally(() => (replacing = false));
+    },
+    () => {
       // Leadership transfer through the production admin path (QuorumKvNode.transferLeadership).
       const l = leaderHost();
       const to = nem.pick(ids);
@@ -263,6 +274,59 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
       note(`nemesis: network ${net.faults === ROUGH_NETWORK ? 'rough (delay up to 40 ms, 5 % loss, 3 % duplicates)' : 'calm'}`);
     },
   ];
+  /**
+   * The replace runbook (docs/server.md) on a machine that lost its disk: remove the member, wipe
+   * the machine, boot it empty, add it as a learner, promote it once caught up and its incarnation
+   * is recorded. Each step goes through the leader's production QuorumKvNode and is retried until
+   * it is done (the liveness phase waits for the membership to be whole again).
+   */
+  let replacing = false;
+  const wait = (ms: number) => new Promise<void>((r) => sched.after(ms, r));
+  const onLeader = async (what: string, step: (l: SimNodeHost) => Promise<unknown>): Promise<void> => {
+    for (let attempt = 0; !failure; attempt++) {
+      const l = leaderHost();
+      if (l?.node) {
+        try {
+          // A node that crashes never answers: give up on it after the deadline and ask again.
+          const gaveUp = new Promise<never>((_, reject) => sched.after(3_000, () => reject(new Error('no answer (the node crashed?)'))));
+          await Promise.race([step(l), gaveUp]);
+          return;
+        } catch (e) {
+          if (attempt % 10 === 0) note(`replace: ${what} on ${l.id}: ${(e as Error).message}`);
+        }
+      }
+      await wait(200);
+    }
+  };
+  const deadline = () => ({ deadlineMs: sched.nowMs() + 2_000 });
+  const replaceNode = async (victim: SimNodeHost): Promise<void> => {
+    note(`nemesis: replace ${victim.id} (its disk is lost)`);
+    if (victim.alive()) crash([victim], 'the machine to replace');
+    victim.permanentlyDown = true;
+    // Each step first checks the leader's membership: an earlier attempt may have committed
+    // although its answer was lost.
+    await onLeader(`remove ${victim.id}`, async (l) => {
+      if (l.node!.memberById(victim.id) === undefined) return;
+      await l.node!.changeMembership({ type: ConfChangeType.RemoveNode, nodeId: victim.id }, deadline());
+    });
+    if (victim.alive()) victim.crash();
+    victim.wipe();
+    victim.permanentlyDown = false;
+    await victim.boot().catch(bootFailed(victim));
+    const context = memberContext(`sim-${victim.id}:1`);
+    await onLeader(`add ${victim.id} as a learner`, async (l) => {
+      if (l.node!.memberById(victim.id) !== undefined) return;
+      await l.node!.changeMembership({ type: ConfChangeType.AddLearner, nodeId: victim.id, context }, deadline());
+    });
+    await onLeader(`promote ${victim.id}`, async (l) => {
+      if (l.node!.membership().voters.some((m) => m.id === victim.id)) return;
+      const pr = l.node!.raw.status().progress?.[victim.id];
+      const lag = pr ? l.node!.raw.status().lastIndex - pr.match : Infinity;
+      if (lag > 50 || l.node!.recordedIncarnation(victim.id) === undefined) throw new Error(`not caught up (lag ${lag}) or incarnation not recorded`);
+      await l.node!.changeMembership({ type: ConfChangeType.AddNode, nodeId: victim.id }, deadline());
+    });
+    note(`nemesis: ${victim.id} replaced`);
+  };
   const chaosStart = sched.nowMs();
   const chaosEnd = chaosStart + chaosMs;
   const firstCrashAt = chaosStart + nem.range(1_000, Math.max(1_001, Math.floor(chaosMs / 3)));
@@ -289,13 +353,13 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
     let live = false;
     await sched.runUntil(healedAt + LIVENESS_BOUND_MS, afterEach, () => {
       if (failure) return true;
-      live = hosts.every((h) => h.alive() && h.node) && leaderHost() !== undefined && checks.maxCommitted > commitAtHeal && converged(hosts);
+      live = !replacing && hosts.every((h) => h.alive() && h.node) && leaderHost() !== undefined && checks.maxCommitted > commitAtHeal && converged(hosts);
       return live;
     });
     if (!failure && !live) {
       failure = new SimCheckFailure(
         'liveness',
-        `${LIVENESS_BOUND_MS} ms after healing: leader ${leaderHost()?.id ?? 'none'}, committed ${checks.maxCommitted} (was ${commitAtHeal}), applied ${hosts.map((h) => `${h.id}=${h.node?.store.kv.appliedIndex() ?? 'down'}`).join(' ')}`,
+        `${LIVENESS_BOUND_MS} ms after healing${replacing ? ' (a replacement still running)' : ''}: leader ${leaderHost()?.id ?? 'none'}, committed ${checks.maxCommitted} (was ${commitAtHeal}), applied ${hosts.map((h) => `${h.id}=${h.node?.store.kv.appliedIndex() ?? 'down'}`).join(' ')}`,
       );
     }
   }

@@ -25,7 +25,7 @@ function snapshotFaults(rng: Prng): SnapshotFaults {
 const SIM_SESSION_TTL_MS = 60 * 60 * 1000;
 
 /** The configuration of simulated node `id` among `ids` (production defaults otherwise). */
-export function simConfig(id: string, ids: string[]): ServeConfig {
+export function simConfig(id: string, ids: string[], joining = false): ServeConfig {
   return {
     ...DEFAULTS,
     id,
@@ -33,7 +33,7 @@ export function simConfig(id: string, ids: string[]): ServeConfig {
     host: 'sim',
     port: 0,
     peers: ids.map((p) => ({ id: p, address: `sim-${p}:1` })),
-    initialClusterState: 'new',
+    initialClusterState: joining ? 'existing' : 'new',
     dataDir: `memory:${id}`,
     zone: undefined,
     clusterSecret: 'simulated-cluster-secret',
@@ -101,8 +101,12 @@ function withSlowDisk(store: NodeStore, sched: SimScheduler, rng: Prng, owner: L
 }
 
 export class SimNodeHost implements Liveness {
-  readonly disk = new MemoryDisk();
-  private readonly files = new Map<string, string>();
+  disk = new MemoryDisk();
+  private files = new Map<string, string>();
+  /** Being replaced: crashed, not restarted by the nemesis. */
+  permanentlyDown = false;
+  /** Wiped and booted empty, to be added back (the replace runbook): never founds. */
+  private joining = false;
   node: QuorumKvNode | undefined;
   service: NodeKvService | undefined;
   /** Bumped at every crash: timers and messages of an older boot are dropped. */
@@ -138,7 +142,7 @@ export class SimNodeHost implements Liveness {
     this.up = true;
     this.boots++;
     const owner: Liveness = { alive: () => this.up && this.epoch === epoch };
-    const cfg = simConfig(this.id, this.opts.ids);
+    const cfg = simConfig(this.id, this.opts.ids, this.joining);
     const rng = this.opts.rng;
     this.inFlight = { writes: 0 };
     const store = withSlowDisk(await openMemoryNodeStore(this.disk, { kv: { sessionTtlMs: cfg.sessionTtlMs } }), this.opts.sched, rng, owner, this.inFlight);
@@ -180,6 +184,15 @@ export class SimNodeHost implements Liveness {
     node.start();
     this.node = node;
     this.service = new NodeKvService(node, new ByteBudget('range bytes in flight', cfg.maxRangeBytesInFlight));
+  }
+
+  /** A new, empty disk and identity (the machine lost its data directory); it then boots to join. */
+  wipe(): void {
+    if (this.up) throw new Error(`${this.id}: wipe a crashed machine only`);
+    this.disk = new MemoryDisk();
+    this.disk.recordWrites();
+    this.files = new Map();
+    this.joining = true;
   }
 
   /** Snapshots this machine installed (received from a leader). */
