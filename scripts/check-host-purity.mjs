@@ -12,6 +12,7 @@ const HOST_FILES = [
   'packages/server/src/identity.ts',
   'packages/server/src/membership.ts',
   'packages/server/src/kv-service.ts',
+  'packages/server/src/read-index.ts',
 ];
 const rules = [
   [/from\s+['"](node:)?(fs|fs\/promises|net|http|https|os|child_process|worker_threads|timers|perf_hooks|dgram|tls)['"]/, 'imports an I/O or timer module'],

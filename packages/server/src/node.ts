@@ -79,6 +79,7 @@ import {
 } from './identity.js';
 import { decideFounding, replaceProcedure, type FoundingAnswer } from './founding.js';
 import { sleepOn, type NodeWorld, type PeerLink } from './host-world.js';
+import { ReadIndexBatcher, deadlineOver, type Deadline } from './read-index.js';
 import type { Clock, TimerHandle } from './world.js';
 
 /** Apply batches queued behind the log write before the loop waits for them. */
@@ -92,22 +93,6 @@ const RECORD_INCARNATION_EVERY_MS = 100;
 /** A node is "ready" (GET /ready) when applied is within this many entries of commit. */
 export const READY_MAX_APPLY_LAG = 1000;
 
-interface Deadline {
-  deadlineMs: number;
-  signal?: AbortSignal | undefined;
-  /**
-   * A context may say directly whether it was cancelled (the client endpoint's contexts create
-   * their AbortSignal only when someone reads `signal`); the sweep then never touches `signal`.
-   */
-  readonly aborted?: boolean;
-}
-
-/** True when the caller's deadline passed or it gave up. */
-function deadlineOver(d: Deadline, nowMs: number): boolean {
-  if (d.deadlineMs <= nowMs) return true;
-  return ('aborted' in d ? d.aborted : d.signal?.aborted) === true;
-}
-
 /** An apply result plus the term of the entry (the term of the leader that committed it). */
 export type WriteResult = ApplyResult & { term: number };
 
@@ -116,12 +101,6 @@ interface PendingWrite {
   term: number;
   bytes: number;
   resolve(r: WriteResult): void;
-  reject(e: Error): void;
-}
-
-interface PendingRead {
-  deadline: Deadline;
-  resolve(): void;
   reject(e: Error): void;
 }
 
@@ -229,12 +208,8 @@ export class QuorumKvNode {
 
   private readonly writes = new Map<number, PendingWrite>();
   private pendingWriteBytes = 0;
-  private readBatch: PendingRead[] = [];
-  /** Submitted ReadIndex batches by context, with when they were (re)submitted. */
-  private readonly readsByCtx = new Map<string, { reads: PendingRead[]; submittedAtMs: number }>();
-  private readsAwaitingApply: { index: number; reads: PendingRead[] }[] = [];
-  private readCtxSeq = 0;
-  private pendingReadCount = 0;
+  /** Linearizable reads: one ReadIndex request per turn (read-index.ts). */
+  private readonly reads: ReadIndexBatcher;
 
   /** Called for leader-emitted snapshot messages and installs (set by the snapshot module). */
   snapshotHooks: SnapshotHooks | undefined;
@@ -267,6 +242,12 @@ export class QuorumKvNode {
   }) {
     this.id = args.cfg.id;
     this.world = args.world;
+    // A batch unanswered for half an election timeout is submitted again (its request or answer
+    // may have been lost with a message: a peer link being replaced, a partition that healed).
+    this.reads = new ReadIndexBatcher({
+      resubmitAfterMs: (args.cfg.electionTicks * args.cfg.tickMs) / 2,
+      serveBeforeApplied: args.world.plant === 'read-before-applied',
+    });
     this.clock = args.world.clock;
     this.cfg = args.cfg;
     this.log = args.log;
@@ -467,7 +448,7 @@ export class QuorumKvNode {
     m.isLeader.set(this.role === 'leader' ? 1 : 0);
     for (const r of ['follower', 'preCandidate', 'candidate', 'leader'] as const) m.role.set({ role: r }, this.role === r ? 1 : 0);
     m.proposalsPending.set(this.writes.size);
-    m.readsPending.set(this.pendingReadCount);
+    m.readsPending.set(this.reads.pending);
     m.storageShortfall.set(this.shortfall ? this.shortfall.markIndex - this.store.log.lastIndex() : 0);
     if (st.progress) {
       for (const [peer, pr] of Object.entries(st.progress)) if (peer !== this.id) m.peerLag.set({ peer }, Math.max(0, st.lastIndex - pr.match));
@@ -523,7 +504,7 @@ export class QuorumKvNode {
     if (this.inTurn || this.stopped) return;
     this.inTurn = true;
     try {
-      this.submitReads();
+      this.reads.submit((ctx) => this.raw.readIndex(ctx), this.clock.nowMs());
       this.compactIfDue();
       while (!this.stopped && this.raw.hasReady()) {
         await this.handleReady(this.raw.ready());
@@ -554,7 +535,7 @@ export class QuorumKvNode {
     else if (rd.hardState) this.keepCommitInMemory(rd.hardState);
     if (!sendEarly) this.sendMessages(rd.messages);
     if (rd.committedEntries.length > 0 && !applyEarly) await this.queueApply(rd.committedEntries);
-    this.onReadStates(rd.readStates);
+    this.reads.onReadStates(rd.readStates, this.store.kv.appliedIndex());
     this.raw.advance(rd);
   }
 
@@ -693,7 +674,7 @@ export class QuorumKvNode {
     let computed!: () => void;
     const whenComputed = new Promise<void>((resolve) => (computed = resolve));
     // Writers are answered as soon as the results are computed, before the batch reaches LevelDB
-    // (which often queues it behind a log fsync). Reads wait for the write (serveReadsUpTo).
+    // (which often queues it behind a log fsync). Reads wait for the write (ReadIndexBatcher.servedUpTo).
     const written = this.store.kv
       .apply(items, {
         onResults: (results) => {
@@ -704,7 +685,7 @@ export class QuorumKvNode {
       .then(() => {
         this.metrics.applySeconds.observe((this.world.elapsedMs() - t0) / 1e3);
         const applied = entries[entries.length - 1]!.index;
-        this.serveReadsUpTo(applied);
+        this.reads.servedUpTo(applied);
         let bytes = 0;
         for (const e of entries) bytes += e.data.byteLength;
         if (this.compaction.noteWritten(applied, bytes)) this.schedule(); // the loop decides (compactIfDue)
@@ -790,7 +771,7 @@ export class QuorumKvNode {
       this.leaderHistory.record({ atMs: Date.now(), term, leader: lead });
       this.log.info({ term, leader: lead, role }, lead ? 'leader changed' : 'leader lost');
       // Reads registered with an old leader will never be answered: fail them fast (retryable).
-      this.failSubmittedReads(new UnavailableError('the leader changed during the read; retry'));
+      this.reads.failSubmitted(new UnavailableError('the leader changed during the read; retry'));
     }
   }
 
@@ -946,75 +927,10 @@ export class QuorumKvNode {
     if (this.stopped) return Promise.reject(new UnavailableError('node is shutting down'));
     if (this.shortfall) return Promise.reject(new UnavailableError(`this node cannot serve reads: ${this.shortfall.reason}`));
     if (this.leader === null) return Promise.reject(new NoLeaderError());
-    if (this.pendingReadCount >= this.cfg.maxPendingReads) return this.busy('reads');
-    this.pendingReadCount++;
-    return new Promise<void>((resolve, reject) => {
-      this.readBatch.push({ deadline: d, resolve, reject });
-      this.schedule();
-    });
-  }
-
-  private submitReads(): void {
-    if (this.readBatch.length === 0) return;
-    const batch = this.readBatch;
-    this.readBatch = [];
-    const ctx = new Uint8Array(8);
-    new DataView(ctx.buffer).setFloat64(0, ++this.readCtxSeq);
-    try {
-      this.raw.readIndex(ctx);
-    } catch (e) {
-      if (!(e instanceof RaftNotLeaderError)) throw e;
-      this.failReads(batch, new NoLeaderError());
-      return;
-    }
-    this.readsByCtx.set(ctxKey(ctx), { reads: batch, submittedAtMs: this.clock.nowMs() });
-  }
-
-  private onReadStates(states: { index: number; requestCtx: Uint8Array }[]): void {
-    for (const rs of states) {
-      const key = ctxKey(rs.requestCtx);
-      const pending = this.readsByCtx.get(key);
-      if (!pending) continue;
-      this.readsByCtx.delete(key);
-      this.readsAwaitingApply.push({ index: rs.index, reads: pending.reads });
-    }
-    this.serveReadsUpTo(this.store.kv.appliedIndex());
-  }
-
-  private serveReadsUpTo(applied: number): void {
-    if (this.readsAwaitingApply.length === 0) return;
-    const keep: { index: number; reads: PendingRead[] }[] = [];
-    for (const w of this.readsAwaitingApply) {
-      if (w.index <= applied || this.world.plant === 'read-before-applied') {
-        this.pendingReadCount -= w.reads.length;
-        for (const r of w.reads) r.resolve();
-      } else keep.push(w);
-    }
-    this.readsAwaitingApply = keep;
-  }
-
-  private failSubmittedReads(err: Error): void {
-    for (const { reads } of this.readsByCtx.values()) this.failReads(reads, err);
-    this.readsByCtx.clear();
-  }
-
-  /**
-   * A ReadIndex request or its answer can be lost with a message (a peer link being replaced, a
-   * partition that healed). Batches unanswered for half an election timeout are submitted again
-   * under a new context; a late answer to the old one is ignored.
-   */
-  private resubmitStaleReads(nowMs: number): void {
-    const staleMs = (this.cfg.electionTicks * this.cfg.tickMs) / 2;
-    for (const [key, pending] of this.readsByCtx) {
-      if (nowMs - pending.submittedAtMs < staleMs) continue;
-      this.readsByCtx.delete(key);
-      for (const r of pending.reads) this.readBatch.push(r);
-    }
-  }
-
-  private failReads(reads: PendingRead[], err: Error): void {
-    this.pendingReadCount -= reads.length;
-    for (const r of reads) r.reject(err);
+    if (this.reads.pending >= this.cfg.maxPendingReads) return this.busy('reads');
+    const read = this.reads.add(d);
+    this.schedule();
+    return read;
   }
 
   // -----------------------------------------------------------------------------------------
@@ -1028,24 +944,7 @@ export class QuorumKvNode {
       // Proposed, not yet applied: it may still commit (or already has, elsewhere).
       w.reject(new IndeterminateError('the write was proposed but not applied before its deadline; it may still be applied'));
     }
-    const sweep = (reads: PendingRead[]): PendingRead[] => {
-      const live: PendingRead[] = [];
-      for (const r of reads) {
-        if (expired(r)) {
-          this.pendingReadCount--;
-          r.reject(new TimeoutError('the read did not complete before its deadline'));
-        } else live.push(r);
-      }
-      return live;
-    };
-    this.readBatch = sweep(this.readBatch);
-    for (const [k, pending] of this.readsByCtx) {
-      const live = sweep(pending.reads);
-      if (live.length === 0) this.readsByCtx.delete(k);
-      else pending.reads = live;
-    }
-    this.resubmitStaleReads(nowMs);
-    this.readsAwaitingApply = this.readsAwaitingApply.map((w) => ({ index: w.index, reads: sweep(w.reads) })).filter((w) => w.reads.length > 0);
+    this.reads.expire(nowMs);
   }
 
   // -----------------------------------------------------------------------------------------
@@ -1248,7 +1147,7 @@ export class QuorumKvNode {
   }
 
   pendingCounts(): { writes: number; reads: number } {
-    return { writes: this.writes.size, reads: this.pendingReadCount };
+    return { writes: this.writes.size, reads: this.reads.pending };
   }
 
   // -----------------------------------------------------------------------------------------
@@ -1265,11 +1164,7 @@ export class QuorumKvNode {
     // others', and the cluster may commit them after this node is gone.
     this.failWritesIndeterminate(new IndeterminateError('the node shut down after the write was proposed; it may have been applied'));
     const err = new UnavailableError('node is shutting down');
-    this.failReads(this.readBatch, err);
-    this.readBatch = [];
-    this.failSubmittedReads(err);
-    for (const w of this.readsAwaitingApply) this.failReads(w.reads, err);
-    this.readsAwaitingApply = [];
+    this.reads.failAll(err);
     await this.snapshotHooks?.close();
     await this.compacting?.landed; // the store closes under no log compaction
     await this.transport.close();
@@ -1335,7 +1230,4 @@ function refusalReason(peer: string, incarnation: string, known: string): string
   return `${peer} is incarnation ${shortIncarnation(incarnation)}, known as ${shortIncarnation(known)}: replace it (member remove, add --learner, promote)`;
 }
 
-function ctxKey(ctx: Uint8Array): string {
-  return Buffer.from(ctx.buffer, ctx.byteOffset, ctx.byteLength).toString('latin1');
-}
 
