@@ -768,7 +768,7 @@ export class QuorumKvNode {
     this.leader = lead;
     if (leaderChanged) {
       this.metrics.leaderChanges.inc();
-      this.leaderHistory.record({ atMs: Date.now(), term, leader: lead });
+      this.leaderHistory.record({ atMs: this.clock.nowMs(), term, leader: lead });
       this.log.info({ term, leader: lead, role }, lead ? 'leader changed' : 'leader lost');
       // Reads registered with an old leader will never be answered: fail them fast (retryable).
       this.reads.failSubmitted(new UnavailableError('the leader changed during the read; retry'));
