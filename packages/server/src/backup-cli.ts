@@ -7,6 +7,7 @@ import { inspectSnapshotStream, openNodeStore } from '@quorumkv/storage';
 import { BackupFileWriter, type BackupHeader, readBody, verifyBackupFile } from './backup-file.js';
 import { BackupHeaders } from './backup-endpoint.js';
 import { ConfigError, type PeerSpec, parsePeers } from './config.js';
+import { fsIdentityFiles } from './durable-file.js';
 import { recordOrigin, writeClusterId } from './identity.js';
 import { membershipFromPeers } from './membership.js';
 
@@ -154,9 +155,10 @@ async function restore(argv: string[]): Promise<number> {
     await store.close();
   }
   const clusterId = restoredClusterId(header, peers);
-  writeClusterId(staging, clusterId);
+  const files = fsIdentityFiles(staging);
+  writeClusterId(files, clusterId);
   // A founder: it votes on the restored membership, which records no incarnations yet (identity.ts).
-  recordOrigin(staging, true);
+  recordOrigin(files, true);
   if (existsSync(dataDir)) rmdirSync(dataDir); // empty (checked above)
   renameSync(staging, dataDir);
   syncDirectory(dirname(resolve(dataDir)));
