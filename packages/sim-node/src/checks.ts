@@ -122,7 +122,8 @@ export class SimChecks {
       const k = `${cmd.session.id}/${cmd.session.seq}`;
       if (!this.firstBySession.has(k)) this.firstBySession.set(k, e.index);
     }
-    const value = cmd.op === 'put' ? cmd.value : cmd.op === 'cas' && cmd.then.op === 'put' ? cmd.then.value : undefined;
+    if (cmd.op !== 'put' && cmd.op !== 'cas') return;
+    const value = cmd.op === 'put' ? cmd.value : cmd.then.op === 'put' ? cmd.then.value : undefined;
     if (value) {
       const k = `${textDecoder.decode(cmd.key)}=${textDecoder.decode(value)}`;
       if (!this.firstByValue.has(k)) this.firstByValue.set(k, e.index);
