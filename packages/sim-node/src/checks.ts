@@ -41,6 +41,8 @@ export class SimChecks {
   /** The first committed entry of each (session, seq) and of each (key, value) written: exactly-once. */
   private readonly firstBySession = new Map<string, number>();
   private readonly firstByValue = new Map<string, number>();
+  /** The revision each applied entry's result named (the state machine's revision, not the index). */
+  private readonly revisionAt = new Map<number, number>();
 
   get maxCommitted(): number {
     return this.committed.length - 1;
@@ -145,29 +147,45 @@ export class SimChecks {
     }
   }
 
-  /** Every acknowledged write's entry was committed, with the term its answer named. */
+  /** Records what applying entry `index` answered (any node; every node computes the same). */
+  noteApplied(index: number, result: { op: string; revision?: number }): void {
+    if (result.revision !== undefined && !this.revisionAt.has(index)) this.revisionAt.set(index, result.revision);
+  }
+
+  /** The first committed entry of an acknowledged operation (by its value, or its session seq), if known. */
+  private firstEntryOf(a: AckedWrite): number | undefined {
+    return a.value !== null ? this.firstByValue.get(`${a.key}=${a.value}`) : this.firstBySession.get(`${a.session}/${a.seq}`);
+  }
+
+  /**
+   * Every acknowledged write was committed, by an entry of the term its answer named (a retried
+   * session write answers with its first application's term). Puts and cas are found by their
+   * value; a delete by its session seq (skipped when its entry carries no session).
+   */
   checkAckedDurable(acked: AckedWrite[]): void {
     for (const a of acked) {
-      const c = this.committed[a.revision];
-      if (!c) throw new SimCheckFailure('acked-write-lost', `${a.session} seq ${a.seq} (${a.key}) was acknowledged at index ${a.revision} term ${a.term}, but index ${a.revision} was never committed (committed up to ${this.maxCommitted})`);
-      if (c.term !== a.term) throw new SimCheckFailure('acked-write-lost', `${a.session} seq ${a.seq} (${a.key}) was acknowledged at index ${a.revision} term ${a.term}, but index ${a.revision} committed with term ${c.term}`);
+      const f = this.firstEntryOf(a);
+      if (f === undefined) {
+        if (a.value === null) continue;
+        throw new SimCheckFailure('acked-write-lost', `${a.session} seq ${a.seq} (${a.f} ${a.key}=${a.value}) was acknowledged in term ${a.term}, but no committed entry writes it (committed up to ${this.maxCommitted})`);
+      }
+      const c = this.committed[f]!;
+      if (c.term !== a.term) throw new SimCheckFailure('acked-write-lost', `${a.session} seq ${a.seq} (${a.f} ${a.key}) was acknowledged in term ${a.term}, but its committed entry ${f} is of term ${c.term}`);
     }
   }
 
   /**
-   * Each acknowledged write was applied once: its answer names the FIRST committed entry of that
-   * operation — found by its value for puts and cas (every operation writes a value of its own),
-   * by its session seq for deletes. A retry applied again would answer with a later entry.
+   * Each acknowledged write was applied once: its answer carries the revision that applying its
+   * FIRST committed entry produced. A retry applied again answers with a later revision.
    */
   checkExactlyOnce(acked: AckedWrite[]): void {
-    const firstBySession = this.firstBySession;
-    const firstByValue = this.firstByValue;
     for (const a of acked) {
-      const f = a.value !== null ? firstByValue.get(`${a.key}=${a.value}`) : firstBySession.get(`${a.session}/${a.seq}`);
-      if (f !== undefined && f !== a.revision) {
+      const f = this.firstEntryOf(a);
+      const want = f === undefined ? undefined : this.revisionAt.get(f);
+      if (want !== undefined && want !== a.revision) {
         throw new SimCheckFailure(
           'exactly-once',
-          `${a.session} seq ${a.seq} (${a.f} ${a.key}) was answered with revision ${a.revision} after ${a.attempts} attempt(s), but its first committed entry is ${f}: it was applied again`,
+          `${a.session} seq ${a.seq} (${a.f} ${a.key}) was answered with revision ${a.revision} after ${a.attempts} attempt(s), but its first committed entry ${f} applied at revision ${want}: it was applied again`,
         );
       }
     }

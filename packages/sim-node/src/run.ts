@@ -104,6 +104,7 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
         ids,
         note,
         plant: opts.plant,
+        onApplied: (index, result) => checks.noteApplied(index, result as { op: string; revision?: number }),
         onFatal: (nid, err) => {
           fatal ??= new SimCheckFailure('host-fatal', `${nid}'s host loop stopped: ${err.stack ?? err.message}`);
         },
@@ -385,8 +386,9 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
   // Final checks.
   if (!failure) {
     try {
-      checks.checkAckedDurable(workload.acked);
+      // Exactly-once first: a write applied twice also answers with the second entry's term.
       checks.checkExactlyOnce(workload.acked);
+      checks.checkAckedDurable(workload.acked);
       const lin = checks.checkLinearizable(workload.history);
       stats.linearizableOpsChecked = lin.ops;
       stats.linearizableUnknownKeys = lin.unknownKeys;

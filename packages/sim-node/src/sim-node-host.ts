@@ -2,7 +2,7 @@
 // identity files, and the production QuorumKvNode booted on them with a simulated world. A crash
 // abandons the node object (its timers and messages die with it) and power-fails the disk.
 import { DEFAULTS, type HostPlant, NodeKvService, SnapshotManager, type SnapshotFaults, snapshotHostOf, ByteBudget, NodeMetrics, QuorumKvNode, createSinkLogger, memoryIdentityFiles, type NodeWorld, type ServeConfig } from '@quorumkv/server';
-import { MemoryDisk, openMemoryNodeStore, type NodeStore } from '@quorumkv/storage';
+import { type ApplyResult, MemoryDisk, openMemoryNodeStore, type NodeStore } from '@quorumkv/storage';
 import type { Prng } from '@quorumkv/testkit';
 import type { SimNet } from './network.js';
 import type { Liveness, SimScheduler } from './scheduler.js';
@@ -61,6 +61,8 @@ export interface HostOptions {
   onFatal: (id: string, err: Error) => void;
   /** A host bug to plant (node.ts), or none. */
   plant?: HostPlant | undefined;
+  /** Sees what applying each entry answered (the exactly-once check). */
+  onApplied?: (index: number, result: ApplyResult) => void;
 }
 
 /** Disk latency of a log append or apply batch: usually up to 2 ms, 5 % spikes of 20–150 ms. */
@@ -71,7 +73,14 @@ const DISK_LATENCY_MS = { usualMax: 2, spikeChance: 0.05, spikeMin: 20, spikeMax
  * simulated latency, so a crash in between loses it — what the host may and may not do while a
  * write is in flight shows.
  */
-function withSlowDisk(store: NodeStore, sched: SimScheduler, rng: Prng, owner: Liveness, inFlight: { writes: number }): NodeStore {
+function withSlowDisk(
+  store: NodeStore,
+  sched: SimScheduler,
+  rng: Prng,
+  owner: Liveness,
+  inFlight: { writes: number },
+  onApplied?: (index: number, result: ApplyResult) => void,
+): NodeStore {
   const delay = () =>
     rng.chance(DISK_LATENCY_MS.spikeChance) ? rng.range(DISK_LATENCY_MS.spikeMin, DISK_LATENCY_MS.spikeMax) : rng.int(DISK_LATENCY_MS.usualMax + 1);
   const log = store.log;
@@ -93,8 +102,16 @@ function withSlowDisk(store: NodeStore, sched: SimScheduler, rng: Prng, owner: L
   const apply = kv.apply.bind(kv);
   (kv as { apply: NodeStore['kv']['apply'] }).apply = (items, options) =>
     new Promise((resolve, reject) => {
+      const onResults = options?.onResults;
+      const observed = {
+        ...options,
+        onResults: (results: ApplyResult[]) => {
+          if (onApplied) items.forEach((it, k) => results[k] && onApplied(it.index, results[k]));
+          onResults?.(results);
+        },
+      };
       sched.after(delay(), () => {
-        if (owner.alive()) apply(items, options).then(resolve, reject);
+        if (owner.alive()) apply(items, observed).then(resolve, reject);
       });
     });
   return store;
@@ -145,7 +162,7 @@ export class SimNodeHost implements Liveness {
     const cfg = simConfig(this.id, this.opts.ids, this.joining);
     const rng = this.opts.rng;
     this.inFlight = { writes: 0 };
-    const store = withSlowDisk(await openMemoryNodeStore(this.disk, { kv: { sessionTtlMs: cfg.sessionTtlMs } }), this.opts.sched, rng, owner, this.inFlight);
+    const store = withSlowDisk(await openMemoryNodeStore(this.disk, { kv: { sessionTtlMs: cfg.sessionTtlMs } }), this.opts.sched, rng, owner, this.inFlight, this.opts.onApplied);
     const world: NodeWorld = {
       clock: this.opts.sched.clockFor(owner),
       random: { int: (n) => rng.int(n) },

@@ -35,7 +35,7 @@ export interface AckedWrite {
   f: 'write' | 'cas' | 'delete';
   /** The value a put or cas wrote (unique per operation), null for a delete. */
   value: string | null;
-  /** The revision (Raft index) the answer named: the entry of the session write's first application. */
+  /** The revision the answer named (the state machine's, from the write's first application). */
   revision: number;
   term: number;
   attempts: number;
