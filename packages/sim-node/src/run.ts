@@ -289,7 +289,7 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
    * that misses a replacement (down or cut off) refuses the replaced member's new incarnation
    * when it comes back — its applied membership still records the old one — and so can never
    * learn the membership that records the new one (docs/simulation.md, "Findings"; seed 200118
-   * at commit 0ebc7ce). That is a liveness gap of the identity rules, reported, not modelled away
+   * with 30 s of faults without these guards). That is a liveness gap of the identity rules, reported, not modelled away
    * silently.
    */
   let replacing = false;
