@@ -29,8 +29,11 @@ export interface PeerLinkHandlers {
   clusterId(): string | null;
   /** This data directory's incarnation id. */
   readonly incarnation: string;
-  /** The incarnation rule: null accepts `incarnation` for `peer`, a string is the refusal reason. */
-  checkIncarnation(peer: string, incarnation: string): string | null;
+  /**
+   * The incarnation rule: null accepts `incarnation` for `peer`, a string is the refusal reason.
+   * `clusterId` is the one the peer's hello carries ('' when none; the node may adopt it).
+   */
+  checkIncarnation(peer: string, incarnation: string, clusterId: string): string | null;
   /** The answer to a founding probe from `peer`. */
   onProbe(peer: string): FoundingAnswer;
   /** A message from an authenticated peer. */

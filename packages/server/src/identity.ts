@@ -12,6 +12,8 @@ import { crc32 } from './crc32.js';
 import type { IdentityFiles } from './host-world.js';
 
 const CLUSTER_ID_FILE = 'CLUSTER_ID';
+/** A cluster id: 32 hex digits (clusterIdOf). */
+const CLUSTER_ID_PATTERN = /^[0-9a-f]{32}$/;
 const INCARNATION_FILE = 'INCARNATION';
 const PINS_FILE = 'PEER_INCARNATIONS';
 /** Present once this (still empty) data directory answered "not founded" to a founding peer. */
@@ -138,12 +140,24 @@ export function readClusterId(files: IdentityFiles): string | null {
   const text = files.read(CLUSTER_ID_FILE);
   if (text === null) return null;
   const v = text.trim();
-  if (!/^[0-9a-f]{32}$/.test(v)) throw new IdentityFileError(`${f} is damaged (expected 32 hex digits); refusing to start`);
+  if (!CLUSTER_ID_PATTERN.test(v)) throw new IdentityFileError(`${f} is damaged (expected 32 hex digits); refusing to start`);
   return v;
 }
 
 export function writeClusterId(files: IdentityFiles, id: string): void {
   files.writeDurably(CLUSTER_ID_FILE, `${id}\n`);
+}
+
+/**
+ * The cluster id a node without one (replicated into, or added with `member add`) adopts from a
+ * peer's authenticated hello: `offered`, written durably first, when the node has none, the peer
+ * is `trusted` (see QuorumKvNode.adoptClusterIdFrom) and the offer is a well-formed id. Null when
+ * nothing is adopted: an id once held is never overwritten. Throws if the write fails.
+ */
+export function adoptClusterId(files: IdentityFiles, current: string | null, offered: string, trusted: boolean): string | null {
+  if (current !== null || !trusted || !CLUSTER_ID_PATTERN.test(offered)) return null;
+  writeClusterId(files, offered);
+  return offered;
 }
 
 /** One pin: the incarnation first seen for a peer, and the applied index when it was pinned. */

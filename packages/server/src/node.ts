@@ -67,6 +67,7 @@ import { LeaderHistory } from './leader-history.js';
 import { memberContext, membershipFromPeers, parseMemberContext, votingSuspension, type VotingSuspension } from './membership.js';
 import {
   PeerPins,
+  adoptClusterId,
   clusterIdOf,
   foundingPromised,
   openIncarnation,
@@ -269,7 +270,11 @@ export class QuorumKvNode {
     this.transport = args.world.peers({
       incarnation: this.incarnation,
       clusterId: () => this.clusterId,
-      checkIncarnation: (peer, inc) => this.checkIncarnation(peer, inc),
+      checkIncarnation: (peer, inc, cluster) => {
+        const refusal = this.checkIncarnation(peer, inc);
+        if (refusal === null) this.adoptClusterIdFrom(peer, cluster);
+        return refusal;
+      },
       onProbe: (peer) => this.foundingAnswer(peer),
       onMessage: (m) => this.onPeerMessage(m),
       onPeerDown: (peer) => {
@@ -1001,6 +1006,26 @@ export class QuorumKvNode {
         replaceProcedure(peer, address),
     );
     return refusalReason(peer, incarnation, known);
+  }
+
+  /**
+   * A node without a cluster id (replicated into while founding, or added with `member add`)
+   * adopts the one in the accepted hello of a member of its applied membership — or, while it has
+   * none, of a peer named in --peers — so that from then on its handshakes compare cluster ids.
+   * A failed write is logged and retried at the next such hello; the connection is accepted.
+   */
+  private adoptClusterIdFrom(peer: string, offered: string): void {
+    if (this.clusterId !== null) return;
+    const noMembership = this.members.voters.length + this.members.learners.length === 0;
+    const trusted = this.memberById(peer) !== undefined || (noMembership && this.cfg.peers.some((p) => p.id === peer));
+    try {
+      const adopted = adoptClusterId(this.world.identity, this.clusterId, offered, trusted);
+      if (adopted === null) return;
+      this.clusterId = adopted;
+      this.log.info({ clusterId: adopted, from: peer }, 'adopted the cluster id from the hello of a member');
+    } catch (e) {
+      this.log.error({ peer, err: (e as Error).message }, 'could not record the cluster id; will retry at the next hello');
+    }
   }
 
   /** The answer to a founding probe from `peer` (founding.ts). */

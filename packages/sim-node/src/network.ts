@@ -174,7 +174,8 @@ export class SimNet {
     const known = ep.hellos.get(key);
     if (known?.ok) return true;
     if (known && this.sched.nowMs() < known.untilMs) return false;
-    const refusal = ep.handlers.checkIncarnation(from, incarnation);
+    // The simulated network models no cluster ids: no hello here carries one to compare or adopt.
+    const refusal = ep.handlers.checkIncarnation(from, incarnation, '');
     if (refusal === null) {
       ep.hellos.set(key, { ok: true });
       return true;

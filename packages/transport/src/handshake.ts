@@ -111,9 +111,10 @@ export interface HelloCheck {
   /**
    * The host's incarnation rule for `raft` and `snapshot` connections: null to accept the
    * dialler's incarnation, else the reason to refuse it. Called only for authenticated hellos
-   * from a known peer, so it may record (pin) the incarnation before accepting.
+   * from a known peer, so it may record (pin) the incarnation before accepting. `clusterId` is the
+   * hello's ('' when the dialler has none), already checked against `clusterId` above.
    */
-  checkIncarnation?: (peerId: string, incarnation: string) => string | null;
+  checkIncarnation?: (peerId: string, incarnation: string, clusterId: string) => string | null;
   /** Records the nonce; false if it was seen in the replay window (or the window is full). */
   rememberNonce: (nonce: string, nowMs: number) => 'new' | 'replayed' | 'full';
 }
@@ -147,7 +148,7 @@ export function verifyHelloHeader(raw: string | string[] | undefined, check: Hel
   if (!channelServed(parsed.channel, check)) return refuse(CloseCode.Unsupported, `channel ${parsed.channel} is not served`);
   // A probe only asks a question: answering it with an unknown incarnation is the point.
   if (parsed.channel !== 'probe' && check.checkIncarnation) {
-    const why = check.checkIncarnation(parsed.from, parsed.incarnation);
+    const why = check.checkIncarnation(parsed.from, parsed.incarnation, parsed.cluster);
     if (why !== null) return refuse(CloseCode.WrongIncarnation, why);
   }
   return { ok: true, hello: parsed };

@@ -41,7 +41,7 @@ export class PeerTransport {
   readonly #onSnapshotConnection: ((peerId: string, ws: WebSocket) => void) | undefined;
   readonly #clusterId: () => string | null;
   readonly #incarnation: string;
-  readonly #checkIncarnation: ((peerId: string, incarnation: string) => string | null) | undefined;
+  readonly #checkIncarnation: ((peerId: string, incarnation: string, clusterId: string) => string | null) | undefined;
   readonly #onProbe: ((peerId: string, incarnation: string) => unknown) | undefined;
   /** Hellos stamped before this are refused (the replay cache does not survive a restart). */
   readonly #notBeforeMs: number;

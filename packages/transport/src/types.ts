@@ -50,8 +50,10 @@ export interface PeerTransportOptions {
    * The incarnation rule, asked once per authenticated `raft`/`snapshot` hello: null accepts the
    * dialler's incarnation, a string is the reason to refuse the connection (close code 4404).
    * No message of a refused dialler reaches `onMessage`. Defaults to accepting every incarnation.
+   * `clusterId` is the one the dialler's hello carries ('' when it has none): a node without one
+   * may adopt it from a peer it accepts.
    */
-  checkIncarnation?: (peerId: string, incarnation: string) => string | null;
+  checkIncarnation?: (peerId: string, incarnation: string, clusterId: string) => string | null;
   /**
    * Answers a `probe` connection (see `PeerTransport.probe`) with a JSON-serialisable value.
    * Without it probes are refused.
