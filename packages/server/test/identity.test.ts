@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FoundingRefusedError, decideFounding, type FoundingAnswer } from '../src/founding.js';
-import { IdentityFileError, PeerPins, foundingPromised, openIncarnation, recordFoundingPromise } from '../src/identity.js';
+import { IdentityFileError, PeerPins, adoptClusterId, foundingPromised, openIncarnation, readClusterId, recordFoundingPromise, writeClusterId } from '../src/identity.js';
 import { createLogger } from '../src/logger.js';
 import { fsIdentityFiles } from '../src/durable-file.js';
 import { randomBytes } from 'node:crypto';
@@ -107,5 +107,31 @@ describe('founding decision', () => {
     const e = await decide({ n2: answer({ founded: 'waiting' }), n3: { nonsense: true } as unknown as FoundingAnswer }, { isStopped: () => ++rounds > 2 }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(FoundingRefusedError);
     expect((e as Error).message).toMatch(/stopped before/);
+  });
+});
+
+describe('cluster id adoption', () => {
+  const A = 'a'.repeat(32);
+  const B = 'b'.repeat(32);
+
+  it('adopts a trusted peer\'s id once, durably, and never overwrites one', () => {
+    const files = fsIdentityFiles(fresh());
+    expect(adoptClusterId(files, null, A, true)).toBe(A);
+    expect(readClusterId(files)).toBe(A);
+    // Holding one (adopted or founded), a node never takes another.
+    expect(adoptClusterId(files, readClusterId(files), B, true)).toBeNull();
+    expect(readClusterId(files)).toBe(A);
+    const founded = fsIdentityFiles(fresh());
+    writeClusterId(founded, B);
+    expect(adoptClusterId(founded, B, A, true)).toBeNull();
+    expect(readClusterId(founded)).toBe(B);
+  });
+
+  it('adopts nothing from an untrusted peer, an empty id or a malformed one', () => {
+    const files = fsIdentityFiles(fresh());
+    expect(adoptClusterId(files, null, A, false)).toBeNull();
+    expect(adoptClusterId(files, null, '', true)).toBeNull();
+    expect(adoptClusterId(files, null, 'xyz', true)).toBeNull();
+    expect(readClusterId(files)).toBeNull();
   });
 });

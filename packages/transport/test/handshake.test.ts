@@ -100,6 +100,18 @@ describe('hello verification', () => {
     expect(verifyHelloHeader(hello({ channel: 'probe', incarnation: '2'.repeat(32) }), check({ checkIncarnation: known, acceptProbes: true })).ok).toBe(true);
   });
 
+  it("hands the hello's cluster id to the incarnation rule ('' when the dialler has none)", () => {
+    const seen: string[] = [];
+    const rule = (_peer: string, _inc: string, cluster: string) => {
+      seen.push(cluster);
+      return null;
+    };
+    const CID = 'c'.repeat(32);
+    expect(verifyHelloHeader(hello({ clusterId: CID }), check({ checkIncarnation: rule })).ok).toBe(true);
+    expect(verifyHelloHeader(hello(), check({ checkIncarnation: rule })).ok).toBe(true);
+    expect(seen).toEqual([CID, '']);
+  });
+
   it('bounds the replay cache', () => {
     const cache = new ReplayCache(2, 1000);
     expect(cache.remember('a', 0)).toBe('new');
