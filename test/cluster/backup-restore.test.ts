@@ -84,15 +84,14 @@ describe('snapshot save / status / restore', () => {
     // kv + sessions equal to the source's at the saved index (the new cluster's own entries —
     // its election and incarnation records — touch neither).
     for (const n of restored.nodes) expect((await stateHash(n.port)).stateHash).toBe(srcHash.stateHash);
-    // The source's cluster id is in the data directory of each member that founded it; a member
-    // that was replicated into while founding (docs/server.md, "Who a node is") has none, and a
-    // backup taken from it records none.
-    const sourceIds = new Set(source.nodes.map((n) => path.join(n.dataDir, 'CLUSTER_ID')).filter((f) => existsSync(f)).map((f) => readFileSync(f, 'utf8').trim()));
+    // The source's cluster id is in the data directory of every member: a founder wrote it, a
+    // member replicated into while founding adopted it from a hello (docs/server.md, "Who a node
+    // is"). The follower's backup records it.
+    const sourceIds = new Set(source.nodes.map((n) => readFileSync(path.join(n.dataDir, 'CLUSTER_ID'), 'utf8').trim()));
     expect(sourceIds.size).toBe(1);
     const [sourceId] = [...sourceIds];
     expect(readFileSync(path.join(restored.node('n1').dataDir, 'CLUSTER_ID'), 'utf8').trim()).not.toBe(sourceId);
-    if (existsSync(path.join(follower.dataDir, 'CLUSTER_ID'))) expect(h.clusterId).toBe(sourceId);
-    else expect(h.clusterId).toBeNull();
+    expect(h.clusterId).toBe(sourceId);
     expect((await restored.get(newLeader.id, 'bk/7')).body.toString()).toContain('value 7');
     expect((await restored.put(newLeader.id, 'after-restore', 'x')).status).toBe(200);
 

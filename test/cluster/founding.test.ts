@@ -138,6 +138,13 @@ describe('founding, restart and hellos', () => {
         }
         return true;
       });
+      // Every member knows the cluster id, a founder or not (one replicated into adopts it from a hello).
+      await waitFor('one cluster id on every node', async () => {
+        const ids = new Set<unknown>();
+        for (const n of c.nodes) ids.add((JSON.parse((await httpRequest(n.port, 'GET', '/v1/status')).body.toString()) as { clusterId: unknown }).clusterId);
+        const [id] = [...ids];
+        return ids.size === 1 && typeof id === 'string' && /^[0-9a-f]{32}$/.test(id) ? true : undefined;
+      });
       const n2 = c.incarnationOf('n2');
       // An authenticated hello from "n2" with another incarnation: refused before any message.
       const impostor = await dialRaft(c.node('n1').port, helloHeader('n2', 'n1', randomBytes(16).toString('hex')));
