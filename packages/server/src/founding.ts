@@ -46,7 +46,10 @@ export interface FoundingPartner {
  * The decision: write the founding entries (`found`, pinning the partners whose answers counted),
  * or start empty and be replicated to or added (`join`).
  */
-export type FoundingDecision = { kind: 'found'; partners: FoundingPartner[] } | { kind: 'join' };
+export type FoundingDecision =
+  | { kind: 'found'; partners: FoundingPartner[] }
+  /** `member`: a founded peer names this node as a member with no incarnation recorded (its first incarnation). */
+  | { kind: 'join'; member: boolean };
 
 /** A founded cluster answered that this node must not found (nor start). The process exits non-zero. */
 export class FoundingRefusedError extends Error {
@@ -143,7 +146,7 @@ export async function decideFounding(opts: {
           : `${a.peer} belongs to a founded cluster (${a.answer.member ? 'this node is a member with no incarnation recorded' : 'this node is not a member'}): ` +
               `not founding; starting empty to be ${a.answer.member ? 'replicated to' : 'added with member add'}`,
       );
-      return verdict === 'found' ? { kind: 'found', partners: [] } : { kind: 'join' };
+      return verdict === 'found' ? { kind: 'found', partners: [] } : { kind: 'join', member: a.answer.member };
     }
     if (unfounded.size >= majority) break;
     if (clock.nowMs() - lastLogMs >= WAITING_LOG_EVERY_MS) {

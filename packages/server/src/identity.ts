@@ -96,11 +96,19 @@ export function recordFoundingPromise(files: IdentityFiles): void {
  */
 export interface Origin {
   foundedHere: boolean;
+  /**
+   * A member of the founding membership that did not write the founding entries itself: its
+   * founding handshake found the cluster already founded, naming it as a member with no
+   * incarnation recorded or pinned anywhere it asked, so this is its first incarnation. It may
+   * campaign with no incarnation recorded once it has applied the whole founding membership
+   * (membership.ts, votingSuspension).
+   */
+  foundingMember: boolean;
   /** The directory had state but no ORIGIN file: written by a version before ORIGIN; counted as founded. */
   legacy: boolean;
 }
 
-const ORIGIN_TEXT = { founded: 'founded', joined: 'joined', legacy: 'founded-legacy' } as const;
+const ORIGIN_TEXT = { founded: 'founded', joined: 'joined', foundingMember: 'founding-member', legacy: 'founded-legacy' } as const;
 
 /**
  * Reads this data directory's origin. A `fresh` directory (no log, hard state or high-water
@@ -111,12 +119,11 @@ const ORIGIN_TEXT = { founded: 'founded', joined: 'joined', legacy: 'founded-leg
 export function openOrigin(files: IdentityFiles, fresh: boolean): Origin | null {
   if (fresh) return null;
   const body = readChecksummed(files, ORIGIN_FILE, 1024);
-  if (body === ORIGIN_TEXT.founded || body === ORIGIN_TEXT.joined || body === ORIGIN_TEXT.legacy) {
-    return { foundedHere: body !== ORIGIN_TEXT.joined, legacy: body === ORIGIN_TEXT.legacy };
-  }
-  if (body !== null) throw new IdentityFileError(`${files.describe(ORIGIN_FILE)} holds neither "founded" nor "joined"; refusing to start`);
+  if (body === ORIGIN_TEXT.founded || body === ORIGIN_TEXT.legacy) return { foundedHere: true, foundingMember: false, legacy: body === ORIGIN_TEXT.legacy };
+  if (body === ORIGIN_TEXT.joined || body === ORIGIN_TEXT.foundingMember) return { foundedHere: false, foundingMember: body === ORIGIN_TEXT.foundingMember, legacy: false };
+  if (body !== null) throw new IdentityFileError(`${files.describe(ORIGIN_FILE)} holds none of "founded", "joined", "founding-member"; refusing to start`);
   files.writeDurably(ORIGIN_FILE, withChecksum(ORIGIN_TEXT.legacy));
-  return { foundedHere: true, legacy: true };
+  return { foundedHere: true, foundingMember: false, legacy: true };
 }
 
 /**
@@ -124,8 +131,9 @@ export function openOrigin(files: IdentityFiles, fresh: boolean): Origin | null 
  * joins it. Written again on every decision an empty directory makes (a founder that crashed
  * before its founding entries reached the disk may join on its next start).
  */
-export function recordOrigin(files: IdentityFiles, foundedHere: boolean): void {
-  files.writeDurably(ORIGIN_FILE, withChecksum(foundedHere ? ORIGIN_TEXT.founded : ORIGIN_TEXT.joined));
+export function recordOrigin(files: IdentityFiles, foundedHere: boolean, foundingMember = false): void {
+  const text = foundedHere ? ORIGIN_TEXT.founded : foundingMember ? ORIGIN_TEXT.foundingMember : ORIGIN_TEXT.joined;
+  files.writeDurably(ORIGIN_FILE, withChecksum(text));
 }
 
 /** The cluster id: a hash of the founding voters (ids and contexts), so differently founded clusters refuse each other. */

@@ -106,6 +106,10 @@ export interface VotingFacts {
   members: Membership;
   /** This data directory founded the cluster (identity.ts, ORIGIN). */
   foundedHere: boolean;
+  /** This data directory is a founding member's first incarnation, replicated into (identity.ts, ORIGIN). */
+  foundingMember: boolean;
+  /** The ids of the founding membership (--peers), for `foundingMember`. */
+  foundingVoters: readonly string[];
   /** The storage shortfall's reason, or null when the log reaches its high-water mark. */
   storageShortfall: string | null;
 }
@@ -142,7 +146,13 @@ function identityReason(f: VotingFacts): string | null {
       `(it is replaying an old membership); ${UNTIL_RECORDED}`
     );
   }
-  if (self.incarnation === undefined && !f.foundedHere) {
+  // A founding member replicated into may campaign once the whole founding membership is applied:
+  // before that (entry 1 of the founding entries names one voter) it could elect itself on a
+  // membership smaller than the cluster's. Without this, a cluster whose leader died before
+  // recording that member's incarnation could be left with no electable node (the member holding
+  // the longest log is the only one that can win).
+  const foundingComplete = f.foundingMember && f.foundingVoters.length > 0 && f.foundingVoters.every((id) => f.members.voters.some((v) => v.id === id));
+  if (self.incarnation === undefined && !f.foundedHere && !foundingComplete) {
     return (
       `the applied membership names ${f.selfId} as a voter with no incarnation recorded, and this data directory (${mine}) did not found the cluster ` +
       `(it is replaying an old membership); ${UNTIL_RECORDED}`

@@ -195,6 +195,8 @@ export class QuorumKvNode {
   private shortfall: StorageShortfall | null = null;
   /** This data directory founded the cluster (identity.ts, ORIGIN); set by open() and found(). */
   private foundedHere = false;
+  /** A founding member replicated into (identity.ts, Origin.foundingMember). */
+  private foundingMember = false;
   /** The voting decision in force (updateVoting); null while this node may vote. */
   private votingHold: VotingSuspension | null = null;
   /** Peer messages the core refused (BadMessageError) since start; see onPeerMessage. */
@@ -341,6 +343,7 @@ export class QuorumKvNode {
       }
       const node = new QuorumKvNode({ cfg, log, metrics, store, mem, raw, members, persisted: hardState, clusterId, incarnation, pins, foundingPending, world });
       node.foundedHere = origin?.foundedHere ?? false;
+      node.foundingMember = origin?.foundingMember ?? false;
       node.checkShortfall();
       return node;
     } catch (e) {
@@ -373,8 +376,10 @@ export class QuorumKvNode {
     if (decision.kind === 'found') for (const p of decision.partners) this.pins.pin(p.id, p.incarnation, 0);
     this.foundingPending = false;
     // Durable before the founding entries (or the leader's) can reach the log.
-    recordOrigin(this.world.identity, decision.kind === 'found');
+    const foundingMember = decision.kind === 'join' && decision.member;
+    recordOrigin(this.world.identity, decision.kind === 'found', foundingMember);
     this.foundedHere = decision.kind === 'found';
+    this.foundingMember = foundingMember;
     if (decision.kind === 'join') {
       this.transport.setPeers(this.peerAddresses());
       return;
@@ -606,6 +611,8 @@ export class QuorumKvNode {
       incarnation: this.incarnation,
       members: this.members,
       foundedHere: this.foundedHere,
+      foundingMember: this.foundingMember,
+      foundingVoters: this.cfg.peers.map((p) => p.id),
       storageShortfall: this.shortfall?.reason ?? null,
     });
     const prev = this.votingHold;

@@ -98,8 +98,8 @@ describe('founding decision', () => {
     const down = new Error('down');
     expect(await decide({ n2: founded(), n3: down }, { committed: true })).toEqual({ kind: 'found', partners: [] });
     expect(await decide({ n2: founded({ incarnation: mine }), n3: down }, { committed: true })).toEqual({ kind: 'found', partners: [] });
-    expect(await decide({ n2: founded(), n3: down })).toEqual({ kind: 'join' });
-    expect(await decide({ n2: founded({ member: false }), n3: down }, { committed: true })).toEqual({ kind: 'join' });
+    expect(await decide({ n2: founded(), n3: down })).toEqual({ kind: 'join', member: true });
+    expect(await decide({ n2: founded({ member: false }), n3: down }, { committed: true })).toEqual({ kind: 'join', member: false });
   });
 
   it('never founds without a majority: unreachable, malformed and waiting peers mean wait', async () => {

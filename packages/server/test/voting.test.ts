@@ -20,6 +20,8 @@ const facts = (members: Membership, over: Partial<VotingFacts> = {}): VotingFact
   incarnation: MINE,
   members,
   foundedHere: false,
+  foundingMember: false,
+  foundingVoters: ['n1', 'n2', 'n3'],
   storageShortfall: null,
   ...over,
 });
@@ -31,6 +33,10 @@ describe('votingSuspension: who may campaign and vote', () => {
     ['a founder replaying its first founding entry', facts({ voters: [m('n1')], learners: [] }, { foundedHere: true }), null],
     ['a joiner replaying the first founding entry (itself alone)', facts({ voters: [m('n1')], learners: [] }), 'identity', /no incarnation recorded.*did not found/],
     ['a joiner replaying the whole founding membership', facts(three(m('n1'))), 'identity', /did not found the cluster/],
+    ['a founding member replicated into, first founding entry (itself alone)', facts({ voters: [m('n1')], learners: [] }, { foundingMember: true }), 'identity', /did not found/],
+    ['a founding member replicated into, two of three founding entries', facts({ voters: [m('n1'), m('n2')], learners: [] }, { foundingMember: true }), 'identity', /did not found/],
+    ['a founding member replicated into, the whole founding membership, no record yet', facts(three(m('n1')), { foundingMember: true }), null],
+    ['a founding member replicated into, another incarnation recorded', facts(three(m('n1', OLD)), { foundingMember: true }), 'identity', /records n1 as incarnation bbbbbbbb/],
     ['a record of another incarnation (the one it replaced)', facts(three(m('n1', OLD)), { foundedHere: true }), 'identity', /records n1 as incarnation bbbbbbbb, this data directory is aaaaaaaa/],
     ['its own incarnation recorded (joiner)', facts(three(m('n1', MINE))), null],
     ['its own incarnation recorded (founder)', facts(three(m('n1', MINE)), { foundedHere: true }), null],
@@ -76,15 +82,17 @@ describe('ORIGIN: whether this data directory founded the cluster', () => {
     const d = dir();
     expect(openOrigin(fsIdentityFiles(d), true)).toBeNull();
     recordOrigin(fsIdentityFiles(d), true);
-    expect(openOrigin(fsIdentityFiles(d), false)).toEqual({ foundedHere: true, legacy: false });
+    expect(openOrigin(fsIdentityFiles(d), false)).toEqual({ foundedHere: true, foundingMember: false, legacy: false });
     recordOrigin(fsIdentityFiles(d), false); // a founder whose founding entries never reached the disk, joining on its next start
-    expect(openOrigin(fsIdentityFiles(d), false)).toEqual({ foundedHere: false, legacy: false });
+    expect(openOrigin(fsIdentityFiles(d), false)).toEqual({ foundedHere: false, foundingMember: false, legacy: false });
+    recordOrigin(fsIdentityFiles(d), false, true); // a founding member whose founding handshake found the cluster founded
+    expect(openOrigin(fsIdentityFiles(d), false)).toEqual({ foundedHere: false, foundingMember: true, legacy: false });
   });
 
   it('of a directory with state that predates the file counts as founded, durably', () => {
     const d = dir();
-    expect(openOrigin(fsIdentityFiles(d), false)).toEqual({ foundedHere: true, legacy: true });
-    expect(openOrigin(fsIdentityFiles(d), false)).toEqual({ foundedHere: true, legacy: true });
+    expect(openOrigin(fsIdentityFiles(d), false)).toEqual({ foundedHere: true, foundingMember: false, legacy: true });
+    expect(openOrigin(fsIdentityFiles(d), false)).toEqual({ foundedHere: true, foundingMember: false, legacy: true });
   });
 
   it('that is damaged is a clear error, never a guess', () => {
