@@ -55,6 +55,12 @@ describe('a replacement replaying the log', () => {
         expect(r.status, r.body.toString()).toBe(200);
       }
       expect((await c.put('n1', 'three', 'voters')).status).toBe(200);
+      // n2 and n3 stand for election only once they have applied the record of their own
+      // incarnation; killing n1 before that can leave no electable node (docs/server.md, "Who may vote").
+      await waitFor('n2 and n3 to have applied their incarnation records', async () => {
+        const sts = await Promise.all(['n2', 'n3'].map((id) => c.status(id)));
+        return sts.every((s) => s !== null && s.votingSuspended === null) ? true : undefined;
+      }, 10_000);
 
       // n1 loses its disk: removed, started empty (slow disk), added as a learner.
       await c.kill9('n1');
