@@ -1,13 +1,13 @@
-// A quorumkv node: the host loop that drives the consensus core, plus the waiting rooms for
-// client writes and reads. The loop, once per turn of the event loop (DESIGN.md "The node"):
+// A quorumkv node: the public QuorumKvNode facade and the wiring of the host's rooms, each in its
+// own file (docs/server.md, "The host loop"):
 //
-//   ready() → [leader: send] → write entries + hard state in ONE synced batch (group commit)
-//           → [others: send] → apply committed entries in ONE batch → answer writers and readers
-//           → advance()
+//   ready-loop.ts      one Ready: send / persist / apply in the order the rules allow
+//   apply-pipeline.ts  committed entries to the state machine, in order, behind the log write
+//   write-waiters.ts   writers waiting for their entry's result
+//   read-index.ts      linearizable reads (one ReadIndex request per turn)
+//   compaction.ts      when to compact the log (the loop carries it out in compactIfDue)
+//   founding.ts, identity.ts, membership.ts   who a node is, who may vote
 //
-// Applying runs behind persisting, as in etcd: a Ready's committed entries are queued to the state
-// machine (in order) and the loop goes on to the next Ready while they apply, so the fsync of new
-// entries overlaps the apply of committed ones. At most MAX_APPLY_BATCHES_IN_FLIGHT batches wait.
 // Writers are answered when their entry's result is computed (the batch's LevelDB write may still
 // be queued: committed entries re-apply identically after a crash); reads when the applied index
 // — advanced once the batch is written — reaches theirs.
@@ -17,7 +17,6 @@
 import {
   BadMessageError,
   ConfChangeType,
-  EntryType,
   MessageType,
   MemoryStorage,
   NotLeaderError as RaftNotLeaderError,
@@ -36,7 +35,6 @@ import {
 import {
   encodeCommandAt,
   type ApplyItem,
-  type ApplyResult,
   type Command,
   type KeyValue,
   type LoadedLog,
@@ -80,11 +78,13 @@ import {
 } from './identity.js';
 import { decideFounding, replaceProcedure, type FoundingAnswer } from './founding.js';
 import { sleepOn, type NodeWorld, type PeerLink } from './host-world.js';
-import { ReadIndexBatcher, deadlineOver, type Deadline } from './read-index.js';
+import { ReadIndexBatcher, type Deadline } from './read-index.js';
+import { ApplyPipeline } from './apply-pipeline.js';
+import { handleReady, type ReadyEffects } from './ready-loop.js';
+import { WriteWaiters, type WriteResult } from './write-waiters.js';
+import { hostAssert } from './host-assert.js';
 import type { Clock, TimerHandle } from './world.js';
 
-/** Apply batches queued behind the log write before the loop waits for them. */
-const MAX_APPLY_BATCHES_IN_FLIGHT = 4;
 /** How long a `busy` client is told to wait before retrying. */
 const BUSY_RETRY_AFTER_MS = 50;
 /** How often the refusal of a peer's other incarnation is explained at length in the log, ms. */
@@ -94,16 +94,7 @@ const RECORD_INCARNATION_EVERY_MS = 100;
 /** A node is "ready" (GET /ready) when applied is within this many entries of commit. */
 export const READY_MAX_APPLY_LAG = 1000;
 
-/** An apply result plus the term of the entry (the term of the leader that committed it). */
-export type WriteResult = ApplyResult & { term: number };
-
-interface PendingWrite {
-  deadline: Deadline;
-  term: number;
-  bytes: number;
-  resolve(r: WriteResult): void;
-  reject(e: Error): void;
-}
+export type { WriteResult } from './write-waiters.js';
 
 export interface NodeStatusView {
   id: string;
@@ -202,15 +193,11 @@ export class QuorumKvNode {
   /** Peer messages the core refused (BadMessageError) since start; see onPeerMessage. */
   peerMessagesRefused = 0;
 
-  /** The apply queue: each batch starts when the previous one finished. */
-  /** Apply batches, chained: each link resolves when the batch's results are computed. */
-  private applyChain: Promise<void> = Promise.resolve();
-  /** Resolves when the last started apply batch is written (batches are written in order). */
-  private landedChain: Promise<void> = Promise.resolve();
-  private applyBatchesInFlight = 0;
-
-  private readonly writes = new Map<number, PendingWrite>();
-  private pendingWriteBytes = 0;
+  /** Committed entries to the state machine, behind the log write (apply-pipeline.ts). */
+  private readonly applying: ApplyPipeline;
+  private readonly readyEffects: ReadyEffects;
+  /** Writers waiting for their entry's result (write-waiters.ts). */
+  private readonly writes = new WriteWaiters();
   /** Linearizable reads: one ReadIndex request per turn (read-index.ts). */
   private readonly reads: ReadIndexBatcher;
 
@@ -269,6 +256,17 @@ export class QuorumKvNode {
     this.hasMembership = cs.voters.length + cs.learners.length > 0;
     this.faultFsyncDelayMs = args.cfg.faultFsyncDelayMs;
     this.compaction = new CompactionPolicy(args.cfg, { snapshotIndex: args.mem.snapshot().metadata.index, appliedIndex: args.store.kv.appliedIndex() });
+    this.applying = new ApplyPipeline({
+      kv: args.store.kv,
+      elapsedMs: () => this.world.elapsedMs(),
+      confChange: (e) => this.confChangeItem(e),
+      onComputed: (entries, results) => {
+        for (let i = 0; i < entries.length; i++) this.writes.settle(entries[i]!.index, entries[i]!.term, results[i]!);
+      },
+      onWritten: (batch) => this.onApplyWritten(batch),
+      onFatal: (e) => this.fatal(e),
+    });
+    this.readyEffects = this.makeReadyEffects();
     this.transport = args.world.peers({
       incarnation: this.incarnation,
       clusterId: () => this.clusterId,
@@ -527,41 +525,42 @@ export class QuorumKvNode {
     }
   }
 
-  private async handleReady(rd: Ready): Promise<void> {
-    if (rd.softState) this.onSoftState(rd.softState.role, rd.softState.lead);
-    // Raft thesis §10.2.1: a leader may send while its own write is in flight — but only if this
-    // Ready does not also carry a new term or vote (those must be durable before anyone hears of them).
-    const termOrVoteChanged = rd.hardState !== undefined && (rd.hardState.term !== this.persisted.term || rd.hardState.vote !== this.persisted.vote);
-    const sendEarly = (this.role === 'leader' && !termOrVoteChanged) || this.world.plant === 'send-before-persist-on-term-change';
-    if (sendEarly) this.sendMessages(rd.messages);
-    // Planted bug (simulation only): the committed entries are applied before this Ready persists.
-    const applyEarly = this.world.plant === 'apply-before-persist' && rd.committedEntries.length > 0;
-    if (applyEarly) await this.queueApply(rd.committedEntries);
-    if (rd.snapshot) {
-      await this.appliedAndWritten(); // a snapshot replaces the state: everything before it applies first
-      await this.installSnapshot(rd);
-    }
-    if (rd.entries.length > 0 || termOrVoteChanged) await this.persist(rd);
-    else if (rd.hardState) this.keepCommitInMemory(rd.hardState);
-    if (!sendEarly) this.sendMessages(rd.messages);
-    if (rd.committedEntries.length > 0 && !applyEarly) await this.queueApply(rd.committedEntries);
-    this.reads.onReadStates(rd.readStates, this.store.kv.appliedIndex());
-    this.raw.advance(rd);
+  /** One Ready, in the order ready-loop.ts keeps (persist before send, apply only what is persisted). */
+  private handleReady(rd: Ready): Promise<void> {
+    return handleReady(rd, this.readyEffects);
   }
 
-  /** Queues committed entries for the state machine; waits only when too many batches are queued. */
-  private async queueApply(entries: Entry[]): Promise<void> {
-    const items = this.applyItems(entries); // conf changes take effect in the core now, in order
-    this.applyBatchesInFlight++;
-    this.applyChain = this.applyChain.then(() => this.apply(entries, items));
-    this.applyChain.catch((e: unknown) => this.fatal(e as Error));
-    if (this.applyBatchesInFlight >= MAX_APPLY_BATCHES_IN_FLIGHT) await this.appliedAndWritten();
+  /** The effects of handling a Ready (ready-loop.ts decides their order). */
+  private makeReadyEffects(): ReadyEffects {
+    return {
+    plant: this.world.plant,
+    persistedHardState: () => this.persisted,
+    onSoftState: (role: Role, lead: string | null) => this.onSoftState(role, lead),
+    role: () => this.role,
+    send: (msgs: Message[]) => this.sendMessages(msgs),
+    appliedAndWritten: () => this.appliedAndWritten(),
+    installSnapshot: (snap: NonNullable<Ready['snapshot']>) => this.installSnapshot(snap),
+    persist: (rd: Ready) => this.persist(rd),
+    keepCommitInMemory: (hs: HardState) => this.keepCommitInMemory(hs),
+    lastIndex: () => this.mem.lastIndex(),
+    queueApply: (entries: Entry[]) => this.applying.queue(entries),
+    onReadStates: (readStates: Ready['readStates']) => this.reads.onReadStates(readStates, this.store.kv.appliedIndex()),
+    advance: (rd: Ready) => this.advance(rd),
+    };
+  }
+
+  /** Tells the core the Ready was handled; the core's applied is then what the pipeline queued. */
+  private advance(rd: Ready): void {
+    this.raw.advance(rd);
+    const st = this.raw.raft.log;
+    // Paired with ApplyPipeline.queue: the core counts as applied exactly what was queued, and
+    // nothing past its commit index.
+    hostAssert(st.applied === this.applying.queued() && st.applied <= st.committed, () => `core applied ${st.applied}, queued ${this.applying.queued()}, committed ${st.committed}`);
   }
 
   /** Resolves once every queued batch is applied and written. */
-  private async appliedAndWritten(): Promise<void> {
-    await this.applyChain;
-    await this.landedChain;
+  private appliedAndWritten(): Promise<void> {
+    return this.applying.appliedAndWritten();
   }
 
   private async persist(rd: Ready): Promise<void> {
@@ -643,20 +642,21 @@ export class QuorumKvNode {
     this.persisted = hs;
   }
 
-  private async installSnapshot(rd: Ready): Promise<void> {
+  private async installSnapshot(snapshot: NonNullable<Ready['snapshot']>): Promise<void> {
     if (!this.snapshotHooks) throw new Error('received a snapshot but no snapshot module is installed');
     await this.compacting?.landed; // the install resets the log: no compaction of it may be running
     this.compacting = undefined;
-    await this.snapshotHooks.install(rd.snapshot!);
-    this.mem.applySnapshot(rd.snapshot!);
-    this.compaction.reset(rd.snapshot!.metadata.index);
+    const covered = snapshot.metadata.index;
+    await this.snapshotHooks.install(snapshot);
+    this.mem.applySnapshot(snapshot);
+    this.applying.restartAt(covered); // the stored state is the snapshot's: the next batch follows it
+    this.compaction.reset(covered);
     // Entries the snapshot covers are never applied one by one here: their writers cannot learn
     // which entry won their index. Answer them now rather than at their deadline.
-    const covered = rd.snapshot!.metadata.index;
-    this.failWritesIndeterminate(new IndeterminateError(`a snapshot up to index ${covered} replaced the log here before the write's outcome was seen; it may have been applied`), covered);
+    this.writes.failIndeterminate(new IndeterminateError(`a snapshot up to index ${covered} replaced the log here before the write's outcome was seen; it may have been applied`), covered);
     this.members = this.store.kv.membership() ?? this.members;
     this.hasMembership = true;
-    this.pinRecordedIncarnations(rd.snapshot!.metadata.index);
+    this.pinRecordedIncarnations(covered);
     this.transport.setPeers(this.peerAddresses());
     this.checkShortfall(); // a snapshot may bring the log up to the mark, and brings a membership
   }
@@ -671,41 +671,11 @@ export class QuorumKvNode {
     }
   }
 
-  private applyItems(entries: Entry[]): ApplyItem[] {
-    const items: ApplyItem[] = [];
-    for (const e of entries) {
-      if (e.type === EntryType.ConfChange) items.push(this.confChangeItem(e));
-      else items.push({ kind: 'entry', index: e.index, term: e.term, data: e.data });
-    }
-    return items;
-  }
-
-  /** Applies one batch; resolves when its results are computed (and its writers answered). */
-  private apply(entries: Entry[], items: ApplyItem[]): Promise<void> {
-    const t0 = this.world.elapsedMs();
-    let computed!: () => void;
-    const whenComputed = new Promise<void>((resolve) => (computed = resolve));
-    // Writers are answered as soon as the results are computed, before the batch reaches LevelDB
-    // (which often queues it behind a log fsync). Reads wait for the write (ReadIndexBatcher.servedUpTo).
-    const written = this.store.kv
-      .apply(items, {
-        onResults: (results) => {
-          for (let i = 0; i < entries.length; i++) this.settleWrite(entries[i]!, results[i]!);
-          computed();
-        },
-      })
-      .then(() => {
-        this.metrics.applySeconds.observe((this.world.elapsedMs() - t0) / 1e3);
-        const applied = entries[entries.length - 1]!.index;
-        this.reads.servedUpTo(applied);
-        let bytes = 0;
-        for (const e of entries) bytes += e.data.byteLength;
-        if (this.compaction.noteWritten(applied, bytes)) this.schedule(); // the loop decides (compactIfDue)
-      })
-      .finally(() => this.applyBatchesInFlight--);
-    written.catch((e: unknown) => this.fatal(e as Error));
-    this.landedChain = written.catch(() => undefined);
-    return Promise.race([whenComputed, written]);
+  /** A batch landed: reads up to it may be served, and the compaction policy counts it. */
+  private onApplyWritten(batch: { appliedIndex: number; bytes: number; seconds: number }): void {
+    this.metrics.applySeconds.observe(batch.seconds);
+    this.reads.servedUpTo(batch.appliedIndex);
+    if (this.compaction.noteWritten(batch.appliedIndex, batch.bytes)) this.schedule(); // the loop decides (compactIfDue)
   }
 
   /**
@@ -757,20 +727,6 @@ export class QuorumKvNode {
     return { kind: 'membership', index: e.index, term: e.term, data: e.data, membership: this.members };
   }
 
-  private settleWrite(e: Entry, result: ApplyResult): void {
-    const w = this.writes.get(e.index);
-    if (!w) return;
-    this.forgetWrite(e.index, w);
-    // Another leader's entry took this index and is COMMITTED (it is being applied), and committed
-    // entries never change: our entry (index, w.term) is in no future leader's log, so the write
-    // never applies — "not applied" is the truth here (Log Matching). Only the applied entry at
-    // the index can tell this; a mere truncation of our own log cannot (see adoptIndex).
-    if (w.term !== e.term) w.reject(new UnavailableError('the write was lost in a leader change; it was not applied'));
-    // A retried session write carries the term of its first application; others the entry's.
-    else if ('term' in result && result.term !== undefined) w.resolve(result as WriteResult); // the usual case: no copy
-    else w.resolve({ ...result, term: e.term });
-  }
-
   private onSoftState(role: Role, lead: string | null): void {
     const term = this.raw.status().hardState.term;
     const leaderChanged = lead !== this.leader;
@@ -801,10 +757,12 @@ export class QuorumKvNode {
   write(cmd: Command, d: Deadline): Promise<WriteResult> {
     this.checkWritable();
     if (this.writes.size >= this.cfg.maxPendingProposals) return this.busy('proposals');
-    if (this.world.plant !== undefined) return this.plantedWrite(cmd, d);
+    const plant = this.world.plant; // simulation only: never set in production
+    // Planted: without its session a retried write is applied again, as with deduplication off.
+    if (plant === 'session-dedup-off' && cmd.session) cmd = { ...cmd, session: undefined } as Command;
     // = encodeCommand({ ...cmd, timeMs: now }), without copying the command (hot path).
     const data = encodeCommandAt(cmd, this.clock.nowMs());
-    if (this.pendingWriteBytes + data.byteLength > this.cfg.maxPendingProposalBytes) return this.busy('proposal-bytes');
+    if (this.writes.bytes + data.byteLength > this.cfg.maxPendingProposalBytes) return this.busy('proposal-bytes');
     let at: { index: number; term: number };
     try {
       at = this.raw.propose(data);
@@ -814,68 +772,8 @@ export class QuorumKvNode {
       throw e;
     }
     this.schedule();
-    return new Promise<WriteResult>((resolve, reject) => {
-      this.adoptIndex(at.index, { term: at.term, bytes: data.byteLength, deadline: d, resolve, reject });
-      this.pendingWriteBytes += data.byteLength;
-    });
-  }
-
-  /** The write path with a planted bug (simulation only: world.plant is never set in production). */
-  private plantedWrite(cmd: Command, d: Deadline): Promise<WriteResult> {
-    const plant = this.world.plant;
-    // Without its session a retried write is applied again, as with deduplication off.
-    if (plant === 'session-dedup-off' && cmd.session) cmd = { ...cmd, session: undefined } as Command;
-    const data = encodeCommandAt(cmd, this.clock.nowMs());
-    let at: { index: number; term: number };
-    try {
-      at = this.raw.propose(data);
-    } catch (e) {
-      if (e instanceof RaftNotLeaderError) return Promise.reject(this.notLeader());
-      if (e instanceof ProposalDroppedError) return this.busy('raft-dropped', e.message);
-      throw e;
-    }
-    this.schedule();
-    if (plant === 'answer-before-commit') {
-      const r = cmd.op === 'put' ? { op: 'put' as const } : cmd.op === 'del' ? { op: 'del' as const, deleted: true } : { op: 'cas' as const, succeeded: true };
-      return Promise.resolve({ ...r, revision: at.index, term: at.term } as WriteResult);
-    }
-    return new Promise<WriteResult>((resolve, reject) => {
-      this.adoptIndex(at.index, { term: at.term, bytes: data.byteLength, deadline: d, resolve, reject });
-      this.pendingWriteBytes += data.byteLength;
-    });
-  }
-
-  /**
-   * Registers the writer of the entry just proposed at `index`. A writer still waiting there is
-   * from an earlier term of this node's leadership whose entry was truncated from this log; that
-   * does not prove it will never commit (another node may still hold it and win an election), so
-   * it is answered indeterminate — its outcome can no longer be observed from here.
-   */
-  private adoptIndex(index: number, w: PendingWrite): void {
-    const earlier = this.writes.get(index);
-    if (earlier) {
-      this.forgetWrite(index, earlier);
-      earlier.reject(new IndeterminateError(`the write's log entry ${index} was replaced after a leader change; it may still be applied`));
-    }
-    this.writes.set(index, w);
-  }
-
-  private forgetWrite(index: number, w: PendingWrite): void {
-    this.writes.delete(index);
-    this.pendingWriteBytes -= w.bytes;
-  }
-
-  /**
-   * Answers every waiting writer with `err` (an {@link IndeterminateError}): each one's entry was
-   * accepted into a log and its outcome is unknown here. `upTo` limits it to entries at or below
-   * an index (those a snapshot covered: they will never be applied one by one on this node).
-   */
-  private failWritesIndeterminate(err: IndeterminateError, upTo = Number.POSITIVE_INFINITY): void {
-    for (const [index, w] of this.writes) {
-      if (index > upTo) continue;
-      this.forgetWrite(index, w);
-      w.reject(err);
-    }
+    if (plant === 'answer-before-commit') return Promise.resolve(answerBeforeCommit(cmd, at));
+    return this.writes.wait(at, data.byteLength, d);
   }
 
   /** Proposes a membership change and resolves once it is applied. One at a time. */
@@ -891,9 +789,7 @@ export class QuorumKvNode {
     }
     this.log.info({ term: at.term, index: at.index, change: cc }, 'proposed membership change');
     this.schedule();
-    return new Promise<WriteResult>((resolve, reject) => {
-      this.adoptIndex(at.index, { term: at.term, bytes: 0, deadline: d, resolve, reject });
-    });
+    return this.writes.wait(at, 0, d);
   }
 
   /** Asks the core to hand leadership to `to`; resolves when this node sees another leader. */
@@ -949,13 +845,7 @@ export class QuorumKvNode {
   // Deadlines: one sweep per tick instead of a timer per request.
 
   private expireWaiters(nowMs: number): void {
-    const expired = (w: { deadline: Deadline }) => deadlineOver(w.deadline, nowMs);
-    for (const [index, w] of this.writes) {
-      if (!expired(w)) continue;
-      this.forgetWrite(index, w);
-      // Proposed, not yet applied: it may still commit (or already has, elsewhere).
-      w.reject(new IndeterminateError('the write was proposed but not applied before its deadline; it may still be applied'));
-    }
+    this.writes.expire(nowMs);
     this.reads.expire(nowMs);
   }
 
@@ -1194,7 +1084,7 @@ export class QuorumKvNode {
     await this.appliedAndWritten().catch(() => undefined);
     // Writers still waiting were proposed: their entries sit in this log and maybe in the
     // others', and the cluster may commit them after this node is gone.
-    this.failWritesIndeterminate(new IndeterminateError('the node shut down after the write was proposed; it may have been applied'));
+    this.writes.failIndeterminate(new IndeterminateError('the node shut down after the write was proposed; it may have been applied'));
     const err = new UnavailableError('node is shutting down');
     this.reads.failAll(err);
     await this.snapshotHooks?.close();
@@ -1256,6 +1146,12 @@ function nextMembership(cur: Membership, cc: ConfChange): Membership {
 }
 
 export { memberContext };
+
+/** Planted bug answer-before-commit (simulation only): the answer a write would get, made up at proposal. */
+function answerBeforeCommit(cmd: Command, at: { index: number; term: number }): WriteResult {
+  const r = cmd.op === 'put' ? { op: 'put' as const } : cmd.op === 'del' ? { op: 'del' as const, deleted: true } : { op: 'cas' as const, succeeded: true };
+  return { ...r, revision: at.index, term: at.term } as WriteResult;
+}
 
 /** The close reason for another incarnation of a member (fits a close frame: 123 bytes). */
 function refusalReason(peer: string, incarnation: string, known: string): string {
