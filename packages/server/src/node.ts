@@ -16,16 +16,13 @@
 // once with QKV_BUSY rather than queued.
 import {
   BadMessageError,
-  ConfChangeType,
   MessageType,
   MemoryStorage,
   NotLeaderError as RaftNotLeaderError,
   ProposalDroppedError,
   RawNode,
   decodeConfChange,
-  defaultConfig,
   type ConfChange,
-  type ConfState,
   type Entry,
   type HardState,
   type Message,
@@ -37,7 +34,6 @@ import {
   type ApplyItem,
   type Command,
   type KeyValue,
-  type LoadedLog,
   type Member,
   type Membership,
   type NodeStore,
@@ -59,38 +55,24 @@ import {
 import { CompactionPolicy, confStateOf } from './compaction.js';
 import { historyCompactTarget } from './history-retention.js';
 import type { ServeConfig } from './config.js';
-import { coreLogger, type Logger } from './logger.js';
+import type { Logger } from './logger.js';
 import type { NodeMetrics } from './metrics.js';
 import { LeaderHistory } from './leader-history.js';
 import { memberContext, membershipFromPeers, parseMemberContext, votingSuspension, type VotingSuspension } from './membership.js';
-import {
-  PeerPins,
-  adoptClusterId,
-  clusterIdOf,
-  foundingPromised,
-  openIncarnation,
-  openOrigin,
-  readClusterId,
-  recordFoundingPromise,
-  recordOrigin,
-  shortIncarnation,
-  writeClusterId,
-} from './identity.js';
-import { decideFounding, replaceProcedure, type FoundingAnswer } from './founding.js';
+import { recordOrigin } from './identity.js';
+import { decideFounding } from './founding.js';
 import { sleepOn, type NodeWorld, type PeerLink } from './host-world.js';
 import { ReadIndexBatcher, type Deadline } from './read-index.js';
 import { ApplyPipeline } from './apply-pipeline.js';
 import { handleReady, type ReadyEffects } from './ready-loop.js';
 import { WriteWaiters, type WriteResult } from './write-waiters.js';
 import { hostAssert } from './host-assert.js';
+import { IdentityGuard, type IdentityHost } from './identity-guard.js';
+import { restoreNode, type RestoredNode } from './node-bootstrap.js';
 import type { Clock, TimerHandle } from './world.js';
 
 /** How long a `busy` client is told to wait before retrying. */
 const BUSY_RETRY_AFTER_MS = 50;
-/** How often the refusal of a peer's other incarnation is explained at length in the log, ms. */
-const REFUSAL_EXPLAIN_EVERY_MS = 60_000;
-/** How often a leader retries recording members' incarnations in the membership, ms. */
-const RECORD_INCARNATION_EVERY_MS = 100;
 /** A node is "ready" (GET /ready) when applied is within this many entries of commit. */
 export const READY_MAX_APPLY_LAG = 1000;
 
@@ -150,16 +132,12 @@ export class QuorumKvNode {
   private persisted: HardState;
   private readonly lastContactMs = new Map<string, number>();
 
-  /** Derived from the founding membership; peers founded differently are refused. Null while joining. */
-  clusterId: string | null;
   /** This data directory's incarnation id (identity.ts). */
   readonly incarnation: string;
-  /** The incarnations this node pinned for its peers. */
-  private readonly pins: PeerPins;
+  /** Who is let in: incarnation pins, the cluster id, the founding promise (identity-guard.ts). */
+  private readonly identityGuard: IdentityGuard;
   /** Set by open(): an empty data directory with the founding flag; found() decides before start(). */
   foundingPending = false;
-  /** In the founding handshake, this node answered "not founded" to a founding peer (founding.ts). */
-  private answeredNotFounded = false;
   /** start() ran: peer messages reach the core only from then on. */
   private started = false;
   /**
@@ -168,9 +146,6 @@ export class QuorumKvNode {
    * that lacks writes it acknowledged before losing its disk (docs/server.md, "Who a node is").
    */
   private hasMembership: boolean;
-  private lastRecordAttemptMs = 0;
-  /** When the refusal of each peer's other incarnation was last explained in the log. */
-  private readonly refusalExplainedAtMs = new Map<string, number>();
 
   /** Test-only slow disk (jepsen-lite): added to every synced write. Changed at run time by the harness. */
   faultFsyncDelayMs = 0;
@@ -215,21 +190,7 @@ export class QuorumKvNode {
   /** A compaction whose disk part is running behind the loop (the loop drops the entries in memory after it). */
   private compacting: { compactTo: number; snapshotIndex: number; startedMs: number; landed: Promise<boolean>; done: boolean; ok: boolean } | undefined;
 
-  private constructor(args: {
-    cfg: ServeConfig;
-    log: Logger;
-    metrics: NodeMetrics;
-    store: NodeStore;
-    mem: MemoryStorage;
-    raw: RawNode;
-    members: Membership;
-    persisted: HardState;
-    clusterId: string | null;
-    incarnation: string;
-    pins: PeerPins;
-    foundingPending: boolean;
-    world: NodeWorld;
-  }) {
+  private constructor(args: RestoredNode & { cfg: ServeConfig; log: Logger; metrics: NodeMetrics; world: NodeWorld }) {
     this.id = args.cfg.id;
     this.world = args.world;
     // A batch unanswered for half an election timeout is submitted again (its request or answer
@@ -247,11 +208,9 @@ export class QuorumKvNode {
     this.raw = args.raw;
     this.members = args.members;
     this.persisted = args.persisted;
-    this.clusterId = args.clusterId;
     this.incarnation = args.incarnation;
-    this.pins = args.pins;
     this.foundingPending = args.foundingPending;
-    this.answeredNotFounded = args.foundingPending && foundingPromised(args.world.identity);
+    this.identityGuard = new IdentityGuard(this.identityHost(), args.pins, args.clusterId);
     const cs = args.raw.status().confState;
     this.hasMembership = cs.voters.length + cs.learners.length > 0;
     this.faultFsyncDelayMs = args.cfg.faultFsyncDelayMs;
@@ -269,13 +228,9 @@ export class QuorumKvNode {
     this.readyEffects = this.makeReadyEffects();
     this.transport = args.world.peers({
       incarnation: this.incarnation,
-      clusterId: () => this.clusterId,
-      checkIncarnation: (peer, inc, cluster) => {
-        const refusal = this.checkIncarnation(peer, inc);
-        if (refusal === null) this.adoptClusterIdFrom(peer, cluster);
-        return refusal;
-      },
-      onProbe: (peer) => this.foundingAnswer(peer),
+      clusterId: () => this.identityGuard.clusterId,
+      checkIncarnation: (peer, inc, cluster) => this.identityGuard.checkHello(peer, inc, cluster),
+      onProbe: (peer) => this.identityGuard.foundingAnswer(peer),
       onMessage: (m) => this.onPeerMessage(m),
       onPeerDown: (peer) => {
         this.raw.reportUnreachable(peer);
@@ -290,62 +245,15 @@ export class QuorumKvNode {
    * production world: openProductionNode). Call found() (a founding node) and start() next.
    */
   static async open(cfg: ServeConfig, log: Logger, metrics: NodeMetrics, world: NodeWorld): Promise<QuorumKvNode> {
-    const store = world.store;
     try {
-      const loaded = await store.log.load();
-      reportStorageRepairs(store, loaded, log);
-      // Membership lives in the replicated state: the applied membership, or (before anything was
-      // applied) what the log's conf-change entries will build when replayed.
-      const members = store.kv.membership() ?? { voters: [], learners: [] };
-      const confState: ConfState = { voters: members.voters.map((m) => m.id), learners: members.learners.map((m) => m.id) };
-      const applied = store.kv.appliedIndex();
-      // Commit-only hard-state changes are not written (keepCommitInMemory): the stored commit
-      // index may be behind what was applied, and everything applied was committed.
-      const hardState = { ...loaded.hardState, commit: Math.max(loaded.hardState.commit, applied) };
-      const mem = new MemoryStorage({ hardState, confState });
-      if (loaded.snapshotMeta && loaded.snapshotMeta.index > 0) {
-        mem.applySnapshot({ metadata: { ...loaded.snapshotMeta, confState }, data: new Uint8Array(0) });
-      }
-      mem.append(loaded.entries as Entry[]);
-      if (applied < mem.firstIndex() - 1) {
-        throw new Error(`data directory ${store.location} is inconsistent: applied index ${applied} is behind the log start ${mem.firstIndex() - 1}`);
-      }
-      const raw = new RawNode({
-        ...defaultConfig,
-        id: cfg.id,
-        storage: mem,
-        applied,
-        electionTicks: cfg.electionTicks,
-        heartbeatTicks: cfg.heartbeatTicks,
-        random: world.random,
-        logger: coreLogger(log.child({ component: 'raft' })),
-      });
-      // A high-water mark above 0 means this store held entries once: LevelDB lost them, it is not new.
-      const fresh = mem.lastIndex() === 0 && loaded.hardState.term === 0 && applied === 0 && store.log.highWaterMark().index === 0;
-      const { incarnation, created } = openIncarnation(world.identity, world.newIncarnation);
-      if (created) log.info({ incarnation }, 'new data directory: made its incarnation id');
-      const pins = PeerPins.open(world.identity);
-      const clusterId = readClusterId(world.identity);
-      const foundingPending = fresh && cfg.initialClusterState === 'new';
-      const origin = openOrigin(world.identity, fresh);
-      if (origin?.legacy) log.info({}, 'the data directory predates its ORIGIN file: counted as a founder (it votes on its own log, as before)');
-      if (fresh && !foundingPending) recordOrigin(world.identity, false); // joins: before any entry arrives
-      if (fresh && !foundingPending) log.info({ incarnation }, 'starting empty; waiting to be added to a cluster (member add); never founding without --initial-cluster-state new');
-      if (!fresh) {
-        if (cfg.initialClusterState === 'new') log.info({}, '--initial-cluster-state new ignored: the data directory has state; resuming');
-        if (cfg.peers.length > 0) log.debug({}, '--peers ignored: membership is stored in the data directory');
-        log.info(
-          { applied, firstIndex: mem.firstIndex(), lastIndex: mem.lastIndex(), term: loaded.hardState.term, voters: confState.voters, incarnation },
-          'node restored from disk',
-        );
-      }
-      const node = new QuorumKvNode({ cfg, log, metrics, store, mem, raw, members, persisted: hardState, clusterId, incarnation, pins, foundingPending, world });
-      node.foundedHere = origin?.foundedHere ?? false;
-      node.foundingMember = origin?.foundingMember ?? false;
+      const parts = await restoreNode(cfg, log, world);
+      const node = new QuorumKvNode({ cfg, log, metrics, world, ...parts });
+      node.foundedHere = parts.origin?.foundedHere ?? false;
+      node.foundingMember = parts.origin?.foundingMember ?? false;
       node.checkShortfall();
       return node;
     } catch (e) {
-      await store.close().catch(() => undefined);
+      await world.store.close().catch(() => undefined);
       throw e;
     }
   }
@@ -364,14 +272,14 @@ export class QuorumKvNode {
       incarnation: this.incarnation,
       peers: this.cfg.peers,
       probe: (peer) => this.transport.probe(peer.id, peer.address),
-      committed: () => this.answeredNotFounded,
+      committed: () => this.identityGuard.promisedToFound(),
       log: this.log,
       isStopped: () => this.stopped,
       clock: this.clock,
     });
     // Pin the partners whose "not founded" answers counted, before this node answers probes as
     // founded (nothing below awaits): their first connection meets the pin.
-    if (decision.kind === 'found') for (const p of decision.partners) this.pins.pin(p.id, p.incarnation, 0);
+    if (decision.kind === 'found') for (const p of decision.partners) this.identityGuard.pins.pin(p.id, p.incarnation, 0);
     this.foundingPending = false;
     // Durable before the founding entries (or the leader's) can reach the log.
     const foundingMember = decision.kind === 'join' && decision.member;
@@ -387,8 +295,7 @@ export class QuorumKvNode {
     // The cluster id is a hash of exactly those facts, so members started with different
     // --peers refuse each other instead of silently writing different logs.
     const voters = this.cfg.peers.map((p) => ({ id: p.id, context: memberContext(p.address) }));
-    this.clusterId = clusterIdOf(voters);
-    writeClusterId(this.world.identity, this.clusterId);
+    this.identityGuard.found(voters);
     this.raw.bootstrap(voters);
     // The founding membership, at once: probes are answered with it, and applying entries 1..N
     // (each an AddNode of a member already here) changes nothing, so no peer link is dropped
@@ -424,7 +331,7 @@ export class QuorumKvNode {
     if (this.stopped) return;
     this.raw.tick();
     const nowMs = this.clock.nowMs();
-    this.recordIncarnations(nowMs);
+    this.identityGuard.recordIncarnations(nowMs);
     this.expireWaiters(nowMs);
     this.refreshGauges();
     this.retainHistory();
@@ -656,7 +563,7 @@ export class QuorumKvNode {
     this.writes.failIndeterminate(new IndeterminateError(`a snapshot up to index ${covered} replaced the log here before the write's outcome was seen; it may have been applied`), covered);
     this.members = this.store.kv.membership() ?? this.members;
     this.hasMembership = true;
-    this.pinRecordedIncarnations(covered);
+    this.identityGuard.onSnapshotInstalled(covered);
     this.transport.setPeers(this.peerAddresses());
     this.checkShortfall(); // a snapshot may bring the log up to the mark, and brings a membership
   }
@@ -720,7 +627,7 @@ export class QuorumKvNode {
     this.members = nextMembership(this.members, cc);
     this.hasMembership = true;
     this.updateVoting(); // in the same step as the core's applyConfChange: no tick in between
-    this.onIdentityChange(cc, e.index);
+    this.identityGuard.onMembershipChange(cc, e.index);
     this.transport.setPeers(this.peerAddresses());
     this.snapshotHooks?.cancelSends((peer) => this.memberById(peer) !== undefined, 'removed from the cluster');
     this.log.info({ term: this.raw.status().hardState.term, index: e.index, change: cc }, 'applied membership change');
@@ -868,134 +775,32 @@ export class QuorumKvNode {
   }
 
   // -----------------------------------------------------------------------------------------
-  // Who a node is: incarnations (docs/server.md, "Who a node is").
+  // Who a node is: incarnations (docs/server.md, "Who a node is"; identity-guard.ts).
 
-  /**
-   * The incarnation rule, asked by the transport for every authenticated raft/snapshot hello
-   * BEFORE any message of that connection is accepted: the incarnation recorded in the
-   * replicated membership wins; else this node's pin; a member seen for the first time is
-   * pinned durably now. Returns the refusal reason (the close reason; logged in full here).
-   */
-  private checkIncarnation(peer: string, incarnation: string): string | null {
-    const recorded = this.memberById(peer)?.incarnation;
-    const known = recorded ?? this.pins.get(peer);
-    if (known === undefined) {
-      try {
-        this.pins.pin(peer, incarnation, this.store.kv.appliedIndex());
-      } catch (e) {
-        // Not pinned, not accepted: the peer redials, and the disk may have recovered by then.
-        this.log.error({ peer, err: (e as Error).message }, 'could not pin the incarnation of a peer; refusing its connection');
-        return `${peer}: this node could not record its incarnation; retry later`;
-      }
-      this.log.info({ peer, incarnation }, 'pinned the incarnation of a peer (first contact)');
-      return null;
-    }
-    if (known === incarnation) return null;
-    const address = this.memberById(peer)?.address ?? this.cfg.peers.find((p) => p.id === peer)?.address ?? 'HOST:PORT';
-    // The refused node redials every few seconds; the transport logs each refusal in one line,
-    // this explanation comes once per REFUSAL_EXPLAIN_EVERY_MS per peer.
-    const nowMs = this.clock.nowMs();
-    if (nowMs - (this.refusalExplainedAtMs.get(peer) ?? -Infinity) < REFUSAL_EXPLAIN_EVERY_MS) return refusalReason(peer, incarnation, known);
-    this.refusalExplainedAtMs.set(peer, nowMs);
-    this.log.warn(
-      { peer, incarnation, known, source: recorded !== undefined ? 'membership' : 'pin' },
-      `refused ${peer}: it is another incarnation than the one this cluster knows (it lost its data directory, or is an impostor); ` +
-        replaceProcedure(peer, address),
-    );
-    return refusalReason(peer, incarnation, known);
+  /** Derived from the founding membership; peers founded differently are refused. Null while joining. */
+  get clusterId(): string | null {
+    return this.identityGuard.clusterId;
   }
 
-  /**
-   * A node without a cluster id (replicated into while founding, or added with `member add`)
-   * adopts the one in the accepted hello of a member of its applied membership — or, while it has
-   * none, of a peer named in --peers — so that from then on its handshakes compare cluster ids.
-   * A failed write is logged and retried at the next such hello; the connection is accepted.
-   */
-  private adoptClusterIdFrom(peer: string, offered: string): void {
-    if (this.clusterId !== null) return;
-    const noMembership = this.members.voters.length + this.members.learners.length === 0;
-    const trusted = this.memberById(peer) !== undefined || (noMembership && this.cfg.peers.some((p) => p.id === peer));
-    try {
-      const adopted = adoptClusterId(this.world.identity, this.clusterId, offered, trusted);
-      if (adopted === null) return;
-      this.clusterId = adopted;
-      this.log.info({ clusterId: adopted, from: peer }, 'adopted the cluster id from the hello of a member');
-    } catch (e) {
-      this.log.error({ peer, err: (e as Error).message }, 'could not record the cluster id; will retry at the next hello');
-    }
-  }
-
-  /** The answer to a founding probe from `peer` (founding.ts). */
-  private foundingAnswer(peer: string): FoundingAnswer {
-    // An empty node waiting to be added belongs to a cluster it has not heard from yet: it knows
-    // nothing (counting it towards a founding majority could re-found around a lost member).
-    const founded = this.foundingPending ? 'no' : this.hasMembership || this.mem.lastIndex() > 0 ? 'yes' : 'waiting';
-    // A "no" may be counted by the asker: from now on this node founds rather than waits
-    // (founding.ts), also after a restart. Written before the answer leaves.
-    if (founded === 'no' && !this.answeredNotFounded) {
-      recordFoundingPromise(this.world.identity);
-      this.answeredNotFounded = true;
-    }
+  /** What the identity guard reads of this node. */
+  private identityHost(): IdentityHost {
     return {
-      founded,
-      member: this.memberById(peer) !== undefined,
-      incarnation: this.memberById(peer)?.incarnation ?? this.pins.get(peer) ?? null,
-      self: this.incarnation,
+      id: this.id,
+      incarnation: this.incarnation,
+      peers: this.cfg.peers,
+      log: this.log,
+      clock: this.clock,
+      identity: this.world.identity,
+      members: () => this.members,
+      memberById: (id) => this.memberById(id),
+      appliedIndex: () => this.store.kv.appliedIndex(),
+      isLeader: () => this.role === 'leader',
+      foundingPending: () => this.foundingPending,
+      founded: () => this.hasMembership || this.mem.lastIndex() > 0,
+      proposeConfChange: (cc) => this.raw.proposeConfChange(cc),
+      schedule: () => this.schedule(),
+      closeInbound: (peer, reason) => this.transport.closeInbound(peer, reason),
     };
-  }
-
-  /** A member removal clears its pin; a recorded incarnation becomes the pin (and drops any other). */
-  private onIdentityChange(cc: ConfChange, index: number): void {
-    if (cc.type === ConfChangeType.RemoveNode) {
-      if (this.pins.clear(cc.nodeId, index)) this.log.info({ peer: cc.nodeId, index }, 'removed member: its incarnation pin is cleared');
-      return;
-    }
-    const recorded = this.memberById(cc.nodeId)?.incarnation;
-    if (recorded === undefined || cc.nodeId === this.id) return;
-    const pinned = this.pins.get(cc.nodeId);
-    if (pinned === recorded) return;
-    this.pins.pin(cc.nodeId, recorded, index);
-    if (pinned !== undefined) {
-      this.log.warn({ peer: cc.nodeId, recorded, pinned }, 'the membership records another incarnation than this node pinned; following the membership');
-      this.transport.closeInbound(cc.nodeId, 'incarnation recorded in the membership differs');
-    }
-  }
-
-  /**
-   * After a snapshot install: every incarnation recorded in its membership becomes a pin, and
-   * the pins of ids that are no longer members are cleared (their removal is inside the snapshot).
-   */
-  private pinRecordedIncarnations(index: number): void {
-    for (const m of [...this.members.voters, ...this.members.learners]) {
-      if (m.incarnation !== undefined && m.id !== this.id) this.pins.pin(m.id, m.incarnation, index);
-    }
-    for (const id of this.pins.ids()) if (!this.memberById(id)) this.pins.clear(id, index);
-  }
-
-  /**
-   * Leader only: records in the replicated membership the incarnation of one member that has
-   * none yet (its own, or the one pinned at first contact), as a conf change of the member's
-   * current kind carrying the incarnation in its context. One at a time, retried every
-   * RECORD_INCARNATION_EVERY_MS (the core takes one conf change at a time).
-   */
-  private recordIncarnations(nowMs: number): void {
-    if (this.role !== 'leader' || nowMs - this.lastRecordAttemptMs < RECORD_INCARNATION_EVERY_MS) return;
-    this.lastRecordAttemptMs = nowMs;
-    const voters = new Set(this.members.voters.map((m) => m.id));
-    for (const m of [...this.members.voters, ...this.members.learners]) {
-      if (m.incarnation !== undefined) continue;
-      const incarnation = m.id === this.id ? this.incarnation : this.pins.get(m.id);
-      if (incarnation === undefined) continue;
-      const type = voters.has(m.id) ? ConfChangeType.AddNode : ConfChangeType.AddLearner;
-      try {
-        const at = this.raw.proposeConfChange({ type, nodeId: m.id, context: memberContext(m.address, m.zone, incarnation) });
-        this.log.info({ term: at.term, index: at.index, peer: m.id, incarnation }, 'proposed recording a member incarnation');
-        this.schedule();
-      } catch (e) {
-        if (!(e instanceof ProposalDroppedError) && !(e instanceof RaftNotLeaderError)) throw e;
-      }
-      return;
-    }
   }
 
   /** The incarnation recorded in the membership for `id`, if any (admin: promote waits for it). */
@@ -1107,20 +912,6 @@ export interface SnapshotHooks {
   close(): Promise<void>;
 }
 
-/** Logs what opening the store set right from its own records (each is a lost LevelDB batch). */
-function reportStorageRepairs(store: NodeStore, loaded: LoadedLog, log: Logger): void {
-  const rebased = store.openReport.logRebasedOnApplied;
-  if (rebased) {
-    log.warn(rebased, 'the log ended before the applied index (its tail was lost from the LevelDB journal); it now starts after the applied state');
-  }
-  if (loaded.hardStateFromMark) {
-    log.warn(
-      { stored: loaded.hardStateFromMark.stored, restored: loaded.hardState },
-      'the stored hard state was behind the high-water mark (its batch was lost); using the term and vote of the mark',
-    );
-  }
-}
-
 function nextMembership(cur: Membership, cc: ConfChange): Membership {
   const without = (list: Member[]) => list.filter((m) => m.id !== cc.nodeId);
   const existing = cur.voters.find((m) => m.id === cc.nodeId) ?? cur.learners.find((m) => m.id === cc.nodeId);
@@ -1152,10 +943,3 @@ function answerBeforeCommit(cmd: Command, at: { index: number; term: number }): 
   const r = cmd.op === 'put' ? { op: 'put' as const } : cmd.op === 'del' ? { op: 'del' as const, deleted: true } : { op: 'cas' as const, succeeded: true };
   return { ...r, revision: at.index, term: at.term } as WriteResult;
 }
-
-/** The close reason for another incarnation of a member (fits a close frame: 123 bytes). */
-function refusalReason(peer: string, incarnation: string, known: string): string {
-  return `${peer} is incarnation ${shortIncarnation(incarnation)}, known as ${shortIncarnation(known)}: replace it (member remove, add --learner, promote)`;
-}
-
-
