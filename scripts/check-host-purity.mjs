@@ -13,6 +13,12 @@ const HOST_FILES = [
   'packages/server/src/membership.ts',
   'packages/server/src/kv-service.ts',
   'packages/server/src/read-index.ts',
+  'packages/server/src/ready-loop.ts',
+  'packages/server/src/apply-pipeline.ts',
+  'packages/server/src/write-waiters.ts',
+  'packages/server/src/identity-guard.ts',
+  'packages/server/src/node-bootstrap.ts',
+  'packages/server/src/host-assert.ts',
 ];
 const rules = [
   [/from\s+['"](node:)?(fs|fs\/promises|net|http|https|os|child_process|worker_threads|timers|perf_hooks|dgram|tls)['"]/, 'imports an I/O or timer module'],

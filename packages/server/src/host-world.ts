@@ -94,7 +94,7 @@ export interface NodeWorld {
   plant?: HostPlant | undefined;
 }
 
-/** The host bugs the simulation can plant (each a guarded branch in node.ts). */
+/** The host bugs the simulation can plant (each a guarded branch: node.ts write, ready-loop.ts, read-index.ts, snapshot-receiver.ts). */
 export const HOST_PLANTS = [
   /** A write is answered as soon as it is proposed, before its entry is committed. */
   'answer-before-commit',
