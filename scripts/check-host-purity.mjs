@@ -19,6 +19,7 @@ const HOST_FILES = [
   'packages/server/src/identity-guard.ts',
   'packages/server/src/node-bootstrap.ts',
   'packages/server/src/host-assert.ts',
+  'packages/server/src/log-compactor.ts',
 ];
 const rules = [
   [/from\s+['"](node:)?(fs|fs\/promises|net|http|https|os|child_process|worker_threads|timers|perf_hooks|dgram|tls)['"]/, 'imports an I/O or timer module'],

@@ -1,5 +1,5 @@
 // Log compaction as a decision the host loop asks for at one defined point (between two Readys,
-// see node.ts `compactIfDue`) and carries out itself; nothing here touches the core or the disk.
+// see log-compactor.ts `LogCompactor.step`) and carries out itself; nothing here touches the core or the disk.
 //
 // After `snapshotEntries` applied entries (or `snapshotLogBytes` of them) the loop records a
 // snapshot point at the applied index in the core's log and drops entries older than

@@ -5,7 +5,7 @@
 //   apply-pipeline.ts  committed entries to the state machine, in order, behind the log write
 //   write-waiters.ts   writers waiting for their entry's result
 //   read-index.ts      linearizable reads (one ReadIndex request per turn)
-//   compaction.ts      when to compact the log (the loop carries it out in compactIfDue)
+//   log-compactor.ts   log compaction at the loop's compaction point (compaction.ts decides when)
 //   founding.ts, identity.ts, membership.ts   who a node is, who may vote
 //
 // Writers are answered when their entry's result is computed (the batch's LevelDB write may still
@@ -52,7 +52,8 @@ import {
   UnavailableError,
   type LeaderHint,
 } from '@quorumkv/protocol';
-import { CompactionPolicy, confStateOf } from './compaction.js';
+import { confStateOf } from './compaction.js';
+import { LogCompactor } from './log-compactor.js';
 import { historyCompactTarget } from './history-retention.js';
 import type { ServeConfig } from './config.js';
 import type { Logger } from './logger.js';
@@ -185,10 +186,8 @@ export class QuorumKvNode {
   /** The leader changes this node saw, bounded (leader-history.ts), for /v1/events and the status page. */
   readonly leaderHistory = new LeaderHistory();
 
-  /** When to compact the log (compaction.ts); the loop asks it in compactIfDue and carries it out. */
-  private readonly compaction: CompactionPolicy;
-  /** A compaction whose disk part is running behind the loop (the loop drops the entries in memory after it). */
-  private compacting: { compactTo: number; snapshotIndex: number; startedMs: number; landed: Promise<boolean>; done: boolean; ok: boolean } | undefined;
+  /** Log compaction at the loop's compaction point (log-compactor.ts). */
+  private readonly compactor: LogCompactor;
 
   private constructor(args: RestoredNode & { cfg: ServeConfig; log: Logger; metrics: NodeMetrics; world: NodeWorld }) {
     this.id = args.cfg.id;
@@ -214,7 +213,19 @@ export class QuorumKvNode {
     const cs = args.raw.status().confState;
     this.hasMembership = cs.voters.length + cs.learners.length > 0;
     this.faultFsyncDelayMs = args.cfg.faultFsyncDelayMs;
-    this.compaction = new CompactionPolicy(args.cfg, { snapshotIndex: args.mem.snapshot().metadata.index, appliedIndex: args.store.kv.appliedIndex() });
+    this.compactor = new LogCompactor(
+      {
+        mem: args.mem,
+        compactOnDisk: (compactTo) => this.store.log.compact(compactTo),
+        heldIndex: () => this.snapshotHooks?.heldIndex() ?? null,
+        confState: () => confStateOf(this.members),
+        elapsedMs: () => this.world.elapsedMs(),
+        log: args.log,
+        schedule: () => this.schedule(),
+      },
+      args.cfg,
+      { snapshotIndex: args.mem.snapshot().metadata.index, appliedIndex: args.store.kv.appliedIndex() },
+    );
     this.applying = new ApplyPipeline({
       kv: args.store.kv,
       elapsedMs: () => this.world.elapsedMs(),
@@ -420,10 +431,10 @@ export class QuorumKvNode {
     this.inTurn = true;
     try {
       this.reads.submit((ctx) => this.raw.readIndex(ctx), this.clock.nowMs());
-      this.compactIfDue();
+      this.compactor.step();
       while (!this.stopped && this.raw.hasReady()) {
         await this.handleReady(this.raw.ready());
-        this.compactIfDue();
+        this.compactor.step(); // the loop's compaction point: between two Readys
       }
     } catch (e) {
       this.fatal(e as Error);
@@ -551,13 +562,12 @@ export class QuorumKvNode {
 
   private async installSnapshot(snapshot: NonNullable<Ready['snapshot']>): Promise<void> {
     if (!this.snapshotHooks) throw new Error('received a snapshot but no snapshot module is installed');
-    await this.compacting?.landed; // the install resets the log: no compaction of it may be running
-    this.compacting = undefined;
+    await this.compactor.resetForSnapshot();
     const covered = snapshot.metadata.index;
     await this.snapshotHooks.install(snapshot);
     this.mem.applySnapshot(snapshot);
     this.applying.restartAt(covered); // the stored state is the snapshot's: the next batch follows it
-    this.compaction.reset(covered);
+    this.compactor.snapshotInstalled(covered);
     // Entries the snapshot covers are never applied one by one here: their writers cannot learn
     // which entry won their index. Answer them now rather than at their deadline.
     this.writes.failIndeterminate(new IndeterminateError(`a snapshot up to index ${covered} replaced the log here before the write's outcome was seen; it may have been applied`), covered);
@@ -582,43 +592,7 @@ export class QuorumKvNode {
   private onApplyWritten(batch: { appliedIndex: number; bytes: number; seconds: number }): void {
     this.metrics.applySeconds.observe(batch.seconds);
     this.reads.servedUpTo(batch.appliedIndex);
-    if (this.compaction.noteWritten(batch.appliedIndex, batch.bytes)) this.schedule(); // the loop decides (compactIfDue)
-  }
-
-  /**
-   * The loop's compaction point, between two Readys (no Ready is outstanding): finishes a
-   * compaction whose disk part landed by dropping the entries from the core's in-memory log, or
-   * starts one the policy asks for — a snapshot point recorded in the core's log at once, the log
-   * compacted on disk (synced) behind the loop. Nothing else changes the core's log for compaction.
-   */
-  private compactIfDue(): void {
-    const c = this.compacting;
-    if (c) {
-      if (!c.done) return;
-      this.compacting = undefined;
-      const mem = this.mem;
-      if (c.ok && c.compactTo > mem.firstIndex() - 1 && c.compactTo <= mem.snapshot().metadata.index) mem.compact(c.compactTo);
-      if (c.ok) this.log.info({ snapshotIndex: c.snapshotIndex, compactedTo: c.compactTo, ms: Math.round(this.world.elapsedMs() - c.startedMs) }, 'log compacted');
-    }
-    const d = this.compaction.decide(this.mem, this.snapshotHooks?.heldIndex() ?? null);
-    if (!d) return;
-    this.mem.createSnapshot(d.snapshotIndex, confStateOf(this.members), new Uint8Array(0));
-    if (d.compactTo <= this.mem.firstIndex() - 1) return;
-    const started = { ...d, startedMs: this.world.elapsedMs(), done: false, ok: false, landed: Promise.resolve(false) };
-    // Synced: it also makes every earlier apply durable.
-    started.landed = this.store.log.compact(d.compactTo).then(
-      () => true,
-      (e: unknown) => {
-        this.log.error({ err: e }, 'log compaction failed');
-        return false;
-      },
-    );
-    void started.landed.then((ok) => {
-      started.done = true;
-      started.ok = ok;
-      this.schedule();
-    });
-    this.compacting = started;
+    if (this.compactor.noteWritten(batch.appliedIndex, batch.bytes)) this.schedule(); // the loop decides (compactor.step)
   }
 
   private confChangeItem(e: Entry): ApplyItem {
@@ -893,7 +867,7 @@ export class QuorumKvNode {
     const err = new UnavailableError('node is shutting down');
     this.reads.failAll(err);
     await this.snapshotHooks?.close();
-    await this.compacting?.landed; // the store closes under no log compaction
+    await this.compactor.settled(); // the store closes under no log compaction
     await this.transport.close();
     await this.store.close();
   }

@@ -2,7 +2,7 @@
 // (snapshot-sender.ts, snapshot-receiver.ts) to the transport's snapshot channel, the node's
 // store, its token bucket and the injected clock, built so that recovery never starves the
 // healthy nodes (DESIGN.md "Snapshots and catch-up"). Compaction is the host loop's decision
-// (compaction.ts, node.ts `compactIfDue`); this module only says which snapshot index it holds.
+// (compaction.ts, log-compactor.ts `LogCompactor.step`); this module only says which snapshot index it holds.
 //
 //  - Sending: when the core wants to send a snapshot (message type Snap), the data is streamed on
 //    its OWN connection (the transport's snapshot channel), never the Raft connection, so
