@@ -451,19 +451,19 @@ export class QuorumKvNode {
   /** The effects of handling a Ready (ready-loop.ts decides their order). */
   private makeReadyEffects(): ReadyEffects {
     return {
-    plant: this.world.plant,
-    persistedHardState: () => this.persisted,
-    onSoftState: (role: Role, lead: string | null) => this.onSoftState(role, lead),
-    role: () => this.role,
-    send: (msgs: Message[]) => this.sendMessages(msgs),
-    appliedAndWritten: () => this.appliedAndWritten(),
-    installSnapshot: (snap: NonNullable<Ready['snapshot']>) => this.installSnapshot(snap),
-    persist: (rd: Ready) => this.persist(rd),
-    keepCommitInMemory: (hs: HardState) => this.keepCommitInMemory(hs),
-    lastIndex: () => this.mem.lastIndex(),
-    queueApply: (entries: Entry[]) => this.applying.queue(entries),
-    onReadStates: (readStates: Ready['readStates']) => this.reads.onReadStates(readStates, this.store.kv.appliedIndex()),
-    advance: (rd: Ready) => this.advance(rd),
+      plant: this.world.plant,
+      persistedHardState: () => this.persisted,
+      onSoftState: (role: Role, lead: string | null) => this.onSoftState(role, lead),
+      role: () => this.role,
+      send: (msgs: Message[]) => this.sendMessages(msgs),
+      appliedAndWritten: () => this.appliedAndWritten(),
+      installSnapshot: (snap: NonNullable<Ready['snapshot']>) => this.installSnapshot(snap),
+      persist: (rd: Ready) => this.persist(rd),
+      keepCommitInMemory: (hs: HardState) => this.keepCommitInMemory(hs),
+      lastIndex: () => this.mem.lastIndex(),
+      queueApply: (entries: Entry[]) => this.applying.queue(entries),
+      onReadStates: (readStates: Ready['readStates']) => this.reads.onReadStates(readStates, this.store.kv.appliedIndex()),
+      advance: (rd: Ready) => this.advance(rd),
     };
   }
 
