@@ -31,7 +31,7 @@ function fakeKv(startIndex = 0) {
   return { kv, batches };
 }
 
-function entry(index: number, type = EntryType.Normal): Entry {
+function entry(index: number, type: EntryType = EntryType.Normal): Entry {
   return { index, term: 1, type, data: new Uint8Array([index]) };
 }
 
