@@ -159,7 +159,7 @@ export function writeClusterId(files: IdentityFiles, id: string): void {
 /**
  * The cluster id a node without one (replicated into, or added with `member add`) adopts from a
  * peer's authenticated hello: `offered`, written durably first, when the node has none, the peer
- * is `trusted` (see QuorumKvNode.adoptClusterIdFrom) and the offer is a well-formed id. Null when
+ * is `trusted` (see IdentityGuard.adoptClusterIdFrom in identity-guard.ts) and the offer is a well-formed id. Null when
  * nothing is adopted: an id once held is never overwritten. Throws if the write fails.
  */
 export function adoptClusterId(files: IdentityFiles, current: string | null, offered: string, trusted: boolean): string | null {
