@@ -12,6 +12,9 @@ export const ADMIN_USAGE = `  member add ID HOST:PORT [--learner] [--zone Z] | m
                                ask every member; exit 1 unless there is one agreed leader and every
                                member answers, has storage and votes, keeps up and syncs in time
   snapshot-rate BYTES_PER_SEC  change the snapshot send rate limit on every node (0 = unlimited)
+  snapshot-rate pause|resume   stop (and later restart) every catch-up snapshot send on every node
+  maintenance on|off|status    freeze (or unfreeze) membership changes and automatic leader
+                               transfers on every node; status shows each node's switch
 ${SNAPSHOT_USAGE}
   compact REVISION             compact history at REVISION on every node (through the log); reads
                                below it then fail QKV_COMPACTED
@@ -57,6 +60,25 @@ export async function httpCall(c: Pick<Common, 'endpoints' | 'timeoutMs'>, metho
     }
   }
   throw new Error(`no endpoint answered (${c.endpoints.join(', ')}): ${(lastErr as Error)?.message ?? lastErr}`);
+}
+
+/**
+ * Sends one request to EVERY endpoint (a per-node switch), printing each answer; exits 1 when any
+ * endpoint failed or could not be reached (that node keeps its old setting: run it again).
+ */
+async function onEveryEndpoint(c: Common, method: string, path: string, body?: string): Promise<number> {
+  let failures = 0;
+  for (const ep of c.endpoints) {
+    try {
+      const r = await httpCall({ endpoints: [ep], timeoutMs: c.timeoutMs }, method, path, body);
+      console.log(`${ep}: ${r.status} ${await r.text()}`);
+      if (!r.ok) failures++;
+    } catch (e) {
+      console.log(`${ep}: unreachable (${(e as Error).message})`);
+      failures++;
+    }
+  }
+  return failures === 0 ? 0 : 1;
 }
 
 async function printResult(r: Response, raw = false): Promise<number> {
@@ -119,15 +141,17 @@ export async function runAdminCommand(cmd: string, argv: string[]): Promise<numb
       return runSnapshotCommand(argv);
     case 'snapshot-rate': {
       const c = parseCommon(argv);
-      const [rate] = need(c, 1, 'snapshot-rate BYTES_PER_SEC');
-      if (!/^\d+$/.test(rate!)) throw new ConfigError('snapshot-rate must be a non-negative integer (bytes per second)');
-      let failures = 0;
-      for (const ep of c.endpoints) {
-        const r = await httpCall({ endpoints: [ep], timeoutMs: c.timeoutMs }, 'PUT', '/v1/admin/snapshot-rate', JSON.stringify({ bytesPerSecond: Number(rate) }));
-        console.log(`${ep}: ${r.status} ${await r.text()}`);
-        if (!r.ok) failures++;
-      }
-      return failures === 0 ? 0 : 1;
+      const [arg] = need(c, 1, 'snapshot-rate BYTES_PER_SEC|pause|resume');
+      const body = arg === 'pause' || arg === 'resume' ? { paused: arg === 'pause' } : { bytesPerSecond: Number(arg) };
+      if (!('paused' in body) && !/^\d+$/.test(arg!)) throw new ConfigError('snapshot-rate takes pause, resume or a non-negative integer (bytes per second)');
+      return onEveryEndpoint(c, 'PUT', '/v1/admin/snapshot-rate', JSON.stringify(body));
+    }
+    case 'maintenance': {
+      const c = parseCommon(argv);
+      const [arg] = need(c, 1, 'maintenance on|off|status');
+      if (arg === 'status') return onEveryEndpoint(c, 'GET', '/v1/admin/maintenance');
+      if (arg !== 'on' && arg !== 'off') throw new ConfigError('usage: quorumkv maintenance on|off|status');
+      return onEveryEndpoint(c, 'PUT', '/v1/admin/maintenance', JSON.stringify({ on: arg === 'on' }));
     }
     default:
       throw new ConfigError(`unknown command "${cmd}" (quorumkv --help)`);

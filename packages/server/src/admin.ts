@@ -7,12 +7,16 @@
 //   DELETE /v1/admin/members/{id}           removing the leader transfers leadership first
 //   PUT    /v1/admin/members/{id}/zone      {"zone"}  records the member's failure domain
 //   POST   /v1/admin/leader/transfer        {"id"}
-//   PUT    /v1/admin/snapshot-rate          {"bytesPerSecond"}   this node only (0 = unlimited)
+//   PUT    /v1/admin/snapshot-rate          {"bytesPerSecond"?, "paused"?}   this node only (0 = unlimited;
+//          paused: true stops every catch-up snapshot send until paused: false; ops-switches.ts)
+//   GET    /v1/admin/maintenance             this node's maintenance switch
+//   PUT    /v1/admin/maintenance             {"on"}  this node only: refuse membership changes (ops-switches.ts)
 //   GET    /v1/admin/snapshots              transfers in flight
 //   GET    /v1/admin/snapshot               a backup: this node's state as one snapshot stream (backup-endpoint.ts)
 //   PUT    /v1/admin/faults                 {"fsyncDelayMs"}  test-only, with --enable-fault-injection
 //
-// Membership requests must run on the leader: a follower forwards them (like writes).
+// Membership requests must run on the leader: a follower forwards them (like writes). In
+// maintenance mode (on the node asked or on the leader) they are refused with QKV_MAINTENANCE.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { ConfChangeType, type ConfChange } from '@quorumkv/raft';
 import { InvalidArgumentError, QuorumKvError, TimeoutError } from '@quorumkv/protocol';
@@ -23,6 +27,7 @@ import type { QuorumKvNode } from './node.js';
 import type { SnapshotManager } from './snapshots.js';
 import { BackupEndpoint } from './backup-endpoint.js';
 import { parseHostPort } from './config.js';
+import { MaintenanceError } from './ops-switches.js';
 
 /** A learner is "caught up" when its match index is within this many entries of the leader's last. */
 const CAUGHT_UP_MAX_LAG = 100;
@@ -32,6 +37,16 @@ const MAX_ADMIN_BODY_BYTES = 64 * 1024;
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 class AdminError extends QuorumKvError {}
+
+/**
+ * The routes maintenance mode refuses: every membership change (a leader's own removal would also
+ * start an automatic leader transfer). An explicit `leader transfer` is the operator's act and passes.
+ */
+function isMembershipChange(method: string, path: string): boolean {
+  if (path === '/v1/admin/members') return method === 'POST';
+  if (!path.startsWith('/v1/admin/members/')) return false;
+  return method === 'POST' || method === 'PUT' || method === 'DELETE';
+}
 
 export class AdminApi implements AdminRoutes {
   private readonly backup: BackupEndpoint;
@@ -52,7 +67,10 @@ export class AdminApi implements AdminRoutes {
     if (p === '/v1/admin/snapshot' && m === 'GET') return this.backup.serve(res);
     if (p === '/v1/admin/snapshots' && m === 'GET') return json(res, 200, { rateBytesPerSec: this.snapshots.rateBytesPerSec, transfers: this.snapshots.status() });
     if (p === '/v1/admin/members' && m === 'GET') return json(res, 200, { id: this.node.id, incarnation: this.node.incarnation, ...this.node.membership() });
+    if (p === '/v1/admin/maintenance' && m === 'GET') return json(res, 200, { id: this.node.id, maintenance: this.node.opsSwitches.maintenance });
+    if (p === '/v1/admin/maintenance' && m === 'PUT') return this.maintenance(req, res);
     // Everything below changes the cluster: leader only (followers forward).
+    if (this.node.opsSwitches.maintenance && isMembershipChange(m, p)) throw new MaintenanceError(`${m} ${p}`);
     if (!this.node.isLeader()) return this.forward(req, res);
     if (p === '/v1/admin/members' && m === 'POST') return this.add(req, res);
     const promote = /^\/v1\/admin\/members\/([^/]+)\/promote$/.exec(p);
@@ -136,11 +154,26 @@ export class AdminApi implements AdminRoutes {
     return json(res, 200, { leader: this.node.leaderId(), transferred: true });
   }
 
+  /** Sets the send rate limit and/or pauses or resumes every snapshot send (persisted, ops-switches.ts). */
   private async snapshotRate(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    const v = (await readJson(req)).bytesPerSecond;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError('bytesPerSecond must be a non-negative integer');
-    this.snapshots.setRate(v);
-    return json(res, 200, { id: this.node.id, bytesPerSecond: v });
+    const body = await readJson(req);
+    const v = body.bytesPerSecond;
+    const paused = body.paused;
+    if (v === undefined && paused === undefined) throw new InvalidArgumentError('give bytesPerSecond and/or paused');
+    if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)) throw new InvalidArgumentError('bytesPerSecond must be a non-negative integer');
+    if (paused !== undefined && typeof paused !== 'boolean') throw new InvalidArgumentError('paused must be true or false');
+    if (typeof v === 'number') this.snapshots.setRate(v);
+    if (typeof paused === 'boolean') this.node.opsSwitches.set({ snapshotSendsPaused: paused });
+    return json(res, 200, { id: this.node.id, bytesPerSecond: this.snapshots.rateBytesPerSec, paused: this.snapshots.sendsPaused });
+  }
+
+  /** Turns this node's maintenance switch on or off (persisted, ops-switches.ts). */
+  private async maintenance(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const on = (await readJson(req)).on;
+    if (typeof on !== 'boolean') throw new InvalidArgumentError('on must be true or false');
+    this.node.opsSwitches.set({ maintenance: on });
+    this.node.log.warn({ maintenance: on }, on ? 'maintenance mode on: membership changes are refused' : 'maintenance mode off');
+    return json(res, 200, { id: this.node.id, maintenance: on });
   }
 
   /** Test-only fault switches, served only with --enable-fault-injection. */

@@ -45,6 +45,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   QKV_METHOD_NOT_ALLOWED: 405,
   QKV_CAS_FAILED: 409,
   QKV_CONFLICT: 409,
+  QKV_MAINTENANCE: 409,
   QKV_NOT_CAUGHT_UP: 409,
   QKV_SESSION_EXPIRED: 409,
   // The history asked for is gone for good: a retry at the same revision never succeeds.

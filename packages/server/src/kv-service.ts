@@ -199,12 +199,14 @@ export class NodeKvService implements KvService {
 
 /**
  * What an operator should know about this node and its cluster's layout: a storage shortfall,
- * and any zone holding a quorum of the voters. The client's status and `/v1/status` both show it.
+ * any zone holding a quorum of the voters, and the operator switches that are on (ops-switches.ts).
+ * The client's status and `/v1/status` both show it.
  */
-export function operatorWarnings(node: Pick<QuorumKvNode, 'id' | 'cfg' | 'statusView' | 'membership'>): string[] {
+export function operatorWarnings(node: Pick<QuorumKvNode, 'id' | 'cfg' | 'statusView' | 'membership' | 'opsSwitches'>): string[] {
   const s = node.statusView();
   return [
     ...(s.storageShortfall ? [`${s.id}: ${s.storageShortfall.reason}`] : []),
     ...failureDomainWarnings(node.membership(), { id: node.id, zone: node.cfg.zone }),
+    ...node.opsSwitches.warnings(node.id),
   ];
 }

@@ -120,6 +120,29 @@ export class NodeMetrics {
     });
   }
 
+  /**
+   * The operator switches (ops-switches.ts) as gauges, 1 while on: `qkv_maintenance_mode` and
+   * `qkv_snapshot_sends_paused`.
+   */
+  registerOpsSwitches(read: () => { maintenance: boolean; snapshotSendsPaused: boolean }): void {
+    new Gauge({
+      name: 'qkv_maintenance_mode',
+      help: 'Maintenance mode: membership changes and automatic leader transfers are refused (1) or not (0)',
+      registers: [this.registry],
+      collect() {
+        this.set(read().maintenance ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'qkv_snapshot_sends_paused',
+      help: 'Catch-up snapshot sends are paused on this node (1) or not (0)',
+      registers: [this.registry],
+      collect() {
+        this.set(read().snapshotSendsPaused ? 1 : 0);
+      },
+    });
+  }
+
   /** Admission gauges (src/admission.ts), read when /metrics is scraped. */
   registerAdmission(read: () => { rangeBytes: number; requestBytes: number; connections: number }): void {
     const gauge = (name: string, help: string, pick: (v: ReturnType<typeof read>) => number) =>

@@ -70,6 +70,7 @@ import { WriteWaiters, type WriteResult } from './write-waiters.js';
 import { hostAssert } from './host-assert.js';
 import { IdentityGuard, type IdentityHost } from './identity-guard.js';
 import { restoreNode, type RestoredNode } from './node-bootstrap.js';
+import { OpsSwitches } from './ops-switches.js';
 import type { Clock, TimerHandle } from './world.js';
 
 /** How long a `busy` client is told to wait before retrying. */
@@ -183,6 +184,8 @@ export class QuorumKvNode {
   snapshotAcceptor: ((peer: string, ws: import('ws').WebSocket) => void) | undefined;
   /** Snapshot transfers in flight, for /v1/status (set by the snapshot module). */
   snapshotStatus: (() => unknown) | undefined;
+  /** The operator's maintenance and snapshot-pause switches (ops-switches.ts; persisted by server.ts). */
+  opsSwitches = new OpsSwitches();
   /** The leader changes this node saw, bounded (leader-history.ts), for /v1/events and the status page. */
   readonly leaderHistory = new LeaderHistory();
 

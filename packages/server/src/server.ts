@@ -18,6 +18,8 @@ import { SnapshotManager, snapshotHostOf } from './snapshots.js';
 import { createRealClock } from './world.js';
 import { recordOwnZone } from './zone-record.js';
 import { AdminApi } from './admin.js';
+import { fsIdentityFiles } from './durable-file.js';
+import { OpsSwitches } from './ops-switches.js';
 
 export interface RunningServer {
   node: QuorumKvNode;
@@ -45,6 +47,9 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
   });
   metrics.registerTransport(() => transport.stats());
   metrics.registerCore(() => node.raw.status());
+  node.opsSwitches = new OpsSwitches(fsIdentityFiles(cfg.dataDir));
+  node.opsSwitches.observe((s) => snapshots.setSendsPaused(s.snapshotSendsPaused));
+  metrics.registerOpsSwitches(() => node.opsSwitches.snapshot());
   metrics.registerFailureDomains(() => failureDomainWarnings(node.membership(), { id: node.id, zone: cfg.zone }).length > 0);
   node.snapshotHooks = snapshots;
   node.snapshotStatus = () => snapshots.status();

@@ -102,6 +102,9 @@ interface SendResources {
   readonly timers: Map<SendTimer, TimerHandle>;
 }
 
+/** Held send requests while paused, at most (far above any membership: one per peer). */
+export const MAX_HELD_SENDS = 256;
+
 /** The node's side of snapshots: the production driver of the sender and receiver machines. */
 export class SnapshotManager implements SnapshotHooks {
   private readonly bucket: TokenBucket;
@@ -118,6 +121,11 @@ export class SnapshotManager implements SnapshotHooks {
   private readonly stageTimers = new Set<TimerHandle>();
   private installWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private closed = false;
+  /**
+   * While sends are paused: the core's requests to send, one per peer (the latest), started on
+   * resume. Bounded by the membership (one per peer) and MAX_HELD_SENDS.
+   */
+  private readonly held = new Map<string, Message>();
 
   constructor(
     private readonly host: SnapshotHost,
@@ -140,9 +148,31 @@ export class SnapshotManager implements SnapshotHooks {
     this.host.log.info({ bytesPerSec }, 'snapshot send rate changed');
   }
 
+  get sendsPaused(): boolean {
+    return this.bucket.isPaused;
+  }
+
+  /**
+   * Pauses or resumes every catch-up snapshot send of this node: while paused no transfer starts
+   * (the core's requests are held, one per peer) and running ones send no chunk (the token
+   * bucket grants nothing; their connections stay open and continue where they stood).
+   */
+  setSendsPaused(paused: boolean): void {
+    if (paused === this.bucket.isPaused) return;
+    this.bucket.setPaused(paused);
+    this.host.log.warn({ held: [...this.held.keys()] }, paused ? 'snapshot sends paused' : 'snapshot sends resumed');
+    if (paused) return;
+    const held = [...this.held.values()];
+    this.held.clear();
+    for (const m of held) this.send(m);
+  }
+
   /** The core asked for a snapshot to be sent to m.to. */
   send(m: Message): void {
-    if (!this.closed) this.dispatchSend({ type: 'want', msg: m });
+    if (this.closed) return;
+    if (!this.bucket.isPaused) return this.dispatchSend({ type: 'want', msg: m });
+    if (this.held.has(m.to) || this.held.size < MAX_HELD_SENDS) this.held.set(m.to, m);
+    else this.host.reportSnapshot(m.to, false); // more peers than any membership: the core asks again later
   }
 
   /** The lowest snapshot index being sent (compaction keeps the log after it), or null. */
@@ -152,6 +182,11 @@ export class SnapshotManager implements SnapshotHooks {
 
   /** Stops the transfers (running or queued) to every peer `keep` says no to. */
   cancelSends(keep: (peer: string) => boolean, reason: string): void {
+    for (const peer of [...this.held.keys()]) {
+      if (keep(peer)) continue;
+      this.held.delete(peer);
+      if (!this.closed && this.host.isLeader()) this.host.reportSnapshot(peer, false);
+    }
     // Queued ones first: cancelling a running one would start the next in the queue.
     for (const peer of this.sender.peers().reverse()) if (!keep(peer)) this.dispatchSend({ type: 'cancel', peer, reason });
   }
@@ -189,6 +224,10 @@ export class SnapshotManager implements SnapshotHooks {
       const etaSec = s.totalBytes !== null && r > 0 ? Math.round((s.totalBytes - s.bytesDone) / r) : null;
       return { ...s, direction: 'send', rateBytesPerSec: r, etaSec };
     });
+    for (const m of this.held.values()) {
+      const meta = m.snapshot?.metadata;
+      out.push({ peer: m.to, direction: 'send', index: meta?.index ?? 0, term: meta?.term ?? 0, state: 'paused', bytesDone: 0, totalBytes: null, rateBytesPerSec: 0, etaSec: null, attempts: 0, startedAtMs: now });
+    }
     for (const s of this.receiver.status()) out.push({ ...s, direction: 'receive', rateBytesPerSec: rate(s.bytesDone, s.startedAtMs), etaSec: null, attempts: 0 });
     return out;
   }

@@ -1,5 +1,6 @@
 // A token bucket in bytes per second, shared by every outgoing snapshot transfer of a node and
-// adjustable at run time. Rate 0 means unlimited. The burst is a tenth of a second of rate (at
+// adjustable at run time. Rate 0 means unlimited; a paused bucket grants nothing until resumed
+// (`quorumkv snapshot-rate pause`, ops-switches.ts). The burst is a tenth of a second of rate (at
 // least one chunk), so a transfer of S bytes takes at least about S/R - 0.1 s.
 //
 // Time and timers come from the injected Clock (world.ts): under a ManualClock the limit holds in
@@ -17,6 +18,7 @@ export class TokenBucket {
   private waiters: { bytes: number; grant: () => void }[] = [];
   private timer: TimerHandle | undefined;
   private closed = false;
+  private paused = false;
   /** True while pump() runs: a grant that asks again only queues (the running loop serves it). */
   private pumping = false;
 
@@ -42,13 +44,23 @@ export class TokenBucket {
     this.pump();
   }
 
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Pauses (no grant until resumed; requests wait in order) or resumes the bucket. */
+  setPaused(paused: boolean): void {
+    this.paused = paused;
+    this.pump();
+  }
+
   /**
    * Calls `grant` once `bytes` may be sent: at once (synchronously) when tokens are there and
    * nobody waits, else from a clock timer. Requests are served in order.
    */
   take(bytes: number, grant: () => void): TokenRequest {
     const w = { bytes, grant };
-    if (this.closed || (this.rateBytesPerSec === 0 && this.waiters.length === 0)) {
+    if (this.closed || (this.rateBytesPerSec === 0 && this.waiters.length === 0 && !this.paused)) {
       grant();
       return { cancel: () => undefined };
     }
@@ -99,6 +111,7 @@ export class TokenBucket {
   private serve(): void {
     this.clearTimer();
     this.refill();
+    if (this.paused) return; // setPaused(false) pumps again
     while (this.waiters.length > 0) {
       const w = this.waiters[0]!;
       if (this.rateBytesPerSec === 0) {

@@ -5,7 +5,8 @@
 //
 // While the membership's record of this node lacks its zone (or has another one), it asks the
 // leader (`PUT /v1/admin/members/{id}/zone`, or the core directly when it leads) every
-// ZONE_RECORD_RETRY_MS, at most ZONE_RECORD_ATTEMPTS_MAX times.
+// ZONE_RECORD_RETRY_MS, at most ZONE_RECORD_ATTEMPTS_MAX times. In maintenance mode it waits
+// (without counting attempts): the record is a membership change, which maintenance freezes.
 import type { Logger } from './logger.js';
 import { ZONE_RE, zoneRecordChange } from './membership.js';
 import type { QuorumKvNode } from './node.js';
@@ -17,7 +18,7 @@ export const ZONE_RECORD_ATTEMPTS_MAX = 150;
 /** Deadline of one attempt. */
 const ZONE_RECORD_TIMEOUT_MS = 5_000;
 
-type ZoneNode = Pick<QuorumKvNode, 'id' | 'memberById' | 'membership' | 'leaderHint' | 'isLeader' | 'changeMembership'>;
+type ZoneNode = Pick<QuorumKvNode, 'id' | 'memberById' | 'membership' | 'leaderHint' | 'isLeader' | 'changeMembership' | 'opsSwitches'>;
 
 /** Starts recording `zone` for `node` in the background; `stop()` ends it (at shutdown). */
 export function recordOwnZone(node: ZoneNode, zone: string | undefined, log: Logger): { stop(): void } {
@@ -38,8 +39,9 @@ export function recordOwnZone(node: ZoneNode, zone: string | undefined, log: Log
       log.warn({ zone, attempts: n }, 'gave up recording the zone in the membership (record it with PUT /v1/admin/members/{id}/zone)');
       return;
     }
-    await askLeader(node, zone).catch(() => undefined); // retried below until the record shows it
-    if (!stopped) timer = setTimeout(() => void attempt(n + 1), ZONE_RECORD_RETRY_MS);
+    const frozen = node.opsSwitches.maintenance;
+    if (!frozen) await askLeader(node, zone).catch(() => undefined); // retried below until the record shows it
+    if (!stopped) timer = setTimeout(() => void attempt(frozen ? n : n + 1), ZONE_RECORD_RETRY_MS);
   };
   timer = setTimeout(() => void attempt(0), 0);
   return {
