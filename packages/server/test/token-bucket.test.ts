@@ -32,6 +32,21 @@ describe('token bucket on an injected clock', () => {
     expect(sync).toBe(true);
   });
 
+  it('a paused bucket grants nothing, at any rate (0 too), until resumed; then in order', () => {
+    const clock = new ManualClock();
+    for (const rate of [1000, 0]) {
+      const bucket = new TokenBucket(rate, 100, clock);
+      bucket.setPaused(true);
+      const at: string[] = [];
+      bucket.take(50, () => at.push(`a@${clock.nowMs()}`));
+      bucket.take(50, () => at.push(`b@${clock.nowMs()}`));
+      clock.advance(10_000);
+      expect(at, `rate ${rate}`).toEqual([]);
+      bucket.setPaused(false);
+      expect(at, `rate ${rate}`).toEqual([`a@${clock.nowMs()}`, `b@${clock.nowMs()}`]);
+    }
+  });
+
   it('a withdrawn request is never granted and does not delay the next', () => {
     const clock = new ManualClock();
     const bucket = new TokenBucket(1000, 100, clock);

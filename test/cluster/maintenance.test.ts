@@ -1,0 +1,83 @@
+// Maintenance mode on a real three-node cluster (`quorumkv maintenance on|off|status`): once on,
+// every membership change is refused with QKV_MAINTENANCE wherever it is asked (follower or
+// leader), including removing the leader (which would start an automatic leader transfer); an
+// explicit `leader transfer` still works; the switch shows in /v1/status warnings, `quorumkv
+// health` and `qkv_maintenance_mode`, and survives a restart of the node. Off, changes pass again.
+import { execFile } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI_PATH, ProcessCluster, httpRequest, jsonOf, waitFor } from '../harness/cluster.js';
+
+/** Runs `quorumkv ARGS`; resolves with its exit code and stdout. */
+function cli(args: string[]): Promise<{ code: number; stdout: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI_PATH, ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout: stdout + stderr });
+    });
+  });
+}
+
+describe('maintenance mode', () => {
+  let cluster: ProcessCluster;
+  let endpoints = '';
+  beforeAll(async () => {
+    cluster = await ProcessCluster.start({ name: 'qkv-maintenance', tickMs: 20, electionTicks: 10 });
+    endpoints = cluster.nodes.map((n) => n.address).join(',');
+  });
+  afterAll(async () => {
+    await cluster?.teardown();
+  });
+  const guard = (fn: () => Promise<void>) => () => cluster.guard(fn)();
+  const call = async (id: string, method: string, path: string, body?: unknown) => {
+    const r = await httpRequest(cluster.node(id).port, method, path, body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    return { status: r.status, body: jsonOf<Record<string, unknown>>(r) };
+  };
+
+  it('on: membership changes are refused on follower and leader; leader transfer passes; shown everywhere; kept across a restart', guard(async () => {
+    const leader = await cluster.waitForLeader();
+    const follower = cluster.nodes.find((n) => n.id !== leader.id)!.id;
+    const on = await cli(['maintenance', 'on', '--endpoints', endpoints]);
+    expect(on.code, on.stdout).toBe(0);
+    for (const n of cluster.nodes) expect(on.stdout).toContain(`${n.address}: 200`);
+
+    // Refused where asked (the follower does not forward it) and on the leader.
+    for (const id of [follower, leader.id]) {
+      const zone = await call(id, 'PUT', `/v1/admin/members/${follower}/zone`, { zone: 'z9' });
+      expect({ id, status: zone.status, code: zone.body.code }).toEqual({ id, status: 409, code: 'QKV_MAINTENANCE' });
+    }
+    const removeLeader = await call(leader.id, 'DELETE', `/v1/admin/members/${leader.id}`);
+    expect(removeLeader.status).toBe(409);
+    const add = await cli(['member', 'add', 'n9', '127.0.0.1:1', '--endpoints', cluster.node(follower).address]);
+    expect(add.code).toBe(1);
+    expect(add.stdout).toContain('QKV_MAINTENANCE');
+    // Nothing changed: still three voters, the same leader.
+    const st = jsonOf<{ members: { id: string; zone: string | null }[]; warnings: string[] }>(await httpRequest(cluster.node(follower).port, 'GET', '/v1/status'));
+    expect(st.members.map((m) => m.id).sort()).toEqual(['n1', 'n2', 'n3']);
+    expect(st.members.find((m) => m.id === follower)?.zone ?? null).toBeNull();
+    expect(st.warnings.some((w) => w.startsWith(`${follower}: maintenance mode is on`))).toBe(true);
+    expect((await httpRequest(cluster.node(follower).port, 'GET', '/metrics')).body.toString()).toMatch(/^qkv_maintenance_mode 1$/m);
+    const health = await cli(['health', '--endpoints', endpoints]);
+    expect(health.stdout).toMatch(/warning: n\d: maintenance mode is on/);
+
+    // The operator's own leader transfer is not frozen.
+    const t = await call(leader.id, 'POST', '/v1/admin/leader/transfer', { id: follower });
+    expect(t.status, JSON.stringify(t.body)).toBe(200);
+    await cluster.waitForLeader({ minTerm: leader.term });
+
+    // Persisted: a restarted node still refuses.
+    await cluster.stop(follower);
+    await cluster.restart(follower);
+    expect((await call(follower, 'GET', '/v1/admin/maintenance')).body).toEqual({ id: follower, maintenance: true });
+  }), 60_000);
+
+  it('off: the same change passes and the gauge drops to 0', guard(async () => {
+    const off = await cli(['maintenance', 'off', '--endpoints', endpoints]);
+    expect(off.code, off.stdout).toBe(0);
+    const status = await cli(['maintenance', 'status', '--endpoints', endpoints]);
+    expect(status.stdout.match(/"maintenance":false/g)).toHaveLength(3);
+    const leader = await cluster.waitForLeader();
+    const target = cluster.nodes.find((n) => n.id !== leader.id)!.id;
+    await waitFor('the zone change to pass', async () => ((await call(target, 'PUT', `/v1/admin/members/${target}/zone`, { zone: 'z9' })).status === 200 ? true : undefined));
+    expect((await httpRequest(cluster.node(target).port, 'GET', '/metrics')).body.toString()).toMatch(/^qkv_maintenance_mode 0$/m);
+    expect((await call(target, 'PUT', '/v1/admin/maintenance', { on: 'yes' })).status).toBe(400);
+  }), 30_000);
+});
