@@ -94,6 +94,8 @@ export interface ClientEndpointOptions {
   sessions?: { known: (id: string) => boolean; quota: SessionQuota };
   /** Called for each refusal by the admission limits (for metrics). Default: nothing. */
   onRefused?: (kind: 'request-budget' | 'session-quota' | 'stalled') => void;
+  /** Called with the code of every error answered (for `qkv_request_errors_total`). */
+  onError?: (code: string) => void;
 }
 
 /** The endpoint, attached to a node's HTTP server by routing `/client` upgrades to it. */
@@ -139,6 +141,7 @@ interface Settings {
   requestBudget: ByteBudget | undefined;
   sessions: { known: (id: string) => boolean; quota: SessionQuota } | undefined;
   onRefused: (kind: 'request-budget' | 'session-quota' | 'stalled') => void;
+  onError: (code: string) => void;
 }
 
 function positiveInt(name: string, v: number): number {
@@ -166,6 +169,7 @@ function settingsOf(o: ClientEndpointOptions): Settings {
     requestBudget: o.requestBudget,
     sessions: o.sessions,
     onRefused: o.onRefused ?? (() => undefined),
+    onError: o.onError ?? (() => undefined),
   };
 }
 
@@ -435,6 +439,7 @@ class Connection {
 
   private send(response: ClientResponse): void {
     if (this.closing || this.ws.readyState !== this.ws.OPEN) return;
+    if (!response.ok) this.s.onError(response.error.code);
     let frame: Uint8Array;
     try {
       frame = encodeFrame(response, this.s.limits.maxFrameBytes);

@@ -469,6 +469,7 @@ export class HttpApi {
     if (err instanceof BodyRefusedError || err instanceof BodyTimeoutError) headers['connection'] = 'close';
     if (err instanceof BodyRefusedError) this.node.metrics.busyRejections.inc({ kind: 'request-budget' });
     this.count('any', code);
+    this.node.metrics.countError('http', code);
     this.sendJson(res, status, body, headers);
   }
 

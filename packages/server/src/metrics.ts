@@ -1,5 +1,6 @@
 // Prometheus metrics (/metrics). One registry per node so that tests can run several nodes in one
 // process without their metrics colliding.
+import { ErrorCauses } from './availability.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PeerStats, TransportStats } from '@quorumkv/transport';
 
@@ -78,6 +79,40 @@ export class NodeMetrics {
     help: 'Peer messages the core refused as impossible (QKV_BAD_MESSAGE); each closed its connection',
     registers: [this.registry],
   });
+
+  /** Errors answered to clients, by API and cause (availability.ts). */
+  readonly requestErrors = new Counter({
+    name: 'qkv_request_errors_total',
+    help: 'Errors answered to clients, by API (http, client) and cause (the error code without QKV_, lower case)',
+    labelNames: ['api', 'cause'],
+    registers: [this.registry],
+  });
+  private readonly causes = new ErrorCauses();
+
+  /** Counts one error answered on `api` with the stable error `code` (e.g. QKV_NO_LEADER). */
+  countError(api: 'http' | 'client', code: string): void {
+    this.requestErrors.inc({ api, cause: this.causes.label(code) });
+  }
+
+  /**
+   * `qkv_leaderless_seconds_total` (seconds this node spent without a known leader, the summed
+   * failover time) and `qkv_uptime_seconds`, read when /metrics is scraped.
+   */
+  registerAvailability(read: () => { leaderlessSeconds: number; uptimeSeconds: number }): void {
+    counterFrom(this.registry, {
+      name: 'qkv_leaderless_seconds_total',
+      help: 'Seconds this node spent without a known leader since it started (failover time, summed)',
+      read: () => read().leaderlessSeconds,
+    });
+    new Gauge({
+      name: 'qkv_uptime_seconds',
+      help: 'Seconds since this node started',
+      registers: [this.registry],
+      collect() {
+        this.set(read().uptimeSeconds);
+      },
+    });
+  }
 
   constructor(defaultMetrics = true) {
     if (defaultMetrics) {

@@ -71,6 +71,7 @@ import { hostAssert } from './host-assert.js';
 import { IdentityGuard, type IdentityHost } from './identity-guard.js';
 import { restoreNode, type RestoredNode } from './node-bootstrap.js';
 import { OpsSwitches } from './ops-switches.js';
+import { LeaderlessTime } from './availability.js';
 import type { Clock, TimerHandle } from './world.js';
 
 /** How long a `busy` client is told to wait before retrying. */
@@ -188,6 +189,8 @@ export class QuorumKvNode {
   opsSwitches = new OpsSwitches();
   /** The leader changes this node saw, bounded (leader-history.ts), for /v1/events and the status page. */
   readonly leaderHistory = new LeaderHistory();
+  /** Seconds without a known leader, for `qkv_leaderless_seconds_total` (availability.ts). */
+  readonly leaderless: LeaderlessTime;
 
   /** Log compaction at the loop's compaction point (log-compactor.ts). */
   private readonly compactor: LogCompactor;
@@ -202,6 +205,7 @@ export class QuorumKvNode {
       serveBeforeApplied: args.world.plant === 'read-before-applied',
     });
     this.clock = args.world.clock;
+    this.leaderless = new LeaderlessTime(this.clock.nowMs());
     this.cfg = args.cfg;
     this.log = args.log;
     this.metrics = args.metrics;
@@ -614,6 +618,7 @@ export class QuorumKvNode {
   private onSoftState(role: Role, lead: string | null): void {
     const term = this.raw.status().hardState.term;
     const leaderChanged = lead !== this.leader;
+    const previous = this.leader;
     if (role !== this.role) this.log.info({ term, from: this.role, to: role }, 'role changed');
     if (this.role === 'leader' && role !== 'leader') this.snapshotHooks?.cancelSends(() => false, 'no longer the leader');
     this.role = role;
@@ -621,6 +626,7 @@ export class QuorumKvNode {
     if (leaderChanged) {
       this.metrics.leaderChanges.inc();
       this.leaderHistory.record({ atMs: this.clock.nowMs(), term, leader: lead });
+      this.leaderless.note(lead !== null, this.clock.nowMs(), previous === null || previous === this.id ? undefined : this.lastContact(previous));
       this.log.info({ term, leader: lead, role }, lead ? 'leader changed' : 'leader lost');
       // Reads registered with an old leader will never be answered: fail them fast (retryable).
       this.reads.failSubmitted(new UnavailableError('the leader changed during the read; retry'));

@@ -49,6 +49,8 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
   metrics.registerCore(() => node.raw.status());
   node.opsSwitches = new OpsSwitches(fsIdentityFiles(cfg.dataDir));
   node.opsSwitches.observe((s) => snapshots.setSendsPaused(s.snapshotSendsPaused));
+  const startedMs = performance.now();
+  metrics.registerAvailability(() => ({ leaderlessSeconds: node.leaderless.seconds(node.clock.nowMs()), uptimeSeconds: (performance.now() - startedMs) / 1000 }));
   metrics.registerOpsSwitches(() => node.opsSwitches.snapshot());
   metrics.registerFailureDomains(() => failureDomainWarnings(node.membership(), { id: node.id, zone: cfg.zone }).length > 0);
   node.snapshotHooks = snapshots;
@@ -77,6 +79,7 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
     defaultTimeoutMs: cfg.requestTimeoutMs,
     logger: coreLogger(log.child({ component: 'client-endpoint' })),
     onRefused: (kind) => metrics.busyRejections.inc({ kind }),
+    onError: (code) => metrics.countError('client', code),
   });
   const refused = new WeakSet<Duplex>();
   const server = http.createServer({ keepAliveTimeout: 30_000 }, (req, res) => {

@@ -3,9 +3,18 @@
 // leader), including removing the leader (which would start an automatic leader transfer); an
 // explicit `leader transfer` still works; the switch shows in /v1/status warnings, `quorumkv
 // health` and `qkv_maintenance_mode`, and survives a restart of the node. Off, changes pass again.
+// Then the availability metrics: a killed leader adds its failover time to the survivors'
+// `qkv_leaderless_seconds_total`; refused requests are counted by cause; uptime counts up.
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_PATH, ProcessCluster, httpRequest, jsonOf, waitFor } from '../harness/cluster.js';
+
+/** One sample of `/metrics` on `port` (the first line matching `name` and the label filter), or NaN. */
+async function sample(port: number, name: string, labels = ''): Promise<number> {
+  const text = (await httpRequest(port, 'GET', '/metrics')).body.toString();
+  const line = text.split('\n').find((l) => l.startsWith(name) && !l.startsWith('#') && l.includes(labels) && /^[a-z_]+(\{[^}]*\})? /.test(l) && l.split(/[{ ]/)[0] === name);
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : Number.NaN;
+}
 
 /** Runs `quorumkv ARGS`; resolves with its exit code and stdout. */
 function cli(args: string[]): Promise<{ code: number; stdout: string }> {
@@ -79,5 +88,31 @@ describe('maintenance mode', () => {
     await waitFor('the zone change to pass', async () => ((await call(target, 'PUT', `/v1/admin/members/${target}/zone`, { zone: 'z9' })).status === 200 ? true : undefined));
     expect((await httpRequest(cluster.node(target).port, 'GET', '/metrics')).body.toString()).toMatch(/^qkv_maintenance_mode 0$/m);
     expect((await call(target, 'PUT', '/v1/admin/maintenance', { on: 'yes' })).status).toBe(400);
+  }), 30_000);
+
+  it('availability metrics: failover time, errors by cause, uptime', guard(async () => {
+    const leader = await cluster.waitForLeader();
+    const survivors = cluster.nodes.filter((n) => n.id !== leader.id);
+    const before = await Promise.all(survivors.map((n) => sample(n.port, 'qkv_leaderless_seconds_total')));
+    for (const v of before) expect(v).toBeGreaterThan(0); // every node starts without a leader
+    const killedAt = Date.now();
+    await cluster.kill9(leader.id);
+    await cluster.waitForLeader({ minTerm: leader.term });
+    const windowSec = (Date.now() - killedAt) / 1000;
+    const after = await Promise.all(survivors.map((n) => sample(n.port, 'qkv_leaderless_seconds_total')));
+    const grew = after.map((v, i) => v - before[i]!);
+    console.log(`failover: leaderless seconds grew by ${grew.map((g) => g.toFixed(3)).join(', ')} within ${windowSec.toFixed(3)} s`);
+    for (const g of grew) {
+      expect(g).toBeGreaterThan(0);
+      expect(g).toBeLessThanOrEqual(windowSec + 0.5); // the gap starts at the last heartbeat before the kill
+    }
+    // Errors are counted by cause: two bad requests add exactly two `invalid_argument`.
+    const port = survivors[0]!.port;
+    const bad = await sample(port, 'qkv_request_errors_total', 'cause="invalid_argument"');
+    for (let i = 0; i < 2; i++) expect((await call(survivors[0]!.id, 'PUT', '/v1/admin/maintenance', { on: 'yes' })).status).toBe(400);
+    expect((await sample(port, 'qkv_request_errors_total', 'cause="invalid_argument"')) - (Number.isNaN(bad) ? 0 : bad)).toBe(2);
+    const uptime = await sample(survivors[0]!.port, 'qkv_uptime_seconds');
+    expect(uptime).toBeGreaterThan(0);
+    expect(uptime).toBeLessThan(300);
   }), 30_000);
 });
