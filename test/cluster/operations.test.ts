@@ -4,7 +4,8 @@
 // explicit `leader transfer` still works; the switch shows in /v1/status warnings, `quorumkv
 // health` and `qkv_maintenance_mode`, and survives a restart of the node. Off, changes pass again.
 // Then the availability metrics: a killed leader adds its failover time to the survivors'
-// `qkv_leaderless_seconds_total`; refused requests are counted by cause; uptime counts up.
+// `qkv_leaderless_seconds_total`; refused requests are counted by cause; uptime counts up; the
+// data directory's free and total bytes are there for the disk alert.
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_PATH, ProcessCluster, httpRequest, jsonOf, waitFor } from '../harness/cluster.js';
@@ -90,7 +91,7 @@ describe('maintenance mode', () => {
     expect((await call(target, 'PUT', '/v1/admin/maintenance', { on: 'yes' })).status).toBe(400);
   }), 30_000);
 
-  it('availability metrics: failover time, errors by cause, uptime', guard(async () => {
+  it('availability metrics: failover time, errors by cause, uptime, disk space', guard(async () => {
     const leader = await cluster.waitForLeader();
     const survivors = cluster.nodes.filter((n) => n.id !== leader.id);
     const before = await Promise.all(survivors.map((n) => sample(n.port, 'qkv_leaderless_seconds_total')));
@@ -114,5 +115,9 @@ describe('maintenance mode', () => {
     const uptime = await sample(survivors[0]!.port, 'qkv_uptime_seconds');
     expect(uptime).toBeGreaterThan(0);
     expect(uptime).toBeLessThan(300);
+    const free = await sample(port, 'qkv_data_dir_free_bytes');
+    const capacity = await sample(port, 'qkv_data_dir_capacity_bytes');
+    expect(free).toBeGreaterThan(0);
+    expect(free).toBeLessThanOrEqual(capacity);
   }), 30_000);
 });

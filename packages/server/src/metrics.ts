@@ -178,6 +178,26 @@ export class NodeMetrics {
     });
   }
 
+  /**
+   * `qkv_data_dir_free_bytes` and `qkv_data_dir_capacity_bytes`: the file system holding the data
+   * directory, read (statfs) when /metrics is scraped; absent when it cannot be read.
+   */
+  registerDisk(read: () => { freeBytes: number; capacityBytes: number } | undefined): void {
+    const gauge = (name: string, help: string, pick: (v: { freeBytes: number; capacityBytes: number }) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          const v = read();
+          if (v) this.set(pick(v));
+          else this.reset();
+        },
+      });
+    gauge('qkv_data_dir_free_bytes', 'Bytes available to this node on the file system of its data directory', (v) => v.freeBytes);
+    gauge('qkv_data_dir_capacity_bytes', 'Size in bytes of the file system of its data directory', (v) => v.capacityBytes);
+  }
+
   /** Admission gauges (src/admission.ts), read when /metrics is scraped. */
   registerAdmission(read: () => { rangeBytes: number; requestBytes: number; connections: number }): void {
     const gauge = (name: string, help: string, pick: (v: ReturnType<typeof read>) => number) =>

@@ -1,6 +1,7 @@
 // Assembles a node: storage + core (node.ts), peer transport, client WebSocket endpoint and the
 // HTTP API on ONE port, routed by path. Also the graceful stop.
 import { randomInt } from 'node:crypto';
+import { statfsSync } from 'node:fs';
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -51,6 +52,7 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
   node.opsSwitches.observe((s) => snapshots.setSendsPaused(s.snapshotSendsPaused));
   const startedMs = performance.now();
   metrics.registerAvailability(() => ({ leaderlessSeconds: node.leaderless.seconds(node.clock.nowMs()), uptimeSeconds: (performance.now() - startedMs) / 1000 }));
+  metrics.registerDisk(() => dataDirSpace(cfg.dataDir));
   metrics.registerOpsSwitches(() => node.opsSwitches.snapshot());
   metrics.registerFailureDomains(() => failureDomainWarnings(node.membership(), { id: node.id, zone: cfg.zone }).length > 0);
   node.snapshotHooks = snapshots;
@@ -170,6 +172,16 @@ function limitConnections(server: http.Server, limiter: ConnectionLimiter, refus
     );
     socket.destroySoon();
   });
+}
+
+/** Free and total bytes of the file system holding `dir` (statfs), or undefined when unreadable. */
+function dataDirSpace(dir: string): { freeBytes: number; capacityBytes: number } | undefined {
+  try {
+    const s = statfsSync(dir);
+    return { freeBytes: s.bavail * s.bsize, capacityBytes: s.blocks * s.bsize };
+  } catch {
+    return undefined;
+  }
 }
 
 /** `Retry-After` of a connection refused by the connection limits. */
