@@ -1,7 +1,8 @@
 // deploy/prometheus/alerts.yml: `promtool check rules` accepts it, and `promtool test rules` runs
-// its unit tests (alerts.test.yml: no leader, a member down, a storage shortfall, leader flapping
-// and slow fsync fire on synthetic series; one leader, a single leader change and a zone at risk
-// for less than its `for:` stay quiet). Every alert links a runbook section that exists.
+// its unit tests (alerts.test.yml: no leader, a member down, a storage shortfall, leader flapping,
+// slow fsync, a high failover time, unavailability errors, a restart loop, a nearly full disk and
+// paused snapshot sends fire on synthetic series; one leader, a single leader change, a zone at
+// risk or maintenance mode for less than its `for:`, CAS failures and a half-free disk stay quiet). Every alert links a runbook section that exists.
 // Without promtool the promtool cases are skipped with a message, except under CI=true (CI
 // installs it in .ci/system-deps.sh), where they fail.
 import { spawnSync } from 'node:child_process';
@@ -27,7 +28,7 @@ describe('deploy/prometheus/alerts.yml', () => {
   it.skipIf(!RUN_PROMTOOL)('passes promtool check rules', () => {
     const r = promtool('check', 'rules', 'alerts.yml');
     expect(r.code, r.output).toBe(0);
-    expect(r.output).toMatch(/SUCCESS: 9 rules found/);
+    expect(r.output).toMatch(/SUCCESS: 15 rules found/);
   });
 
   it.skipIf(!RUN_PROMTOOL)('passes its promtool unit tests', () => {
@@ -40,10 +41,10 @@ describe('deploy/prometheus/alerts.yml', () => {
     const rules = readFileSync(`${DIR}alerts.yml`, 'utf8');
     const anchors = new Set([...readFileSync(RUNBOOK, 'utf8').matchAll(/^#{2,3} (.+)$/gm)].map((m) => anchor(m[1]!)));
     const alerts = rules.split(/^ {6}- alert: /m).slice(1);
-    expect(alerts.length).toBe(9);
+    expect(alerts.length).toBe(15);
     for (const a of alerts) {
       const name = a.split('\n')[0];
-      expect(a, name).toMatch(/^ {8}for: \d+[sm]$/m);
+      expect(a, name).toMatch(/^ {8}for: \d+[smh]$/m);
       expect(a, name).toMatch(/^ {10}summary: \S/m);
       const links = [...a.matchAll(/docs\/runbook\.md#([\w-]+)/g)].map((m) => m[1]!);
       expect(links.length, name).toBeGreaterThan(0);
