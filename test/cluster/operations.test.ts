@@ -5,10 +5,14 @@
 // health` and `qkv_maintenance_mode`, and survives a restart of the node. Off, changes pass again.
 // Then the availability metrics: a killed leader adds its failover time to the survivors'
 // `qkv_leaderless_seconds_total`; refused requests are counted by cause; uptime counts up; the
-// data directory's free and total bytes are there for the disk alert.
+// data directory's free and total bytes are there for the disk alert. Last, every metric the
+// Grafana dashboard (deploy/grafana/quorumkv.json) names is declared on a live node's /metrics.
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_PATH, ProcessCluster, httpRequest, jsonOf, waitFor } from '../harness/cluster.js';
+import { CLI_PATH, ProcessCluster, REPO_ROOT, httpRequest, jsonOf, waitFor } from '../harness/cluster.js';
+import { dashboardMetrics } from '../../packages/server/test/dashboard-metrics.js';
 
 /** One sample of `/metrics` on `port` (the first line matching `name` and the label filter), or NaN. */
 async function sample(port: number, name: string, labels = ''): Promise<number> {
@@ -120,4 +124,14 @@ describe('maintenance mode', () => {
     expect(free).toBeGreaterThan(0);
     expect(free).toBeLessThanOrEqual(capacity);
   }), 30_000);
+
+  it('every metric the Grafana dashboard names exists on a live node\'s /metrics', guard(async () => {
+    const names = dashboardMetrics(readFileSync(path.join(REPO_ROOT, 'deploy', 'grafana', 'quorumkv.json'), 'utf8'));
+    const live = cluster.nodes.find((n) => n.proc !== null)!;
+    const text = (await httpRequest(live.port, 'GET', '/metrics')).body.toString();
+    const declared = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+    const missing = names.filter((n) => !declared.has(n) && !(n.endsWith('_bucket') && declared.get(n.slice(0, -'_bucket'.length)) === 'histogram'));
+    expect(names.length).toBeGreaterThan(10);
+    expect(missing).toEqual([]);
+  }), 10_000);
 });
