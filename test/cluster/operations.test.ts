@@ -71,6 +71,9 @@ describe('maintenance mode', () => {
     expect((await httpRequest(cluster.node(follower).port, 'GET', '/metrics')).body.toString()).toMatch(/^qkv_maintenance_mode 1$/m);
     const health = await cli(['health', '--endpoints', endpoints]);
     expect(health.stdout).toMatch(/warning: n\d: maintenance mode is on/);
+    // The status page renders `health.warnings` of /v1/cluster (status-page.ts renderVerdict).
+    const view = jsonOf<{ health: { warnings: string[] } }>(await httpRequest(cluster.node(leader.id).port, 'GET', '/v1/cluster'));
+    expect(view.health.warnings.filter((w) => w.includes('maintenance mode is on'))).toHaveLength(3);
 
     // The operator's own leader transfer is not frozen.
     const t = await call(leader.id, 'POST', '/v1/admin/leader/transfer', { id: follower });
