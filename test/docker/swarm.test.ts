@@ -6,8 +6,9 @@
 // the numbers (writes acknowledged, client errors, elections).
 //
 // The swarm is left as it was found: when the engine was not in a swarm, the test makes a
-// one-node swarm (`docker swarm init --advertise-addr 127.0.0.1`) and leaves it at the end; its
-// stack, volumes, secret file and the upgrade image tag are removed either way. Needs a Docker
+// one-node swarm (`docker swarm init --advertise-addr 127.0.0.1`) and leaves it at the end (and
+// removes the docker_gwbridge network the init made); its stack, volumes, secret file and the
+// upgrade image tag are removed either way. Needs a Docker
 // engine and the node image (`bash .ci/docker.sh`); skipped without them unless QKV_REQUIRE_DOCKER=1.
 import { connect, type KvClient } from '@quorumkv/client';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,6 +44,8 @@ interface Status {
 
 describe.skipIf(!preflight.ok)('quorumkv on Docker Swarm (deploy/swarm)', () => {
   let madeSwarm = false;
+  /** Whether `docker swarm init` made the docker_gwbridge network (then it is removed at the end). */
+  let madeGwBridge = false;
   let ports: number[] = [];
   let secretDir = '';
   let kv: KvClient | undefined;
@@ -70,8 +73,10 @@ describe.skipIf(!preflight.ok)('quorumkv on Docker Swarm (deploy/swarm)', () => 
   beforeAll(async () => {
     const state = (await docker('info', '--format', '{{.Swarm.LocalNodeState}}')).trim();
     if (state === 'inactive') {
+      const hadGwBridge = (await docker('network', 'ls', '-q', '--filter', 'name=^docker_gwbridge$')).trim() !== '';
       await docker('swarm', 'init', '--advertise-addr', '127.0.0.1');
       madeSwarm = true;
+      madeGwBridge = !hadGwBridge;
     }
     const host = (await docker('node', 'inspect', 'self', '--format', '{{.Description.Hostname}}')).trim();
     ports = await freePorts(3);
@@ -95,6 +100,7 @@ describe.skipIf(!preflight.ok)('quorumkv on Docker Swarm (deploy/swarm)', () => 
     for (const id of IDS) await docker('volume', 'rm', `${STACK}_${id}-data`).catch(() => undefined);
     await docker('rmi', UPGRADE_IMAGE).catch(() => undefined);
     if (madeSwarm) await docker('swarm', 'leave', '--force').catch(() => undefined);
+    if (madeGwBridge) await docker('network', 'rm', 'docker_gwbridge').catch(() => undefined);
     if (secretDir) rmSync(secretDir, { recursive: true, force: true });
   }, 120_000);
 
