@@ -163,17 +163,25 @@ export class AdminApi implements AdminRoutes {
     if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)) throw new InvalidArgumentError('bytesPerSecond must be a non-negative integer');
     if (paused !== undefined && typeof paused !== 'boolean') throw new InvalidArgumentError('paused must be true or false');
     if (typeof v === 'number') this.snapshots.setRate(v);
-    if (typeof paused === 'boolean') this.node.opsSwitches.set({ snapshotSendsPaused: paused });
-    return json(res, 200, { id: this.node.id, bytesPerSecond: this.snapshots.rateBytesPerSec, paused: this.snapshots.sendsPaused });
+    const kept = typeof paused === 'boolean' ? this.setSwitch({ snapshotSendsPaused: paused }) : {};
+    return json(res, 200, { id: this.node.id, bytesPerSecond: this.snapshots.rateBytesPerSec, paused: this.snapshots.sendsPaused, ...kept });
   }
 
   /** Turns this node's maintenance switch on or off (persisted, ops-switches.ts). */
   private async maintenance(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     const on = (await readJson(req)).on;
     if (typeof on !== 'boolean') throw new InvalidArgumentError('on must be true or false');
-    this.node.opsSwitches.set({ maintenance: on });
+    const kept = this.setSwitch({ maintenance: on });
     this.node.log.warn({ maintenance: on }, on ? 'maintenance mode on: membership changes are refused' : 'maintenance mode off');
-    return json(res, 200, { id: this.node.id, maintenance: on });
+    return json(res, 200, { id: this.node.id, maintenance: on, ...kept });
+  }
+
+  /** Sets a switch; when it could not be persisted, says so in the answer and the log. */
+  private setSwitch(change: Parameters<QuorumKvNode['opsSwitches']['set']>[0]): { persisted?: false; persistError?: string } {
+    const { persistError } = this.node.opsSwitches.set(change);
+    if (persistError === undefined) return {};
+    this.node.log.error({ change, err: persistError }, 'operator switch applied but not persisted: it lasts until this node restarts');
+    return { persisted: false, persistError };
   }
 
   /** Test-only fault switches, served only with --enable-fault-injection. */

@@ -53,13 +53,22 @@ export class OpsSwitches {
     return { ...this.state };
   }
 
-  /** Changes switches; persisted before it returns, then listeners run. Returns the new state. */
-  set(change: Partial<OpsSwitchState>): OpsSwitchState {
+  /**
+   * Changes switches: persisted first, then applied, then listeners run. When the file cannot be
+   * written (a full disk is one reason to reach for a switch) the change still applies, for this
+   * run of the node only, and `persistError` says why it was not kept.
+   */
+  set(change: Partial<OpsSwitchState>): { state: OpsSwitchState; persistError?: string } {
     const next = { ...this.state, ...change };
-    this.files?.writeDurably(OPS_SWITCHES_FILE, JSON.stringify(next) + '\n');
+    let persistError: string | undefined;
+    try {
+      this.files?.writeDurably(OPS_SWITCHES_FILE, JSON.stringify(next) + '\n');
+    } catch (e) {
+      persistError = `${this.files?.describe(OPS_SWITCHES_FILE)}: ${(e as Error).message}`;
+    }
     this.state = next;
     for (const fn of this.listeners) fn(this.snapshot());
-    return this.snapshot();
+    return { state: this.snapshot(), ...(persistError ? { persistError } : {}) };
   }
 
   /** Calls `fn` with the state now and after every change. */

@@ -21,6 +21,18 @@ describe('operator switches', () => {
     expect(new OpsSwitches(dir).snapshot()).toEqual({ maintenance: false, snapshotSendsPaused: true });
   });
 
+  it('a change that cannot be written still applies, and says why it was not kept', () => {
+    const dir = memoryFiles();
+    dir.writeDurably = () => {
+      throw new Error('ENOSPC: no space left on device');
+    };
+    const s = new OpsSwitches(dir);
+    const r = s.set({ snapshotSendsPaused: true });
+    expect(r.state.snapshotSendsPaused).toBe(true);
+    expect(s.snapshotSendsPaused).toBe(true);
+    expect(r.persistError).toBe(`/data/${OPS_SWITCHES_FILE}: ENOSPC: no space left on device`);
+  });
+
   it('observers hear the state at once and after each change', () => {
     const s = new OpsSwitches();
     const seen: boolean[] = [];
