@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_PATH, ProcessCluster, sleep, waitFor } from '../harness/cluster.js';
-import { SMALL_SNAPSHOT_FLAGS, diffKeySpaces, eventsStartingWith, fill, leaderId, metricValue, statusOf } from './support.js';
+import { SMALL_SNAPSHOT_FLAGS, adminCall, diffKeySpaces, eventsStartingWith, fill, leaderId, metricValue, statusOf } from './support.js';
 
 const run = promisify(execFile);
 const KEYS = 300;
@@ -62,7 +62,9 @@ describe('pausing snapshot sends', () => {
         const t = await sendTo(follower);
         return t && t.bytesDone > 0 ? t : undefined;
       }, 20_000);
-      await snapshotRate('pause');
+      // Straight to the leader (the sender), not through the CLI: no process start between seeing
+      // the transfer run and pausing it, so it cannot finish first on a slow machine.
+      expect((await adminCall(cluster.node(leader).port, 'PUT', '/v1/admin/snapshot-rate', { paused: true })).status).toBe(200);
       await sleep(1_000); // acks of chunks already in flight (at most the send window) arrive
       const held = (await sendTo(follower))!.bytesDone;
       await sleep(WATCH_MS);
