@@ -17,7 +17,13 @@
 // Maintenance mode (`quorumkv maintenance on`) is turned on for the whole upgrade, so nothing
 // changes the membership meanwhile, and turned off at the end (also when a step fails).
 // Every wait is bounded (STEP_TIMEOUT_MS); the script exits 1 with the reason when one runs out.
+//
+// Admin actions (maintenance, leader transfer) go through the `quorumkv` CLI (--cli, default the
+// repository's packages/server/dist/cli.js), so they carry whatever the CLI sends to admin
+// endpoints; reads (/v1/status, /ready) are plain HTTP.
 import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 /** A member is "caught up" within this many entries of the leader's commit index. */
@@ -29,15 +35,21 @@ const POLL_MS = 250;
 /** Deadline of one HTTP request to a node. */
 const REQUEST_TIMEOUT_MS = 2_000;
 
+/** The `quorumkv` CLI script (set by parse()). */
+let cliPath = '';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (msg) => console.log(`[rolling-upgrade ${new Date().toISOString()}] ${msg}`);
 
+/** The CLI of this repository, when --cli is not given. */
+const DEFAULT_CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'packages', 'server', 'dist', 'cli.js');
+
 function parse() {
-  const { values } = parseArgs({ options: { stack: { type: 'string' }, image: { type: 'string' }, endpoints: { type: 'string' } } });
+  const { values } = parseArgs({ options: { stack: { type: 'string' }, image: { type: 'string' }, endpoints: { type: 'string' }, cli: { type: 'string' } } });
   if (!values.stack || !values.image || !values.endpoints) {
-    console.error('usage: rolling-upgrade.mjs --stack NAME --image IMAGE --endpoints n1=HOST:PORT,n2=HOST:PORT,...');
+    console.error('usage: rolling-upgrade.mjs --stack NAME --image IMAGE --endpoints n1=HOST:PORT,n2=HOST:PORT,... [--cli PATH/cli.js]');
     process.exit(2);
   }
+  cliPath = values.cli ?? DEFAULT_CLI;
   const members = values.endpoints.split(',').map((pair) => {
     const [id, address] = pair.split('=');
     if (!id || !address) throw new Error(`bad --endpoints entry "${pair}" (want ID=HOST:PORT)`);
@@ -46,27 +58,29 @@ function parse() {
   return { stack: values.stack, image: values.image, members };
 }
 
-function docker(args) {
+/** Runs a command (bounded); resolves with its stdout, rejects with its stderr. */
+function exec(cmd, args) {
   return new Promise((resolve, reject) => {
-    execFile('docker', args, { timeout: STEP_TIMEOUT_MS + 30_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`docker ${args.join(' ')}: ${stderr || err.message}`));
+    execFile(cmd, args, { timeout: STEP_TIMEOUT_MS + 30_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${path.basename(cmd)} ${args.join(' ')}: ${stderr || stdout || err.message}`));
       else resolve(stdout);
     });
   });
 }
 
-async function http(address, method, path, body) {
-  const r = await fetch(`http://${address}${path}`, {
-    method,
-    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-  });
+const docker = (args) => exec('docker', args);
+/** `quorumkv ARGS --endpoints …` through the CLI. */
+const quorumkv = (args, endpoints) => exec(process.execPath, [cliPath, ...args, '--endpoints', endpoints.join(',')]);
+
+/** A GET of `urlPath` on `address`: its status and JSON body. */
+async function http(address, urlPath) {
+  const r = await fetch(`http://${address}${urlPath}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
   return { status: r.status, body: await r.json().catch(() => ({})) };
 }
 
 async function statusOf(m) {
   try {
-    const r = await http(m.address, 'GET', '/v1/status');
+    const r = await http(m.address, '/v1/status');
     return r.status === 200 ? r.body : null;
   } catch {
     return null;
@@ -92,11 +106,9 @@ async function healthy(members) {
   return sts.every((s) => leader.commitIndex - s.appliedIndex <= MAX_LAG_ENTRIES) ? leader : undefined;
 }
 
+/** `quorumkv maintenance on|off` on every member; a member that did not take it is reported. */
 async function setMaintenance(members, on) {
-  for (const m of members) {
-    const r = await http(m.address, 'PUT', '/v1/admin/maintenance', { on }).catch((e) => ({ status: 0, body: String(e) }));
-    if (r.status !== 200) log(`warning: maintenance ${on ? 'on' : 'off'} on ${m.id}: ${r.status} ${JSON.stringify(r.body)}`);
-  }
+  await quorumkv(['maintenance', on ? 'on' : 'off'], members.map((m) => m.address)).catch((e) => log(`warning: maintenance ${on ? 'on' : 'off'}: ${e.message}`));
 }
 
 async function upgradeOne(stack, image, members, m) {
@@ -104,8 +116,7 @@ async function upgradeOne(stack, image, members, m) {
   if (leader.id === m.id) {
     const to = members.find((x) => x.id !== m.id);
     log(`${m.id} leads (term ${leader.term}): transferring leadership to ${to.id}`);
-    const r = await http(m.address, 'POST', '/v1/admin/leader/transfer', { id: to.id });
-    if (r.status !== 200) throw new Error(`leader transfer to ${to.id}: ${r.status} ${JSON.stringify(r.body)}`);
+    await quorumkv(['leader', 'transfer', to.id], [m.address]);
     await waitFor(`a healthy cluster led by another node than ${m.id}`, async () => {
       const l = await healthy(members);
       return l && l.id !== m.id ? l : undefined;
@@ -115,7 +126,7 @@ async function upgradeOne(stack, image, members, m) {
   await docker(['service', 'update', '--detach=false', '--quiet', '--image', image, `${stack}_${m.id}`]);
   await waitFor(`${m.id} to answer /ready`, async () => {
     try {
-      return (await http(m.address, 'GET', '/ready')).status === 200;
+      return (await http(m.address, '/ready')).status === 200;
     } catch {
       return false;
     }
