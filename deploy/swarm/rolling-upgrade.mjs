@@ -5,11 +5,12 @@
 //   node deploy/swarm/rolling-upgrade.mjs --stack qkv --image quorumkv/node:NEW \
 //        --endpoints n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003
 //
-// For each member, in order:
+// The members are upgraded in the order given, except that the leader at the start goes last, so
+// leadership moves once. For each member:
 //   1. wait until the cluster is healthy: one agreed leader, every member answering and within
 //      MAX_LAG_ENTRIES of the leader's commit index;
-//   2. if the member leads, hand leadership to a caught-up follower first (one leader change
-//      instead of an election after an election timeout);
+//   2. if the member leads, hand leadership to a caught-up follower first, one already upgraded
+//      when there is one (one leader change instead of an election after an election timeout);
 //   3. `docker service update --image IMAGE STACK_ID` (stop-first: the old task stops, SIGTERM,
 //      then the new one starts on the same volume), waiting for Swarm to report it converged;
 //   4. wait until the member answers `/ready` (it knows the leader and has applied what it knows)
@@ -111,10 +112,10 @@ async function setMaintenance(members, on) {
   await quorumkv(['maintenance', on ? 'on' : 'off'], members.map((m) => m.address)).catch((e) => log(`warning: maintenance ${on ? 'on' : 'off'}: ${e.message}`));
 }
 
-async function upgradeOne(stack, image, members, m) {
+async function upgradeOne(stack, image, members, m, done) {
   const leader = await waitFor('a healthy cluster', () => healthy(members));
   if (leader.id === m.id) {
-    const to = members.find((x) => x.id !== m.id);
+    const to = [...done, ...members].find((x) => x.id !== m.id);
     log(`${m.id} leads (term ${leader.term}): transferring leadership to ${to.id}`);
     await quorumkv(['leader', 'transfer', to.id], [m.address]);
     await waitFor(`a healthy cluster led by another node than ${m.id}`, async () => {
@@ -139,7 +140,14 @@ async function main() {
   const { stack, image, members } = parse();
   await setMaintenance(members, true);
   try {
-    for (const m of members) await upgradeOne(stack, image, members, m);
+    const first = await waitFor('a healthy cluster', () => healthy(members));
+    const order = [...members.filter((m) => m.id !== first.id), ...members.filter((m) => m.id === first.id)];
+    log(`order: ${order.map((m) => m.id).join(', ')} (the leader, ${first.id}, last)`);
+    const done = [];
+    for (const m of order) {
+      await upgradeOne(stack, image, members, m, done);
+      done.push(m);
+    }
   } finally {
     await setMaintenance(members, false);
   }

@@ -162,6 +162,8 @@ describe.skipIf(!preflight.ok)('quorumkv on Docker Swarm (deploy/swarm)', () => 
         `(${leaders.length - 1} changes seen), term ${start.term} -> ${end.term}\n${out}`,
     );
     for (const id of IDS) expect((await docker('service', 'inspect', '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', `${STACK}_${id}`)).trim()).toBe(UPGRADE_IMAGE);
+    expect(out).toContain('done: every member runs the new image');
+    expect(out).not.toContain('warning: maintenance'); // on for the upgrade, off after, on every member
     expect(lost).toEqual([]);
     expect(load.acked.length).toBeGreaterThan(40);
     expect(elections).toBeLessThanOrEqual(IDS.length);
