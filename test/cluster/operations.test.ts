@@ -11,7 +11,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_PATH, ProcessCluster, REPO_ROOT, httpRequest, jsonOf, waitFor } from '../harness/cluster.js';
+import { CLI_PATH, ProcessCluster, REPO_ROOT, TEST_SECRET, httpRequest, jsonOf, waitFor } from '../harness/cluster.js';
 import { dashboardMetrics } from '../../packages/server/test/dashboard-metrics.js';
 
 /** One sample of `/metrics` on `port` (the first line matching `name` and the label filter), or NaN. */
@@ -21,10 +21,11 @@ async function sample(port: number, name: string, labels = ''): Promise<number> 
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : Number.NaN;
 }
 
-/** Runs `quorumkv ARGS`; resolves with its exit code and stdout. */
+/** Runs `quorumkv ARGS` with the test cluster's secret (admin commands prove it); resolves with its exit code and output. */
 function cli(args: string[]): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI_PATH, ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
+    const env = { ...process.env, QKV_CLUSTER_SECRET: TEST_SECRET, QKV_CLUSTER_SECRET_FILE: '' };
+    execFile(process.execPath, [CLI_PATH, ...args], { timeout: 20_000, env }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout: stdout + stderr });
     });
   });

@@ -148,7 +148,9 @@ describe.skipIf(!preflight.ok)('quorumkv on Docker Swarm (deploy/swarm)', () => 
       }
     })();
     const t0 = Date.now();
-    const out = await run('node', [UPGRADE_SCRIPT, '--stack', STACK, '--image', UPGRADE_IMAGE, '--endpoints', IDS.map((id, i) => `${id}=${address(i)}`).join(',')], { timeoutMs: 240_000 });
+    // The script's admin steps run the CLI, which proves the cluster secret: hand it the file.
+    const env = { ...process.env, QKV_CLUSTER_SECRET: '', QKV_CLUSTER_SECRET_FILE: path.join(secretDir, 'cluster-secret') };
+    const out = await run('node', [UPGRADE_SCRIPT, '--stack', STACK, '--image', UPGRADE_IMAGE, '--endpoints', IDS.map((id, i) => `${id}=${address(i)}`).join(',')], { timeoutMs: 240_000, env });
     const upgradeMs = Date.now() - t0;
     await load.waitForMoreAcks(20, 30_000);
     await load.stop();

@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_PATH, ProcessCluster, sleep, waitFor } from '../harness/cluster.js';
+import { CLI_PATH, ProcessCluster, TEST_SECRET, sleep, waitFor } from '../harness/cluster.js';
 import { SMALL_SNAPSHOT_FLAGS, adminCall, diffKeySpaces, eventsStartingWith, fill, leaderId, metricValue, statusOf } from './support.js';
 
 const run = promisify(execFile);
@@ -33,7 +33,8 @@ describe('pausing snapshot sends', () => {
   });
 
   const snapshotRate = async (arg: string) => {
-    const out = await run(process.execPath, [CLI_PATH, 'snapshot-rate', arg, `--endpoints=${liveEndpoints}`], { timeout: 20_000 });
+    const env = { ...process.env, QKV_CLUSTER_SECRET: TEST_SECRET, QKV_CLUSTER_SECRET_FILE: '' }; // admin commands prove the secret
+    const out = await run(process.execPath, [CLI_PATH, 'snapshot-rate', arg, `--endpoints=${liveEndpoints}`], { timeout: 20_000, env });
     for (const ep of liveEndpoints.split(',')) expect(out.stdout).toContain(`${ep}: 200`);
   };
   const sendTo = async (peer: string) => (await statusOf(cluster.node(leader).port)).snapshots?.find((t) => t.peer === peer && t.direction === 'send') as
