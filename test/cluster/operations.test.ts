@@ -65,7 +65,10 @@ describe('maintenance mode', () => {
     expect(add.code).toBe(1);
     expect(add.stdout).toContain('QKV_MAINTENANCE');
     // Nothing changed: still three voters, the same leader.
-    const st = jsonOf<{ members: { id: string; zone: string | null }[]; warnings: string[] }>(await httpRequest(cluster.node(follower).port, 'GET', '/v1/status'));
+    const st = jsonOf<{ members: { id: string; zone: string | null }[]; warnings: string[]; switches: { maintenance: boolean; snapshotSendsPaused: boolean } }>(
+      await httpRequest(cluster.node(follower).port, 'GET', '/v1/status'),
+    );
+    expect(st.switches).toEqual({ maintenance: true, snapshotSendsPaused: false });
     expect(st.members.map((m) => m.id).sort()).toEqual(['n1', 'n2', 'n3']);
     expect(st.members.find((m) => m.id === follower)?.zone ?? null).toBeNull();
     expect(st.warnings.some((w) => w.startsWith(`${follower}: maintenance mode is on`))).toBe(true);

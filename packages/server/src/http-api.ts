@@ -297,6 +297,7 @@ export class HttpApi {
       pending: this.node.pendingCounts(),
       fsync: this.node.metrics.fsyncRecent.summary(),
       warnings: operatorWarnings(this.node),
+      switches: this.node.opsSwitches.snapshot(),
       peerSafety: { refusedMessages: this.node.peerMessagesRefused, ignoredMessages: st.ignoredMessages, followerLogRegressions: st.followerLogRegressions },
       ...(this.node.snapshotStatus ? { snapshots: this.node.snapshotStatus() } : {}),
     };
