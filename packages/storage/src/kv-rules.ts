@@ -107,6 +107,11 @@ export interface HistoryWrite {
   revision: number;
   /** The same object as the key's record in BatchWrites.kv when this is the key's last write. */
   record: KvRecord | null;
+  /**
+   * The key's record just before this write (null: absent), for watchers that ask for the previous
+   * value. For a deferred key's first put it is null until completeDeferred sets what the key held.
+   */
+  prev: KvRecord | null;
 }
 
 /** Every write of one batch, without the generation (write-behind.ts turns them into BatchOps). */
@@ -205,6 +210,7 @@ export function completeDeferred(writes: BatchWrites, prior: Map<string, KvRecor
   // Every version of a deferred key is a put whose provisional version counts from 1 in the batch;
   // the key's record in `kv` is its last version's object, so it is completed here too.
   for (const h of writes.history) {
+    if (writes.deferred.get(h.k)?.firstRevision === h.revision) h.prev = prior.get(h.k) ?? null;
     const was = writes.deferred.has(h.k) ? prior.get(h.k) : null;
     if (!was || !h.record) continue;
     h.record.createRevision = was.createRevision;
@@ -524,7 +530,7 @@ class BatchTx {
         return { op: 'put', revision: this.revision };
       case 'del':
         if (!current) return { op: 'del', deleted: false, revision: this.revision };
-        this.remove(k, cmd.key, ++this.revision);
+        this.remove(k, cmd.key, current, ++this.revision);
         return { op: 'del', deleted: true, revision: this.revision };
       case 'cas': {
         const c = cmd.cond;
@@ -538,7 +544,7 @@ class BatchTx {
         if (!ok) return current ? { op: 'cas', succeeded: false, revision, current: toKeyValue(cmd.key, current) } : { op: 'cas', succeeded: false, revision };
         // A successful cas is one write, at one revision (also a delete of an absent key).
         if (cmd.then.op === 'put') this.put(k, cmd.key, current, cmd.then.value, revision + 1);
-        else if (current) this.remove(k, cmd.key, revision + 1);
+        else if (current) this.remove(k, cmd.key, current, revision + 1);
         return { op: 'cas', succeeded: true, revision: ++this.revision };
       }
     }
@@ -553,13 +559,13 @@ class BatchTx {
       version: current ? current.version + 1 : 1,
     };
     this.kv.set(k, [key, record]);
-    this.history.push({ key, k, revision, record });
+    this.history.push({ key, k, revision, record, prev: current ?? null });
   }
 
-  /** Deletes a key at `revision`: its latest record goes, a tombstone version stays. */
-  private remove(k: string, key: Uint8Array, revision: number): void {
+  /** Deletes a key at `revision`: its latest record (`current`) goes, a tombstone version stays. */
+  private remove(k: string, key: Uint8Array, current: KvRecord, revision: number): void {
     this.kv.set(k, [key, null]);
-    this.history.push({ key, k, revision, record: null });
+    this.history.push({ key, k, revision, record: null, prev: current });
   }
 
   /**
@@ -571,8 +577,10 @@ class BatchTx {
     d.count++;
     const revision = ++this.revision;
     const record: KvRecord = { value: cmd.value.slice(), createRevision: d.firstRevision, modRevision: revision, version: d.count };
+    // The first put's prev is what the key held before the batch: completeDeferred fills it in.
+    const prev = d.count > 1 ? (this.kv.get(k)?.[1] ?? null) : null;
     this.kv.set(k, [cmd.key, record]);
-    this.history.push({ key: cmd.key, k, revision, record });
+    this.history.push({ key: cmd.key, k, revision, record, prev });
     return { op: 'put', revision };
   }
 

@@ -44,6 +44,7 @@ import { type AppliedState, decodeApplied, decodeGeneration, decodeMembership, i
 import { SerialQueue } from './serial.js';
 import type { Membership } from './types.js';
 import { WriteBehind } from './write-behind.js';
+import { type ChangesPage, type KeyChange, readChanges } from './watch-history.js';
 
 export { chainHash } from './kv-rules.js';
 export type { ApplyItem, ApplyErrorCode, ApplyResult } from './kv-rules.js';
@@ -53,6 +54,9 @@ export type RangeRequest = { prefix: Uint8Array } | { start: Uint8Array; end?: U
 
 /** History deletes per backend write of a background compaction (bounds one batch). */
 const COMPACT_DELETES_PER_WRITE = 1024;
+
+/** Reads of changes() a snapshot install may cut short before it gives up. */
+const CHANGES_READ_ATTEMPTS_MAX = 3;
 
 /** Bytes a row is counted as besides its key and value (its revisions and the answer's field names). */
 export const RANGE_ROW_OVERHEAD_BYTES = 64;
@@ -95,6 +99,17 @@ export interface RangePage {
    * The next page of the same range passes it as `revision`, so all pages show one state.
    */
   revision: number;
+}
+
+/**
+ * Told about every change of the stored state, in order (watch feeds: packages/server watch-hub.ts).
+ * Called synchronously where the stored state moves: it must be quick and must not throw.
+ */
+export interface KvChangeListener {
+  /** A batch landed: its key changes (one per key write, in revision order; none for a batch that wrote nothing) and the applied state now. */
+  landed(changes: readonly KeyChange[], applied: AppliedState): void;
+  /** The whole state was replaced (snapshot install, reopen): changes before `applied` were not reported. */
+  reset(applied: AppliedState): void;
 }
 
 /** Tunables. Session settings must be identical on every replica (they shape replicated state). */
@@ -183,6 +198,7 @@ export class KvStateMachineImpl implements KvStateMachine {
   private failure: unknown;
   /** The chain of background history compactions (scheduleCompaction). */
   private compacting: Promise<void> = Promise.resolve();
+  private readonly listeners = new Set<KvChangeListener>();
 
   // The computed state: as of the last batch whose results were computed (docs/storage.md, "The
   // applied index"). Ahead of the stored state while batches are in flight.
@@ -243,6 +259,7 @@ export class KvStateMachineImpl implements KvStateMachine {
     this.storedMembership = membership;
     this.sessions = new Map(headers);
     this.writeBehind.reset(); // again: a get() that ran during the reload may have cached old data
+    for (const l of this.listeners) l.reset(applied);
     if (applied.compactedRevision > 0) this.scheduleCompaction(applied.compactedRevision); // finishes one a crash cut short
   }
 
@@ -395,6 +412,36 @@ export class KvStateMachineImpl implements KvStateMachine {
     });
   }
 
+  /** Registers a listener of stored-state changes; returns its removal. */
+  listen(listener: KvChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * The changes of `request`'s keys after `afterRevision`, up to the stored revision, the lowest
+   * `maxChanges` of them (whole revisions: see watch-history.ts). QKV_COMPACTED when
+   * `afterRevision` is below the compacted revision, before or during the read (the versions
+   * needed may be gone).
+   */
+  async changes(request: RangeRequest, afterRevision: number, maxChanges: number): Promise<ChangesPage> {
+    const check = () => {
+      const compacted = this.storedState.compactedRevision;
+      if (afterRevision < compacted) throw new RevisionCompactedError(afterRevision, compacted);
+    };
+    check();
+    const start = 'prefix' in request ? request.prefix : request.start;
+    const end = 'prefix' in request ? prefixUpperBound(request.prefix) : request.end;
+    // A snapshot install replaces history (a new generation): a read it overlapped is read again.
+    for (let attempt = 1; ; attempt++) {
+      const gen = this.gen;
+      const page = await readChanges(this.backend, { gen, location: this.backend.location, start, end, afterRevision, upToRevision: this.storedState.revision, maxChanges });
+      check();
+      if (this.gen === gen) return page;
+      if (attempt >= CHANGES_READ_ATTEMPTS_MAX) throw new StorageIoError(this.backend.location, 'the state kept being replaced during a history read');
+    }
+  }
+
   /** Resolves once every computed batch has been written (or one failed). */
   flush(): Promise<void> {
     return this.writeBehind.flush();
@@ -519,6 +566,7 @@ export class KvStateMachineImpl implements KvStateMachine {
     this.storedState = writes.applied;
     if (writes.membership) this.storedMembership = writes.membership;
     if (writes.applied.compactedRevision > compactedBefore) this.scheduleCompaction(writes.applied.compactedRevision);
+    for (const l of this.listeners) l.landed(writes.history, writes.applied);
     // Invariant: stored <= computed (the computed state never trails what landed).
     assert(this.storedState.index <= this.computedState.index, `stored applied index ${this.storedState.index} is past the computed ${this.computedState.index}`);
   }
