@@ -18,6 +18,8 @@ import type {
   PutResult,
   RangeRequest,
   RangeResult,
+  WatchRequest,
+  WatchResult,
 } from './wire.js';
 
 /** Strips the envelope fields (`id`, `op`, `timeoutMs`) from a request type. */
@@ -41,6 +43,9 @@ export type RangeArgs = ArgsOf<RangeRequest> & {
    */
   maxResultBytes: number;
 };
+
+/** Validated arguments of `watch`. */
+export type WatchArgs = ArgsOf<WatchRequest>;
 
 /** Per-call context the endpoint hands to the service. */
 export interface CallContext {
@@ -89,4 +94,13 @@ export interface KvService {
   status(ctx: CallContext): Promise<ClusterStatus>;
   /** Compacts history at `args.revision` through the log (idempotent; see CompactRequest). */
   compact(args: CompactArgs, ctx: CallContext): Promise<CompactResult>;
+}
+
+/**
+ * The add-on ability to serve `watch` (a node has it; a KvService fake need not). `owner` names the
+ * connection the request came on, so that per-connection limits can be kept.
+ */
+export interface WatchService {
+  /** Waits for changes after `args.afterRevision` (see WatchRequest); throws a typed error. */
+  watch(args: WatchArgs, ctx: CallContext, owner: object): Promise<WatchResult>;
 }

@@ -13,6 +13,9 @@ import {
   RANGE_LIMIT_MAX,
   REQUEST_TIMEOUT_MS_MAX,
   SESSION_ID_CHARS_MAX,
+  WATCH_EVENTS_MAX,
+  WATCH_REVISION_EVENTS_SLACK,
+  WATCH_WAIT_MS_MAX,
   type CasAction,
   type CasCondition,
   type ClientRequest,
@@ -26,6 +29,7 @@ import {
   type SessionRef,
   type WireError,
   type WireItem,
+  type WireWatchEvent,
 } from './wire.js';
 
 type Obj = Record<string, unknown>;
@@ -200,7 +204,10 @@ function casAction(x: unknown, limits: Limits): CasAction {
   return { kind };
 }
 
-const OPS: readonly Op[] = ['hello', 'get', 'put', 'delete', 'cas', 'range', 'status', 'compact'];
+const OPS: readonly Op[] = ['hello', 'get', 'put', 'delete', 'cas', 'range', 'status', 'compact', 'watch'];
+const WATCH_FIELDS = ['id', 'op', 'timeoutMs', 'key', 'prefix', 'afterRevision', 'limit', 'waitMs', 'prevValue'];
+const WATCH_RESULT_FIELDS = ['events', 'revision', 'compactedRevision'];
+const WATCH_EVENT_FIELDS = ['type', 'key', 'value', 'modRevision', 'createRevision', 'version', 'prevValue'];
 const COMPACT_RESULT_FIELDS = ['compactedRevision', 'revision'];
 const BASE = ['id', 'op', 'timeoutMs'];
 const COMPACT_FIELDS = [...BASE, 'revision'];
@@ -252,7 +259,44 @@ function requestFields(o: Obj, op: Op, id: number, limits: Limits): ClientReques
     case 'compact':
       onlyKeys(o, COMPACT_FIELDS, 'compact');
       return { id, op, revision: int(o.revision, 'revision', 0) };
+    case 'watch':
+      return watchBody(o, id, limits);
   }
+}
+
+function watchBody(o: Obj, id: number, limits: Limits): ClientRequest {
+  onlyKeys(o, WATCH_FIELDS, 'watch');
+  if (absent(o.key) === absent(o.prefix)) throw new InvalidArgumentError('watch needs exactly one of key and prefix');
+  const req: ClientRequest = {
+    id,
+    op: 'watch',
+    afterRevision: int(o.afterRevision, 'afterRevision', 0),
+    limit: int(o.limit, 'limit', 1, WATCH_EVENTS_MAX),
+    waitMs: int(o.waitMs, 'waitMs', 0, WATCH_WAIT_MS_MAX),
+  };
+  if (!absent(o.key)) req.key = checkKey(o.key, limits);
+  else {
+    // A prefix may be empty (= every key).
+    req.prefix = bytes(o.prefix, 'prefix');
+    if (req.prefix.length > limits.maxKeyBytes) throw new TooLargeError('prefix is longer than a key may be', limits.maxKeyBytes);
+  }
+  if (!absent(o.prevValue)) req.prevValue = bool(o.prevValue, 'prevValue');
+  return req;
+}
+
+function watchEvent(x: unknown, limits: Limits, path: string): WireWatchEvent {
+  const o = obj(x, path);
+  onlyKeys(o, WATCH_EVENT_FIELDS, path);
+  const ev: WireWatchEvent = {
+    type: oneOf(o.type, ['put', 'delete'] as const, `${path}.type`),
+    key: checkKey(o.key, limits, `${path}.key`),
+    modRevision: int(o.modRevision, `${path}.modRevision`, 0),
+    createRevision: int(o.createRevision, `${path}.createRevision`, 0),
+    version: int(o.version, `${path}.version`, 0),
+  };
+  if (!absent(o.value)) ev.value = checkValue(o.value, limits, `${path}.value`);
+  if (!absent(o.prevValue)) ev.prevValue = checkValue(o.prevValue, limits, `${path}.prevValue`);
+  return ev;
 }
 
 function rangeBody(o: Obj, id: number, limits: Limits): ClientRequest {
@@ -426,6 +470,14 @@ function resultOf<K extends Op>(op: K, o: Obj, limits: Limits): ResultByOp[Op] {
     case 'compact':
       onlyKeys(o, COMPACT_RESULT_FIELDS, 'compact result');
       return { compactedRevision: int(o.compactedRevision, 'compactedRevision', 0), revision: int(o.revision, 'revision', 0) };
+    case 'watch':
+      onlyKeys(o, WATCH_RESULT_FIELDS, 'watch result');
+      return {
+        // A revision's events are never split: an answer may hold a transaction's worth beyond the limit.
+        events: list(o.events, 'events', WATCH_EVENTS_MAX + WATCH_REVISION_EVENTS_SLACK).map((e, i) => watchEvent(e, limits, `events[${i}]`)),
+        revision: int(o.revision, 'revision', 0),
+        compactedRevision: int(o.compactedRevision, 'compactedRevision', 0),
+      };
   }
 }
 

@@ -33,6 +33,12 @@ export const FRAME_OVERHEAD_BYTES_MAX = 1024;
 export const RANGE_LIMIT_MAX = 10_000;
 /** Longest per-request timeout a client may ask for (10 minutes). */
 export const REQUEST_TIMEOUT_MS_MAX = 10 * 60 * 1000;
+/** Most events one `watch` answer may carry (a revision's events are never split, so it may carry a few more). */
+export const WATCH_EVENTS_MAX = 1_000;
+/** Most events beyond `limit` a `watch` answer may carry to finish its last revision (one command's keys). */
+export const WATCH_REVISION_EVENTS_SLACK = 10_000;
+/** Longest a `watch` request may wait for events before it is answered with progress only. */
+export const WATCH_WAIT_MS_MAX = 60_000;
 /** Longest session id, in characters. */
 export const SESSION_ID_CHARS_MAX = 64;
 
@@ -151,6 +157,27 @@ export interface CompactRequest extends RequestBase {
   revision: number;
 }
 
+/**
+ * Waits for the changes of one key (`key`) or of every key under `prefix` after `afterRevision`
+ * (exactly one of the two). Answered as soon as there are any, with up to `limit` of them, or after
+ * `waitMs` with none (progress). Any node answers, from its applied state. A client follows a watch
+ * by asking again after the `revision` of each answer: nothing is missed, repeated or reordered,
+ * whichever node answers. Below the compacted revision: QKV_COMPACTED; a node that has had no
+ * leader for longer than an election timeout: QKV_NO_LEADER (ask another node).
+ */
+export interface WatchRequest extends RequestBase {
+  op: 'watch';
+  key?: Uint8Array;
+  prefix?: Uint8Array;
+  afterRevision: number;
+  /** Most events in the answer (1..WATCH_EVENTS_MAX). */
+  limit: number;
+  /** Longest wait for a first event, in ms (0..WATCH_WAIT_MS_MAX); also bounded by the request's deadline. */
+  waitMs: number;
+  /** Put each event's previous value in `prevValue`. */
+  prevValue?: boolean;
+}
+
 /** Any client request. */
 export type ClientRequest =
   | HelloRequest
@@ -160,7 +187,8 @@ export type ClientRequest =
   | CasRequest
   | RangeRequest
   | StatusRequest
-  | CompactRequest;
+  | CompactRequest
+  | WatchRequest;
 /** The operation names. */
 export type Op = ClientRequest['op'];
 /** The requests that write (and so carry a session). */
@@ -238,6 +266,33 @@ export interface ResultByOp {
   range: RangeResult;
   status: ClusterStatus;
   compact: CompactResult;
+  watch: WatchResult;
+}
+
+/**
+ * One change of a watched key (etcd's mvccpb.Event). A delete carries no value, and
+ * createRevision and version 0; `prevValue` is there when asked for and the key existed before.
+ */
+export interface WireWatchEvent {
+  type: 'put' | 'delete';
+  key: Uint8Array;
+  value?: Uint8Array;
+  modRevision: number;
+  createRevision: number;
+  version: number;
+  prevValue?: Uint8Array;
+}
+
+/** Answer to `watch`: events in revision order, and how far they reach. */
+export interface WatchResult {
+  events: WireWatchEvent[];
+  /**
+   * Every change of the watched keys with a revision up to here is in `events` or was before
+   * `afterRevision`: the next request asks after it. With no events, a progress notification.
+   */
+  revision: number;
+  /** The node's compacted revision: a watch that falls below it ends with QKV_COMPACTED. */
+  compactedRevision: number;
 }
 
 /** The compacted revision after a compact, and the current revision. */
