@@ -28,6 +28,7 @@ import {
   DeadlineSweep,
   FRAME_OVERHEAD_BYTES_MAX,
   IndeterminateError,
+  InvalidArgumentError,
   InternalError,
   PROTOCOL_VERSION,
   ProtocolError,
@@ -43,6 +44,7 @@ import {
   type ClientResponse,
   type HelloResult,
   type KvService,
+  type WatchService,
   type Limits,
 } from '@quorumkv/protocol';
 
@@ -58,6 +60,8 @@ export interface EndpointLogger {
 export interface ClientEndpointOptions {
   /** The key-value operations to serve. */
   service: KvService;
+  /** Serves `watch` requests (the node's WatchHub). Default: none; `watch` is then QKV_INVALID_ARGUMENT. */
+  watch?: WatchService;
   /** Largest frame in either direction, in bytes. Default 2 MiB. */
   maxFrameBytes?: number;
   /** Largest key, in bytes. Default 4 KiB. */
@@ -129,6 +133,7 @@ const noopLogger: EndpointLogger = { debug() {}, info() {}, warn() {}, error() {
 
 interface Settings {
   service: KvService;
+  watch: WatchService | undefined;
   limits: Limits;
   maxInflightPerConnection: number;
   maxConnections: number;
@@ -157,6 +162,7 @@ function settingsOf(o: ClientEndpointOptions): Settings {
   });
   return {
     service: o.service,
+    watch: o.watch,
     limits,
     maxInflightPerConnection: positiveInt('maxInflightPerConnection', o.maxInflightPerConnection ?? 1024),
     maxConnections: positiveInt('maxConnections', o.maxConnections ?? 10_000),
@@ -399,6 +405,11 @@ class Connection {
         return svc.status(ctx);
       case 'compact':
         return svc.compact({ revision: req.revision }, ctx);
+      case 'watch': {
+        if (!this.s.watch) throw new InvalidArgumentError('this server does not serve watch');
+        const { id: _id, op: _op, timeoutMs: _timeoutMs, ...args } = req;
+        return this.s.watch.watch(args, ctx, this);
+      }
     }
   }
 

@@ -18,6 +18,8 @@ import {
 import type { Command } from '@quorumkv/storage';
 import type { QuorumKvNode } from './node.js';
 import { READY_MAX_APPLY_LAG } from './node.js';
+import type { WatchHub } from './watch-hub.js';
+import { serveWatchStream } from './watch-sse.js';
 import { NodeKvService, operatorWarnings, pageRange, throwIfApplyError } from './kv-service.js';
 import type { ByteBudget } from './admission.js';
 import { ClusterViewer, nodeEvents } from './cluster-view.js';
@@ -76,11 +78,14 @@ export interface HttpApiOptions {
   service: NodeKvService;
   /** The node's budget of buffered request bytes (HTTP bodies and WebSocket frames being served). */
   requestBudget: ByteBudget;
+  /** The node's watch hub: serves GET /v1/watch. Default: none (404). */
+  watches?: WatchHub;
 }
 
 export class HttpApi {
   private readonly service: NodeKvService;
   private readonly requestBudget: ByteBudget;
+  private readonly watches: WatchHub | undefined;
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   /** True while a /v1/state-hash scan runs: one at a time per node. */
   private stateHashRunning = false;
@@ -94,6 +99,7 @@ export class HttpApi {
   ) {
     this.service = options.service;
     this.requestBudget = options.requestBudget;
+    this.watches = options.watches;
     this.clusterViewer = new ClusterViewer(node, () => this.statusJson() as unknown as StatusAnswer);
   }
 
@@ -111,6 +117,10 @@ export class HttpApi {
     const path = url.pathname;
     if (path.startsWith('/v1/kv/')) return this.kv(req, res, url);
     if (path === '/v1/kv') return this.rangeRoute(req, res, url);
+    if (path === '/v1/watch' && this.watches) {
+      const hub = this.watches;
+      return this.only(req, 'GET', () => serveWatchStream(req, res, url, hub, this.node.cfg.maxKeyBytes));
+    }
     if (path === '/v1/compact') return this.only(req, 'POST', () => this.compactRoute(req, res, url));
     if (path === '/v1/status') return this.only(req, 'GET', () => this.sendJson(res, 200, this.statusJson()));
     if (path === '/v1/state-hash') return this.only(req, 'GET', () => this.stateHash(res));

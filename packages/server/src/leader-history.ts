@@ -30,6 +30,11 @@ export class LeaderHistory {
     }
   }
 
+  /** The latest event, if any. */
+  last(): LeaderChangeEvent | undefined {
+    return this.ring[this.ring.length - 1];
+  }
+
   /** The events at or after `nowMs - windowMs`, oldest first. */
   since(nowMs: number, windowMs = LEADER_HISTORY_WINDOW_MS): LeaderChangeEvent[] {
     const from = nowMs - windowMs;

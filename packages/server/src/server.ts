@@ -21,6 +21,8 @@ import { recordOwnZone } from './zone-record.js';
 import { AdminApi } from './admin.js';
 import { fsIdentityFiles } from './durable-file.js';
 import { OpsSwitches } from './ops-switches.js';
+import { WatchHub } from './watch-hub.js';
+import { watchNodeView } from './watch-node.js';
 
 export interface RunningServer {
   node: QuorumKvNode;
@@ -61,7 +63,8 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
   const rangeBudget = new ByteBudget('range bytes in flight', cfg.maxRangeBytesInFlight);
   const requestBudget = new ByteBudget('buffered request bytes', cfg.maxBufferedRequestBytes);
   const service = new NodeKvService(node, rangeBudget);
-  const api = new HttpApi(node, { service, requestBudget });
+  const watches = new WatchHub(node.store.kv, watchNodeView(node));
+  const api = new HttpApi(node, { service, requestBudget, watches });
   api.admin = new AdminApi(node, snapshots);
   const sessionQuota = new SessionQuota({
     maxSessionsPerConnection: cfg.maxSessionsPerConnection,
@@ -70,6 +73,7 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
   });
   const endpoint: ClientEndpoint = attachClientEndpoint({
     service,
+    watch: watches,
     requestBudget,
     // Only the leader proposes, so only there can a write create a session: a follower answers
     // QKV_NOT_LEADER, and counting that against the client's quota would waste it.
@@ -132,6 +136,7 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
       log.info({}, 'stopping: no new requests, flushing, closing storage');
       zoneRecorder.stop();
       server.close();
+      watches.close();
       await endpoint.close().catch(() => undefined);
       api.close();
       await node.stop();

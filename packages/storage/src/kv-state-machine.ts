@@ -184,6 +184,10 @@ export interface KvStateMachine {
   stateHash(): Promise<string>;
   /** stateHash() and the applied index of exactly the state it hashed (one consistent view). */
   stateHashAt(): Promise<{ appliedIndex: number; stateHash: string }>;
+  /** Registers a listener of stored-state changes (watch feeds); returns its removal. */
+  listen(listener: KvChangeListener): () => void;
+  /** The changes of a key range after a revision, from history, a bounded page (see KvStateMachineImpl.changes). */
+  changes(request: RangeRequest, afterRevision: number, maxChanges: number): Promise<ChangesPage>;
 }
 
 /** The KvStateMachine over any Backend: the pure rules, the write-behind layer and the backend. */
