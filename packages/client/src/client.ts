@@ -20,6 +20,8 @@ import {
   checkValue,
   DEFAULT_LIMITS,
   RANGE_LIMIT_MAX,
+  WATCH_EVENTS_MAX,
+  WATCH_WAIT_MS_MAX,
   type BytesLike,
   type CasAction,
   type CasCondition,
@@ -41,6 +43,7 @@ import { NodeConnection, abortReason, parseEndpoint, type RequestBody } from './
 import { callTimeoutMs, resolveOptions, type CallOptions, type ConnectOptions, type ResolvedOptions } from './options.js';
 import { ClientSession, randomSessionId } from './session.js';
 import { bytesOf } from './utf8.js';
+import { Watch, type WatchOptions } from './watch.js';
 import { defaultWebSocketFactory, type WebSocketFactory } from './websocket.js';
 
 /** Options of `get`. */
@@ -117,6 +120,9 @@ const HINTED_NODE_WAIT_MS_MAX = 50;
 /** Time kept for a last attempt when a back-off would run past the call's deadline. */
 const LAST_ATTEMPT_MS = 50;
 type DataOp = Exclude<Op, 'hello'>;
+
+/** A watch request asks the server to answer this long before the attempt's deadline. */
+const WATCH_ANSWER_ROOM_MS = 500;
 
 /** Per-call retry bookkeeping. */
 interface RetryState {
@@ -332,6 +338,43 @@ export class KvClient {
     const at = checkRevision(revision);
     if (at.revision === undefined) return Promise.reject(new InvalidArgumentError('compact needs a revision'));
     return this.execute('compact', () => ({ op: 'compact', revision: at.revision as number }), 'leader', options);
+  }
+
+  /**
+   * Watches a key or every key under a prefix: an async iterator of changes in revision order,
+   * from `startRevision` (or from now on), served by any node. It survives node deaths, leader
+   * changes, partitions and reconnects with no gap, duplicate or reordering (it resumes after the
+   * revision it delivered through); it ends with `CompactedError` (`QKV_COMPACTED`) if that point
+   * was compacted away, and when `close()` is called or the loop breaks.
+   *
+   * @example
+   * ```ts
+   * const w = kv.watch({ prefix: 'config/', startRevision: 1 });
+   * for await (const ev of w) if (ev.type === 'put') reload(ev.key, ev.value);
+   * ```
+   */
+  watch(options: WatchOptions): Watch {
+    const o = options ?? ({} as WatchOptions);
+    if ((o.key === undefined) === (o.prefix === undefined)) throw new InvalidArgumentError('watch needs exactly one of key and prefix');
+    let filter: { key: Uint8Array } | { prefix: Uint8Array };
+    if (o.key !== undefined) filter = { key: this.key(o.key) };
+    else {
+      const prefix = bytesOf(o.prefix as BytesLike, 'prefix');
+      if (prefix.length > this.limits.maxKeyBytes) throw new InvalidArgumentError('prefix is longer than a key may be');
+      filter = { prefix };
+    }
+    if (o.startRevision !== undefined && (!Number.isSafeInteger(o.startRevision) || o.startRevision < 1)) {
+      throw new InvalidArgumentError('startRevision must be a positive integer');
+    }
+    const batch = o.batchEvents ?? WATCH_EVENTS_MAX;
+    if (!Number.isSafeInteger(batch) || batch < 1 || batch > WATCH_EVENTS_MAX) throw new InvalidArgumentError(`batchEvents must be an integer in [1, ${WATCH_EVENTS_MAX}]`);
+    // The server answers with progress before the attempt's deadline, with room for the trip back.
+    const waitMs = Math.max(0, Math.min(WATCH_WAIT_MS_MAX, this.o.attemptTimeoutMs - WATCH_ANSWER_ROOM_MS));
+    return new Watch(filter, o, {
+      waitMs,
+      poll: (body, signal) => this.execute('watch', () => ({ op: 'watch', ...body }), 'any', { signal, timeoutMs: this.o.attemptTimeoutMs + waitMs }),
+      retryDelayMs: (failures) => this.retryDelay(failures),
+    });
   }
 
   /** The cluster as a node sees it (the leader when known): members, leader, term, warnings. */

@@ -17,6 +17,8 @@ export type {
   WriteResult,
 } from './client.js';
 export type { ConnectOptions, CallOptions, RetryEvent } from './options.js';
+export { Watch } from './watch.js';
+export type { WatchEvent, WatchOptions } from './watch.js';
 export type { KvItem, KvTextItem, ValueFormat } from './item.js';
 export type { BackoffPolicy } from './backoff.js';
 export type { WebSocketFactory, WebSocketLike } from './websocket.js';

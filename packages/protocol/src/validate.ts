@@ -270,10 +270,10 @@ function watchBody(o: Obj, id: number, limits: Limits): ClientRequest {
   const req: ClientRequest = {
     id,
     op: 'watch',
-    afterRevision: int(o.afterRevision, 'afterRevision', 0),
     limit: int(o.limit, 'limit', 1, WATCH_EVENTS_MAX),
     waitMs: int(o.waitMs, 'waitMs', 0, WATCH_WAIT_MS_MAX),
   };
+  if (!absent(o.afterRevision)) req.afterRevision = int(o.afterRevision, 'afterRevision', 0);
   if (!absent(o.key)) req.key = checkKey(o.key, limits);
   else {
     // A prefix may be empty (= every key).

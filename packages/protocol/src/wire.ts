@@ -169,7 +169,8 @@ export interface WatchRequest extends RequestBase {
   op: 'watch';
   key?: Uint8Array;
   prefix?: Uint8Array;
-  afterRevision: number;
+  /** Changes after this revision; absent = after the answering node's current revision (from now on). */
+  afterRevision?: number;
   /** Most events in the answer (1..WATCH_EVENTS_MAX). */
   limit: number;
   /** Longest wait for a first event, in ms (0..WATCH_WAIT_MS_MAX); also bounded by the request's deadline. */

@@ -186,7 +186,7 @@ export class WatchHub implements KvChangeListener, WatchService {
     const filter: Filter = args.key ? { key: args.key } : { prefix: args.prefix ?? new Uint8Array(0) };
     const clock = this.node.clock;
     const deadlineMs = Math.min(clock.nowMs() + args.waitMs, ctx.deadlineMs - WATCH_DEADLINE_MARGIN_MS);
-    let cursor = args.afterRevision;
+    let cursor = args.afterRevision ?? this.revision;
     // Each turn answers, reads one page of history (the cursor moves up), or waits for a batch or
     // a timer; it ends by the deadline at the latest.
     for (;;) {
