@@ -63,6 +63,12 @@ export interface ServeConfig {
    * the log (history-retention.ts). 0 keeps all history (compact by hand).
    */
   historyRetainRevisions: number;
+  /** Key changes the watch hub keeps in memory for watchers in step; slower ones read history (watch-hub.ts). */
+  watchWindowChanges: number;
+  /** Watch requests waiting at once on the node before QKV_BUSY. */
+  maxWatchers: number;
+  /** Watch requests waiting at once on one client connection (or one event stream) before QKV_BUSY. */
+  maxWatchersPerConnection: number;
   /** Log compaction also when this many bytes of entries were applied since the last snapshot. */
   snapshotLogBytes: number;
   /** Outgoing snapshot bandwidth per node, bytes per second (0 = unlimited). */
@@ -112,6 +118,9 @@ export const DEFAULTS = {
   snapshotEntries: 20_000,
   snapshotKeepEntries: 5_000,
   historyRetainRevisions: 10_000,
+  watchWindowChanges: 10_000,
+  maxWatchers: 20_000,
+  maxWatchersPerConnection: 1_000,
   snapshotLogBytes: 64 * 1024 * 1024,
   snapshotRateBytesPerSec: 32 * 1024 * 1024,
   snapshotChunkBytes: 1024 * 1024,
@@ -153,6 +162,9 @@ const SERVE_FLAGS = {
   'snapshot-entries': { type: 'string' },
   'snapshot-keep-entries': { type: 'string' },
   'history-retain-revisions': { type: 'string' },
+  'watch-window-changes': { type: 'string' },
+  'max-watchers': { type: 'string' },
+  'max-watchers-per-connection': { type: 'string' },
   'snapshot-log-bytes': { type: 'string' },
   'snapshot-rate': { type: 'string' },
   'snapshot-chunk-bytes': { type: 'string' },
@@ -204,6 +216,11 @@ export const SERVE_USAGE = `usage: QKV_CLUSTER_SECRET=… quorumkv serve --id ID
   --history-retain-revisions N
                              revisions of history kept readable; the leader compacts below them
                              through the log, 0 = keep all (default ${DEFAULTS.historyRetainRevisions})
+  --watch-window-changes N   recent changes kept in memory for watchers; slower ones read history
+                             (default ${DEFAULTS.watchWindowChanges})
+  --max-watchers N           watch requests waiting at once before QKV_BUSY (default ${DEFAULTS.maxWatchers})
+  --max-watchers-per-connection N
+                             the same per client connection (default ${DEFAULTS.maxWatchersPerConnection})
   --snapshot-log-bytes N     also snapshot after this many bytes of log (default ${DEFAULTS.snapshotLogBytes})
   --snapshot-rate BYTES/S    snapshot send rate limit, 0 = unlimited (default ${DEFAULTS.snapshotRateBytesPerSec})
   --snapshot-chunk-bytes N
@@ -375,6 +392,9 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     snapshotEntries,
     snapshotKeepEntries,
     historyRetainRevisions: num('history-retain-revisions', DEFAULTS.historyRetainRevisions, 0),
+    watchWindowChanges: num('watch-window-changes', DEFAULTS.watchWindowChanges, 1),
+    maxWatchers: num('max-watchers', DEFAULTS.maxWatchers, 1),
+    maxWatchersPerConnection: num('max-watchers-per-connection', DEFAULTS.maxWatchersPerConnection, 1),
     snapshotLogBytes: num('snapshot-log-bytes', DEFAULTS.snapshotLogBytes, 1024),
     snapshotRateBytesPerSec: num('snapshot-rate', DEFAULTS.snapshotRateBytesPerSec, 0),
     // A chunk travels in one transport frame (4 MiB at most), with room for the frame's fields.

@@ -63,7 +63,11 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
   const rangeBudget = new ByteBudget('range bytes in flight', cfg.maxRangeBytesInFlight);
   const requestBudget = new ByteBudget('buffered request bytes', cfg.maxBufferedRequestBytes);
   const service = new NodeKvService(node, rangeBudget);
-  const watches = new WatchHub(node.store.kv, watchNodeView(node));
+  const watches = new WatchHub(node.store.kv, watchNodeView(node), {
+    windowChangesMax: cfg.watchWindowChanges,
+    watchersPerNodeMax: cfg.maxWatchers,
+    watchersPerConnectionMax: cfg.maxWatchersPerConnection,
+  });
   const api = new HttpApi(node, { service, requestBudget, watches });
   api.admin = new AdminApi(node, snapshots);
   const sessionQuota = new SessionQuota({

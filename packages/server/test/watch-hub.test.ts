@@ -180,6 +180,18 @@ describe('WatchHub', () => {
     hub.close();
   });
 
+  test('a prefix that is a Buffer view (as decoded from a frame) reads history unchanged', async () => {
+    // Buffer#slice is a view: computing the end of the prefix range once changed the prefix itself.
+    const { m, hub } = await setup({ windowChangesMax: 2 });
+    for (let i = 0; i < 6; i++) await m.put(`w/k/${i}`, `v${i}`);
+    const frame = Buffer.from('....w/k/');
+    const prefix = frame.subarray(4);
+    const { events } = await follow(hub, { prefix }, 6);
+    expect(events).toEqual(Array.from({ length: 6 }, (_, i) => `put w/k/${i}=v${i}@${i + 1}`));
+    expect(prefix.toString()).toBe('w/k/');
+    hub.close();
+  });
+
   test('a node without a leader for longer than an election timeout ends watches with QKV_NO_LEADER', async () => {
     let leaderlessMs = 0;
     const { m, hub } = await setup({}, () => leaderlessMs);

@@ -89,7 +89,9 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
 export function prefixUpperBound(prefix: Uint8Array): Uint8Array | undefined {
   for (let i = prefix.length - 1; i >= 0; i--) {
     if (prefix[i] !== 0xff) {
-      const out = prefix.slice(0, i + 1);
+      // A copy even when `prefix` is a Buffer (a frame's key): Buffer#slice is a view, and the
+      // increment below would change the caller's prefix.
+      const out = Uint8Array.prototype.slice.call(prefix, 0, i + 1);
       out[i] = (out[i] as number) + 1;
       return out;
     }

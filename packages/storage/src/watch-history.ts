@@ -59,8 +59,10 @@ export function prefixBounds(prefix: Uint8Array): { start: Uint8Array; end: Uint
  */
 export async function readChanges(view: ReadView, req: ChangesRequest): Promise<ChangesPage> {
   const kept = new BoundedChanges(req.maxChanges);
+  const decode = (v: Uint8Array | null): KvRecord | null => (v === null || v.length === 0 ? null : decodeKvRecord(req.location, v));
   let key: Uint8Array | undefined;
-  let prev: KvRecord | null = null;
+  // The key's previous version, still encoded: only the versions kept are decoded.
+  let prev: Uint8Array | null = null;
   for await (const batch of view.iterate('history', historyRange(req.gen, req.start, req.end), ITERATE_BATCH_MAX)) {
     for (const [k, v] of batch) {
       const parsed = parseHistoryKey(k);
@@ -69,9 +71,8 @@ export async function readChanges(view: ReadView, req: ChangesRequest): Promise<
         prev = null;
       }
       if (parsed.revision > req.upToRevision) continue;
-      const record = v.length === 0 ? null : decodeKvRecord(req.location, v);
-      if (parsed.revision > req.afterRevision && kept.wants(parsed.revision)) kept.add({ key, revision: parsed.revision, record, prev });
-      prev = record;
+      if (parsed.revision > req.afterRevision && kept.wants(parsed.revision)) kept.add({ key, revision: parsed.revision, record: decode(v), prev: decode(prev) });
+      prev = v;
     }
   }
   return kept.page(req.upToRevision);
