@@ -2,10 +2,11 @@
 // a follower, then the leader) while 5,000 puts happen sees every put exactly once, in revision
 // order, with no gap — starting late, so it first catches up from history; and the HTTP event
 // stream resumes with Last-Event-ID and refuses a compacted start.
+import { execFile } from 'node:child_process';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KvClient, WatchEvent } from '@quorumkv/client';
-import { ProcessCluster, waitFor } from '../harness/cluster.js';
+import { CLI_PATH, ProcessCluster, waitFor } from '../harness/cluster.js';
 import { ELECTION_TICKS, TICK_MS, connectTo, outcome, runBounded } from './helpers.js';
 
 const PUTS = 5_000;
@@ -103,6 +104,27 @@ describe('watch', () => {
     const refused = await httpGet(port, `/v1/watch?prefix=sse/&start_revision=${r1.revision}`);
     expect(refused.status).toBe(410);
     expect(JSON.parse(refused.body)).toMatchObject({ code: 'QKV_COMPACTED', compactedRevision: compacted.compactedRevision });
+  })(), 30_000);
+
+  it('prints each change under a prefix from --rev as a JSON line, with --prev', () => c.guard(async () => {
+    const kv = await connectTo(c);
+    try {
+      const r1 = await kv.put('cli/a', '1');
+      await kv.put('cli/a', '2');
+      await kv.delete('cli/a');
+      const stdout = await new Promise<string>((resolve, reject) => {
+        const args = [CLI_PATH, 'watch', 'cli/', '--prefix', '--rev', String(r1.revision), '--prev', '--count', '3', '--endpoints', c.nodes[0]!.address];
+        execFile(process.execPath, args, { timeout: 10_000 }, (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out)));
+      });
+      const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines).toEqual([
+        { type: 'put', key: 'cli/a', value: '1', modRevision: r1.revision, createRevision: r1.revision, version: 1 },
+        { type: 'put', key: 'cli/a', value: '2', modRevision: r1.revision + 1, createRevision: r1.revision, version: 2, prevValue: '1' },
+        { type: 'delete', key: 'cli/a', modRevision: r1.revision + 2, createRevision: 0, version: 0, prevValue: '2' },
+      ]);
+    } finally {
+      await kv.close();
+    }
   })(), 30_000);
 });
 

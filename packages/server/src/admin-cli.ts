@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config.js';
 import { SNAPSHOT_USAGE, runSnapshotCommand } from './backup-cli.js';
+import { runWatchCli } from './watch-cli.js';
 import { HEALTH_MAX_FSYNC_MS_DEFAULT, HEALTH_MAX_LAG_ENTRIES_DEFAULT, assessHealth, formatHealth, probeCluster } from './health-cli.js';
 
 export const ADMIN_USAGE = `  member add ID HOST:PORT [--learner] [--zone Z] | member promote ID | member remove ID | member list
@@ -18,6 +19,10 @@ export const ADMIN_USAGE = `  member add ID HOST:PORT [--learner] [--zone Z] | m
 ${SNAPSHOT_USAGE}
   compact REVISION             compact history at REVISION on every node (through the log); reads
                                below it then fail QKV_COMPACTED
+  watch KEY [--prefix] [--rev N] [--prev] [--count N] [--progress]
+                               print each change of KEY (or of every key under it) as a JSON line,
+                               from revision N (default: from now on); resumes on another endpoint
+                               when a node goes away
 
 common options: --endpoints 127.0.0.1:7001,127.0.0.1:7002 (env QKV_ENDPOINTS; default 127.0.0.1:7001-7003)
                 --timeout-ms N (default 5000)`;
@@ -111,6 +116,8 @@ export async function runAdminCommand(cmd: string, argv: string[]): Promise<numb
       const q = query.toString();
       return printResult(await httpCall(c, 'GET', keyPath(k!) + (q ? `?${q}` : '')), true);
     }
+    case 'watch':
+      return watch(argv);
     case 'compact': {
       const c = parseCommon(argv);
       const [revision] = need(c, 1, 'compact REVISION');
@@ -239,4 +246,23 @@ async function printStatus(c: Common, withIncarnations = false): Promise<number>
   }
   for (const w of s.warnings ?? []) console.log(`warning: ${w}`);
   return 0;
+}
+
+/** `quorumkv watch KEY [--prefix] [--rev N] [--prev] [--count N] [--progress]` (watch-cli.ts). */
+function watch(argv: string[]): Promise<number> {
+  const c = parseCommon(argv, { prefix: { type: 'boolean' }, rev: { type: 'string' }, prev: { type: 'boolean' }, count: { type: 'string' }, progress: { type: 'boolean' } });
+  const [key] = need(c, 1, 'watch KEY [--prefix] [--rev N] [--prev] [--count N] [--progress]');
+  const positive = (name: string): number | undefined => {
+    const v = c.values[name];
+    if (typeof v !== 'string') return undefined;
+    if (!/^\d{1,15}$/.test(v) || Number(v) < 1) throw new ConfigError(`--${name} must be a positive integer`);
+    return Number(v);
+  };
+  const ac = new AbortController();
+  process.once('SIGINT', () => ac.abort());
+  return runWatchCli(
+    { endpoints: c.endpoints, key: key!, prefix: c.values.prefix === true, startRevision: positive('rev'), prevValue: c.values.prev === true, count: positive('count'), progress: c.values.progress === true },
+    undefined,
+    ac.signal,
+  );
 }

@@ -33,7 +33,8 @@ export async function serveWatchStream(req: IncomingMessage, res: ServerResponse
   let answer = await hub.watch({ ...plan.args, waitMs: 0 }, { signal: ac.signal, deadlineMs: Date.now() + 60_000 }, req);
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
   res.flushHeaders();
-  let after = plan.args.afterRevision ?? 0;
+  // The stream opens with a progress event at its start (an id to resume from, even before any event).
+  let after = (plan.args.afterRevision ?? 0) - 1;
   // Ends when the client leaves or the hub closes; each turn waits up to SSE_PROGRESS_INTERVAL_MS.
   while (!ac.signal.aborted && !hub.isClosed()) {
     const text = answerText(answer, after, plan.base64);
