@@ -23,7 +23,7 @@ run options (defaults in brackets):
   --nemesis LIST       comma-separated nemeses or groups (partition, kill, pause, slow,
                        correlated, wipe, all, none, or single names such as partition-ring,
                        wipe-one, hostile-peer) [partition]
-  --workload W         register | set [register]
+  --workload W         register | set | watch [register]
   --concurrency N      client processes [6]
   --rate N             target ops per second over all processes [200]
   --seed S             seed of the schedule and the workload [random, printed]
@@ -57,7 +57,7 @@ export interface RunArgs {
   timeS: number;
   nemeses: NemesisName[];
   nemesisSpec: string;
-  workload: 'register' | 'set';
+  workload: 'register' | 'set' | 'watch';
   concurrency: number;
   rate: number;
   seed: number | undefined;
@@ -75,7 +75,7 @@ export interface MatrixArgs {
   timeS: number;
   seed: number | undefined;
   out: string | undefined;
-  combos: { nemesisSpec: string; nemeses: NemesisName[]; workload: 'register' | 'set' }[];
+  combos: { nemesisSpec: string; nemeses: NemesisName[]; workload: 'register' | 'set' | 'watch' }[];
   env: 'local' | 'docker';
   image: string | undefined;
 }
@@ -91,7 +91,7 @@ export interface CheckArgs {
 export type CliArgs = RunArgs | MatrixArgs | CheckArgs | { command: 'help' };
 
 /** The default short matrix (the CI one). */
-export const DEFAULT_COMBOS = 'partition:register;kill:register;pause:register;snapshot-blackhole:register;correlated-kill-two:set;wipe:register;hostile-peer:set';
+export const DEFAULT_COMBOS = 'partition:register;kill:register;pause:register;snapshot-blackhole:register;correlated-kill-two:set;wipe:register;hostile-peer:set;partition,kill:watch';
 
 /** Parses argv (without `node` and the script). Throws {@link UsageError}. */
 export function parseCli(argv: readonly string[]): CliArgs {
@@ -126,10 +126,10 @@ function int(name: string, raw: string | undefined, dflt: number, min: number, m
   return n;
 }
 
-function workload(raw: string | undefined): 'register' | 'set' {
+function workload(raw: string | undefined): 'register' | 'set' | 'watch' {
   if (raw === undefined) return 'register';
-  if (raw === 'register' || raw === 'set') return raw;
-  throw new UsageError(`--workload must be register or set, got "${raw}"`);
+  if (raw === 'register' || raw === 'set' || raw === 'watch') return raw;
+  throw new UsageError(`--workload must be register, set or watch, got "${raw}"`);
 }
 
 function nemeses(spec: string): NemesisName[] {

@@ -11,6 +11,7 @@ import { checkLogAgreement } from './checkers/log-agreement.js';
 import type { NodeMemoryOptions } from './checkers/processes.js';
 import { checkNodeExits, checkNodeMemory } from './checkers/processes.js';
 import { checkSet } from './checkers/set.js';
+import { checkWatch } from './checkers/watch.js';
 import type { AckedWrite } from './checkers/split-brain.js';
 import { checkSplitBrain } from './checkers/split-brain.js';
 import type { OpPair } from './history.js';
@@ -33,8 +34,8 @@ export interface RunCheck extends ComposedResult {
 }
 
 /** The workload a history came from: from run.json, else guessed from its op types. */
-export function workloadOf(data: Pick<RunData, 'meta' | 'ops'>): 'register' | 'set' {
-  if (data.meta.workload === 'register' || data.meta.workload === 'set') return data.meta.workload;
+export function workloadOf(data: Pick<RunData, 'meta' | 'ops'>): 'register' | 'set' | 'watch' {
+  if (data.meta.workload === 'register' || data.meta.workload === 'set' || data.meta.workload === 'watch') return data.meta.workload;
   return data.ops.some((o) => o.f === 'add') ? 'set' : 'register';
 }
 
@@ -55,8 +56,11 @@ export function checkRun(data: RunData, options: CheckOptions = {}): RunCheck {
   const pairs = pairOps(data.ops);
   const results: Record<string, CheckResult> = {};
   const skipped: RunCheck['skipped'] = [];
-  if (workloadOf(data) === 'register') results.linearizable = checkLinearizable(pairs, options.linearizable);
-  else results.set = checkSet(pairs);
+  const workload = workloadOf(data);
+  if (workload === 'register') results.linearizable = checkLinearizable(pairs, options.linearizable);
+  else if (workload === 'set') results.set = checkSet(pairs);
+  else if (data.watches) results.watch = checkWatch(data.watches, pairs);
+  else results.watch = { valid: 'unknown', evidence: { reason: `no ${RUN_FILES.watches}` } };
   const writes = ackedWrites(pairs);
   if (data.present.status || writes.length > 0) results['split-brain'] = checkSplitBrain(data.status, writes);
   else skipped.push({ checker: 'split-brain', reason: `no ${RUN_FILES.status} and no acknowledged write carries a term` });

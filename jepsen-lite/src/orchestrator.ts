@@ -25,7 +25,11 @@ import type { LabelledFault } from './report.js';
 import { RUN_FILES } from './rundir.js';
 import { runWorkload } from './runner.js';
 import type { KvLike, PlannedOp, ReadConsistency } from './workloads.js';
-import { RegisterGenerator, SetGenerator, executeOp, readSet } from './workloads.js';
+import { RegisterGenerator, SetGenerator, WatchGenerator, executeOp, readSet } from './workloads.js';
+import { WatchRun } from './watch-run.js';
+
+/** Watchers of the watch workload: one per node, each starting on a different one. */
+const watchersOf = (nodes: number): number => nodes;
 
 /** Options of {@link runTest} (the `run` command's flags). */
 export interface RunOptions {
@@ -33,7 +37,7 @@ export interface RunOptions {
   timeS: number;
   nemeses: NemesisName[];
   nemesisSpec: string;
-  workload: 'register' | 'set';
+  workload: 'register' | 'set' | 'watch';
   concurrency: number;
   rate: number;
   seed: number;
@@ -99,11 +103,17 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
   const status: StatusSample[] = [];
   const hashes: AppliedHashSample[] = [];
   const clients: KvLike[] = [];
+  const watcherClients: KvLike[] = [];
+  let watchRun: WatchRun | undefined;
   let stopping = false;
   let rssTicker: ReturnType<typeof setInterval> | undefined;
   try {
     await cluster.waitForLeader(LEADER_WAIT_MS);
     for (let w = 0; w < o.concurrency; w++) clients.push(await connect({ endpoints: rotate(cluster.endpoints(), w) }));
+    if (o.workload === 'watch') {
+      for (let w = 0; w < watchersOf(o.nodes); w++) watcherClients.push(await connect({ endpoints: rotate(cluster.endpoints(), w) }));
+      watchRun = await WatchRun.start(clients[0]!, watcherClients);
+    }
     // Time 0 of the history, the schedule and the report: the cluster is up and clients are connected.
     const recorder = new HistoryRecorder();
     const t0 = Date.now();
@@ -116,7 +126,7 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
     const progress = setInterval(() => say(`[${(clock.nowMs() / 1000).toFixed(0)}/${o.timeS}s] ok ${counts.ok} fail ${counts.fail} info ${counts.info} | faults: ${[...active.values()].join('; ') || 'none'}`), 1000);
     const done = () => clock.nowMs() >= o.timeS * 1000;
     const nemesis = executeSchedule(schedule, cluster, clock, (w) => (w.endNs === null ? active.set(w.id, w.label) : active.delete(w.id)), done);
-    const generator = o.workload === 'register' ? new RegisterGenerator(createRng(o.seed)) : new SetGenerator();
+    const generator = o.workload === 'register' ? new RegisterGenerator(createRng(o.seed)) : o.workload === 'watch' ? new WatchGenerator(createRng(o.seed)) : new SetGenerator();
     await runWorkload({
       concurrency: o.concurrency,
       ratePerSecond: o.rate,
@@ -141,13 +151,18 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
       await finalSetReads(cluster, connect, recorder, o.concurrency);
       finals = await converge(cluster);
     }
+    if (watchRun) {
+      const reference = await connect({ endpoints: [cluster.endpointOf(nodeIds[0]!)] });
+      watcherClients.push(reference);
+      writeFileSync(join(o.out, RUN_FILES.watches), JSON.stringify(await watchRun.finish(clients[0]!, reference)) + '\n');
+    }
     stopping = true;
     await poller;
     writeArtifacts(o.out, recorder, status, hashes, finals, faults);
   } finally {
     stopping = true;
     clearInterval(rssTicker);
-    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    await Promise.all([...clients, ...watcherClients].map((c) => c.close().catch(() => undefined)));
     await cluster.stop();
     if (cluster.processes !== undefined) writeProcessArtifacts(o.out, cluster.processes);
   }

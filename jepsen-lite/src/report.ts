@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import type { ComposedResult, Validity } from './checker.js';
 import type { AvailabilityEvidence, FaultWindow } from './checkers/availability.js';
 import type { LogAgreementEvidence } from './checkers/log-agreement.js';
+import type { WatchEvidence } from './checkers/watch.js';
 import type { NodeExitsEvidence, NodeMemoryEvidence } from './checkers/processes.js';
 import type { Op, OpPair } from './history.js';
 import { outcomeOf, pairOps } from './history.js';
@@ -204,6 +205,12 @@ export function summarize(name: string, evidence: unknown): string {
     case 'linearizable': {
       const first = (e.failures as { explanation?: string }[] | undefined)?.[0]?.explanation;
       return `${String(e.keysChecked)} keys, ${String(e.opsChecked)} ops; ${len('failures')} keys not linearizable, ${len('unknownKeys')} undecided${first === undefined ? '' : ` — e.g. ${first}`}`;
+    }
+    case 'watch': {
+      const w = evidence as Partial<WatchEvidence>;
+      const d = w.divergent?.[0];
+      const eg = d === undefined ? '' : ` — e.g. ${d.id} at #${d.at}: ${d.why}`;
+      return `${String(w.referenceChanges ?? 0)} committed changes, ${w.watchers?.length ?? 0} watchers (${(w.watchers ?? []).map((x) => `${x.id} ${x.changes}`).join(', ')}); ${w.divergent?.length ?? 0} divergent, ${w.stopped?.length ?? 0} stopped early, ${w.reference?.length ?? 0} reference problems${eg}`;
     }
     case 'set':
       return `${String(e.acknowledgedCount)} acknowledged adds, ${len('lost')} lost, ${len('unexpected')} unexpected, ${len('failedButPresent')} failed adds present, ${String(e.finalReads)} final reads`;

@@ -18,6 +18,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FinalNodeState, AppliedHashSample } from './checkers/log-agreement.js';
 import type { StatusSample } from './checkers/split-brain.js';
+import type { WatchRecord } from './checkers/watch.js';
 import type { Op } from './history.js';
 import type { NodeExit, RssSample } from './procwatch.js';
 import { loadHistoryFile } from './history.js';
@@ -33,6 +34,7 @@ export const RUN_FILES = {
   hashes: 'hashes.jsonl',
   exits: 'exits.jsonl',
   rss: 'rss.jsonl',
+  watches: 'watches.json',
   nodeLogs: 'nodes',
 } as const;
 
@@ -51,6 +53,8 @@ export interface RunData {
   finals: FinalNodeState[];
   exits: NodeExit[];
   rss: RssSample[];
+  /** The watch workload's record (watches.json), when the run has one. */
+  watches: WatchRecord | undefined;
   /** Which optional files were present (a missing one makes its checker `unknown`, not `invalid`). */
   present: { status: boolean; hashes: boolean; faults: boolean; exits: boolean; rss: boolean };
   nodeLogs: { node: string; href: string }[];
@@ -97,6 +101,7 @@ export function loadRunDir(dir: string): RunData {
   const faults = existsSync(p(RUN_FILES.faults)) ? loadFaults(p(RUN_FILES.faults)) : [];
   const exits = existsSync(p(RUN_FILES.exits)) ? loadExits(p(RUN_FILES.exits)) : [];
   const rss = existsSync(p(RUN_FILES.rss)) ? loadRss(p(RUN_FILES.rss)) : [];
+  const watches = existsSync(p(RUN_FILES.watches)) ? loadWatches(p(RUN_FILES.watches)) : undefined;
   const logsDir = p(RUN_FILES.nodeLogs);
   const nodeLogs = existsSync(logsDir)
     ? readdirSync(logsDir)
@@ -113,6 +118,7 @@ export function loadRunDir(dir: string): RunData {
     finals: hashes.finals,
     exits,
     rss,
+    watches,
     present: {
       status: existsSync(p(RUN_FILES.status)),
       hashes: existsSync(p(RUN_FILES.hashes)),
@@ -122,6 +128,18 @@ export function loadRunDir(dir: string): RunData {
     },
     nodeLogs,
   };
+}
+
+function loadWatches(path: string): WatchRecord {
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new RunDirError(`${path}: not JSON (${(err as Error).message})`);
+  }
+  const o = v as Partial<WatchRecord> | null;
+  need(typeof o === 'object' && o !== null && Array.isArray(o.reference) && Array.isArray(o.watchers) && isNum(o.startRevision) && isNum(o.finalRevision), path, 'not a watch record (startRevision, finalRevision, reference, watchers)');
+  return o as WatchRecord;
 }
 
 function loadMeta(path: string): RunMeta {

@@ -5,6 +5,8 @@
 //           `opsPerKey` operations, then is retired and a fresh key takes its place.
 // set:      unique adds (each element is its own key under a prefix); after the heal, one final
 //           read of the whole prefix on every node.
+// watch:    unique-value puts on a small key set under a prefix, while watchers on several nodes
+//           record what they see (orchestrator + watch-run.ts; checked by checkers/watch.ts).
 
 import { writeOutcomeOf } from '@quorumkv/client';
 import type { OpF } from './history.js';
@@ -16,7 +18,15 @@ export interface KvLike {
   put(key: string, value: string): Promise<{ revision: number; term?: number }>;
   cas(key: string, spec: { ifValue: string; value: string } | { ifAbsent: true; value: string }): Promise<{ revision: number; term?: number }>;
   range(options: { prefix: string; as: 'string'; consistency?: 'linearizable' | 'stale' }): AsyncIterable<{ key: string }>;
+  /** The watch workload's watchers (the client's `watch`). */
+  watch?(options: { prefix: string; startRevision: number }): WatchLike;
   close(): Promise<void>;
+}
+
+/** A running watch, as the workload uses it (a structural subset of the client's `Watch`). */
+export interface WatchLike extends AsyncIterable<{ type: 'put' | 'delete'; key: Uint8Array; value?: Uint8Array; modRevision: number }> {
+  readonly revision: number | undefined;
+  close(): void;
 }
 
 /** One operation to invoke: `f` and the Jepsen-shaped invocation value. */
@@ -81,6 +91,21 @@ export class SetGenerator {
   /** The next add. */
   next(): PlannedOp {
     return { f: 'add', value: this.nextElement++ };
+  }
+}
+
+/** The key prefix of the watch workload. */
+export const WATCH_PREFIX = 'jl-w/';
+/** Keys the watch workload writes (few, so keys see many versions each). */
+export const WATCH_KEYS = 8;
+
+/** Seeded op generator of the watch workload: puts of unique values on WATCH_KEYS keys. */
+export class WatchGenerator {
+  private nextValue = 1;
+  constructor(private readonly rng: Rng) {}
+  /** The next write. */
+  next(): PlannedOp {
+    return { f: 'write', value: [`${WATCH_PREFIX}${this.rng.int(0, WATCH_KEYS - 1)}`, this.nextValue++] };
   }
 }
 

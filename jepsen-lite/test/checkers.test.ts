@@ -4,6 +4,7 @@ import { checkAvailability } from '../src/checkers/availability.js';
 import { checkLinearizable } from '../src/checkers/linearizable.js';
 import { checkLogAgreement } from '../src/checkers/log-agreement.js';
 import { checkSet } from '../src/checkers/set.js';
+import { type WatchRecord, type WatchedChange, checkWatch } from '../src/checkers/watch.js';
 import type { StatusSample } from '../src/checkers/split-brain.js';
 import { checkSplitBrain } from '../src/checkers/split-brain.js';
 import { compose, mergeValid } from '../src/checker.js';
@@ -231,5 +232,56 @@ describe('availability: a failed compare-and-set is an answer, not an error', ()
     ];
     const r = checkAvailability(pairOps(ops), []);
     expect(r.evidence.outsideFaults).toMatchObject({ ops: 2, answeredFail: 1, fail: 1, errorRate: 0.5 });
+  });
+});
+
+describe('watch checker', () => {
+  const w = (key: string, v: number): [string, number] => [`jl-w/${key}`, v];
+  const writes = pairOps(hist([
+    [0, 'invoke', 'write', w('a', 1)], [0, 'ok', 'write', w('a', 1)],
+    [1, 'invoke', 'write', w('b', 2)], [1, 'ok', 'write', w('b', 2)],
+    [2, 'invoke', 'write', w('a', 3)], [2, 'info', 'write', w('a', 3)],
+    [0, 'invoke', 'write', w('b', 4)], [0, 'fail', 'write', w('b', 4)],
+  ]));
+  const ch = (key: string, v: number, revision: number): WatchedChange => ({ type: 'put', key: `jl-w/${key}`, value: String(v), revision });
+  const reference = [ch('a', 1, 5), ch('b', 2, 6), ch('a', 3, 7)];
+  const record = (watchers: WatchRecord['watchers'], ref = reference): WatchRecord => ({ prefix: 'jl-w/', startRevision: 5, finalRevision: 8, reference: ref, watchers });
+
+  it('accepts watchers whose sequences equal the committed one (an info write may be in it)', () => {
+    const r = checkWatch(record([{ id: 'w1', throughRevision: 8, changes: reference }, { id: 'w2', throughRevision: 8, changes: reference.slice() }]), writes);
+    expect(r.valid).toBe(true);
+    expect(r.evidence).toMatchObject({ referenceChanges: 3, divergent: [], stopped: [], reference: [] });
+  });
+
+  it('flags a gap, a duplicate and a reordering, each at its first divergence', () => {
+    const r = checkWatch(
+      record([
+        { id: 'gap', throughRevision: 8, changes: [reference[0]!, reference[2]!] },
+        { id: 'dup', throughRevision: 8, changes: [reference[0]!, reference[1]!, reference[1]!, reference[2]!] },
+        { id: 'reorder', throughRevision: 8, changes: [reference[1]!, reference[0]!, reference[2]!] },
+      ]),
+      writes,
+    );
+    expect(r.valid).toBe(false);
+    expect(r.evidence.divergent.map((d) => [d.id, d.at, d.why])).toEqual([
+      ['gap', 1, 'gap: the watcher skipped this change'],
+      ['dup', 2, 'duplicate'],
+      ['reorder', 0, 'gap: the watcher skipped this change'],
+    ]);
+  });
+
+  it('flags a watcher that stopped short or ended by itself', () => {
+    const r = checkWatch(record([{ id: 'short', throughRevision: 6, changes: reference.slice(0, 2) }, { id: 'err', throughRevision: 8, changes: reference, error: 'QKV_COMPACTED' }]), writes);
+    expect(r.valid).toBe(false);
+    expect(r.evidence.divergent).toEqual([]);
+    expect(r.evidence.stopped.map((s) => s.id)).toEqual(['short', 'err']);
+  });
+
+  it('flags a committed sequence that lost an acknowledged write or holds a write that failed', () => {
+    const lost = checkWatch(record([], [ch('a', 1, 5), ch('a', 3, 7)]), writes);
+    expect(lost.valid).toBe(false);
+    expect(lost.evidence.reference).toEqual(['acknowledged write jl-w/b=2 is in the committed sequence 0 times']);
+    const failed = checkWatch(record([], [...reference, ch('b', 4, 8)]), writes);
+    expect(failed.evidence.reference).toEqual(['write jl-w/b=4 failed as not applied, yet it is in the committed sequence']);
   });
 });
