@@ -6,6 +6,7 @@ import { UsageError, parseCompareOptions, parseFailoverOptions, parseRunOptions 
 import { killAllTracked } from './procs.js';
 import { formatRun } from './report.js';
 import { runBenchmark } from './run.js';
+import { formatRow, parseWatchBenchOptions, runWatchBench } from './watch-bench.js';
 
 const USAGE = `usage: node packages/bench/dist/cli.js <command> [flags]
 
@@ -13,6 +14,9 @@ commands:
   run        one workload against one target (default)
   compare    quorumkv and etcd alternately (A, B, A, B), ratio table
   failover   kill -9 the leader under a put load, N rounds; --soak: leader changes under steady load
+  watch      N watchers on one prefix on one node under a steady put rate: delivery latency from
+             the write's acknowledgement, events/s, node RSS per watcher
+             (--watchers 1,100,10000 --seconds 10 --rate 50 --value-size 64 --json)
 
 workload flags (all commands):
   --target quorumkv|etcd     system under test (run; default quorumkv)
@@ -71,6 +75,12 @@ async function main(argv: string[]): Promise<number> {
       return runCompare(parseCompareOptions(args));
     case 'failover':
       return runFailoverCommand(parseFailoverOptions(args));
+    case 'watch': {
+      const o = parseWatchBenchOptions(args);
+      const rows = await runWatchBench(o, (line) => console.error(line));
+      console.log(o.json ? JSON.stringify(rows) : rows.map(formatRow).join('\n'));
+      return 0;
+    }
     default:
       throw new UsageError(`unknown command ${cmd}`);
   }
