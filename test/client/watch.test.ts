@@ -82,6 +82,7 @@ describe('watch', () => {
   })(), 60_000);
 
   it('GET /v1/watch streams Server-Sent Events and resumes after Last-Event-ID', () => c.guard(async () => {
+    await c.waitConverged(); // the nodes the test before restarted have caught up
     const kv = await connectTo(c);
     clients.push(kv);
     const r1 = await kv.put('sse/a', '1');
@@ -104,7 +105,7 @@ describe('watch', () => {
     const refused = await httpGet(port, `/v1/watch?prefix=sse/&start_revision=${r1.revision}`);
     expect(refused.status).toBe(410);
     expect(JSON.parse(refused.body)).toMatchObject({ code: 'QKV_COMPACTED', compactedRevision: compacted.compactedRevision });
-  })(), 30_000);
+  })(), 60_000);
 
   it('prints each change under a prefix from --rev as a JSON line, with --prev', () => c.guard(async () => {
     const kv = await connectTo(c);

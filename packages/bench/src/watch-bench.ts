@@ -31,6 +31,8 @@ export interface WatchBenchOptions {
 export interface WatchBenchRow {
   watchers: number;
   writes: number;
+  /** Puts that failed (timed out: the node was overloaded). */
+  failedWrites: number;
   eventsDelivered: number;
   eventsPerSecond: number;
   latencyP50Ms: number | null;
@@ -109,15 +111,19 @@ async function measure(cluster: LocalCluster, n: number, o: WatchBenchOptions, s
   const value = 'x'.repeat(o.valueSize);
   const t0 = performance.now();
   let writes = 0;
+  let failedWrites = 0;
   // Steady rate: put k is sent at t0 + k / rate.
   for (let k = 0; performance.now() - t0 < o.seconds * 1000; k++) {
     const due = t0 + (k * 1000) / o.rate;
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
-    void writer.put(`${prefix}${k % 100}`, value).then((r) => {
-      ackAt.set(r.revision, performance.now());
-      writes++;
-    });
+    writer.put(`${prefix}${k % 100}`, value).then(
+      (r) => {
+        ackAt.set(r.revision, performance.now());
+        writes++;
+      },
+      () => void failedWrites++,
+    );
   }
   await sleep(1000); // the last writes' events
   const elapsedS = (performance.now() - t0) / 1000;
@@ -131,6 +137,7 @@ async function measure(cluster: LocalCluster, n: number, o: WatchBenchOptions, s
   return {
     watchers: n,
     writes,
+    failedWrites,
     eventsDelivered: delivered,
     eventsPerSecond: Math.round(delivered / elapsedS),
     latencyP50Ms: s.p50Ms,
@@ -155,5 +162,5 @@ function rssMiB(pid: number | undefined): number {
 
 export function formatRow(r: WatchBenchRow): string {
   const ms = (x: number | null) => (x === null ? '–' : x.toFixed(1));
-  return `${String(r.watchers).padStart(6)} watchers | ${r.writes} writes, ${r.eventsDelivered} events (${r.eventsPerSecond}/s) | delivery p50 ${ms(r.latencyP50Ms)} ms, p99 ${ms(r.latencyP99Ms)} ms (${r.beforeAck} before ack) | node RSS ${r.rssBeforeMiB} → ${r.rssWithWatchersMiB} MiB, ${r.rssPerWatcherKiB} KiB/watcher`;
+  return `${String(r.watchers).padStart(6)} watchers | ${r.writes} writes (${r.failedWrites} failed), ${r.eventsDelivered} events (${r.eventsPerSecond}/s) | delivery p50 ${ms(r.latencyP50Ms)} ms, p99 ${ms(r.latencyP99Ms)} ms (${r.beforeAck} before ack) | node RSS ${r.rssBeforeMiB} → ${r.rssWithWatchersMiB} MiB, ${r.rssPerWatcherKiB} KiB/watcher`;
 }

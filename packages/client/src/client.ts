@@ -21,7 +21,6 @@ import {
   DEFAULT_LIMITS,
   RANGE_LIMIT_MAX,
   WATCH_EVENTS_MAX,
-  WATCH_WAIT_MS_MAX,
   type BytesLike,
   type CasAction,
   type CasCondition,
@@ -121,7 +120,7 @@ const HINTED_NODE_WAIT_MS_MAX = 50;
 const LAST_ATTEMPT_MS = 50;
 type DataOp = Exclude<Op, 'hello'>;
 
-/** A watch request asks the server to answer this long before the attempt's deadline. */
+/** A watch call's deadline beyond one attempt: room for a retry on another node. */
 const WATCH_ANSWER_ROOM_MS = 500;
 
 /** Per-call retry bookkeeping. */
@@ -368,11 +367,12 @@ export class KvClient {
     }
     const batch = o.batchEvents ?? WATCH_EVENTS_MAX;
     if (!Number.isSafeInteger(batch) || batch < 1 || batch > WATCH_EVENTS_MAX) throw new InvalidArgumentError(`batchEvents must be an integer in [1, ${WATCH_EVENTS_MAX}]`);
-    // The server answers with progress before the attempt's deadline, with room for the trip back.
-    const waitMs = Math.max(0, Math.min(WATCH_WAIT_MS_MAX, this.o.attemptTimeoutMs - WATCH_ANSWER_ROOM_MS));
+    // An attempt may take the server's wait plus the usual attempt time (the answer's trip back).
+    const waitMs = this.o.watchProgressMs;
+    const attemptMs = waitMs + this.o.attemptTimeoutMs;
     return new Watch(filter, o, {
       waitMs,
-      poll: (body, signal) => this.execute('watch', () => ({ op: 'watch', ...body }), 'any', { signal, timeoutMs: this.o.attemptTimeoutMs + waitMs }),
+      poll: (body, signal) => this.execute('watch', () => ({ op: 'watch', ...body }), 'any', { signal, timeoutMs: attemptMs + WATCH_ANSWER_ROOM_MS }, false, attemptMs),
       retryDelayMs: (failures) => this.retryDelay(failures),
     });
   }
@@ -510,6 +510,7 @@ export class KvClient {
     route: Route,
     call: CallOptions | undefined,
     isWrite = false,
+    attemptTimeoutMs = this.o.attemptTimeoutMs,
   ): Promise<ResultByOp[K]> {
     const session = isWrite ? this.session : undefined;
     const ticket = session?.begin();
@@ -539,7 +540,7 @@ export class KvClient {
             continue;
           }
           try {
-            const attemptDeadlineMs = Math.min(deadlineMs, Date.now() + this.o.attemptTimeoutMs);
+            const attemptDeadlineMs = Math.min(deadlineMs, Date.now() + attemptTimeoutMs);
             return await picked.request(op, build(ticket?.ref()), attemptDeadlineMs, signal);
           } catch (e) {
             st ??= { redirects: 0, noLeader: 0, unavailable: 0, lastError: undefined };

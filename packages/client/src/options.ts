@@ -1,6 +1,6 @@
 // Client options, their defaults, and their validation (once, in connect()).
 
-import { InvalidArgumentError, RANGE_LIMIT_MAX, REQUEST_TIMEOUT_MS_MAX } from '@quorumkv/protocol';
+import { InvalidArgumentError, RANGE_LIMIT_MAX, REQUEST_TIMEOUT_MS_MAX, WATCH_WAIT_MS_MAX } from '@quorumkv/protocol';
 import type { BackoffPolicy } from './backoff.js';
 import type { WebSocketFactory } from './websocket.js';
 
@@ -15,6 +15,12 @@ export interface ConnectOptions {
    * the call's deadline. Guards against a node that accepts requests but never answers. Default 2000.
    */
   attemptTimeoutMs?: number;
+  /**
+   * How long an idle watch request waits at a node before it is answered with progress, in ms
+   * (the interval of progress notifications). Longer means fewer requests from idle watches; a
+   * node that stops answering is given up after this plus `attemptTimeoutMs`. Default 5000.
+   */
+  watchProgressMs?: number;
   /** Longest wait for a connection plus hello, in ms. Also bounds `connect()` itself. Default 2000. */
   connectTimeoutMs?: number;
   /** Back-off between reconnects to the same node. Default 50 ms doubling to 1000 ms, jittered. */
@@ -70,6 +76,7 @@ export interface ResolvedOptions {
   endpoints: string[];
   timeoutMs: number;
   attemptTimeoutMs: number;
+  watchProgressMs: number;
   connectTimeoutMs: number;
   reconnectBackoff: BackoffPolicy;
   retryBackoff: BackoffPolicy;
@@ -115,6 +122,7 @@ export function resolveOptions(o: ConnectOptions): ResolvedOptions {
     endpoints: o.endpoints,
     timeoutMs,
     attemptTimeoutMs: checkInt('attemptTimeoutMs', o.attemptTimeoutMs ?? 2000, 1, REQUEST_TIMEOUT_MS_MAX),
+    watchProgressMs: checkInt('watchProgressMs', o.watchProgressMs ?? 5000, 0, WATCH_WAIT_MS_MAX),
     connectTimeoutMs: checkInt('connectTimeoutMs', o.connectTimeoutMs ?? 2000, 1, REQUEST_TIMEOUT_MS_MAX),
     reconnectBackoff: policy('reconnectBackoff', o.reconnectBackoff, { initialMs: 50, maxMs: 1000, multiplier: 2 }),
     retryBackoff: policy('retryBackoff', o.retryBackoff, { initialMs: 10, maxMs: 500, multiplier: 2 }),
