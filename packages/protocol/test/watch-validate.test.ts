@@ -1,0 +1,38 @@
+// Validation of the watch request and its answer: bad input is a typed error with the request's
+// id (the connection stays), never a partly trusted request.
+import { describe, expect, test } from 'vitest';
+import { DEFAULT_LIMITS, WATCH_EVENTS_MAX, WATCH_WAIT_MS_MAX } from '../src/wire.js';
+import { validateRequest, validateResult } from '../src/validate.js';
+
+const key = new Uint8Array([107]);
+const base = { id: 7, op: 'watch', limit: 10, waitMs: 100 };
+
+describe('watch validation', () => {
+  test('a watch of a key or a prefix, with or without a revision, is accepted as sent', () => {
+    expect(validateRequest({ ...base, key, afterRevision: 3, prevValue: true }, DEFAULT_LIMITS)).toEqual({ ok: true, request: { ...base, key, afterRevision: 3, prevValue: true } });
+    expect(validateRequest({ ...base, prefix: new Uint8Array(0) }, DEFAULT_LIMITS)).toEqual({ ok: true, request: { ...base, prefix: new Uint8Array(0) } });
+  });
+
+  test.each([
+    ['neither key nor prefix', { ...base }, 'QKV_INVALID_ARGUMENT'],
+    ['both key and prefix', { ...base, key, prefix: key }, 'QKV_INVALID_ARGUMENT'],
+    ['an empty key', { ...base, key: new Uint8Array(0) }, 'QKV_INVALID_ARGUMENT'],
+    ['a limit of 0', { ...base, key, limit: 0 }, 'QKV_INVALID_ARGUMENT'],
+    ['a limit over the maximum', { ...base, key, limit: WATCH_EVENTS_MAX + 1 }, 'QKV_INVALID_ARGUMENT'],
+    ['a wait over the maximum', { ...base, key, waitMs: WATCH_WAIT_MS_MAX + 1 }, 'QKV_INVALID_ARGUMENT'],
+    ['a negative revision', { ...base, key, afterRevision: -1 }, 'QKV_INVALID_ARGUMENT'],
+    ['an unknown field', { ...base, key, from: 1 }, 'QKV_PROTOCOL'],
+    ['a prefix longer than a key', { ...base, prefix: new Uint8Array(DEFAULT_LIMITS.maxKeyBytes + 1) }, 'QKV_TOO_LARGE'],
+  ])('refuses %s with the request id', (_name, req, code) => {
+    const r = validateRequest(req, DEFAULT_LIMITS);
+    expect(r.ok).toBe(false);
+    expect(r.ok ? undefined : [r.id, r.error.code]).toEqual([7, code]);
+  });
+
+  test('an answer with a malformed event is a protocol error', () => {
+    const good = { events: [{ type: 'delete', key, modRevision: 4, createRevision: 0, version: 0 }], revision: 4, compactedRevision: 0 };
+    expect(validateResult('watch', good, DEFAULT_LIMITS)).toEqual(good);
+    expect(() => validateResult('watch', { ...good, events: [{ ...good.events[0], type: 'expire' }] }, DEFAULT_LIMITS)).toThrow(/type/);
+    expect(() => validateResult('watch', { events: [], revision: 4 }, DEFAULT_LIMITS)).toThrow(/compactedRevision/);
+  });
+});
