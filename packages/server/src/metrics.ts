@@ -214,6 +214,23 @@ export class NodeMetrics {
     gauge('qkv_connections', 'Open connections on the node port (limit: --max-connections)', (v) => v.connections);
   }
 
+  /** The watch hub's state, read when /metrics is scraped (watch-hub.ts). */
+  registerWatches(read: () => { waiting: number; windowChanges: number; windowBytes: number; historyReads: number }): void {
+    const gauge = (name: string, help: string, pick: (v: ReturnType<typeof read>) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(pick(read()));
+        },
+      });
+    gauge('qkv_watchers_waiting', 'Watch requests waiting for changes (limit: --max-watchers)', (v) => v.waiting);
+    gauge('qkv_watch_window_changes', 'Recent key changes held in memory for watchers in step (limit: --watch-window-changes)', (v) => v.windowChanges);
+    gauge('qkv_watch_window_bytes', 'Bytes of the recent key changes held for watchers', (v) => v.windowBytes);
+    counterFrom(this.registry, { name: 'qkv_watch_history_reads_total', help: 'Watch answers read from history (watchers behind the in-memory window)', read: () => read().historyReads });
+  }
+
   /**
    * Per-peer transport metrics, read from the transport when /metrics is scraped: the queue and
    * link state as gauges, the transport's since-start tallies as counters.

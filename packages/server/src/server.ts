@@ -68,6 +68,7 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
     watchersPerNodeMax: cfg.maxWatchers,
     watchersPerConnectionMax: cfg.maxWatchersPerConnection,
   });
+  metrics.registerWatches(() => watches.stats());
   const api = new HttpApi(node, { service, requestBudget, watches });
   api.admin = new AdminApi(node, snapshots);
   const sessionQuota = new SessionQuota({

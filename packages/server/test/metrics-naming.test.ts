@@ -26,6 +26,7 @@ function fullMetrics(stats: () => TransportStats): NodeMetrics {
   m.registerAdmission(() => ({ rangeBytes: 1, requestBytes: 2, connections: 3 }));
   m.registerCore(() => ({ ignoredMessages: 4, followerLogRegressions: 5 }));
   m.registerFailureDomains(() => true);
+  m.registerWatches(() => ({ waiting: 1, windowChanges: 2, windowBytes: 3, historyReads: 4 }));
   return m;
 }
 
