@@ -793,6 +793,26 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
         expect(st.kv.applied().revision).toBe(5);
       });
 
+      test('changes(): a key range\'s changes after a revision, with previous records, in bounded pages; listeners see each landed batch', async () => {
+        const st = await openOn(await machine(), { kv: { recordCacheBytes: 0 } });
+        const landed: number[][] = [];
+        st.kv.listen({ landed: (changes) => landed.push(changes.map((c) => c.revision)), reset: () => undefined });
+        await st.kv.apply(items(1, 1, [put('w/a', '1'), put('x', '1'), put('w/b', '1')]));
+        await st.kv.apply(items(4, 1, [put('w/a', '2'), del('w/b'), put('w/a', '3')]));
+        expect(landed).toEqual([[1, 2, 3], [4, 5, 6]]);
+        const text = (p: Awaited<ReturnType<typeof st.kv.changes>>) =>
+          p.changes.map((c) => `${new TextDecoder().decode(c.key)}@${c.revision}=${c.record ? new TextDecoder().decode(c.record.value) : 'deleted'} prev=${c.prev ? new TextDecoder().decode(c.prev.value) : 'none'}`);
+        const all = await st.kv.changes({ prefix: b('w/') }, 0, 100);
+        expect(text(all)).toEqual(['w/a@1=1 prev=none', 'w/b@3=1 prev=none', 'w/a@4=2 prev=1', 'w/b@5=deleted prev=1', 'w/a@6=3 prev=2']);
+        expect(all.throughRevision).toBe(6);
+        const page = await st.kv.changes({ prefix: b('w/') }, 1, 2);
+        expect(text(page)).toEqual(['w/b@3=1 prev=none', 'w/a@4=2 prev=1']);
+        expect(page.throughRevision).toBe(4);
+        await st.kv.apply(items(7, 1, [{ op: 'compact', revision: 5 } as Command]));
+        await expect(st.kv.changes({ prefix: b('w/') }, 4, 10)).rejects.toMatchObject({ code: 'QKV_COMPACTED' });
+        expect(text(await st.kv.changes({ prefix: b('w/') }, 5, 10))).toEqual(['w/a@6=3 prev=2']);
+      });
+
       test('puts on keys not at hand get the right createRevision and version (answered before the read)', async () => {
         // No cache: every batch's keys must be read, so all-put batches take the answer-first path.
         const st = await openOn(await machine(), { kv: { recordCacheBytes: 0 } });
