@@ -16,7 +16,7 @@ commands:
   failover   kill -9 the leader under a put load, N rounds; --soak: leader changes under steady load
   watch      N watchers on one prefix on one node under a steady put rate: delivery latency from
              the write's acknowledgement, events/s, node RSS per watcher
-             (--watchers 1,100,10000 --seconds 10 --rate 50 --value-size 64 --json)
+             (--target quorumkv[,etcd] --watchers 1,100,10000 --seconds 10 --rate 50 --value-size 64 --json)
 
 workload flags (all commands):
   --target quorumkv|etcd     system under test (run; default quorumkv)

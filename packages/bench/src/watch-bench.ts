@@ -2,11 +2,12 @@
 // all on ONE node of a local three-node quorumkv cluster, under a steady write rate. Prints, per N:
 // event delivery latency p50/p99 measured from the write's acknowledgement, events/s delivered,
 // and that node's resident memory per watcher (RSS with the watchers minus RSS before, over N).
-// Not a timed test: numbers for docs/benchmarks.md. etcd side by side is not built (see there).
+// With --target quorumkv,etcd the same runs against etcd (the `etcd3` npm client) follow.
+// Not a timed test: numbers for docs/benchmarks.md.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { connect, type KvClient } from '@quorumkv/client';
-import { defaultServerCli, startCluster, type LocalCluster } from './cluster.js';
+import { defaultServerCli, startCluster, type LocalCluster, type TargetName } from './cluster.js';
 import { Histogram } from './histogram.js';
 import { UsageError } from './options.js';
 import { sleep } from './procs.js';
@@ -18,17 +19,21 @@ const WARMUP_MS = 2_000;
 
 /** Options of the watch benchmark. */
 export interface WatchBenchOptions {
+  /** Systems to measure, one after the other, each on its own fresh cluster. */
+  targets: TargetName[];
   watchers: number[];
   seconds: number;
   /** Puts per second (one writer, one key each time under the prefix). */
   rate: number;
   valueSize: number;
   serverCli: string;
+  etcdBin: string | undefined;
   json: boolean;
 }
 
 /** One row of the result table. */
 export interface WatchBenchRow {
+  target: TargetName;
   watchers: number;
   writes: number;
   /** Puts that failed (timed out: the node was overloaded). */
@@ -47,7 +52,7 @@ export interface WatchBenchRow {
 export function parseWatchBenchOptions(args: string[]): WatchBenchOptions {
   let v;
   try {
-    v = parseArgs({ args, options: { watchers: { type: 'string' }, seconds: { type: 'string' }, rate: { type: 'string' }, 'value-size': { type: 'string' }, 'server-cli': { type: 'string' }, json: { type: 'boolean' } }, strict: true }).values;
+    v = parseArgs({ args, options: { target: { type: 'string' }, 'etcd-bin': { type: 'string' }, watchers: { type: 'string' }, seconds: { type: 'string' }, rate: { type: 'string' }, 'value-size': { type: 'string' }, 'server-cli': { type: 'string' }, json: { type: 'boolean' } }, strict: true }).values;
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
@@ -57,55 +62,107 @@ export function parseWatchBenchOptions(args: string[]): WatchBenchOptions {
     return n;
   };
   const watchers = (v.watchers ?? '1,100,10000').split(',').map((s) => int('watchers', s, 1, 1));
+  const targets = (v.target ?? 'quorumkv').split(',').map((t) => {
+    if (t !== 'quorumkv' && t !== 'etcd') throw new UsageError(`--target must be quorumkv, etcd or both (quorumkv,etcd), got ${t}`);
+    return t as TargetName;
+  });
   return {
+    targets,
     watchers,
     seconds: int('seconds', v.seconds, 10, 1),
     rate: int('rate', v.rate, 50, 1),
     valueSize: int('value-size', v['value-size'], 64, 1),
     serverCli: v['server-cli'] ?? defaultServerCli(),
+    etcdBin: v['etcd-bin'],
     json: v.json === true,
   };
 }
 
-/** Runs every N in turn on one cluster and returns the rows. */
+/** Runs every target, and every N in turn on one cluster of it, and returns the rows. */
 export async function runWatchBench(o: WatchBenchOptions, say: (line: string) => void): Promise<WatchBenchRow[]> {
-  const cluster = await startCluster('quorumkv', { serverCli: o.serverCli, etcdBin: undefined }, { keepData: false, extraArgs: ['--log-level', 'warn', '--max-watchers', String(Math.max(20_000, ...o.watchers))], nodeArgs: [], startTimeoutMs: 30_000 });
   const rows: WatchBenchRow[] = [];
-  try {
-    for (const n of o.watchers) {
-      rows.push(await measure(cluster, n, o, say));
-      say(formatRow(rows[rows.length - 1]!));
+  for (const target of o.targets) {
+    const extraArgs = target === 'quorumkv' ? ['--log-level', 'warn', '--max-watchers', String(Math.max(20_000, ...o.watchers))] : [];
+    const cluster = await startCluster(target, { serverCli: o.serverCli, etcdBin: o.etcdBin }, { keepData: false, extraArgs, nodeArgs: [], startTimeoutMs: 30_000 });
+    try {
+      for (const n of o.watchers) {
+        rows.push(await measure(cluster, n, o, say));
+        say(formatRow(rows[rows.length - 1]!));
+      }
+    } finally {
+      await cluster.stop();
     }
-  } finally {
-    await cluster.stop();
   }
   return rows;
 }
 
-/** One measurement: N watchers on member 1 (a follower or not: any node serves watches). */
+/** A client library as the watch benchmark uses it. */
+interface WatchDriver {
+  /** Resolves with the revision of the write. */
+  put(key: string, value: string): Promise<number>;
+  /** Starts a watch of `prefix` from now on; `onEvent` gets each event's revision. */
+  watch(prefix: string, onEvent: (revision: number) => void): Promise<{ close(): Promise<void> }>;
+  close(): Promise<void>;
+}
+
+/** quorumkv: a client per WATCHERS_PER_CLIENT watchers (connections are per client). */
+async function quorumkvDriver(endpoints: string[], maxWatchers: number): Promise<WatchDriver> {
+  const kv: KvClient = await connect({ endpoints, maxPendingCalls: maxWatchers + 10 });
+  return {
+    put: async (key, value) => (await kv.put(key, value)).revision,
+    watch: async (prefix, onEvent) => {
+      const w = kv.watch({ prefix });
+      const loop = (async () => {
+        for await (const ev of w) onEvent(ev.modRevision);
+      })();
+      return { close: async () => (w.close(), await loop) };
+    },
+    close: () => kv.close(),
+  };
+}
+
+/** etcd through the `etcd3` npm client (its watchers share one gRPC stream per client). */
+async function etcdDriver(endpoints: string[]): Promise<WatchDriver> {
+  const { Etcd3 } = await import('etcd3');
+  const client = new Etcd3({ hosts: endpoints });
+  return {
+    put: async (key, value) => Number((await client.put(key).value(value).exec()).header.revision),
+    watch: async (prefix, onEvent) => {
+      const w = await client.watch().prefix(prefix).create();
+      w.on('put', (kv) => onEvent(Number(kv.mod_revision)));
+      return { close: () => w.cancel() };
+    },
+    close: async () => client.close(),
+  };
+}
+
+function driverFor(target: TargetName, endpoints: string[], maxWatchers: number): Promise<WatchDriver> {
+  return target === 'quorumkv' ? quorumkvDriver(endpoints, maxWatchers) : etcdDriver(endpoints);
+}
+
+/** One measurement: N watchers on member 1 (any node serves watches, followers too). */
 async function measure(cluster: LocalCluster, n: number, o: WatchBenchOptions, say: (line: string) => void): Promise<WatchBenchRow> {
   const node = cluster.members[1]!;
-  const writer = await connect({ endpoints: cluster.endpoints });
+  const nodeEndpoint = cluster.endpoints[1]!;
+  const writer = await driverFor(cluster.target, cluster.endpoints, 10);
   const prefix = `bw${n}/`;
   const rssBefore = rssMiB(node.pid());
-  const clients: KvClient[] = [];
-  for (let i = 0; i < Math.ceil(n / WATCHERS_PER_CLIENT); i++) clients.push(await connect({ endpoints: [node.clientEndpoint], maxPendingCalls: WATCHERS_PER_CLIENT + 10 }));
+  const clients: WatchDriver[] = [];
+  for (let i = 0; i < Math.ceil(n / WATCHERS_PER_CLIENT); i++) clients.push(await driverFor(cluster.target, [nodeEndpoint], WATCHERS_PER_CLIENT));
   const ackAt = new Map<number, number>();
   const latency = new Histogram();
   let delivered = 0;
   let beforeAck = 0;
   let measuring = false;
-  const watches = Array.from({ length: n }, (_, i) => clients[Math.floor(i / WATCHERS_PER_CLIENT)]!.watch({ prefix }));
-  const loops = watches.map(async (w) => {
-    for await (const ev of w) {
-      if (!measuring) continue;
-      delivered++;
-      const acked = ackAt.get(ev.modRevision);
-      if (acked === undefined) beforeAck++;
-      latency.recordMs(acked === undefined ? 0 : performance.now() - acked);
-    }
-  });
-  say(`${n} watchers: warming up`);
+  const onEvent = (revision: number): void => {
+    if (!measuring) return;
+    delivered++;
+    const acked = ackAt.get(revision);
+    if (acked === undefined) beforeAck++;
+    latency.recordMs(acked === undefined ? 0 : performance.now() - acked);
+  };
+  const watches = await Promise.all(Array.from({ length: n }, (_, i) => clients[Math.floor(i / WATCHERS_PER_CLIENT)]!.watch(prefix, onEvent)));
+  say(`${cluster.target}, ${n} watchers: warming up`);
   await sleep(WARMUP_MS);
   measuring = true;
   const value = 'x'.repeat(o.valueSize);
@@ -118,8 +175,8 @@ async function measure(cluster: LocalCluster, n: number, o: WatchBenchOptions, s
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
     writer.put(`${prefix}${k % 100}`, value).then(
-      (r) => {
-        ackAt.set(r.revision, performance.now());
+      (revision) => {
+        ackAt.set(revision, performance.now());
         writes++;
       },
       () => void failedWrites++,
@@ -129,12 +186,12 @@ async function measure(cluster: LocalCluster, n: number, o: WatchBenchOptions, s
   const elapsedS = (performance.now() - t0) / 1000;
   const rssWith = rssMiB(node.pid());
   measuring = false;
-  for (const w of watches) w.close();
-  await Promise.all(loops);
+  await Promise.all(watches.map((w) => w.close().catch(() => undefined)));
   for (const c of clients) await c.close();
   await writer.close();
   const s = latency.summary();
   return {
+    target: cluster.target,
     watchers: n,
     writes,
     failedWrites,
@@ -162,5 +219,5 @@ function rssMiB(pid: number | undefined): number {
 
 export function formatRow(r: WatchBenchRow): string {
   const ms = (x: number | null) => (x === null ? '–' : x.toFixed(1));
-  return `${String(r.watchers).padStart(6)} watchers | ${r.writes} writes (${r.failedWrites} failed), ${r.eventsDelivered} events (${r.eventsPerSecond}/s) | delivery p50 ${ms(r.latencyP50Ms)} ms, p99 ${ms(r.latencyP99Ms)} ms (${r.beforeAck} before ack) | node RSS ${r.rssBeforeMiB} → ${r.rssWithWatchersMiB} MiB, ${r.rssPerWatcherKiB} KiB/watcher`;
+  return `${r.target.padEnd(8)} ${String(r.watchers).padStart(6)} watchers | ${r.writes} writes (${r.failedWrites} failed), ${r.eventsDelivered} events (${r.eventsPerSecond}/s) | delivery p50 ${ms(r.latencyP50Ms)} ms, p99 ${ms(r.latencyP99Ms)} ms (${r.beforeAck} before ack) | node RSS ${r.rssBeforeMiB} → ${r.rssWithWatchersMiB} MiB, ${r.rssPerWatcherKiB} KiB/watcher`;
 }
