@@ -7,6 +7,7 @@ import { startServer } from './server.js';
 import { runAdminCommand, ADMIN_USAGE } from './admin-cli.js';
 import { FoundingRefusedError } from './founding.js';
 import { IdentityFileError } from './identity.js';
+import { runCerts } from './certs.js';
 
 /** Exit code of a node that refuses to start for who it is (founding refused, damaged identity file). */
 const EXIT_IDENTITY = 3;
@@ -16,6 +17,7 @@ const USAGE = `usage: quorumkv <command> [options]
 commands:
   serve        run a node                      (quorumkv serve --help)
   dev          run a local cluster             (quorumkv dev --help)
+  certs init   make development TLS certificates (quorumkv certs init --help)
   put KEY VALUE | get KEY [--rev N] | del KEY | status   talk to a cluster (--endpoints H:P,...)
 ${ADMIN_USAGE}`;
 
@@ -48,6 +50,8 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       return runDev(rest);
+    case 'certs':
+      return runCerts(rest);
     case undefined:
     case 'help':
     case '--help':
