@@ -25,6 +25,7 @@ import { splitHostPort, watchForwardedRequest } from './http-api.js';
 import { ZONE_RE, memberContext, zoneRecordChange } from './membership.js';
 import type { QuorumKvNode } from './node.js';
 import type { SnapshotManager } from './snapshots.js';
+import type { PeerHttp } from './peer-http.js';
 import { BackupEndpoint } from './backup-endpoint.js';
 import { parseHostPort } from './config.js';
 import { MaintenanceError } from './ops-switches.js';
@@ -54,6 +55,7 @@ export class AdminApi implements AdminRoutes {
   constructor(
     private readonly node: QuorumKvNode,
     private readonly snapshots: SnapshotManager,
+    private readonly peerHttp: PeerHttp,
   ) {
     this.backup = new BackupEndpoint(node);
   }
@@ -229,7 +231,8 @@ export class AdminApi implements AdminRoutes {
     const body = await readRaw(req);
     const [host, port] = splitHostPort(hint.address);
     await new Promise<void>((resolve, reject) => {
-      const out = http.request(
+      const out = this.peerHttp.request(
+        hint.id,
         { host, port, method: req.method, path: req.url, headers: { 'x-qkv-forwarded': this.node.id, 'content-type': 'application/json' }, timeout: PROMOTE_WAIT_MS + 10_000 },
         (up) => {
           res.writeHead(up.statusCode ?? 502, { 'content-type': up.headers['content-type'] ?? 'application/json', 'x-qkv-forwarded-to': hint.id });

@@ -36,6 +36,11 @@ async function serve(argv: string[]): Promise<number> {
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
+  // SIGHUP re-reads the TLS files now (they are also reloaded when they change).
+  process.on('SIGHUP', () => {
+    if (running.tls) running.tls.reload('SIGHUP');
+    else running.node.log.info({}, 'SIGHUP ignored: no TLS configured');
+  });
   return new Promise<number>(() => undefined); // runs until a signal
 }
 

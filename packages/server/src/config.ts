@@ -3,6 +3,7 @@
 // once with errors that name the setting.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import type { TlsFiles } from './tls-material.js';
 
 export class ConfigError extends Error {
   readonly code = 'QKV_INVALID_CONFIG';
@@ -102,6 +103,10 @@ export interface ServeConfig {
   maxSessionsPerAddress: number;
   /** Bytes of entries kept behind a snapshot at most (fewer than snapshotKeepEntries when large). */
   snapshotKeepBytes: number;
+  /** TLS on the node's port and its peer dials (docs/security.md); undefined = plaintext. */
+  tls: TlsFiles | undefined;
+  /** --insecure: serve plaintext on a non-loopback address anyway (tls.ts is not configured). */
+  insecure: boolean;
 }
 
 export const DEFAULTS = {
@@ -181,6 +186,14 @@ const SERVE_FLAGS = {
   'max-sessions-per-connection': { type: 'string' },
   'max-sessions-per-address': { type: 'string' },
   'snapshot-keep-bytes': { type: 'string' },
+  'cert-file': { type: 'string' },
+  'key-file': { type: 'string' },
+  'trusted-ca-file': { type: 'string' },
+  'client-cert-auth': { type: 'boolean' },
+  'peer-cert-file': { type: 'string' },
+  'peer-key-file': { type: 'string' },
+  'peer-trusted-ca-file': { type: 'string' },
+  insecure: { type: 'boolean' },
 } as const;
 
 export const SERVE_USAGE = `usage: QKV_CLUSTER_SECRET=… quorumkv serve --id ID --listen HOST:PORT --peers ID=HOST:PORT,... --data DIR [options]
@@ -242,6 +255,18 @@ export const SERVE_USAGE = `usage: QKV_CLUSTER_SECRET=… quorumkv serve --id ID
                              new client sessions per address per session TTL (default ${DEFAULTS.maxSessionsPerAddress})
   --snapshot-keep-bytes N    at most this many bytes of log entries kept behind a snapshot, in
                              memory and on disk (default ${DEFAULTS.snapshotKeepBytes})
+
+TLS (etcd's flag names; docs/security.md). All five of --cert-file, --key-file, --peer-cert-file,
+--peer-key-file and --peer-trusted-ca-file, or none. Files are reloaded when they change and on SIGHUP.
+  --cert-file PATH           certificate clients see (PEM)
+  --key-file PATH            its private key
+  --trusted-ca-file PATH     CAs that sign client certificates (required with --client-cert-auth)
+  --client-cert-auth         clients (HTTP and WebSocket) must present a certificate those CAs signed
+  --peer-cert-file PATH      certificate this node presents to peers; its SAN must name --id
+  --peer-key-file PATH       its private key
+  --peer-trusted-ca-file PATH
+                             CAs that sign peer certificates (a peer is accepted only with one)
+  --insecure                 listen on a non-loopback address without TLS (refused otherwise)
 
 Every flag can also be given as an environment variable: --cluster-secret-file = QKV_CLUSTER_SECRET_FILE.
 Test-only fault injection (for jepsen-lite and tests; never in production):
@@ -406,7 +431,53 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     faultSnapshotCorruptEvery: num('fault-snapshot-corrupt-every', DEFAULTS.faultSnapshotCorruptEvery, 0),
     faultSnapshotCutAfterChunks: num('fault-snapshot-cut-after-chunks', DEFAULTS.faultSnapshotCutAfterChunks, 0),
     ...admissionLimits(num),
+    ...tlsSettings(str, get, host),
   };
+}
+
+type StrSetting = (flag: keyof typeof SERVE_FLAGS) => string | undefined;
+
+/** The five files that turn TLS on; all or none. */
+const TLS_REQUIRED_FLAGS = ['cert-file', 'key-file', 'peer-cert-file', 'peer-key-file', 'peer-trusted-ca-file'] as const;
+
+/**
+ * The TLS settings, and the safe-by-default rule: a node listening on a non-loopback address
+ * without TLS refuses to start unless --insecure says that is intended. (The cluster secret is
+ * always required, see clusterSecret.) The files themselves are read and checked at start
+ * (tls-material.ts), with errors that name the flag.
+ */
+function tlsSettings(str: StrSetting, get: (flag: keyof typeof SERVE_FLAGS) => unknown, host: string): { tls: TlsFiles | undefined; insecure: boolean } {
+  const insecure = get('insecure') === true;
+  const given = TLS_REQUIRED_FLAGS.filter((f) => str(f) !== undefined);
+  const trustedCaFile = str('trusted-ca-file');
+  const clientCertAuth = get('client-cert-auth') === true;
+  if (given.length === 0) {
+    if (clientCertAuth || trustedCaFile !== undefined) throw new ConfigError('--client-cert-auth and --trusted-ca-file need TLS: also give ' + TLS_REQUIRED_FLAGS.map((f) => `--${f}`).join(' '));
+    if (!insecure && !isLoopbackHost(host)) {
+      throw new ConfigError(`refusing to listen on ${host} without TLS: give --cert-file, --key-file, --peer-cert-file, --peer-key-file and --peer-trusted-ca-file (see 'quorumkv certs init'), or pass --insecure to serve plaintext anyway`);
+    }
+    return { tls: undefined, insecure };
+  }
+  const missing = TLS_REQUIRED_FLAGS.filter((f) => !given.includes(f));
+  if (missing.length > 0) throw new ConfigError(`TLS is partly configured: also give ${missing.map((f) => `--${f}`).join(', ')} (all five or none)`);
+  if (clientCertAuth && trustedCaFile === undefined) throw new ConfigError('--client-cert-auth needs --trusted-ca-file (the CAs that sign client certificates)');
+  return {
+    tls: {
+      certFile: str('cert-file')!,
+      keyFile: str('key-file')!,
+      trustedCaFile,
+      clientCertAuth,
+      peerCertFile: str('peer-cert-file')!,
+      peerKeyFile: str('peer-key-file')!,
+      peerTrustedCaFile: str('peer-trusted-ca-file')!,
+    },
+    insecure,
+  };
+}
+
+/** True for 127.0.0.0/8, ::1 and localhost: addresses other machines cannot reach. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 type NumSetting = (flag: keyof typeof SERVE_FLAGS, def: number, min: number, max?: number) => number;
@@ -440,9 +511,6 @@ function refuseRemovedFlags(argv: string[]): void {
   for (const a of argv) {
     if (a === '--cluster-secret' || a.startsWith('--cluster-secret=')) {
       throw new ConfigError(`--cluster-secret is not accepted: a secret on the command line is visible to every local user (ps). Instead ${SECRET_SOURCES}`);
-    }
-    if (a === '--insecure') {
-      throw new ConfigError(`--insecure no longer exists: the peer endpoint always requires the cluster secret; ${SECRET_SOURCES}`);
     }
   }
 }

@@ -22,6 +22,7 @@ import type { WatchHub } from './watch-hub.js';
 import { serveWatchStream } from './watch-sse.js';
 import { NodeKvService, operatorWarnings, pageRange, throwIfApplyError } from './kv-service.js';
 import type { ByteBudget } from './admission.js';
+import type { PeerHttp } from './peer-http.js';
 import { ClusterViewer, nodeEvents } from './cluster-view.js';
 import type { StatusAnswer } from './health-cli.js';
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
@@ -80,13 +81,15 @@ export interface HttpApiOptions {
   requestBudget: ByteBudget;
   /** The node's watch hub: serves GET /v1/watch. Default: none (404). */
   watches?: WatchHub;
+  /** How this node reaches the leader to forward a write (HTTP, or HTTPS with the peer certificate). */
+  peerHttp: PeerHttp;
 }
 
 export class HttpApi {
   private readonly service: NodeKvService;
   private readonly requestBudget: ByteBudget;
   private readonly watches: WatchHub | undefined;
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  private readonly peerHttp: PeerHttp;
   /** True while a /v1/state-hash scan runs: one at a time per node. */
   private stateHashRunning = false;
   /** The /v1/cluster fan-out (one in flight per node, however many pages poll). */
@@ -100,6 +103,7 @@ export class HttpApi {
     this.service = options.service;
     this.requestBudget = options.requestBudget;
     this.watches = options.watches;
+    this.peerHttp = options.peerHttp;
     this.clusterViewer = new ClusterViewer(node, () => this.statusJson() as unknown as StatusAnswer);
   }
 
@@ -109,7 +113,7 @@ export class HttpApi {
   };
 
   close(): void {
-    this.agent.destroy();
+    this.peerHttp.close();
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -200,13 +204,13 @@ export class HttpApi {
     if (!hint || !hint.address) throw this.node.notLeader();
     const [host, port] = splitHostPort(hint.address);
     return new Promise<void>((resolve, reject) => {
-      const out = http.request(
+      const out = this.peerHttp.request(
+        hint.id,
         {
           host,
           port,
           method: req.method,
           path: req.url,
-          agent: this.agent,
           timeout: this.node.cfg.requestTimeoutMs + FORWARD_SLACK_MS,
           headers: {
             [FORWARDED_HEADER]: this.node.id,

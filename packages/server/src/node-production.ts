@@ -5,7 +5,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { openNodeStore } from '@quorumkv/storage';
-import { INCARNATION_HEX_LENGTH, PeerTransport } from '@quorumkv/transport';
+import { INCARNATION_HEX_LENGTH, PeerTransport, type PeerTls } from '@quorumkv/transport';
 import type { ServeConfig } from './config.js';
 import { fsIdentityFiles } from './durable-file.js';
 import type { NodeWorld } from './host-world.js';
@@ -21,7 +21,7 @@ export const FATAL_EXIT_CODE = 70;
  * Opens a production node on `cfg.dataDir`: the node, and its WebSocket transport (the server
  * routes /raft upgrades and snapshot dials through it and reads its stats).
  */
-export async function openProductionNode(cfg: ServeConfig, log: Logger, metrics: NodeMetrics): Promise<{ node: QuorumKvNode; transport: PeerTransport }> {
+export async function openProductionNode(cfg: ServeConfig, log: Logger, metrics: NodeMetrics, tls?: PeerTls): Promise<{ node: QuorumKvNode; transport: PeerTransport }> {
   const store = await openNodeStore(cfg.dataDir, { snapshotChunkBytes: cfg.snapshotChunkBytes, kv: { sessionTtlMs: cfg.sessionTtlMs } });
   let node: QuorumKvNode | undefined;
   let transport: PeerTransport | undefined;
@@ -49,6 +49,7 @@ export async function openProductionNode(cfg: ServeConfig, log: Logger, metrics:
           else ws.close(1013, 'snapshots not served yet');
         },
         onPeerDown: h.onPeerDown,
+        ...(tls ? { tls } : {}),
       });
       return transport;
     },

@@ -3,6 +3,7 @@
 import { randomInt } from 'node:crypto';
 import { statfsSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ByteBudget, ConnectionLimiter, SessionQuota } from './admission.js';
@@ -23,10 +24,14 @@ import { fsIdentityFiles } from './durable-file.js';
 import { OpsSwitches } from './ops-switches.js';
 import { WatchHub } from './watch-hub.js';
 import { watchNodeView } from './watch-node.js';
+import { CLIENT_CERT_REQUIRED_CODE, NodeTls } from './tls.js';
+import { peerHttpOf } from './peer-http.js';
 
 export interface RunningServer {
   node: QuorumKvNode;
   http: http.Server;
+  /** The node's TLS (reload() on SIGHUP), or undefined when it serves plaintext. */
+  tls: NodeTls | undefined;
   /** The bound port (useful with --listen HOST:0 in tests). */
   port: number;
   stop(): Promise<void>;
@@ -36,7 +41,9 @@ export interface RunningServer {
 export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = {}): Promise<RunningServer> {
   const log = opts.logger ?? createLogger(cfg.id, cfg.logLevel);
   const metrics = new NodeMetrics();
-  const { node, transport } = await openProductionNode(cfg, log, metrics);
+  const tls = cfg.tls ? new NodeTls(cfg.tls, cfg.id, log.child({ component: 'tls' })) : undefined;
+  const peerHttp = peerHttpOf(tls);
+  const { node, transport } = await openProductionNode(cfg, log, metrics, tls);
   const snapshots = new SnapshotManager(snapshotHostOf(node), { dial: (peer) => transport.dialSnapshot(peer) }, {
     chunkBytes: cfg.snapshotChunkBytes,
     rateBytesPerSec: cfg.snapshotRateBytesPerSec,
@@ -69,8 +76,8 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
     watchersPerConnectionMax: cfg.maxWatchersPerConnection,
   });
   metrics.registerWatches(() => watches.stats());
-  const api = new HttpApi(node, { service, requestBudget, watches });
-  api.admin = new AdminApi(node, snapshots);
+  const api = new HttpApi(node, { service, requestBudget, watches, peerHttp });
+  api.admin = new AdminApi(node, snapshots, peerHttp);
   const sessionQuota = new SessionQuota({
     maxSessionsPerConnection: cfg.maxSessionsPerConnection,
     maxSessionsPerAddress: cfg.maxSessionsPerAddress,
@@ -93,10 +100,12 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
     onError: (code) => metrics.countError('client', code),
   });
   const refused = new WeakSet<Duplex>();
-  const server = http.createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (refused.has(req.socket)) req.socket.destroy(); // it was already answered 503
-    else api.handle(req, res);
-  });
+    else if (!refuseClientWithoutCert(tls, req.socket, res)) api.handle(req, res);
+  };
+  const server: http.Server = tls ? https.createServer({ ...tls.serverOptions(), keepAliveTimeout: 30_000 }, onRequest) : http.createServer({ keepAliveTimeout: 30_000 }, onRequest);
+  if (tls && server instanceof https.Server) tls.attach(server);
   const connections = new ConnectionLimiter(cfg);
   limitConnections(server, connections, refused, log, () => metrics.busyRejections.inc({ kind: 'connections' }));
   metrics.registerAdmission(() => ({ rangeBytes: rangeBudget.usedBytes, requestBytes: requestBudget.usedBytes, connections: connections.open }));
@@ -104,7 +113,9 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
     if (refused.has(socket)) return socket.destroy();
     const path = (req.url ?? '').split('?')[0];
     if (path === '/raft') transport.handleUpgrade(req, socket, head);
-    else if (path === '/client') endpoint.handleUpgrade(req, socket, head);
+    else if (path === '/client') {
+      if (!refuseClientWithoutCert(tls, socket, undefined)) endpoint.handleUpgrade(req, socket, head);
+    }
     else {
       socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     }
@@ -133,13 +144,15 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
     throw e;
   }
   node.start();
-  const zoneRecorder = recordOwnZone(node, cfg.zone, log);
+  tls?.watch();
+  const zoneRecorder = recordOwnZone(node, cfg.zone, log, peerHttp);
   log.info({ listen: `${cfg.host}:${port}`, peers: cfg.peers.map((p) => `${p.id}=${p.address}`), zone: cfg.zone }, 'node listening');
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       log.info({}, 'stopping: no new requests, flushing, closing storage');
       zoneRecorder.stop();
+      tls?.close();
       server.close();
       watches.close();
       await endpoint.close().catch(() => undefined);
@@ -148,7 +161,26 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
       server.closeAllConnections();
       log.info({}, 'stopped');
     })());
-  return { node, http: server, port, stop };
+  log.info({ tls: tls ? { clientCertAuth: cfg.tls!.clientCertAuth } : false }, tls ? 'TLS on: peers need a certificate naming their node id' : 'plaintext: no TLS configured');
+  return { node, http: server, port, tls, stop };
+}
+
+/**
+ * Under --client-cert-auth, answers a client connection without a valid certificate (HTTP: 401
+ * JSON with a stable code; an upgrade: the same on the raw socket, then closes it). Returns
+ * whether it refused.
+ */
+function refuseClientWithoutCert(tls: NodeTls | undefined, socket: Duplex, res: http.ServerResponse | undefined): boolean {
+  const reason = tls?.checkClient(socket) ?? null;
+  if (reason === null) return false;
+  const body = JSON.stringify({ code: CLIENT_CERT_REQUIRED_CODE, message: reason });
+  if (res) {
+    res.writeHead(401, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.end(body);
+  } else {
+    socket.end(`HTTP/1.1 401 Unauthorized\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  }
+  return true;
 }
 
 /**

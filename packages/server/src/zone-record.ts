@@ -8,6 +8,8 @@
 // ZONE_RECORD_RETRY_MS, at most ZONE_RECORD_ATTEMPTS_MAX times. In maintenance mode it waits
 // (without counting attempts): the record is a membership change, which maintenance freezes.
 import type { Logger } from './logger.js';
+import type { PeerHttp } from './peer-http.js';
+import { splitHostPort } from './http-api.js';
 import { ZONE_RE, zoneRecordChange } from './membership.js';
 import type { QuorumKvNode } from './node.js';
 
@@ -21,7 +23,7 @@ const ZONE_RECORD_TIMEOUT_MS = 5_000;
 type ZoneNode = Pick<QuorumKvNode, 'id' | 'memberById' | 'membership' | 'leaderHint' | 'isLeader' | 'changeMembership' | 'opsSwitches'>;
 
 /** Starts recording `zone` for `node` in the background; `stop()` ends it (at shutdown). */
-export function recordOwnZone(node: ZoneNode, zone: string | undefined, log: Logger): { stop(): void } {
+export function recordOwnZone(node: ZoneNode, zone: string | undefined, log: Logger, peerHttp: PeerHttp): { stop(): void } {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   if (!zone) return { stop: () => undefined };
@@ -40,7 +42,7 @@ export function recordOwnZone(node: ZoneNode, zone: string | undefined, log: Log
       return;
     }
     const frozen = node.opsSwitches.maintenance;
-    if (!frozen) await askLeader(node, zone).catch(() => undefined); // retried below until the record shows it
+    if (!frozen) await askLeader(node, zone, peerHttp).catch(() => undefined); // retried below until the record shows it
     if (!stopped) timer = setTimeout(() => void attempt(frozen ? n : n + 1), ZONE_RECORD_RETRY_MS);
   };
   timer = setTimeout(() => void attempt(0), 0);
@@ -53,7 +55,7 @@ export function recordOwnZone(node: ZoneNode, zone: string | undefined, log: Log
 }
 
 /** One request to record the zone: through the core when this node leads, else over HTTP. */
-async function askLeader(node: ZoneNode, zone: string): Promise<void> {
+async function askLeader(node: ZoneNode, zone: string, peerHttp: PeerHttp): Promise<void> {
   if (node.memberById(node.id) === undefined) return; // not a member (yet)
   if (node.isLeader()) {
     const cc = zoneRecordChange(node.membership(), node.id, zone);
@@ -62,10 +64,20 @@ async function askLeader(node: ZoneNode, zone: string): Promise<void> {
   }
   const leader = node.leaderHint();
   if (!leader?.address) return;
-  await fetch(`http://${leader.address}/v1/admin/members/${encodeURIComponent(node.id)}/zone`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ zone }),
-    signal: AbortSignal.timeout(ZONE_RECORD_TIMEOUT_MS),
+  const [host, port] = splitHostPort(leader.address);
+  const body = JSON.stringify({ zone });
+  await new Promise<void>((resolve, reject) => {
+    const req = peerHttp.request(
+      leader.id,
+      { host, port, method: 'PUT', path: `/v1/admin/members/${encodeURIComponent(node.id)}/zone`, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: ZONE_RECORD_TIMEOUT_MS },
+      (res) => {
+        res.resume();
+        res.once('end', resolve);
+        res.once('error', reject);
+      },
+    );
+    req.once('timeout', () => req.destroy(new Error('zone record request timed out')));
+    req.once('error', reject);
+    req.end(body);
   });
 }

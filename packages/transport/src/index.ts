@@ -2,6 +2,7 @@
 export { PeerTransport } from './transport.js';
 export type {
   PeerTransportOptions,
+  PeerTls,
   TransportLogger,
   TransportStats,
   PeerStats,

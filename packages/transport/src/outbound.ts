@@ -13,6 +13,7 @@ import { assert } from './errors.js';
 import { createHelloHeader, HELLO_HEADER } from './handshake.js';
 import type { TransportLimits } from './limits.js';
 import { peerUrl } from './peers.js';
+import type { PeerTls } from './types.js';
 import { decodePong, LivenessTracker, PongKind } from './progress.js';
 import type { LinkState, PeerStats, TransportLogger } from './types.js';
 
@@ -30,6 +31,8 @@ export interface LinkContext {
   /** Asks for `flush()` at the end of this event-loop turn. */
   markDirty: (link: OutboundLink) => void;
   peerDown: (peerId: string) => void;
+  /** Peer TLS, when configured: dials use wss:// and these options. */
+  tls: PeerTls | undefined;
 }
 
 /** The acceptor never sends data messages; a tiny maxPayload makes any attempt cheap to refuse. */
@@ -91,7 +94,7 @@ export class OutboundLink {
     this.#ctx = ctx;
     this.peerId = peerId;
     this.address = address;
-    this.#url = peerUrl(address);
+    this.#url = peerUrl(address, ctx.tls !== undefined);
     this.#dial();
   }
 
@@ -176,6 +179,7 @@ export class OutboundLink {
       maxPayload: OUTBOUND_MAX_PAYLOAD_BYTES,
       followRedirects: false,
       generateMask: zeroMask,
+      ...this.#ctx.tls?.dialOptions(this.peerId),
     });
     const conn: Connection = {
       ws, socket: null, opened: false, accepted: false, unflushedBytes: 0, baselineWrittenBytes: 0,

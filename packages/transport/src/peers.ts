@@ -8,16 +8,16 @@ const ADDRESS_RE = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}))?:(
 
 /**
  * Checks a 'host:port' peer address (IPv6 hosts in brackets: '[::1]:7000') and returns the
- * WebSocket URL the transport dials for it.
+ * WebSocket URL the transport dials for it (`wss://` when `secure`, i.e. with peer TLS).
  * @throws TransportConfigError when the address is not host:port with a port in 1..65535.
  */
-export function peerUrl(address: string): string {
+export function peerUrl(address: string, secure = false): string {
   const m = ADDRESS_RE.exec(address);
   const port = m?.[2] === undefined ? NaN : Number(m[2]);
   if (m === null || m[1] === undefined || !(port >= 1 && port <= 65535)) {
     throw new TransportConfigError(`peer address ${JSON.stringify(address)} must be host:port with a port in 1..65535`);
   }
-  return `ws://${m[1]}:${port}${RAFT_PATH}`;
+  return `${secure ? 'wss' : 'ws'}://${m[1]}:${port}${RAFT_PATH}`;
 }
 
 /**

@@ -12,7 +12,7 @@ import { resolveLimits, type TransportLimits } from './limits.js';
 import { closeWithGrace } from './close.js';
 import { OutboundLink, type LinkContext } from './outbound.js';
 import { normalizePeers, peerUrl, RAFT_PATH } from './peers.js';
-import type { PeerStats, PeerTransportOptions, TransportLogger, TransportStats } from './types.js';
+import type { PeerStats, PeerTls, PeerTransportOptions, TransportLogger, TransportStats } from './types.js';
 
 /** Largest probe answer a dialler accepts, bytes. */
 const MAX_PROBE_ANSWER_BYTES = 64 * 1024;
@@ -43,6 +43,7 @@ export class PeerTransport {
   readonly #incarnation: string;
   readonly #checkIncarnation: ((peerId: string, incarnation: string, clusterId: string) => string | null) | undefined;
   readonly #onProbe: ((peerId: string, incarnation: string) => unknown) | undefined;
+  readonly #tls: PeerTls | undefined;
   /** Hellos stamped before this are refused (the replay cache does not survive a restart). */
   readonly #notBeforeMs: number;
   /** Open snapshot-channel connections (both directions), closed at shutdown. */
@@ -88,6 +89,7 @@ export class PeerTransport {
     this.#incarnation = opts.incarnation;
     this.#checkIncarnation = opts.checkIncarnation;
     this.#onProbe = opts.onProbe;
+    this.#tls = opts.tls;
     this.#notBeforeMs = this.#nowMs() - this.limits.helloClockSkewMs;
     this.#replay = new ReplayCache(this.limits.maxReplayCacheEntries, this.limits.helloMaxAgeMs);
     this.#wss = new WebSocketServer({
@@ -109,6 +111,7 @@ export class PeerTransport {
       nowMs: this.#nowMs,
       markDirty: (link) => this.#markDirty(link),
       peerDown: (peerId) => this.#onPeerDown?.(peerId),
+      tls: this.#tls,
     };
     this.#inboundCtx = {
       selfId: this.id,
@@ -230,12 +233,15 @@ export class PeerTransport {
       clusterId: this.#clusterId(),
       ...(this.#checkIncarnation ? { checkIncarnation: this.#checkIncarnation } : {}),
     });
-    if (!verdict.ok) {
+    const tlsRefusal = verdict.ok && this.#tls ? this.#tls.checkInbound(req.socket, verdict.hello.from) : null;
+    if (!verdict.ok || tlsRefusal !== null) {
+      const code = verdict.ok ? CloseCode.Forbidden : verdict.code;
+      const reason = verdict.ok ? `peer certificate refused: ${tlsRefusal}` : verdict.reason;
       this.#refusedConnections++;
-      this.#logger.warn({ remote, code: verdict.code, reason: verdict.reason }, 'refused peer connection');
+      this.#logger.warn({ remote, code, reason, ...(verdict.ok ? { peer: verdict.hello.from } : {}) }, 'refused peer connection');
       this.#pending.add(ws);
       ws.once('close', () => this.#pending.delete(ws));
-      closeWithGrace(ws, verdict.code, verdict.reason, this.limits.closeGraceMs);
+      closeWithGrace(ws, code, reason, this.limits.closeGraceMs);
       return;
     }
     if (verdict.hello.channel === 'probe') {
@@ -276,12 +282,13 @@ export class PeerTransport {
   probe(peerId: string, address: string): Promise<unknown> {
     if (this.#closed) return Promise.reject(new TransportError('QKV_TRANSPORT_CLOSED', 'transport is closed'));
     const hello = this.#hello(peerId, 'probe');
-    const ws = new WebSocket(peerUrl(address), {
+    const ws = new WebSocket(peerUrl(address, this.#tls !== undefined), {
       headers: { [HELLO_HEADER]: hello },
       perMessageDeflate: false,
       handshakeTimeout: this.limits.connectTimeoutMs,
       maxPayload: MAX_PROBE_ANSWER_BYTES,
       followRedirects: false,
+      ...this.#tls?.dialOptions(peerId),
     });
     return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => fail(new TransportError('QKV_PROBE_TIMEOUT', `${peerId} did not answer the probe`)), this.limits.connectTimeoutMs);
@@ -326,12 +333,13 @@ export class PeerTransport {
     if (this.#closed) return Promise.reject(new TransportError('QKV_TRANSPORT_CLOSED', 'transport is closed'));
     if (address === undefined) return Promise.reject(new TransportError('QKV_UNKNOWN_PEER', `unknown peer ${peerId}`));
     const hello = this.#hello(peerId, 'snapshot');
-    const ws = new WebSocket(peerUrl(address), {
+    const ws = new WebSocket(peerUrl(address, this.#tls !== undefined), {
       headers: { [HELLO_HEADER]: hello },
       perMessageDeflate: false,
       handshakeTimeout: this.limits.connectTimeoutMs,
       maxPayload: this.limits.maxFrameBytes,
       followRedirects: false,
+      ...this.#tls?.dialOptions(peerId),
     });
     this.#snapshotConns.add(ws);
     ws.once('close', () => this.#snapshotConns.delete(ws));

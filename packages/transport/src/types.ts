@@ -59,10 +59,36 @@ export interface PeerTransportOptions {
    * Without it probes are refused.
    */
   onProbe?: (peerId: string, incarnation: string) => unknown;
+  /**
+   * Mutual TLS between peers. With it every dial (raft link, snapshot channel, probe) uses
+   * `wss://` with `dialOptions(peerId)`, and every accepted hello must also pass `checkInbound`.
+   * Without it the links are plaintext WebSocket (loopback and tests only; the server refuses to
+   * listen elsewhere without TLS unless told `--insecure`).
+   */
+  tls?: PeerTls;
   /** Uniform in [0, 1) for reconnect jitter; defaults to Math.random. Injected by tests. */
   random?: () => number;
   /** Wall clock in ms for hello timestamps; defaults to Date.now. Injected by tests. */
   nowMs?: () => number;
+}
+
+/**
+ * The TLS side of peer authentication, supplied by the host (which owns the certificate files and
+ * reloads them). Both functions are called once per connection, so a reloaded certificate or CA
+ * applies from the next connection on and open connections are left alone.
+ */
+export interface PeerTls {
+  /**
+   * TLS options of one dial to `peerId` (spread into the `ws` client options): this node's peer
+   * certificate and key, the CAs the remote's certificate must chain to, and the check that it
+   * names `peerId`.
+   */
+  dialOptions(peerId: string): import('node:tls').ConnectionOptions;
+  /**
+   * Checks the connection a hello from `peerId` arrived on: null accepts it, a string is the
+   * reason to refuse it (close code 4403, logged at warn).
+   */
+  checkInbound(socket: import('node:stream').Duplex, peerId: string): string | null;
 }
 
 /**
