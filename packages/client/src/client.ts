@@ -156,7 +156,7 @@ export class KvClient {
     private readonly webSocketFactory: WebSocketFactory,
   ) {
     this.session = new ClientSession(o.sessionId ?? randomSessionId());
-    this.scheme = o.endpoints.some((e) => e.trim().startsWith('wss://')) ? 'wss' : 'ws';
+    this.scheme = o.tls !== undefined || o.endpoints.some((e) => e.trim().startsWith('wss://')) ? 'wss' : 'ws';
     for (const e of o.endpoints) {
       const { address, url } = parseEndpointOrThrow(e, this.scheme);
       if (!this.nodes.some((n) => n.address === address)) this.nodes.push(this.newNode(address, url));
@@ -764,7 +764,7 @@ function parseEndpointOrThrow(e: string, scheme: 'ws' | 'wss'): { address: strin
  */
 export async function connect(options: ConnectOptions): Promise<KvClient> {
   const o = resolveOptions(options);
-  const factory = o.webSocketFactory ?? (await defaultWebSocketFactory());
+  const factory = o.webSocketFactory ?? (await defaultWebSocketFactory(o.tls));
   const client = new KvClient(o, factory);
   await client.start();
   return client;

@@ -16,7 +16,7 @@ export type {
   WriteOptions,
   WriteResult,
 } from './client.js';
-export type { ConnectOptions, CallOptions, RetryEvent } from './options.js';
+export type { ConnectOptions, CallOptions, RetryEvent, ClientTlsOptions } from './options.js';
 export { Watch } from './watch.js';
 export type { WatchEvent, WatchOptions } from './watch.js';
 export type { KvItem, KvTextItem, ValueFormat } from './item.js';

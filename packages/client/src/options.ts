@@ -55,6 +55,20 @@ export interface ConnectOptions {
    * Hints are matched by node id first; this is consulted only for nodes not yet known.
    */
   mapAddress?: (advertised: string, nodeId: string) => string | undefined;
+  /**
+   * TLS (`wss://`): the CA bundle that signs the nodes' certificates (PEM; default: the system's
+   * CAs) and, for a cluster run with `--client-cert-auth`, this client's certificate and key. The
+   * node's certificate must name the host the client dials (server-name verification is on).
+   * Needs the `ws` package (Node), since a browser's WebSocket takes no TLS options.
+   */
+  tls?: ClientTlsOptions;
+}
+
+/** The TLS material of {@link ConnectOptions.tls}; PEM text or bytes, as Node's `tls.connect` takes. */
+export interface ClientTlsOptions {
+  ca?: string | Uint8Array;
+  cert?: string | Uint8Array;
+  key?: string | Uint8Array;
 }
 
 /** One retried attempt, as passed to `onRetry`. */
@@ -90,6 +104,7 @@ export interface ResolvedOptions {
   sessionId: string | undefined;
   onRetry: ((event: RetryEvent) => void) | undefined;
   mapAddress: ((advertised: string, nodeId: string) => string | undefined) | undefined;
+  tls: ClientTlsOptions | undefined;
 }
 
 function checkInt(name: string, v: number, min: number, max: number): number {
@@ -136,7 +151,21 @@ export function resolveOptions(o: ConnectOptions): ResolvedOptions {
     sessionId: o.sessionId,
     onRetry: o.onRetry,
     mapAddress: o.mapAddress,
+    tls: checkTls(o),
   };
+}
+
+function checkTls(o: ConnectOptions): ClientTlsOptions | undefined {
+  const t = o.tls;
+  if (t === undefined) return undefined;
+  if (typeof t !== 'object' || t === null) throw new InvalidArgumentError('tls must be an object { ca?, cert?, key? }');
+  for (const k of ['ca', 'cert', 'key'] as const) {
+    const v = t[k];
+    if (v !== undefined && typeof v !== 'string' && !(v instanceof Uint8Array)) throw new InvalidArgumentError(`tls.${k} must be PEM text or bytes`);
+  }
+  if ((t.cert === undefined) !== (t.key === undefined)) throw new InvalidArgumentError('tls.cert and tls.key go together (a client certificate needs its key)');
+  if (o.endpoints.some((e) => typeof e === 'string' && e.trim().startsWith('ws://'))) throw new InvalidArgumentError('tls is set but an endpoint says ws://; use host:port or wss://');
+  return t;
 }
 
 /** Per-call options every operation accepts. */

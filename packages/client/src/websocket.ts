@@ -23,13 +23,21 @@ export const WS_OPEN = 1;
 
 type WebSocketCtor = new (url: string) => WebSocketLike;
 
+/** TLS material handed to the `ws` package (see ConnectOptions.tls). */
+export interface WebSocketTls {
+  ca?: string | Uint8Array;
+  cert?: string | Uint8Array;
+  key?: string | Uint8Array;
+}
+
 /**
- * The default factory: the global `WebSocket` when there is one, else the `ws` package.
- * Resolved once per client, at `connect()`.
+ * The default factory: the global `WebSocket` when there is one, else the `ws` package. With
+ * `tls` always the `ws` package (the WHATWG WebSocket takes no TLS options); the server name is
+ * verified against the node's certificate as usual. Resolved once per client, at `connect()`.
  */
-export async function defaultWebSocketFactory(): Promise<WebSocketFactory> {
+export async function defaultWebSocketFactory(tls?: WebSocketTls): Promise<WebSocketFactory> {
   const g = (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
-  if (typeof g === 'function') {
+  if (typeof g === 'function' && tls === undefined) {
     return (url) => {
       const ws = new g(url);
       ws.binaryType = 'arraybuffer';
@@ -39,7 +47,7 @@ export async function defaultWebSocketFactory(): Promise<WebSocketFactory> {
   const mod = await import('ws');
   const WS = mod.WebSocket;
   return (url, maxFrameBytes) => {
-    const ws = new WS(url, { maxPayload: maxFrameBytes, perMessageDeflate: false, generateMask: zeroMask });
+    const ws = new WS(url, { maxPayload: maxFrameBytes, perMessageDeflate: false, generateMask: zeroMask, ...tlsOptions(tls) });
     ws.binaryType = 'nodebuffer';
     corkPerTurn(ws as unknown as CorkableWebSocket);
     return ws as unknown as WebSocketLike;
@@ -82,5 +90,16 @@ function corkPerTurn(ws: CorkableWebSocket): void {
       });
     }
     send(data);
+  };
+}
+
+/** Only the fields that are set, as PEM text (`ws` passes them to `tls.connect`). */
+function tlsOptions(tls: WebSocketTls | undefined): { ca?: string; cert?: string; key?: string } {
+  if (tls === undefined) return {};
+  const text = (v: string | Uint8Array) => (typeof v === 'string' ? v : new TextDecoder().decode(v));
+  return {
+    ...(tls.ca !== undefined ? { ca: text(tls.ca) } : {}),
+    ...(tls.cert !== undefined ? { cert: text(tls.cert) } : {}),
+    ...(tls.key !== undefined ? { key: text(tls.key) } : {}),
   };
 }

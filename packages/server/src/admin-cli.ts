@@ -1,7 +1,10 @@
 // Client-side CLI commands: they talk HTTP to any node of --endpoints (or QKV_ENDPOINTS), trying
 // the next endpoint when one cannot be reached. Followers forward writes to the leader.
 import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import { ConfigError } from './config.js';
+import { fetchNode } from './node-fetch.js';
 import { SNAPSHOT_USAGE, runSnapshotCommand } from './backup-cli.js';
 import { runWatchCli } from './watch-cli.js';
 import { HEALTH_MAX_FSYNC_MS_DEFAULT, HEALTH_MAX_LAG_ENTRIES_DEFAULT, assessHealth, formatHealth, probeCluster } from './health-cli.js';
@@ -25,11 +28,16 @@ ${SNAPSHOT_USAGE}
                                when a node goes away
 
 common options: --endpoints 127.0.0.1:7001,127.0.0.1:7002 (env QKV_ENDPOINTS; default 127.0.0.1:7001-7003)
-                --timeout-ms N (default 5000)`;
+                --timeout-ms N (default 5000)
+                --cacert FILE (env QKV_CACERT): talk HTTPS, trusting the CAs in FILE; the node's
+                certificate must name the endpoint's host. --cert FILE --key FILE (env QKV_CERT,
+                QKV_KEY): a client certificate, for a cluster run with --client-cert-auth`;
 
 interface Common {
   endpoints: string[];
   timeoutMs: number;
+  /** HTTPS options from --cacert/--cert/--key; undefined = plain HTTP. */
+  tls: ConnectionOptions | undefined;
   positionals: string[];
   values: Record<string, string | boolean | undefined>;
 }
@@ -39,7 +47,7 @@ function parseCommon(argv: string[], extra: Record<string, { type: 'string' | 'b
   try {
     parsed = parseArgs({
       args: argv,
-      options: { endpoints: { type: 'string' }, 'timeout-ms': { type: 'string' }, ...extra },
+      options: { endpoints: { type: 'string' }, 'timeout-ms': { type: 'string' }, cacert: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' }, ...extra },
       strict: true,
       allowPositionals: true,
     });
@@ -51,15 +59,38 @@ function parseCommon(argv: string[], extra: Record<string, { type: 'string' | 'b
   if (endpoints.length === 0) throw new ConfigError('--endpoints is empty');
   const timeoutMs = Number(parsed.values['timeout-ms'] ?? 5000);
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new ConfigError('--timeout-ms must be a positive integer');
-  return { endpoints, timeoutMs, positionals: parsed.positionals, values: parsed.values };
+  const tls = cliTls(parsed.values as Record<string, string | boolean | undefined>);
+  return { endpoints, timeoutMs, tls, positionals: parsed.positionals, values: parsed.values };
+}
+
+/** The CLI's TLS options from --cacert/--cert/--key (or QKV_CACERT/QKV_CERT/QKV_KEY); undefined without any. */
+export function cliTls(values: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv = process.env): ConnectionOptions | undefined {
+  const pick = (flag: string) => {
+    const v = values[flag] ?? env[`QKV_${flag.toUpperCase()}`];
+    return typeof v === 'string' && v !== '' ? v : undefined;
+  };
+  const [ca, cert, key] = [pick('cacert'), pick('cert'), pick('key')];
+  if (ca === undefined && cert === undefined && key === undefined) return undefined;
+  if ((cert === undefined) !== (key === undefined)) throw new ConfigError('--cert and --key go together (a client certificate needs its key)');
+  const read = (flag: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (e) {
+      throw new ConfigError(`--${flag}: cannot read ${file}: ${(e as Error).message}`);
+    }
+  };
+  return {
+    ...(ca !== undefined ? { ca: read('cacert', ca) } : {}),
+    ...(cert !== undefined && key !== undefined ? { cert: read('cert', cert), key: read('key', key) } : {}),
+  };
 }
 
 /** Sends one request to the first endpoint that answers. */
-export async function httpCall(c: Pick<Common, 'endpoints' | 'timeoutMs'>, method: string, path: string, body?: string | Uint8Array): Promise<Response> {
+export async function httpCall(c: Pick<Common, 'endpoints' | 'timeoutMs' | 'tls'>, method: string, path: string, body?: string | Uint8Array): Promise<Response> {
   let lastErr: unknown;
   for (const ep of c.endpoints) {
     try {
-      return await fetch(`http://${ep}${path}`, { method, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(c.timeoutMs) });
+      return await fetchNode(ep, path, { method, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(c.timeoutMs) }, c.tls);
     } catch (e) {
       lastErr = e;
     }
@@ -75,7 +106,7 @@ async function onEveryEndpoint(c: Common, method: string, path: string, body?: s
   let failures = 0;
   for (const ep of c.endpoints) {
     try {
-      const r = await httpCall({ endpoints: [ep], timeoutMs: c.timeoutMs }, method, path, body);
+      const r = await httpCall({ endpoints: [ep], timeoutMs: c.timeoutMs, tls: c.tls }, method, path, body);
       console.log(`${ep}: ${r.status} ${await r.text()}`);
       if (!r.ok) failures++;
     } catch (e) {
@@ -179,7 +210,7 @@ async function health(argv: string[]): Promise<number> {
     return v;
   };
   const limits = { maxLagEntries: limit('max-lag-entries', HEALTH_MAX_LAG_ENTRIES_DEFAULT), maxFsyncSeconds: limit('max-fsync-ms', HEALTH_MAX_FSYNC_MS_DEFAULT) / 1000 };
-  const probes = await probeCluster({ endpoints: c.endpoints, timeoutMs: c.timeoutMs, endpointsOnly: c.values['endpoints-only'] === true });
+  const probes = await probeCluster({ endpoints: c.endpoints, timeoutMs: c.timeoutMs, endpointsOnly: c.values['endpoints-only'] === true, tls: c.tls });
   const h = assessHealth(probes, limits);
   console.log(c.values.json ? JSON.stringify(h, null, 2) : formatHealth(h));
   return h.healthy ? 0 : 1;

@@ -2,6 +2,8 @@
 // its request tallies) and `GET /v1/cluster` (every member's status and events, asked by this node
 // with a short timeout and bounded concurrency, judged by the same rules as `quorumkv health`).
 // The page only ever talks to the node it was loaded from (same origin, no CORS).
+import type { ConnectionOptions } from 'node:tls';
+import { fetchNode } from './node-fetch.js';
 import type { QuorumKvNode } from './node.js';
 import { assessHealth, errorText, fetchStatus, HEALTH_MAX_FSYNC_MS_DEFAULT, HEALTH_MAX_LAG_ENTRIES_DEFAULT, type ClusterHealth, type Probe, type StatusAnswer } from './health-cli.js';
 import { LEADER_HISTORY_WINDOW_MS, type LeaderChangeEvent } from './leader-history.js';
@@ -88,6 +90,8 @@ export class ClusterViewer {
   constructor(
     private readonly node: QuorumKvNode,
     private readonly ownStatus: () => StatusAnswer,
+    /** TLS options of a request to a member (its peer identity), undefined on a plaintext cluster. */
+    private readonly tlsFor: (peerId: string) => ConnectionOptions | undefined = () => undefined,
   ) {}
 
   view(): Promise<ClusterView> {
@@ -109,8 +113,8 @@ export class ClusterViewer {
     if (t.id === this.node.id) return { ...t, status: this.ownStatus(), events: await nodeEvents(this.node), error: null };
     try {
       const [status, events] = await Promise.all([
-        fetchStatus(t.address, CLUSTER_PROBE_TIMEOUT_MS),
-        fetchEvents(t.address).catch(() => null), // an older node has no /v1/events
+        fetchStatus(t.address, CLUSTER_PROBE_TIMEOUT_MS, this.tlsFor(t.id)),
+        fetchEvents(t.address, this.tlsFor(t.id)).catch(() => null), // an older node has no /v1/events
       ]);
       return { ...t, status, events, error: null };
     } catch (e) {
@@ -119,8 +123,8 @@ export class ClusterViewer {
   }
 }
 
-async function fetchEvents(address: string): Promise<NodeEvents> {
-  const r = await fetch(`http://${address}/v1/events`, { signal: AbortSignal.timeout(CLUSTER_PROBE_TIMEOUT_MS) });
+async function fetchEvents(address: string, tls: ConnectionOptions | undefined): Promise<NodeEvents> {
+  const r = await fetchNode(address, '/v1/events', { signal: AbortSignal.timeout(CLUSTER_PROBE_TIMEOUT_MS) }, tls);
   if (!r.ok) throw new Error(`HTTP ${r.status}`);
   return (await r.json()) as NodeEvents;
 }

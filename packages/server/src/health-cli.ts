@@ -3,6 +3,8 @@
 // The members come from the first endpoint that answers (its member list), or with
 // --endpoints-only from --endpoints alone. The verdict is a pure function of the answers
 // (`assessHealth`), so its rules are unit-tested without processes.
+import type { ConnectionOptions } from 'node:tls';
+import { fetchNode } from './node-fetch.js';
 import { zoneWarnings } from './membership.js';
 
 /** Default of --max-lag-entries: a member further behind the leader's commit index is unhealthy. */
@@ -145,27 +147,27 @@ export function formatHealth(h: ClusterHealth): string {
 }
 
 /** GET /v1/status of one endpoint (throws on a network error, a timeout or a non-200 answer). */
-export async function fetchStatus(address: string, timeoutMs: number): Promise<StatusAnswer> {
-  const r = await fetch(`http://${address}/v1/status`, { signal: AbortSignal.timeout(timeoutMs) });
+export async function fetchStatus(address: string, timeoutMs: number, tls?: ConnectionOptions): Promise<StatusAnswer> {
+  const r = await fetchNode(address, '/v1/status', { signal: AbortSignal.timeout(timeoutMs) }, tls);
   if (!r.ok) throw new Error(`HTTP ${r.status}`);
   return (await r.json()) as StatusAnswer;
 }
 
 /** A short reason for a failed status request (an errno code, "timed out" or the message). */
 export const errorText = (e: unknown) => {
-  const err = e as Error & { cause?: { code?: string } };
-  return err.cause?.code ?? (err.name === 'TimeoutError' ? 'timed out' : err.message);
+  const err = e as Error & { code?: string; cause?: { code?: string } };
+  return err.cause?.code ?? err.code ?? (err.name === 'TimeoutError' ? 'timed out' : err.message);
 };
 
 /**
  * Probes the cluster: the members of the first of `endpoints` that answers (or, with
  * `endpointsOnly`, the endpoints themselves), each asked for its status at once.
  */
-export async function probeCluster(o: { endpoints: string[]; timeoutMs: number; endpointsOnly: boolean }): Promise<Probe[]> {
+export async function probeCluster(o: { endpoints: string[]; timeoutMs: number; endpointsOnly: boolean; tls?: ConnectionOptions | undefined }): Promise<Probe[]> {
   let targets = o.endpoints.map((address) => ({ id: address, address }));
   if (!o.endpointsOnly) {
     for (const ep of o.endpoints) {
-      const s = await fetchStatus(ep, o.timeoutMs).catch(() => undefined);
+      const s = await fetchStatus(ep, o.timeoutMs, o.tls).catch(() => undefined);
       if (s) {
         targets = s.members.map((m) => ({ id: m.id, address: m.address }));
         break;
@@ -175,7 +177,7 @@ export async function probeCluster(o: { endpoints: string[]; timeoutMs: number; 
   return Promise.all(
     targets.map(async (t): Promise<Probe> => {
       try {
-        const status = await fetchStatus(t.address, o.timeoutMs);
+        const status = await fetchStatus(t.address, o.timeoutMs, o.tls);
         return { id: status.id, address: t.address, status };
       } catch (e) {
         return { ...t, error: errorText(e) };

@@ -104,7 +104,7 @@ export class HttpApi {
     this.requestBudget = options.requestBudget;
     this.watches = options.watches;
     this.peerHttp = options.peerHttp;
-    this.clusterViewer = new ClusterViewer(node, () => this.statusJson() as unknown as StatusAnswer);
+    this.clusterViewer = new ClusterViewer(node, () => this.statusJson() as unknown as StatusAnswer, (peerId) => this.peerHttp.tlsFor(peerId));
   }
 
   /** The http.Server request listener. Never throws. */
