@@ -9,6 +9,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, closeSync, rmSync, readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -134,7 +136,19 @@ export interface RequestOptions {
   headers?: http.OutgoingHttpHeaders;
   timeoutMs?: number;
   agent?: http.Agent;
+  /** HTTPS with these (a TLS cluster): the CA and, under --client-cert-auth, a client certificate. */
+  tls?: HarnessTls;
 }
+
+/** TLS material of the harness's HTTPS requests (PEM). */
+export interface HarnessTls {
+  ca: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+/** The keep-alive agent of the harness's HTTPS requests. */
+export const keepAliveHttpsAgent = new https.Agent({ keepAlive: true, maxSockets: 128 });
 
 /** The keep-alive agent shared by the harness helpers. */
 export const keepAliveAgent = new http.Agent({ keepAlive: true, maxSockets: 128 });
@@ -143,13 +157,14 @@ export const keepAliveAgent = new http.Agent({ keepAlive: true, maxSockets: 128 
 export function httpRequest(port: number, method: string, urlPath: string, opts: RequestOptions = {}): Promise<HttpResult> {
   const body = typeof opts.body === 'string' ? Buffer.from(opts.body) : opts.body;
   return new Promise<HttpResult>((resolve, reject) => {
-    const req = http.request(
+    const req = (opts.tls ? https.request : http.request)(
       {
         host: '127.0.0.1',
         port,
         method,
         path: urlPath,
-        agent: opts.agent ?? keepAliveAgent,
+        agent: opts.agent ?? (opts.tls ? keepAliveHttpsAgent : keepAliveAgent),
+        ...opts.tls,
         headers: { ...(body ? { 'content-length': body.length } : {}), ...opts.headers },
       },
       (res) => {
@@ -216,6 +231,12 @@ export interface ClusterOptions {
   logLevel?: string;
   /** Prefix of the temporary directory. */
   name?: string;
+  /**
+   * TLS everywhere: the harness makes a development CA and node certificates (`quorumkv certs
+   * init`) in `<dir>/certs`, starts every node with them, and talks HTTPS. `clientCertAuth` also
+   * starts nodes with --client-cert-auth (the harness then presents the client certificate).
+   */
+  tls?: boolean | { clientCertAuth?: boolean };
   /** Runs once ports and data-directory paths are known, before any node starts (e.g. to restore a backup into them). */
   prepare?: (nodes: ClusterNode[], peersFlag: string) => Promise<void>;
 }
@@ -271,6 +292,7 @@ export class ProcessCluster {
       paused: false,
     }));
     const cluster = new ProcessCluster(dir, nodes, opts);
+    if (opts.tls) cluster.makeCerts();
     await opts.prepare?.(nodes, cluster.peersFlag);
     for (const n of nodes) cluster.spawnNode(n);
     try {
@@ -280,6 +302,38 @@ export class ProcessCluster {
       throw new Error(`${(e as Error).message}\n${cluster.describeLogs()}`);
     }
     return cluster;
+  }
+
+  /** Where `tls` clusters keep their certificates (ca.crt, nID.crt/key, client.crt/key). */
+  get certsDir(): string {
+    return path.join(this.dir, 'certs');
+  }
+
+  /** TLS material for HTTPS and client connections to this cluster, or undefined without `tls`. */
+  get clientTls(): HarnessTls | undefined {
+    if (!this.opts.tls) return undefined;
+    const read = (f: string) => readFileSync(path.join(this.certsDir, f));
+    const withCert = typeof this.opts.tls === 'object' && this.opts.tls.clientCertAuth === true;
+    return { ca: read('ca.crt'), ...(withCert ? { cert: read('client.crt'), key: read('client.key') } : {}) };
+  }
+
+  private makeCerts(): void {
+    execFileSync(process.execPath, [CLI_PATH, 'certs', 'init', '--nodes', this.nodes.map((n) => n.id).join(','), '--out', this.certsDir], { stdio: 'pipe' });
+  }
+
+  /** The TLS flags of node `id` (its certificate as both server and peer certificate, one CA). */
+  tlsArgs(id: string): string[] {
+    if (!this.opts.tls) return [];
+    const f = (name: string) => path.join(this.certsDir, name);
+    const a = ['--cert-file', f(`${id}.crt`), '--key-file', f(`${id}.key`), '--peer-cert-file', f(`${id}.crt`), '--peer-key-file', f(`${id}.key`), '--peer-trusted-ca-file', f('ca.crt'), '--trusted-ca-file', f('ca.crt')];
+    if (typeof this.opts.tls === 'object' && this.opts.tls.clientCertAuth) a.push('--client-cert-auth');
+    return a;
+  }
+
+  /** One HTTP(S) request to a node of this cluster (HTTPS with the cluster's CA when `tls`). */
+  request(port: number, method: string, urlPath: string, opts: RequestOptions = {}): Promise<HttpResult> {
+    const tls = this.clientTls;
+    return httpRequest(port, method, urlPath, tls ? { tls, ...opts } : opts);
   }
 
   /** The `--peers` value of this cluster. */
@@ -304,7 +358,7 @@ export class ProcessCluster {
     a.push('--initial-cluster-state', o.initialClusterState ?? 'new');
     if (o.tickMs !== undefined) a.push('--tick-ms', String(o.tickMs));
     if (o.electionTicks !== undefined) a.push('--election-ticks', String(o.electionTicks));
-    return [...a, ...(o.extraArgs ?? []), ...(this.opts.nodeArgs?.[n.id] ?? [])];
+    return [...a, ...this.tlsArgs(n.id), ...(o.extraArgs ?? []), ...(this.opts.nodeArgs?.[n.id] ?? [])];
   }
 
   private spawnNode(n: ClusterNode, override: NodeOverride = {}): void {
@@ -338,7 +392,7 @@ export class ProcessCluster {
         waitFor(`${id} to answer /health`, async () => {
           const n = this.node(id);
           if (!n.proc) throw new Error(`${id} exited (see ${n.logPath})`);
-          const r = await httpRequest(n.port, 'GET', '/health', { timeoutMs: 1000 });
+          const r = await this.request(n.port, 'GET', '/health', { timeoutMs: 1000 });
           return r.status === 200 ? true : undefined;
         }, timeoutMs),
       ),
@@ -350,7 +404,7 @@ export class ProcessCluster {
     const n = this.node(id);
     if (!n.proc || n.paused) return null;
     try {
-      const r = await httpRequest(n.port, 'GET', '/v1/status', { timeoutMs });
+      const r = await this.request(n.port, 'GET', '/v1/status', { timeoutMs });
       return r.status === 200 ? jsonOf<NodeStatus>(r) : null;
     } catch {
       return null;
@@ -519,7 +573,7 @@ export class ProcessCluster {
     const n = this.node(id);
     const admin = async (method: string, urlPath: string, body?: unknown): Promise<HttpResult> => {
       const leader = await this.waitForLeader({ exclude: id, among: this.liveIds().filter((x) => x !== id), timeoutMs });
-      return httpRequest(this.node(leader.id).port, method, urlPath, { ...(body ? { body: JSON.stringify(body) } : {}), timeoutMs: 10_000 });
+      return this.request(this.node(leader.id).port, method, urlPath, { ...(body ? { body: JSON.stringify(body) } : {}), timeoutMs: 10_000 });
     };
     const removed = await admin('DELETE', `/v1/admin/members/${id}`);
     if (removed.status !== 200 && removed.status !== 404) throw new Error(`member remove ${id}: ${removed.status} ${removed.body.toString()}`);
@@ -534,13 +588,13 @@ export class ProcessCluster {
 
   /** PUT /v1/kv/{key} on one node. */
   put(id: string, key: string, value: string | Uint8Array, timeoutMs?: number): Promise<HttpResult> {
-    return httpRequest(this.node(id).port, 'PUT', `/v1/kv/${encodeURIComponent(key)}`, { body: value, ...(timeoutMs ? { timeoutMs } : {}) });
+    return this.request(this.node(id).port, 'PUT', `/v1/kv/${encodeURIComponent(key)}`, { body: value, ...(timeoutMs ? { timeoutMs } : {}) });
   }
 
   /** GET /v1/kv/{key} on one node. */
   get(id: string, key: string, consistency: 'linearizable' | 'stale' = 'linearizable', timeoutMs?: number): Promise<HttpResult> {
     const q = consistency === 'stale' ? '?consistency=stale' : '';
-    return httpRequest(this.node(id).port, 'GET', `/v1/kv/${encodeURIComponent(key)}${q}`, timeoutMs ? { timeoutMs } : {});
+    return this.request(this.node(id).port, 'GET', `/v1/kv/${encodeURIComponent(key)}${q}`, timeoutMs ? { timeoutMs } : {});
   }
 
   /** Every key/value under `prefix` from one node, following `more` pages. */
@@ -549,7 +603,7 @@ export class ProcessCluster {
     let after: string | undefined;
     for (let page = 0; page < 1000; page++) {
       const q = new URLSearchParams({ prefix, limit: '1000', consistency, ...(after !== undefined ? { after } : {}) });
-      const r = await httpRequest(this.node(id).port, 'GET', `/v1/kv?${q.toString()}`, { timeoutMs: 10_000 });
+      const r = await this.request(this.node(id).port, 'GET', `/v1/kv?${q.toString()}`, { timeoutMs: 10_000 });
       if (r.status !== 200) throw new Error(`list on ${id}: ${r.status} ${r.body.toString()}`);
       const j = jsonOf<{ items: { key: string; value: string; modRevision: number }[]; more: boolean }>(r);
       for (const it of j.items) out.set(it.key, { value: it.value, modRevision: it.modRevision });

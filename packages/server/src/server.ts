@@ -120,6 +120,7 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
       socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     }
   });
+  if (tls) countTlsClientErrors(server, log);
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     else socket.destroy();
@@ -163,6 +164,24 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
     })());
   log.info({ tls: tls ? { clientCertAuth: cfg.tls!.clientCertAuth } : false }, tls ? 'TLS on: peers need a certificate naming their node id' : 'plaintext: no TLS configured');
   return { node, http: server, port, tls, stop };
+}
+
+/**
+ * A connection that fails the TLS handshake (plain HTTP to the TLS port, an untrusted client) is
+ * closed; the node logs it at most once per interval, with a count, so a scanner cannot flood the
+ * log.
+ */
+function countTlsClientErrors(server: http.Server, log: Logger): void {
+  let failedSinceLog = 0;
+  let lastLogMs = 0;
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    socket.destroy();
+    failedSinceLog++;
+    if (Date.now() - lastLogMs < CONNECTION_REFUSAL_LOG_INTERVAL_MS) return;
+    log.warn({ err: err.code ?? err.message, failed: failedSinceLog }, 'TLS handshake failed (plain HTTP to the TLS port, or a client the node does not trust); connection closed');
+    lastLogMs = Date.now();
+    failedSinceLog = 0;
+  });
 }
 
 /**

@@ -65,7 +65,7 @@ describe('cluster secret', () => {
     expect(refused(BASE, { QKV_CLUSTER_SECRET: 'CHANGEME-to-something-long' })).toMatch(/placeholder/);
   });
 
-  it('is not read from a config file (clusterSecretFile is), and --insecure no longer exists', () => {
+  it('is not read from a config file (clusterSecretFile is), and --insecure does not make it optional', () => {
     const withSecret = path.join(dir, 'with-secret.json');
     writeFileSync(withSecret, JSON.stringify({ clusterSecret: SECRET }));
     expect(refused([...BASE, '--config', withSecret], {})).toMatch(/"clusterSecret" in .* is not read/);
@@ -74,6 +74,6 @@ describe('cluster secret', () => {
     const withFile = path.join(dir, 'with-file.json');
     writeFileSync(withFile, JSON.stringify({ clusterSecretFile: f }));
     expect(parseServeConfig([...BASE, '--config', withFile], {}).clusterSecret).toBe(SECRET);
-    expect(refused([...BASE, '--insecure'], env())).toMatch(/--insecure no longer exists/);
+    expect(refused([...BASE, '--insecure'], {})).toMatch(/no cluster secret/);
   });
 });
