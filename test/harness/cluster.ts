@@ -309,9 +309,24 @@ export class ProcessCluster {
     return path.join(this.dir, 'certs');
   }
 
-  /** TLS material for HTTPS and client connections to this cluster, or undefined without `tls`. */
+  /**
+   * TLS material for HTTPS and client connections to this cluster (undefined without `tls`): the
+   * files in certsDir as last read — call reloadClientTls() after replacing them.
+   */
   get clientTls(): HarnessTls | undefined {
     if (!this.opts.tls) return undefined;
+    this.tlsCache ??= this.readClientTls();
+    return this.tlsCache;
+  }
+
+  private tlsCache: HarnessTls | undefined;
+
+  /** Reads ca.crt (and client.crt/key under clientCertAuth) again, e.g. after a rotation step. */
+  reloadClientTls(): void {
+    this.tlsCache = this.readClientTls();
+  }
+
+  private readClientTls(): HarnessTls {
     const read = (f: string) => readFileSync(path.join(this.certsDir, f));
     const withCert = typeof this.opts.tls === 'object' && this.opts.tls.clientCertAuth === true;
     return { ca: read('ca.crt'), ...(withCert ? { cert: read('client.crt'), key: read('client.key') } : {}) };

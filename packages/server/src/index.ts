@@ -11,3 +11,6 @@ export { createSinkLogger, type Logger } from './logger.js';
 export { HOST_PLANTS, memoryIdentityFiles, sleepOn, type HostPlant, type IdentityFiles, type NodeWorld, type PeerLink, type PeerLinkHandlers } from './host-world.js';
 export { SnapshotManager, snapshotHostOf, type SnapshotFaults, type SnapshotSocket, type SnapshotChannel } from './snapshots.js';
 export { memberContext } from './membership.js';
+export { initDevCerts, DEV_CLIENT_CN, type DevCerts, type DevCertsOptions } from './certs.js';
+export { NodeTls, PEER_SERVERNAME, CLIENT_CERT_REQUIRED_CODE } from './tls.js';
+export type { TlsFiles } from './tls-material.js';

@@ -31,6 +31,8 @@ export class NodeTls implements PeerTls {
   #server: HttpsServer | undefined;
   #debounce: NodeJS.Timeout | undefined;
   #watching = false;
+  /** The client-certificate verdict of each open connection. */
+  readonly #clientVerdicts = new WeakMap<Duplex, string | null>();
   /** Successful reloads since start (the tests and /metrics-free debugging read it from the log). */
   reloads = 0;
 
@@ -91,6 +93,16 @@ export class NodeTls implements PeerTls {
    */
   checkClient(socket: Duplex): string | null {
     if (!this.files.clientCertAuth) return null;
+    // Decided once per connection, like the handshake itself: a keep-alive connection opened
+    // before a rotation keeps working (docs/security.md, "Rotating certificates").
+    const known = this.#clientVerdicts.get(socket);
+    if (known !== undefined) return known;
+    const verdict = this.#checkClientCert(socket);
+    this.#clientVerdicts.set(socket, verdict);
+    return verdict;
+  }
+
+  #checkClientCert(socket: Duplex): string | null {
     if (!(socket instanceof TLSSocket)) return 'not a TLS connection';
     const leaf = socket.getPeerX509Certificate();
     if (leaf === undefined) return 'a client certificate is required (--client-cert-auth)';

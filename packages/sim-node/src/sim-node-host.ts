@@ -46,6 +46,9 @@ export function simConfig(id: string, ids: string[], joining = false): ServeConf
     snapshotChunkBytes: SIM_SNAPSHOT_CHUNK_BYTES,
     snapshotRateBytesPerSec: SIM_SNAPSHOT_RATE,
     enableFaultInjection: false,
+    // The simulated network has no sockets: nothing to encrypt.
+    tls: undefined,
+    insecure: false,
   };
 }
 
