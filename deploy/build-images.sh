@@ -11,7 +11,9 @@
 #    dependencies into a temporary build context (`pnpm deploy --prod`): npm inside a container
 #    may not reach the registry, and this keeps the image small and quick to rebuild.
 # 3. Builds deploy/Dockerfile with the classic builder (no BuildKit, no pulls).
-# 4. Creates deploy/cluster.env with a random cluster secret when it does not exist yet.
+# 4. Creates deploy/cluster.env with a random cluster secret and the TLS settings when it does
+#    not exist yet, and development certificates in deploy/tls/<id>/ (`quorumkv certs init`, which
+#    runs openssl) when deploy/tls does not exist yet. For production, put your own files there.
 #
 # Idempotent: run it again after changing the code. Environment:
 #   QKV_IMAGE       tag of the node image (default quorumkv/node:local)
@@ -133,7 +135,36 @@ ensure_env_file() {
   umask 077
   printf '# The cluster secret shared by the three nodes (made by deploy/build-images.sh).\nQKV_CLUSTER_SECRET=%s\n' \
     "$(node -e 'process.stdout.write(require("crypto").randomBytes(24).toString("hex"))')" >"$env_file"
-  say "wrote deploy/cluster.env with a new random cluster secret"
+  cat >>"$env_file" <<'TLS'
+# TLS on every link (docs/security.md): each node mounts deploy/tls/<id> at /tls.
+QKV_CERT_FILE=/tls/node.crt
+QKV_KEY_FILE=/tls/node.key
+QKV_PEER_CERT_FILE=/tls/node.crt
+QKV_PEER_KEY_FILE=/tls/node.key
+QKV_PEER_TRUSTED_CA_FILE=/tls/ca.crt
+QKV_TRUSTED_CA_FILE=/tls/ca.crt
+TLS
+  say "wrote deploy/cluster.env with a new random cluster secret and TLS on"
+}
+
+# Development certificates for n1..n3, one directory per node as the compose file mounts them.
+ensure_tls_dir() {
+  local tls_dir="$DEPLOY_DIR/tls" id
+  if [[ -d "$tls_dir" ]]; then
+    say "deploy/tls exists (certificates kept)"
+    return
+  fi
+  node "$REPO_ROOT/packages/server/dist/cli.js" certs init --nodes n1,n2,n3 --out "$tls_dir" >/dev/null
+  for id in n1 n2 n3; do
+    mkdir -p "$tls_dir/$id"
+    cp "$tls_dir/$id.crt" "$tls_dir/$id/node.crt"
+    cp "$tls_dir/$id.key" "$tls_dir/$id/node.key"
+    cp "$tls_dir/ca.crt" "$tls_dir/$id/ca.crt"
+  done
+  # The container runs as uid 1000 (node): it must read its key.
+  chmod 0755 "$tls_dir"/n1 "$tls_dir"/n2 "$tls_dir"/n3
+  chmod 0644 "$tls_dir"/n?/node.key
+  say "made development certificates in deploy/tls (CA: deploy/tls/ca.crt, client: deploy/tls/client.crt)"
 }
 
 main() {
@@ -144,6 +175,7 @@ main() {
   prepare_context
   build_image
   ensure_env_file
+  ensure_tls_dir
   say "done in $((SECONDS - t0)) s; start a cluster with: docker-compose -f deploy/docker-compose.yml up -d"
 }
 

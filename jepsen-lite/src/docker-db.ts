@@ -113,9 +113,13 @@ export class DockerCluster implements RunCluster {
     for (const id of options.nodes) ports.set(id, await freePort());
     const envDir = mkdtempSync(join(tmpdir(), 'jl-docker-'));
     const envFile = join(envDir, 'cluster.env');
-    const settings = { QKV_CLUSTER_SECRET: randomBytes(24).toString('hex'), ...options.env };
+    // Plaintext between the containers (the harness talks HTTP to the published loopback ports):
+    // QKV_INSECURE lets a node listen on 0.0.0.0 without TLS; the compose file's TLS mounts get
+    // empty directories.
+    const settings = { QKV_CLUSTER_SECRET: randomBytes(24).toString('hex'), QKV_INSECURE: '1', ...options.env };
     writeFileSync(envFile, Object.entries(settings).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
-    const composeEnv: NodeJS.ProcessEnv = { ...process.env, QKV_IMAGE: options.image, QKV_ENV_FILE: envFile };
+    for (const id of options.nodes) mkdirSync(join(envDir, 'tls', id), { recursive: true });
+    const composeEnv: NodeJS.ProcessEnv = { ...process.env, QKV_IMAGE: options.image, QKV_ENV_FILE: envFile, QKV_TLS_DIR: join(envDir, 'tls') };
     for (const id of options.nodes) composeEnv[`QKV_PORT_${id.toUpperCase()}`] = String(ports.get(id));
     const cluster = new DockerCluster(options, pre.compose, project, ports, envDir, composeEnv);
     trackProject(project);

@@ -5,7 +5,7 @@
 //   const c = await ComposeCluster.create({ name: 'jepsen' });
 //   await c.up();  … c.endpoints() …  await c.down();  await c.up();   // volumes kept
 //   await c.destroy();                                                  // down -v, always
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -54,9 +54,13 @@ export class ComposeCluster {
     const [p1, p2, p3] = await freePorts(3);
     const tmpDir = mkdtempSync(path.join(tmpdir(), 'qkv-compose-'));
     const envFile = path.join(tmpDir, 'cluster.env');
-    writeFileSync(envFile, `QKV_CLUSTER_SECRET=${o.secret ?? 'quorumkv-compose-test-secret-0123456789'}\n`, { mode: 0o600 });
+    // Plaintext on the compose network (the test talks HTTP to the published loopback ports): the
+    // env file says so with QKV_INSECURE, and the TLS mounts point at empty directories.
+    writeFileSync(envFile, `QKV_CLUSTER_SECRET=${o.secret ?? 'quorumkv-compose-test-secret-0123456789'}\nQKV_INSECURE=1\n`, { mode: 0o600 });
+    for (const id of ['n1', 'n2', 'n3']) mkdirSync(path.join(tmpDir, 'tls', id), { recursive: true });
     const env: NodeJS.ProcessEnv = {
       ...process.env,
+      QKV_TLS_DIR: path.join(tmpDir, 'tls'),
       QKV_IMAGE: o.image ?? NODE_IMAGE,
       QKV_ENV_FILE: envFile,
       QKV_PORT_N1: String(p1),

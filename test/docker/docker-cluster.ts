@@ -126,6 +126,8 @@ export class DockerCluster {
               QKV_INITIAL_CLUSTER_STATE: 'new',
               QKV_CLUSTER_SECRET: o.secret ?? DOCKER_TEST_SECRET,
               QKV_ZONE: `zone-${i + 1}`,
+              // Plaintext on a private Docker network; the node listens on 0.0.0.0, so it must be told.
+              QKV_INSECURE: '1',
               ...o.env,
             })
             .withExposedPorts({ container: NODE_PORT, host: hostPort })

@@ -16,12 +16,14 @@ export const CERTS_NODES_MAX = 64;
 /** The client certificate's common name (for --client-cert-auth tests and the CLI). */
 export const DEV_CLIENT_CN = 'quorumkv-client';
 const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const DOMAIN_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/;
 
-export const CERTS_USAGE = `usage: quorumkv certs init --nodes n1,n2,n3 --out DIR [--days N] [--force]
+export const CERTS_USAGE = `usage: quorumkv certs init --nodes n1,n2,n3 --out DIR [--domain D] [--days N] [--force]
 
 Makes a development CA and per-node certificates with openssl:
   DIR/ca.crt, DIR/ca.key          the CA (trust ca.crt: --trusted-ca-file, --peer-trusted-ca-file, --cacert)
   DIR/ID.crt, DIR/ID.key          one per node: SAN DNS:ID, DNS:localhost, IP:127.0.0.1
+                                  (and DNS:ID.D with --domain D, e.g. quorumkv.default.svc)
                                   (use them as --cert-file/--key-file and --peer-cert-file/--peer-key-file)
   DIR/client.crt, DIR/client.key  a client certificate (CN ${DEV_CLIENT_CN}) for --client-cert-auth
 For development and tests only: the CA key sits next to the certificates.`;
@@ -33,6 +35,8 @@ export interface DevCertsOptions {
   days?: number;
   /** Replace files already in outDir. */
   force?: boolean;
+  /** Also name ID.domain in each node certificate (a DNS name clients dial, e.g. a Kubernetes service). */
+  domain?: string;
 }
 
 /** Paths written by {@link initDevCerts}. */
@@ -57,8 +61,10 @@ export function initDevCerts(o: DevCertsOptions): DevCerts {
   openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', out('ca.key'), '-out', out('ca.crt'),
     '-days', days, '-subj', '/CN=quorumkv development CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
   const nodes: DevCerts['nodes'] = {};
+  if (o.domain !== undefined && !DOMAIN_RE.test(o.domain)) throw new ConfigError(`--domain: bad DNS name "${o.domain}"`);
   for (const id of o.nodes) {
-    nodes[id] = issue(o.outDir, id, `/CN=${id}`, `subjectAltName=DNS:${id},DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n`, days);
+    const extra = o.domain ? `,DNS:${id}.${o.domain}` : '';
+    nodes[id] = issue(o.outDir, id, `/CN=${id}`, `subjectAltName=DNS:${id}${extra},DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n`, days);
   }
   const client = issue(o.outDir, 'client', `/CN=${DEV_CLIENT_CN}`, `extendedKeyUsage=clientAuth\n`, days);
   return { caCert: out('ca.crt'), caKey: out('ca.key'), nodes, client };
@@ -99,16 +105,16 @@ export function runCerts(argv: string[]): number {
     console.log(CERTS_USAGE);
     return sub === 'init' || sub === '--help' ? 0 : 2;
   }
-  let values: { nodes?: string; out?: string; days?: string; force?: boolean };
+  let values: { nodes?: string; out?: string; days?: string; force?: boolean; domain?: string };
   try {
-    ({ values } = parseArgs({ args: rest, options: { nodes: { type: 'string' }, out: { type: 'string' }, days: { type: 'string' }, force: { type: 'boolean' } }, strict: true }));
+    ({ values } = parseArgs({ args: rest, options: { nodes: { type: 'string' }, out: { type: 'string' }, days: { type: 'string' }, force: { type: 'boolean' }, domain: { type: 'string' } }, strict: true }));
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }
   if (!values.nodes || !values.out) throw new ConfigError('certs init needs --nodes ID,ID,... and --out DIR');
   const days = values.days === undefined ? undefined : Number(values.days);
   if (days !== undefined && !(Number.isInteger(days) && days >= 1 && days <= 3650)) throw new ConfigError('--days must be an integer in [1, 3650]');
-  const made = initDevCerts({ nodes: values.nodes.split(',').map((s) => s.trim()).filter(Boolean), outDir: values.out, force: values.force === true, ...(days ? { days } : {}) });
+  const made = initDevCerts({ nodes: values.nodes.split(',').map((s) => s.trim()).filter(Boolean), outDir: values.out, force: values.force === true, ...(days ? { days } : {}), ...(values.domain ? { domain: values.domain } : {}) });
   console.log(`wrote ${made.caCert} and certificates for ${Object.keys(made.nodes).join(', ')} and a client into ${values.out}`);
   return 0;
 }
