@@ -7,6 +7,7 @@ import { killAllTracked } from './procs.js';
 import { formatRun } from './report.js';
 import { runBenchmark } from './run.js';
 import { formatRow, parseWatchBenchOptions, runWatchBench } from './watch-bench.js';
+import { runTlsCost } from './tls-cost.js';
 
 const USAGE = `usage: node packages/bench/dist/cli.js <command> [flags]
 
@@ -17,6 +18,7 @@ commands:
   watch      N watchers on one prefix on one node under a steady put rate: delivery latency from
              the write's acknowledgement, events/s, node RSS per watcher
              (--target quorumkv[,etcd] --watchers 1,100,10000 --seconds 10 --rate 50 --value-size 64 --json)
+  tls-cost   quorumkv puts without and with TLS alternately (--reps pairs), ops/s table and ratio
 
 workload flags (all commands):
   --target quorumkv|etcd     system under test (run; default quorumkv)
@@ -40,6 +42,7 @@ workload flags (all commands):
   --etcd-bin PATH            etcd binary (default: etcd on PATH)
   --server-args "..."        extra flags for every quorumkv node (e.g. "--log-level warn")
   --etcd-args "..."          extra flags for every etcd member
+  --tls                      quorumkv: TLS on every link (dev certificates; clients over wss)
   --node-args="..."          flags for node running each quorumkv node, e.g.
                              --node-args="--cpu-prof --cpu-prof-dir /tmp/prof" (profiles at stop;
                              values starting with a dash need the = form)
@@ -81,6 +84,8 @@ async function main(argv: string[]): Promise<number> {
       console.log(o.json ? JSON.stringify(rows) : rows.map(formatRow).join('\n'));
       return 0;
     }
+    case 'tls-cost':
+      return runTlsCost(parseCompareOptions(args));
     default:
       throw new UsageError(`unknown command ${cmd}`);
   }

@@ -3,7 +3,7 @@
 // Both expose the same small surface so that run, compare and failover treat them alike.
 import { randomBytes } from 'node:crypto';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,6 +59,8 @@ export interface LocalCluster {
   readonly members: readonly Member[];
   /** Client endpoints of all members, in the form the target's client library expects. */
   readonly endpoints: string[];
+  /** The CA file clients must trust when the cluster runs TLS (quorumkv `--tls`), else undefined. */
+  readonly tlsCaFile: string | undefined;
   /** The member's own view, or undefined when it does not answer within `timeoutMs`. */
   status(index: number, timeoutMs: number): Promise<MemberStatus | undefined>;
   /** Sum over live members of the target's leader-change counter, per member. */
@@ -83,6 +85,8 @@ export interface ClusterOptions {
   nodeArgs: string[];
   /** Longest wait for a leader after start, in ms. */
   startTimeoutMs: number;
+  /** quorumkv only: TLS on every link, with development certificates made in the cluster directory. */
+  tls?: boolean;
 }
 
 /** Members per cluster. */
@@ -147,6 +151,9 @@ abstract class BaseCluster implements LocalCluster {
   protected readonly managed: ManagedMember[] = [];
   private stopped = false;
   private readonly unregister: () => void;
+  tlsCaFile: string | undefined;
+  /** The CA's PEM when the cluster runs TLS (status and metrics requests trust it). */
+  protected ca: Buffer | undefined;
 
   constructor(
     readonly dir: string,
@@ -167,7 +174,7 @@ abstract class BaseCluster implements LocalCluster {
   protected abstract metricsUrl(m: ManagedMember): string;
 
   async serverCounters(): Promise<ServerCounters> {
-    const texts = await Promise.all(this.managed.map((m) => (m.pid() === undefined ? undefined : fetchText(this.metricsUrl(m), 2000))));
+    const texts = await Promise.all(this.managed.map((m) => (m.pid() === undefined ? undefined : fetchText(this.metricsUrl(m), 2000, this.ca))));
     const out: ServerCounters = {};
     this.managed.forEach((m, i) => {
       const text = texts[i];
@@ -248,9 +255,20 @@ class QuorumkvCluster extends BaseCluster {
     const peers = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]!}`).join(',');
     // The secret travels in the environment, never on argv; the founding flag is ignored on restart.
     const env = { ...process.env, QKV_CLUSTER_SECRET: randomBytes(24).toString('hex'), QKV_CLUSTER_SECRET_FILE: '' };
+    const certs = join(dir, 'certs');
+    if (opts.tls) {
+      const made = spawnSync(process.execPath, [serverCli, 'certs', 'init', '--nodes', ids.join(','), '--out', certs], { encoding: 'utf8' });
+      if (made.status !== 0) throw new Error(`certs init failed: ${made.stderr}`);
+      this.tlsCaFile = join(certs, 'ca.crt');
+      this.ca = readFileSync(this.tlsCaFile);
+    }
     for (const [i, id] of ids.entries()) {
       const listen = `127.0.0.1:${ports[i]!}`;
-      const args = ['serve', '--id', id, '--listen', listen, '--peers', peers, '--data', join(dir, id), '--initial-cluster-state', 'new', ...opts.extraArgs];
+      const f = (name: string) => join(certs, name);
+      const tls = opts.tls
+        ? ['--cert-file', f(`${id}.crt`), '--key-file', f(`${id}.key`), '--peer-cert-file', f(`${id}.crt`), '--peer-key-file', f(`${id}.key`), '--peer-trusted-ca-file', f('ca.crt')]
+        : [];
+      const args = ['serve', '--id', id, '--listen', listen, '--peers', peers, '--data', join(dir, id), '--initial-cluster-state', 'new', ...tls, ...opts.extraArgs];
       this.managed.push(new ManagedMember(id, listen, process.execPath, () => [...opts.nodeArgs, serverCli, ...args], join(dir, `${id}.log`), env));
     }
   }
@@ -258,19 +276,23 @@ class QuorumkvCluster extends BaseCluster {
   async status(index: number, timeoutMs: number): Promise<MemberStatus | undefined> {
     const m = this.member(index);
     if (m.pid() === undefined) return undefined;
-    const j = (await fetchJson(`http://${m.clientEndpoint}/v1/status`, timeoutMs)) as Record<string, unknown> | undefined;
+    const j = (await fetchJson(`${this.scheme}://${m.clientEndpoint}/v1/status`, timeoutMs, {}, this.ca)) as Record<string, unknown> | undefined;
     if (!j || typeof j !== 'object') return undefined;
     return { isLeader: j.role === 'leader', term: num(j.term), appliedIndex: num(j.appliedIndex), commitIndex: num(j.commitIndex) };
   }
 
   protected metricsUrl(m: ManagedMember): string {
-    return `http://${m.clientEndpoint}/metrics`;
+    return `${this.scheme}://${m.clientEndpoint}/metrics`;
+  }
+
+  private get scheme(): string {
+    return this.ca ? 'https' : 'http';
   }
 
   async leaderChanges(): Promise<Record<string, number | null>> {
     const out: Record<string, number | null> = {};
     for (const m of this.managed) {
-      const text = m.pid() === undefined ? undefined : await fetchText(`http://${m.clientEndpoint}/metrics`, 2000);
+      const text = m.pid() === undefined ? undefined : await fetchText(this.metricsUrl(m), 2000, this.ca);
       out[m.name] = text === undefined ? null : promCounter(text, 'qkv_raft_leader_changes_total');
     }
     return out;

@@ -1,5 +1,6 @@
 // The client libraries under test behind one tiny interface: @quorumkv/client for quorumkv and the
 // npm `etcd3` client for etcd. The generator measures library + server, as an application sees it.
+import { readFileSync } from 'node:fs';
 import { connect } from '@quorumkv/client';
 import type { TargetName } from './cluster.js';
 
@@ -25,6 +26,8 @@ export interface DriverOptions {
    * its breakers lock healthy members out for seconds after a leader kill (see docs/benchmarks.md).
    */
   etcdRetry: boolean;
+  /** quorumkv over TLS: the CA file to trust (the client then dials wss://). */
+  tlsCaFile?: string | undefined;
 }
 
 /** Connects the client library of `o.target`. */
@@ -33,7 +36,12 @@ export async function createDriver(o: DriverOptions): Promise<KvDriver> {
 }
 
 async function quorumkvDriver(o: DriverOptions): Promise<KvDriver> {
-  const kv = await connect({ endpoints: o.endpoints, timeoutMs: o.opTimeoutMs, connectTimeoutMs: Math.min(5000, o.opTimeoutMs * 2) });
+  const kv = await connect({
+    endpoints: o.endpoints,
+    timeoutMs: o.opTimeoutMs,
+    connectTimeoutMs: Math.min(5000, o.opTimeoutMs * 2),
+    ...(o.tlsCaFile ? { tls: { ca: readFileSync(o.tlsCaFile) } } : {}),
+  });
   const consistency = o.consistency;
   return {
     put: async (key, value) => {

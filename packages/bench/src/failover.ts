@@ -27,7 +27,7 @@ interface BackgroundLoad {
 function startBackgroundLoad(o: FailoverOptions, cluster: LocalCluster, maxSeconds: number, trace: boolean, progressEverySec: number): Promise<BackgroundLoad> {
   return new Promise((resolve, reject) => {
     const result: Promise<LoadResult> = runLoad({
-      config: workerConfigOf(o, cluster.endpoints, trace),
+      config: workerConfigOf(o, cluster.endpoints, trace, cluster.tlsCaFile),
       procs: o.procs,
       durationMs: maxSeconds * 1000,
       nodePids: () => memberPids(cluster),
@@ -186,7 +186,7 @@ export async function runSoak(o: FailoverOptions): Promise<Record<string, unknow
     const before = await cluster.leaderChanges();
     if (!o.quiet) process.stderr.write(`[soak] ${o.target}: ${o.minutes} min at ${rate} ops/s (${o.clients} clients)\n`);
     const load = await runLoad({
-      config: workerConfigOf({ ...o, rate }, cluster.endpoints, false),
+      config: workerConfigOf({ ...o, rate }, cluster.endpoints, false, cluster.tlsCaFile),
       procs: o.procs,
       durationMs: o.minutes * 60_000,
       nodePids: () => memberPids(cluster),

@@ -38,6 +38,8 @@ export interface RunOptions {
   /** Flags for `node` running each quorumkv node (profiling). */
   nodeArgs: string[];
   quiet: boolean;
+  /** quorumkv only: TLS on every link (`--tls`): dev certificates, clients over wss. */
+  tls: boolean;
 }
 
 /** Options of `bench compare`. */
@@ -103,6 +105,7 @@ const FLAGS = {
   'etcd-args': { type: 'string' },
   'node-args': { type: 'string' },
   quiet: { type: 'boolean' },
+  tls: { type: 'boolean' },
   reps: { type: 'string' },
   workloads: { type: 'string' },
   rounds: { type: 'string' },
@@ -175,6 +178,7 @@ function runFrom(values: Values, defaults: Partial<RunOptions>): RunOptions {
     etcdArgs: words(values['etcd-args']),
     nodeArgs: words(values['node-args']),
     quiet: values.quiet ?? false,
+    tls: values.tls ?? false,
   };
 }
 

@@ -1,5 +1,6 @@
 // Every process the harness starts is registered here and killed when the harness ends, whether
 // it ends normally, by an error, or by Ctrl-C / SIGTERM.
+import { fetchNode } from '@quorumkv/server';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 
@@ -93,10 +94,17 @@ export async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
+/** `fetch`, or for an https:// URL with `ca` a request that trusts that CA (Node's fetch takes none). */
+function fetchWith(url: string, init: RequestInit, ca: Buffer | undefined): Promise<Response> {
+  if (ca === undefined || !url.startsWith('https://')) return fetch(url, init);
+  const u = new URL(url);
+  return fetchNode(u.host, u.pathname + u.search, { method: init.method ?? 'GET', ...(typeof init.body === 'string' ? { body: init.body } : {}), ...(init.signal ? { signal: init.signal } : {}) }, { ca });
+}
+
 /** Fetches a URL and parses JSON, or returns undefined on any failure or after `timeoutMs`. */
-export async function fetchJson(url: string, timeoutMs: number, init: RequestInit = {}): Promise<unknown> {
+export async function fetchJson(url: string, timeoutMs: number, init: RequestInit = {}, ca?: Buffer): Promise<unknown> {
   try {
-    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetchWith(url, { ...init, signal: AbortSignal.timeout(timeoutMs) }, ca);
     if (!res.ok) return undefined;
     return (await res.json()) as unknown;
   } catch {
@@ -105,9 +113,9 @@ export async function fetchJson(url: string, timeoutMs: number, init: RequestIni
 }
 
 /** Fetches a URL as text, or undefined on failure or after `timeoutMs`. */
-export async function fetchText(url: string, timeoutMs: number): Promise<string | undefined> {
+export async function fetchText(url: string, timeoutMs: number, ca?: Buffer): Promise<string | undefined> {
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetchWith(url, { signal: AbortSignal.timeout(timeoutMs) }, ca);
     return res.ok ? await res.text() : undefined;
   } catch {
     return undefined;

@@ -34,12 +34,14 @@ export function startTargetCluster(o: RunOptions): Promise<LocalCluster> {
     extraArgs: o.target === 'quorumkv' ? o.serverArgs : o.etcdArgs,
     nodeArgs: o.nodeArgs,
     startTimeoutMs: CLUSTER_START_TIMEOUT_MS,
+    tls: o.tls,
   });
 }
 
 /** The generator configuration for `o` (clients = total). */
-export function workerConfigOf(o: RunOptions, endpoints: string[], trace: boolean): WorkerConfig {
+export function workerConfigOf(o: RunOptions, endpoints: string[], trace: boolean, tlsCaFile?: string): WorkerConfig {
   return {
+    tlsCaFile,
     target: o.target,
     endpoints,
     consistency: o.consistency,
@@ -95,7 +97,7 @@ export async function runBenchmark(o: RunOptions, label: string = o.target): Pro
   try {
     const endpoints = o.endpoints ?? cluster!.endpoints;
     const plan: LoadPlan = {
-      config: workerConfigOf(o, endpoints, false),
+      config: workerConfigOf(o, endpoints, false, cluster?.tlsCaFile),
       procs: o.procs,
       durationMs: o.seconds * 1000,
       nodePids: () => memberPids(cluster),

@@ -34,6 +34,8 @@ export interface WorkerConfig {
   trace: boolean;
   /** Pause after a failed operation, in ms (0 = none). */
   errorBackoffMs: number;
+  /** quorumkv over TLS: the CA file the client trusts (wss). */
+  tlsCaFile?: string | undefined;
 }
 
 /** Coordinator → generator. */

@@ -14,3 +14,4 @@ export { memberContext } from './membership.js';
 export { initDevCerts, DEV_CLIENT_CN, type DevCerts, type DevCertsOptions } from './certs.js';
 export { NodeTls, PEER_SERVERNAME, CLIENT_CERT_REQUIRED_CODE } from './tls.js';
 export type { TlsFiles } from './tls-material.js';
+export { fetchNode, type NodeRequestInit } from './node-fetch.js';
