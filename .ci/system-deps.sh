@@ -23,4 +23,10 @@ if ! command -v promtool >/dev/null 2>&1; then
   echo "== installing prometheus (promtool: the metrics-conventions test)"
   apt_install prometheus || echo "   prometheus could not be installed; the promtool test fails under CI=true"
 fi
+# openssl makes the development TLS certificates (`quorumkv certs init`) that test/cluster/tls.test.ts,
+# packages/server/test/tls-config.test.ts and deploy/build-images.sh use.
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "== installing openssl (TLS certificates for the tests)"
+  apt_install openssl || echo "   openssl could not be installed; the TLS tests fail"
+fi
 exit 0
