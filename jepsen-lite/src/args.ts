@@ -33,6 +33,8 @@ run options (defaults in brackets):
   --reads MODE         register reads: linearizable | stale [linearizable]; stale is a
                        deliberately unsafe mode (any node answers from its own state) that the
                        checker should flag as not linearizable under partitions
+  --tls                TLS on every link (local env): development certificates from
+                       \`quorumkv certs init\`, clients over wss; not with hostile-peer
   --env ENV            local | docker [local]. docker runs the compose cluster of
                        deploy/docker-compose.yml (3 nodes; build the image first with
                        bash deploy/build-images.sh); faults by docker network disconnect,
@@ -67,6 +69,7 @@ export interface RunArgs {
   reads: 'linearizable' | 'stale';
   env: 'local' | 'docker';
   image: string | undefined;
+  tls: boolean;
 }
 
 /** Parsed `matrix` options. */
@@ -157,7 +160,10 @@ const RUN_OPTIONS = {
   image: { type: 'string' },
 } as const;
 
-function parseRun(args: readonly string[]): RunArgs {
+function parseRun(argv: readonly string[]): RunArgs {
+  // The one switch among string options: taken out before parsing them.
+  const tls = argv.includes('--tls');
+  const args = argv.filter((a) => a !== '--tls');
   const { values: v } = parse(args, RUN_OPTIONS);
   const nemesisSpec = v.nemesis ?? 'partition';
   const where = env(v.env, v.image);
@@ -179,7 +185,16 @@ function parseRun(args: readonly string[]): RunArgs {
     reads: reads(v.reads),
     env: where,
     image: v.image,
+    tls: tlsFlag(tls, where, nemesisSpec),
   };
+}
+
+function tlsFlag(tls: boolean, where: 'local' | 'docker', nemesisSpec: string): boolean {
+  if (!tls) return false;
+  if (where === 'docker') throw new UsageError('--tls runs the local cluster; the docker env follows the compose env file');
+  // The forger speaks the plaintext peer protocol; under TLS it would only test the handshake.
+  if (nemesisSpec.split(',').includes('hostile-peer')) throw new UsageError('--tls cannot be combined with the hostile-peer nemesis');
+  return true;
 }
 
 function env(raw: string | undefined, image: string | undefined): 'local' | 'docker' {

@@ -4,7 +4,7 @@
 // Written against the server's CLI (`serve --id --listen --peers --data`) and `/v1/status`;
 // README § "Status of `run`" lists the status fields and admin routes it would also like.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -20,6 +20,7 @@ import type { ClusterView, Cut } from './nemesis.js';
 import type { ClusterControl } from './nemesis-exec.js';
 import { ProcessWatch } from './procwatch.js';
 import type { Shaping } from './proxy.js';
+import { nodeFetch } from './node-http.js';
 import { replaceMember } from './replace.js';
 
 /** A condition of the environment that stops a run (server not built, no leader, …). */
@@ -58,6 +59,12 @@ export interface ClusterOptions {
   extraArgs?: readonly string[];
   /** Deadline of one status request. Default 500 ms. */
   statusTimeoutMs?: number;
+  /**
+   * TLS on every link: development certificates (`quorumkv certs init`) in `<dir>/certs`, HTTPS
+   * and wss for the harness and its clients. The peer proxies still tell links apart: a peer's
+   * TLS server name carries its id (router.ts).
+   */
+  tls?: boolean;
 }
 
 /** Time to wait for a killed process to exit. */
@@ -100,6 +107,8 @@ export function parseStatus(body: unknown): NodeStatus {
 /** Options every client connection of a run needs (Docker: `mapAddress` to published ports). */
 export interface ClientConnectOptions {
   mapAddress?: (address: string) => string | undefined;
+  /** The client library's TLS options (a TLS run: the development CA). */
+  tls?: { ca: Buffer };
 }
 
 /**
@@ -131,9 +140,9 @@ export interface RunCluster extends ClusterControl {
 }
 
 /** GET /v1/status of `endpoint`, parsed; undefined when it does not answer in time or answers badly. */
-export async function fetchStatus(endpoint: string, timeoutMs: number): Promise<NodeStatus | undefined> {
+export async function fetchStatus(endpoint: string, timeoutMs: number, ca?: Buffer): Promise<NodeStatus | undefined> {
   try {
-    const res = await fetch(`http://${endpoint}/v1/status`, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await nodeFetch(endpoint, '/v1/status', { signal: AbortSignal.timeout(timeoutMs) }, ca);
     if (!res.ok) return undefined;
     return parseStatus(await res.json());
   } catch {
@@ -145,9 +154,9 @@ export async function fetchStatus(endpoint: string, timeoutMs: number): Promise<
 export const STATE_HASH_TIMEOUT_MS = 10_000;
 
 /** GET /v1/state-hash of `endpoint`, or undefined. */
-export async function fetchStateHash(endpoint: string): Promise<{ appliedIndex: number; stateHash: string } | undefined> {
+export async function fetchStateHash(endpoint: string, ca?: Buffer): Promise<{ appliedIndex: number; stateHash: string } | undefined> {
   try {
-    const res = await fetch(`http://${endpoint}/v1/state-hash`, { signal: AbortSignal.timeout(STATE_HASH_TIMEOUT_MS) });
+    const res = await nodeFetch(endpoint, '/v1/state-hash', { signal: AbortSignal.timeout(STATE_HASH_TIMEOUT_MS) }, ca);
     if (!res.ok) return undefined;
     const o = (await res.json()) as { appliedIndex?: unknown; stateHash?: unknown };
     return typeof o.appliedIndex === 'number' && typeof o.stateHash === 'string' ? { appliedIndex: o.appliedIndex, stateHash: o.stateHash } : undefined;
@@ -176,13 +185,13 @@ export async function waitForLeaderOf(view: () => Promise<ClusterView>, timeoutM
 }
 
 /** PUT /v1/admin/faults {fsyncDelayMs}; a node without --enable-fault-injection → JL_FAULT_UNSUPPORTED. */
-export async function putFsyncDelay(id: string, endpoint: string, delayMs: number): Promise<void> {
-  const res = await fetch(`http://${endpoint}/v1/admin/faults`, {
+export async function putFsyncDelay(id: string, endpoint: string, delayMs: number, ca?: Buffer): Promise<void> {
+  const res = await nodeFetch(endpoint, '/v1/admin/faults', {
     method: 'PUT',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ fsyncDelayMs: delayMs }),
     signal: AbortSignal.timeout(1000),
-  }).catch((err: unknown) => {
+  }, ca).catch((err: unknown) => {
     throw new HarnessError('JL_FAULT_UNSUPPORTED', `slow disk on ${id}: ${(err as Error).message}`, { cause: err });
   });
   if (!res.ok) throw new HarnessError('JL_FAULT_UNSUPPORTED', `slow disk on ${id}: the server answered ${res.status} to PUT /v1/admin/faults`);
@@ -238,6 +247,8 @@ export class Cluster implements RunCluster {
    */
   readonly clusterSecret = randomBytes(24).toString('hex');
   private rateMultiplier = 1;
+  /** The development CA of a TLS run (clients and harness requests trust it), else undefined. */
+  private ca: Buffer | undefined;
   /** Wiped nodes whose replacement has not started a joiner yet. */
   private readonly unreplaced = new Set<string>();
 
@@ -262,6 +273,7 @@ export class Cluster implements RunCluster {
     }
     const links = await LinkSet.start({ nodes: options.nodes, targets, seed: options.seed });
     const cluster = new Cluster(options, procs, links);
+    if (options.tls) cluster.ca = makeDevCerts(options.serverCli, options.nodes, cluster.certsDir());
     for (const id of options.nodes) cluster.spawnNode(id);
     return cluster;
   }
@@ -276,19 +288,19 @@ export class Cluster implements RunCluster {
     return `127.0.0.1:${this.proc(id).port}`;
   }
 
-  /** No extra client options: clients reach the nodes' own ports directly. */
+  /** Clients reach the nodes' own ports directly; over wss trusting the run's CA on a TLS run. */
   clientOptions(): ClientConnectOptions {
-    return {};
+    return this.ca ? { tls: { ca: this.ca } } : {};
   }
 
   /** The node's hash of its whole key-value state (GET /v1/state-hash), or undefined. */
   stateHash(id: string): Promise<{ appliedIndex: number; stateHash: string } | undefined> {
-    return fetchStateHash(this.endpointOf(id));
+    return fetchStateHash(this.endpointOf(id), this.ca);
   }
 
   /** `/v1/status` of one node, or undefined when it does not answer in time. */
   status(id: string): Promise<NodeStatus | undefined> {
-    return fetchStatus(this.endpointOf(id), this.options.statusTimeoutMs ?? 500);
+    return fetchStatus(this.endpointOf(id), this.options.statusTimeoutMs ?? 500, this.ca);
   }
 
   view(): Promise<ClusterView> {
@@ -345,7 +357,7 @@ export class Cluster implements RunCluster {
 
   /** The slow-disk fault: the server's runtime switch `PUT /v1/admin/faults {fsyncDelayMs}`. */
   setFsyncDelayMs(id: string, delayMs: number): Promise<void> {
-    return putFsyncDelay(id, this.endpointOf(id), delayMs);
+    return putFsyncDelay(id, this.endpointOf(id), delayMs, this.ca);
   }
 
   async compactedPast(id: string): Promise<boolean> {
@@ -400,6 +412,7 @@ export class Cluster implements RunCluster {
       },
       log: (line) => this.proc(id).log.write(line + '\n'),
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+      ...(this.ca ? { ca: this.ca } : {}),
     });
   }
 
@@ -426,6 +439,17 @@ export class Cluster implements RunCluster {
     for (const p of this.procs.values()) p.log.end();
   }
 
+  private certsDir(): string {
+    return join(this.options.dir, 'certs');
+  }
+
+  /** The TLS flags of node `id` on a TLS run (its development certificate as server and peer certificate). */
+  private tlsArgs(id: string): string[] {
+    if (!this.ca) return [];
+    const f = (name: string) => join(this.certsDir(), name);
+    return ['--cert-file', f(`${id}.crt`), '--key-file', f(`${id}.key`), '--peer-cert-file', f(`${id}.crt`), '--peer-key-file', f(`${id}.key`), '--peer-trusted-ca-file', f('ca.crt')];
+  }
+
   private dataDir(id: string): string {
     return join(this.options.dir, 'data', id);
   }
@@ -440,7 +464,7 @@ export class Cluster implements RunCluster {
     const peers = this.nodes.map((other) => `${other}=${this.links.addressOf(other)}`).join(',');
     // The founding flag founds on the first start and is ignored once the data directory has
     // state (a replacement starts without it); the secret travels in the environment, never on argv.
-    const args = [this.options.serverCli, 'serve', '--id', id, '--listen', `127.0.0.1:${p.port}`, '--peers', peers, '--data', this.dataDir(id), '--initial-cluster-state', 'new', ...(this.options.extraArgs ?? [])];
+    const args = [this.options.serverCli, 'serve', '--id', id, '--listen', `127.0.0.1:${p.port}`, '--peers', peers, '--data', this.dataDir(id), '--initial-cluster-state', 'new', ...this.tlsArgs(id), ...(this.options.extraArgs ?? [])];
     if (how === 'joiner') args.splice(0, args.length, ...joinerArgs(args));
     p.log.write(`# jepsen-lite: node ${args.join(' ')}\n`);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, QKV_CLUSTER_SECRET: this.clusterSecret, QKV_CLUSTER_SECRET_FILE: '' } });
@@ -461,4 +485,11 @@ export class Cluster implements RunCluster {
     if (p === undefined) throw new HarnessError('JL_UNKNOWN_NODE', `unknown node ${id}`);
     return p;
   }
+}
+
+/** Runs `quorumkv certs init` for `nodes` into `dir`; returns the CA certificate (PEM). */
+function makeDevCerts(serverCli: string, nodes: readonly string[], dir: string): Buffer {
+  const r = spawnSync(process.execPath, [serverCli, 'certs', 'init', '--nodes', nodes.join(','), '--out', dir], { encoding: 'utf8' });
+  if (r.status !== 0) throw new HarnessError('JL_TLS_CERTS', `quorumkv certs init failed: ${r.stderr || r.error?.message}`);
+  return readFileSync(join(dir, 'ca.crt'));
 }

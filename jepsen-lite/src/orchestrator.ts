@@ -55,6 +55,8 @@ export interface RunOptions {
   composeFile?: string;
   /** Printer for live progress (one line per second); default stderr. */
   progress?: (line: string) => void;
+  /** `local` only: TLS on every link, with development certificates (`--tls`). */
+  tls?: boolean;
 }
 
 /** Status poll interval. */
@@ -178,7 +180,7 @@ async function startCluster(o: RunOptions, nodeIds: string[]): Promise<RunCluste
     if (o.composeFile === undefined) throw new HarnessError('JL_DOCKER_NO_COMPOSE', '--env docker needs the compose file (deploy/docker-compose.yml)');
     return DockerCluster.start({ nodes: nodeIds, composeFile: o.composeFile, image: o.image ?? DEFAULT_NODE_IMAGE, dir: o.out, env });
   }
-  return Cluster.start({ nodes: nodeIds, serverCli: o.serverCli, dir: o.out, seed: o.seed, extraArgs: ['--snapshot-entries', String(SNAPSHOT_ENTRIES), '--snapshot-keep-entries', String(SNAPSHOT_KEEP_ENTRIES), '--enable-fault-injection'] });
+  return Cluster.start({ nodes: nodeIds, serverCli: o.serverCli, dir: o.out, seed: o.seed, tls: o.tls === true, extraArgs: ['--snapshot-entries', String(SNAPSHOT_ENTRIES), '--snapshot-keep-entries', String(SNAPSHOT_KEEP_ENTRIES), '--enable-fault-injection'] });
 }
 
 function prepareOutDir(out: string): void {

@@ -4,6 +4,8 @@
 // promote` — sent to the other members in turn (a follower forwards it to the leader), retried
 // until it succeeds or REPLACE_STEP_WAIT_MS passes.
 
+import { nodeFetch } from './node-http.js';
+
 /** Time one step of the replacement may take, retries included. */
 export const REPLACE_STEP_WAIT_MS = 30_000;
 /** Pause between attempts of a step. */
@@ -26,6 +28,8 @@ export interface ReplaceEnv {
   sleep(ms: number): Promise<void>;
   /** Time one step may take. Default {@link REPLACE_STEP_WAIT_MS}. */
   stepWaitMs?: number;
+  /** The CA to trust on a TLS run (admin requests over HTTPS). */
+  ca?: Buffer;
 }
 
 /** One admin call's answer: the HTTP status and the error code of a JSON error body. */
@@ -35,13 +39,13 @@ interface AdminAnswer {
   text: string;
 }
 
-async function adminCall(endpoint: string, method: string, path: string, body?: unknown): Promise<AdminAnswer> {
-  const res = await fetch(`http://${endpoint}${path}`, {
+async function adminCall(endpoint: string, method: string, path: string, body: unknown, ca: Buffer | undefined): Promise<AdminAnswer> {
+  const res = await nodeFetch(endpoint, path, {
     method,
     headers: { 'content-type': 'application/json' },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     signal: AbortSignal.timeout(ADMIN_REQUEST_TIMEOUT_MS),
-  });
+  }, ca);
   const text = await res.text();
   let code: string | undefined;
   try {
@@ -65,7 +69,7 @@ async function step(env: ReplaceEnv, what: string, method: string, path: string,
   while (Date.now() < until) {
     for (const ep of env.otherEndpoints()) {
       try {
-        const a = await adminCall(ep, method, path, body);
+        const a = await adminCall(ep, method, path, body, env.ca);
         if (done(a)) return null;
         last = `${ep} answered ${a.status} ${a.text}`;
       } catch (err) {

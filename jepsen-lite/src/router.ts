@@ -19,11 +19,22 @@ export const SNIFF_TIMEOUT_MS = 2000;
 /** The header the quorumkv transport puts its signed hello in. */
 export const HELLO_HEADER = 'x-quorumkv-hello';
 
+/** The TLS server name a quorumkv peer dials with: `<its id>` + this (the server's tls.ts). */
+export const PEER_SNI_SUFFIX = '.peer.quorumkv.invalid';
+/** First byte of a TLS handshake record. */
+const TLS_HANDSHAKE_RECORD = 0x16;
+
 /**
- * Finds the dialing node's id in a request head, or undefined (not a peer connection, or a head
- * that cannot be read — which is passed through, never an error).
+ * Finds the dialing node's id in a request head — the hello header of a plaintext upgrade, or the
+ * server name of a TLS ClientHello (a peer dials with `<id>.peer.quorumkv.invalid`) — or
+ * undefined (not a peer connection, or a head that cannot be read — which is passed through,
+ * never an error).
  */
 export function dialerOf(head: Buffer): string | undefined {
+  if (head[0] === TLS_HANDSHAKE_RECORD) {
+    const name = serverNameOf(head);
+    return name?.endsWith(PEER_SNI_SUFFIX) ? name.slice(0, -PEER_SNI_SUFFIX.length) : undefined;
+  }
   const text = head.toString('latin1');
   const end = text.indexOf('\r\n\r\n');
   if (end < 0) return undefined;
@@ -36,6 +47,43 @@ export function dialerOf(head: Buffer): string | undefined {
     } catch {
       return undefined;
     }
+  }
+  return undefined;
+}
+
+/** Bytes of the first TLS record when `head` holds all of it, else undefined. */
+export function tlsRecordBytes(head: Buffer): number | undefined {
+  if (head.length < 5 || head[0] !== TLS_HANDSHAKE_RECORD) return undefined;
+  const total = 5 + head.readUInt16BE(3);
+  return head.length >= total ? total : undefined;
+}
+
+/**
+ * The server name (SNI) of the ClientHello in the first TLS record of `head`, or undefined.
+ * Every length is checked against the record, so a malformed hello yields undefined, never a throw.
+ */
+export function serverNameOf(head: Buffer): string | undefined {
+  const end = tlsRecordBytes(head);
+  if (end === undefined || head[5] !== 0x01) return undefined; // not a ClientHello
+  let at = 5 + 4 + 2 + 32; // record header, handshake header, client_version, random
+  const skip = (lenBytes: 1 | 2): boolean => {
+    if (at + lenBytes > end) return false;
+    at += lenBytes + (lenBytes === 1 ? head[at]! : head.readUInt16BE(at));
+    return at <= end;
+  };
+  if (!skip(1) || !skip(2) || !skip(1) || at + 2 > end) return undefined; // session id, cipher suites, compression
+  const extEnd = Math.min(end, at + 2 + head.readUInt16BE(at));
+  at += 2;
+  while (at + 4 <= extEnd) {
+    const type = head.readUInt16BE(at);
+    const len = head.readUInt16BE(at + 2);
+    at += 4;
+    // server_name: list length (2), name type (1, 0 = host name), name length (2), name.
+    if (type === 0 && len >= 5 && at + 5 <= extEnd && head[at + 2] === 0) {
+      const nameLen = head.readUInt16BE(at + 3);
+      return at + 5 + nameLen <= extEnd ? head.toString('latin1', at + 5, at + 5 + nameLen) : undefined;
+    }
+    at += len;
   }
   return undefined;
 }
@@ -103,7 +151,8 @@ export class NodeRouter {
     const onData = (chunk: Buffer): void => {
       chunks.push(chunk);
       size += chunk.length;
-      if (size >= SNIFF_BYTES_MAX || Buffer.concat(chunks).includes('\r\n\r\n')) finish();
+      const head = Buffer.concat(chunks);
+      if (size >= SNIFF_BYTES_MAX || tlsRecordBytes(head) !== undefined || head.includes('\r\n\r\n')) finish();
     };
     const onError = (): void => {
       done = true;

@@ -35,6 +35,13 @@ describe('argument parsing', () => {
     expect(parseCli(['matrix', '--env', 'docker'])).toMatchObject({ command: 'matrix', env: 'docker' });
   });
 
+  it('parses --tls for local runs, and refuses it with docker or the hostile peer', () => {
+    expect(parseCli(['run'])).toMatchObject({ tls: false });
+    expect(parseCli(['run', '--tls', '--nemesis', 'partition'])).toMatchObject({ tls: true, nemesisSpec: 'partition' });
+    expect(() => parseCli(['run', '--tls', '--env', 'docker'])).toThrow(/--tls runs the local cluster/);
+    expect(() => parseCli(['run', '--tls', '--nemesis', 'partition,hostile-peer'])).toThrow(/hostile-peer/);
+  });
+
   it('parses the default matrix', () => {
     const m = parseCli(['matrix']);
     expect(m.command === 'matrix' && m.combos.map((c) => `${c.nemesisSpec}:${c.workload}`).join(';')).toBe(DEFAULT_COMBOS);

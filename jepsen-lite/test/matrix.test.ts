@@ -13,6 +13,8 @@ const serverCli = fileURLToPath(new URL('../../packages/server/dist/cli.js', imp
 const enabled = process.env.JL_MATRIX === '1';
 const timeS = Number(process.env.JL_MATRIX_TIME_S ?? 25);
 const seed = Number(process.env.JL_MATRIX_SEED ?? 1);
+/** The TLS entry is shorter: it checks that the harness and the faults work over TLS, not more. */
+const tlsTimeS = Number(process.env.JL_MATRIX_TLS_TIME_S ?? 10);
 if (!enabled) console.warn('jepsen-lite matrix skipped: set JL_MATRIX=1 (after pnpm build) to run it against a real cluster');
 
 const root = mkdtempSync(join(tmpdir(), 'jl-matrix-'));
@@ -32,6 +34,16 @@ describe.skipIf(!enabled)('jepsen-lite short matrix (real cluster)', () => {
       expect(failing, `replay: pnpm jepsen-lite run --time ${timeS} --nemesis ${c.nemesisSpec} --workload ${c.workload} --seed ${seed + i}; report ${out}/report.html (JL_KEEP=1 keeps it)`).toEqual([]);
     }, (timeS + 90) * 1000);
   }
+
+  it('TLS on every link: partition × register (the fault proxies route peers by their TLS server name)', async () => {
+    expect(existsSync(serverCli), `${serverCli} missing: run pnpm build first`).toBe(true);
+    const out = join(root, 'tls-partition-register');
+    const m3 = parseCli(['run', '--tls', '--nemesis', 'partition', '--workload', 'register']);
+    if (m3.command !== 'run') throw new Error('unreachable');
+    const check = await runTest({ ...m3, timeS: tlsTimeS, seed, out, serverCli, budgetMsPerKey: 5000, progress: () => undefined });
+    const failing = Object.entries(check.results).filter(([, r]) => r.valid !== true).map(([n, r]) => `${n}=${String(r.valid)}: ${summarize(n, r.evidence)}`);
+    expect(failing, `replay: pnpm jepsen-lite run --tls --time ${tlsTimeS} --nemesis partition --workload register --seed ${seed}; report ${out}/report.html`).toEqual([]);
+  }, (tlsTimeS + 90) * 1000);
 
   it('catches the deliberately broken mode: stale reads under partitions are not linearizable', async () => {
     const out = join(root, 'broken-stale-reads');

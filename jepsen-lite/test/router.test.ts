@@ -2,7 +2,8 @@ import { once } from 'node:events';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HELLO_HEADER, NodeRouter, dialerOf } from '../src/router.js';
+import tls from 'node:tls';
+import { HELLO_HEADER, NodeRouter, dialerOf, serverNameOf } from '../src/router.js';
 
 const hello = (from: string) => Buffer.from(JSON.stringify({ v: 1, channel: 'raft', from, to: 'b', ts: 0, nonce: '', mac: '' })).toString('base64url');
 const upgrade = (from?: string) => `GET /raft HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n${from === undefined ? '' : `${HELLO_HEADER}: ${hello(from)}\r\n`}\r\n`;
@@ -13,6 +14,32 @@ describe('dialerOf', () => {
     expect(dialerOf(Buffer.from(upgrade()))).toBeUndefined();
     expect(dialerOf(Buffer.from('GET /v1/status HTTP/1.1\r\nHost: x\r\n'))).toBeUndefined(); // head not finished
     expect(dialerOf(Buffer.from(`GET / HTTP/1.1\r\n${HELLO_HEADER}: !!!notbase64json\r\n\r\n`))).toBeUndefined();
+  });
+});
+
+/** The first bytes a TLS client sends (its ClientHello) when dialling with `servername`. */
+async function clientHelloWith(servername: string): Promise<Buffer> {
+  const sink = createServer();
+  sink.listen(0, '127.0.0.1');
+  await once(sink, 'listening');
+  const got = new Promise<Buffer>((resolve) => sink.once('connection', (s) => s.once('data', (b: Buffer) => { resolve(b); s.destroy(); })));
+  const c = tls.connect({ host: '127.0.0.1', port: (sink.address() as AddressInfo).port, servername, rejectUnauthorized: false });
+  c.on('error', () => undefined);
+  const head = await got;
+  c.destroy();
+  sink.close();
+  return head;
+}
+
+describe('dialerOf on TLS', () => {
+  it('reads the dialer id from a peer\'s TLS server name, and nothing from a client\'s', async () => {
+    const peer = await clientHelloWith('n2.peer.quorumkv.invalid');
+    expect(serverNameOf(peer)).toBe('n2.peer.quorumkv.invalid');
+    expect(dialerOf(peer)).toBe('n2');
+    expect(dialerOf(await clientHelloWith('db.example.com'))).toBeUndefined();
+    // Cut anywhere, a ClientHello yields no name and no throw.
+    for (let n = 0; n < peer.length; n += 7) expect(() => serverNameOf(peer.subarray(0, n))).not.toThrow();
+    expect(serverNameOf(peer.subarray(0, peer.length - 1))).toBeUndefined();
   });
 });
 

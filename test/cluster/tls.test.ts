@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { connect } from '@quorumkv/client';
-import { initDevCerts, PEER_SERVERNAME } from '@quorumkv/server';
+import { initDevCerts, peerServername } from '@quorumkv/server';
 import { HELLO_HEADER, createHelloHeader } from '@quorumkv/transport';
 import { CLI_PATH, ProcessCluster, TEST_SECRET, WriteLoad, httpRequest, jsonOf, verifyAcked, waitFor } from '../harness/cluster.js';
 
@@ -86,7 +86,7 @@ describe('TLS everywhere', () => {
       new Promise<{ code: number; reason: string; answered: boolean }>((resolve) => {
         const hello = createHelloHeader({ from: 'n2', to: 'n1', channel: 'probe', clusterSecret: TEST_SECRET, nowMs: Date.now(), clusterId, incarnation: cluster.incarnationOf('n2') });
         const ws = new WebSocket(`wss://127.0.0.1:${n1.port}/raft`, {
-          headers: { [HELLO_HEADER]: hello }, ...cert, ca: cluster.clientTls!.ca, servername: PEER_SERVERNAME, checkServerIdentity: () => undefined,
+          headers: { [HELLO_HEADER]: hello }, ...cert, ca: cluster.clientTls!.ca, servername: peerServername('n2'), checkServerIdentity: () => undefined,
         });
         let answered = false;
         ws.on('message', () => (answered = true));

@@ -12,6 +12,6 @@ export { HOST_PLANTS, memoryIdentityFiles, sleepOn, type HostPlant, type Identit
 export { SnapshotManager, snapshotHostOf, type SnapshotFaults, type SnapshotSocket, type SnapshotChannel } from './snapshots.js';
 export { memberContext } from './membership.js';
 export { initDevCerts, DEV_CLIENT_CN, type DevCerts, type DevCertsOptions } from './certs.js';
-export { NodeTls, PEER_SERVERNAME, CLIENT_CERT_REQUIRED_CODE } from './tls.js';
+export { NodeTls, PEER_SERVERNAME_SUFFIX, peerServername, CLIENT_CERT_REQUIRED_CODE } from './tls.js';
 export type { TlsFiles } from './tls-material.js';
 export { fetchNode, type NodeRequestInit } from './node-fetch.js';

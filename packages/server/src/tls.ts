@@ -12,11 +12,18 @@ import type { Logger } from './logger.js';
 import { issuedByOneOf, loadTlsMaterial, sanNames, type TlsFiles, type TlsMaterial } from './tls-material.js';
 
 /**
- * The SNI name peers dial with. It selects the listener's peer context (the peer certificate);
- * clients dial by address or host name and get the client-facing certificate. `.invalid` is
- * reserved (RFC 2606), so no real host is ever called this.
+ * Peers dial with the SNI name `<own id>` + this suffix. It selects the listener's peer context
+ * (the peer certificate); clients dial by address or host name and get the client-facing
+ * certificate. `.invalid` is reserved (RFC 2606), so no real host is ever called this. The
+ * dialler's id in the name is a routing hint only — proxies such as jepsen-lite's can tell
+ * directed links apart without decrypting — never trusted: the certificate decides who it is.
  */
-export const PEER_SERVERNAME = 'peer.quorumkv.invalid';
+export const PEER_SERVERNAME_SUFFIX = '.peer.quorumkv.invalid';
+
+/** The SNI name node `selfId` dials its peers with. */
+export function peerServername(selfId: string): string {
+  return `${selfId}${PEER_SERVERNAME_SUFFIX}`;
+}
 /** How often the certificate files are checked for changes, ms. */
 export const TLS_WATCH_INTERVAL_MS = 1000;
 /** A change is reloaded this long after the last change seen (a rotation writes several files), ms. */
@@ -53,7 +60,7 @@ export class NodeTls implements PeerTls {
       requestCert: true,
       rejectUnauthorized: false,
       // No context for other names keeps the default one (the client-facing certificate).
-      SNICallback: (servername, cb) => cb(null, servername === PEER_SERVERNAME ? this.#material.peerServer : undefined),
+      SNICallback: (servername, cb) => cb(null, servername.endsWith(PEER_SERVERNAME_SUFFIX) ? this.#material.peerServer : undefined),
     };
   }
 
@@ -66,7 +73,7 @@ export class NodeTls implements PeerTls {
   dialOptions(peerId: string): ConnectionOptions {
     return {
       secureContext: this.#material.peerDial,
-      servername: PEER_SERVERNAME,
+      servername: peerServername(this.selfId),
       rejectUnauthorized: true,
       checkServerIdentity: (_host: string, cert: PeerCertificate) => {
         if (sanNames(cert.subjectaltname).includes(peerId)) return undefined;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initDevCerts, type DevCerts } from '../src/certs.js';
 import { ConfigError, parseServeConfig } from '../src/config.js';
 import type { Logger } from '../src/logger.js';
-import { NodeTls, PEER_SERVERNAME } from '../src/tls.js';
+import { NodeTls, peerServername } from '../src/tls.js';
 import { loadTlsMaterial, type TlsFiles } from '../src/tls-material.js';
 
 const SECRET = 'a-cluster-secret-of-some-length';
@@ -110,7 +110,7 @@ describe('reload', () => {
     expect(t.reload('test')).toBe(true);
     expect(t.dialOptions('n2').secureContext).not.toBe(before);
     expect(t.reloads).toBe(1);
-    expect(t.dialOptions('n2').servername).toBe(PEER_SERVERNAME);
+    expect(t.dialOptions('n2').servername).toBe(peerServername('n1')); // the dialler's id: a routing hint
   });
 
   it('a dial accepts only a remote certificate that names the peer it meant', () => {
