@@ -161,9 +161,9 @@ ensure_tls_dir() {
     cp "$tls_dir/$id.key" "$tls_dir/$id/node.key"
     cp "$tls_dir/ca.crt" "$tls_dir/$id/ca.crt"
   done
-  # The container runs as uid 1000 (node): it must read its key.
+  # The container runs as uid 1000 (node): it must read its files (development keys only).
   chmod 0755 "$tls_dir"/n1 "$tls_dir"/n2 "$tls_dir"/n3
-  chmod 0644 "$tls_dir"/n?/node.key
+  chmod 0644 "$tls_dir"/n?/*
   say "made development certificates in deploy/tls (CA: deploy/tls/ca.crt, client: deploy/tls/client.crt)"
 }
 
