@@ -154,7 +154,11 @@ ensure_tls_dir() {
     say "deploy/tls exists (certificates kept)"
     return
   fi
-  node "$REPO_ROOT/packages/server/dist/cli.js" certs init --nodes n1,n2,n3 --out "$tls_dir" >/dev/null
+  if ! node "$REPO_ROOT/packages/server/dist/cli.js" certs init --nodes n1,n2,n3 --out "$tls_dir" >/dev/null; then
+    rm -rf "$tls_dir"
+    say "WARNING: no development certificates (is openssl installed?): the compose cluster will not start with TLS until deploy/tls/<id>/ holds them"
+    return
+  fi
   for id in n1 n2 n3; do
     mkdir -p "$tls_dir/$id"
     cp "$tls_dir/$id.crt" "$tls_dir/$id/node.crt"
