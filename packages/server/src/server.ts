@@ -107,7 +107,7 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
   const server: http.Server = tls ? https.createServer({ ...tls.serverOptions(), keepAliveTimeout: 30_000 }, onRequest) : http.createServer({ keepAliveTimeout: 30_000 }, onRequest);
   if (tls && server instanceof https.Server) tls.attach(server);
   const connections = new ConnectionLimiter(cfg);
-  limitConnections(server, connections, refused, log, () => metrics.busyRejections.inc({ kind: 'connections' }));
+  limitConnections(server, connections, refused, log, () => metrics.busyRejections.inc({ kind: 'connections' }), tls !== undefined);
   metrics.registerAdmission(() => ({ rangeBytes: rangeBudget.usedBytes, requestBytes: requestBudget.usedBytes, connections: connections.open }));
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     if (refused.has(socket)) return socket.destroy();
@@ -205,9 +205,10 @@ function refuseClientWithoutCert(tls: NodeTls | undefined, socket: Duplex, res: 
 /**
  * Admits each TCP connection against the per-node and per-address limits as it is accepted,
  * before anything is read from it. A refused connection gets `503 QKV_BUSY` (JSON, with
- * Retry-After) and is closed; the count drops when an admitted connection closes.
+ * Retry-After) and is closed — on a TLS port it is closed at once, since no answer can be sent
+ * before a handshake; the count drops when an admitted connection closes.
  */
-function limitConnections(server: http.Server, limiter: ConnectionLimiter, refused: WeakSet<Duplex>, log: Logger, onRefused: () => void): void {
+function limitConnections(server: http.Server, limiter: ConnectionLimiter, refused: WeakSet<Duplex>, log: Logger, onRefused: () => void, tls: boolean): void {
   let refusedSinceLog = 0;
   let lastLogMs = 0;
   server.on('connection', (socket: Socket) => {
@@ -225,8 +226,12 @@ function limitConnections(server: http.Server, limiter: ConnectionLimiter, refus
       lastLogMs = Date.now();
       refusedSinceLog = 0;
     }
-    const body = JSON.stringify({ code: 'QKV_BUSY', message: `connection refused: ${admitted.refused}`, retryAfterMs: CONNECTION_RETRY_AFTER_MS });
     socket.on('error', () => undefined);
+    if (tls) {
+      socket.destroy();
+      return;
+    }
+    const body = JSON.stringify({ code: 'QKV_BUSY', message: `connection refused: ${admitted.refused}`, retryAfterMs: CONNECTION_RETRY_AFTER_MS });
     socket.end(
       `HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-type: application/json\r\n` +
         `retry-after: ${CONNECTION_RETRY_AFTER_MS / 1000}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
