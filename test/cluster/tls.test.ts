@@ -74,6 +74,10 @@ describe('TLS everywhere', () => {
     expect(Date.now() - started).toBeLessThan(2500);
     expect((await cluster.request(n1.port, 'GET', '/health')).status).toBe(200);
     await waitFor('the failed handshakes in the log', () => (count('n1', /TLS handshake failed/) > 0 ? true : undefined), 3000);
+    const metrics = (await cluster.request(n1.port, 'GET', '/metrics')).body.toString();
+    expect(Number(/^qkv_tls_handshake_failures_total (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
+    const expiry = Number(/^qkv_tls_certificate_expiry_timestamp_seconds\{cert="peer"\} (\d+)/m.exec(metrics)?.[1]);
+    expect(expiry * 1000).toBeGreaterThan(Date.now() + 30 * 86_400_000); // certs init: 825 days
   }));
 
   it('refuses a peer certificate from another CA, or one naming another node than the hello, and logs why', guard(async () => {
@@ -145,6 +149,8 @@ describe('TLS everywhere', () => {
     }
     expect([...load.failuresByKind]).toEqual([]);
     expect(load.unknown).toEqual([]);
+    const metrics = (await cluster.request(cluster.node('n2').port, 'GET', '/metrics')).body.toString();
+    expect(Number(/^qkv_tls_reloads_total\{result="ok"\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(3);
     // New connections use the new certificates: SIGHUP re-reads them, and a restarted node rejoins.
     cluster.node('n1').proc!.kill('SIGHUP');
     await waitFor('the SIGHUP reload', () => (/"reason":"SIGHUP".*"msg":"TLS certificates reloaded"/.test(logOf('n1')) ? true : undefined), 5000);

@@ -26,6 +26,7 @@ import { WatchHub } from './watch-hub.js';
 import { watchNodeView } from './watch-node.js';
 import { CLIENT_CERT_REQUIRED_CODE, NodeTls } from './tls.js';
 import { peerHttpOf } from './peer-http.js';
+import { registerTlsMetrics } from './tls-metrics.js';
 
 export interface RunningServer {
   node: QuorumKvNode;
@@ -120,7 +121,7 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
       socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     }
   });
-  if (tls) countTlsClientErrors(server, log);
+  if (tls) countTlsClientErrors(server, log, registerTlsMetrics(metrics.registry, tls).handshakeFailed);
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     else socket.destroy();
@@ -171,11 +172,12 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
  * closed; the node logs it at most once per interval, with a count, so a scanner cannot flood the
  * log.
  */
-function countTlsClientErrors(server: http.Server, log: Logger): void {
+function countTlsClientErrors(server: http.Server, log: Logger, onFailure: () => void): void {
   let failedSinceLog = 0;
   let lastLogMs = 0;
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     socket.destroy();
+    onFailure();
     failedSinceLog++;
     if (Date.now() - lastLogMs < CONNECTION_REFUSAL_LOG_INTERVAL_MS) return;
     log.warn({ err: err.code ?? err.message, failed: failedSinceLog }, 'TLS handshake failed (plain HTTP to the TLS port, or a client the node does not trust); connection closed');

@@ -35,6 +35,8 @@ export interface TlsMaterial {
   readonly peerCas: readonly X509Certificate[];
   /** CAs that may sign a client's certificate (empty without --trusted-ca-file). */
   readonly clientCas: readonly X509Certificate[];
+  /** When the client-facing and the peer certificate expire, ms since the epoch. */
+  readonly notAfterMs: { server: number; peer: number };
 }
 
 /**
@@ -48,7 +50,7 @@ export function loadTlsMaterial(files: TlsFiles, selfId: string, nowMs: number):
   const key = readPem('--key-file', files.keyFile);
   const peerCert = readPem('--peer-cert-file', files.peerCertFile);
   const peerKey = readPem('--peer-key-file', files.peerKeyFile);
-  checkPair('--cert-file', files.certFile, cert, '--key-file', key, nowMs);
+  const serverLeaf = checkPair('--cert-file', files.certFile, cert, '--key-file', key, nowMs);
   const peerLeaf = checkPair('--peer-cert-file', files.peerCertFile, peerCert, '--peer-key-file', peerKey, nowMs);
   if (!sanNames(peerLeaf.subjectAltName).includes(selfId)) {
     throw new ConfigError(
@@ -72,6 +74,7 @@ export function loadTlsMaterial(files: TlsFiles, selfId: string, nowMs: number):
       peerDial: tls.createSecureContext({ cert: peerCert, key: peerKey, ca: peerCas.map((c) => c.toString()) }),
       peerCas,
       clientCas,
+      notAfterMs: { server: Date.parse(serverLeaf.validTo), peer: Date.parse(peerLeaf.validTo) },
     };
   } catch (e) {
     throw new ConfigError(`TLS files are unusable together: ${(e as Error).message}`);

@@ -40,8 +40,10 @@ export class NodeTls implements PeerTls {
   #watching = false;
   /** The client-certificate verdict of each open connection. */
   readonly #clientVerdicts = new WeakMap<Duplex, string | null>();
-  /** Successful reloads since start (the tests and /metrics-free debugging read it from the log). */
+  /** Successful reloads since start (qkv_tls_reloads_total{result="ok"}). */
   reloads = 0;
+  /** Reloads refused (a bad file; the old certificates stayed), qkv_tls_reloads_total{result="refused"}. */
+  reloadsRefused = 0;
 
   constructor(
     readonly files: TlsFiles,
@@ -62,6 +64,11 @@ export class NodeTls implements PeerTls {
       // No context for other names keeps the default one (the client-facing certificate).
       SNICallback: (servername, cb) => cb(null, servername.endsWith(PEER_SERVERNAME_SUFFIX) ? this.#material.peerServer : undefined),
     };
+  }
+
+  /** When the certificates in use expire, ms since the epoch. */
+  notAfterMs(): { server: number; peer: number } {
+    return this.#material.notAfterMs;
   }
 
   /** Attaches the listener so a reload can replace its default context. */
@@ -128,6 +135,7 @@ export class NodeTls implements PeerTls {
     try {
       next = loadTlsMaterial(this.files, this.selfId, Date.now());
     } catch (e) {
+      this.reloadsRefused++;
       this.log.warn({ reason, err: (e as Error).message }, 'TLS reload refused; keeping the certificates in use');
       return false;
     }
