@@ -7,6 +7,7 @@
 import { execFile } from 'node:child_process';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { ConnectionOptions } from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -89,10 +90,9 @@ describe('TLS everywhere', () => {
     const probe = (cert: { cert: Buffer; key: Buffer }) =>
       new Promise<{ code: number; reason: string; answered: boolean }>((resolve) => {
         const hello = createHelloHeader({ from: 'n2', to: 'n1', channel: 'probe', clusterSecret: TEST_SECRET, nowMs: Date.now(), clusterId, incarnation: cluster.incarnationOf('n2') });
-        const ws = new WebSocket(`wss://127.0.0.1:${n1.port}/raft`, {
-          // What is tested is n1's check of this certificate; n1's own is not checked here.
-          headers: { [HELLO_HEADER]: hello }, ...cert, servername: peerServername('n2'), rejectUnauthorized: false,
-        });
+        // What is tested is n1's check of this certificate; n1's own is not checked here.
+        const tlsOptions: ConnectionOptions = { ...cert, servername: peerServername('n2'), rejectUnauthorized: false };
+        const ws = new WebSocket(`wss://127.0.0.1:${n1.port}/raft`, { headers: { [HELLO_HEADER]: hello }, ...tlsOptions });
         let answered = false;
         ws.on('message', () => (answered = true));
         ws.once('close', (code, reason) => resolve({ code, reason: reason.toString(), answered }));
