@@ -1,10 +1,10 @@
 // Client-side CLI commands: they talk HTTP to any node of --endpoints (or QKV_ENDPOINTS), trying
 // the next endpoint when one cannot be reached. Followers forward writes to the leader.
 import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { ConfigError } from './config.js';
 import { fetchNode } from './node-fetch.js';
+import { cliTls, CLI_TLS_FLAGS } from './cli-tls.js';
 import { SNAPSHOT_USAGE, runSnapshotCommand } from './backup-cli.js';
 import { runWatchCli } from './watch-cli.js';
 import { HEALTH_MAX_FSYNC_MS_DEFAULT, HEALTH_MAX_LAG_ENTRIES_DEFAULT, assessHealth, formatHealth, probeCluster } from './health-cli.js';
@@ -47,7 +47,7 @@ function parseCommon(argv: string[], extra: Record<string, { type: 'string' | 'b
   try {
     parsed = parseArgs({
       args: argv,
-      options: { endpoints: { type: 'string' }, 'timeout-ms': { type: 'string' }, cacert: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' }, ...extra },
+      options: { endpoints: { type: 'string' }, 'timeout-ms': { type: 'string' }, ...CLI_TLS_FLAGS, ...extra },
       strict: true,
       allowPositionals: true,
     });
@@ -63,28 +63,6 @@ function parseCommon(argv: string[], extra: Record<string, { type: 'string' | 'b
   return { endpoints, timeoutMs, tls, positionals: parsed.positionals, values: parsed.values };
 }
 
-/** The CLI's TLS options from --cacert/--cert/--key (or QKV_CACERT/QKV_CERT/QKV_KEY); undefined without any. */
-export function cliTls(values: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv = process.env): ConnectionOptions | undefined {
-  const pick = (flag: string) => {
-    const v = values[flag] ?? env[`QKV_${flag.toUpperCase()}`];
-    return typeof v === 'string' && v !== '' ? v : undefined;
-  };
-  const [ca, cert, key] = [pick('cacert'), pick('cert'), pick('key')];
-  if (ca === undefined && cert === undefined && key === undefined) return undefined;
-  if ((cert === undefined) !== (key === undefined)) throw new ConfigError('--cert and --key go together (a client certificate needs its key)');
-  const read = (flag: string, file: string) => {
-    try {
-      return readFileSync(file);
-    } catch (e) {
-      throw new ConfigError(`--${flag}: cannot read ${file}: ${(e as Error).message}`);
-    }
-  };
-  return {
-    ...(ca !== undefined ? { ca: read('cacert', ca) } : {}),
-    ...(cert !== undefined && key !== undefined ? { cert: read('cert', cert), key: read('key', key) } : {}),
-  };
-}
-
 /** Sends one request to the first endpoint that answers. */
 export async function httpCall(c: Pick<Common, 'endpoints' | 'timeoutMs' | 'tls'>, method: string, path: string, body?: string | Uint8Array): Promise<Response> {
   let lastErr: unknown;
@@ -95,7 +73,8 @@ export async function httpCall(c: Pick<Common, 'endpoints' | 'timeoutMs' | 'tls'
       lastErr = e;
     }
   }
-  throw new Error(`no endpoint answered (${c.endpoints.join(', ')}): ${(lastErr as Error)?.message ?? lastErr}`);
+  const hint = c.tls === undefined ? ' (a node serving TLS needs --cacert)' : '';
+  throw new Error(`no endpoint answered (${c.endpoints.join(', ')}): ${(lastErr as Error)?.message ?? lastErr}${hint}`);
 }
 
 /**
