@@ -86,6 +86,23 @@ describe('node router', () => {
     expect(router.links.get('a')!.stats().connectionsAccepted).toBe(1);
   });
 
+  it('routes a TLS dial by its server name: a peer to its own link, anything else through', async () => {
+    const tlsDial = (servername: string) => {
+      const c = tls.connect({ host: '127.0.0.1', port: router.port, servername, rejectUnauthorized: false });
+      c.on('error', () => undefined); // the echo server speaks no TLS: only the routing is looked at
+      return c;
+    };
+    const fromC = tlsDial('c.peer.quorumkv.invalid');
+    const client = tlsDial('b.example.com');
+    const routed = async () => router.links.get('c')!.stats().connectionsAccepted === 1;
+    const until = Date.now() + 2000;
+    while (Date.now() < until && !(await routed())) await new Promise((r) => setTimeout(r, 5));
+    expect(router.links.get('c')!.stats().connectionsAccepted).toBe(1);
+    expect(router.links.get('a')!.stats().connectionsAccepted).toBe(0);
+    fromC.destroy();
+    client.destroy();
+  });
+
   it('applies a cut only to the dialing peer’s link; clients and other peers pass', async () => {
     router.links.get('a')!.cutSilent();
     const fromA = await dial(upgrade('a'));
