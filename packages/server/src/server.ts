@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ByteBudget, ConnectionLimiter, SessionQuota } from './admission.js';
 import { attachClientEndpoint, type ClientEndpoint } from './client-endpoint.js';
-import type { ServeConfig } from './config.js';
+import { isLoopbackHost, type ServeConfig } from './config.js';
 import { HttpApi } from './http-api.js';
 import { NodeKvService } from './kv-service.js';
 import { coreLogger, createLogger, type Logger } from './logger.js';
@@ -163,7 +163,9 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
       server.closeAllConnections();
       log.info({}, 'stopped');
     })());
-  log.info({ tls: tls ? { clientCertAuth: cfg.tls!.clientCertAuth } : false }, tls ? 'TLS on: peers need a certificate naming their node id' : 'plaintext: no TLS configured');
+  if (tls) log.info({ clientCertAuth: cfg.tls!.clientCertAuth }, 'TLS on: peers need a certificate naming their node id');
+  else if (isLoopbackHost(cfg.host)) log.info({}, 'plaintext on loopback: no TLS configured');
+  else log.warn({ listen: cfg.listen }, 'plaintext on a non-loopback address (--insecure): traffic can be read and peers impersonated by anyone holding the cluster secret');
   return { node, http: server, port, tls, stop };
 }
 
