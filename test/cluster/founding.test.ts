@@ -185,9 +185,13 @@ describe('the cluster secret', () => {
     const missing = serve([], {});
     expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(/no cluster secret: the peer endpoint always requires one/);
-    const insecure = serve(['--insecure'], { QKV_CLUSTER_SECRET: TEST_SECRET });
+    // --insecure allows plaintext off loopback (docs/security.md); it never makes the secret optional.
+    const insecure = serve(['--insecure'], {});
     expect(insecure.status).toBe(2);
-    expect(insecure.stderr).toMatch(/--insecure no longer exists/);
+    expect(insecure.stderr).toMatch(/no cluster secret: the peer endpoint always requires one/);
+    const offLoopback = serve(['--listen', '0.0.0.0:1'], { QKV_CLUSTER_SECRET: TEST_SECRET });
+    expect(offLoopback.status).toBe(2);
+    expect(offLoopback.stderr).toMatch(/refusing to listen on 0\.0\.0\.0 without TLS.*--insecure/);
   });
 
   it('`quorumkv dev` makes one (0600, passed by environment), founds on the first start and resumes after Ctrl-C', async () => {
