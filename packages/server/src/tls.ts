@@ -24,6 +24,7 @@ export const PEER_SERVERNAME_SUFFIX = '.peer.quorumkv.invalid';
 export function peerServername(selfId: string): string {
   return `${selfId}${PEER_SERVERNAME_SUFFIX}`;
 }
+
 /** How often the certificate files are checked for changes, ms. */
 export const TLS_WATCH_INTERVAL_MS = 1000;
 /** A change is reloaded this long after the last change seen (a rotation writes several files), ms. */
