@@ -271,7 +271,7 @@ function watch(argv: string[]): Promise<number> {
   const ac = new AbortController();
   process.once('SIGINT', () => ac.abort());
   return runWatchCli(
-    { endpoints: c.endpoints, key: key!, prefix: c.values.prefix === true, startRevision: positive('rev'), prevValue: c.values.prev === true, count: positive('count'), progress: c.values.progress === true },
+    { endpoints: c.endpoints, key: key!, prefix: c.values.prefix === true, startRevision: positive('rev'), prevValue: c.values.prev === true, count: positive('count'), progress: c.values.progress === true, tls: c.tls },
     undefined,
     ac.signal,
   );

@@ -2,6 +2,8 @@
 // GET /v1/watch (Server-Sent Events) and prints one JSON line per event. When a node goes away or
 // ends the stream (no leader), it reconnects to the next endpoint with Last-Event-ID, so the
 // output has no gap and no duplicate across node failures; a compacted start ends it (exit 1).
+import type { ConnectionOptions } from 'node:tls';
+import { fetchNode } from './node-fetch.js';
 
 /** Longest pause between reconnects when every endpoint fails. */
 const RECONNECT_DELAY_MS_MAX = 2_000;
@@ -22,6 +24,8 @@ export interface WatchCliPlan {
   count: number | undefined;
   /** Print progress events too. */
   progress: boolean;
+  /** HTTPS options from --cacert/--cert/--key (cli-tls.ts); undefined = plain HTTP. */
+  tls?: ConnectionOptions | undefined;
 }
 
 /** A stream that ended for good: exit with `code` after printing `message`. */
@@ -82,7 +86,7 @@ function watchPath(plan: WatchCliPlan): string {
 
 /** The SSE blocks of one connection; throws WatchEnded for answers that end the watch. */
 async function* streamBlocks(endpoint: string, plan: WatchCliPlan, lastId: string | undefined, signal: AbortSignal | undefined): AsyncGenerator<SseBlock> {
-  const res = await fetch(`http://${endpoint}${watchPath(plan)}`, { headers: lastId ? { 'last-event-id': lastId } : {}, ...(signal ? { signal } : {}) });
+  const res = await fetchNode(endpoint, watchPath(plan), { headers: lastId ? { 'last-event-id': lastId } : {}, ...(signal ? { signal } : {}) }, plan.tls);
   if (!res.ok) {
     const text = await res.text();
     if (res.status === 410 || res.status === 400) throw new WatchEnded(1, text);
