@@ -36,7 +36,13 @@ export class ForgetfsError extends Error {
 }
 
 /** A fault the filesystem injects until changed; see tools/forgetfs/forgetfs.c. */
-export type ForgetfsFault = { kind: 'delay-fsync'; ms: number } | { kind: 'fail'; errno: 'eio' | 'enospc' | 'none' };
+export type ForgetfsFault =
+  /** Every fsync of a name matching `glob` (a basename pattern, default every name) first sleeps `ms`. */
+  | { kind: 'delay-fsync'; ms: number; glob?: string }
+  | { kind: 'fail'; errno: 'eio' | 'enospc' | 'none' };
+
+/** Longest glob the filesystem accepts for a fsync delay. */
+export const FORGETFS_GLOB_CHARS_MAX = 63;
 
 /**
  * Builds the filesystem if its binary is missing or older than its source; returns why it
@@ -103,7 +109,7 @@ export async function mountForgetfs(options: ForgetfsOptions): Promise<ForgetfsM
       daemon = await startDaemon(options.store, mountpoint);
     },
     inject(fault) {
-      control(fault.kind === 'delay-fsync' ? `delay-fsync-ms ${fault.ms}` : `fail ${fault.errno}`);
+      control(fault.kind === 'delay-fsync' ? `delay-fsync-ms ${fault.ms} ${globOf(fault)}` : `fail ${fault.errno}`);
     },
     stats() {
       const words = readFileSync(join(mountpoint, FORGETFS_CONTROL), 'utf8').trim().split(/\s+/);
@@ -113,6 +119,12 @@ export async function mountForgetfs(options: ForgetfsOptions): Promise<ForgetfsM
     },
     unmount: () => stopDaemon(daemon, mountpoint),
   };
+}
+
+function globOf(fault: { glob?: string }): string {
+  const glob = fault.glob ?? '*';
+  if (!/^\S+$/.test(glob) || glob.length > FORGETFS_GLOB_CHARS_MAX) throw new ForgetfsError('FORGETFS_CONTROL', `bad fsync-delay glob ${JSON.stringify(glob)}`);
+  return glob;
 }
 
 function isMounted(mountpoint: string): boolean {

@@ -79,7 +79,7 @@ describe.skipIf(why !== null)('forgetfs', () => {
     expect(readFileSync(join(m, 'gone'), 'utf8')).toBe('still here');
   });
 
-  it('undoes overwrites and truncations of synced bytes, and keeps a synced subdirectory', async () => {
+  it('undoes overwrites and truncations of synced bytes (also through a write-only, truncating open) in a synced subdirectory', async () => {
     const d = join(m, 'sub');
     mkdirSync(d);
     writeFileSync(join(d, 'f'), '0123456789');
@@ -91,8 +91,23 @@ describe.skipIf(why !== null)('forgetfs', () => {
     ftruncateSync(fd, 4);
     writeSync(fd, 'tail', 8);
     closeSync(fd);
+    writeFileSync(join(d, 'g'), 'synced');
+    sync(join(d, 'g'));
+    sync(d);
+    writeFileSync(join(d, 'g'), 'rewritten, write-only and truncating');
     await fs.powerLoss();
     expect(readFileSync(join(d, 'f'), 'utf8')).toBe('0123456789');
+    expect(readFileSync(join(d, 'g'), 'utf8')).toBe('synced');
+  });
+
+  it('forgets a synced directory whose own entry was not synced, contents and all', async () => {
+    const d = join(m, 'unsynced-dir');
+    mkdirSync(d);
+    writeFileSync(join(d, 'f'), 'synced inside');
+    sync(join(d, 'f'));
+    sync(d);
+    await fs.powerLoss();
+    expect(readdirSync(m)).toEqual([]);
   });
 
   it('can leave the last unsynced write torn: half of it survives', async () => {

@@ -9,7 +9,8 @@
 //                      unlink, rmdir, link) not made durable by fsync/fdatasync of the file, or of
 //                      the directory for its entries, is undone in STORE/data
 //   powerloss-torn     the same, but the last unsynced write survives half-written
-//   delay-fsync-ms N   every fsync/fsyncdir sleeps N ms first (a slow disk); 0 turns it off
+//   delay-fsync-ms N [GLOB]  every fsync/fsyncdir (of names matching GLOB, default all) sleeps
+//                      N ms first (a slow disk); 0 turns it off
 //   fail eio|enospc    every write, create, truncate and fsync fails with that errno
 //   fail none          writes succeed again
 //
@@ -30,6 +31,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <fuse.h>
 #include <limits.h>
 #include <pthread.h>
@@ -63,6 +65,7 @@ static struct {
   long undo_bytes, fsyncs, powerlosses;
   struct torn torn;
   int delay_fsync_ms, fail_errno;
+  char delay_glob[64];
 } g = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static void real(char *out, const char *path) { snprintf(out, PATH_MAX, "%s%s", g.data, path); }
@@ -211,12 +214,15 @@ static const struct entry *saved_entry(const struct dir *d, const char *name) {
   return NULL;
 }
 
-/** Resets directory `d` to its saved entry list. */
+/**
+ * Resets directory `d` to its saved entry list. A directory that is gone was removed by the
+ * reset of a shallower one (its own entry was not durable): nothing of it survives.
+ */
 static void restore_dir(const struct dir *d) {
   char rp[PATH_MAX], ep[PATH_MAX], kp[PATH_MAX];
   real(rp, d->path);
-  mkdir(rp, 0755);
   DIR *dp = opendir(rp);
+  if (!dp) return;
   for (struct dirent *de; dp && (de = readdir(dp));) {
     if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
     snprintf(ep, sizeof ep, "%s/%s", rp, de->d_name);
@@ -225,7 +231,7 @@ static void restore_dir(const struct dir *d) {
     if (lstat(ep, &st) == 0 && e && e->is_dir == !!S_ISDIR(st.st_mode) && (e->is_dir || e->ino == st.st_ino)) continue;
     remove_tree(ep);
   }
-  if (dp) closedir(dp);
+  closedir(dp);
   for (size_t i = 0; i < d->count; i++) {
     const struct entry *e = &d->entries[i];
     snprintf(ep, sizeof ep, "%s/%s", rp, e->name);
@@ -237,9 +243,9 @@ static void restore_dir(const struct dir *d) {
 
 static int by_depth(const void *a, const void *b) {
   const char *x = ((const struct dir *)a)->path, *y = ((const struct dir *)b)->path;
-  int dx = 0, dy = 0;
-  for (; *x; x++) dx += *x == '/';
-  for (; *y; y++) dy += *y == '/';
+  int dx = 0, dy = 0;  // "/" is depth 0, "/a" 1, "/a/b" 2
+  for (; x[1]; x++) dx += *x == '/';
+  for (; y[1]; y++) dy += *y == '/';
   return dx - dy;
 }
 
@@ -277,7 +283,10 @@ static int control(const char *buf, size_t len) {
   else if (!strcmp(cmd, "fail eio")) g.fail_errno = EIO;
   else if (!strcmp(cmd, "fail enospc")) g.fail_errno = ENOSPC;
   else if (!strcmp(cmd, "fail none")) g.fail_errno = 0;
-  else if (sscanf(cmd, "delay-fsync-ms %d", &n) == 1 && n >= 0 && n <= DELAY_FSYNC_MS_MAX) g.delay_fsync_ms = n;
+  else if (sscanf(cmd, "delay-fsync-ms %d", &n) == 1 && n >= 0 && n <= DELAY_FSYNC_MS_MAX) {
+    g.delay_fsync_ms = n;
+    if (sscanf(cmd, "delay-fsync-ms %*d %63s", g.delay_glob) != 1) strcpy(g.delay_glob, "*");
+  }
   else return -EINVAL;
   fprintf(stderr, "forgetfs: %s\n", cmd);
   return 0;
@@ -314,10 +323,20 @@ static int ff_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 
 static int do_truncate(const char *path, off_t size, struct fuse_file_info *fi);
 
+/**
+ * The flags to open a backing file with: read-write when writing (saving the bytes a write
+ * overwrites needs to read them), no O_APPEND (the kernel already gives appends their offset),
+ * no O_TRUNC (done through do_truncate, which saves what it cuts).
+ */
+static int backing_flags(int flags) {
+  if ((flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
+  return flags & ~(O_TRUNC | O_APPEND);
+}
+
 static int ff_open(const char *path, struct fuse_file_info *fi) {
   if (is_ctl(path)) { fi->fh = (uint64_t)-1; fi->direct_io = 1; return 0; }
   char rp[PATH_MAX]; real(rp, path);
-  int fd = open(rp, fi->flags & ~(O_TRUNC | O_APPEND));
+  int fd = open(rp, backing_flags(fi->flags));
   if (fd < 0) return -errno;
   fi->fh = (uint64_t)fd;
   int err = fi->flags & O_TRUNC ? LOCKED(do_truncate(path, 0, fi)) : 0;
@@ -330,7 +349,7 @@ static int do_create(const char *path, mode_t mode, struct fuse_file_info *fi) {
   char rp[PATH_MAX]; real(rp, path);
   int err = save_parent(path);
   if (err) return err;
-  int fd = open(rp, (fi->flags & ~O_APPEND) | O_CREAT, mode);
+  int fd = open(rp, backing_flags(fi->flags) | O_CREAT, mode);
   if (fd < 0) return -errno;
   struct stat st;
   fstat(fd, &st);
@@ -389,8 +408,10 @@ static int do_truncate(const char *path, off_t size, struct fuse_file_info *fi) 
 }
 static int ff_truncate(const char *path, off_t size, struct fuse_file_info *fi) { return LOCKED(do_truncate(path, size, fi)); }
 
-static void delay_fsync(void) {
-  int ms = LOCKED(g.delay_fsync_ms);
+/** Sleeps before the fsync of `path` when a delay is set for names like its own. */
+static void delay_fsync(const char *path) {
+  const char *base = strrchr(path, '/');
+  int ms = LOCKED(fnmatch(g.delay_glob, base ? base + 1 : path, 0) == 0 ? g.delay_fsync_ms : 0);
   if (ms > 0) usleep((useconds_t)ms * 1000);
 }
 
@@ -404,8 +425,8 @@ static int do_fsync(struct fuse_file_info *fi) {
   return 0;
 }
 static int ff_fsync(const char *path, int datasync, struct fuse_file_info *fi) {
-  (void)path; (void)datasync;
-  delay_fsync();
+  (void)datasync;
+  delay_fsync(path);
   return LOCKED(do_fsync(fi));
 }
 
@@ -422,7 +443,7 @@ static int do_fsyncdir(const char *path) {
 }
 static int ff_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi) {
   (void)datasync; (void)fi;
-  delay_fsync();
+  delay_fsync(path);
   return LOCKED(do_fsyncdir(path));
 }
 
@@ -508,6 +529,7 @@ int main(int argc, char *argv[]) {
   snprintf(g.data, sizeof g.data, "%s/data", store);
   snprintf(g.keep, sizeof g.keep, "%s/keep", store);
   mkdir(g.data, 0755); mkdir(g.keep, 0755);
+  strcpy(g.delay_glob, "*");
   clear_keep();
   // fuse_main sees: argv0 MOUNTPOINT [options…]
   argv[1] = argv[0];
