@@ -21,8 +21,8 @@ run options (defaults in brackets):
   --nodes N            cluster size [3]
   --time S             seconds of workload [60]
   --nemesis LIST       comma-separated nemeses or groups (partition, kill, pause, slow,
-                       correlated, wipe, all, none, or single names such as partition-ring,
-                       wipe-one, hostile-peer) [partition]
+                       correlated, wipe, power-loss, all, none, or single names such as
+                       partition-ring, wipe-one, hostile-peer, power-loss-all) [partition]
   --workload W         register | set | watch [register]
   --concurrency N      client processes [6]
   --rate N             target ops per second over all processes [200]

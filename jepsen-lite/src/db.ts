@@ -7,12 +7,15 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, closeSync, createWriteStream, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { sendForgedFrame } from './forger.js';
+import type { ForgetfsMount } from './forgetfs.js';
+import { mountForgetfs } from './forgetfs.js';
 import type { HostileCampaign, HostilePeerFault } from './hostile-peer.js';
 import { startHostilePeer } from './hostile-peer.js';
 import { LinkSet } from './links.js';
@@ -56,6 +59,12 @@ export interface ClusterOptions {
   seed: number;
   /** Extra flags for every node (e.g. small `--snapshot-entries` so compaction happens). */
   extraArgs?: readonly string[];
+  /**
+   * Put each node's data directory on its own forgetting filesystem (tools/forgetfs), mounted
+   * under the temporary directory with its files kept in `<dir>/disks/<id>`: needed by the
+   * power-loss nemesis. Default false (a plain directory `<dir>/data/<id>`).
+   */
+  forgetfs?: boolean;
   /** Deadline of one status request. Default 500 ms. */
   statusTimeoutMs?: number;
 }
@@ -238,6 +247,8 @@ export class Cluster implements RunCluster {
    */
   readonly clusterSecret = randomBytes(24).toString('hex');
   private rateMultiplier = 1;
+  /** Each node's forgetting filesystem, when {@link ClusterOptions.forgetfs} is on. */
+  private readonly disks = new Map<string, ForgetfsMount>();
   /** Wiped nodes whose replacement has not started a joiner yet. */
   private readonly unreplaced = new Set<string>();
 
@@ -262,6 +273,12 @@ export class Cluster implements RunCluster {
     }
     const links = await LinkSet.start({ nodes: options.nodes, targets, seed: options.seed });
     const cluster = new Cluster(options, procs, links);
+    try {
+      if (options.forgetfs) for (const id of options.nodes) cluster.disks.set(id, await mountDisk(options.dir, id));
+    } catch (e) {
+      await cluster.stop();
+      throw e;
+    }
     for (const id of options.nodes) cluster.spawnNode(id);
     return cluster;
   }
@@ -327,6 +344,17 @@ export class Cluster implements RunCluster {
     child.kill('SIGKILL');
     await Promise.race([exited, new Promise((r) => setTimeout(r, EXIT_WAIT_MS_MAX))]);
     p.child = undefined;
+  }
+
+  /** The power-loss fault: kill -9 of `ids` at once, then each one's disk forgets what was not synced. */
+  async powerLoss(ids: readonly string[], torn: boolean): Promise<void> {
+    const disks = ids.map((id) => this.disks.get(id));
+    if (disks.includes(undefined)) throw new HarnessError('JL_FAULT_UNSUPPORTED', 'power loss needs the nodes on forgetting filesystems (ClusterOptions.forgetfs)');
+    await Promise.all(ids.map((id) => this.killFor(id, 'power loss')));
+    for (const [i, id] of ids.entries()) {
+      await disks[i]!.powerLoss({ torn });
+      this.proc(id).log.write(`# jepsen-lite: power loss on ${id}: unsynced changes discarded${torn ? ', last write torn' : ''}\n`);
+    }
   }
 
   async restart(id: string): Promise<void> {
@@ -422,12 +450,20 @@ export class Cluster implements RunCluster {
   /** Kills every node and stops the proxies. */
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map((id) => this.killFor(id, 'harness stop')));
+    for (const [id, disk] of this.disks) {
+      await disk.unmount().then(
+        () => rmdirSync(disk.mountpoint),
+        (e: unknown) => this.proc(id).log.write(`# jepsen-lite: ${String(e)}\n`),
+      );
+      this.disks.delete(id);
+    }
     await this.links.close();
     for (const p of this.procs.values()) p.log.end();
   }
 
   private dataDir(id: string): string {
-    return join(this.options.dir, 'data', id);
+    const disk = this.disks.get(id);
+    return disk ? join(disk.mountpoint, 'data') : join(this.options.dir, 'data', id);
   }
 
   /**
@@ -460,5 +496,27 @@ export class Cluster implements RunCluster {
     const p = this.procs.get(id);
     if (p === undefined) throw new HarnessError('JL_UNKNOWN_NODE', `unknown node ${id}`);
     return p;
+  }
+}
+
+/**
+ * Mounts node `id`'s forgetting filesystem (files in `<dir>/disks/<id>`, mounted under the
+ * temporary directory) with an empty `data` directory made durable in it, as an operator's
+ * provisioning would leave it: what a power loss may take starts with what the node writes.
+ */
+async function mountDisk(dir: string, id: string): Promise<ForgetfsMount> {
+  const mountpoint = mkdtempSync(join(tmpdir(), `jl-disk-${id}-`));
+  try {
+    const disk = await mountForgetfs({ store: join(dir, 'disks', id), mountpoint });
+    mkdirSync(join(disk.mountpoint, 'data'), { recursive: true });
+    const root = openSync(disk.mountpoint, 'r');
+    try {
+      fsyncSync(root);
+    } finally {
+      closeSync(root);
+    }
+    return disk;
+  } catch (cause) {
+    throw new HarnessError('JL_FORGETFS', `cannot mount the forgetting filesystem for ${id}: ${(cause as Error).message}`, { cause });
   }
 }

@@ -184,6 +184,11 @@ export class DockerCluster implements RunCluster {
     throw new HarnessError('JL_FAULT_UNSUPPORTED', 'docker has no per-link delay here (tc netem needs NET_ADMIN and iproute2 in the image)');
   }
 
+  /** Not here: the forgetting filesystem is mounted only under local nodes so far. */
+  powerLoss(): Promise<void> {
+    return Promise.reject(new HarnessError('JL_FAULT_UNSUPPORTED', 'the power-loss nemesis runs against local processes only (--env local)'));
+  }
+
   /** Not here: emptying a node's named volume and replacing the member is done only locally so far. */
   wipe(): Promise<void> {
     return Promise.reject(new HarnessError('JL_FAULT_UNSUPPORTED', 'the wipe nemesis runs against local processes only (--env local)'));

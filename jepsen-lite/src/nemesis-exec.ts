@@ -28,6 +28,11 @@ export interface ClusterControl {
   healNetwork(): void | Promise<void>;
   /** kill -9. */
   kill(node: string): Promise<void>;
+  /**
+   * kill -9 of every node in `nodes` at once, then their disks lose every unsynced change (the
+   * last write torn when `torn`); they stay down until {@link restart}.
+   */
+  powerLoss(nodes: readonly string[], torn: boolean): Promise<void>;
   /** Starts a killed node again on its data directory. */
   restart(node: string): Promise<void>;
   /** SIGSTOP / SIGCONT (Docker: docker pause / unpause). */
@@ -147,6 +152,12 @@ async function applyFault(fault: Fault, eventId: string, view: ClusterView, clus
       // All restarted together at the heal.
       undos.push(() => Promise.all(targets.map((t) => cluster.restart(t))).then(() => undefined));
       return `kill -9 ${targets.join(',')}`;
+    }
+    case 'power-loss': {
+      const targets = [...new Set(fault.targets.map(node))];
+      await cluster.powerLoss(targets, fault.torn);
+      undos.push(() => Promise.all(targets.map((t) => cluster.restart(t))).then(() => undefined));
+      return `power loss ${targets.join(',')}${fault.torn ? ' (last write torn)' : ''}: unsynced writes discarded`;
     }
     case 'pause': {
       const t = node(fault.target);
