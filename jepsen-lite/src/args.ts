@@ -43,7 +43,8 @@ run options (defaults in brackets):
 matrix options: --time S [25], --seed S, --env ENV [local], --image IMAGE,
   --out DIR (one sub-directory per combination),
   --combos "NEMESIS:WORKLOAD;..." [partition:register;kill:register;pause:register;
-  snapshot-blackhole:register;correlated-kill-two:set;wipe:register;hostile-peer:set]
+  snapshot-blackhole:register;correlated-kill-two:set;wipe:register;hostile-peer:set;
+  partition,kill:watch;power-loss:set]
 
 check options: --budget-ms N
 
@@ -91,7 +92,7 @@ export interface CheckArgs {
 export type CliArgs = RunArgs | MatrixArgs | CheckArgs | { command: 'help' };
 
 /** The default short matrix (the CI one). */
-export const DEFAULT_COMBOS = 'partition:register;kill:register;pause:register;snapshot-blackhole:register;correlated-kill-two:set;wipe:register;hostile-peer:set;partition,kill:watch';
+export const DEFAULT_COMBOS = 'partition:register;kill:register;pause:register;snapshot-blackhole:register;correlated-kill-two:set;wipe:register;hostile-peer:set;partition,kill:watch;power-loss:set';
 
 /** Parses argv (without `node` and the script). Throws {@link UsageError}. */
 export function parseCli(argv: readonly string[]): CliArgs {
