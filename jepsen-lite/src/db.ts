@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { sendForgedFrame } from './forger.js';
+import { corruptDataDir } from './corrupt.js';
 import type { ForgetfsMount } from './forgetfs.js';
 import { mountForgetfs } from './forgetfs.js';
 import type { HostileCampaign, HostilePeerFault } from './hostile-peer.js';
@@ -23,6 +24,7 @@ import type { ClusterView, Cut } from './nemesis.js';
 import type { ClusterControl } from './nemesis-exec.js';
 import { ProcessWatch } from './procwatch.js';
 import type { Shaping } from './proxy.js';
+import { createRng } from './random.js';
 import { replaceMember } from './replace.js';
 
 /** A condition of the environment that stops a run (server not built, no leader, …). */
@@ -355,6 +357,32 @@ export class Cluster implements RunCluster {
       await disks[i]!.powerLoss({ torn });
       this.proc(id).log.write(`# jepsen-lite: power loss on ${id}: unsynced changes discarded${torn ? ', last write torn' : ''}\n`);
     }
+  }
+
+  /**
+   * The corrupt fault: kill -9, one file of the data directory damaged (corrupt.ts, from `seed`),
+   * started again at once with its usual command line. Until the heal its exit is expected: a
+   * node may rightly refuse to start on a damaged store.
+   */
+  async corrupt(id: string, seed: number): Promise<string> {
+    await this.killFor(id, 'killed to be corrupted');
+    const d = corruptDataDir(this.dataDir(id), createRng(seed));
+    const name = d.file.slice(d.file.lastIndexOf('/') + 1);
+    const what = d.action === 'flip' ? `bit ${d.bit} of byte ${d.offset} of ${name} flipped` : `${name} truncated from ${d.sizeBytes} to ${d.offset} bytes`;
+    this.proc(id).log.write(`# jepsen-lite: ${what} (corrupt)\n`);
+    this.spawnNode(id);
+    this.processes.expectExit(id, 'corrupted: may refuse to start on a damaged store');
+    return what;
+  }
+
+  /** Heals a corruption: a node that refused to start is replaced as after a wipe; a running one is left alone. */
+  async repairCorrupted(id: string): Promise<string> {
+    const child = this.proc(id).child;
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
+      this.processes.unexpect(id);
+      return `${id} kept running`;
+    }
+    return `${id} refused to start; ${await this.replace(id)}`;
   }
 
   async restart(id: string): Promise<void> {

@@ -33,6 +33,10 @@ export interface ClusterControl {
    * last write torn when `torn`); they stay down until {@link restart}.
    */
   powerLoss(nodes: readonly string[], torn: boolean): Promise<void>;
+  /** kill -9, damage one file of the node's data directory (seeded), start it again at once; returns what was damaged. */
+  corrupt(node: string, seed: number): Promise<string>;
+  /** The heal of a corruption: replaces the node (as {@link replace}) if it refused to start, else nothing; returns how it went. */
+  repairCorrupted(node: string): Promise<string>;
   /** Starts a killed node again on its data directory. */
   restart(node: string): Promise<void>;
   /** SIGSTOP / SIGCONT (Docker: docker pause / unpause). */
@@ -158,6 +162,12 @@ async function applyFault(fault: Fault, eventId: string, view: ClusterView, clus
       await cluster.powerLoss(targets, fault.torn);
       undos.push(() => Promise.all(targets.map((t) => cluster.restart(t))).then(() => undefined));
       return `power loss ${targets.join(',')}${fault.torn ? ' (last write torn)' : ''}: unsynced writes discarded`;
+    }
+    case 'corrupt': {
+      const t = node(fault.target);
+      const what = await cluster.corrupt(t, fault.seed);
+      undos.push(() => cluster.repairCorrupted(t));
+      return `corrupt ${t}: ${what}, restarted`;
     }
     case 'pause': {
       const t = node(fault.target);

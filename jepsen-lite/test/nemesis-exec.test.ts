@@ -25,6 +25,14 @@ function fakeCluster(leader: string, compactedAfterMs = Infinity, clock?: { now:
     setRateMultiplier: (x) => log.push(`rate x${x}`),
     wipe: async (n) => void log.push(`wipe ${n}`),
     powerLoss: async (ns, torn) => void log.push(`power loss ${ns.join(',')}${torn ? ' torn' : ''}`),
+    corrupt: async (n, seed) => {
+      log.push(`corrupt ${n} ${seed}`);
+      return 'bit 3 of byte 7 of CURRENT flipped';
+    },
+    repairCorrupted: async (n) => {
+      log.push(`repair ${n}`);
+      return `${n} kept running`;
+    },
     replace: async (n) => {
       log.push(`replace ${n}`);
       return `${n} replaced`;
@@ -125,6 +133,13 @@ describe('nemesis executor: wipe and hostile peer', () => {
     const [w] = await executeSchedule(schedule([{ id: 'e1', nemesis: 'power-loss-majority', startMs: 10, healMs: 20, correlated: false, faults: [{ kind: 'power-loss', targets: ['@leader', 'n2'], torn: true }] }]), cluster, fakeClock());
     expect(cluster.log).toEqual(['power loss n1,n2 torn', 'restart n1', 'restart n2']);
     expect(w!.label).toBe('e1 power loss n1,n2 (last write torn): unsynced writes discarded');
+  });
+
+  it('corrupts its target at the start and has it repaired (or replaced) at the heal', async () => {
+    const cluster = fakeCluster('n2');
+    const [w] = await executeSchedule(schedule([{ id: 'e1', nemesis: 'corrupt-one', startMs: 10, healMs: 20, correlated: false, faults: [{ kind: 'corrupt', target: '@leader', seed: 9 }] }]), cluster, fakeClock());
+    expect(cluster.log).toEqual(['corrupt n2 9', 'repair n2']);
+    expect(w!.label).toBe('e1 corrupt n2: bit 3 of byte 7 of CURRENT flipped, restarted | heal: n2 kept running');
   });
 
   it('runs the hostile peer for the event and names what the nodes did with its frames at the heal', async () => {
