@@ -32,7 +32,7 @@ for (let i = 0; i < runs; i++) {
   const r = spawnSync(process.execPath, [cli, 'run', '--nemesis', nemesis, '--workload', workload, '--time', values.time, '--seed', String(seed), '--out', dir], { encoding: 'utf8', timeout: (Number(values.time) + 300) * 1000 });
   const summary = existsSync(join(dir, 'summary.json')) ? JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) : undefined;
   const verdict = (name) => summary?.checkers?.[name]?.valid ?? 'missing';
-  const row = { run: i + 1, nemesis, workload, seed, exit: r.status, valid: summary?.valid ?? 'missing', linearizable: verdict('linearizable'), set: verdict('set'), splitBrain: verdict('split-brain'), logAgreement: verdict('log-agreement'), faults: summary?.faults, failoverMsMax: Math.round(Math.max(0, ...(summary?.failoversMs ?? []))), dir };
+  const row = { run: i + 1, nemesis, workload, seed, exit: r.status, valid: summary?.valid ?? 'missing', linearizable: verdict('linearizable'), set: verdict('set'), splitBrain: verdict('split-brain'), logAgreement: verdict('log-agreement'), faults: summary?.faults, failoverMsMax: Math.round(Math.max(0, ...(summary?.failoversMs ?? []))), dir, ...(r.status === 70 ? { harnessError: (r.stderr ?? '').trim().split('\n').slice(-3).join(' | ') } : {}) };
   rows.push(row);
   appendFileSync(join(out, 'campaign.jsonl'), JSON.stringify(row) + '\n');
   console.log(JSON.stringify(row));

@@ -236,6 +236,11 @@ export function readIncarnation(dataDir: string): string {
   return '0'.repeat(32);
 }
 
+/** Longest wait, at a corruption's heal, for the damaged node to answer or exit. */
+export const CORRUPT_SETTLE_MS_MAX = 20_000;
+/** Poll interval of that wait. */
+const CORRUPT_SETTLE_POLL_MS = 200;
+
 /** File of the hostile peer's frames in a run directory, one JSON object per frame. */
 export const HOSTILE_FRAMES_FILE = 'hostile-frames.jsonl';
 
@@ -375,14 +380,24 @@ export class Cluster implements RunCluster {
     return what;
   }
 
-  /** Heals a corruption: a node that refused to start is replaced as after a wipe; a running one is left alone. */
+  /**
+   * Heals a corruption: waits (up to {@link CORRUPT_SETTLE_MS_MAX}) until the node either answers
+   * its status (it opened its store) or exits; one that exited is replaced as after a wipe, one
+   * that answers is left to repair itself.
+   */
   async repairCorrupted(id: string): Promise<string> {
-    const child = this.proc(id).child;
-    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
-      this.processes.unexpect(id);
-      return `${id} kept running`;
+    const deadline = Date.now() + CORRUPT_SETTLE_MS_MAX;
+    for (;;) {
+      const child = this.proc(id).child;
+      const running = child !== undefined && child.exitCode === null && child.signalCode === null;
+      if (!running) return `${id} refused to start; ${await this.replace(id)}`;
+      if ((await this.status(id)) !== undefined) {
+        this.processes.unexpect(id);
+        return `${id} kept running`;
+      }
+      if (Date.now() > deadline) return `${id} neither answered nor exited within ${CORRUPT_SETTLE_MS_MAX} ms`;
+      await new Promise((r) => setTimeout(r, CORRUPT_SETTLE_POLL_MS));
     }
-    return `${id} refused to start; ${await this.replace(id)}`;
   }
 
   async restart(id: string): Promise<void> {

@@ -206,14 +206,17 @@ async function finalWriteProbe(kv: KvLike, generator: { next(): PlannedOp }, rec
 /** One final read of the set per node, each through a client bound to that node alone. */
 async function finalSetReads(cluster: RunCluster, connect: (o: { endpoints: string[] }) => Promise<KvLike>, recorder: HistoryRecorder, concurrency: number): Promise<void> {
   for (const [i, id] of cluster.nodes.entries()) {
-    const kv = await connect({ endpoints: [cluster.endpointOf(id)] });
     const inv = recorder.invoke(concurrency * 1000 + i, 'read', null, id);
+    // A node that is down at the end (it refused to start on a damaged disk) fails its read; it
+    // does not stop the run.
+    let kv: KvLike | undefined;
     try {
+      kv = await connect({ endpoints: [cluster.endpointOf(id)] });
       recorder.complete(inv, 'ok', await readSet(kv));
     } catch (err) {
       recorder.complete(inv, 'fail', null, { error: String((err as { code?: unknown }).code ?? err) });
     } finally {
-      await kv.close();
+      await kv?.close();
     }
   }
 }
