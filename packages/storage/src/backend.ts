@@ -3,6 +3,7 @@
 // `MemoryBackend` is its in-memory twin. The stores above are written once against this
 // interface, so the LevelDB stores and the memory twins share their logic and differ only here.
 import { type FileHandle, open as openFile, readFile, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { compareBytes } from './codec.js';
@@ -340,9 +341,15 @@ function sublevelPrefix(sub: Sub): Uint8Array {
 }
 
 function levelOpenError(dir: string, err: unknown): Error {
-  const cause = (err as { cause?: { code?: string } }).cause;
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   const code = cause?.code ?? (err as { code?: string }).code;
   if (code === 'LEVEL_CORRUPTION') return new StorageCorruptError(dir, 'LevelDB reports corruption', { cause: err });
+  // CURRENT names the manifest to read; a damaged CURRENT names one that does not exist, which
+  // LevelDB reports as an I/O error on that name. It is damage, not a failing disk.
+  const missing = /^IO error: \S*\/([^/\s]+): No such file or directory$/.exec(cause?.message ?? '');
+  if (code === 'LEVEL_IO_ERROR' && missing && !existsSync(join(dir, missing[1]!))) {
+    return new StorageCorruptError(dir, `CURRENT names ${JSON.stringify(missing[1])}, which does not exist (CURRENT is damaged or the manifest was lost)`, { cause: err });
+  }
   if (code === 'LEVEL_LOCKED') return new StorageIoError(dir, 'the database is locked by another process', { cause: err });
   return new StorageIoError(dir, `could not open the database (${code ?? 'unknown error'})`, { cause: err });
 }
