@@ -414,9 +414,14 @@ export class Cluster implements RunCluster {
     this.proc(id).child?.kill('SIGCONT');
   }
 
-  /** The slow-disk fault: the server's runtime switch `PUT /v1/admin/faults {fsyncDelayMs}`. */
-  setFsyncDelayMs(id: string, delayMs: number): Promise<void> {
-    return putFsyncDelay(id, this.endpointOf(id), delayMs);
+  /**
+   * The slow-disk fault: on a forgetting filesystem, every fsync of the node's disk really sleeps
+   * `delayMs` first; otherwise the server's runtime switch `PUT /v1/admin/faults {fsyncDelayMs}`.
+   */
+  async setFsyncDelayMs(id: string, delayMs: number): Promise<void> {
+    const disk = this.disks.get(id);
+    if (disk) disk.inject({ kind: 'delay-fsync', ms: delayMs });
+    else await putFsyncDelay(id, this.endpointOf(id), delayMs);
   }
 
   async compactedPast(id: string): Promise<boolean> {

@@ -9,6 +9,7 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunCheck } from './check.js';
 import { checkDir } from './check.js';
+import { forgetfsUnavailable } from './forgetfs.js';
 import type { AppliedHashSample, FinalNodeState } from './checkers/log-agreement.js';
 import type { StatusSample } from './checkers/split-brain.js';
 import type { ClientConnectOptions, RunCluster } from './db.js';
@@ -178,8 +179,10 @@ async function startCluster(o: RunOptions, nodeIds: string[]): Promise<RunCluste
     if (o.composeFile === undefined) throw new HarnessError('JL_DOCKER_NO_COMPOSE', '--env docker needs the compose file (deploy/docker-compose.yml)');
     return DockerCluster.start({ nodes: nodeIds, composeFile: o.composeFile, image: o.image ?? DEFAULT_NODE_IMAGE, dir: o.out, env });
   }
-  // Power loss needs every data directory on a forgetting filesystem (tools/forgetfs).
-  const forgetfs = o.nemeses.some((n) => n.startsWith('power-loss-'));
+  // Power loss needs every data directory on a forgetting filesystem (tools/forgetfs); a slow disk
+  // uses it when it is available (real slow fsyncs), else the server's fsync-delay switch.
+  const slowDisk = o.nemeses.some((n) => n.includes('slow-disk'));
+  const forgetfs = o.nemeses.some((n) => n.startsWith('power-loss-')) || (slowDisk && forgetfsUnavailable() === null);
   return Cluster.start({ nodes: nodeIds, serverCli: o.serverCli, dir: o.out, seed: o.seed, forgetfs, extraArgs: ['--snapshot-entries', String(SNAPSHOT_ENTRIES), '--snapshot-keep-entries', String(SNAPSHOT_KEEP_ENTRIES), '--enable-fault-injection'] });
 }
 
