@@ -354,14 +354,20 @@ export class Cluster implements RunCluster {
   }
 
   /** The power-loss fault: kill -9 of `ids` at once, then each one's disk forgets what was not synced. */
-  async powerLoss(ids: readonly string[], torn: boolean): Promise<void> {
+  async powerLoss(ids: readonly string[], torn: boolean): Promise<string> {
     const disks = ids.map((id) => this.disks.get(id));
     if (disks.includes(undefined)) throw new HarnessError('JL_FAULT_UNSUPPORTED', 'power loss needs the nodes on forgetting filesystems (ClusterOptions.forgetfs)');
     await Promise.all(ids.map((id) => this.killFor(id, 'power loss')));
+    const lost: string[] = [];
     for (const [i, id] of ids.entries()) {
+      // What the disk had not made durable when the power went: files and directories with unsynced changes.
+      const s = disks[i]!.stats();
       await disks[i]!.powerLoss({ torn });
-      this.proc(id).log.write(`# jepsen-lite: power loss on ${id}: unsynced changes discarded${torn ? ', last write torn' : ''}\n`);
+      const what = `${s['files'] ?? 0} files, ${s['dirs'] ?? 0} directories unsynced`;
+      this.proc(id).log.write(`# jepsen-lite: power loss on ${id}: ${what} discarded${torn ? ', last write torn' : ''}\n`);
+      lost.push(`${id}: ${what}`);
     }
+    return lost.join('; ');
   }
 
   /**

@@ -185,7 +185,7 @@ export class DockerCluster implements RunCluster {
   }
 
   /** Not here: the forgetting filesystem is mounted only under local nodes so far. */
-  powerLoss(): Promise<void> {
+  powerLoss(): Promise<string> {
     return Promise.reject(new HarnessError('JL_FAULT_UNSUPPORTED', 'the power-loss nemesis runs against local processes only (--env local)'));
   }
 

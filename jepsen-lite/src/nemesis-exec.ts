@@ -32,7 +32,7 @@ export interface ClusterControl {
    * kill -9 of every node in `nodes` at once, then their disks lose every unsynced change (the
    * last write torn when `torn`); they stay down until {@link restart}.
    */
-  powerLoss(nodes: readonly string[], torn: boolean): Promise<void>;
+  powerLoss(nodes: readonly string[], torn: boolean): Promise<string | void>;
   /** kill -9, damage one file of the node's data directory (seeded), start it again at once; returns what was damaged. */
   corrupt(node: string, seed: number): Promise<string>;
   /** The heal of a corruption: replaces the node (as {@link replace}) if it refused to start, else nothing; returns how it went. */
@@ -159,9 +159,9 @@ async function applyFault(fault: Fault, eventId: string, view: ClusterView, clus
     }
     case 'power-loss': {
       const targets = [...new Set(fault.targets.map(node))];
-      await cluster.powerLoss(targets, fault.torn);
+      const lost = await cluster.powerLoss(targets, fault.torn);
       undos.push(() => Promise.all(targets.map((t) => cluster.restart(t))).then(() => undefined));
-      return `power loss ${targets.join(',')}${fault.torn ? ' (last write torn)' : ''}: unsynced writes discarded`;
+      return `power loss ${targets.join(',')}${fault.torn ? ' (last write torn)' : ''}: unsynced writes discarded${lost ? ` (${lost})` : ''}`;
     }
     case 'corrupt': {
       const t = node(fault.target);
