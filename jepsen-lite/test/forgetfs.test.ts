@@ -100,6 +100,19 @@ describe.skipIf(why !== null)('forgetfs', () => {
     expect(readFileSync(join(d, 'g'), 'utf8')).toBe('synced');
   });
 
+  it('frees a deleted file once nothing can bring it back (its directory synced)', async () => {
+    writeFileSync(join(m, 'old.ldb'), 'x'.repeat(4096));
+    sync(join(m, 'old.ldb'));
+    sync(m);
+    unlinkSync(join(m, 'old.ldb'));
+    // Until the directory is synced, a power loss must be able to bring it back: it is kept.
+    expect(readdirSync(join(fs.store, 'keep')).length).toBeGreaterThan(0);
+    sync(m);
+    expect(readdirSync(join(fs.store, 'keep'))).toEqual([]);
+    await fs.powerLoss();
+    expect(readdirSync(m)).toEqual([]);
+  });
+
   it('forgets a synced directory whose own entry was not synced, contents and all', async () => {
     const d = join(m, 'unsynced-dir');
     mkdirSync(d);

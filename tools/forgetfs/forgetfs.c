@@ -430,6 +430,31 @@ static int ff_fsync(const char *path, int datasync, struct fuse_file_info *fi) {
   return LOCKED(do_fsync(fi));
 }
 
+/** True when a tracked file or a saved directory entry may still need the inode's keep link. */
+static int keep_needed(ino_t ino) {
+  if (find_file(ino)) return 1;
+  for (size_t i = 0; i < g.ndirs; i++)
+    for (size_t j = 0; j < g.dirs[i].count; j++)
+      if (!g.dirs[i].entries[j].is_dir && g.dirs[i].entries[j].ino == ino) return 1;
+  return 0;
+}
+
+/**
+ * Removes the keep links nothing needs any more, so that the space of files deleted and synced
+ * away is freed (a keep link holds the inode). Run when a directory is synced.
+ */
+static void gc_keep(void) {
+  char ep[PATH_MAX];
+  DIR *dp = opendir(g.keep);
+  for (struct dirent *de; dp && (de = readdir(dp));) {
+    if (de->d_name[0] == '.') continue;
+    if (keep_needed((ino_t)strtoul(de->d_name, NULL, 10))) continue;
+    snprintf(ep, sizeof ep, "%s/%s", g.keep, de->d_name);
+    unlink(ep);
+  }
+  if (dp) closedir(dp);
+}
+
 static int do_fsyncdir(const char *path) {
   if (g.fail_errno) return -g.fail_errno;
   for (size_t i = 0; i < g.ndirs; i++) {
@@ -438,6 +463,7 @@ static int do_fsyncdir(const char *path) {
     g.dirs[i] = g.dirs[--g.ndirs];
     break;
   }
+  gc_keep();
   g.fsyncs++;
   return 0;
 }
