@@ -24,6 +24,8 @@ export const FORGETFS_CONTROL = '.forgetfs';
 export const FORGETFS_MOUNT_WAIT_MS = 5_000;
 /** Poll interval while waiting for a mount to appear or go. */
 const POLL_MS = 20;
+/** Unmount attempts while the mount is busy (back-off POLL_MS × attempt: about 1 s in all). */
+const UNMOUNT_ATTEMPTS_MAX = 10;
 
 /** The forgetting filesystem cannot be built, mounted or driven. */
 export class ForgetfsError extends Error {
@@ -154,15 +156,38 @@ async function startDaemon(store: string, mountpoint: string): Promise<ChildProc
   return child;
 }
 
-async function stopDaemon(child: ChildProcess, mountpoint: string): Promise<void> {
-  if (isMounted(mountpoint)) {
+/**
+ * Unmounts: a file closed a moment ago may still hold the mount busy (the kernel releases it
+ * asynchronously), so a busy unmount is retried; if it stays busy, the mount is detached lazily
+ * (no mount is ever left behind) and the error names it.
+ */
+async function unmount(mountpoint: string): Promise<void> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < UNMOUNT_ATTEMPTS_MAX && isMounted(mountpoint); attempt++) {
     try {
       execFileSync('fusermount3', ['-u', mountpoint], { stdio: 'pipe' });
-    } catch (cause) {
-      throw new ForgetfsError('FORGETFS_MOUNT', `cannot unmount ${mountpoint} (a process still uses it?)`, { cause });
+      return;
+    } catch (e) {
+      lastError = e;
+      await new Promise((r) => setTimeout(r, POLL_MS * (attempt + 1)));
     }
   }
-  live.delete(mountpoint);
+  if (!isMounted(mountpoint)) return;
+  spawnSync('fusermount3', ['-u', '-z', mountpoint]);
+  throw new ForgetfsError('FORGETFS_MOUNT', `${mountpoint} stayed busy after ${UNMOUNT_ATTEMPTS_MAX} attempts (a process still uses it?); detached it lazily`, { cause: lastError });
+}
+
+async function stopDaemon(child: ChildProcess, mountpoint: string): Promise<void> {
+  try {
+    await unmount(mountpoint);
+  } finally {
+    live.delete(mountpoint);
+    await reap(child);
+  }
+}
+
+/** Waits (bounded) for the daemon to exit after its unmount; kills it if it does not. */
+async function reap(child: ChildProcess): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) {
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
     await Promise.race([exited, new Promise((r) => setTimeout(r, FORGETFS_MOUNT_WAIT_MS))]);
