@@ -29,4 +29,12 @@ if ! command -v openssl >/dev/null 2>&1; then
   echo "== installing openssl (TLS certificates for the tests)"
   apt_install openssl || echo "   openssl could not be installed; the TLS tests fail"
 fi
+# The forgetting filesystem (tools/forgetfs: power loss, torn writes, slow fsync, EIO/ENOSPC for
+# jepsen-lite/test/forgetfs.test.ts and the power-loss/corrupt nemeses) is built from the repository
+# with libfuse3; fusermount3 mounts it. Its tests fail under CI=true when it cannot be built.
+if ! pkg-config --exists fuse3 2>/dev/null || ! command -v fusermount3 >/dev/null 2>&1 || ! command -v gcc >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
+  echo "== installing libfuse3-dev fuse3 gcc make pkg-config (forgetfs)"
+  apt_install libfuse3-dev fuse3 gcc make pkg-config || echo "   libfuse3 could not be installed; the forgetfs tests fail under CI=true"
+fi
+if make -s -C tools/forgetfs >/dev/null 2>&1; then echo "== forgetfs built"; else echo "   forgetfs did not build"; fi
 exit 0

@@ -21,8 +21,8 @@ run options (defaults in brackets):
   --nodes N            cluster size [3]
   --time S             seconds of workload [60]
   --nemesis LIST       comma-separated nemeses or groups (partition, kill, pause, slow,
-                       correlated, wipe, all, none, or single names such as partition-ring,
-                       wipe-one, hostile-peer) [partition]
+                       correlated, wipe, power-loss, corrupt, all, none, or single names such as
+                       partition-ring, wipe-one, hostile-peer, power-loss-all) [partition]
   --workload W         register | set | watch [register]
   --concurrency N      client processes [6]
   --rate N             target ops per second over all processes [200]
@@ -45,7 +45,8 @@ run options (defaults in brackets):
 matrix options: --time S [25], --seed S, --env ENV [local], --image IMAGE,
   --out DIR (one sub-directory per combination),
   --combos "NEMESIS:WORKLOAD;..." [partition:register;kill:register;pause:register;
-  snapshot-blackhole:register;correlated-kill-two:set;wipe:register;hostile-peer:set]
+  snapshot-blackhole:register;correlated-kill-two:set;wipe:register;hostile-peer:set;
+  partition,kill:watch;power-loss:set;corrupt:register]
 
 check options: --budget-ms N
 
@@ -94,7 +95,7 @@ export interface CheckArgs {
 export type CliArgs = RunArgs | MatrixArgs | CheckArgs | { command: 'help' };
 
 /** The default short matrix (the CI one). */
-export const DEFAULT_COMBOS = 'partition:register;kill:register;pause:register;snapshot-blackhole:register;correlated-kill-two:set;wipe:register;hostile-peer:set;partition,kill:watch';
+export const DEFAULT_COMBOS = 'partition:register;kill:register;pause:register;snapshot-blackhole:register;correlated-kill-two:set;wipe:register;hostile-peer:set;partition,kill:watch;power-loss:set;corrupt:register';
 
 /** Parses argv (without `node` and the script). Throws {@link UsageError}. */
 export function parseCli(argv: readonly string[]): CliArgs {

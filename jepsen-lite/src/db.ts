@@ -7,12 +7,16 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, closeSync, createWriteStream, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { sendForgedFrame } from './forger.js';
+import { corruptDataDir } from './corrupt.js';
+import type { ForgetfsMount } from './forgetfs.js';
+import { mountForgetfs } from './forgetfs.js';
 import type { HostileCampaign, HostilePeerFault } from './hostile-peer.js';
 import { startHostilePeer } from './hostile-peer.js';
 import { LinkSet } from './links.js';
@@ -21,6 +25,7 @@ import type { ClusterControl } from './nemesis-exec.js';
 import { ProcessWatch } from './procwatch.js';
 import type { Shaping } from './proxy.js';
 import { nodeFetch } from './node-http.js';
+import { createRng } from './random.js';
 import { replaceMember } from './replace.js';
 
 /** A condition of the environment that stops a run (server not built, no leader, …). */
@@ -57,6 +62,12 @@ export interface ClusterOptions {
   seed: number;
   /** Extra flags for every node (e.g. small `--snapshot-entries` so compaction happens). */
   extraArgs?: readonly string[];
+  /**
+   * Put each node's data directory on its own forgetting filesystem (tools/forgetfs), mounted
+   * under the temporary directory with its files kept in `<dir>/disks/<id>`: needed by the
+   * power-loss nemesis. Default false (a plain directory `<dir>/data/<id>`).
+   */
+  forgetfs?: boolean;
   /** Deadline of one status request. Default 500 ms. */
   statusTimeoutMs?: number;
   /**
@@ -234,6 +245,11 @@ export function readIncarnation(dataDir: string): string {
   return '0'.repeat(32);
 }
 
+/** Longest wait, at a corruption's heal, for the damaged node to answer or exit. */
+export const CORRUPT_SETTLE_MS_MAX = 20_000;
+/** Poll interval of that wait. */
+const CORRUPT_SETTLE_POLL_MS = 200;
+
 /** File of the hostile peer's frames in a run directory, one JSON object per frame. */
 export const HOSTILE_FRAMES_FILE = 'hostile-frames.jsonl';
 
@@ -249,6 +265,8 @@ export class Cluster implements RunCluster {
   private rateMultiplier = 1;
   /** The development CA of a TLS run (clients and harness requests trust it), else undefined. */
   private ca: Buffer | undefined;
+  /** Each node's forgetting filesystem, when {@link ClusterOptions.forgetfs} is on. */
+  private readonly disks = new Map<string, ForgetfsMount>();
   /** Wiped nodes whose replacement has not started a joiner yet. */
   private readonly unreplaced = new Set<string>();
 
@@ -274,6 +292,12 @@ export class Cluster implements RunCluster {
     const links = await LinkSet.start({ nodes: options.nodes, targets, seed: options.seed });
     const cluster = new Cluster(options, procs, links);
     if (options.tls) cluster.ca = makeDevCerts(options.serverCli, options.nodes, cluster.certsDir());
+    try {
+      if (options.forgetfs) for (const id of options.nodes) cluster.disks.set(id, await mountDisk(options.dir, id));
+    } catch (e) {
+      await cluster.stop();
+      throw e;
+    }
     for (const id of options.nodes) cluster.spawnNode(id);
     return cluster;
   }
@@ -341,6 +365,59 @@ export class Cluster implements RunCluster {
     p.child = undefined;
   }
 
+  /** The power-loss fault: kill -9 of `ids` at once, then each one's disk forgets what was not synced. */
+  async powerLoss(ids: readonly string[], torn: boolean): Promise<string> {
+    const disks = ids.map((id) => this.disks.get(id));
+    if (disks.includes(undefined)) throw new HarnessError('JL_FAULT_UNSUPPORTED', 'power loss needs the nodes on forgetting filesystems (ClusterOptions.forgetfs)');
+    await Promise.all(ids.map((id) => this.killFor(id, 'power loss')));
+    const lost: string[] = [];
+    for (const [i, id] of ids.entries()) {
+      // What the disk had not made durable when the power went: files and directories with unsynced changes.
+      const s = disks[i]!.stats();
+      await disks[i]!.powerLoss({ torn });
+      const what = `${s['files'] ?? 0} files, ${s['dirs'] ?? 0} directories unsynced`;
+      this.proc(id).log.write(`# jepsen-lite: power loss on ${id}: ${what} discarded${torn ? ', last write torn' : ''}\n`);
+      lost.push(`${id}: ${what}`);
+    }
+    return lost.join('; ');
+  }
+
+  /**
+   * The corrupt fault: kill -9, one file of the data directory damaged (corrupt.ts, from `seed`),
+   * started again at once with its usual command line. Until the heal its exit is expected: a
+   * node may rightly refuse to start on a damaged store.
+   */
+  async corrupt(id: string, seed: number): Promise<string> {
+    await this.killFor(id, 'killed to be corrupted');
+    const d = corruptDataDir(this.dataDir(id), createRng(seed));
+    const name = d.file.slice(d.file.lastIndexOf('/') + 1);
+    const what = d.action === 'flip' ? `bit ${d.bit} of byte ${d.offset} of ${name} flipped` : `${name} truncated from ${d.sizeBytes} to ${d.offset} bytes`;
+    this.proc(id).log.write(`# jepsen-lite: ${what} (corrupt)\n`);
+    this.spawnNode(id);
+    this.processes.expectExit(id, 'corrupted: may refuse to start on a damaged store');
+    return what;
+  }
+
+  /**
+   * Heals a corruption: waits (up to {@link CORRUPT_SETTLE_MS_MAX}) until the node either answers
+   * its status (it opened its store) or exits; one that exited is replaced as after a wipe, one
+   * that answers is left to repair itself.
+   */
+  async repairCorrupted(id: string): Promise<string> {
+    const deadline = Date.now() + CORRUPT_SETTLE_MS_MAX;
+    for (;;) {
+      const child = this.proc(id).child;
+      const running = child !== undefined && child.exitCode === null && child.signalCode === null;
+      if (!running) return `${id} refused to start; ${await this.replace(id)}`;
+      if ((await this.status(id)) !== undefined) {
+        this.processes.unexpect(id);
+        return `${id} kept running`;
+      }
+      if (Date.now() > deadline) return `${id} neither answered nor exited within ${CORRUPT_SETTLE_MS_MAX} ms`;
+      await new Promise((r) => setTimeout(r, CORRUPT_SETTLE_POLL_MS));
+    }
+  }
+
   async restart(id: string): Promise<void> {
     // A wiped node comes back only through its replacement (an operator would not start it again
     // on an empty disk with its usual command line a second time).
@@ -355,9 +432,14 @@ export class Cluster implements RunCluster {
     this.proc(id).child?.kill('SIGCONT');
   }
 
-  /** The slow-disk fault: the server's runtime switch `PUT /v1/admin/faults {fsyncDelayMs}`. */
-  setFsyncDelayMs(id: string, delayMs: number): Promise<void> {
-    return putFsyncDelay(id, this.endpointOf(id), delayMs, this.ca);
+  /**
+   * The slow-disk fault: on a forgetting filesystem, every fsync of the node's disk really sleeps
+   * `delayMs` first; otherwise the server's runtime switch `PUT /v1/admin/faults {fsyncDelayMs}`.
+   */
+  async setFsyncDelayMs(id: string, delayMs: number): Promise<void> {
+    const disk = this.disks.get(id);
+    if (disk) disk.inject({ kind: 'delay-fsync', ms: delayMs });
+    else await putFsyncDelay(id, this.endpointOf(id), delayMs, this.ca);
   }
 
   async compactedPast(id: string): Promise<boolean> {
@@ -435,6 +517,13 @@ export class Cluster implements RunCluster {
   /** Kills every node and stops the proxies. */
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map((id) => this.killFor(id, 'harness stop')));
+    for (const [id, disk] of this.disks) {
+      await disk.unmount().then(
+        () => rmdirSync(disk.mountpoint),
+        (e: unknown) => this.proc(id).log.write(`# jepsen-lite: ${String(e)}\n`),
+      );
+      this.disks.delete(id);
+    }
     await this.links.close();
     for (const p of this.procs.values()) p.log.end();
   }
@@ -451,7 +540,8 @@ export class Cluster implements RunCluster {
   }
 
   private dataDir(id: string): string {
-    return join(this.options.dir, 'data', id);
+    const disk = this.disks.get(id);
+    return disk ? join(disk.mountpoint, 'data') : join(this.options.dir, 'data', id);
   }
 
   /**
@@ -492,4 +582,26 @@ function makeDevCerts(serverCli: string, nodes: readonly string[], dir: string):
   const r = spawnSync(process.execPath, [serverCli, 'certs', 'init', '--nodes', nodes.join(','), '--out', dir], { encoding: 'utf8' });
   if (r.status !== 0) throw new HarnessError('JL_TLS_CERTS', `quorumkv certs init failed: ${r.stderr || r.error?.message}`);
   return readFileSync(join(dir, 'ca.crt'));
+}
+
+/**
+ * Mounts node `id`'s forgetting filesystem (files in `<dir>/disks/<id>`, mounted under the
+ * temporary directory) with an empty `data` directory made durable in it, as an operator's
+ * provisioning would leave it: what a power loss may take starts with what the node writes.
+ */
+async function mountDisk(dir: string, id: string): Promise<ForgetfsMount> {
+  const mountpoint = mkdtempSync(join(tmpdir(), `jl-disk-${id}-`));
+  try {
+    const disk = await mountForgetfs({ store: join(dir, 'disks', id), mountpoint });
+    mkdirSync(join(disk.mountpoint, 'data'), { recursive: true });
+    const root = openSync(disk.mountpoint, 'r');
+    try {
+      fsyncSync(root);
+    } finally {
+      closeSync(root);
+    }
+    return disk;
+  } catch (cause) {
+    throw new HarnessError('JL_FORGETFS', `cannot mount the forgetting filesystem for ${id}: ${(cause as Error).message}`, { cause });
+  }
 }

@@ -188,6 +188,21 @@ export class DockerCluster implements RunCluster {
     throw new HarnessError('JL_FAULT_UNSUPPORTED', 'docker has no per-link delay here (tc netem needs NET_ADMIN and iproute2 in the image)');
   }
 
+  /** Not here: the forgetting filesystem is mounted only under local nodes so far. */
+  powerLoss(): Promise<string> {
+    return Promise.reject(new HarnessError('JL_FAULT_UNSUPPORTED', 'the power-loss nemesis runs against local processes only (--env local)'));
+  }
+
+  /** Not here: the data directory of a node is damaged only locally so far. */
+  corrupt(): Promise<string> {
+    return Promise.reject(new HarnessError('JL_FAULT_UNSUPPORTED', 'the corrupt nemesis runs against local processes only (--env local)'));
+  }
+
+  /** Never called: {@link corrupt} is not applied here. */
+  repairCorrupted(): Promise<string> {
+    return Promise.resolve('');
+  }
+
   /** Not here: emptying a node's named volume and replacing the member is done only locally so far. */
   wipe(): Promise<void> {
     return Promise.reject(new HarnessError('JL_FAULT_UNSUPPORTED', 'the wipe nemesis runs against local processes only (--env local)'));

@@ -28,6 +28,15 @@ export interface ClusterControl {
   healNetwork(): void | Promise<void>;
   /** kill -9. */
   kill(node: string): Promise<void>;
+  /**
+   * kill -9 of every node in `nodes` at once, then their disks lose every unsynced change (the
+   * last write torn when `torn`); they stay down until {@link restart}.
+   */
+  powerLoss(nodes: readonly string[], torn: boolean): Promise<string | void>;
+  /** kill -9, damage one file of the node's data directory (seeded), start it again at once; returns what was damaged. */
+  corrupt(node: string, seed: number): Promise<string>;
+  /** The heal of a corruption: replaces the node (as {@link replace}) if it refused to start, else nothing; returns how it went. */
+  repairCorrupted(node: string): Promise<string>;
   /** Starts a killed node again on its data directory. */
   restart(node: string): Promise<void>;
   /** SIGSTOP / SIGCONT (Docker: docker pause / unpause). */
@@ -147,6 +156,18 @@ async function applyFault(fault: Fault, eventId: string, view: ClusterView, clus
       // All restarted together at the heal.
       undos.push(() => Promise.all(targets.map((t) => cluster.restart(t))).then(() => undefined));
       return `kill -9 ${targets.join(',')}`;
+    }
+    case 'power-loss': {
+      const targets = [...new Set(fault.targets.map(node))];
+      const lost = await cluster.powerLoss(targets, fault.torn);
+      undos.push(() => Promise.all(targets.map((t) => cluster.restart(t))).then(() => undefined));
+      return `power loss ${targets.join(',')}${fault.torn ? ' (last write torn)' : ''}: unsynced writes discarded${lost ? ` (${lost})` : ''}`;
+    }
+    case 'corrupt': {
+      const t = node(fault.target);
+      const what = await cluster.corrupt(t, fault.seed);
+      undos.push(() => cluster.repairCorrupted(t));
+      return `corrupt ${t}: ${what}, restarted`;
     }
     case 'pause': {
       const t = node(fault.target);

@@ -48,6 +48,20 @@ export type Fault =
    */
   | { kind: 'wipe'; target: NodeRef }
   /**
+   * A power cut: kill -9 of the targets at once, then every change their disks had not made
+   * durable (fsync of the file, or of the directory for its entries) is discarded by the
+   * forgetting filesystem (tools/forgetfs) under their data directories, the last unsynced write
+   * left half-written when `torn`. Restarted together at the heal, like `kill`.
+   */
+  | { kind: 'power-loss'; targets: NodeRef[]; torn: boolean }
+  /**
+   * Disk corruption on one node (a minority): kill -9, one bit flipped in or a truncation of one
+   * file of its data directory (corrupt.ts, drawn from `seed`), restarted at once. At the heal, a
+   * node that refused to start on the damage is replaced as after a wipe; one that runs is left
+   * to repair itself.
+   */
+  | { kind: 'corrupt'; target: NodeRef; seed: number }
+  /**
    * A process holding the cluster secret opens `/raft` on the nodes and sends the planned
    * hostile frames (hostile-peer.ts), one every `intervalMs`, until the heal or the plan ends.
    */
@@ -120,6 +134,10 @@ export const NEMESES = [
   'wipe-one',
   'correlated-wipe-kill',
   'hostile-peer',
+  'power-loss-one',
+  'power-loss-majority',
+  'power-loss-all',
+  'corrupt-one',
 ] as const;
 
 /** A nemesis name. */
@@ -134,6 +152,8 @@ export const NEMESIS_GROUPS: Record<string, readonly NemesisName[]> = {
   slow: ['slow-link', 'slow-node', 'slow-disk'],
   correlated: NEMESES.filter((n) => n.startsWith('correlated-')),
   wipe: ['wipe-one', 'correlated-wipe-kill'],
+  'power-loss': NEMESES.filter((n) => n.startsWith('power-loss-')),
+  corrupt: ['corrupt-one'],
   all: NEMESES,
 };
 
@@ -258,6 +278,14 @@ function faultsFor(nemesis: NemesisName, nodes: readonly string[], rng: Rng): Fa
       return [{ kind: 'kill', targets: rng.shuffle(nodes).slice(0, majority) }];
     case 'kill-all':
       return [{ kind: 'kill', targets: [...nodes] }];
+    case 'power-loss-one':
+      return [{ kind: 'power-loss', targets: [rng.pick(nodes)], torn: rng.chance(0.5) }];
+    case 'power-loss-majority':
+      return [{ kind: 'power-loss', targets: rng.shuffle(nodes).slice(0, majority), torn: rng.chance(0.5) }];
+    case 'power-loss-all':
+      return [{ kind: 'power-loss', targets: [...nodes], torn: rng.chance(0.5) }];
+    case 'corrupt-one':
+      return [{ kind: 'corrupt', target: rng.pick(['@leader', '@follower:0']), seed: rng.int(0, 2 ** 31 - 1) }];
     case 'pause-one':
       return [{ kind: 'pause', target: rng.pick(nodes) }];
     case 'pause-leader':

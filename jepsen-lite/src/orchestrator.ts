@@ -9,6 +9,7 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunCheck } from './check.js';
 import { checkDir } from './check.js';
+import { forgetfsUnavailable } from './forgetfs.js';
 import type { AppliedHashSample, FinalNodeState } from './checkers/log-agreement.js';
 import type { StatusSample } from './checkers/split-brain.js';
 import type { ClientConnectOptions, RunCluster } from './db.js';
@@ -180,7 +181,9 @@ async function startCluster(o: RunOptions, nodeIds: string[]): Promise<RunCluste
     if (o.composeFile === undefined) throw new HarnessError('JL_DOCKER_NO_COMPOSE', '--env docker needs the compose file (deploy/docker-compose.yml)');
     return DockerCluster.start({ nodes: nodeIds, composeFile: o.composeFile, image: o.image ?? DEFAULT_NODE_IMAGE, dir: o.out, env });
   }
-  return Cluster.start({ nodes: nodeIds, serverCli: o.serverCli, dir: o.out, seed: o.seed, tls: o.tls === true, extraArgs: ['--snapshot-entries', String(SNAPSHOT_ENTRIES), '--snapshot-keep-entries', String(SNAPSHOT_KEEP_ENTRIES), '--enable-fault-injection'] });
+  // Power loss needs every data directory on a forgetting filesystem (tools/forgetfs).
+  const forgetfs = o.nemeses.some((n) => n.startsWith('power-loss-'));
+  return Cluster.start({ nodes: nodeIds, serverCli: o.serverCli, dir: o.out, seed: o.seed, tls: o.tls === true, forgetfs, extraArgs: ['--snapshot-entries', String(SNAPSHOT_ENTRIES), '--snapshot-keep-entries', String(SNAPSHOT_KEEP_ENTRIES), '--enable-fault-injection'] });
 }
 
 function prepareOutDir(out: string): void {
@@ -206,14 +209,17 @@ async function finalWriteProbe(kv: KvLike, generator: { next(): PlannedOp }, rec
 /** One final read of the set per node, each through a client bound to that node alone. */
 async function finalSetReads(cluster: RunCluster, connect: (o: { endpoints: string[] }) => Promise<KvLike>, recorder: HistoryRecorder, concurrency: number): Promise<void> {
   for (const [i, id] of cluster.nodes.entries()) {
-    const kv = await connect({ endpoints: [cluster.endpointOf(id)] });
     const inv = recorder.invoke(concurrency * 1000 + i, 'read', null, id);
+    // A node that is down at the end (it refused to start on a damaged disk) fails its read; it
+    // does not stop the run.
+    let kv: KvLike | undefined;
     try {
+      kv = await connect({ endpoints: [cluster.endpointOf(id)] });
       recorder.complete(inv, 'ok', await readSet(kv));
     } catch (err) {
       recorder.complete(inv, 'fail', null, { error: String((err as { code?: unknown }).code ?? err) });
     } finally {
-      await kv.close();
+      await kv?.close();
     }
   }
 }

@@ -24,6 +24,15 @@ function fakeCluster(leader: string, compactedAfterMs = Infinity, clock?: { now:
     compactedPast: async () => (clock?.now ?? 0) >= compactedAfterMs,
     setRateMultiplier: (x) => log.push(`rate x${x}`),
     wipe: async (n) => void log.push(`wipe ${n}`),
+    powerLoss: async (ns, torn) => void log.push(`power loss ${ns.join(',')}${torn ? ' torn' : ''}`),
+    corrupt: async (n, seed) => {
+      log.push(`corrupt ${n} ${seed}`);
+      return 'bit 3 of byte 7 of CURRENT flipped';
+    },
+    repairCorrupted: async (n) => {
+      log.push(`repair ${n}`);
+      return `${n} kept running`;
+    },
     replace: async (n) => {
       log.push(`replace ${n}`);
       return `${n} replaced`;
@@ -117,6 +126,20 @@ describe('nemesis executor: wipe and hostile peer', () => {
     // The replacement needs a quorum: the crashed node must be back before the wiped one is removed.
     expect(cluster.log).toEqual(['kill n1', 'restart n1', 'wipe n2', 'kill n3', 'restart n3', 'replace n2']);
     expect(windows[1]!.label).toBe('e2 wipe n2 (data directory removed, restarted with its usual command line) + kill -9 n3 | heal: n2 replaced');
+  });
+
+  it('cuts the power of its targets at the start and restarts them together at the heal', async () => {
+    const cluster = fakeCluster('n1');
+    const [w] = await executeSchedule(schedule([{ id: 'e1', nemesis: 'power-loss-majority', startMs: 10, healMs: 20, correlated: false, faults: [{ kind: 'power-loss', targets: ['@leader', 'n2'], torn: true }] }]), cluster, fakeClock());
+    expect(cluster.log).toEqual(['power loss n1,n2 torn', 'restart n1', 'restart n2']);
+    expect(w!.label).toBe('e1 power loss n1,n2 (last write torn): unsynced writes discarded');
+  });
+
+  it('corrupts its target at the start and has it repaired (or replaced) at the heal', async () => {
+    const cluster = fakeCluster('n2');
+    const [w] = await executeSchedule(schedule([{ id: 'e1', nemesis: 'corrupt-one', startMs: 10, healMs: 20, correlated: false, faults: [{ kind: 'corrupt', target: '@leader', seed: 9 }] }]), cluster, fakeClock());
+    expect(cluster.log).toEqual(['corrupt n2 9', 'repair n2']);
+    expect(w!.label).toBe('e1 corrupt n2: bit 3 of byte 7 of CURRENT flipped, restarted | heal: n2 kept running');
   });
 
   it('runs the hostile peer for the event and names what the nodes did with its frames at the heal', async () => {

@@ -2,7 +2,8 @@
 // batches, range iteration, point-in-time views. `LevelBackend` is the real one (classic-level);
 // `MemoryBackend` is its in-memory twin. The stores above are written once against this
 // interface, so the LevelDB stores and the memory twins share their logic and differ only here.
-import { type FileHandle, open as openFile, readFile } from 'node:fs/promises';
+import { type FileHandle, open as openFile, readFile, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { compareBytes } from './codec.js';
@@ -204,7 +205,27 @@ export class LevelBackend extends BaseBackend implements Backend {
         levelOps[i] = op.type === 'put' ? { type: 'put', key, value: op.value } : { type: 'del', key };
       }
       await (this.db as unknown as RawBatch)._batch(levelOps, { sync: options.sync });
+      if (options.sync) await this.syncDirIfNewWal();
     });
+  }
+
+  /** The newest write-ahead-log file whose directory entry is known to be durable. */
+  private durableWal: string | undefined;
+
+  /**
+   * Makes the directory entry of LevelDB's current write-ahead log durable, once per log file.
+   * LevelDB 1.20 creates a new `NNNNNN.log` when its memtable fills, without syncing the
+   * directory; the directory is synced only when the manifest naming the file is written, after
+   * the old memtable's compaction. A batch synced into the new file in between is acknowledged,
+   * yet a power loss takes the file's name and so the batch with it (test/cluster/power-loss-wal.test.ts).
+   * Called after every synced batch: one readdir, and a directory fsync only when the newest
+   * log file changed (log numbers only grow, so the newest name is the current log).
+   */
+  private async syncDirIfNewWal(): Promise<void> {
+    const newest = newestWal(await readdir(this.location));
+    if (newest === undefined || newest === this.durableWal) return;
+    await syncDirectory(this.location);
+    this.durableWal = newest;
   }
 
   async clear(ns: Namespace, range: { gte?: Uint8Array; lt?: Uint8Array }, label: string): Promise<void> {
@@ -277,12 +298,7 @@ export class LevelBackend extends BaseBackend implements Backend {
     }
     const handle = await openFile(path, 'w+');
     await handle.datasync();
-    const dir = await openFile(this.location, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await syncDirectory(this.location);
     return handle;
   }
 
@@ -292,6 +308,23 @@ export class LevelBackend extends BaseBackend implements Backend {
     await this.markHandle?.close().catch(() => undefined);
     await this.db.close();
   }
+}
+
+/** fsync of a directory: makes the names created, renamed or removed in it durable. */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await openFile(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The newest LevelDB write-ahead-log file (`NNNNNN.log`; LevelDB's own `LOG` is its info log) among `names`. */
+export function newestWal(names: readonly string[]): string | undefined {
+  let newest: string | undefined;
+  for (const n of names) if (/^\d+\.log$/.test(n) && (newest === undefined || n.length > newest.length || (n.length === newest.length && n > newest))) newest = n;
+  return newest;
 }
 
 /** classic-level's implementation of batch(): already-encoded ops, no validation. */
@@ -308,9 +341,15 @@ function sublevelPrefix(sub: Sub): Uint8Array {
 }
 
 function levelOpenError(dir: string, err: unknown): Error {
-  const cause = (err as { cause?: { code?: string } }).cause;
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   const code = cause?.code ?? (err as { code?: string }).code;
   if (code === 'LEVEL_CORRUPTION') return new StorageCorruptError(dir, 'LevelDB reports corruption', { cause: err });
+  // CURRENT names the manifest to read; a damaged CURRENT names one that does not exist, which
+  // LevelDB reports as an I/O error on that name. It is damage, not a failing disk.
+  const missing = /^IO error: \S*\/([^/\s]+): No such file or directory$/.exec(cause?.message ?? '');
+  if (code === 'LEVEL_IO_ERROR' && missing && !existsSync(join(dir, missing[1]!))) {
+    return new StorageCorruptError(dir, `CURRENT names ${JSON.stringify(missing[1])}, which does not exist (CURRENT is damaged or the manifest was lost)`, { cause: err });
+  }
   if (code === 'LEVEL_LOCKED') return new StorageIoError(dir, 'the database is locked by another process', { cause: err });
   return new StorageIoError(dir, `could not open the database (${code ?? 'unknown error'})`, { cause: err });
 }

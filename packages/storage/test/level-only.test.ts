@@ -1,5 +1,5 @@
 // LevelDB-specific failure modes of opening a store (the memory twin has no files).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -38,6 +38,27 @@ describe('opening a LevelDB store', () => {
     writeFileSync(join(dir, 'CURRENT'), 'garbage-without-newline');
     const err = await openNodeStore(dir).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'QKV_STORAGE_CORRUPT' });
+  });
+
+  test('a CURRENT damaged into naming a manifest that does not exist is corruption, not an I/O error', async () => {
+    const dir = freshDir();
+    await (await openNodeStore(dir)).close();
+    const current = readFileSync(join(dir, 'CURRENT'), 'utf8');
+    // One flipped bit in the manifest number (as the corrupt nemesis does): '2' (0x32) → '3' (0x33).
+    writeFileSync(join(dir, 'CURRENT'), current.replace(/(\d)\n$/, (_m, d: string) => `${String.fromCharCode(d.charCodeAt(0) ^ 1)}\n`));
+    const err = await openNodeStore(dir).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'QKV_STORAGE_CORRUPT' });
+    expect((err as Error).message).toMatch(/CURRENT names "MANIFEST-\d+", which does not exist/);
+  });
+
+  test('a manifest that is gone while CURRENT names it is corruption too; the store says which file', async () => {
+    const dir = freshDir();
+    await (await openNodeStore(dir)).close();
+    const manifest = readFileSync(join(dir, 'CURRENT'), 'utf8').trim();
+    rmSync(join(dir, manifest));
+    const err = await openNodeStore(dir).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'QKV_STORAGE_CORRUPT' });
+    expect((err as Error).message).toContain(manifest);
   });
 });
 
