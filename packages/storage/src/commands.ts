@@ -7,6 +7,7 @@ function utf8Length(s: string): number {
   return Buffer.byteLength(s, 'utf8');
 }
 import { MsgpackWriter, hasExactKeys, template } from './msgpack-writer.js';
+import { type TxnFields, TxnShapeError, decodeTxnFields } from './txn.js';
 
 /** Exactly-once bookkeeping carried by a command (Raft thesis §6.3). */
 export interface SessionTag {
@@ -52,8 +53,14 @@ export type KeyCommand =
  */
 export type CompactCommand = { op: 'compact'; revision: number } & CommandCommon;
 
+/**
+ * A transaction (txn.ts): compares, then the success or the failure branch, all at one revision.
+ * A range delete is a transaction with no compares and one deleteRange op.
+ */
+export type TxnCommand = { op: 'txn' } & TxnFields & CommandCommon;
+
 /** A state-machine command. */
-export type Command = KeyCommand | CompactCommand;
+export type Command = KeyCommand | CompactCommand | TxnCommand;
 
 /** Named limits of command decoding. */
 export const COMMAND_LIMITS = {
@@ -414,6 +421,7 @@ const FIELDS = {
   del: new Set(['v', 'op', 'key', 'session', 'timeMs']),
   cas: new Set(['v', 'op', 'key', 'session', 'timeMs', 'cond', 'then']),
   compact: new Set(['v', 'op', 'revision', 'session', 'timeMs']),
+  txn: new Set(['v', 'op', 'compare', 'success', 'failure', 'session', 'timeMs']),
   thenPut: new Set(['op', 'value']),
   thenDel: new Set(['op']),
 } as const;
@@ -500,6 +508,17 @@ export function decodeCommand(bytes: Uint8Array): Command {
       const revision = raw['revision'];
       if (!isIndex(revision)) fail('"revision" must be a non-negative integer');
       return { op: 'compact', revision, ...decodeCommon(raw) };
+    }
+    case 'txn': {
+      onlyKeys(raw, FIELDS.txn, 'txn');
+      let fields: TxnFields;
+      try {
+        fields = decodeTxnFields(raw, COMMAND_LIMITS.maxKeyBytes);
+      } catch (err) {
+        if (err instanceof TxnShapeError) fail(`txn: ${err.message}`);
+        throw err;
+      }
+      return { op: 'txn', ...fields, ...decodeCommon(raw) };
     }
     default:
       return fail(`unknown op ${JSON.stringify(raw['op'])}`);

@@ -17,7 +17,8 @@
 // the view from writes not yet landed, a record cache and the backend, and lands the writes in
 // LevelDB or the memory twin; the session table and applied position of the computed state.
 import { hash } from 'node:crypto';
-import { type Command, CommandDecodeError, type KeyCommand, type SessionTag, decodeCommandOnce } from './commands.js';
+import { type Command, CommandDecodeError, type KeyCommand, type SessionTag, type TxnCommand, decodeCommandOnce } from './commands.js';
+import { type TxnBase, type TxnChange, type TxnCompare, type TxnOp, type TxnOpResult, runTxn } from './txn.js';
 import { bytesEqual, isRecord, latin1, writeU64be } from './codec.js';
 import { StorageCorruptError, assert } from './errors.js';
 import { type KeyValue, type KvRecord, type SessionHeader, INLINE_RESULTS_MAX, INLINE_RESULT_BYTES_MAX, safeUnpack } from './kv-layout.js';
@@ -33,7 +34,7 @@ export type ApplyItem =
   | { kind: 'membership'; index: number; term: number; data: Uint8Array; membership: Membership };
 
 /** Error codes a command can end with (the entry is still applied, as a no-op). */
-export type ApplyErrorCode = 'QKV_BAD_COMMAND' | 'QKV_SESSION_EXPIRED' | 'QKV_SESSIONS_FULL' | 'QKV_FUTURE_REVISION';
+export type ApplyErrorCode = 'QKV_BAD_COMMAND' | 'QKV_SESSION_EXPIRED' | 'QKV_SESSIONS_FULL' | 'QKV_FUTURE_REVISION' | 'QKV_LIMIT_EXCEEDED';
 
 /**
  * The result of one applied item. `revision` is the state machine's revision (AppliedState.revision)
@@ -47,6 +48,12 @@ export type ApplyResult =
   | { op: 'put'; revision: number; term?: number }
   | { op: 'del'; deleted: boolean; revision: number; term?: number }
   | { op: 'cas'; succeeded: boolean; revision: number; current?: KeyValue; term?: number }
+  /**
+   * A transaction: which branch ran (`succeeded`: the compares held) and each op's result. Every key
+   * it changed has `revision` as its modRevision; a transaction that changed nothing leaves the
+   * revision where it was (as etcd does).
+   */
+  | { op: 'txn'; succeeded: boolean; revision: number; results: TxnOpResult[]; term?: number }
   /** History compacted: `compactedRevision` is the compacted revision now, `revision` the current one. */
   | { op: 'compact'; compactedRevision: number; revision: number }
   /** No-op entries and membership changes. */
@@ -79,6 +86,12 @@ export interface KvView {
    * carry provisional createRevision/version until completeDeferred (BatchWrites.deferred).
    */
   record(k: string): KvRecord | null | undefined;
+  /**
+   * The records of [startK, endK) before the batch (latin1 keys; endK undefined = to the last key),
+   * live rows only, in key order: every row when `complete`, else the first rows up to the last
+   * one listed. Only ranges the caller gathered for the batch's transactions (txnRanges) are asked.
+   */
+  rangeRows(startK: string, endK: string | undefined): { rows: Array<[string, Uint8Array, KvRecord]>; complete: boolean };
   /** A session's header before the batch, or undefined. Read-only. */
   session(id: string): SessionHeader | undefined;
   /** How many sessions exist before the batch. */
@@ -177,7 +190,7 @@ export function prepareBatch(items: ApplyItem[]): PreparedBatch {
   const keys = new Array<string | undefined>(items.length);
   for (let i = 0; i < commands.length; i++) {
     const cmd = commands[i];
-    if (cmd && !(cmd instanceof CommandDecodeError) && cmd.op !== 'compact') keys[i] = latin1(cmd.key);
+    if (cmd && !(cmd instanceof CommandDecodeError) && cmd.op !== 'compact' && cmd.op !== 'txn') keys[i] = latin1(cmd.key);
   }
   return { items, commands, keys };
 }
@@ -297,6 +310,15 @@ export function decodeStoredResult(location: string, bytes: Uint8Array): ApplyRe
     const c = r.current;
     r.current = { ...c, key: new Uint8Array(c.key), value: new Uint8Array(c.value) };
   }
+  if (r.op === 'txn') r.results = r.results.map(plainTxnResult);
+  return r;
+}
+
+/** A stored txn op result with its keys and values as plain Uint8Arrays (msgpack decodes Buffers). */
+function plainTxnResult(r: TxnOpResult): TxnOpResult {
+  const plain = (kv: KeyValue): KeyValue => ({ ...kv, key: new Uint8Array(kv.key), value: new Uint8Array(kv.value) });
+  if (r.op === 'get' && r.item) return { op: 'get', item: plain(r.item) };
+  if (r.op === 'range') return { op: 'range', items: r.items.map(plain), more: r.more };
   return r;
 }
 
@@ -387,7 +409,7 @@ class BatchTx {
         this.clockMs = decoded.timeMs;
         this.expireSessions(this.clockMs - this.rules.sessionTtlMs);
       }
-      result = this.applySessionCommand(decoded, k ?? (decoded.op === 'compact' ? '' : latin1(decoded.key)), item.term);
+      result = this.applySessionCommand(decoded, k ?? (decoded.op === 'compact' || decoded.op === 'txn' ? '' : latin1(decoded.key)), item.term);
     }
     this.index = item.index;
     this.term = item.term;
@@ -498,6 +520,7 @@ class BatchTx {
   /** Executes a command against the key's current record. */
   private executeCommand(cmd: Command, k: string): ApplyResult {
     if (cmd.op === 'compact') return this.compact(cmd.revision);
+    if (cmd.op === 'txn') return this.txn(cmd);
     const d = this.deferredPuts.get(k);
     if (d) return this.putDeferred(d, k, cmd);
     const pending = this.kv.get(k);
@@ -532,22 +555,82 @@ class BatchTx {
         if (!current) return { op: 'del', deleted: false, revision: this.revision };
         this.remove(k, cmd.key, current, ++this.revision);
         return { op: 'del', deleted: true, revision: this.revision };
-      case 'cas': {
-        const c = cmd.cond;
-        const ok =
-          'modRevision' in c
-            ? (current?.modRevision ?? 0) === c.modRevision
-            : 'value' in c
-              ? current !== undefined && bytesEqual(current.value, c.value)
-              : current === undefined;
-        const revision = this.revision;
-        if (!ok) return current ? { op: 'cas', succeeded: false, revision, current: toKeyValue(cmd.key, current) } : { op: 'cas', succeeded: false, revision };
-        // A successful cas is one write, at one revision (also a delete of an absent key).
-        if (cmd.then.op === 'put') this.put(k, cmd.key, current, cmd.then.value, revision + 1);
-        else if (current) this.remove(k, cmd.key, current, revision + 1);
-        return { op: 'cas', succeeded: true, revision: ++this.revision };
-      }
+      case 'cas':
+        return this.cas(cmd, current);
     }
+  }
+
+  /**
+   * A compare-and-swap, as the transaction it is shorthand for: compare the key (modRevision, value
+   * or absence), then put or delete it; on failure, read it. One implementation: runTxn.
+   */
+  private cas(cmd: Extract<KeyCommand, { op: 'cas' }>, current: KvRecord | undefined): ApplyResult {
+    const c = cmd.cond;
+    const compare: TxnCompare =
+      'modRevision' in c
+        ? { key: cmd.key, target: 'modRevision', op: '==', value: c.modRevision }
+        : 'value' in c
+          ? { key: cmd.key, target: 'value', op: '==', value: c.value }
+          : { key: cmd.key, target: 'version', op: '==', value: 0 };
+    const then: TxnOp = cmd.then.op === 'put' ? { op: 'put', key: cmd.key, value: cmd.then.value } : { op: 'del', key: cmd.key };
+    const r = this.txn({ compare: [compare], success: [then], failure: [] });
+    if (r.op !== 'txn') return r;
+    if (r.succeeded) return { op: 'cas', succeeded: true, revision: r.revision };
+    return current ? { op: 'cas', succeeded: false, revision: r.revision, current: toKeyValue(cmd.key, current) } : { op: 'cas', succeeded: false, revision: r.revision };
+  }
+
+  /** Runs a transaction (txn.ts) over the batch's state; its changes are written at one new revision. */
+  private txn(cmd: Pick<TxnCommand, 'compare' | 'success' | 'failure'>): ApplyResult {
+    const outcome = runTxn(this.txnBase(), cmd.compare, cmd.success, cmd.failure, this.revision + 1);
+    if (!outcome.ok) return { op: 'error', code: 'QKV_LIMIT_EXCEEDED', message: outcome.message };
+    if (outcome.changes.length > 0) {
+      const revision = ++this.revision;
+      for (const ch of outcome.changes) this.writeChange(ch, revision);
+    }
+    return { op: 'txn', succeeded: outcome.succeeded, revision: this.revision, results: outcome.results };
+  }
+
+  /** Writes one change of a transaction at its revision: a new version, or a tombstone. */
+  private writeChange(ch: TxnChange, revision: number): void {
+    if (ch.record) {
+      this.kv.set(ch.k, [ch.key, ch.record]);
+      this.history.push({ key: ch.key, k: ch.k, revision, record: ch.record, prev: ch.prev });
+    } else this.remove(ch.k, ch.key, ch.prev as KvRecord, revision);
+  }
+
+  /** The batch's state so far as a transaction sees it: the batch's writes over the view. */
+  private txnBase(): TxnBase {
+    return {
+      record: (k) => {
+        assert(!this.deferredPuts.has(k), 'a transaction on a key whose record is read after the batch');
+        const pending = this.kv.get(k);
+        const r = pending ? pending[1] : this.view.record(k);
+        assert(r !== undefined, 'a transaction on a key that was not read before the batch');
+        return r ?? undefined;
+      },
+      rangeRows: (startK, endK, need) => this.rangeRows(startK, endK, need),
+    };
+  }
+
+  /**
+   * The first `need` live rows of [startK, endK) as of this point of the batch: the view's rows
+   * with the batch's writes on top. The view's list must reach far enough (the caller reads
+   * txnRanges' `need` rows); running past an incomplete list is a bug and throws.
+   */
+  private rangeRows(startK: string, endK: string | undefined, need: number): Array<[string, Uint8Array, KvRecord]> {
+    const { rows, complete } = this.view.rangeRows(startK, endK);
+    const lastK = rows[rows.length - 1]?.[0];
+    const merged = new Map<string, [string, Uint8Array, KvRecord]>();
+    for (const row of rows) merged.set(row[0], row);
+    this.kv.forEach(([key, record], k) => {
+      if (k < startK || (endK !== undefined && k >= endK)) return;
+      if (!complete && (lastK === undefined || k > lastK)) return; // beyond what the view knows
+      if (record) merged.set(k, [k, key, record]);
+      else merged.delete(k);
+    });
+    const out = [...merged.values()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    assert(complete || out.length >= need, `range rows of a transaction were not read far enough (${out.length} < ${need})`);
+    return out.slice(0, need);
   }
 
   private put(k: string, key: Uint8Array, current: KvRecord | undefined, value: Uint8Array, revision: number): void {
@@ -629,6 +712,8 @@ function withTerm(r: ApplyResult, term: number): ApplyResult {
       return 'current' in r
         ? { op: 'cas', succeeded: r.succeeded, revision: r.revision, current: r.current, term }
         : { op: 'cas', succeeded: r.succeeded, revision: r.revision, term };
+    case 'txn':
+      return { op: 'txn', succeeded: r.succeeded, revision: r.revision, results: r.results, term };
     default:
       return r;
   }

@@ -9,8 +9,9 @@
 // batch), the stored state (applied position of the last landed batch) and the reads.
 import { createHash } from 'node:crypto';
 import { type Backend, type BatchOp, ITERATE_BATCH_MAX, type ReadView, readAll } from './backend.js';
-import { type Command, CommandDecodeError } from './commands.js';
-import { bytesEqual, prefixUpperBound, u64be } from './codec.js';
+import { type Command, CommandDecodeError, type TxnCommand } from './commands.js';
+import { bytesEqual, latin1, prefixUpperBound, u64be } from './codec.js';
+import { txnPointKeys, txnRanges } from './txn.js';
 import { FutureRevisionError, RevisionCompactedError, StorageArgumentError, StorageIoError, assert } from './errors.js';
 import {
   type KeyValue,
@@ -33,6 +34,7 @@ import {
   type ApplyResult,
   type BatchWrites,
   type KvView,
+  type PreparedBatch,
   applyBatch,
   completeDeferred,
   prepareBatch,
@@ -502,24 +504,57 @@ export class KvStateMachineImpl implements KvStateMachine {
     if (ops.length > 0 && this.gen === gen) await this.backend.write(ops, { sync: false, label: 'kv.compact' });
   }
 
-  /** Computes one batch (gathering its reads, then the pure rules), adopts it as the computed state and starts its landing. */
+  /**
+   * Computes one batch and starts its landing. A transaction that reads key ranges (range or
+   * deleteRange ops) needs the whole range as it was before it: such a transaction starts a
+   * segment of its own, computed once every earlier segment and batch has landed, so the range is
+   * read from the backend alone (no pending writes to merge). Results are answered once, for the
+   * whole batch, after its last segment is computed.
+   */
   private async compute(
     items: ApplyItem[],
     options: { sync?: boolean; onResults?: (results: ApplyResult[]) => void },
   ): Promise<{ results: ApplyResult[]; landed: Promise<void> }> {
     const batch = prepareBatch(items);
+    const cuts = rangeTxnStarts(batch);
+    if (cuts.length === 0) return this.computeSegment(batch, options, false);
+    const results: ApplyResult[] = [];
+    let landed: Promise<void> = Promise.resolve();
+    const bounds = [0, ...cuts.filter((c) => c > 0), items.length];
+    for (let i = 0; i + 1 < bounds.length; i++) {
+      const from = bounds[i] as number;
+      const to = bounds[i + 1] as number;
+      const segment: PreparedBatch = { items: batch.items.slice(from, to), commands: batch.commands.slice(from, to), keys: batch.keys.slice(from, to) };
+      const out = await this.computeSegment(segment, { sync: options.sync }, cuts.includes(from));
+      results.push(...out.results);
+      landed = out.landed;
+    }
+    options.onResults?.(results);
+    return { results, landed };
+  }
+
+  /** Computes one segment (gathering its reads, then the pure rules), adopts it as the computed state and starts its landing. */
+  private async computeSegment(
+    batch: PreparedBatch,
+    options: { sync?: boolean; onResults?: (results: ApplyResult[]) => void },
+    readsRanges: boolean,
+  ): Promise<{ results: ApplyResult[]; landed: Promise<void> }> {
+    const items = batch.items;
     const missing = new Map<string, Uint8Array>();
     const before = this.writeBehind.lookup(batch.commands, batch.keys, missing);
+    const hasTxn = batch.commands.some((c) => c !== undefined && !(c instanceof CommandDecodeError) && c.op === 'txn');
+    if (hasTxn) this.writeBehind.lookupKeys(txnKeysOf(batch), before, missing);
     // A put's answer (revision, term) does not depend on the key's earlier record; only the new
     // record's createRevision and version do. When every command on a key that is not at hand is
     // a put, the batch is computed and answered first, and completeDeferred fixes those two fields
     // once the read is back: the read is off the writers' path (new keys). Any other command on
-    // such a key (del, cas) needs the record: read first.
-    const deferred = missing.size > 0 && onlyPutsOn(missing, batch.commands, batch.keys) ? missing : undefined;
+    // such a key (del, cas, txn) needs the record: read first.
+    const deferred = missing.size > 0 && !hasTxn && onlyPutsOn(missing, batch.commands, batch.keys) ? missing : undefined;
     if (missing.size > 0 && !deferred) await this.writeBehind.readInto(this.gen, missing, before);
+    const ranges = readsRanges ? await this.readTxnRanges(batch.commands[0] as TxnCommand) : undefined;
     const needed = storedResultsNeeded(batch, (id) => this.sessions.get(id));
     const stored = needed.length === 0 ? undefined : await this.readStoredResults(needed); // usually none: no wait
-    const view = new ComputedView(this.backend.location, this.computedState, before, this.sessions, stored);
+    const view = new ComputedView(this.backend.location, this.computedState, before, this.sessions, stored, ranges);
     const { results, writes } = applyBatch(view, batch, this.options);
     this.adoptComputed(writes, items.length);
     if (deferred) {
@@ -537,6 +572,32 @@ export class KvStateMachineImpl implements KvStateMachine {
       this.failure ??= err;
     });
     return { results, landed };
+  }
+
+  /**
+   * Reads the key ranges a transaction may need (txnRanges) from the backend, once every batch
+   * computed before has landed: the backend then holds exactly the state before the transaction.
+   */
+  private async readTxnRanges(cmd: TxnCommand): Promise<Map<string, TxnRangeRows>> {
+    await this.writeBehind.flush();
+    this.checkNotFailed();
+    assert(this.storedState.index === this.computedState.index, 'a range transaction computed with batches not landed');
+    const out = new Map<string, TxnRangeRows>();
+    const where = this.backend.location;
+    for (const { start, end, need } of txnRanges(cmd)) {
+      const id = rangeId(latin1(start), end && latin1(end));
+      const known = out.get(id);
+      if (known && (known.complete || known.rows.length >= need)) continue;
+      const rows: Array<[string, Uint8Array, KvRecord]> = [];
+      for await (const batch of this.backend.iterate('kv', { ...kvRange(this.gen, start, end), limit: need }, ITERATE_BATCH_MAX)) {
+        for (const [k, v] of batch) {
+          const key = new Uint8Array(k.subarray(4));
+          rows.push([latin1(key), key, decodeKvRecord(where, v)]);
+        }
+      }
+      out.set(id, { rows, complete: rows.length < need });
+    }
+    return out;
   }
 
   /** Reads the stored results a batch's retries need (storedResultsNeeded), by resultRef. */
@@ -619,7 +680,15 @@ class ComputedView implements KvView {
     private readonly sessions: Map<string, SessionHeader>,
     /** Stored results of their own the batch's retries need, by resultRef. */
     private readonly results: Map<string, Uint8Array | null> | undefined,
+    /** The ranges the batch's first transaction may read, by rangeId (readTxnRanges). */
+    private readonly ranges: Map<string, TxnRangeRows> | undefined,
   ) {}
+
+  rangeRows(startK: string, endK: string | undefined): TxnRangeRows {
+    const r = this.ranges?.get(rangeId(startK, endK));
+    assert(r !== undefined, 'a transaction read a range that was not gathered before the batch');
+    return r;
+  }
 
   record(k: string): KvRecord | null | undefined {
     return this.records.get(k);
@@ -655,6 +724,35 @@ export async function hashState(view: ReadView, gen: number): Promise<string> {
     }
   }
   return h.digest('hex');
+}
+
+/** Rows of a range read for a transaction: every live row when `complete`, else the first ones. */
+interface TxnRangeRows {
+  rows: Array<[string, Uint8Array, KvRecord]>;
+  complete: boolean;
+}
+
+/** The map key of a range [startK, endK) (latin1; any character may occur, so JSON). */
+function rangeId(startK: string, endK: string | undefined): string {
+  return JSON.stringify([startK, endK ?? null]);
+}
+
+/** Positions of the transactions of a batch that read key ranges (each starts a segment of its own). */
+function rangeTxnStarts(batch: PreparedBatch): number[] {
+  const out: number[] = [];
+  batch.commands.forEach((c, i) => {
+    if (c && !(c instanceof CommandDecodeError) && c.op === 'txn' && txnRanges(c).length > 0) out.push(i);
+  });
+  return out;
+}
+
+/** The point keys of every transaction of a batch (compares and single-key ops), by latin1 key. */
+function txnKeysOf(batch: PreparedBatch): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  for (const c of batch.commands) {
+    if (c && !(c instanceof CommandDecodeError) && c.op === 'txn') for (const key of txnPointKeys(c)) out.set(latin1(key), key);
+  }
+  return out;
 }
 
 /** Whether every command on a key of `missing` is a put (the condition for answering before the read). */

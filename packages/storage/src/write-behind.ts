@@ -87,6 +87,18 @@ export class WriteBehind {
     return out;
   }
 
+  /** As lookup, for keys given directly (a transaction's keys), by latin1 key; keys already in `out` or `missing` are skipped. */
+  lookupKeys(keys: Map<string, Uint8Array>, out: Map<string, KvRecord | null>, missing: Map<string, Uint8Array>): void {
+    keys.forEach((key, k) => {
+      if (out.has(k) || missing.has(k)) return;
+      const pending = this.pendingKv.get(k);
+      if (pending) return void out.set(k, pending.record);
+      const cached = this.cache.get(k);
+      if (cached !== undefined) out.set(k, cached);
+      else missing.set(k, key);
+    });
+  }
+
   /** Reads the landed records of `keys` (by latin1 key) with one getMany into `out` (null = absent). */
   async readInto(gen: number, keys: Map<string, Uint8Array>, out: Map<string, KvRecord | null>): Promise<void> {
     const list = [...keys.values()];
