@@ -166,11 +166,14 @@ class TxnRun {
       }
       case 'range':
         return this.range(op.start, op.end, op.limit);
-      case 'del':
-        return this.deleteKeys([[latin1(op.key), op.key]], 'del');
+      case 'del': {
+        const k = latin1(op.key);
+        const current = this.record(k);
+        return this.deleteKeys(current ? [[k, op.key, current]] : [], 'del');
+      }
       case 'deleteRange': {
         const rows = this.rows(latin1(op.start), op.end && latin1(op.end), TXN_LIMITS.maxDeletedKeys - this.deleted + 1);
-        return this.deleteKeys(rows.map(([k, key]) => [k, key]), 'deleteRange');
+        return this.deleteKeys(rows, 'deleteRange');
       }
     }
   }
@@ -189,11 +192,11 @@ class TxnRun {
     return { op: 'put' };
   }
 
-  private deleteKeys(keys: Array<[string, Uint8Array]>, op: 'del' | 'deleteRange'): TxnOpResult | string {
+  /** Deletes keys that exist at this point of the transaction. */
+  /** Deletes keys that exist at this point of the transaction (with their records: a delete's prev). */
+  private deleteKeys(keys: Array<[string, Uint8Array, KvRecord]>, op: 'del' | 'deleteRange'): TxnOpResult | string {
     let n = 0;
-    for (const [k, key] of keys) {
-      const prev = this.record(k);
-      if (!prev) continue;
+    for (const [k, key, prev] of keys) {
       if (++this.deleted > TXN_LIMITS.maxDeletedKeys) return `the command would delete more than ${TXN_LIMITS.maxDeletedKeys} keys`;
       this.changes.set(k, { k, key, record: null, prev });
       n++;

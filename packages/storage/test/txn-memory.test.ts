@@ -1,0 +1,4 @@
+import { memoryHarness } from './harness.js';
+import { txnConformance } from './txn-conformance.js';
+
+txnConformance('memory twin', memoryHarness);
