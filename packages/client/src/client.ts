@@ -43,6 +43,7 @@ import { callTimeoutMs, resolveOptions, type CallOptions, type ConnectOptions, t
 import { ClientSession, randomSessionId } from './session.js';
 import { bytesOf } from './utf8.js';
 import { Watch, type WatchOptions } from './watch.js';
+import { rangeBounds, txnResponse, wireTxn, type TxnResponse, type TxnSpec } from './txn.js';
 import { defaultWebSocketFactory, type WebSocketFactory } from './websocket.js';
 
 /** Options of `get`. */
@@ -106,6 +107,20 @@ export interface WriteResult {
 export interface DeleteResponse extends WriteResult {
   /** Whether the key existed. */
   deleted: boolean;
+}
+/** The keys of a range delete: `prefix` (empty = every key), or `start` with an optional exclusive `end`. */
+export type KeyRangeSpec = { prefix: BytesLike; start?: undefined; end?: undefined } | { start: BytesLike; end?: BytesLike; prefix?: undefined };
+/** Answer of a range delete. */
+export interface DeleteRangeResponse {
+  /** How many keys were deleted (all at `revision`). */
+  deleted: number;
+  /** The delete's revision when it deleted a key, else the current revision. */
+  revision: number;
+}
+/** Options of `txn`. */
+export interface TxnOptions extends WriteOptions {
+  /** Items of get/range results as 'bytes' (default) or 'string'. */
+  as?: ValueFormat;
 }
 
 type Route = 'leader' | 'any' | 'preferLeader';
@@ -278,14 +293,69 @@ export class KvClient {
     return r.item ? toItem(r.item, as) : undefined;
   }
 
-  /** Deletes `key`; `deleted` says whether it existed. Exactly-once like `put`. */
-  delete(key: BytesLike, options?: WriteOptions): Promise<DeleteResponse> {
+  /**
+   * Deletes `key`; `deleted` says whether it existed. Exactly-once like `put`. With a range
+   * (`{ prefix }` or `{ start, end }`) it is {@link deleteRange}.
+   *
+   * @example
+   * ```ts
+   * await kv.delete('user/1');
+   * const { deleted, revision } = await kv.delete({ prefix: 'session/' });
+   * ```
+   */
+  delete(key: BytesLike, options?: WriteOptions): Promise<DeleteResponse>;
+  delete(range: KeyRangeSpec, options?: WriteOptions): Promise<DeleteRangeResponse>;
+  delete(target: BytesLike | KeyRangeSpec, options?: WriteOptions): Promise<DeleteResponse | DeleteRangeResponse> {
+    if (typeof target === 'object' && !(target instanceof Uint8Array)) return this.deleteKeys(target, options);
     try {
-      const k = this.key(key);
+      const k = this.key(target);
       return this.write('delete', (session) => ({ op: 'delete', key: k, session }), options);
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /**
+   * Deletes every key in [`start`, `end`) (no `end`: to the last key) as one write at one revision.
+   * At most TXN_DELETED_KEYS_MAX (10,000) keys: beyond it nothing is deleted and the call rejects
+   * with `QKV_LIMIT_EXCEEDED`. Exactly-once like `put`.
+   *
+   * @example `await kv.deleteRange('job/2024-', 'job/2025-')`
+   */
+  deleteRange(start: BytesLike, end?: BytesLike, options?: WriteOptions): Promise<DeleteRangeResponse> {
+    return this.deleteKeys(end === undefined ? { start } : { start, end }, options);
+  }
+
+  private async deleteKeys(range: KeyRangeSpec, options: WriteOptions | undefined): Promise<DeleteRangeResponse> {
+    const op = { op: 'deleteRange' as const, ...rangeBounds(range, this.limits, 'range') };
+    const r = await this.write('txn', (session) => ({ op: 'txn', compare: [], success: [op], failure: [], session }), options);
+    const first = r.results[0];
+    return { deleted: first?.op === 'deleteRange' ? first.deleted : 0, revision: r.revision };
+  }
+
+  /**
+   * A transaction (after etcd's Txn): if every compare holds, the `success` operations run, else
+   * the `failure` ones — all as one write at one revision, exactly once like `put`. Reads inside
+   * see the transaction's own earlier writes; a branch may change a key only once.
+   *
+   * @example
+   * ```ts
+   * // Move 10 from a to b unless a changed since we read it.
+   * const r = await kv.txn({
+   *   compare: [{ key: 'acct/a', target: 'modRevision', op: '==', value: a.modRevision }],
+   *   success: [{ op: 'put', key: 'acct/a', value: '90' }, { op: 'put', key: 'acct/b', value: '110' }],
+   *   failure: [{ op: 'get', key: 'acct/a' }],
+   * });
+   * if (!r.succeeded) console.log('a is now', r.results[0]);
+   * ```
+   */
+  txn(spec: TxnSpec, options?: TxnOptions & { as?: 'bytes' }): Promise<TxnResponse<KvItem>>;
+  txn(spec: TxnSpec, options: TxnOptions & { as: 'string' }): Promise<TxnResponse<KvTextItem>>;
+  async txn(spec: TxnSpec, options?: TxnOptions): Promise<TxnResponse<KvItem | KvTextItem>> {
+    const body = wireTxn(spec, this.limits);
+    const as = checkFormat(options?.as);
+    const r = await this.write('txn', (session) => ({ op: 'txn', ...body, session }), options);
+    return txnResponse(r, as);
   }
 
   /**
@@ -483,7 +553,7 @@ export class KvClient {
   // --- the retry loop ----------------------------------------------------------------------------
 
   /** Runs a write with a session seq that stays the same across its retries. */
-  private write<K extends 'put' | 'delete' | 'cas'>(
+  private write<K extends 'put' | 'delete' | 'cas' | 'txn'>(
     op: K,
     build: (session: SessionRef) => RequestBody,
     options: WriteOptions | undefined,

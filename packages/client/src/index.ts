@@ -10,8 +10,11 @@ export type {
   CasIf,
   CasSpec,
   CasThen,
+  DeleteRangeResponse,
   DeleteResponse,
   GetOptions,
+  KeyRangeSpec,
+  TxnOptions,
   RangeOptions,
   WriteOptions,
   WriteResult,
@@ -20,6 +23,7 @@ export type { ConnectOptions, CallOptions, RetryEvent, ClientTlsOptions } from '
 export { Watch } from './watch.js';
 export type { WatchEvent, WatchOptions } from './watch.js';
 export type { KvItem, KvTextItem, ValueFormat } from './item.js';
+export type { TxnCompareSpec, TxnOpSpec, TxnOpResponse, TxnResponse, TxnSpec } from './txn.js';
 export type { BackoffPolicy } from './backoff.js';
 export type { WebSocketFactory, WebSocketLike } from './websocket.js';
 export {
@@ -32,6 +36,7 @@ export {
   IndeterminateError,
   InternalError,
   InvalidArgumentError,
+  LimitExceededError,
   NoLeaderError,
   NotLeaderError,
   ProtocolError,
@@ -45,4 +50,5 @@ export {
   writeOutcomeOf,
 } from '@quorumkv/protocol';
 export type { WriteOutcome } from '@quorumkv/protocol';
-export type { BytesLike, ClusterStatus, CompactResult, Consistency, LeaderHint, MemberStatus } from '@quorumkv/protocol';
+export type { BytesLike, ClusterStatus, CompactResult, Consistency, LeaderHint, MemberStatus, TxnCompareOp } from '@quorumkv/protocol';
+export { TXN_COMPARES_MAX, TXN_DELETED_KEYS_MAX, TXN_OPS_MAX, TXN_RANGE_LIMIT_MAX, TXN_READ_BYTES_MAX } from '@quorumkv/protocol';

@@ -87,9 +87,9 @@ class PendingRequest implements AbortListener {
   }
 }
 
-/** Put, delete and cas: the requests that change state (and carry a session). */
+/** Put, delete, cas and txn: the requests that change state (and carry a session). */
 export function isWriteOp(op: Op): boolean {
-  return op === 'put' || op === 'delete' || op === 'cas';
+  return op === 'put' || op === 'delete' || op === 'cas' || op === 'txn';
 }
 
 /**

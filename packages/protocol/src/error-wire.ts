@@ -10,6 +10,7 @@ import {
   IndeterminateError,
   InternalError,
   InvalidArgumentError,
+  LimitExceededError,
   NoLeaderError,
   NotLeaderError,
   ProtocolError,
@@ -81,6 +82,8 @@ export function errorFromWire(wire: WireError, cause?: unknown): QuorumKvError {
       return new QuotaExceededError(wire.message, o);
     case ErrorCode.Compacted:
       return new CompactedError(wire.compactedRevision, wire.message, o);
+    case ErrorCode.LimitExceeded:
+      return new LimitExceededError(wire.message, o);
     default:
       return new QuorumKvError(wire.code, wire.message, o);
   }

@@ -28,6 +28,7 @@ export const ErrorCode = {
   Internal: 'QKV_INTERNAL',
   QuotaExceeded: 'QKV_QUOTA_EXCEEDED',
   Compacted: 'QKV_COMPACTED',
+  LimitExceeded: 'QKV_LIMIT_EXCEEDED',
 } as const;
 /** One of the stable error codes in {@link ErrorCode}. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -231,6 +232,17 @@ export class QuotaExceededError extends QuorumKvError {
 }
 
 /**
+ * A transaction or range delete went past a limit the state machine applies to every command
+ * alike (more than TXN_DELETED_KEYS_MAX keys to delete, reads beyond TXN_READ_BYTES_MAX). It was
+ * decided in the log and wrote nothing; narrow the range or split the work.
+ */
+export class LimitExceededError extends QuorumKvError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.LimitExceeded, message, options);
+  }
+}
+
+/**
  * What an error answer says about a write: `not-applied` (it certainly did not take effect and
  * never will: safe to retry as a new write), `applied` (it took effect as an outcome: a failed
  * compare-and-swap is evaluated in the log and writes nothing) or `unknown` (it may have been
@@ -254,6 +266,8 @@ export const WRITE_NOT_APPLIED_CODES: ReadonlySet<string> = new Set<string>([
   ErrorCode.QuotaExceeded,
   // A read's error (history below the compacted revision); a write never changes anything with it.
   ErrorCode.Compacted,
+  // Decided in the log like a failed compare, but the command wrote nothing.
+  ErrorCode.LimitExceeded,
 ]);
 
 /** Codes that are a write's final outcome, decided by the state machine. */

@@ -20,6 +20,8 @@ import type {
   RangeResult,
   WatchRequest,
   WatchResult,
+  TxnRequest,
+  TxnResult,
 } from './wire.js';
 
 /** Strips the envelope fields (`id`, `op`, `timeoutMs`) from a request type. */
@@ -34,6 +36,8 @@ export type PutArgs = ArgsOf<PutRequest>;
 export type DeleteArgs = ArgsOf<DeleteRequest>;
 /** Validated arguments of `cas`. */
 export type CasArgs = ArgsOf<CasRequest>;
+/** Validated arguments of `txn`. */
+export type TxnArgs = ArgsOf<TxnRequest>;
 /** Validated arguments of `range`, plus the byte budget of the answer. */
 export type RangeArgs = ArgsOf<RangeRequest> & {
   /**
@@ -94,6 +98,8 @@ export interface KvService {
   status(ctx: CallContext): Promise<ClusterStatus>;
   /** Compacts history at `args.revision` through the log (idempotent; see CompactRequest). */
   compact(args: CompactArgs, ctx: CallContext): Promise<CompactResult>;
+  /** A transaction through the log, exactly once per `session.seq` (see TxnRequest). */
+  txn(args: TxnArgs, ctx: CallContext): Promise<TxnResult>;
 }
 
 /**

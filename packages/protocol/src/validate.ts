@@ -27,6 +27,14 @@ import {
   type Op,
   type ResultByOp,
   type SessionRef,
+  type TxnCompare,
+  type TxnOp,
+  type TxnOpResult,
+  type TxnRequest,
+  type TxnResult,
+  TXN_COMPARES_MAX,
+  TXN_OPS_MAX,
+  TXN_RANGE_LIMIT_MAX,
   type WireError,
   type WireItem,
   type WireWatchEvent,
@@ -204,12 +212,13 @@ function casAction(x: unknown, limits: Limits): CasAction {
   return { kind };
 }
 
-const OPS: readonly Op[] = ['hello', 'get', 'put', 'delete', 'cas', 'range', 'status', 'compact', 'watch'];
+const OPS: readonly Op[] = ['hello', 'get', 'put', 'delete', 'cas', 'range', 'status', 'compact', 'watch', 'txn'];
 const WATCH_FIELDS = ['id', 'op', 'timeoutMs', 'key', 'prefix', 'afterRevision', 'limit', 'waitMs', 'prevValue'];
 const WATCH_RESULT_FIELDS = ['events', 'revision', 'compactedRevision'];
 const WATCH_EVENT_FIELDS = ['type', 'key', 'value', 'modRevision', 'createRevision', 'version', 'prevValue'];
 const COMPACT_RESULT_FIELDS = ['compactedRevision', 'revision'];
 const BASE = ['id', 'op', 'timeoutMs'];
+const TXN_FIELDS = [...BASE, 'compare', 'success', 'failure', 'session'];
 const COMPACT_FIELDS = [...BASE, 'revision'];
 const HELLO_FIELDS = [...BASE, 'version'];
 const GET_FIELDS = [...BASE, 'key', 'consistency', 'revision'];
@@ -259,6 +268,9 @@ function requestFields(o: Obj, op: Op, id: number, limits: Limits): ClientReques
     case 'compact':
       onlyKeys(o, COMPACT_FIELDS, 'compact');
       return { id, op, revision: int(o.revision, 'revision', 0) };
+    case 'txn':
+      onlyKeys(o, TXN_FIELDS, 'txn');
+      return { id, op, ...txnBody(o, limits), session: session(o.session) };
     case 'watch':
       return watchBody(o, id, limits);
   }
@@ -297,6 +309,94 @@ function watchEvent(x: unknown, limits: Limits, path: string): WireWatchEvent {
   if (!absent(o.value)) ev.value = checkValue(o.value, limits, `${path}.value`);
   if (!absent(o.prevValue)) ev.prevValue = checkValue(o.prevValue, limits, `${path}.prevValue`);
   return ev;
+}
+
+const COMPARE_FIELDS = ['key', 'target', 'op', 'value'];
+const TXN_PUT_FIELDS = ['op', 'key', 'value'];
+const TXN_KEY_FIELDS = ['op', 'key'];
+const TXN_RANGE_FIELDS = ['op', 'prefix', 'start', 'end', 'limit'];
+const TXN_DELETE_RANGE_FIELDS = ['op', 'prefix', 'start', 'end'];
+const TXN_RESULT_FIELDS = ['succeeded', 'revision', 'results', 'term'];
+
+/**
+ * Validates the compares and branches of a transaction (the WebSocket request and the HTTP JSON
+ * body, once its strings are bytes, share it). Throws InvalidArgumentError / ProtocolError /
+ * TooLargeError naming the field.
+ */
+export function txnBody(o: Obj, limits: Limits): Pick<TxnRequest, 'compare' | 'success' | 'failure'> {
+  const compare = absent(o.compare) ? [] : list(o.compare, 'compare', TXN_COMPARES_MAX).map((c, i) => txnCompare(c, limits, `compare[${i}]`));
+  const branch = (x: unknown, name: string): TxnOp[] => (absent(x) ? [] : list(x, name, TXN_OPS_MAX).map((op, i) => txnOp(op, limits, `${name}[${i}]`)));
+  return { compare, success: branch(o.success, 'success'), failure: branch(o.failure, 'failure') };
+}
+
+function txnCompare(x: unknown, limits: Limits, path: string): TxnCompare {
+  const o = obj(x, path);
+  onlyKeys(o, COMPARE_FIELDS, path);
+  const key = checkKey(o.key, limits, `${path}.key`);
+  const target = oneOf(o.target, ['value', 'version', 'createRevision', 'modRevision'] as const, `${path}.target`);
+  const op = oneOf(o.op, ['==', '!=', '<', '>'] as const, `${path}.op`);
+  if (target === 'value') return { key, target, op, value: checkValue(o.value, limits, `${path}.value`) };
+  return { key, target, op, value: int(o.value, `${path}.value`, 0) };
+}
+
+function txnOp(x: unknown, limits: Limits, path: string): TxnOp {
+  const o = obj(x, path);
+  const op = oneOf(o.op, ['put', 'get', 'range', 'delete', 'deleteRange'] as const, `${path}.op`);
+  switch (op) {
+    case 'put':
+      onlyKeys(o, TXN_PUT_FIELDS, path);
+      return { op, key: checkKey(o.key, limits, `${path}.key`), value: checkValue(o.value, limits, `${path}.value`) };
+    case 'get':
+    case 'delete':
+      onlyKeys(o, TXN_KEY_FIELDS, path);
+      return { op, key: checkKey(o.key, limits, `${path}.key`) };
+    case 'range':
+      onlyKeys(o, TXN_RANGE_FIELDS, path);
+      return { op, ...txnRangeBounds(o, limits, path), limit: int(o.limit, `${path}.limit`, 1, TXN_RANGE_LIMIT_MAX) };
+    case 'deleteRange':
+      onlyKeys(o, TXN_DELETE_RANGE_FIELDS, path);
+      return { op, ...txnRangeBounds(o, limits, path) };
+  }
+}
+
+/** `prefix`, or `start` with an optional `end`: exactly one of prefix and start. */
+function txnRangeBounds(o: Obj, limits: Limits, path: string): { prefix?: Uint8Array; start?: Uint8Array; end?: Uint8Array } {
+  const hasPrefix = !absent(o.prefix);
+  if (hasPrefix === !absent(o.start)) throw new InvalidArgumentError(`${path} needs exactly one of prefix and start`);
+  if (hasPrefix && !absent(o.end)) throw new InvalidArgumentError(`${path} with a prefix takes no end`);
+  const bound = (x: unknown, name: string) => {
+    const b = bytes(x, `${path}.${name}`);
+    if (b.length > limits.maxKeyBytes) throw new TooLargeError(`${path}.${name} is longer than a key may be`, limits.maxKeyBytes);
+    return b;
+  };
+  if (hasPrefix) return { prefix: bound(o.prefix, 'prefix') };
+  return { start: bound(o.start, 'start'), ...(absent(o.end) ? {} : { end: checkKey(o.end, limits, `${path}.end`) }) };
+}
+
+function txnResult(o: Obj, limits: Limits): TxnResult {
+  onlyKeys(o, TXN_RESULT_FIELDS, 'txn result');
+  const results = list(o.results, 'results', TXN_OPS_MAX).map((x, i): TxnOpResult => {
+    const r = obj(x, `results[${i}]`);
+    const path = `results[${i}]`;
+    switch (oneOf(r.op, ['put', 'get', 'range', 'delete', 'deleteRange'] as const, `${path}.op`)) {
+      case 'put':
+        return { op: 'put' };
+      case 'get':
+        return { op: 'get', item: absent(r.item) ? null : item(r.item, limits, `${path}.item`) };
+      case 'range':
+        return { op: 'range', items: list(r.items, `${path}.items`, TXN_RANGE_LIMIT_MAX).map((it, j) => item(it, limits, `${path}.items[${j}]`)), more: bool(r.more, `${path}.more`) };
+      case 'delete':
+        return { op: 'delete', deleted: bool(r.deleted, `${path}.deleted`) };
+      case 'deleteRange':
+        return { op: 'deleteRange', deleted: int(r.deleted, `${path}.deleted`, 0) };
+    }
+  });
+  return {
+    succeeded: bool(o.succeeded, 'succeeded'),
+    revision: int(o.revision, 'revision', 0),
+    results,
+    ...(absent(o.term) ? {} : { term: int(o.term, 'term', 0) }),
+  };
 }
 
 function rangeBody(o: Obj, id: number, limits: Limits): ClientRequest {
@@ -478,6 +578,8 @@ function resultOf<K extends Op>(op: K, o: Obj, limits: Limits): ResultByOp[Op] {
         revision: int(o.revision, 'revision', 0),
         compactedRevision: int(o.compactedRevision, 'compactedRevision', 0),
       };
+    case 'txn':
+      return txnResult(o, limits);
   }
 }
 

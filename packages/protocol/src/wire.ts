@@ -179,6 +179,56 @@ export interface WatchRequest extends RequestBase {
   prevValue?: boolean;
 }
 
+/** What a transaction compare looks at. An absent key has version, createRevision and modRevision 0. */
+export type TxnCompareTarget = 'value' | 'version' | 'createRevision' | 'modRevision';
+/** How a compare compares: the key's field on the left, `value` on the right. */
+export type TxnCompareOp = '==' | '!=' | '<' | '>';
+/** One compare of a transaction. A value compare on an absent key never holds (as in etcd). */
+export type TxnCompare =
+  | { key: Uint8Array; target: 'value'; op: TxnCompareOp; value: Uint8Array }
+  | { key: Uint8Array; target: 'version' | 'createRevision' | 'modRevision'; op: TxnCompareOp; value: number };
+/**
+ * One operation of a transaction branch. Ranges take `prefix`, or `start` with an optional `end`
+ * (exclusive), as `range` requests do; an empty prefix is every key.
+ */
+export type TxnOp =
+  | { op: 'put'; key: Uint8Array; value: Uint8Array }
+  | { op: 'get'; key: Uint8Array }
+  | { op: 'range'; prefix?: Uint8Array; start?: Uint8Array; end?: Uint8Array; limit: number }
+  | { op: 'delete'; key: Uint8Array }
+  | { op: 'deleteRange'; prefix?: Uint8Array; start?: Uint8Array; end?: Uint8Array };
+/** The result of one transaction operation, in branch order. */
+export type TxnOpResult =
+  | { op: 'put' }
+  | { op: 'get'; item: WireItem | null }
+  | { op: 'range'; items: WireItem[]; more: boolean }
+  | { op: 'delete'; deleted: boolean }
+  | { op: 'deleteRange'; deleted: number };
+
+/** Most compares in one transaction (the state machine's own limit is the same). */
+export const TXN_COMPARES_MAX = 64;
+/** Most operations in one transaction branch. */
+export const TXN_OPS_MAX = 128;
+/** Most rows one range operation inside a transaction may ask for. */
+export const TXN_RANGE_LIMIT_MAX = 1000;
+/** Most keys one transaction or range delete may delete; beyond it the command fails QKV_LIMIT_EXCEEDED. */
+export const TXN_DELETED_KEYS_MAX = 10_000;
+/** Most bytes the reads of one transaction may return (rows counted as key + value + 64). */
+export const TXN_READ_BYTES_MAX = 1024 * 1024;
+
+/**
+ * A transaction (after etcd's Txn): if every compare holds, the `success` operations run, else
+ * the `failure` ones; all of it is one write at one revision. Reads inside see the transaction's
+ * own earlier writes. A branch may change a key at most once.
+ */
+export interface TxnRequest extends RequestBase {
+  op: 'txn';
+  compare: TxnCompare[];
+  success: TxnOp[];
+  failure: TxnOp[];
+  session: SessionRef;
+}
+
 /** Any client request. */
 export type ClientRequest =
   | HelloRequest
@@ -189,11 +239,12 @@ export type ClientRequest =
   | RangeRequest
   | StatusRequest
   | CompactRequest
-  | WatchRequest;
+  | WatchRequest
+  | TxnRequest;
 /** The operation names. */
 export type Op = ClientRequest['op'];
 /** The requests that write (and so carry a session). */
-export type WriteRequest = PutRequest | DeleteRequest | CasRequest;
+export type WriteRequest = PutRequest | DeleteRequest | CasRequest | TxnRequest;
 
 /** Answer to `hello`. */
 export interface HelloResult {
@@ -225,6 +276,17 @@ export interface DeleteResult {
 export interface CasResult {
   revision: number;
   /** Term of the leader that committed the write. */
+  term?: number;
+}
+/**
+ * Answer to `txn`: whether the compares held (`succeeded`: the success branch ran), the revision
+ * (the transaction's own when it changed a key, else the current one) and each operation's result.
+ */
+export interface TxnResult {
+  succeeded: boolean;
+  revision: number;
+  results: TxnOpResult[];
+  /** Term of the leader that committed the transaction. */
   term?: number;
 }
 /** One page of a range; `more` says whether keys remain after the last item. */
@@ -268,6 +330,7 @@ export interface ResultByOp {
   status: ClusterStatus;
   compact: CompactResult;
   watch: WatchResult;
+  txn: TxnResult;
 }
 
 /**

@@ -222,7 +222,7 @@ interface Inflight {
   expiresMs: number;
   /** Set once an answer (result, error or timeout) went out; later outcomes are dropped. */
   answered: boolean;
-  /** A put, delete or cas: its timeout answer is QKV_INDETERMINATE (it was handed to the node). */
+  /** A put, delete, cas or txn: its timeout answer is QKV_INDETERMINATE (it was handed to the node). */
   write: boolean;
   /** Bytes of the request's frame charged to the node's request budget until it settles. */
   bytes: number;
@@ -368,7 +368,7 @@ class Connection {
   private serve(req: Exclude<ClientRequest, { op: 'hello' }>, bytes: number): void {
     const timeoutMs = req.timeoutMs ?? this.s.defaultTimeoutMs;
     const expiresMs = Date.now() + timeoutMs;
-    const write = req.op === 'put' || req.op === 'delete' || req.op === 'cas';
+    const write = req.op === 'put' || req.op === 'delete' || req.op === 'cas' || req.op === 'txn';
     const entry: Inflight = { id: req.id, ctx: new RequestContext(expiresMs), expiresMs, answered: false, write, bytes };
     this.inflight.set(req.id, entry);
     this.deadlines.arm(expiresMs);
@@ -410,6 +410,8 @@ class Connection {
         const { id: _id, op: _op, timeoutMs: _timeoutMs, ...args } = req;
         return this.s.watch.watch(args, ctx, this);
       }
+      case 'txn':
+        return svc.txn({ compare: req.compare, success: req.success, failure: req.failure, session: req.session }, ctx);
     }
   }
 

@@ -109,6 +109,14 @@ export interface ServeConfig {
   insecure: boolean;
 }
 
+/**
+ * The largest client frame (WebSocket) and transaction body (HTTP) a node accepts: room for the
+ * largest key and value plus overhead, and never below 2 MiB.
+ */
+export function clientFrameBytesMax(cfg: Pick<ServeConfig, 'maxKeyBytes' | 'maxValueBytes'>): number {
+  return Math.max(2 * 1024 * 1024, cfg.maxValueBytes + cfg.maxKeyBytes + 64 * 1024);
+}
+
 export const DEFAULTS = {
   logLevel: 'info',
   tickMs: 50,

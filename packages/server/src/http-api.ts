@@ -20,12 +20,15 @@ import type { QuorumKvNode } from './node.js';
 import { READY_MAX_APPLY_LAG } from './node.js';
 import type { WatchHub } from './watch-hub.js';
 import { serveWatchStream } from './watch-sse.js';
+import { clientFrameBytesMax } from './config.js';
 import { NodeKvService, operatorWarnings, pageRange, throwIfApplyError } from './kv-service.js';
 import type { ByteBudget } from './admission.js';
 import type { PeerHttp } from './peer-http.js';
 import { ClusterViewer, nodeEvents } from './cluster-view.js';
 import type { StatusAnswer } from './health-cli.js';
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
+import { type JsonEncoding, parseTxnJson, txnResultJson } from './http-txn.js';
+import { type PreparedTxn, prepareTxn, toTxnResult } from './txn-command.js';
 
 const FORWARDED_HEADER = 'x-qkv-forwarded';
 const MAX_RANGE_LIMIT = 10_000;
@@ -54,6 +57,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   // The history asked for is gone for good: a retry at the same revision never succeeds.
   QKV_COMPACTED: 410,
   QKV_TOO_LARGE: 413,
+  // Decided in the log: the same request fails the same way until the data changes.
+  QKV_LIMIT_EXCEEDED: 422,
   QKV_QUOTA_EXCEEDED: 429,
   QKV_NOT_LEADER: 503,
   QKV_NO_LEADER: 503,
@@ -125,6 +130,7 @@ export class HttpApi {
       const hub = this.watches;
       return this.only(req, 'GET', () => serveWatchStream(req, res, url, hub, this.node.cfg.maxKeyBytes));
     }
+    if (path === '/v1/txn') return this.only(req, 'POST', () => this.txnRoute(req, res, url));
     if (path === '/v1/compact') return this.only(req, 'POST', () => this.compactRoute(req, res, url));
     if (path === '/v1/status') return this.only(req, 'GET', () => this.sendJson(res, 200, this.statusJson()));
     if (path === '/v1/state-hash') return this.only(req, 'GET', () => this.stateHash(res));
@@ -180,11 +186,65 @@ export class HttpApi {
     }
   }
 
-  private async write(req: IncomingMessage, res: ServerResponse, cmd: Command, body: Uint8Array | undefined, ctx: CallContext): Promise<void> {
+  /**
+   * POST /v1/txn: a JSON transaction (http-txn.ts), forwarded to the leader like any write.
+   * The answer is 200 whichever branch ran (`succeeded` says which).
+   */
+  private async txnRoute(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const encoding = this.encodingParam(url);
+    const body = await this.readBody(req, res, clientFrameBytesMax(this.node.cfg));
+    const p = prepareTxn(parseTxnJson(body, encoding, this.limits()));
+    return this.write(req, res, p.cmd, body, this.callContext(req), { txn: p, encoding });
+  }
+
+  /** DELETE /v1/kv?prefix=… or ?start=…&end=…: a range delete, one command at one revision. */
+  private async deleteRangeRoute(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const enc = new TextEncoder();
+    const p = (n: string) => (url.searchParams.has(n) ? enc.encode(url.searchParams.get(n)!) : undefined);
+    const prefix = p('prefix');
+    const start = p('start');
+    if ((prefix === undefined) === (start === undefined)) throw new InvalidArgumentError('a range delete needs exactly one of ?prefix= and ?start=');
+    const end = p('end');
+    if (prefix !== undefined && end !== undefined) throw new InvalidArgumentError('a range delete with a prefix takes no end');
+    const op = prefix !== undefined ? { op: 'deleteRange' as const, prefix } : { op: 'deleteRange' as const, start: start!, ...(end ? { end } : {}) };
+    const t = prepareTxn({ compare: [], success: [op], failure: [] });
+    return this.write(req, res, t.cmd, undefined, this.callContext(req), { txn: t, encoding: 'utf8' });
+  }
+
+  /** `?encoding=base64` or utf8 (the default). */
+  private encodingParam(url: URL): JsonEncoding {
+    const e = url.searchParams.get('encoding') ?? 'utf8';
+    if (e !== 'utf8' && e !== 'base64') throw new InvalidArgumentError('encoding must be utf8 or base64');
+    return e;
+  }
+
+  /** The node's key and value limits, as the protocol's validation takes them. */
+  private limits(): { maxKeyBytes: number; maxValueBytes: number; maxFrameBytes: number } {
+    const c = this.node.cfg;
+    return { maxKeyBytes: c.maxKeyBytes, maxValueBytes: c.maxValueBytes, maxFrameBytes: clientFrameBytesMax(c) };
+  }
+
+  private async write(
+    req: IncomingMessage,
+    res: ServerResponse,
+    cmd: Command,
+    body: Uint8Array | undefined,
+    ctx: CallContext,
+    txn?: { txn: PreparedTxn; encoding: JsonEncoding },
+  ): Promise<void> {
     if (!this.node.isLeader() && this.node.leaderId() !== null && req.headers[FORWARDED_HEADER] === undefined) {
       return this.forward(req, res, body);
     }
     const r = await this.node.write(cmd, ctx);
+    if (txn) {
+      const result = toTxnResult(txn.txn, r);
+      const deleteRange = txn.txn.wire.success[0]?.op === 'deleteRange' && txn.txn.wire.success.length === 1 && txn.txn.wire.failure.length === 0;
+      const first = result.results[0];
+      if (deleteRange && first?.op === 'deleteRange') this.sendJson(res, 200, { deleted: first.deleted, revision: result.revision });
+      else this.sendJson(res, 200, txnResultJson(result, txn.encoding));
+      this.count(deleteRange ? 'deleteRange' : 'txn', 'ok');
+      return;
+    }
     throwIfApplyError(r);
     if (r.op === 'put') this.sendJson(res, 200, { revision: r.revision });
     else if (r.op === 'del') this.sendJson(res, 200, { deleted: r.deleted, revision: r.revision });
@@ -244,7 +304,8 @@ export class HttpApi {
   }
 
   private async rangeRoute(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    if (req.method !== 'GET') throw new HttpError('QKV_METHOD_NOT_ALLOWED', 'use GET /v1/kv?prefix=…');
+    if (req.method === 'DELETE') return this.deleteRangeRoute(req, res, url);
+    if (req.method !== 'GET') throw new HttpError('QKV_METHOD_NOT_ALLOWED', 'use GET (or DELETE) /v1/kv?prefix=…');
     const enc = new TextEncoder();
     const p = (n: string) => (url.searchParams.has(n) ? enc.encode(url.searchParams.get(n)!) : undefined);
     const limit = this.intParam(url, 'limit') ?? DEFAULT_RANGE_LIMIT;
@@ -417,12 +478,11 @@ export class HttpApi {
    * body the budget cannot take is answered 503 QKV_BUSY with Retry-After and its connection is
    * closed unread. The bytes go back to the budget when the response is done.
    */
-  private readBody(req: IncomingMessage, res: ServerResponse): Promise<Uint8Array> {
-    const max = this.node.cfg.maxValueBytes;
+  private readBody(req: IncomingMessage, res: ServerResponse, max = this.node.cfg.maxValueBytes): Promise<Uint8Array> {
     const declared = Number(req.headers['content-length'] ?? NaN);
     if (Number.isFinite(declared) && declared > max) {
       req.resume();
-      return Promise.reject(new TooLargeError(`value is larger than ${max} bytes`, max));
+      return Promise.reject(new TooLargeError(`the body is larger than ${max} bytes`, max));
     }
     const admission = new BodyAdmission(this.requestBudget, res);
     if (Number.isFinite(declared) && !admission.take(declared)) return Promise.reject(admission.refuse(req));
@@ -439,7 +499,7 @@ export class HttpApi {
         if (body.size + c.length > max) {
           req.removeAllListeners('data');
           req.resume();
-          reject(new TooLargeError(`value is larger than ${max} bytes`, max));
+          reject(new TooLargeError(`the body is larger than ${max} bytes`, max));
           return;
         }
         if (!Number.isFinite(declared) && !admission.take(c.length)) {

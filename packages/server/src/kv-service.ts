@@ -6,6 +6,7 @@ import {
   CasFailedError,
   CompactedError,
   InvalidArgumentError,
+  LimitExceededError,
   compareBytes,
   rangeInterval,
   InternalError,
@@ -27,12 +28,15 @@ import {
   type RangeArgs,
   type RangeResult,
   type SessionRef,
+  type TxnArgs,
+  type TxnResult,
   type WireItem,
 } from '@quorumkv/protocol';
 import { FutureRevisionError, RANGE_ROW_OVERHEAD_BYTES, RevisionCompactedError, type ApplyResult, type Command, type KeyValue, type RangeRequest, type SessionTag } from '@quorumkv/storage';
 import type { ByteBudget } from './admission.js';
 import type { QuorumKvNode, WriteResult } from './node.js';
 import { failureDomainWarnings, zoneOfMember } from './membership.js';
+import { prepareTxn, toTxnResult } from './txn-command.js';
 
 /** The protocol's session reference is the state machine's session tag (both number writes from 1). */
 export function toSessionTag(s: SessionRef): SessionTag {
@@ -53,6 +57,8 @@ export function throwIfApplyError(r: ApplyResult): void {
       throw new BusyError(1000, r.message);
     case 'QKV_FUTURE_REVISION':
       throw new InvalidArgumentError(r.message);
+    case 'QKV_LIMIT_EXCEEDED':
+      throw new LimitExceededError(r.message);
     default:
       throw new InternalError(r.message);
   }
@@ -168,6 +174,12 @@ export class NodeKvService implements KvService {
     const r = await this.write({ op: 'compact', revision: args.revision }, ctx);
     if (r.op !== 'compact') throw new InternalError(`unexpected apply result ${r.op} for compact`);
     return { compactedRevision: r.compactedRevision, revision: r.revision };
+  }
+
+  /** A transaction through the log (txn-command.ts maps it to one `txn` command and back). */
+  async txn(args: TxnArgs, ctx: CallContext): Promise<TxnResult> {
+    const p = prepareTxn(args, toSessionTag(args.session));
+    return toTxnResult(p, await this.node.write(p.cmd, ctx));
   }
 
   async status(_ctx: CallContext): Promise<ClusterStatus> {

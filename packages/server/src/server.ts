@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ByteBudget, ConnectionLimiter, SessionQuota } from './admission.js';
 import { attachClientEndpoint, type ClientEndpoint } from './client-endpoint.js';
-import { isLoopbackHost, type ServeConfig } from './config.js';
+import { isLoopbackHost, type ServeConfig, clientFrameBytesMax } from './config.js';
 import { HttpApi } from './http-api.js';
 import { NodeKvService } from './kv-service.js';
 import { coreLogger, createLogger, type Logger } from './logger.js';
@@ -94,7 +94,7 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
     maxConnections: cfg.maxConnections,
     maxKeyBytes: cfg.maxKeyBytes,
     maxValueBytes: cfg.maxValueBytes,
-    maxFrameBytes: Math.max(2 * 1024 * 1024, cfg.maxValueBytes + cfg.maxKeyBytes + 64 * 1024),
+    maxFrameBytes: clientFrameBytesMax(cfg),
     defaultTimeoutMs: cfg.requestTimeoutMs,
     logger: coreLogger(log.child({ component: 'client-endpoint' })),
     onRefused: (kind) => metrics.busyRejections.inc({ kind }),
