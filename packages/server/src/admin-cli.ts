@@ -26,6 +26,10 @@ ${SNAPSHOT_USAGE}
                                print each change of KEY (or of every key under it) as a JSON line,
                                from revision N (default: from now on); resumes on another endpoint
                                when a node goes away
+  del KEY --prefix | del FROM TO
+                               delete every key starting with KEY, or in [FROM, TO), at one revision
+  txn [FILE|-] [--base64]      run a JSON transaction {compare, success, failure} read from FILE or
+                               stdin (docs/transactions.md); prints the JSON answer
 
 common options: --endpoints 127.0.0.1:7001,127.0.0.1:7002 (env QKV_ENDPOINTS; default 127.0.0.1:7001-7003)
                 --timeout-ms N (default 5000)
@@ -134,11 +138,10 @@ export async function runAdminCommand(cmd: string, argv: string[]): Promise<numb
       return printResult(await httpCall(c, 'POST', `/v1/compact?revision=${encodeURIComponent(revision!)}`));
     }
     case 'del':
-    case 'delete': {
-      const c = parseCommon(argv);
-      const [k] = need(c, 1, 'del KEY');
-      return printResult(await httpCall(c, 'DELETE', keyPath(k!)));
-    }
+    case 'delete':
+      return del(argv);
+    case 'txn':
+      return txn(argv);
     case 'status': {
       const c = parseCommon(argv);
       need(c, 0, 'status');
@@ -173,6 +176,53 @@ export async function runAdminCommand(cmd: string, argv: string[]): Promise<numb
     default:
       throw new ConfigError(`unknown command "${cmd}" (quorumkv --help)`);
   }
+}
+
+/** `del KEY`, `del KEY --prefix` (every key starting with KEY) or `del FROM TO` ([FROM, TO)). */
+async function del(argv: string[]): Promise<number> {
+  const c = parseCommon(argv, { prefix: { type: 'boolean' } });
+  const usage = 'del KEY [--prefix] | del FROM TO';
+  if (c.positionals.length === 2 && !c.values.prefix) {
+    const [from, to] = c.positionals as [string, string];
+    return printResult(await httpCall(c, 'DELETE', `/v1/kv?${new URLSearchParams({ start: from, end: to }).toString()}`));
+  }
+  const [k] = need(c, 1, usage);
+  if (c.values.prefix) return printResult(await httpCall(c, 'DELETE', `/v1/kv?${new URLSearchParams({ prefix: k! }).toString()}`));
+  return printResult(await httpCall(c, 'DELETE', keyPath(k!)));
+}
+
+/** Most bytes of a transaction read from a file or stdin (the server's own body limit is about as large). */
+export const TXN_INPUT_BYTES_MAX = 4 * 1024 * 1024;
+
+/** `txn [FILE|-] [--base64]`: posts the JSON transaction in FILE (or stdin) to /v1/txn. */
+async function txn(argv: string[]): Promise<number> {
+  const c = parseCommon(argv, { base64: { type: 'boolean' } });
+  if (c.positionals.length > 1) throw new ConfigError('usage: quorumkv txn [FILE|-] [--base64]');
+  const file = c.positionals[0] ?? '-';
+  const body = await readInput(file, TXN_INPUT_BYTES_MAX);
+  const q = c.values.base64 ? '?encoding=base64' : '';
+  return printResult(await httpCall(c, 'POST', `/v1/txn${q}`, body));
+}
+
+/** A file's bytes, or stdin's for '-', refusing more than `maxBytes`. */
+async function readInput(file: string, maxBytes: number): Promise<Uint8Array> {
+  const stream = file === '-' ? process.stdin : (await import('node:fs')).createReadStream(file);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of stream) {
+      const b = chunk as Buffer;
+      size += b.length;
+      if (size > maxBytes) throw new ConfigError(`the transaction in ${file === '-' ? 'stdin' : file} is larger than ${maxBytes} bytes`);
+      chunks.push(b);
+    }
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError(`cannot read ${file}: ${(e as Error).message}`);
+  } finally {
+    if (file !== '-') (stream as { destroy?: () => void }).destroy?.();
+  }
+  return new Uint8Array(Buffer.concat(chunks));
 }
 
 async function health(argv: string[]): Promise<number> {
