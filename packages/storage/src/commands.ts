@@ -8,6 +8,7 @@ function utf8Length(s: string): number {
 }
 import { MsgpackWriter, hasExactKeys, template } from './msgpack-writer.js';
 import { type TxnFields, TxnShapeError, decodeTxnFields } from './txn.js';
+import { type IdemTag, IDEM_LIMITS, isIdemKey } from './idempotency.js';
 
 /** Exactly-once bookkeeping carried by a command (Raft thesis §6.3). */
 export interface SessionTag {
@@ -39,6 +40,8 @@ export interface CommandCommon {
   session?: SessionTag;
   /** The proposing leader's wall clock (ms since epoch); drives deterministic session expiry. */
   timeMs?: number;
+  /** An idempotency key (HTTP `Idempotency-Key`): applied once per key (idempotency.ts). */
+  idem?: IdemTag;
 }
 
 /** A state-machine command on one key. */
@@ -417,11 +420,12 @@ function onlyKeys(obj: Record<string, unknown>, allowed: ReadonlySet<string>, wh
 /** The fields each shape may carry (built once: decoding runs for every applied entry). */
 const FIELDS = {
   session: new Set(['id', 'seq', 'ackedBelow']),
-  put: new Set(['v', 'op', 'key', 'session', 'timeMs', 'value']),
-  del: new Set(['v', 'op', 'key', 'session', 'timeMs']),
-  cas: new Set(['v', 'op', 'key', 'session', 'timeMs', 'cond', 'then']),
-  compact: new Set(['v', 'op', 'revision', 'session', 'timeMs']),
-  txn: new Set(['v', 'op', 'compare', 'success', 'failure', 'session', 'timeMs']),
+  put: new Set(['v', 'op', 'key', 'session', 'timeMs', 'idem', 'value']),
+  del: new Set(['v', 'op', 'key', 'session', 'timeMs', 'idem']),
+  cas: new Set(['v', 'op', 'key', 'session', 'timeMs', 'idem', 'cond', 'then']),
+  compact: new Set(['v', 'op', 'revision', 'session', 'timeMs', 'idem']),
+  txn: new Set(['v', 'op', 'compare', 'success', 'failure', 'session', 'timeMs', 'idem']),
+  idem: new Set(['key', 'hash']),
   thenPut: new Set(['op', 'value']),
   thenDel: new Set(['op']),
 } as const;
@@ -443,6 +447,15 @@ function decodeSession(x: unknown): SessionTag {
   if (!isIndex(seq)) fail('"session.seq" must be a non-negative integer');
   if (!isIndex(ackedBelow) || ackedBelow > seq) fail('"session.ackedBelow" must be an integer in [0, seq]');
   return { id, seq, ackedBelow };
+}
+
+function decodeIdem(x: unknown): IdemTag {
+  if (!isRecord(x)) fail('"idem" must be a map');
+  onlyKeys(x, FIELDS.idem, 'idem');
+  const { key, hash } = x;
+  if (!isIdemKey(key)) fail(`"idem.key" must be 1..${IDEM_LIMITS.maxKeyChars} printable ASCII characters`);
+  if (typeof hash !== 'string' || hash.length === 0 || hash.length > IDEM_LIMITS.maxHashChars) fail(`"idem.hash" must be a string of 1..${IDEM_LIMITS.maxHashChars} characters`);
+  return { key, hash };
 }
 
 function decodeCond(x: unknown): CasCondition {
@@ -476,6 +489,7 @@ function decodeCommon(x: Record<string, unknown>): CommandCommon {
     if (!isIndex(x['timeMs'])) fail('"timeMs" must be a non-negative integer');
     common.timeMs = x['timeMs'];
   }
+  if (x['idem'] !== undefined) common.idem = decodeIdem(x['idem']);
   return common;
 }
 

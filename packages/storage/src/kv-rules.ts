@@ -18,6 +18,7 @@
 // LevelDB or the memory twin; the session table and applied position of the computed state.
 import { hash } from 'node:crypto';
 import { type Command, CommandDecodeError, type KeyCommand, type SessionTag, type TxnCommand, decodeCommandOnce } from './commands.js';
+import { type IdemEntry, type IdemTag, idemEntryBytes } from './idempotency.js';
 import { type TxnBase, type TxnChange, type TxnCompare, type TxnOp, type TxnOpResult, runTxn } from './txn.js';
 import { bytesEqual, isRecord, latin1, writeU64be } from './codec.js';
 import { StorageCorruptError, assert } from './errors.js';
@@ -34,7 +35,16 @@ export type ApplyItem =
   | { kind: 'membership'; index: number; term: number; data: Uint8Array; membership: Membership };
 
 /** Error codes a command can end with (the entry is still applied, as a no-op). */
-export type ApplyErrorCode = 'QKV_BAD_COMMAND' | 'QKV_SESSION_EXPIRED' | 'QKV_SESSIONS_FULL' | 'QKV_FUTURE_REVISION' | 'QKV_LIMIT_EXCEEDED';
+export type ApplyErrorCode =
+  | 'QKV_BAD_COMMAND'
+  | 'QKV_SESSION_EXPIRED'
+  | 'QKV_SESSIONS_FULL'
+  | 'QKV_FUTURE_REVISION'
+  | 'QKV_LIMIT_EXCEEDED'
+  /** An idempotency key came back with a different request. */
+  | 'QKV_IDEMPOTENCY_KEY_REUSED'
+  /** The idempotency table is full (count or bytes); nothing was applied. */
+  | 'QKV_IDEMPOTENCY_FULL';
 
 /**
  * The result of one applied item. `revision` is the state machine's revision (AppliedState.revision)
@@ -68,6 +78,12 @@ export interface SessionRules {
   maxResultsPerSession: number;
   /** Sessions remembered; a new session beyond it gets QKV_SESSIONS_FULL. */
   maxSessions: number;
+  /** An idempotency key is remembered this long (by command `timeMs`) after its first application. */
+  idempotencyTtlMs: number;
+  /** Idempotency keys remembered; a new key beyond it gets QKV_IDEMPOTENCY_FULL. */
+  maxIdempotencyKeys: number;
+  /** Bytes of idempotency entries (idemEntryBytes); a new key while the table holds this many gets QKV_IDEMPOTENCY_FULL. */
+  maxIdempotencyBytes: number;
 }
 
 /**
@@ -92,6 +108,8 @@ export interface KvView {
    * one listed. Only ranges the caller gathered for the batch's transactions (txnRanges) are asked.
    */
   rangeRows(startK: string, endK: string | undefined): { rows: Array<[string, Uint8Array, KvRecord]>; complete: boolean };
+  /** The idempotency table before the batch (idempotency.ts). Read-only. */
+  readonly idempotency: IdemView;
   /** A session's header before the batch, or undefined. Read-only. */
   session(id: string): SessionHeader | undefined;
   /** How many sessions exist before the batch. */
@@ -103,6 +121,16 @@ export interface KvView {
    * undefined means the caller did not read it although storedResultsNeeded named it: a bug.
    */
   storedResult(id: string, seq: number): Uint8Array | null | undefined;
+}
+
+/** The idempotency table as a view shows it. */
+export interface IdemView {
+  get(key: string): IdemEntry | undefined;
+  count(): number;
+  /** Sum of idemEntryBytes over the entries. */
+  bytes(): number;
+  /** Every entry in ascending createdMs order (ties in any order). */
+  byAge(): Iterator<[string, IdemEntry]>;
 }
 
 /** A result record written (packed) or deleted (null) by a batch. */
@@ -142,6 +170,8 @@ export interface BatchWrites {
   sessions: Map<string, SessionHeader>;
   /** Sessions the batch expired (their headers are deleted; none is also in `sessions`). */
   expiredSessions: Set<string>;
+  /** Idempotency entries the batch created (an entry) or expired (null), in that order per key. */
+  idempotency: Map<string, IdemEntry | null>;
   /** The applied position after the batch. */
   applied: AppliedState;
   /** The membership, when the batch applied a membership change. */
@@ -346,6 +376,13 @@ class BatchTx {
   private nextByActivity: [string, SessionHeader] | undefined;
   private membership: Membership | undefined;
   private readonly deferredPuts = new Map<string, DeferredPuts>();
+  /** The idempotency table's changes: entries created (in createdMs order) or expired (null). */
+  private readonly idem = new Map<string, IdemEntry | null>();
+  private idemCount: number;
+  private idemBytes: number;
+  /** The view's idempotency entries by age, walked once per batch as the clock moves. */
+  private idemByAge: Iterator<[string, IdemEntry]> | undefined;
+  private nextIdemByAge: [string, IdemEntry] | undefined;
 
   // The applied position as items apply: fields rather than an object per entry, and the chained
   // hash as a latin1 string (see chainHashLatin1).
@@ -369,6 +406,8 @@ class BatchTx {
     this.revision = start.revision;
     this.compactedRevision = start.compactedRevision;
     this.sessionCount = view.sessionCount();
+    this.idemCount = view.idempotency.count();
+    this.idemBytes = view.idempotency.bytes();
   }
 
   /** The batch's writes (call once, at the end). */
@@ -379,6 +418,7 @@ class BatchTx {
       results: this.results,
       sessions: this.live,
       expiredSessions: this.gone,
+      idempotency: this.idem,
       applied: {
         index: this.index,
         term: this.term,
@@ -408,8 +448,10 @@ class BatchTx {
       if (decoded.timeMs !== undefined && decoded.timeMs > this.clockMs) {
         this.clockMs = decoded.timeMs;
         this.expireSessions(this.clockMs - this.rules.sessionTtlMs);
+        this.expireIdempotency(this.clockMs - this.rules.idempotencyTtlMs);
       }
-      result = this.applySessionCommand(decoded, k ?? (decoded.op === 'compact' || decoded.op === 'txn' ? '' : latin1(decoded.key)), item.term);
+      const key = k ?? (decoded.op === 'compact' || decoded.op === 'txn' ? '' : latin1(decoded.key));
+      result = decoded.idem ? this.applyIdempotent(decoded.idem, decoded, key, item.term) : this.applySessionCommand(decoded, key, item.term);
     }
     this.index = item.index;
     this.term = item.term;
@@ -442,6 +484,63 @@ class BatchTx {
     for (let i = 0; i < header.seqs.length; i++) if (header.inline[i] === null) this.setRecord(id, header.seqs[i] as number, null);
     this.gone.add(id);
     this.sessionCount--;
+  }
+
+  /**
+   * A command with an idempotency key: the stored result when the key was applied before with the
+   * same request hash; QKV_IDEMPOTENCY_KEY_REUSED with another hash; else applied (with its
+   * session, if any) and its result remembered under the key.
+   */
+  private applyIdempotent(tag: IdemTag, cmd: Command, k: string, term: number): ApplyResult {
+    const known = this.idemEntry(tag.key);
+    if (known) {
+      if (known.hash === tag.hash) return decodeStoredResult(this.view.location, known.result);
+      return { op: 'error', code: 'QKV_IDEMPOTENCY_KEY_REUSED', message: `Idempotency-Key ${JSON.stringify(tag.key)} was used for a different request` };
+    }
+    const { maxIdempotencyKeys, maxIdempotencyBytes } = this.rules;
+    if (this.idemCount >= maxIdempotencyKeys || this.idemBytes >= maxIdempotencyBytes) {
+      return { op: 'error', code: 'QKV_IDEMPOTENCY_FULL', message: `the idempotency table is full (${this.idemCount} keys, ${this.idemBytes} bytes)` };
+    }
+    const result = this.applySessionCommand(cmd, k, term);
+    const entry: IdemEntry = { createdMs: this.clockMs, hash: tag.hash, result: encodeApplyResult(result) };
+    this.idem.delete(tag.key); // a key expired earlier in this batch: re-inserted at the end (newest)
+    this.idem.set(tag.key, entry);
+    this.idemCount++;
+    this.idemBytes += idemEntryBytes(tag.key, entry);
+    return result;
+  }
+
+  /** An idempotency entry as of this point of the batch. */
+  private idemEntry(key: string): IdemEntry | undefined {
+    const own = this.idem.get(key);
+    if (own !== undefined) return own ?? undefined;
+    return this.view.idempotency.get(key);
+  }
+
+  /**
+   * Expires every idempotency entry created before `cutoffMs`, deterministically (replicated
+   * clock). The view's entries are walked once per batch in createdMs order; the batch's own come
+   * after them (they carry a later clock).
+   */
+  private expireIdempotency(cutoffMs: number): void {
+    this.idemByAge ??= this.view.idempotency.byAge();
+    for (;;) {
+      const next = (this.nextIdemByAge ??= this.idemByAge.next().value as [string, IdemEntry] | undefined);
+      if (next === undefined || next[1].createdMs >= cutoffMs) break;
+      this.nextIdemByAge = undefined;
+      if (!this.idem.has(next[0])) this.dropIdem(next[0], next[1]);
+    }
+    for (const [key, entry] of this.idem) {
+      if (entry === null) continue;
+      if (entry.createdMs >= cutoffMs) break; // created in this batch, in createdMs order
+      this.dropIdem(key, entry);
+    }
+  }
+
+  private dropIdem(key: string, entry: IdemEntry): void {
+    this.idem.set(key, null);
+    this.idemCount--;
+    this.idemBytes -= idemEntryBytes(key, entry);
   }
 
   private applySessionCommand(cmd: Command, k: string, term: number): ApplyResult {

@@ -12,6 +12,7 @@ import { type Backend, type BatchOp, ITERATE_BATCH_MAX, type ReadView, readAll }
 import { type Command, CommandDecodeError, type TxnCommand } from './commands.js';
 import { bytesEqual, latin1, prefixUpperBound, u64be } from './codec.js';
 import { txnPointKeys, txnRanges } from './txn.js';
+import { type IdemEntry, decodeIdemEntry, idemEntryBytes, idemKeyOf, idemRange } from './idempotency.js';
 import { FutureRevisionError, RevisionCompactedError, StorageArgumentError, StorageIoError, assert } from './errors.js';
 import {
   type KeyValue,
@@ -33,6 +34,7 @@ import {
   type ApplyItem,
   type ApplyResult,
   type BatchWrites,
+  type IdemView,
   type KvView,
   type PreparedBatch,
   applyBatch,
@@ -122,6 +124,12 @@ export interface KvOptions {
   maxResultsPerSession?: number;
   /** Sessions remembered; a new session beyond it gets QKV_SESSIONS_FULL. Default 100 000. */
   maxSessions?: number;
+  /** An HTTP idempotency key is remembered this long (by command `timeMs`). Default 10 minutes. */
+  idempotencyTtlMs?: number;
+  /** Idempotency keys remembered at once; a new key beyond it is refused. Default 50 000. */
+  maxIdempotencyKeys?: number;
+  /** Bytes of idempotency entries (key + hash + stored result + 64 each) before new keys are refused. Default 32 MiB. */
+  maxIdempotencyBytes?: number;
   /** Largest `limit` accepted by range(). Default 10 000. */
   maxRangeLimit?: number;
   /**
@@ -136,6 +144,9 @@ export const DEFAULT_KV_OPTIONS: Required<KvOptions> = {
   sessionTtlMs: 60 * 60 * 1000,
   maxResultsPerSession: 1024,
   maxSessions: 100_000,
+  idempotencyTtlMs: 10 * 60 * 1000,
+  maxIdempotencyKeys: 50_000,
+  maxIdempotencyBytes: 32 * 1024 * 1024,
   maxRangeLimit: 10_000,
   recordCacheBytes: 64 * 1024 * 1024,
 };
@@ -210,6 +221,8 @@ export class KvStateMachineImpl implements KvStateMachine {
   // applied index"). Ahead of the stored state while batches are in flight.
   /** Session headers of the computed state, in ascending lastActiveMs order. Headers are never changed in place. */
   private sessions = new Map<string, SessionHeader>();
+  /** The idempotency table of the computed state (entries in ascending createdMs order). */
+  private idempotency = new IdemTable();
   private computedState: AppliedState = initialApplied();
   /** Applied indexes of the batches computed and not landed yet, oldest first. */
   private readonly inFlight: number[] = [];
@@ -224,7 +237,8 @@ export class KvStateMachineImpl implements KvStateMachine {
   ) {
     this.options = { ...DEFAULT_KV_OPTIONS, ...options };
     const o = this.options;
-    if (!(o.sessionTtlMs > 0 && o.maxResultsPerSession >= 1 && o.maxSessions >= 1 && o.maxRangeLimit >= 1 && o.recordCacheBytes >= 0)) {
+    const idemOk = o.idempotencyTtlMs > 0 && o.maxIdempotencyKeys >= 1 && o.maxIdempotencyBytes >= 1;
+    if (!(idemOk && o.sessionTtlMs > 0 && o.maxResultsPerSession >= 1 && o.maxSessions >= 1 && o.maxRangeLimit >= 1 && o.recordCacheBytes >= 0)) {
       throw new StorageArgumentError(`invalid KvOptions ${JSON.stringify(o)}: every limit must be positive`);
     }
     this.writeBehind = new WriteBehind(backend, o.recordCacheBytes);
@@ -256,6 +270,11 @@ export class KvStateMachineImpl implements KvStateMachine {
     }
     // Invariant: map order is ascending lastActiveMs (ties in any order: expiry takes a whole tie).
     headers.sort((a, b2) => a[1].lastActiveMs - b2[1].lastActiveMs);
+    const idem = new IdemTable();
+    const entries: Array<[string, IdemEntry]> = [];
+    for (const [key, value] of await readAll(b, 'sessions', idemRange(gen))) entries.push([idemKeyOf(key), decodeIdemEntry(b.location, value)]);
+    entries.sort((a, b2) => a[1].createdMs - b2[1].createdMs);
+    for (const [key, entry] of entries) idem.set(key, entry);
     // Read back what landed (or what an install wrote): the stored state never goes back.
     assert(applied.index >= this.storedState.index, `reload read applied index ${applied.index}, behind the stored ${this.storedState.index}`);
     // All at once, after the reads: a read running meanwhile sees the old state or the new one.
@@ -264,6 +283,7 @@ export class KvStateMachineImpl implements KvStateMachine {
     this.computedState = applied;
     this.storedMembership = membership;
     this.sessions = new Map(headers);
+    this.idempotency = idem;
     this.writeBehind.reset(); // again: a get() that ran during the reload may have cached old data
     for (const l of this.listeners) l.reset(applied);
     if (applied.compactedRevision > 0) this.scheduleCompaction(applied.compactedRevision); // finishes one a crash cut short
@@ -554,7 +574,7 @@ export class KvStateMachineImpl implements KvStateMachine {
     const ranges = readsRanges ? await this.readTxnRanges(batch.commands[0] as TxnCommand) : undefined;
     const needed = storedResultsNeeded(batch, (id) => this.sessions.get(id));
     const stored = needed.length === 0 ? undefined : await this.readStoredResults(needed); // usually none: no wait
-    const view = new ComputedView(this.backend.location, this.computedState, before, this.sessions, stored, ranges);
+    const view = new ComputedView(this.backend.location, this.computedState, before, this.sessions, stored, ranges, this.idempotency);
     const { results, writes } = applyBatch(view, batch, this.options);
     this.adoptComputed(writes, items.length);
     if (deferred) {
@@ -616,6 +636,10 @@ export class KvStateMachineImpl implements KvStateMachine {
     writes.sessions.forEach((header, id) => {
       this.sessions.delete(id);
       this.sessions.set(id, header);
+    });
+    writes.idempotency.forEach((entry, key) => {
+      this.idempotency.delete(key);
+      if (entry) this.idempotency.set(key, entry); // at the end: entries are created in clock order
     });
     this.computedState = writes.applied;
     this.inFlight.push(writes.applied.index);
@@ -682,6 +706,7 @@ class ComputedView implements KvView {
     private readonly results: Map<string, Uint8Array | null> | undefined,
     /** The ranges the batch's first transaction may read, by rangeId (readTxnRanges). */
     private readonly ranges: Map<string, TxnRangeRows> | undefined,
+    readonly idempotency: IdemView,
   ) {}
 
   rangeRows(startK: string, endK: string | undefined): TxnRangeRows {
@@ -724,6 +749,36 @@ export async function hashState(view: ReadView, gen: number): Promise<string> {
     }
   }
   return h.digest('hex');
+}
+
+/** The idempotency table in memory: entries by key in ascending createdMs order, with their byte total. */
+class IdemTable implements IdemView {
+  private readonly entries = new Map<string, IdemEntry>();
+  private total = 0;
+
+  get(key: string): IdemEntry | undefined {
+    return this.entries.get(key);
+  }
+  count(): number {
+    return this.entries.size;
+  }
+  bytes(): number {
+    return this.total;
+  }
+  byAge(): Iterator<[string, IdemEntry]> {
+    return this.entries.entries();
+  }
+  set(key: string, entry: IdemEntry): void {
+    this.delete(key);
+    this.entries.set(key, entry);
+    this.total += idemEntryBytes(key, entry);
+  }
+  delete(key: string): void {
+    const old = this.entries.get(key);
+    if (!old) return;
+    this.entries.delete(key);
+    this.total -= idemEntryBytes(key, old);
+  }
 }
 
 /** Rows of a range read for a transaction: every live row when `complete`, else the first ones. */

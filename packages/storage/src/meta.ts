@@ -12,8 +12,13 @@ import type { HardState, LogStart, Member, Membership } from './types.js';
  * 2: log and meta records are sealed with a CRC-32 (checksum.ts).
  * 3: the applied state carries the state machine's own revision counter (AppliedState.revision)
  *    and the compacted revision. Formats 1 and 2 are migrated at open (migrateToRevisions).
+ * 4: the `sessions` namespace may hold idempotency entries (idempotency.ts, prefix 'k'). A
+ *    format-3 store has none: it is migrated by writing the format record (a build that knows only
+ *    format 3 then refuses the store instead of ignoring its idempotency keys).
  */
-export const STORAGE_FORMAT_VERSION = 3;
+export const STORAGE_FORMAT_VERSION = 4;
+/** The format before idempotency entries (migrated to 4 by rewriting the format record). */
+const PRE_IDEMPOTENCY_FORMAT_VERSION = 3;
 /** The format without seals (migrated to 2, then to 3). */
 const UNSEALED_FORMAT_VERSION = 1;
 /** The format whose mod revisions were Raft indexes (migrated to 3). */
@@ -175,6 +180,7 @@ export async function checkFormat(backend: Backend): Promise<void> {
     return migrateToRevisions(backend);
   }
   if (format === INDEX_REVISION_FORMAT_VERSION) return migrateToRevisions(backend);
+  if (format === PRE_IDEMPOTENCY_FORMAT_VERSION) return backend.write([formatPut()], { sync: true, label: 'format.migrate' });
   if (format !== STORAGE_FORMAT_VERSION) throw new StorageFormatError(where, format, STORAGE_FORMAT_VERSION);
 }
 

@@ -154,6 +154,8 @@ async function* chunked(records: AsyncGenerator<Uint8Array>, chunkBytes: number)
 
 /** The snapshot format of builds whose revisions were Raft indexes; still accepted (see decodeHeader). */
 const INDEX_REVISION_SNAPSHOT_FORMAT = 2;
+/** A format-3 stream (before idempotency entries): the same records, none of them idempotency entries. */
+const PRE_IDEMPOTENCY_SNAPSHOT_FORMAT = 3;
 
 /** A format-2 applied state as format 3 has it after migration (meta.ts, migrateToRevisions). */
 function migratedApplied(x: unknown): AppliedState | undefined {
@@ -171,13 +173,14 @@ interface HeaderRecord {
 function decodeHeader(value: Uint8Array): HeaderRecord {
   const raw = safeUnpackSnapshot(value, 'header');
   const format = isRecord(raw) ? raw['format'] : undefined;
-  if (!isRecord(raw) || (format !== STORAGE_FORMAT_VERSION && format !== INDEX_REVISION_SNAPSHOT_FORMAT)) {
+  const current = format === STORAGE_FORMAT_VERSION || format === PRE_IDEMPOTENCY_SNAPSHOT_FORMAT;
+  if (!isRecord(raw) || (!current && format !== INDEX_REVISION_SNAPSHOT_FORMAT)) {
     throw new SnapshotCorruptError(`unsupported snapshot format ${String(format ?? '?')}`);
   }
   // A format-2 sender (an older build) has no revisions: its revision is its index, with no history below.
-  const applied = format === STORAGE_FORMAT_VERSION ? decodeApplied(raw['applied']) : migratedApplied(raw['applied']);
+  const applied = current ? decodeApplied(raw['applied']) : migratedApplied(raw['applied']);
   if (!applied) throw new SnapshotCorruptError('header has an invalid applied state');
-  const old = format === STORAGE_FORMAT_VERSION ? {} : ({ indexRevisions: true } as const);
+  const old = current ? {} : ({ indexRevisions: true } as const);
   if (raw['membership'] === undefined) return { applied, ...old };
   const membership = decodeMembership(raw['membership']);
   if (!membership) throw new SnapshotCorruptError('header has an invalid membership');

@@ -22,6 +22,7 @@ import {
 } from './kv-layout.js';
 import { type BatchWrites, resultRef } from './kv-rules.js';
 import { MetaKey, metaPut } from './meta.js';
+import { encodeIdemEntry, idemKey } from './idempotency.js';
 
 /** A staged batch: its number (1, 2, … in staging order) and the applied index it ends at. */
 export interface StagedBatch {
@@ -194,6 +195,10 @@ export function batchOps(writes: BatchWrites, gen: number): BatchOp[] {
     ops.push(w.packed ? { type: 'put', ns: 'sessions', key, value: w.packed } : { type: 'del', ns: 'sessions', key });
   });
   writes.expiredSessions.forEach((id) => ops.push({ type: 'del', ns: 'sessions', key: sessionHeaderKey(gen, id) }));
+  writes.idempotency.forEach((entry, key) => {
+    const k = idemKey(gen, key);
+    ops.push(entry ? { type: 'put', ns: 'sessions', key: k, value: encodeIdemEntry(entry) } : { type: 'del', ns: 'sessions', key: k });
+  });
   writes.sessions.forEach((header, id) => ops.push({ type: 'put', ns: 'sessions', key: sessionHeaderKey(gen, id), value: encodeSessionHeader(header) }));
   ops.push(metaPut(MetaKey.applied, writes.applied));
   if (writes.membership) ops.push(metaPut(MetaKey.membership, writes.membership));

@@ -17,11 +17,16 @@ import { batchOps } from '../src/write-behind.js';
 const SEED = Number(process.env['QKV_SEED'] ?? 11);
 const STEPS = 300;
 const REPLAY = `QKV_SEED=${SEED} pnpm exec vitest run --project unit packages/storage/test/kv-composition.test.ts`;
-const RULES: SessionRules = { sessionTtlMs: 500, maxResultsPerSession: 4, maxSessions: 4 };
+const RULES: SessionRules = { sessionTtlMs: 500, maxResultsPerSession: 4, maxSessions: 4, idempotencyTtlMs: 500, maxIdempotencyKeys: 10, maxIdempotencyBytes: 1 << 20 };
 
 /** The state as plain maps, changed only by applying a batch's writes. */
 class Model implements KvView {
   readonly location = 'model';
+  /** No idempotency keys in these tests (txn-conformance.ts covers them on the real stores). */
+  readonly idempotency = { get: () => undefined, count: () => 0, bytes: () => 0, byAge: () => [][Symbol.iterator]() };
+  rangeRows(): never {
+    throw new Error('no range transactions in these tests');
+  }
   applied: AppliedState = initialApplied();
   private readonly kv = new Map<string, KvRecord>();
   private readonly sessions = new Map<string, SessionHeader>();

@@ -22,7 +22,7 @@ import { encodeApplyResult } from '../src/msgpack-writer.js';
 import { type AppliedState, initialApplied } from '../src/meta.js';
 import type { Membership } from '../src/types.js';
 
-const RULES: SessionRules = { sessionTtlMs: 1000, maxResultsPerSession: 3, maxSessions: 2 };
+const RULES: SessionRules = { sessionTtlMs: 1000, maxResultsPerSession: 3, maxSessions: 2, idempotencyTtlMs: 1000, maxIdempotencyKeys: 10, maxIdempotencyBytes: 1 << 20 };
 const enc = new TextEncoder();
 const b = (s: string) => enc.encode(s);
 
@@ -42,6 +42,11 @@ interface State {
 /** A KvView over plain maps; counts every read, and fails the test on any read it was not given. */
 class FakeView implements KvView {
   readonly location = 'fake';
+  /** No idempotency keys in these tests (txn-conformance.ts covers them on the real stores). */
+  readonly idempotency = { get: () => undefined, count: () => 0, bytes: () => 0, byAge: () => [][Symbol.iterator]() };
+  rangeRows(): never {
+    throw new Error('no range transactions in these tests');
+  }
   readonly applied: AppliedState;
   private readonly kv: Map<string, KvRecord | null>;
   private readonly sessionMap: Map<string, SessionHeader>;

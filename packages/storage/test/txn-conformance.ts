@@ -1,6 +1,7 @@
 // Transactions and range deletes, run on every storage implementation (LevelDB and memory twin).
 import { afterEach, describe, expect, test } from 'vitest';
-import { type ApplyItem, type ApplyResult, type Command, type NodeStore, decodeCommand, encodeCommand } from '@quorumkv/storage';
+import { type ApplyItem, type ApplyResult, type Command, type NodeStore, type NodeStoreOptions, STORAGE_FORMAT_VERSION, decodeCommand, encodeCommand } from '@quorumkv/storage';
+import { pack } from '../src/codec.js';
 import { TXN_LIMITS } from '../src/txn.js';
 import type { Harness, HarnessFactory } from './harness.js';
 
@@ -29,10 +30,10 @@ export function txnConformance(name: string, factory: HarnessFactory): void {
   describe(`transactions: ${name}`, () => {
     const harnesses: Harness[] = [];
     const stores: NodeStore[] = [];
-    async function open(): Promise<{ h: Harness; st: NodeStore }> {
+    async function open(options?: NodeStoreOptions): Promise<{ h: Harness; st: NodeStore }> {
       const h = await factory();
       harnesses.push(h);
-      const st = await h.open();
+      const st = await h.open(options);
       stores.push(st);
       return { h, st };
     }
@@ -150,6 +151,60 @@ export function txnConformance(name: string, factory: HarnessFactory): void {
       expect(() => encodeCommand(covered)).toThrow(/puts and deletes/);
       // Deletes may overlap; each key is deleted once.
       expect(decodeCommand(encodeCommand(txn({ success: [{ op: 'del', key: b('b') }, { op: 'deleteRange', start: b('a') }] })))).toMatchObject({ op: 'txn' });
+    });
+
+    describe('idempotency keys', () => {
+      const T0 = 1_000_000;
+      const TTL = 60_000;
+      const tagged = (cmd: Command, key: string, hash: string, timeMs: number): Command => ({ ...cmd, idem: { key, hash }, timeMs }) as Command;
+      const options: NodeStoreOptions = { kv: { idempotencyTtlMs: TTL, maxIdempotencyKeys: 3 } };
+
+      test('a repeated key with the same request returns the first result and applies once; another request with it is refused', async () => {
+        const { h, st: first } = await open(options);
+        const [r1] = await first.kv.apply(items(1, 1, [tagged(put('k', 'v1'), 'key-1', 'h1', T0)]));
+        expect(r1).toEqual({ op: 'put', revision: 1, term: 1 });
+        await first.close();
+        const st = await h.open(options); // the table is stored, not only held in memory
+        stores.push(st);
+        const r = await st.kv.apply(items(2, 2, [tagged(put('k', 'v1'), 'key-1', 'h1', T0 + 10), tagged(put('k', 'other'), 'key-1', 'h2', T0 + 20)]));
+        expect(r[0]).toEqual(r1); // the original answer, term included
+        expect(r[1]).toMatchObject({ op: 'error', code: 'QKV_IDEMPOTENCY_KEY_REUSED' });
+        expect(await st.kv.get(b('k'))).toMatchObject({ value: b('v1'), version: 1, modRevision: 1 });
+        // A transaction's result (reads included) is remembered too.
+        const t = tagged(txn({ success: [{ op: 'put', key: b('n'), value: b('1') }, { op: 'get', key: b('k') }] }), 'key-2', 'h3', T0 + 30);
+        const [t1] = await st.kv.apply(items(4, 2, [t]));
+        const [t2] = await st.kv.apply(items(5, 3, [t]));
+        expect(t2).toEqual(t1);
+        expect(st.kv.applied().revision).toBe(2);
+      });
+
+      test('keys expire by the replicated clock, and the table is bounded', async () => {
+        const { st } = await open(options);
+        await st.kv.apply(items(1, 1, ['a', 'b', 'c'].map((k, i) => tagged(put(k, '1'), `key-${k}`, 'h', T0 + i))));
+        // Full: a fourth key is refused and nothing is applied.
+        const [full] = await st.kv.apply(items(4, 1, [tagged(put('d', '1'), 'key-d', 'h', T0 + 10)]));
+        expect(full).toMatchObject({ op: 'error', code: 'QKV_IDEMPOTENCY_FULL' });
+        expect(await st.kv.get(b('d'))).toBeUndefined();
+        // A command stamped past the TTL of the first two expires them: key-a applies again.
+        const [again] = await st.kv.apply(items(5, 1, [tagged(put('a', '2'), 'key-a', 'h', T0 + 1 + TTL + 1)]));
+        expect(again).toMatchObject({ op: 'put', revision: 4 });
+        expect(await st.kv.get(b('a'))).toMatchObject({ value: b('2'), version: 2 });
+        const [d] = await st.kv.apply(items(6, 1, [tagged(put('d', '1'), 'key-d', 'h', T0 + 2 + TTL + 1)]));
+        expect(d).toMatchObject({ op: 'put', revision: 5 });
+      });
+
+      test('a format-3 store opens as format 4', async () => {
+        const { h, st } = await open();
+        await st.kv.apply(items(1, 1, [put('k', 'v')]));
+        await st.close();
+        await h.rawPut('meta', b('format'), pack({ version: 3 }));
+        const again = await h.open();
+        stores.push(again);
+        expect(await again.kv.get(b('k'))).toMatchObject({ value: b('v') });
+        await again.close();
+        expect(await h.rawGet('meta', b('format'))).toEqual(pack({ version: STORAGE_FORMAT_VERSION }));
+        expect(STORAGE_FORMAT_VERSION).toBe(4);
+      });
     });
   });
 }
