@@ -177,4 +177,26 @@ describe('transactions and range deletes with a real cluster', () => {
     expect(out.code).toBe(0);
     expect(JSON.parse(out.stdout)).toMatchObject({ succeeded: true, results: [{ op: 'get', item: { value: 'hello' } }] });
   }));
+
+  it('Idempotency-Key: a retried HTTP write returns the first answer and applies once; a reused key with another request is 422', guarded(async () => {
+    const leaderPort = c.node((await c.waitForLeader()).id).port;
+    const put = (port: number, key: string, value: string, idem: string) => httpRequest(port, 'PUT', `/v1/kv/${key}`, { body: value, headers: { 'idempotency-key': idem } });
+    const first = await put(leaderPort, 'idem-k', 'v1', 'order-17');
+    expect(first.status).toBe(200);
+    // The retry arrives through a follower (as a load balancer might send it): same answer, not applied again.
+    const retry = await put(followerPort, 'idem-k', 'v1', 'order-17');
+    expect([retry.status, jsonOf(retry)]).toEqual([200, jsonOf(first)]);
+    expect((await kv.get('idem-k'))?.version).toBe(1);
+    const reused = await put(followerPort, 'idem-k', 'v2', 'order-17');
+    expect([reused.status, jsonOf<{ code: string }>(reused).code]).toEqual([422, 'QKV_IDEMPOTENCY_KEY_REUSED']);
+    expect((await kv.get('idem-k'))?.text()).toBe('v1');
+    // A transaction: its whole answer is replayed.
+    const body = JSON.stringify({ success: [{ op: 'put', key: 'idem-n', value: '1' }, { op: 'get', key: 'idem-k' }] });
+    const t1 = await httpRequest(leaderPort, 'POST', '/v1/txn', { body, headers: { 'idempotency-key': 'txn-1' } });
+    const t2 = await httpRequest(leaderPort, 'POST', '/v1/txn', { body, headers: { 'idempotency-key': 'txn-1' } });
+    expect([t2.status, jsonOf(t2)]).toEqual([200, jsonOf(t1)]);
+    expect((await kv.get('idem-n'))?.version).toBe(1);
+    const bad = await put(leaderPort, 'idem-k', 'v3', 'has space');
+    expect([bad.status, jsonOf<{ code: string }>(bad).code]).toEqual([400, 'QKV_INVALID_ARGUMENT']);
+  }));
 });

@@ -81,6 +81,11 @@ export interface ServeConfig {
    * Shapes replicated state: must be the same on every node.
    */
   sessionTtlMs: number;
+  /**
+   * How long an HTTP Idempotency-Key is remembered after its first use (replicated clock).
+   * Shapes replicated state: must be the same on every node.
+   */
+  idempotencyTtlMs: number;
   /** Test-only fault injection (jepsen-lite): extra latency added to every synced write. */
   faultFsyncDelayMs: number;
   /** Test-only: serve PUT /v1/admin/faults (the harness changes faults at run time). */
@@ -139,6 +144,7 @@ export const DEFAULTS = {
   snapshotChunkBytes: 1024 * 1024,
   maxConcurrentSnapshotSends: 1,
   sessionTtlMs: 60 * 60 * 1000,
+  idempotencyTtlMs: 10 * 60 * 1000,
   faultFsyncDelayMs: 0,
   faultSnapshotCorruptEvery: 0,
   faultSnapshotCutAfterChunks: 0,
@@ -183,6 +189,7 @@ const SERVE_FLAGS = {
   'snapshot-chunk-bytes': { type: 'string' },
   'max-concurrent-snapshot-sends': { type: 'string' },
   'session-ttl-ms': { type: 'string' },
+  'idempotency-ttl-ms': { type: 'string' },
   'fault-fsync-delay-ms': { type: 'string' },
   'enable-fault-injection': { type: 'boolean' },
   'fault-snapshot-corrupt-every': { type: 'string' },
@@ -248,6 +255,8 @@ export const SERVE_USAGE = `usage: QKV_CLUSTER_SECRET=… quorumkv serve --id ID
   --max-concurrent-snapshot-sends N
   --session-ttl-ms N         forget client sessions idle this long (default ${DEFAULTS.sessionTtlMs});
                              must be the same on every node
+  --idempotency-ttl-ms N     remember an HTTP Idempotency-Key this long after its first use
+                             (default ${DEFAULTS.idempotencyTtlMs}; must be the same on every node)
   --max-range-bytes-in-flight N
                              bytes of rows all ranges may hold at once; past it ranges wait
                              briefly, then get QKV_BUSY (default ${DEFAULTS.maxRangeBytesInFlight})
@@ -434,6 +443,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     snapshotChunkBytes: num('snapshot-chunk-bytes', DEFAULTS.snapshotChunkBytes, 1024, 2 * 1024 * 1024),
     maxConcurrentSnapshotSends: num('max-concurrent-snapshot-sends', DEFAULTS.maxConcurrentSnapshotSends, 1, 64),
     sessionTtlMs: num('session-ttl-ms', DEFAULTS.sessionTtlMs, 1000),
+    idempotencyTtlMs: num('idempotency-ttl-ms', DEFAULTS.idempotencyTtlMs, 1000),
     faultFsyncDelayMs: num('fault-fsync-delay-ms', DEFAULTS.faultFsyncDelayMs, 0, 60_000),
     enableFaultInjection: get('enable-fault-injection') === true,
     faultSnapshotCorruptEvery: num('fault-snapshot-corrupt-every', DEFAULTS.faultSnapshotCorruptEvery, 0),

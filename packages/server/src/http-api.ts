@@ -29,6 +29,7 @@ import type { StatusAnswer } from './health-cli.js';
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
 import { type JsonEncoding, parseTxnJson, txnResultJson } from './http-txn.js';
 import { type PreparedTxn, prepareTxn, toTxnResult } from './txn-command.js';
+import { IDEMPOTENCY_HEADER, idempotencyTag } from './idempotency-key.js';
 
 const FORWARDED_HEADER = 'x-qkv-forwarded';
 const MAX_RANGE_LIMIT = 10_000;
@@ -57,6 +58,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   // The history asked for is gone for good: a retry at the same revision never succeeds.
   QKV_COMPACTED: 410,
   QKV_TOO_LARGE: 413,
+  // An Idempotency-Key sent again with a different request (method, path, query or body).
+  QKV_IDEMPOTENCY_KEY_REUSED: 422,
   // Decided in the log: the same request fails the same way until the data changes.
   QKV_LIMIT_EXCEEDED: 422,
   QKV_QUOTA_EXCEEDED: 429,
@@ -235,7 +238,8 @@ export class HttpApi {
     if (!this.node.isLeader() && this.node.leaderId() !== null && req.headers[FORWARDED_HEADER] === undefined) {
       return this.forward(req, res, body);
     }
-    const r = await this.node.write(cmd, ctx);
+    const idem = idempotencyTag(req, body);
+    const r = await this.node.write(idem ? ({ ...cmd, idem } as Command) : cmd, ctx);
     if (txn) {
       const result = toTxnResult(txn.txn, r);
       const deleteRange = txn.txn.wire.success[0]?.op === 'deleteRange' && txn.txn.wire.success.length === 1 && txn.txn.wire.failure.length === 0;
@@ -275,6 +279,7 @@ export class HttpApi {
           headers: {
             [FORWARDED_HEADER]: this.node.id,
             'content-type': 'application/octet-stream',
+            ...(req.headers[IDEMPOTENCY_HEADER] !== undefined ? { [IDEMPOTENCY_HEADER]: req.headers[IDEMPOTENCY_HEADER] } : {}),
             ...(body ? { 'content-length': body.length } : {}),
           },
         },

@@ -7,6 +7,7 @@ import {
   CompactedError,
   InvalidArgumentError,
   LimitExceededError,
+  QuorumKvError,
   compareBytes,
   rangeInterval,
   InternalError,
@@ -47,6 +48,9 @@ export function toWireItem(kv: KeyValue): WireItem {
   return { key: kv.key, value: kv.value, createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version };
 }
 
+/** `retryAfterMs` of a write refused because the idempotency table is full (its keys expire by TTL). */
+export const IDEMPOTENCY_FULL_RETRY_AFTER_MS = 5000;
+
 /** Turns an apply error result into the typed error the client expects. */
 export function throwIfApplyError(r: ApplyResult): void {
   if (r.op !== 'error') return;
@@ -59,6 +63,10 @@ export function throwIfApplyError(r: ApplyResult): void {
       throw new InvalidArgumentError(r.message);
     case 'QKV_LIMIT_EXCEEDED':
       throw new LimitExceededError(r.message);
+    case 'QKV_IDEMPOTENCY_KEY_REUSED':
+      throw new QuorumKvError(r.code, r.message);
+    case 'QKV_IDEMPOTENCY_FULL':
+      throw new BusyError(IDEMPOTENCY_FULL_RETRY_AFTER_MS, r.message);
     default:
       throw new InternalError(r.message);
   }

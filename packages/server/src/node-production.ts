@@ -22,7 +22,7 @@ export const FATAL_EXIT_CODE = 70;
  * routes /raft upgrades and snapshot dials through it and reads its stats).
  */
 export async function openProductionNode(cfg: ServeConfig, log: Logger, metrics: NodeMetrics, tls?: PeerTls): Promise<{ node: QuorumKvNode; transport: PeerTransport }> {
-  const store = await openNodeStore(cfg.dataDir, { snapshotChunkBytes: cfg.snapshotChunkBytes, kv: { sessionTtlMs: cfg.sessionTtlMs } });
+  const store = await openNodeStore(cfg.dataDir, { snapshotChunkBytes: cfg.snapshotChunkBytes, kv: { sessionTtlMs: cfg.sessionTtlMs, idempotencyTtlMs: cfg.idempotencyTtlMs } });
   let node: QuorumKvNode | undefined;
   let transport: PeerTransport | undefined;
   const world: NodeWorld = {

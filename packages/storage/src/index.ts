@@ -13,6 +13,8 @@ export type { KvChangeListener } from './kv-state-machine.js';
 export { encodeCommand, encodeCommandAt, decodeCommand, CommandDecodeError, COMMAND_LIMITS } from './commands.js';
 export type { Command, CommandCommon, CasCondition, CasAction, SessionTag, TxnCommand } from './commands.js';
 export { TXN_LIMITS, TxnShapeError, checkBranch } from './txn.js';
+export { IDEM_LIMITS, isIdemKey } from './idempotency.js';
+export type { IdemTag } from './idempotency.js';
 export type { TxnCompare, TxnOp, TxnOpResult, CompareOp, CompareTarget } from './txn.js';
 export { DEFAULT_SNAPSHOT_CHUNK_BYTES, SNAPSHOT_MAX_RECORD_BYTES, inspectSnapshotStream } from './snapshot.js';
 export type { InstallOptions, SnapshotReader, SnapshotWriter, SnapshotInfo, SnapshotStreamSummary } from './snapshot.js';
