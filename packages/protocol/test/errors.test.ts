@@ -9,6 +9,7 @@ import {
   ErrorCode,
   IndeterminateError,
   InternalError,
+  LimitExceededError,
   InvalidArgumentError,
   NoLeaderError,
   NotLeaderError,
@@ -45,6 +46,7 @@ const samples: QuorumKvError[] = [
   new InternalError(),
   new QuotaExceededError('too many sessions from this address'),
   new CompactedError(12),
+  new LimitExceededError("more than 10000 keys"),
 ];
 
 describe('error mapping', () => {
