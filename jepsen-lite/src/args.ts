@@ -23,7 +23,7 @@ run options (defaults in brackets):
   --nemesis LIST       comma-separated nemeses or groups (partition, kill, pause, slow,
                        correlated, wipe, power-loss, corrupt, all, none, or single names such as
                        partition-ring, wipe-one, hostile-peer, power-loss-all) [partition]
-  --workload W         register | set | watch [register]
+  --workload W         register | set | watch | bank [register]
   --concurrency N      client processes [6]
   --rate N             target ops per second over all processes [200]
   --seed S             seed of the schedule and the workload [random, printed]
@@ -60,7 +60,7 @@ export interface RunArgs {
   timeS: number;
   nemeses: NemesisName[];
   nemesisSpec: string;
-  workload: 'register' | 'set' | 'watch';
+  workload: WorkloadName;
   concurrency: number;
   rate: number;
   seed: number | undefined;
@@ -79,7 +79,7 @@ export interface MatrixArgs {
   timeS: number;
   seed: number | undefined;
   out: string | undefined;
-  combos: { nemesisSpec: string; nemeses: NemesisName[]; workload: 'register' | 'set' | 'watch' }[];
+  combos: { nemesisSpec: string; nemeses: NemesisName[]; workload: WorkloadName }[];
   env: 'local' | 'docker';
   image: string | undefined;
 }
@@ -95,7 +95,7 @@ export interface CheckArgs {
 export type CliArgs = RunArgs | MatrixArgs | CheckArgs | { command: 'help' };
 
 /** The default short matrix (the CI one). */
-export const DEFAULT_COMBOS = 'partition:register;kill:register;pause:register;snapshot-blackhole:register;correlated-kill-two:set;wipe:register;hostile-peer:set;partition,kill:watch;power-loss:set;corrupt:register';
+export const DEFAULT_COMBOS = 'partition:register;kill:register;pause:register;snapshot-blackhole:register;correlated-kill-two:set;wipe:register;hostile-peer:set;partition,kill:watch;power-loss:set;corrupt:register;kill:bank';
 
 /** Parses argv (without `node` and the script). Throws {@link UsageError}. */
 export function parseCli(argv: readonly string[]): CliArgs {
@@ -130,10 +130,13 @@ function int(name: string, raw: string | undefined, dflt: number, min: number, m
   return n;
 }
 
-function workload(raw: string | undefined): 'register' | 'set' | 'watch' {
+/** The workloads (workloads.ts). */
+export type WorkloadName = 'register' | 'set' | 'watch' | 'bank';
+
+function workload(raw: string | undefined): WorkloadName {
   if (raw === undefined) return 'register';
-  if (raw === 'register' || raw === 'set' || raw === 'watch') return raw;
-  throw new UsageError(`--workload must be register, set or watch, got "${raw}"`);
+  if (raw === 'register' || raw === 'set' || raw === 'watch' || raw === 'bank') return raw;
+  throw new UsageError(`--workload must be register, set, watch or bank, got "${raw}"`);
 }
 
 function nemeses(spec: string): NemesisName[] {

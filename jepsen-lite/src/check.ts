@@ -12,6 +12,9 @@ import type { NodeMemoryOptions } from './checkers/processes.js';
 import { checkNodeExits, checkNodeMemory } from './checkers/processes.js';
 import { checkSet } from './checkers/set.js';
 import { checkWatch } from './checkers/watch.js';
+import { checkBank } from './checkers/bank.js';
+import { BANK_ACCOUNTS, BANK_TOTAL } from './workloads.js';
+import type { WorkloadName } from './args.js';
 import type { AckedWrite } from './checkers/split-brain.js';
 import { checkSplitBrain } from './checkers/split-brain.js';
 import type { OpPair } from './history.js';
@@ -34,8 +37,10 @@ export interface RunCheck extends ComposedResult {
 }
 
 /** The workload a history came from: from run.json, else guessed from its op types. */
-export function workloadOf(data: Pick<RunData, 'meta' | 'ops'>): 'register' | 'set' | 'watch' {
-  if (data.meta.workload === 'register' || data.meta.workload === 'set' || data.meta.workload === 'watch') return data.meta.workload;
+export function workloadOf(data: Pick<RunData, 'meta' | 'ops'>): WorkloadName {
+  const named = data.meta.workload;
+  if (named === 'register' || named === 'set' || named === 'watch' || named === 'bank') return named;
+  if (data.ops.some((o) => o.f === 'transfer')) return 'bank';
   return data.ops.some((o) => o.f === 'add') ? 'set' : 'register';
 }
 
@@ -58,6 +63,7 @@ export function checkRun(data: RunData, options: CheckOptions = {}): RunCheck {
   const skipped: RunCheck['skipped'] = [];
   const workload = workloadOf(data);
   if (workload === 'register') results.linearizable = checkLinearizable(pairs, options.linearizable);
+  else if (workload === 'bank') results.bank = checkBank(pairs, { accounts: BANK_ACCOUNTS, total: BANK_TOTAL });
   else if (workload === 'set') results.set = checkSet(pairs);
   else if (data.watches) results.watch = checkWatch(data.watches, pairs);
   else results.watch = { valid: 'unknown', evidence: { reason: `no ${RUN_FILES.watches}` } };

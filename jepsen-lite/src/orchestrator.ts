@@ -26,11 +26,12 @@ import type { LabelledFault } from './report.js';
 import { RUN_FILES } from './rundir.js';
 import { runWorkload } from './runner.js';
 import type { KvLike, PlannedOp, ReadConsistency } from './workloads.js';
-import { RegisterGenerator, SetGenerator, WatchGenerator, executeOp, readSet } from './workloads.js';
+import { BANK_ACCOUNTS, BANK_INITIAL_BALANCE, BANK_READ, BankGenerator, RegisterGenerator, SetGenerator, WatchGenerator, bankAccount, executeOp, readBank, readSet } from './workloads.js';
 import { WatchRun } from './watch-run.js';
 
 /** Watchers of the watch workload: one per node, each starting on a different one. */
 const watchersOf = (nodes: number): number => nodes;
+import type { WorkloadName } from './args.js';
 
 /** Options of {@link runTest} (the `run` command's flags). */
 export interface RunOptions {
@@ -38,7 +39,7 @@ export interface RunOptions {
   timeS: number;
   nemeses: NemesisName[];
   nemesisSpec: string;
-  workload: 'register' | 'set' | 'watch';
+  workload: WorkloadName;
   concurrency: number;
   rate: number;
   seed: number;
@@ -117,6 +118,7 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
       for (let w = 0; w < watchersOf(o.nodes); w++) watcherClients.push(await connect({ endpoints: rotate(cluster.endpoints(), w) }));
       watchRun = await WatchRun.start(clients[0]!, watcherClients);
     }
+    if (o.workload === 'bank') await fundAccounts(clients[0]!);
     // Time 0 of the history, the schedule and the report: the cluster is up and clients are connected.
     const recorder = new HistoryRecorder();
     const t0 = Date.now();
@@ -129,7 +131,7 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
     const progress = setInterval(() => say(`[${(clock.nowMs() / 1000).toFixed(0)}/${o.timeS}s] ok ${counts.ok} fail ${counts.fail} info ${counts.info} | faults: ${[...active.values()].join('; ') || 'none'}`), 1000);
     const done = () => clock.nowMs() >= o.timeS * 1000;
     const nemesis = executeSchedule(schedule, cluster, clock, (w) => (w.endNs === null ? active.set(w.id, w.label) : active.delete(w.id)), done);
-    const generator = o.workload === 'register' ? new RegisterGenerator(createRng(o.seed)) : o.workload === 'watch' ? new WatchGenerator(createRng(o.seed)) : new SetGenerator();
+    const generator = o.workload === 'register' ? new RegisterGenerator(createRng(o.seed)) : o.workload === 'watch' ? new WatchGenerator(createRng(o.seed)) : o.workload === 'bank' ? new BankGenerator(createRng(o.seed)) : new SetGenerator();
     await runWorkload({
       concurrency: o.concurrency,
       ratePerSecond: o.rate,
@@ -150,8 +152,8 @@ export async function runTest(o: RunOptions): Promise<RunCheck> {
     // Final reads are per-node (stale) reads: wait until every node has applied everything, or a
     // lagging node's read would look like a lost write.
     let finals = await converge(cluster);
-    if (o.workload === 'set') {
-      await finalSetReads(cluster, connect, recorder, o.concurrency);
+    if (o.workload === 'set' || o.workload === 'bank') {
+      await finalNodeReads(cluster, connect, recorder, o.concurrency, o.workload === 'set' ? readSet : readBank, o.workload === 'set' ? null : BANK_READ);
       finals = await converge(cluster);
     }
     if (watchRun) {
@@ -206,16 +208,41 @@ async function finalWriteProbe(kv: KvLike, generator: { next(): PlannedOp }, rec
   }
 }
 
-/** One final read of the set per node, each through a client bound to that node alone. */
-async function finalSetReads(cluster: RunCluster, connect: (o: { endpoints: string[] }) => Promise<KvLike>, recorder: HistoryRecorder, concurrency: number): Promise<void> {
+/** Attempts to fund one bank account before the run (the cluster has a leader by then). */
+const FUND_ATTEMPTS_MAX = 20;
+
+/** Puts BANK_INITIAL_BALANCE in every account before time 0 (not recorded: the run starts funded). */
+async function fundAccounts(kv: KvLike): Promise<void> {
+  for (let i = 0; i < BANK_ACCOUNTS; i++) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await kv.put(bankAccount(i), String(BANK_INITIAL_BALANCE));
+        break;
+      } catch (err) {
+        if (attempt >= FUND_ATTEMPTS_MAX) throw new HarnessError('JL_BANK_FUNDING', `could not fund ${bankAccount(i)}: ${String((err as Error).message ?? err)}`);
+        await sleep(100);
+      }
+    }
+  }
+}
+
+/** One final read per node (the set's elements, the bank's balances), each through a client bound to that node alone. */
+async function finalNodeReads(
+  cluster: RunCluster,
+  connect: (o: { endpoints: string[] }) => Promise<KvLike>,
+  recorder: HistoryRecorder,
+  concurrency: number,
+  read: (kv: KvLike) => Promise<unknown>,
+  invokeValue: unknown,
+): Promise<void> {
   for (const [i, id] of cluster.nodes.entries()) {
-    const inv = recorder.invoke(concurrency * 1000 + i, 'read', null, id);
+    const inv = recorder.invoke(concurrency * 1000 + i, 'read', invokeValue, id);
     // A node that is down at the end (it refused to start on a damaged disk) fails its read; it
     // does not stop the run.
     let kv: KvLike | undefined;
     try {
       kv = await connect({ endpoints: [cluster.endpointOf(id)] });
-      recorder.complete(inv, 'ok', await readSet(kv));
+      recorder.complete(inv, 'ok', await read(kv));
     } catch (err) {
       recorder.complete(inv, 'fail', null, { error: String((err as { code?: unknown }).code ?? err) });
     } finally {

@@ -212,6 +212,8 @@ export function summarize(name: string, evidence: unknown): string {
       const eg = d === undefined ? '' : ` — e.g. ${d.id} at #${d.at}: ${d.why}`;
       return `${String(w.referenceChanges ?? 0)} committed changes, ${w.watchers?.length ?? 0} watchers (${(w.watchers ?? []).map((x) => `${x.id} ${x.changes}`).join(', ')}); ${w.divergent?.length ?? 0} divergent, ${w.stopped?.length ?? 0} stopped early, ${w.reference?.length ?? 0} reference problems${eg}`;
     }
+    case 'bank':
+      return `${String(e.readsChecked)} reads of every account (${String(e.finalReads)} final), ${len('badReads')} not summing to the total; transfers ok ${String(e.transfersOk)}, lost a compare or failed ${String(e.transfersFailed)}, unsure ${String(e.transfersUnsure)}${len('badReads') > 0 ? ` — e.g. ${String((e.badReads as { why: string }[])[0]!.why)}` : ''}`;
     case 'set':
       return `${String(e.acknowledgedCount)} acknowledged adds, ${len('lost')} lost, ${len('unexpected')} unexpected, ${len('failedButPresent')} failed adds present, ${String(e.finalReads)} final reads`;
     case 'split-brain':

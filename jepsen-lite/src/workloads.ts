@@ -7,6 +7,10 @@
 //           read of the whole prefix on every node.
 // watch:    unique-value puts on a small key set under a prefix, while watchers on several nodes
 //           record what they see (orchestrator + watch-run.ts; checked by checkers/watch.ts).
+// bank:     BANK_ACCOUNTS accounts funded with BANK_INITIAL_BALANCE each; transfers read every
+//           account at one revision, then move money between two with a txn that compares both
+//           accounts' modRevisions; reads take every account at one revision (a txn range). After
+//           the heal, one final read per node. Every read must sum to the constant (checkers/bank.ts).
 
 import { writeOutcomeOf } from '@quorumkv/client';
 import type { OpF } from './history.js';
@@ -27,6 +31,17 @@ export interface KvLike {
 export interface WatchLike extends AsyncIterable<{ type: 'put' | 'delete'; key: Uint8Array; value?: Uint8Array; modRevision: number }> {
   readonly revision: number | undefined;
   close(): void;
+}
+
+/** What the bank workload needs besides KvLike: transactions (`@quorumkv/client`'s `txn`). */
+export interface TxnKvLike {
+  txn(
+    spec: {
+      compare?: Array<{ key: string; target: 'modRevision'; op: '=='; value: number }>;
+      success?: Array<{ op: 'put'; key: string; value: string } | { op: 'range'; prefix: string; limit: number }>;
+    },
+    options: { as: 'string' },
+  ): Promise<{ succeeded: boolean; revision: number; term?: number; results: Array<{ op: string; items?: Array<{ key: string; value: string; modRevision: number }> }> }>;
 }
 
 /** One operation to invoke: `f` and the Jepsen-shaped invocation value. */
@@ -109,6 +124,35 @@ export class WatchGenerator {
   }
 }
 
+/** Accounts of the bank workload, each funded with BANK_INITIAL_BALANCE before the run. */
+export const BANK_ACCOUNTS = 5;
+export const BANK_INITIAL_BALANCE = 100;
+/** What every read of all accounts must sum to. */
+export const BANK_TOTAL = BANK_ACCOUNTS * BANK_INITIAL_BALANCE;
+/** Largest amount one transfer moves (less when the source holds less). */
+export const BANK_TRANSFER_MAX = 10;
+/** The key prefix of the bank workload's accounts. */
+export const BANK_PREFIX = 'jl-bank/';
+/** The invocation value of a bank read (every account at one revision). */
+export const BANK_READ = 'accounts';
+
+/** The key of account `i`. */
+export function bankAccount(i: number): string {
+  return `${BANK_PREFIX}${i}`;
+}
+
+/** Seeded op generator of the bank workload: half reads of every account, half transfers. */
+export class BankGenerator {
+  constructor(private readonly rng: Rng) {}
+  /** The next op: a read, or a transfer of 1..BANK_TRANSFER_MAX between two different accounts. */
+  next(): PlannedOp {
+    if (this.rng.next() < 0.5) return { f: 'read', value: BANK_READ };
+    const from = this.rng.int(0, BANK_ACCOUNTS - 1);
+    const to = (from + this.rng.int(1, BANK_ACCOUNTS - 1)) % BANK_ACCOUNTS;
+    return { f: 'transfer', value: { from, to, amount: this.rng.int(1, BANK_TRANSFER_MAX) } };
+  }
+}
+
 /** The key prefix of the set workload. */
 export const SET_PREFIX = 'jl-set/';
 
@@ -132,6 +176,7 @@ export interface Outcome {
  */
 export function classifyError(f: OpF, err: unknown): Outcome['type'] {
   if (f === 'read') return 'fail';
+  // A transfer's own read failing means the transfer never started: classified by its code like a write.
   const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
   return code !== undefined && writeOutcomeOf(code) !== 'unknown' ? 'fail' : 'info';
 }
@@ -141,6 +186,7 @@ export type ReadConsistency = 'linearizable' | 'stale';
 
 /** Executes one planned op against the client and returns its outcome (never throws). */
 export async function executeOp(kv: KvLike, op: PlannedOp, reads: ReadConsistency = 'linearizable'): Promise<Outcome> {
+  if (op.f === 'transfer' || (op.f === 'read' && op.value === BANK_READ)) return executeBankOp(kv as KvLike & TxnKvLike, op);
   try {
     const r = await call(kv, op, reads);
     return { type: 'ok', value: r.value, ...(r.term !== undefined ? { term: r.term } : {}) };
@@ -173,8 +219,64 @@ async function call(kv: KvLike, op: PlannedOp, reads: ReadConsistency): Promise<
       return { value: op.value, term: r.term };
     }
     case 'delete':
-      throw new Error('the workloads do not issue deletes');
+    case 'transfer':
+      throw new Error(`${op.f} is not an op of this workload`);
   }
+}
+
+/** Every account's balance as one txn read shows it (one revision), by account index. */
+async function readAccounts(kv: TxnKvLike): Promise<{ revision: number; balances: number[]; modRevisions: number[] }> {
+  const r = await kv.txn({ success: [{ op: 'range', prefix: BANK_PREFIX, limit: BANK_ACCOUNTS + 1 }] }, { as: 'string' });
+  return { revision: r.revision, ...balancesOf(r.results[0]?.items ?? []) };
+}
+
+/** Balances and modRevisions by account index from the items of a range over the accounts. */
+function balancesOf(items: ReadonlyArray<{ key: string; value: string; modRevision: number }>): { balances: number[]; modRevisions: number[] } {
+  const balances: number[] = [];
+  const modRevisions: number[] = [];
+  for (const it of items) {
+    const i = Number(it.key.slice(BANK_PREFIX.length));
+    balances[i] = Number(it.value);
+    modRevisions[i] = it.modRevision;
+  }
+  return { balances, modRevisions };
+}
+
+/**
+ * A bank op. A read completes with `{revision, balances}`. A transfer reads every account, then
+ * moves min(amount, source balance) with one txn that compares both accounts' modRevisions: ok
+ * with `{from, to, amount, revision}` when it ran, `fail` (JL_TXN_CONFLICT, nothing written) when
+ * an account changed in between; errors classify like any write.
+ */
+async function executeBankOp(kv: TxnKvLike, op: PlannedOp): Promise<Outcome> {
+  try {
+    const seen = await readAccounts(kv);
+    if (op.f === 'read') return { type: 'ok', value: { revision: seen.revision, balances: seen.balances } };
+    const { from, to, amount } = op.value as { from: number; to: number; amount: number };
+    const move = Math.min(amount, seen.balances[from] ?? 0);
+    const r = await kv.txn(
+      {
+        compare: [from, to].map((i) => ({ key: bankAccount(i), target: 'modRevision' as const, op: '==' as const, value: seen.modRevisions[i] ?? 0 })),
+        success: [
+          { op: 'put', key: bankAccount(from), value: String((seen.balances[from] ?? 0) - move) },
+          { op: 'put', key: bankAccount(to), value: String((seen.balances[to] ?? 0) + move) },
+        ],
+      },
+      { as: 'string' },
+    );
+    if (!r.succeeded) return { type: 'fail', value: op.value, error: 'JL_TXN_CONFLICT' };
+    return { type: 'ok', value: { from, to, amount: move, revision: r.revision }, ...(r.term === undefined ? {} : { term: r.term }) };
+  } catch (err) {
+    const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : 'JL_CLIENT_ERROR';
+    return { type: classifyError(op.f, err), value: op.value, error: code };
+  }
+}
+
+/** Every account's balance as one node sees it (stale: that node's own state), by account index. */
+export async function readBank(kv: KvLike): Promise<number[]> {
+  const items: Array<{ key: string; value: string; modRevision: number }> = [];
+  for await (const item of kv.range({ prefix: BANK_PREFIX, as: 'string', consistency: 'stale' })) items.push(item as { key: string; value: string; modRevision: number });
+  return balancesOf(items).balances;
 }
 
 /** Reads every element of the set as one node sees it (stale read = that node's own state). */

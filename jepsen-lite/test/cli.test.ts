@@ -54,7 +54,7 @@ describe('argument parsing', () => {
     [['run', '--env', 'docker', '--nodes', '5'], /--nodes must be 3/],
     [['run', '--image', 'x'], /--image needs --env docker/],
     [['run', '--rate', 'fast'], /--rate must be an integer/],
-    [['run', '--workload', 'bank'], /--workload must be register, set or watch/],
+    [['run', '--workload', 'bank-robbery'], /--workload must be register, set, watch or bank/],
     [['run', '--nemesis', 'earthquake'], /unknown nemesis "earthquake"/],
     [['run', '--colour', 'red'], /Unknown option '--colour'/],
     [['check'], /exactly one run directory/],

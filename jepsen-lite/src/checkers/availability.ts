@@ -60,7 +60,7 @@ export interface AvailabilityEvidence {
   violations: string[];
 }
 
-const WRITE_FS: ReadonlySet<string> = new Set(['write', 'cas', 'add', 'delete']);
+const WRITE_FS: ReadonlySet<string> = new Set(['write', 'cas', 'add', 'delete', 'transfer']);
 const NS_PER_MS = 1e6;
 
 /** Computes availability metrics from op pairs and fault windows. */

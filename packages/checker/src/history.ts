@@ -12,7 +12,7 @@
 export type OpType = 'invoke' | 'ok' | 'fail' | 'info';
 
 /** Every operation type the workloads produce (Jepsen `:f`). */
-export type OpF = 'read' | 'write' | 'cas' | 'add' | 'delete';
+export type OpF = 'read' | 'write' | 'cas' | 'add' | 'delete' | 'transfer';
 
 /**
  * One line of `history.jsonl`. Field names and meanings follow Jepsen's history maps:
@@ -51,7 +51,7 @@ export class HistoryFormatError extends Error {
 }
 
 const OP_TYPES: ReadonlySet<string> = new Set(['invoke', 'ok', 'fail', 'info']);
-const OP_FS: ReadonlySet<string> = new Set(['read', 'write', 'cas', 'add', 'delete']);
+const OP_FS: ReadonlySet<string> = new Set(['read', 'write', 'cas', 'add', 'delete', 'transfer']);
 
 /** Longest history line the loader accepts; a longer one is a corrupt file, not a workload. */
 export const HISTORY_LINE_BYTES_MAX = 1 << 20;
