@@ -228,8 +228,8 @@ class TxnRun {
 
   /** The first `need` live rows of [startK, endK) as of this point of the transaction (or all of them). */
   private rows(startK: string, endK: string | undefined, need: number): Array<[string, Uint8Array, KvRecord]> {
-    // Every change of this transaction can hide one base row: ask for that many more.
-    const base = this.base.rangeRows(startK, endK, need + this.changes.size);
+    // Every key this transaction deleted can hide one base row (a put adds or replaces one): ask for that many more.
+    const base = this.base.rangeRows(startK, endK, need + this.deleted);
     const merged = new Map<string, [string, Uint8Array, KvRecord]>();
     for (const row of base) merged.set(row[0], row);
     for (const c of this.changes.values()) {
@@ -261,9 +261,9 @@ function bad(message: string): never {
 const COMPARE_TARGETS: ReadonlySet<string> = new Set(['value', 'version', 'createRevision', 'modRevision']);
 const COMPARE_OPS: ReadonlySet<string> = new Set(['==', '!=', '<', '>']);
 
-function key(x: Record<string, unknown>, name: string, maxKeyBytes: number, where: string): Uint8Array {
+function key(x: Record<string, unknown>, name: string, maxKeyBytes: number, where: string, minBytes = 1): Uint8Array {
   const v = x[name];
-  if (!(v instanceof Uint8Array) || v.length === 0 || v.length > maxKeyBytes) bad(`${where}.${name} must be 1..${maxKeyBytes} bytes`);
+  if (!(v instanceof Uint8Array) || v.length < minBytes || v.length > maxKeyBytes) bad(`${where}.${name} must be ${minBytes}..${maxKeyBytes} bytes`);
   return plainBytes(v);
 }
 
@@ -304,11 +304,12 @@ function decodeOp(x: unknown, maxKeyBytes: number, where: string): TxnOp {
       only(x, ['op', 'start', 'end', 'limit'], where);
       const limit = x['limit'];
       if (!isIndex(limit) || limit < 1 || limit > TXN_LIMITS.maxRangeLimit) bad(`${where}.limit must be an integer in 1..${TXN_LIMITS.maxRangeLimit}`);
-      return { op: 'range', start: key(x, 'start', maxKeyBytes, where), ...end(), limit };
+      // An empty start is the first key (a range over every key).
+      return { op: 'range', start: key(x, 'start', maxKeyBytes, where, 0), ...end(), limit };
     }
     case 'deleteRange':
       only(x, ['op', 'start', 'end'], where);
-      return { op: 'deleteRange', start: key(x, 'start', maxKeyBytes, where), ...end() };
+      return { op: 'deleteRange', start: key(x, 'start', maxKeyBytes, where, 0), ...end() };
     default:
       return bad(`${where}.op must be put, get, range, del or deleteRange`);
   }
@@ -367,15 +368,22 @@ export function txnPointKeys(t: TxnFields): Uint8Array[] {
   return out;
 }
 
-/** The ranges a transaction may read (range and deleteRange ops of both branches), with how many rows each may need. */
+/**
+ * The ranges a transaction may read (range and deleteRange ops of both branches), with how many
+ * rows of the state before it each may need: what the op reads plus every key the branch's earlier
+ * ops may have deleted (each hides one row; at most TXN_LIMITS.maxDeletedKeys in all). TxnRun.rows
+ * asks for no more than this.
+ */
 export function txnRanges(t: TxnFields): Array<{ start: Uint8Array; end: Uint8Array | undefined; need: number }> {
   const out: Array<{ start: Uint8Array; end: Uint8Array | undefined; need: number }> = [];
+  const max = TXN_LIMITS.maxDeletedKeys;
   for (const branch of [t.success, t.failure]) {
+    let deletable = 0; // keys the ops so far may have deleted
     for (const op of branch) {
-      // Earlier changes of the branch can hide up to (ops + maxDeletedKeys) rows; read past them.
-      const hidden = branch.length + TXN_LIMITS.maxDeletedKeys;
-      if (op.op === 'range') out.push({ start: op.start, end: op.end, need: op.limit + 1 + hidden });
-      else if (op.op === 'deleteRange') out.push({ start: op.start, end: op.end, need: TXN_LIMITS.maxDeletedKeys + 1 + hidden });
+      if (op.op === 'range') out.push({ start: op.start, end: op.end, need: op.limit + 1 + deletable });
+      else if (op.op === 'deleteRange') out.push({ start: op.start, end: op.end, need: max + 1 });
+      if (op.op === 'del') deletable = Math.min(max, deletable + 1);
+      else if (op.op === 'deleteRange') deletable = max;
     }
   }
   return out;

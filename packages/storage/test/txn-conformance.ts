@@ -115,6 +115,34 @@ export function txnConformance(name: string, factory: HarnessFactory): void {
       }
     });
 
+    test('range reads inside a transaction read far enough past its own deletes, on big ranges', async () => {
+      const { st } = await open();
+      await st.kv.apply(items(1, 1, Array.from({ length: 50 }, (_, i) => put(`r/${String(i).padStart(2, '0')}`, 'x'))));
+      const [r] = await st.kv.apply(
+        items(51, 1, [
+          txn({
+            success: [
+              { op: 'put', key: b('r/00'), value: b('new') },
+              { op: 'del', key: b('r/01') },
+              { op: 'del', key: b('r/02') },
+              { op: 'range', start: b('r/'), end: b('r0'), limit: 3 },
+              { op: 'deleteRange', start: b('r/40') },
+              { op: 'range', start: b(''), limit: 100 },
+            ],
+          }),
+        ]),
+      );
+      const t = asTxn(r);
+      const first = t.results[3];
+      expect(first?.op === 'range' && [names(first.items), first.more]).toEqual([['r/00', 'r/03', 'r/04'], true]);
+      expect(t.results[4]).toEqual({ op: 'deleteRange', deleted: 10 });
+      const all = t.results[5];
+      expect(all?.op === 'range' && [all.items.length, all.more]).toEqual([38, false]);
+      // An empty start is the first key: a range delete of everything.
+      const [everything] = await st.kv.apply(items(52, 1, [delRange('')]));
+      expect(everything).toMatchObject({ op: 'txn', results: [{ op: 'deleteRange', deleted: 38 }] });
+    });
+
     test(`a range delete of more than ${TXN_LIMITS.maxDeletedKeys} keys is refused whole with QKV_LIMIT_EXCEEDED`, async () => {
       const { st } = await open();
       const n = TXN_LIMITS.maxDeletedKeys + 1;
