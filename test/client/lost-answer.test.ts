@@ -107,6 +107,29 @@ describe('a write whose answer was lost is retried exactly once', () => {
     expect(await reader.get('lost/del')).toBeUndefined();
   }));
 
+  it('txn: the retry gets the original answer (success, its reads) and applies once, not a failed compare against itself', guarded(async () => {
+    const leader = await c.waitForLeader();
+    const { kv, proxy } = await clientViaProxy(leader.id, false);
+    proxy.loseReplies();
+    const pending = outcome(
+      kv.txn(
+        {
+          compare: [{ key: 'lost/txn-a', target: 'version', op: '==', value: 0 }],
+          success: [{ op: 'put', key: 'lost/txn-a', value: '1' }, { op: 'put', key: 'lost/txn-b', value: '1' }, { op: 'range', prefix: 'lost/txn-', limit: 10 }],
+          failure: [{ op: 'get', key: 'lost/txn-a' }],
+        },
+        { as: 'string' },
+      ),
+    );
+    const applied = await appliedOn(leader.id, 'lost/txn-b');
+    proxy.cutLossy();
+    const r = await pending;
+    const revision = Number(applied.headers['x-qkv-mod-revision']);
+    expect(r.ok ? r.value : r.error).toMatchObject({ succeeded: true, revision, term: leader.term, results: [{ op: 'put' }, { op: 'put' }, { op: 'range', items: [{ key: 'lost/txn-a' }, { key: 'lost/txn-b' }] }] });
+    expect(proxy.accepted, 'the retry went over a new connection').toBe(2);
+    expect(await reader.get('lost/txn-a', { as: 'string' })).toMatchObject({ version: 1, modRevision: revision });
+  }));
+
   it('put: answer lost, then the leader is killed: the new leader answers the retry with the original revision', guarded(async () => {
     const leader = await c.waitForLeader();
     const { kv, proxy } = await clientViaProxy(leader.id, true);
