@@ -26,7 +26,8 @@ workload flags (all commands):
   --seconds D                measurement length (default 10)
   --value-size K             value bytes (default 256)
   --keys KS                  keyspace, keys bench/0000000000.. chosen uniformly (default 10000)
-  --op put|get|mixed         operation (default put); get/mixed prefill every key first
+  --op put|get|mixed|txn     operation (default put); get/mixed/txn prefill every key first; txn =
+                             a two-key transfer (both keys compared, both written) in one transaction
   --read-ratio R             gets in mixed, 0..1 (default 0.5)
   --consistency linearizable|stale   reads (default linearizable; etcd: stale = serializable)
   --procs P                  generator processes, histograms merged (default 1)

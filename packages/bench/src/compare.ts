@@ -7,7 +7,7 @@ import { programsOf, runBenchmark, type RunResult } from './run.js';
 
 /** The run options of one compare workload (pure). */
 export function workloadOptions(base: RunOptions, workload: string, target: TargetName): RunOptions {
-  const op = workload === 'get' ? 'get' : workload === 'mixed' ? 'mixed' : 'put';
+  const op = workload === 'get' || workload === 'mixed' || workload === 'txn' ? workload : 'put';
   return { ...base, target, op, prefill: op !== 'put', endpoints: undefined };
 }
 
@@ -20,7 +20,7 @@ export function median(xs: Array<number | null | undefined>): number | null {
 }
 
 function workloadName(r: RunResult): string {
-  const c = r.op === 'put' ? '' : ` ${r.consistency}`;
+  const c = r.op === 'put' || r.op === 'txn' ? '' : ` ${r.consistency}`;
   return `${r.op}${c} C=${r.clients} ${r.valueSize} B`;
 }
 

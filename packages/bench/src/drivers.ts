@@ -11,6 +11,8 @@ export type BenchConsistency = 'linearizable' | 'stale';
 export interface KvDriver {
   put(key: string, value: Uint8Array): Promise<void>;
   get(key: string): Promise<void>;
+  /** One transaction: if both keys exist (version > 0), write `value` to both, atomically. */
+  transfer(a: string, b: string, value: Uint8Array): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -50,6 +52,18 @@ async function quorumkvDriver(o: DriverOptions): Promise<KvDriver> {
     get: async (key) => {
       await kv.get(key, { consistency });
     },
+    transfer: async (a, b, value) => {
+      await kv.txn({
+        compare: [
+          { key: a, target: 'version', op: '>', value: 0 },
+          { key: b, target: 'version', op: '>', value: 0 },
+        ],
+        success: [
+          { op: 'put', key: a, value },
+          { op: 'put', key: b, value },
+        ],
+      });
+    },
     close: () => kv.close(),
   };
 }
@@ -77,6 +91,10 @@ async function etcdDriver(o: DriverOptions): Promise<KvDriver> {
       const b = client.get(key);
       if (serializable) b.serializable(true);
       await b.exec();
+    },
+    transfer: async (a, b, value) => {
+      const v = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+      await client.if(a, 'Version', '>', 0).and(b, 'Version', '>', 0).then(client.put(a).value(v), client.put(b).value(v)).commit();
     },
     close: async () => {
       client.close();

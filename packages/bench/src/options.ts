@@ -149,17 +149,19 @@ function words(v: string | undefined): string[] {
 }
 
 function runFrom(values: Values, defaults: Partial<RunOptions>): RunOptions {
-  const op = oneOf('op', values.op, ['put', 'get', 'mixed'] as const, defaults.op ?? 'put');
+  const op = oneOf('op', values.op, ['put', 'get', 'mixed', 'txn'] as const, defaults.op ?? 'put');
   const readRatio = numberFlag(values, 'read-ratio', 'rate', 0.5, false);
   if (readRatio > 1) throw new UsageError('--read-ratio must be in [0, 1]');
   const endpoints = values.endpoints === undefined ? undefined : values.endpoints.split(',').map((e) => e.trim()).filter(Boolean);
   if (endpoints !== undefined && endpoints.length === 0) throw new UsageError('--endpoints needs at least one host:port');
+  const keys = numberFlag(values, 'keys', 'keys', 10_000);
+  if (op === 'txn' && keys < 2) throw new UsageError('--op txn needs --keys of at least 2 (a transfer moves between two keys)');
   return {
     target: oneOf('target', values.target, ['quorumkv', 'etcd'] as const, defaults.target ?? 'quorumkv'),
     clients: numberFlag(values, 'clients', 'clients', defaults.clients ?? 64),
     seconds: numberFlag(values, 'seconds', 'seconds', defaults.seconds ?? 10, false),
     valueSize: numberFlag(values, 'value-size', 'valueSize', 256),
-    keys: numberFlag(values, 'keys', 'keys', 10_000),
+    keys,
     op,
     readRatio,
     consistency: oneOf('consistency', values.consistency, ['linearizable', 'stale'] as const, 'linearizable'),
@@ -194,7 +196,7 @@ export const DEFAULT_COMPARE_WORKLOADS = ['put', 'get'];
 export function parseCompareOptions(argv: string[]): CompareOptions {
   const values = parse(argv);
   const workloads = values.workloads === undefined ? DEFAULT_COMPARE_WORKLOADS : values.workloads.split(',').map((w) => w.trim());
-  for (const w of workloads) if (!['put', 'get', 'mixed'].includes(w)) throw new UsageError(`--workloads: unknown workload ${w} (put, get, mixed)`);
+  for (const w of workloads) if (!['put', 'get', 'mixed', 'txn'].includes(w)) throw new UsageError(`--workloads: unknown workload ${w} (put, get, mixed, txn)`);
   if (values.endpoints !== undefined) throw new UsageError('compare starts its own clusters; --endpoints is not supported');
   return { ...runFrom(values, {}), reps: numberFlag(values, 'reps', 'reps', 2), workloads };
 }

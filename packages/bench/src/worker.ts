@@ -97,6 +97,7 @@ class Run {
       const t0 = performance.now();
       try {
         if (isGet) await driver.get(key);
+        else if (cfg.op === 'txn') await driver.transfer(key, keyOf(cfg.keyPrefix, otherIndex(key, cfg)), value);
         else await driver.put(key, value);
         const t1 = performance.now();
         this.histogram.recordMs(t1 - t0);
@@ -173,3 +174,9 @@ async function execute(run: Run): Promise<WorkerResult> {
 }
 
 void main();
+
+/** A key index different from `key`'s (the second account of a transfer); `keys` must be >= 2. */
+function otherIndex(key: string, cfg: WorkerConfig): number {
+  const i = Number(key.slice(cfg.keyPrefix.length));
+  return (i + 1 + Math.floor(Math.random() * (cfg.keys - 1))) % cfg.keys;
+}

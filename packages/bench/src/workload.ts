@@ -4,8 +4,12 @@ import type { TargetName } from './cluster.js';
 import type { BenchConsistency } from './drivers.js';
 import type { HistogramSnapshot } from './histogram.js';
 
-/** Operations the generator issues. */
-export type BenchOp = 'put' | 'get' | 'mixed';
+/**
+ * Operations the generator issues. `txn`: a two-key transfer as one transaction — both keys
+ * compared (version > 0, so they must exist: the keys are prefilled) and both written — counted
+ * with the puts (one op per transaction).
+ */
+export type BenchOp = 'put' | 'get' | 'mixed' | 'txn';
 
 /** What every generator process is told at start. */
 export interface WorkerConfig {

@@ -32,6 +32,9 @@ describe('options', () => {
     const base = parseCompareOptions(['--clients', '32']);
     expect(workloadOptions(base, 'get', 'etcd')).toMatchObject({ target: 'etcd', op: 'get', prefill: true, clients: 32 });
     expect(workloadOptions(base, 'put', 'quorumkv')).toMatchObject({ target: 'quorumkv', op: 'put', prefill: false });
+    // A transfer compares existing keys: the keys are written first.
+    expect(workloadOptions(base, 'txn', 'etcd')).toMatchObject({ target: 'etcd', op: 'txn', prefill: true });
+    expect(() => parseRunOptions(['--op', 'txn', '--keys', '1'])).toThrow(/at least 2/);
   });
 });
 
