@@ -19,7 +19,7 @@
 import { hash } from 'node:crypto';
 import { type Command, CommandDecodeError, type KeyCommand, type SessionTag, type TxnCommand, decodeCommandOnce } from './commands.js';
 import { type IdemEntry, type IdemTag, idemEntryBytes } from './idempotency.js';
-import { type TxnBase, type TxnChange, type TxnCompare, type TxnOp, type TxnOpResult, runTxn } from './txn.js';
+import { type KnownRows, type TxnBase, type TxnChange, type TxnCompare, type TxnOp, type TxnOpResult, mergeRows, runTxn } from './txn.js';
 import { bytesEqual, isRecord, latin1, writeU64be } from './codec.js';
 import { StorageCorruptError, assert } from './errors.js';
 import { type KeyValue, type KvRecord, type SessionHeader, INLINE_RESULTS_MAX, INLINE_RESULT_BYTES_MAX, safeUnpack } from './kv-layout.js';
@@ -105,9 +105,10 @@ export interface KvView {
   /**
    * The records of [startK, endK) before the batch (latin1 keys; endK undefined = to the last key),
    * live rows only, in key order: every row when `complete`, else the first rows up to the last
-   * one listed. Only ranges the caller gathered for the batch's transactions (txnRanges) are asked.
+   * one listed. Without `values` the records' values are empty. Only ranges the caller gathered
+   * for the batch's transactions (txnRanges) are asked.
    */
-  rangeRows(startK: string, endK: string | undefined): { rows: Array<[string, Uint8Array, KvRecord]>; complete: boolean };
+  rangeRows(startK: string, endK: string | undefined, values: boolean): { rows: Array<[string, Uint8Array, KvRecord]>; complete: boolean };
   /** The idempotency table before the batch (idempotency.ts). Read-only. */
   readonly idempotency: IdemView;
   /** A session's header before the batch, or undefined. Read-only. */
@@ -707,29 +708,22 @@ class BatchTx {
         assert(r !== undefined, 'a transaction on a key that was not read before the batch');
         return r ?? undefined;
       },
-      rangeRows: (startK, endK, need) => this.rangeRows(startK, endK, need),
+      rangeRows: (startK, endK, need, values) => this.rangeRows(startK, endK, need, values),
     };
   }
 
   /**
-   * The first `need` live rows of [startK, endK) as of this point of the batch: the view's rows
-   * with the batch's writes on top. The view's list must reach far enough (the caller reads
-   * txnRanges' `need` rows); running past an incomplete list is a bug and throws.
+   * The first `need` live rows of [startK, endK) as of this point of the batch, as far as the view
+   * read them: the view's rows with the batch's writes on top (none beyond the view's last row
+   * when its list is incomplete).
    */
-  private rangeRows(startK: string, endK: string | undefined, need: number): Array<[string, Uint8Array, KvRecord]> {
-    const { rows, complete } = this.view.rangeRows(startK, endK);
-    const lastK = rows[rows.length - 1]?.[0];
-    const merged = new Map<string, [string, Uint8Array, KvRecord]>();
-    for (const row of rows) merged.set(row[0], row);
-    this.kv.forEach(([key, record], k) => {
-      if (k < startK || (endK !== undefined && k >= endK)) return;
-      if (!complete && (lastK === undefined || k > lastK)) return; // beyond what the view knows
-      if (record) merged.set(k, [k, key, record]);
-      else merged.delete(k);
-    });
-    const out = [...merged.values()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    assert(complete || out.length >= need, `range rows of a transaction were not read far enough (${out.length} < ${need})`);
-    return out.slice(0, need);
+  private rangeRows(startK: string, endK: string | undefined, need: number, values: boolean): KnownRows {
+    const { rows, complete } = this.view.rangeRows(startK, endK, values);
+    const known: KnownRows = { rows, lastK: complete ? undefined : (rows[rows.length - 1]?.[0] ?? startK) };
+    const overlay: Array<[string, Uint8Array, KvRecord | null]> = [];
+    this.kv.forEach(([key, record], k) => overlay.push([k, key, record]));
+    const { rows: out, lastK } = mergeRows(known, overlay, startK, endK, need);
+    return { rows: out, lastK };
   }
 
   private put(k: string, key: Uint8Array, current: KvRecord | undefined, value: Uint8Array, revision: number): void {

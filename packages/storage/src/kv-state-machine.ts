@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { type Backend, type BatchOp, ITERATE_BATCH_MAX, type ReadView, readAll } from './backend.js';
 import { type Command, CommandDecodeError, type TxnCommand } from './commands.js';
 import { bytesEqual, latin1, prefixUpperBound, u64be } from './codec.js';
-import { txnPointKeys, txnRanges } from './txn.js';
+import { TXN_LIMITS, TXN_ROW_OVERHEAD_BYTES, type TxnRangeRead, txnPointKeys, txnRanges } from './txn.js';
 import { type IdemEntry, decodeIdemEntry, idemEntryBytes, idemKeyOf, idemRange } from './idempotency.js';
 import { FutureRevisionError, RevisionCompactedError, StorageArgumentError, StorageIoError, assert } from './errors.js';
 import {
@@ -603,21 +603,35 @@ export class KvStateMachineImpl implements KvStateMachine {
     this.checkNotFailed();
     assert(this.storedState.index === this.computedState.index, 'a range transaction computed with batches not landed');
     const out = new Map<string, TxnRangeRows>();
-    const where = this.backend.location;
-    for (const { start, end, need } of txnRanges(cmd)) {
-      const id = rangeId(latin1(start), end && latin1(end));
+    for (const read of txnRanges(cmd)) {
+      const id = rangeId(latin1(read.start), read.end && latin1(read.end), read.values);
       const known = out.get(id);
-      if (known && (known.complete || known.rows.length >= need)) continue;
-      const rows: Array<[string, Uint8Array, KvRecord]> = [];
-      for await (const batch of this.backend.iterate('kv', { ...kvRange(this.gen, start, end), limit: need }, ITERATE_BATCH_MAX)) {
-        for (const [k, v] of batch) {
-          const key = new Uint8Array(k.subarray(4));
-          rows.push([latin1(key), key, decodeKvRecord(where, v)]);
-        }
-      }
-      out.set(id, { rows, complete: rows.length < need });
+      if (known && (known.complete || known.rows.length >= read.need)) continue;
+      out.set(id, await this.scanRange(read));
     }
     return out;
+  }
+
+  /**
+   * Reads up to `need` rows of a range from the backend: with values, also stopping once the rows
+   * hold TXN_LIMITS.maxScanBytes (the row that crosses it included, so at least one row); without,
+   * values are dropped as they are read, so a range delete holds only keys.
+   */
+  private async scanRange(read: TxnRangeRead): Promise<TxnRangeRows> {
+    const where = this.backend.location;
+    const rows: Array<[string, Uint8Array, KvRecord]> = [];
+    let bytes = 0;
+    for await (const batch of this.backend.iterate('kv', { ...kvRange(this.gen, read.start, read.end), limit: read.need }, ITERATE_BATCH_MAX)) {
+      for (const [k, v] of batch) {
+        const key = new Uint8Array(k.subarray(4));
+        const record = decodeKvRecord(where, v);
+        if (!read.values) record.value = NO_VALUE;
+        rows.push([latin1(key), key, record]);
+        bytes += key.length + record.value.length + TXN_ROW_OVERHEAD_BYTES;
+        if (read.values && bytes >= TXN_LIMITS.maxScanBytes) return { rows, complete: false };
+      }
+    }
+    return { rows, complete: rows.length < read.need };
   }
 
   /** Reads the stored results a batch's retries need (storedResultsNeeded), by resultRef. */
@@ -709,8 +723,8 @@ class ComputedView implements KvView {
     readonly idempotency: IdemView,
   ) {}
 
-  rangeRows(startK: string, endK: string | undefined): TxnRangeRows {
-    const r = this.ranges?.get(rangeId(startK, endK));
+  rangeRows(startK: string, endK: string | undefined, values: boolean): TxnRangeRows {
+    const r = this.ranges?.get(rangeId(startK, endK, values));
     assert(r !== undefined, 'a transaction read a range that was not gathered before the batch');
     return r;
   }
@@ -787,10 +801,13 @@ interface TxnRangeRows {
   complete: boolean;
 }
 
-/** The map key of a range [startK, endK) (latin1; any character may occur, so JSON). */
-function rangeId(startK: string, endK: string | undefined): string {
-  return JSON.stringify([startK, endK ?? null]);
+/** The map key of a range [startK, endK) read with or without values (latin1; any character may occur, so JSON). */
+function rangeId(startK: string, endK: string | undefined, values: boolean): string {
+  return JSON.stringify([startK, endK ?? null, values]);
 }
+
+/** The value of a record read for its key only (a range delete's scan). */
+const NO_VALUE = new Uint8Array(0);
 
 /** Positions of the transactions of a batch that read key ranges (each starts a segment of its own). */
 function rangeTxnStarts(batch: PreparedBatch): number[] {

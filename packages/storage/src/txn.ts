@@ -13,6 +13,7 @@
 // its reads may return) are constants of the command format, not node settings: every replica
 // applies them identically.
 import { bytesEqual, isIndex, isRecord, latin1, plainBytes } from './codec.js';
+import { assert } from './errors.js';
 import type { KeyValue, KvRecord } from './kv-layout.js';
 
 /** What a compare looks at. Absent keys have version, createRevision and modRevision 0. */
@@ -53,6 +54,12 @@ export const TXN_LIMITS = {
   maxRangeLimit: 1_000,
   /** Most bytes the reads of one transaction may return (rows counted as key + value + TXN_ROW_OVERHEAD_BYTES). */
   maxReadBytes: 1024 * 1024,
+  /**
+   * Most bytes of rows (counted as above) read from the store for one range op before it runs;
+   * past it the op answers what it could read with `more: true`. Bounds a node's memory per
+   * range transaction (rows hidden by the transaction's own deletes are read too).
+   */
+  maxScanBytes: 4 * 1024 * 1024,
 } as const;
 
 /** Bytes a read row is counted as besides its key and value. */
@@ -63,10 +70,44 @@ export interface TxnBase {
   /** The record of a key (latin1), or undefined when absent. */
   record(k: string): KvRecord | undefined;
   /**
-   * Live rows of [startK, endK) (latin1; endK undefined = to the last key) in key order, at least
-   * the first `need` of them when there are that many (more may be returned).
+   * Live rows of [startK, endK) (latin1; endK undefined = to the last key) in key order: the first
+   * `need` of them, or all when there are fewer — unless the rows were read only up to `lastK`
+   * (a read with values stops at TXN_LIMITS.maxScanBytes), then every row up to `lastK`. Without
+   * `values`, the records' values are empty (a range delete needs only the keys).
    */
-  rangeRows(startK: string, endK: string | undefined, need: number): Array<[string, Uint8Array, KvRecord]>;
+  rangeRows(startK: string, endK: string | undefined, need: number, values: boolean): KnownRows;
+}
+
+/** Rows of a range as far as they are known: all of them (`lastK` undefined), or those up to `lastK`. */
+export interface KnownRows {
+  rows: Array<[string, Uint8Array, KvRecord]>;
+  lastK: string | undefined;
+}
+
+/** Merges a range's changes over its known rows (changes beyond a known `lastK` are left out: unknown ground); the first `need`. */
+export function mergeRows(
+  known: KnownRows,
+  changes: Iterable<[string, Uint8Array, KvRecord | null]>,
+  startK: string,
+  endK: string | undefined,
+  need: number,
+): KnownRows & { exhausted: boolean } {
+  const merged = new Map<string, [string, Uint8Array, KvRecord]>();
+  for (const row of known.rows) merged.set(row[0], row);
+  for (const [k, key, record] of changes) {
+    if (k < startK || (endK !== undefined && k >= endK)) continue;
+    if (known.lastK !== undefined && k > known.lastK) continue;
+    if (record) merged.set(k, [k, key, record]);
+    else merged.delete(k);
+  }
+  const out = [...merged.values()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  if (out.length > need) {
+    // Cut: what is handed on is known up to its last row only.
+    const rows = out.slice(0, need);
+    return { rows, lastK: rows[rows.length - 1]?.[0] ?? known.lastK, exhausted: false };
+  }
+  // Fewer than `need` while the rows were read only up to lastK: the caller cannot know what follows.
+  return { rows: out, lastK: known.lastK, exhausted: known.lastK !== undefined && out.length < need };
 }
 
 /** One key a transaction changed: its new record, or null when deleted, and the record it had before (null: absent). */
@@ -172,8 +213,10 @@ class TxnRun {
         return this.deleteKeys(current ? [[k, op.key, current]] : [], 'del');
       }
       case 'deleteRange': {
-        const rows = this.rows(latin1(op.start), op.end && latin1(op.end), TXN_LIMITS.maxDeletedKeys - this.deleted + 1);
-        return this.deleteKeys(rows, 'deleteRange');
+        const { rows, exhausted } = this.rows(latin1(op.start), op.end && latin1(op.end), TXN_LIMITS.maxDeletedKeys - this.deleted + 1, false);
+        // Keys-only reads are not cut by bytes: they always reach `need` or the range's end.
+        assert(!exhausted, 'the keys of a range delete were not read far enough');
+        return this.deleteKeys(rows.map(([k, key]) => [k, key]), 'deleteRange');
       }
     }
   }
@@ -205,13 +248,14 @@ class TxnRun {
   }
 
   private range(start: Uint8Array, end: Uint8Array | undefined, limit: number): TxnOpResult {
-    const rows = this.rows(latin1(start), end && latin1(end), limit + 1);
+    const { rows, exhausted } = this.rows(latin1(start), end && latin1(end), limit + 1, true);
     const items: KeyValue[] = [];
     for (const [, key, r] of rows) {
       if (items.length === limit || !this.chargeRead(rowBytes(key, r))) return { op: 'range', items, more: true };
       items.push(toItem(key, r));
     }
-    return { op: 'range', items, more: false };
+    // Rows were read only part of the way (maxScanBytes): there may be more.
+    return { op: 'range', items, more: exhausted };
   }
 
   private chargeRead(bytes: number): boolean {
@@ -226,19 +270,12 @@ class TxnRun {
     return own ? (own.record ?? undefined) : this.base.record(k);
   }
 
-  /** The first `need` live rows of [startK, endK) as of this point of the transaction (or all of them). */
-  private rows(startK: string, endK: string | undefined, need: number): Array<[string, Uint8Array, KvRecord]> {
+  /** The first `need` live rows of [startK, endK) as of this point of the transaction, as far as they are known. */
+  private rows(startK: string, endK: string | undefined, need: number, values: boolean): KnownRows & { exhausted: boolean } {
     // Every key this transaction deleted can hide one base row (a put adds or replaces one): ask for that many more.
-    const base = this.base.rangeRows(startK, endK, need + this.deleted);
-    const merged = new Map<string, [string, Uint8Array, KvRecord]>();
-    for (const row of base) merged.set(row[0], row);
-    for (const c of this.changes.values()) {
-      if (c.k < startK || (endK !== undefined && c.k >= endK)) continue;
-      if (c.record) merged.set(c.k, [c.k, c.key, c.record]);
-      else merged.delete(c.k);
-    }
-    const out = [...merged.values()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    return out.slice(0, need);
+    const base = this.base.rangeRows(startK, endK, need + this.deleted, values);
+    const own = [...this.changes.values()].map((c): [string, Uint8Array, KvRecord | null] => [c.k, c.key, c.record]);
+    return mergeRows(base, own, startK, endK, need);
   }
 }
 
@@ -368,20 +405,29 @@ export function txnPointKeys(t: TxnFields): Uint8Array[] {
   return out;
 }
 
+/** A range a transaction may read: how many rows at most, and whether it needs their values. */
+export interface TxnRangeRead {
+  start: Uint8Array;
+  end: Uint8Array | undefined;
+  need: number;
+  /** False for a range delete: only keys (a read with values is also cut at TXN_LIMITS.maxScanBytes). */
+  values: boolean;
+}
+
 /**
  * The ranges a transaction may read (range and deleteRange ops of both branches), with how many
  * rows of the state before it each may need: what the op reads plus every key the branch's earlier
  * ops may have deleted (each hides one row; at most TXN_LIMITS.maxDeletedKeys in all). TxnRun.rows
  * asks for no more than this.
  */
-export function txnRanges(t: TxnFields): Array<{ start: Uint8Array; end: Uint8Array | undefined; need: number }> {
-  const out: Array<{ start: Uint8Array; end: Uint8Array | undefined; need: number }> = [];
+export function txnRanges(t: TxnFields): TxnRangeRead[] {
+  const out: TxnRangeRead[] = [];
   const max = TXN_LIMITS.maxDeletedKeys;
   for (const branch of [t.success, t.failure]) {
     let deletable = 0; // keys the ops so far may have deleted
     for (const op of branch) {
-      if (op.op === 'range') out.push({ start: op.start, end: op.end, need: op.limit + 1 + deletable });
-      else if (op.op === 'deleteRange') out.push({ start: op.start, end: op.end, need: max + 1 });
+      if (op.op === 'range') out.push({ start: op.start, end: op.end, need: op.limit + 1 + deletable, values: true });
+      else if (op.op === 'deleteRange') out.push({ start: op.start, end: op.end, need: max + 1, values: false });
       if (op.op === 'del') deletable = Math.min(max, deletable + 1);
       else if (op.op === 'deleteRange') deletable = max;
     }

@@ -143,6 +143,18 @@ export function txnConformance(name: string, factory: HarnessFactory): void {
       expect(everything).toMatchObject({ op: 'txn', results: [{ op: 'deleteRange', deleted: 38 }] });
     });
 
+    test(`a range op reads at most ${TXN_LIMITS.maxScanBytes} bytes of rows (then answers more: true); a range delete reads keys only`, async () => {
+      const { st } = await open();
+      const big = 'v'.repeat(600 * 1024);
+      await st.kv.apply(items(1, 1, Array.from({ length: 10 }, (_, i) => put(`big/${i}`, big))));
+      // Seven 600 KiB rows fill the scan; the transaction's own deletes hide all seven.
+      const dels = Array.from({ length: 7 }, (_, i) => ({ op: 'del' as const, key: b(`big/${i}`) }));
+      const [r] = await st.kv.apply(items(11, 1, [txn({ success: [...dels, { op: 'range', start: b('big/'), end: b('big0'), limit: 10 }] })]));
+      expect(asTxn(r).results[7]).toEqual({ op: 'range', items: [], more: true });
+      const [d] = await st.kv.apply(items(12, 1, [delRange('big/', 'big0')]));
+      expect(d).toMatchObject({ op: 'txn', results: [{ op: 'deleteRange', deleted: 3 }] });
+    });
+
     test(`a range delete of more than ${TXN_LIMITS.maxDeletedKeys} keys is refused whole with QKV_LIMIT_EXCEEDED`, async () => {
       const { st } = await open();
       const n = TXN_LIMITS.maxDeletedKeys + 1;
