@@ -19,7 +19,7 @@
 import { hash } from 'node:crypto';
 import { type Command, CommandDecodeError, type KeyCommand, type SessionTag, type TxnCommand, decodeCommandOnce } from './commands.js';
 import { type IdemEntry, type IdemTag, idemEntryBytes } from './idempotency.js';
-import { type KnownRows, type TxnBase, type TxnChange, type TxnCompare, type TxnOp, type TxnOpResult, mergeRows, runTxn } from './txn.js';
+import { type KnownRows, type ScanPurpose, type TxnBase, type TxnChange, type TxnCompare, type TxnOp, type TxnOpResult, mergeRows, runTxn } from './txn.js';
 import { bytesEqual, isRecord, latin1, writeU64be } from './codec.js';
 import { StorageCorruptError, assert } from './errors.js';
 import { type KeyValue, type KvRecord, type SessionHeader, INLINE_RESULTS_MAX, INLINE_RESULT_BYTES_MAX, safeUnpack } from './kv-layout.js';
@@ -105,10 +105,9 @@ export interface KvView {
   /**
    * The records of [startK, endK) before the batch (latin1 keys; endK undefined = to the last key),
    * live rows only, in key order: every row when `complete`, else the first rows up to the last
-   * one listed. Without `values` the records' values are empty. Only ranges the caller gathered
-   * for the batch's transactions (txnRanges) are asked.
+   * one listed. Only ranges the caller gathered for the batch's transactions (txnRanges) are asked.
    */
-  rangeRows(startK: string, endK: string | undefined, values: boolean): { rows: Array<[string, Uint8Array, KvRecord]>; complete: boolean };
+  rangeRows(startK: string, endK: string | undefined, purpose: ScanPurpose): { rows: Array<[string, Uint8Array, KvRecord]>; complete: boolean };
   /** The idempotency table before the batch (idempotency.ts). Read-only. */
   readonly idempotency: IdemView;
   /** A session's header before the batch, or undefined. Read-only. */
@@ -708,7 +707,7 @@ class BatchTx {
         assert(r !== undefined, 'a transaction on a key that was not read before the batch');
         return r ?? undefined;
       },
-      rangeRows: (startK, endK, need, values) => this.rangeRows(startK, endK, need, values),
+      rangeRows: (startK, endK, need, purpose) => this.rangeRows(startK, endK, need, purpose),
     };
   }
 
@@ -717,8 +716,8 @@ class BatchTx {
    * read them: the view's rows with the batch's writes on top (none beyond the view's last row
    * when its list is incomplete).
    */
-  private rangeRows(startK: string, endK: string | undefined, need: number, values: boolean): KnownRows {
-    const { rows, complete } = this.view.rangeRows(startK, endK, values);
+  private rangeRows(startK: string, endK: string | undefined, need: number, purpose: ScanPurpose): KnownRows {
+    const { rows, complete } = this.view.rangeRows(startK, endK, purpose);
     const known: KnownRows = { rows, lastK: complete ? undefined : (rows[rows.length - 1]?.[0] ?? startK) };
     const overlay: Array<[string, Uint8Array, KvRecord | null]> = [];
     this.kv.forEach(([key, record], k) => overlay.push([k, key, record]));

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { type Backend, type BatchOp, ITERATE_BATCH_MAX, type ReadView, readAll } from './backend.js';
 import { type Command, CommandDecodeError, type TxnCommand } from './commands.js';
 import { bytesEqual, latin1, prefixUpperBound, u64be } from './codec.js';
-import { TXN_LIMITS, TXN_ROW_OVERHEAD_BYTES, type TxnRangeRead, txnPointKeys, txnRanges } from './txn.js';
+import { type ScanPurpose, TXN_LIMITS, TXN_ROW_OVERHEAD_BYTES, type TxnRangeRead, txnPointKeys, txnRanges } from './txn.js';
 import { type IdemEntry, decodeIdemEntry, idemEntryBytes, idemKeyOf, idemRange } from './idempotency.js';
 import { FutureRevisionError, RevisionCompactedError, StorageArgumentError, StorageIoError, assert } from './errors.js';
 import {
@@ -604,7 +604,7 @@ export class KvStateMachineImpl implements KvStateMachine {
     assert(this.storedState.index === this.computedState.index, 'a range transaction computed with batches not landed');
     const out = new Map<string, TxnRangeRows>();
     for (const read of txnRanges(cmd)) {
-      const id = rangeId(latin1(read.start), read.end && latin1(read.end), read.values);
+      const id = rangeId(latin1(read.start), read.end && latin1(read.end), read.purpose);
       const known = out.get(id);
       if (known && (known.complete || known.rows.length >= read.need)) continue;
       out.set(id, await this.scanRange(read));
@@ -613,22 +613,22 @@ export class KvStateMachineImpl implements KvStateMachine {
   }
 
   /**
-   * Reads up to `need` rows of a range from the backend: with values, also stopping once the rows
-   * hold TXN_LIMITS.maxScanBytes (the row that crosses it included, so at least one row); without,
-   * values are dropped as they are read, so a range delete holds only keys.
+   * Reads up to `need` rows of a range from the backend, stopping early once the rows hold
+   * TXN_LIMITS.maxScanBytes (a range op) or maxDeleteScanBytes (a range delete) — the row that
+   * crosses it included, so at least one row: a node's memory per range transaction is bounded.
    */
   private async scanRange(read: TxnRangeRead): Promise<TxnRangeRows> {
     const where = this.backend.location;
+    const maxBytes = read.purpose === 'range' ? TXN_LIMITS.maxScanBytes : TXN_LIMITS.maxDeleteScanBytes;
     const rows: Array<[string, Uint8Array, KvRecord]> = [];
     let bytes = 0;
     for await (const batch of this.backend.iterate('kv', { ...kvRange(this.gen, read.start, read.end), limit: read.need }, ITERATE_BATCH_MAX)) {
       for (const [k, v] of batch) {
         const key = new Uint8Array(k.subarray(4));
         const record = decodeKvRecord(where, v);
-        if (!read.values) record.value = NO_VALUE;
         rows.push([latin1(key), key, record]);
         bytes += key.length + record.value.length + TXN_ROW_OVERHEAD_BYTES;
-        if (read.values && bytes >= TXN_LIMITS.maxScanBytes) return { rows, complete: false };
+        if (bytes >= maxBytes) return { rows, complete: false };
       }
     }
     return { rows, complete: rows.length < read.need };
@@ -723,8 +723,8 @@ class ComputedView implements KvView {
     readonly idempotency: IdemView,
   ) {}
 
-  rangeRows(startK: string, endK: string | undefined, values: boolean): TxnRangeRows {
-    const r = this.ranges?.get(rangeId(startK, endK, values));
+  rangeRows(startK: string, endK: string | undefined, purpose: ScanPurpose): TxnRangeRows {
+    const r = this.ranges?.get(rangeId(startK, endK, purpose));
     assert(r !== undefined, 'a transaction read a range that was not gathered before the batch');
     return r;
   }
@@ -801,13 +801,10 @@ interface TxnRangeRows {
   complete: boolean;
 }
 
-/** The map key of a range [startK, endK) read with or without values (latin1; any character may occur, so JSON). */
-function rangeId(startK: string, endK: string | undefined, values: boolean): string {
-  return JSON.stringify([startK, endK ?? null, values]);
+/** The map key of a range [startK, endK) read for `purpose` (latin1; any character may occur, so JSON). */
+function rangeId(startK: string, endK: string | undefined, purpose: ScanPurpose): string {
+  return JSON.stringify([startK, endK ?? null, purpose]);
 }
-
-/** The value of a record read for its key only (a range delete's scan). */
-const NO_VALUE = new Uint8Array(0);
 
 /** Positions of the transactions of a batch that read key ranges (each starts a segment of its own). */
 function rangeTxnStarts(batch: PreparedBatch): number[] {

@@ -13,7 +13,6 @@
 // its reads may return) are constants of the command format, not node settings: every replica
 // applies them identically.
 import { bytesEqual, isIndex, isRecord, latin1, plainBytes } from './codec.js';
-import { assert } from './errors.js';
 import type { KeyValue, KvRecord } from './kv-layout.js';
 
 /** What a compare looks at. Absent keys have version, createRevision and modRevision 0. */
@@ -60,6 +59,12 @@ export const TXN_LIMITS = {
    * range transaction (rows hidden by the transaction's own deletes are read too).
    */
   maxScanBytes: 4 * 1024 * 1024,
+  /**
+   * Most bytes of rows (counted as above) a range delete may read: it reads the keys it deletes
+   * with their values (watchers may ask for a delete's previous value), so past this the whole
+   * command is refused, like past maxDeletedKeys.
+   */
+  maxDeleteScanBytes: 64 * 1024 * 1024,
 } as const;
 
 /** Bytes a read row is counted as besides its key and value. */
@@ -72,11 +77,15 @@ export interface TxnBase {
   /**
    * Live rows of [startK, endK) (latin1; endK undefined = to the last key) in key order: the first
    * `need` of them, or all when there are fewer — unless the rows were read only up to `lastK`
-   * (a read with values stops at TXN_LIMITS.maxScanBytes), then every row up to `lastK`. Without
-   * `values`, the records' values are empty (a range delete needs only the keys).
+   * (a read stops at TXN_LIMITS.maxScanBytes for a range op, maxDeleteScanBytes for a range delete),
+   * then every row up to `lastK`. Records come with their values (a delete's watchers may ask for
+   * the previous value).
    */
-  rangeRows(startK: string, endK: string | undefined, need: number, values: boolean): KnownRows;
+  rangeRows(startK: string, endK: string | undefined, need: number, purpose: ScanPurpose): KnownRows;
 }
+
+/** What a range is read for: a `range` op or a `deleteRange` (their reads stop at different byte limits). */
+export type ScanPurpose = 'range' | 'delete';
 
 /** Rows of a range as far as they are known: all of them (`lastK` undefined), or those up to `lastK`. */
 export interface KnownRows {
@@ -213,10 +222,10 @@ class TxnRun {
         return this.deleteKeys(current ? [[k, op.key, current]] : [], 'del');
       }
       case 'deleteRange': {
-        const { rows, exhausted } = this.rows(latin1(op.start), op.end && latin1(op.end), TXN_LIMITS.maxDeletedKeys - this.deleted + 1, false);
-        // Keys-only reads are not cut by bytes: they always reach `need` or the range's end.
-        assert(!exhausted, 'the keys of a range delete were not read far enough');
-        return this.deleteKeys(rows.map(([k, key]) => [k, key]), 'deleteRange');
+        const { rows, exhausted } = this.rows(latin1(op.start), op.end && latin1(op.end), TXN_LIMITS.maxDeletedKeys - this.deleted + 1, 'delete');
+        // The read stopped at maxDeleteScanBytes before the range's end: it cannot delete what it did not see.
+        if (exhausted) return `the keys to delete hold more than ${TXN_LIMITS.maxDeleteScanBytes} bytes (keys and values); delete a smaller range`;
+        return this.deleteKeys(rows, 'deleteRange');
       }
     }
   }
@@ -248,7 +257,7 @@ class TxnRun {
   }
 
   private range(start: Uint8Array, end: Uint8Array | undefined, limit: number): TxnOpResult {
-    const { rows, exhausted } = this.rows(latin1(start), end && latin1(end), limit + 1, true);
+    const { rows, exhausted } = this.rows(latin1(start), end && latin1(end), limit + 1, 'range');
     const items: KeyValue[] = [];
     for (const [, key, r] of rows) {
       if (items.length === limit || !this.chargeRead(rowBytes(key, r))) return { op: 'range', items, more: true };
@@ -271,9 +280,9 @@ class TxnRun {
   }
 
   /** The first `need` live rows of [startK, endK) as of this point of the transaction, as far as they are known. */
-  private rows(startK: string, endK: string | undefined, need: number, values: boolean): KnownRows & { exhausted: boolean } {
+  private rows(startK: string, endK: string | undefined, need: number, purpose: ScanPurpose): KnownRows & { exhausted: boolean } {
     // Every key this transaction deleted can hide one base row (a put adds or replaces one): ask for that many more.
-    const base = this.base.rangeRows(startK, endK, need + this.deleted, values);
+    const base = this.base.rangeRows(startK, endK, need + this.deleted, purpose);
     const own = [...this.changes.values()].map((c): [string, Uint8Array, KvRecord | null] => [c.k, c.key, c.record]);
     return mergeRows(base, own, startK, endK, need);
   }
@@ -405,13 +414,13 @@ export function txnPointKeys(t: TxnFields): Uint8Array[] {
   return out;
 }
 
-/** A range a transaction may read: how many rows at most, and whether it needs their values. */
+/** A range a transaction may read: how many rows at most, and what for. */
 export interface TxnRangeRead {
   start: Uint8Array;
   end: Uint8Array | undefined;
   need: number;
-  /** False for a range delete: only keys (a read with values is also cut at TXN_LIMITS.maxScanBytes). */
-  values: boolean;
+  /** 'range': the read also stops at TXN_LIMITS.maxScanBytes; 'delete': at maxDeleteScanBytes. */
+  purpose: ScanPurpose;
 }
 
 /**
@@ -426,8 +435,8 @@ export function txnRanges(t: TxnFields): TxnRangeRead[] {
   for (const branch of [t.success, t.failure]) {
     let deletable = 0; // keys the ops so far may have deleted
     for (const op of branch) {
-      if (op.op === 'range') out.push({ start: op.start, end: op.end, need: op.limit + 1 + deletable, values: true });
-      else if (op.op === 'deleteRange') out.push({ start: op.start, end: op.end, need: max + 1, values: false });
+      if (op.op === 'range') out.push({ start: op.start, end: op.end, need: op.limit + 1 + deletable, purpose: 'range' });
+      else if (op.op === 'deleteRange') out.push({ start: op.start, end: op.end, need: max + 1, purpose: 'delete' });
       if (op.op === 'del') deletable = Math.min(max, deletable + 1);
       else if (op.op === 'deleteRange') deletable = max;
     }

@@ -143,7 +143,7 @@ export function txnConformance(name: string, factory: HarnessFactory): void {
       expect(everything).toMatchObject({ op: 'txn', results: [{ op: 'deleteRange', deleted: 38 }] });
     });
 
-    test(`a range op reads at most ${TXN_LIMITS.maxScanBytes} bytes of rows (then answers more: true); a range delete reads keys only`, async () => {
+    test(`a range op reads at most ${TXN_LIMITS.maxScanBytes} bytes of rows, then answers more: true`, async () => {
       const { st } = await open();
       const big = 'v'.repeat(600 * 1024);
       await st.kv.apply(items(1, 1, Array.from({ length: 10 }, (_, i) => put(`big/${i}`, big))));
@@ -153,6 +153,15 @@ export function txnConformance(name: string, factory: HarnessFactory): void {
       expect(asTxn(r).results[7]).toEqual({ op: 'range', items: [], more: true });
       const [d] = await st.kv.apply(items(12, 1, [delRange('big/', 'big0')]));
       expect(d).toMatchObject({ op: 'txn', results: [{ op: 'deleteRange', deleted: 3 }] });
+    });
+
+    test('the changes a transaction makes: one per key, all at its revision, each with the record it replaced (watch feed)', async () => {
+      const { st } = await open();
+      await st.kv.apply(items(1, 1, [put('c/1', 'a'), put('c/2', 'b'), put('c/3', 'c')]));
+      await st.kv.apply(items(4, 1, [txn({ success: [{ op: 'put', key: b('c/0'), value: b('new') }, { op: 'put', key: b('c/1'), value: b('A') }, { op: 'deleteRange', start: b('c/2'), end: b('c/9') }] })]));
+      const page = await st.kv.changes({ prefix: b('c/') }, 3, 100);
+      const text = page.changes.map((c) => `${s(c.key)}@${c.revision}=${c.record ? s(c.record.value) : 'deleted'} prev=${c.prev ? s(c.prev.value) : 'none'}`);
+      expect(text.sort()).toEqual(['c/0@4=new prev=none', 'c/1@4=A prev=a', 'c/2@4=deleted prev=b', 'c/3@4=deleted prev=c']);
     });
 
     test(`a range delete of more than ${TXN_LIMITS.maxDeletedKeys} keys is refused whole with QKV_LIMIT_EXCEEDED`, async () => {
