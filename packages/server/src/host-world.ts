@@ -36,8 +36,8 @@ export interface PeerLinkHandlers {
   checkIncarnation(peer: string, incarnation: string, clusterId: string): string | null;
   /** The answer to a founding probe from `peer`. */
   onProbe(peer: string): FoundingAnswer;
-  /** A message from an authenticated peer. */
-  onMessage(m: Message): void;
+  /** A message from an authenticated peer, on a connection whose hello carried `incarnation`. */
+  onMessage(m: Message, incarnation: string): void;
   /** Messages sent to `peer` may have been lost (its connection ended). */
   onPeerDown(peer: string): void;
 }

@@ -3,7 +3,7 @@
 // founding promise and the leader's recording of incarnations in the membership; the node calls
 // it from the transport's hello check, from founding probes, from applied membership changes and
 // snapshot installs, and from the tick. The files themselves are identity.ts's.
-import { ConfChangeType, NotLeaderError as RaftNotLeaderError, ProposalDroppedError, type ConfChange } from '@quorumkv/raft';
+import { ConfChangeType, MessageType, NotLeaderError as RaftNotLeaderError, ProposalDroppedError, type ConfChange, type Message } from '@quorumkv/raft';
 import type { Member, Membership } from '@quorumkv/storage';
 import type { PeerSpec } from './config.js';
 import type { Logger } from './logger.js';
@@ -15,6 +15,16 @@ import { memberContext } from './membership.js';
 
 /** How often the refusal of a peer's other incarnation is explained at length in the log, ms. */
 const REFUSAL_EXPLAIN_EVERY_MS = 60_000;
+/** How often the dropping of another incarnation's votes and acknowledgements is logged per peer, ms. */
+const DROP_LOG_EVERY_MS = 10_000;
+/**
+ * What a peer may send under an incarnation this node does not know it as: a leader's traffic to
+ * its followers, which a member that missed a replacement needs to learn the membership that
+ * records the new incarnation (snapshots come on their own channel, under the same rule). A
+ * vote, a vote request, an acknowledgement, a ReadIndex exchange or a TimeoutNow is never taken
+ * from it (docs/server.md, "Who a node is").
+ */
+const LEADER_TRAFFIC: ReadonlySet<number> = new Set([MessageType.App, MessageType.Heartbeat]);
 /** How often a leader retries recording members' incarnations in the membership, ms. */
 const RECORD_INCARNATION_EVERY_MS = 100;
 
@@ -53,6 +63,10 @@ export class IdentityGuard {
   private lastRecordAttemptMs = 0;
   /** When the refusal of each peer's other incarnation was last explained in the log. */
   private readonly refusalExplainedAtMs = new Map<string, number>();
+  /** When dropped messages of each peer's other incarnation were last logged (bounded by the peers). */
+  private readonly dropLoggedAtMs = new Map<string, number>();
+  /** Messages dropped since start: their sender's incarnation is not the one this node knows. */
+  droppedFromOtherIncarnation = 0;
 
   constructor(
     private readonly host: IdentityHost,
@@ -79,19 +93,47 @@ export class IdentityGuard {
    * The transport's check of an authenticated raft/snapshot hello, BEFORE any message of that
    * connection is accepted: the incarnation rule, then the cluster id adoption. Returns the
    * refusal reason (the close reason), or null to accept.
+   *
+   * A connection of another incarnation than the known one is accepted all the same (and
+   * explained in the log), but `admits` lets only leader traffic through from it: this node may
+   * have missed that member's replacement, and the new incarnation's appends are how it learns
+   * the membership that records it. Only a failure to pin refuses the connection.
    */
   checkHello(peer: string, incarnation: string, clusterId: string): string | null {
-    const refusal = this.checkIncarnation(peer, incarnation);
-    if (refusal === null) this.adoptClusterIdFrom(peer, clusterId);
-    return refusal;
+    const verdict = this.checkIncarnation(peer, incarnation);
+    if (verdict.kind === 'known') this.adoptClusterIdFrom(peer, clusterId);
+    return verdict.kind === 'unpinnable' ? verdict.reason : null;
+  }
+
+  /**
+   * The incarnation rule for one message: a message of the incarnation this node knows the peer
+   * as (or of a peer seen for the first time, pinned now) is taken; one of another incarnation
+   * only if it is leader traffic (LEADER_TRAFFIC) — never its votes or acknowledgements, so an
+   * amnesiac member is never counted under its old identity. Dropped messages are counted and
+   * logged at most once per DROP_LOG_EVERY_MS per peer.
+   */
+  admits(m: Message, incarnation: string): boolean {
+    const verdict = this.checkIncarnation(m.from, incarnation);
+    if (verdict.kind === 'known' || (verdict.kind === 'other' && LEADER_TRAFFIC.has(m.type))) return true;
+    this.droppedFromOtherIncarnation++;
+    const nowMs = this.host.clock.nowMs();
+    if (nowMs - (this.dropLoggedAtMs.get(m.from) ?? -Infinity) >= DROP_LOG_EVERY_MS) {
+      this.dropLoggedAtMs.set(m.from, nowMs);
+      this.host.log.warn(
+        { peer: m.from, type: m.type, incarnation, dropped: this.droppedFromOtherIncarnation },
+        'dropped a message of another incarnation than the one this node knows (only its leader traffic is taken)',
+      );
+    }
+    return false;
   }
 
   /**
    * The incarnation rule: the incarnation recorded in the replicated membership wins; else this
-   * node's pin; a member seen for the first time is pinned durably now. Returns the refusal reason
-   * (logged in full here).
+   * node's pin; a member seen for the first time is pinned durably now (`known`). Another
+   * incarnation is `other` (explained in the log at most once per REFUSAL_EXPLAIN_EVERY_MS per
+   * peer); a first contact that could not be pinned is `unpinnable`.
    */
-  private checkIncarnation(peer: string, incarnation: string): string | null {
+  private checkIncarnation(peer: string, incarnation: string): IncarnationVerdict {
     const h = this.host;
     const recorded = h.memberById(peer)?.incarnation;
     const known = recorded ?? this.pins.get(peer);
@@ -101,24 +143,24 @@ export class IdentityGuard {
       } catch (e) {
         // Not pinned, not accepted: the peer redials, and the disk may have recovered by then.
         h.log.error({ peer, err: (e as Error).message }, 'could not pin the incarnation of a peer; refusing its connection');
-        return `${peer}: this node could not record its incarnation; retry later`;
+        return { kind: 'unpinnable', reason: `${peer}: this node could not record its incarnation; retry later` };
       }
       h.log.info({ peer, incarnation }, 'pinned the incarnation of a peer (first contact)');
-      return null;
+      return { kind: 'known' };
     }
-    if (known === incarnation) return null;
-    const address = h.memberById(peer)?.address ?? h.peers.find((p) => p.id === peer)?.address ?? 'HOST:PORT';
-    // The refused node redials every few seconds; the transport logs each refusal in one line,
-    // this explanation comes once per REFUSAL_EXPLAIN_EVERY_MS per peer.
+    if (known === incarnation) return { kind: 'known' };
     const nowMs = h.clock.nowMs();
-    if (nowMs - (this.refusalExplainedAtMs.get(peer) ?? -Infinity) < REFUSAL_EXPLAIN_EVERY_MS) return refusalReason(peer, incarnation, known);
+    if (nowMs - (this.refusalExplainedAtMs.get(peer) ?? -Infinity) < REFUSAL_EXPLAIN_EVERY_MS) return { kind: 'other' };
     this.refusalExplainedAtMs.set(peer, nowMs);
+    const address = h.memberById(peer)?.address ?? h.peers.find((p) => p.id === peer)?.address ?? 'HOST:PORT';
     h.log.warn(
       { peer, incarnation, known, source: recorded !== undefined ? 'membership' : 'pin' },
-      `refused ${peer}: it is another incarnation than the one this cluster knows (it lost its data directory, or is an impostor); ` +
+      `refused ${peer}'s votes and acknowledgements: it is incarnation ${shortIncarnation(incarnation)}, this node knows it as ` +
+        `${shortIncarnation(known)} (it lost its data directory, or is an impostor — or was replaced while this node was away, ` +
+        `in which case its appends as leader bring the membership that records it); ` +
         replaceProcedure(peer, address),
     );
-    return refusalReason(peer, incarnation, known);
+    return { kind: 'other' };
   }
 
   /**
@@ -223,7 +265,5 @@ export class IdentityGuard {
   }
 }
 
-/** The close reason for another incarnation of a member (fits a close frame: 123 bytes). */
-function refusalReason(peer: string, incarnation: string, known: string): string {
-  return `${peer} is incarnation ${shortIncarnation(incarnation)}, known as ${shortIncarnation(known)}: replace it (member remove, add --learner, promote)`;
-}
+/** How a peer's incarnation compares with the one this node knows it as (checkIncarnation). */
+type IncarnationVerdict = { kind: 'known' } | { kind: 'other' } | { kind: 'unpinnable'; reason: string };

@@ -249,7 +249,7 @@ export class QuorumKvNode {
       clusterId: () => this.identityGuard.clusterId,
       checkIncarnation: (peer, inc, cluster) => this.identityGuard.checkHello(peer, inc, cluster),
       onProbe: (peer) => this.identityGuard.foundingAnswer(peer),
-      onMessage: (m) => this.onPeerMessage(m),
+      onMessage: (m, incarnation) => this.onPeerMessage(m, incarnation),
       onPeerDown: (peer) => {
         this.raw.reportUnreachable(peer);
         this.schedule();
@@ -392,10 +392,13 @@ export class QuorumKvNode {
    * A message from an authenticated peer connection (the transport has checked its shape, its
    * sender and its addressee). Throws BadMessageError for a message no correct peer sends; the
    * transport then closes that connection with the error as the reason and logs it. The node
-   * itself is unchanged: the core refuses such a message before touching any state.
+   * itself is unchanged: the core refuses such a message before touching any state. A message
+   * of an incarnation this node does not know the peer as is dropped unless it is a leader's
+   * append or heartbeat (identity-guard.ts, admits).
    */
-  private onPeerMessage(m: Message): void {
+  private onPeerMessage(m: Message, incarnation: string): void {
     if (this.stopped || !this.started) return;
+    if (!this.identityGuard.admits(m, incarnation)) return;
     if (!this.hasMembership && (m.type === MessageType.Vote || m.type === MessageType.PreVote)) {
       this.log.debug({ from: m.from, type: m.type }, 'vote request dropped: this node has no membership yet (waiting to be added)');
       return;

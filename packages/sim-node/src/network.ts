@@ -161,7 +161,7 @@ export class SimNet {
     if (!this.hello(ep, from, m.to, incarnation)) return;
     this.stats.delivered++;
     try {
-      ep.handlers.onMessage(m);
+      ep.handlers.onMessage(m, incarnation);
     } catch (e) {
       // The host refuses a bad message by throwing (the transport closes that connection).
       this.note(`${m.to} refused a message from ${from}: ${(e as Error).message}`);

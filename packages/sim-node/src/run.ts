@@ -21,6 +21,12 @@ export interface SimNodeOptions {
   plant?: HostPlant;
   /** Trace lines kept for a failure report. */
   traceLines?: number;
+  /**
+   * Let crashes and partitions happen while a member is being replaced, and start replacements
+   * on a cluster that is not whole (a member that misses a replacement must still rejoin:
+   * docs/simulation.md, "Findings of the whole-node simulation"). Default false.
+   */
+  faultsDuringReplacement?: boolean;
 }
 
 export interface SimNodeStats {
@@ -171,7 +177,7 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
   };
   const crash = (victims: SimNodeHost[], why: string, forReplacement = false) => {
     // A replacement runs on a cluster that stays whole meanwhile (see replaceNode).
-    if (replacing && !forReplacement) return;
+    if (replacing && !forReplacement && !opts.faultsDuringReplacement) return;
     const live = victims.filter((h) => h.alive());
     if (live.length === 0) return;
     stats.crashes++;
@@ -184,7 +190,7 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
     note(`nemesis: crash ${why}: ${live.map((h) => h.id).join(',')} (power loss: ${lost} unsynced batches dropped)`);
   };
   const partition = (kind: number) => {
-    if (replacing) return;
+    if (replacing && !opts.faultsDuringReplacement) return;
     stats.partitions++;
     net.healAll();
     const shuffled = nem.shuffle([...ids]);
@@ -259,7 +265,8 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
     },
     () => {
       // Only on a whole cluster: every machine up, no partition (see replaceNode).
-      if (replacing || nem.chance(0.5) || !hosts.every((h) => h.alive()) || net.describePartitions() !== 'none') return;
+      if (replacing || nem.chance(0.5)) return;
+      if (!opts.faultsDuringReplacement && (!hosts.every((h) => h.alive()) || net.describePartitions() !== 'none')) return;
       const victim = nem.pick(hosts.filter((h) => h !== leaderHost()));
       replacing = true;
       stats.replacements++;
@@ -345,7 +352,7 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
   const firstPartitionAt = chaosStart + nem.range(Math.floor(chaosMs / 3), Math.max(Math.floor(chaosMs / 3) + 1, Math.floor((2 * chaosMs) / 3)));
   // The forced faults wait for a running replacement to finish (it runs on a whole cluster).
   const forced = (fn: () => void) => {
-    const attempt = () => (replacing ? sched.after(500, attempt) : fn());
+    const attempt = () => (replacing && !opts.faultsDuringReplacement ? sched.after(500, attempt) : fn());
     return attempt;
   };
   sched.after(firstCrashAt - sched.nowMs(), forced(() => crash([nem.pick(hosts)], 'one node')));

@@ -19,7 +19,8 @@ export interface InboundContext {
   selfId: string;
   limits: TransportLimits;
   logger: TransportLogger;
-  onMessage: (msg: Message) => void;
+  /** `incarnation` is the one the connection's hello proved (the host's incarnation rule filters by it). */
+  onMessage: (msg: Message, incarnation: string) => void;
   /** Counts a connection closed for a bad frame. */
   countBadFrame: () => void;
 }
@@ -27,6 +28,8 @@ export interface InboundContext {
 /** One authenticated inbound connection from `peerId`. Internal to the transport. */
 export class InboundConnection {
   readonly peerId: string;
+  /** The incarnation the dialler's hello carried (covered by its MAC). */
+  readonly incarnation: string;
   readonly #ws: WebSocket;
   readonly #ctx: InboundContext;
   readonly #counters: InboundCounters;
@@ -41,12 +44,13 @@ export class InboundConnection {
   readonly #bounds: MessageBounds;
 
   /** `ws` must come from a server with autoPong off: this connection answers pings itself. */
-  constructor(ctx: InboundContext, ws: WebSocket, socket: Socket, peerId: string, counters: InboundCounters, onClosed: () => void) {
+  constructor(ctx: InboundContext, ws: WebSocket, socket: Socket, peer: { id: string; incarnation: string }, counters: InboundCounters, onClosed: () => void) {
     this.#ctx = ctx;
     this.#ws = ws;
     this.#socket = socket;
     this.#baselineReadBytes = socket.bytesRead;
-    this.peerId = peerId;
+    this.peerId = peer.id;
+    this.incarnation = peer.incarnation;
     this.#counters = counters;
     this.#bounds = messageBounds(ctx.limits.maxFrameBytes);
     ws.on('message', (data, isBinary) => this.#onFrame(data, isBinary));
@@ -144,7 +148,7 @@ export class InboundConnection {
       if (this.#closing) return;
       this.#counters.receivedMessages++;
       try {
-        onMessage(msg);
+        onMessage(msg, this.incarnation);
       } catch (err) {
         const reason = err instanceof Error ? err.message : String(err);
         const code = (err as { code?: unknown }).code;

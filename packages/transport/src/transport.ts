@@ -36,7 +36,7 @@ export class PeerTransport {
   readonly limits: Readonly<TransportLimits>;
   readonly #secret: string;
   readonly #logger: TransportLogger;
-  readonly #onMessage: (msg: Message) => void;
+  readonly #onMessage: (msg: Message, incarnation: string) => void;
   readonly #onPeerDown: ((peerId: string) => void) | undefined;
   readonly #onSnapshotConnection: ((peerId: string, ws: WebSocket) => void) | undefined;
   readonly #clusterId: () => string | null;
@@ -117,7 +117,7 @@ export class PeerTransport {
       selfId: this.id,
       limits: this.limits,
       logger: this.#logger,
-      onMessage: (msg) => this.#onMessage(msg),
+      onMessage: (msg, incarnation) => this.#onMessage(msg, incarnation),
       countBadFrame: () => this.#badFrames++,
     };
     this.setPeers(opts.peers);
@@ -255,7 +255,7 @@ export class PeerTransport {
       this.#onSnapshotConnection!(verdict.hello.from, ws);
       return;
     }
-    this.#accept(ws, req.socket, verdict.hello.from, remote);
+    this.#accept(ws, req.socket, { id: verdict.hello.from, incarnation: verdict.hello.incarnation }, remote);
   }
 
   #answerProbe(ws: WebSocket, peerId: string, incarnation: string): void {
@@ -357,11 +357,12 @@ export class PeerTransport {
     });
   }
 
-  #accept(ws: WebSocket, socket: Socket, peerId: string, remote: string): void {
+  #accept(ws: WebSocket, socket: Socket, peer: { id: string; incarnation: string }, remote: string): void {
+    const peerId = peer.id;
     const counters = this.#inboundCounters.get(peerId);
     assert(counters !== undefined, `no inbound counters for peer ${peerId}`);
     this.#inbound.get(peerId)?.close(CloseCode.Replaced, 'replaced by a newer connection from the same peer');
-    const conn = new InboundConnection(this.#inboundCtx, ws, socket, peerId, counters, () => {
+    const conn = new InboundConnection(this.#inboundCtx, ws, socket, peer, counters, () => {
       if (this.#inbound.get(peerId) === conn) this.#inbound.delete(peerId);
     });
     this.#inbound.set(peerId, conn);

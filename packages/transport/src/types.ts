@@ -27,8 +27,10 @@ export interface PeerTransportOptions {
    * Called once per valid message addressed to this node, from an authenticated peer. If it
    * throws (e.g. the core's BadMessageError), the connection the message came on is closed with
    * the error's message as the reason and the error is logged; it never reaches the process.
+   * `incarnation` is the one the connection's hello carried, so the host can apply its
+   * incarnation rule per message (a hello it let in may carry messages it takes only some of).
    */
-  onMessage: (msg: Message) => void;
+  onMessage: (msg: Message, incarnation: string) => void;
   /**
    * Called when a connection to `peerId` ended or a dial failed: messages `send` accepted for
    * it may have been lost. The host reports the peer unreachable to the core.
@@ -49,7 +51,8 @@ export interface PeerTransportOptions {
   /**
    * The incarnation rule, asked once per authenticated `raft`/`snapshot` hello: null accepts the
    * dialler's incarnation, a string is the reason to refuse the connection (close code 4404).
-   * No message of a refused dialler reaches `onMessage`. Defaults to accepting every incarnation.
+   * No message of a refused dialler reaches `onMessage`; an accepted one's messages arrive with
+   * its incarnation. Defaults to accepting every incarnation.
    * `clusterId` is the one the dialler's hello carries ('' when it has none): a node without one
    * may adopt it from a peer it accepts.
    */
