@@ -1,8 +1,8 @@
-// The identity guard (identity-guard.ts): the incarnation rule for each hello (membership record,
-// then pin, then first-contact pin), cluster id adoption from trusted peers only, the founding
+// The identity guard (identity-guard.ts): the incarnation rule for each hello and each message
+// (membership record, then pin, then first-contact pin; another incarnation's leader traffic only), cluster id adoption from trusted peers only, the founding
 // promise, pins following applied membership changes, and the leader recording incarnations.
 import { describe, expect, it } from 'vitest';
-import { ConfChangeType, type ConfChange } from '@quorumkv/raft';
+import { ConfChangeType, MessageType, type ConfChange, type Message } from '@quorumkv/raft';
 import type { Member, Membership } from '@quorumkv/storage';
 import { IdentityGuard, type IdentityHost } from '../src/identity-guard.js';
 import { PeerPins, foundingPromised, readClusterId } from '../src/identity.js';
@@ -12,6 +12,23 @@ import { ManualClock } from '../src/world.js';
 
 const INC = (c: string) => c.repeat(32);
 const CLUSTER = 'c'.repeat(32);
+/** A message of `type` from n2 (the guard reads only its sender and type). */
+const fromN2 = (type: MessageType): Message => ({ type, from: 'n2', to: 'n1', term: 3 }) as Message;
+/** What a leader sends its followers. */
+const LEADER_TYPES = [MessageType.App, MessageType.Heartbeat];
+/** Votes, vote requests, acknowledgements and everything else a peer sends. */
+const OTHER_TYPES = [
+  MessageType.AppResp,
+  MessageType.HeartbeatResp,
+  MessageType.Vote,
+  MessageType.VoteResp,
+  MessageType.PreVote,
+  MessageType.PreVoteResp,
+  MessageType.TimeoutNow,
+  MessageType.TransferLeader,
+  MessageType.ReadIndex,
+  MessageType.ReadIndexResp,
+];
 
 function setup(opts: { members?: Member[]; leader?: boolean; foundingPending?: boolean; clusterId?: string | null } = {}) {
   const identity = memoryIdentityFiles();
@@ -47,19 +64,31 @@ function setup(opts: { members?: Member[]; leader?: boolean; foundingPending?: b
 }
 
 describe('IdentityGuard', () => {
-  it('pins a peer at first contact and refuses another incarnation of it afterwards', () => {
+  it('pins a peer at first contact; from another incarnation of it, takes only leader traffic', () => {
     const { guard } = setup();
     expect(guard.checkHello('n2', INC('2'), CLUSTER)).toBeNull();
     expect(guard.pins.get('n2')).toBe(INC('2'));
-    expect(guard.checkHello('n2', INC('2'), CLUSTER)).toBeNull();
-    expect(guard.checkHello('n2', INC('3'), CLUSTER)).toMatch(/n2 is incarnation .* known as .*replace it/);
+    for (const t of [...LEADER_TYPES, ...OTHER_TYPES]) expect(guard.admits(fromN2(t), INC('2')), `type ${t}`).toBe(true);
+    // Another incarnation's connection is let in (it may be a leader this node must hear from)...
+    expect(guard.checkHello('n2', INC('3'), CLUSTER)).toBeNull();
+    // ...but none of its votes or acknowledgements counts, and the pin stays.
+    for (const t of LEADER_TYPES) expect(guard.admits(fromN2(t), INC('3')), `type ${t}`).toBe(true);
+    for (const t of OTHER_TYPES) expect(guard.admits(fromN2(t), INC('3')), `type ${t}`).toBe(false);
+    expect(guard.droppedFromOtherIncarnation).toBe(OTHER_TYPES.length);
+    expect(guard.pins.get('n2')).toBe(INC('2'));
   });
 
-  it('lets the incarnation recorded in the membership win over a pin', () => {
-    const { guard } = setup({ members: [{ id: 'n2', address: 'h2:1', incarnation: INC('4') }] });
+  it('lets the incarnation recorded in the membership win over a pin, per message', () => {
+    const { guard, setMembers } = setup({ members: [{ id: 'n2', address: 'h2:1', incarnation: INC('4') }] });
     guard.pins.pin('n2', INC('2'), 1);
-    expect(guard.checkHello('n2', INC('4'), CLUSTER)).toBeNull();
-    expect(guard.checkHello('n2', INC('2'), CLUSTER)).not.toBeNull();
+    expect(guard.admits(fromN2(MessageType.VoteResp), INC('4'))).toBe(true);
+    expect(guard.admits(fromN2(MessageType.VoteResp), INC('2'))).toBe(false);
+    expect(guard.admits(fromN2(MessageType.App), INC('2'))).toBe(true);
+    // The membership records a replacement (this node applied it, catching up on its appends):
+    // the same connection's votes count from now on, the old incarnation's no longer.
+    setMembers({ voters: [{ id: 'n2', address: 'h2:1', incarnation: INC('5') }], learners: [] });
+    expect(guard.admits(fromN2(MessageType.VoteResp), INC('5'))).toBe(true);
+    expect(guard.admits(fromN2(MessageType.AppResp), INC('4'))).toBe(false);
   });
 
   it('adopts the cluster id from a --peers peer while there is no membership, once, and writes it', () => {
@@ -73,9 +102,9 @@ describe('IdentityGuard', () => {
     expect(guard.clusterId).toBe(CLUSTER);
   });
 
-  it('does not adopt a cluster id from a refused hello', () => {
+  it('does not adopt a cluster id from the hello of another incarnation', () => {
     const { guard } = setup({ members: [{ id: 'n2', address: 'h2:1', incarnation: INC('4') }] });
-    expect(guard.checkHello('n2', INC('5'), CLUSTER)).not.toBeNull();
+    expect(guard.checkHello('n2', INC('5'), CLUSTER)).toBeNull();
     expect(guard.clusterId).toBeNull();
   });
 
