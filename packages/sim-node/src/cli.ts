@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// pnpm sim:node [--seeds N] [--seed S] [--nodes 3|5] [--seconds T] [--plant NAME] [--quiet]
+// pnpm sim:node [--seeds N] [--seed S] [--nodes 3|5] [--seconds T] [--plant NAME] [--faults-during-replacement] [--quiet]
 // Runs N whole-node simulation seeds from S. Exits 1 on the first failing seed, printing the
 // command that replays it and the last events; with --plant it exits 0 only when the bug is found.
 import { parseArgs } from 'node:util';
 import { HOST_PLANTS, type HostPlant } from '@quorumkv/server';
 import { runSimNode, type SimNodeResult } from './run.js';
 
-const USAGE = `usage: pnpm sim:node [--seeds N] [--seed S] [--nodes 3|5] [--seconds T] [--plant ${HOST_PLANTS.join('|')}] [--quiet]`;
+const USAGE = `usage: pnpm sim:node [--seeds N] [--seed S] [--nodes 3|5] [--seconds T] [--plant ${HOST_PLANTS.join('|')}] [--faults-during-replacement] [--quiet]`;
 
 function fail(msg: string): never {
   console.error(`${msg}\n${USAGE}`);
@@ -20,8 +20,8 @@ function intFlag(v: string | undefined, name: string, dflt: number, min: number)
   return n;
 }
 
-function replay(r: SimNodeResult, a: { nodes?: number; seconds: number; plant?: string }): string {
-  return `pnpm sim:node --seed ${r.seed} --seeds 1${a.nodes ? ` --nodes ${a.nodes}` : ''} --seconds ${a.seconds}${a.plant ? ` --plant ${a.plant}` : ''}`;
+function replay(r: SimNodeResult, a: { nodes?: number; seconds: number; plant?: string; faultsDuringReplacement?: boolean }): string {
+  return `pnpm sim:node --seed ${r.seed} --seeds 1${a.nodes ? ` --nodes ${a.nodes}` : ''} --seconds ${a.seconds}${a.plant ? ` --plant ${a.plant}` : ''}${a.faultsDuringReplacement ? ' --faults-during-replacement' : ''}`;
 }
 
 async function main(): Promise<void> {
@@ -35,6 +35,7 @@ async function main(): Promise<void> {
         seconds: { type: 'string' },
         plant: { type: 'string' },
         quiet: { type: 'boolean' },
+        'faults-during-replacement': { type: 'boolean' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -52,6 +53,7 @@ async function main(): Promise<void> {
   if (nodes !== undefined && nodes !== 3 && nodes !== 5) fail('--nodes must be 3 or 5');
   const seconds = intFlag(values.seconds, 'seconds', 30, 1);
   const plant = values.plant as HostPlant | undefined;
+  const faultsDuringReplacement = values['faults-during-replacement'] === true;
   if (plant !== undefined && !HOST_PLANTS.includes(plant)) fail(`unknown --plant ${plant}`);
   console.log(`sim:node: ${seeds} seed(s) from ${first}, ${nodes ?? '3 or 5'} nodes, ${seconds} s of faults each${plant ? `, planted bug ${plant}` : ''}`);
   const t0 = performance.now();
@@ -59,7 +61,7 @@ async function main(): Promise<void> {
   let ops = 0;
   for (let i = 0; i < seeds; i++) {
     const seed = first + i;
-    const r = await runSimNode({ seed, ...(nodes ? { nodes } : {}), chaosSeconds: seconds, ...(plant ? { plant } : {}) });
+    const r = await runSimNode({ seed, ...(nodes ? { nodes } : {}), chaosSeconds: seconds, ...(plant ? { plant } : {}), faultsDuringReplacement });
     simSeconds += r.stats.simSeconds;
     ops += r.stats.ops;
     const s = r.stats;
@@ -70,7 +72,7 @@ async function main(): Promise<void> {
       );
     }
     if (!r.ok) {
-      console.log(`\n${r.failure!.message}\n\nlast events:\n  ${r.trace.join('\n  ')}\n\nreplay: ${replay(r, { ...(nodes ? { nodes } : {}), seconds, ...(plant ? { plant } : {}) })}`);
+      console.log(`\n${r.failure!.message}\n\nlast events:\n  ${r.trace.join('\n  ')}\n\nreplay: ${replay(r, { ...(nodes ? { nodes } : {}), seconds, ...(plant ? { plant } : {}), faultsDuringReplacement })}`);
       if (plant) {
         console.log(`\nplanted bug ${plant} found by seed ${seed} (${i + 1} seed(s) run)`);
         process.exit(0);
