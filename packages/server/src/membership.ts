@@ -78,6 +78,21 @@ export function zoneWarnings(voters: Member[], zoneOf: (m: Member) => string | u
 }
 
 /**
+ * Why `cc` may not be proposed, or null: it makes `cc.nodeId` a voter (adds it, or promotes a
+ * learner) while `m` records no incarnation for it and the change carries none. A voter is only
+ * ever made under a known incarnation, so the record precedes (or comes with) the promotion in
+ * the log and a new voter has applied its own record by the time it applies its promotion: there
+ * is no moment in which it is a voter that may not campaign for want of its record. A change of
+ * an existing voter (recording its incarnation or zone) is not refused.
+ */
+export function unrecordedVoterChange(m: Membership, cc: ConfChange): string | null {
+  if (cc.type !== ConfChangeType.AddNode || m.voters.some((v) => v.id === cc.nodeId)) return null;
+  const recorded = m.learners.find((l) => l.id === cc.nodeId)?.incarnation;
+  if (recorded !== undefined || (cc.context && parseMemberContext(cc.context)?.incarnation !== undefined)) return null;
+  return `${cc.nodeId}'s incarnation is not recorded yet (it has not connected to the leader): it becomes a voter only under a known incarnation`;
+}
+
+/**
  * Why a node may not campaign now: `identity` while the membership it has applied does not show
  * it is this data directory's seat (docs/server.md, "Who may vote"), `storage` while its log is
  * short of its high-water mark (docs/storage.md). Identity is named when both hold: it is the one

@@ -59,7 +59,7 @@ import type { ServeConfig } from './config.js';
 import type { Logger } from './logger.js';
 import type { NodeMetrics } from './metrics.js';
 import { LeaderHistory } from './leader-history.js';
-import { memberContext, membershipFromPeers, parseMemberContext, votingSuspension, type VotingSuspension } from './membership.js';
+import { memberContext, membershipFromPeers, parseMemberContext, unrecordedVoterChange, votingSuspension, type VotingSuspension } from './membership.js';
 import { recordOrigin } from './identity.js';
 import { decideFounding } from './founding.js';
 import { sleepOn, type NodeWorld, type PeerLink } from './host-world.js';
@@ -669,9 +669,15 @@ export class QuorumKvNode {
     return this.writes.wait(at, data.byteLength, d);
   }
 
-  /** Proposes a membership change and resolves once it is applied. One at a time. */
+  /**
+   * Proposes a membership change and resolves once it is applied. One at a time. A change that
+   * would make a voter of a member whose incarnation is not recorded is refused
+   * (InvalidArgumentError; membership.ts, unrecordedVoterChange).
+   */
   changeMembership(cc: ConfChange, d: Deadline): Promise<WriteResult> {
     this.checkWritable();
+    const unrecorded = unrecordedVoterChange(this.members, cc);
+    if (unrecorded !== null) return Promise.reject(new InvalidArgumentError(unrecorded));
     let at: { index: number; term: number };
     try {
       at = this.raw.proposeConfChange(cc);

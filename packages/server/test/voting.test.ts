@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
 import type { Member, Membership } from '@quorumkv/storage';
 import { fsIdentityFiles } from '../src/durable-file.js';
 import { IdentityFileError, openOrigin, recordOrigin } from '../src/identity.js';
-import { votingSuspension, type VotingFacts } from '../src/membership.js';
+import { ConfChangeType } from '@quorumkv/raft';
+import { memberContext, unrecordedVoterChange, votingSuspension, type VotingFacts } from '../src/membership.js';
 
 const MINE = 'a'.repeat(32);
 const OLD = 'b'.repeat(32);
@@ -99,5 +100,30 @@ describe('ORIGIN: whether this data directory founded the cluster', () => {
     const d = dir();
     writeFileSync(path.join(d, 'ORIGIN'), 'founded\ncrc32 00000000\n');
     expect(() => openOrigin(fsIdentityFiles(d), false)).toThrow(IdentityFileError);
+  });
+});
+
+describe('unrecordedVoterChange: a voter is made only under a known incarnation', () => {
+  const INC = 'a'.repeat(32);
+  const learner = (incarnation?: string): Membership => ({
+    voters: [{ id: 'n1', address: 'h1:1', incarnation: 'b'.repeat(32) }],
+    learners: [{ id: 'n4', address: 'h4:1', ...(incarnation ? { incarnation } : {}) }],
+  });
+
+  it('refuses to promote a learner, or add a voter, whose incarnation is neither recorded nor carried', () => {
+    expect(unrecordedVoterChange(learner(), { type: ConfChangeType.AddNode, nodeId: 'n4' })).toMatch(/n4's incarnation is not recorded yet/);
+    expect(unrecordedVoterChange(learner(), { type: ConfChangeType.AddNode, nodeId: 'n9', context: memberContext('h9:1') })).toMatch(/n9's incarnation/);
+  });
+
+  it('allows it once recorded, or when the change itself carries the incarnation', () => {
+    expect(unrecordedVoterChange(learner(INC), { type: ConfChangeType.AddNode, nodeId: 'n4' })).toBeNull();
+    expect(unrecordedVoterChange(learner(), { type: ConfChangeType.AddNode, nodeId: 'n4', context: memberContext('h4:1', undefined, INC) })).toBeNull();
+  });
+
+  it('never refuses learners, removals, or a change of an existing voter (its zone, a legacy voter\'s record)', () => {
+    expect(unrecordedVoterChange(learner(), { type: ConfChangeType.AddLearner, nodeId: 'n5', context: memberContext('h5:1') })).toBeNull();
+    expect(unrecordedVoterChange(learner(), { type: ConfChangeType.RemoveNode, nodeId: 'n4' })).toBeNull();
+    const legacy: Membership = { voters: [{ id: 'n1', address: 'h1:1' }], learners: [] };
+    expect(unrecordedVoterChange(legacy, { type: ConfChangeType.AddNode, nodeId: 'n1', context: memberContext('h1:1', 'z1') })).toBeNull();
   });
 });
