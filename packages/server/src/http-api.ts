@@ -378,7 +378,12 @@ export class HttpApi {
       fsync: this.node.metrics.fsyncRecent.summary(),
       warnings: operatorWarnings(this.node),
       switches: this.node.opsSwitches.snapshot(),
-      peerSafety: { refusedMessages: this.node.peerMessagesRefused, ignoredMessages: st.ignoredMessages, followerLogRegressions: st.followerLogRegressions },
+      peerSafety: {
+        refusedMessages: this.node.peerMessagesRefused,
+        ignoredMessages: st.ignoredMessages,
+        followerLogRegressions: st.followerLogRegressions,
+        otherIncarnationDropped: this.node.otherIncarnationDropped(),
+      },
       ...(this.node.snapshotStatus ? { snapshots: this.node.snapshotStatus() } : {}),
     };
   }

@@ -141,6 +141,19 @@ export class NodeMetrics {
   }
 
   /**
+   * `qkv_peer_messages_other_incarnation_total`: peer messages dropped because their sender's
+   * incarnation is not the one this node knows it as (identity-guard.ts, admits), read when
+   * /metrics is scraped. Also in /v1/status under `peerSafety`.
+   */
+  registerIdentity(dropped: () => number): void {
+    counterFrom(this.registry, {
+      name: 'qkv_peer_messages_other_incarnation_total',
+      help: 'Peer messages dropped: votes, acknowledgements and the like from an incarnation this node does not know the peer as',
+      read: dropped,
+    });
+  }
+
+  /**
    * `qkv_zone_quorum_at_risk`: 1 while one zone holds a quorum of the voters (losing that zone
    * stops the cluster), read from `atRisk` when /metrics is scraped.
    */

@@ -795,6 +795,11 @@ export class QuorumKvNode {
     };
   }
 
+  /** Peer messages dropped since start: their sender's incarnation is not the one this node knows (identity-guard.ts). */
+  otherIncarnationDropped(): number {
+    return this.identityGuard.droppedFromOtherIncarnation;
+  }
+
   /** The incarnation recorded in the membership for `id`, if any (admin: promote waits for it). */
   recordedIncarnation(id: string): string | undefined {
     return this.memberById(id)?.incarnation;

@@ -58,6 +58,7 @@ export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = 
   });
   metrics.registerTransport(() => transport.stats());
   metrics.registerCore(() => node.raw.status());
+  metrics.registerIdentity(() => node.otherIncarnationDropped());
   node.opsSwitches = new OpsSwitches(fsIdentityFiles(cfg.dataDir));
   node.opsSwitches.observe((s) => snapshots.setSendsPaused(s.snapshotSendsPaused));
   const startedMs = performance.now();
