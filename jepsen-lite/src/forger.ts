@@ -32,8 +32,8 @@ export interface ForgerOptions {
   /** The cluster secret. */
   secret: string;
   /**
-   * The claimed member's incarnation id: peers refuse any other (close 4404) before a message is
-   * read. It is no secret — every hello carries it and `GET /v1/admin/members` lists it; the
+   * The claimed member's incarnation id: from any other, peers take only a leader's appends and
+   * heartbeats (docs/server.md, "Who a node is"). It is no secret — every hello carries it and `GET /v1/admin/members` lists it; the
    * harness reads it with `ProcessCluster.incarnationOf`.
    */
   incarnation: string;
