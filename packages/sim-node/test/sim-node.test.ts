@@ -54,7 +54,7 @@ describe('whole-node simulation', () => {
 describe.runIf(process.env['SIM_NODE_LONG'] === '1')('replacements during faults', () => {
   test('seed 200118: a member that was down while two others were replaced rejoins', async () => {
     const r = await runSimNode({ seed: 200118, chaosSeconds: 30, faultsDuringReplacement: true });
-    expect(r.ok, explain(r)).toBe(true);
+    expect(r.ok, `${r.failure?.message}\nreplay: pnpm sim:node --seed 200118 --seeds 1 --faults-during-replacement\n${r.trace.slice(-25).join('\n')}`).toBe(true);
     expect(r.stats.replacements).toBeGreaterThanOrEqual(2);
   }, 300_000);
 });
