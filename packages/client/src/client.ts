@@ -15,6 +15,8 @@ import {
   SessionExpiredError,
   TimeoutError,
   UnavailableError,
+  DiskFullError,
+  StorageUnavailableError,
   writeOutcomeOf,
   checkKey,
   checkValue,
@@ -686,6 +688,8 @@ export class KvClient {
     if (err instanceof BusyError) return Math.max(1, Math.round(err.retryAfterMs * (1 + 0.2 * this.o.random())));
     if (
       err instanceof UnavailableError ||
+      err instanceof DiskFullError ||
+      err instanceof StorageUnavailableError ||
       err instanceof TimeoutError ||
       err instanceof IndeterminateError ||
       err instanceof ProtocolError ||

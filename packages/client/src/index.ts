@@ -45,6 +45,8 @@ export {
   TimeoutError,
   TooLargeError,
   UnavailableError,
+  DiskFullError,
+  StorageUnavailableError,
   WRITE_APPLIED_CODES,
   WRITE_NOT_APPLIED_CODES,
   writeOutcomeOf,

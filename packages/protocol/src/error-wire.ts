@@ -20,6 +20,8 @@ import {
   TimeoutError,
   TooLargeError,
   UnavailableError,
+  DiskFullError,
+  StorageUnavailableError,
 } from './errors.js';
 import type { WireError } from './wire.js';
 
@@ -62,6 +64,10 @@ export function errorFromWire(wire: WireError, cause?: unknown): QuorumKvError {
       return new IndeterminateError(wire.message, o);
     case ErrorCode.Unavailable:
       return new UnavailableError(wire.message, o);
+    case ErrorCode.DiskFull:
+      return new DiskFullError(wire.message, o);
+    case ErrorCode.StorageUnavailable:
+      return new StorageUnavailableError(wire.message, o);
     case ErrorCode.CasFailed:
       return new CasFailedError(wire.actualModRevision, wire.message, o);
     case ErrorCode.Closed:

@@ -29,6 +29,8 @@ export const ErrorCode = {
   QuotaExceeded: 'QKV_QUOTA_EXCEEDED',
   Compacted: 'QKV_COMPACTED',
   LimitExceeded: 'QKV_LIMIT_EXCEEDED',
+  DiskFull: 'QKV_DISK_FULL',
+  StorageUnavailable: 'QKV_STORAGE_UNAVAILABLE',
 } as const;
 /** One of the stable error codes in {@link ErrorCode}. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -131,6 +133,27 @@ export class IndeterminateError extends QuorumKvError {
 export class UnavailableError extends QuorumKvError {
   constructor(message = 'node unavailable', options?: ErrorOptions) {
     super(ErrorCode.Unavailable, message, options);
+  }
+}
+
+/**
+ * The node cannot persist: its disk is full (`ENOSPC`). It takes no writes and no part in
+ * elections until a write to its data directory succeeds again (it probes on its own). For a
+ * write it means NOT applied: the node refused it without proposing it; ask another node.
+ */
+export class DiskFullError extends QuorumKvError {
+  constructor(message = 'the node\'s disk is full: it takes no writes until space returns', options?: ErrorOptions) {
+    super(ErrorCode.DiskFull, message, options);
+  }
+}
+
+/**
+ * The node cannot persist: a write to its data directory failed (`EIO` or another I/O error).
+ * As {@link DiskFullError}: NOT applied, no elections, the node probes and recovers on its own.
+ */
+export class StorageUnavailableError extends QuorumKvError {
+  constructor(message = 'the node\'s storage failed a write: it takes no writes until a probe write succeeds', options?: ErrorOptions) {
+    super(ErrorCode.StorageUnavailable, message, options);
   }
 }
 
@@ -268,6 +291,9 @@ export const WRITE_NOT_APPLIED_CODES: ReadonlySet<string> = new Set<string>([
   ErrorCode.Compacted,
   // Decided in the log like a failed compare, but the command wrote nothing.
   ErrorCode.LimitExceeded,
+  // Answered by a node that stopped on a failed disk write, before any proposal.
+  ErrorCode.DiskFull,
+  ErrorCode.StorageUnavailable,
 ]);
 
 /** Codes that are a write's final outcome, decided by the state machine. */

@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, SERVE_USAGE, parseServeConfig } from './config.js';
 import { DEV_USAGE, runDev } from './dev.js';
-import { startServer } from './server.js';
+import { serveRecovering } from './storage-recovery.js';
 import { runAdminCommand, ADMIN_USAGE } from './admin-cli.js';
 import { FoundingRefusedError } from './founding.js';
 import { IdentityFileError } from './identity.js';
@@ -27,19 +27,20 @@ async function serve(argv: string[]): Promise<number> {
     return 0;
   }
   const cfg = parseServeConfig(argv);
-  const running = await startServer(cfg);
+  const recovering = await serveRecovering(cfg);
   let signals = 0;
   const onSignal = (sig: string) => {
     if (++signals > 1) process.exit(130);
-    running.node.log.info({ signal: sig }, 'signal received');
-    void running.stop().then(() => process.exit(0));
+    recovering.log.info({ signal: sig }, 'signal received');
+    void recovering.stop().then(() => process.exit(0));
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
   // SIGHUP re-reads the TLS files now (they are also reloaded when they change).
   process.on('SIGHUP', () => {
-    if (running.tls) running.tls.reload('SIGHUP');
-    else running.node.log.info({}, 'SIGHUP ignored: no TLS configured');
+    const running = recovering.current();
+    if (running?.tls) running.tls.reload('SIGHUP');
+    else recovering.log.info({}, running ? 'SIGHUP ignored: no TLS configured' : 'SIGHUP ignored: the node is stopped on a storage fault');
   });
   return new Promise<number>(() => undefined); // runs until a signal
 }

@@ -67,6 +67,9 @@ const STATUS_BY_CODE: Record<string, number> = {
   QKV_NO_LEADER: 503,
   QKV_BUSY: 503,
   QKV_UNAVAILABLE: 503,
+  // A node that cannot persist (storage-fault.ts): not applied, ask another node.
+  QKV_STORAGE_UNAVAILABLE: 503,
+  QKV_DISK_FULL: 507,
   // For a write, 503 always means "not applied"; an unknown outcome never shares it (a proxy that
   // retries 503s elsewhere must not repeat a write that may have been applied). 504 "the gateway
   // did not get an answer in time" is the one status for it, and carries no Retry-After.

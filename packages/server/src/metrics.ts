@@ -3,6 +3,7 @@
 import { ErrorCauses } from './availability.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PeerStats, TransportStats } from '@quorumkv/transport';
+import type { StorageFaultCounts } from './storage-fault.js';
 
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -187,6 +188,31 @@ export class NodeMetrics {
       registers: [this.registry],
       collect() {
         this.set(read().snapshotSendsPaused ? 1 : 0);
+      },
+    });
+  }
+
+  /**
+   * `qkv_storage_writable` (1; the stand-in of storage-fault.ts serves 0 while the node is stopped
+   * on a failed write) and `qkv_storage_faults_total{kind}`, counted across restarts in the process.
+   */
+  registerStorageFaults(counts: StorageFaultCounts): void {
+    new Gauge({
+      name: 'qkv_storage_writable',
+      help: '1 while the node can persist; 0 while it is stopped on a failed disk write',
+      registers: [this.registry],
+      collect() {
+        this.set(counts.current ? 0 : 1);
+      },
+    });
+    new Counter({
+      name: 'qkv_storage_faults_total',
+      help: 'Failed disk writes that stopped the node, by kind',
+      labelNames: ['kind'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const kind of ['disk-full', 'io'] as const) this.inc({ kind }, counts.faults[kind]);
       },
     });
   }

@@ -12,6 +12,7 @@ import type { NodeWorld } from './host-world.js';
 import { coreLogger, type Logger } from './logger.js';
 import type { NodeMetrics } from './metrics.js';
 import { QuorumKvNode } from './node.js';
+import { storageFaultKindOf, type StorageFaultKind } from './storage-fault.js';
 import { createRealClock } from './world.js';
 
 /** Exit code of a node stopped by a fatal error in its host loop. */
@@ -21,7 +22,13 @@ export const FATAL_EXIT_CODE = 70;
  * Opens a production node on `cfg.dataDir`: the node, and its WebSocket transport (the server
  * routes /raft upgrades and snapshot dials through it and reads its stats).
  */
-export async function openProductionNode(cfg: ServeConfig, log: Logger, metrics: NodeMetrics, tls?: PeerTls): Promise<{ node: QuorumKvNode; transport: PeerTransport }> {
+export async function openProductionNode(
+  cfg: ServeConfig,
+  log: Logger,
+  metrics: NodeMetrics,
+  tls?: PeerTls,
+  onStorageFault?: (kind: StorageFaultKind, err: Error) => void,
+): Promise<{ node: QuorumKvNode; transport: PeerTransport }> {
   const store = await openNodeStore(cfg.dataDir, { snapshotChunkBytes: cfg.snapshotChunkBytes, kv: { sessionTtlMs: cfg.sessionTtlMs, idempotencyTtlMs: cfg.idempotencyTtlMs } });
   let node: QuorumKvNode | undefined;
   let transport: PeerTransport | undefined;
@@ -53,7 +60,11 @@ export async function openProductionNode(cfg: ServeConfig, log: Logger, metrics:
       });
       return transport;
     },
-    onFatal: () => {
+    onFatal: (err) => {
+      // A failed disk write is handed to the caller (storage-recovery.ts), which stops this node
+      // and starts a new one from disk once writes work again; anything else ends the process.
+      const kind = storageFaultKindOf(err);
+      if (kind && onStorageFault) return onStorageFault(kind, err);
       process.exitCode = FATAL_EXIT_CODE;
       void (node?.stop() ?? Promise.resolve()).finally(() => process.exit(FATAL_EXIT_CODE));
     },

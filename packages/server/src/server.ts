@@ -16,6 +16,7 @@ import { failureDomainWarnings } from './membership.js';
 import { NodeMetrics } from './metrics.js';
 import type { QuorumKvNode } from './node.js';
 import { openProductionNode } from './node-production.js';
+import type { StorageFaultCounts, StorageFaultKind } from './storage-fault.js';
 import { SnapshotManager, snapshotHostOf } from './snapshots.js';
 import { createRealClock } from './world.js';
 import { recordOwnZone } from './zone-record.js';
@@ -38,13 +39,26 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/** Options of {@link startServer}. */
+export interface StartServerOptions {
+  logger?: Logger;
+  /**
+   * Called (once) when a disk write fails with ENOSPC or EIO, instead of ending the process; the
+   * caller stops this server and starts another once writes work (storage-recovery.ts).
+   */
+  onStorageFault?: (kind: StorageFaultKind, err: Error) => void;
+  /** Storage-fault counts kept across restarts inside the process, served on /metrics. */
+  storageFaults?: StorageFaultCounts;
+}
+
 /** Starts a node and listens; resolves once it accepts connections. */
-export async function startServer(cfg: ServeConfig, opts: { logger?: Logger } = {}): Promise<RunningServer> {
+export async function startServer(cfg: ServeConfig, opts: StartServerOptions = {}): Promise<RunningServer> {
   const log = opts.logger ?? createLogger(cfg.id, cfg.logLevel);
   const metrics = new NodeMetrics();
   const tls = cfg.tls ? new NodeTls(cfg.tls, cfg.id, log.child({ component: 'tls' })) : undefined;
   const peerHttp = peerHttpOf(tls);
-  const { node, transport } = await openProductionNode(cfg, log, metrics, tls);
+  const { node, transport } = await openProductionNode(cfg, log, metrics, tls, opts.onStorageFault);
+  if (opts.storageFaults) metrics.registerStorageFaults(opts.storageFaults);
   const snapshots = new SnapshotManager(snapshotHostOf(node), { dial: (peer) => transport.dialSnapshot(peer) }, {
     chunkBytes: cfg.snapshotChunkBytes,
     rateBytesPerSec: cfg.snapshotRateBytesPerSec,
