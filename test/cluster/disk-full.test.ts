@@ -1,6 +1,7 @@
-// A node whose disk fills up (forgetfs `fail enospc` on its data directory, tools/forgetfs) must
+// A node whose disk fills up (forgetfs `fail enospc` on its data directory, tools/forgetfs), or
+// fails writes with EIO (`fail eio`), must
 // not die and must not lose anything: it stops taking part (no vote, no leadership, the other two
-// carry on), answers 507 QKV_DISK_FULL and `qkv_storage_writable 0` from the same process, and
+// carry on), answers 507 QKV_DISK_FULL (503 QKV_STORAGE_UNAVAILABLE for EIO) and `qkv_storage_writable 0` from the same process, and
 // once space returns (`fail none`) starts again from disk on its own, catches up, and holds every
 // acknowledged write (packages/server/src/storage-fault.ts, docs/durability.md).
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
@@ -35,8 +36,23 @@ async function metric(c: ProcessCluster, id: string, sample: string): Promise<nu
   return line === undefined ? undefined : Number(line.slice(sample.length + 1));
 }
 
-describe.skipIf(why !== null)('a node whose disk is full', () => {
-  it('stops voting and writing with QKV_DISK_FULL, stays up, loses nothing, and recovers when space returns', async () => {
+/** Makes n1 the leader (an explicit transfer, repeated until it holds). */
+async function makeN1Leader(c: ProcessCluster): Promise<void> {
+  await waitFor('n1 to lead', async () => {
+    const leader = await c.waitForLeader({ timeoutMs: WAIT_MS });
+    if (leader.id === 'n1') return true;
+    await c.request(c.node(leader.id).port, 'POST', '/v1/admin/leader/transfer', { body: JSON.stringify({ id: 'n1' }) }).catch(() => undefined);
+    return undefined;
+  }, WAIT_MS);
+}
+
+const CASES = [
+  { errno: 'enospc', role: 'leader', status: 507, code: 'QKV_DISK_FULL', kind: 'disk-full' },
+  { errno: 'eio', role: 'follower', status: 503, code: 'QKV_STORAGE_UNAVAILABLE', kind: 'io' },
+] as const;
+
+describe.skipIf(why !== null)('a node whose disk fails writes', () => {
+  it.each(CASES)('$errno on the $role: no vote, $code from a live process, nothing lost, recovery when writes work again', async ({ errno, role, status, code, kind }) => {
     const base = path.join(tmpdir(), `qkv-disk-full-${process.pid}-${Date.now()}`);
     let fs: ForgetfsMount | undefined;
     let c: ProcessCluster | undefined;
@@ -57,31 +73,37 @@ describe.skipIf(why !== null)('a node whose disk is full', () => {
         const all = c!.nodes.map((n) => n.id);
         const others = all.filter((id) => id !== 'n1');
         for (let i = 0; i < WRITES; i++) await putSomewhere(c!, all, `before/${i}`);
+        if (role === 'leader') await makeN1Leader(c!);
+        else if ((await c!.waitForLeader({ timeoutMs: WAIT_MS })).id === 'n1') await c!.request(c!.node('n1').port, 'POST', '/v1/admin/leader/transfer', { body: JSON.stringify({ id: 'n2' }) });
 
-        fs!.inject({ kind: 'fail', errno: 'enospc' });
-        // n1 fails on its next append (as leader or follower); the others then elect among themselves.
-        for (let i = 0; i < WRITES; i++) await putSomewhere(c!, others, `during/${i}`);
-        const refused = await waitFor('n1 to answer QKV_DISK_FULL', async () => {
-          const r = await c!.put('n1', 'refused', 'x', 2_000).catch(() => undefined);
-          return r?.status === 507 ? r : undefined;
+        fs!.inject({ kind: 'fail', errno });
+        // n1 fails on its next append (as leader or follower), so write through it. Each attempt
+        // its own key: one cut off in flight (504 QKV_INDETERMINATE) may have landed.
+        let attempt = 0;
+        const refused = await waitFor(`n1 to answer ${code}`, async () => {
+          const key = `refused/${attempt++}`;
+          const r = await c!.put('n1', key, 'x', 2_000).catch(() => undefined);
+          return r?.status === status ? { key, body: jsonOf(r) } : undefined;
         }, WAIT_MS);
-        expect(jsonOf(refused).code).toBe('QKV_DISK_FULL');
+        expect(refused.body.code).toBe(code);
+        // The other two elect among themselves and take writes.
+        for (let i = 0; i < WRITES; i++) await putSomewhere(c!, others, `during/${i}`);
         expect(c!.node('n1').proc?.exitCode).toBeNull(); // the process lives on
         expect(await metric(c!, 'n1', 'qkv_storage_writable')).toBe(0);
-        expect(await metric(c!, 'n1', 'qkv_storage_faults_total{kind="disk-full"}')).toBe(1);
+        expect(await metric(c!, 'n1', `qkv_storage_faults_total{kind="${kind}"}`)).toBe(1);
         const leader = await c!.waitForLeader({ among: others, timeoutMs: WAIT_MS });
         expect(others).toContain(leader.id);
 
         fs!.inject({ kind: 'fail', errno: 'none' });
         await waitFor('n1 writable again', async () => ((await metric(c!, 'n1', 'qkv_storage_writable')) === 1 ? true : undefined), WAIT_MS);
         await c!.waitConverged(WAIT_MS);
-        expect(await metric(c!, 'n1', 'qkv_storage_faults_total{kind="disk-full"}')).toBe(1);
+        expect(await metric(c!, 'n1', `qkv_storage_faults_total{kind="${kind}"}`)).toBe(1);
         const held = await c!.list('n1', '', 'stale');
         for (let i = 0; i < WRITES; i++) {
           expect(held.has(`before/${i}`), `before/${i}`).toBe(true);
           expect(held.has(`during/${i}`), `during/${i}`).toBe(true);
         }
-        expect(held.has('refused')).toBe(false); // answered 507 = not applied
+        expect(held.has(refused.key), `${refused.key} was answered ${code}: not applied`).toBe(false);
       })();
     } finally {
       await c?.teardown();
