@@ -442,6 +442,13 @@ export class Cluster implements RunCluster {
     else await putFsyncDelay(id, this.endpointOf(id), delayMs, this.ca);
   }
 
+  /** The disk-full fault: every write to the node's forgetting filesystem fails with `errno` ('none' heals). */
+  async failDiskWrites(id: string, errno: 'enospc' | 'eio' | 'none'): Promise<void> {
+    const disk = this.disks.get(id);
+    if (!disk) throw new HarnessError('JL_FAULT_UNSUPPORTED', 'disk-full needs the nodes on forgetting filesystems (ClusterOptions.forgetfs)');
+    disk.inject({ kind: 'fail', errno });
+  }
+
   async compactedPast(id: string): Promise<boolean> {
     const v = await this.view();
     if (v.leader === null) return false;

@@ -193,6 +193,11 @@ export class DockerCluster implements RunCluster {
     return Promise.reject(new HarnessError('JL_FAULT_UNSUPPORTED', 'the power-loss nemesis runs against local processes only (--env local)'));
   }
 
+  /** Not here: the forgetting filesystem is mounted only under local nodes so far. */
+  failDiskWrites(): Promise<void> {
+    return Promise.reject(new HarnessError('JL_FAULT_UNSUPPORTED', 'the disk-full nemesis runs against local processes only (--env local)'));
+  }
+
   /** Not here: the data directory of a node is damaged only locally so far. */
   corrupt(): Promise<string> {
     return Promise.reject(new HarnessError('JL_FAULT_UNSUPPORTED', 'the corrupt nemesis runs against local processes only (--env local)'));

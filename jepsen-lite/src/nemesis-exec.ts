@@ -42,6 +42,8 @@ export interface ClusterControl {
   /** SIGSTOP / SIGCONT (Docker: docker pause / unpause). */
   pause(node: string): void | Promise<void>;
   resume(node: string): void | Promise<void>;
+  /** Makes every write to the node's disk fail with `errno` ('none' heals); needs its forgetting filesystem. */
+  failDiskWrites(node: string, errno: 'enospc' | 'eio' | 'none'): Promise<void>;
   /** The server's harness-only fault option; 0 turns it off. */
   setFsyncDelayMs(node: string, delayMs: number): Promise<void>;
   /** True once the leader's log no longer holds the entry after `node`'s applied index. */
@@ -192,6 +194,12 @@ async function applyFault(fault: Fault, eventId: string, view: ClusterView, clus
       await cluster.setFsyncDelayMs(t, fault.fsyncDelayMs);
       undos.push(() => cluster.setFsyncDelayMs(t, 0).catch(() => undefined));
       return `slow disk ${t} +${fault.fsyncDelayMs}ms/fsync`;
+    }
+    case 'disk-full': {
+      const t = node(fault.target);
+      await cluster.failDiskWrites(t, fault.errno);
+      undos.push(() => cluster.failDiskWrites(t, 'none'));
+      return `disk of ${t} fails every write with ${fault.errno.toUpperCase()}`;
     }
     case 'load-surge':
       cluster.setRateMultiplier(fault.rateMultiplier);

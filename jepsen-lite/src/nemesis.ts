@@ -33,6 +33,12 @@ export type Fault =
   /** The server's harness-only fault option: added latency on every fsync. */
   | { kind: 'slow-disk'; target: NodeRef; fsyncDelayMs: number }
   /**
+   * Every write to one node's disk fails (`ENOSPC`, or `EIO`) through its forgetting filesystem
+   * until the heal: the node stops on its first failed write, keeps its port with a typed error,
+   * and must start again on its own once writes work (docs/durability.md).
+   */
+  | { kind: 'disk-full'; target: NodeRef; errno: 'enospc' | 'eio' }
+  /**
    * Cut a follower off silently and keep it off until the leader has compacted its log past
    * the follower's applied index (or `healMs` passes), then heal under load: forces catch-up by
    * snapshot.
@@ -127,6 +133,7 @@ export const NEMESES = [
   'slow-link',
   'slow-node',
   'slow-disk',
+  'disk-full',
   'snapshot-blackhole',
   'correlated-pause-leader-slow-disk',
   'correlated-heal-under-load',
@@ -298,6 +305,8 @@ function faultsFor(nemesis: NemesisName, nodes: readonly string[], rng: Rng): Fa
       return [{ kind: 'slow-node', target: rng.pick(['@leader', ...nodes]), shaping: { ...SLOW, delayMs: rng.int(50, 400) } }];
     case 'slow-disk':
       return [{ kind: 'slow-disk', target: rng.pick(['@leader', ...nodes]), fsyncDelayMs: rng.int(20, 200) }];
+    case 'disk-full':
+      return [{ kind: 'disk-full', target: rng.pick(['@leader', '@follower:0']), errno: rng.chance(0.75) ? 'enospc' : 'eio' }];
     case 'snapshot-blackhole':
       return [{ kind: 'blackhole-until-compaction', target: '@follower:0' }];
     case 'correlated-pause-leader-slow-disk':

@@ -183,8 +183,8 @@ async function startCluster(o: RunOptions, nodeIds: string[]): Promise<RunCluste
     if (o.composeFile === undefined) throw new HarnessError('JL_DOCKER_NO_COMPOSE', '--env docker needs the compose file (deploy/docker-compose.yml)');
     return DockerCluster.start({ nodes: nodeIds, composeFile: o.composeFile, image: o.image ?? DEFAULT_NODE_IMAGE, dir: o.out, env });
   }
-  // Power loss needs every data directory on a forgetting filesystem (tools/forgetfs).
-  const forgetfs = o.nemeses.some((n) => n.startsWith('power-loss-'));
+  // Power loss and disk-full need every data directory on a forgetting filesystem (tools/forgetfs).
+  const forgetfs = o.nemeses.some((n) => n.startsWith('power-loss-') || n === 'disk-full');
   return Cluster.start({ nodes: nodeIds, serverCli: o.serverCli, dir: o.out, seed: o.seed, tls: o.tls === true, forgetfs, extraArgs: ['--snapshot-entries', String(SNAPSHOT_ENTRIES), '--snapshot-keep-entries', String(SNAPSHOT_KEEP_ENTRIES), '--enable-fault-injection'] });
 }
 

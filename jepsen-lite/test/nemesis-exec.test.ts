@@ -21,6 +21,7 @@ function fakeCluster(leader: string, compactedAfterMs = Infinity, clock?: { now:
     pause: (n) => log.push(`pause ${n}`),
     resume: (n) => log.push(`resume ${n}`),
     setFsyncDelayMs: async (n, ms) => void log.push(`fsync ${n} ${ms}ms`),
+    failDiskWrites: async (n, errno) => void log.push(`disk ${n} fail ${errno}`),
     compactedPast: async () => (clock?.now ?? 0) >= compactedAfterMs,
     setRateMultiplier: (x) => log.push(`rate x${x}`),
     wipe: async (n) => void log.push(`wipe ${n}`),
@@ -133,6 +134,13 @@ describe('nemesis executor: wipe and hostile peer', () => {
     const [w] = await executeSchedule(schedule([{ id: 'e1', nemesis: 'power-loss-majority', startMs: 10, healMs: 20, correlated: false, faults: [{ kind: 'power-loss', targets: ['@leader', 'n2'], torn: true }] }]), cluster, fakeClock());
     expect(cluster.log).toEqual(['power loss n1,n2 torn', 'restart n1', 'restart n2']);
     expect(w!.label).toBe('e1 power loss n1,n2 (last write torn): unsynced writes discarded');
+  });
+
+  it('fails every write of its target\'s disk from the start and lets writes work again at the heal', async () => {
+    const cluster = fakeCluster('n3');
+    const [w] = await executeSchedule(schedule([{ id: 'e1', nemesis: 'disk-full', startMs: 10, healMs: 20, correlated: false, faults: [{ kind: 'disk-full', target: '@leader', errno: 'enospc' }] }]), cluster, fakeClock());
+    expect(cluster.log).toEqual(['disk n3 fail enospc', 'disk n3 fail none']);
+    expect(w!.label).toBe('e1 disk of n3 fails every write with ENOSPC');
   });
 
   it('corrupts its target at the start and has it repaired (or replaced) at the heal', async () => {
