@@ -22,7 +22,7 @@ run options (defaults in brackets):
   --time S             seconds of workload [60]
   --nemesis LIST       comma-separated nemeses or groups (partition, kill, pause, slow,
                        correlated, wipe, power-loss, corrupt, all, none, or single names such as
-                       partition-ring, wipe-one, hostile-peer, power-loss-all) [partition]
+                       partition-ring, wipe-one, hostile-peer, power-loss-all, disk-full) [partition]
   --workload W         register | set | watch | bank [register]
   --concurrency N      client processes [6]
   --rate N             target ops per second over all processes [200]

@@ -37,15 +37,14 @@ const CAUSE_DEPTH_MAX = 8;
  */
 export function storageFaultKindOf(err: unknown): StorageFaultKind | undefined {
   let e: unknown = err;
-  let sawStorageIo = false;
   for (let depth = 0; depth < CAUSE_DEPTH_MAX && e instanceof Error; depth++) {
     const code = (e as { code?: unknown }).code;
     if (code === 'ENOSPC' || /no space left on device/i.test(e.message)) return 'disk-full';
     if (code === 'EIO' || /input\/output error/i.test(e.message)) return 'io';
-    if (code === 'QKV_STORAGE_IO') sawStorageIo = true;
     e = e.cause;
   }
-  return sawStorageIo ? 'io' : undefined;
+  // Other I/O errors (a locked database, a closed store) are not a failing disk: they still stop the process.
+  return undefined;
 }
 
 /** Writes, syncs and removes the probe file; resolves true when all of it worked. */

@@ -27,6 +27,7 @@ function fullMetrics(stats: () => TransportStats): NodeMetrics {
   m.registerCore(() => ({ ignoredMessages: 4, followerLogRegressions: 5 }));
   m.registerFailureDomains(() => true);
   m.registerWatches(() => ({ waiting: 1, windowChanges: 2, windowBytes: 3, historyReads: 4 }));
+  m.registerStorageFaults({ faults: { 'disk-full': 1, io: 0 }, current: undefined });
   return m;
 }
 
