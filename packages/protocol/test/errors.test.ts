@@ -17,6 +17,8 @@ import {
   QuorumKvError,
   QuotaExceededError,
   CompactedError,
+  DiskFullError,
+  StorageUnavailableError,
   SessionExpiredError,
   TimeoutError,
   TooLargeError,
@@ -47,6 +49,8 @@ const samples: QuorumKvError[] = [
   new QuotaExceededError('too many sessions from this address'),
   new CompactedError(12),
   new LimitExceededError("more than 10000 keys"),
+  new DiskFullError(),
+  new StorageUnavailableError(),
 ];
 
 describe('error mapping', () => {
