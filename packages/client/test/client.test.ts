@@ -12,6 +12,8 @@ import {
   TimeoutError,
   TooLargeError,
   UnavailableError,
+  DiskFullError,
+  StorageUnavailableError,
   connect,
   writeOutcomeOf,
   type ConnectOptions,
@@ -153,6 +155,18 @@ describe('routing', () => {
     setTimeout(() => cluster.elect('n3'), 150);
     const { revision } = await kv.put('k', 'v', { timeoutMs: 3000 });
     expect(cluster.store.get(new TextEncoder().encode('k'))?.modRevision).toBe(revision);
+  });
+
+  it.each([
+    ['QKV_DISK_FULL', () => new DiskFullError()],
+    ['QKV_STORAGE_UNAVAILABLE', () => new StorageUnavailableError()],
+  ] as const)('a node that cannot persist (%s) is passed over; the write lands once', async (_code, error) => {
+    const kv = await client();
+    cluster.faults.refuse = 2;
+    cluster.faults.refuseError = error;
+    const { revision } = await kv.put('k', 'v', { timeoutMs: 3000 });
+    expect(cluster.store.get(new TextEncoder().encode('k'))?.modRevision).toBe(revision);
+    expect(cluster.faults.refuse).toBe(0);
   });
 
   it('retries busy answers after their hint', async () => {

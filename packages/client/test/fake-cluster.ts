@@ -133,6 +133,9 @@ export interface Faults {
   busyRetryAfterMs: number;
   /** Requests are never answered (until the connection or the endpoint closes). */
   hang: boolean;
+  /** The next N requests to the leader are answered `refuseError()` before anything is applied. */
+  refuse: number;
+  refuseError: () => Error;
 }
 
 /** Counts of what each node served. */
@@ -208,6 +211,10 @@ export class FakeNode {
     if (c.faults.busy > 0) {
       c.faults.busy--;
       throw new BusyError(c.faults.busyRetryAfterMs);
+    }
+    if (c.faults.refuse > 0) {
+      c.faults.refuse--;
+      throw c.faults.refuseError();
     }
   }
 
@@ -292,6 +299,8 @@ export class FakeCluster {
     busy: 0,
     busyRetryAfterMs: 20,
     hang: false,
+    refuse: 0,
+    refuseError: () => new Error('refuseError not set'),
   };
 
   private constructor(size: number) {
