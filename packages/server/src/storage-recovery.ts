@@ -78,6 +78,8 @@ export async function serveRecovering(cfg: ServeConfig): Promise<RecoveringServe
     await old?.stop().catch((e: unknown) => log.warn({ err: e }, 'stopping after the storage fault failed; continuing'));
     if (stopped) return;
     standIn = await listenStandIn(cfg, counts, log);
+    // Unbounded in count on purpose: waiting for space is the job. The back-off bounds the rate
+    // (one probe per STORAGE_PROBE_BACKOFF_MAX_MS at most) and stop() ends it.
     for (let attempt = 0; !stopped; attempt++) {
       await new Promise<void>((r) => {
         const t = setTimeout(r, probeDelayMs(attempt));
