@@ -4,6 +4,7 @@
 // Written against the server's CLI (`serve --id --listen --peers --data`) and `/v1/status`;
 // README § "Status of `run`" lists the status fields and admin routes it would also like.
 
+import { adminAuthorization } from '@quorumkv/transport';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -195,11 +196,14 @@ export async function waitForLeaderOf(view: () => Promise<ClusterView>, timeoutM
   throw new HarnessError('JL_NO_LEADER', `no leader elected within ${timeoutMs} ms (${hint})`);
 }
 
-/** PUT /v1/admin/faults {fsyncDelayMs}; a node without --enable-fault-injection → JL_FAULT_UNSUPPORTED. */
-export async function putFsyncDelay(id: string, endpoint: string, delayMs: number, ca?: Buffer): Promise<void> {
+/**
+ * PUT /v1/admin/faults {fsyncDelayMs} with the admin token of `clusterSecret`; a node without
+ * --enable-fault-injection → JL_FAULT_UNSUPPORTED.
+ */
+export async function putFsyncDelay(id: string, endpoint: string, clusterSecret: string, delayMs: number, ca?: Buffer): Promise<void> {
   const res = await nodeFetch(endpoint, '/v1/admin/faults', {
     method: 'PUT',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: adminAuthorization(clusterSecret) },
     body: JSON.stringify({ fsyncDelayMs: delayMs }),
     signal: AbortSignal.timeout(1000),
   }, ca).catch((err: unknown) => {
@@ -439,7 +443,7 @@ export class Cluster implements RunCluster {
   async setFsyncDelayMs(id: string, delayMs: number): Promise<void> {
     const disk = this.disks.get(id);
     if (disk) disk.inject({ kind: 'delay-fsync', ms: delayMs });
-    else await putFsyncDelay(id, this.endpointOf(id), delayMs, this.ca);
+    else await putFsyncDelay(id, this.endpointOf(id), this.clusterSecret, delayMs, this.ca);
   }
 
   /** The disk-full fault: every write to the node's forgetting filesystem fails with `errno` ('none' heals). */
@@ -491,6 +495,7 @@ export class Cluster implements RunCluster {
   /** Heals a wipe: the operator's replacement procedure (replace.ts). */
   replace(id: string): Promise<string> {
     return replaceMember(id, {
+      authorization: adminAuthorization(this.clusterSecret),
       otherEndpoints: () => this.nodes.filter((n) => n !== id).map((n) => this.endpointOf(n)),
       peerAddress: this.links.addressOf(id),
       stop: () => this.killFor(id, 'stopped to be replaced'),

@@ -80,6 +80,8 @@ export class DockerCluster implements RunCluster {
   private rateMultiplier = 1;
   private readonly containers = new Map<string, string>();
   private network = '';
+  /** The cluster secret written to the env file (admin calls prove it). */
+  private clusterSecret = '';
   private readonly disconnected = new Set<string>();
   private readonly paused = new Set<string>();
   private readonly killed = new Set<string>();
@@ -122,6 +124,7 @@ export class DockerCluster implements RunCluster {
     const composeEnv: NodeJS.ProcessEnv = { ...process.env, QKV_IMAGE: options.image, QKV_ENV_FILE: envFile, QKV_TLS_DIR: join(envDir, 'tls') };
     for (const id of options.nodes) composeEnv[`QKV_PORT_${id.toUpperCase()}`] = String(ports.get(id));
     const cluster = new DockerCluster(options, pre.compose, project, ports, envDir, composeEnv);
+    cluster.clusterSecret = settings.QKV_CLUSTER_SECRET;
     trackProject(project);
     try {
       await cluster.composeCall('up', '-d');
@@ -257,7 +260,7 @@ export class DockerCluster implements RunCluster {
   }
 
   setFsyncDelayMs(id: string, delayMs: number): Promise<void> {
-    return putFsyncDelay(id, this.endpointOf(id), delayMs);
+    return putFsyncDelay(id, this.endpointOf(id), this.clusterSecret, delayMs);
   }
 
   async compactedPast(id: string): Promise<boolean> {

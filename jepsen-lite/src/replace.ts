@@ -15,6 +15,8 @@ const ADMIN_REQUEST_TIMEOUT_MS = 10_000;
 
 /** What the procedure needs from the cluster. */
 export interface ReplaceEnv {
+  /** The `Authorization` header admin calls carry (the admin token of the cluster secret). */
+  authorization: string;
   /** Client/admin endpoints (`host:port`) of the members other than the replaced one. */
   otherEndpoints(): string[];
   /** The address the member is added under (its peer address). */
@@ -39,10 +41,10 @@ interface AdminAnswer {
   text: string;
 }
 
-async function adminCall(endpoint: string, method: string, path: string, body: unknown, ca: Buffer | undefined): Promise<AdminAnswer> {
+async function adminCall(endpoint: string, authorization: string, method: string, path: string, body: unknown, ca: Buffer | undefined): Promise<AdminAnswer> {
   const res = await nodeFetch(endpoint, path, {
     method,
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     signal: AbortSignal.timeout(ADMIN_REQUEST_TIMEOUT_MS),
   }, ca);
@@ -69,7 +71,7 @@ async function step(env: ReplaceEnv, what: string, method: string, path: string,
   while (Date.now() < until) {
     for (const ep of env.otherEndpoints()) {
       try {
-        const a = await adminCall(ep, method, path, body, env.ca);
+        const a = await adminCall(ep, env.authorization, method, path, body, env.ca);
         if (done(a)) return null;
         last = `${ep} answered ${a.status} ${a.text}`;
       } catch (err) {

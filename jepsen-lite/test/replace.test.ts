@@ -21,6 +21,7 @@ async function fakeAdmin(script: Record<string, [number, string][]>): Promise<{ 
 
 function env(endpoint: string, steps: string[], over: Partial<ReplaceEnv> = {}): ReplaceEnv {
   return {
+    authorization: 'Bearer test-token',
     otherEndpoints: () => [endpoint],
     peerAddress: '127.0.0.1:9001',
     stop: async () => void steps.push('stop'),

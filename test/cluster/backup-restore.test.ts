@@ -10,14 +10,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from '@quorumkv/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_PATH, ProcessCluster, httpRequest, jsonOf, waitFor } from '../harness/cluster.js';
+import { CLI_ENV, CLI_PATH, ProcessCluster, httpRequest, jsonOf, waitFor } from '../harness/cluster.js';
 
 const KEYS = 40;
 
 /** Runs `quorumkv ARGS`; resolves with its exit code and output. */
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI_PATH, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI_PATH, ...args], { timeout: 30_000, env: CLI_ENV }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr });
     });
   });

@@ -15,6 +15,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { adminAuthorization } from '@quorumkv/transport';
 
 /** The repository root: the nearest directory above this file holding pnpm-workspace.yaml. */
 export const REPO_ROOT = findRepoRoot(path.dirname(fileURLToPath(import.meta.url)));
@@ -22,6 +23,8 @@ export const REPO_ROOT = findRepoRoot(path.dirname(fileURLToPath(import.meta.url
 export const CLI_PATH = path.join(REPO_ROOT, 'packages', 'server', 'dist', 'cli.js');
 /** A cluster secret long enough for both the config (>= 8) and the transport (>= 16). */
 export const TEST_SECRET = 'quorumkv-test-secret-0123456789';
+/** The environment for running the `quorumkv` CLI against a test cluster: its admin commands prove TEST_SECRET. */
+export const CLI_ENV: NodeJS.ProcessEnv = { ...process.env, QKV_CLUSTER_SECRET: TEST_SECRET, QKV_CLUSTER_SECRET_FILE: '' };
 
 /** Longest any single harness wait may take unless the caller says otherwise. */
 const DEFAULT_WAIT_MS = 15_000;
@@ -133,6 +136,10 @@ export interface HttpResult {
 /** Options of {@link httpRequest}. */
 export interface RequestOptions {
   body?: Uint8Array | string;
+  /**
+   * Request headers. An admin request (`/v1/admin/…`, `/v1/compact`) without an `authorization`
+   * header gets TEST_SECRET's admin token; pass `authorization: ''` to send none.
+   */
   headers?: http.OutgoingHttpHeaders;
   timeoutMs?: number;
   agent?: http.Agent;
@@ -153,6 +160,17 @@ export const keepAliveHttpsAgent = new https.Agent({ keepAlive: true, maxSockets
 /** The keep-alive agent shared by the harness helpers. */
 export const keepAliveAgent = new http.Agent({ keepAlive: true, maxSockets: 128 });
 
+/** The admin token header for admin paths (TEST_SECRET's), so the harness's admin calls pass. */
+function adminHeaderFor(urlPath: string): http.OutgoingHttpHeaders {
+  const path = urlPath.split('?')[0]!;
+  return path.startsWith('/v1/admin/') || path === '/v1/compact' ? { authorization: adminAuthorization(TEST_SECRET) } : {};
+}
+
+function withoutEmptyAuthorization(h: http.OutgoingHttpHeaders): http.OutgoingHttpHeaders {
+  if (h.authorization === '') delete h.authorization;
+  return h;
+}
+
 /** One HTTP request to 127.0.0.1:port; rejects on a network error or the client-side timeout. */
 export function httpRequest(port: number, method: string, urlPath: string, opts: RequestOptions = {}): Promise<HttpResult> {
   const body = typeof opts.body === 'string' ? Buffer.from(opts.body) : opts.body;
@@ -165,7 +183,7 @@ export function httpRequest(port: number, method: string, urlPath: string, opts:
         path: urlPath,
         agent: opts.agent ?? (opts.tls ? keepAliveHttpsAgent : keepAliveAgent),
         ...opts.tls,
-        headers: { ...(body ? { 'content-length': body.length } : {}), ...opts.headers },
+        headers: withoutEmptyAuthorization({ ...(body ? { 'content-length': body.length } : {}), ...adminHeaderFor(urlPath), ...opts.headers }),
       },
       (res) => {
         const chunks: Buffer[] = [];

@@ -23,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { adminAuthorization } from '../../packages/transport/dist/index.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = path.join(REPO, 'packages', 'server', 'dist', 'cli.js');
@@ -71,7 +72,7 @@ const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]
 function request(port, method, p, body, timeoutMs = REQUEST_TIMEOUT_MS) {
   return new Promise((resolve, reject) => {
     const buf = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-    const req = http.request({ host: '127.0.0.1', port, method, path: p, agent, headers: buf ? { 'content-length': buf.length } : {} }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: p, agent, headers: { authorization: adminAuthorization(SECRET), ...(buf ? { 'content-length': buf.length } : {}) } }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks) }));

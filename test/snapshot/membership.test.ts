@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_PATH, ProcessCluster, WriteLoad, verifyAcked, waitFor } from '../harness/cluster.js';
+import { CLI_ENV, CLI_PATH, ProcessCluster, WriteLoad, verifyAcked, waitFor } from '../harness/cluster.js';
 import { SMALL_SNAPSHOT_FLAGS, adminCall, eventsStartingWith, fill, leaderId, metricValue, startJoiningNode, statusOf, type ExtraNode, type LogEvent } from './support.js';
 
 const run = promisify(execFile);
@@ -72,13 +72,13 @@ describe('membership changes under load', () => {
 
     // Promote it with the CLI (`quorumkv member promote`), check `member list`.
     const endpoints = `--endpoints=${cluster.node(first).address}`;
-    const promoted = await run(process.execPath, [CLI_PATH, 'member', 'promote', 'n4', endpoints], { timeout: 20_000 });
+    const promoted = await run(process.execPath, [CLI_PATH, 'member', 'promote', 'n4', endpoints], { timeout: 20_000, env: CLI_ENV });
     expect(promoted.stdout).toContain('"promoted":true');
     await waitFor('n4 to be a voter on every node', async () => {
       const all = await Promise.all([...inCluster].map((id) => membersOf(cluster.node(id).port)));
       return all.every((ms) => ms.find((m) => m.id === 'n4')?.voter === true) ? true : undefined;
     });
-    const list = await run(process.execPath, [CLI_PATH, 'member', 'list', endpoints], { timeout: 20_000 });
+    const list = await run(process.execPath, [CLI_PATH, 'member', 'list', endpoints], { timeout: 20_000, env: CLI_ENV });
     expect(list.stdout).toMatch(/n4\s+127\.0\.0\.1:\d+\s+voter/);
     await step('promoting n4');
   }, 60_000);
@@ -95,7 +95,7 @@ describe('membership changes under load', () => {
 
       // An old follower, with the CLI (`quorumkv member remove`).
       const old = [...inCluster].find((id) => id !== first)!;
-      const rm = await run(process.execPath, [CLI_PATH, 'member', 'remove', old, `--endpoints=${cluster.node(first).address}`], { timeout: 20_000 });
+      const rm = await run(process.execPath, [CLI_PATH, 'member', 'remove', old, `--endpoints=${cluster.node(first).address}`], { timeout: 20_000, env: CLI_ENV });
       expect(rm.stdout).toContain('"removed":true');
       inCluster.delete(old);
       await waitFor(`${old} to be gone from the membership`, async () => ((await membersOf(cluster.node(first).port)).some((m) => m.id === old) ? undefined : true));

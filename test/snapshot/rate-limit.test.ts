@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_PATH, ProcessCluster, waitFor } from '../harness/cluster.js';
+import { CLI_ENV, CLI_PATH, ProcessCluster, waitFor } from '../harness/cluster.js';
 import { SMALL_SNAPSHOT_FLAGS, adminCall, diffKeySpaces, eventsStartingWith, fill, leaderId, rejoinWiped, statusOf, stopWipeAndOutrun, waitForEvent, type LogEvent } from './support.js';
 
 const run = promisify(execFile);
@@ -80,7 +80,7 @@ describe('snapshot rate limit', () => {
   it('the limit changes at run time (`quorumkv snapshot-rate`) and the new one holds', async () => {
     await cluster.guard(async () => {
       const endpoints = cluster.nodes.map((n) => n.address).join(',');
-      const out = await run(process.execPath, [CLI_PATH, 'snapshot-rate', String(NEW_RATE), `--endpoints=${endpoints}`], { timeout: 20_000 });
+      const out = await run(process.execPath, [CLI_PATH, 'snapshot-rate', String(NEW_RATE), `--endpoints=${endpoints}`], { timeout: 20_000, env: CLI_ENV });
       for (const n of cluster.nodes) expect(out.stdout).toContain(`${n.address}: 200`);
       for (const n of cluster.nodes) {
         const r = await adminCall(n.port, 'GET', '/v1/admin/snapshots');

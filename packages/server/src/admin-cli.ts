@@ -7,6 +7,8 @@ import { fetchNode } from './node-fetch.js';
 import { cliTls, CLI_TLS_FLAGS } from './cli-tls.js';
 import { SNAPSHOT_USAGE, runSnapshotCommand } from './backup-cli.js';
 import { runWatchCli } from './watch-cli.js';
+import { isAdminPath } from './admin-auth.js';
+import { cliAdminHeaders } from './cli-secret.js';
 import { HEALTH_MAX_FSYNC_MS_DEFAULT, HEALTH_MAX_LAG_ENTRIES_DEFAULT, assessHealth, formatHealth, probeCluster } from './health-cli.js';
 
 export const ADMIN_USAGE = `  member add ID HOST:PORT [--learner] [--zone Z] | member promote ID | member remove ID | member list
@@ -35,13 +37,17 @@ common options: --endpoints 127.0.0.1:7001,127.0.0.1:7002 (env QKV_ENDPOINTS; de
                 --timeout-ms N (default 5000)
                 --cacert FILE (env QKV_CACERT): talk HTTPS, trusting the CAs in FILE; the node's
                 certificate must name the endpoint's host. --cert FILE --key FILE (env QKV_CERT,
-                QKV_KEY): a client certificate, for a cluster run with --client-cert-auth`;
+                QKV_KEY): a client certificate, for a cluster run with --client-cert-auth
+                --cluster-secret-file PATH (env QKV_CLUSTER_SECRET_FILE, or QKV_CLUSTER_SECRET): the
+                  secret that authenticates admin commands; default ./data/cluster-secret if present`;
 
 interface Common {
   endpoints: string[];
   timeoutMs: number;
   /** HTTPS options from --cacert/--cert/--key; undefined = plain HTTP. */
   tls: ConnectionOptions | undefined;
+  /** The cluster secret file named by --cluster-secret-file, read only by admin commands. */
+  secretFile?: string;
   positionals: string[];
   values: Record<string, string | boolean | undefined>;
 }
@@ -51,7 +57,7 @@ function parseCommon(argv: string[], extra: Record<string, { type: 'string' | 'b
   try {
     parsed = parseArgs({
       args: argv,
-      options: { endpoints: { type: 'string' }, 'timeout-ms': { type: 'string' }, ...CLI_TLS_FLAGS, ...extra },
+      options: { endpoints: { type: 'string' }, 'timeout-ms': { type: 'string' }, 'cluster-secret-file': { type: 'string' }, ...CLI_TLS_FLAGS, ...extra },
       strict: true,
       allowPositionals: true,
     });
@@ -64,15 +70,17 @@ function parseCommon(argv: string[], extra: Record<string, { type: 'string' | 'b
   const timeoutMs = Number(parsed.values['timeout-ms'] ?? 5000);
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new ConfigError('--timeout-ms must be a positive integer');
   const tls = cliTls(parsed.values as Record<string, string | boolean | undefined>);
-  return { endpoints, timeoutMs, tls, positionals: parsed.positionals, values: parsed.values };
+  const secretFile = parsed.values['cluster-secret-file'] as string | undefined;
+  return { endpoints, timeoutMs, tls, ...(secretFile !== undefined ? { secretFile } : {}), positionals: parsed.positionals, values: parsed.values };
 }
 
-/** Sends one request to the first endpoint that answers. */
-export async function httpCall(c: Pick<Common, 'endpoints' | 'timeoutMs' | 'tls'>, method: string, path: string, body?: string | Uint8Array): Promise<Response> {
+/** Sends one request to the first endpoint that answers; an admin request carries the admin token. */
+export async function httpCall(c: Pick<Common, 'endpoints' | 'timeoutMs' | 'tls' | 'secretFile'>, method: string, path: string, body?: string | Uint8Array): Promise<Response> {
   let lastErr: unknown;
+  const headers = isAdminPath(path.split('?')[0]!) ? cliAdminHeaders(c.secretFile) : {};
   for (const ep of c.endpoints) {
     try {
-      return await fetchNode(ep, path, { method, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(c.timeoutMs) }, c.tls);
+      return await fetchNode(ep, path, { method, headers, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(c.timeoutMs) }, c.tls);
     } catch (e) {
       lastErr = e;
     }
@@ -89,7 +97,7 @@ async function onEveryEndpoint(c: Common, method: string, path: string, body?: s
   let failures = 0;
   for (const ep of c.endpoints) {
     try {
-      const r = await httpCall({ endpoints: [ep], timeoutMs: c.timeoutMs, tls: c.tls }, method, path, body);
+      const r = await httpCall({ ...c, endpoints: [ep] }, method, path, body);
       console.log(`${ep}: ${r.status} ${await r.text()}`);
       if (!r.ok) failures++;
     } catch (e) {

@@ -17,6 +17,8 @@
 //
 // Membership requests must run on the leader: a follower forwards them (like writes). In
 // maintenance mode (on the node asked or on the leader) they are refused with QKV_MAINTENANCE.
+// Every route here (and POST /v1/compact) needs the admin token: http-api.ts checks it before
+// routing (admin-auth.ts).
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { ConfChangeType, type ConfChange } from '@quorumkv/raft';
 import { InvalidArgumentError, QuorumKvError, TimeoutError } from '@quorumkv/protocol';
@@ -29,6 +31,7 @@ import type { PeerHttp } from './peer-http.js';
 import { BackupEndpoint } from './backup-endpoint.js';
 import { parseHostPort } from './config.js';
 import { MaintenanceError } from './ops-switches.js';
+import { relayedAuthorization } from './admin-auth.js';
 
 /** A learner is "caught up" when its match index is within this many entries of the leader's last. */
 const CAUGHT_UP_MAX_LAG = 100;
@@ -233,7 +236,7 @@ export class AdminApi implements AdminRoutes {
     await new Promise<void>((resolve, reject) => {
       const out = this.peerHttp.request(
         hint.id,
-        { host, port, method: req.method, path: req.url, headers: { 'x-qkv-forwarded': this.node.id, 'content-type': 'application/json' }, timeout: PROMOTE_WAIT_MS + 10_000 },
+        { host, port, method: req.method, path: req.url, headers: { 'x-qkv-forwarded': this.node.id, ...relayedAuthorization(req), 'content-type': 'application/json' }, timeout: PROMOTE_WAIT_MS + 10_000 },
         (up) => {
           res.writeHead(up.statusCode ?? 502, { 'content-type': up.headers['content-type'] ?? 'application/json', 'x-qkv-forwarded-to': hint.id });
           up.pipe(res);

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { inspectSnapshotStream, openNodeStore } from '@quorumkv/storage';
 import { BackupFileWriter, type BackupHeader, readBody, verifyBackupFile } from './backup-file.js';
 import { BackupHeaders } from './backup-endpoint.js';
+import { cliAdminHeaders } from './cli-secret.js';
 import { ConfigError, type PeerSpec, parsePeers } from './config.js';
 import { fsIdentityFiles } from './durable-file.js';
 import { recordOrigin, writeClusterId } from './identity.js';
@@ -14,7 +15,8 @@ import { CLI_TLS_FLAGS, cliTls } from './cli-tls.js';
 import { fetchNode } from './node-fetch.js';
 import type { ConnectionOptions } from 'node:tls';
 
-export const SNAPSHOT_USAGE = `  snapshot save FILE [--endpoints E]   stream a consistent backup of one node's state to FILE
+export const SNAPSHOT_USAGE = `  snapshot save FILE [--endpoints E] [--cluster-secret-file PATH]
+                                      stream a consistent backup of one node's state to FILE
                                       (over HTTPS with --cacert/--cert/--key)
   snapshot status FILE [--json]       verify FILE; print applied index, keys, bytes, hash
   snapshot restore FILE --data DIR --id ID --peers ID=HOST:PORT,...
@@ -56,9 +58,11 @@ function parse(argv: string[], options: Record<string, { type: 'string' | 'boole
 }
 
 async function save(argv: string[]): Promise<number> {
-  const { file, values } = parse(argv, { endpoints: { type: 'string' }, ...CLI_TLS_FLAGS }, 'snapshot save FILE [--endpoints HOST:PORT,...] [--cacert F --cert F --key F]');
+  const usage = 'snapshot save FILE [--endpoints HOST:PORT,...] [--cluster-secret-file PATH] [--cacert F --cert F --key F]';
+  const { file, values } = parse(argv, { endpoints: { type: 'string' }, 'cluster-secret-file': { type: 'string' }, ...CLI_TLS_FLAGS }, usage);
   const endpoints = String(values.endpoints ?? process.env.QKV_ENDPOINTS ?? '127.0.0.1:7001').split(',').map((s) => s.trim()).filter(Boolean);
-  const { res, endpoint, idle } = await openBackupStream(endpoints, cliTls(values));
+  const secretFile = values['cluster-secret-file'];
+  const { res, endpoint, idle } = await openBackupStream(endpoints, cliTls(values), cliAdminHeaders(typeof secretFile === 'string' ? secretFile : undefined));
   const writer = await BackupFileWriter.create(file);
   try {
     let lastProgress = 0;
@@ -99,13 +103,13 @@ async function save(argv: string[]): Promise<number> {
  * GET /v1/admin/snapshot from the first endpoint that answers 200. `idle` aborts the stream once
  * it fires (SAVE_IDLE_TIMEOUT_MS); refresh it on every chunk and clear it when done.
  */
-async function openBackupStream(endpoints: string[], tls: ConnectionOptions | undefined): Promise<{ res: Response; endpoint: string; idle: NodeJS.Timeout }> {
+async function openBackupStream(endpoints: string[], tls: ConnectionOptions | undefined, headers: Record<string, string>): Promise<{ res: Response; endpoint: string; idle: NodeJS.Timeout }> {
   const errors: string[] = [];
   for (const ep of endpoints) {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(new Error(`no answer within ${SAVE_CONNECT_TIMEOUT_MS} ms`)), SAVE_CONNECT_TIMEOUT_MS);
     try {
-      const res = await fetchNode(ep, '/v1/admin/snapshot', { signal: ac.signal }, tls);
+      const res = await fetchNode(ep, '/v1/admin/snapshot', { headers, signal: ac.signal }, tls);
       clearTimeout(timer);
       if (res.ok && res.body) {
         const idle = setTimeout(() => ac.abort(new Error(`no bytes from ${ep} for ${SAVE_IDLE_TIMEOUT_MS} ms`)), SAVE_IDLE_TIMEOUT_MS);

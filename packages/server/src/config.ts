@@ -542,7 +542,7 @@ function parseInitialClusterState(raw: string | undefined, join: boolean): 'new'
 }
 
 /** The cluster secret from QKV_CLUSTER_SECRET or a file; validated (length, placeholder). */
-function clusterSecret(env: NodeJS.ProcessEnv, file: string | undefined): string {
+export function clusterSecret(env: NodeJS.ProcessEnv, file: string | undefined): string {
   const fromEnv = env.QKV_CLUSTER_SECRET;
   if (fromEnv !== undefined && fromEnv !== '' && file !== undefined) {
     throw new ConfigError('both QKV_CLUSTER_SECRET and --cluster-secret-file are set: give the cluster secret one way');

@@ -30,6 +30,7 @@ import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
 import { type JsonEncoding, parseTxnJson, txnResultJson } from './http-txn.js';
 import { type PreparedTxn, prepareTxn, toTxnResult } from './txn-command.js';
 import { IDEMPOTENCY_HEADER, idempotencyTag } from './idempotency-key.js';
+import { isAdminPath, relayedAuthorization, requireAdminToken } from './admin-auth.js';
 
 const FORWARDED_HEADER = 'x-qkv-forwarded';
 const MAX_RANGE_LIMIT = 10_000;
@@ -48,6 +49,7 @@ const FORWARD_SLACK_MS = 1000;
 
 const STATUS_BY_CODE: Record<string, number> = {
   QKV_INVALID_ARGUMENT: 400,
+  QKV_AUTH_FAILED: 401,
   QKV_NOT_FOUND: 404,
   QKV_METHOD_NOT_ALLOWED: 405,
   QKV_CAS_FAILED: 409,
@@ -130,6 +132,7 @@ export class HttpApi {
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://node');
     const path = url.pathname;
+    if (isAdminPath(path)) requireAdminToken(req, this.node.cfg.clusterSecret);
     if (path.startsWith('/v1/kv/')) return this.kv(req, res, url);
     if (path === '/v1/kv') return this.rangeRoute(req, res, url);
     if (path === '/v1/watch' && this.watches) {
@@ -281,6 +284,7 @@ export class HttpApi {
           timeout: this.node.cfg.requestTimeoutMs + FORWARD_SLACK_MS,
           headers: {
             [FORWARDED_HEADER]: this.node.id,
+            ...relayedAuthorization(req),
             'content-type': 'application/octet-stream',
             ...(req.headers[IDEMPOTENCY_HEADER] !== undefined ? { [IDEMPOTENCY_HEADER]: req.headers[IDEMPOTENCY_HEADER] } : {}),
             ...(body ? { 'content-length': body.length } : {}),

@@ -7,6 +7,7 @@
 // leader (`PUT /v1/admin/members/{id}/zone`, or the core directly when it leads) every
 // ZONE_RECORD_RETRY_MS, at most ZONE_RECORD_ATTEMPTS_MAX times. In maintenance mode it waits
 // (without counting attempts): the record is a membership change, which maintenance freezes.
+import { adminAuthorization } from '@quorumkv/transport';
 import type { Logger } from './logger.js';
 import type { PeerHttp } from './peer-http.js';
 import { splitHostPort } from './http-api.js';
@@ -20,7 +21,7 @@ export const ZONE_RECORD_ATTEMPTS_MAX = 150;
 /** Deadline of one attempt. */
 const ZONE_RECORD_TIMEOUT_MS = 5_000;
 
-type ZoneNode = Pick<QuorumKvNode, 'id' | 'memberById' | 'membership' | 'leaderHint' | 'isLeader' | 'changeMembership' | 'opsSwitches'>;
+type ZoneNode = Pick<QuorumKvNode, 'cfg' | 'id' | 'memberById' | 'membership' | 'leaderHint' | 'isLeader' | 'changeMembership' | 'opsSwitches'>;
 
 /** Starts recording `zone` for `node` in the background; `stop()` ends it (at shutdown). */
 export function recordOwnZone(node: ZoneNode, zone: string | undefined, log: Logger, peerHttp: PeerHttp): { stop(): void } {
@@ -69,7 +70,7 @@ async function askLeader(node: ZoneNode, zone: string, peerHttp: PeerHttp): Prom
   await new Promise<void>((resolve, reject) => {
     const req = peerHttp.request(
       leader.id,
-      { host, port, method: 'PUT', path: `/v1/admin/members/${encodeURIComponent(node.id)}/zone`, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: ZONE_RECORD_TIMEOUT_MS },
+      { host, port, method: 'PUT', path: `/v1/admin/members/${encodeURIComponent(node.id)}/zone`, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: adminAuthorization(node.cfg.clusterSecret) }, timeout: ZONE_RECORD_TIMEOUT_MS },
       (res) => {
         res.resume();
         res.once('end', resolve);

@@ -31,3 +31,4 @@ export {
 export { HELLO_HEADER, PROTOCOL_VERSION, CHANNELS, INCARNATION_HEX_LENGTH, createHelloHeader, type Channel } from './handshake.js';
 export { backoffDelayMs } from './backoff.js';
 export { RAFT_PATH, peerUrl } from './peers.js';
+export { ADMIN_AUTH_HEADER, adminToken, adminAuthorization, checkAdminAuthorization, type AdminAuthRefusal } from './admin-token.js';
