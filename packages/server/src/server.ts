@@ -1,5 +1,6 @@
 // Assembles a node: storage + core (node.ts), peer transport, client WebSocket endpoint and the
 // HTTP API on ONE port, routed by path. Also the graceful stop.
+import { adminToken } from '@quorumkv/transport';
 import { randomInt } from 'node:crypto';
 import { statfsSync } from 'node:fs';
 import http from 'node:http';
@@ -53,7 +54,7 @@ export interface StartServerOptions {
 
 /** Starts a node and listens; resolves once it accepts connections. */
 export async function startServer(cfg: ServeConfig, opts: StartServerOptions = {}): Promise<RunningServer> {
-  const log = opts.logger ?? createLogger(cfg.id, cfg.logLevel);
+  const log = opts.logger ?? createLogger(cfg.id, cfg.logLevel, [cfg.clusterSecret, adminToken(cfg.clusterSecret)]);
   const metrics = new NodeMetrics();
   const tls = cfg.tls ? new NodeTls(cfg.tls, cfg.id, log.child({ component: 'tls' })) : undefined;
   const peerHttp = peerHttpOf(tls);
