@@ -13,7 +13,7 @@ import { type Command, CommandDecodeError, type TxnCommand } from './commands.js
 import { bytesEqual, latin1, prefixUpperBound, u64be } from './codec.js';
 import { type ScanPurpose, TXN_LIMITS, TXN_ROW_OVERHEAD_BYTES, type TxnRangeRead, txnPointKeys, txnRanges } from './txn.js';
 import { type IdemEntry, decodeIdemEntry, idemEntryBytes, idemKeyOf, idemRange } from './idempotency.js';
-import { FutureRevisionError, RevisionCompactedError, StorageArgumentError, StorageIoError, assert } from './errors.js';
+import { FutureRevisionError, RevisionCompactedError, StorageArgumentError, StorageCorruptError, StorageIoError, assert } from './errors.js';
 import {
   type KeyValue,
   type KvRecord,
@@ -336,7 +336,11 @@ export class KvStateMachineImpl implements KvStateMachine {
       // stops a batch at 16 KiB, so a large value comes alone), and the loop stops at the first row
       // that does not fit: only rows that join the page, plus that one, are ever read.
       for await (const batch of view.iterate('kv', { ...bounds, limit: limit + 1 }, Math.min(limit + 1, ITERATE_BATCH_MAX))) {
-        for (const [k, v] of batch) if (!page.offer(new Uint8Array(k.subarray(4)), v, where)) return page.result(true);
+        for (const [k, v] of batch) {
+          // Empty means "deleted" only in history; a kv record is never empty (a delete removes it).
+          if (v.length === 0) throw new StorageCorruptError(where, 'a kv record is empty (damaged on disk)');
+          if (!page.offer(new Uint8Array(k.subarray(4)), v, where)) return page.result(true);
+        }
       }
       return page.result(false);
     } finally {

@@ -413,6 +413,20 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
     });
 
     describe('format and metadata', () => {
+      // Found by the storage fuzzer (packages/fuzz): an emptied kv record made its key vanish from
+      // ranges (read as "deleted") instead of failing as damaged.
+      test('an empty kv record is refused as QKV_STORAGE_CORRUPT by a range, not read as a deleted key', async () => {
+        const h = await machine();
+        let st = await openOn(h);
+        await st.kv.apply(items(1, 1, [put('a', '1'), put('b', '2')]));
+        await st.close();
+        await h.rawPut('kv', new Uint8Array([0, 0, 0, 0, ...b('a')]), new Uint8Array(0));
+        st = await openOn(h);
+        await expect(st.kv.range({ prefix: b('') }, 10)).rejects.toMatchObject({ code: 'QKV_STORAGE_CORRUPT' });
+        await expect(st.kv.get(b('a'))).rejects.toMatchObject({ code: 'QKV_STORAGE_CORRUPT' });
+        await st.close();
+      });
+
       test('a newer format is refused with a message naming the location', async () => {
         const h = await machine();
         await (await openOn(h)).close();
