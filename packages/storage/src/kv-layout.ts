@@ -126,15 +126,26 @@ export function historyRange(gen: number, start: Uint8Array, end: Uint8Array | u
   return { gte: historyKeyStart(gen, start), lt: end ? historyKeyStart(gen, end) : genPrefix(gen + 1) };
 }
 
-/** The user key and revision of a history key (generation prefix included). */
-export function parseHistoryKey(k: Uint8Array): { key: Uint8Array; revision: number } {
+/**
+ * The user key and revision of a history key (generation prefix included).
+ * @throws StorageCorruptError for a key no `historyKey` makes (too short, a broken escape, no
+ * 00 00 terminator): a damaged key is refused, never parsed into another key or revision.
+ */
+export function parseHistoryKey(location: string, k: Uint8Array): { key: Uint8Array; revision: number } {
+  const bad = (why: string) => new StorageCorruptError(location, `a history key is damaged (${why})`);
   const end = k.length - HISTORY_SUFFIX_BYTES;
+  if (end < 4) throw bad(`${k.length} bytes`);
+  if (k[end] !== 0 || k[end + 1] !== 0) throw bad('no 00 00 terminator');
   const out: number[] = [];
   for (let i = 4; i < end; i++) {
     out.push(k[i] as number);
-    if (k[i] === 0) i++; // skip the escape's FF
+    if (k[i] === 0) {
+      if (k[i + 1] !== 0xff || i + 1 >= end) throw bad('a 00 byte without its FF escape');
+      i++; // skip the escape's FF
+    }
   }
   const revision = Buffer.from(k.buffer, k.byteOffset + end + 2, 8).readBigUInt64BE();
+  if (revision > BigInt(Number.MAX_SAFE_INTEGER)) throw bad('revision out of range');
   return { key: Uint8Array.from(out), revision: Number(revision) };
 }
 

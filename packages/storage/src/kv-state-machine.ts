@@ -388,7 +388,7 @@ export class KvStateMachineImpl implements KvStateMachine {
     let best: Uint8Array | undefined; // the current key's last version at or before `revision`
     for await (const batch of this.backend.iterate('history', historyRange(this.gen, start, end), ITERATE_BATCH_MAX)) {
       for (const [k, v] of batch) {
-        const parsed = parseHistoryKey(k);
+        const parsed = parseHistoryKey(this.backend.location, k);
         if (key && !bytesEqual(key, parsed.key)) {
           if (best && !page.offer(key, best, this.backend.location)) return page.result(true);
           best = undefined;
@@ -510,7 +510,7 @@ export class KvStateMachineImpl implements KvStateMachine {
     for await (const batch of this.backend.iterate('history', genRange(gen), ITERATE_BATCH_MAX)) {
       if (this.gen !== gen) return;
       for (const [k, v] of batch) {
-        const parsed = parseHistoryKey(k);
+        const parsed = parseHistoryKey(this.backend.location, k);
         if (!key || !bytesEqual(key, parsed.key)) {
           settle();
           key = parsed.key;

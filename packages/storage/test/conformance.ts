@@ -415,6 +415,23 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
     describe('format and metadata', () => {
       // Found by the storage fuzzer (packages/fuzz): an emptied kv record made its key vanish from
       // ranges (read as "deleted") instead of failing as damaged.
+      // Found by the storage fuzzer: a history record under a key too short to hold the 00 00
+      // terminator and a revision made reads at a revision throw a RangeError (untyped).
+      test.each([
+        ['too short', new Uint8Array([0, 0, 0, 0, 0x61, 0, 0])],
+        ['no terminator', new Uint8Array([0, 0, 0, 0, 0x61, 1, 1, 0, 0, 0, 0, 0, 0, 0, 2])],
+        ['a broken escape', new Uint8Array([0, 0, 0, 0, 0x61, 0, 0x61, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2])],
+      ])('a history record under a damaged key (%s) is refused as QKV_STORAGE_CORRUPT', async (_name, key) => {
+        const h = await machine();
+        let st = await openOn(h);
+        await st.kv.apply(items(1, 1, [put('a', '1'), put('a', '2')]));
+        await st.close();
+        await h.rawPut('history', key, new Uint8Array(0));
+        st = await openOn(h);
+        await expect(st.kv.range({ prefix: b('') }, 10, { revision: 1 })).rejects.toMatchObject({ code: 'QKV_STORAGE_CORRUPT' });
+        await st.close();
+      });
+
       test('an empty kv record is refused as QKV_STORAGE_CORRUPT by a range, not read as a deleted key', async () => {
         const h = await machine();
         let st = await openOn(h);
