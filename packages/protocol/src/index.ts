@@ -11,3 +11,5 @@ export * from './bytes.js';
 export * from './deadline-sweep.js';
 /** msgpack primitives of the direct frame encoders (used by @quorumkv/client's put frames). */
 export * from './msgpack-direct.js';
+/** The direct reader of the usual request frames, exported for the fuzzers' differential check (@quorumkv/fuzz). */
+export { fastDecodeRequest } from './fast-request.js';

@@ -1,6 +1,6 @@
 // @quorumkv/server — the quorumkv node: host loop, HTTP API, client endpoint, CLI.
 export { startServer, type RunningServer } from './server.js';
-export { parseServeConfig, ConfigError, DEFAULTS, type ServeConfig, type PeerSpec } from './config.js';
+export { parseServeConfig, ConfigError, DEFAULTS, SERVE_USAGE, type ServeConfig, type PeerSpec } from './config.js';
 export { QuorumKvNode, type NodeStatusView } from './node.js';
 export { attachClientEndpoint, type ClientEndpoint, type ClientEndpointOptions } from './client-endpoint.js';
 export { ManualClock, createRealClock, type Clock, type TimerHandle, type Random } from './world.js';
@@ -15,3 +15,7 @@ export { initDevCerts, DEV_CLIENT_CN, type DevCerts, type DevCertsOptions } from
 export { NodeTls, PEER_SERVERNAME_SUFFIX, peerServername, CLIENT_CERT_REQUIRED_CODE } from './tls.js';
 export type { TlsFiles } from './tls-material.js';
 export { fetchNode, type NodeRequestInit } from './node-fetch.js';
+/** The snapshot channel's receiving machine and frame codec, exported for the fuzzers (@quorumkv/fuzz). */
+export { SnapshotReceiver, type ReceiveAction, type ReceiveEvent } from './snapshot-receiver.js';
+export { encodeFrame as encodeSnapshotFrame, decodeFrame as decodeSnapshotFrame, type SenderFrame, type ReceiverFrame } from './snapshot-frames.js';
+export { HttpApi } from './http-api.js';

@@ -71,6 +71,8 @@ export function createHelloHeader(opts: {
   nowMs: number;
   clusterId?: string | null;
   incarnation: string;
+  /** The nonce (32 hex digits); random when absent. Tests and the fuzzers pass one to replay exactly. */
+  nonce?: string;
 }): string {
   const unsigned = {
     v: PROTOCOL_VERSION,
@@ -78,7 +80,7 @@ export function createHelloHeader(opts: {
     from: opts.from,
     to: opts.to,
     ts: opts.nowMs,
-    nonce: randomBytes(NONCE_HEX_LENGTH / 2).toString('hex'),
+    nonce: opts.nonce ?? randomBytes(NONCE_HEX_LENGTH / 2).toString('hex'),
     cluster: opts.clusterId ?? '',
     incarnation: opts.incarnation,
   };

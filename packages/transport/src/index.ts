@@ -29,6 +29,8 @@ export {
   type WireMessageType,
 } from './codec.js';
 export { HELLO_HEADER, PROTOCOL_VERSION, CHANNELS, INCARNATION_HEX_LENGTH, createHelloHeader, type Channel } from './handshake.js';
+/** The acceptor's hello check and its replay cache, exported for the fuzzers (@quorumkv/fuzz). */
+export { verifyHelloHeader, ReplayCache, type HelloCheck, type HelloVerdict, type Hello } from './handshake.js';
 export { backoffDelayMs } from './backoff.js';
 export { RAFT_PATH, peerUrl } from './peers.js';
 export { ADMIN_AUTH_HEADER, adminToken, adminAuthorization, checkAdminAuthorization, type AdminAuthRefusal } from './admin-token.js';
