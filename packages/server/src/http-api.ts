@@ -81,6 +81,18 @@ const STATUS_BY_CODE: Record<string, number> = {
 
 class HttpError extends QuorumKvError {}
 
+/**
+ * The request target as a URL. A target the URL parser refuses (`//`, `//host:x`, a bad port)
+ * is the client's error, answered 400 — not an unexpected error. (Found by the HTTP fuzzer.)
+ */
+export function requestUrl(target: string | undefined): URL {
+  try {
+    return new URL(target ?? '/', 'http://node');
+  } catch {
+    throw new InvalidArgumentError(`the request target is not a valid path: ${JSON.stringify((target ?? '').slice(0, 100))}`);
+  }
+}
+
 export interface AdminRoutes {
   /** Returns true when it handled the request. */
   handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
@@ -130,7 +142,7 @@ export class HttpApi {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://node');
+    const url = requestUrl(req.url);
     const path = url.pathname;
     if (isAdminPath(path)) requireAdminToken(req, this.node.cfg.clusterSecret);
     if (path.startsWith('/v1/kv/')) return this.kv(req, res, url);

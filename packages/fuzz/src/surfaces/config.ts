@@ -5,7 +5,7 @@
 // variables. Invariants: the parser returns a config or throws ConfigError (the CLI prints it in
 // one line and exits 2), nothing else; an accepted config has finite numbers, a usable secret and
 // a listen port in range.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -17,6 +17,8 @@ import { textWithMutation } from '../mutate.js';
 const FLAGS = [...new Set([...SERVE_USAGE.matchAll(/--([a-z][a-z-]+)/g)].map((m) => m[1]!))];
 const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 const SECRET = 'fuzz-config-secret-0123456789';
+/** A memory-backed directory on Linux. */
+const SHM_DIR = '/dev/shm';
 
 const hostileValue = fc.oneof(
   fc.constantFrom('0', '1', '-1', '2', '10', '100', '65535', '65536', '9007199254740993', '1e3', '0x10', ' 5 ', '', 'NaN', 'Infinity', 'true', 'n1', 'n1=127.0.0.1:7001', '127.0.0.1:0', '[::1]:7001', 'a=b=c', ',', 'n1=,n1=x:1', '../../etc', 'debug', 'new', 'existing'),
@@ -73,7 +75,8 @@ function checkAccepted(cfg: ServeConfig): void {
 }
 
 function openConfigTarget(): FuzzTarget<ConfigInput> {
-  const dir = mkdtempSync(join(tmpdir(), 'qkv-fuzz-config-'));
+  // The config file is rewritten for every input: keep it in memory where the system allows.
+  const dir = mkdtempSync(join(existsSync(SHM_DIR) ? SHM_DIR : tmpdir(), 'qkv-fuzz-config-'));
   const file = join(dir, 'config.json');
   const parse = (argv: string[], env: Record<string, string>): Outcome => {
     try {

@@ -99,8 +99,8 @@ function exchange(port: number, bytes: Uint8Array): Promise<Buffer> {
   });
 }
 
-/** Checks one answer; an empty answer is a closed connection. */
-function judge(answer: Buffer): Outcome {
+/** Checks one answer; an empty answer is a closed connection. `head`: the answer has no body. */
+function judge(answer: Buffer, head: boolean): Outcome {
   if (answer.length === 0) return 'refused';
   const text = answer.toString('latin1');
   const m = /^HTTP\/1\.1 (\d{3}) /.exec(text);
@@ -109,7 +109,7 @@ function judge(answer: Buffer): Outcome {
   const split = text.indexOf('\r\n\r\n');
   const headers = text.slice(0, split).toLowerCase();
   const bodyText = Buffer.from(text.slice(split + 4), 'latin1').toString('utf8');
-  if (status >= 400 && headers.includes('content-type: application/json')) {
+  if (status >= 400 && !head && headers.includes('content-type: application/json')) {
     let code: unknown;
     try {
       code = (JSON.parse(bodyText) as { code?: unknown }).code;
@@ -144,7 +144,7 @@ async function openHttpTarget(): Promise<FuzzTarget<Uint8Array>> {
   return {
     feed: async (bytes) => {
       try {
-        return judge(await exchange(port, bytes));
+        return judge(await exchange(port, bytes), Buffer.from(bytes.subarray(0, 5)).toString('latin1') === 'HEAD ');
       } catch (e) {
         if (e instanceof FuzzViolation) throw e;
         throw new FuzzViolation(`exchange failed: ${(e as Error).stack ?? String(e)}`, { cause: e });

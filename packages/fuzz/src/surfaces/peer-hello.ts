@@ -8,7 +8,7 @@
 import fc from 'fast-check';
 import { CHANNELS, CloseCode, MAX_CLOSE_REASON_BYTES, ReplayCache, fitCloseReason, createHelloHeader, defaultLimits, verifyHelloHeader, type HelloCheck } from '@quorumkv/transport';
 import { FuzzViolation, type FuzzTarget, type Outcome, type Surface } from '../runner.js';
-import { applyEdits, byteEdit, MUTATIONS_MAX } from '../mutate.js';
+import { applyEdits, byteEdit, MUTATIONS_MAX, type ByteEdit } from '../mutate.js';
 
 const SECRET = 'fuzz-peer-hello-secret-0123456789';
 const SELF = 'n1';
@@ -20,53 +20,80 @@ const NOW_MS = 1_700_000_000_000;
 const REPLAY_CACHE_ENTRIES = 256;
 const CLOSE_CODES = new Set<number>(Object.values(CloseCode));
 
-/** One input: the header value(s) as received, and how the clock moved since the last one. */
+/** The fields of one hello as a dialler would sign them; `ageMs` is relative to the acceptor's clock. */
+export interface HelloRecipe {
+  from: string;
+  to: string;
+  channel: string;
+  secret: string | null;
+  ageMs: number;
+  cluster: string | null;
+  incarnation: string;
+  nonce: string;
+}
+
+/** What is done to the signed header before it is sent. */
+export type HelloDamage =
+  | { kind: 'none' }
+  | { kind: 'json'; field: string; value: unknown }
+  | { kind: 'raw'; inner: boolean; edits: ByteEdit[] }
+  | { kind: 'replace'; header: string | string[] | undefined };
+
+/** One input: a hello, its damage, and how far the acceptor's clock moves first. */
 export interface HelloInput {
-  header: string | string[] | undefined;
+  recipe: HelloRecipe;
+  damage: HelloDamage;
   advanceMs: number;
 }
 
 const hex = (n: number) => fc.stringMatching(new RegExp(`^[0-9a-f]{${n}}$`));
 const id = fc.oneof(fc.constantFrom('n1', 'n2', 'n3', 'n4', '', 'N2', 'n2 ', '../n2'), fc.string({ maxLength: 80 }));
 
-const signedHeader = fc
-  .record({
-    from: id,
-    to: id,
-    channel: fc.oneof(fc.constantFrom(...CHANNELS), fc.string({ maxLength: 12 })),
-    secret: fc.constantFrom<string | null>(SECRET, SECRET, 'another-cluster-secret-0123456789', null),
-    ageMs: fc.oneof(fc.integer({ min: -5_000, max: 5_000 }), fc.integer({ min: -1e13, max: 1e13 })),
-    cluster: fc.constantFrom<string | null>(CLUSTER_ID, '', null, 'deadbeefdeadbeefdeadbeefdeadbeef'),
-    incarnation: fc.oneof(hex(32), fc.string({ maxLength: 40 })),
-    nonce: hex(32),
-  })
-  .map((h) => createHelloHeader({ from: h.from, to: h.to, channel: h.channel as (typeof CHANNELS)[number], clusterSecret: h.secret, nowMs: NOW_MS + h.ageMs, clusterId: h.cluster, incarnation: h.incarnation, nonce: h.nonce }));
+/** Mostly the right value, so that accepted hellos (and the replay cache) are exercised too. */
+const mostly = <T>(right: fc.Arbitrary<T>, other: fc.Arbitrary<T>) => fc.oneof({ weight: 4, arbitrary: right }, { weight: 1, arbitrary: other });
 
-/** Replaces one field of the JSON inside a signed hello with an arbitrary JSON value. */
-const jsonMutated = fc.tuple(signedHeader, fc.constantFrom('v', 'channel', 'from', 'to', 'ts', 'nonce', 'cluster', 'incarnation', 'mac', 'extra'), fc.jsonValue({ maxDepth: 2 })).map(([h, field, value]) => {
-  const o = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as Record<string, unknown>;
-  o[field] = value;
-  return Buffer.from(JSON.stringify(o)).toString('base64url');
+const recipe: fc.Arbitrary<HelloRecipe> = fc.record({
+  from: mostly(fc.constantFrom('n2', 'n3'), id),
+  to: mostly(fc.constant(SELF), id),
+  channel: mostly(fc.constantFrom('raft', 'snapshot'), fc.oneof(fc.constantFrom(...CHANNELS), fc.string({ maxLength: 12 }))),
+  secret: fc.constantFrom<string | null>(SECRET, SECRET, 'another-cluster-secret-0123456789', null),
+  ageMs: mostly(fc.integer({ min: -5_000, max: 5_000 }), fc.integer({ min: -1e13, max: 1e13 })),
+  cluster: fc.constantFrom<string | null>(CLUSTER_ID, '', null, 'deadbeefdeadbeefdeadbeefdeadbeef'),
+  incarnation: mostly(hex(32), fc.string({ maxLength: 40 })),
+  nonce: hex(32),
 });
 
-const rawMutated = fc.tuple(signedHeader, fc.boolean(), fc.array(byteEdit, { minLength: 1, maxLength: MUTATIONS_MAX })).map(([h, inner, edits]) => {
-  if (!inner) return Buffer.from(applyEdits(Buffer.from(h, 'latin1'), edits)).toString('latin1');
-  return Buffer.from(applyEdits(Buffer.from(h, 'base64url'), edits)).toString('base64url');
-});
+const damage: fc.Arbitrary<HelloDamage> = fc.oneof(
+  { weight: 4, arbitrary: fc.constant({ kind: 'none' as const }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('json' as const), field: fc.constantFrom('v', 'channel', 'from', 'to', 'ts', 'nonce', 'cluster', 'incarnation', 'mac', 'extra'), value: fc.jsonValue({ maxDepth: 2 }) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('raw' as const), inner: fc.boolean(), edits: fc.array(byteEdit, { minLength: 1, maxLength: MUTATIONS_MAX }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('replace' as const), header: fc.oneof(fc.constant(undefined), fc.array(fc.string({ maxLength: 40 }), { maxLength: 3 }), fc.string({ maxLength: 3000 })) }) },
+);
+
+/** The header a dialler would send at `nowMs`, damaged as the input says. */
+function headerOf(i: HelloInput, nowMs: number): string | string[] | undefined {
+  const r = i.recipe;
+  const h = createHelloHeader({ from: r.from, to: r.to, channel: r.channel as (typeof CHANNELS)[number], clusterSecret: r.secret, nowMs: nowMs + r.ageMs, clusterId: r.cluster, incarnation: r.incarnation, nonce: r.nonce });
+  const d = i.damage;
+  switch (d.kind) {
+    case 'none':
+      return h;
+    case 'json': {
+      const o = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as Record<string, unknown>;
+      o[d.field] = d.value;
+      return Buffer.from(JSON.stringify(o)).toString('base64url');
+    }
+    case 'raw':
+      return d.inner ? Buffer.from(applyEdits(Buffer.from(h, 'base64url'), d.edits)).toString('base64url') : Buffer.from(applyEdits(Buffer.from(h, 'latin1'), d.edits)).toString('latin1');
+    case 'replace':
+      return d.header;
+  }
+}
 
 export const peerHelloSurface: Surface<HelloInput> = {
   name: 'peer-hello',
   description: 'peer connections before the handshake: the hello header (transport handshake.ts)',
-  arbitrary: () =>
-    fc.record({
-      header: fc.oneof(
-        { weight: 4, arbitrary: signedHeader },
-        { weight: 3, arbitrary: jsonMutated },
-        { weight: 3, arbitrary: rawMutated },
-        { weight: 1, arbitrary: fc.oneof(fc.constant(undefined), fc.array(signedHeader, { maxLength: 3 }), fc.string({ maxLength: 3000 })) },
-      ),
-      advanceMs: fc.integer({ min: 0, max: 2_000 }),
-    }),
+  arbitrary: () => fc.record({ recipe, damage, advanceMs: fc.integer({ min: 0, max: 2_000 }) }),
   open: async () => openHelloTarget(),
   show: (i) => JSON.stringify(i),
 };
@@ -88,7 +115,7 @@ function openHelloTarget(): FuzzTarget<HelloInput> {
     checkIncarnation: () => null,
     rememberNonce: (nonce, t) => cache.remember(nonce, t),
   });
-  const verify = (header: HelloInput['header']): Outcome => {
+  const verify = (header: string | string[] | undefined): Outcome => {
     let v;
     try {
       v = verifyHelloHeader(header, check());
@@ -112,7 +139,7 @@ function openHelloTarget(): FuzzTarget<HelloInput> {
   return {
     feed: (input) => {
       now += input.advanceMs;
-      return verify(input.header);
+      return verify(headerOf(input, now));
     },
     control: () => {
       // A fresh authentic hello is accepted, once the cache has room (at most one window).
