@@ -85,6 +85,9 @@ describe('admin endpoints need the cluster secret', () => {
     expect(withFile.code, withFile.stderr).toBe(0);
     expect(withFile.stdout).not.toContain('(not recorded yet)');
 
+    const listWithout = await cli(['member', 'list', endpoints], NO_SECRET_ENV);
+    expect(listWithout.stdout).toContain('(needs the cluster secret)');
+
     const without = await cli(['snapshot-rate', '1', endpoints], NO_SECRET_ENV);
     expect(without.code).toBe(1);
     expect(without.stdout).toContain('QKV_AUTH_FAILED');

@@ -278,23 +278,29 @@ async function member(argv: string[]): Promise<number> {
   }
 }
 
-/** Recorded incarnation per member id, from GET /v1/admin/members (empty when it cannot be read). */
-async function recordedIncarnations(c: Common): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
+/**
+ * Recorded incarnation per member id, from GET /v1/admin/members (empty when it cannot be read);
+ * `unauthorized` when the node refused the CLI's admin token (no or another cluster secret).
+ */
+async function recordedIncarnations(c: Common): Promise<{ byId: Map<string, string>; unauthorized: boolean }> {
+  const byId = new Map<string, string>();
   try {
     const r = await httpCall(c, 'GET', '/v1/admin/members');
+    if (r.status === 401) return { byId, unauthorized: true };
     const m = (await r.json()) as { voters?: { id: string; incarnation?: string }[]; learners?: { id: string; incarnation?: string }[] };
-    for (const x of [...(m.voters ?? []), ...(m.learners ?? [])]) if (x.incarnation) out.set(x.id, x.incarnation);
+    for (const x of [...(m.voters ?? []), ...(m.learners ?? [])]) if (x.incarnation) byId.set(x.id, x.incarnation);
   } catch {
     // an older node: no incarnations to show
   }
-  return out;
+  return { byId, unauthorized: false };
 }
 
 async function printStatus(c: Common, withIncarnations = false): Promise<number> {
   const r = await httpCall(c, 'GET', '/v1/status');
   if (!r.ok) return printResult(r);
-  const incarnations = withIncarnations ? await recordedIncarnations(c) : new Map<string, string>();
+  const known = withIncarnations ? await recordedIncarnations(c) : { byId: new Map<string, string>(), unauthorized: false };
+  const incarnations = known.byId;
+  const unknownIncarnation = known.unauthorized ? '(needs the cluster secret)' : '(not recorded yet)';
   const s = (await r.json()) as {
     id: string;
     role: string;
@@ -309,7 +315,7 @@ async function printStatus(c: Common, withIncarnations = false): Promise<number>
   for (const m of s.members) {
     console.log(
       `  ${m.id.padEnd(6)} ${m.address.padEnd(22)} ${m.voter ? 'voter  ' : 'learner'} zone=${m.zone ?? '-'} match=${m.matchIndex ?? '-'} lastContactMs=${m.lastContactMs ?? '-'}` +
-        (withIncarnations ? ` incarnation=${incarnations.get(m.id)?.slice(0, 8) ?? '(not recorded yet)'}` : ''),
+        (withIncarnations ? ` incarnation=${incarnations.get(m.id)?.slice(0, 8) ?? unknownIncarnation}` : ''),
     );
   }
   for (const w of s.warnings ?? []) console.log(`warning: ${w}`);
