@@ -2,7 +2,8 @@
 // 127.0.0.1, LevelDB in a temporary directory): each input is one raw HTTP/1.1 request sent on
 // its own TCP connection. Generated requests use the node's routes, methods, query parameters,
 // headers (Content-Length right and wrong, the admin token right, wrong and absent) and bodies,
-// and half of them are raw-mutated bytes. Invariants: every request gets an answer or a closed
+// and half of them are raw-mutated bytes; a fifth are WebSocket upgrades of /raft (hello headers)
+// and /client (followed by client frames). Invariants: every request gets an answer or a closed
 // connection within RESPONSE_TIMEOUT_MS; an error answered by the API is JSON with a QKV_ code
 // and never QKV_INTERNAL (500); the node keeps answering GET /v1/status.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,14 +11,17 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { adminAuthorization } from '@quorumkv/transport';
+import { HELLO_HEADER, adminAuthorization, createHelloHeader } from '@quorumkv/transport';
 import { createSinkLogger, parseServeConfig, startServer, type RunningServer } from '@quorumkv/server';
 import { FuzzViolation, type FuzzTarget, type Outcome, type Surface } from '../runner.js';
 import { showBytes, withMutation } from '../mutate.js';
+import { clientFrameSurface } from './client-frame.js';
 
 const SECRET = 'fuzz-http-secret-0123456789abcdef';
 /** Longest wait for an answer or a close. */
 const RESPONSE_TIMEOUT_MS = 5_000;
+/** The hello clock of generated upgrades: fixed, so a run replays (such hellos are stale). */
+const UPGRADE_CLOCK_MS = 1_700_000_000_000;
 /** Most response bytes kept per request (a backup stream can be long; the rest is drained). */
 const RESPONSE_KEEP_BYTES_MAX = 64 * 1024;
 
@@ -71,10 +75,42 @@ const request = fc
     return new Uint8Array(Buffer.concat([Buffer.from(`${r.method} ${path} HTTP/1.1\r\n${h.join('\r\n')}\r\n\r\n`, 'latin1'), payload]));
   });
 
+/** A client-to-server WebSocket frame (binary, FIN, masked as RFC 6455 requires of clients). */
+function wsFrame(payload: Uint8Array, mask: Uint8Array): Buffer {
+  const n = payload.length;
+  const head = n < 126 ? Buffer.from([0x82, 0x80 | n]) : Buffer.from([0x82, 0x80 | 126, n >> 8, n & 0xff]);
+  const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
+  return Buffer.concat([head, Buffer.from(mask), masked]);
+}
+
+/**
+ * WebSocket upgrades of both upgrade routes: `/raft` with a hello header (signed with this node's
+ * secret or not, from a member or not; at a fixed clock, so stale unless mutated), `/client` with
+ * client frames after the handshake — the peer and client surfaces through the real sockets.
+ */
+const upgrade = fc
+  .record({
+    path: fc.constantFrom('/raft', '/client', '/client', '/x'),
+    key: mostly(fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => Buffer.from(b).toString('base64')), fc.string({ maxLength: 30 }).map((x) => x.replace(/[\r\n]/g, ''))),
+    version: mostly(fc.constant('13'), fc.constantFrom('8', '', 'x')),
+    hello: fc.record({ from: fc.constantFrom('n1', 'n2'), secret: fc.constantFrom<string | null>(SECRET, 'another-secret-0123456789', null), channel: fc.constantFrom('raft', 'snapshot', 'probe'), ageMs: fc.integer({ min: -60_000, max: 60_000 }) }),
+    frames: fc.array(clientFrameSurface.arbitrary().map((i) => i.bytes), { maxLength: 2 }),
+    mask: fc.uint8Array({ minLength: 4, maxLength: 4 }),
+  })
+  .map((u) => {
+    const h = ['Host: fuzz', 'Connection: Upgrade', 'Upgrade: websocket', `Sec-WebSocket-Version: ${u.version}`, `Sec-WebSocket-Key: ${u.key}`];
+    if (u.path === '/raft') {
+      const hello = createHelloHeader({ from: u.hello.from, to: 'n1', channel: u.hello.channel as 'raft', clusterSecret: u.hello.secret, nowMs: UPGRADE_CLOCK_MS + u.hello.ageMs, incarnation: 'b'.repeat(32), nonce: 'c'.repeat(32) });
+      h.push(`${HELLO_HEADER}: ${hello}`);
+    }
+    const frames = u.path === '/client' ? u.frames.filter((f) => f.length < 0x10000).map((f) => wsFrame(f, u.mask)) : [];
+    return new Uint8Array(Buffer.concat([Buffer.from(`GET ${u.path} HTTP/1.1\r\n${h.join('\r\n')}\r\n\r\n`, 'latin1'), ...frames]));
+  });
+
 export const httpSurface: Surface<Uint8Array> = {
   name: 'http',
   description: 'raw HTTP requests (paths, headers, bodies) to a node started in-process',
-  arbitrary: () => withMutation(request, 512),
+  arbitrary: () => withMutation(fc.oneof({ weight: 4, arbitrary: request }, { weight: 1, arbitrary: upgrade }), 512),
   open: () => openHttpTarget(),
   show: (b) => `${showBytes(b)}\n  as text: ${JSON.stringify(Buffer.from(b).toString('latin1'))}`,
 };
