@@ -8,7 +8,8 @@ import { SURFACES, runFuzz } from './index.js';
 const USAGE = `usage: pnpm fuzz --surface ${Object.keys(SURFACES).join('|')}|all [--count N] [--seed X] [--path P] [--quiet]
   --count N   inputs per surface (default 20000)
   --seed X    the run's seed (default: random, printed)
-  --path P    replay one counterexample of a failed run (printed with it)`;
+  --path P    replay one counterexample of a failed run (printed with it)
+  --quiet     a progress line every 100,000 inputs instead of every 1,000`;
 /** Default inputs per surface: the CI count. */
 const DEFAULT_COUNT = 20_000;
 
@@ -34,7 +35,7 @@ async function main(): Promise<number> {
     const surface = SURFACES[name];
     if (!surface) return usage(`unknown surface "${name}"`);
     console.log(`fuzz ${name}: ${count} inputs, seed ${seed}${values.path ? `, path ${values.path}` : ''}`);
-    const r = await runFuzz(surface, { count, seed, ...(values.path ? { path: values.path } : {}), ...(values.quiet ? {} : { progress: (l: string) => console.log(l) }) });
+    const r = await runFuzz(surface, { count, seed, ...(values.path ? { path: values.path } : {}), progress: quietable(values.quiet === true) });
     const rate = Math.round((r.inputs / Math.max(1, r.elapsedMs)) * 1000);
     console.log(`fuzz ${name}: ${r.inputs} inputs (${r.accepted} accepted, ${r.refused} refused) in ${r.elapsedMs} ms (${rate}/s); heap ${(r.heapGrowthBytes / 1048576).toFixed(1)} MiB, RSS ${(r.rssGrowthBytes / 1048576).toFixed(1)} MiB growth; rss now ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`);
     if (r.failure) {
@@ -43,6 +44,17 @@ async function main(): Promise<number> {
     }
   }
   return failed > 0 ? 1 : 0;
+}
+
+/** Inputs between two progress lines under --quiet (a long run still shows how far it got). */
+const QUIET_PROGRESS_EVERY = 100_000;
+
+/** Prints every progress line (one per thousand inputs), or under --quiet one per QUIET_PROGRESS_EVERY. */
+function quietable(quiet: boolean): (line: string) => void {
+  let n = 0;
+  return (line) => {
+    if (!quiet || ++n % (QUIET_PROGRESS_EVERY / 1000) === 0) console.log(line);
+  };
 }
 
 function usage(msg: string): number {
