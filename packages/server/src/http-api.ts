@@ -83,7 +83,7 @@ class HttpError extends QuorumKvError {}
 
 /**
  * The request target as a URL. A target the URL parser refuses (`//`, `//host:x`, a bad port)
- * is the client's error, answered 400 — not an unexpected error. (Found by the HTTP fuzzer.)
+ * is the client's error, answered 400 — not an unexpected error.
  */
 export function requestUrl(target: string | undefined): URL {
   try {

@@ -18,4 +18,3 @@ export { fetchNode, type NodeRequestInit } from './node-fetch.js';
 /** The snapshot channel's receiving machine and frame codec, exported for the fuzzers (@quorumkv/fuzz). */
 export { SnapshotReceiver, type ReceiveAction, type ReceiveEvent } from './snapshot-receiver.js';
 export { encodeFrame as encodeSnapshotFrame, decodeFrame as decodeSnapshotFrame, type SenderFrame, type ReceiverFrame } from './snapshot-frames.js';
-export { HttpApi } from './http-api.js';

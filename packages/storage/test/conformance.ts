@@ -413,10 +413,9 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
     });
 
     describe('format and metadata', () => {
-      // Found by the storage fuzzer (packages/fuzz): an emptied kv record made its key vanish from
-      // ranges (read as "deleted") instead of failing as damaged.
-      // Found by the storage fuzzer: a history record under a key too short to hold the 00 00
-      // terminator and a revision made reads at a revision throw a RangeError (untyped).
+      // A kv record is never empty (a delete removes it): an empty one is damage, not a deleted key.
+      // A history key is refused when it cannot be what historyKey made: too short for the 00 00
+      // terminator and the revision, no terminator, or a 00 byte without its FF escape.
       test.each([
         ['too short', new Uint8Array([0, 0, 0, 0, 0x61, 0, 0])],
         ['no terminator', new Uint8Array([0, 0, 0, 0, 0x61, 1, 1, 0, 0, 0, 0, 0, 0, 0, 2])],
