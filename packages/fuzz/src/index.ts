@@ -6,6 +6,7 @@ import { configSurface } from './surfaces/config.js';
 import { httpSurface } from './surfaces/http.js';
 import { peerFrameSurface } from './surfaces/peer-frame.js';
 import { peerHelloSurface } from './surfaces/peer-hello.js';
+import { peerSocketSurface } from './surfaces/peer-socket.js';
 import { snapshotChunkSurface } from './surfaces/snapshot-chunk.js';
 import { storageSurface } from './surfaces/storage.js';
 
@@ -14,6 +15,6 @@ export { runFuzz, replayCommand, FuzzViolation, type FuzzReport, type FuzzOption
 /** Every surface, by name (the `--surface` of `pnpm fuzz`). */
 export const SURFACES: Readonly<Record<string, Surface<never>>> = Object.freeze(
   Object.fromEntries(
-    ([peerHelloSurface, peerFrameSurface, clientFrameSurface, httpSurface, snapshotChunkSurface, configSurface, storageSurface] as Surface<never>[]).map((s) => [s.name, s]),
+    ([peerHelloSurface, peerFrameSurface, peerSocketSurface, clientFrameSurface, httpSurface, snapshotChunkSurface, configSurface, storageSurface] as Surface<never>[]).map((s) => [s.name, s]),
   ),
 );

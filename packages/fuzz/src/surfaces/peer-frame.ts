@@ -56,10 +56,13 @@ const message: fc.Arbitrary<Message> = fc
 
 const frame = fc.array(message, { minLength: 0, maxLength: 4 }).map((ms) => encodeFrame(ms));
 
+/** Frames a correct n2 would send to n1, half of them raw-mutated (also used by the socket surface). */
+export const peerFrames = (): fc.Arbitrary<Uint8Array> => withMutation(frame);
+
 export const peerFrameSurface: Surface<Uint8Array> = {
   name: 'peer-frame',
   description: 'peer frames after the handshake, decoded and stepped into a real consensus core',
-  arbitrary: () => withMutation(frame),
+  arbitrary: peerFrames,
   open: async () => openFrameTarget(),
   show: showBytes,
 };
