@@ -31,7 +31,9 @@ export function isAdminPath(pathname: string): boolean {
   return pathname.startsWith(ADMIN_PATH_PREFIX) || ADMIN_PATHS_ELSEWHERE.has(pathname);
 }
 
-const HOW_TO = 'send "Authorization: Bearer <admin token>", the token derived from the cluster secret (the quorumkv CLI does when QKV_CLUSTER_SECRET or QKV_CLUSTER_SECRET_FILE is set; see docs/security.md)';
+const HOW_TO =
+  'send "Authorization: Bearer <admin token>", the token derived from the cluster secret (the quorumkv CLI sends it when it finds the secret: ' +
+  'QKV_CLUSTER_SECRET, --cluster-secret-file or QKV_CLUSTER_SECRET_FILE, or ./data/cluster-secret; see docs/security.md)';
 
 /**
  * Throws {@link AdminAuthError} unless the request carries the admin token of `clusterSecret`.
