@@ -146,7 +146,11 @@ function judge(answer: Buffer, head: boolean): Outcome {
   const status = Number(m[1]);
   const split = text.indexOf('\r\n\r\n');
   const headers = text.slice(0, split).toLowerCase();
-  const bodyText = Buffer.from(text.slice(split + 4), 'latin1').toString('utf8');
+  // Only this answer's body: on a kept-alive connection a second answer may follow (a 400 for the
+  // rest of a body the handler did not read).
+  const length = /\r\ncontent-length: (\d+)/.exec(headers);
+  const rest = text.slice(split + 4);
+  const bodyText = Buffer.from(length ? rest.slice(0, Number(length[1])) : rest, 'latin1').toString('utf8');
   if (status >= 400 && !head && headers.includes('content-type: application/json')) {
     let code: unknown;
     try {
