@@ -23,6 +23,8 @@ const ADMIN_ROUTES: [string, string, unknown?][] = [
   ['GET', '/v1/admin/snapshots'],
   ['GET', '/v1/admin/snapshot'],
   ['PUT', '/v1/admin/faults', { fsyncDelayMs: 1 }],
+  ['GET', '/v1/admin/maintenance'],
+  ['PUT', '/v1/admin/maintenance', { on: true }],
   ['POST', '/v1/compact?revision=1'],
 ];
 
@@ -67,6 +69,7 @@ describe('admin endpoints need the cluster secret', () => {
     expect(members.learners).toHaveLength(0);
     const snaps = jsonOf<{ rateBytesPerSec: number }>(await httpRequest(cluster.node(leader).port, 'GET', '/v1/admin/snapshots'));
     expect(snaps.rateBytesPerSec).not.toBe(1);
+    for (const id of [leader, follower]) expect(jsonOf<{ maintenance: boolean }>(await httpRequest(cluster.node(id).port, 'GET', '/v1/admin/maintenance')).maintenance).toBe(false);
     // Client routes stay open.
     expect((await httpRequest(cluster.node(follower).port, 'GET', '/v1/status')).status).toBe(200);
   });
