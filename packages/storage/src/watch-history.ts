@@ -65,7 +65,7 @@ export async function readChanges(view: ReadView, req: ChangesRequest): Promise<
   let prev: Uint8Array | null = null;
   for await (const batch of view.iterate('history', historyRange(req.gen, req.start, req.end), ITERATE_BATCH_MAX)) {
     for (const [k, v] of batch) {
-      const parsed = parseHistoryKey(k);
+      const parsed = parseHistoryKey(req.location, k);
       if (!key || !bytesEqual(key, parsed.key)) {
         key = parsed.key;
         prev = null;
