@@ -26,7 +26,7 @@ const UPGRADE_CLOCK_MS = 1_700_000_000_000;
 const RESPONSE_KEEP_BYTES_MAX = 64 * 1024;
 
 const ROUTES = [
-  '/v1/kv/a', '/v1/kv/%00', '/v1/kv/%ZZ', '/v1/kv/', '/v1/kv', '/v1/kv/a/b', '/v1/compact', '/v1/status', '/v1/state-hash', '/health', '/ready', '/metrics', '/ui', '/', '/v1/cluster', '/v1/events',
+  '/v1/kv/a', '/v1/kv/%00', '/v1/kv/%ZZ', '/v1/kv/', '/v1/kv', '/v1/kv/a/b', '/v1/txn', '/v1/compact', '/v1/status', '/v1/state-hash', '/health', '/ready', '/metrics', '/ui', '/', '/v1/cluster', '/v1/events',
   '/v1/admin/members', '/v1/admin/members/n1', '/v1/admin/members/n9/promote', '/v1/admin/members/n1/zone', '/v1/admin/leader/transfer', '/v1/admin/snapshot-rate',
   '/v1/admin/snapshots', '/v1/admin/snapshot', '/v1/admin/faults', '/raft', '/client', '//v1/kv/a', '/v1/kv/..%2f..%2fetc',
 ];
@@ -41,7 +41,7 @@ const method = mostly(fc.constantFrom('GET', 'GET', 'GET', 'PUT', 'POST', 'DELET
 const query = mostly(fc.constant([] as [string, string][]), fc.array(fc.tuple(fc.constantFrom(...QUERY_NAMES), fc.oneof(fc.constantFrom(...QUERY_VALUES), fc.string({ maxLength: 8 }))), { maxLength: 3 }));
 const body = fc.oneof(
   fc.constant(''),
-  fc.constantFrom('{"bytesPerSecond":1048576}', '{"bytesPerSecond":-1}', '{"id":"n1"}', '{"id":"n9"}', '{"zone":"z"}', '{"fsyncDelayMs":1}', '{', '[]', 'null', '{"id":"n1","address":"127.0.0.1:1","learner":true}'),
+  fc.constantFrom('{"compare":[],"success":[{"put":{"key":"a","value":"b"}}],"failure":[]}', '{"success":[{"range":{"prefix":""}}]}', '{"bytesPerSecond":1048576}', '{"bytesPerSecond":-1}', '{"id":"n1"}', '{"id":"n9"}', '{"zone":"z"}', '{"fsyncDelayMs":1}', '{', '[]', 'null', '{"id":"n1","address":"127.0.0.1:1","learner":true}'),
   fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify(v)),
   fc.string({ maxLength: 64 }),
 );
@@ -56,7 +56,7 @@ const request = fc
     auth: mostly(fc.constantFrom('none', 'valid'), fc.constantFrom('wrong', 'garbage')),
     contentLength: mostly(fc.constant('right'), fc.constantFrom('absent', 'short', 'long', 'negative', 'chunked')),
     contentType: fc.constantFrom(undefined, 'application/json', 'application/octet-stream', 'text/plain'),
-    extraHeaders: fc.array(fc.tuple(fc.constantFrom('x-qkv-forwarded', 'transfer-encoding', 'expect', 'upgrade', 'x-a'), fc.string({ maxLength: 16 })), { maxLength: 2 }),
+    extraHeaders: fc.array(fc.tuple(fc.constantFrom('x-qkv-forwarded', 'idempotency-key', 'transfer-encoding', 'expect', 'upgrade', 'x-a'), fc.string({ maxLength: 16 })), { maxLength: 2 }),
     body,
   })
   .map((r) => {
