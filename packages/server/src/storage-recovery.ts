@@ -1,6 +1,7 @@
 // Runs a node that survives failed disk writes (storage-fault.ts): serve; on ENOSPC/EIO stop the
 // node whole, keep the port with the stand-in, probe with a bounded back-off, and start the node
 // again from disk once a probe write is synced. Used by `quorumkv serve`.
+import { adminToken } from '@quorumkv/transport';
 import type { ServeConfig } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { FATAL_EXIT_CODE } from './node-production.js';
@@ -30,7 +31,8 @@ export interface RecoveringServer {
  * listens (or the stand-in does, when the disk already fails at start).
  */
 export async function serveRecovering(cfg: ServeConfig): Promise<RecoveringServer> {
-  const log = createLogger(cfg.id, cfg.logLevel);
+  // The same redaction as startServer's own logger: this one is handed to every start.
+  const log = createLogger(cfg.id, cfg.logLevel, [cfg.clusterSecret, adminToken(cfg.clusterSecret)]);
   const counts: StorageFaultCounts = { faults: { 'disk-full': 0, io: 0 }, current: undefined };
   let running: RunningServer | undefined;
   let standIn: StandIn | undefined;
