@@ -77,6 +77,13 @@ export interface ServeConfig {
   snapshotChunkBytes: number;
   maxConcurrentSnapshotSends: number;
   /**
+   * How the catch-up send rate is set: 'adaptive' (catchup-throttle.ts: from the leader's commit
+   * latency and fsync p99, within [min, snapshotRateBytesPerSec]) or 'fixed' (snapshotRateBytesPerSec).
+   */
+  catchupThrottle: CatchupThrottleMode;
+  /** The adaptive throttle counts latency below this (ms) as steady, whatever it learnt. */
+  catchupLatencyFloorMs: number;
+  /**
    * Client sessions idle longer than this are forgotten (their retries get QKV_SESSION_EXPIRED).
    * Shapes replicated state: must be the same on every node.
    */
@@ -143,6 +150,8 @@ export const DEFAULTS = {
   snapshotRateBytesPerSec: 32 * 1024 * 1024,
   snapshotChunkBytes: 1024 * 1024,
   maxConcurrentSnapshotSends: 1,
+  catchupThrottle: 'adaptive',
+  catchupLatencyFloorMs: 5,
   sessionTtlMs: 60 * 60 * 1000,
   idempotencyTtlMs: 10 * 60 * 1000,
   faultFsyncDelayMs: 0,
@@ -188,6 +197,8 @@ const SERVE_FLAGS = {
   'snapshot-rate': { type: 'string' },
   'snapshot-chunk-bytes': { type: 'string' },
   'max-concurrent-snapshot-sends': { type: 'string' },
+  'catchup-throttle': { type: 'string' },
+  'catchup-latency-floor-ms': { type: 'string' },
   'session-ttl-ms': { type: 'string' },
   'idempotency-ttl-ms': { type: 'string' },
   'fault-fsync-delay-ms': { type: 'string' },
@@ -253,6 +264,12 @@ export const SERVE_USAGE = `usage: QKV_CLUSTER_SECRET=… quorumkv serve --id ID
   --snapshot-rate BYTES/S    snapshot send rate limit, 0 = unlimited (default ${DEFAULTS.snapshotRateBytesPerSec})
   --snapshot-chunk-bytes N
   --max-concurrent-snapshot-sends N
+  --catchup-throttle adaptive|fixed
+                             adaptive: the leader slows catch-up sends when its commit latency or
+                             fsync p99 rises, within --snapshot-rate; fixed: always --snapshot-rate
+                             (default ${DEFAULTS.catchupThrottle})
+  --catchup-latency-floor-ms N
+                             latency the adaptive throttle always counts as steady (default ${DEFAULTS.catchupLatencyFloorMs})
   --session-ttl-ms N         forget client sessions idle this long (default ${DEFAULTS.sessionTtlMs});
                              must be the same on every node
   --idempotency-ttl-ms N     remember an HTTP Idempotency-Key this long after its first use
@@ -442,6 +459,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     // A chunk travels in one transport frame (4 MiB at most), with room for the frame's fields.
     snapshotChunkBytes: num('snapshot-chunk-bytes', DEFAULTS.snapshotChunkBytes, 1024, 2 * 1024 * 1024),
     maxConcurrentSnapshotSends: num('max-concurrent-snapshot-sends', DEFAULTS.maxConcurrentSnapshotSends, 1, 64),
+    catchupThrottle: throttleMode(str('catchup-throttle')),
+    catchupLatencyFloorMs: num('catchup-latency-floor-ms', DEFAULTS.catchupLatencyFloorMs, 1, 60_000),
     sessionTtlMs: num('session-ttl-ms', DEFAULTS.sessionTtlMs, 1000),
     idempotencyTtlMs: num('idempotency-ttl-ms', DEFAULTS.idempotencyTtlMs, 1000),
     faultFsyncDelayMs: num('fault-fsync-delay-ms', DEFAULTS.faultFsyncDelayMs, 0, 60_000),
@@ -496,6 +515,15 @@ function tlsSettings(str: StrSetting, get: (flag: keyof typeof SERVE_FLAGS) => u
 /** True for 127.0.0.0/8, ::1 and localhost: addresses other machines cannot reach. */
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** How the catch-up send rate is set (--catchup-throttle). */
+export type CatchupThrottleMode = 'adaptive' | 'fixed';
+
+function throttleMode(v: string | undefined): CatchupThrottleMode {
+  if (v === undefined) return DEFAULTS.catchupThrottle;
+  if (v === 'adaptive' || v === 'fixed') return v;
+  throw new ConfigError(`--catchup-throttle must be adaptive or fixed (got "${v}")`);
 }
 
 type NumSetting = (flag: keyof typeof SERVE_FLAGS, def: number, min: number, max?: number) => number;

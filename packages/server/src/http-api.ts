@@ -404,6 +404,7 @@ export class HttpApi {
         otherIncarnationDropped: this.node.otherIncarnationDropped(),
       },
       ...(this.node.snapshotStatus ? { snapshots: this.node.snapshotStatus() } : {}),
+      ...(this.node.catchupThrottleView ? { catchupThrottle: this.node.catchupThrottleView() } : {}),
     };
   }
 

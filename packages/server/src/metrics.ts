@@ -1,6 +1,7 @@
 // Prometheus metrics (/metrics). One registry per node so that tests can run several nodes in one
 // process without their metrics colliding.
 import { ErrorCauses } from './availability.js';
+import { CATCHUP_THROTTLE_STATES } from './catchup-throttle.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PeerStats, TransportStats } from '@quorumkv/transport';
 import type { StorageFaultCounts } from './storage-fault.js';
@@ -33,6 +34,10 @@ export class NodeMetrics {
   });
   /** The last FSYNC_RECENT_SAMPLES synced batch durations, for `/v1/status` and `quorumkv health`. */
   readonly fsyncRecent = new RecentSamples(FSYNC_RECENT_SAMPLES);
+  /** Synced batch durations since the catch-up throttle's last step (catchup-throttle-loop.ts drains it). */
+  readonly fsyncStep = new RecentSamples(STEP_SAMPLES_MAX);
+  /** Leader writes' propose → answer latencies since the throttle's last step (node.ts records them). */
+  readonly commitStep = new RecentSamples(STEP_SAMPLES_MAX);
   readonly fsyncSeconds = withRecent(
     new Histogram({
       name: 'qkv_storage_fsync_seconds',
@@ -40,7 +45,7 @@ export class NodeMetrics {
       buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1],
       registers: [this.registry],
     }),
-    this.fsyncRecent,
+    [this.fsyncRecent, this.fsyncStep],
   );
   readonly applySeconds = new Histogram({
     name: 'qkv_storage_apply_seconds',
@@ -218,6 +223,31 @@ export class NodeMetrics {
   }
 
   /**
+   * `qkv_catchup_rate_bytes_per_second` (the rate catch-up snapshot sends are held to now; 0 =
+   * unlimited) and `qkv_catchup_throttle_state` (1 for the adaptive throttle's current state).
+   */
+  registerCatchupThrottle(read: () => { effectiveBytesPerSec: number; mode: string; state?: string }): void {
+    new Gauge({
+      name: 'qkv_catchup_rate_bytes_per_second',
+      help: 'Rate catch-up snapshot sends are held to now, bytes per second (0 = unlimited)',
+      registers: [this.registry],
+      collect() {
+        this.set(read().effectiveBytesPerSec);
+      },
+    });
+    new Gauge({
+      name: 'qkv_catchup_throttle_state',
+      help: 'Adaptive catch-up throttle state (1 for the current one; all 0 with --catchup-throttle fixed)',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect() {
+        const now = read().state;
+        for (const s of CATCHUP_THROTTLE_STATES) this.set({ state: s }, s === now ? 1 : 0);
+      },
+    });
+  }
+
+  /**
    * `qkv_data_dir_free_bytes` and `qkv_data_dir_capacity_bytes`: the file system holding the data
    * directory, read (statfs) when /metrics is scraped; absent when it cannot be read.
    */
@@ -340,6 +370,12 @@ function counterFrom(registry: Registry, o: { name: string; help: string; read: 
 /** How many recent synced-batch durations `/v1/status` summarises (its `fsync` field). */
 export const FSYNC_RECENT_SAMPLES = 512;
 
+/**
+ * Samples one step of the catch-up throttle holds at most (the newest win): far more than one
+ * step sees at the measured write rates, so the p99 is over every sample of the step.
+ */
+export const STEP_SAMPLES_MAX = 4096;
+
 /** A fixed-size ring of the most recent samples (seconds) with a nearest-rank quantile. */
 export class RecentSamples {
   private readonly ring: Float64Array;
@@ -356,6 +392,14 @@ export class RecentSamples {
     this.filled = Math.min(this.filled + 1, this.capacity);
   }
 
+  /** The p99 of the samples held (null while empty), then forgets them: one step's p99. */
+  takeP99(): number | null {
+    const p99 = this.summary().p99Seconds;
+    this.next = 0;
+    this.filled = 0;
+    return p99;
+  }
+
   /** Count, p99 and max of the samples held (null quantiles while empty). */
   summary(): { samples: number; p99Seconds: number | null; maxSeconds: number | null } {
     if (this.filled === 0) return { samples: 0, p99Seconds: null, maxSeconds: null };
@@ -365,11 +409,11 @@ export class RecentSamples {
   }
 }
 
-/** Makes an unlabelled histogram's `observe(v)` also record `v` in `recent`. */
-function withRecent(h: Histogram, recent: RecentSamples): Histogram {
+/** Makes an unlabelled histogram's `observe(v)` also record `v` in each of `recent`. */
+function withRecent(h: Histogram, recent: RecentSamples[]): Histogram {
   const observe = h.observe.bind(h) as (v: number) => void;
   h.observe = ((v: number) => {
-    recent.add(v);
+    for (const r of recent) r.add(v);
     observe(v);
   }) as Histogram['observe'];
   return h;

@@ -185,6 +185,8 @@ export class QuorumKvNode {
   snapshotAcceptor: ((peer: string, ws: import('ws').WebSocket) => void) | undefined;
   /** Snapshot transfers in flight, for /v1/status (set by the snapshot module). */
   snapshotStatus: (() => unknown) | undefined;
+  /** The catch-up throttle's mode, rate and state, for /v1/status (set by server.ts). */
+  catchupThrottleView: (() => unknown) | undefined;
   /** The operator's maintenance and snapshot-pause switches (ops-switches.ts; persisted by server.ts). */
   opsSwitches = new OpsSwitches();
   /** The leader changes this node saw, bounded (leader-history.ts), for /v1/events and the status page. */
@@ -666,7 +668,12 @@ export class QuorumKvNode {
     }
     this.schedule();
     if (plant === 'answer-before-commit') return Promise.resolve(answerBeforeCommit(cmd, at));
-    return this.writes.wait(at, data.byteLength, d);
+    const t0 = this.world.elapsedMs();
+    // The commit latency the catch-up throttle watches (catchup-throttle.ts): propose → answer.
+    return this.writes.wait(at, data.byteLength, d).then((r) => {
+      this.metrics.commitStep.add((this.world.elapsedMs() - t0) / 1e3);
+      return r;
+    });
   }
 
   /**

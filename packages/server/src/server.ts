@@ -29,6 +29,7 @@ import { watchNodeView } from './watch-node.js';
 import { CLIENT_CERT_REQUIRED_CODE, NodeTls } from './tls.js';
 import { peerHttpOf } from './peer-http.js';
 import { registerTlsMetrics } from './tls-metrics.js';
+import { CatchupThrottleLoop } from './catchup-throttle-loop.js';
 
 export interface RunningServer {
   node: QuorumKvNode;
@@ -81,6 +82,9 @@ export async function startServer(cfg: ServeConfig, opts: StartServerOptions = {
   metrics.registerDisk(() => dataDirSpace(cfg.dataDir));
   metrics.registerOpsSwitches(() => node.opsSwitches.snapshot());
   metrics.registerFailureDomains(() => failureDomainWarnings(node.membership(), { id: node.id, zone: cfg.zone }).length > 0);
+  const throttle = new CatchupThrottleLoop(cfg.catchupThrottle, { clock: node.clock, sender: snapshots, samples: metrics, latencyFloorMs: cfg.catchupLatencyFloorMs });
+  metrics.registerCatchupThrottle(() => throttle.view());
+  node.catchupThrottleView = () => throttle.view();
   node.snapshotHooks = snapshots;
   node.snapshotStatus = () => snapshots.status();
   node.snapshotAcceptor = (peer, ws) => snapshots.acceptConnection(peer, ws);
@@ -162,6 +166,7 @@ export async function startServer(cfg: ServeConfig, opts: StartServerOptions = {
     throw e;
   }
   node.start();
+  throttle.start();
   tls?.watch();
   const zoneRecorder = recordOwnZone(node, cfg.zone, log, peerHttp);
   log.info({ listen: `${cfg.host}:${port}`, peers: cfg.peers.map((p) => `${p.id}=${p.address}`), zone: cfg.zone }, 'node listening');
@@ -171,6 +176,7 @@ export async function startServer(cfg: ServeConfig, opts: StartServerOptions = {
       log.info({}, 'stopping: no new requests, flushing, closing storage');
       zoneRecorder.stop();
       tls?.close();
+      throttle.stop();
       server.close();
       watches.close();
       await endpoint.close().catch(() => undefined);

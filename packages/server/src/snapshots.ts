@@ -121,6 +121,7 @@ export class SnapshotManager implements SnapshotHooks {
   private readonly stageTimers = new Set<TimerHandle>();
   private installWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private closed = false;
+  private ceilingBytesPerSec: number;
   /**
    * While sends are paused: the core's requests to send, one per peer (the latest), started on
    * resume. Bounded by the membership (one per peer) and MAX_HELD_SENDS.
@@ -133,19 +134,42 @@ export class SnapshotManager implements SnapshotHooks {
     private readonly opts: SnapshotOptions,
   ) {
     this.clock = opts.clock;
+    this.ceilingBytesPerSec = opts.rateBytesPerSec;
     this.bucket = new TokenBucket(opts.rateBytesPerSec, opts.chunkBytes, opts.clock);
     this.sender = new SnapshotSender({ maxConcurrent: opts.maxConcurrentSends, random: opts.random, ...(opts.faults ? { faults: opts.faults } : {}) });
     this.receiver = new SnapshotReceiver(host.id, opts.plant);
   }
 
+  /** The configured send rate limit (0 = unlimited): the adaptive throttle's ceiling. */
   get rateBytesPerSec(): number {
+    return this.ceilingBytesPerSec;
+  }
+
+  /** The rate the token bucket grants now: the configured one, or what the adaptive throttle set. */
+  get effectiveRateBytesPerSec(): number {
     return this.bucket.rate;
   }
 
-  /** Changes the send rate limit at run time (0 = unlimited). */
+  /** Changes the configured send rate limit at run time (0 = unlimited); the bucket follows at once. */
   setRate(bytesPerSec: number): void {
+    this.ceilingBytesPerSec = bytesPerSec;
     this.bucket.setRate(bytesPerSec);
     this.host.log.info({ bytesPerSec }, 'snapshot send rate changed');
+  }
+
+  /**
+   * The adaptive throttle's rate (catchup-throttle-loop.ts): the bucket grants this, never more
+   * than the configured limit (0 = as configured). The operator's pause still wins.
+   */
+  setThrottledRate(bytesPerSec: number): void {
+    const c = this.ceilingBytesPerSec;
+    const r = bytesPerSec === 0 ? c : c === 0 ? bytesPerSec : Math.min(bytesPerSec, c);
+    if (r !== this.bucket.rate) this.bucket.setRate(r);
+  }
+
+  /** True while a transfer runs or is queued (not counting ones held by the pause). */
+  get sending(): boolean {
+    return this.sender.peers().length > 0;
   }
 
   get sendsPaused(): boolean {
