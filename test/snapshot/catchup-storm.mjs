@@ -269,16 +269,23 @@ function summarize(w) {
 /** Records the (term, leader) pairs the live nodes report, every 200 ms. */
 function watchLeaders() {
   const seen = new Set();
+  // The leader's catch-up throttle (/v1/status catchupThrottle): its mode, the lowest rate it set, its cuts.
+  const throttle = { mode: null, minRate: Infinity, decreases: null };
   let stop = false;
   const loop = (async () => {
     while (!stop) {
       await Promise.all(nodes.filter((n) => n.proc).map(async (n) => {
-        try { const s = await json(n.port, '/v1/status'); if (s.leader) seen.add(`${s.term}:${s.leader}`); } catch { /* down */ }
+        try {
+          const s = await json(n.port, '/v1/status');
+          if (s.leader) seen.add(`${s.term}:${s.leader}`);
+          const t = s.role === 'leader' ? s.catchupThrottle : undefined;
+          if (t) Object.assign(throttle, { mode: t.mode, minRate: Math.min(throttle.minRate, t.effectiveBytesPerSec), decreases: t.decreases ?? null });
+        } catch { /* down */ }
       }));
       await sleep(200);
     }
   })();
-  return { seen, stop: async () => { stop = true; await loop; } };
+  return { seen, throttle, stop: async () => { stop = true; await loop; } };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -355,6 +362,7 @@ async function round(label, rate, lead, follower, load) {
     fsyncMsSteady: [meanMs(fs0[0], fs1[0]), meanMs(fs0[1], fs1[1])], fsyncMsDuring: [meanMs(fs2[0], fs3[0]), meanMs(fs2[1], fs3[1])], caughtUpMs, loadSteady, loadDuring,
     snapshotBytes: finished?.bytes ?? null, transferMs: finished?.ms ?? null, attempts: finished?.attempts ?? null,
     transfers: transfers.map((e) => ({ index: e.index, ms: e.ms })),
+    throttle: watcher.throttle,
     leaderChanges, leadersSeen, leaderStill: (await json(lead.port, '/v1/status').catch(() => ({}))).role === 'leader',
   };
 }
@@ -407,11 +415,11 @@ for (const r of results) {
   }
 }
 lines.push('');
-lines.push('| run | snapshot bytes | transfers (s each) | catch-up s | p99 during / steady | leader changes |');
-lines.push('|---|---:|---:|---:|---:|---:|');
+lines.push('| run | snapshot bytes | transfers (s each) | catch-up s | p99 during / steady | leader changes | throttle (lowest rate MiB/s, cuts) |');
+lines.push('|---|---:|---:|---:|---:|---:|---|');
 for (const r of results) {
   const ratio = r.during.p99 / r.steady.p99;
-  lines.push(`| ${r.label} | ${r.snapshotBytes ?? '–'} | ${r.transfers.length} (${r.transfers.map((t) => (t.ms / 1000).toFixed(1)).join(', ')}) | ${Number.isFinite(r.caughtUpMs) ? f1(r.caughtUpMs / 1000) : `not within ${CATCHUP_TIMEOUT_MS / 1000}`} | ${ratio.toFixed(2)}× | ${f0(r.leaderChanges)} (terms:leaders seen ${r.leadersSeen.join(', ')}) |`);
+  lines.push(`| ${r.label} | ${r.snapshotBytes ?? '–'} | ${r.transfers.length} (${r.transfers.map((t) => (t.ms / 1000).toFixed(1)).join(', ')}) | ${Number.isFinite(r.caughtUpMs) ? f1(r.caughtUpMs / 1000) : `not within ${CATCHUP_TIMEOUT_MS / 1000}`} | ${ratio.toFixed(2)}× | ${f0(r.leaderChanges)} (terms:leaders seen ${r.leadersSeen.join(', ')}) | ${r.throttle.mode ?? '–'}${r.throttle.mode === 'adaptive' ? ` (${f1(r.throttle.minRate / 1048576)}, ${r.throttle.decreases})` : ''} |`);
 }
 const text = lines.join('\n');
 console.log(text);
