@@ -77,3 +77,13 @@ describe('cluster secret', () => {
     expect(refused([...BASE, '--insecure'], {})).toMatch(/no cluster secret/);
   });
 });
+
+describe('catch-up throttle flags', () => {
+  it('adaptive by default; fixed on request (flag or environment); anything else is refused', () => {
+    expect(parseServeConfig([...BASE], env())).toMatchObject({ catchupThrottle: 'adaptive', catchupLatencyFloorMs: 5 });
+    expect(parseServeConfig([...BASE, '--catchup-throttle', 'fixed'], env()).catchupThrottle).toBe('fixed');
+    expect(parseServeConfig([...BASE], env({ QKV_CATCHUP_THROTTLE: 'fixed' })).catchupThrottle).toBe('fixed');
+    expect(refused([...BASE, '--catchup-throttle', 'auto'], env())).toMatch(/adaptive or fixed/);
+    expect(refused([...BASE, '--catchup-latency-floor-ms', '0'], env())).toMatch(/catchup-latency-floor-ms/);
+  });
+});
