@@ -23,7 +23,9 @@ describe('snapshot rate limit', () => {
   let follower = '';
 
   beforeAll(async () => {
-    cluster = await ProcessCluster.start({ name: 'qkv-snap-rate', tickMs: 20, extraArgs: [...SMALL_SNAPSHOT_FLAGS, '--snapshot-rate', String(RATE)] });
+    // The fixed limit under test: the adaptive throttle (the default) sends below it on purpose
+    // (test/cluster/catchup-throttle.test.ts covers that).
+    cluster = await ProcessCluster.start({ name: 'qkv-snap-rate', tickMs: 20, extraArgs: [...SMALL_SNAPSHOT_FLAGS, '--snapshot-rate', String(RATE), '--catchup-throttle', 'fixed'] });
     leader = await leaderId(cluster);
     follower = cluster.nodes.find((n) => n.id !== leader)!.id;
     await fill(cluster, () => leader, 'k', KEYS, VALUE_BYTES);
