@@ -40,11 +40,11 @@ import {
 import { backoffDelayMs } from './backoff.js';
 import { CallSignal, type AbortListener } from './call-signal.js';
 import { toItem, type KvItem, type KvTextItem, type ValueFormat } from './item.js';
-import { NodeConnection, abortReason, parseEndpoint, type RequestBody } from './node-connection.js';
+import { NodeConnection, abortReason, parseEndpoint, type RequestBody, type WatchStreamHandle, type WatchStreamSink } from './node-connection.js';
 import { callTimeoutMs, resolveOptions, type CallOptions, type ConnectOptions, type ResolvedOptions } from './options.js';
 import { ClientSession, randomSessionId } from './session.js';
 import { bytesOf } from './utf8.js';
-import { Watch, type WatchOptions } from './watch.js';
+import { Watch, type WatchOptions, type WatchStreamBody } from './watch.js';
 import { rangeBounds, txnResponse, wireTxn, type TxnResponse, type TxnSpec } from './txn.js';
 import { defaultWebSocketFactory, type WebSocketFactory } from './websocket.js';
 
@@ -135,10 +135,8 @@ type Route = 'leader' | 'any' | 'preferLeader';
 const HINTED_NODE_WAIT_MS_MAX = 50;
 /** Time kept for a last attempt when a back-off would run past the call's deadline. */
 const LAST_ATTEMPT_MS = 50;
-type DataOp = Exclude<Op, 'hello'>;
+type DataOp = Exclude<Op, 'hello' | 'watch' | 'watchAck' | 'watchCancel'>;
 
-/** A watch call's deadline beyond one attempt: room for a retry on another node. */
-const WATCH_ANSWER_ROOM_MS = 500;
 
 /** Per-call retry bookkeeping. */
 interface RetryState {
@@ -439,14 +437,28 @@ export class KvClient {
     }
     const batch = o.batchEvents ?? WATCH_EVENTS_MAX;
     if (!Number.isSafeInteger(batch) || batch < 1 || batch > WATCH_EVENTS_MAX) throw new InvalidArgumentError(`batchEvents must be an integer in [1, ${WATCH_EVENTS_MAX}]`);
-    // An attempt may take the server's wait plus the usual attempt time (the answer's trip back).
-    const waitMs = this.o.watchProgressMs;
-    const attemptMs = waitMs + this.o.attemptTimeoutMs;
     return new Watch(filter, o, {
-      waitMs,
-      poll: (body, signal) => this.execute('watch', () => ({ op: 'watch', ...body }), 'any', { signal, timeoutMs: attemptMs + WATCH_ANSWER_ROOM_MS }, false, attemptMs),
+      progressMs: Math.max(1, this.o.watchProgressMs),
+      silenceMarginMs: this.o.attemptTimeoutMs,
+      open: (body, sink, signal) => this.openWatchStream(body, sink, signal),
       retryDelayMs: (failures) => this.retryDelay(failures),
     });
+  }
+
+  /** Opens a watch stream on the next node (any node serves watches): see Watch. */
+  private async openWatchStream(body: WatchStreamBody, sink: WatchStreamSink, signal: AbortSignal): Promise<WatchStreamHandle> {
+    if (this.closed) throw new ClosedError('the client is closed');
+    const node = this.pick('any');
+    if (typeof node === 'number') throw new UnavailableError(`every node is in reconnect back-off (the first leaves it in ${node} ms)`);
+    const callSignal = new CallSignal();
+    const onAbort = (): void => callSignal.abort(new AbortedError('the watch was closed'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await node.open({ deadlineMs: Date.now() + this.o.attemptTimeoutMs, signal: callSignal });
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+    return node.openWatch(body, sink);
   }
 
   /** The cluster as a node sees it (the leader when known): members, leader, term, warnings. */

@@ -24,6 +24,8 @@ import {
   type Limits,
   type Op,
   type ResultByOp,
+  type WatchRequest,
+  type WatchResult,
 } from '@quorumkv/protocol';
 import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
 import { CallSignal, type AbortListener } from './call-signal.js';
@@ -124,6 +126,21 @@ export function encodeRequest(body: RequestBody, id: number, timeoutMs: number, 
   return encodeFrame(request as ClientRequest, maxFrameBytes);
 }
 
+/** Where a watch stream's frames go: batches and progress, then at most one error that ends it. */
+export interface WatchStreamSink {
+  frame(result: WatchResult): void;
+  /** The stream ended: the node's error, or the connection was lost (UnavailableError). */
+  error(err: QuorumKvError): void;
+}
+
+/** A watch stream open on a node connection. */
+export interface WatchStreamHandle {
+  /** Tells the node `batches` more frames were taken (it may send as many more). */
+  ack(batches: number): void;
+  /** Cancels the stream at the node; its sink is told nothing more. */
+  cancel(): void;
+}
+
 /** Per-attempt wait limits: absolute deadline (ms since epoch, `now()` clock) and an abort signal. */
 export interface AttemptLimits {
   deadlineMs: number;
@@ -147,6 +164,8 @@ export class NodeConnection {
   private ws: WebSocketLike | undefined;
   private opening: Promise<void> | undefined;
   private readonly pending = new Map<number, PendingRequest>();
+  /** Watch streams open on this socket, by id (their frames are answers carrying that id). */
+  private readonly streams = new Map<number, WatchStreamSink>();
   /** Times out the requests in flight: one timer per connection, not one per request. */
   private readonly deadlines = new DeadlineSweep<PendingRequest>({
     live: () => this.pending.values(),
@@ -306,6 +325,31 @@ export class NodeConnection {
   }
 
   /**
+   * Opens a watch stream on the open connection (throws UnavailableError when it is not open,
+   * TooLargeError for a frame over the limit). Frames go to `sink` until it errs or is cancelled.
+   */
+  openWatch(body: Omit<WatchRequest, 'id'>, sink: WatchStreamSink): WatchStreamHandle {
+    const ws = this.ws;
+    if (!ws || !this.isOpen) throw new UnavailableError(`not connected to ${this.address}`);
+    const id = this.nextRequestId++;
+    const frame = encodeFrame({ ...body, id } as ClientRequest, this.limits.maxFrameBytes);
+    this.streams.set(id, sink);
+    ws.send(frame);
+    const control = (req: ClientRequest): void => {
+      // Only on the socket the stream lives on, while it lives: after a reconnect the id means nothing.
+      if (this.ws !== ws || !this.streams.has(id) || ws.readyState !== WS_OPEN) return;
+      ws.send(encodeFrame(req, this.limits.maxFrameBytes));
+    };
+    return {
+      ack: (batches) => control({ id, op: 'watchAck', batches }),
+      cancel: () => {
+        control({ id, op: 'watchCancel' });
+        this.streams.delete(id);
+      },
+    };
+  }
+
+  /**
    * Forgets a request that got its answer, timed out or was aborted (called by its record).
    * @internal
    */
@@ -320,6 +364,8 @@ export class NodeConnection {
     try {
       if (!bytes) throw new ProtocolError('the node sent a text frame');
       const res = decodeResponseFrame(bytes, this.limits.maxFrameBytes);
+      const stream = this.streams.get(res.id);
+      if (stream) return this.onStreamFrame(res.id, stream, res);
       const p = this.pending.get(res.id);
       if (!p) return; // answer to a request the caller already gave up on
       if (res.ok) p.resolve(validateResult(p.op, res.result, this.limits));
@@ -329,6 +375,13 @@ export class NodeConnection {
       const err = e instanceof QuorumKvError ? e : new ProtocolError('bad frame from the node', { cause: e });
       this.drop(new UnavailableError(`${this.address} sent a bad frame: ${err.message}`, { cause: err }));
     }
+  }
+
+  /** A frame of a watch stream: a batch (validated; a bad one throws) or the error that ends it. */
+  private onStreamFrame(id: number, sink: WatchStreamSink, res: ReturnType<typeof decodeResponseFrame>): void {
+    if (res.ok) return sink.frame(validateResult('watch', res.result, this.limits));
+    this.streams.delete(id);
+    sink.error(errorFromWire(res.error));
   }
 
   /** Closes the socket (if any) and fails every request in flight on it with `err`. */
@@ -348,6 +401,9 @@ export class NodeConnection {
     // Every request in `pending` was sent (it is added right before ws.send and removed if that throws).
     const waiting = [...this.pending.values()];
     for (const p of waiting) p.lost(err);
+    const streams = [...this.streams.values()];
+    this.streams.clear();
+    for (const sink of streams) sink.error(err);
   }
 
   /** Closes for good: in-flight requests fail with `err`, and no reconnects follow. */

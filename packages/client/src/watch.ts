@@ -1,22 +1,28 @@
 // A watch as the client runs it: an async iterator of the changes of a key or a prefix.
 //
-// Underneath it is a loop of `watch` requests (a long poll: "the changes after revision R"), each
-// sent to any node. The iterator remembers the revision it has delivered through and asks for
-// the changes after it, so a node dying, a leader change, a partition or a reconnect costs a
-// retry, never a gap, a duplicate or a reordering: every node holds the same history, and the
-// one that answers reports only changes after that revision. A resume point the cluster has
+// Underneath it is a watch stream on any node (etcd-style: the node pushes batches and progress
+// notifications; the iterator acknowledges each batch once it has been consumed, and the node
+// sends at most `window` unacknowledged ones, so a slow consumer holds at most that many here and
+// nothing at the node). The iterator remembers the revision it has delivered through; when the
+// stream ends (the node died, lost its leader, the connection dropped, or went silent past its
+// progress interval) it opens a new one after that revision, on any node: a retry, never a gap,
+// a duplicate or a reordering, since every node holds the same history and reports only changes
+// after that revision. A resume point the cluster has
 // compacted away ends the iterator with CompactedError (QKV_COMPACTED), never a silent gap.
 import {
   AbortedError,
   ClosedError,
   CompactedError,
   InvalidArgumentError,
+  ProtocolError,
   QuorumKvError,
+  TimeoutError,
   TooLargeError,
   WATCH_EVENTS_MAX,
   type WatchRequest,
   type WatchResult,
 } from '@quorumkv/protocol';
+import type { WatchStreamHandle, WatchStreamSink } from './node-connection.js';
 
 /** One change of a watched key (etcd's event): a delete has no value and createRevision/version 0. */
 export interface WatchEvent {
@@ -53,14 +59,22 @@ export interface WatchOptions {
   batchEvents?: number;
 }
 
-/** How a Watch reaches the cluster (the client's retrying call, and its back-off). */
+/** Unacknowledged batches a watch lets a node send ahead (its stream window). */
+export const WATCH_WINDOW_BATCHES = 4;
+
+/** The body of a watch stream request (the connection adds its id). */
+export type WatchStreamBody = Omit<WatchRequest, 'id' | 'timeoutMs'>;
+
+/** How a Watch reaches the cluster. */
 export interface WatchTransport {
-  /** One watch request, retried over nodes by the client like a read; rejects with the final error. */
-  poll(body: Omit<WatchRequest, 'id' | 'op' | 'timeoutMs'>, signal: AbortSignal): Promise<WatchResult>;
-  /** The delay before the `failures`-th retry after a failed poll. */
+  /** Opens a stream on some node (rejects with a typed error when none can be reached). */
+  open(body: WatchStreamBody, sink: WatchStreamSink, signal: AbortSignal): Promise<WatchStreamHandle>;
+  /** The delay before the `failures`-th retry after a failed stream. */
   retryDelayMs(failures: number): number;
-  /** How long a poll may wait at the server before it answers with progress. */
-  waitMs: number;
+  /** The node's progress interval: it sends a frame at least this often. */
+  progressMs: number;
+  /** A stream with no frame for progressMs plus this is given up (the node is gone or cut off). */
+  silenceMarginMs: number;
 }
 
 /**
@@ -109,36 +123,96 @@ export class Watch implements AsyncIterable<WatchEvent> {
     try {
       let failures = 0;
       while (!this.abort.signal.aborted) {
-        let r: WatchResult;
+        const inbox = new Inbox(WATCH_WINDOW_BATCHES, this.transport.progressMs + this.transport.silenceMarginMs);
+        let stream: WatchStreamHandle | undefined;
         try {
-          r = await this.transport.poll(this.request(), this.abort.signal);
-          failures = 0;
+          stream = await this.transport.open(this.request(), inbox, this.abort.signal);
+          for (;;) {
+            const r = await inbox.take(this.abort.signal);
+            failures = 0;
+            // Invariant: a frame only reports changes after `after`, so what it yields is new, in order.
+            for (const ev of r.events) yield ev as WatchEvent;
+            const moved = this.after === undefined || r.revision > this.after;
+            this.after = Math.max(this.after ?? 0, r.revision);
+            if (r.events.length === 0 && moved) this.options.onProgress?.(this.after);
+            stream.ack(1);
+          }
         } catch (e) {
           if (this.abort.signal.aborted) return;
           if (isFinal(e)) throw e;
           await sleep(this.transport.retryDelayMs(++failures), this.abort.signal);
-          continue;
+        } finally {
+          stream?.cancel();
         }
-        // Invariant: an answer only reports changes after `after`, so what it yields is new, in order.
-        for (const ev of r.events) yield ev as WatchEvent;
-        const moved = this.after === undefined || r.revision > this.after;
-        this.after = Math.max(this.after ?? 0, r.revision);
-        if (r.events.length === 0 && moved) this.options.onProgress?.(this.after);
       }
     } finally {
       this.close();
     }
   }
 
-  private request(): Omit<WatchRequest, 'id' | 'op' | 'timeoutMs'> {
-    const body: Omit<WatchRequest, 'id' | 'op' | 'timeoutMs'> = {
+  private request(): WatchStreamBody {
+    const body: WatchStreamBody = {
+      op: 'watch',
       ...this.filter,
       limit: this.options.batchEvents ?? WATCH_EVENTS_MAX,
-      waitMs: this.transport.waitMs,
+      progressMs: this.transport.progressMs,
+      window: WATCH_WINDOW_BATCHES,
     };
     if (this.after !== undefined) body.afterRevision = this.after;
     if (this.options.prevValue) body.prevValue = true;
     return body;
+  }
+}
+
+/**
+ * The frames of one stream waiting to be consumed: at most `window` (the node sends no more
+ * unacknowledged; one that does broke the protocol), or the error that ended the stream.
+ */
+class Inbox implements WatchStreamSink {
+  private readonly frames: WatchResult[] = [];
+  private failure: QuorumKvError | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly window: number,
+    /** Longest wait for a frame before the stream is given up as silent. */
+    private readonly silenceMs: number,
+  ) {}
+
+  frame(result: WatchResult): void {
+    if (this.frames.length >= this.window) this.error(new ProtocolError(`the node sent more than ${this.window} unacknowledged watch batches`));
+    else this.frames.push(result);
+    this.notify();
+  }
+
+  error(err: QuorumKvError): void {
+    this.failure ??= err;
+    this.notify();
+  }
+
+  /** The next frame; throws the stream's error, TimeoutError after silenceMs without one, or on abort. */
+  async take(signal: AbortSignal): Promise<WatchResult> {
+    if (this.frames.length === 0 && this.failure === undefined) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        this.wake = done;
+        timer = setTimeout(() => this.error(new TimeoutError(`no watch frame for ${this.silenceMs} ms`)), this.silenceMs);
+        signal.addEventListener('abort', done, { once: true });
+      });
+      clearTimeout(timer);
+      this.wake = undefined;
+    }
+    const r = this.frames.shift();
+    if (r) return r;
+    throw this.failure ?? new AbortedError('the watch was closed');
+  }
+
+  private notify(): void {
+    this.wake?.();
   }
 }
 

@@ -102,11 +102,27 @@ export interface KvService {
   txn(args: TxnArgs, ctx: CallContext): Promise<TxnResult>;
 }
 
+/** Where a watch stream's frames go (the connection): batches and progress, then at most one end. */
+export interface WatchSink {
+  /** One batch of events, or progress (no events); the watch has everything through `result.revision`. */
+  push(result: WatchResult): void;
+  /** The watch ended with a typed error (QKV_COMPACTED, QKV_NO_LEADER, ...); nothing follows. */
+  end(err: unknown): void;
+}
+
+/** A running watch stream, as its connection holds it. */
+export interface WatchHandle {
+  /** The client took `batches` more frames: the node may send as many more. */
+  ack(batches: number): void;
+  /** Stops the stream; nothing more is pushed or ended. */
+  cancel(): void;
+}
+
 /**
- * The add-on ability to serve `watch` (a node has it; a KvService fake need not). `owner` names the
- * connection the request came on, so that per-connection limits can be kept.
+ * The add-on ability to serve `watch` streams (a node has it; a KvService fake need not). `owner`
+ * names the connection the request came on, so that per-connection limits can be kept.
  */
 export interface WatchService {
-  /** Waits for changes after `args.afterRevision` (see WatchRequest); throws a typed error. */
-  watch(args: WatchArgs, ctx: CallContext, owner: object): Promise<WatchResult>;
+  /** Starts a watch stream (see WatchRequest); throws BusyError at once over the watch limits. */
+  open(args: WatchArgs, owner: object, sink: WatchSink): WatchHandle;
 }

@@ -16,6 +16,7 @@ import {
   WATCH_EVENTS_MAX,
   WATCH_REVISION_EVENTS_SLACK,
   WATCH_WAIT_MS_MAX,
+  WATCH_WINDOW_MAX,
   type CasAction,
   type CasCondition,
   type ClientRequest,
@@ -212,8 +213,9 @@ function casAction(x: unknown, limits: Limits): CasAction {
   return { kind };
 }
 
-const OPS: readonly Op[] = ['hello', 'get', 'put', 'delete', 'cas', 'range', 'status', 'compact', 'watch', 'txn'];
-const WATCH_FIELDS = ['id', 'op', 'timeoutMs', 'key', 'prefix', 'afterRevision', 'limit', 'waitMs', 'prevValue'];
+const OPS: readonly Op[] = ['hello', 'get', 'put', 'delete', 'cas', 'range', 'status', 'compact', 'watch', 'txn', 'watchAck', 'watchCancel'];
+const WATCH_FIELDS = ['id', 'op', 'timeoutMs', 'key', 'prefix', 'afterRevision', 'limit', 'progressMs', 'window', 'prevValue'];
+const WATCH_ACK_FIELDS = ['id', 'op', 'timeoutMs', 'batches'];
 const WATCH_RESULT_FIELDS = ['events', 'revision', 'compactedRevision'];
 const WATCH_EVENT_FIELDS = ['type', 'key', 'value', 'modRevision', 'createRevision', 'version', 'prevValue'];
 const COMPACT_RESULT_FIELDS = ['compactedRevision', 'revision'];
@@ -273,6 +275,12 @@ function requestFields(o: Obj, op: Op, id: number, limits: Limits): ClientReques
       return { id, op, ...txnBody(o, limits), session: session(o.session) };
     case 'watch':
       return watchBody(o, id, limits);
+    case 'watchAck':
+      onlyKeys(o, WATCH_ACK_FIELDS, 'watchAck');
+      return { id, op, batches: int(o.batches, 'batches', 1, WATCH_WINDOW_MAX) };
+    case 'watchCancel':
+      onlyKeys(o, BASE, 'watchCancel');
+      return { id, op };
   }
 }
 
@@ -283,7 +291,8 @@ function watchBody(o: Obj, id: number, limits: Limits): ClientRequest {
     id,
     op: 'watch',
     limit: int(o.limit, 'limit', 1, WATCH_EVENTS_MAX),
-    waitMs: int(o.waitMs, 'waitMs', 0, WATCH_WAIT_MS_MAX),
+    progressMs: int(o.progressMs, 'progressMs', 1, WATCH_WAIT_MS_MAX),
+    window: int(o.window, 'window', 1, WATCH_WINDOW_MAX),
   };
   if (!absent(o.afterRevision)) req.afterRevision = int(o.afterRevision, 'afterRevision', 0);
   if (!absent(o.key)) req.key = checkKey(o.key, limits);
@@ -580,6 +589,9 @@ function resultOf<K extends Op>(op: K, o: Obj, limits: Limits): ResultByOp[Op] {
       };
     case 'txn':
       return txnResult(o, limits);
+    case 'watchAck':
+    case 'watchCancel':
+      throw new ProtocolError(`${op} is never answered`);
   }
 }
 

@@ -37,8 +37,12 @@ export const REQUEST_TIMEOUT_MS_MAX = 10 * 60 * 1000;
 export const WATCH_EVENTS_MAX = 1_000;
 /** Most events beyond `limit` a `watch` answer may carry to finish its last revision (one command's keys). */
 export const WATCH_REVISION_EVENTS_SLACK = 10_000;
-/** Longest a `watch` request may wait for events before it is answered with progress only. */
+/** Longest a watch stream may go without a frame (its progress interval). */
 export const WATCH_WAIT_MS_MAX = 60_000;
+/** Most unacknowledged batches a watch stream may ask for. */
+export const WATCH_WINDOW_MAX = 64;
+/** Bytes of unacknowledged batches the node sends one watch beyond its first (keys and values). */
+export const WATCH_STREAM_OUTSTANDING_BYTES_MAX = 256 * 1024;
 /** Longest session id, in characters. */
 export const SESSION_ID_CHARS_MAX = 64;
 
@@ -158,12 +162,19 @@ export interface CompactRequest extends RequestBase {
 }
 
 /**
- * Waits for the changes of one key (`key`) or of every key under `prefix` after `afterRevision`
- * (exactly one of the two). Answered as soon as there are any, with up to `limit` of them, or after
- * `waitMs` with none (progress). Any node answers, from its applied state. A client follows a watch
- * by asking again after the `revision` of each answer: nothing is missed, repeated or reordered,
- * whichever node answers. Below the compacted revision: QKV_COMPACTED; a node that has had no
- * leader for longer than an election timeout: QKV_NO_LEADER (ask another node).
+ * Opens a watch stream on the connection (etcd's WatchCreateRequest): the changes of one key
+ * (`key`) or of every key under `prefix` (exactly one of the two) after `afterRevision`. The
+ * request's `id` names the watch. The node answers with a stream of frames carrying that id: a
+ * first one at once (no events; its `revision` is where the watch starts), then a batch of up to
+ * `limit` events as soon as there are any, or a progress notification (no events) after
+ * `progressMs` with none. A frame is an ordinary answer, `{ id, ok: true, result: WatchResult }`;
+ * an error answer (`ok: false`) ends the stream. Flow control: the node has at most `window`
+ * batches (and WATCH_STREAM_OUTSTANDING_BYTES_MAX bytes, at least one batch) unacknowledged; the
+ * client acknowledges batches with `watchAck` as it consumes them. A watch whose client does not
+ * keep up is not buffered: it waits, and resumes from history. `timeoutMs` does not apply.
+ * Any node serves a watch, from its applied state; a client resumes after the `revision` of the
+ * last frame it took, on any node, with no gap or duplicate. Below the compacted revision:
+ * QKV_COMPACTED; a node long without a leader: QKV_NO_LEADER; over the watch limits: QKV_BUSY.
  */
 export interface WatchRequest extends RequestBase {
   op: 'watch';
@@ -171,10 +182,12 @@ export interface WatchRequest extends RequestBase {
   prefix?: Uint8Array;
   /** Changes after this revision; absent = after the answering node's current revision (from now on). */
   afterRevision?: number;
-  /** Most events in the answer (1..WATCH_EVENTS_MAX). */
+  /** Most events in a batch (1..WATCH_EVENTS_MAX; a revision's events are never split). */
   limit: number;
-  /** Longest wait for a first event, in ms (0..WATCH_WAIT_MS_MAX); also bounded by the request's deadline. */
-  waitMs: number;
+  /** Longest time without a frame before a progress notification, in ms (1..WATCH_WAIT_MS_MAX). */
+  progressMs: number;
+  /** Most unacknowledged batches (1..WATCH_WINDOW_MAX). */
+  window: number;
   /** Put each event's previous value in `prevValue`. */
   prevValue?: boolean;
 }
@@ -229,6 +242,17 @@ export interface TxnRequest extends RequestBase {
   session: SessionRef;
 }
 
+/** Acknowledges `batches` frames of the watch `id` (never answered; an unknown id is ignored). */
+export interface WatchAckRequest extends RequestBase {
+  op: 'watchAck';
+  batches: number;
+}
+
+/** Cancels the watch `id` (never answered; the node sends nothing more for it). */
+export interface WatchCancelRequest extends RequestBase {
+  op: 'watchCancel';
+}
+
 /** Any client request. */
 export type ClientRequest =
   | HelloRequest
@@ -240,7 +264,9 @@ export type ClientRequest =
   | StatusRequest
   | CompactRequest
   | WatchRequest
-  | TxnRequest;
+  | TxnRequest
+  | WatchAckRequest
+  | WatchCancelRequest;
 /** The operation names. */
 export type Op = ClientRequest['op'];
 /** The requests that write (and so carry a session). */
@@ -331,6 +357,10 @@ export interface ResultByOp {
   compact: CompactResult;
   watch: WatchResult;
   txn: TxnResult;
+  /** Never answered. */
+  watchAck: never;
+  /** Never answered. */
+  watchCancel: never;
 }
 
 /**

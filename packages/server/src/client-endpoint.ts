@@ -6,6 +6,9 @@
 //  - a frame that cannot be decoded or has no usable id closes the connection with a reason;
 //  - a well-framed request with bad arguments gets an error answer; the connection stays;
 //  - more than maxInflightPerConnection requests in flight: the extra ones get QKV_BUSY at once;
+//  - a `watch` opens a stream (watch-connection.ts) that lives outside the in-flight requests and
+//    their deadlines, bounded by the watch limits (QKV_BUSY) and by its window of unacknowledged
+//    batches; `watchAck` and `watchCancel` are never answered;
 //  - a client that answers no ping within pingIntervalMs is terminated;
 //  - a client that does not read its answers (bufferedAmount > maxBufferedBytes) is terminated;
 //  - bytes are charged to the node's request budget as they arrive, and a request's frame stays
@@ -47,6 +50,7 @@ import {
   type WatchService,
   type Limits,
 } from '@quorumkv/protocol';
+import { ConnectionWatches } from './watch-connection.js';
 
 /** A structured logger (pino-compatible subset). */
 export interface EndpointLogger {
@@ -60,7 +64,7 @@ export interface EndpointLogger {
 export interface ClientEndpointOptions {
   /** The key-value operations to serve. */
   service: KvService;
-  /** Serves `watch` requests (the node's WatchHub). Default: none; `watch` is then QKV_INVALID_ARGUMENT. */
+  /** Serves `watch` streams (the node's WatchStreams). Default: none; `watch` is then QKV_INVALID_ARGUMENT. */
   watch?: WatchService;
   /** Largest frame in either direction, in bytes. Default 2 MiB. */
   maxFrameBytes?: number;
@@ -244,6 +248,8 @@ class Connection {
   private readonly helloTimer: ReturnType<typeof setTimeout>;
   /** Sessions this connection created (counted against the per-connection session quota). */
   private readonly createdSessions = new Set<string>();
+  /** The watch streams open on this connection. */
+  private readonly watches: ConnectionWatches;
 
   constructor(
     private readonly ws: WebSocket,
@@ -254,6 +260,11 @@ class Connection {
     /** Charges this connection's incoming bytes to the request budget (when there is one). */
     private readonly meter: ArrivalMeter | undefined,
   ) {
+    this.watches = new ConnectionWatches(s.watch, this, {
+      send: (response) => this.send(response),
+      fail: (reason) => this.fail(1002, reason),
+      inUse: (id) => this.inflight.has(id),
+    });
     this.helloTimer = setTimeout(() => this.fail(1008, 'no hello in time'), s.helloTimeoutMs);
     this.helloTimer.unref();
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
@@ -300,7 +311,11 @@ class Connection {
       this.fail(1002, 'the first request must be hello');
       return false;
     }
-    if (this.inflight.has(req.id)) {
+    if (req.op === 'watch' || req.op === 'watchAck' || req.op === 'watchCancel') {
+      this.watches.onRequest(req);
+      return false;
+    }
+    if (this.inflight.has(req.id) || this.watches.has(req.id)) {
       this.fail(1002, `request id ${req.id} is already in flight`);
       return false;
     }
@@ -365,7 +380,7 @@ class Connection {
     this.send({ id, ok: true, result });
   }
 
-  private serve(req: Exclude<ClientRequest, { op: 'hello' }>, bytes: number): void {
+  private serve(req: Exclude<ClientRequest, { op: 'hello' | 'watch' | 'watchAck' | 'watchCancel' }>, bytes: number): void {
     const timeoutMs = req.timeoutMs ?? this.s.defaultTimeoutMs;
     const expiresMs = Date.now() + timeoutMs;
     const write = req.op === 'put' || req.op === 'delete' || req.op === 'cas' || req.op === 'txn';
@@ -385,7 +400,7 @@ class Connection {
     );
   }
 
-  private call(req: Exclude<ClientRequest, { op: 'hello' }>, ctx: CallContext): Promise<unknown> {
+  private call(req: Exclude<ClientRequest, { op: 'hello' | 'watch' | 'watchAck' | 'watchCancel' }>, ctx: CallContext): Promise<unknown> {
     const svc = this.s.service;
     switch (req.op) {
       case 'get':
@@ -405,11 +420,6 @@ class Connection {
         return svc.status(ctx);
       case 'compact':
         return svc.compact({ revision: req.revision }, ctx);
-      case 'watch': {
-        if (!this.s.watch) throw new InvalidArgumentError('this server does not serve watch');
-        const { id: _id, op: _op, timeoutMs: _timeoutMs, ...args } = req;
-        return this.s.watch.watch(args, ctx, this);
-      }
       case 'txn':
         return svc.txn({ compare: req.compare, success: req.success, failure: req.failure, session: req.session }, ctx);
     }
@@ -502,6 +512,7 @@ class Connection {
     this.deadlines.stop();
     for (const entry of this.inflight.values()) entry.ctx.abort(reason);
     this.inflight.clear();
+    this.watches.cancelAll();
   }
 
   terminate(): void {

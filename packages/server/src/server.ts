@@ -30,6 +30,7 @@ import { CLIENT_CERT_REQUIRED_CODE, NodeTls } from './tls.js';
 import { peerHttpOf } from './peer-http.js';
 import { registerTlsMetrics } from './tls-metrics.js';
 import { CatchupThrottleLoop } from './catchup-throttle-loop.js';
+import { WatchStreams } from './watch-stream.js';
 
 export interface RunningServer {
   node: QuorumKvNode;
@@ -106,7 +107,7 @@ export async function startServer(cfg: ServeConfig, opts: StartServerOptions = {
   });
   const endpoint: ClientEndpoint = attachClientEndpoint({
     service,
-    watch: watches,
+    watch: new WatchStreams(watches),
     requestBudget,
     // Only the leader proposes, so only there can a write create a session: a follower answers
     // QKV_NOT_LEADER, and counting that against the client's quota would waste it.

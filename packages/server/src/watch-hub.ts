@@ -1,5 +1,6 @@
-// The node's watch hub: answers `watch` requests (a long poll: "the changes of these keys after
-// revision R") from the node's applied state, on any node, leader or follower.
+// The node's watch hub: answers "the changes of these keys after revision R" (next()) from the
+// node's applied state, on any node, leader or follower. Watch streams (watch-stream.ts: the
+// `/client` push stream and the HTTP event stream) are loops of next() calls, one at a time each.
 //
 // Two ways to answer, after etcd's synced and unsynced watcher groups:
 //   - in step (synced): the hub keeps a window of the most recent key changes in memory, fed by
@@ -9,13 +10,13 @@
 //   - behind (unsynced): a watcher whose revision fell out of the window (it was slow, it resumes
 //     after a reconnect, or a snapshot install replaced the state) reads history from the store,
 //     a bounded page at a time (KvStateMachineImpl.changes), until it is back in the window.
-// A watcher is a cursor, not a queue: the only per-watcher state is its waiting request, so memory
-// stays flat however many watchers there are and however far behind they are. One that falls
-// below the compacted revision is answered QKV_COMPACTED. Limits on waiting watch requests per
-// connection and per node answer QKV_BUSY. A node with no leader for longer than an election
+// A watcher is a cursor, not a queue: the only per-watcher state is its position and its one
+// pending next(), so memory stays flat however many watchers there are and however far behind
+// they are. One that falls below the compacted revision is answered QKV_COMPACTED. Limits on open
+// watches per connection and per node (acquire) answer QKV_BUSY. A node with no leader for longer than an election
 // timeout answers QKV_NO_LEADER (etcd's WithRequireLeader): the client asks another node, so a
 // partitioned follower never stalls its watchers silently.
-import { BusyError, CompactedError, NoLeaderError, type CallContext, type WatchArgs, type WatchResult, type WatchService, type WireWatchEvent } from '@quorumkv/protocol';
+import { BusyError, CompactedError, NoLeaderError, type CallContext, type WatchResult, type WireWatchEvent } from '@quorumkv/protocol';
 import type { AppliedState, ChangesPage, KeyChange, KvChangeListener, KvRecord, RangeRequest } from '@quorumkv/storage';
 import type { Clock } from './world.js';
 
@@ -25,9 +26,9 @@ export interface WatchLimits {
   windowChangesMax: number;
   /** Bytes of those changes (keys + values + previous values + WATCH_CHANGE_OVERHEAD_BYTES each). */
   windowBytesMax: number;
-  /** Watch requests waiting at once on the node. */
+  /** Watches open at once on the node. */
   watchersPerNodeMax: number;
-  /** Watch requests waiting at once on one connection (or one HTTP event stream). */
+  /** Watches open at once on one connection (or one HTTP event stream). */
   watchersPerConnectionMax: number;
   /** Bytes of keys and values in one answer (always at least one revision's changes). */
   answerBytesMax: number;
@@ -86,8 +87,21 @@ export interface WatchHubStats {
 
 type Filter = { key: Uint8Array } | { prefix: Uint8Array };
 
+/** One next() call: the changes of `key` or of `prefix` after `afterRevision`. */
+export interface WatchQuery {
+  key?: Uint8Array;
+  prefix?: Uint8Array;
+  /** Absent: after the node's current revision. */
+  afterRevision?: number;
+  /** Most events (a revision's events are never split). */
+  limit: number;
+  /** Longest wait for a first event before answering with progress (no events). */
+  waitMs: number;
+  prevValue?: boolean;
+}
+
 /** See the top of the file. */
-export class WatchHub implements KvChangeListener, WatchService {
+export class WatchHub implements KvChangeListener {
   private readonly limits: WatchLimits;
   /** The window: changes with revision > floorRevision, in revision order, from `head` on. */
   private window: KeyChange[] = [];
@@ -169,20 +183,35 @@ export class WatchHub implements KvChangeListener, WatchService {
   }
 
   /**
-   * Answers one watch request: the changes after `args.afterRevision` as soon as there are any,
-   * else progress once `args.waitMs` (or the deadline) passes. Throws BusyError over the limits,
-   * CompactedError below the compacted revision, NoLeaderError on a node long without a leader.
+   * Counts one open watch against the node's and `owner`'s limits (release() gives it back).
+   * Throws BusyError over either.
    */
-  async watch(args: WatchArgs, ctx: CallContext, owner: object): Promise<WatchResult> {
-    this.admit(owner);
-    try {
-      return await this.serve(args, ctx);
-    } finally {
-      this.release(owner);
+  acquire(owner: object): void {
+    const mine = this.perOwner.get(owner) ?? 0;
+    if (this.waiting >= this.limits.watchersPerNodeMax) {
+      throw new BusyError(WATCH_BUSY_RETRY_AFTER_MS, `the node serves its maximum of ${this.limits.watchersPerNodeMax} watches`);
     }
+    if (mine >= this.limits.watchersPerConnectionMax) {
+      throw new BusyError(WATCH_BUSY_RETRY_AFTER_MS, `the connection has its maximum of ${this.limits.watchersPerConnectionMax} watches open`);
+    }
+    this.waiting++;
+    this.perOwner.set(owner, mine + 1);
   }
 
-  private async serve(args: WatchArgs, ctx: CallContext): Promise<WatchResult> {
+  /** Gives back what acquire(owner) took. */
+  release(owner: object): void {
+    this.waiting--;
+    const mine = (this.perOwner.get(owner) ?? 1) - 1;
+    if (mine === 0) this.perOwner.delete(owner);
+    else this.perOwner.set(owner, mine);
+  }
+
+  /**
+   * The changes after `args.afterRevision` as soon as there are any, else progress once
+   * `args.waitMs` (or the deadline) passes. Throws CompactedError below the compacted revision,
+   * NoLeaderError on a node long without a leader. The caller holds an acquire().
+   */
+  async next(args: WatchQuery, ctx: CallContext): Promise<WatchResult> {
     const filter: Filter = args.key ? { key: args.key } : { prefix: args.prefix ?? new Uint8Array(0) };
     const clock = this.node.clock;
     const deadlineMs = Math.min(clock.nowMs() + args.waitMs, ctx.deadlineMs - WATCH_DEADLINE_MARGIN_MS);
@@ -203,7 +232,7 @@ export class WatchHub implements KvChangeListener, WatchService {
   }
 
   /** The changes in the window after `cursor` that match, up to the limits (whole revisions). */
-  private fromWindow(filter: Filter, cursor: number, args: WatchArgs): { events: WireWatchEvent[]; revision: number } {
+  private fromWindow(filter: Filter, cursor: number, args: WatchQuery): { events: WireWatchEvent[]; revision: number } {
     this.windowAnswers++;
     const events: WireWatchEvent[] = [];
     let bytes = 0;
@@ -221,7 +250,7 @@ export class WatchHub implements KvChangeListener, WatchService {
   }
 
   /** One page of history after `cursor` (the catch-up path). */
-  private async fromHistory(filter: Filter, cursor: number, args: WatchArgs): Promise<{ events: WireWatchEvent[]; revision: number }> {
+  private async fromHistory(filter: Filter, cursor: number, args: WatchQuery): Promise<{ events: WireWatchEvent[]; revision: number }> {
     this.historyReads++;
     const request: RangeRequest = 'key' in filter ? { start: filter.key, end: keySuccessor(filter.key) } : { prefix: filter.prefix };
     const page = await this.source.changes(request, cursor, args.limit).catch((e: unknown) => {
@@ -287,25 +316,6 @@ export class WatchHub implements KvChangeListener, WatchService {
     if (ms > this.node.electionTimeoutMs) {
       throw new NoLeaderError(`this node has had no leader for ${Math.round(ms)} ms; watch from another node`);
     }
-  }
-
-  private admit(owner: object): void {
-    const mine = this.perOwner.get(owner) ?? 0;
-    if (this.waiting >= this.limits.watchersPerNodeMax) {
-      throw new BusyError(WATCH_BUSY_RETRY_AFTER_MS, `the node serves its maximum of ${this.limits.watchersPerNodeMax} watch requests`);
-    }
-    if (mine >= this.limits.watchersPerConnectionMax) {
-      throw new BusyError(WATCH_BUSY_RETRY_AFTER_MS, `the connection has its maximum of ${this.limits.watchersPerConnectionMax} watch requests waiting`);
-    }
-    this.waiting++;
-    this.perOwner.set(owner, mine + 1);
-  }
-
-  private release(owner: object): void {
-    this.waiting--;
-    const mine = (this.perOwner.get(owner) ?? 1) - 1;
-    if (mine === 0) this.perOwner.delete(owner);
-    else this.perOwner.set(owner, mine);
   }
 }
 

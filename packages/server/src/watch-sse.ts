@@ -1,21 +1,22 @@
 // GET /v1/watch?key=K | prefix=P [&start_revision=N] [&prev_value=true] [&encoding=base64]:
 // a watch as Server-Sent Events, for a browser's EventSource and for `curl -N`.
 //
-// The stream is a loop of watch polls on the node's hub (watch-hub.ts), each answer written in one
-// piece, the next poll only once the socket took it: a slow reader is read for at its own pace
-// and holds no queue here. Each event's `id:` is the revision the stream has delivered through
+// The stream is the same push stream as a `/client` watch (watch-stream.ts) with a window of one
+// batch, acknowledged once the socket took it: a slow reader is read for at its own pace and holds
+// no queue here. Each event's `id:` is the revision the stream has delivered through
 // (set on the last event of a revision, and on progress events), so an EventSource that reconnects
 // sends it as `Last-Event-ID` and the stream resumes right after it: no gap, no duplicate.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { InvalidArgumentError, QuorumKvError, WATCH_EVENTS_MAX, type CallContext, type WatchArgs, type WatchResult, type WireWatchEvent } from '@quorumkv/protocol';
-import { WATCH_DEADLINE_MARGIN_MS, type WatchHub } from './watch-hub.js';
+import { ClosedError, InvalidArgumentError, QuorumKvError, WATCH_EVENTS_MAX, type WatchArgs, type WatchResult, type WireWatchEvent } from '@quorumkv/protocol';
+import type { WatchHub } from './watch-hub.js';
+import { openWatchStream } from './watch-stream.js';
 
 /** How long a stream's poll waits before it sends a progress event (keeps proxies from idling it out). */
 export const SSE_PROGRESS_INTERVAL_MS = 5_000;
 
 /** A parsed /v1/watch request. */
 interface StreamPlan {
-  args: Omit<WatchArgs, 'waitMs'>;
+  args: WatchArgs;
   base64: boolean;
 }
 
@@ -26,30 +27,74 @@ interface StreamPlan {
  */
 export async function serveWatchStream(req: IncomingMessage, res: ServerResponse, url: URL, hub: WatchHub, maxKeyBytes: number): Promise<void> {
   const plan = parseWatchUrl(url, req.headers['last-event-id'], hub, maxKeyBytes);
-  const ac = new AbortController();
-  req.on('close', () => ac.abort());
-  res.on('close', () => ac.abort());
-  // The first answer before any header: a refusal still gets its HTTP status.
-  let answer = await hub.watch({ ...plan.args, waitMs: 0 }, { signal: ac.signal, deadlineMs: Date.now() + 60_000 }, req);
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-  res.flushHeaders();
-  // The stream opens with a progress event at its start (an id to resume from, even before any event).
-  let after = (plan.args.afterRevision ?? 0) - 1;
-  // Ends when the client leaves or the hub closes; each turn waits up to SSE_PROGRESS_INTERVAL_MS.
-  while (!ac.signal.aborted && !hub.isClosed()) {
-    const text = answerText(answer, after, plan.base64);
-    after = answer.revision;
-    if (text !== '' && !res.write(text)) await drained(res, ac.signal);
-    if (ac.signal.aborted || hub.isClosed()) break;
-    const ctx: CallContext = { signal: ac.signal, deadlineMs: Date.now() + SSE_PROGRESS_INTERVAL_MS + WATCH_DEADLINE_MARGIN_MS };
-    try {
-      answer = await hub.watch({ ...plan.args, afterRevision: after, waitMs: SSE_PROGRESS_INTERVAL_MS }, ctx, req);
-    } catch (e) {
-      if (!ac.signal.aborted) res.write(errorEvent(e));
-      break;
+  const frames = new FrameQueue();
+  const handle = openWatchStream(hub, plan.args, req, frames);
+  const gone = new AbortController();
+  const leave = (): void => {
+    gone.abort();
+    handle.cancel();
+    frames.wake();
+  };
+  req.on('close', leave);
+  res.on('close', leave);
+  try {
+    // The first frame before any header: a refusal (QKV_COMPACTED, QKV_NO_LEADER) still gets its HTTP status.
+    let frame = await frames.next();
+    if (frame instanceof Error || frame === undefined) throw frame ?? new ClosedError('the watch ended before its first frame');
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.flushHeaders();
+    // The stream opens with a progress event at its start (an id to resume from, even before any event).
+    let after = (plan.args.afterRevision ?? 0) - 1;
+    // Ends when the client leaves, the hub closes or the stream ends with an error.
+    while (frame !== undefined && !gone.signal.aborted) {
+      if (frame instanceof Error) {
+        res.write(errorEvent(frame));
+        break;
+      }
+      const text = answerText(frame, after, plan.base64);
+      after = frame.revision;
+      if (text !== '' && !res.write(text)) await drained(res, gone.signal);
+      handle.ack(1);
+      frame = hub.isClosed() ? undefined : await frames.next();
     }
+  } finally {
+    handle.cancel();
   }
   res.end();
+}
+
+/** The sink of an SSE stream: holds at most one frame (the stream's window is 1). */
+class FrameQueue {
+  private frame: WatchResult | Error | undefined;
+  private waiter: (() => void) | undefined;
+  private ended = false;
+
+  push(result: WatchResult): void {
+    this.frame = result;
+    this.wake();
+  }
+
+  end(err: unknown): void {
+    this.frame = err instanceof Error ? err : new Error(String(err));
+    this.wake();
+  }
+
+  wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  /** The next frame; undefined once the stream was cancelled and nothing is left. */
+  async next(): Promise<WatchResult | Error | undefined> {
+    while (this.frame === undefined && !this.ended) {
+      await new Promise<void>((resolve) => (this.waiter = resolve));
+      if (this.frame === undefined) this.ended = true;
+    }
+    const f = this.frame;
+    this.frame = undefined;
+    return f;
+  }
 }
 
 /** Reads key/prefix, the start revision (or Last-Event-ID) and the options; throws InvalidArgumentError. */
@@ -72,7 +117,13 @@ function parseWatchUrl(url: URL, lastEventId: string | string[] | undefined, hub
   if (start === 0) throw new InvalidArgumentError('start_revision counts from 1');
   // Last-Event-ID (a reconnect) wins over start_revision; neither: from the node's current revision.
   const afterRevision = resume ?? (start !== undefined ? start - 1 : hub.currentRevision());
-  const args: StreamPlan['args'] = { ...(key ? { key } : { prefix: prefix as Uint8Array }), afterRevision, limit: WATCH_EVENTS_MAX };
+  const args: WatchArgs = {
+    ...(key ? { key } : { prefix: prefix as Uint8Array }),
+    afterRevision,
+    limit: WATCH_EVENTS_MAX,
+    progressMs: SSE_PROGRESS_INTERVAL_MS,
+    window: 1,
+  };
   if (q.get('prev_value') === 'true') args.prevValue = true;
   return { args, base64 };
 }
