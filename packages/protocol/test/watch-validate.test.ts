@@ -1,11 +1,11 @@
-// Validation of the watch request and its answer: bad input is a typed error with the request's
+// Validation of the watch stream frames (watch, watchAck, watchCancel) and the answer: bad input is a typed error with the request's
 // id (the connection stays), never a partly trusted request.
 import { describe, expect, test } from 'vitest';
-import { DEFAULT_LIMITS, WATCH_EVENTS_MAX, WATCH_WAIT_MS_MAX } from '../src/wire.js';
+import { DEFAULT_LIMITS, WATCH_EVENTS_MAX, WATCH_WAIT_MS_MAX, WATCH_WINDOW_MAX } from '../src/wire.js';
 import { validateRequest, validateResult } from '../src/validate.js';
 
 const key = new Uint8Array([107]);
-const base = { id: 7, op: 'watch', limit: 10, waitMs: 100 };
+const base = { id: 7, op: 'watch', limit: 10, progressMs: 100, window: 4 };
 
 describe('watch validation', () => {
   test('a watch of a key or a prefix, with or without a revision, is accepted as sent', () => {
@@ -19,7 +19,17 @@ describe('watch validation', () => {
     ['an empty key', { ...base, key: new Uint8Array(0) }, 'QKV_INVALID_ARGUMENT'],
     ['a limit of 0', { ...base, key, limit: 0 }, 'QKV_INVALID_ARGUMENT'],
     ['a limit over the maximum', { ...base, key, limit: WATCH_EVENTS_MAX + 1 }, 'QKV_INVALID_ARGUMENT'],
-    ['a wait over the maximum', { ...base, key, waitMs: WATCH_WAIT_MS_MAX + 1 }, 'QKV_INVALID_ARGUMENT'],
+    ['a progress interval over the maximum', { ...base, key, progressMs: WATCH_WAIT_MS_MAX + 1 }, 'QKV_INVALID_ARGUMENT'],
+    ['a progress interval of 0', { ...base, key, progressMs: 0 }, 'QKV_INVALID_ARGUMENT'],
+    ['no window', { ...base, key, window: undefined }, 'QKV_PROTOCOL'],
+    ['a window of 0', { ...base, key, window: 0 }, 'QKV_INVALID_ARGUMENT'],
+    ['a window over the maximum', { ...base, key, window: WATCH_WINDOW_MAX + 1 }, 'QKV_INVALID_ARGUMENT'],
+    ['the long poll\'s waitMs (gone)', { ...base, key, waitMs: 100 }, 'QKV_PROTOCOL'],
+    ['an ack of 0 batches', { id: 7, op: 'watchAck', batches: 0 }, 'QKV_INVALID_ARGUMENT'],
+    ['an ack of more batches than a window holds', { id: 7, op: 'watchAck', batches: WATCH_WINDOW_MAX + 1 }, 'QKV_INVALID_ARGUMENT'],
+    ['an ack of a fraction', { id: 7, op: 'watchAck', batches: 1.5 }, 'QKV_PROTOCOL'],
+    ['an ack with a key', { id: 7, op: 'watchAck', batches: 1, key }, 'QKV_PROTOCOL'],
+    ['a cancel with a field', { id: 7, op: 'watchCancel', batches: 1 }, 'QKV_PROTOCOL'],
     ['a negative revision', { ...base, key, afterRevision: -1 }, 'QKV_INVALID_ARGUMENT'],
     ['an unknown field', { ...base, key, from: 1 }, 'QKV_PROTOCOL'],
     ['a prefix longer than a key', { ...base, prefix: new Uint8Array(DEFAULT_LIMITS.maxKeyBytes + 1) }, 'QKV_TOO_LARGE'],
@@ -27,6 +37,12 @@ describe('watch validation', () => {
     const r = validateRequest(req, DEFAULT_LIMITS);
     expect(r.ok).toBe(false);
     expect(r.ok ? undefined : [r.id, r.error.code]).toEqual([7, code]);
+  });
+
+  test('an ack and a cancel are accepted as sent, and are never answers', () => {
+    expect(validateRequest({ id: 7, op: 'watchAck', batches: 2 }, DEFAULT_LIMITS)).toEqual({ ok: true, request: { id: 7, op: 'watchAck', batches: 2 } });
+    expect(validateRequest({ id: 7, op: 'watchCancel' }, DEFAULT_LIMITS)).toEqual({ ok: true, request: { id: 7, op: 'watchCancel' } });
+    expect(() => validateResult('watchAck', {}, DEFAULT_LIMITS)).toThrow(/never answered/);
   });
 
   test('an answer with a malformed event is a protocol error', () => {

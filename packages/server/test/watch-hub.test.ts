@@ -1,9 +1,11 @@
 // The watch hub over the real state machine (memory backend): ordering, the catch-up path,
-// compaction, limits, the memory bound and the no-leader rule.
-import { BusyError, CompactedError, NoLeaderError, type CallContext, type WatchArgs, type WatchResult } from '@quorumkv/protocol';
+// compaction, limits, the memory bound and the no-leader rule; and the push streams over it
+// (watch-stream.ts): credit flow control, the byte bound, limits, cancellation.
+import { BusyError, CompactedError, NoLeaderError, WATCH_STREAM_OUTSTANDING_BYTES_MAX, type CallContext, type WatchArgs, type WatchResult, type WatchSink } from '@quorumkv/protocol';
 import { type Command, type KvOptions, type KvStateMachine, createMemoryKvStateMachine, encodeCommand } from '@quorumkv/storage';
 import { describe, expect, test } from 'vitest';
-import { type WatchLimits, type WatchNodeView, WatchHub } from '../src/watch-hub.js';
+import { type WatchLimits, type WatchNodeView, type WatchQuery, WatchHub } from '../src/watch-hub.js';
+import { openWatchStream } from '../src/watch-stream.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -37,8 +39,18 @@ function ctx(ms = 5000): CallContext {
   return { signal: new AbortController().signal, deadlineMs: Date.now() + ms };
 }
 
-function args(over: Partial<WatchArgs>): WatchArgs {
+function args(over: Partial<WatchQuery>): WatchQuery {
   return { prefix: b(''), afterRevision: 0, limit: 1000, waitMs: 0, ...over };
+}
+
+/** One next() under an acquire() for `owner`, as a watch stream makes it. */
+async function poll(hub: WatchHub, q: WatchQuery, c: CallContext, owner: object): Promise<WatchResult> {
+  hub.acquire(owner);
+  try {
+    return await hub.next(q, c);
+  } finally {
+    hub.release(owner);
+  }
 }
 
 /** Short text of an answer's events: "put k=v@rev" / "delete k@rev". */
@@ -47,12 +59,12 @@ function texts(r: WatchResult): string[] {
 }
 
 /** Follows a watch with polls of `limit` until it reaches `untilRevision`; returns every event text. Bounded. */
-async function follow(hub: WatchHub, over: Partial<WatchArgs>, untilRevision: number): Promise<{ events: string[]; answers: WatchResult[] }> {
+async function follow(hub: WatchHub, over: Partial<WatchQuery>, untilRevision: number): Promise<{ events: string[]; answers: WatchResult[] }> {
   const events: string[] = [];
   const answers: WatchResult[] = [];
   let after = over.afterRevision ?? 0;
   for (let i = 0; i < 10_000 && after < untilRevision; i++) {
-    const r = await hub.watch(args({ ...over, afterRevision: after }), ctx(), {});
+    const r = await poll(hub, args({ ...over, afterRevision: after }), ctx(), {});
     answers.push(r);
     events.push(...texts(r));
     expect(r.revision).toBeGreaterThanOrEqual(after);
@@ -75,7 +87,7 @@ describe('WatchHub', () => {
     await m.put('p/a', '2'); // rev 3
     await m.apply({ op: 'del', key: b('p/a') }); // rev 4
     await m.put('p/b', '3'); // rev 5
-    const r = await hub.watch(args({ prefix: b('p/'), prevValue: true }), ctx(), {});
+    const r = await poll(hub, args({ prefix: b('p/'), prevValue: true }), ctx(), {});
     expect(texts(r)).toEqual(['put p/a=1@1', 'put p/a=2@3', 'delete p/a@4', 'put p/b=3@5']);
     expect(r.revision).toBe(5);
     const [first, second, del] = r.events;
@@ -92,7 +104,7 @@ describe('WatchHub', () => {
     await m.put('k', 'a');
     await m.put('k', 'b');
     await m.apply({ op: 'put', key: b('k'), value: b('c') }, { op: 'put', key: b('k'), value: b('d') });
-    const r = await hub.watch(args({ key: b('k'), prefix: undefined, prevValue: true }), ctx(), {});
+    const r = await poll(hub, args({ key: b('k'), prefix: undefined, prevValue: true }), ctx(), {});
     expect(r.events.map((e) => [dec.decode(e.value!), e.prevValue ? dec.decode(e.prevValue) : null, e.version, e.createRevision])).toEqual([
       ['a', null, 1, 1],
       ['b', 'a', 2, 1],
@@ -106,7 +118,7 @@ describe('WatchHub', () => {
     const { m, hub } = await setup();
     await m.put('k', 'v0');
     const t0 = Date.now();
-    const waiting = hub.watch(args({ key: b('k'), prefix: undefined, afterRevision: 1, waitMs: 3000 }), ctx(), {});
+    const waiting = poll(hub, args({ key: b('k'), prefix: undefined, afterRevision: 1, waitMs: 3000 }), ctx(), {});
     await m.put('other', 'x'); // rev 2: not for this watcher, it keeps waiting
     await m.put('k', 'v1'); // rev 3
     const r = await waiting;
@@ -118,7 +130,7 @@ describe('WatchHub', () => {
   test('with nothing to report the answer is progress: no events, the current revision', async () => {
     const { m, hub } = await setup();
     await m.put('a', '1');
-    const waiting = hub.watch(args({ key: b('k'), prefix: undefined, afterRevision: 0, waitMs: 100 }), ctx(), {});
+    const waiting = poll(hub, args({ key: b('k'), prefix: undefined, afterRevision: 0, waitMs: 100 }), ctx(), {});
     await m.put('b', '2');
     const r = await waiting;
     expect(r.events).toEqual([]);
@@ -141,7 +153,7 @@ describe('WatchHub', () => {
     const { m, hub } = await setup({ windowChangesMax: 5 });
     for (let i = 1; i <= 20; i++) await m.put('k', `v${i}`);
     await m.apply({ op: 'compact', revision: 12 });
-    const err = await hub.watch(args({ afterRevision: 3 }), ctx(), {}).catch((e: unknown) => e);
+    const err = await poll(hub, args({ afterRevision: 3 }), ctx(), {}).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CompactedError);
     expect((err as CompactedError).compactedRevision).toBe(12);
     const { events } = await follow(hub, { afterRevision: 12 }, 20);
@@ -153,15 +165,15 @@ describe('WatchHub', () => {
     const { hub } = await setup({ watchersPerConnectionMax: 2, watchersPerNodeMax: 3 });
     const connA = {};
     const connB = {};
-    const waiting = [hub.watch(args({ waitMs: 300 }), ctx(), connA), hub.watch(args({ waitMs: 300 }), ctx(), connA)];
-    await expect(hub.watch(args({ waitMs: 300 }), ctx(), connA)).rejects.toBeInstanceOf(BusyError);
-    waiting.push(hub.watch(args({ waitMs: 300 }), ctx(), connB));
-    await expect(hub.watch(args({ waitMs: 300 }), ctx(), {})).rejects.toBeInstanceOf(BusyError);
+    const waiting = [poll(hub, args({ waitMs: 300 }), ctx(), connA), poll(hub, args({ waitMs: 300 }), ctx(), connA)];
+    await expect(poll(hub, args({ waitMs: 300 }), ctx(), connA)).rejects.toBeInstanceOf(BusyError);
+    waiting.push(poll(hub, args({ waitMs: 300 }), ctx(), connB));
+    await expect(poll(hub, args({ waitMs: 300 }), ctx(), {})).rejects.toBeInstanceOf(BusyError);
     expect(hub.stats().waiting).toBe(3);
     await Promise.all(waiting);
     expect(hub.stats().waiting).toBe(0);
     // Slots are given back: the connection may wait again.
-    await expect(hub.watch(args({ waitMs: 0 }), ctx(), connA)).resolves.toMatchObject({ events: [] });
+    await expect(poll(hub, args({ waitMs: 0 }), ctx(), connA)).resolves.toMatchObject({ events: [] });
     hub.close();
   });
 
@@ -196,12 +208,12 @@ describe('WatchHub', () => {
     let leaderlessMs = 0;
     const { m, hub } = await setup({}, () => leaderlessMs);
     await m.put('k', 'v');
-    await expect(hub.watch(args({}), ctx(), {})).resolves.toMatchObject({ revision: 1 });
+    await expect(poll(hub, args({}), ctx(), {})).resolves.toMatchObject({ revision: 1 });
     leaderlessMs = 1500;
-    await expect(hub.watch(args({}), ctx(), {})).rejects.toBeInstanceOf(NoLeaderError);
+    await expect(poll(hub, args({}), ctx(), {})).rejects.toBeInstanceOf(NoLeaderError);
     // A waiting watch is ended too (it re-checks at least once per election timeout).
     leaderlessMs = 0;
-    const waiting = hub.watch(args({ afterRevision: 1, waitMs: 5000 }), ctx(), {});
+    const waiting = poll(hub, args({ afterRevision: 1, waitMs: 5000 }), ctx(), {});
     setTimeout(() => (leaderlessMs = 1500), 50);
     const t0 = Date.now();
     await expect(waiting).rejects.toBeInstanceOf(NoLeaderError);
@@ -222,9 +234,9 @@ describe('WatchHub', () => {
       ],
       applied,
     );
-    const first = await hub.watch(args({ limit: 1 }), ctx(), {});
+    const first = await poll(hub, args({ limit: 1 }), ctx(), {});
     expect(texts(first)).toEqual(['put a=1@1']);
-    const second = await hub.watch(args({ limit: 1, afterRevision: first.revision }), ctx(), {});
+    const second = await poll(hub, args({ limit: 1, afterRevision: first.revision }), ctx(), {});
     expect(texts(second)).toEqual(['put b=2@2', 'put c=3@2']);
     hub.close();
   });
@@ -234,9 +246,117 @@ describe('WatchHub', () => {
     await m.put('k', 'v1');
     await m.put('k', 'v2');
     hub.reset(m.kv.applied());
-    const r = await hub.watch(args({}), ctx(), {});
+    const r = await poll(hub, args({}), ctx(), {});
     expect(texts(r)).toEqual(['put k=v1@1', 'put k=v2@2']);
     expect(hub.stats().historyReads).toBe(1);
+    hub.close();
+  });
+});
+
+/** A sink that records what a stream pushed and how it ended. */
+function recorder(): { sink: WatchSink; frames: WatchResult[]; ended: unknown[] } {
+  const frames: WatchResult[] = [];
+  const ended: unknown[] = [];
+  return { sink: { push: (r) => frames.push(r), end: (e) => ended.push(e) }, frames, ended };
+}
+
+function streamArgs(over: Partial<WatchArgs>): WatchArgs {
+  return { prefix: b(''), limit: 1000, progressMs: 5000, window: 4, ...over };
+}
+
+/** Waits (bounded) until `cond` holds. */
+async function until(cond: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+describe('watch streams (push)', () => {
+  test('a stream pushes its start at once, then every batch as it lands with no new request, then progress', async () => {
+    const { m, hub } = await setup();
+    await m.put('a', '1');
+    const rec = recorder();
+    const h = openWatchStream(hub, streamArgs({ progressMs: 50 }), {}, rec.sink);
+    await until(() => rec.frames.length === 1);
+    expect(rec.frames[0]).toMatchObject({ events: [], revision: 1 });
+    h.ack(1);
+    await m.put('b', '2');
+    await until(() => rec.frames.length === 2);
+    expect(texts(rec.frames[1] as WatchResult)).toEqual(['put b=2@2']);
+    h.ack(1);
+    await until(() => rec.frames.length === 3); // nothing happens: progress after progressMs
+    expect(rec.frames[2]).toMatchObject({ events: [], revision: 2 });
+    h.cancel();
+    hub.close();
+  });
+
+  test('without acks a stream sends at most its window, then catches up from history in order once acked', async () => {
+    const { m, hub } = await setup({ windowChangesMax: 5 });
+    const rec = recorder();
+    const h = openWatchStream(hub, streamArgs({ afterRevision: 0, window: 2, limit: 3 }), {}, rec.sink);
+    for (let i = 1; i <= 40; i++) await m.put(`k${i}`, `v${i}`);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(rec.frames.length).toBe(2); // the window: nothing more is sent or held
+    const readsBefore = hub.stats().historyReads;
+    // Ack as the frames come, until everything is delivered.
+    for (let acked = 0; acked < 1000 && rec.frames.at(-1)?.revision !== 40; ) {
+      if (acked < rec.frames.length) h.ack(rec.frames.length - acked), (acked = rec.frames.length);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    const events = rec.frames.flatMap(texts);
+    expect(events).toEqual(Array.from({ length: 40 }, (_, j) => `put k${j + 1}=v${j + 1}@${j + 1}`));
+    expect(hub.stats().historyReads).toBeGreaterThan(readsBefore); // it fell out of the 5-change window
+    h.cancel();
+    hub.close();
+  });
+
+  test('unacknowledged bytes are bounded too: big batches stop the stream before the window does', async () => {
+    const { m, hub } = await setup();
+    const rec = recorder();
+    openWatchStream(hub, streamArgs({ afterRevision: 0, window: 64, limit: 1 }), {}, rec.sink);
+    const big = 'x'.repeat(100 * 1024);
+    for (let i = 1; i <= 10; i++) await m.put(`k${i}`, big);
+    await new Promise((r) => setTimeout(r, 30));
+    const sent = rec.frames.reduce((n, f) => n + f.events.reduce((k, e) => k + (e.value?.length ?? 0), 0), 0);
+    expect(sent).toBeLessThan(WATCH_STREAM_OUTSTANDING_BYTES_MAX + big.length + 1);
+    expect(rec.frames.length).toBeLessThan(10);
+    hub.close();
+  });
+
+  test('streams count against the watch limits while open; cancel gives the slot back and stops the pushes', async () => {
+    const { m, hub } = await setup({ watchersPerConnectionMax: 1, watchersPerNodeMax: 2 });
+    const conn = {};
+    const rec = recorder();
+    const h = openWatchStream(hub, streamArgs({}), conn, rec.sink);
+    expect(() => openWatchStream(hub, streamArgs({}), conn, recorder().sink)).toThrow(BusyError);
+    const other = openWatchStream(hub, streamArgs({}), {}, recorder().sink);
+    expect(() => openWatchStream(hub, streamArgs({}), {}, recorder().sink)).toThrow(BusyError);
+    expect(hub.stats().waiting).toBe(2);
+    await until(() => rec.frames.length === 1);
+    h.ack(1);
+    h.cancel();
+    other.cancel();
+    await until(() => hub.stats().waiting === 0);
+    await m.put('k', 'v');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(rec.frames.length).toBe(1);
+    expect(rec.ended).toEqual([]);
+    openWatchStream(hub, streamArgs({}), conn, recorder().sink).cancel(); // the slot is free again
+    hub.close();
+  });
+
+  test('a stream opened below the compacted revision ends with QKV_COMPACTED and releases its slot', async () => {
+    const { m, hub } = await setup();
+    for (let i = 1; i <= 5; i++) await m.put('k', `v${i}`);
+    await m.apply({ op: 'compact', revision: 4 });
+    const rec = recorder();
+    openWatchStream(hub, streamArgs({ afterRevision: 1 }), {}, rec.sink);
+    await until(() => rec.ended.length === 1);
+    expect(rec.ended[0]).toBeInstanceOf(CompactedError);
+    expect(rec.frames).toEqual([]);
+    await until(() => hub.stats().waiting === 0);
     hub.close();
   });
 });
