@@ -437,19 +437,25 @@ export class KvClient {
     }
     const batch = o.batchEvents ?? WATCH_EVENTS_MAX;
     if (!Number.isSafeInteger(batch) || batch < 1 || batch > WATCH_EVENTS_MAX) throw new InvalidArgumentError(`batchEvents must be an integer in [1, ${WATCH_EVENTS_MAX}]`);
+    let address = ''; // the node of the last stream opened or tried (for onRetry)
     return new Watch(filter, o, {
       progressMs: Math.max(1, this.o.watchProgressMs),
       silenceMarginMs: this.o.attemptTimeoutMs,
-      open: (body, sink, signal) => this.openWatchStream(body, sink, signal),
-      retryDelayMs: (failures) => this.retryDelay(failures),
+      open: (body, sink, signal) => this.openWatchStream(body, sink, signal, (a) => (address = a)),
+      retryDelayMs: (failures, error) => {
+        const delayMs = this.retryDelay(failures);
+        this.o.onRetry?.({ op: 'watch', address, error, attempt: failures, delayMs });
+        return delayMs;
+      },
     });
   }
 
   /** Opens a watch stream on the next node (any node serves watches): see Watch. */
-  private async openWatchStream(body: WatchStreamBody, sink: WatchStreamSink, signal: AbortSignal): Promise<WatchStreamHandle> {
+  private async openWatchStream(body: WatchStreamBody, sink: WatchStreamSink, signal: AbortSignal, picked: (address: string) => void): Promise<WatchStreamHandle> {
     if (this.closed) throw new ClosedError('the client is closed');
     const node = this.pick('any');
     if (typeof node === 'number') throw new UnavailableError(`every node is in reconnect back-off (the first leaves it in ${node} ms)`);
+    picked(node.address);
     const callSignal = new CallSignal();
     const onAbort = (): void => callSignal.abort(new AbortedError('the watch was closed'));
     signal.addEventListener('abort', onAbort, { once: true });

@@ -73,7 +73,7 @@ export interface ClientTlsOptions {
 
 /** One retried attempt, as passed to `onRetry`. */
 export interface RetryEvent {
-  /** The operation: 'get', 'put', 'delete', 'cas', 'range' or 'status'. */
+  /** The operation: 'get', 'put', 'delete', 'cas', 'range', 'status', 'compact' or 'watch' (a watch stream that ended and is reopened). */
   op: string;
   /** The node that failed, `host:port`. */
   address: string;

@@ -69,8 +69,8 @@ export type WatchStreamBody = Omit<WatchRequest, 'id' | 'timeoutMs'>;
 export interface WatchTransport {
   /** Opens a stream on some node (rejects with a typed error when none can be reached). */
   open(body: WatchStreamBody, sink: WatchStreamSink, signal: AbortSignal): Promise<WatchStreamHandle>;
-  /** The delay before the `failures`-th retry after a failed stream. */
-  retryDelayMs(failures: number): number;
+  /** The delay before the `failures`-th retry after a stream failed with `error` (the client tells its onRetry). */
+  retryDelayMs(failures: number, error: QuorumKvError): number;
   /** The node's progress interval: it sends a frame at least this often. */
   progressMs: number;
   /** A stream with no frame for progressMs plus this is given up (the node is gone or cut off). */
@@ -140,7 +140,7 @@ export class Watch implements AsyncIterable<WatchEvent> {
         } catch (e) {
           if (this.abort.signal.aborted) return;
           if (isFinal(e)) throw e;
-          await sleep(this.transport.retryDelayMs(++failures), this.abort.signal);
+          await sleep(this.transport.retryDelayMs(++failures, e as QuorumKvError), this.abort.signal);
         } finally {
           stream?.cancel();
         }
