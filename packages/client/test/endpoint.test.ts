@@ -13,6 +13,11 @@ import {
   type CallContext,
   type ClientResponse,
   type KvService,
+  type WatchArgs,
+  type WatchService,
+  type WatchSink,
+  BusyError,
+  CompactedError,
 } from '@quorumkv/protocol';
 import { attachClientEndpoint, type ClientEndpoint, type ClientEndpointOptions } from '../../server/src/client-endpoint.js';
 import { ByteBudget, SessionQuota } from '../../server/src/admission.js';
@@ -322,6 +327,81 @@ describe('client endpoint', () => {
     await c.until(() => c.closed !== undefined);
     expect(c.closed?.code).toBe(1001);
     await expect(Raw.open(port)).rejects.toThrow(/503/);
+  });
+});
+
+/** A watch service that records each stream's sink, acks and cancel; key "busy" is refused. */
+function fakeWatches(): { service: WatchService; streams: Array<{ args: WatchArgs; sink: WatchSink; acks: number; cancelled: boolean }> } {
+  const streams: Array<{ args: WatchArgs; sink: WatchSink; acks: number; cancelled: boolean }> = [];
+  const svc: WatchService = {
+    open(args, _owner, sink) {
+      if (args.key && new TextDecoder().decode(args.key) === 'busy') throw new BusyError(200, 'full');
+      const s = { args, sink, acks: 0, cancelled: false };
+      streams.push(s);
+      return { ack: (n) => void (s.acks += n), cancel: () => void (s.cancelled = true) };
+    },
+  };
+  return { service: svc, streams };
+}
+
+describe('client endpoint: watch streams', () => {
+  const watch = (id: number, key = 'k'): ClientRequest => ({ id, op: 'watch', key: b(key), limit: 10, progressMs: 1000, window: 2 });
+
+  it('pushes every frame of a stream as an answer with its id, routes acks and cancel to it, and answers neither', async () => {
+    const w = fakeWatches();
+    const c = await Raw.open(await start({ watch: w.service }));
+    await c.hello();
+    c.send(watch(5));
+    await c.until(() => w.streams.length === 1);
+    const s = w.streams[0]!;
+    s.sink.push({ events: [], revision: 3, compactedRevision: 0 });
+    s.sink.push({ events: [], revision: 4, compactedRevision: 0 });
+    await c.until(() => c.answers.length === 3);
+    expect(c.answers.slice(1)).toMatchObject([{ id: 5, ok: true, result: { revision: 3 } }, { id: 5, ok: true, result: { revision: 4 } }]);
+    c.send({ id: 5, op: 'watchAck', batches: 2 });
+    c.send({ id: 99, op: 'watchAck', batches: 1 }); // unknown: ignored
+    c.send({ id: 5, op: 'watchCancel' });
+    await c.until(() => s.cancelled);
+    expect(s.acks).toBe(2);
+    s.sink.push({ events: [], revision: 5, compactedRevision: 0 }); // after cancel: not sent
+    c.send({ id: 6, op: 'get', key: b('0'), consistency: 'linearizable' });
+    await c.until(() => c.answers.length === 4);
+    expect(c.answers.map((a) => a.id)).toEqual([0, 5, 5, 6]);
+    expect(c.closed).toBeUndefined();
+  });
+
+  it('an error ends the stream with one error answer; a refusal at open is answered at once', async () => {
+    const w = fakeWatches();
+    const c = await Raw.open(await start({ watch: w.service }));
+    await c.hello();
+    c.send(watch(1, 'busy'));
+    c.send(watch(2));
+    await c.until(() => c.answers.length === 2 && w.streams.length === 1);
+    expect(c.answers[1]).toMatchObject({ id: 1, ok: false, error: { code: 'QKV_BUSY' } });
+    w.streams[0]!.sink.end(new CompactedError(9));
+    w.streams[0]!.sink.end(new CompactedError(9));
+    await c.until(() => c.answers.length === 3);
+    await sleep(20);
+    expect(c.answers.slice(2)).toMatchObject([{ id: 2, ok: false, error: { code: 'QKV_COMPACTED', compactedRevision: 9 } }]);
+  });
+
+  it('a watch on a server without watches is QKV_INVALID_ARGUMENT', async () => {
+    const c = await Raw.open(await start());
+    await c.hello();
+    c.send(watch(1));
+    await c.until(() => c.answers.length === 2);
+    expect(c.answers[1]).toMatchObject({ id: 1, ok: false, error: { code: 'QKV_INVALID_ARGUMENT' } });
+  });
+
+  it('reusing a live watch id closes the connection, and its streams end with it', async () => {
+    const w = fakeWatches();
+    const d = await Raw.open(await start({ watch: w.service }));
+    await d.hello();
+    d.send(watch(3));
+    d.send(watch(3));
+    await d.until(() => d.closed !== undefined);
+    expect(d.closed?.code).toBe(1002);
+    expect(w.streams[0]?.cancelled).toBe(true); // the connection's streams end with it
   });
 });
 
