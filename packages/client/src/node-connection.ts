@@ -14,6 +14,7 @@ import {
   QuorumKvError,
   REQUEST_TIMEOUT_MS_MAX,
   TimeoutError,
+  WATCH_ACKS_MAX,
   UnavailableError,
   decodeResponseFrame,
   encodeFrame,
@@ -166,6 +167,9 @@ export class NodeConnection {
   private readonly pending = new Map<number, PendingRequest>();
   /** Watch streams open on this socket, by id (their frames are answers carrying that id). */
   private readonly streams = new Map<number, WatchStreamSink>();
+  /** Watch acks not yet sent (one id per frame taken), sent together: see flushAcks. */
+  private acks: number[] = [];
+  private ackTimer: ReturnType<typeof setTimeout> | undefined;
   /** Times out the requests in flight: one timer per connection, not one per request. */
   private readonly deadlines = new DeadlineSweep<PendingRequest>({
     live: () => this.pending.values(),
@@ -335,18 +339,34 @@ export class NodeConnection {
     const frame = encodeFrame({ ...body, id } as ClientRequest, this.limits.maxFrameBytes);
     this.streams.set(id, sink);
     ws.send(frame);
-    const control = (req: ClientRequest): void => {
-      // Only on the socket the stream lives on, while it lives: after a reconnect the id means nothing.
-      if (this.ws !== ws || !this.streams.has(id) || ws.readyState !== WS_OPEN) return;
-      ws.send(encodeFrame(req, this.limits.maxFrameBytes));
-    };
+    // Only on the socket the stream lives on, while it lives: after a reconnect the id means nothing.
+    const live = (): boolean => this.ws === ws && this.streams.has(id) && ws.readyState === WS_OPEN;
     return {
-      ack: (batches) => control({ id, op: 'watchAck', batches }),
+      ack: (batches) => {
+        if (!live()) return;
+        for (let i = 0; i < batches; i++) this.acks.push(id);
+        this.ackTimer ??= setTimeout(() => this.flushAcks(), 0);
+      },
       cancel: () => {
-        control({ id, op: 'watchCancel' });
+        if (live()) ws.send(encodeFrame({ id, op: 'watchCancel' }, this.limits.maxFrameBytes));
         this.streams.delete(id);
       },
     };
+  }
+
+  /**
+   * Sends the acks gathered since the last flush, WATCH_ACKS_MAX a frame: with many watches on a
+   * connection, one ack frame per turn rather than one per batch (half the frames otherwise).
+   */
+  private flushAcks(): void {
+    this.ackTimer = undefined;
+    const acks = this.acks;
+    this.acks = [];
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WS_OPEN) return;
+    for (let i = 0; i < acks.length; i += WATCH_ACKS_MAX) {
+      ws.send(encodeFrame({ id: this.nextRequestId++, op: 'watchAck', watches: acks.slice(i, i + WATCH_ACKS_MAX) }, this.limits.maxFrameBytes));
+    }
   }
 
   /**
@@ -403,6 +423,7 @@ export class NodeConnection {
     for (const p of waiting) p.lost(err);
     const streams = [...this.streams.values()];
     this.streams.clear();
+    this.acks = []; // they were for this socket's watches
     for (const sink of streams) sink.error(err);
   }
 

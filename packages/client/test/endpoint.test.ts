@@ -358,8 +358,7 @@ describe('client endpoint: watch streams', () => {
     s.sink.push({ events: [], revision: 4, compactedRevision: 0 });
     await c.until(() => c.answers.length === 3);
     expect(c.answers.slice(1)).toMatchObject([{ id: 5, ok: true, result: { revision: 3 } }, { id: 5, ok: true, result: { revision: 4 } }]);
-    c.send({ id: 5, op: 'watchAck', batches: 2 });
-    c.send({ id: 99, op: 'watchAck', batches: 1 }); // unknown: ignored
+    c.send({ id: 50, op: 'watchAck', watches: [5, 99, 5] }); // 99 is unknown: ignored
     c.send({ id: 5, op: 'watchCancel' });
     await c.until(() => s.cancelled);
     expect(s.acks).toBe(2);

@@ -17,6 +17,7 @@ import {
   WATCH_REVISION_EVENTS_SLACK,
   WATCH_WAIT_MS_MAX,
   WATCH_WINDOW_MAX,
+  WATCH_ACKS_MAX,
   type CasAction,
   type CasCondition,
   type ClientRequest,
@@ -215,7 +216,7 @@ function casAction(x: unknown, limits: Limits): CasAction {
 
 const OPS: readonly Op[] = ['hello', 'get', 'put', 'delete', 'cas', 'range', 'status', 'compact', 'watch', 'txn', 'watchAck', 'watchCancel'];
 const WATCH_FIELDS = ['id', 'op', 'timeoutMs', 'key', 'prefix', 'afterRevision', 'limit', 'progressMs', 'window', 'prevValue'];
-const WATCH_ACK_FIELDS = ['id', 'op', 'timeoutMs', 'batches'];
+const WATCH_ACK_FIELDS = ['id', 'op', 'timeoutMs', 'watches'];
 const WATCH_RESULT_FIELDS = ['events', 'revision', 'compactedRevision'];
 const WATCH_EVENT_FIELDS = ['type', 'key', 'value', 'modRevision', 'createRevision', 'version', 'prevValue'];
 const COMPACT_RESULT_FIELDS = ['compactedRevision', 'revision'];
@@ -277,7 +278,7 @@ function requestFields(o: Obj, op: Op, id: number, limits: Limits): ClientReques
       return watchBody(o, id, limits);
     case 'watchAck':
       onlyKeys(o, WATCH_ACK_FIELDS, 'watchAck');
-      return { id, op, batches: int(o.batches, 'batches', 1, WATCH_WINDOW_MAX) };
+      return { id, op, watches: watchAcks(o.watches) };
     case 'watchCancel':
       onlyKeys(o, BASE, 'watchCancel');
       return { id, op };
@@ -303,6 +304,13 @@ function watchBody(o: Obj, id: number, limits: Limits): ClientRequest {
   }
   if (!absent(o.prevValue)) req.prevValue = bool(o.prevValue, 'prevValue');
   return req;
+}
+
+/** The watch ids of a watchAck: 1..WATCH_ACKS_MAX request ids. */
+function watchAcks(x: unknown): number[] {
+  const ids = list(x, 'watches', WATCH_ACKS_MAX);
+  if (ids.length === 0) throw new InvalidArgumentError('watches must name at least one watch');
+  return ids.map((v, i) => int(v, `watches[${i}]`, 0));
 }
 
 function watchEvent(x: unknown, limits: Limits, path: string): WireWatchEvent {

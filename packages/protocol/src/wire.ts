@@ -41,6 +41,8 @@ export const WATCH_REVISION_EVENTS_SLACK = 10_000;
 export const WATCH_WAIT_MS_MAX = 60_000;
 /** Most unacknowledged batches a watch stream may ask for. */
 export const WATCH_WINDOW_MAX = 64;
+/** Most entries in one `watchAck` frame. */
+export const WATCH_ACKS_MAX = 4096;
 /** Bytes of unacknowledged batches the node sends one watch beyond its first (keys and values). */
 export const WATCH_STREAM_OUTSTANDING_BYTES_MAX = 256 * 1024;
 /** Longest session id, in characters. */
@@ -242,10 +244,14 @@ export interface TxnRequest extends RequestBase {
   session: SessionRef;
 }
 
-/** Acknowledges `batches` frames of the watch `id` (never answered; an unknown id is ignored). */
+/**
+ * Acknowledges frames of the connection's watches: each entry of `watches` is one frame of the
+ * watch it names (repeat an id for several). One frame carries the acks of many watches, so a
+ * client with many watches sends few. Never answered; unknown ids are ignored; `id` is unused.
+ */
 export interface WatchAckRequest extends RequestBase {
   op: 'watchAck';
-  batches: number;
+  watches: number[];
 }
 
 /** Cancels the watch `id` (never answered; the node sends nothing more for it). */

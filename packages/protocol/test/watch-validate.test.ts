@@ -1,7 +1,7 @@
 // Validation of the watch stream frames (watch, watchAck, watchCancel) and the answer: bad input is a typed error with the request's
 // id (the connection stays), never a partly trusted request.
 import { describe, expect, test } from 'vitest';
-import { DEFAULT_LIMITS, WATCH_EVENTS_MAX, WATCH_WAIT_MS_MAX, WATCH_WINDOW_MAX } from '../src/wire.js';
+import { DEFAULT_LIMITS, WATCH_ACKS_MAX, WATCH_EVENTS_MAX, WATCH_WAIT_MS_MAX, WATCH_WINDOW_MAX } from '../src/wire.js';
 import { validateRequest, validateResult } from '../src/validate.js';
 
 const key = new Uint8Array([107]);
@@ -25,11 +25,13 @@ describe('watch validation', () => {
     ['a window of 0', { ...base, key, window: 0 }, 'QKV_INVALID_ARGUMENT'],
     ['a window over the maximum', { ...base, key, window: WATCH_WINDOW_MAX + 1 }, 'QKV_INVALID_ARGUMENT'],
     ['the long poll\'s waitMs (gone)', { ...base, key, waitMs: 100 }, 'QKV_PROTOCOL'],
-    ['an ack of 0 batches', { id: 7, op: 'watchAck', batches: 0 }, 'QKV_INVALID_ARGUMENT'],
-    ['an ack of more batches than a window holds', { id: 7, op: 'watchAck', batches: WATCH_WINDOW_MAX + 1 }, 'QKV_INVALID_ARGUMENT'],
-    ['an ack of a fraction', { id: 7, op: 'watchAck', batches: 1.5 }, 'QKV_PROTOCOL'],
-    ['an ack with a key', { id: 7, op: 'watchAck', batches: 1, key }, 'QKV_PROTOCOL'],
-    ['a cancel with a field', { id: 7, op: 'watchCancel', batches: 1 }, 'QKV_PROTOCOL'],
+    ['an ack of no watch', { id: 7, op: 'watchAck', watches: [] }, 'QKV_INVALID_ARGUMENT'],
+    ['an ack of more entries than a frame may hold', { id: 7, op: 'watchAck', watches: new Array(WATCH_ACKS_MAX + 1).fill(1) }, 'QKV_PROTOCOL'],
+    ['an ack of a negative id', { id: 7, op: 'watchAck', watches: [-1] }, 'QKV_INVALID_ARGUMENT'],
+    ['an ack of a fraction', { id: 7, op: 'watchAck', watches: [1.5] }, 'QKV_PROTOCOL'],
+    ['an ack that is not a list', { id: 7, op: 'watchAck', watches: 3 }, 'QKV_PROTOCOL'],
+    ['an ack with a key', { id: 7, op: 'watchAck', watches: [1], key }, 'QKV_PROTOCOL'],
+    ['a cancel with a field', { id: 7, op: 'watchCancel', watches: [1] }, 'QKV_PROTOCOL'],
     ['a negative revision', { ...base, key, afterRevision: -1 }, 'QKV_INVALID_ARGUMENT'],
     ['an unknown field', { ...base, key, from: 1 }, 'QKV_PROTOCOL'],
     ['a prefix longer than a key', { ...base, prefix: new Uint8Array(DEFAULT_LIMITS.maxKeyBytes + 1) }, 'QKV_TOO_LARGE'],
@@ -40,7 +42,7 @@ describe('watch validation', () => {
   });
 
   test('an ack and a cancel are accepted as sent, and are never answers', () => {
-    expect(validateRequest({ id: 7, op: 'watchAck', batches: 2 }, DEFAULT_LIMITS)).toEqual({ ok: true, request: { id: 7, op: 'watchAck', batches: 2 } });
+    expect(validateRequest({ id: 7, op: 'watchAck', watches: [3, 3, 5] }, DEFAULT_LIMITS)).toEqual({ ok: true, request: { id: 7, op: 'watchAck', watches: [3, 3, 5] } });
     expect(validateRequest({ id: 7, op: 'watchCancel' }, DEFAULT_LIMITS)).toEqual({ ok: true, request: { id: 7, op: 'watchCancel' } });
     expect(() => validateResult('watchAck', {}, DEFAULT_LIMITS)).toThrow(/never answered/);
   });

@@ -1,5 +1,5 @@
 // The watch streams of one `/client` connection: `watch` opens one (its request id names it),
-// `watchAck` gives it credit, `watchCancel` stops it. Frames for a stream are ordinary answers
+// `watchAck` gives credit (one frame per entry, to many watches at once), `watchCancel` stops it. Frames for a stream are ordinary answers
 // carrying its id; an error answer ends it. How many a connection may hold is the hub's
 // per-connection limit (QKV_BUSY), so this map is bounded.
 import {
@@ -41,7 +41,10 @@ export class ConnectionWatches {
 
   /** Handles a watch, watchAck or watchCancel request. Never throws. */
   onRequest(req: WatchFrame): void {
-    if (req.op === 'watchAck') return this.open.get(req.id)?.ack(req.batches);
+    if (req.op === 'watchAck') {
+      for (const w of req.watches) this.open.get(w)?.ack(1);
+      return;
+    }
     if (req.op === 'watchCancel') {
       this.open.get(req.id)?.cancel();
       this.open.delete(req.id);
