@@ -3,6 +3,8 @@
 import { describe, expect, test } from 'vitest';
 import { DEFAULT_LIMITS, WATCH_ACKS_MAX, WATCH_EVENTS_MAX, WATCH_WAIT_MS_MAX, WATCH_WINDOW_MAX } from '../src/wire.js';
 import { validateRequest, validateResult } from '../src/validate.js';
+import { encodeFrame, encodeWatchFrame } from '../src/codec.js';
+import { TooLargeError } from '../src/errors.js';
 
 const key = new Uint8Array([107]);
 const base = { id: 7, op: 'watch', limit: 10, progressMs: 100, window: 4 };
@@ -52,5 +54,29 @@ describe('watch validation', () => {
     expect(validateResult('watch', good, DEFAULT_LIMITS)).toEqual(good);
     expect(() => validateResult('watch', { ...good, events: [{ ...good.events[0], type: 'expire' }] }, DEFAULT_LIMITS)).toThrow(/type/);
     expect(() => validateResult('watch', { events: [], revision: 4 }, DEFAULT_LIMITS)).toThrow(/compactedRevision/);
+  });
+});
+
+describe('watch frame encoding', () => {
+  const ev = (rev: number, withPrev: boolean) => ({
+    type: 'put' as const,
+    key: new Uint8Array([1, 2, rev & 0xff]),
+    value: new Uint8Array(rev % 300),
+    modRevision: rev,
+    createRevision: 1,
+    version: rev,
+    ...(withPrev ? { prevValue: new Uint8Array([9]) } : {}),
+  });
+
+  test.each([
+    ['a progress frame', 1, { events: [], revision: 5, compactedRevision: 0 }],
+    ['a batch', 300, { events: [ev(7, false), ev(8, true)], revision: 8, compactedRevision: 3 }],
+    ['big numbers', 2 ** 32 - 1, { events: [ev(70_000, true)], revision: 2 ** 31, compactedRevision: 65_536 }],
+    ['numbers past 32 bits (the generic encoder)', 2 ** 40, { events: [ev(1, false)], revision: 2 ** 40, compactedRevision: 0 }],
+  ])('%s is byte for byte what encodeFrame writes, also when its events were encoded before', (_name, id, result) => {
+    const generic = Buffer.from(encodeFrame({ id, ok: true, result }, DEFAULT_LIMITS.maxFrameBytes));
+    expect(Buffer.from(encodeWatchFrame(id, result, DEFAULT_LIMITS.maxFrameBytes))).toEqual(generic);
+    expect(Buffer.from(encodeWatchFrame(id, result, DEFAULT_LIMITS.maxFrameBytes))).toEqual(generic); // from the cache
+    expect(() => encodeWatchFrame(id, result, generic.length - 1)).toThrow(TooLargeError);
   });
 });

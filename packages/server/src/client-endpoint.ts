@@ -40,6 +40,7 @@ import {
   TooLargeError,
   decodeRequestFrame,
   encodeFrame,
+  encodeWatchFrame,
   errorToWire,
   validateLimits,
   type CallContext,
@@ -48,6 +49,7 @@ import {
   type HelloResult,
   type KvService,
   type WatchService,
+  type WatchResult,
   type Limits,
 } from '@quorumkv/protocol';
 import { ConnectionWatches } from './watch-connection.js';
@@ -262,6 +264,7 @@ class Connection {
   ) {
     this.watches = new ConnectionWatches(s.watch, this, {
       send: (response) => this.send(response),
+      push: (id, result) => this.pushWatch(id, result),
       fail: (reason) => this.fail(1002, reason),
       inUse: (id) => this.inflight.has(id),
     });
@@ -471,12 +474,29 @@ class Connection {
       if (!(e instanceof TooLargeError)) this.s.logger.error({ err: String(e) }, 'could not encode an answer');
       frame = encodeFrame({ id: response.id, ok: false, error: errorToWire(err) }, this.s.limits.maxFrameBytes);
     }
+    this.sendBytes(frame);
+  }
+
+  /** Writes an encoded frame (corked with the turn's others); drops a client too slow to read. */
+  private sendBytes(frame: Uint8Array): void {
     this.corkForThisTurn();
     this.ws.send(frame);
     if (this.ws.bufferedAmount > this.s.maxBufferedBytes) {
       this.s.logger.warn({ remote: this.remote, bufferedBytes: this.ws.bufferedAmount }, 'client too slow; dropping it');
       this.terminate();
     }
+  }
+
+  /** Sends one watch stream frame (its events encoded once for every watcher they go to). */
+  private pushWatch(id: number, result: WatchResult): void {
+    if (this.closing || this.ws.readyState !== this.ws.OPEN) return;
+    let frame: Uint8Array;
+    try {
+      frame = encodeWatchFrame(id, result, this.s.limits.maxFrameBytes);
+    } catch (e) {
+      return this.send({ id, ok: false, error: errorToWire(e instanceof TooLargeError ? e : new InternalError()) });
+    }
+    this.sendBytes(frame);
   }
 
   /**

@@ -9,12 +9,15 @@ import {
   type ClientResponse,
   type WatchHandle,
   type WatchRequest,
+  type WatchResult,
   type WatchService,
 } from '@quorumkv/protocol';
 
 /** What the streams need from their connection. */
 export interface WatchConnectionPort {
   send(response: ClientResponse): void;
+  /** Sends one frame of watch `id`. */
+  push(id: number, result: WatchResult): void;
   /** Closes the connection for a protocol violation. */
   fail(reason: string): void;
   /** True when `id` names a request in flight (a watch may not reuse it). */
@@ -67,7 +70,7 @@ export class ConnectionWatches {
     try {
       const handle = this.service.open(args, this.owner, {
         push: (result) => {
-          if (this.open.has(id)) this.port.send({ id, ok: true, result });
+          if (this.open.has(id)) this.port.push(id, result);
         },
         end: (err) => {
           if (this.open.delete(id)) this.port.send({ id, ok: false, error: errorToWire(err) });

@@ -43,6 +43,9 @@ export const DEFAULT_WATCH_LIMITS: Readonly<WatchLimits> = Object.freeze({
   answerBytesMax: 1024 * 1024,
 });
 
+/** Most window answers remembered between two batches (see WatchHub.fromWindow). */
+export const WATCH_ANSWER_MEMO_MAX = 1024;
+
 /** Bytes a change is counted as besides its key and values. */
 export const WATCH_CHANGE_OVERHEAD_BYTES = 64;
 /** `retryAfterMs` of a watch refused for a full node or connection. */
@@ -117,6 +120,12 @@ export class WatchHub implements KvChangeListener {
   private windowAnswers = 0;
   private readonly unlisten: () => void;
   private closed = false;
+  /**
+   * Window answers since the last batch, by question (filter, cursor, limit, prevValue): the
+   * watchers a batch wakes mostly ask the same one (same prefix, same cursor), and share the answer
+   * and its events array (whose encoding the connection then reuses). Cleared when the window changes.
+   */
+  private memo = new Map<string, { events: WireWatchEvent[]; revision: number }>();
 
   constructor(
     private readonly source: WatchSource,
@@ -165,6 +174,7 @@ export class WatchHub implements KvChangeListener {
       this.windowBytes += changeBytes(c);
     }
     this.revision = applied.revision;
+    this.memo.clear();
     const compactedMoved = applied.compactedRevision !== this.compactedRevision;
     this.compactedRevision = applied.compactedRevision;
     this.trimWindow();
@@ -173,6 +183,7 @@ export class WatchHub implements KvChangeListener {
 
   /** KvChangeListener: the state was replaced; every watcher reads history up to the new state. */
   reset(applied: AppliedState): void {
+    this.memo.clear();
     this.window = [];
     this.head = 0;
     this.windowBytes = 0;
@@ -231,9 +242,19 @@ export class WatchHub implements KvChangeListener {
     }
   }
 
-  /** The changes in the window after `cursor` that match, up to the limits (whole revisions). */
+  /** fromWindowScan, answered from the memo when a watcher asked the same since the last batch. */
   private fromWindow(filter: Filter, cursor: number, args: WatchQuery): { events: WireWatchEvent[]; revision: number } {
     this.windowAnswers++;
+    const key = memoKey(filter, cursor, args);
+    const known = this.memo.get(key);
+    if (known) return known;
+    const page = this.fromWindowScan(filter, cursor, args);
+    if (this.memo.size < WATCH_ANSWER_MEMO_MAX) this.memo.set(key, page);
+    return page;
+  }
+
+  /** The changes in the window after `cursor` that match, up to the limits (whole revisions). */
+  private fromWindowScan(filter: Filter, cursor: number, args: WatchQuery): { events: WireWatchEvent[]; revision: number } {
     const events: WireWatchEvent[] = [];
     let bytes = 0;
     for (let i = this.firstAfter(cursor); i < this.window.length; i++) {
@@ -331,6 +352,13 @@ export function toEvent(c: KeyChange, withPrev: boolean): WireWatchEvent {
     : { type: 'delete', key: c.key, modRevision: c.revision, createRevision: 0, version: 0 };
   if (withPrev && c.prev) ev.prevValue = c.prev.value;
   return ev;
+}
+
+/** The memo key of a window question. */
+function memoKey(filter: Filter, cursor: number, args: WatchQuery): string {
+  const bytes = 'key' in filter ? filter.key : filter.prefix;
+  const kind = 'key' in filter ? 'k' : 'p';
+  return `${cursor}|${args.limit}|${args.prevValue === true ? 1 : 0}|${kind}${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1')}`;
 }
 
 function changeBytes(c: KeyChange): number {

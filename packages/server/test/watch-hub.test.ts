@@ -360,3 +360,23 @@ describe('watch streams (push)', () => {
     hub.close();
   });
 });
+
+describe('window answers shared between watchers', () => {
+  test('watchers that ask the same get one answer (one events array); other questions get their own, right', async () => {
+    const { m, hub } = await setup();
+    await m.put('a/1', 'x');
+    await m.put('b/1', 'y');
+    const same = await Promise.all([0, 1, 2].map(() => poll(hub, args({ prefix: b('a/'), afterRevision: 0 }), ctx(), {})));
+    expect(texts(same[0] as WatchResult)).toEqual(['put a/1=x@1']);
+    expect(same[1]?.events).toBe(same[0]?.events);
+    expect(same[2]?.events).toBe(same[0]?.events);
+    const other = await poll(hub, args({ prefix: b('b/'), afterRevision: 0 }), ctx(), {});
+    expect(texts(other)).toEqual(['put b/1=y@2']);
+    const withPrev = await poll(hub, args({ prefix: b('a/'), afterRevision: 0, prevValue: true }), ctx(), {});
+    expect(withPrev.events).not.toBe(same[0]?.events);
+    await m.put('a/1', 'z'); // a new batch: answers are computed afresh
+    const after = await poll(hub, args({ prefix: b('a/'), afterRevision: 0 }), ctx(), {});
+    expect(texts(after)).toEqual(['put a/1=x@1', 'put a/1=z@3']);
+    hub.close();
+  });
+});
