@@ -111,7 +111,12 @@ export class WatchHub implements KvChangeListener {
   private head = 0;
   private windowBytes = 0;
   private floorRevision: number;
+  /** The revision the window reaches (the computed state's, once computed() is heard). */
   private revision: number;
+  /** The revision of the stored state: history reads reach it, and the window keeps what is above it. */
+  private storedRevision: number;
+  /** True once the store reports computed batches: the window is fed then, not at landing. */
+  private feedsOnCompute = false;
   private compactedRevision: number;
   private readonly waiters = new Set<() => void>();
   private waiting = 0;
@@ -136,6 +141,7 @@ export class WatchHub implements KvChangeListener {
     const a = source.applied();
     this.floorRevision = a.revision;
     this.revision = a.revision;
+    this.storedRevision = a.revision;
     this.compactedRevision = a.compactedRevision;
     this.unlisten = source.listen(this);
   }
@@ -167,8 +173,25 @@ export class WatchHub implements KvChangeListener {
     };
   }
 
-  /** KvChangeListener: a batch landed. */
+  /**
+   * KvChangeListener: a batch's results were computed, as its writers are answered (before it
+   * lands): watchers hear of a change when its writer does, not a storage write later. Delivering
+   * it is safe before it lands: it is committed, and a restarted node computes it again alike.
+   */
+  computed(changes: readonly KeyChange[], applied: AppliedState): void {
+    this.feedsOnCompute = true;
+    this.take(changes, applied);
+  }
+
+  /** KvChangeListener: a batch landed (the window's feed when the store reports no computed batches). */
   landed(changes: readonly KeyChange[], applied: AppliedState): void {
+    this.storedRevision = applied.revision;
+    if (this.feedsOnCompute) return this.trimWindow(); // the window may hold less now
+    this.take(changes, applied);
+  }
+
+  /** A batch's changes join the window; waiters wake. */
+  private take(changes: readonly KeyChange[], applied: AppliedState): void {
     for (const c of changes) {
       this.window.push(c);
       this.windowBytes += changeBytes(c);
@@ -189,6 +212,7 @@ export class WatchHub implements KvChangeListener {
     this.windowBytes = 0;
     this.floorRevision = applied.revision;
     this.revision = applied.revision;
+    this.storedRevision = applied.revision;
     this.compactedRevision = applied.compactedRevision;
     this.wakeAll();
   }
@@ -294,11 +318,16 @@ export class WatchHub implements KvChangeListener {
     return lo;
   }
 
-  /** Drops the oldest revisions while the window is over its limits; the floor moves up to them. */
+  /**
+   * Drops the oldest revisions while the window is over its limits; the floor moves up to them.
+   * Only revisions that landed leave: a watcher below the floor reads history, which must reach it
+   * (so the window may stay over its limits while batches are computed and not yet landed).
+   */
   private trimWindow(): void {
     const { windowChangesMax, windowBytesMax } = this.limits;
     while (this.window.length - this.head > windowChangesMax || this.windowBytes > windowBytesMax) {
       const oldest = (this.window[this.head] as KeyChange).revision;
+      if (oldest > this.storedRevision) break;
       // Whole revisions leave together: the window never holds part of one.
       while (this.head < this.window.length && (this.window[this.head] as KeyChange).revision === oldest) {
         this.windowBytes -= changeBytes(this.window[this.head] as KeyChange);

@@ -2,9 +2,9 @@
 // compaction, limits, the memory bound and the no-leader rule; and the push streams over it
 // (watch-stream.ts): credit flow control, the byte bound, limits, cancellation.
 import { BusyError, CompactedError, NoLeaderError, WATCH_STREAM_OUTSTANDING_BYTES_MAX, type CallContext, type WatchArgs, type WatchResult, type WatchSink } from '@quorumkv/protocol';
-import { type Command, type KvOptions, type KvStateMachine, createMemoryKvStateMachine, encodeCommand } from '@quorumkv/storage';
+import { type AppliedState, type Command, type KeyChange, type KvOptions, type KvStateMachine, createMemoryKvStateMachine, encodeCommand } from '@quorumkv/storage';
 import { describe, expect, test } from 'vitest';
-import { type WatchLimits, type WatchNodeView, type WatchQuery, WatchHub } from '../src/watch-hub.js';
+import { type WatchLimits, type WatchNodeView, type WatchQuery, type WatchSource, WatchHub } from '../src/watch-hub.js';
 import { openWatchStream } from '../src/watch-stream.js';
 
 const enc = new TextEncoder();
@@ -377,6 +377,41 @@ describe('window answers shared between watchers', () => {
     await m.put('a/1', 'z'); // a new batch: answers are computed afresh
     const after = await poll(hub, args({ prefix: b('a/'), afterRevision: 0 }), ctx(), {});
     expect(texts(after)).toEqual(['put a/1=x@1', 'put a/1=z@3']);
+    hub.close();
+  });
+});
+
+describe('fed at compute', () => {
+  /** A source that reports nothing by itself: the test calls computed/landed as a store would. */
+  function bareSource(): WatchSource {
+    return {
+      applied: () => ({ index: 0, revision: 0, compactedRevision: 0 }) as AppliedState,
+      changes: async () => ({ changes: [], throughRevision: 0 }),
+      listen: () => () => undefined,
+    };
+  }
+  const change = (rev: number): KeyChange => ({ key: b(`k${rev}`), revision: rev, record: { value: b('v'), createRevision: rev, modRevision: rev, version: 1 }, prev: undefined }) as unknown as KeyChange;
+  const state = (rev: number) => ({ index: rev, revision: rev, compactedRevision: 0 }) as AppliedState;
+
+  test('a waiting watcher hears a batch when it is computed, before it lands', async () => {
+    const hub = new WatchHub(bareSource(), nodeView());
+    const waiting = poll(hub, args({ afterRevision: 0, waitMs: 3000 }), ctx(), {});
+    hub.computed([change(1)], state(1));
+    const r = await waiting;
+    expect(r.events.map((e) => e.modRevision)).toEqual([1]);
+    hub.landed([change(1)], state(1)); // landing reports nothing twice
+    expect(hub.stats().windowChanges).toBe(1);
+    hub.close();
+  });
+
+  test('changes computed but not landed stay in the window over its limit; they leave once landed', async () => {
+    const hub = new WatchHub(bareSource(), nodeView(), { windowChangesMax: 2 });
+    for (let rev = 1; rev <= 5; rev++) hub.computed([change(rev)], state(rev));
+    expect(hub.stats().windowChanges).toBe(5); // history does not reach them yet
+    const r = await poll(hub, args({ afterRevision: 0 }), ctx(), {});
+    expect(r.events.map((e) => e.modRevision)).toEqual([1, 2, 3, 4, 5]);
+    hub.landed([change(1), change(2), change(3), change(4), change(5)], state(5));
+    expect(hub.stats().windowChanges).toBe(2);
     hub.close();
   });
 });

@@ -112,6 +112,12 @@ export interface RangePage {
 export interface KvChangeListener {
   /** A batch landed: its key changes (one per key write, in revision order; none for a batch that wrote nothing) and the applied state now. */
   landed(changes: readonly KeyChange[], applied: AppliedState): void;
+  /**
+   * A batch's results were computed (its writers are being answered), before it lands: the same
+   * changes `landed` will report, and the computed state. Optional: a listener without it learns
+   * of the batch when it lands. Batches are computed and land in the same order.
+   */
+  computed?(changes: readonly KeyChange[], applied: AppliedState): void;
   /** The whole state was replaced (snapshot install, reopen): changes before `applied` were not reported. */
   reset(applied: AppliedState): void;
 }
@@ -661,6 +667,7 @@ export class KvStateMachineImpl implements KvStateMachine {
     });
     this.computedState = writes.applied;
     this.inFlight.push(writes.applied.index);
+    for (const l of this.listeners) l.computed?.(writes.history, writes.applied);
   }
 
   /** The stored state moves to a batch that landed (called by the write-behind layer, in order). */

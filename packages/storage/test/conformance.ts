@@ -826,10 +826,20 @@ export function storageConformance(name: string, factory: HarnessFactory): void 
       test('changes(): a key range\'s changes after a revision, with previous records, in bounded pages; listeners see each landed batch', async () => {
         const st = await openOn(await machine(), { kv: { recordCacheBytes: 0 } });
         const landed: number[][] = [];
-        st.kv.listen({ landed: (changes) => landed.push(changes.map((c) => c.revision)), reset: () => undefined });
+        const order: string[] = [];
+        st.kv.listen({
+          landed: (changes, applied) => (landed.push(changes.map((c) => c.revision)), order.push(`landed ${applied.revision}`)),
+          computed: (changes, applied) => void order.push(`computed ${changes.map((c) => c.revision).join(',')} at ${applied.revision}`),
+          reset: () => undefined,
+        });
         await st.kv.apply(items(1, 1, [put('w/a', '1'), put('x', '1'), put('w/b', '1')]));
         await st.kv.apply(items(4, 1, [put('w/a', '2'), del('w/b'), put('w/a', '3')]));
+        await st.kv.flush();
         expect(landed).toEqual([[1, 2, 3], [4, 5, 6]]);
+        // Each batch is reported computed (same changes) before it lands.
+        expect(order.indexOf('computed 1,2,3 at 3')).toBeLessThan(order.indexOf('landed 3'));
+        expect(order.indexOf('computed 4,5,6 at 6')).toBeLessThan(order.indexOf('landed 6'));
+        expect(order.filter((o) => o.startsWith('computed'))).toEqual(['computed 1,2,3 at 3', 'computed 4,5,6 at 6']);
         const text = (p: Awaited<ReturnType<typeof st.kv.changes>>) =>
           p.changes.map((c) => `${new TextDecoder().decode(c.key)}@${c.revision}=${c.record ? new TextDecoder().decode(c.record.value) : 'deleted'} prev=${c.prev ? new TextDecoder().decode(c.prev.value) : 'none'}`);
         const all = await st.kv.changes({ prefix: b('w/') }, 0, 100);
