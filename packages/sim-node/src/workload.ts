@@ -17,6 +17,12 @@ const ATTEMPT_TIMEOUT_MS = 1000;
 const GIVE_UP_GRACE_MS = 200;
 /** Attempts of one session write whose outcome stays unknown (then it is recorded as info). */
 const MAX_WRITE_ATTEMPTS = 4;
+/**
+ * A client's pause between two operations, ms: 4 clients make ~15 operations per simulated
+ * second, a few hundred per seed — enough to collide on the few keys while every fault plays out,
+ * and few enough that a seed of 30 simulated seconds costs ~0.1 s of CPU.
+ */
+const THINK_MS = { min: 150, max: 350 };
 /** Client ↔ node delay, ms. */
 const CLIENT_DELAY_MS = { min: 1, max: 4 };
 
@@ -89,7 +95,7 @@ export class Workload {
     this.inFlight++;
     await this.oneOp(c);
     this.inFlight--;
-    if (this.running) this.sched.after(this.rng.int(15), () => void this.loop(c));
+    if (this.running) this.sched.after(THINK_MS.min + this.rng.int(THINK_MS.max - THINK_MS.min + 1), () => void this.loop(c));
   }
 
   /** One operation from the mix: put 35 %, cas 15 %, delete 10 %, linearizable get 20 %, stale get 10 %, range 10 %. */
@@ -207,13 +213,14 @@ export class Workload {
       const settle = (a: Attempt) => {
         if (settled) return;
         settled = true;
+        this.sched.cancel(giveUp);
         if (a.kind !== 'ok' && a.leaderHint !== undefined) c.target = this.hosts.findIndex((h) => h.id === a.leaderHint);
         else if (a.kind !== 'ok') c.target = this.rng.int(this.hosts.length);
         resolve(a);
       };
       const host = this.hosts[c.target] ?? this.hosts[0]!;
       const deadlineMs = this.sched.nowMs() + ATTEMPT_TIMEOUT_MS;
-      this.sched.after(ATTEMPT_TIMEOUT_MS + GIVE_UP_GRACE_MS, () => settle({ kind: 'info', code: 'client-gave-up' }));
+      const giveUp = this.sched.after(ATTEMPT_TIMEOUT_MS + GIVE_UP_GRACE_MS, () => settle({ kind: 'info', code: 'client-gave-up' }));
       this.sched.after(this.clientDelay(), () => {
         const svc = host.service;
         if (!host.alive() || !svc) return settle({ kind: 'fail', code: 'unreachable' });
