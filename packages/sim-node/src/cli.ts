@@ -1,12 +1,19 @@
 #!/usr/bin/env node
-// pnpm sim:node [--seeds N] [--seed S] [--nodes 3|5] [--seconds T] [--plant NAME] [--faults-during-replacement] [--quiet]
-// Runs N whole-node simulation seeds from S. Exits 1 on the first failing seed, printing the
-// command that replays it and the last events; with --plant it exits 0 only when the bug is found.
+// pnpm sim:node [--seeds N] [--seed S] [--nodes 3|5] [--seconds T] [--plant NAME] [--faults-during-replacement] [--jobs J] [--quiet]
+// Runs N whole-node simulation seeds from S (on J worker threads). Exits 1 on the first failing
+// seed, printing the command that replays it and the last events; with --plant it exits 0 only
+// when the bug is found.
 import { parseArgs } from 'node:util';
 import { HOST_PLANTS, type HostPlant } from '@quorumkv/server';
+import { MAX_POOL_WORKERS, runSeedPool } from './pool.js';
 import { runSimNode, type SimNodeResult } from './run.js';
 
-const USAGE = `usage: pnpm sim:node [--seeds N] [--seed S] [--nodes 3|5] [--seconds T] [--plant ${HOST_PLANTS.join('|')}] [--faults-during-replacement] [--quiet]`;
+/** With --quiet, a progress line after this many seeds. */
+const PROGRESS_EVERY_SEEDS = 1_000;
+
+const USAGE = `usage: pnpm sim:node [--seeds N] [--seed S] [--nodes 3|5] [--seconds T] [--plant ${HOST_PLANTS.join('|')}] [--faults-during-replacement] [--jobs J] [--quiet]
+  --jobs J   run seeds on J worker threads (1..${MAX_POOL_WORKERS}; default 1, in this thread)
+  --quiet    print failures and a progress line every ${PROGRESS_EVERY_SEEDS} seeds only`;
 
 function fail(msg: string): never {
   console.error(`${msg}\n${USAGE}`);
@@ -34,6 +41,7 @@ async function main(): Promise<void> {
         nodes: { type: 'string' },
         seconds: { type: 'string' },
         plant: { type: 'string' },
+        jobs: { type: 'string' },
         quiet: { type: 'boolean' },
         'faults-during-replacement': { type: 'boolean' },
         help: { type: 'boolean' },
@@ -55,26 +63,33 @@ async function main(): Promise<void> {
   const plant = values.plant as HostPlant | undefined;
   const faultsDuringReplacement = values['faults-during-replacement'] === true;
   if (plant !== undefined && !HOST_PLANTS.includes(plant)) fail(`unknown --plant ${plant}`);
-  console.log(`sim:node: ${seeds} seed(s) from ${first}, ${nodes ?? '3 or 5'} nodes, ${seconds} s of faults each${plant ? `, planted bug ${plant}` : ''}`);
+  const jobs = intFlag(values.jobs, 'jobs', 1, 1);
+  if (jobs > MAX_POOL_WORKERS) fail(`--jobs must be at most ${MAX_POOL_WORKERS}`);
+  console.log(`sim:node: ${seeds} seed(s) from ${first}, ${nodes ?? '3 or 5'} nodes, ${seconds} s of faults each${plant ? `, planted bug ${plant}` : ''}${jobs > 1 ? `, ${jobs} worker threads` : ''}`);
   const t0 = performance.now();
   let simSeconds = 0;
   let ops = 0;
-  for (let i = 0; i < seeds; i++) {
-    const seed = first + i;
-    const r = await runSimNode({ seed, ...(nodes ? { nodes } : {}), chaosSeconds: seconds, ...(plant ? { plant } : {}), faultsDuringReplacement });
+  let done = 0;
+  const opts = { ...(nodes ? { nodes } : {}), chaosSeconds: seconds, ...(plant ? { plant } : {}), faultsDuringReplacement };
+  const results =
+    jobs > 1
+      ? runSeedPool({ first, count: seeds, workers: jobs, ...opts })
+      : (async function* () {
+          for (let i = 0; i < seeds; i++) yield await runSimNode({ seed: first + i, ...opts });
+        })();
+  for await (const r of results) {
+    done++;
     simSeconds += r.stats.simSeconds;
     ops += r.stats.ops;
-    const s = r.stats;
-    if (!values.quiet || !r.ok) {
-      console.log(
-        `seed ${seed}: ${r.ok ? 'ok' : 'FAILED'} — ${s.nodes} nodes, ${s.simSeconds.toFixed(1)} sim s, ${s.ops} ops (${s.opsOk} ok, ${s.opsInfo} unknown, ${s.retries} retries), ` +
-          `${s.crashes} crashes (${s.lostUnsyncedBatches} unsynced batches lost), ${s.partitions} partitions, ${s.transfers} leadership transfers, ${s.replacements} replacements, ${s.compactions} compactions, ${s.snapshotsInstalled} snapshots installed, committed ${s.maxCommitted}, ${s.events} events, ${s.messages} messages, ${s.linearizableOpsChecked} ops checked linearizable${s.linearizableUnknownKeys > 0 ? ` (${s.linearizableUnknownKeys} keys unknown: search budget)` : ''}, digest ${r.digest}`,
-      );
+    if (!values.quiet || !r.ok) console.log(describe(r));
+    else if (done % PROGRESS_EVERY_SEEDS === 0) {
+      const wall = (performance.now() - t0) / 1000;
+      console.log(`progress: ${done}/${seeds} seeds passed, ${wall.toFixed(0)} wall s, ${(simSeconds / wall).toFixed(0)}x real time`);
     }
     if (!r.ok) {
       console.log(`\n${r.failure!.message}\n\nlast events:\n  ${r.trace.join('\n  ')}\n\nreplay: ${replay(r, { ...(nodes ? { nodes } : {}), seconds, ...(plant ? { plant } : {}), faultsDuringReplacement })}`);
       if (plant) {
-        console.log(`\nplanted bug ${plant} found by seed ${seed} (${i + 1} seed(s) run)`);
+        console.log(`\nplanted bug ${plant} found by seed ${r.seed} (${done} seed(s) run)`);
         process.exit(0);
       }
       process.exit(1);
@@ -86,6 +101,15 @@ async function main(): Promise<void> {
     console.log(`planted bug ${plant} NOT found in ${seeds} seed(s)`);
     process.exit(1);
   }
+}
+
+/** One line per seed: what it did, and its digest. */
+function describe(r: SimNodeResult): string {
+  const s = r.stats;
+  return (
+    `seed ${r.seed}: ${r.ok ? 'ok' : 'FAILED'} — ${s.nodes} nodes, ${s.simSeconds.toFixed(1)} sim s, ${s.ops} ops (${s.opsOk} ok, ${s.opsInfo} unknown, ${s.retries} retries), ` +
+    `${s.crashes} crashes (${s.lostUnsyncedBatches} unsynced batches lost), ${s.partitions} partitions, ${s.transfers} leadership transfers, ${s.replacements} replacements, ${s.compactions} compactions, ${s.snapshotsInstalled} snapshots installed, committed ${s.maxCommitted}, ${s.events} events, ${s.messages} messages, ${s.linearizableOpsChecked} ops checked linearizable${s.linearizableUnknownKeys > 0 ? ` (${s.linearizableUnknownKeys} keys unknown: search budget)` : ''}, digest ${r.digest}`
+  );
 }
 
 void main();
