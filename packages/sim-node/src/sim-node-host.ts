@@ -2,7 +2,7 @@
 // identity files, and the production QuorumKvNode booted on them with a simulated world. A crash
 // abandons the node object (its timers and messages die with it) and power-fails the disk.
 import { DEFAULTS, type HostPlant, NodeKvService, SnapshotManager, type SnapshotFaults, snapshotHostOf, ByteBudget, NodeMetrics, QuorumKvNode, createSinkLogger, memoryIdentityFiles, type NodeWorld, type ServeConfig } from '@quorumkv/server';
-import { type ApplyResult, MemoryDisk, openMemoryNodeStore, type NodeStore } from '@quorumkv/storage';
+import { type ApplyResult, type MarkTimer, MemoryDisk, openMemoryNodeStore, type NodeStore } from '@quorumkv/storage';
 import type { Prng } from '@quorumkv/testkit';
 import type { SimNet } from './network.js';
 import type { Liveness, SimScheduler } from './scheduler.js';
@@ -25,13 +25,6 @@ function snapshotFaults(rng: Prng): SnapshotFaults {
   const r = rng.int(3);
   return r === 0 ? {} : r === 1 ? { corruptEveryNthChunk: 2 + rng.int(5) } : { cutAfterChunks: 1 + rng.int(5) };
 }
-
-/**
- * The high-water mark's confirmation record follows each synced append at once: the store's
- * default delay is a real setTimeout, which would fire at a wall-clock moment, outside the
- * simulated clock (a run would then depend on the machine's speed).
- */
-const SIM_MARK_CONFIRM_DELAY_MS = 0;
 
 /** Session TTL of the simulated state machines (no session expires in a run). */
 const SIM_SESSION_TTL_MS = 60 * 60 * 1000;
@@ -169,6 +162,17 @@ export class SimNodeHost implements Liveness {
     return this.up && this.inFlight.writes > 0;
   }
 
+  /**
+   * The high-water mark's confirmation timer on the simulated clock, dropped with its boot (the
+   * store's default, a real setTimeout, would fire at a wall-clock moment outside the simulation).
+   */
+  private markTimer(owner: Liveness): MarkTimer {
+    return {
+      set: (fn, delayMs) => this.opts.sched.after(delayMs, () => owner.alive() && fn()),
+      clear: (handle) => this.opts.sched.cancel(handle as number),
+    };
+  }
+
   /** Opens the store on the disk and boots the production node on it (founding on the first boot). */
   async boot(): Promise<void> {
     const epoch = ++this.epoch;
@@ -178,7 +182,7 @@ export class SimNodeHost implements Liveness {
     const cfg = simConfig(this.id, this.opts.ids, this.joining);
     const rng = this.opts.rng;
     this.inFlight = { writes: 0 };
-    const store = withSlowDisk(await openMemoryNodeStore(this.disk, { kv: { sessionTtlMs: cfg.sessionTtlMs }, markConfirmDelayMs: SIM_MARK_CONFIRM_DELAY_MS }), this.opts.sched, rng, owner, this.inFlight, this.opts.onApplied);
+    const store = withSlowDisk(await openMemoryNodeStore(this.disk, { kv: { sessionTtlMs: cfg.sessionTtlMs }, markTimer: this.markTimer(owner) }), this.opts.sched, rng, owner, this.inFlight, this.opts.onApplied);
     const world: NodeWorld = {
       clock: this.opts.sched.clockFor(owner),
       random: { int: (n) => rng.int(n) },

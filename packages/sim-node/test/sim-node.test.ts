@@ -98,10 +98,10 @@ describe.runIf(process.env['SIM_NODE_LONG'] === '1')('replacements during faults
 /** Per planted bug: the check expected to fire, and the faults per seed its hunt uses. */
 const HUNTS: Record<HostPlant, { checks: string[]; chaosSeconds: number; maxSeeds: number }> = {
   'answer-before-commit': { checks: ['acked-write-lost', 'linearizability', 'exactly-once'], chaosSeconds: 2, maxSeeds: 10 },
-  'send-before-persist-on-term-change': { checks: ['election-safety', 'leader-completeness', 'committed-durability', 'acked-write-lost', 'linearizability', 'event-storm', 'liveness'], chaosSeconds: 10, maxSeeds: 25 },
+  'send-before-persist-on-term-change': { checks: ['election-safety', 'leader-completeness', 'committed-durability', 'acked-write-lost', 'linearizability', 'event-storm', 'liveness'], chaosSeconds: 30, maxSeeds: 10 },
   'apply-before-persist': { checks: ['apply-before-persist'], chaosSeconds: 2, maxSeeds: 5 },
-  'read-before-applied': { checks: ['linearizability'], chaosSeconds: 2, maxSeeds: 20 },
-  'session-dedup-off': { checks: ['exactly-once'], chaosSeconds: 5, maxSeeds: 20 },
+  'read-before-applied': { checks: ['linearizability'], chaosSeconds: 30, maxSeeds: 10 },
+  'session-dedup-off': { checks: ['exactly-once'], chaosSeconds: 30, maxSeeds: 30 },
   // The storage snapshot writer refuses a stream without its trailer, so the node stops (host-fatal)
   // instead of installing part of a state; a state-hash or linearizability failure would do too.
   'partial-snapshot-install': { checks: ['host-fatal', 'state-hash', 'linearizability', 'acked-write-lost'], chaosSeconds: 10, maxSeeds: 15 },

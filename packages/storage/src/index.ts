@@ -2,7 +2,7 @@
 // the key-value state machine with exactly-once sessions, and snapshot primitives.
 export { openNodeStore, openMemoryNodeStore, createMemoryLogStore, createMemoryKvStateMachine, MemoryDisk } from './node-store.js';
 export type { NodeStore, NodeStoreOptions, OpenReport } from './node-store.js';
-export type { LogStore, LoadedLog, AppendRequest, LogShortfall } from './log-store.js';
+export type { LogStore, LoadedLog, AppendRequest, LogShortfall, MarkTimer } from './log-store.js';
 export type { HighWaterMark } from './high-water.js';
 export { crc32 } from './checksum.js';
 export { DEFAULT_KV_OPTIONS, RANGE_ROW_OVERHEAD_BYTES, chainHash } from './kv-state-machine.js';

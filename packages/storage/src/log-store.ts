@@ -71,6 +71,24 @@ export const MARK_CONFIRM_DELAY_MS = 5;
 export interface LogStoreOptions {
   /** See MARK_CONFIRM_DELAY_MS; 0 confirms right after each append; Infinity only on settleMark()/close (tests). */
   markConfirmDelayMs?: number;
+  /** The timer of the confirmation; default the process's setTimeout (the whole-node simulation passes its clock). */
+  markTimer?: MarkTimer;
+}
+
+/** A one-shot timer (the confirmation's): `set` returns what `clear` takes. */
+export interface MarkTimer {
+  set(fn: () => void, delayMs: number): unknown;
+  clear(handle: unknown): void;
+}
+
+/** setTimeout, not keeping the process alive for a confirmation. */
+const REAL_MARK_TIMER: MarkTimer = {
+  set: (fn, delayMs) => {
+    const t = setTimeout(fn, delayMs);
+    t.unref?.();
+    return t;
+  },
+  clear: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 }
 
 /** A log reset for a snapshot install: also moves the high-water mark around the batch. */
@@ -196,8 +214,9 @@ export class LogStoreImpl implements LogStore {
   private promise: HighWaterMark;
   /** A synced append is writing its batch and its mark record. */
   private appending = false;
-  private confirmTimer: ReturnType<typeof setTimeout> | undefined;
+  private confirmTimer: unknown;
   private readonly confirmDelayMs: number;
+  private readonly markTimer: MarkTimer;
 
   private constructor(
     private readonly backend: Backend,
@@ -212,6 +231,7 @@ export class LogStoreImpl implements LogStore {
     this.last = segments.at(-1)?.last ?? start.index;
     this.promise = promiseAtOpen(mark.last(), this.last, hardState);
     this.confirmDelayMs = options.markConfirmDelayMs ?? MARK_CONFIRM_DELAY_MS;
+    this.markTimer = options.markTimer ?? REAL_MARK_TIMER;
     assert(this.confirmDelayMs >= 0, 'markConfirmDelayMs must not be negative');
   }
 
@@ -372,18 +392,17 @@ export class LogStoreImpl implements LogStore {
    */
   private scheduleConfirmation(): void {
     if (this.confirmTimer !== undefined || !Number.isFinite(this.confirmDelayMs)) return;
-    this.confirmTimer = setTimeout(() => {
+    this.confirmTimer = this.markTimer.set(() => {
       this.confirmTimer = undefined;
       if (this.appending) return; // that append's record carries the promise and schedules the next
       // A failure poisoned the backend: the next append or close reports it.
       this.mark.write(confirmation(this.promise)).catch(() => undefined);
     }, this.confirmDelayMs);
-    this.confirmTimer.unref?.();
   }
 
   private cancelConfirmation(): void {
     if (this.confirmTimer === undefined) return;
-    clearTimeout(this.confirmTimer);
+    this.markTimer.clear(this.confirmTimer);
     this.confirmTimer = undefined;
   }
 

@@ -3,7 +3,7 @@
 import { type Backend, LevelBackend, MemoryBackend, MemoryDisk, type TestHooks } from './backend.js';
 import { StorageArgumentError } from './errors.js';
 import { type KvOptions, type KvStateMachine, KvStateMachineImpl } from './kv-state-machine.js';
-import { type LogStore, LogStoreImpl } from './log-store.js';
+import { type LogStore, LogStoreImpl, type MarkTimer } from './log-store.js';
 import { checkFormat } from './meta.js';
 import {
   DEFAULT_SNAPSHOT_CHUNK_BYTES,
@@ -24,6 +24,8 @@ export interface NodeStoreOptions {
   snapshotChunkBytes?: number;
   /** Delay before the high-water mark's confirmation record; default MARK_CONFIRM_DELAY_MS (see log-store.ts). */
   markConfirmDelayMs?: number;
+  /** The confirmation's timer; default setTimeout (see LogStoreOptions.markTimer). */
+  markTimer?: MarkTimer;
   /** Test-only fault injection. Never set in production. */
   testHooks?: TestHooks;
 }
@@ -108,7 +110,10 @@ async function openOn(backend: Backend, options: NodeStoreOptions): Promise<Node
     const kv = await KvStateMachineImpl.open(backend, options.kv);
     // Leftovers of an interrupted stage or of a cleanup cut short by a crash: unreachable, drop them.
     await dropGenerationsExcept(backend, kv.generation(), 'open.cleanup');
-    const log = await LogStoreImpl.open(backend, undefined, options.markConfirmDelayMs === undefined ? {} : { markConfirmDelayMs: options.markConfirmDelayMs });
+    const log = await LogStoreImpl.open(backend, undefined, {
+      ...(options.markConfirmDelayMs === undefined ? {} : { markConfirmDelayMs: options.markConfirmDelayMs }),
+      ...(options.markTimer === undefined ? {} : { markTimer: options.markTimer }),
+    });
     const report: OpenReport = {};
     const applied = kv.applied();
     const lastIndex = log.lastIndex();
