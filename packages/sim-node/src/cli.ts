@@ -107,8 +107,8 @@ async function main(): Promise<void> {
 function describe(r: SimNodeResult): string {
   const s = r.stats;
   return (
-    `seed ${r.seed}: ${r.ok ? 'ok' : 'FAILED'} — ${s.nodes} nodes, ${s.simSeconds.toFixed(1)} sim s, ${s.ops} ops (${s.opsOk} ok, ${s.opsInfo} unknown, ${s.retries} retries), ` +
-    `${s.crashes} crashes (${s.lostUnsyncedBatches} unsynced batches lost), ${s.partitions} partitions, ${s.transfers} leadership transfers, ${s.replacements} replacements, ${s.compactions} compactions, ${s.snapshotsInstalled} snapshots installed, committed ${s.maxCommitted}, ${s.events} events, ${s.messages} messages, ${s.linearizableOpsChecked} ops checked linearizable${s.linearizableUnknownKeys > 0 ? ` (${s.linearizableUnknownKeys} keys unknown: search budget)` : ''}, digest ${r.digest}`
+    `seed ${r.seed}: ${r.ok ? 'ok' : 'FAILED'} — ${s.nodes} nodes, ${s.simSeconds.toFixed(1)} sim s, ${s.ops} ops (${s.opsOk} ok, ${s.opsInfo} unknown, ${s.retries} retries, ${s.historyCompactions} history compactions), ` +
+    `${s.crashes} crashes (writes on their way: ${s.inFlightWritesLanded} landed, ${s.inFlightWritesLost} lost; ${s.tornMarkWrites} torn mark records; ${s.lostUnsyncedBatches} unsynced batches lost), ${s.partitions} partitions, ${s.pauses} pauses, ${s.slowDisks} slow disks, ${s.transfers} leadership transfers, ${s.replacements} replacements, ${s.compactions} compactions, ${s.snapshotsInstalled} snapshots installed, committed ${s.maxCommitted}, ${s.events} events, ${s.messages} messages, ${s.linearizableOpsChecked} ops checked linearizable${s.linearizableUnknownKeys > 0 ? ` (${s.linearizableUnknownKeys} keys unknown: search budget)` : ''}, digest ${r.digest}`
   );
 }
 

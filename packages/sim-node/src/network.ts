@@ -95,7 +95,7 @@ export class SimNet {
         return;
       }
       const thereOwner = there!.owner;
-      const pair = new SimSocketPair(this.sched, () => this.delay(), () => owner.alive() && thereOwner.alive() && this.reachable(from, to) && this.reachable(to, from));
+      const pair = new SimSocketPair(this.sched, () => this.delay(), () => owner.alive() && thereOwner.alive() && this.reachable(from, to) && this.reachable(to, from), { a: owner, b: thereOwner });
       const entry = { from, to, pair };
       this.pairs.add(entry);
       pair.onClosed = () => this.pairs.delete(entry);
@@ -158,14 +158,17 @@ export class SimNet {
       this.stats.blocked++;
       return;
     }
-    if (!this.hello(ep, from, m.to, incarnation)) return;
-    this.stats.delivered++;
-    try {
-      ep.handlers.onMessage(m, incarnation);
-    } catch (e) {
-      // The host refuses a bad message by throwing (the transport closes that connection).
-      this.note(`${m.to} refused a message from ${from}: ${(e as Error).message}`);
-    }
+    // It arrived; a paused node reads it when it resumes.
+    this.sched.whenRunning(ep.owner, () => {
+      if (!ep.owner.alive() || !this.hello(ep, from, m.to, incarnation)) return;
+      this.stats.delivered++;
+      try {
+        ep.handlers.onMessage(m, incarnation);
+      } catch (e) {
+        // The host refuses a bad message by throwing (the transport closes that connection).
+        this.note(`${m.to} refused a message from ${from}: ${(e as Error).message}`);
+      }
+    });
   }
 
   /** Whether `to` accepts a connection from `from`'s `incarnation` (asked once per connection). */
@@ -192,11 +195,13 @@ export class SimNet {
         this.sched.after(PROBE_FAIL_MS, () => reject(new Error(`${to} unreachable`)));
         return;
       }
-      this.sched.after(this.delay(), () => {
-        if (!there.owner.alive()) return void reject(new Error(`${to} crashed`));
-        const answer = there.handlers.onProbe(from);
-        this.sched.after(this.delay(), () => resolve(structuredClone(answer)));
-      });
+      this.sched.after(this.delay(), () =>
+        this.sched.whenRunning(there.owner, () => {
+          if (!there.owner.alive()) return void reject(new Error(`${to} crashed`));
+          const answer = there.handlers.onProbe(from);
+          this.sched.after(this.delay(), () => resolve(structuredClone(answer)));
+        }),
+      );
     });
   }
 }
@@ -256,6 +261,8 @@ class SimSocketPair {
     private readonly sched: SimScheduler,
     private readonly delay: () => number,
     private readonly connected: () => boolean,
+    /** The node at each end: a paused one reads its frames when it resumes. */
+    private readonly owners: { a: Liveness; b: Liveness },
   ) {}
 
   send(from: 'a' | 'b', data: Uint8Array): void {
@@ -266,7 +273,10 @@ class SimSocketPair {
     this.sched.after(at - this.sched.nowMs(), () => {
       if (this.broken) return;
       if (!this.connected()) return this.close(false);
-      for (const fn of [...this[to].listeners.message]) fn(data);
+      this.sched.whenRunning(this.owners[to], () => {
+        if (this.broken) return;
+        for (const fn of [...this[to].listeners.message]) fn(data);
+      });
     });
   }
 

@@ -37,11 +37,21 @@ export interface SimNodeStats {
   opsOk: number;
   opsInfo: number;
   retries: number;
+  /** History compactions the clients had answered. */
+  historyCompactions: number;
   crashes: number;
   partitions: number;
   transfers: number;
   replacements: number;
   lostUnsyncedBatches: number;
+  /** Writes on their way to a disk at a power failure that landed anyway, and that were lost. */
+  inFlightWritesLanded: number;
+  inFlightWritesLost: number;
+  /** Power failures that tore the high-water mark record of a landed append. */
+  tornMarkWrites: number;
+  /** Event-loop stalls, and degraded-disk episodes. */
+  pauses: number;
+  slowDisks: number;
   maxCommitted: number;
   linearizableOpsChecked: number;
   /** Keys whose linearizability search ran out of its step budget (neither valid nor invalid). */
@@ -75,6 +85,10 @@ const SETTLE_MS = 2_000;
 export const MAX_EVENTS_PER_SIM_SECOND = 15_000;
 /** A crashed node stays down this long (ms range). */
 const DOWNTIME_MS = { min: 300, max: 3_000 };
+/** A paused node's stall (ms range): up to past the election timeout (1–2 s). */
+const PAUSE_MS = { min: 100, max: 3_000 };
+/** A degraded disk's episode (ms range). */
+const SLOW_DISK_MS = { min: 500, max: 5_000 };
 /** Time between two nemesis actions (ms range). */
 const NEMESIS_GAP_MS = { min: 500, max: 2_500 };
 
@@ -128,11 +142,17 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
     opsOk: 0,
     opsInfo: 0,
     retries: 0,
+    historyCompactions: 0,
     crashes: 0,
     partitions: 0,
     transfers: 0,
     replacements: 0,
     lostUnsyncedBatches: 0,
+    inFlightWritesLanded: 0,
+    inFlightWritesLost: 0,
+    tornMarkWrites: 0,
+    pauses: 0,
+    slowDisks: 0,
     maxCommitted: 0,
     linearizableOpsChecked: 0,
     linearizableUnknownKeys: 0,
@@ -181,13 +201,34 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
     const live = victims.filter((h) => h.alive());
     if (live.length === 0) return;
     stats.crashes++;
-    let lost = 0;
+    note(`nemesis: crash ${why}: ${live.map((h) => h.id).join(',')} (power failure)`);
     for (const h of live) {
-      lost += h.crash();
+      void h.crash().then((f) => {
+        stats.lostUnsyncedBatches += f.unsyncedLost;
+        stats.inFlightWritesLanded += f.inFlightLanded;
+        stats.inFlightWritesLost += f.inFlightLost;
+        if (f.markTorn) stats.tornMarkWrites++;
+        if (f.inFlightLanded + f.inFlightLost + f.unsyncedLost > 0 || f.markTorn) {
+          note(`${h.id}'s disk after the power failure: ${f.inFlightLanded} writes on their way landed, ${f.inFlightLost} lost${f.markTorn ? ', mark record torn' : ''}, ${f.unsyncedLost} unsynced batches lost`);
+        }
+      });
       restartLater(h);
     }
-    stats.lostUnsyncedBatches += lost;
-    note(`nemesis: crash ${why}: ${live.map((h) => h.id).join(',')} (power loss: ${lost} unsynced batches dropped)`);
+  };
+  const pause = () => {
+    const h = nem.chance(0.5) ? leaderHost() : nem.pick(hosts);
+    if (!h?.alive()) return;
+    const ms = nem.range(PAUSE_MS.min, PAUSE_MS.max);
+    stats.pauses++;
+    h.pause(ms);
+    note(`nemesis: pause ${h.id}${h.node?.isLeader() ? ' (the leader)' : ''} for ${ms} ms (event-loop stall)`);
+  };
+  const slowDisk = () => {
+    const h = nem.pick(hosts);
+    const ms = nem.range(SLOW_DISK_MS.min, SLOW_DISK_MS.max);
+    stats.slowDisks++;
+    h.disk.degrade(ms);
+    note(`nemesis: ${h.id}'s disk slow for ${ms} ms (fsync latency spikes)`);
   };
   const partition = (kind: number) => {
     if (replacing && !opts.faultsDuringReplacement) return;
@@ -213,6 +254,8 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
   };
   const actions: Array<() => void> = [
     () => partition(nem.int(3)),
+    pause,
+    slowDisk,
     () => {
       net.healAll();
       note('nemesis: heal partitions');
@@ -327,7 +370,7 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
       if (l.node!.memberById(victim.id) === undefined) return;
       await l.node!.changeMembership({ type: ConfChangeType.RemoveNode, nodeId: victim.id }, deadline());
     });
-    if (victim.alive()) victim.crash();
+    if (victim.alive()) await victim.crash();
     victim.wipe();
     victim.permanentlyDown = false;
     await victim.boot().catch(bootFailed(victim));
@@ -409,6 +452,7 @@ export async function runSimNode(opts: SimNodeOptions): Promise<SimNodeResult> {
     opsOk: workload.stats.ok,
     opsInfo: workload.stats.info,
     retries: workload.stats.retries,
+    historyCompactions: workload.stats.compacts,
     maxCommitted: checks.maxCommitted,
     messages: net.stats.sent,
     compactions: hosts.reduce((a, h) => a + h.compactions, 0),

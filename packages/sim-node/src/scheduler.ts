@@ -15,6 +15,11 @@ interface SimEvent {
 /** Something that may die (a crashed node): its pending timers then never run. */
 export interface Liveness {
   alive(): boolean;
+  /**
+   * While paused (an event-loop stall), the simulated instant it resumes; 0 or a past instant
+   * when running. Nothing of a paused node runs until then (see SimScheduler.whenRunning).
+   */
+  resumeAtMs?(): number;
 }
 
 /**
@@ -55,6 +60,8 @@ export class SimScheduler {
   private seq = 0;
   private readonly heap: SimEvent[] = [];
   private readonly cancelled = new Set<number>();
+  /** Timers their node cleared (a timer held by a pause runs as another event than its id). */
+  private readonly clearedTimers = new WeakSet<TimerHandle>();
   /** Events run so far. */
   eventsRun = 0;
 
@@ -73,12 +80,30 @@ export class SimScheduler {
     this.cancelled.add(id);
   }
 
-  /** A Clock for one node: its timers are dropped once `owner` is dead (crashed). */
+  /**
+   * Runs `fn` now, or, while `owner` is paused, at the instant it resumes: what reached a stalled
+   * event loop (timers, messages, disk completions, requests) runs after the stall, in the order
+   * it arrived.
+   */
+  whenRunning(owner: Liveness, fn: () => void): void {
+    const resumeAt = owner.resumeAtMs?.() ?? 0;
+    if (resumeAt > this.now) this.after(resumeAt - this.now, () => this.whenRunning(owner, fn));
+    else fn();
+  }
+
+  /** A Clock for one node: its timers are dropped once `owner` is dead (crashed), held while it is paused. */
   clockFor(owner: Liveness): Clock {
     return {
       nowMs: () => this.now,
-      setTimer: (ms, fn): TimerHandle => ({ timerId: this.after(ms, () => owner.alive() && fn()) }),
-      clearTimer: (h) => this.cancel(h.timerId),
+      setTimer: (ms, fn): TimerHandle => {
+        // A timer due during a pause fires after it, from another event: clearing it must stop that one too.
+        const handle = { timerId: this.after(ms, () => this.whenRunning(owner, () => !this.clearedTimers.has(handle) && owner.alive() && fn())) };
+        return handle;
+      },
+      clearTimer: (h) => {
+        this.cancel(h.timerId);
+        this.clearedTimers.add(h);
+      },
     };
   }
 

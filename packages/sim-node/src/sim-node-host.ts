@@ -1,8 +1,9 @@
 // One simulated machine: a MemoryDisk that survives crashes (keeping only what was synced), the
 // identity files, and the production QuorumKvNode booted on them with a simulated world. A crash
 // abandons the node object (its timers and messages die with it) and power-fails the disk.
-import { DEFAULTS, type HostPlant, NodeKvService, SnapshotManager, type SnapshotFaults, snapshotHostOf, ByteBudget, NodeMetrics, QuorumKvNode, createSinkLogger, memoryIdentityFiles, type NodeWorld, type ServeConfig } from '@quorumkv/server';
-import { type ApplyResult, type MarkTimer, MemoryDisk, openMemoryNodeStore, type NodeStore } from '@quorumkv/storage';
+import { DEFAULTS, type HostPlant, NodeKvService, SnapshotManager, type SnapshotFaults, snapshotHostOf, ByteBudget, NodeMetrics, QuorumKvNode, createSinkLogger, memoryIdentityFiles, type NodeWorld, type ServeConfig, type TimerHandle } from '@quorumkv/server';
+import { type ApplyResult, type MarkTimer, MemoryDisk, openMemoryNodeStore } from '@quorumkv/storage';
+import { type PowerFailure, SimDisk } from './sim-disk.js';
 import type { Prng } from '@quorumkv/testkit';
 import type { SimNet } from './network.js';
 import type { Liveness, SimScheduler } from './scheduler.js';
@@ -17,6 +18,12 @@ const SIM_HEARTBEAT_TICKS = 2;
 /** Compaction after this many applied entries, keeping this many behind the snapshot. */
 const SIM_SNAPSHOT_ENTRIES = 60;
 const SIM_SNAPSHOT_KEEP_ENTRIES = 20;
+/**
+ * History kept behind the newest revision: small, so the leader proposes history compactions and
+ * the state machines write their unsynced deletes (kv.compact), which a power failure may lose
+ * while later synced batches survive.
+ */
+const SIM_HISTORY_RETAIN_REVISIONS = 40;
 /** Snapshot chunks and sending rate (bytes, bytes/s): a transfer takes several frames. */
 const SIM_SNAPSHOT_CHUNK_BYTES = 256;
 const SIM_SNAPSHOT_RATE = 64 * 1024;
@@ -48,6 +55,7 @@ export function simConfig(id: string, ids: string[], joining = false): ServeConf
     sessionTtlMs: SIM_SESSION_TTL_MS,
     // Small thresholds, so compaction and snapshot transfers happen in every run.
     snapshotEntries: SIM_SNAPSHOT_ENTRIES,
+    historyRetainRevisions: SIM_HISTORY_RETAIN_REVISIONS,
     snapshotKeepEntries: SIM_SNAPSHOT_KEEP_ENTRIES,
     snapshotChunkBytes: SIM_SNAPSHOT_CHUNK_BYTES,
     snapshotRateBytesPerSec: SIM_SNAPSHOT_RATE,
@@ -74,60 +82,9 @@ export interface HostOptions {
   onApplied?: (index: number, result: ApplyResult) => void;
 }
 
-/** Disk latency of a log append or apply batch: usually up to 2 ms, 5 % spikes of 20–150 ms. */
-const DISK_LATENCY_MS = { usualMax: 2, spikeChance: 0.05, spikeMin: 20, spikeMax: 150 };
-
-/**
- * The store with a slow disk: a log append or an apply batch reaches the disk only after a
- * simulated latency, so a crash in between loses it — what the host may and may not do while a
- * write is in flight shows.
- */
-function withSlowDisk(
-  store: NodeStore,
-  sched: SimScheduler,
-  rng: Prng,
-  owner: Liveness,
-  inFlight: { writes: number },
-  onApplied?: (index: number, result: ApplyResult) => void,
-): NodeStore {
-  const delay = () =>
-    rng.chance(DISK_LATENCY_MS.spikeChance) ? rng.range(DISK_LATENCY_MS.spikeMin, DISK_LATENCY_MS.spikeMax) : rng.int(DISK_LATENCY_MS.usualMax + 1);
-  const log = store.log;
-  const append = log.append.bind(log);
-  // This store instance belongs to one simulated boot: its append is replaced in place.
-  (log as { append: NodeStore['log']['append'] }).append = (req) => {
-    inFlight.writes++;
-    return new Promise((resolve, reject) => {
-      sched.after(delay(), () => {
-        if (!owner.alive()) return;
-        append(req)
-          .then(resolve, reject)
-          .finally(() => inFlight.writes--);
-      });
-    });
-  };
-  // An apply batch is a synced write too: the state machine runs behind the log by its latency.
-  const kv = store.kv;
-  const apply = kv.apply.bind(kv);
-  (kv as { apply: NodeStore['kv']['apply'] }).apply = (items, options) =>
-    new Promise((resolve, reject) => {
-      const onResults = options?.onResults;
-      const observed = {
-        ...options,
-        onResults: (results: ApplyResult[]) => {
-          if (onApplied) items.forEach((it, k) => results[k] && onApplied(it.index, results[k]));
-          onResults?.(results);
-        },
-      };
-      sched.after(delay(), () => {
-        if (owner.alive()) apply(items, observed).then(resolve, reject);
-      });
-    });
-  return store;
-}
-
 export class SimNodeHost implements Liveness {
-  disk = new MemoryDisk();
+  /** The machine's disk (a new one when the machine is replaced). */
+  disk: SimDisk;
   private files = new Map<string, string>();
   /** Being replaced: crashed, not restarted by the nemesis. */
   permanentlyDown = false;
@@ -139,8 +96,10 @@ export class SimNodeHost implements Liveness {
   private epoch = 0;
   private up = false;
   boots = 0;
-  /** Log appends of the current boot on their way to the disk (a crash now loses them). */
-  private inFlight = { writes: 0 };
+  /** While paused (an event-loop stall), the simulated instant the node resumes. */
+  private resumeAt = 0;
+  /** The power failure under way (a restart waits for it). */
+  private failing: Promise<PowerFailure> | undefined;
   /** Log compactions this machine's nodes carried out. */
   compactions = 0;
   /** One registry for every boot of this machine (snapshot counters read at the end). */
@@ -150,16 +109,25 @@ export class SimNodeHost implements Liveness {
     readonly id: string,
     private readonly opts: HostOptions,
   ) {
-    this.disk.recordWrites();
+    this.disk = new SimDisk(new MemoryDisk(), opts.sched, opts.rng);
   }
 
   alive(): boolean {
     return this.up;
   }
 
+  resumeAtMs(): number {
+    return this.resumeAt;
+  }
+
+  /** Stalls the node's event loop for `ms`: nothing of it runs meanwhile, then everything that arrived does. */
+  pause(ms: number): void {
+    this.resumeAt = Math.max(this.resumeAt, this.opts.sched.nowMs() + ms);
+  }
+
   /** True while a log append of this node has not reached its disk. */
   writing(): boolean {
-    return this.up && this.inFlight.writes > 0;
+    return this.up && this.disk.appending();
   }
 
   /**
@@ -167,26 +135,29 @@ export class SimNodeHost implements Liveness {
    * store's default, a real setTimeout, would fire at a wall-clock moment outside the simulation).
    */
   private markTimer(owner: Liveness): MarkTimer {
+    const clock = this.opts.sched.clockFor(owner);
     return {
-      set: (fn, delayMs) => this.opts.sched.after(delayMs, () => owner.alive() && fn()),
-      clear: (handle) => this.opts.sched.cancel(handle as number),
+      set: (fn, delayMs) => clock.setTimer(delayMs, fn),
+      clear: (handle) => clock.clearTimer(handle as TimerHandle),
     };
   }
 
   /** Opens the store on the disk and boots the production node on it (founding on the first boot). */
   async boot(): Promise<void> {
+    if (this.failing) await this.failing;
     const epoch = ++this.epoch;
     this.up = true;
     this.boots++;
-    const owner: Liveness = { alive: () => this.up && this.epoch === epoch };
+    this.resumeAt = 0;
+    const owner: Liveness = { alive: () => this.up && this.epoch === epoch, resumeAtMs: () => this.resumeAt };
     const cfg = simConfig(this.id, this.opts.ids, this.joining);
     const rng = this.opts.rng;
-    this.inFlight = { writes: 0 };
-    const store = withSlowDisk(await openMemoryNodeStore(this.disk, { kv: { sessionTtlMs: cfg.sessionTtlMs }, markTimer: this.markTimer(owner) }), this.opts.sched, rng, owner, this.inFlight, this.opts.onApplied);
+    const opened = await openMemoryNodeStore(this.disk.memory, { kv: { sessionTtlMs: cfg.sessionTtlMs }, markTimer: this.markTimer(owner) });
+    const store = this.disk.wrap(opened, owner, this.opts.onApplied);
     const world: NodeWorld = {
       clock: this.opts.sched.clockFor(owner),
       random: { int: (n) => rng.int(n) },
-      defer: (fn) => void this.opts.sched.after(0, () => owner.alive() && fn()),
+      defer: (fn) => void this.opts.sched.after(0, () => this.opts.sched.whenRunning(owner, () => owner.alive() && fn())),
       elapsedMs: () => this.opts.sched.nowMs(),
       store,
       identity: memoryIdentityFiles(this.files),
@@ -226,8 +197,7 @@ export class SimNodeHost implements Liveness {
   /** A new, empty disk and identity (the machine lost its data directory); it then boots to join. */
   wipe(): void {
     if (this.up) throw new Error(`${this.id}: wipe a crashed machine only`);
-    this.disk = new MemoryDisk();
-    this.disk.recordWrites();
+    this.disk = new SimDisk(new MemoryDisk(), this.opts.sched, this.opts.rng);
     this.files = new Map();
     this.joining = true;
   }
@@ -238,17 +208,20 @@ export class SimNodeHost implements Liveness {
   }
 
   /**
-   * Power failure: the node stops at once (nothing it had in flight happens), and the disk keeps
-   * what was synced plus each unsynced batch with probability 1/2, in any position.
-   * Returns how many unsynced batches were lost.
+   * Power failure: the node stops at once (nothing it had in flight happens in it), and its disk
+   * keeps what SimDisk.powerFailure decides: synced batches, each write on its way by a coin (its
+   * mark record maybe torn), each unsynced batch by a coin, in any position. Resolves once the
+   * disk is settled; a restart waits for that.
    */
-  crash(): number {
+  crash(): Promise<PowerFailure> {
     this.up = false;
     this.epoch++;
+    this.resumeAt = 0;
     this.opts.net.nodeDown(this.id);
     this.node = undefined;
     this.service = undefined;
-    const rng = this.opts.rng;
-    return this.disk.powerLoss(() => rng.chance(0.5));
+    const failing = this.disk.powerFailure();
+    this.failing = failing;
+    return failing;
   }
 }

@@ -23,6 +23,8 @@ const MAX_WRITE_ATTEMPTS = 4;
  * and few enough that a seed of 30 simulated seconds costs ~0.1 s of CPU.
  */
 const THINK_MS = { min: 150, max: 350 };
+/** A history compaction keeps this many revisions below the newest one a write was answered with. */
+const COMPACT_BEHIND_REVISIONS = 20;
 /** Client ↔ node delay, ms. */
 const CLIENT_DELAY_MS = { min: 1, max: 4 };
 
@@ -56,15 +58,19 @@ export interface WorkloadStats {
   fail: number;
   info: number;
   retries: number;
+  /** History compactions that were answered. */
+  compacts: number;
 }
 
 export class Workload {
   readonly history: Op[] = [];
   readonly acked: AckedWrite[] = [];
-  readonly stats: WorkloadStats = { invoked: 0, ok: 0, fail: 0, info: 0, retries: 0 };
+  readonly stats: WorkloadStats = { invoked: 0, ok: 0, fail: 0, info: 0, retries: 0, compacts: 0 };
   /** Values ever written per key (stale reads must return one of them, or null). */
   readonly written = new Map<string, Set<string>>();
   private running = false;
+  /** The newest revision a write was answered with. */
+  private maxRevision = 0;
   /** Operations invoked and not finished. */
   inFlight = 0;
 
@@ -98,10 +104,11 @@ export class Workload {
     if (this.running) this.sched.after(THINK_MS.min + this.rng.int(THINK_MS.max - THINK_MS.min + 1), () => void this.loop(c));
   }
 
-  /** One operation from the mix: put 35 %, cas 15 %, delete 10 %, linearizable get 20 %, stale get 10 %, range 10 %. */
+  /** One operation from the mix: put 33 %, history compact 2 %, cas 15 %, delete 10 %, linearizable get 20 %, stale get 10 %, range 10 %. */
   private async oneOp(c: ClientState): Promise<void> {
     const r = this.rng.int(100);
     const key = keyName(this.rng.int(KEY_COUNT));
+    if (r < 2) return this.compact(c);
     if (r < 35) return this.write(c, 'write', key, `${c.process}.${c.seq + 1}`);
     if (r < 50) return this.write(c, 'cas', key, `${c.process}.${c.seq + 1}`);
     if (r < 60) return this.write(c, 'delete', key, null);
@@ -144,6 +151,7 @@ export class Workload {
       if (a.kind === 'ok') {
         const r = a.value as { revision: number; term: number };
         this.acked.push({ process: c.process, session: c.session, seq, key, f, value, revision: r.revision, term: r.term, attempts: attempt });
+        this.maxRevision = Math.max(this.maxRevision, r.revision);
         this.finish(c, 'ok', f, histValue, { term: r.term });
         return;
       }
@@ -176,6 +184,20 @@ export class Workload {
     }
     if (a.kind === 'ok') this.finish(c, 'ok', f, [key, valueOf(a.value)]);
     else this.finish(c, 'fail', f, [key, null], { error: a.code });
+  }
+
+  /**
+   * A history compaction below the newest revision a write answered: every node then deletes the
+   * old versions in unsynced batches (kv.compact), which a power failure may lose in any position.
+   * Not in the history: it changes no value a read returns.
+   */
+  private async compact(c: ClientState): Promise<void> {
+    const revision = this.maxRevision - COMPACT_BEHIND_REVISIONS;
+    if (revision < 1) return;
+    this.stats.invoked++;
+    const a = await this.attempt(c, (svc, ctx) => svc.compact({ revision }, ctx));
+    this.stats[a.kind === 'ok' ? 'ok' : 'fail']++;
+    if (a.kind === 'ok') this.stats.compacts++;
   }
 
   /** A linearizable range over every key: one read per key in the history, all in its interval. */
@@ -221,7 +243,8 @@ export class Workload {
       const host = this.hosts[c.target] ?? this.hosts[0]!;
       const deadlineMs = this.sched.nowMs() + ATTEMPT_TIMEOUT_MS;
       const giveUp = this.sched.after(ATTEMPT_TIMEOUT_MS + GIVE_UP_GRACE_MS, () => settle({ kind: 'info', code: 'client-gave-up' }));
-      this.sched.after(this.clientDelay(), () => {
+      // The request arrives; a paused node reads it when it resumes.
+      this.sched.after(this.clientDelay(), () => this.sched.whenRunning(host, () => {
         const svc = host.service;
         if (!host.alive() || !svc) return settle({ kind: 'fail', code: 'unreachable' });
         let p: Promise<unknown>;
@@ -234,7 +257,7 @@ export class Workload {
           (value) => this.sched.after(this.clientDelay(), () => host.alive() && settle({ kind: 'ok', value })),
           (e: unknown) => this.sched.after(this.clientDelay(), () => host.alive() && settle(classify(e))),
         );
-      });
+      }));
     });
   }
 

@@ -377,6 +377,29 @@ export class MemoryDisk {
    */
   private journal: Array<{ ops: BatchOp[]; sync: boolean; label: string }> | undefined;
   private base: NsData | undefined;
+  /** Where the last mark write went and the bytes it replaced (tearLastMarkWrite). */
+  private lastMarkWrite: { offset: number; replaced: Uint8Array } | undefined;
+
+  /** @internal Called by MemoryBackend for every mark write, before it changes the bytes. */
+  noteMarkWrite(offset: number, length: number): void {
+    const replaced = new Uint8Array(length);
+    if (this.mark) replaced.set(this.mark.subarray(offset, offset + length));
+    this.lastMarkWrite = { offset, replaced };
+  }
+
+  /**
+   * Simulates a crash in the middle of the last mark write (tests): its second half still holds
+   * the bytes it replaced, as when only the first sectors of a write reached the platter. Returns
+   * false when there is no mark write to tear.
+   */
+  tearLastMarkWrite(): boolean {
+    const w = this.lastMarkWrite;
+    if (!w || !this.mark) return false;
+    const half = Math.ceil(w.replaced.length / 2);
+    this.mark.set(w.replaced.subarray(half), w.offset + half);
+    this.lastMarkWrite = undefined;
+    return true;
+  }
 
   /** Starts journaling writes (see `powerLoss`). */
   recordWrites(): void {
@@ -504,6 +527,7 @@ export class MemoryBackend extends BaseBackend implements Backend {
 
   async writeMarkFile(offset: number, bytes: Uint8Array): Promise<void> {
     await this.guardedWrite('mark', async () => {
+      this.disk.noteMarkWrite(offset, bytes.length);
       const old = this.disk.mark ?? new Uint8Array(0);
       const next = new Uint8Array(Math.max(old.length, offset + bytes.length));
       next.set(old);
