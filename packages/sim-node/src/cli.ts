@@ -77,6 +77,14 @@ async function main(): Promise<void> {
       : (async function* () {
           for (let i = 0; i < seeds; i++) yield await runSimNode({ seed: first + i, ...opts });
         })();
+  // A long run stopped from outside says how far it got (resume with --seed past the range it names).
+  const onStop = (signal: string) => {
+    const wall = (performance.now() - t0) / 1000;
+    console.log(`stopped by ${signal} after ${done} seed(s) passed (${done < seeds ? `completion order; with --jobs > 1 the ones in flight did not finish` : 'all'}), ${simSeconds.toFixed(0)} simulated s in ${wall.toFixed(0)} wall s (${(simSeconds / wall).toFixed(1)}x real time)`);
+    process.exit(130);
+  };
+  process.once('SIGTERM', () => onStop('SIGTERM'));
+  process.once('SIGINT', () => onStop('SIGINT'));
   for await (const r of results) {
     done++;
     simSeconds += r.stats.simSeconds;
