@@ -14,7 +14,7 @@ const WORKERS = Number(process.env['SIM_NODE_WORKERS'] ?? 2);
 /** Simulated seconds of faults per seed in the determinism test and most hunts. */
 const SHORT_CHAOS_SECONDS = 2;
 /** What every seed of the seed run must do to count (the issue: real work per seed). */
-const SEED_RUN = { chaosSeconds: 30, minSimSeconds: 30, minCrashes: 1, minPartitions: 1, minOps: 250 };
+const SEED_RUN = { chaosSeconds: 30, minSimSeconds: 30, minCrashes: 1, minPartitions: 1, minOps: 200 };
 
 function explain(r: SimNodeResult, chaosSeconds = SHORT_CHAOS_SECONDS): string {
   return `seed ${r.seed} failed: ${r.failure?.message}\nreplay: pnpm sim:node --seed ${r.seed} --seconds ${chaosSeconds}\n${r.trace.slice(-25).join('\n')}`;
@@ -98,13 +98,13 @@ describe.runIf(process.env['SIM_NODE_LONG'] === '1')('replacements during faults
 /** Per planted bug: the check expected to fire, and the faults per seed its hunt uses. */
 const HUNTS: Record<HostPlant, { checks: string[]; chaosSeconds: number; maxSeeds: number }> = {
   'answer-before-commit': { checks: ['acked-write-lost', 'linearizability', 'exactly-once'], chaosSeconds: 2, maxSeeds: 10 },
-  'send-before-persist-on-term-change': { checks: ['election-safety', 'leader-completeness', 'committed-durability', 'acked-write-lost', 'linearizability', 'event-storm', 'liveness'], chaosSeconds: 30, maxSeeds: 10 },
+  'send-before-persist-on-term-change': { checks: ['election-safety', 'leader-completeness', 'committed-durability', 'acked-write-lost', 'linearizability', 'event-storm', 'liveness'], chaosSeconds: 30, maxSeeds: 30 },
   'apply-before-persist': { checks: ['apply-before-persist'], chaosSeconds: 2, maxSeeds: 5 },
   'read-before-applied': { checks: ['linearizability'], chaosSeconds: 30, maxSeeds: 10 },
   'session-dedup-off': { checks: ['exactly-once'], chaosSeconds: 30, maxSeeds: 30 },
   // The storage snapshot writer refuses a stream without its trailer, so the node stops (host-fatal)
   // instead of installing part of a state; a state-hash or linearizability failure would do too.
-  'partial-snapshot-install': { checks: ['host-fatal', 'state-hash', 'linearizability', 'acked-write-lost'], chaosSeconds: 10, maxSeeds: 15 },
+  'partial-snapshot-install': { checks: ['host-fatal', 'state-hash', 'linearizability', 'acked-write-lost'], chaosSeconds: 30, maxSeeds: 10 },
 };
 
 describe('planted host bugs are found', () => {
