@@ -18,12 +18,7 @@ function flakyStore(seed: number, mode: 'ok' | 'broken' | 'lying' = 'ok'): KvLik
   const broken = mode === 'broken';
   const rng = createRng(seed);
   const data = new Map<string, string>();
-  // A delay of 0-2 turns of the event loop: setImmediate callbacks run in the order they were
-  // queued, so the interleaving of concurrent operations depends on the seed only. (Real timers made
-  // it depend on the machine's load: under load the lying run could come out linearizable.)
-  const tick = async () => {
-    for (let hops = rng.int(0, 2); hops > 0; hops--) await new Promise((r) => setImmediate(r));
-  };
+  const tick = () => new Promise((r) => setTimeout(r, rng.int(0, 2)));
   const error = (code: string) => Object.assign(new Error(code), { code });
   const write = async (apply: () => void) => {
     await tick();
