@@ -86,6 +86,7 @@ describe.skipIf(!preflight.ok)('quorumkv on Docker Swarm (deploy/swarm)', () => 
       ...process.env,
       QKV_IMAGE: NODE_IMAGE,
       QKV_SECRET_FILE: path.join(secretDir, 'cluster-secret'),
+      QKV_INSECURE: '1', // plaintext on one machine: the stack file refuses it otherwise
       QKV_UPDATE_MONITOR: '1s', // the script waits for health itself; a shorter watch keeps the test short
       ...Object.fromEntries(IDS.flatMap((id, i) => [[`QKV_NODE_N${i + 1}`, host], [`QKV_PORT_N${i + 1}`, String(ports[i])]])),
     };
