@@ -37,12 +37,19 @@ describe('watch', () => {
     const start = (await writer.put('w/start', 'x')).revision + 1;
     const watch = watcherClient.watch({ prefix: 'w/k/', startRevision: start });
     const seen: WatchEvent[] = [];
+    // The reader holds at HOLD_AT events until the leader's kill is over, so that kill lands while
+    // the watch is mid-stream however fast the machine is (on a quiet one the watcher used to have
+    // seen all 5,000 events before the second kill came).
+    const HOLD_AT = Math.floor(PUTS / 2);
+    let secondKillOver!: () => void;
+    const secondKill = new Promise<void>((r) => (secondKillOver = r));
     let startReading!: () => void;
     const late = new Promise<void>((r) => (startReading = r));
     const reading = (async () => {
       await late; // starts a quarter into the puts: behind the window, it catches up from history
       for await (const ev of watch) {
         seen.push(ev);
+        if (seen.length === HOLD_AT) await secondKill;
         if (seen.length >= PUTS) break;
       }
     })();
@@ -50,11 +57,16 @@ describe('watch', () => {
     const acked = new Map<number, string>(); // revision -> key=value
     let faults = Promise.resolve();
     const seenAtKill: number[] = [];
-    const kill = (id: string) => () => (seenAtKill.push(seen.length), killAndRestart(c, id));
+    const kill = (id: string, then?: () => void) => async () => {
+      await waitFor('the watcher to have seen an event', () => (seen.length > 0 ? true : undefined), 30_000);
+      seenAtKill.push(seen.length);
+      await killAndRestart(c, id);
+      then?.();
+    };
     await runBounded(PUTS, WRITERS, async (i) => {
       if (i === Math.floor(PUTS / 4)) startReading();
       if (i === Math.floor(PUTS / 3)) faults = faults.then(kill(follower.id));
-      if (i === Math.floor((2 * PUTS) / 3)) faults = faults.then(kill(leader));
+      if (i === Math.floor((2 * PUTS) / 3)) faults = faults.then(kill(leader, secondKillOver));
       const key = `w/k/${i % 100}`;
       const r = await outcome(writer.put(key, `v${i}`, { timeoutMs: 20_000 }));
       // Only puts under w/k/ happen from `start` on, so their revisions are start..start+PUTS-1.

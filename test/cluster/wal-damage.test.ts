@@ -84,8 +84,9 @@ describe('a follower whose write-ahead log lost its last append', () => {
       expect(status.votingSuspended).toBe('storage');
       expect(status.storageShortfall!.lastIndex).toBeLessThan(acked);
       expect(readFileSync(c.node(victim).logPath, 'utf8')).toContain('storage is behind its high-water mark');
-      const metrics = (await httpRequest(port, 'GET', '/metrics')).body.toString();
-      expect(metrics).toMatch(new RegExp(`^qkv_storage_shortfall_entries ${acked - status.storageShortfall!.lastIndex}$`, 'm'));
+      // Gauges are refreshed on the node's tick, so the first scrape after the start may precede it.
+      const shortfallLine = new RegExp(`^qkv_storage_shortfall_entries ${acked - status.storageShortfall!.lastIndex}$`, 'm');
+      await waitFor('the shortfall gauge on /metrics', async () => (shortfallLine.test((await httpRequest(port, 'GET', '/metrics')).body.toString()) ? true : undefined), 5_000);
       // No reads, stale or linearizable.
       for (const consistency of ['stale', 'linearizable'] as const) {
         const r = await c.get(victim, 'w/9', consistency);
